@@ -1,0 +1,624 @@
+//! HTTP tests: the real app on 127.0.0.1:0, real requests, a fresh database per test, on every
+//! available backend (SQLite always, PostgreSQL when `TEST_POSTGRES_URL` is set).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use store::testing::{self, TestDb};
+use store::{NewUser, Role};
+use uuid::Uuid;
+
+struct App {
+    base: String,
+    http: reqwest::Client,
+    account: Uuid,
+    admin: Uuid,
+    supervisor: Uuid,
+    counselor: Uuid,
+    other_counselor: Uuid,
+    /// A supervisor of another account.
+    outsider: Uuid,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn(db: &TestDb, demo_mode: bool) -> App {
+    let s = &db.store;
+    let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account");
+    let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account");
+    let user = |name: &str, role| NewUser {
+        email: format!("{}-{}@example.org", name.replace(' ', "."), Uuid::now_v7().simple()),
+        display_name: name.to_owned(),
+        role,
+        external_id: Some(format!("ext-{name}")),
+        is_demo: false,
+    };
+    let admin = s.create_user(account.id, user("Ada Admin", Role::Admin)).await.expect("user").id;
+    let supervisor = s.create_user(account.id, user("Sue Supervisor", Role::Supervisor)).await.expect("user").id;
+    let counselor = s.create_user(account.id, user("Casey Counselor", Role::Counselor)).await.expect("user").id;
+    let other_counselor = s.create_user(account.id, user("Robin Counselor", Role::Counselor)).await.expect("user").id;
+    let outsider = s.create_user(other.id, user("Olga Outsider", Role::Supervisor)).await.expect("user").id;
+
+    let mut config = admin::Config::for_database(&db.url);
+    config.demo_mode = demo_mode;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        admin::run(config, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    App {
+        base,
+        http: reqwest::Client::new(),
+        account: account.id,
+        admin,
+        supervisor,
+        counselor,
+        other_counselor,
+        outsider,
+        _shutdown: tx,
+    }
+}
+
+impl App {
+    async fn call(
+        &self,
+        as_user: Option<Uuid>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(user) = as_user {
+            req = req.header("x-user-id", user.to_string());
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, user: Uuid, path: &str) -> (StatusCode, Value) {
+        self.call(Some(user), Method::GET, path, None).await
+    }
+
+    async fn post(&self, user: Uuid, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Some(user), Method::POST, path, Some(body)).await
+    }
+
+    async fn raw(
+        &self,
+        user: Uuid,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-user-id", user.to_string())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn scenario(&self, title: &str) -> Value {
+        let (status, body) = self.post(self.supervisor, "/api/scenarios", scenario_body(title)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+fn scenario_body(title: &str) -> Value {
+    json!({ "title": title, "prompt": "You are Sam, calling at night.", "mode": "phone", "category": "onboarding" })
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn identity_is_required_and_demo_header_only_in_demo_mode() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, false).await;
+        let (status, body) = app.get(app.supervisor, "/api/scenarios").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend:?}: demo header must not work without DEMO_MODE");
+        assert_eq!(body["error"], "unauthorized");
+
+        let app = spawn(&db, true).await;
+        assert_eq!(app.call(None, Method::GET, "/api/scenarios", None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(app.get(Uuid::now_v7(), "/api/scenarios").await.0, StatusCode::UNAUTHORIZED);
+        let res =
+            app.http.get(format!("{}/api/scenarios", app.base)).header("x-user-id", "nope").send().await.expect("req");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test]
+async fn scenario_crud_round_trips_and_rejects_bad_input() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, true).await;
+        let full = json!({
+            "title": "Caller with financial stress", "prompt": "You are Sarah, 34, calling about...",
+            "description": "Practice de-escalation", "mode": "phone", "category": "refresher",
+            "skills": ["de-escalation", "active-listening"], "difficulty": "intermediate",
+            "estimatedTime": 15, "relevantPolicySections": "Section 4.2", "evaluatorContext": "Look for means.",
+        });
+        let (status, created) = app.post(app.supervisor, "/api/scenarios", full.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {created}");
+        for (key, value) in full.as_object().expect("object") {
+            assert_eq!(&created[key], value, "{backend:?}: field {key}");
+        }
+        assert_eq!(created["isOneTime"], false);
+        assert_eq!(created["assignment"], Value::Null);
+        let sid = id(&created);
+
+        let (status, got) = app.get(app.supervisor, &format!("/api/scenarios/{sid}")).await;
+        assert_eq!((status, got["title"].clone()), (StatusCode::OK, full["title"].clone()));
+
+        let mut edited = full.clone();
+        edited["title"] = json!("Renamed");
+        edited["mode"] = json!("chat");
+        let (status, put) =
+            app.call(Some(app.supervisor), Method::PUT, &format!("/api/scenarios/{sid}"), Some(edited)).await;
+        assert_eq!(
+            (status, put["title"].as_str(), put["mode"].as_str()),
+            (StatusCode::OK, Some("Renamed"), Some("chat"))
+        );
+
+        let (status, list) = app.get(app.supervisor, "/api/scenarios?category=refresher&q=renam").await;
+        assert_eq!((status, list.as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+
+        // Client mistakes: precise 4xx, never 500.
+        let (status, body) = app.get(app.supervisor, "/api/scenarios/not-a-uuid").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["message"].as_str().unwrap_or("").contains("not-a-uuid"));
+        let (status, _) =
+            app.raw(app.supervisor, Method::POST, "/api/scenarios", "application/json", b"{\"title\":".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, body) = app
+            .post(
+                app.supervisor,
+                "/api/scenarios",
+                json!({"title": 5, "prompt": "p", "mode": "phone", "category": "onboarding"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["message"].as_str().unwrap_or("").contains("title"), "{body}");
+        let (status, body) = app
+            .post(app.supervisor, "/api/scenarios", json!({"prompt": "p", "mode": "phone", "category": "onboarding"}))
+            .await;
+        assert!(
+            status == StatusCode::BAD_REQUEST && body["message"].as_str().unwrap_or("").contains("title"),
+            "{body}"
+        );
+        let (status, body) = app
+            .post(
+                app.supervisor,
+                "/api/scenarios",
+                json!({"title": "t", "prompt": "p", "mode": "phone", "category": "sales"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["fields"][0]["field"], "category");
+        assert!(body["fields"][0]["message"].as_str().unwrap_or("").contains("onboarding, refresher"));
+        let long = "x".repeat(50_001);
+        let (status, body) = app.post(app.supervisor, "/api/scenarios", json!({"title": "t", "prompt": "p", "mode": "phone", "category": "onboarding", "evaluatorContext": long})).await;
+        assert_eq!(
+            (status, body["fields"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("evaluatorContext"))
+        );
+        let (status, _) = app
+            .post(
+                app.supervisor,
+                "/api/scenarios",
+                json!({"title": "renamed", "prompt": "p", "mode": "phone", "category": "onboarding"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "titles are unique case-insensitively");
+        let (status, _) = app.raw(app.supervisor, Method::POST, "/api/scenarios", "text/plain", b"{}".to_vec()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+        // Roles and tenancy.
+        assert_eq!(app.get(app.counselor, "/api/scenarios").await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.get(app.outsider, &format!("/api/scenarios/{sid}")).await.0, StatusCode::NOT_FOUND);
+        let (status, _) = app.call(Some(app.outsider), Method::DELETE, &format!("/api/scenarios/{sid}"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Mode locks and deletion refuses once assigned.
+        let (status, _) = app
+            .post(app.supervisor, "/api/assignments", json!({"scenarioId": sid, "counselorId": app.counselor}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let mut back = full.clone();
+        back["mode"] = json!("phone");
+        let (status, body) =
+            app.call(Some(app.supervisor), Method::PUT, &format!("/api/scenarios/{sid}"), Some(back)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (status, body) =
+            app.call(Some(app.supervisor), Method::DELETE, &format!("/api/scenarios/{sid}"), None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+
+        let spare = app.scenario("Spare").await;
+        let res = app
+            .http
+            .delete(format!("{}/api/scenarios/{}", app.base, id(&spare)))
+            .header("x-user-id", app.supervisor.to_string())
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert!(res.bytes().await.expect("body").is_empty(), "204 has no body");
+        assert_eq!(app.get(app.supervisor, &format!("/api/scenarios/{}", id(&spare))).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn one_time_scenarios_assign_on_creation_and_promote_after_warning() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, true).await;
+        let mut body = scenario_body("Just for Casey");
+        body["isOneTime"] = json!(true);
+        body["assignTo"] =
+            json!({"counselorId": app.counselor, "dueAt": "2030-01-31", "notes": "Focus on safety planning"});
+        let (status, created) = app.post(app.supervisor, "/api/scenarios", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {created}");
+        assert_eq!(created["assignment"]["counselorId"], json!(app.counselor));
+        assert_eq!(created["assignment"]["dueAt"], "2030-01-31T23:59:59.999Z");
+        let sid = id(&created);
+
+        let (_, reusable) = app.get(app.supervisor, "/api/scenarios").await;
+        assert!(reusable.as_array().expect("list").iter().all(|s| s["id"] != json!(sid)));
+        let (_, one_time) = app.get(app.supervisor, "/api/scenarios?kind=one_time").await;
+        assert!(one_time.as_array().expect("list").iter().any(|s| s["id"] == json!(sid)));
+
+        let promote = format!("/api/scenarios/{sid}/promote");
+        let (status, body) = app.post(app.supervisor, &promote, json!({"confirmPersonalDetailsReviewed": false})).await;
+        assert_eq!(
+            (status, body["fields"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("confirmPersonalDetailsReviewed"))
+        );
+        let (status, body) = app.post(app.supervisor, &promote, json!({"confirmPersonalDetailsReviewed": true})).await;
+        assert_eq!((status, body["isOneTime"].as_bool()), (StatusCode::OK, Some(false)));
+        assert_eq!(
+            app.post(app.supervisor, &promote, json!({"confirmPersonalDetailsReviewed": true})).await.0,
+            StatusCode::CONFLICT
+        );
+
+        let mut bad = scenario_body("Reusable with assignee");
+        bad["assignTo"] = json!({"counselorId": app.counselor});
+        assert_eq!(app.post(app.supervisor, "/api/scenarios", bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+#[tokio::test]
+async fn csv_import_reports_created_skipped_and_failed_rows() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, true).await;
+        app.scenario("Existing title").await;
+        let csv = "title,prompt,description,mode,category,skills,difficulty,estimated_time\n\
+                   Grief call,You are Lee,,phone,onboarding,listening;empathy,beginner,10\n\
+                   EXISTING TITLE,You are X,,chat,refresher,,,\n\
+                   grief call,Same title again,,phone,onboarding,,,\n\
+                   Bad mode,You are Y,,video,onboarding,,,\n\
+                   Bad category,You are Z,,chat,sales,,,\n\
+                   Bad time,You are Q,,chat,advanced,,,soon\n\
+                   \"Quoted, title\",\"Multi\nline prompt\",,chat,advanced,,advanced,30\n";
+        let (status, report) =
+            app.raw(app.supervisor, Method::POST, "/api/scenarios/import", "text/csv", csv.into()).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {report}");
+        let rows = |key: &str| {
+            report[key].as_array().expect("list").iter().map(|r| r["row"].as_u64().unwrap_or(0)).collect::<Vec<_>>()
+        };
+        assert_eq!(rows("created"), vec![1, 7], "{report}");
+        assert_eq!(rows("skipped"), vec![2, 3]);
+        assert_eq!(rows("failed"), vec![4, 5, 6]);
+        assert_eq!(report["failed"][0]["errors"][0]["field"], "mode");
+        assert_eq!(report["failed"][1]["errors"][0]["field"], "category");
+        assert_eq!(report["failed"][2]["errors"][0]["field"], "estimated_time");
+        let (_, list) = app.get(app.supervisor, "/api/scenarios?q=quoted").await;
+        assert_eq!(list[0]["prompt"], "Multi\nline prompt");
+
+        // Multipart upload of the same file: everything is now a duplicate.
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("s.csv"));
+        let res = app
+            .http
+            .post(format!("{}/api/scenarios/import", app.base))
+            .header("x-user-id", app.supervisor.to_string())
+            .multipart(form)
+            .send()
+            .await
+            .expect("multipart");
+        assert_eq!(res.status(), StatusCode::OK);
+        let again: Value = res.json().await.expect("json");
+        assert_eq!(again["created"].as_array().map(Vec::len), Some(0));
+        assert_eq!(again["skipped"].as_array().map(Vec::len), Some(4));
+
+        let (status, body) = app
+            .raw(app.supervisor, Method::POST, "/api/scenarios/import", "text/csv", b"title,prompt\nA,B\n".to_vec())
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["message"].as_str().unwrap_or("").contains("missing column `mode`"));
+        let many: String = std::iter::once("title,prompt,mode,category\n".to_owned())
+            .chain((0..101).map(|i| format!("T{i},P,phone,onboarding\n")))
+            .collect();
+        assert_eq!(
+            app.raw(app.supervisor, Method::POST, "/api/scenarios/import", "text/csv", many.into()).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let huge = vec![b'a'; admin::MAX_UPLOAD_BYTES + 1];
+        assert_eq!(
+            app.raw(app.supervisor, Method::POST, "/api/scenarios/import", "text/csv", huge).await.0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            app.raw(app.supervisor, Method::POST, "/api/scenarios/import", "application/pdf", b"%PDF".to_vec()).await.0,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        assert_eq!(
+            app.raw(app.supervisor, Method::POST, "/api/scenarios/import", "text/csv", vec![0xff, 0xfe, 0x00]).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            app.raw(app.counselor, Method::POST, "/api/scenarios/import", "text/csv", csv.into()).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
+
+#[tokio::test]
+async fn assignments_single_bulk_and_state_machine() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, true).await;
+        let a = id(&app.scenario("A").await);
+        let b = id(&app.scenario("B").await);
+
+        let (status, single) = app
+            .post(
+                app.supervisor,
+                "/api/assignments",
+                json!({"scenarioId": a, "counselorId": app.counselor, "notes": "n"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {single}");
+        assert_eq!((single["status"].as_str(), single["attempts"].as_i64()), (Some("pending"), Some(0)));
+        assert_eq!(single["scenario"]["title"], "A");
+        let aid = id(&single);
+        let (status, dup) =
+            app.post(app.supervisor, "/api/assignments", json!({"scenarioId": a, "counselorId": app.counselor})).await;
+        assert_eq!((status, dup["existingId"].as_str()), (StatusCode::CONFLICT, Some(aid.as_str())));
+
+        let (status, report) = app
+            .post(app.supervisor, "/api/assignments", json!({"scenarioIds": [a, b], "counselorIds": [app.counselor, app.other_counselor, app.supervisor], "dueAt": "2030-02-01T12:00:00Z"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["created"].as_array().map(Vec::len), Some(3));
+        assert_eq!(report["skipped"].as_array().map(Vec::len), Some(1));
+        assert_eq!(report["skipped"][0]["existingAssignmentId"], json!(aid));
+        assert_eq!(report["blocked"].as_array().map(Vec::len), Some(2));
+        let too_many: Vec<Uuid> = (0..501).map(|_| Uuid::now_v7()).collect();
+        assert_eq!(
+            app.post(app.supervisor, "/api/assignments", json!({"scenarioIds": [a], "counselorIds": too_many})).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            app.post(app.supervisor, "/api/assignments", json!({"scenarioId": a})).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            app.post(app.counselor, "/api/assignments", json!({"scenarioId": b, "counselorId": app.counselor})).await.0,
+            StatusCode::FORBIDDEN
+        );
+
+        // Counselors see only their own.
+        let (_, mine) = app.get(app.counselor, "/api/assignments").await;
+        let mine = mine.as_array().expect("list");
+        assert_eq!(mine.len(), 2);
+        assert!(mine.iter().all(|x| x["counselorId"] == json!(app.counselor)));
+        let theirs = report["created"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|x| x["counselorId"] == json!(app.other_counselor))
+            .map(id)
+            .expect("other's");
+        assert_eq!(app.get(app.counselor, &format!("/api/assignments/{theirs}")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(app.get(app.outsider, &format!("/api/assignments/{aid}")).await.0, StatusCode::NOT_FOUND);
+
+        // State machine through PATCH.
+        let path = format!("/api/assignments/{aid}");
+        let patch = |user, body| app.call(Some(user), Method::PATCH, &path, Some(body));
+        assert_eq!(patch(app.counselor, json!({"notes": "mine now"})).await.0, StatusCode::FORBIDDEN);
+        let (status, started) = patch(app.counselor, json!({"status": "in_progress"})).await;
+        assert_eq!((status, started["status"].as_str()), (StatusCode::OK, Some("in_progress")));
+        assert_eq!(patch(app.supervisor, json!({"status": "completed"})).await.0, StatusCode::CONFLICT);
+        let (status, reset) =
+            patch(app.supervisor, json!({"status": "pending", "dueAt": null, "notes": "try again"})).await;
+        assert_eq!(
+            (status, reset["status"].as_str(), reset["notes"].as_str()),
+            (StatusCode::OK, Some("pending"), Some("try again"))
+        );
+        assert_eq!(patch(app.supervisor, json!({"status": "finished"})).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(patch(app.supervisor, json!({"colour": "red"})).await.0, StatusCode::BAD_REQUEST);
+
+        assert_eq!(app.call(Some(app.counselor), Method::DELETE, &path, None).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.call(Some(app.supervisor), Method::DELETE, &path, None).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(app.get(app.supervisor, &path).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn sessions_list_by_type_and_show_transcripts_to_their_owner() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, true).await;
+        let sid: Uuid = id(&app.scenario("Practice").await).parse().expect("uuid");
+        let assignment = db
+            .store
+            .create_assignment(
+                app.account,
+                None,
+                &store::NewAssignment { scenario_id: sid, counselor_id: app.counselor, due_at: None, notes: None },
+            )
+            .await
+            .expect("assign");
+        let new = |assignment_id| store::NewSession {
+            user_id: app.counselor,
+            assignment_id,
+            scenario_id: None,
+            kind: store::SessionKind::Chat,
+            room_name: None,
+        };
+        let assigned = db.store.create_session(app.account, &new(Some(assignment.id))).await.expect("session");
+        let free = db.store.create_session(app.account, &new(None)).await.expect("session");
+        let turn = |speaker, text: &str, at| store::NewTurn {
+            speaker,
+            text: text.into(),
+            started_ms: at,
+            ended_ms: None,
+            segment_id: None,
+        };
+        db.store
+            .append_turns(
+                app.account,
+                free.id,
+                &[turn(store::Speaker::Caller, "second", 900), turn(store::Speaker::Counselor, "first", 100)],
+            )
+            .await
+            .expect("turns");
+
+        let ids = |v: &Value| v.as_array().expect("list").iter().map(id).collect::<Vec<_>>();
+        let (_, default) = app.get(app.counselor, "/api/sessions").await;
+        assert_eq!(ids(&default), vec![free.id.to_string()], "{backend:?}: default is free practice");
+        let (_, only_assigned) = app.get(app.supervisor, "/api/sessions?type=assigned").await;
+        assert_eq!(ids(&only_assigned), vec![assigned.id.to_string()]);
+        let (_, all) = app.get(app.supervisor, "/api/sessions?type=all").await;
+        assert_eq!(all.as_array().map(Vec::len), Some(2));
+        let (_, none) = app.get(app.other_counselor, "/api/sessions?type=all").await;
+        assert_eq!(none.as_array().map(Vec::len), Some(0));
+        assert_eq!(app.get(app.supervisor, "/api/sessions?type=bogus").await.0, StatusCode::BAD_REQUEST);
+
+        let (status, detail) = app.get(app.counselor, &format!("/api/sessions/{}", free.id)).await;
+        assert_eq!(status, StatusCode::OK);
+        let texts: Vec<_> = detail["transcript"].as_array().expect("turns").iter().map(|t| t["text"].clone()).collect();
+        assert_eq!(texts, vec![json!("first"), json!("second")]);
+        assert_eq!(detail["evaluation"], Value::Null);
+        assert_eq!(app.get(app.other_counselor, &format!("/api/sessions/{}", free.id)).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(app.get(app.outsider, &format!("/api/sessions/{}", free.id)).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(app.get(app.supervisor, "/api/sessions/123").await.0, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test]
+async fn users_accounts_and_categories() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, true).await;
+        let (status, found) = app.get(app.supervisor, "/api/users?role=counselor&q=rob").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            found.as_array().map(|a| a.iter().map(id).collect::<Vec<_>>()),
+            Some(vec![app.other_counselor.to_string()]),
+            "{backend:?}"
+        );
+        assert_eq!(app.get(app.supervisor, "/api/users?role=boss").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(app.get(app.counselor, "/api/users").await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.get(app.counselor, &format!("/api/users/{}", app.counselor)).await.0, StatusCode::OK);
+        assert_eq!(
+            app.get(app.counselor, &format!("/api/users/{}", app.other_counselor)).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(app.get(app.outsider, &format!("/api/users/{}", app.counselor)).await.0, StatusCode::NOT_FOUND);
+
+        let new = json!({"email": "New.Person@Example.org", "displayName": "New Person", "role": "counselor", "externalId": "ptg-9"});
+        let (status, created) = app.post(app.supervisor, "/api/users", new.clone()).await;
+        assert_eq!((status, created["email"].as_str()), (StatusCode::CREATED, Some("new.person@example.org")));
+        assert_eq!(app.post(app.supervisor, "/api/users", new).await.0, StatusCode::CONFLICT);
+        let sup = json!({"email": "boss@example.org", "displayName": "Boss", "role": "supervisor"});
+        assert_eq!(app.post(app.supervisor, "/api/users", sup.clone()).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.post(app.admin, "/api/users", sup).await.0, StatusCode::CREATED);
+        let (status, body) =
+            app.post(app.admin, "/api/users", json!({"email": "nope", "displayName": "", "role": "counselor"})).await;
+        assert_eq!((status, body["fields"].as_array().map(Vec::len)), (StatusCode::UNPROCESSABLE_ENTITY, Some(2)));
+
+        let (status, accounts) = app.get(app.counselor, "/api/accounts").await;
+        assert_eq!(
+            (status, accounts.as_array().map(|a| a.iter().map(id).collect::<Vec<_>>())),
+            (StatusCode::OK, Some(vec![app.account.to_string()]))
+        );
+        assert_eq!(
+            app.post(app.supervisor, "/api/accounts", json!({"name": "Another"})).await.0,
+            StatusCode::FORBIDDEN
+        );
+        let (status, account) = app.post(app.admin, "/api/accounts", json!({"name": "Another Center"})).await;
+        assert_eq!((status, account["name"].as_str()), (StatusCode::CREATED, Some("Another Center")));
+        assert_eq!(
+            app.post(app.admin, "/api/accounts", json!({"name": "another center"})).await.0,
+            StatusCode::CONFLICT
+        );
+
+        let (_, cats) = app.get(app.counselor, "/api/categories").await;
+        assert_eq!(cats["categories"][0], "onboarding");
+        assert_eq!(
+            app.post(app.supervisor, "/api/categories", json!({"name": "Sales"})).await.0,
+            StatusCode::FORBIDDEN
+        );
+        let (status, cats) = app.post(app.admin, "/api/categories", json!({"name": "Sales"})).await;
+        assert_eq!(
+            (status, cats["categories"].as_array().and_then(|c| c.last()).cloned()),
+            (StatusCode::CREATED, Some(json!("sales")))
+        );
+        assert_eq!(app.post(app.admin, "/api/categories", json!({"name": "sales"})).await.0, StatusCode::CONFLICT);
+        assert_eq!(
+            app.post(app.admin, "/api/categories", json!({"name": "bad/name"})).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let mut sales = scenario_body("Upsell caller");
+        sales["category"] = json!("sales");
+        assert_eq!(app.post(app.supervisor, "/api/scenarios", sales).await.0, StatusCode::CREATED);
+    }
+}
+
+#[tokio::test]
+async fn ops_docs_and_web_ui() {
+    let db = testing::sqlite().await;
+    let app = spawn(&db, true).await;
+    let get = |path: &str| app.http.get(format!("{}{path}", app.base)).send();
+    assert_eq!(get("/healthz").await.expect("req").text().await.expect("body"), "ok");
+    assert_eq!(get("/readyz").await.expect("req").status(), StatusCode::OK);
+    app.get(app.supervisor, "/api/scenarios").await;
+    let metrics = get("/metrics").await.expect("req").text().await.expect("body");
+    assert!(
+        metrics.contains("http_requests_total{method=\"GET\",route=\"/api/scenarios\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("http_request_duration_seconds_bucket"));
+
+    let spec: Value = get("/api/openapi.json").await.expect("req").json().await.expect("json");
+    assert_eq!(spec["openapi"], "3.1.0");
+    for path in
+        ["/api/scenarios", "/api/scenarios/{id}", "/api/scenarios/import", "/api/assignments/{id}", "/api/sessions"]
+    {
+        assert!(spec["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+    assert!(spec["components"]["schemas"]["Scenario"]["properties"]["isOneTime"].is_object());
+    let docs = get("/api/docs/").await.expect("req");
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.expect("body").contains("swagger"));
+
+    let page = get("/assignments/123").await.expect("req");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("body").contains("Proto Trainer"));
+    let (status, body) = app.get(app.supervisor, "/api/nope").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}

@@ -1,0 +1,193 @@
+//! Accounts (organisations), their category list, and the audit trail.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{RowExt, Store};
+use crate::domain::{DEFAULT_CATEGORIES, Timestamp, new_id};
+use crate::error::{Error, Result, Violation, violation};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+impl Account {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Account { id: row.uuid("id")?, name: row.text("name")?, created_at: row.ts("created_at")? })
+    }
+}
+
+/// Something worth a durable record: who did what to which thing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub account_id: Option<Uuid>,
+    pub actor_user_id: Option<Uuid>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub details: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+/// Category names: lower-case words joined by `_`, as the defaults are.
+pub(crate) fn normalize_category(name: &str) -> Result<String, String> {
+    let name = name.trim().to_lowercase().replace([' ', '-'], "_");
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("may hold only letters, digits, spaces, '-' and '_'".into());
+    }
+    Ok(name)
+}
+
+impl Store {
+    /// Creates an account with the default category list, in one transaction.
+    pub async fn create_account(&self, name: &str) -> Result<Account> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        let account = Account { id: new_id(), name: name.to_owned(), created_at: Timestamp::now() };
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(account.id.to_string())
+            .bind(&account.name)
+            .bind(account.created_at.millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match violation(&e) {
+                Some(Violation::Unique(_)) => Error::conflict(format!("an account named `{name}` exists")),
+                _ => e.into(),
+            })?;
+        for (position, category) in DEFAULT_CATEGORIES.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO account_categories (account_id, name, position, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(account.id.to_string())
+            .bind(*category)
+            .bind(position as i64)
+            .bind(account.created_at.millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    pub async fn account(&self, id: Uuid) -> Result<Account> {
+        let row = sqlx::query("SELECT id, name, created_at FROM accounts WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound("account"))?;
+        Account::from_row(&row)
+    }
+
+    pub async fn find_account_by_name(&self, name: &str) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM accounts WHERE lower(name) = lower($1)")
+            .bind(name.trim())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Account::from_row).transpose()
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM accounts ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(Account::from_row).collect()
+    }
+
+    /// The account's category list, in display order.
+    pub async fn categories(&self, account_id: Uuid) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM account_categories WHERE account_id = $1 ORDER BY position, name")
+            .bind(account_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| r.text("name")).collect()
+    }
+
+    /// Adds a category to the account's list; answers the normalized name.
+    pub async fn add_category(&self, account_id: Uuid, name: &str) -> Result<String> {
+        let name = normalize_category(name).map_err(|m| Error::invalid("name", m))?;
+        let mut tx = self.write_tx().await?;
+        let next: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), -1) + 1 FROM account_categories WHERE account_id = $1")
+                .bind(account_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query("INSERT INTO account_categories (account_id, name, position, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(account_id.to_string())
+            .bind(&name)
+            .bind(next)
+            .bind(Timestamp::now().millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match violation(&e) {
+                Some(Violation::Unique(_)) => Error::conflict(format!("category `{name}` exists")),
+                Some(Violation::ForeignKey) => Error::NotFound("account"),
+                _ => e.into(),
+            })?;
+        tx.commit().await?;
+        Ok(name)
+    }
+
+    /// Appends to the audit trail. Details are free-form JSON and must never hold secrets.
+    pub async fn audit(
+        &self,
+        account_id: Option<Uuid>,
+        actor_user_id: Option<Uuid>,
+        action: &str,
+        target: Option<(&str, String)>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let (target_type, target_id) = target.map(|(t, id)| (Some(t), Some(id))).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO audit_events (id, account_id, actor_user_id, action, target_type, target_id, details, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id().to_string())
+        .bind(account_id.map(|id| id.to_string()))
+        .bind(actor_user_id.map(|id| id.to_string()))
+        .bind(action)
+        .bind(target_type)
+        .bind(target_id)
+        .bind(details.to_string())
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn audit_events(&self, account_id: Uuid, limit: i64) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, actor_user_id, action, target_type, target_id, details, created_at \
+             FROM audit_events WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(account_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.uuid("id")?,
+                    account_id: r.opt_uuid("account_id")?,
+                    actor_user_id: r.opt_uuid("actor_user_id")?,
+                    action: r.text("action")?,
+                    target_type: r.opt_text("target_type")?,
+                    target_id: r.opt_text("target_id")?,
+                    details: r.json("details")?,
+                    created_at: r.ts("created_at")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,199 @@
+//! Connecting, migrating, and the small helpers every query module shares for reading `AnyRow`s.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use uuid::Uuid;
+
+use crate::domain::Timestamp;
+use crate::error::{Error, Result};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(Error::invalid("DATABASE_URL", "must start with sqlite: or postgres:"))
+        }
+    }
+}
+
+/// The handle to the database; cheap to clone (a pool inside).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens a pool for `url` (`sqlite://path?mode=rwc` or `postgres://...`). For SQLite the
+    /// parent directory is created, and every connection gets WAL, foreign keys and a busy
+    /// timeout, so concurrent writers wait instead of failing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let dir = sqlite_path(url).and_then(|p| p.parent().map(|p| p.to_owned()));
+                if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| Error::invalid("DATABASE_URL", format!("cannot create {}: {e}", dir.display())))?;
+                }
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await?,
+        };
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the embedded migrations of this backend; safe to run at every start.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Readiness: the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
+    /// writer got in between, where an immediate one just waits its turn.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// Typed reads from an `AnyRow`, turning a bad stored value into [`Error::Corrupt`].
+pub(crate) trait RowExt {
+    fn uuid(&self, col: &str) -> Result<Uuid>;
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn float(&self, col: &str) -> Result<f64>;
+    fn flag(&self, col: &str) -> Result<bool>;
+    fn ts(&self, col: &str) -> Result<Timestamp>;
+    fn opt_ts(&self, col: &str) -> Result<Option<Timestamp>>;
+    fn parsed<T: FromStr>(&self, col: &str) -> Result<T>;
+    fn opt_parsed<T: FromStr>(&self, col: &str) -> Result<Option<T>>;
+    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T>;
+}
+
+fn corrupt(col: &str, why: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("column {col}: {why}"))
+}
+
+impl RowExt for AnyRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        self.parsed(col)
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        self.opt_parsed(col)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.try_get::<String, _>(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.try_get::<Option<String>, _>(col).map_err(|e| corrupt(col, e))
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        self.try_get::<i64, _>(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        self.try_get::<Option<i64>, _>(col).map_err(|e| corrupt(col, e))
+    }
+    fn float(&self, col: &str) -> Result<f64> {
+        self.try_get::<f64, _>(col).map_err(|e| corrupt(col, e))
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        // SQLite hands booleans back as integers through `Any`; accept both.
+        self.try_get::<bool, _>(col)
+            .or_else(|_| self.try_get::<i64, _>(col).map(|v| v != 0))
+            .map_err(|e| corrupt(col, e))
+    }
+    fn ts(&self, col: &str) -> Result<Timestamp> {
+        self.int(col).map(Timestamp::from_millis)
+    }
+    fn opt_ts(&self, col: &str) -> Result<Option<Timestamp>> {
+        Ok(self.opt_int(col)?.map(Timestamp::from_millis))
+    }
+    fn parsed<T: FromStr>(&self, col: &str) -> Result<T> {
+        let text = self.text(col)?;
+        text.parse().map_err(|_| corrupt(col, format!("unexpected value `{text}`")))
+    }
+    fn opt_parsed<T: FromStr>(&self, col: &str) -> Result<Option<T>> {
+        match self.opt_text(col)? {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| corrupt(col, format!("unexpected value `{text}`"))),
+        }
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
+        serde_json::from_str(&self.text(col)?).map_err(|e| corrupt(col, e))
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
+pub(crate) fn like_pattern(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}

@@ -1,0 +1,279 @@
+//! Domain vocabulary: every enum of the product (roles, statuses, modes, ...) is defined here once
+//! and derived everywhere else: serde for the API, utoipa for OpenAPI (and so the web UI's types),
+//! `as_str`/`FromStr` for the database, whose CHECK constraints a test holds to [`ALL`](Role::ALL).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+/// A string that named no variant of the enum it was parsed as.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value `{value}`; allowed: {allowed}")]
+pub struct UnknownVariant {
+    pub value: String,
+    pub allowed: String,
+}
+
+macro_rules! str_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $s:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $s)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s,)+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(value: &str) -> Result<Self, UnknownVariant> {
+                match value {
+                    $($s => Ok($name::$variant),)+
+                    _ => Err(UnknownVariant {
+                        value: value.to_owned(),
+                        allowed: [$($s,)+].join(", "),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+str_enum! {
+    /// What a user may do. Account admins manage users and keys and can do all a supervisor can.
+    pub enum Role {
+        Counselor = "counselor",
+        Supervisor = "supervisor",
+        Admin = "admin",
+    }
+}
+
+impl Role {
+    /// Supervisors and account admins manage scenarios, assignments and counselors.
+    pub fn is_supervisor(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Admin)
+    }
+}
+
+str_enum! {
+    /// How a scenario is practised: a voice call or a text chat.
+    pub enum ScenarioMode {
+        Phone = "phone",
+        Chat = "chat",
+    }
+}
+
+str_enum! {
+    pub enum Difficulty {
+        Beginner = "beginner",
+        Intermediate = "intermediate",
+        Advanced = "advanced",
+    }
+}
+
+str_enum! {
+    /// pending -> in_progress (counselor starts) -> completed (evaluation done);
+    /// in_progress -> pending (supervisor resets an abandoned attempt).
+    pub enum AssignmentStatus {
+        Pending = "pending",
+        InProgress = "in_progress",
+        Completed = "completed",
+    }
+}
+
+impl AssignmentStatus {
+    /// The assignment state machine: whether `self -> to` is a legal move.
+    pub fn can_become(self, to: AssignmentStatus) -> bool {
+        use AssignmentStatus::*;
+        matches!((self, to), (Pending, InProgress) | (InProgress, Completed) | (InProgress, Pending))
+    }
+}
+
+str_enum! {
+    /// The medium of one practice session.
+    pub enum SessionKind {
+        Chat = "chat",
+        Voice = "voice",
+    }
+}
+
+str_enum! {
+    pub enum SessionStatus {
+        Active = "active",
+        Completed = "completed",
+        Abandoned = "abandoned",
+    }
+}
+
+str_enum! {
+    pub enum Speaker {
+        Counselor = "counselor",
+        Caller = "caller",
+        System = "system",
+    }
+}
+
+str_enum! {
+    /// The kinds of concern a flag raises for a human reviewer.
+    pub enum FlagType {
+        SuicideNotAsked = "suicide_not_asked",
+        MissedPlanOrMeans = "missed_plan_or_means",
+        CoercionWithoutImminentRisk = "coercion_without_imminent_risk",
+        MissedRescue = "missed_rescue",
+        DismissiveLanguage = "dismissive_language",
+        MedicalAdvice = "medical_advice",
+        PolicyViolation = "policy_violation",
+        CallerInconsistency = "caller_inconsistency",
+        AiCallerProblem = "ai_caller_problem",
+        Other = "other",
+    }
+}
+
+str_enum! {
+    pub enum FlagSeverity {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        Critical = "critical",
+    }
+}
+
+str_enum! {
+    pub enum FlagSource {
+        Evaluation = "evaluation",
+        Analysis = "analysis",
+        UserFeedback = "user_feedback",
+    }
+}
+
+str_enum! {
+    pub enum FlagStatus {
+        Open = "open",
+        Reviewed = "reviewed",
+        Dismissed = "dismissed",
+    }
+}
+
+/// Categories every new account starts with (PRODUCT.md); an account may add its own.
+pub const DEFAULT_CATEGORIES: &[&str] = &["onboarding", "refresher", "advanced", "assessment", "cohort_training"];
+
+/// An instant, stored as Unix epoch milliseconds and written as RFC 3339 on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    pub fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses RFC 3339, or a bare `YYYY-MM-DD` date meaning the end of that day (UTC), which is
+    /// what a person giving a due date means.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+            return Ok(Self((t.unix_timestamp_nanos() / 1_000_000) as i64));
+        }
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        match time::Date::parse(text, &format) {
+            Ok(date) => {
+                let end = date.with_hms_milli(23, 59, 59, 999).map_err(|e| e.to_string())?;
+                Ok(Self((end.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64))
+            }
+            Err(_) => Err(format!("`{text}` is not an RFC 3339 date-time or a YYYY-MM-DD date")),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000).map_err(|_| fmt::Error)?;
+        f.write_str(&t.format(&Rfc3339).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339 date-time"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
+/// A new time-ordered id (UUIDv7), so ids sort by creation and index well.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_allows_only_product_transitions() {
+        use AssignmentStatus::*;
+        let allowed: Vec<_> = AssignmentStatus::ALL
+            .iter()
+            .flat_map(|a| AssignmentStatus::ALL.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.can_become(*b))
+            .collect();
+        assert_eq!(allowed, vec![(Pending, InProgress), (InProgress, Pending), (InProgress, Completed)]);
+    }
+
+    #[test]
+    fn enums_round_trip_through_text_and_json() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().ok(), Some(*role));
+            assert_eq!(serde_json::to_value(role).ok(), Some(serde_json::json!(role.as_str())));
+        }
+        let err = "boss".parse::<Role>().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("unknown value `boss`; allowed: counselor, supervisor, admin"));
+    }
+
+    #[test]
+    fn timestamps_parse_rfc3339_and_dates() {
+        let t = Timestamp::parse("2026-01-02T03:04:05.006Z").ok();
+        assert_eq!(t.map(Timestamp::millis), Some(1_767_323_045_006));
+        assert_eq!(t.map(|t| t.to_string()).as_deref(), Some("2026-01-02T03:04:05.006Z"));
+        let d = Timestamp::parse("2026-01-02").ok().map(|t| t.to_string());
+        assert_eq!(d.as_deref(), Some("2026-01-02T23:59:59.999Z"));
+        assert!(Timestamp::parse("tomorrow").is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Proto Trainer's domain types and their persistence.
+//!
+//! One [`Store`] serves both backends: SQLite (embedded default) and PostgreSQL (for scale-out),
+//! chosen from the database URL's scheme at start-up. Queries are written once in the SQL both
+//! dialects accept (`$n` placeholders, BIGINT epoch-millisecond timestamps, UUID text ids) and run
+//! through sqlx's `Any` driver; each backend owns its migrations under `migrations/<backend>/`.
+//!
+//! The store knows nothing of HTTP. It enforces the product's rules in the schema (CHECKs, foreign
+//! keys, partial unique indexes) and reports violations as typed [`Error`]s the callers map.
+
+mod accounts;
+mod assignments;
+mod db;
+pub mod domain;
+mod error;
+mod evaluations;
+mod scenarios;
+mod sessions;
+pub mod testing;
+mod users;
+
+pub use accounts::{Account, AuditEvent};
+pub use assignments::{
+    Assignment, AssignmentFilter, AssignmentPatch, AssignmentReport, BlockedPair, CounselorSummary, NewAssignment,
+    ScenarioSummary, SkippedPair,
+};
+pub use db::{Backend, Store};
+pub use domain::*;
+pub use error::{Error, FieldError, Result};
+pub use evaluations::{CriterionScore, Evaluation, NewEvaluation};
+pub use scenarios::{
+    ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, OneTimeAssignment, Scenario, ScenarioDraft,
+    ScenarioFilter, ScenarioInput, ScenarioListKind,
+};
+pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListType, TranscriptTurn};
+pub use users::{NewUser, User, UserFilter};

@@ -1,0 +1,532 @@
+//! Scenarios: the caller persona the AI plays, and how the call is graded.
+//!
+//! Input arrives as [`ScenarioInput`] (from the admin API, the partner API or a CSV row) and is
+//! parsed against the account's category list into a [`ScenarioDraft`]; only drafts are stored.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::assignments::{Assignment, NewAssignment};
+use crate::db::{RowExt, Store, like_pattern};
+use crate::domain::{Difficulty, ScenarioMode, Timestamp, new_id};
+use crate::error::{Error, FieldError, Result, Violation, violation};
+
+/// Limits from PRODUCT.md.
+pub const MAX_EVALUATOR_CONTEXT_CHARS: usize = 50_000;
+pub const MAX_IMPORT_ROWS: usize = 100;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Scenario {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub title: String,
+    /// The caller persona: the only scenario text the AI caller ever sees.
+    pub prompt: String,
+    pub description: String,
+    pub mode: ScenarioMode,
+    pub category: String,
+    pub skills: Vec<String>,
+    pub difficulty: Option<Difficulty>,
+    /// Estimated time in minutes.
+    pub estimated_time: Option<i64>,
+    pub relevant_policy_sections: String,
+    /// Extra grading guidance for the evaluator; never shown to the AI caller.
+    pub evaluator_context: String,
+    /// One-time scenarios are hidden from lists and exist for a single assignment.
+    pub is_one_time: bool,
+    pub created_by: Option<Uuid>,
+    /// How many assignments use it; its mode is locked once this is above zero.
+    pub assignment_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const SCENARIO_COLUMNS: &str = "s.id, s.account_id, s.title, s.prompt, s.description, s.mode, s.category, \
+    s.skills, s.difficulty, s.estimated_time_minutes, s.relevant_policy_sections, s.evaluator_context, \
+    s.is_one_time, s.created_by, s.created_at, s.updated_at, \
+    (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS assignment_count";
+
+impl Scenario {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Scenario {
+            id: row.uuid("id")?,
+            account_id: row.uuid("account_id")?,
+            title: row.text("title")?,
+            prompt: row.text("prompt")?,
+            description: row.text("description")?,
+            mode: row.parsed("mode")?,
+            category: row.text("category")?,
+            skills: row.json("skills")?,
+            difficulty: row.opt_parsed("difficulty")?,
+            estimated_time: row.opt_int("estimated_time_minutes")?,
+            relevant_policy_sections: row.text("relevant_policy_sections")?,
+            evaluator_context: row.text("evaluator_context")?,
+            is_one_time: row.flag("is_one_time")?,
+            created_by: row.opt_uuid("created_by")?,
+            assignment_count: row.int("assignment_count")?,
+            created_at: row.ts("created_at")?,
+            updated_at: row.ts("updated_at")?,
+        })
+    }
+}
+
+/// A scenario as a client sends it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioInput {
+    pub title: String,
+    pub prompt: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub mode: ScenarioMode,
+    pub category: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub difficulty: Option<Difficulty>,
+    /// Minutes, 1 to 600.
+    #[serde(default)]
+    pub estimated_time: Option<i64>,
+    #[serde(default)]
+    pub relevant_policy_sections: Option<String>,
+    /// At most 50,000 characters.
+    #[serde(default)]
+    pub evaluator_context: Option<String>,
+    #[serde(default)]
+    pub is_one_time: Option<bool>,
+    /// With `isOneTime`, creates the scenario's single assignment in the same transaction.
+    #[serde(default)]
+    pub assign_to: Option<OneTimeAssignment>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OneTimeAssignment {
+    pub counselor_id: Uuid,
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// A validated scenario, ready to store.
+#[derive(Debug, Clone)]
+pub struct ScenarioDraft {
+    pub title: String,
+    pub prompt: String,
+    pub description: String,
+    pub mode: ScenarioMode,
+    pub category: String,
+    pub skills: Vec<String>,
+    pub difficulty: Option<Difficulty>,
+    pub estimated_time: Option<i64>,
+    pub relevant_policy_sections: String,
+    pub evaluator_context: String,
+    pub is_one_time: bool,
+}
+
+impl ScenarioInput {
+    /// Parses the input against the account's categories, collecting every field's problem.
+    pub fn validate(&self, categories: &[String]) -> Result<ScenarioDraft> {
+        let mut errors = Vec::new();
+        let title = self.title.trim().to_owned();
+        if title.is_empty() || title.chars().count() > 200 {
+            errors.push(FieldError::new("title", "must be 1 to 200 characters"));
+        }
+        let prompt = self.prompt.trim().to_owned();
+        if prompt.is_empty() {
+            errors.push(FieldError::new("prompt", "must not be empty"));
+        } else if prompt.chars().count() > MAX_EVALUATOR_CONTEXT_CHARS {
+            errors.push(FieldError::new("prompt", "must be at most 50000 characters"));
+        }
+        let category = self.category.trim().to_lowercase();
+        if !categories.contains(&category) {
+            errors.push(FieldError::new(
+                "category",
+                format!("unknown category `{}`; allowed: {}", self.category, categories.join(", ")),
+            ));
+        }
+        let mut skills = Vec::new();
+        for skill in &self.skills {
+            let skill = skill.trim();
+            if skill.is_empty() || skill.chars().count() > 100 {
+                errors.push(FieldError::new("skills", "each skill must be 1 to 100 characters"));
+                break;
+            }
+            if !skills.iter().any(|s: &String| s.eq_ignore_ascii_case(skill)) {
+                skills.push(skill.to_owned());
+            }
+        }
+        if skills.len() > 50 {
+            errors.push(FieldError::new("skills", "at most 50 skills"));
+        }
+        if self.estimated_time.is_some_and(|t| !(1..=600).contains(&t)) {
+            errors.push(FieldError::new("estimatedTime", "must be 1 to 600 minutes"));
+        }
+        let evaluator_context = self.evaluator_context.as_deref().unwrap_or("").trim().to_owned();
+        if evaluator_context.chars().count() > MAX_EVALUATOR_CONTEXT_CHARS {
+            errors.push(FieldError::new("evaluatorContext", "must be at most 50000 characters"));
+        }
+        let is_one_time = self.is_one_time.unwrap_or(false);
+        if self.assign_to.is_some() && !is_one_time {
+            errors.push(FieldError::new("assignTo", "only a one-time scenario is assigned on creation"));
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        Ok(ScenarioDraft {
+            title,
+            prompt,
+            description: self.description.as_deref().unwrap_or("").trim().to_owned(),
+            mode: self.mode,
+            category,
+            skills,
+            difficulty: self.difficulty,
+            estimated_time: self.estimated_time,
+            relevant_policy_sections: self.relevant_policy_sections.as_deref().unwrap_or("").trim().to_owned(),
+            evaluator_context,
+            is_one_time,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioListKind {
+    /// Reusable scenarios only: one-time scenarios are hidden from lists (the default).
+    #[default]
+    Reusable,
+    OneTime,
+    All,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ScenarioFilter {
+    #[serde(default)]
+    pub kind: ScenarioListKind,
+    pub category: Option<String>,
+    pub mode: Option<ScenarioMode>,
+    /// Case-insensitive substring of the title.
+    pub q: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// Per-row outcome of a bulk import: every row is accounted for in exactly one list.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    pub created: Vec<ImportRowCreated>,
+    pub skipped: Vec<ImportRowSkipped>,
+    pub failed: Vec<ImportRowFailed>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRowCreated {
+    /// 1-based data row number (the header is row 0).
+    pub row: usize,
+    pub id: Uuid,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRowSkipped {
+    pub row: usize,
+    pub title: String,
+    pub reason: String,
+    pub existing_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRowFailed {
+    pub row: usize,
+    pub errors: Vec<FieldError>,
+}
+
+impl Store {
+    /// Creates a scenario; a one-time scenario may bring its single assignment, made in the same
+    /// transaction so neither exists without the other.
+    pub async fn create_scenario(
+        &self,
+        account_id: Uuid,
+        created_by: Option<Uuid>,
+        input: &ScenarioInput,
+    ) -> Result<(Scenario, Option<Assignment>)> {
+        let categories = self.categories(account_id).await?;
+        let draft = input.validate(&categories)?;
+        let mut tx = self.write_tx().await?;
+        let id = insert_scenario(&mut tx, account_id, created_by, &draft).await?;
+        let assignment_id = match &input.assign_to {
+            Some(a) => {
+                let new = NewAssignment {
+                    scenario_id: id,
+                    counselor_id: a.counselor_id,
+                    due_at: a.due_at,
+                    notes: a.notes.clone(),
+                };
+                Some(crate::assignments::insert_assignment(&mut tx, account_id, created_by, &new).await?)
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        let scenario = self.scenario(account_id, id).await?;
+        let assignment = match assignment_id {
+            Some(aid) => Some(self.assignment(account_id, aid).await?),
+            None => None,
+        };
+        Ok((scenario, assignment))
+    }
+
+    pub async fn scenario(&self, account_id: Uuid, id: Uuid) -> Result<Scenario> {
+        let row =
+            sqlx::query(&format!("SELECT {SCENARIO_COLUMNS} FROM scenarios s WHERE s.id = $1 AND s.account_id = $2"))
+                .bind(id.to_string())
+                .bind(account_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(Error::NotFound("scenario"))?;
+        Scenario::from_row(&row)
+    }
+
+    pub async fn list_scenarios(&self, account_id: Uuid, filter: &ScenarioFilter) -> Result<Vec<Scenario>> {
+        let one_time = match filter.kind {
+            ScenarioListKind::Reusable => Some(false),
+            ScenarioListKind::OneTime => Some(true),
+            ScenarioListKind::All => None,
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {SCENARIO_COLUMNS} FROM scenarios s WHERE s.account_id = $1 \
+             AND ($2 IS NULL OR s.is_one_time = $2) \
+             AND ($3 IS NULL OR s.category = $3) \
+             AND ($4 IS NULL OR s.mode = $4) \
+             AND ($5 IS NULL OR lower(s.title) LIKE $5 ESCAPE '\\') \
+             ORDER BY s.created_at DESC, s.id DESC LIMIT $6 OFFSET $7"
+        ))
+        .bind(account_id.to_string())
+        .bind(one_time)
+        .bind(filter.category.as_deref().map(|c| c.trim().to_lowercase()))
+        .bind(filter.mode.map(ScenarioMode::as_str))
+        .bind(filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(like_pattern))
+        .bind(filter.limit.unwrap_or(100).clamp(1, 500))
+        .bind(filter.offset.unwrap_or(0).max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Scenario::from_row).collect()
+    }
+
+    /// Replaces a scenario's fields. Its mode is locked once assignments exist, and whether it is
+    /// one-time changes only through [`Store::promote_scenario`].
+    pub async fn update_scenario(&self, account_id: Uuid, id: Uuid, input: &ScenarioInput) -> Result<Scenario> {
+        let categories = self.categories(account_id).await?;
+        let mut draft = input.validate(&categories)?;
+        if input.assign_to.is_some() {
+            return Err(Error::invalid("assignTo", "only allowed when creating a scenario"));
+        }
+        let mut tx = self.write_tx().await?;
+        let current = sqlx::query(
+            "SELECT s.mode, s.is_one_time, (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS n \
+             FROM scenarios s WHERE s.id = $1 AND s.account_id = $2",
+        )
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("scenario"))?;
+        let mode: ScenarioMode = current.parsed("mode")?;
+        let is_one_time = current.flag("is_one_time")?;
+        if mode != draft.mode && current.int("n")? > 0 {
+            return Err(Error::conflict("the scenario's mode cannot change once assignments exist"));
+        }
+        match input.is_one_time {
+            Some(wanted) if wanted != is_one_time => {
+                return Err(Error::invalid(
+                    "isOneTime",
+                    "cannot be changed here; promote a one-time scenario to make it reusable",
+                ));
+            }
+            _ => draft.is_one_time = is_one_time,
+        }
+        sqlx::query(
+            "UPDATE scenarios SET title = $1, prompt = $2, description = $3, mode = $4, category = $5, skills = $6, \
+             difficulty = $7, estimated_time_minutes = $8, relevant_policy_sections = $9, evaluator_context = $10, \
+             updated_at = $11 WHERE id = $12 AND account_id = $13",
+        )
+        .bind(&draft.title)
+        .bind(&draft.prompt)
+        .bind(&draft.description)
+        .bind(draft.mode.as_str())
+        .bind(&draft.category)
+        .bind(serde_json::Value::from(draft.skills.clone()).to_string())
+        .bind(draft.difficulty.map(Difficulty::as_str))
+        .bind(draft.estimated_time)
+        .bind(&draft.relevant_policy_sections)
+        .bind(&draft.evaluator_context)
+        .bind(Timestamp::now().millis())
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| title_conflict(e, &draft.title))?;
+        tx.commit().await?;
+        self.scenario(account_id, id).await
+    }
+
+    /// Deletes a scenario nothing depends on; one with assignments or sessions is refused, never
+    /// orphaned (the foreign keys restrict it, so a racing assignment cannot slip in).
+    pub async fn delete_scenario(&self, account_id: Uuid, id: Uuid) -> Result<()> {
+        let done = sqlx::query("DELETE FROM scenarios WHERE id = $1 AND account_id = $2")
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match violation(&e) {
+                Some(Violation::ForeignKey) => {
+                    Error::conflict("the scenario has assignments or sessions; it cannot be deleted")
+                }
+                _ => e.into(),
+            })?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("scenario"));
+        }
+        Ok(())
+    }
+
+    /// Turns a one-time scenario into a reusable one. The caller has warned the user that it may
+    /// hold personal details of the person it was written for.
+    pub async fn promote_scenario(&self, account_id: Uuid, id: Uuid) -> Result<Scenario> {
+        let scenario = self.scenario(account_id, id).await?;
+        if !scenario.is_one_time {
+            return Err(Error::conflict("the scenario is already reusable"));
+        }
+        sqlx::query("UPDATE scenarios SET is_one_time = FALSE, updated_at = $1 WHERE id = $2 AND account_id = $3")
+            .bind(Timestamp::now().millis())
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| title_conflict(e, &scenario.title))?;
+        self.scenario(account_id, id).await
+    }
+
+    /// Bulk import of reusable scenarios: rows that fail validation, and titles that already
+    /// exist (case-insensitive, in the account or earlier in the same file), are reported and
+    /// skipped; the valid rest is created in one transaction.
+    pub async fn import_scenarios(
+        &self,
+        account_id: Uuid,
+        created_by: Option<Uuid>,
+        rows: Vec<(usize, Result<ScenarioInput, Vec<FieldError>>)>,
+    ) -> Result<ImportReport> {
+        if rows.len() > MAX_IMPORT_ROWS {
+            return Err(Error::invalid("file", format!("{} rows; at most {MAX_IMPORT_ROWS} per import", rows.len())));
+        }
+        let categories = self.categories(account_id).await?;
+        let mut report = ImportReport::default();
+        let mut tx = self.write_tx().await?;
+        let existing =
+            sqlx::query("SELECT id, lower(title) AS t FROM scenarios WHERE account_id = $1 AND NOT is_one_time")
+                .bind(account_id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut titles = std::collections::HashMap::new();
+        for r in &existing {
+            titles.insert(r.text("t")?, r.uuid("id")?);
+        }
+        let mut seen_in_file = HashSet::new();
+        for (row, parsed) in rows {
+            let input = match parsed {
+                Ok(mut input) => {
+                    input.is_one_time = Some(false);
+                    input
+                }
+                Err(errors) => {
+                    report.failed.push(ImportRowFailed { row, errors });
+                    continue;
+                }
+            };
+            let draft = match input.validate(&categories) {
+                Ok(d) => d,
+                Err(Error::Invalid(errors)) => {
+                    report.failed.push(ImportRowFailed { row, errors });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let key = draft.title.to_lowercase();
+            if let Some(existing_id) = titles.get(&key) {
+                report.skipped.push(ImportRowSkipped {
+                    row,
+                    title: draft.title,
+                    reason: "a scenario with this title exists".into(),
+                    existing_id: Some(*existing_id),
+                });
+                continue;
+            }
+            if !seen_in_file.insert(key) {
+                report.skipped.push(ImportRowSkipped {
+                    row,
+                    title: draft.title,
+                    reason: "duplicate title earlier in the file".into(),
+                    existing_id: None,
+                });
+                continue;
+            }
+            let id = insert_scenario(&mut tx, account_id, created_by, &draft).await?;
+            report.created.push(ImportRowCreated { row, id, title: draft.title });
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+async fn insert_scenario(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: Uuid,
+    created_by: Option<Uuid>,
+    draft: &ScenarioDraft,
+) -> Result<Uuid> {
+    let id = new_id();
+    let now = Timestamp::now().millis();
+    sqlx::query(
+        "INSERT INTO scenarios (id, account_id, title, prompt, description, mode, category, skills, difficulty, \
+         estimated_time_minutes, relevant_policy_sections, evaluator_context, is_one_time, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+    )
+    .bind(id.to_string())
+    .bind(account_id.to_string())
+    .bind(&draft.title)
+    .bind(&draft.prompt)
+    .bind(&draft.description)
+    .bind(draft.mode.as_str())
+    .bind(&draft.category)
+    .bind(serde_json::Value::from(draft.skills.clone()).to_string())
+    .bind(draft.difficulty.map(Difficulty::as_str))
+    .bind(draft.estimated_time)
+    .bind(&draft.relevant_policy_sections)
+    .bind(&draft.evaluator_context)
+    .bind(draft.is_one_time)
+    .bind(created_by.map(|u| u.to_string()))
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| title_conflict(e, &draft.title))?;
+    Ok(id)
+}
+
+fn title_conflict(e: sqlx::Error, title: &str) -> Error {
+    match violation(&e) {
+        Some(Violation::Unique(_)) => Error::conflict(format!("a reusable scenario titled `{title}` exists")),
+        _ => e.into(),
+    }
+}

@@ -1,0 +1,73 @@
+//! Fresh, isolated stores for tests, one per backend: a new SQLite file, and a new PostgreSQL
+//! database when `TEST_POSTGRES_URL` names a server. With `REQUIRE_POSTGRES=1` (as CI sets it) a
+//! missing server fails the test instead of skipping that backend.
+
+use std::path::PathBuf;
+
+use crate::db::{Backend, Store};
+use crate::domain::new_id;
+
+/// A migrated store that cleans up after itself (SQLite file) when dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    pub store: Store,
+    pub url: String,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(path) = &self.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}
+
+pub async fn sqlite() -> TestDb {
+    let path = std::env::temp_dir().join(format!("proto-trainer-test-{}.db", new_id()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store = Store::connect(&url).await.expect("open sqlite test database");
+    store.migrate().await.expect("migrate sqlite test database");
+    TestDb { store, url, sqlite_file: Some(path) }
+}
+
+/// A new database on the server named by `TEST_POSTGRES_URL` (a URL to an existing database
+/// whose user may create databases).
+pub async fn postgres() -> Option<TestDb> {
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+        assert!(std::env::var("REQUIRE_POSTGRES").is_err(), "REQUIRE_POSTGRES is set but TEST_POSTGRES_URL is not");
+        return None;
+    };
+    let name = format!("pt_test_{}", new_id().simple());
+    let admin = Store::connect(&admin_url).await.expect("connect to TEST_POSTGRES_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin.pool).await.expect("create test database");
+    admin.close().await;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url.as_str(), String::new()),
+    };
+    let base = base.rsplit_once('/').map(|(server, _db)| server).unwrap_or(base);
+    let url = format!("{base}/{name}{query}");
+    let store = Store::connect(&url).await.expect("connect to test database");
+    store.migrate().await.expect("migrate postgres test database");
+    Some(TestDb { store, url, sqlite_file: None })
+}
+
+/// One fresh store per available backend: SQLite always, PostgreSQL when configured.
+pub async fn all() -> Vec<(Backend, TestDb)> {
+    let mut out = vec![(Backend::Sqlite, sqlite().await)];
+    if let Some(pg) = postgres().await {
+        out.push((Backend::Postgres, pg));
+    }
+    out
+}
+
+impl Store {
+    /// Runs one SQL statement as-is: for tests that probe the schema's own constraints.
+    pub async fn raw_execute(&self, sql: &str) -> crate::error::Result<()> {
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+}

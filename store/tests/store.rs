@@ -1,0 +1,558 @@
+//! The shared store suite: every test runs against each available backend (SQLite always,
+//! PostgreSQL when `TEST_POSTGRES_URL` is set, which `cargo xtask ci` does).
+
+use store::testing::{self, TestDb};
+use store::*;
+use uuid::Uuid;
+
+struct Fixture {
+    account: Account,
+    supervisor: User,
+    counselor: User,
+    other_counselor: User,
+}
+
+async fn fixture(db: &TestDb) -> Fixture {
+    let s = &db.store;
+    let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account");
+    let user = |email: &str, role| NewUser {
+        email: format!("{email}-{}@example.org", Uuid::now_v7().simple()),
+        display_name: email.to_owned(),
+        role,
+        external_id: None,
+        is_demo: false,
+    };
+    let supervisor = s.create_user(account.id, user("sup", Role::Supervisor)).await.expect("supervisor");
+    let counselor = s.create_user(account.id, user("casey", Role::Counselor)).await.expect("counselor");
+    let other_counselor = s.create_user(account.id, user("robin", Role::Counselor)).await.expect("counselor");
+    Fixture { account, supervisor, counselor, other_counselor }
+}
+
+fn scenario_input(title: &str) -> ScenarioInput {
+    serde_json::from_value(serde_json::json!({
+        "title": title, "prompt": "You are a caller.", "mode": "phone", "category": "onboarding",
+    }))
+    .expect("valid input")
+}
+
+async fn scenario(db: &TestDb, f: &Fixture, title: &str) -> Scenario {
+    db.store.create_scenario(f.account.id, Some(f.supervisor.id), &scenario_input(title)).await.expect("scenario").0
+}
+
+fn assign(scenario: &Scenario, counselor: &User) -> NewAssignment {
+    NewAssignment { scenario_id: scenario.id, counselor_id: counselor.id, due_at: None, notes: None }
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: &Result<T>) -> bool {
+    matches!(r, Err(Error::Conflict { .. }))
+}
+
+#[tokio::test]
+async fn duplicate_active_assignment_is_rejected_until_completed() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let s = scenario(&db, &f, "Dup").await;
+        let first = db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await.expect("first");
+        let again = db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await;
+        match &again {
+            Err(Error::Conflict { existing_id, .. }) => {
+                assert_eq!(existing_id.as_deref(), Some(first.id.to_string().as_str()))
+            }
+            other => panic!("{backend:?}: expected conflict, got {other:?}"),
+        }
+        // The schema itself refuses it, not only the code path above.
+        let raw = sqlx_insert_assignment(&db, &f, &s).await;
+        assert!(raw.is_err(), "{backend:?}: partial unique index must reject a second active row");
+
+        // After completion a new one may be made, for more practice.
+        db.store
+            .create_session(
+                f.account.id,
+                &NewSession {
+                    user_id: f.counselor.id,
+                    assignment_id: Some(first.id),
+                    scenario_id: None,
+                    kind: SessionKind::Chat,
+                    room_name: None,
+                },
+            )
+            .await
+            .expect("session");
+        let done = db.store.complete_assignment(f.account.id, first.id).await.expect("complete");
+        assert_eq!(done.status, AssignmentStatus::Completed);
+        db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await.expect("after completion");
+    }
+}
+
+/// Inserts an active assignment bypassing the store's checks.
+async fn sqlx_insert_assignment(db: &TestDb, f: &Fixture, s: &Scenario) -> std::result::Result<(), String> {
+    let url = db.url.clone();
+    let store = Store::connect(&url).await.map_err(|e| e.to_string())?;
+    store
+        .raw_execute(&format!(
+            "INSERT INTO assignments (id, account_id, scenario_id, counselor_id, status, notes, created_at, updated_at) \
+             VALUES ('{}', '{}', '{}', '{}', 'pending', '', 0, 0)",
+            Uuid::now_v7(), f.account.id, s.id, f.counselor.id
+        ))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn one_evaluation_per_session_even_when_racing() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let session = db
+            .store
+            .create_session(
+                f.account.id,
+                &NewSession {
+                    user_id: f.counselor.id,
+                    assignment_id: None,
+                    scenario_id: None,
+                    kind: SessionKind::Chat,
+                    room_name: None,
+                },
+            )
+            .await
+            .expect("session");
+        let eval = |score| NewEvaluation {
+            session_id: session.id,
+            overall_score: score,
+            criteria: vec![CriterionScore {
+                key: "rapport".into(),
+                name: "Rapport".into(),
+                rating: Some(3),
+                comment: "ok".into(),
+            }],
+            strengths: vec!["warm".into()],
+            areas_to_improve: vec![],
+            model: "test".into(),
+            raw_output: "{}".into(),
+        };
+        let attempts = (0..6).map(|i| {
+            let store = db.store.clone();
+            let e = eval(50.0 + i as f64);
+            tokio::spawn(async move { store.insert_evaluation(&e).await })
+        });
+        let results: Vec<_> = futures_join(attempts).await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let conflicts = results.iter().filter(|r| is_conflict(r)).count();
+        assert_eq!((ok, conflicts), (1, 5), "{backend:?}: {results:?}");
+        let stored = db.store.evaluation_for_session(session.id).await.expect("read").expect("stored");
+        assert_eq!(stored.criteria[0].rating, Some(3));
+        assert!(db.store.insert_evaluation(&eval(10.0)).await.is_err());
+        assert!(matches!(db.store.insert_evaluation(&eval(101.0)).await, Err(Error::Invalid(_))));
+    }
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn scenario_with_assignments_cannot_be_deleted_and_mode_is_locked() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let free = scenario(&db, &f, "Free to delete").await;
+        db.store.delete_scenario(f.account.id, free.id).await.expect("delete unassigned");
+        assert!(matches!(db.store.scenario(f.account.id, free.id).await, Err(Error::NotFound(_))));
+
+        let s = scenario(&db, &f, "Assigned").await;
+        db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await.expect("assign");
+        assert!(is_conflict(&db.store.delete_scenario(f.account.id, s.id).await), "{backend:?}");
+        assert_eq!(db.store.scenario(f.account.id, s.id).await.expect("still there").assignment_count, 1);
+
+        let mut input = scenario_input("Assigned");
+        input.mode = ScenarioMode::Chat;
+        assert!(is_conflict(&db.store.update_scenario(f.account.id, s.id, &input).await));
+        input.mode = ScenarioMode::Phone;
+        input.description = Some("edited".into());
+        let edited = db.store.update_scenario(f.account.id, s.id, &input).await.expect("same mode edits");
+        assert_eq!(edited.description, "edited");
+    }
+}
+
+#[tokio::test]
+async fn one_time_scenario_and_its_assignment_are_made_together() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let mut input = scenario_input("For Casey only");
+        input.is_one_time = Some(true);
+        input.assign_to =
+            Some(OneTimeAssignment { counselor_id: f.counselor.id, due_at: None, notes: Some("hi".into()) });
+        let (s, a) = db.store.create_scenario(f.account.id, Some(f.supervisor.id), &input).await.expect("create");
+        assert!(s.is_one_time);
+        assert_eq!(a.map(|a| a.counselor_id), Some(f.counselor.id));
+
+        // Hidden from the default list, shown with kind=one_time.
+        let listed = db.store.list_scenarios(f.account.id, &ScenarioFilter::default()).await.expect("list");
+        assert!(listed.iter().all(|x| x.id != s.id), "{backend:?}");
+        let filter = ScenarioFilter { kind: ScenarioListKind::OneTime, ..Default::default() };
+        assert!(db.store.list_scenarios(f.account.id, &filter).await.expect("list").iter().any(|x| x.id == s.id));
+
+        // A one-time scenario serves a single assignment.
+        assert!(is_conflict(&db.store.create_assignment(f.account.id, None, &assign(&s, &f.other_counselor)).await));
+
+        // A failing assignment rolls the scenario back: no half-made pair.
+        let mut bad = scenario_input("Orphan?");
+        bad.is_one_time = Some(true);
+        bad.assign_to = Some(OneTimeAssignment { counselor_id: f.supervisor.id, due_at: None, notes: None });
+        assert!(db.store.create_scenario(f.account.id, None, &bad).await.is_err());
+        let all = ScenarioFilter { kind: ScenarioListKind::All, ..Default::default() };
+        assert!(db.store.list_scenarios(f.account.id, &all).await.expect("list").iter().all(|x| x.title != "Orphan?"));
+
+        // Promotion makes it reusable.
+        let promoted = db.store.promote_scenario(f.account.id, s.id).await.expect("promote");
+        assert!(!promoted.is_one_time);
+        assert!(is_conflict(&db.store.promote_scenario(f.account.id, s.id).await));
+    }
+}
+
+#[tokio::test]
+async fn reusable_titles_are_unique_case_insensitively() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        scenario(&db, &f, "Grief call").await;
+        let dup = db.store.create_scenario(f.account.id, None, &scenario_input("GRIEF CALL")).await;
+        assert!(is_conflict(&dup), "{backend:?}: {dup:?}");
+    }
+}
+
+#[tokio::test]
+async fn import_reports_every_row() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let existing = scenario(&db, &f, "Existing").await;
+        let mut bad_category = scenario_input("Bad category");
+        bad_category.category = "sales".into();
+        let rows = vec![
+            (1, Ok(scenario_input("New one"))),
+            (2, Ok(scenario_input("existing"))),
+            (3, Ok(scenario_input("NEW ONE"))),
+            (4, Ok(bad_category)),
+            (5, Err(vec![FieldError::new("mode", "bad")])),
+        ];
+        let report = db.store.import_scenarios(f.account.id, None, rows).await.expect("import");
+        assert_eq!(report.created.iter().map(|r| r.row).collect::<Vec<_>>(), vec![1], "{backend:?}");
+        assert_eq!(report.skipped.iter().map(|r| r.row).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(report.skipped[0].existing_id, Some(existing.id));
+        assert_eq!(report.failed.iter().map(|r| r.row).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(report.failed[0].errors[0].message.contains("allowed: onboarding"));
+
+        let too_many = (1..=101).map(|i| (i, Ok(scenario_input(&format!("S{i}"))))).collect();
+        assert!(matches!(db.store.import_scenarios(f.account.id, None, too_many).await, Err(Error::Invalid(_))));
+    }
+}
+
+#[tokio::test]
+async fn bulk_assignment_reports_partial_success() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let a = scenario(&db, &f, "A").await;
+        let b = scenario(&db, &f, "B").await;
+        db.store.create_assignment(f.account.id, None, &assign(&a, &f.counselor)).await.expect("pre-existing");
+        let report = db
+            .store
+            .bulk_assign(
+                f.account.id,
+                Some(f.supervisor.id),
+                &[a.id, b.id],
+                &[f.counselor.id, f.other_counselor.id, f.supervisor.id, Uuid::now_v7()],
+                None,
+                Some("go"),
+            )
+            .await
+            .expect("bulk");
+        assert_eq!(report.created.len(), 3, "{backend:?}: {report:?}");
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(report.skipped[0].counselor_id, f.counselor.id);
+        assert!(report.skipped[0].existing_assignment_id.is_some());
+        assert_eq!(report.blocked.len(), 4);
+        assert!(report.blocked.iter().any(|p| p.reason == "user is not a counselor"));
+        assert!(report.blocked.iter().any(|p| p.reason == "counselor not found"));
+
+        let many: Vec<Uuid> = (0..251).map(|_| Uuid::now_v7()).collect();
+        assert!(matches!(
+            db.store.bulk_assign(f.account.id, None, &[a.id, b.id], &many, None, None).await,
+            Err(Error::Invalid(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn assignment_state_machine_and_attempts() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let s = scenario(&db, &f, "States").await;
+        let a = db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await.expect("assign");
+        assert_eq!(a.status, AssignmentStatus::Pending);
+        let to = |status| AssignmentPatch { status: Some(status), ..Default::default() };
+        assert!(is_conflict(&db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::Completed)).await));
+        assert!(is_conflict(&db.store.complete_assignment(f.account.id, a.id).await));
+
+        // Starting a session starts the assignment and numbers attempts.
+        let start = NewSession {
+            user_id: f.counselor.id,
+            assignment_id: Some(a.id),
+            scenario_id: None,
+            kind: SessionKind::Voice,
+            room_name: None,
+        };
+        let first = db.store.create_session(f.account.id, &start).await.expect("attempt 1");
+        let second = db.store.create_session(f.account.id, &start).await.expect("attempt 2");
+        assert_eq!((first.attempt_number, second.attempt_number), (Some(1), Some(2)), "{backend:?}");
+        assert_eq!(first.scenario_id, Some(s.id));
+        let a = db.store.assignment(f.account.id, a.id).await.expect("read");
+        assert_eq!((a.status, a.attempts), (AssignmentStatus::InProgress, 2));
+        assert!(a.started_at.is_some());
+
+        // Another counselor cannot practise it; a supervisor may reset it.
+        let theirs = NewSession { user_id: f.other_counselor.id, ..start.clone() };
+        assert!(matches!(db.store.create_session(f.account.id, &theirs).await, Err(Error::NotFound(_))));
+        let reset = db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::Pending)).await.expect("reset");
+        assert_eq!(reset.status, AssignmentStatus::Pending);
+
+        // Sessions keep their assignment: it cannot be deleted.
+        assert!(is_conflict(&db.store.delete_assignment(f.account.id, a.id).await));
+        db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::InProgress)).await.expect("restart");
+        let done = db.store.complete_assignment(f.account.id, a.id).await.expect("complete");
+        assert!(done.completed_at.is_some());
+        assert!(is_conflict(&db.store.create_session(f.account.id, &start).await));
+
+        let patch = AssignmentPatch {
+            notes: Some(" read the policy ".into()),
+            due_at: Some(Some(Timestamp::from_millis(1_800_000_000_000))),
+            ..Default::default()
+        };
+        let noted = db.store.patch_assignment(f.account.id, done.id, &patch).await.expect("notes");
+        assert_eq!(noted.notes, "read the policy");
+        assert_eq!(noted.due_at, Some(Timestamp::from_millis(1_800_000_000_000)));
+    }
+}
+
+#[tokio::test]
+async fn transcripts_keep_spoken_order_and_ignore_resent_segments() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let session = db
+            .store
+            .create_session(
+                f.account.id,
+                &NewSession {
+                    user_id: f.counselor.id,
+                    assignment_id: None,
+                    scenario_id: None,
+                    kind: SessionKind::Voice,
+                    room_name: Some(format!("room-{}", Uuid::now_v7())),
+                },
+            )
+            .await
+            .expect("session");
+        let turn = |speaker, text: &str, at, seg: &str| NewTurn {
+            speaker,
+            text: text.into(),
+            started_ms: at,
+            ended_ms: Some(at + 100),
+            segment_id: Some(seg.into()),
+        };
+        // The caller's reply arrives before the counselor's (late) transcription.
+        let added = db
+            .store
+            .append_turns(f.account.id, session.id, &[turn(Speaker::Caller, "reply", 2_000, "c1")])
+            .await
+            .expect("append");
+        assert_eq!(added, 1);
+        let batch = [turn(Speaker::Counselor, "question", 1_000, "u1"), turn(Speaker::Caller, "reply", 2_000, "c1")];
+        assert_eq!(db.store.append_turns(f.account.id, session.id, &batch).await.expect("append"), 1, "{backend:?}");
+        let texts: Vec<_> = db.store.transcript(session.id).await.expect("read").into_iter().map(|t| t.text).collect();
+        assert_eq!(texts, vec!["question", "reply"]);
+        let bad = [NewTurn {
+            speaker: Speaker::Caller,
+            text: "x".into(),
+            started_ms: 5,
+            ended_ms: Some(1),
+            segment_id: None,
+        }];
+        assert!(matches!(db.store.append_turns(f.account.id, session.id, &bad).await, Err(Error::Invalid(_))));
+        let ended = db.store.end_session(f.account.id, session.id, SessionStatus::Completed).await.expect("end");
+        assert!(ended.ended_at.is_some());
+    }
+}
+
+#[tokio::test]
+async fn other_accounts_records_are_not_found() {
+    for (_backend, db) in testing::all().await {
+        let mine = fixture(&db).await;
+        let theirs = fixture(&db).await;
+        let s = scenario(&db, &mine, "Private").await;
+        let a = db.store.create_assignment(mine.account.id, None, &assign(&s, &mine.counselor)).await.expect("assign");
+        let other = theirs.account.id;
+        assert!(matches!(db.store.scenario(other, s.id).await, Err(Error::NotFound(_))));
+        assert!(matches!(db.store.assignment(other, a.id).await, Err(Error::NotFound(_))));
+        assert!(matches!(db.store.delete_scenario(other, s.id).await, Err(Error::NotFound(_))));
+        assert!(matches!(db.store.user(other, mine.counselor.id).await, Err(Error::NotFound(_))));
+        // Cross-account assignment is refused: their counselor is unknown here.
+        let cross = NewAssignment { scenario_id: s.id, counselor_id: theirs.counselor.id, due_at: None, notes: None };
+        assert!(matches!(db.store.create_assignment(mine.account.id, None, &cross).await, Err(Error::Invalid(_))));
+    }
+}
+
+#[tokio::test]
+async fn users_type_ahead_and_uniqueness() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let filter = UserFilter { role: Some(Role::Counselor), q: Some("ROB".into()), ..Default::default() };
+        let found = db.store.list_users(f.account.id, &filter).await.expect("search");
+        assert_eq!(found.iter().map(|u| u.id).collect::<Vec<_>>(), vec![f.other_counselor.id], "{backend:?}");
+        let wildcard = UserFilter { q: Some("%".into()), ..Default::default() };
+        assert!(db.store.list_users(f.account.id, &wildcard).await.expect("search").is_empty());
+
+        let dup = NewUser {
+            email: f.counselor.email.to_uppercase(),
+            display_name: "Again".into(),
+            role: Role::Counselor,
+            external_id: None,
+            is_demo: false,
+        };
+        assert!(is_conflict(&db.store.create_user(f.account.id, dup).await));
+        let ext = |email: &str| NewUser {
+            email: email.into(),
+            display_name: "Ext".into(),
+            role: Role::Counselor,
+            external_id: Some("p-1".into()),
+            is_demo: false,
+        };
+        db.store
+            .create_user(f.account.id, ext(&format!("e1-{}@x.org", Uuid::now_v7().simple())))
+            .await
+            .expect("external id");
+        assert!(is_conflict(
+            &db.store.create_user(f.account.id, ext(&format!("e2-{}@x.org", Uuid::now_v7().simple()))).await
+        ));
+        let found = db.store.user_by_external_id(f.account.id, "p-1").await.expect("lookup");
+        assert!(found.is_some());
+        let bad = NewUser {
+            email: "not-an-email".into(),
+            display_name: " ".into(),
+            role: Role::Counselor,
+            external_id: None,
+            is_demo: false,
+        };
+        match db.store.create_user(f.account.id, bad).await {
+            Err(Error::Invalid(fields)) => assert_eq!(fields.len(), 2),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+        let off = db.store.set_user_active(f.account.id, f.other_counselor.id, false).await.expect("deactivate");
+        assert!(!off.active);
+    }
+}
+
+#[tokio::test]
+async fn categories_are_per_account_and_enforced_by_the_schema() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        assert_eq!(db.store.categories(f.account.id).await.expect("list"), DEFAULT_CATEGORIES);
+        assert_eq!(db.store.add_category(f.account.id, "Sales").await.expect("add"), "sales");
+        assert!(is_conflict(&db.store.add_category(f.account.id, "sales").await), "{backend:?}");
+        let mut input = scenario_input("Upsell");
+        input.category = "Sales".into();
+        assert_eq!(db.store.create_scenario(f.account.id, None, &input).await.expect("create").0.category, "sales");
+        // The foreign key refuses a category the account does not have, whatever the code does.
+        let raw = db
+            .store
+            .raw_execute(&format!(
+                "INSERT INTO scenarios (id, account_id, title, prompt, mode, category, created_at, updated_at) \
+                 VALUES ('{}', '{}', 't', 'p', 'phone', 'nonsense', 0, 0)",
+                Uuid::now_v7(),
+                f.account.id
+            ))
+            .await;
+        assert!(raw.is_err(), "{backend:?}");
+    }
+}
+
+/// Every value of every enum is accepted by the schema's CHECK constraints, and a value outside
+/// the enum is refused: the Rust enums and the migrations cannot drift apart.
+#[tokio::test]
+async fn schema_checks_match_the_enums() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let s = scenario(&db, &f, "Enums").await;
+        let session = db
+            .store
+            .create_session(
+                f.account.id,
+                &NewSession {
+                    user_id: f.counselor.id,
+                    assignment_id: None,
+                    scenario_id: None,
+                    kind: SessionKind::Chat,
+                    room_name: None,
+                },
+            )
+            .await
+            .expect("session");
+        db.store
+            .raw_execute(&format!(
+                "INSERT INTO session_flags (id, account_id, session_id, flag_type, severity, source, details, created_at, updated_at) \
+                 VALUES ('f1', '{}', '{}', 'other', 'low', 'analysis', 'd', 0, 0)",
+                f.account.id, session.id
+            ))
+            .await
+            .expect("flag row");
+        db.store
+            .raw_execute(&format!(
+                "INSERT INTO transcript_turns (id, session_id, speaker, text, started_ms, created_at) VALUES ('t1', '{}', 'caller', 'x', 0, 0)",
+                session.id
+            ))
+            .await
+            .expect("turn row");
+        let (user_id, scenario_id, session_id) = (f.counselor.id.to_string(), s.id.to_string(), session.id.to_string());
+        let checks: Vec<(&str, &str, &str, Vec<&str>)> = vec![
+            ("users", "role", &user_id, Role::ALL.iter().map(|v| v.as_str()).collect()),
+            ("scenarios", "mode", &scenario_id, ScenarioMode::ALL.iter().map(|v| v.as_str()).collect()),
+            ("scenarios", "difficulty", &scenario_id, Difficulty::ALL.iter().map(|v| v.as_str()).collect()),
+            ("sessions", "kind", &session_id, SessionKind::ALL.iter().map(|v| v.as_str()).collect()),
+            ("sessions", "status", &session_id, SessionStatus::ALL.iter().map(|v| v.as_str()).collect()),
+            ("transcript_turns", "speaker", "t1", Speaker::ALL.iter().map(|v| v.as_str()).collect()),
+            ("session_flags", "flag_type", "f1", FlagType::ALL.iter().map(|v| v.as_str()).collect()),
+            ("session_flags", "severity", "f1", FlagSeverity::ALL.iter().map(|v| v.as_str()).collect()),
+            ("session_flags", "source", "f1", FlagSource::ALL.iter().map(|v| v.as_str()).collect()),
+        ];
+        for (table, column, id, values) in checks {
+            for value in values {
+                let sql = format!("UPDATE {table} SET {column} = '{value}' WHERE id = '{id}'");
+                db.store
+                    .raw_execute(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend:?}: {table}.{column} = {value}: {e}"));
+            }
+            let sql = format!("UPDATE {table} SET {column} = 'bogus' WHERE id = '{id}'");
+            assert!(db.store.raw_execute(&sql).await.is_err(), "{backend:?}: {table}.{column} accepted bogus");
+        }
+        // Statuses that carry timestamps are checked with them.
+        for status in AssignmentStatus::ALL {
+            let completed_at = if *status == AssignmentStatus::Completed { "1" } else { "NULL" };
+            let a = db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await;
+            let id = match a {
+                Ok(a) => a.id,
+                Err(_) => continue,
+            };
+            let sql =
+                format!("UPDATE assignments SET status = '{status}', completed_at = {completed_at} WHERE id = '{id}'");
+            db.store.raw_execute(&sql).await.unwrap_or_else(|e| panic!("{backend:?}: status {status}: {e}"));
+        }
+        let flag_statuses =
+            FlagStatus::ALL.iter().map(|v| (v.as_str(), if *v == FlagStatus::Open { "NULL" } else { "1" }));
+        for (status, reviewed_at) in flag_statuses {
+            let sql =
+                format!("UPDATE session_flags SET status = '{status}', reviewed_at = {reviewed_at} WHERE id = 'f1'");
+            db.store.raw_execute(&sql).await.unwrap_or_else(|e| panic!("{backend:?}: flag status {status}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `cargo xtask <task>`: the project's developer tasks in Rust instead of shell sprawl.
+//!
+//! - `demo`: build, seed the demo data into SQLite, and serve on http://localhost:3003.
+//! - `ci`: everything CI checks: formatting, clippy, generated-file drift, and the whole test
+//!   suite on SQLite and on a throwaway PostgreSQL server this task installs and starts.
+//! - `codegen`: regenerate checked-in generated files (the OpenAPI document for the web UI).
+//! - `bench api`: HTTP throughput and latency of the API next to a bare axum handler.
+
+mod postgres;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["demo"] => demo(),
+        ["ci"] => ci(),
+        ["codegen"] => codegen(false),
+        ["codegen", "--check"] => codegen(true),
+        ["bench", "api"] => run(Command::new("cargo").args(["bench", "-p", "proto-trainer-admin", "--bench", "api"])),
+        _ => {
+            eprintln!("usage: cargo xtask <demo | ci | codegen [--check] | bench api>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into())
+}
+
+/// Runs a command, failing with its name if it fails.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("$ {shown}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    run(Command::new("cargo").args(["build", "--release", "--bin", "proto-trainer"]))?;
+    let bin = Path::new("target/release/proto-trainer");
+    run(Command::new(bin).args(["seed", "--demo"]))?;
+    eprintln!("Serving on http://localhost:3003 (DEMO_MODE=true); Ctrl-C stops it.");
+    run(Command::new(bin).arg("serve").env("DEMO_MODE", "true"))
+}
+
+fn ci() -> Result<()> {
+    let started = std::time::Instant::now();
+    run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    codegen(true)?;
+    let server = postgres::TestServer::start()?;
+    let result = run(Command::new("cargo")
+        .args(["test", "--workspace", "--locked"])
+        .env("TEST_POSTGRES_URL", server.url())
+        .env("REQUIRE_POSTGRES", "1"));
+    drop(server);
+    result?;
+    eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Generated files: regenerate them, or with `check` fail when the checked-in copy drifted.
+fn codegen(check: bool) -> Result<()> {
+    let out = Command::new("cargo")
+        .args(["run", "--quiet", "--locked", "--bin", "proto-trainer", "--", "openapi"])
+        .output()
+        .context("running proto-trainer openapi")?;
+    if !out.status.success() {
+        bail!("proto-trainer openapi failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let target = Path::new("web/openapi.json");
+    if check {
+        let current = std::fs::read(target).unwrap_or_default();
+        if current != out.stdout {
+            bail!("{} is out of date: run `cargo xtask codegen` and commit the result", target.display());
+        }
+        eprintln!("codegen: {} is up to date", target.display());
+    } else {
+        std::fs::write(target, &out.stdout)?;
+        eprintln!("codegen: wrote {}", target.display());
+    }
+    Ok(())
+}
