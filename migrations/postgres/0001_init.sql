@@ -59,7 +59,8 @@ CREATE TABLE scenarios (
 -- Reusable scenarios have unique titles per account (case-insensitive); one-time scenarios are
 -- private to their single assignment and may repeat a title.
 CREATE UNIQUE INDEX scenarios_title_key ON scenarios (account_id, lower(title)) WHERE NOT is_one_time;
-CREATE INDEX scenarios_account_idx ON scenarios (account_id, is_one_time, created_at);
+-- Lists walk this index newest-first and stop at the page size instead of sorting every row.
+CREATE INDEX scenarios_account_idx ON scenarios (account_id, created_at, id);
 
 CREATE TABLE assignments (
     id            TEXT PRIMARY KEY NOT NULL,
@@ -78,7 +79,7 @@ CREATE TABLE assignments (
 );
 -- One active (not completed) assignment per counselor and scenario; more practice after completion.
 CREATE UNIQUE INDEX assignments_active_key ON assignments (counselor_id, scenario_id) WHERE status <> 'completed';
-CREATE INDEX assignments_account_idx ON assignments (account_id, created_at);
+CREATE INDEX assignments_account_idx ON assignments (account_id, created_at, id);
 CREATE INDEX assignments_scenario_idx ON assignments (scenario_id);
 
 CREATE TABLE sessions (
@@ -98,7 +99,8 @@ CREATE TABLE sessions (
 );
 CREATE UNIQUE INDEX sessions_attempt_key ON sessions (assignment_id, attempt_number) WHERE assignment_id IS NOT NULL;
 CREATE UNIQUE INDEX sessions_room_key ON sessions (room_name) WHERE room_name IS NOT NULL;
-CREATE INDEX sessions_account_idx ON sessions (account_id, created_at);
+CREATE INDEX sessions_account_idx ON sessions (account_id, created_at, id);
+CREATE INDEX sessions_assignment_idx ON sessions (assignment_id);
 CREATE INDEX sessions_user_idx ON sessions (user_id, created_at);
 
 -- Turns are ordered by when they were spoken (started_ms from the session start), not by when
