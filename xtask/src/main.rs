@@ -1,10 +1,13 @@
 //! `cargo xtask <task>`: the project's developer tasks in Rust instead of shell sprawl.
 //!
 //! - `demo`: build, seed the demo data into SQLite, and serve on http://localhost:3003.
-//! - `ci`: everything CI checks: formatting, clippy, generated-file drift, and the whole test
-//!   suite on SQLite and on a throwaway PostgreSQL server this task installs and starts.
+//! - `ci`: everything CI checks: formatting, clippy, generated-file drift, the whole test suite on
+//!   SQLite and on a throwaway PostgreSQL server this task installs and starts, and the voice
+//!   agent's end-to-end tests against a real livekit-server and LiveKit client.
 //! - `codegen`: regenerate checked-in generated files (the OpenAPI document for the web UI).
 //! - `bench api`: HTTP throughput and latency of the API next to a bare axum handler.
+//! - `bench agent-media [N ...]`: N concurrent echo sessions through a real livekit-server; CPU
+//!   seconds per session-minute and RSS per session of the agent process.
 
 mod postgres;
 
@@ -23,8 +26,12 @@ fn main() -> Result<()> {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["bench", "api"] => run(Command::new("cargo").args(["bench", "-p", "proto-trainer-admin", "--bench", "api"])),
+        ["bench", "agent-media", sizes @ ..] => {
+            let sizes = if sizes.is_empty() { vec!["1", "10", "50"] } else { sizes.to_vec() };
+            run(Command::new("scripts/livekit/bench-agent-media.sh").args(sizes))
+        }
         _ => {
-            eprintln!("usage: cargo xtask <demo | ci | codegen [--check] | bench api>");
+            eprintln!("usage: cargo xtask <demo | ci | codegen [--check] | bench api | bench agent-media [N ...]>");
             std::process::exit(2);
         }
     }
@@ -65,6 +72,21 @@ fn ci() -> Result<()> {
         .env("REQUIRE_POSTGRES", "1"));
     drop(server);
     result?;
+    // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
+    // a loopback-only network namespace. install.sh runs here, outside any namespace, because it
+    // needs the package registries.
+    run(&mut Command::new("scripts/livekit/install.sh"))?;
+    run(Command::new("cargo").args([
+        "test",
+        "-p",
+        "proto-trainer-agent",
+        "--locked",
+        "--test",
+        "livekit",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ]))?;
     eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }

@@ -1,0 +1,25 @@
+//! Proto Trainer's LiveKit participant and agent worker, in pure Rust.
+//!
+//! The official `livekit` crate needs a prebuilt libwebrtc, which our machines cannot download,
+//! so this crate speaks LiveKit's protocol itself: signalling through `livekit-signaling`,
+//! WebRTC through str0m (see `docs/adr/0001-webrtc-stack.md`).
+//!
+//! - [`audio`]: Opus at 48 kHz mono, 20 ms frames.
+//! - [`sdp`]: the SDP/candidate details LiveKit's signalling needs beyond str0m.
+//! - [`session`]: the sans-IO room session (both peer connections, publish, subscribe, data).
+//! - [`participant`]: the tokio shell that drives a session over real sockets.
+//! - [`datastream`]: text streams (`lk.transcription` captions) as data packets.
+//! - [`echo`]: the echo job, the test mode that proves media and data end to end.
+//! - [`token`]: access tokens for tests and the dev echo mode.
+//! - [`worker`]: the sans-IO agent worker protocol (`/agent`: register, jobs, load, drain).
+//! - [`worker_shell`]: the tokio shell that runs a worker and its jobs.
+
+pub mod audio;
+pub mod datastream;
+pub mod echo;
+pub mod participant;
+pub mod sdp;
+pub mod session;
+pub mod token;
+pub mod worker;
+pub mod worker_shell;
