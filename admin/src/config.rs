@@ -48,6 +48,8 @@ pub struct Config {
     pub livekit_url: Option<String>,
     pub livekit_api_key: Option<String>,
     pub livekit_api_secret: Option<Secret>,
+    /// `AGENT_NAME` (default proto-trainer): the agent dispatched into voice rooms.
+    pub agent_name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,7 @@ impl Config {
             livekit_url: var("LIVEKIT_URL"),
             livekit_api_key: var("LIVEKIT_API_KEY"),
             livekit_api_secret: var("LIVEKIT_API_SECRET").map(Secret),
+            agent_name: parse("AGENT_NAME", "proto-trainer")?,
         })
     }
 

@@ -21,6 +21,19 @@ struct App {
 }
 
 async fn spawn(db: &TestDb, demo_mode: bool) -> App {
+    spawn_configured(db, |c| c.demo_mode = demo_mode).await
+}
+
+/// A demo-mode app with further configuration.
+async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut admin::Config)) -> App {
+    spawn_configured(db, |c| {
+        c.demo_mode = true;
+        configure(c);
+    })
+    .await
+}
+
+async fn spawn_configured(db: &TestDb, configure: impl FnOnce(&mut admin::Config)) -> App {
     let s = &db.store;
     let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account");
     let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account");
@@ -38,7 +51,7 @@ async fn spawn(db: &TestDb, demo_mode: bool) -> App {
     let outsider = s.create_user(other.id, user("Olga Outsider", Role::Supervisor)).await.expect("user").id;
 
     let mut config = admin::Config::for_database(&db.url);
-    config.demo_mode = demo_mode;
+    configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -621,4 +634,68 @@ async fn ops_docs_and_web_ui() {
     assert!(page.text().await.expect("body").contains("Proto Trainer"));
     let (status, body) = app.get(app.supervisor, "/api/nope").await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
+
+#[tokio::test]
+async fn voice_token_starts_a_session_and_dispatches_the_agent() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db, true).await;
+        // Without LiveKit settings the route says so instead of failing obscurely.
+        let (status, body) = app.post(app.counselor, "/api/livekit/token", json!({})).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{backend:?}: {body}");
+        assert!(body["message"].as_str().unwrap_or("").contains("LIVEKIT_URL"));
+
+        let secret = format!("test-secret-{}", Uuid::now_v7().simple());
+        let app = spawn_with(&db, |c| {
+            c.livekit_url = Some("ws://127.0.0.1:7880".into());
+            c.livekit_api_key = Some("devkey".into());
+            c.livekit_api_secret = Some(admin::Secret::new(secret.clone()));
+        })
+        .await;
+        let phone = id(&app.scenario("Voice call").await);
+        let (_, assignment) = app
+            .post(app.supervisor, "/api/assignments", json!({"scenarioId": phone, "counselorId": app.counselor}))
+            .await;
+        let (status, voice) =
+            app.post(app.counselor, "/api/livekit/token", json!({"assignmentId": id(&assignment)})).await;
+        assert_eq!(status, StatusCode::CREATED, "{voice}");
+        assert_eq!(voice["url"], "ws://127.0.0.1:7880");
+        assert_eq!(voice["agentName"], "proto-trainer");
+
+        let claims = livekit_api::access_token::TokenVerifier::with_api_key("devkey", &secret)
+            .verify(voice["token"].as_str().expect("token"))
+            .expect("token signed with the configured secret");
+        assert_eq!(claims.sub, app.counselor.to_string());
+        assert_eq!(claims.video.room, voice["roomName"].as_str().expect("room"));
+        assert!(claims.video.room_join && claims.video.can_publish == Some(true));
+        let agents = claims.room_config.expect("room config").agents;
+        assert_eq!(agents[0].agent_name, "proto-trainer");
+        let meta: Value = serde_json::from_str(&agents[0].metadata).expect("metadata JSON");
+        assert_eq!(meta["sessionId"], voice["sessionId"]);
+        assert_eq!(meta["assignmentId"], assignment["id"]);
+
+        // The session exists as a voice attempt, and the assignment has started.
+        let (_, session) =
+            app.get(app.counselor, &format!("/api/sessions/{}", voice["sessionId"].as_str().expect("id"))).await;
+        assert_eq!((session["kind"].as_str(), session["attemptNumber"].as_i64()), (Some("voice"), Some(1)));
+        assert_eq!(session["roomName"], voice["roomName"]);
+        let (_, assignment) = app.get(app.counselor, &format!("/api/assignments/{}", id(&assignment))).await;
+        assert_eq!(assignment["status"], "in_progress");
+
+        // Free practice needs no assignment; someone else's assignment is not found; chat
+        // scenarios are not practised by voice.
+        assert_eq!(app.post(app.other_counselor, "/api/livekit/token", json!({})).await.0, StatusCode::CREATED);
+        let (status, _) =
+            app.post(app.other_counselor, "/api/livekit/token", json!({"assignmentId": id(&assignment)})).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let mut chat = scenario_body("Chat only");
+        chat["mode"] = json!("chat");
+        let (_, chat) = app.post(app.supervisor, "/api/scenarios", chat).await;
+        let (_, chat_assignment) = app
+            .post(app.supervisor, "/api/assignments", json!({"scenarioId": id(&chat), "counselorId": app.counselor}))
+            .await;
+        let (status, _) =
+            app.post(app.counselor, "/api/livekit/token", json!({"assignmentId": id(&chat_assignment)})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
 }

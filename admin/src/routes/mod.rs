@@ -9,6 +9,7 @@ use crate::AppState;
 
 pub mod accounts;
 pub mod assignments;
+pub mod livekit;
 pub mod ops;
 pub mod scenarios;
 pub mod sessions;
@@ -46,6 +47,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(assignments::get_assignment, assignments::patch_assignment, assignments::delete_assignment))
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::get_session))
+        .routes(routes!(livekit::voice_token))
 }
 
 /// Raises the body limit for an upload route to [`crate::MAX_UPLOAD_BYTES`]; every other route

@@ -1,0 +1,118 @@
+//! Voice practice: a LiveKit token for the counselor's room, with the voice agent dispatched.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use store::{NewSession, ScenarioMode, SessionKind};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, Result};
+use crate::extract::Json;
+use crate::identity::Actor;
+
+/// How long the join token is valid; LiveKit refreshes tokens for a connected participant, so
+/// this only bounds how long after issue the room may be joined.
+const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VoiceTokenRequest {
+    /// The assignment to practise; absent for free practice.
+    #[serde(default)]
+    pub assignment_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceToken {
+    /// LiveKit access token (JWT) for this counselor and room.
+    pub token: String,
+    /// The LiveKit server to connect to.
+    pub url: String,
+    pub room_name: String,
+    /// The voice session created for this call.
+    pub session_id: Uuid,
+    /// The agent the token dispatches into the room.
+    pub agent_name: String,
+}
+
+/// Starts a voice session (for an assignment, or free practice) and answers a token that joins
+/// its room and dispatches the voice agent there (`RoomConfiguration.agents`). The dispatch
+/// metadata carries the session, so the agent knows whose call it is.
+#[utoipa::path(post, path = "/api/livekit/token", tag = "sessions", request_body = VoiceTokenRequest,
+    responses((status = 201, body = VoiceToken), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn voice_token(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(input): Json<VoiceTokenRequest>,
+) -> Result<(StatusCode, Json<VoiceToken>)> {
+    let config = &state.config;
+    let (Some(url), Some(key), Some(secret)) =
+        (&config.livekit_url, &config.livekit_api_key, &config.livekit_api_secret)
+    else {
+        return Err(ApiError::Unavailable(
+            "voice practice is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET".into(),
+        ));
+    };
+    if let Some(id) = input.assignment_id {
+        let assignment = state.store.assignment(actor.account_id, id).await?;
+        if assignment.counselor_id != actor.user_id {
+            return Err(ApiError::NotFound("assignment"));
+        }
+        if assignment.scenario.mode != ScenarioMode::Phone {
+            return Err(ApiError::validation("assignmentId", "the scenario is practised by chat, not by voice"));
+        }
+    }
+    let user = state.store.user(actor.account_id, actor.user_id).await?;
+    let room_name = format!("pt-{}", Uuid::now_v7());
+    let new = NewSession {
+        user_id: actor.user_id,
+        assignment_id: input.assignment_id,
+        scenario_id: None,
+        kind: SessionKind::Voice,
+        room_name: Some(room_name.clone()),
+    };
+    let session = state.store.create_session(actor.account_id, &new).await?;
+    let metadata = serde_json::json!({
+        "sessionId": session.id,
+        "accountId": session.account_id,
+        "assignmentId": session.assignment_id,
+        "scenarioId": session.scenario_id,
+    })
+    .to_string();
+    let token = livekit_api::access_token::AccessToken::with_api_key(key, secret.expose())
+        .with_identity(&user.id.to_string())
+        .with_name(&user.display_name)
+        .with_ttl(TOKEN_TTL)
+        .with_grants(livekit_api::access_token::VideoGrants {
+            room_join: true,
+            room: room_name.clone(),
+            can_publish: Some(true),
+            can_subscribe: Some(true),
+            can_publish_data: Some(true),
+            ..Default::default()
+        })
+        .with_room_config(livekit_protocol::RoomConfiguration {
+            agents: vec![livekit_protocol::RoomAgentDispatch {
+                agent_name: config.agent_name.clone(),
+                metadata,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .to_jwt()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing the LiveKit token: {e}")))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(VoiceToken {
+            token,
+            url: url.clone(),
+            room_name,
+            session_id: session.id,
+            agent_name: config.agent_name.clone(),
+        }),
+    ))
+}
