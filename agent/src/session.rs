@@ -442,15 +442,7 @@ impl Session {
             let mut api = self.publisher.rtc.sdp_api();
             api.ice_restart(true);
             if let Some((offer, pending)) = api.apply() {
-                let sdp = offer.to_sdp_string();
-                self.drain(PeerRole::Publisher)?;
-                self.publishing = Publishing::Offered(pending);
-                self.last_publisher_offer = Some(sdp.clone());
-                self.signal(signal_request::Message::Offer(proto::SessionDescription {
-                    r#type: "offer".into(),
-                    sdp,
-                    ..Default::default()
-                }));
+                self.send_publisher_offer(offer, pending)?;
             }
         }
         let sync = self.sync_state();
@@ -530,6 +522,16 @@ impl Session {
         let Some((offer, pending)) = api.apply() else {
             return Err(SessionError::Sdp("publisher offer had no changes".into()));
         };
+        let sdp = self.send_publisher_offer(offer, pending)?;
+        if let Some(t) = self.publisher.trickle_request(&sdp) {
+            self.signal(t);
+        }
+        Ok(())
+    }
+
+    /// Sends a publisher offer (first or ICE restart) and remembers it for SyncState; the
+    /// SFU's answer completes it. Answers the offer's SDP text.
+    fn send_publisher_offer(&mut self, offer: SdpOffer, pending: SdpPendingOffer) -> Result<String, SessionError> {
         let sdp = offer.to_sdp_string();
         self.drain(PeerRole::Publisher)?;
         self.publishing = Publishing::Offered(pending);
@@ -539,10 +541,7 @@ impl Session {
             sdp: sdp.clone(),
             ..Default::default()
         }));
-        if let Some(t) = self.publisher.trickle_request(&sdp) {
-            self.signal(t);
-        }
-        Ok(())
+        Ok(sdp)
     }
 
     fn accept_publisher_answer(&mut self, sdp_text: &str) -> Result<(), SessionError> {

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::{RowExt, Store};
+use crate::db::{RowExt, Store, page};
 use crate::domain::{AssignmentStatus, Difficulty, Role, ScenarioMode, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 
@@ -367,6 +367,7 @@ impl Store {
     }
 
     pub async fn list_assignments(&self, account_id: Uuid, filter: &AssignmentFilter) -> Result<Vec<Assignment>> {
+        let (limit, offset) = page(filter.limit, filter.offset);
         let rows = sqlx::query(&format!(
             "{ASSIGNMENT_SELECT} WHERE a.account_id = $1 \
              AND ($2 IS NULL OR a.counselor_id = $2) \
@@ -378,8 +379,8 @@ impl Store {
         .bind(filter.counselor_id.map(|u| u.to_string()))
         .bind(filter.scenario_id.map(|u| u.to_string()))
         .bind(filter.status.map(AssignmentStatus::as_str))
-        .bind(filter.limit.unwrap_or(100).clamp(1, 500))
-        .bind(filter.offset.unwrap_or(0).max(0))
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Assignment::from_row).collect()

@@ -197,3 +197,8 @@ pub(crate) fn like_pattern(needle: &str) -> String {
     out.push('%');
     out
 }
+
+/// A list page: size 1 to 500 (default 100) and a non-negative offset.
+pub(crate) fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
+    (limit.unwrap_or(100).clamp(1, 500), offset.unwrap_or(0).max(0))
+}

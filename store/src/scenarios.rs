@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::assignments::{Assignment, NewAssignment};
-use crate::db::{RowExt, Store, like_pattern};
+use crate::db::{RowExt, Store, like_pattern, page};
 use crate::domain::{Difficulty, ScenarioMode, Timestamp, new_id};
 use crate::error::{Error, FieldError, Result, Violation, violation};
 
@@ -305,6 +305,7 @@ impl Store {
             ScenarioListKind::OneTime => Some(true),
             ScenarioListKind::All => None,
         };
+        let (limit, offset) = page(filter.limit, filter.offset);
         let rows = sqlx::query(&format!(
             "SELECT {SCENARIO_COLUMNS} FROM scenarios s WHERE s.account_id = $1 \
              AND ($2 IS NULL OR s.is_one_time = $2) \
@@ -318,8 +319,8 @@ impl Store {
         .bind(filter.category.as_deref().map(|c| c.trim().to_lowercase()))
         .bind(filter.mode.map(ScenarioMode::as_str))
         .bind(filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(like_pattern))
-        .bind(filter.limit.unwrap_or(100).clamp(1, 500))
-        .bind(filter.offset.unwrap_or(0).max(0))
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Scenario::from_row).collect()

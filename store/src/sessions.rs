@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::{RowExt, Store};
+use crate::db::{RowExt, Store, page};
 use crate::domain::{AssignmentStatus, SessionKind, SessionStatus, Speaker, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
@@ -210,6 +210,7 @@ impl Store {
             SessionListType::Assigned => Some(true),
             SessionListType::All => None,
         };
+        let (limit, offset) = page(filter.limit, filter.offset);
         let rows = sqlx::query(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1 \
              AND ($2 IS NULL OR (assignment_id IS NOT NULL) = $2) \
@@ -221,8 +222,8 @@ impl Store {
         .bind(assigned)
         .bind(filter.user_id.map(|u| u.to_string()))
         .bind(filter.assignment_id.map(|u| u.to_string()))
-        .bind(filter.limit.unwrap_or(100).clamp(1, 500))
-        .bind(filter.offset.unwrap_or(0).max(0))
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Session::from_row).collect()
