@@ -98,10 +98,12 @@ async fn load(url: &str, user: Option<&str>, concurrency: usize, duration: Durat
     stats
 }
 
-async fn request(client: &reqwest::Client, url: &str, user: Option<&str>) -> Result<(), ()> {
+/// `cookie` is a signed-in supervisor's session cookie: every measured request pays for the
+/// session lookup, as real ones do.
+async fn request(client: &reqwest::Client, url: &str, cookie: Option<&str>) -> Result<(), ()> {
     let mut req = client.get(url);
-    if let Some(user) = user {
-        req = req.header(admin::DEMO_USER_HEADER, user);
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
     }
     let res = req.send().await.map_err(|_| ())?;
     let ok = res.status().is_success();
@@ -154,11 +156,27 @@ async fn seeded_app(db: &TestDb) -> (String, String) {
         assert_eq!(report.created.len(), chunk.len());
     }
 
-    let mut config = admin::Config::for_database(&db.url);
-    config.demo_mode = true;
+    let password = "bench-password-not-secret";
+    let hash = admin::auth::hash_password(password.into()).await.expect("hash");
+    s.set_password(account.id, supervisor.id, &hash, false, None).await.expect("password");
+
+    let config = admin::Config::for_database(&db.url);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { admin::run(config, listener, std::future::pending()).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    (base, supervisor.id.to_string())
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": "sup@bench.test", "password": password}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    (base, cookie)
 }

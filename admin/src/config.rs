@@ -32,7 +32,7 @@ pub struct Config {
     pub port: u16,
     /// `DATABASE_URL` (default a SQLite file under ./data/).
     pub database_url: String,
-    /// `DEMO_MODE`: demo-only conveniences (identity header, seeded demo users). Never in production.
+    /// `DEMO_MODE`: the demo user switcher for seeded demo users. Never in production.
     pub demo_mode: bool,
     /// `INTERNAL_SERVICE_KEY`: shared with voice agents that run apart from the admin service.
     pub internal_service_key: Option<Secret>,
@@ -50,6 +50,92 @@ pub struct Config {
     pub livekit_api_secret: Option<Secret>,
     /// `AGENT_NAME` (default proto-trainer): the agent dispatched into voice rooms.
     pub agent_name: String,
+    /// `PUBLIC_URL`: where browsers reach the service (e.g. https://trainer.example.org). Its
+    /// origin is accepted by the CSRF origin check besides the request's own host, and an
+    /// `https` URL makes the session cookie `Secure`.
+    pub public_url: Option<String>,
+    /// `COOKIE_SECURE` (default: whether `PUBLIC_URL` is https).
+    pub cookie_secure: bool,
+    /// `SESSION_IDLE_MINUTES` (default 60) and `SESSION_MAX_HOURS` (default 12): a login session
+    /// ends after this much inactivity, and in any case this long after login.
+    pub session_idle_minutes: u32,
+    pub session_max_hours: u32,
+    /// `TRUST_FORWARDED_FOR` (default false): take the client address from `X-Forwarded-For`.
+    /// Only behind a reverse proxy that overwrites the header.
+    pub trust_forwarded_for: bool,
+    /// `RATE_LIMIT_<NAME>=<max>/<seconds>` for each limit.
+    pub rate_limits: RateLimits,
+}
+
+/// At most `max` hits per `window_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u32,
+    pub window_secs: u32,
+}
+
+impl Limit {
+    pub const fn new(max: u32, window_secs: u32) -> Self {
+        Limit { max, window_secs }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let (max, window) = text.split_once('/')?;
+        let limit = Limit { max: max.trim().parse().ok()?, window_secs: window.trim().parse().ok()? };
+        (limit.max > 0 && limit.window_secs > 0).then_some(limit)
+    }
+}
+
+/// Limits on abuse-prone and LLM-backed routes. Keys: login per client IP and per account,
+/// per user for chat messages, evaluation, flags and uploads, per session for analysis (as
+/// PRODUCT.md: 5 per session per hour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub login_per_ip: Limit,
+    pub login_per_account: Limit,
+    pub chat_message: Limit,
+    pub evaluate: Limit,
+    pub analyze: Limit,
+    pub flag: Limit,
+    pub upload: Limit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            login_per_ip: Limit::new(20, 900),
+            login_per_account: Limit::new(100, 900),
+            chat_message: Limit::new(30, 60),
+            evaluate: Limit::new(20, 3600),
+            analyze: Limit::new(5, 3600),
+            flag: Limit::new(20, 3600),
+            upload: Limit::new(30, 3600),
+        }
+    }
+}
+
+impl RateLimits {
+    /// Limits so high that tests unrelated to rate limiting never meet them.
+    pub fn unlimited() -> Self {
+        let l = Limit::new(u32::MAX, 1);
+        RateLimits {
+            login_per_ip: l,
+            login_per_account: l,
+            chat_message: l,
+            evaluate: l,
+            analyze: l,
+            flag: l,
+            upload: l,
+        }
+    }
+}
+
+fn flag(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_lowercase().as_str() {
+        "0" | "false" | "no" | "off" => Ok(false),
+        "1" | "true" | "yes" | "on" => Ok(true),
+        other => Err(ConfigError { name, problem: format!("`{other}` is not true or false") }),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +162,43 @@ impl Config {
         let bind_addr = parse("BIND_ADDR", "127.0.0.1")?
             .parse()
             .map_err(|e| ConfigError { name: "BIND_ADDR", problem: format!("{e}") })?;
-        let demo_mode = match var("DEMO_MODE").as_deref().map(str::to_lowercase).as_deref() {
-            None | Some("0" | "false" | "no" | "off") => false,
-            Some("1" | "true" | "yes" | "on") => true,
-            Some(other) => {
-                return Err(ConfigError { name: "DEMO_MODE", problem: format!("`{other}` is not true or false") });
+        let demo_mode = match var("DEMO_MODE") {
+            None => false,
+            Some(v) => flag("DEMO_MODE", &v)?,
+        };
+        let number = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError { name, problem: format!("`{v}` is not a positive whole number") }),
             }
         };
+        let public_url = var("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError { name: "PUBLIC_URL", problem: "must start with http:// or https://".into() });
+        }
+        let mut rate_limits = RateLimits::default();
+        for (name, slot) in [
+            ("RATE_LIMIT_LOGIN_PER_IP", &mut rate_limits.login_per_ip),
+            ("RATE_LIMIT_LOGIN_PER_ACCOUNT", &mut rate_limits.login_per_account),
+            ("RATE_LIMIT_CHAT_MESSAGE", &mut rate_limits.chat_message),
+            ("RATE_LIMIT_EVALUATE", &mut rate_limits.evaluate),
+            ("RATE_LIMIT_ANALYZE", &mut rate_limits.analyze),
+            ("RATE_LIMIT_FLAG", &mut rate_limits.flag),
+            ("RATE_LIMIT_UPLOAD", &mut rate_limits.upload),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = Limit::parse(&v).ok_or_else(|| ConfigError {
+                    name,
+                    problem: format!("`{v}` is not <max>/<seconds>, e.g. 5/3600"),
+                })?;
+            }
+        }
         let database_url = parse("DATABASE_URL", "sqlite://data/proto-trainer.db?mode=rwc")?;
         store::Backend::from_url(&database_url).map_err(|_| ConfigError {
             name: "DATABASE_URL",
@@ -105,6 +221,18 @@ impl Config {
             livekit_api_key: var("LIVEKIT_API_KEY"),
             livekit_api_secret: var("LIVEKIT_API_SECRET").map(Secret),
             agent_name: parse("AGENT_NAME", "proto-trainer")?,
+            cookie_secure: match var("COOKIE_SECURE") {
+                None => public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+                Some(v) => flag("COOKIE_SECURE", &v)?,
+            },
+            trust_forwarded_for: match var("TRUST_FORWARDED_FOR") {
+                None => false,
+                Some(v) => flag("TRUST_FORWARDED_FOR", &v)?,
+            },
+            public_url,
+            session_idle_minutes: number("SESSION_IDLE_MINUTES", 60)?,
+            session_max_hours: number("SESSION_MAX_HOURS", 12)?,
+            rate_limits,
         })
     }
 
@@ -139,5 +267,22 @@ mod tests {
         assert_eq!(err.map(|e| e.name), Some("PORT"));
         let err = Config::from_lookup(|name| (name == "DEMO_MODE").then(|| "maybe".into())).err();
         assert_eq!(err.map(|e| e.name), Some("DEMO_MODE"));
+        let err = Config::from_lookup(|name| (name == "RATE_LIMIT_ANALYZE").then(|| "5 per hour".into())).err();
+        assert_eq!(err.map(|e| e.name), Some("RATE_LIMIT_ANALYZE"));
+    }
+
+    #[test]
+    fn https_public_url_makes_cookies_secure_and_limits_parse() {
+        let config = Config::from_lookup(|name| match name {
+            "PUBLIC_URL" => Some("https://trainer.example.org/".into()),
+            "RATE_LIMIT_ANALYZE" => Some("3/60".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert!(config.cookie_secure);
+        assert_eq!(config.public_url.as_deref(), Some("https://trainer.example.org"));
+        assert_eq!(config.rate_limits.analyze, Limit::new(3, 60));
+        assert_eq!(config.rate_limits.login_per_ip, RateLimits::default().login_per_ip);
+        assert!(!Config::for_database("sqlite::memory:").cookie_secure);
     }
 }

@@ -30,6 +30,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Unavailable(String),
+    #[error("too many requests: {what}; try again in {retry_after_secs} s")]
+    TooManyRequests { what: &'static str, retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -94,6 +97,10 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        };
         let (fields, existing_id) = match self {
             ApiError::Validation(fields) => (fields, None),
             ApiError::Conflict { existing_id, .. } => (Vec::new(), existing_id),
@@ -102,6 +109,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(ErrorBody { error: code, message, fields, existing_id })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Session"));
+        }
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }

@@ -5,24 +5,30 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use axum::Router;
+use axum::http::{HeaderName, header};
 use tokio::net::TcpListener;
+use tower_http::sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub mod auth;
 pub mod config;
 mod error;
 mod extract;
 mod identity;
 mod import;
 mod routes;
+mod security;
 pub mod seed;
 pub mod telemetry;
 mod web;
 
 pub use config::{Config, Secret};
 pub use error::{ApiError, ErrorBody};
-pub use identity::DEMO_USER_HEADER;
 
 /// Uploads (CSV imports, documents) may be at most this large; PRODUCT.md's limit is 10 MB.
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -34,19 +40,33 @@ pub struct AppState {
     pub config: Arc<Config>,
 }
 
+/// Request headers that carry credentials: logs and traces show them as `Sensitive`.
+const SENSITIVE_HEADERS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    HeaderName::from_static(auth::API_KEY_HEADER),
+    HeaderName::from_static(auth::INTERNAL_KEY_HEADER),
+    HeaderName::from_static(auth::CSRF_HEADER),
+];
+
 /// The whole HTTP application: API, OpenAPI document and docs UI, metrics, web UI.
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = routes::api().split_for_parts();
+    let (api, openapi) = routes::api(state.config.demo_mode).split_for_parts();
+    let security = Arc::new(security::SecurityHeaders::new(&state.config));
     api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(web::fallback)
         .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(axum::middleware::from_fn_with_state(security, security::headers))
         .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS))
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
         .with_state(state)
 }
 
-/// The OpenAPI document, for code generation (`proto-trainer openapi`).
+/// The OpenAPI document, for code generation (`proto-trainer openapi`). It describes every
+/// route, the demo-only ones included.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::api().split_for_parts().1
+    routes::api(true).split_for_parts().1
 }
 
 /// Connects to the database, migrates it, and serves until `shutdown` resolves; in-flight
@@ -59,12 +79,34 @@ pub async fn run(
     let store = store::Store::connect(&config.database_url).await?;
     store.migrate().await?;
     if config.demo_mode {
-        tracing::warn!("DEMO_MODE is on: the x-user-id header acts as any user. Never run this in production.");
+        tracing::warn!("DEMO_MODE is on: anyone can sign in as a seeded demo user. Never run this in production.");
     }
     telemetry::prometheus();
     let state = AppState { store: store.clone(), config: Arc::new(config) };
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, "admin service listening");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    let served = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    housekeeping.abort();
+    served?;
     store.close().await;
     Ok(())
+}
+
+/// Forgets expired login sessions and finished rate-limit windows, every few minutes.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        let now = store::Timestamp::now();
+        let idle_ms = i64::from(state.config.session_idle_minutes) * 60_000;
+        if let Err(e) = state.store.purge_auth_sessions(now, idle_ms).await {
+            tracing::warn!(error = %e, "purging expired sessions");
+        }
+        // The longest window is an hour; older counters can no longer matter.
+        if let Err(e) = state.store.purge_rate_limits(store::Timestamp::from_millis(now.millis() - 86_400_000)).await {
+            tracing::warn!(error = %e, "purging rate-limit windows");
+        }
+    }
 }

@@ -3,165 +3,17 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use store::testing::{self, TestDb};
-use store::{NewUser, Role};
+use store::testing;
 use uuid::Uuid;
 
-struct App {
-    base: String,
-    http: reqwest::Client,
-    account: Uuid,
-    admin: Uuid,
-    supervisor: Uuid,
-    counselor: Uuid,
-    other_counselor: Uuid,
-    /// A supervisor of another account.
-    outsider: Uuid,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
+mod common;
 
-async fn spawn(db: &TestDb, demo_mode: bool) -> App {
-    spawn_configured(db, |c| c.demo_mode = demo_mode).await
-}
-
-/// A demo-mode app with further configuration.
-async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut admin::Config)) -> App {
-    spawn_configured(db, |c| {
-        c.demo_mode = true;
-        configure(c);
-    })
-    .await
-}
-
-async fn spawn_configured(db: &TestDb, configure: impl FnOnce(&mut admin::Config)) -> App {
-    let s = &db.store;
-    let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account");
-    let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account");
-    let user = |name: &str, role| NewUser {
-        email: format!("{}-{}@example.org", name.replace(' ', "."), Uuid::now_v7().simple()),
-        display_name: name.to_owned(),
-        role,
-        external_id: Some(format!("ext-{name}")),
-        is_demo: false,
-    };
-    let admin = s.create_user(account.id, user("Ada Admin", Role::Admin)).await.expect("user").id;
-    let supervisor = s.create_user(account.id, user("Sue Supervisor", Role::Supervisor)).await.expect("user").id;
-    let counselor = s.create_user(account.id, user("Casey Counselor", Role::Counselor)).await.expect("user").id;
-    let other_counselor = s.create_user(account.id, user("Robin Counselor", Role::Counselor)).await.expect("user").id;
-    let outsider = s.create_user(other.id, user("Olga Outsider", Role::Supervisor)).await.expect("user").id;
-
-    let mut config = admin::Config::for_database(&db.url);
-    configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        admin::run(config, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("server runs");
-    });
-    App {
-        base,
-        http: reqwest::Client::new(),
-        account: account.id,
-        admin,
-        supervisor,
-        counselor,
-        other_counselor,
-        outsider,
-        _shutdown: tx,
-    }
-}
-
-impl App {
-    async fn call(
-        &self,
-        as_user: Option<Uuid>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(user) = as_user {
-            req = req.header("x-user-id", user.to_string());
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn get(&self, user: Uuid, path: &str) -> (StatusCode, Value) {
-        self.call(Some(user), Method::GET, path, None).await
-    }
-
-    async fn post(&self, user: Uuid, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Some(user), Method::POST, path, Some(body)).await
-    }
-
-    async fn raw(
-        &self,
-        user: Uuid,
-        method: Method,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("x-user-id", user.to_string())
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn scenario(&self, title: &str) -> Value {
-        let (status, body) = self.post(self.supervisor, "/api/scenarios", scenario_body(title)).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body
-    }
-}
-
-fn scenario_body(title: &str) -> Value {
-    json!({ "title": title, "prompt": "You are Sam, calling at night.", "mode": "phone", "category": "onboarding" })
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
-
-#[tokio::test]
-async fn identity_is_required_and_demo_header_only_in_demo_mode() {
-    for (backend, db) in testing::all().await {
-        let app = spawn(&db, false).await;
-        let (status, body) = app.get(app.supervisor, "/api/scenarios").await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend:?}: demo header must not work without DEMO_MODE");
-        assert_eq!(body["error"], "unauthorized");
-
-        let app = spawn(&db, true).await;
-        assert_eq!(app.call(None, Method::GET, "/api/scenarios", None).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(app.get(Uuid::now_v7(), "/api/scenarios").await.0, StatusCode::UNAUTHORIZED);
-        let res =
-            app.http.get(format!("{}/api/scenarios", app.base)).header("x-user-id", "nope").send().await.expect("req");
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    }
-}
+use common::{id, scenario_body, spawn, spawn_with};
 
 #[tokio::test]
 async fn scenario_crud_round_trips_and_rejects_bad_input() {
     for (backend, db) in testing::all().await {
-        let app = spawn(&db, true).await;
+        let app = spawn(&db).await;
         let full = json!({
             "title": "Caller with financial stress", "prompt": "You are Sarah, 34, calling about...",
             "description": "Practice de-escalation", "mode": "phone", "category": "refresher",
@@ -267,7 +119,8 @@ async fn scenario_crud_round_trips_and_rejects_bad_input() {
         let res = app
             .http
             .delete(format!("{}/api/scenarios/{}", app.base, id(&spare)))
-            .header("x-user-id", app.supervisor.to_string())
+            .header("cookie", &app.creds[&app.supervisor].cookie)
+            .header("x-csrf-token", &app.creds[&app.supervisor].csrf)
             .send()
             .await
             .expect("delete");
@@ -280,7 +133,7 @@ async fn scenario_crud_round_trips_and_rejects_bad_input() {
 #[tokio::test]
 async fn one_time_scenarios_assign_on_creation_and_promote_after_warning() {
     for (backend, db) in testing::all().await {
-        let app = spawn(&db, true).await;
+        let app = spawn(&db).await;
         let mut body = scenario_body("Just for Casey");
         body["isOneTime"] = json!(true);
         body["assignTo"] =
@@ -318,7 +171,7 @@ async fn one_time_scenarios_assign_on_creation_and_promote_after_warning() {
 #[tokio::test]
 async fn csv_import_reports_created_skipped_and_failed_rows() {
     for (backend, db) in testing::all().await {
-        let app = spawn(&db, true).await;
+        let app = spawn(&db).await;
         app.scenario("Existing title").await;
         let csv = "title,prompt,description,mode,category,skills,difficulty,estimated_time\n\
                    Grief call,You are Lee,,phone,onboarding,listening;empathy,beginner,10\n\
@@ -349,7 +202,8 @@ async fn csv_import_reports_created_skipped_and_failed_rows() {
         let res = app
             .http
             .post(format!("{}/api/scenarios/import", app.base))
-            .header("x-user-id", app.supervisor.to_string())
+            .header("cookie", &app.creds[&app.supervisor].cookie)
+            .header("x-csrf-token", &app.creds[&app.supervisor].csrf)
             .multipart(form)
             .send()
             .await
@@ -394,7 +248,7 @@ async fn csv_import_reports_created_skipped_and_failed_rows() {
 #[tokio::test]
 async fn assignments_single_bulk_and_state_machine() {
     for (backend, db) in testing::all().await {
-        let app = spawn(&db, true).await;
+        let app = spawn(&db).await;
         let a = id(&app.scenario("A").await);
         let b = id(&app.scenario("B").await);
 
@@ -475,7 +329,7 @@ async fn assignments_single_bulk_and_state_machine() {
 #[tokio::test]
 async fn sessions_list_by_type_and_show_transcripts_to_their_owner() {
     for (backend, db) in testing::all().await {
-        let app = spawn(&db, true).await;
+        let app = spawn(&db).await;
         let sid: Uuid = id(&app.scenario("Practice").await).parse().expect("uuid");
         let assignment = db
             .store
@@ -536,7 +390,7 @@ async fn sessions_list_by_type_and_show_transcripts_to_their_owner() {
 #[tokio::test]
 async fn users_accounts_and_categories() {
     for (backend, db) in testing::all().await {
-        let app = spawn(&db, true).await;
+        let app = spawn(&db).await;
         let (status, found) = app.get(app.supervisor, "/api/users?role=counselor&q=rob").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
@@ -570,15 +424,31 @@ async fn users_accounts_and_categories() {
             (StatusCode::OK, Some(vec![app.account.to_string()]))
         );
         assert_eq!(
-            app.post(app.supervisor, "/api/accounts", json!({"name": "Another"})).await.0,
+            app.post(
+                app.supervisor,
+                "/api/accounts",
+                json!({"name": "Another", "adminEmail": "a@another.org", "adminName": "A"})
+            )
+            .await
+            .0,
             StatusCode::FORBIDDEN
         );
-        let (status, account) = app.post(app.admin, "/api/accounts", json!({"name": "Another Center"})).await;
-        assert_eq!((status, account["name"].as_str()), (StatusCode::CREATED, Some("Another Center")));
-        assert_eq!(
-            app.post(app.admin, "/api/accounts", json!({"name": "another center"})).await.0,
-            StatusCode::CONFLICT
-        );
+        let new_center = json!({"name": "Another Center", "adminEmail": "boss@another.example", "adminName": "Boss"});
+        let (status, made) = app.post(app.admin, "/api/accounts", new_center).await;
+        assert_eq!((status, made["account"]["name"].as_str()), (StatusCode::CREATED, Some("Another Center")), "{made}");
+        assert_eq!(made["admin"]["role"], "admin");
+        // The new admin signs in with the one-time password and must change it first.
+        let once = made["temporaryPassword"].as_str().expect("one-time password");
+        let creds = app.login("boss@another.example", once).await.expect("new admin signs in");
+        let (status, _) = common::send(common::with_creds(&creds, app.http.get(app.url("/api/users")))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{backend:?}: a one-time password must be changed first");
+        let again = json!({"name": "another center", "adminEmail": "other@another.example", "adminName": "Other"});
+        assert_eq!(app.post(app.admin, "/api/accounts", again).await.0, StatusCode::CONFLICT);
+        // A failed provisioning leaves no account behind.
+        let taken = json!({"name": "Third Center", "adminEmail": app.emails[&app.admin], "adminName": "Dup"});
+        assert_eq!(app.post(app.admin, "/api/accounts", taken).await.0, StatusCode::CONFLICT);
+        let retry = json!({"name": "Third Center", "adminEmail": "third@another.example", "adminName": "Third"});
+        assert_eq!(app.post(app.admin, "/api/accounts", retry).await.0, StatusCode::CREATED);
 
         let (_, cats) = app.get(app.counselor, "/api/categories").await;
         assert_eq!(cats["categories"][0], "onboarding");
@@ -605,7 +475,7 @@ async fn users_accounts_and_categories() {
 #[tokio::test]
 async fn ops_docs_and_web_ui() {
     let db = testing::sqlite().await;
-    let app = spawn(&db, true).await;
+    let app = spawn(&db).await;
     let get = |path: &str| app.http.get(format!("{}{path}", app.base)).send();
     assert_eq!(get("/healthz").await.expect("req").text().await.expect("body"), "ok");
     assert_eq!(get("/readyz").await.expect("req").status(), StatusCode::OK);
@@ -639,7 +509,7 @@ async fn ops_docs_and_web_ui() {
 #[tokio::test]
 async fn voice_token_starts_a_session_and_dispatches_the_agent() {
     for (backend, db) in testing::all().await {
-        let app = spawn(&db, true).await;
+        let app = spawn(&db).await;
         // Without LiveKit settings the route says so instead of failing obscurely.
         let (status, body) = app.post(app.counselor, "/api/livekit/token", json!({})).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{backend:?}: {body}");

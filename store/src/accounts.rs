@@ -83,6 +83,12 @@ impl Store {
         Ok(account)
     }
 
+    /// Removes an account and, by cascade, all it holds: for undoing a half-done provisioning.
+    pub async fn delete_account(&self, id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn account(&self, id: Uuid) -> Result<Account> {
         let row = sqlx::query("SELECT id, name, created_at FROM accounts WHERE id = $1")
             .bind(id.to_string())

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod assignments;
+mod auth;
 mod db;
 pub mod domain;
 mod error;
@@ -24,6 +25,7 @@ pub use assignments::{
     Assignment, AssignmentFilter, AssignmentPatch, AssignmentReport, BlockedPair, CounselorSummary, NewAssignment,
     ScenarioSummary, SkippedPair,
 };
+pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use db::{Backend, Store};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};

@@ -160,7 +160,18 @@ impl Store {
                     .await?;
                 (Some(row.uuid("scenario_id")?), Some(attempt))
             }
-            None => (new.scenario_id, None),
+            None => {
+                if let Some(scenario_id) = new.scenario_id {
+                    // Tenancy: the foreign key alone would accept another account's scenario.
+                    sqlx::query("SELECT 1 FROM scenarios WHERE id = $1 AND account_id = $2")
+                        .bind(scenario_id.to_string())
+                        .bind(account_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(Error::NotFound("scenario"))?;
+                }
+                (new.scenario_id, None)
+            }
         };
         sqlx::query(
             "INSERT INTO sessions (id, account_id, user_id, assignment_id, scenario_id, attempt_number, kind, status, room_name, started_at, created_at) \
@@ -191,6 +202,17 @@ impl Store {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound("session"))?;
+        Session::from_row(&row)
+    }
+
+    /// A session by id whatever its account, for internal callers (voice agents) that act across
+    /// accounts; everything else goes through [`Store::session`].
+    pub async fn session_by_id(&self, id: Uuid) -> Result<Session> {
+        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
+            .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
             .ok_or(Error::NotFound("session"))?;

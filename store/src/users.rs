@@ -30,7 +30,7 @@ const USER_COLUMNS: &str =
     "id, account_id, email, display_name, role, external_id, active, is_demo, created_at, updated_at";
 
 impl User {
-    fn from_row(row: &AnyRow) -> Result<Self> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(User {
             id: row.uuid("id")?,
             account_id: row.uuid("account_id")?,
@@ -178,6 +178,16 @@ impl Store {
         .bind(filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(like_pattern))
         .bind(filter.include_inactive)
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(User::from_row).collect()
+    }
+
+    /// The seeded demo users the demo switcher offers, supervisors first.
+    pub async fn demo_users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE is_demo AND active ORDER BY role DESC, lower(display_name), id LIMIT 100"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(User::from_row).collect()

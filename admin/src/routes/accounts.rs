@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use store::Account;
+use store::{Account, User};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -15,6 +15,18 @@ use crate::identity::Actor;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewAccount {
     pub name: String,
+    /// The new account's first admin (every account needs one to manage it).
+    pub admin_email: String,
+    pub admin_name: String,
+}
+
+/// A new account, its first admin, and the admin's one-time password (shown this once).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionedAccount {
+    pub account: Account,
+    pub admin: User,
+    pub temporary_password: String,
 }
 
 /// The caller's account (a list, for the prototype's shape; users see only their own account).
@@ -24,27 +36,32 @@ pub async fn list_accounts(State(state): State<AppState>, actor: Actor) -> Resul
     Ok(Json(vec![state.store.account(actor.account_id).await?]))
 }
 
-/// Creates an account with the default categories (account admins only).
+/// Creates another account (e.g. a new center of a network) with the default categories and its
+/// first admin, who signs in with the one-time password answered here. Account admins only; the
+/// caller gets no access to the new account.
 #[utoipa::path(post, path = "/api/accounts", tag = "accounts", request_body = NewAccount,
-    responses((status = 201, body = Account), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ProvisionedAccount), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn create_account(
     State(state): State<AppState>,
     actor: Actor,
     Json(input): Json<NewAccount>,
-) -> Result<(StatusCode, Json<Account>)> {
+) -> Result<(StatusCode, Json<ProvisionedAccount>)> {
     actor.require_admin()?;
-    let account = state.store.create_account(&input.name).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "account.created",
-            Some(("account", account.id.to_string())),
-            serde_json::json!({ "name": account.name }),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(account)))
+    let provisioned = crate::auth::provision_account(
+        &state.store,
+        &input.name,
+        &input.admin_email,
+        &input.admin_name,
+        None,
+        Some((actor.account_id, actor.user_id)),
+    )
+    .await?;
+    let temporary_password = provisioned.one_time_password.unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(ProvisionedAccount { account: provisioned.account, admin: provisioned.admin, temporary_password }),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

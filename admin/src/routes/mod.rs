@@ -8,7 +8,11 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub mod accounts;
+pub mod api_keys;
 pub mod assignments;
+pub mod auth;
+pub mod external;
+pub mod internal;
 pub mod livekit;
 pub mod ops;
 pub mod scenarios;
@@ -19,26 +23,58 @@ pub mod users;
 #[openapi(
     info(title = "Proto Trainer API", description = "Crisis-line counselor training: scenarios, assignments, practice sessions, evaluations."),
     tags(
+        (name = "auth", description = "Sign in and out; the current user and CSRF token"),
         (name = "accounts", description = "Organisations and their category list"),
         (name = "users", description = "Counselors, supervisors, account admins"),
         (name = "scenarios", description = "Caller personas and grading guidance"),
         (name = "assignments", description = "Scenarios given to counselors"),
         (name = "sessions", description = "Practice attempts and transcripts"),
+        (name = "api-keys", description = "Partner API keys (account admins)"),
+        (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key)"),
+        (name = "external", description = "Partner API (X-API-Key; snake_case bodies, the contract partners already use)"),
         (name = "ops", description = "Health and metrics"),
-    )
+    ),
+    modifiers(&SecuritySchemes),
 )]
 struct ApiDoc;
 
-/// The API routes (no UI, no middleware) and their OpenAPI document.
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// How callers authenticate: the session cookie (plus `x-csrf-token` on changes), a partner API
+/// key, or the internal service key.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("pt_session"))));
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "internal_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Internal-Service-Key"))),
+        );
+    }
+}
+
+/// The API routes (no UI, no middleware) and their OpenAPI document. The demo user switcher
+/// exists only when `demo` is on (the document always describes it).
+pub fn api(demo: bool) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
         .routes(routes!(accounts::list_accounts, accounts::create_account))
         .routes(routes!(accounts::list_categories, accounts::add_category))
         .routes(routes!(users::list_users, users::create_user))
-        .routes(routes!(users::get_user))
+        .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
+        .routes(routes!(api_keys::revoke_api_key))
         .routes(routes!(scenarios::list_scenarios, scenarios::create_scenario))
         .routes(routes!(scenarios::get_scenario, scenarios::update_scenario, scenarios::delete_scenario))
         .routes(routes!(scenarios::promote_scenario))
@@ -48,6 +84,12 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::get_session))
         .routes(routes!(livekit::voice_token))
+        .routes(routes!(external::list_scenarios, external::create_scenario))
+        .routes(routes!(external::list_assignments, external::create_assignment))
+        .routes(routes!(internal::create_session))
+        .routes(routes!(internal::append_transcript))
+        .routes(routes!(internal::end_session));
+    if demo { router.routes(routes!(auth::demo_users)).routes(routes!(auth::demo_login)) } else { router }
 }
 
 /// Raises the body limit for an upload route to [`crate::MAX_UPLOAD_BYTES`]; every other route

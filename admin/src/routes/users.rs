@@ -1,11 +1,15 @@
-//! Users of the caller's account, and the counselor type-ahead (`?role=counselor&q=`).
+//! Users of the caller's account, the counselor type-ahead (`?role=counselor&q=`), and user
+//! management by account admins (role, deactivation, password reset).
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use store::{NewUser, Role, User, UserFilter};
+use serde::Serialize;
+use store::{NewUser, Role, User, UserFilter, UserPatch};
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::{ErrorBody, Result};
+use crate::auth;
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
 
@@ -20,19 +24,34 @@ pub async fn list_users(
     Ok(Json(state.store.list_users(actor.account_id, &filter).await?))
 }
 
-/// Creates a user. Supervisors add counselors; only account admins add supervisors and admins.
+/// A new user and the one-time password to hand them (shown this once; they choose their own
+/// at first sign-in).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: User,
+    pub temporary_password: String,
+}
+
+/// Creates a user with a one-time password. Supervisors add counselors; only account admins add
+/// supervisors and admins.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = User), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CreatedUser), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     actor: Actor,
     Json(input): Json<NewUser>,
-) -> Result<(StatusCode, Json<User>)> {
+) -> Result<(StatusCode, Json<CreatedUser>)> {
     actor.require_supervisor()?;
     if input.role != Role::Counselor {
         actor.require_admin()?;
     }
     let user = state.store.create_user(actor.account_id, input).await?;
+    let temporary_password = auth::one_time_password();
+    let hash = auth::hash_password(temporary_password.clone()).await?;
+    state.store.set_password(actor.account_id, user.id, &hash, true, None).await?;
     state
         .store
         .audit(
@@ -43,14 +62,92 @@ pub async fn create_user(
             serde_json::json!({ "role": user.role }),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(CreatedUser { user, temporary_password })))
 }
 
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_user(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<User>> {
     if !actor.sees_user(id) {
-        return Err(crate::error::ApiError::NotFound("user"));
+        return Err(ApiError::NotFound("user"));
     }
     Ok(Json(state.store.user(actor.account_id, id).await?))
+}
+
+/// Changes a user's name, role, active flag or external id (account admins). A role change or
+/// deactivation ends the user's sessions; the last active admin cannot be demoted (409).
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path)), request_body = UserPatch,
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+    Json(patch): Json<UserPatch>,
+) -> Result<Json<User>> {
+    actor.require_admin()?;
+    let before = state.store.user(actor.account_id, id).await?;
+    let user = state.store.update_user(actor.account_id, id, &patch).await?;
+    if before.role != user.role {
+        state
+            .store
+            .audit(
+                Some(actor.account_id),
+                Some(actor.user_id),
+                "user.role_changed",
+                Some(("user", id.to_string())),
+                serde_json::json!({ "from": before.role, "to": user.role }),
+            )
+            .await?;
+    }
+    if before.active != user.active {
+        let action = if user.active { "user.reactivated" } else { "user.deactivated" };
+        state
+            .store
+            .audit(
+                Some(actor.account_id),
+                Some(actor.user_id),
+                action,
+                Some(("user", id.to_string())),
+                serde_json::json!({}),
+            )
+            .await?;
+    }
+    Ok(Json(user))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordReset {
+    /// The user's new one-time password (shown this once).
+    pub temporary_password: String,
+}
+
+/// Resets a user's password to a one-time password and ends their sessions (account admins).
+#[utoipa::path(post, path = "/api/users/{id}/password-reset", tag = "users", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = PasswordReset), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+) -> Result<Json<PasswordReset>> {
+    actor.require_admin()?;
+    let user = state.store.user(actor.account_id, id).await?;
+    if user.is_demo {
+        return Err(ApiError::validation("id", "demo users sign in through the demo switcher only"));
+    }
+    let temporary_password = auth::one_time_password();
+    let hash = auth::hash_password(temporary_password.clone()).await?;
+    state.store.set_password(actor.account_id, id, &hash, true, None).await?;
+    state
+        .store
+        .audit(
+            Some(actor.account_id),
+            Some(actor.user_id),
+            "password.reset",
+            Some(("user", id.to_string())),
+            serde_json::json!({}),
+        )
+        .await?;
+    Ok(Json(PasswordReset { temporary_password }))
 }

@@ -1,0 +1,393 @@
+//! Authentication: passwords (argon2id), login sessions behind an HTTP-only cookie, CSRF tokens,
+//! partner API keys, the internal service key, and rate limits.
+//!
+//! Secrets are random tokens that only their holder sees once; the database keeps argon2id
+//! hashes of passwords and SHA-256 hashes of high-entropy tokens (a slow hash adds nothing to
+//! 256 random bits, and API keys are checked on every partner request). Every comparison of a
+//! presented secret with a stored one is constant-time.
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use store::{Account, AuthSession, NewAuthSession, NewUser, Role, Store, Timestamp, User};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::config::{Config, Limit};
+use crate::error::{ApiError, Result};
+
+/// The session cookie. With `Secure` the `__Host-` prefix also pins it to this host and path.
+pub const COOKIE: &str = "pt_session";
+pub const SECURE_COOKIE: &str = "__Host-pt_session";
+/// Header carrying the CSRF token on state-changing cookie-authenticated requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+pub const API_KEY_HEADER: &str = "x-api-key";
+pub const INTERNAL_KEY_HEADER: &str = "x-internal-service-key";
+/// Partner keys look like `ptk_<prefix>_<secret>`; the prefix finds the row, the whole key is
+/// checked against its hash.
+const API_KEY_TAG: &str = "ptk";
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// `n` random bytes from the OS, base64url without padding.
+pub fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn constant_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password with argon2id (PHC string). Runs on the blocking pool: it is meant to be slow.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing a password: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+}
+
+/// Checks a password against a stored hash; with no hash (unknown user, no password set) it
+/// still spends the time of a real check, so answers do not reveal which e-mails exist.
+pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| {
+                    let salt = SaltString::generate(&mut OsRng);
+                    argon2().hash_password(b"no such user", &salt).map(|h| h.to_string()).unwrap_or_default()
+                })
+                .clone()
+        });
+        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
+        argon2().verify_password(password.as_bytes(), &parsed).is_ok() && known
+    })
+    .await
+    .unwrap_or(false)
+}
+
+pub fn check_password_rules(field: &str, password: &str) -> Result<()> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(ApiError::validation(
+            field,
+            format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A one-time password handed to a new user or after a reset; they must change it at first login.
+pub fn one_time_password() -> String {
+    random_token(15)
+}
+
+/// A fresh login: the cookie token (only the client keeps it) and the session's CSRF token.
+#[derive(Debug)]
+pub struct Login {
+    pub token: String,
+    pub csrf_token: String,
+    pub user: User,
+    pub must_change_password: bool,
+}
+
+/// Where a request came from, for rate limits and the session record.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// Password login. Rotates the session: any session the client presented is ended and a new
+/// token issued. Failures are audited and answer one message whatever went wrong.
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: String,
+    client: &ClientInfo,
+    previous_token: Option<&str>,
+) -> Result<Login> {
+    let limits = state.config.rate_limits;
+    let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+    rate_limit(&state.store, &format!("login:ip:{ip}"), limits.login_per_ip, "login attempts from this address")
+        .await?;
+    let credentials = state.store.credentials(email).await?;
+    if let Some(c) = &credentials {
+        rate_limit(
+            &state.store,
+            &format!("login:account:{}", c.user.account_id),
+            limits.login_per_account,
+            "login attempts for this account",
+        )
+        .await?;
+    }
+    let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
+    let password_ok = verify_password(password, hash).await;
+    let refusal = match &credentials {
+        None => Some("unknown e-mail"),
+        Some(_) if !password_ok => Some("wrong password"),
+        Some(c) if !c.user.active => Some("user deactivated"),
+        Some(c) if c.user.is_demo => Some("demo user"),
+        Some(_) => None,
+    };
+    if let Some(reason) = refusal {
+        let (account, user) = credentials.as_ref().map(|c| (c.user.account_id, c.user.id)).unzip();
+        state
+            .store
+            .audit(account, user, "login.failed", None, serde_json::json!({ "reason": reason, "ip": ip }))
+            .await?;
+        tracing::info!(reason, %ip, "login refused");
+        return Err(ApiError::Unauthorized);
+    }
+    let Some(credentials) = credentials else { return Err(ApiError::Unauthorized) };
+    if let Some(old) = previous_token {
+        state.store.delete_auth_session(&sha256_hex(old)).await?;
+    }
+    let login = start_session(state, &credentials.user, credentials.must_change_password, client).await?;
+    state
+        .store
+        .audit(
+            Some(credentials.user.account_id),
+            Some(credentials.user.id),
+            "login.succeeded",
+            None,
+            serde_json::json!({ "ip": ip }),
+        )
+        .await?;
+    Ok(login)
+}
+
+/// Opens a login session for a user already authenticated (by password or the demo switcher).
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+    must_change_password: bool,
+    client: &ClientInfo,
+) -> Result<Login> {
+    let token = random_token(32);
+    let csrf_token = random_token(32);
+    let expires_at =
+        Timestamp::from_millis(Timestamp::now().millis() + i64::from(state.config.session_max_hours) * 3_600_000);
+    let ip = client.ip.map(|ip| ip.to_string());
+    let user_agent = client.user_agent.as_deref().map(|ua| truncate(ua, 300));
+    state
+        .store
+        .create_auth_session(&NewAuthSession {
+            id: &sha256_hex(&token),
+            user_id: user.id,
+            account_id: user.account_id,
+            csrf_token: &csrf_token,
+            expires_at,
+            ip: ip.as_deref(),
+            user_agent,
+        })
+        .await?;
+    Ok(Login { token, csrf_token, user: user.clone(), must_change_password })
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// The live session behind a cookie token: unknown, expired (absolute or idle) or belonging to
+/// a deactivated user answers 401, and a dead row is removed.
+pub async fn resolve_session(state: &AppState, token: &str) -> Result<AuthSession> {
+    let id = sha256_hex(token);
+    let Some(session) = state.store.auth_session(&id).await? else {
+        return Err(ApiError::Unauthorized);
+    };
+    let now = Timestamp::now();
+    let idle_ms = i64::from(state.config.session_idle_minutes) * 60_000;
+    let demo_blocked = session.user.is_demo && !state.config.demo_mode;
+    if now >= session.expires_at
+        || now.millis() - session.last_seen_at.millis() > idle_ms
+        || !session.user.active
+        || demo_blocked
+    {
+        state.store.delete_auth_session(&id).await?;
+        return Err(ApiError::Unauthorized);
+    }
+    state.store.touch_auth_session(&session, now).await?;
+    Ok(session)
+}
+
+/// The account behind an `X-API-Key`, or 401 for a malformed, unknown or revoked key.
+pub async fn resolve_api_key(store: &Store, presented: &str) -> Result<store::ApiKey> {
+    let prefix = presented
+        .strip_prefix(API_KEY_TAG)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .and_then(|rest| rest.split_once('_'))
+        .map(|(prefix, _)| prefix)
+        .ok_or(ApiError::Unauthorized)?;
+    let (key, hash) = store.api_key_by_prefix(prefix).await?.ok_or(ApiError::Unauthorized)?;
+    if !constant_eq(&sha256_hex(presented), &hash) || key.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized);
+    }
+    store.touch_api_key(&key, Timestamp::now()).await?;
+    Ok(key)
+}
+
+/// A new partner key: the stored record and the key itself, which is shown this once.
+pub async fn create_api_key(
+    store: &Store,
+    account_id: Uuid,
+    name: &str,
+    created_by: Option<Uuid>,
+) -> Result<(store::ApiKey, String)> {
+    // The prefix is random too: it is public (listed) but must not collide.
+    let prefix: String = random_token(9).chars().filter(char::is_ascii_alphanumeric).take(10).collect();
+    let key = format!("{API_KEY_TAG}_{prefix}_{}", random_token(32));
+    let record = store.create_api_key(account_id, name, &prefix, &sha256_hex(&key), created_by).await?;
+    store
+        .audit(
+            Some(account_id),
+            created_by,
+            "api_key.created",
+            Some(("api_key", record.id.to_string())),
+            serde_json::json!({ "name": record.name, "prefix": record.prefix }),
+        )
+        .await?;
+    Ok((record, key))
+}
+
+/// Whether `presented` is the configured internal service key (none configured: nothing is).
+pub fn internal_key_matches(config: &Config, presented: &str) -> bool {
+    config.internal_service_key.as_ref().is_some_and(|key| constant_eq(key.expose(), presented))
+}
+
+/// Counts a hit against `limit` in `bucket`; over the limit answers 429 with the seconds until
+/// the window ends.
+pub async fn rate_limit(store: &Store, bucket: &str, limit: Limit, what: &'static str) -> Result<()> {
+    let window_ms = i64::from(limit.window_secs) * 1000;
+    let now = Timestamp::now();
+    let (hits, started) = store.hit_rate_limit(bucket, window_ms, now).await?;
+    if hits > i64::from(limit.max) {
+        let remaining_ms = (started.millis() + window_ms - now.millis()).max(0);
+        let retry_after_secs = u64::try_from(remaining_ms).unwrap_or(0).div_ceil(1000).max(1);
+        tracing::info!(bucket, hits, "rate limited");
+        return Err(ApiError::TooManyRequests { what, retry_after_secs });
+    }
+    Ok(())
+}
+
+/// What first-run provisioning made: the account, its first admin and, unless a password was
+/// given, the admin's one-time password.
+#[derive(Debug)]
+pub struct Provisioned {
+    pub account: Account,
+    pub admin: User,
+    pub one_time_password: Option<String>,
+}
+
+/// Creates an account with its first admin. With `password` the admin uses it; without, a
+/// one-time password is generated that must be changed at first login.
+pub async fn provision_account(
+    store: &Store,
+    name: &str,
+    admin_email: &str,
+    admin_name: &str,
+    password: Option<String>,
+    actor: Option<(Uuid, Uuid)>,
+) -> Result<Provisioned> {
+    if let Some(p) = &password {
+        check_password_rules("password", p)?;
+    }
+    let account = store.create_account(name).await?;
+    let new_admin = NewUser {
+        email: admin_email.to_owned(),
+        display_name: admin_name.to_owned(),
+        role: Role::Admin,
+        external_id: None,
+        is_demo: false,
+    };
+    let admin = match store.create_user(account.id, new_admin).await {
+        Ok(user) => user,
+        Err(e) => {
+            // Leave no admin-less account behind.
+            let _ = store.delete_account(account.id).await;
+            return Err(e.into());
+        }
+    };
+    let (password, one_time) = match password {
+        Some(p) => (p, None),
+        None => {
+            let p = one_time_password();
+            (p.clone(), Some(p))
+        }
+    };
+    let hash = hash_password(password).await?;
+    store.set_password(account.id, admin.id, &hash, one_time.is_some(), None).await?;
+    let (actor_account, actor_user) = actor.unzip();
+    store
+        .audit(
+            actor_account.or(Some(account.id)),
+            actor_user,
+            "account.created",
+            Some(("account", account.id.to_string())),
+            serde_json::json!({ "name": account.name, "admin": admin.id }),
+        )
+        .await?;
+    Ok(Provisioned { account, admin, one_time_password: one_time })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_are_argon2id_and_verify() {
+        let hash = hash_password("correct horse battery".into()).await.expect("hash");
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await);
+        assert!(!verify_password("wrong horse battery".into(), Some(hash)).await);
+        assert!(!verify_password("no such user".into(), None).await, "the dummy hash never admits anyone");
+    }
+
+    #[test]
+    fn tokens_are_random_and_compare_in_constant_time() {
+        let a = random_token(32);
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token(32));
+        assert!(constant_eq(&a, &a.clone()));
+        assert!(!constant_eq(&a, &random_token(32)));
+        assert!(!constant_eq("abc", "abcd"));
+        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn password_rules() {
+        assert!(check_password_rules("password", "short").is_err());
+        assert!(check_password_rules("password", "twelve chars").is_ok());
+        assert!(check_password_rules("password", &"x".repeat(257)).is_err());
+    }
+}

@@ -1,0 +1,338 @@
+//! The authorization matrix: every route of the OpenAPI document (which the router is built
+//! from, so a new route without an entry here fails) x every kind of caller, with the expected
+//! status, on every backend. Each cell runs against fresh records, so one caller's allowed
+//! change cannot decide another's answer.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use store::testing;
+use store::{NewAssignment, NewSession, NewUser, Role, ScenarioInput, ScenarioMode, SessionKind};
+use uuid::Uuid;
+
+use common::{App, Creds, PASSWORD, spawn_with, with_creds};
+
+const INTERNAL_KEY: &str = "internal-key-for-tests-only";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Anonymous,
+    CounselorA,
+    CounselorB,
+    Supervisor,
+    Admin,
+    /// A supervisor of another account.
+    Outsider,
+    ApiKey,
+    Internal,
+}
+
+const CALLERS: [Caller; 8] = [
+    Caller::Anonymous,
+    Caller::CounselorA,
+    Caller::CounselorB,
+    Caller::Supervisor,
+    Caller::Admin,
+    Caller::Outsider,
+    Caller::ApiKey,
+    Caller::Internal,
+];
+
+/// Fresh records of account A for one cell of the matrix.
+struct World {
+    /// Reusable scenario with an assignment of counselor A.
+    scenario: Uuid,
+    /// Reusable scenario without dependents (for delete).
+    spare_scenario: Uuid,
+    one_time_scenario: Uuid,
+    /// Counselor A's pending assignment of `scenario`.
+    assignment: Uuid,
+    /// Counselor A's free-practice session.
+    session: Uuid,
+    /// A counselor for user management routes.
+    user: Uuid,
+    api_key: Uuid,
+    n: String,
+}
+
+async fn world(app: &App) -> World {
+    let s = &app.store;
+    let n = Uuid::now_v7().simple().to_string();
+    let scenario_input = |title: String, one_time: bool| ScenarioInput {
+        title,
+        prompt: "You are Sam.".into(),
+        description: None,
+        mode: ScenarioMode::Phone,
+        category: "onboarding".into(),
+        skills: vec![],
+        difficulty: None,
+        estimated_time: None,
+        relevant_policy_sections: None,
+        evaluator_context: None,
+        is_one_time: Some(one_time),
+        assign_to: None,
+    };
+    let scenario =
+        s.create_scenario(app.account, None, &scenario_input(format!("S {n}"), false)).await.expect("s").0.id;
+    let spare_scenario =
+        s.create_scenario(app.account, None, &scenario_input(format!("Spare {n}"), false)).await.expect("s").0.id;
+    let one_time_scenario =
+        s.create_scenario(app.account, None, &scenario_input(format!("Once {n}"), true)).await.expect("s").0.id;
+    let new = NewAssignment { scenario_id: scenario, counselor_id: app.counselor, due_at: None, notes: None };
+    let assignment = s.create_assignment(app.account, None, &new).await.expect("assignment").id;
+    let new = NewSession {
+        user_id: app.counselor,
+        assignment_id: None,
+        scenario_id: None,
+        kind: SessionKind::Chat,
+        room_name: None,
+    };
+    let session = s.create_session(app.account, &new).await.expect("session").id;
+    let user = s
+        .create_user(
+            app.account,
+            NewUser {
+                email: format!("u-{n}@example.org"),
+                display_name: "Managed".into(),
+                role: Role::Counselor,
+                external_id: None,
+                is_demo: false,
+            },
+        )
+        .await
+        .expect("user")
+        .id;
+    let api_key = admin::auth::create_api_key(s, app.account, "spare", None).await.expect("key").0.id;
+    World { scenario, spare_scenario, one_time_scenario, assignment, session, user, api_key, n }
+}
+
+/// The request for one route, given the records of the cell.
+fn request(
+    app: &App,
+    method: &Method,
+    path: &str,
+    w: &World,
+) -> (String, Option<Value>, Option<(&'static str, String)>) {
+    let n = &w.n;
+    let body = |v: Value| Some(v);
+    let (url, body, raw) = match (method.as_str(), path) {
+        ("GET", "/api/external/assignments") => {
+            ("/api/external/assignments?user_id=ext-Casey%20Counselor".into(), None, None)
+        }
+        ("GET", p) if !p.contains('{') => (p.to_owned(), None, None),
+        ("POST", "/api/auth/login") => {
+            (path.to_owned(), body(json!({"email": app.emails[&app.counselor], "password": PASSWORD})), None)
+        }
+        ("POST", "/api/auth/logout") => (path.to_owned(), None, None),
+        ("POST", "/api/auth/password") => (
+            path.to_owned(),
+            body(json!({"currentPassword": PASSWORD, "newPassword": PASSWORD})), // same password: 422 once authorized
+            None,
+        ),
+        ("POST", "/api/auth/demo-login") => (path.to_owned(), body(json!({"userId": app.counselor})), None),
+        ("POST", "/api/accounts") => (
+            path.to_owned(),
+            body(json!({"name": format!("New {n}"), "adminEmail": format!("admin-{n}@example.org"), "adminName": "A"})),
+            None,
+        ),
+        ("POST", "/api/categories") => (path.to_owned(), body(json!({"name": format!("cat-{n}")})), None),
+        ("POST", "/api/users") => (
+            path.to_owned(),
+            body(json!({"email": format!("new-{n}@example.org"), "displayName": "New", "role": "counselor"})),
+            None,
+        ),
+        ("GET", "/api/users/{id}") => (format!("/api/users/{}", app.counselor), None, None),
+        ("PATCH", "/api/users/{id}") => {
+            (format!("/api/users/{}", w.user), body(json!({"displayName": "Renamed"})), None)
+        }
+        ("POST", "/api/users/{id}/password-reset") => (format!("/api/users/{}/password-reset", w.user), None, None),
+        ("POST", "/api/api-keys") => (path.to_owned(), body(json!({"name": "partner"})), None),
+        ("DELETE", "/api/api-keys/{id}") => (format!("/api/api-keys/{}", w.api_key), None, None),
+        ("POST", "/api/scenarios") => (
+            path.to_owned(),
+            body(
+                json!({"title": format!("New {n}"), "prompt": "You are Al.", "mode": "phone", "category": "onboarding"}),
+            ),
+            None,
+        ),
+        ("GET", "/api/scenarios/{id}") => (format!("/api/scenarios/{}", w.scenario), None, None),
+        ("PUT", "/api/scenarios/{id}") => (
+            format!("/api/scenarios/{}", w.scenario),
+            body(
+                json!({"title": format!("S {n}"), "prompt": "You are Sam, again.", "mode": "phone", "category": "onboarding"}),
+            ),
+            None,
+        ),
+        ("DELETE", "/api/scenarios/{id}") => (format!("/api/scenarios/{}", w.spare_scenario), None, None),
+        ("POST", "/api/scenarios/{id}/promote") => (
+            format!("/api/scenarios/{}/promote", w.one_time_scenario),
+            body(json!({"confirmPersonalDetailsReviewed": true})),
+            None,
+        ),
+        ("POST", "/api/scenarios/import") => (
+            path.to_owned(),
+            None,
+            Some(("text/csv", format!("title,prompt,mode,category\nImported {n},You are Jo.,chat,refresher\n"))),
+        ),
+        ("POST", "/api/assignments") => {
+            (path.to_owned(), body(json!({"scenarioId": w.spare_scenario, "counselorId": app.other_counselor})), None)
+        }
+        ("GET", "/api/assignments/{id}") => (format!("/api/assignments/{}", w.assignment), None, None),
+        ("PATCH", "/api/assignments/{id}") => {
+            (format!("/api/assignments/{}", w.assignment), body(json!({"status": "in_progress"})), None)
+        }
+        ("DELETE", "/api/assignments/{id}") => (format!("/api/assignments/{}", w.assignment), None, None),
+        ("GET", "/api/sessions/{id}") => (format!("/api/sessions/{}", w.session), None, None),
+        ("POST", "/api/livekit/token") => (path.to_owned(), body(json!({})), None),
+        ("POST", "/api/internal/sessions") => {
+            (path.to_owned(), body(json!({"accountId": app.account, "userId": app.counselor})), None)
+        }
+        ("POST", "/api/internal/sessions/{id}/transcript") => (
+            format!("/api/internal/sessions/{}/transcript", w.session),
+            body(json!({"turns": [{"speaker": "counselor", "text": "Hello", "startedMs": 0}]})),
+            None,
+        ),
+        ("POST", "/api/internal/sessions/{id}/end") => {
+            (format!("/api/internal/sessions/{}/end", w.session), body(json!({"status": "completed"})), None)
+        }
+        ("POST", "/api/external/scenarios") => (
+            path.to_owned(),
+            body(
+                json!({"title": format!("Partner {n}"), "prompt": "You are Sarah.", "mode": "phone", "category": "onboarding"}),
+            ),
+            None,
+        ),
+        ("POST", "/api/external/assignments") => {
+            (path.to_owned(), body(json!({"user_id": "ext-Robin Counselor", "scenario_id": w.spare_scenario})), None)
+        }
+        (m, p) => panic!("no request for {m} {p}: add the route to the authorization matrix"),
+    };
+    (url, body, raw)
+}
+
+/// Expected status per caller, in the order of [`CALLERS`]:
+/// anonymous, counselor A, counselor B, supervisor, admin, outsider, API key, internal key.
+fn expected(method: &Method, path: &str) -> [u16; 8] {
+    const PUBLIC: [u16; 8] = [200; 8];
+    match (method.as_str(), path) {
+        ("GET", "/healthz" | "/readyz" | "/metrics") => PUBLIC,
+        ("POST", "/api/auth/login") => PUBLIC,
+        ("POST", "/api/auth/logout") => [401, 204, 204, 204, 204, 204, 401, 401],
+        ("GET", "/api/me") => [401, 200, 200, 200, 200, 200, 401, 401],
+        ("POST", "/api/auth/password") => [401, 422, 422, 422, 422, 422, 401, 401],
+        // DEMO_MODE is off: the switcher does not exist.
+        ("GET", "/api/auth/demo-users") | ("POST", "/api/auth/demo-login") => [404; 8],
+        ("GET", "/api/accounts" | "/api/categories") => [401, 200, 200, 200, 200, 200, 401, 401],
+        ("POST", "/api/accounts" | "/api/categories") => [401, 403, 403, 403, 201, 403, 401, 401],
+        ("GET", "/api/users") => [401, 403, 403, 200, 200, 200, 401, 401],
+        // Supervisors add counselors to their own account, the outsider to theirs.
+        ("POST", "/api/users") => [401, 403, 403, 201, 201, 201, 401, 401],
+        ("GET", "/api/users/{id}") => [401, 200, 404, 200, 200, 404, 401, 401],
+        ("PATCH", "/api/users/{id}") | ("POST", "/api/users/{id}/password-reset") => {
+            [401, 403, 403, 403, 200, 403, 401, 401]
+        }
+        ("GET", "/api/api-keys") => [401, 403, 403, 403, 200, 403, 401, 401],
+        ("POST", "/api/api-keys") => [401, 403, 403, 403, 201, 403, 401, 401],
+        ("DELETE", "/api/api-keys/{id}") => [401, 403, 403, 403, 204, 403, 401, 401],
+        ("GET", "/api/scenarios") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("POST", "/api/scenarios") => [401, 403, 403, 201, 201, 201, 401, 401],
+        ("GET" | "PUT", "/api/scenarios/{id}") | ("POST", "/api/scenarios/{id}/promote") => {
+            [401, 403, 403, 200, 200, 404, 401, 401]
+        }
+        ("DELETE", "/api/scenarios/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
+        ("POST", "/api/scenarios/import") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("GET", "/api/assignments" | "/api/sessions") => [401, 200, 200, 200, 200, 200, 401, 401],
+        // The outsider's account has neither the scenario nor the counselor: the field is named,
+        // exactly as for ids that exist nowhere.
+        ("POST", "/api/assignments") => [401, 403, 403, 201, 201, 422, 401, 401],
+        ("GET" | "PATCH", "/api/assignments/{id}") => [401, 200, 404, 200, 200, 404, 401, 401],
+        ("DELETE", "/api/assignments/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
+        ("GET", "/api/sessions/{id}") => [401, 200, 404, 200, 200, 404, 401, 401],
+        ("POST", "/api/livekit/token") => [401, 201, 201, 201, 201, 201, 401, 401],
+        ("POST", "/api/internal/sessions") => [401, 401, 401, 401, 401, 401, 401, 201],
+        ("POST", "/api/internal/sessions/{id}/transcript" | "/api/internal/sessions/{id}/end") => {
+            [401, 401, 401, 401, 401, 401, 401, 200]
+        }
+        ("GET", "/api/external/scenarios" | "/api/external/assignments") => [401, 401, 401, 401, 401, 401, 200, 401],
+        ("POST", "/api/external/scenarios" | "/api/external/assignments") => [401, 401, 401, 401, 401, 401, 201, 401],
+        (m, p) => panic!("no expectation for {m} {p}: add the route to the authorization matrix"),
+    }
+}
+
+/// Every (method, path) of the OpenAPI document.
+fn documented_routes() -> BTreeSet<(String, String)> {
+    let spec = serde_json::to_value(admin::openapi()).expect("spec");
+    let mut routes = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_expected() {
+    let routes = documented_routes();
+    assert!(routes.len() >= 40, "the document lists the routes ({})", routes.len());
+    for (backend, db) in testing::all().await {
+        let app = spawn_with(&db, |c| {
+            c.internal_service_key = Some(admin::Secret::new(INTERNAL_KEY));
+            c.livekit_url = Some("ws://127.0.0.1:7880".into());
+            c.livekit_api_key = Some("devkey".into());
+            c.livekit_api_secret = Some(admin::Secret::new("matrix-test-livekit-secret-0123456789"));
+        })
+        .await;
+        let (_, partner_key) = admin::auth::create_api_key(&app.store, app.account, "matrix", None).await.expect("key");
+        let mut failures = Vec::new();
+        for (method, path) in &routes {
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            let want = expected(&method, path);
+            for (caller, want) in CALLERS.iter().zip(want) {
+                let w = world(&app).await;
+                let (url, body, raw) = request(&app, &method, path, &w);
+                let mut req = app.http.request(method.clone(), app.url(&url));
+                req = match caller {
+                    Caller::Anonymous => req,
+                    Caller::ApiKey => req.header("x-api-key", &partner_key),
+                    Caller::Internal => req.header("x-internal-service-key", INTERNAL_KEY),
+                    user => {
+                        let id = match user {
+                            Caller::CounselorA => app.counselor,
+                            Caller::CounselorB => app.other_counselor,
+                            Caller::Supervisor => app.supervisor,
+                            Caller::Admin => app.admin,
+                            _ => app.outsider,
+                        };
+                        // Logging out, and signing in again (which rotates the session presented),
+                        // must not end the session the rest of the matrix uses.
+                        let creds: Creds = if path == "/api/auth/logout" || path == "/api/auth/login" {
+                            app.login(&app.emails[&id], PASSWORD).await.expect("sign in")
+                        } else {
+                            app.creds[&id].clone()
+                        };
+                        with_creds(&creds, req)
+                    }
+                };
+                if let Some(body) = body {
+                    req = req.json(&body);
+                }
+                if let Some((content_type, text)) = raw {
+                    req = req.header("content-type", content_type).body(text);
+                }
+                let res = req.send().await.expect("request");
+                let got = res.status();
+                if got != StatusCode::from_u16(want).expect("status") {
+                    let text = res.text().await.unwrap_or_default();
+                    failures.push(format!("{method} {path} as {caller:?}: want {want}, got {got}: {text}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{backend:?}: {} cells differ:\n{}", failures.len(), failures.join("\n"));
+    }
+}
