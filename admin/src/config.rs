@@ -42,6 +42,18 @@ pub struct Config {
     pub chat_model: String,
     pub evaluator_model: String,
     pub analyzer_model: String,
+    /// `EMBEDDING_MODEL` (default text-embedding-3-small): policy retrieval.
+    pub embedding_model: String,
+    /// `LLM_TIMEOUT_SECS` (default 90) per attempt, `LLM_MAX_RETRIES` (default 3) on 429, 5xx,
+    /// timeouts and dropped connections.
+    pub llm_timeout_secs: u32,
+    pub llm_max_retries: u32,
+    /// `TRANSCRIPT_MAX_CHARS` (default 30000): longer transcripts reach the LLM cut, with a marker.
+    pub transcript_max_chars: u32,
+    /// `SMTP_URL` (e.g. `smtps://user:pass@mail.example.org`, `smtp://127.0.0.1:2525` for a local
+    /// relay) and `MAIL_FROM`: flag notifications to supervisors. Without them flags are only logged.
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
     pub realtime_model: String,
     pub realtime_voice: String,
     /// `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET`.
@@ -215,6 +227,18 @@ impl Config {
             chat_model: parse("CHAT_MODEL", "gpt-4o")?,
             evaluator_model: parse("EVALUATOR_MODEL", "gpt-4o")?,
             analyzer_model: parse("ANALYZER_MODEL", "gpt-4.1-mini")?,
+            embedding_model: parse("EMBEDDING_MODEL", "text-embedding-3-small")?,
+            llm_timeout_secs: number("LLM_TIMEOUT_SECS", 90)?,
+            llm_max_retries: match var("LLM_MAX_RETRIES") {
+                None => 3,
+                Some(v) => v.parse().map_err(|_| ConfigError {
+                    name: "LLM_MAX_RETRIES",
+                    problem: format!("`{v}` is not a whole number"),
+                })?,
+            },
+            transcript_max_chars: number("TRANSCRIPT_MAX_CHARS", 30_000)?,
+            smtp_url: var("SMTP_URL").map(Secret),
+            mail_from: parse("MAIL_FROM", "Proto Trainer <noreply@localhost>")?,
             realtime_model: parse("REALTIME_MODEL", "gpt-realtime")?,
             realtime_voice: parse("REALTIME_VOICE", "shimmer")?,
             livekit_url: var("LIVEKIT_URL"),

@@ -17,11 +17,17 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub mod auth;
 pub mod config;
+pub mod documents;
 mod error;
+pub mod evaluation;
 mod extract;
 mod identity;
 mod import;
+pub mod llm;
+pub mod notify;
+mod roleplay;
 mod routes;
+pub mod rubric;
 mod security;
 pub mod seed;
 pub mod telemetry;
@@ -38,6 +44,54 @@ pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 pub struct AppState {
     pub store: store::Store,
     pub config: Arc<Config>,
+    /// The AI provider; `None` without `OPENAI_API_KEY` (AI routes answer 503).
+    pub llm: Option<llm::Llm>,
+    /// Flag e-mails; `None` without `SMTP_URL` (flags are only logged).
+    pub mailer: Option<notify::Mailer>,
+}
+
+impl AppState {
+    pub fn new(store: store::Store, config: Config) -> anyhow::Result<Self> {
+        let llm = llm::Llm::from_config(&config, store.clone())?;
+        if llm.is_none() {
+            tracing::warn!("no AI provider configured (OPENAI_API_KEY): chat, evaluation and analysis answer 503");
+        }
+        let mailer = notify::Mailer::from_config(&config)?;
+        Ok(AppState { store, config: Arc::new(config), llm, mailer })
+    }
+}
+
+/// Logs and e-mails every new flag of a session (in the background: SMTP never delays an answer).
+pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flags: &[store::SessionFlag]) {
+    if flags.is_empty() {
+        return;
+    }
+    let (store, mailer, session, flags) =
+        (state.store.clone(), state.mailer.clone(), detail.session.clone(), flags.to_vec());
+    tokio::spawn(async move {
+        let counselor = match store.user(session.account_id, session.user_id).await {
+            Ok(user) => user.display_name,
+            Err(_) => session.user_id.to_string(),
+        };
+        let scenario_title = match session.scenario_id {
+            Some(id) => store.scenario(session.account_id, id).await.ok().map(|s| s.title),
+            None => None,
+        };
+        for flag in flags {
+            let notice = notify::FlagNotice {
+                account_id: flag.account_id,
+                session_id: flag.session_id,
+                flag_id: flag.id,
+                flag_type: flag.flag_type.as_str().to_owned(),
+                severity: flag.severity.as_str().to_owned(),
+                source: flag.source.as_str().to_owned(),
+                details: flag.details.clone(),
+                counselor_name: counselor.clone(),
+                scenario_title: scenario_title.clone(),
+            };
+            notify::notify_flag(&store, mailer.as_ref(), &notice).await;
+        }
+    });
 }
 
 /// Request headers that carry credentials: logs and traces show them as `Sensitive`.
@@ -82,7 +136,7 @@ pub async fn run(
         tracing::warn!("DEMO_MODE is on: anyone can sign in as a seeded demo user. Never run this in production.");
     }
     telemetry::prometheus();
-    let state = AppState { store: store.clone(), config: Arc::new(config) };
+    let state = AppState::new(store.clone(), config)?;
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, "admin service listening");
     let served = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())

@@ -55,6 +55,8 @@ struct World {
     /// A counselor for user management routes.
     user: Uuid,
     api_key: Uuid,
+    /// An open flag on `session`.
+    flag: Uuid,
     n: String,
 }
 
@@ -91,6 +93,31 @@ async fn world(app: &App) -> World {
         room_name: None,
     };
     let session = s.create_session(app.account, &new).await.expect("session").id;
+    let turn = |speaker, text: &str, at| store::NewTurn {
+        speaker,
+        text: text.into(),
+        started_ms: at,
+        ended_ms: None,
+        segment_id: None,
+    };
+    s.append_turns(
+        app.account,
+        session,
+        &[
+            turn(store::Speaker::Caller, "I can't do this anymore.", 0),
+            turn(store::Speaker::Counselor, "I'm here. What's happening?", 1000),
+        ],
+    )
+    .await
+    .expect("turns");
+    let flag = store::NewFlag {
+        flag_type: store::FlagType::AiCallerProblem,
+        severity: store::FlagSeverity::Medium,
+        source: store::FlagSource::UserFeedback,
+        details: "The caller broke character.".into(),
+        turns: vec![],
+    };
+    let flag = s.insert_flag(app.account, session, &flag).await.expect("flag").id;
     let user = s
         .create_user(
             app.account,
@@ -106,7 +133,7 @@ async fn world(app: &App) -> World {
         .expect("user")
         .id;
     let api_key = admin::auth::create_api_key(s, app.account, "spare", None).await.expect("key").0.id;
-    World { scenario, spare_scenario, one_time_scenario, assignment, session, user, api_key, n }
+    World { scenario, spare_scenario, one_time_scenario, assignment, session, user, api_key, flag, n }
 }
 
 /// The request for one route, given the records of the cell.
@@ -186,6 +213,16 @@ fn request(
         }
         ("DELETE", "/api/assignments/{id}") => (format!("/api/assignments/{}", w.assignment), None, None),
         ("GET", "/api/sessions/{id}") => (format!("/api/sessions/{}", w.session), None, None),
+        ("POST", "/api/sessions") => (path.to_owned(), body(json!({})), None),
+        ("POST", "/api/sessions/{id}/message") => {
+            (format!("/api/sessions/{}/message", w.session), body(json!({"content": "Are you safe right now?"})), None)
+        }
+        ("POST", "/api/sessions/{id}/evaluate") => (format!("/api/sessions/{}/evaluate", w.session), None, None),
+        ("POST", "/api/sessions/{id}/analyze") => (format!("/api/sessions/{}/analyze", w.session), None, None),
+        ("POST", "/api/sessions/{id}/flag") => {
+            (format!("/api/sessions/{}/flag", w.session), body(json!({"details": "The caller repeated itself."})), None)
+        }
+        ("PATCH", "/api/flags/{id}") => (format!("/api/flags/{}", w.flag), body(json!({"status": "dismissed"})), None),
         ("POST", "/api/livekit/token") => (path.to_owned(), body(json!({})), None),
         ("POST", "/api/internal/sessions") => {
             (path.to_owned(), body(json!({"accountId": app.account, "userId": app.counselor})), None)
@@ -251,6 +288,15 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("GET" | "PATCH", "/api/assignments/{id}") => [401, 200, 404, 200, 200, 404, 401, 401],
         ("DELETE", "/api/assignments/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
         ("GET", "/api/sessions/{id}") => [401, 200, 404, 200, 200, 404, 401, 401],
+        // Anyone signed in practises in their own account.
+        ("POST", "/api/sessions") => [401, 201, 201, 201, 201, 201, 401, 401],
+        // Only the session's counselor chats in it.
+        ("POST", "/api/sessions/{id}/message") => [401, 200, 404, 404, 404, 404, 401, 401],
+        ("POST", "/api/sessions/{id}/evaluate") => [401, 200, 404, 200, 200, 404, 401, 401],
+        ("POST", "/api/sessions/{id}/analyze") => [401, 403, 403, 200, 200, 404, 401, 401],
+        ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
+        ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("PATCH", "/api/flags/{id}") => [401, 403, 403, 200, 200, 404, 401, 401],
         ("POST", "/api/livekit/token") => [401, 201, 201, 201, 201, 201, 401, 401],
         ("POST", "/api/internal/sessions") => [401, 401, 401, 401, 401, 401, 401, 201],
         ("POST", "/api/internal/sessions/{id}/transcript" | "/api/internal/sessions/{id}/end") => {
@@ -281,7 +327,11 @@ async fn every_route_answers_every_caller_as_expected() {
     let routes = documented_routes();
     assert!(routes.len() >= 40, "the document lists the routes ({})", routes.len());
     for (backend, db) in testing::all().await {
+        let sim = openai_sim::Simulator::start().await.expect("simulator");
+        let sim_url = sim.base_url();
         let app = spawn_with(&db, |c| {
+            c.openai_api_key = Some(admin::Secret::new("sim-key"));
+            c.openai_base_url = sim_url;
             c.internal_service_key = Some(admin::Secret::new(INTERNAL_KEY));
             c.livekit_url = Some("ws://127.0.0.1:7880".into());
             c.livekit_api_key = Some("devkey".into());

@@ -167,6 +167,27 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// What an LLM call was for (usage and cost are summed per task and session).
+    pub enum LlmTask {
+        Chat = "chat",
+        Evaluation = "evaluation",
+        Analysis = "analysis",
+        DocumentReview = "document_review",
+        ScenarioGeneration = "scenario_generation",
+        Embedding = "embedding",
+    }
+}
+
+str_enum! {
+    /// An answer to one rubric check.
+    pub enum CheckAnswer {
+        Yes = "yes",
+        No = "no",
+        NotApplicable = "not_applicable",
+    }
+}
+
 /// Categories every new account starts with (PRODUCT.md); an account may add its own.
 pub const DEFAULT_CATEGORIES: &[&str] = &["onboarding", "refresher", "advanced", "assessment", "cohort_training"];
 

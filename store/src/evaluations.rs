@@ -7,8 +7,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
-use crate::domain::{Timestamp, new_id};
+use crate::domain::{CheckAnswer, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
+use crate::flags::NewFlag;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -32,11 +33,30 @@ pub struct CriterionScore {
     /// 1 (not demonstrated) to 4 (exemplary); None when the criterion did not apply.
     pub rating: Option<u8>,
     pub comment: String,
+    /// The yes/no/not-applicable checks the rating rests on.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+}
+
+/// One rubric check: a yes/no question about the call, answered with the turns it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub key: String,
+    pub question: String,
+    pub answer: CheckAnswer,
+    /// Transcript turn numbers (1-based) the answer rests on.
+    #[serde(default)]
+    pub turns: Vec<u32>,
+    #[serde(default)]
+    pub note: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewEvaluation {
     pub session_id: Uuid,
+    /// Flags the evaluation raised, stored in the same transaction.
+    pub flags: Vec<NewFlag>,
     pub overall_score: f64,
     pub criteria: Vec<CriterionScore>,
     pub strengths: Vec<String>,
@@ -90,6 +110,73 @@ impl Store {
             _ => e.into(),
         })?;
         self.evaluation_for_session(new.session_id).await?.ok_or(Error::NotFound("evaluation"))
+    }
+
+    /// Stores an evaluation with its flags, ends the session if it was still active and
+    /// completes its assignment — all or nothing. Answers the stored evaluation and the new
+    /// flags' ids; a second evaluation of the session is a conflict and changes nothing.
+    pub async fn finish_evaluation(&self, account_id: Uuid, new: &NewEvaluation) -> Result<(Evaluation, Vec<Uuid>)> {
+        if !(0.0..=100.0).contains(&new.overall_score) {
+            return Err(Error::invalid("overallScore", "must be 0 to 100"));
+        }
+        let now = Timestamp::now().millis();
+        let mut tx = self.write_tx().await?;
+        let session = sqlx::query("SELECT assignment_id FROM sessions WHERE id = $1 AND account_id = $2")
+            .bind(new.session_id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NotFound("session"))?;
+        let assignment_id = session.opt_uuid("assignment_id")?;
+        sqlx::query(
+            "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new_id().to_string())
+        .bind(new.session_id.to_string())
+        .bind(new.overall_score)
+        .bind(json(&new.criteria)?)
+        .bind(json(&new.strengths)?)
+        .bind(json(&new.areas_to_improve)?)
+        .bind(&new.model)
+        .bind(&new.raw_output)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(Violation::Unique(_)) => Error::conflict("the session already has an evaluation"),
+            _ => e.into(),
+        })?;
+        let flag_ids = Self::insert_flags_tx(&mut tx, account_id, new.session_id, &new.flags).await?;
+        sqlx::query(
+            "UPDATE sessions SET status = CASE WHEN status = 'active' THEN 'completed' ELSE status END, \
+             ended_at = COALESCE(ended_at, $1), evaluation_error = NULL WHERE id = $2",
+        )
+        .bind(now)
+        .bind(new.session_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if let Some(assignment_id) = assignment_id {
+            sqlx::query(
+                "UPDATE assignments SET status = 'completed', completed_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND status = 'in_progress'",
+            )
+            .bind(now)
+            .bind(assignment_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let evaluation = self.evaluation_for_session(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;
+        Ok((evaluation, flag_ids))
+    }
+
+    /// The raw model output of a session's evaluation (audit).
+    pub async fn evaluation_raw_output(&self, session_id: Uuid) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT raw_output FROM evaluations WHERE session_id = $1")
+            .bind(session_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn evaluation_for_session(&self, session_id: Uuid) -> Result<Option<Evaluation>> {

@@ -9,18 +9,24 @@
 //! keys, partial unique indexes) and reports violations as typed [`Error`]s the callers map.
 
 mod accounts;
+mod ai;
 mod assignments;
 mod auth;
 mod db;
 pub mod domain;
 mod error;
 mod evaluations;
+mod flags;
 mod scenarios;
 mod sessions;
 pub mod testing;
 mod users;
 
 pub use accounts::{Account, AuditEvent};
+pub use ai::{
+    Analysis, DocumentGap, DocumentReview, LlmCall, NewAnalysis, NewDocumentReview, NewPolicy, Policy, PolicyChunk,
+    Usage,
+};
 pub use assignments::{
     Assignment, AssignmentFilter, AssignmentPatch, AssignmentReport, BlockedPair, CounselorSummary, NewAssignment,
     ScenarioSummary, SkippedPair,
@@ -29,7 +35,8 @@ pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use db::{Backend, Store};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
-pub use evaluations::{CriterionScore, Evaluation, NewEvaluation};
+pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation};
+pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, OneTimeAssignment, Scenario, ScenarioDraft,
     ScenarioFilter, ScenarioInput, ScenarioListKind,

@@ -12,11 +12,13 @@ pub mod api_keys;
 pub mod assignments;
 pub mod auth;
 pub mod external;
+pub mod flags;
 pub mod internal;
 pub mod livekit;
 pub mod ops;
 pub mod scenarios;
 pub mod sessions;
+pub mod uploads;
 pub mod users;
 
 #[derive(OpenApi)]
@@ -28,7 +30,8 @@ pub mod users;
         (name = "users", description = "Counselors, supervisors, account admins"),
         (name = "scenarios", description = "Caller personas and grading guidance"),
         (name = "assignments", description = "Scenarios given to counselors"),
-        (name = "sessions", description = "Practice attempts and transcripts"),
+        (name = "sessions", description = "Practice attempts, chat with the AI caller, evaluation and analysis"),
+        (name = "flags", description = "Safety and consistency flags for supervisors to review"),
         (name = "api-keys", description = "Partner API keys (account admins)"),
         (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key)"),
         (name = "external", description = "Partner API (X-API-Key; snake_case bodies, the contract partners already use)"),
@@ -81,14 +84,21 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(with_upload_limit(routes!(scenarios::import_scenarios)))
         .routes(routes!(assignments::list_assignments, assignments::create_assignments))
         .routes(routes!(assignments::get_assignment, assignments::patch_assignment, assignments::delete_assignment))
-        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::list_sessions, sessions::create_chat_session))
         .routes(routes!(sessions::get_session))
+        .routes(routes!(sessions::post_message))
+        .routes(routes!(sessions::evaluate))
+        .routes(routes!(sessions::analyze))
+        .routes(routes!(sessions::report_flag))
+        .routes(routes!(flags::list_flags))
+        .routes(routes!(flags::review_flag))
         .routes(routes!(livekit::voice_token))
         .routes(routes!(external::list_scenarios, external::create_scenario))
         .routes(routes!(external::list_assignments, external::create_assignment))
         .routes(routes!(internal::create_session))
         .routes(routes!(internal::append_transcript))
         .routes(routes!(internal::end_session));
+    let router = uploads::register(router);
     if demo { router.routes(routes!(auth::demo_users)).routes(routes!(auth::demo_login)) } else { router }
 }
 

@@ -1,12 +1,20 @@
-//! Practice sessions: lists (free practice, assigned, all) and one session with its transcript.
+//! Practice sessions: lists (free practice, assigned, all), one session with its transcript and
+//! review material, chat practice with the AI caller, evaluation, analysis and flag reports.
 
 use axum::extract::State;
-use store::{Session, SessionDetail, SessionFilter};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use store::{
+    Analysis, Evaluation, FlagSeverity, FlagSource, FlagType, NewFlag, Session, SessionDetail, SessionFilter,
+    SessionFlag, TranscriptTurn, Usage,
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
+use crate::{AppState, evaluation, roleplay};
 
 /// Sessions, newest first. `type` = free_practice (default) | assigned | all. Counselors see
 /// their own; supervisors see the account's and may filter by `userId`.
@@ -23,16 +31,202 @@ pub async fn list_sessions(
     Ok(Json(state.store.list_sessions(actor.account_id, &filter).await?))
 }
 
+/// Where the session's evaluation stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluationStatus {
+    NotStarted,
+    Running,
+    Failed,
+    Completed,
+}
+
+/// A session with its transcript (in spoken order) and evaluation; supervisors also get its
+/// flags, analysis and LLM usage.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub detail: SessionDetail,
+    pub evaluation_status: EvaluationStatus,
+    /// Why the last evaluation attempt failed, if it did.
+    pub evaluation_error: Option<String>,
+    pub flags: Vec<SessionFlag>,
+    pub analysis: Option<Analysis>,
+    pub usage: Option<Usage>,
+}
+
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = SessionDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_session(
-    State(state): State<AppState>,
-    actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<Json<SessionDetail>> {
+    responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_session(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<SessionView>> {
     let detail = state.store.session_detail(actor.account_id, id).await?;
     if !actor.sees_user(detail.session.user_id) {
         return Err(ApiError::NotFound("session"));
     }
-    Ok(Json(detail))
+    let (running, error) = state.store.evaluation_state(id).await?;
+    let evaluation_status = match (&detail.evaluation, running, &error) {
+        (Some(_), _, _) => EvaluationStatus::Completed,
+        (None, true, _) => EvaluationStatus::Running,
+        (None, false, Some(_)) => EvaluationStatus::Failed,
+        (None, false, None) => EvaluationStatus::NotStarted,
+    };
+    let supervisor = actor.role.is_supervisor();
+    let (flags, analysis, usage) = if supervisor {
+        (
+            state.store.session_flags(id).await?,
+            state.store.analysis(id).await?,
+            Some(state.store.session_usage(id).await?),
+        )
+    } else {
+        (Vec::new(), None, None)
+    };
+    Ok(Json(SessionView { detail, evaluation_status, evaluation_error: error, flags, analysis, usage }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewChatSession {
+    /// Practise this assignment (starting it, if pending).
+    #[serde(default)]
+    pub assignment_id: Option<Uuid>,
+    /// Free practice on this reusable scenario; with neither, free practice with an improvised caller.
+    #[serde(default)]
+    pub scenario_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatStarted {
+    pub session: Session,
+    /// The caller's first message.
+    pub opening: TranscriptTurn,
+}
+
+/// Starts a chat practice session and answers the AI caller's opening message. Starting an
+/// assignment moves it to in progress. If the AI provider fails, nothing is stored (502/503).
+#[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = NewChatSession,
+    responses((status = 201, body = ChatStarted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn create_chat_session(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(input): Json<NewChatSession>,
+) -> Result<(StatusCode, Json<ChatStarted>)> {
+    rate_limit(&state, &format!("chat:user:{}", actor.user_id), state.config.rate_limits.chat_message, "chat messages")
+        .await?;
+    let start = roleplay::ChatStart { assignment_id: input.assignment_id, scenario_id: input.scenario_id };
+    let (session, opening) = roleplay::start_chat(&state, &actor, start).await?;
+    Ok((StatusCode::CREATED, Json(ChatStarted { session, opening })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CounselorMessage {
+    /// What the counselor writes (1 to 4000 characters).
+    pub content: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatExchange {
+    pub counselor: TranscriptTurn,
+    /// The AI caller's reply.
+    pub caller: TranscriptTurn,
+}
+
+/// The counselor's message in, the AI caller's reply out (both stored, in spoken order).
+#[utoipa::path(post, path = "/api/sessions/{id}/message", tag = "sessions", params(("id" = Uuid, Path)),
+    request_body = CounselorMessage,
+    responses((status = 200, body = ChatExchange), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn post_message(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+    Json(input): Json<CounselorMessage>,
+) -> Result<Json<ChatExchange>> {
+    rate_limit(&state, &format!("chat:user:{}", actor.user_id), state.config.rate_limits.chat_message, "chat messages")
+        .await?;
+    let (counselor, caller) = roleplay::counselor_message(&state, &actor, id, &input.content).await?;
+    Ok(Json(ChatExchange { counselor, caller }))
+}
+
+/// Evaluates the session against the rubric (once: a repeated or concurrent request answers the
+/// same evaluation), completes its assignment, then starts the post-session analysis in the
+/// background. The counselor evaluates their own session; supervisors any of the account.
+#[utoipa::path(post, path = "/api/sessions/{id}/evaluate", tag = "sessions", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Evaluation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Evaluation>> {
+    let session = state.store.session(actor.account_id, id).await?;
+    if !actor.sees_user(session.user_id) {
+        return Err(ApiError::NotFound("session"));
+    }
+    if state.store.evaluation_for_session(id).await?.is_none() {
+        rate_limit(
+            &state,
+            &format!("evaluate:user:{}", actor.user_id),
+            state.config.rate_limits.evaluate,
+            "evaluations",
+        )
+        .await?;
+    }
+    Ok(Json(evaluation::evaluate_session(&state, actor.account_id, id).await?.evaluation))
+}
+
+/// Post-session analysis on demand (supervisors; idempotent: the stored analysis is answered
+/// again; at most 5 requests per session per hour).
+#[utoipa::path(post, path = "/api/sessions/{id}/analyze", tag = "sessions", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Analysis), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn analyze(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Analysis>> {
+    actor.require_supervisor()?;
+    state.store.session(actor.account_id, id).await?;
+    rate_limit(&state, &format!("analyze:session:{id}"), state.config.rate_limits.analyze, "analyses of this session")
+        .await?;
+    Ok(Json(evaluation::analyze_session(&state, actor.account_id, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FlagReport {
+    /// What went wrong with the AI caller (or the session).
+    pub details: String,
+    /// Default `ai_caller_problem`.
+    #[serde(default)]
+    pub flag_type: Option<FlagType>,
+}
+
+/// A counselor reports a problem (usually with the AI caller) for a supervisor to review.
+#[utoipa::path(post, path = "/api/sessions/{id}/flag", tag = "sessions", params(("id" = Uuid, Path)),
+    request_body = FlagReport,
+    responses((status = 201, body = SessionFlag), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn report_flag(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+    Json(input): Json<FlagReport>,
+) -> Result<(StatusCode, Json<SessionFlag>)> {
+    let detail = state.store.session_detail(actor.account_id, id).await?;
+    if !actor.sees_user(detail.session.user_id) {
+        return Err(ApiError::NotFound("session"));
+    }
+    rate_limit(&state, &format!("flag:user:{}", actor.user_id), state.config.rate_limits.flag, "flag reports").await?;
+    let new = NewFlag {
+        flag_type: input.flag_type.unwrap_or(FlagType::AiCallerProblem),
+        severity: FlagSeverity::Medium,
+        source: FlagSource::UserFeedback,
+        details: input.details.trim().to_owned(),
+        turns: Vec::new(),
+    };
+    let flag = state.store.insert_flag(actor.account_id, id, &new).await?;
+    crate::notify_flags(&state, &detail, std::slice::from_ref(&flag));
+    Ok((StatusCode::CREATED, Json(flag)))
+}
+
+async fn rate_limit(state: &AppState, bucket: &str, limit: crate::config::Limit, what: &'static str) -> Result<()> {
+    crate::auth::rate_limit(&state.store, bucket, limit, what).await
 }

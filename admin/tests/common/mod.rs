@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod smtp;
+
 use std::collections::HashMap;
 
 use reqwest::{Method, RequestBuilder, StatusCode};

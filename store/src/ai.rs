@@ -1,0 +1,477 @@
+//! What the AI pipeline remembers besides evaluations and flags: every LLM call's usage and
+//! cost, the claim that lets exactly one evaluator call the LLM for a session, post-session
+//! analyses, account policy documents with their passages (and embeddings) for retrieval, and
+//! reviews of the documentation counselors write after a call.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{RowExt, Store};
+use crate::domain::{LlmTask, Timestamp, new_id};
+use crate::error::{Error, Result, Violation, violation};
+use crate::flags::NewFlag;
+
+/// One LLM call, as recorded for usage and cost accounting.
+#[derive(Debug, Clone)]
+pub struct LlmCall {
+    pub account_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    pub task: LlmTask,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: f64,
+    pub latency_ms: i64,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+/// LLM usage summed over a session.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub calls: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Estimated from the model's list price; 0 for models without a known price.
+    pub cost_usd: f64,
+}
+
+/// Post-session analysis: a second pass for safety and consistency, at most one per session.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    /// How many flags it raised (0: "analysis clean").
+    pub findings: i64,
+    pub summary: String,
+    pub model: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAnalysis {
+    pub session_id: Uuid,
+    pub summary: String,
+    pub flags: Vec<NewFlag>,
+    pub model: String,
+    pub raw_output: String,
+}
+
+/// An uploaded policy document of an account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub file_name: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    /// Characters of extracted text.
+    pub text_chars: i64,
+    /// Passages stored for retrieval, and how many of them have embeddings.
+    pub chunks: i64,
+    pub embedded_chunks: i64,
+    pub uploaded_by: Option<Uuid>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPolicy {
+    pub file_name: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub text: String,
+    /// Passages with their embeddings (None without an embeddings provider).
+    pub chunks: Vec<(String, Option<Vec<f32>>)>,
+    pub embedding_model: Option<String>,
+    pub uploaded_by: Option<Uuid>,
+}
+
+/// A policy passage for retrieval.
+#[derive(Debug, Clone)]
+pub struct PolicyChunk {
+    pub policy_id: Uuid,
+    pub file_name: String,
+    pub index: i64,
+    pub text: String,
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// One gap an LLM found in a counselor's documentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentGap {
+    pub description: String,
+    /// `low`, `medium` or `high`.
+    pub severity: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentReview {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub file_name: String,
+    pub completeness_score: i64,
+    pub accuracy_score: i64,
+    pub consistency_score: i64,
+    pub gaps: Vec<DocumentGap>,
+    pub model: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDocumentReview {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub file_name: String,
+    pub extracted_text: String,
+    pub completeness_score: i64,
+    pub accuracy_score: i64,
+    pub consistency_score: i64,
+    pub gaps: Vec<DocumentGap>,
+    pub model: String,
+    pub raw_output: String,
+}
+
+/// An evaluator claim older than this belongs to an evaluator that died; another may take over.
+const STALE_CLAIM_MS: i64 = 10 * 60_000;
+
+fn json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+impl Store {
+    pub async fn record_llm_call(&self, call: &LlmCall) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO llm_calls (id, account_id, session_id, task, model, prompt_tokens, completion_tokens, cost_usd, \
+             latency_ms, attempts, outcome, error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(new_id().to_string())
+        .bind(call.account_id.map(|u| u.to_string()))
+        .bind(call.session_id.map(|u| u.to_string()))
+        .bind(call.task.as_str())
+        .bind(&call.model)
+        .bind(call.prompt_tokens)
+        .bind(call.completion_tokens)
+        .bind(call.cost_usd)
+        .bind(call.latency_ms)
+        .bind(call.attempts)
+        .bind(if call.error.is_some() { "error" } else { "ok" })
+        .bind(call.error.as_deref())
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// LLM usage of a session, summed over its successful calls.
+    pub async fn session_usage(&self, session_id: Uuid) -> Result<Usage> {
+        let row = sqlx::query(
+            // PostgreSQL sums BIGINTs as NUMERIC, which `Any` cannot read: cast back.
+            "SELECT COUNT(*) AS calls, CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS p, \
+             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS c, \
+             CAST(COALESCE(SUM(cost_usd), 0.0) AS DOUBLE PRECISION) AS cost FROM llm_calls WHERE session_id = $1 AND outcome = 'ok'",
+        )
+        .bind(session_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Usage {
+            calls: row.int("calls")?,
+            prompt_tokens: row.int("p")?,
+            completion_tokens: row.int("c")?,
+            cost_usd: row.float("cost")?,
+        })
+    }
+
+    /// Claims the right to evaluate a session: true for exactly one of any number of racing
+    /// callers (and for a taker-over of a stale claim).
+    pub async fn claim_evaluation(&self, session_id: Uuid) -> Result<bool> {
+        let now = Timestamp::now().millis();
+        let done = sqlx::query(
+            "UPDATE sessions SET evaluation_started_at = $1, evaluation_error = NULL WHERE id = $2 \
+             AND (evaluation_started_at IS NULL OR evaluation_started_at < $3) \
+             AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.session_id = $2)",
+        )
+        .bind(now)
+        .bind(session_id.to_string())
+        .bind(now - STALE_CLAIM_MS)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a claim back after a failed evaluation, noting why, so a retry may claim it.
+    pub async fn release_evaluation(&self, session_id: Uuid, error: &str) -> Result<()> {
+        sqlx::query("UPDATE sessions SET evaluation_started_at = NULL, evaluation_error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(session_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an evaluation of the session is running now, and the last failure if any.
+    pub async fn evaluation_state(&self, session_id: Uuid) -> Result<(bool, Option<String>)> {
+        let row = sqlx::query("SELECT evaluation_started_at, evaluation_error FROM sessions WHERE id = $1")
+            .bind(session_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound("session"))?;
+        let started = row.opt_int("evaluation_started_at")?;
+        let running = started.is_some_and(|t| t >= Timestamp::now().millis() - STALE_CLAIM_MS)
+            && self.evaluation_for_session(session_id).await?.is_none();
+        Ok((running, row.opt_text("evaluation_error")?))
+    }
+
+    /// Stores a session's analysis and its flags together. A second analysis of the session is a
+    /// conflict and changes nothing.
+    pub async fn insert_analysis(&self, account_id: Uuid, new: &NewAnalysis) -> Result<(Analysis, Vec<Uuid>)> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO session_analyses (id, session_id, findings, summary, model, raw_output, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id().to_string())
+        .bind(new.session_id.to_string())
+        .bind(new.flags.len() as i64)
+        .bind(&new.summary)
+        .bind(&new.model)
+        .bind(&new.raw_output)
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(Violation::Unique(_)) => Error::conflict("the session has been analysed"),
+            Some(Violation::ForeignKey) => Error::NotFound("session"),
+            _ => e.into(),
+        })?;
+        let ids = Self::insert_flags_tx(&mut tx, account_id, new.session_id, &new.flags).await?;
+        tx.commit().await?;
+        Ok((self.analysis(new.session_id).await?.ok_or(Error::NotFound("analysis"))?, ids))
+    }
+
+    pub async fn analysis(&self, session_id: Uuid) -> Result<Option<Analysis>> {
+        let row = sqlx::query(
+            "SELECT id, session_id, findings, summary, model, created_at FROM session_analyses WHERE session_id = $1",
+        )
+        .bind(session_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Analysis {
+                id: r.uuid("id")?,
+                session_id: r.uuid("session_id")?,
+                findings: r.int("findings")?,
+                summary: r.text("summary")?,
+                model: r.text("model")?,
+                created_at: r.ts("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a policy document and its passages in one transaction.
+    pub async fn insert_policy(&self, account_id: Uuid, new: &NewPolicy) -> Result<Policy> {
+        let id = new_id();
+        let now = Timestamp::now().millis();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO account_policies (id, account_id, file_name, content_type, byte_size, text, uploaded_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .bind(&new.file_name)
+        .bind(&new.content_type)
+        .bind(new.byte_size)
+        .bind(&new.text)
+        .bind(new.uploaded_by.map(|u| u.to_string()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (index, (text, embedding)) in new.chunks.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO policy_chunks (id, policy_id, account_id, chunk_index, text, embedding, embedding_model, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(new_id().to_string())
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .bind(index as i64)
+            .bind(text)
+            .bind(embedding.as_ref().map(json).transpose()?)
+            .bind(embedding.as_ref().and(new.embedding_model.as_deref()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.policy(account_id, id).await
+    }
+
+    const POLICY_COLUMNS: &'static str = "p.id, p.account_id, p.file_name, p.content_type, p.byte_size, \
+        LENGTH(p.text) AS text_chars, p.uploaded_by, p.created_at, \
+        (SELECT COUNT(*) FROM policy_chunks c WHERE c.policy_id = p.id) AS chunks, \
+        (SELECT COUNT(*) FROM policy_chunks c WHERE c.policy_id = p.id AND c.embedding IS NOT NULL) AS embedded_chunks";
+
+    fn policy_from_row(r: &AnyRow) -> Result<Policy> {
+        Ok(Policy {
+            id: r.uuid("id")?,
+            account_id: r.uuid("account_id")?,
+            file_name: r.text("file_name")?,
+            content_type: r.text("content_type")?,
+            byte_size: r.int("byte_size")?,
+            text_chars: r.int("text_chars")?,
+            chunks: r.int("chunks")?,
+            embedded_chunks: r.int("embedded_chunks")?,
+            uploaded_by: r.opt_uuid("uploaded_by")?,
+            created_at: r.ts("created_at")?,
+        })
+    }
+
+    pub async fn policy(&self, account_id: Uuid, id: Uuid) -> Result<Policy> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM account_policies p WHERE p.id = $1 AND p.account_id = $2",
+            Self::POLICY_COLUMNS
+        ))
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound("policy"))?;
+        Self::policy_from_row(&row)
+    }
+
+    pub async fn list_policies(&self, account_id: Uuid) -> Result<Vec<Policy>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM account_policies p WHERE p.account_id = $1 ORDER BY p.created_at, p.id",
+            Self::POLICY_COLUMNS
+        ))
+        .bind(account_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::policy_from_row).collect()
+    }
+
+    pub async fn delete_policy(&self, account_id: Uuid, id: Uuid) -> Result<()> {
+        let done = sqlx::query("DELETE FROM account_policies WHERE id = $1 AND account_id = $2")
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("policy"));
+        }
+        Ok(())
+    }
+
+    /// Every policy passage of the account, for retrieval (a center's policies are at most a few
+    /// thousand passages; ranking them in memory is cheaper than a vector index to run).
+    pub async fn policy_chunks(&self, account_id: Uuid) -> Result<Vec<PolicyChunk>> {
+        let rows = sqlx::query(
+            "SELECT c.policy_id, p.file_name, c.chunk_index, c.text, c.embedding FROM policy_chunks c \
+             JOIN account_policies p ON p.id = c.policy_id WHERE c.account_id = $1 ORDER BY p.created_at, c.chunk_index",
+        )
+        .bind(account_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let embedding = r.opt_text("embedding")?;
+                Ok(PolicyChunk {
+                    policy_id: r.uuid("policy_id")?,
+                    file_name: r.text("file_name")?,
+                    index: r.int("chunk_index")?,
+                    text: r.text("text")?,
+                    embedding: embedding
+                        .map(|e| serde_json::from_str(&e).map_err(|e| Error::Corrupt(e.to_string())))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The full text of the account's policies, oldest first (the fallback without embeddings).
+    pub async fn policy_texts(&self, account_id: Uuid) -> Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT file_name, text FROM account_policies WHERE account_id = $1 ORDER BY created_at, id")
+                .bind(account_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok((r.text("file_name")?, r.text("text")?))).collect()
+    }
+
+    pub async fn set_evaluator_context(&self, account_id: Uuid, scenario_id: Uuid, text: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE scenarios SET evaluator_context = $1, updated_at = $2 WHERE id = $3 AND account_id = $4",
+        )
+        .bind(text)
+        .bind(Timestamp::now().millis())
+        .bind(scenario_id.to_string())
+        .bind(account_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("scenario"));
+        }
+        Ok(())
+    }
+
+    pub async fn insert_document_review(&self, account_id: Uuid, new: &NewDocumentReview) -> Result<DocumentReview> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO document_reviews (id, account_id, session_id, user_id, file_name, extracted_text, completeness_score, \
+             accuracy_score, consistency_score, gaps, model, raw_output, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .bind(new.session_id.to_string())
+        .bind(new.user_id.to_string())
+        .bind(&new.file_name)
+        .bind(&new.extracted_text)
+        .bind(new.completeness_score)
+        .bind(new.accuracy_score)
+        .bind(new.consistency_score)
+        .bind(json(&new.gaps)?)
+        .bind(&new.model)
+        .bind(&new.raw_output)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        let reviews = self.document_reviews(new.session_id).await?;
+        reviews.into_iter().find(|r| r.id == id).ok_or(Error::NotFound("document review"))
+    }
+
+    pub async fn document_reviews(&self, session_id: Uuid) -> Result<Vec<DocumentReview>> {
+        let rows = sqlx::query(
+            "SELECT id, session_id, user_id, file_name, completeness_score, accuracy_score, consistency_score, gaps, model, created_at \
+             FROM document_reviews WHERE session_id = $1 ORDER BY created_at, id",
+        )
+        .bind(session_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DocumentReview {
+                    id: r.uuid("id")?,
+                    session_id: r.uuid("session_id")?,
+                    user_id: r.uuid("user_id")?,
+                    file_name: r.text("file_name")?,
+                    completeness_score: r.int("completeness_score")?,
+                    accuracy_score: r.int("accuracy_score")?,
+                    consistency_score: r.int("consistency_score")?,
+                    gaps: r.json("gaps")?,
+                    model: r.text("model")?,
+                    created_at: r.ts("created_at")?,
+                })
+            })
+            .collect()
+    }
+}

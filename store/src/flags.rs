@@ -1,0 +1,210 @@
+//! Safety and consistency flags on practice sessions, raised by the evaluation, the analysis or a
+//! counselor's report, and reviewed by a supervisor.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::db::{RowExt, Store, page};
+use crate::domain::{FlagSeverity, FlagSource, FlagStatus, FlagType, Timestamp, new_id};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionFlag {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub session_id: Uuid,
+    pub flag_type: FlagType,
+    pub severity: FlagSeverity,
+    pub source: FlagSource,
+    pub status: FlagStatus,
+    pub details: String,
+    /// Transcript turn numbers (1-based) the flag rests on.
+    pub turns: Vec<u32>,
+    pub review_note: Option<String>,
+    pub reviewed_by: Option<Uuid>,
+    pub reviewed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const FLAG_COLUMNS: &str = "id, account_id, session_id, flag_type, severity, source, status, details, turns, \
+    review_note, reviewed_by, reviewed_at, created_at, updated_at";
+
+impl SessionFlag {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(SessionFlag {
+            id: row.uuid("id")?,
+            account_id: row.uuid("account_id")?,
+            session_id: row.uuid("session_id")?,
+            flag_type: row.parsed("flag_type")?,
+            severity: row.parsed("severity")?,
+            source: row.parsed("source")?,
+            status: row.parsed("status")?,
+            details: row.text("details")?,
+            turns: row.json("turns")?,
+            review_note: row.opt_text("review_note")?,
+            reviewed_by: row.opt_uuid("reviewed_by")?,
+            reviewed_at: row.opt_ts("reviewed_at")?,
+            created_at: row.ts("created_at")?,
+            updated_at: row.ts("updated_at")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFlag {
+    pub flag_type: FlagType,
+    pub severity: FlagSeverity,
+    pub source: FlagSource,
+    pub details: String,
+    pub turns: Vec<u32>,
+}
+
+/// Filter for the account's flag list (default: open flags).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct FlagFilter {
+    /// Default `open`.
+    pub status: Option<FlagStatus>,
+    pub session_id: Option<Uuid>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// A supervisor's review of a flag.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FlagReview {
+    /// `reviewed` (a real concern, handled) or `dismissed` (not a concern); `open` reopens.
+    pub status: FlagStatus,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl Store {
+    /// Inserts flags inside a caller's transaction (evaluation and analysis store their flags
+    /// atomically with their own record).
+    pub(crate) async fn insert_flags_tx(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        account_id: Uuid,
+        session_id: Uuid,
+        flags: &[NewFlag],
+    ) -> Result<Vec<Uuid>> {
+        let now = Timestamp::now().millis();
+        let mut ids = Vec::with_capacity(flags.len());
+        for flag in flags {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO session_flags (id, account_id, session_id, flag_type, severity, source, status, details, turns, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9)",
+            )
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .bind(session_id.to_string())
+            .bind(flag.flag_type.as_str())
+            .bind(flag.severity.as_str())
+            .bind(flag.source.as_str())
+            .bind(&flag.details)
+            .bind(serde_json::to_string(&flag.turns).map_err(|e| Error::Corrupt(e.to_string()))?)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Raises one flag (a counselor's report about the AI caller).
+    pub async fn insert_flag(&self, account_id: Uuid, session_id: Uuid, flag: &NewFlag) -> Result<SessionFlag> {
+        if flag.details.trim().is_empty() || flag.details.chars().count() > 5000 {
+            return Err(Error::invalid("details", "must be 1 to 5000 characters"));
+        }
+        let mut tx = self.write_tx().await?;
+        let ids = Self::insert_flags_tx(&mut tx, account_id, session_id, std::slice::from_ref(flag)).await?;
+        tx.commit().await?;
+        self.flag(account_id, ids[0]).await
+    }
+
+    pub async fn flag(&self, account_id: Uuid, id: Uuid) -> Result<SessionFlag> {
+        let row = sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM session_flags WHERE id = $1 AND account_id = $2"))
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound("flag"))?;
+        SessionFlag::from_row(&row)
+    }
+
+    pub async fn flags_by_ids(&self, account_id: Uuid, ids: &[Uuid]) -> Result<Vec<SessionFlag>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.flag(account_id, *id).await?);
+        }
+        Ok(out)
+    }
+
+    /// The account's flags, newest first.
+    pub async fn list_flags(&self, account_id: Uuid, filter: &FlagFilter) -> Result<Vec<SessionFlag>> {
+        let (limit, offset) = page(filter.limit, filter.offset);
+        let rows = sqlx::query(&format!(
+            "SELECT {FLAG_COLUMNS} FROM session_flags WHERE account_id = $1 AND status = $2 \
+             AND ($3 IS NULL OR session_id = $3) ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(account_id.to_string())
+        .bind(filter.status.unwrap_or(FlagStatus::Open).as_str())
+        .bind(filter.session_id.map(|s| s.to_string()))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(SessionFlag::from_row).collect()
+    }
+
+    /// Flags of one session, oldest first.
+    pub async fn session_flags(&self, session_id: Uuid) -> Result<Vec<SessionFlag>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FLAG_COLUMNS} FROM session_flags WHERE session_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(session_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(SessionFlag::from_row).collect()
+    }
+
+    /// Records a supervisor's review (or reopens the flag).
+    pub async fn review_flag(
+        &self,
+        account_id: Uuid,
+        id: Uuid,
+        reviewer: Uuid,
+        review: &FlagReview,
+    ) -> Result<SessionFlag> {
+        let note = review.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        if note.is_some_and(|n| n.chars().count() > 5000) {
+            return Err(Error::invalid("note", "must be at most 5000 characters"));
+        }
+        let now = Timestamp::now().millis();
+        let reopened = review.status == FlagStatus::Open;
+        let done = sqlx::query(
+            "UPDATE session_flags SET status = $1, review_note = $2, reviewed_by = $3, reviewed_at = $4, updated_at = $5 \
+             WHERE id = $6 AND account_id = $7",
+        )
+        .bind(review.status.as_str())
+        .bind(note)
+        .bind((!reopened).then(|| reviewer.to_string()))
+        .bind((!reopened).then_some(now))
+        .bind(now)
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("flag"));
+        }
+        self.flag(account_id, id).await
+    }
+}
