@@ -54,6 +54,9 @@ pub struct Config {
     /// relay) and `MAIL_FROM`: flag notifications to supervisors. Without them flags are only logged.
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
+    /// `WEBHOOK_RETRY_BASE_MS` (default 10000): the first retry of a failed webhook delivery
+    /// waits this long, each next one twice as long (8 attempts in all).
+    pub webhook_retry_base_ms: u32,
     pub realtime_model: String,
     pub realtime_voice: String,
     /// `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET`.
@@ -239,6 +242,7 @@ impl Config {
             transcript_max_chars: number("TRANSCRIPT_MAX_CHARS", 30_000)?,
             smtp_url: var("SMTP_URL").map(Secret),
             mail_from: parse("MAIL_FROM", "Proto Trainer <noreply@localhost>")?,
+            webhook_retry_base_ms: number("WEBHOOK_RETRY_BASE_MS", 10_000)?,
             realtime_model: parse("REALTIME_MODEL", "gpt-realtime")?,
             realtime_voice: parse("REALTIME_VOICE", "shimmer")?,
             livekit_url: var("LIVEKIT_URL"),

@@ -21,6 +21,7 @@ pub mod documents;
 mod error;
 pub mod evaluation;
 mod extract;
+pub mod idempotency;
 mod identity;
 mod import;
 pub mod llm;
@@ -32,6 +33,7 @@ mod security;
 pub mod seed;
 pub mod telemetry;
 mod web;
+pub mod webhooks;
 
 pub use config::{Config, Secret};
 pub use error::{ApiError, ErrorBody};
@@ -48,6 +50,8 @@ pub struct AppState {
     pub llm: Option<llm::Llm>,
     /// Flag e-mails; `None` without `SMTP_URL` (flags are only logged).
     pub mailer: Option<notify::Mailer>,
+    /// Wakes the webhook dispatcher when an event is queued.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -57,18 +61,25 @@ impl AppState {
             tracing::warn!("no AI provider configured (OPENAI_API_KEY): chat, evaluation and analysis answer 503");
         }
         let mailer = notify::Mailer::from_config(&config)?;
-        Ok(AppState { store, config: Arc::new(config), llm, mailer })
+        Ok(AppState {
+            store,
+            config: Arc::new(config),
+            llm,
+            mailer,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 }
 
-/// Logs and e-mails every new flag of a session (in the background: SMTP never delays an answer).
+/// Logs, e-mails and sends as webhook events every new flag of a session (in the background:
+/// SMTP and webhooks never delay an answer).
 pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flags: &[store::SessionFlag]) {
     if flags.is_empty() {
         return;
     }
-    let (store, mailer, session, flags) =
-        (state.store.clone(), state.mailer.clone(), detail.session.clone(), flags.to_vec());
+    let (state, session, flags) = (state.clone(), detail.session.clone(), flags.to_vec());
     tokio::spawn(async move {
+        let (store, mailer) = (&state.store, state.mailer.as_ref());
         let counselor = match store.user(session.account_id, session.user_id).await {
             Ok(user) => user.display_name,
             Err(_) => session.user_id.to_string(),
@@ -78,6 +89,7 @@ pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flag
             None => None,
         };
         for flag in flags {
+            webhooks::emit_flag(&state, &session, &flag).await;
             let notice = notify::FlagNotice {
                 account_id: flag.account_id,
                 session_id: flag.session_id,
@@ -89,7 +101,7 @@ pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flag
                 counselor_name: counselor.clone(),
                 scenario_title: scenario_title.clone(),
             };
-            notify::notify_flag(&store, mailer.as_ref(), &notice).await;
+            notify::notify_flag(store, mailer, &notice).await;
         }
     });
 }
@@ -109,6 +121,7 @@ pub fn app(state: AppState) -> Router {
     let security = Arc::new(security::SecurityHeaders::new(&state.config));
     api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(web::fallback)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(axum::middleware::from_fn_with_state(security, security::headers))
         .layer(TraceLayer::new_for_http())
@@ -138,11 +151,13 @@ pub async fn run(
     telemetry::prometheus();
     let state = AppState::new(store.clone(), config)?;
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let dispatcher = tokio::spawn(webhooks::dispatch(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, "admin service listening");
     let served = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
     housekeeping.abort();
+    dispatcher.abort();
     served?;
     store.close().await;
     Ok(())
@@ -157,6 +172,12 @@ async fn housekeeping(state: AppState) {
         let idle_ms = i64::from(state.config.session_idle_minutes) * 60_000;
         if let Err(e) = state.store.purge_auth_sessions(now, idle_ms).await {
             tracing::warn!(error = %e, "purging expired sessions");
+        }
+        // Idempotency keys are honoured for a day.
+        if let Err(e) =
+            state.store.purge_idempotency_keys(store::Timestamp::from_millis(now.millis() - 86_400_000)).await
+        {
+            tracing::warn!(error = %e, "purging idempotency keys");
         }
         // The longest window is an hour; older counters can no longer matter.
         if let Err(e) = state.store.purge_rate_limits(store::Timestamp::from_millis(now.millis() - 86_400_000)).await {

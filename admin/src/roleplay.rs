@@ -201,7 +201,7 @@ mod tests {
     fn history_is_capped_and_roles_map() {
         let turn = |i: usize| TranscriptTurn {
             id: Uuid::now_v7(),
-            speaker: if i % 2 == 0 { Speaker::Caller } else { Speaker::Counselor },
+            speaker: if i.is_multiple_of(2) { Speaker::Caller } else { Speaker::Counselor },
             text: format!("t{i}"),
             started_ms: i as i64,
             ended_ms: None,

@@ -57,6 +57,10 @@ struct World {
     api_key: Uuid,
     /// An open flag on `session`.
     flag: Uuid,
+    /// Counselor A's assignment with one practised attempt.
+    attempted: Uuid,
+    webhook: Uuid,
+    policy: Uuid,
     n: String,
 }
 
@@ -118,6 +122,36 @@ async fn world(app: &App) -> World {
         turns: vec![],
     };
     let flag = s.insert_flag(app.account, session, &flag).await.expect("flag").id;
+    let practised =
+        s.create_scenario(app.account, None, &scenario_input(format!("Practised {n}"), false)).await.expect("s").0.id;
+    let new = NewAssignment { scenario_id: practised, counselor_id: app.counselor, due_at: None, notes: None };
+    let attempted = s.create_assignment(app.account, None, &new).await.expect("assignment").id;
+    let new = NewSession {
+        user_id: app.counselor,
+        assignment_id: Some(attempted),
+        scenario_id: None,
+        kind: SessionKind::Chat,
+        room_name: None,
+    };
+    let attempt = s.create_session(app.account, &new).await.expect("attempt").id;
+    s.append_turns(app.account, attempt, &[turn(store::Speaker::Counselor, "Crisis line, I'm listening.", 0)])
+        .await
+        .expect("turns");
+    let webhook = s
+        .create_webhook(app.account, "https://partner.example.org/hook", &[store::WebhookEvent::FlagRaised], "s", None)
+        .await
+        .expect("webhook")
+        .id;
+    let policy = store::NewPolicy {
+        file_name: "p.txt".into(),
+        content_type: "text/plain".into(),
+        byte_size: 1,
+        text: "p".into(),
+        chunks: vec![("p".into(), None)],
+        embedding_model: None,
+        uploaded_by: None,
+    };
+    let policy = s.insert_policy(app.account, &policy).await.expect("policy").id;
     let user = s
         .create_user(
             app.account,
@@ -133,7 +167,20 @@ async fn world(app: &App) -> World {
         .expect("user")
         .id;
     let api_key = admin::auth::create_api_key(s, app.account, "spare", None).await.expect("key").0.id;
-    World { scenario, spare_scenario, one_time_scenario, assignment, session, user, api_key, flag, n }
+    World {
+        scenario,
+        spare_scenario,
+        one_time_scenario,
+        assignment,
+        session,
+        user,
+        api_key,
+        flag,
+        attempted,
+        webhook,
+        policy,
+        n,
+    }
 }
 
 /// The request for one route, given the records of the cell.
@@ -223,6 +270,41 @@ fn request(
             (format!("/api/sessions/{}/flag", w.session), body(json!({"details": "The caller repeated itself."})), None)
         }
         ("PATCH", "/api/flags/{id}") => (format!("/api/flags/{}", w.flag), body(json!({"status": "dismissed"})), None),
+        ("GET", "/api/external/assignments/{id}/result") => {
+            (format!("/api/external/assignments/{}/result", w.attempted), None, None)
+        }
+        ("POST", "/api/external/assignments/{id}/evaluate") => {
+            (format!("/api/external/assignments/{}/evaluate", w.attempted), None, None)
+        }
+        ("GET", "/api/external/assignments/{id}/transcript") => {
+            (format!("/api/external/assignments/{}/transcript?attempt=1", w.attempted), None, None)
+        }
+        ("POST", "/api/webhooks") => {
+            (path.to_owned(), body(json!({"url": "http://127.0.0.1:9/hook", "events": ["flag.raised"]})), None)
+        }
+        ("DELETE", "/api/webhooks/{id}") => (format!("/api/webhooks/{}", w.webhook), None, None),
+        ("POST", "/api/policies") => {
+            (path.to_owned(), None, Some(("text/plain", format!("Policy {n}: call a supervisor."))))
+        }
+        ("DELETE", "/api/policies/{id}") => (format!("/api/policies/{}", w.policy), None, None),
+        ("POST", "/api/scenarios/{id}/evaluator-context") => (
+            format!("/api/scenarios/{}/evaluator-context", w.scenario),
+            None,
+            Some(("text/plain", "Expect a direct question about suicide.".into())),
+        ),
+        ("POST", "/api/scenarios/extract-text") => (path.to_owned(), None, Some(("text/plain", "A complaint.".into()))),
+        ("POST", "/api/scenarios/generate") => {
+            (path.to_owned(), body(json!({"complaintText": "A caller complained."})), None)
+        }
+        ("POST", "/api/sessions/{id}/document-review") => (
+            format!("/api/sessions/{}/document-review", w.session),
+            None,
+            Some(("application/pdf", "%PDF-1.4 notes".into())),
+        ),
+        ("GET", "/api/sessions/{id}/document-reviews") => {
+            (format!("/api/sessions/{}/document-reviews", w.session), None, None)
+        }
+        ("GET", "/api/webhooks/{id}/deliveries") => (format!("/api/webhooks/{}/deliveries", w.webhook), None, None),
         ("POST", "/api/livekit/token") => (path.to_owned(), body(json!({})), None),
         ("POST", "/api/internal/sessions") => {
             (path.to_owned(), body(json!({"accountId": app.account, "userId": app.counselor})), None)
@@ -296,6 +378,23 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("POST", "/api/sessions/{id}/analyze") => [401, 403, 403, 200, 200, 404, 401, 401],
         ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
         ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("GET", "/api/external/assignments/{id}/result" | "/api/external/assignments/{id}/transcript") => {
+            [401, 401, 401, 401, 401, 401, 200, 401]
+        }
+        // Evaluation runs in the background: 202 with the result URL.
+        ("POST", "/api/external/assignments/{id}/evaluate") => [401, 401, 401, 401, 401, 401, 202, 401],
+        ("GET", "/api/webhooks") | ("GET", "/api/webhooks/{id}/deliveries") => [401, 403, 403, 403, 200, 403, 401, 401],
+        ("POST", "/api/webhooks") => [401, 403, 403, 403, 201, 403, 401, 401],
+        ("DELETE", "/api/webhooks/{id}") => [401, 403, 403, 403, 204, 403, 401, 401],
+        // Supervisors maintain training material, policies included.
+        ("GET", "/api/policies") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("POST", "/api/policies") => [401, 403, 403, 201, 201, 201, 401, 401],
+        ("DELETE", "/api/policies/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
+        ("POST", "/api/scenarios/{id}/evaluator-context") => [401, 403, 403, 200, 200, 404, 401, 401],
+        ("POST", "/api/scenarios/extract-text" | "/api/scenarios/generate") => [401, 403, 403, 200, 200, 200, 401, 401],
+        // The owner reviews their documentation once the session is evaluated (here it is not yet).
+        ("POST", "/api/sessions/{id}/document-review") => [401, 409, 404, 403, 403, 404, 401, 401],
+        ("GET", "/api/sessions/{id}/document-reviews") => [401, 200, 404, 200, 200, 404, 401, 401],
         ("PATCH", "/api/flags/{id}") => [401, 403, 403, 200, 200, 404, 401, 401],
         ("POST", "/api/livekit/token") => [401, 201, 201, 201, 201, 201, 401, 401],
         ("POST", "/api/internal/sessions") => [401, 401, 401, 401, 401, 401, 401, 201],

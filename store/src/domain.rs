@@ -188,6 +188,23 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// Events a partner webhook can subscribe to.
+    pub enum WebhookEvent {
+        AssignmentCompleted = "assignment.completed",
+        EvaluationCompleted = "evaluation.completed",
+        FlagRaised = "flag.raised",
+    }
+}
+
+str_enum! {
+    pub enum DeliveryStatus {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+    }
+}
+
 /// Categories every new account starts with (PRODUCT.md); an account may add its own.
 pub const DEFAULT_CATEGORIES: &[&str] = &["onboarding", "refresher", "advanced", "assessment", "cohort_training"];
 

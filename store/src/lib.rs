@@ -17,6 +17,7 @@ pub mod domain;
 mod error;
 mod evaluations;
 mod flags;
+mod partner;
 mod scenarios;
 mod sessions;
 pub mod testing;
@@ -37,6 +38,7 @@ pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
+pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, OneTimeAssignment, Scenario, ScenarioDraft,
     ScenarioFilter, ScenarioInput, ScenarioListKind,

@@ -8,7 +8,10 @@
 //! - `bench api`: HTTP throughput and latency of the API next to a bare axum handler.
 //! - `bench agent-media [N ...]`: N concurrent echo sessions through a real livekit-server; CPU
 //!   seconds per session-minute and RSS per session of the agent process.
+//! - `eval-golden --base-url <url> | --sim`: the evaluator against the labelled transcripts in
+//!   `golden/` (agreement, Cohen's kappa, flag precision/recall); see `golden/README.md`.
 
+mod golden;
 mod postgres;
 
 use std::path::{Path, PathBuf};
@@ -30,8 +33,11 @@ fn main() -> Result<()> {
             let sizes = if sizes.is_empty() { vec!["1", "10", "50"] } else { sizes.to_vec() };
             run(Command::new("scripts/livekit/bench-agent-media.sh").args(sizes))
         }
+        ["eval-golden", rest @ ..] => golden::main(rest),
         _ => {
-            eprintln!("usage: cargo xtask <demo | ci | codegen [--check] | bench api | bench agent-media [N ...]>");
+            eprintln!(
+                "usage: cargo xtask <demo | ci | codegen [--check] | bench api | bench agent-media [N ...] | eval-golden ...>"
+            );
             std::process::exit(2);
         }
     }
@@ -52,12 +58,74 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// The product on this machine with demo data. Without `OPENAI_API_KEY` it runs offline: the
+/// OpenAI simulator (scripted with plausible grading answers) stands in for the provider.
 fn demo() -> Result<()> {
-    run(Command::new("cargo").args(["build", "--release", "--bin", "proto-trainer"]))?;
+    run(Command::new("cargo").args(["build", "--release", "--bin", "proto-trainer", "--bin", "openai-sim"]))?;
     let bin = Path::new("target/release/proto-trainer");
     run(Command::new(bin).args(["seed", "--demo"]))?;
+    let mut serve = Command::new(bin);
+    serve.arg("serve").env("DEMO_MODE", "true");
+    let _simulator = if std::env::var_os("OPENAI_API_KEY").is_none() {
+        let rules = Path::new("target/demo-sim-rules.json");
+        std::fs::write(rules, serde_json::to_vec_pretty(&demo_rules())?)?;
+        let child = Command::new("target/release/openai-sim")
+            .args(["--bind", "127.0.0.1:8089", "--rules"])
+            .arg(rules)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting openai-sim")?;
+        serve.env("OPENAI_BASE_URL", "http://127.0.0.1:8089/v1").env("OPENAI_API_KEY", "offline-demo");
+        eprintln!(
+            "No OPENAI_API_KEY: the AI caller and grading come from the offline OpenAI simulator (127.0.0.1:8089)."
+        );
+        Some(KillOnDrop(child))
+    } else {
+        None
+    };
     eprintln!("Serving on http://localhost:3003 (DEMO_MODE=true); Ctrl-C stops it.");
-    run(Command::new(bin).arg("serve").env("DEMO_MODE", "true"))
+    run(&mut serve)
+}
+
+/// Stops a helper process when the task ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Simulator rules for the offline demo: a complete, plausible evaluation (every rubric check),
+/// a clean analysis, a document review and a scenario draft. Chat uses the simulator's default
+/// caller lines.
+fn demo_rules() -> serde_json::Value {
+    use serde_json::json;
+    let criteria: Vec<serde_json::Value> = admin::rubric::criteria(true)
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let checks: Vec<serde_json::Value> = c
+                .checks
+                .iter()
+                .map(|k| json!({"key": k.key, "answer": if i % 3 == 2 { "no" } else { "yes" }, "turns": [2], "note": "Offline demo grading."}))
+                .collect();
+            json!({"key": c.key, "checks": checks, "rating": if i % 3 == 2 { 2 } else { 3 },
+                   "comment": format!("{}: offline demo grading from the simulator.", c.name)})
+        })
+        .collect();
+    json!([
+        {"endpoint": "chat", "schemaName": "evaluation", "reply": {"json": {
+            "criteria": criteria,
+            "strengths": ["Warm, steady opening", "Asked about suicide directly"],
+            "areas_to_improve": ["Reflect feelings before the next question", "Close with a concrete safety plan"],
+            "overall_score": 70, "flags": []}}},
+        {"endpoint": "chat", "schemaName": "analysis", "reply": {"json": {"summary": "No further concerns (offline demo).", "findings": []}}},
+        {"endpoint": "chat", "schemaName": "document_review", "reply": {"json": {
+            "completeness": 72, "accuracy": 85, "consistency": 80,
+            "gaps": [{"description": "The safety plan agreed with the caller is not documented.", "severity": "medium"}]}}},
+    ])
 }
 
 fn ci() -> Result<()> {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Json, Query};
+use crate::extract::{IdPath, Json, Query};
 use crate::identity::Partner;
 
 /// Errors in the partner API's own spelling: field names and keys in snake_case.
@@ -305,6 +305,8 @@ pub async fn create_assignment(
         .await?
         .filter(|u| u.active)
         .ok_or_else(|| ApiError::validation("user_id", "no active user of the account has this external id"))?;
+    // Another account's scenario is "not found", as its id in a path would be.
+    state.store.scenario(partner.account_id, input.scenario_id).await?;
     let new = NewAssignment {
         scenario_id: input.scenario_id,
         counselor_id: user.id,
@@ -314,4 +316,283 @@ pub async fn create_assignment(
     let assignment = state.store.create_assignment(partner.account_id, None, &new).await?;
     partner_audit(&state, &partner, "external.assignment.created", ("assignment", assignment.id)).await?;
     Ok((StatusCode::CREATED, AxumJson(external_assignment(assignment, user.external_id))))
+}
+
+/// One practice attempt of an assignment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalAttempt {
+    pub attempt: i64,
+    pub session_id: Uuid,
+    /// `chat` or `voice`.
+    pub kind: store::SessionKind,
+    pub status: store::SessionStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalCriterion {
+    pub key: String,
+    pub name: String,
+    /// 1-4, or null when the criterion did not apply.
+    pub rating: Option<u8>,
+    pub comment: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalFlag {
+    pub id: Uuid,
+    pub flag_type: store::FlagType,
+    pub severity: store::FlagSeverity,
+    pub source: store::FlagSource,
+    pub status: store::FlagStatus,
+    pub details: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalEvaluation {
+    pub id: Uuid,
+    /// The attempt it grades.
+    pub attempt: i64,
+    pub session_id: Uuid,
+    /// 0-100.
+    pub overall_score: f64,
+    pub criteria: Vec<ExternalCriterion>,
+    pub strengths: Vec<String>,
+    pub improvements: Vec<String>,
+    pub flags: Vec<ExternalFlag>,
+    pub created_at: Timestamp,
+}
+
+/// Where the latest attempt's evaluation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalEvaluationStatus {
+    NotStarted,
+    Running,
+    Failed,
+    Completed,
+}
+
+/// An assignment's result for the partner.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalResult {
+    pub assignment_id: Uuid,
+    pub status: AssignmentStatus,
+    pub attempts: i64,
+    pub latest_attempt: ExternalAttempt,
+    /// The latest attempt's evaluation: `running` while it is being made.
+    pub evaluation_status: ExternalEvaluationStatus,
+    /// Why the latest evaluation attempt failed, when it did.
+    pub evaluation_error: Option<String>,
+    /// The most recent evaluation of any attempt (null before the first).
+    pub evaluation: Option<ExternalEvaluation>,
+}
+
+/// The assignment's attempts, newest first; 404 for another account's assignment.
+async fn attempts(
+    state: &AppState,
+    partner: &Partner,
+    assignment_id: Uuid,
+) -> Result<(Assignment, Vec<store::Session>)> {
+    let assignment = state.store.assignment(partner.account_id, assignment_id).await?;
+    let filter = store::SessionFilter {
+        list_type: store::SessionListType::All,
+        assignment_id: Some(assignment_id),
+        limit: Some(500),
+        ..Default::default()
+    };
+    let mut sessions = state.store.list_sessions(partner.account_id, &filter).await?;
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.attempt_number.unwrap_or(0)));
+    Ok((assignment, sessions))
+}
+
+async fn result_of(state: &AppState, partner: &Partner, assignment_id: Uuid) -> Result<ExternalResult> {
+    let (_, sessions) = attempts(state, partner, assignment_id).await?;
+    let Some(latest) = sessions.first() else {
+        return Err(ApiError::NotFound("attempt (the assignment has not been practised yet)").into());
+    };
+    let (running, error) = state.store.evaluation_state(latest.id).await?;
+    let mut evaluation = None;
+    for session in &sessions {
+        if let Some(e) = state.store.evaluation_for_session(session.id).await? {
+            let flags = state.store.session_flags(session.id).await?;
+            evaluation = Some(ExternalEvaluation {
+                id: e.id,
+                attempt: session.attempt_number.unwrap_or(0),
+                session_id: session.id,
+                overall_score: e.overall_score,
+                criteria: e
+                    .criteria
+                    .into_iter()
+                    .map(|c| ExternalCriterion { key: c.key, name: c.name, rating: c.rating, comment: c.comment })
+                    .collect(),
+                strengths: e.strengths,
+                improvements: e.areas_to_improve,
+                flags: flags
+                    .into_iter()
+                    .map(|f| ExternalFlag {
+                        id: f.id,
+                        flag_type: f.flag_type,
+                        severity: f.severity,
+                        source: f.source,
+                        status: f.status,
+                        details: f.details,
+                    })
+                    .collect(),
+                created_at: e.created_at,
+            });
+            break;
+        }
+    }
+    let latest_done = evaluation.as_ref().is_some_and(|e| e.session_id == latest.id);
+    let evaluation_status = if latest_done {
+        ExternalEvaluationStatus::Completed
+    } else if running {
+        ExternalEvaluationStatus::Running
+    } else if error.is_some() {
+        ExternalEvaluationStatus::Failed
+    } else {
+        ExternalEvaluationStatus::NotStarted
+    };
+    // Read after the evaluation: an evaluation and its assignment's completion commit together,
+    // so having seen the one we see the other.
+    let assignment = state.store.assignment(partner.account_id, assignment_id).await?;
+    let latest = state.store.session(partner.account_id, latest.id).await?;
+    let latest = &latest;
+    Ok(ExternalResult {
+        assignment_id,
+        status: assignment.status,
+        attempts: sessions.len() as i64,
+        latest_attempt: ExternalAttempt {
+            attempt: latest.attempt_number.unwrap_or(0),
+            session_id: latest.id,
+            kind: latest.kind,
+            status: latest.status,
+            started_at: latest.started_at,
+            ended_at: latest.ended_at,
+        },
+        evaluation_status,
+        evaluation_error: if latest_done { None } else { error },
+        evaluation,
+    })
+}
+
+/// The assignment's status, attempts and latest evaluation (scores per criterion, overall,
+/// strengths, improvements, flags). 404 before the first attempt; `evaluation_status: running`
+/// while an evaluation is being made.
+#[utoipa::path(get, path = "/api/external/assignments/{id}/result", tag = "external", params(("id" = Uuid, Path)),
+    security(("api_key" = [])),
+    responses((status = 200, body = ExternalResult), (status = 401, body = ExternalErrorBody),
+        (status = 404, body = ExternalErrorBody)))]
+pub async fn assignment_result(
+    State(state): State<AppState>,
+    partner: Partner,
+    IdPath(id): IdPath,
+) -> Result<AxumJson<ExternalResult>> {
+    Ok(AxumJson(result_of(&state, &partner, id).await?))
+}
+
+/// Evaluates the latest attempt. Idempotent: with an evaluation it answers 200 and the result;
+/// otherwise the evaluation runs in the background and this answers 202 with `Location`, the
+/// result URL to poll.
+#[utoipa::path(post, path = "/api/external/assignments/{id}/evaluate", tag = "external", params(("id" = Uuid, Path)),
+    security(("api_key" = [])),
+    responses((status = 200, body = ExternalResult), (status = 202, body = ExternalResult, headers(("Location" = String))),
+        (status = 401, body = ExternalErrorBody), (status = 404, body = ExternalErrorBody),
+        (status = 422, body = ExternalErrorBody), (status = 503, body = ExternalErrorBody)))]
+pub async fn evaluate_assignment(
+    State(state): State<AppState>,
+    partner: Partner,
+    IdPath(id): IdPath,
+) -> Result<Response> {
+    let current = result_of(&state, &partner, id).await?;
+    if current.evaluation_status == ExternalEvaluationStatus::Completed {
+        return Ok(AxumJson(current).into_response());
+    }
+    if state.llm.is_none() {
+        return Err(ApiError::from(crate::llm::LlmError::NotConfigured).into());
+    }
+    let session = current.latest_attempt.session_id;
+    if current.evaluation_status != ExternalEvaluationStatus::Running {
+        let transcript = state.store.transcript(session).await?;
+        if !transcript.iter().any(|t| t.speaker == store::Speaker::Counselor) {
+            return Err(ApiError::validation("attempt", "the latest attempt has no counselor turns to evaluate").into());
+        }
+        let (state2, account) = (state.clone(), partner.account_id);
+        tokio::spawn(async move {
+            if let Err(e) = crate::evaluation::evaluate_session(&state2, account, session).await {
+                tracing::warn!(error = %e, %session, "partner-triggered evaluation failed");
+            }
+        });
+    }
+    let mut result = current;
+    result.evaluation_status = ExternalEvaluationStatus::Running;
+    result.evaluation_error = None;
+    let mut response = (StatusCode::ACCEPTED, AxumJson(result)).into_response();
+    if let Ok(location) = format!("/api/external/assignments/{id}/result").parse() {
+        response.headers_mut().insert(axum::http::header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TranscriptQuery {
+    /// The attempt (1 = first); default the latest.
+    pub attempt: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalTurn {
+    /// 1-based, in spoken order.
+    pub index: usize,
+    pub speaker: store::Speaker,
+    pub text: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalTranscript {
+    pub assignment_id: Uuid,
+    pub attempt: i64,
+    pub session_id: Uuid,
+    pub turns: Vec<ExternalTurn>,
+}
+
+/// The transcript of one attempt (default the latest); 404 for an attempt that does not exist.
+#[utoipa::path(get, path = "/api/external/assignments/{id}/transcript", tag = "external",
+    params(("id" = Uuid, Path), TranscriptQuery), security(("api_key" = [])),
+    responses((status = 200, body = ExternalTranscript), (status = 400, body = ExternalErrorBody),
+        (status = 401, body = ExternalErrorBody), (status = 404, body = ExternalErrorBody)))]
+pub async fn assignment_transcript(
+    State(state): State<AppState>,
+    partner: Partner,
+    IdPath(id): IdPath,
+    Query(query): Query<TranscriptQuery>,
+) -> Result<AxumJson<ExternalTranscript>> {
+    let (_, sessions) = attempts(&state, &partner, id).await?;
+    let session = match query.attempt {
+        None => sessions.first(),
+        Some(n) => sessions.iter().find(|s| s.attempt_number == Some(n)),
+    }
+    .ok_or(ApiError::NotFound("attempt"))?;
+    let turns = state.store.transcript(session.id).await?;
+    Ok(AxumJson(ExternalTranscript {
+        assignment_id: id,
+        attempt: session.attempt_number.unwrap_or(0),
+        session_id: session.id,
+        turns: turns
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| ExternalTurn {
+                index: i + 1,
+                speaker: t.speaker,
+                text: t.text,
+                started_ms: t.started_ms,
+                ended_ms: t.ended_ms,
+            })
+            .collect(),
+    }))
 }

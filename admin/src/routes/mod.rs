@@ -20,6 +20,7 @@ pub mod scenarios;
 pub mod sessions;
 pub mod uploads;
 pub mod users;
+pub mod webhooks;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,8 +32,10 @@ pub mod users;
         (name = "scenarios", description = "Caller personas and grading guidance"),
         (name = "assignments", description = "Scenarios given to counselors"),
         (name = "sessions", description = "Practice attempts, chat with the AI caller, evaluation and analysis"),
+        (name = "policies", description = "Account policy documents the evaluator grades against"),
         (name = "flags", description = "Safety and consistency flags for supervisors to review"),
         (name = "api-keys", description = "Partner API keys (account admins)"),
+        (name = "webhooks", description = "Signed event deliveries to partner systems (account admins)"),
         (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key)"),
         (name = "external", description = "Partner API (X-API-Key; snake_case bodies, the contract partners already use)"),
         (name = "ops", description = "Health and metrics"),
@@ -95,6 +98,12 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(livekit::voice_token))
         .routes(routes!(external::list_scenarios, external::create_scenario))
         .routes(routes!(external::list_assignments, external::create_assignment))
+        .routes(routes!(external::assignment_result))
+        .routes(routes!(external::evaluate_assignment))
+        .routes(routes!(external::assignment_transcript))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(internal::create_session))
         .routes(routes!(internal::append_transcript))
         .routes(routes!(internal::end_session));

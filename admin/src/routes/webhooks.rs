@@ -1,0 +1,90 @@
+//! Webhook endpoints of the caller's account (account admins): register (the signing secret is
+//! shown once), list, remove, and read the delivery log.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use store::{NewWebhook, Webhook, WebhookDelivery};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth;
+use crate::error::{ErrorBody, Result};
+use crate::extract::{IdPath, Json};
+use crate::identity::Actor;
+use crate::webhooks;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWebhook {
+    pub webhook: Webhook,
+    /// The HMAC-SHA256 signing secret. Shown this once.
+    pub secret: String,
+}
+
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks",
+    responses((status = 200, body = Vec<Webhook>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_webhooks(State(state): State<AppState>, actor: Actor) -> Result<Json<Vec<Webhook>>> {
+    actor.require_admin()?;
+    Ok(Json(state.store.list_webhooks(actor.account_id).await?))
+}
+
+/// Registers an endpoint for events. Deliveries are POSTs with `X-ProtoTrainer-Event`,
+/// `X-ProtoTrainer-Delivery` and `X-ProtoTrainer-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
+/// "<t>.<body>")>`; non-2xx answers are retried with exponential backoff (8 attempts).
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = NewWebhook,
+    responses((status = 201, body = CreatedWebhook), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(input): Json<NewWebhook>,
+) -> Result<(StatusCode, Json<CreatedWebhook>)> {
+    actor.require_admin()?;
+    webhooks::check_url(&input.url)?;
+    let secret = format!("whsec_{}", auth::random_token(32));
+    let webhook = state
+        .store
+        .create_webhook(actor.account_id, input.url.trim(), &input.events, &secret, Some(actor.user_id))
+        .await?;
+    state
+        .store
+        .audit(
+            Some(actor.account_id),
+            Some(actor.user_id),
+            "webhook.created",
+            Some(("webhook", webhook.id.to_string())),
+            serde_json::json!({ "url": webhook.url, "events": webhook.events }),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedWebhook { webhook, secret })))
+}
+
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = uuid::Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_webhook(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
+    actor.require_admin()?;
+    state.store.delete_webhook(actor.account_id, id).await?;
+    state
+        .store
+        .audit(
+            Some(actor.account_id),
+            Some(actor.user_id),
+            "webhook.deleted",
+            Some(("webhook", id.to_string())),
+            serde_json::json!({}),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The webhook's deliveries, newest first: status, attempts, last answer, next retry.
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Vec<WebhookDelivery>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+) -> Result<Json<Vec<WebhookDelivery>>> {
+    actor.require_admin()?;
+    Ok(Json(state.store.webhook_deliveries(actor.account_id, id, 200).await?))
+}

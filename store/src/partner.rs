@@ -1,0 +1,358 @@
+//! What the partner API needs remembered: idempotency keys with their stored answers, webhook
+//! endpoints and the delivery log with its retry schedule.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{RowExt, Store};
+use crate::domain::{DeliveryStatus, Timestamp, WebhookEvent, new_id};
+use crate::error::{Error, FieldError, Result};
+
+/// What an idempotency key has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyState {
+    /// First use: the caller processes the request and stores the answer.
+    New,
+    /// The same request is being processed right now.
+    InFlight,
+    /// The stored answer to replay.
+    Done { status: u16, body: String },
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub url: String,
+    pub events: Vec<WebhookEvent>,
+    pub active: bool,
+    pub created_by: Option<Uuid>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event: WebhookEvent,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A delivery due now, with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: Uuid,
+    pub event: WebhookEvent,
+    pub payload: String,
+    pub attempts: i64,
+    pub url: String,
+    pub secret: String,
+}
+
+const WEBHOOK_COLUMNS: &str = "id, account_id, url, events, active, created_by, created_at";
+const DELIVERY_COLUMNS: &str = "id, webhook_id, event, status, attempts, next_attempt_at, last_status_code, last_error, \
+    created_at, delivered_at";
+
+impl Webhook {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        let events: Vec<String> = r.json("events")?;
+        Ok(Webhook {
+            id: r.uuid("id")?,
+            account_id: r.uuid("account_id")?,
+            url: r.text("url")?,
+            events: events.iter().filter_map(|e| e.parse().ok()).collect(),
+            active: r.flag("active")?,
+            created_by: r.opt_uuid("created_by")?,
+            created_at: r.ts("created_at")?,
+        })
+    }
+}
+
+impl WebhookDelivery {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(WebhookDelivery {
+            id: r.uuid("id")?,
+            webhook_id: r.uuid("webhook_id")?,
+            event: r.parsed("event")?,
+            status: r.parsed("status")?,
+            attempts: r.int("attempts")?,
+            next_attempt_at: r.ts("next_attempt_at")?,
+            last_status_code: r.opt_int("last_status_code")?,
+            last_error: r.opt_text("last_error")?,
+            created_at: r.ts("created_at")?,
+            delivered_at: r.opt_ts("delivered_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// Registers a use of an idempotency key for a request (by its hash) and says what to do.
+    pub async fn begin_idempotent(&self, account_id: Uuid, key: &str, request_hash: &str) -> Result<IdempotencyState> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id, idem_key) DO NOTHING",
+        )
+        .bind(account_id.to_string())
+        .bind(key)
+        .bind(request_hash)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(IdempotencyState::New);
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2",
+        )
+        .bind(account_id.to_string())
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        if row.text("request_hash")? != request_hash {
+            return Ok(IdempotencyState::Mismatch);
+        }
+        Ok(match row.opt_int("status_code")? {
+            None => IdempotencyState::InFlight,
+            Some(status) => IdempotencyState::Done {
+                status: u16::try_from(status).unwrap_or(500),
+                body: row.opt_text("response_body")?.unwrap_or_default(),
+            },
+        })
+    }
+
+    /// Stores the answer to replay for a key.
+    pub async fn finish_idempotent(&self, account_id: Uuid, key: &str, status: u16, body: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status_code = $1, response_body = $2 WHERE account_id = $3 AND idem_key = $4",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(account_id.to_string())
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a key whose request failed on our side, so the client's retry runs again.
+    pub async fn abandon_idempotent(&self, account_id: Uuid, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2")
+            .bind(account_id.to_string())
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn create_webhook(
+        &self,
+        account_id: Uuid,
+        url: &str,
+        events: &[WebhookEvent],
+        secret: &str,
+        created_by: Option<Uuid>,
+    ) -> Result<Webhook> {
+        if events.is_empty() {
+            return Err(Error::Invalid(vec![FieldError::new("events", "subscribe to at least one event")]));
+        }
+        let id = new_id();
+        let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO webhooks (id, account_id, url, secret, events, active, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7)",
+        )
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .bind(url)
+        .bind(secret)
+        .bind(serde_json::to_string(&events).map_err(|e| Error::Corrupt(e.to_string()))?)
+        .bind(created_by.map(|u| u.to_string()))
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        self.webhook(account_id, id).await
+    }
+
+    pub async fn webhook(&self, account_id: Uuid, id: Uuid) -> Result<Webhook> {
+        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND account_id = $2"))
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound("webhook"))?;
+        Webhook::from_row(&row)
+    }
+
+    pub async fn list_webhooks(&self, account_id: Uuid) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE account_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(account_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Webhook::from_row).collect()
+    }
+
+    pub async fn delete_webhook(&self, account_id: Uuid, id: Uuid) -> Result<()> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND account_id = $2")
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("webhook"));
+        }
+        Ok(())
+    }
+
+    /// Queues an event for every active webhook of the account subscribed to it; answers how many
+    /// deliveries were queued.
+    pub async fn enqueue_event(
+        &self,
+        account_id: Uuid,
+        event: WebhookEvent,
+        payload: &serde_json::Value,
+    ) -> Result<usize> {
+        let hooks = self.list_webhooks(account_id).await?;
+        let now = Timestamp::now().millis();
+        let mut queued = 0;
+        for hook in hooks.iter().filter(|h| h.active && h.events.contains(&event)) {
+            let id = new_id();
+            let mut body = payload.clone();
+            body["id"] = serde_json::json!(id);
+            body["event"] = serde_json::json!(event.as_str());
+            body["created_at"] = serde_json::json!(Timestamp::from_millis(now));
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, webhook_id, account_id, event, payload, status, attempts, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+            )
+            .bind(id.to_string())
+            .bind(hook.id.to_string())
+            .bind(account_id.to_string())
+            .bind(event.as_str())
+            .bind(body.to_string())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            queued += 1;
+        }
+        Ok(queued)
+    }
+
+    /// Claims up to `limit` deliveries that are due: each is leased for `lease_ms` (its next
+    /// attempt moves forward) so that another replica's dispatcher does not send it too.
+    pub async fn claim_due_deliveries(&self, limit: i64, lease_ms: i64) -> Result<Vec<DueDelivery>> {
+        let now = Timestamp::now().millis();
+        let rows = sqlx::query(
+            "SELECT d.id, d.event, d.payload, d.attempts, d.next_attempt_at, w.url, w.secret FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+             ORDER BY d.next_attempt_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::new();
+        for r in rows {
+            let id = r.uuid("id")?;
+            let taken = sqlx::query(
+                "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
+            )
+            .bind(now + lease_ms)
+            .bind(id.to_string())
+            .bind(r.int("next_attempt_at")?)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1 {
+                claimed.push(DueDelivery {
+                    id,
+                    event: r.parsed("event")?,
+                    payload: r.text("payload")?,
+                    attempts: r.int("attempts")?,
+                    url: r.text("url")?,
+                    secret: r.text("secret")?,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt: delivered, or scheduled again at `retry_at`, or failed for good
+    /// (`retry_at` None).
+    pub async fn record_delivery_attempt(
+        &self,
+        id: Uuid,
+        delivered: bool,
+        status_code: Option<u16>,
+        error: Option<&str>,
+        retry_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let now = Timestamp::now().millis();
+        let status = if delivered {
+            "delivered"
+        } else if retry_at.is_some() {
+            "pending"
+        } else {
+            "failed"
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status_code = $2, last_error = $3, \
+             next_attempt_at = $4, delivered_at = $5 WHERE id = $6",
+        )
+        .bind(status)
+        .bind(status_code.map(i64::from))
+        .bind(error)
+        .bind(retry_at.map(Timestamp::millis).unwrap_or(now))
+        .bind(delivered.then_some(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A webhook's delivery log, newest first.
+    pub async fn webhook_deliveries(
+        &self,
+        account_id: Uuid,
+        webhook_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<WebhookDelivery>> {
+        self.webhook(account_id, webhook_id).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(webhook_id.to_string())
+        .bind(limit.clamp(1, 500))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(WebhookDelivery::from_row).collect()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewWebhook {
+    /// An `https://` URL (plain `http://` only to this machine, for development).
+    pub url: String,
+    pub events: Vec<WebhookEvent>,
+}
