@@ -11,6 +11,9 @@
 //! or that keeps failing, or a server `leave` with action RECONNECT, falls back to a full rejoin:
 //! a new signal session and a new [`Session`] on the same sockets, republishing our track; the
 //! application is told with [`SessionEvent::Rejoined`].
+//! In a dispatched job the job usually ends instead: livekit-server terminates the job of an agent
+//! participant it drops ("agent worker left the room"), once it has linked the two (v1.13: about
+//! 5 s after the dispatch), and the worker stops the job.
 //!
 //! The signal protocol is 17, not `livekit-signaling`'s default 18: 18 pre-negotiates the data
 //! channels (fixed SCTP ids), while we open them in-band (DCEP) as protocol 17 clients do.
@@ -220,6 +223,10 @@ async fn run(
     // A resume in flight: the signal socket is being re-established (`SignalClient::restart`).
     // Media keeps flowing meanwhile; only signalling waits.
     let mut resume: Option<ResumeFuture> = None;
+    // Signal requests made while a resume is in flight. The attempt holds the signal client's
+    // state lock across its connect, and it only progresses while the loop below polls it, so
+    // awaiting `SignalClient::send` (or `close`) meanwhile would wait for it forever.
+    let mut held: Vec<proto::signal_request::Message> = Vec::new();
     let mut resume_attempts = 0u32;
     let mut confirm_resumed = false;
     let mut recovery = Recovery::None;
@@ -228,6 +235,7 @@ async fn run(
         // Drain: everything the last input produced goes out before we wait again.
         while let Some(output) = link.session.poll_output() {
             match output {
+                SessionOutput::Signal(message) if resume.is_some() => held.push(*message),
                 SessionOutput::Signal(message) => link.signal.send(*message).await,
                 SessionOutput::Transmit { role, destination, contents } => {
                     let socket = match role {
@@ -246,6 +254,7 @@ async fn run(
                         Ok(Action::Reconnect) => recovery = Recovery::Rejoin,
                         _ => {
                             let _ = events.send(SessionEvent::Left(leave)).await;
+                            drop(resume.take());
                             link.signal.close().await;
                             return Ok(());
                         }
@@ -261,6 +270,9 @@ async fn run(
             }
         }
         if leaving {
+            // Give up a resume in flight first: it holds the lock `close` needs. Our leave
+            // request goes with it; the server drops a participant whose signal is gone anyway.
+            drop(resume.take());
             link.signal.close().await;
             return Ok(());
         }
@@ -280,6 +292,10 @@ async fn run(
             }
             Recovery::Rejoin => {
                 resume = None;
+                if !held.is_empty() {
+                    debug!(requests = held.len(), "signal requests of the abandoned session dropped");
+                    held.clear();
+                }
                 link.signal.close().await;
                 link = rejoin(&config, &sockets).await?;
                 let me = link.join.participant.clone().unwrap_or_default();
@@ -335,6 +351,11 @@ async fn run(
                 match result {
                     Ok(_reconnect) => {
                         info!(attempts = resume_attempts, "signal resumed");
+                        // What was asked meanwhile goes first; `SignalClient` holds back all but
+                        // negotiation until `set_reconnected`, after our SyncState.
+                        for message in held.drain(..) {
+                            link.signal.send(message).await;
+                        }
                         link.session.resume()?;
                         confirm_resumed = true;
                     }

@@ -51,10 +51,15 @@ fn echo_resumes_after_signal_cut() {
 
 /// The server simulates a node failure on the agent's session at the tone switch: the resume is
 /// refused, the agent rejoins as a new participant (same identity) and the second tone echoes.
+///
+/// The agent joins directly, not through a dispatched job: when the server drops an agent's
+/// participant it also terminates the participant's job, so in a job the outcome would depend on
+/// whether the server had linked the participant to its job yet (about 5 s after the dispatch),
+/// not on the rejoin. See `scripts/livekit/echo-test.sh`.
 #[test]
 #[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
 fn echo_rejoins_after_refused_resume() {
-    run_echo_test(&[("REJOIN", "1")]);
+    run_echo_test(&[("REJOIN", "1"), ("ECHO_MODE", "direct")]);
 }
 
 /// The worker's `/agent` connection is cut before the call: it reconnects and registers again,

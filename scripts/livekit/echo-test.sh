@@ -14,6 +14,13 @@
 # WORKER_CUT=1 cuts the worker's /agent connection before the call; it must re-register.
 # REJOIN=1 has the server simulate a node failure on the agent's session at the switch: the
 # resume is refused, the agent rejoins as a new participant, and the second tone still echoes.
+# It implies ECHO_MODE=direct: in a dispatched job the server terminates the job of an agent
+# participant it drops ("agent worker left the room"; the worker then ends the job) once it has
+# linked the participant to the job. livekit-server v1.13 does that about 5 s after the dispatch
+# (when its CheckEnabled round ends), so in worker mode a switch before then passed and one after
+# it (a slow client start on a loaded machine) failed every time.
+# Fault scenarios (RESUME, REJOIN) play 5 s tones and allow the second tone's echo to start up to
+# 3 s late: recovering the session is part of that delay.
 # Installs and builds outside; runs every peer inside a fresh loopback-only network namespace.
 # Exit status 0 when the client's checks pass. Logs go to $LOG_DIR (default: a temp dir).
 set -euo pipefail
@@ -21,6 +28,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+if [[ "${REJOIN:-0}" == 1 ]]; then
+  if [[ "${ECHO_MODE:-direct}" != direct ]]; then
+    echo "REJOIN=1 needs ECHO_MODE=direct: the server ends a dispatched agent's job when it drops the agent's participant" >&2
+    exit 2
+  fi
+  export ECHO_MODE=direct
+fi
 
 if [[ "${1:-}" != "--inside" ]]; then
   "$here/install.sh"
@@ -39,8 +53,27 @@ url="ws://127.0.0.1:$LK_PORT"
 room="echo-$$"
 "$here/render-config.sh" >"$LOG_DIR/livekit.yaml"
 
+# On failure, the tails of every log go to stderr, so a CI log alone shows why (the full logs
+# stay in $LOG_DIR, which CI does not keep). ANSI colours are stripped; server lines are cut
+# to a readable width (they carry long JSON context).
+dump_logs() {
+  local f lines
+  for f in agent.log agent.out client.log result.json server.log; do
+    [[ -s "$LOG_DIR/$f" ]] || continue
+    lines=60
+    [[ $f == server.log ]] && lines=80
+    echo "----- $f (last $lines lines) -----" >&2
+    tail -n "$lines" "$LOG_DIR/$f" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-400 >&2
+  done
+  echo "----- end of logs ($LOG_DIR) -----" >&2
+}
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ((rc == 0)) || dump_logs
+}
 trap cleanup EXIT
 
 "$CACHE/bin/livekit-server" --config "$LOG_DIR/livekit.yaml" >"$LOG_DIR/server.log" 2>&1 &
@@ -54,7 +87,8 @@ agent_bin="$CARGO_TARGET_DIR/debug/proto-trainer-agent"
 export RUST_LOG="${RUST_LOG:-info,str0m=warn}"
 if [[ "${ECHO_MODE:-worker}" == direct ]]; then
   "$agent_bin" echo --url "$url" --api-key "$LK_API_KEY" --api-secret "$LK_API_SECRET" \
-    --room "$room" --identity echo-agent --seconds 40 >"$LOG_DIR/agent.out" 2>"$LOG_DIR/agent.log" &
+    --room "$room" --identity echo-agent --seconds 60 --test-hooks \
+    >"$LOG_DIR/agent.out" 2>"$LOG_DIR/agent.log" &
   client_args=(--agent-identity echo-agent)
 else
   "$agent_bin" worker --url "$url" --api-key "$LK_API_KEY" --api-secret "$LK_API_SECRET" \
@@ -74,7 +108,7 @@ if [[ "${RESUME:-0}" == 1 ]]; then
   # The worker's own /agent socket is the only one to the server so far: keep it.
   keep=$(ss -tnpH state established "( dport = :$LK_PORT )" | grep "pid=$agent_pid," |
     awk '{print $3}' | sed 's/.*://' | tr '\n' ' ')
-  client_args+=(--mid-cmd "$here/cut-signal.sh $agent_pid $LK_PORT $keep" --max-delay 3)
+  client_args+=(--mid-cmd "$here/cut-signal.sh $agent_pid $LK_PORT $keep" --tone-seconds 5 --max-delay 3)
 fi
 if [[ "${SPEECH:-0}" == 1 ]]; then
   espeak-ng -w "$LOG_DIR/speech-raw.wav" \
@@ -83,7 +117,7 @@ if [[ "${SPEECH:-0}" == 1 ]]; then
   client_args+=(--speech-wav "$LOG_DIR/speech.wav")
 fi
 if [[ "${REJOIN:-0}" == 1 ]]; then
-  client_args+=(--mid-simulate node_failure --max-delay 3)
+  client_args+=(--mid-simulate node_failure --tone-seconds 5 --max-delay 3)
 fi
 
 set +e

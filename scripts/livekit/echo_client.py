@@ -32,6 +32,7 @@ from livekit.protocol.room import RoomConfiguration
 RATE = 48000
 FRAME = 480  # 10 ms, what the SDK's AudioSource is fed in
 TONES = (440.0, 880.0)
+DEFAULT_MAX_DELAY = 1.0  # seconds: the round trip of an undisturbed echo
 
 
 def dominant_frequency(samples: np.ndarray) -> float:
@@ -57,7 +58,12 @@ async def main() -> int:
     p.add_argument("--agent-identity", help="the agent's identity; default: any participant of kind AGENT")
     p.add_argument("--dispatch", metavar="AGENT_NAME", help="dispatch this agent with the token")
     p.add_argument("--tone-seconds", type=float, default=3.0)
-    p.add_argument("--max-delay", type=float, default=1.0, help="seconds allowed for the round trip")
+    p.add_argument(
+        "--max-delay",
+        type=float,
+        default=DEFAULT_MAX_DELAY,
+        help="seconds allowed for the round trip (with a fault at the switch: for the recovery too)",
+    )
     p.add_argument("--wait-agent", type=float, default=20.0)
     p.add_argument(
         "--speech-wav",
@@ -71,6 +77,9 @@ async def main() -> int:
         "this fault on its session, e.g. node_failure (agent must run with --test-hooks)",
     )
     args = p.parse_args()
+    if args.tone_seconds - max(args.max_delay - DEFAULT_MAX_DELAY, 0.0) < 1.5:
+        p.error("--tone-seconds must exceed the extra --max-delay by 1.5 s, or too little of the "
+                "second tone's echo is left to check")
 
     token = (
         api.AccessToken(args.api_key, args.api_secret)
@@ -212,10 +221,15 @@ async def main() -> int:
         "switch_delay_s": round(delay, 3) if delay is not None else None,
     }
     # Each tone lasts tone_seconds = 10 * tone_seconds windows; ask for most of them, in order.
+    # The second tone's echo may start up to max_delay late (a fault at the switch holds it back
+    # until the session has recovered), so of it only the part that can still arrive after the
+    # extra delay is asked for; fault scenarios play longer tones so that part stays long.
     need = int(args.tone_seconds * 10 * 0.7)
+    late = max(args.max_delay - DEFAULT_MAX_DELAY, 0.0)
+    need_high = int((args.tone_seconds - late) * 10 * 0.7)
     result["ok"] = bool(
         len(low) >= need
-        and len(high) >= need
+        and len(high) >= need_high
         and low[0][0] < high[0][0]
         and delay is not None
         and 0 <= delay <= args.max_delay
