@@ -61,7 +61,15 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 /// The product on this machine with demo data. Without `OPENAI_API_KEY` it runs offline: the
 /// OpenAI simulator (scripted with plausible grading answers) stands in for the provider.
 fn demo() -> Result<()> {
-    run(Command::new("cargo").args(["build", "--release", "--bin", "proto-trainer", "--bin", "openai-sim"]))?;
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "-p",
+        "proto-trainer",
+        "-p",
+        "proto-trainer-openai-sim",
+        "--bins",
+    ]))?;
     let bin = Path::new("target/release/proto-trainer");
     run(Command::new(bin).args(["seed", "--demo"]))?;
     let mut serve = Command::new(bin);
@@ -180,4 +188,22 @@ fn codegen(check: bool) -> Result<()> {
         eprintln!("codegen: wrote {}", target.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod demo_tests {
+    /// The offline demo's simulator rules parse, and its scripted evaluation answers every
+    /// rubric check, so a demo evaluation is complete.
+    #[test]
+    fn demo_rules_are_valid() {
+        let rules = super::demo_rules();
+        assert_eq!(openai_sim::rules_from_json(rules.clone()).map(|r| r.len()), Ok(3));
+        let criteria = &rules[0]["reply"]["json"]["criteria"];
+        let checks: usize = criteria
+            .as_array()
+            .map(|c| c.iter().map(|c| c["checks"].as_array().map_or(0, Vec::len)).sum())
+            .unwrap_or(0);
+        let expected: usize = admin::rubric::criteria(true).iter().map(|c| c.checks.len()).sum();
+        assert_eq!(checks, expected);
+    }
 }
