@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 mod common;
 
+use common::pdf::pdf_with_text;
 use common::{App, id, send, spawn, spawn_with};
 
 const DOCX_TYPE: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
@@ -27,36 +28,6 @@ async fn spawn_with_sim(db: &TestDb, sim: &Simulator) -> App {
         c.llm_max_retries = 0;
     })
     .await
-}
-
-/// A one-page PDF whose page content stream is `content` (as in `tests/documents.rs`).
-fn pdf(content: &str) -> Vec<u8> {
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_owned(),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).bytes());
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
-    for offset in offsets {
-        out.extend(format!("{offset:010} 00000 n \n").bytes());
-    }
-    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).bytes());
-    out
-}
-
-fn pdf_with_text(text: &str) -> Vec<u8> {
-    pdf(&format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET"))
 }
 
 /// A DOCX whose paragraphs are `paragraphs`.

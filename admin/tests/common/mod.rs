@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod pdf;
 pub mod smtp;
 
 use std::collections::HashMap;
