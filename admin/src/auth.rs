@@ -135,9 +135,7 @@ pub async fn login(
     previous_token: Option<&str>,
 ) -> Result<Login> {
     let limits = state.config.rate_limits;
-    let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
-    rate_limit(&state.store, &format!("login:ip:{ip}"), limits.login_per_ip, "login attempts from this address")
-        .await?;
+    let ip = limit_login_from(state, client).await?;
     let credentials = state.store.credentials(email).await?;
     if let Some(c) = &credentials {
         rate_limit(
@@ -182,6 +180,15 @@ pub async fn login(
         )
         .await?;
     Ok(login)
+}
+
+/// Counts a sign-in attempt (password or demo switcher) against the client address's limit;
+/// answers the address as logged.
+pub async fn limit_login_from(state: &AppState, client: &ClientInfo) -> Result<String> {
+    let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+    let limit = state.config.rate_limits.login_per_ip;
+    rate_limit(&state.store, &format!("login:ip:{ip}"), limit, "login attempts from this address").await?;
+    Ok(ip)
 }
 
 /// Opens a login session for a user already authenticated (by password or the demo switcher).

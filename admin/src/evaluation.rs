@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, Result};
-use crate::llm::{self, CallFor, Llm};
+use crate::llm::{self, CallFor, Llm, fence};
 use crate::rubric::{self, Criterion};
 
 /// Policy text given to the evaluator when no passages can be ranked (PRODUCT.md: 50k characters).
@@ -101,15 +101,9 @@ fn answer_schema(criteria: &[&Criterion], flags: &[(FlagType, &str)]) -> Value {
     schema
 }
 
+/// `restrict` for a property of one of the schema's definitions.
 fn restrict(schema: &mut Value, def: &str, prop: &str, values: Vec<String>) {
-    if let Some(p) = schema.pointer_mut(&format!("/$defs/{def}/properties/{prop}")) {
-        p["enum"] = json!(values);
-    }
-}
-
-/// Untrusted text inside a data block cannot close the block or open another.
-fn fence(text: &str) -> String {
-    text.replace("</", "<\\/").replace("<data", "<\\data")
+    llm::restrict(schema, &format!("/$defs/{def}/properties/{prop}"), values);
 }
 
 /// The transcript with 1-based turn numbers, cut to `max_chars` with a visible marker.
@@ -344,10 +338,6 @@ pub struct Evaluated {
     pub created: bool,
 }
 
-fn llm_of(state: &AppState) -> Result<&Llm> {
-    state.llm.as_ref().ok_or_else(|| crate::llm::LlmError::NotConfigured.into())
-}
-
 /// Evaluates a session once: the stored evaluation if there is one, else this call (or a
 /// concurrent one it waits for) makes it. Then starts the post-session analysis in the
 /// background and notifies supervisors of flags.
@@ -360,7 +350,7 @@ pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uu
     if !detail.transcript.iter().any(|t| t.speaker == Speaker::Counselor) {
         return Err(ApiError::validation("sessionId", "the session has no counselor turns to evaluate"));
     }
-    let llm = llm_of(state)?;
+    let llm = state.llm()?;
     if !state.store.claim_evaluation(session_id).await? {
         return wait_for_evaluation(state, session_id).await;
     }
@@ -496,7 +486,7 @@ pub async fn analyze_session(state: &AppState, account_id: Uuid, session_id: Uui
     if detail.transcript.is_empty() {
         return Err(ApiError::validation("sessionId", "the session has no transcript to analyse"));
     }
-    let llm = llm_of(state)?;
+    let llm = state.llm()?;
     let scenario = match detail.session.scenario_id {
         Some(id) => Some(state.store.scenario(account_id, id).await?),
         None => None,

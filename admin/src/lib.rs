@@ -71,6 +71,13 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The AI provider, or the 503 that says none is configured.
+    pub fn llm(&self) -> Result<&llm::Llm, ApiError> {
+        self.llm.as_ref().ok_or_else(|| llm::LlmError::NotConfigured.into())
+    }
+}
+
 /// Logs, e-mails and sends as webhook events every new flag of a session (in the background:
 /// SMTP and webhooks never delay an answer).
 pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flags: &[store::SessionFlag]) {

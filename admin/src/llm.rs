@@ -402,6 +402,19 @@ pub fn estimated_cost(model: &str, prompt_tokens: i64, completion_tokens: i64) -
         .unwrap_or(0.0)
 }
 
+/// Untrusted text inside a `<data>` block of a prompt cannot close the block or open another.
+pub fn fence(text: &str) -> String {
+    text.replace("</", "<\\/").replace("<data", "<\\data")
+}
+
+/// Spells out the allowed values of the schema property at `pointer` (a JSON pointer such as
+/// `/$defs/FlagAnswer/properties/severity` or `/properties/mode`).
+pub fn restrict(schema: &mut Value, pointer: &str, values: Vec<String>) {
+    if let Some(p) = schema.pointer_mut(pointer) {
+        p["enum"] = Value::from(values);
+    }
+}
+
 /// The JSON schema of `T` in the subset OpenAI's strict structured outputs accept: every object
 /// closed (`additionalProperties: false`) with all properties required (optional ones are
 /// nullable instead), no `format`/`$schema` keywords.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::{ApiError, Result};
 use crate::identity::Actor;
-use crate::llm::{self, CallFor, Llm};
+use crate::llm::{self, CallFor};
 
 /// PRODUCT.md: chat keeps at most 100 messages of history per request.
 pub const MAX_HISTORY: usize = 100;
@@ -60,10 +60,6 @@ fn caller_messages(
     messages
 }
 
-fn llm_of(state: &AppState) -> Result<&Llm> {
-    state.llm.as_ref().ok_or_else(|| llm::LlmError::NotConfigured.into())
-}
-
 /// What a chat session starts from.
 #[derive(Debug, Clone, Copy)]
 pub struct ChatStart {
@@ -108,7 +104,7 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
     {
         return Err(ApiError::validation("assignmentId", "the scenario is practised by voice, not by chat"));
     }
-    let llm = llm_of(state)?;
+    let llm = state.llm()?;
     let call = CallFor { account_id: Some(actor.account_id), session_id: None, task: LlmTask::Chat };
     let messages = vec![llm::system(caller_system_prompt(scenario.as_ref())), llm::user(OPENING_CUE)];
     let opening = llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?;
@@ -160,7 +156,7 @@ pub async fn counselor_message(
         None => None,
     };
     let transcript = state.store.transcript(session_id).await?;
-    let llm = llm_of(state)?;
+    let llm = state.llm()?;
     let call = CallFor { account_id: Some(actor.account_id), session_id: Some(session_id), task: LlmTask::Chat };
     let messages = caller_messages(scenario.as_ref(), &transcript, text);
     let reply = llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?;

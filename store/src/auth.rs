@@ -290,19 +290,6 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Test support: moves a session's clock back, as if `by_ms` had passed.
-    pub async fn age_auth_sessions(&self, user_id: Uuid, by_ms: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE auth_sessions SET created_at = created_at - $1, last_seen_at = last_seen_at - $1, \
-             expires_at = expires_at - $1 WHERE user_id = $2",
-        )
-        .bind(by_ms)
-        .bind(user_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn create_api_key(
         &self,
         account_id: Uuid,

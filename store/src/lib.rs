@@ -40,8 +40,8 @@ pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use scenarios::{
-    ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, OneTimeAssignment, Scenario, ScenarioDraft,
-    ScenarioFilter, ScenarioInput, ScenarioListKind,
+    ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
+    Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput, ScenarioListKind,
 };
 pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListType, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};

@@ -174,14 +174,7 @@ pub async fn demo_login(
     Json(input): Json<DemoLogin>,
 ) -> Result<Response> {
     check_origin(&headers, &state)?;
-    let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
-    auth::rate_limit(
-        &state.store,
-        &format!("login:ip:{ip}"),
-        state.config.rate_limits.login_per_ip,
-        "login attempts from this address",
-    )
-    .await?;
+    let ip = auth::limit_login_from(&state, &client).await?;
     let user = match state.store.user_by_id(input.user_id).await? {
         Some(user) if user.is_demo && user.active => user,
         _ => return Err(ApiError::NotFound("demo user")),

@@ -113,8 +113,13 @@ pub async fn create_chat_session(
     actor: Actor,
     Json(input): Json<NewChatSession>,
 ) -> Result<(StatusCode, Json<ChatStarted>)> {
-    rate_limit(&state, &format!("chat:user:{}", actor.user_id), state.config.rate_limits.chat_message, "chat messages")
-        .await?;
+    crate::auth::rate_limit(
+        &state.store,
+        &format!("chat:user:{}", actor.user_id),
+        state.config.rate_limits.chat_message,
+        "chat messages",
+    )
+    .await?;
     let start = roleplay::ChatStart { assignment_id: input.assignment_id, scenario_id: input.scenario_id };
     let (session, opening) = roleplay::start_chat(&state, &actor, start).await?;
     Ok((StatusCode::CREATED, Json(ChatStarted { session, opening })))
@@ -147,8 +152,13 @@ pub async fn post_message(
     IdPath(id): IdPath,
     Json(input): Json<CounselorMessage>,
 ) -> Result<Json<ChatExchange>> {
-    rate_limit(&state, &format!("chat:user:{}", actor.user_id), state.config.rate_limits.chat_message, "chat messages")
-        .await?;
+    crate::auth::rate_limit(
+        &state.store,
+        &format!("chat:user:{}", actor.user_id),
+        state.config.rate_limits.chat_message,
+        "chat messages",
+    )
+    .await?;
     let (counselor, caller) = roleplay::counselor_message(&state, &actor, id, &input.content).await?;
     Ok(Json(ChatExchange { counselor, caller }))
 }
@@ -165,8 +175,8 @@ pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): I
         return Err(ApiError::NotFound("session"));
     }
     if state.store.evaluation_for_session(id).await?.is_none() {
-        rate_limit(
-            &state,
+        crate::auth::rate_limit(
+            &state.store,
             &format!("evaluate:user:{}", actor.user_id),
             state.config.rate_limits.evaluate,
             "evaluations",
@@ -184,8 +194,13 @@ pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): I
 pub async fn analyze(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Analysis>> {
     actor.require_supervisor()?;
     state.store.session(actor.account_id, id).await?;
-    rate_limit(&state, &format!("analyze:session:{id}"), state.config.rate_limits.analyze, "analyses of this session")
-        .await?;
+    crate::auth::rate_limit(
+        &state.store,
+        &format!("analyze:session:{id}"),
+        state.config.rate_limits.analyze,
+        "analyses of this session",
+    )
+    .await?;
     Ok(Json(evaluation::analyze_session(&state, actor.account_id, id).await?))
 }
 
@@ -214,7 +229,13 @@ pub async fn report_flag(
     if !actor.sees_user(detail.session.user_id) {
         return Err(ApiError::NotFound("session"));
     }
-    rate_limit(&state, &format!("flag:user:{}", actor.user_id), state.config.rate_limits.flag, "flag reports").await?;
+    crate::auth::rate_limit(
+        &state.store,
+        &format!("flag:user:{}", actor.user_id),
+        state.config.rate_limits.flag,
+        "flag reports",
+    )
+    .await?;
     let new = NewFlag {
         flag_type: input.flag_type.unwrap_or(FlagType::AiCallerProblem),
         severity: FlagSeverity::Medium,
@@ -225,8 +246,4 @@ pub async fn report_flag(
     let flag = state.store.insert_flag(actor.account_id, id, &new).await?;
     crate::notify_flags(&state, &detail, std::slice::from_ref(&flag));
     Ok((StatusCode::CREATED, Json(flag)))
-}
-
-async fn rate_limit(state: &AppState, bucket: &str, limit: crate::config::Limit, what: &'static str) -> Result<()> {
-    crate::auth::rate_limit(&state.store, bucket, limit, what).await
 }

@@ -43,7 +43,7 @@ use crate::documents::{self, DocKind};
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json};
 use crate::identity::Actor;
-use crate::llm::{self, CallFor, Llm};
+use crate::llm::{self, CallFor, Llm, fence};
 
 /// Adds this module's routes.
 pub fn register(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -68,7 +68,7 @@ fn with_upload_limit((schemas, paths, method): UtoipaMethodRouter<AppState>) -> 
 
 /// PRODUCT.md: pasted or uploaded evaluator context holds at most 50,000 characters (the same
 /// limit `ScenarioInput::validate` applies to `evaluatorContext`).
-const MAX_EVALUATOR_CONTEXT_CHARS: usize = 50_000;
+use store::MAX_EVALUATOR_CONTEXT_CHARS;
 /// Text answered by extract-text, and the longest complaint a scenario is drafted from.
 const MAX_EXTRACT_CHARS: usize = 50_000;
 /// Policy passages for retrieval: about 1200 characters, 200 carried over between neighbours.
@@ -353,7 +353,7 @@ pub async fn generate_scenario(
             format!("must be 1 to {MAX_EXTRACT_CHARS} characters (got {characters})"),
         ));
     }
-    let llm = llm_of(&state)?;
+    let llm = state.llm()?;
     upload_rate_limit(&state, &actor).await?;
     Ok(Json(draft_scenario(&state, llm, actor.account_id, complaint).await?))
 }
@@ -528,7 +528,7 @@ pub async fn upload_document_review(
             existing_id: None,
         });
     }
-    let llm = llm_of(&state)?;
+    let llm = state.llm()?;
     upload_rate_limit(&state, &actor).await?;
     let upload = receive(req).await?;
     let (kind, text) = read_document(&upload, DOCUMENTATION_KINDS).await?;
@@ -645,10 +645,6 @@ pub async fn list_document_reviews(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn llm_of(state: &AppState) -> Result<&Llm> {
-    state.llm.as_ref().ok_or_else(|| llm::LlmError::NotConfigured.into())
-}
-
 async fn upload_rate_limit(state: &AppState, actor: &Actor) -> Result<()> {
     crate::auth::rate_limit(
         &state.store,
@@ -659,17 +655,9 @@ async fn upload_rate_limit(state: &AppState, actor: &Actor) -> Result<()> {
     .await
 }
 
-/// Untrusted text inside a data block cannot close the block or open another (as in
-/// `evaluation.rs`).
-fn fence(text: &str) -> String {
-    text.replace("</", "<\\/").replace("<data", "<\\data")
-}
-
-/// Spells out the allowed values of a top-level property of a schema.
+/// `llm::restrict` for a top-level property.
 fn restrict(schema: &mut Value, prop: &str, values: Vec<String>) {
-    if let Some(p) = schema.pointer_mut(&format!("/properties/{prop}")) {
-        p["enum"] = json!(values);
-    }
+    llm::restrict(schema, &format!("/properties/{prop}"), values);
 }
 
 /// An uploaded file as received.
