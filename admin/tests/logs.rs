@@ -4,6 +4,7 @@
 //!
 //! Its own test binary: it installs the process-wide log subscriber.
 
+#[path = "suite/common/mod.rs"]
 mod common;
 
 use std::io::Write;

@@ -1,8 +1,7 @@
 //! Flag notifications against an in-process SMTP sink: who receives them, what they say, and
 //! that neither a missing nor a failing relay, nor hostile text, can hurt the caller.
 
-#[path = "common/smtp.rs"]
-mod smtp;
+use crate::common::smtp;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! completed), the background analysis, flags and their review and e-mail, retries and fault
 //! modes, usage accounting — on every backend.
 
-mod common;
+
 
 use std::time::Duration;
 
@@ -13,8 +13,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use store::testing;
 
-use common::smtp::SmtpSink;
-use common::{App, id, spawn_with};
+use crate::common;
+use crate::common::smtp::SmtpSink;
+use crate::common::{App, id, spawn_with};
 
 async fn spawn_ai(db: &testing::TestDb, sim: &Simulator, configure: impl FnOnce(&mut admin::Config)) -> App {
     let base = sim.base_url();

@@ -12,10 +12,11 @@ use store::testing::{self, TestDb};
 use store::{NewEvaluation, NewSession, NewTurn, SessionKind, Speaker};
 use uuid::Uuid;
 
-mod common;
 
-use common::pdf::pdf_with_text;
-use common::{App, id, send, spawn, spawn_with};
+
+use crate::common;
+use crate::common::pdf::pdf_with_text;
+use crate::common::{App, id, send, spawn, spawn_with};
 
 const DOCX_TYPE: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 

@@ -2,7 +2,7 @@
 //! password changes and resets, user management, API keys, the internal key, rate limits, the
 //! demo switcher and security headers, on every backend.
 
-mod common;
+
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -10,7 +10,8 @@ use store::testing;
 use store::{NewUser, Role};
 use uuid::Uuid;
 
-use common::{PASSWORD, cookie_of, send, spawn, spawn_with, with_creds};
+use crate::common;
+use crate::common::{PASSWORD, cookie_of, send, spawn, spawn_with, with_creds};
 
 async fn audit_actions(app: &common::App, account: Uuid) -> Vec<String> {
     app.store.audit_events(account, 500).await.expect("audit").into_iter().map(|e| e.action).collect()

@@ -7,8 +7,8 @@ use admin::documents::{Chunk, DocError, DocKind, chunk, extract_text, read_uploa
 
 const ALL: &[DocKind] = &[DocKind::Pdf, DocKind::Docx, DocKind::Txt, DocKind::Md];
 
-#[path = "common/pdf.rs"]
-mod fixtures;
+
+use crate::common::pdf as fixtures;
 
 use fixtures::{pdf, pdf_with_text};
 

@@ -4,7 +4,7 @@
 //! revoked keys, cross-account ids, Idempotency-Key replays, and signed webhooks retried after a
 //! failure.
 
-mod common;
+
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use store::testing;
 
-use common::{App, spawn_with};
+use crate::common;
+use crate::common::{App, spawn_with};
 
 const EXAMPLE: &str = r#"{ "title": "Caller with financial stress", "prompt": "You are Sarah, 34, calling about...",
   "description": "Practice de-escalation", "mode": "phone", "category": "sales",

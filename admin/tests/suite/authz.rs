@@ -3,7 +3,7 @@
 //! status, on every backend. Each cell runs against fresh records, so one caller's allowed
 //! change cannot decide another's answer.
 
-mod common;
+
 
 use std::collections::BTreeSet;
 
@@ -13,7 +13,8 @@ use store::testing;
 use store::{NewAssignment, NewSession, NewUser, Role, ScenarioInput, ScenarioMode, SessionKind};
 use uuid::Uuid;
 
-use common::{App, Creds, PASSWORD, spawn_with, with_creds};
+use crate::common;
+use crate::common::{App, Creds, PASSWORD, spawn_with, with_creds};
 
 const INTERNAL_KEY: &str = "internal-key-for-tests-only";
 

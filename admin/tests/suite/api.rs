@@ -6,9 +6,10 @@ use serde_json::{Value, json};
 use store::testing;
 use uuid::Uuid;
 
-mod common;
 
-use common::{id, scenario_body, spawn, spawn_with};
+
+use crate::common;
+use crate::common::{id, scenario_body, spawn, spawn_with};
 
 #[tokio::test]
 async fn scenario_crud_round_trips_and_rejects_bad_input() {

@@ -1,0 +1,15 @@
+//! The admin service's integration tests, one binary so the crate links once: the real app on
+//! 127.0.0.1:0, real HTTP, a fresh database per test on every available backend (SQLite always,
+//! PostgreSQL when `TEST_POSTGRES_URL` is set). `logs.rs` stays apart: it installs the
+//! process-wide log subscriber.
+
+mod common;
+
+mod ai;
+mod api;
+mod auth;
+mod authz;
+mod documents;
+mod external;
+mod notify;
+mod uploads;
