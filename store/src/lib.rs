@@ -41,7 +41,7 @@ pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
-    Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput, ScenarioListKind,
+    Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,
 };
-pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListType, TranscriptTurn};
+pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};
