@@ -43,7 +43,7 @@ pub use chat::caller_line;
 pub use embeddings::{DEFAULT_DIMENSIONS, embed};
 pub use error::ApiError;
 pub use realtime::record::{Direction, RealtimeConnection, RealtimeEvent};
-pub use realtime::voice::TtsMode;
+pub use realtime::voice::{TtsMode, prerender};
 pub use schema::{check_strict, generate as generate_from_schema};
 pub use script::{Endpoint, Fault, RecordedRequest, Reply, Rule, RuleStatus, SimState, rules_from_json};
 pub use server::{router, serve};

@@ -855,7 +855,9 @@ impl Conn {
                 let delta = BASE64.encode(&audio[active.sent_bytes..end]);
                 events.push(("response.output_audio.delta", json!({"delta": delta})));
                 active.sent_bytes = end;
-                if !active.fault_fired && active.fault.is_some() && 2 * active.sent_bytes >= audio.len() {
+                // Mid-response: after half the audio or the first burst, whichever comes first.
+                let fault_point = (audio.len() / 2).min(BURST * DELTA_BYTES);
+                if !active.fault_fired && active.fault.is_some() && active.sent_bytes >= fault_point {
                     active.fault_fired = true;
                     fault = active.fault.clone();
                     break;
