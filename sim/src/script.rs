@@ -706,4 +706,39 @@ mod tests {
         assert!(Rule::any().fault(Fault::status(200)).validate().is_err());
         Ok(())
     }
+
+    #[test]
+    fn realtime_rules_parse_from_json_and_keep_to_their_endpoint() -> Result<(), String> {
+        let rules = rules_from_json(json!([
+            {"endpoint": "realtime", "utterance": 2, "transcript": "Are you safe?", "reply": {"text": "Yes."},
+             "transcriptDelayMs": 100, "transcriptAfterResponse": true, "latencyMs": 300},
+            {"endpoint": "realtime", "fault": {"kind": "session_cap", "afterMs": 3000}, "times": 1},
+            {"endpoint": "realtime", "fault": {"kind": "stall"}}
+        ]))?;
+        assert_eq!(
+            rules[0],
+            Rule::realtime()
+                .utterance(2)
+                .transcript("Are you safe?")
+                .reply_text("Yes.")
+                .transcript_delay_ms(100)
+                .transcript_after_response()
+                .latency_ms(300)
+        );
+        assert_eq!(rules[1].fault, Some(Fault::SessionCap { after_ms: 3000 }));
+        assert!(rules_from_json(json!({"endpoint": "chat", "utterance": 1})).is_err());
+        assert!(rules_from_json(json!({"fault": {"kind": "session_cap", "afterMs": 1}})).is_err());
+        assert!(rules_from_json(json!({"endpoint": "realtime", "lastUserContains": "x"})).is_err());
+
+        let state = SimState::new();
+        state.add_rules(rules);
+        state.add_rule(Rule::chat().reply_text("chat"));
+        let turn = |utterance| RealtimeCall { model: "gpt-realtime", instructions: "", utterance: Some(utterance) };
+        assert_eq!(state.plan_realtime(&turn(2)).transcript.as_deref(), Some("Are you safe?"));
+        assert_eq!(state.plan_realtime(&turn(1)).fault, Some(Fault::Stall), "connect-time rules skip turns");
+        let connect = RealtimeCall { model: "gpt-realtime", instructions: "", utterance: None };
+        assert_eq!(state.plan_realtime(&connect).fault, Some(Fault::SessionCap { after_ms: 3000 }));
+        assert_eq!(state.plan_realtime(&connect).fault, None, "used up");
+        Ok(())
+    }
 }

@@ -630,3 +630,48 @@ async fn espeak_renders_real_speech_when_installed() {
     let loud = levels.iter().filter(|&&l| l > 1000.0).count();
     assert!(loud > 10 && loud < levels.len(), "{loud} of {} windows loud", levels.len());
 }
+
+#[tokio::test]
+async fn browsers_authenticate_with_the_subprotocol_and_get_realtime_echoed() {
+    let sim = sim().await;
+    let url = format!("{}/realtime?model=gpt-realtime", sim.base_url().replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "realtime, openai-insecure-api-key.sk-test".parse().expect("header"));
+    let (_socket, response) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    assert_eq!(response.headers().get("sec-websocket-protocol").map(|v| v.as_bytes()), Some(&b"realtime"[..]));
+}
+
+#[tokio::test]
+async fn fault_malformed_json_sends_one_broken_frame_and_goes_on() {
+    let sim = sim().await;
+    sim.add_rule(Rule::realtime().reply_text("word ".repeat(12)).fault(Fault::MalformedJson));
+    let mut client = Client::connect(&sim).await;
+    client.send(speak_first()).await;
+    let mut broken = 0;
+    loop {
+        match tokio::time::timeout(WAIT, client.socket.next()).await.expect("in time") {
+            Some(Ok(Message::Text(text))) => match serde_json::from_str::<Value>(text.as_str()) {
+                Ok(event) if event["type"] == "response.done" => break,
+                Ok(_) => {}
+                Err(_) => broken += 1,
+            },
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+    assert_eq!(broken, 1);
+}
+
+#[tokio::test]
+async fn a_text_only_session_answers_with_text_events() {
+    let sim = sim().await;
+    sim.add_rule(Rule::realtime().reply_text("Just text."));
+    let mut client = Client::connect(&sim).await;
+    client.update(json!({"type": "realtime", "output_modalities": ["text"]})).await;
+    client.send(speak_first()).await;
+    let done = client.until("response.done").await;
+    assert_eq!(done["response"]["output"][0]["content"][0], json!({"type": "output_text", "text": "Just text."}));
+    assert!(client.types().contains(&"response.output_text.delta"));
+    assert!(!client.types().contains(&"response.output_audio.delta"));
+}
