@@ -7,8 +7,9 @@
 //! [`serve`] runs hyper's HTTP/1 connection loop itself instead of `axum::serve`, because a
 //! `drop_connection` fault must close the TCP connection without writing a response, and only the
 //! task that owns the connection can do that: each request carries a [`ConnectionKiller`] for its
-//! connection. Connections are served with upgrades enabled so the Realtime WebSocket
-//! (`/v1/realtime`, a later module) can slot in as one more route.
+//! connection. Connections are served with upgrades enabled for the Realtime WebSocket
+//! (`/v1/realtime`, see `realtime`), whose sockets outlive their hyper connection task and so get
+//! the shutdown signal as a request extension.
 
 use std::collections::BTreeMap;
 use std::future::Future;
