@@ -46,7 +46,9 @@ impl Client {
     /// The next server event (panics after [`WAIT`]).
     async fn next(&mut self) -> Value {
         loop {
-            let message = tokio::time::timeout(WAIT, self.socket.next()).await.expect("an event in time");
+            let Ok(message) = tokio::time::timeout(WAIT, self.socket.next()).await else {
+                panic!("no event in time; seen: {:?}", self.types());
+            };
             match message.expect("socket open").expect("no socket error") {
                 Message::Text(text) => {
                     let event: Value = serde_json::from_str(text.as_str()).expect("server events are JSON");
@@ -674,4 +676,60 @@ async fn a_text_only_session_answers_with_text_events() {
     assert_eq!(done["response"]["output"][0]["content"][0], json!({"type": "output_text", "text": "Just text."}));
     assert!(client.types().contains(&"response.output_text.delta"));
     assert!(!client.types().contains(&"response.output_audio.delta"));
+}
+
+#[tokio::test]
+async fn barge_in_before_any_audio_deletes_the_item_without_error_and_truncate_is_refused() {
+    let sim = sim().await;
+    sim.add_rule(Rule::realtime().reply_text("You there?").latency_ms(2000));
+    let mut client = Client::connect(&sim).await;
+    client.send(speak_first()).await;
+    let added = client.until("response.output_item.added").await;
+    let item_id = added["item"]["id"].clone();
+    // A truncate at 0 before the first delta is refused the way OpenAI refuses it...
+    client
+        .send(json!({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 0}))
+        .await;
+    let error = loop {
+        let event = client.next().await;
+        if event["type"] == "error" {
+            break event;
+        }
+    };
+    assert_eq!(error["error"]["code"], "unsupported_content_type");
+    // ...so the client deletes it, which also ends the response.
+    client.send(json!({"type": "conversation.item.delete", "item_id": item_id})).await;
+    let done = client.next().await;
+    assert_eq!(done["type"], "response.output_audio.done");
+    let done = client.until("response.done").await;
+    assert_eq!(done["response"]["status"], "cancelled");
+    assert_eq!(
+        client.next().await,
+        json!({"type": "conversation.item.deleted", "event_id": client.seen.last().map(|e| e["event_id"].clone()), "item_id": item_id})
+    );
+}
+
+#[tokio::test]
+async fn vad_hears_a_noise_burst_but_not_quiet_hiss() {
+    let sim = sim().await;
+    let mut client = Client::connect(&sim).await;
+    client.update(ga_session()).await;
+    let mut seed = 12345u32;
+    let mut noise = |amplitude: f64, ms: usize| -> Vec<i16> {
+        (0..ms * 24)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                ((f64::from(seed >> 16) / 32768.0 - 1.0) * amplitude) as i16
+            })
+            .collect()
+    };
+    let hiss = noise(150.0, 1500);
+    client.append(&hiss).await;
+    assert!(client.quiet_for(300).await.is_empty(), "-47 dBFS hiss is silence at threshold 0.5");
+    let burst = [noise(8000.0, 600), silence(600)].concat();
+    client.append(&burst).await;
+    let started = client.until("input_audio_buffer.speech_started").await;
+    assert_eq!(started["audio_start_ms"], 1200, "onset at 1500 ms minus 300 ms padding");
+    let stopped = client.until("input_audio_buffer.speech_stopped").await;
+    assert_eq!(stopped["audio_end_ms"], 2300, "burst ends at 2100 ms, plus 200 ms of silence");
 }

@@ -61,8 +61,10 @@ struct Item {
     role: String,
     content: Vec<Value>,
     status: &'static str,
-    /// User audio: its length. Assistant audio: what was generated (after a truncate: kept).
+    /// User audio: its length. Assistant audio: what was generated, or kept after a truncate.
     audio_ms: u64,
+    /// Assistant audio: whether any was generated (an item without cannot be truncated).
+    has_audio: bool,
     /// What the simulated model heard a user audio item say (its transcript, sent or not).
     heard: Option<String>,
 }
@@ -447,6 +449,7 @@ impl Conn {
             content: vec![json!({"type": "input_audio", "transcript": null})],
             status: "completed",
             audio_ms,
+            has_audio: false,
             heard: Some(transcript.clone()),
         };
         self.items.push(item.clone());
@@ -581,6 +584,7 @@ impl Conn {
             content: parts.clone(),
             status: "completed",
             audio_ms: 0,
+            has_audio: false,
             heard: None,
         };
         self.items.insert(position, new.clone());
@@ -609,10 +613,11 @@ impl Conn {
             event.get("content_index").and_then(Value::as_u64).ok_or_else(|| EventError::missing("content_index"))?;
         let audio_end_ms =
             event.get("audio_end_ms").and_then(Value::as_u64).ok_or_else(|| EventError::missing("audio_end_ms"))?;
-        if !self.items[index].is_output_audio() {
+        // OpenAI's answer for a text item and for an audio item before its first delta alike.
+        if !self.items[index].is_output_audio() || !self.items[index].has_audio {
             return Err(EventError::new(
-                "invalid_value",
-                Some("item_id"),
+                "unsupported_content_type",
+                None,
                 "Only model output audio messages can be truncated",
             ));
         }
@@ -771,6 +776,7 @@ impl Conn {
             content: Vec::new(),
             status: "in_progress",
             audio_ms: 0,
+            has_audio: false,
             heard: None,
         };
         let previous = self.items.last().map(|item| item.id.clone());
@@ -871,6 +877,7 @@ impl Conn {
         let text_only = active.text_only;
         if let Some(item) = self.items.iter_mut().find(|item| item.id == item_id) {
             item.audio_ms = sent_bytes as u64 / BYTES_PER_MS;
+            item.has_audio = sent_bytes > 0;
             item.content[0][if text_only { "text" } else { "transcript" }] = Value::String(text);
         }
         for (kind, mut fields) in events {
@@ -923,6 +930,7 @@ impl Conn {
             content: vec![content],
             status: item_status,
             audio_ms: sent_ms,
+            has_audio: sent_ms > 0,
             heard: None,
         };
         if let Some(existing) = self.items.iter_mut().find(|existing| existing.id == active.item_id) {
