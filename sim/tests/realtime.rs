@@ -733,3 +733,14 @@ async fn vad_hears_a_noise_burst_but_not_quiet_hiss() {
     let stopped = client.until("input_audio_buffer.speech_stopped").await;
     assert_eq!(stopped["audio_end_ms"], 2300, "burst ends at 2100 ms, plus 200 ms of silence");
 }
+
+#[tokio::test]
+async fn shutting_the_simulator_down_closes_open_sockets_with_going_away() {
+    let sim = sim().await;
+    let mut client = Client::connect(&sim).await;
+    sim.shutdown().await;
+    match tokio::time::timeout(WAIT, client.socket.next()).await.expect("in time") {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected a going-away close frame, got {other:?}"),
+    }
+}

@@ -110,6 +110,10 @@ pub async fn prerender(mode: TtsMode, voice: &str) {
 
 async fn espeak_pcm(variant: &str, text: &str) -> std::io::Result<Vec<i16>> {
     use tokio::io::AsyncWriteExt;
+    // A hundred calls with distinct replies must not fork a hundred espeak-ng at once on a
+    // two-core machine: two at a time keeps the rest of the simulator responsive.
+    static RENDERERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = RENDERERS.acquire().await.map_err(std::io::Error::other)?;
     let mut child = tokio::process::Command::new("espeak-ng")
         .args(["--stdout", "--stdin", "-s", "165", "-v", variant])
         .stdin(std::process::Stdio::piped())
