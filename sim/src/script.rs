@@ -154,6 +154,9 @@ pub struct Rule {
     /// Realtime: send the transcription only after the turn's `response.done` (an ordering test).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transcript_after_response: bool,
+    /// Realtime: the transcription fails (`...input_audio_transcription.failed`) instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transcript_fails: bool,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Reply>, D::Error> {
@@ -218,6 +221,12 @@ impl Rule {
     /// Realtime: the transcription arrives after the turn's `response.done`.
     pub fn transcript_after_response(mut self) -> Self {
         self.transcript_after_response = true;
+        self
+    }
+
+    /// Realtime: the transcription fails (at the time it would have arrived).
+    pub fn transcript_fails(mut self) -> Self {
+        self.transcript_fails = true;
         self
     }
 
@@ -294,6 +303,7 @@ impl Rule {
             || self.transcript.is_some()
             || self.transcript_delay_ms.is_some()
             || self.transcript_after_response
+            || self.transcript_fails
             || matches!(self.fault, Some(Fault::SessionCap { .. }))
         {
             return Err("utterance, transcript*, and session_cap need \"endpoint\": \"realtime\"".into());
@@ -417,6 +427,7 @@ pub(crate) struct TurnPlan {
     pub transcript: Option<String>,
     pub transcript_delay: Option<Duration>,
     pub transcript_after_response: bool,
+    pub transcript_fails: bool,
     pub fault: Option<Fault>,
     pub latency: Option<Duration>,
 }
@@ -624,6 +635,7 @@ impl SimState {
             transcript: rule.transcript.clone(),
             transcript_delay: rule.transcript_delay_ms.map(Duration::from_millis),
             transcript_after_response: rule.transcript_after_response,
+            transcript_fails: rule.transcript_fails,
             fault: rule.fault.clone(),
             latency: rule.latency_ms.map(Duration::from_millis),
         }

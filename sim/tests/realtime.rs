@@ -199,6 +199,7 @@ async fn a_spoken_turn_gives_vad_transcription_and_a_voiced_response_in_order() 
             "conversation.item.done",
             "conversation.item.input_audio_transcription.completed",
             "response.created",
+            "rate_limits.updated",
             "conversation.item.added",
             "response.output_item.added",
             "response.content_part.added",
@@ -432,6 +433,13 @@ async fn transcription_can_be_late_or_delayed_and_is_off_unless_configured() {
     let at = client.seen.len() - 1;
     let created_at = client.seen.iter().rposition(|e| e["type"] == "response.created").expect("created");
     assert!(created_at < at, "the response did not wait for the delayed transcription");
+
+    // A failed transcription says so, and the turn still gets its response.
+    sim.add_rule(Rule::realtime().utterance(3).transcript_fails());
+    client.append(&utterance()).await;
+    let failed = client.until("conversation.item.input_audio_transcription.failed").await;
+    assert_eq!(failed["error"]["type"], "transcription_error");
+    client.until("response.done").await;
 
     // Without audio.input.transcription, none is sent.
     let mut quiet = Client::connect(&sim).await;

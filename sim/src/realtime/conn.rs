@@ -120,7 +120,11 @@ struct Active {
 
 #[derive(Debug)]
 enum Timer {
-    Transcription { item_id: String, text: String },
+    /// `text: None`: the transcription fails.
+    Transcription {
+        item_id: String,
+        text: Option<String>,
+    },
     Cap,
 }
 
@@ -146,8 +150,8 @@ pub(crate) struct Conn {
     pending: Option<TurnPlan>,
     active: Option<Active>,
     timers: Vec<(Instant, Timer)>,
-    /// Transcriptions held back until the next `response.done`.
-    late: Vec<(String, String)>,
+    /// Transcriptions held back until the next `response.done` (`None`: it fails).
+    late: Vec<(String, Option<String>)>,
     audio_produced: bool,
     cap: Option<Duration>,
     tts: TtsMode,
@@ -223,7 +227,7 @@ impl Conn {
         });
         for timer in due {
             match timer {
-                Timer::Transcription { item_id, text } => self.transcribe(&item_id, &text),
+                Timer::Transcription { item_id, text } => self.transcribe(&item_id, text.as_deref()),
                 Timer::Cap => {
                     let cap = self.cap.unwrap_or_default();
                     self.emit_error(
@@ -456,12 +460,13 @@ impl Conn {
         self.emit("conversation.item.added", json!({"previous_item_id": previous, "item": item.json()}));
         self.emit("conversation.item.done", json!({"previous_item_id": previous, "item": item.json()}));
         if self.transcription_on() {
+            let text = (!plan.transcript_fails).then(|| transcript.clone());
             if plan.transcript_after_response {
-                self.late.push((item_id, transcript.clone()));
+                self.late.push((item_id, text));
             } else if let Some(delay) = plan.transcript_delay {
-                self.timers.push((now + delay, Timer::Transcription { item_id, text: transcript.clone() }));
+                self.timers.push((now + delay, Timer::Transcription { item_id, text }));
             } else {
-                self.transcribe(&item_id, &transcript);
+                self.transcribe(&item_id, text.as_deref());
             }
         }
         if respond && self.active.is_none() {
@@ -471,8 +476,17 @@ impl Conn {
         }
     }
 
-    fn transcribe(&mut self, item_id: &str, text: &str) {
+    fn transcribe(&mut self, item_id: &str, text: Option<&str>) {
         let Some(index) = self.items.iter().position(|item| item.id == item_id) else { return };
+        let Some(text) = text else {
+            self.emit(
+                "conversation.item.input_audio_transcription.failed",
+                json!({"item_id": item_id, "content_index": 0,
+                       "error": {"type": "transcription_error", "code": "audio_unintelligible",
+                                 "message": "The audio could not be transcribed (simulated).", "param": null}}),
+            );
+            return;
+        };
         self.items[index].content[0]["transcript"] = Value::String(text.to_owned());
         let words: Vec<&str> = text.split_inclusive(' ').collect();
         for chunk in words.chunks(words.len().div_ceil(3).max(1)) {
@@ -769,6 +783,14 @@ impl Conn {
         };
         let response = self.response_json(&active, "in_progress", Value::Null, Vec::new(), Value::Null);
         self.emit("response.created", json!({"response": response}));
+        // OpenAI follows every response.created with this; clients must take events they ignore.
+        self.emit(
+            "rate_limits.updated",
+            json!({"rate_limits": [
+                {"name": "requests", "limit": 10_000, "remaining": 9_999, "reset_seconds": 0.006},
+                {"name": "tokens", "limit": 2_000_000, "remaining": 1_995_000, "reset_seconds": 0.15}
+            ]}),
+        );
         let part_type = if text_only { "output_text" } else { "output_audio" };
         let item = Item {
             id: active.item_id.clone(),
@@ -981,7 +1003,7 @@ impl Conn {
         let response = self.response_json(&active, status, details, vec![item.json()], usage);
         self.emit("response.done", json!({"response": response}));
         for (item_id, text) in std::mem::take(&mut self.late) {
-            self.transcribe(&item_id, &text);
+            self.transcribe(&item_id, text.as_deref());
         }
     }
 }
