@@ -203,8 +203,25 @@ fn has_bearer_token(headers: &HeaderMap) -> bool {
 fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     let mut recorded = BTreeMap::<String, String>::new();
     for (name, value) in headers {
-        let value =
-            if name == header::AUTHORIZATION { "[redacted]".into() } else { String::from_utf8_lossy(value.as_bytes()) };
+        let value = if name == header::AUTHORIZATION {
+            "[redacted]".into()
+        } else if name == header::SEC_WEBSOCKET_PROTOCOL {
+            // Browsers pass the Realtime key as a subprotocol.
+            let protocols = String::from_utf8_lossy(value.as_bytes());
+            let redacted: Vec<&str> = protocols
+                .split(',')
+                .map(|protocol| {
+                    if protocol.trim().starts_with("openai-insecure-api-key.") {
+                        "openai-insecure-api-key.[redacted]"
+                    } else {
+                        protocol.trim()
+                    }
+                })
+                .collect();
+            redacted.join(", ").into()
+        } else {
+            String::from_utf8_lossy(value.as_bytes())
+        };
         recorded
             .entry(name.as_str().to_owned())
             .and_modify(|existing| {

@@ -651,6 +651,8 @@ async fn browsers_authenticate_with_the_subprotocol_and_get_realtime_echoed() {
         .insert("sec-websocket-protocol", "realtime, openai-insecure-api-key.sk-test".parse().expect("header"));
     let (_socket, response) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
     assert_eq!(response.headers().get("sec-websocket-protocol").map(|v| v.as_bytes()), Some(&b"realtime"[..]));
+    let recorded = &sim.requests()[0].headers["sec-websocket-protocol"];
+    assert_eq!(recorded, "realtime, openai-insecure-api-key.[redacted]", "the key is not recorded");
 }
 
 #[tokio::test]
