@@ -190,6 +190,7 @@ pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): I
 /// again; at most 5 requests per session per hour).
 #[utoipa::path(post, path = "/api/sessions/{id}/analyze", tag = "sessions", params(("id" = Uuid, Path)),
     responses((status = 200, body = Analysis), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The session has no transcript to analyse"),
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn analyze(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Analysis>> {
     actor.require_supervisor()?;
