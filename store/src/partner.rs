@@ -353,6 +353,7 @@ impl Store {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWebhook {
     /// An `https://` URL (plain `http://` only to this machine, for development).
+    #[schema(pattern = "^https://")]
     pub url: String,
     pub events: Vec<WebhookEvent>,
 }

@@ -79,7 +79,9 @@ impl Scenario {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScenarioInput {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
+    #[schema(min_length = 1, max_length = 50000, pattern = r"\S")]
     pub prompt: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -91,6 +93,7 @@ pub struct ScenarioInput {
     pub difficulty: Option<Difficulty>,
     /// Minutes, 1 to 600.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 600)]
     pub estimated_time: Option<i64>,
     #[serde(default)]
     pub relevant_policy_sections: Option<String>,

@@ -89,8 +89,10 @@ pub struct NewSession {
 pub struct NewTurn {
     pub speaker: Speaker,
     pub text: String,
+    #[schema(minimum = 0)]
     pub started_ms: i64,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub ended_ms: Option<i64>,
     /// A sender's id for the turn; re-sending the same id does not duplicate it.
     #[serde(default)]

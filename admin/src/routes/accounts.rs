@@ -14,6 +14,7 @@ use crate::identity::Actor;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewAccount {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// The new account's first admin (every account needs one to manage it).
     pub admin_email: String,
@@ -74,6 +75,7 @@ pub struct Categories {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewCategory {
+    #[schema(pattern = r"^[A-Za-z0-9_-]([A-Za-z0-9_ -]{0,62}[A-Za-z0-9_-])?$")]
     pub name: String,
 }
 

@@ -24,6 +24,7 @@ pub async fn list_api_keys(State(state): State<AppState>, actor: Actor) -> Resul
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApiKey {
     /// What the key is for, e.g. the partner system's name.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
 }
 

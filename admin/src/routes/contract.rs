@@ -151,7 +151,7 @@ fn idempotency_header(op: &mut Operation) {
             .schema(Some(
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::SchemaType::Type(utoipa::openapi::Type::String))
-                    .max_length(Some(255)),
+                    .pattern(Some("^[!-~]{1,255}$")),
             ))
             .build(),
     );

@@ -151,7 +151,9 @@ impl From<Scenario> for ExternalScenario {
   "skills": ["de-escalation", "active-listening"], "difficulty": "intermediate",
   "estimated_time": 15, "is_one_time": true, "relevant_policy_sections": "Section 4.2..." }))]
 pub struct ExternalScenarioInput {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
+    #[schema(min_length = 1, max_length = 50000, pattern = r"\S")]
     pub prompt: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -162,6 +164,7 @@ pub struct ExternalScenarioInput {
     #[serde(default)]
     pub difficulty: Option<Difficulty>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 600)]
     pub estimated_time: Option<i64>,
     /// Default false: listed and reusable. True: hidden from lists, for a single assignment.
     #[serde(default)]

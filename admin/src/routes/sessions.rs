@@ -129,6 +129,7 @@ pub async fn create_chat_session(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CounselorMessage {
     /// What the counselor writes (1 to 4000 characters).
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub content: String,
 }
 
@@ -209,6 +210,7 @@ pub async fn analyze(State(state): State<AppState>, actor: Actor, IdPath(id): Id
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagReport {
     /// What went wrong with the AI caller (or the session).
+    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
     pub details: String,
     /// Default `ai_caller_problem`.
     #[serde(default)]

@@ -288,6 +288,7 @@ pub async fn extract_text(State(state): State<AppState>, actor: Actor, req: Requ
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenerateScenarioRequest {
     /// The complaint (or incident description) to base the scenario on: 1 to 50,000 characters.
+    #[schema(min_length = 1, max_length = 50000, pattern = r"\S")]
     pub complaint_text: String,
 }
 
