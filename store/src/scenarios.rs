@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::assignments::{Assignment, NewAssignment};
-use crate::db::{RowExt, Store, like_pattern, page};
+use crate::db::{RowExt, Store, for_update, like_pattern, page};
 use crate::domain::{Difficulty, ScenarioMode, Timestamp, new_id};
 use crate::error::{Error, FieldError, Result, Violation, violation};
 
@@ -335,6 +335,13 @@ impl Store {
             return Err(Error::invalid("assignTo", "only allowed when creating a scenario"));
         }
         let mut tx = self.write_tx().await?;
+        // Locked first, so an assignment being made now either commits before the count below
+        // or waits for this change.
+        sqlx::query(&format!("SELECT id FROM scenarios WHERE id = $1 AND account_id = $2{}", for_update(&tx)))
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
         let current = sqlx::query(
             "SELECT s.mode, s.is_one_time, (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS n \
              FROM scenarios s WHERE s.id = $1 AND s.account_id = $2",

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::{RowExt, Store, page};
+use crate::db::{RowExt, Store, for_update, page};
 use crate::domain::{AssignmentStatus, SessionKind, SessionStatus, Speaker, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
@@ -129,9 +129,11 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let (scenario_id, attempt) = match new.assignment_id {
             Some(assignment_id) => {
-                let row = sqlx::query(
-                    "SELECT scenario_id, counselor_id, status FROM assignments WHERE id = $1 AND account_id = $2",
-                )
+                // Locked: completing the assignment waits for this attempt, or this sees it completed.
+                let row = sqlx::query(&format!(
+                    "SELECT scenario_id, counselor_id, status FROM assignments WHERE id = $1 AND account_id = $2{}",
+                    for_update(&tx)
+                ))
                 .bind(assignment_id.to_string())
                 .bind(account_id.to_string())
                 .fetch_optional(&mut *tx)
