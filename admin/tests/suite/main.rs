@@ -11,5 +11,6 @@ mod auth;
 mod authz;
 mod documents;
 mod external;
+mod hardening;
 mod notify;
 mod uploads;
