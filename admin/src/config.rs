@@ -57,6 +57,12 @@ pub struct Config {
     /// `WEBHOOK_RETRY_BASE_MS` (default 10000): the first retry of a failed webhook delivery
     /// waits this long, each next one twice as long (8 attempts in all).
     pub webhook_retry_base_ms: u32,
+    /// `WEBHOOK_TIMEOUT_MS` (default 10000): one delivery attempt, name lookup included.
+    pub webhook_timeout_ms: u32,
+    /// `WEBHOOK_ALLOW_PRIVATE` (default false): lets webhooks reach loopback, private and other
+    /// non-public addresses, and plain `http://` to such literal addresses or `localhost`. For
+    /// tests and local development only: it reopens the SSRF the checks close.
+    pub webhook_allow_private: bool,
     pub realtime_model: String,
     pub realtime_voice: String,
     /// `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET`.
@@ -243,6 +249,11 @@ impl Config {
             smtp_url: var("SMTP_URL").map(Secret),
             mail_from: parse("MAIL_FROM", "Proto Trainer <noreply@localhost>")?,
             webhook_retry_base_ms: number("WEBHOOK_RETRY_BASE_MS", 10_000)?,
+            webhook_timeout_ms: number("WEBHOOK_TIMEOUT_MS", 10_000)?,
+            webhook_allow_private: match var("WEBHOOK_ALLOW_PRIVATE") {
+                None => false,
+                Some(v) => flag("WEBHOOK_ALLOW_PRIVATE", &v)?,
+            },
             realtime_model: parse("REALTIME_MODEL", "gpt-realtime")?,
             realtime_voice: parse("REALTIME_VOICE", "shimmer")?,
             livekit_url: var("LIVEKIT_URL"),

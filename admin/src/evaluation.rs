@@ -356,7 +356,8 @@ pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uu
     }
     match run_evaluation(state, llm, account_id, &detail).await {
         Ok((evaluation, flags)) => {
-            crate::webhooks::emit_evaluation(state, &detail.session, &evaluation).await;
+            // Its events were queued with it; wake the dispatcher.
+            state.webhook_wake.notify_one();
             after_evaluation(state, account_id, &detail, flags);
             Ok(Evaluated { evaluation, created: true })
         }

@@ -12,7 +12,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use store::testing;
 
-use crate::common;
 use crate::common::{App, spawn_with};
 
 const EXAMPLE: &str = r#"{ "title": "Caller with financial stress", "prompt": "You are Sarah, 34, calling about...",
@@ -209,6 +208,7 @@ async fn attempts_results_evaluation_and_signed_webhooks() {
             c.openai_api_key = Some(admin::Secret::new("sim-key"));
             c.openai_base_url = base;
             c.webhook_retry_base_ms = 200;
+            c.webhook_allow_private = true;
         })
         .await;
         let (url, seen) = receiver().await;
