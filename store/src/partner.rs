@@ -99,7 +99,31 @@ impl WebhookDelivery {
 
 impl Store {
     /// Registers a use of an idempotency key for a request (by its hash) and says what to do.
-    pub async fn begin_idempotent(&self, account_id: Uuid, key: &str, request_hash: &str) -> Result<IdempotencyState> {
+    /// An unanswered key is leased for `lease_ms` (longer than any handler runs): once that
+    /// passes, its handler is taken for dead and the next use takes the key over.
+    pub async fn begin_idempotent(
+        &self,
+        account_id: Uuid,
+        key: &str,
+        request_hash: &str,
+        lease_ms: i64,
+    ) -> Result<IdempotencyState> {
+        let now = Timestamp::now().millis();
+        // One statement, so of two retries racing for a dead key only one takes it.
+        let taken = sqlx::query(
+            "UPDATE idempotency_keys SET created_at = $1 WHERE account_id = $2 AND idem_key = $3 \
+             AND request_hash = $4 AND status_code IS NULL AND created_at < $5",
+        )
+        .bind(now)
+        .bind(account_id.to_string())
+        .bind(key)
+        .bind(request_hash)
+        .bind(now - lease_ms)
+        .execute(&self.pool)
+        .await?;
+        if taken.rows_affected() == 1 {
+            return Ok(IdempotencyState::New);
+        }
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (account_id, idem_key) DO NOTHING",
@@ -107,7 +131,7 @@ impl Store {
         .bind(account_id.to_string())
         .bind(key)
         .bind(request_hash)
-        .bind(Timestamp::now().millis())
+        .bind(now)
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 1 {
