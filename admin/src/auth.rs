@@ -110,12 +110,23 @@ pub fn one_time_password() -> String {
 }
 
 /// A fresh login: the cookie token (only the client keeps it) and the session's CSRF token.
-#[derive(Debug)]
+/// `Debug` shows neither.
 pub struct Login {
     pub token: String,
     pub csrf_token: String,
     pub user: User,
     pub must_change_password: bool,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("token", &"[redacted]")
+            .field("csrf_token", &"[redacted]")
+            .field("user", &self.user.id)
+            .field("must_change_password", &self.must_change_password)
+            .finish()
+    }
 }
 
 /// Where a request came from, for rate limits and the session record.

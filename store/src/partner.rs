@@ -50,15 +50,29 @@ pub struct WebhookDelivery {
     pub delivered_at: Option<Timestamp>,
 }
 
-/// A delivery due now, with what is needed to send it.
-#[derive(Debug, Clone)]
+/// A delivery due now, with what is needed to send it. `Debug` leaves the signing secret out.
+#[derive(Clone)]
 pub struct DueDelivery {
     pub id: Uuid,
+    pub webhook_id: Uuid,
     pub event: WebhookEvent,
     pub payload: String,
     pub attempts: i64,
     pub url: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for DueDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueDelivery")
+            .field("id", &self.id)
+            .field("webhook_id", &self.webhook_id)
+            .field("event", &self.event)
+            .field("attempts", &self.attempts)
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 const WEBHOOK_COLUMNS: &str = "id, account_id, url, events, active, created_by, created_at";
