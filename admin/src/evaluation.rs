@@ -362,7 +362,17 @@ pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uu
             Ok(Evaluated { evaluation, created: true })
         }
         Err(e) => {
-            if let Err(release) = state.store.release_evaluation(session_id, &e.to_string()).await {
+            // What sessions show as `evaluationError`: never the internal text, which is logged
+            // under the correlation id the stored message names.
+            let public = match &e {
+                ApiError::BadGateway(_) | ApiError::Internal(_) => {
+                    let correlation_id = Uuid::now_v7();
+                    tracing::error!(%correlation_id, %session_id, error = %e, "evaluation failed");
+                    format!("the evaluation failed (correlation id {correlation_id}); ask again")
+                }
+                other => other.to_string(),
+            };
+            if let Err(release) = state.store.release_evaluation(session_id, &public).await {
                 tracing::error!(error = %release, %session_id, "releasing the evaluation claim");
             }
             Err(e)
