@@ -502,7 +502,15 @@ pub async fn analyze_session(state: &AppState, account_id: Uuid, session_id: Uui
         Some(id) => Some(state.store.scenario(account_id, id).await?),
         None => None,
     };
-    let existing_flags = state.store.session_flags(session_id).await?;
+    // Only flags the AI raised count as "already raised": a counselor's own report of a type
+    // must not silence the analyzer's flag of that type.
+    let existing_flags: Vec<SessionFlag> = state
+        .store
+        .session_flags(session_id)
+        .await?
+        .into_iter()
+        .filter(|f| f.source != FlagSource::UserFeedback)
+        .collect();
     let allowed: Vec<(FlagType, &str)> =
         rubric::EVALUATION_FLAGS.iter().chain(rubric::ANALYSIS_FLAGS).copied().collect();
     let flag_rules: String = allowed.iter().map(|(f, when)| format!("- `{}`: {when}\n", f.as_str())).collect();
