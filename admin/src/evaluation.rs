@@ -317,7 +317,7 @@ fn validate(
         match parsed {
             Some(flag) => flags.push(flag),
             None => {
-                tracing::error!(%session_id, raw = %raw, "invalid flag entry in the model's answer; not stored, kept in the raw output")
+                tracing::error!(%session_id, raw = %crate::llm::log_form(&raw.to_string()), "invalid flag entry in the model's answer; not stored, kept in the raw output")
             }
         }
     }

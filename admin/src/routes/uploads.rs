@@ -395,7 +395,7 @@ async fn draft_scenario(state: &AppState, llm: &Llm, account_id: Uuid, complaint
         )
         .await?;
     let unusable = |problem: String| {
-        tracing::error!(raw = %answer.raw, problem = %problem, "unusable scenario draft from the model");
+        tracing::error!(raw = %crate::llm::log_form(&answer.raw), problem = %problem, "unusable scenario draft from the model");
         ApiError::BadGateway(format!("the AI's scenario draft could not be used: {problem}"))
     };
     let draft: DraftAnswer = serde_json::from_value(answer.value.clone()).map_err(|e| unusable(e.to_string()))?;
@@ -590,7 +590,7 @@ async fn review_documentation(
         )
         .await?;
     let unusable = |problem: String| {
-        tracing::error!(%session_id, raw = %answer.raw, problem = %problem, "unusable documentation review from the model");
+        tracing::error!(%session_id, raw = %crate::llm::log_form(&answer.raw), problem = %problem, "unusable documentation review from the model");
         ApiError::BadGateway(format!("the AI's documentation review could not be used: {problem}"))
     };
     let parsed: ReviewAnswer = serde_json::from_value(answer.value.clone()).map_err(|e| unusable(e.to_string()))?;
