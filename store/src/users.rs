@@ -116,8 +116,10 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| match violation(&e) {
+            // E-mail is unique across accounts (it signs in); the answer neither echoes the
+            // address nor says whether another account's user holds it.
             Some(Violation::Unique(what)) if what.contains("email") => {
-                Error::conflict(format!("a user with e-mail {} exists", input.email))
+                Error::conflict("this e-mail address cannot be used for a new user; choose another")
             }
             Some(Violation::Unique(_)) => Error::conflict("a user with this externalId exists in the account"),
             Some(Violation::ForeignKey) => Error::NotFound("account"),
