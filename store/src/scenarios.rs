@@ -176,6 +176,22 @@ impl ScenarioInput {
         if self.assign_to.is_some() && !is_one_time {
             errors.push(FieldError::new("assignTo", "only a one-time scenario is assigned on creation"));
         }
+        // PostgreSQL text cannot hold NUL; say so instead of failing the insert.
+        let texts = [
+            ("title", Some(self.title.as_str())),
+            ("prompt", Some(self.prompt.as_str())),
+            ("description", self.description.as_deref()),
+            ("evaluatorContext", self.evaluator_context.as_deref()),
+            ("relevantPolicySections", self.relevant_policy_sections.as_deref()),
+        ];
+        for (field, text) in texts {
+            if text.is_some_and(|t| t.contains('\0')) {
+                errors.push(FieldError::new(field, "must not contain NUL characters"));
+            }
+        }
+        if skills.iter().any(|s| s.contains('\0')) {
+            errors.push(FieldError::new("skills", "must not contain NUL characters"));
+        }
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }

@@ -283,20 +283,21 @@ impl Store {
             if turn.started_ms < 0 || turn.ended_ms.is_some_and(|e| e < turn.started_ms) {
                 return Err(Error::invalid(&format!("turns[{i}].startedMs"), "times must be >= 0 and end after start"));
             }
+            if turn.text.contains('\0') {
+                return Err(Error::invalid(&format!("turns[{i}].text"), "must not contain NUL characters"));
+            }
         }
         let mut tx = self.write_tx().await?;
         // Locked, so ending or evaluating the session (both write this row) waits for this append
         // or happens first and is seen here: a graded transcript never changes.
-        let status: SessionStatus = sqlx::query(&format!(
-            "SELECT status FROM sessions WHERE id = $1 AND account_id = $2{}",
-            for_update(&tx)
-        ))
-        .bind(session_id.to_string())
-        .bind(account_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(Error::NotFound("session"))?
-        .parsed("status")?;
+        let status: SessionStatus =
+            sqlx::query(&format!("SELECT status FROM sessions WHERE id = $1 AND account_id = $2{}", for_update(&tx)))
+                .bind(session_id.to_string())
+                .bind(account_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::NotFound("session"))?
+                .parsed("status")?;
         if status != SessionStatus::Active {
             return Err(Error::conflict(format!("the session is {status}; its transcript can no longer change")));
         }
