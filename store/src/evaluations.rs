@@ -84,6 +84,7 @@ impl Evaluation {
 impl Store {
     /// Stores the session's evaluation. A second one for the same session is a conflict whose
     /// `existing_id` names the stored one.
+    #[cfg(feature = "testing")]
     pub async fn insert_evaluation(&self, new: &NewEvaluation) -> Result<Evaluation> {
         if !(0.0..=100.0).contains(&new.overall_score) {
             return Err(Error::invalid("overallScore", "must be 0 to 100"));

@@ -195,6 +195,8 @@ impl Store {
         rows.iter().map(User::from_row).collect()
     }
 
+    /// For tests: skips the last-admin rule [`Store::update_user`] keeps.
+    #[cfg(feature = "testing")]
     pub async fn set_user_active(&self, account_id: Uuid, id: Uuid, active: bool) -> Result<User> {
         let done = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3 AND account_id = $4")
             .bind(active)
