@@ -110,12 +110,23 @@ pub fn one_time_password() -> String {
 }
 
 /// A fresh login: the cookie token (only the client keeps it) and the session's CSRF token.
-#[derive(Debug)]
+/// `Debug` shows neither.
 pub struct Login {
     pub token: String,
     pub csrf_token: String,
     pub user: User,
     pub must_change_password: bool,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("token", &"[redacted]")
+            .field("csrf_token", &"[redacted]")
+            .field("user", &self.user.id)
+            .field("must_change_password", &self.must_change_password)
+            .finish()
+    }
 }
 
 /// Where a request came from, for rate limits and the session record.
@@ -136,16 +147,19 @@ pub async fn login(
 ) -> Result<Login> {
     let limits = state.config.rate_limits;
     let ip = limit_login_from(state, client).await?;
+    // Per (e-mail, client address) pair, counted before the lookup and keyed by a hash of the
+    // address typed: a known and an unknown e-mail answer alike (429 or 401, never telling them
+    // apart), and someone guessing one user's password from one place locks out neither that
+    // user elsewhere nor the rest of the organisation.
+    let typed = sha256_hex(&email.trim().to_lowercase());
+    rate_limit(
+        &state.store,
+        &format!("login:pair:{}:{ip}", &typed[..32]),
+        limits.login_per_pair,
+        "login attempts for this e-mail from this address",
+    )
+    .await?;
     let credentials = state.store.credentials(email).await?;
-    if let Some(c) = &credentials {
-        rate_limit(
-            &state.store,
-            &format!("login:account:{}", c.user.account_id),
-            limits.login_per_account,
-            "login attempts for this account",
-        )
-        .await?;
-    }
     let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
     let password_ok = verify_password(password, hash).await;
     let refusal = match &credentials {

@@ -57,6 +57,12 @@ pub struct Config {
     /// `WEBHOOK_RETRY_BASE_MS` (default 10000): the first retry of a failed webhook delivery
     /// waits this long, each next one twice as long (8 attempts in all).
     pub webhook_retry_base_ms: u32,
+    /// `WEBHOOK_TIMEOUT_MS` (default 10000): one delivery attempt, name lookup included.
+    pub webhook_timeout_ms: u32,
+    /// `WEBHOOK_ALLOW_PRIVATE` (default false): lets webhooks reach loopback, private and other
+    /// non-public addresses, and plain `http://` to such literal addresses or `localhost`. For
+    /// tests and local development only: it reopens the SSRF the checks close.
+    pub webhook_allow_private: bool,
     pub realtime_model: String,
     pub realtime_voice: String,
     /// `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET`.
@@ -101,13 +107,14 @@ impl Limit {
     }
 }
 
-/// Limits on abuse-prone and LLM-backed routes. Keys: login per client IP and per account,
+/// Limits on abuse-prone and LLM-backed routes. Keys: login per client IP and per (e-mail typed,
+/// client IP) pair,
 /// per user for chat messages, evaluation, flags and uploads, per session for analysis (as
 /// PRODUCT.md: 5 per session per hour).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     pub login_per_ip: Limit,
-    pub login_per_account: Limit,
+    pub login_per_pair: Limit,
     pub chat_message: Limit,
     pub evaluate: Limit,
     pub analyze: Limit,
@@ -119,7 +126,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
             login_per_ip: Limit::new(20, 900),
-            login_per_account: Limit::new(100, 900),
+            login_per_pair: Limit::new(10, 900),
             chat_message: Limit::new(30, 60),
             evaluate: Limit::new(20, 3600),
             analyze: Limit::new(5, 3600),
@@ -133,15 +140,7 @@ impl RateLimits {
     /// Limits so high that tests unrelated to rate limiting never meet them.
     pub fn unlimited() -> Self {
         let l = Limit::new(u32::MAX, 1);
-        RateLimits {
-            login_per_ip: l,
-            login_per_account: l,
-            chat_message: l,
-            evaluate: l,
-            analyze: l,
-            flag: l,
-            upload: l,
-        }
+        RateLimits { login_per_ip: l, login_per_pair: l, chat_message: l, evaluate: l, analyze: l, flag: l, upload: l }
     }
 }
 
@@ -200,7 +199,7 @@ impl Config {
         let mut rate_limits = RateLimits::default();
         for (name, slot) in [
             ("RATE_LIMIT_LOGIN_PER_IP", &mut rate_limits.login_per_ip),
-            ("RATE_LIMIT_LOGIN_PER_ACCOUNT", &mut rate_limits.login_per_account),
+            ("RATE_LIMIT_LOGIN_PER_PAIR", &mut rate_limits.login_per_pair),
             ("RATE_LIMIT_CHAT_MESSAGE", &mut rate_limits.chat_message),
             ("RATE_LIMIT_EVALUATE", &mut rate_limits.evaluate),
             ("RATE_LIMIT_ANALYZE", &mut rate_limits.analyze),
@@ -243,6 +242,11 @@ impl Config {
             smtp_url: var("SMTP_URL").map(Secret),
             mail_from: parse("MAIL_FROM", "Proto Trainer <noreply@localhost>")?,
             webhook_retry_base_ms: number("WEBHOOK_RETRY_BASE_MS", 10_000)?,
+            webhook_timeout_ms: number("WEBHOOK_TIMEOUT_MS", 10_000)?,
+            webhook_allow_private: match var("WEBHOOK_ALLOW_PRIVATE") {
+                None => false,
+                Some(v) => flag("WEBHOOK_ALLOW_PRIVATE", &v)?,
+            },
             realtime_model: parse("REALTIME_MODEL", "gpt-realtime")?,
             realtime_voice: parse("REALTIME_VOICE", "shimmer")?,
             livekit_url: var("LIVEKIT_URL"),

@@ -93,8 +93,16 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let message = match &self {
             ApiError::Internal(err) => {
-                tracing::error!(error = ?err, "request failed");
-                "internal error; it has been logged".to_owned()
+                let correlation_id = uuid::Uuid::now_v7();
+                tracing::error!(%correlation_id, error = ?err, "request failed");
+                format!("internal error; it has been logged (correlation id {correlation_id})")
+            }
+            // Upstream detail (provider messages, parse errors naming the answer's fields) is
+            // for the log; the client gets an id to quote.
+            ApiError::BadGateway(detail) => {
+                let correlation_id = uuid::Uuid::now_v7();
+                tracing::error!(%correlation_id, error = %detail, "upstream call failed");
+                format!("the AI provider failed or gave an unusable answer (correlation id {correlation_id})")
             }
             ApiError::Validation(fields) => {
                 fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")

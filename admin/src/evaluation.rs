@@ -317,7 +317,7 @@ fn validate(
         match parsed {
             Some(flag) => flags.push(flag),
             None => {
-                tracing::error!(%session_id, raw = %raw, "invalid flag entry in the model's answer; not stored, kept in the raw output")
+                tracing::error!(%session_id, raw = %crate::llm::log_form(&raw.to_string()), "invalid flag entry in the model's answer; not stored, kept in the raw output")
             }
         }
     }
@@ -356,12 +356,23 @@ pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uu
     }
     match run_evaluation(state, llm, account_id, &detail).await {
         Ok((evaluation, flags)) => {
-            crate::webhooks::emit_evaluation(state, &detail.session, &evaluation).await;
+            // Its events were queued with it; wake the dispatcher.
+            state.webhook_wake.notify_one();
             after_evaluation(state, account_id, &detail, flags);
             Ok(Evaluated { evaluation, created: true })
         }
         Err(e) => {
-            if let Err(release) = state.store.release_evaluation(session_id, &e.to_string()).await {
+            // What sessions show as `evaluationError`: never the internal text, which is logged
+            // under the correlation id the stored message names.
+            let public = match &e {
+                ApiError::BadGateway(_) | ApiError::Internal(_) => {
+                    let correlation_id = Uuid::now_v7();
+                    tracing::error!(%correlation_id, %session_id, error = %e, "evaluation failed");
+                    format!("the evaluation failed (correlation id {correlation_id}); ask again")
+                }
+                other => other.to_string(),
+            };
+            if let Err(release) = state.store.release_evaluation(session_id, &public).await {
                 tracing::error!(error = %release, %session_id, "releasing the evaluation claim");
             }
             Err(e)
@@ -491,7 +502,15 @@ pub async fn analyze_session(state: &AppState, account_id: Uuid, session_id: Uui
         Some(id) => Some(state.store.scenario(account_id, id).await?),
         None => None,
     };
-    let existing_flags = state.store.session_flags(session_id).await?;
+    // Only flags the AI raised count as "already raised": a counselor's own report of a type
+    // must not silence the analyzer's flag of that type.
+    let existing_flags: Vec<SessionFlag> = state
+        .store
+        .session_flags(session_id)
+        .await?
+        .into_iter()
+        .filter(|f| f.source != FlagSource::UserFeedback)
+        .collect();
     let allowed: Vec<(FlagType, &str)> =
         rubric::EVALUATION_FLAGS.iter().chain(rubric::ANALYSIS_FLAGS).copied().collect();
     let flag_rules: String = allowed.iter().map(|(f, when)| format!("- `{}`: {when}\n", f.as_str())).collect();

@@ -18,11 +18,46 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !json_type {
+            return Err(ApiError::UnsupportedMediaType("expected a JSON body (Content-Type: application/json)".into()));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body too large".into())
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        // No text we store may hold NUL (PostgreSQL cannot): refuse it here, for every route.
+        if has_escaped_nul(&bytes) {
+            return Err(ApiError::BadRequest("text must not contain NUL characters (\\u0000)".into()));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// Whether JSON text holds the escape `\u0000` (raw NUL is not valid JSON anyway). A backslash
+/// starts an escape only after an even run of backslashes, so `"\\u0000"` (a literal backslash
+/// followed by `u0000`) is not one.
+fn has_escaped_nul(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(i, w)| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && &w[2..] == b"0000"
+            && json[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -81,5 +116,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     fn into_response(self) -> axum::response::Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escaped_nul_is_found_only_as_an_escape() {
+        assert!(super::has_escaped_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(!super::has_escaped_nul(br#"{"a":"x\\u0000y"}"#));
+        assert!(super::has_escaped_nul(br#"{"a":"x\\\u0000y"}"#));
+        assert!(!super::has_escaped_nul(br#"{"a":"u0000"}"#));
     }
 }

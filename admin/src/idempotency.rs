@@ -1,7 +1,8 @@
 //! `Idempotency-Key` on the partner API's POSTs: the same key with the same request answers the
 //! stored response without doing the work again; the same key with a different request is a
-//! client error (422); a key whose first request is still running answers 409. Keys are
-//! per account and remembered for a day. A request that failed on our side (5xx) forgets its
+//! client error (422); a key whose first request is still running answers 409, until its lease
+//! runs out (its handler died): then the next use runs the request. Keys are per account and
+//! remembered for a day. A request that failed on our side (5xx) forgets its
 //! key, so the partner's retry runs again.
 
 use axum::body::{Body, to_bytes};
@@ -19,6 +20,13 @@ pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
 /// Partner request and response bodies are JSON well under this.
 const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// How long an unanswered key stays in flight: longer than the slowest partner request can run
+/// (an evaluation: every LLM attempt timing out), so only a dead handler's key is taken over.
+fn lease_ms(config: &crate::Config) -> i64 {
+    let llm = i64::from(config.llm_timeout_secs) * (i64::from(config.llm_max_retries) + 1);
+    (llm + 60) * 1000
+}
 
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST || !req.uri().path().starts_with("/api/external/") {
@@ -50,7 +58,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let mut fingerprint = format!("{} {}\n", parts.method, parts.uri);
     fingerprint.push_str(&String::from_utf8_lossy(&bytes));
     let hash = auth::sha256_hex(&fingerprint);
-    let stored = match state.store.begin_idempotent(account_id, &key, &hash).await {
+    let stored = match state.store.begin_idempotent(account_id, &key, &hash, lease_ms(&state.config)).await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };

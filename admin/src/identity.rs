@@ -43,6 +43,12 @@ impl Actor {
     pub fn sees_user(&self, user_id: Uuid) -> bool {
         self.role.is_supervisor() || self.user_id == user_id
     }
+
+    /// The owner check every route of a counselor's records makes: `what` is "not found" unless
+    /// this caller sees its owner's records.
+    pub fn require_sees(&self, owner: Uuid, what: &'static str) -> Result<(), ApiError> {
+        if self.sees_user(owner) { Ok(()) } else { Err(ApiError::NotFound(what)) }
+    }
 }
 
 /// Routes a user who must change a one-time password may still use.

@@ -84,6 +84,8 @@ pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flag
     if flags.is_empty() {
         return;
     }
+    // `flag.raised` was queued with each flag, in its transaction.
+    state.webhook_wake.notify_one();
     let (state, session, flags) = (state.clone(), detail.session.clone(), flags.to_vec());
     tokio::spawn(async move {
         let (store, mailer) = (&state.store, state.mailer.as_ref());
@@ -96,7 +98,6 @@ pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flag
             None => None,
         };
         for flag in flags {
-            webhooks::emit_flag(&state, &session, &flag).await;
             let notice = notify::FlagNotice {
                 account_id: flag.account_id,
                 session_id: flag.session_id,
@@ -156,15 +157,23 @@ pub async fn run(
         tracing::warn!("DEMO_MODE is on: anyone can sign in as a seeded demo user. Never run this in production.");
     }
     telemetry::prometheus();
+    let state_timeout_ms = config.webhook_timeout_ms;
     let state = AppState::new(store.clone(), config)?;
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let dispatcher = tokio::spawn(webhooks::dispatch(state.clone()));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let dispatcher = tokio::spawn(webhooks::dispatch(state.clone(), stop.clone()));
     tracing::info!(addr = %listener.local_addr()?, "admin service listening");
     let served = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
     housekeeping.abort();
-    dispatcher.abort();
+    // Drain: the dispatcher finishes the batch it is sending (each attempt is bounded by the
+    // webhook timeout) and records it, rather than leaving it to wait out its lease.
+    stop.notify_one();
+    let drain = Duration::from_millis(webhooks::lease_ms(state_timeout_ms) as u64);
+    if tokio::time::timeout(drain, dispatcher).await.is_err() {
+        tracing::warn!("webhook dispatcher did not finish its batch in time; its lease will expire");
+    }
     served?;
     store.close().await;
     Ok(())

@@ -448,6 +448,14 @@ fn strictify(value: &mut Value) {
     }
 }
 
+/// How raw model output appears in logs: its SHA-256 prefix and length, never the text (it can
+/// quote a transcript or a complaint's personal details). The full answer stays in the database
+/// where one is kept (`raw_output`), to be looked up by the hash.
+pub fn log_form(raw: &str) -> String {
+    let digest = crate::auth::sha256_hex(raw);
+    format!("sha256:{} ({} chars)", &digest[..16], raw.chars().count())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,26 @@
-//! Signed webhooks for partner systems: events are queued in the database when they happen
-//! (`assignment.completed`, `evaluation.completed`, `flag.raised`) and a dispatcher sends them,
-//! retrying failures with exponential backoff, recording every attempt.
+//! Signed webhooks for partner systems: events are queued in the database in the same
+//! transaction as the change they report (`assignment.completed`, `evaluation.completed`,
+//! `flag.raised`; see `store::partner`) and a dispatcher sends them, concurrently with a limit
+//! per endpoint, retrying failures with exponential backoff, recording every attempt.
+//!
+//! SSRF: a webhook reaches only public addresses. Literal non-public addresses are refused at
+//! creation; named hosts are resolved at each delivery, checked, and the request is pinned to
+//! the checked addresses; redirects are not followed; a refused destination is logged as
+//! "refused", never with a status code.
 //!
 //! Signature: `X-ProtoTrainer-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 //! The timestamp is signed with the body, so a receiver can refuse replays older than a few
 //! minutes. Deliveries are leased when claimed, so several admin replicas can each run a
 //! dispatcher without sending an event twice.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
 use sha2::Sha256;
-use store::{Store, Timestamp, WebhookEvent};
+use store::Timestamp;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -23,7 +31,19 @@ pub const EVENT_HEADER: &str = "x-prototrainer-event";
 pub const DELIVERY_HEADER: &str = "x-prototrainer-delivery";
 /// Attempts before a delivery is given up (marked failed; still in the log).
 pub const MAX_ATTEMPTS: i64 = 8;
-const LEASE_MS: i64 = 60_000;
+/// Deliveries claimed at once, and how many of them may go to one endpoint at the same time
+/// (so one slow partner holds up only its own deliveries).
+const BATCH: i64 = 20;
+const PER_ENDPOINT: usize = 4;
+
+/// The lease a batch is claimed for: every attempt is bounded by the timeout (lookup, connect
+/// and answer together) and at most `PER_ENDPOINT` of them run at once per endpoint, so the
+/// batch ends within `ceil(BATCH / PER_ENDPOINT)` timeouts; one more covers recording the
+/// results. Another replica cannot claim a delivery before its first attempt is recorded.
+pub fn lease_ms(timeout_ms: u32) -> i64 {
+    let rounds = (BATCH as usize).div_ceil(PER_ENDPOINT) as i64 + 1;
+    rounds * i64::from(timeout_ms.max(1))
+}
 
 /// `t=<unix>,v1=<hex>` for a body sent at `unix_secs`.
 pub fn sign(secret: &str, unix_secs: i64, body: &str) -> String {
@@ -36,101 +56,167 @@ pub fn sign(secret: &str, unix_secs: i64, body: &str) -> String {
     format!("t={unix_secs},v1={}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-/// Webhook URLs are `https://`; plain `http://` only to this machine (development and tests),
-/// because event bodies carry training records.
-pub fn check_url(url: &str) -> Result<(), ApiError> {
+/// Webhook URLs are `https://` to a public destination. A literal non-public address (loopback,
+/// private, link-local, CGNAT, unique-local, v4-mapped, unspecified, metadata endpoints) is
+/// refused here; a named host is checked when each delivery resolves it ([`resolve`]). With
+/// `WEBHOOK_ALLOW_PRIVATE` (tests, local development) non-public destinations are allowed, and
+/// plain `http://` to `localhost` or a literal non-public address.
+pub fn check_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
     let url = url.trim();
-    let invalid = || ApiError::validation("url", "must be an https:// URL (http:// only for localhost)");
-    let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
-    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
-    };
-    if host.is_empty() || url.len() > 2000 || url.contains(char::is_whitespace) {
-        return Err(invalid());
+    let invalid = |why: &str| ApiError::validation("url", why.to_owned());
+    if url.len() > 2000 || url.contains(char::is_whitespace) {
+        return Err(invalid("must be an https:// URL of at most 2000 characters"));
     }
-    match scheme {
-        "https" => Ok(()),
-        "http" if matches!(host, "localhost" | "127.0.0.1" | "::1") => Ok(()),
-        _ => Err(invalid()),
+    let parsed = reqwest::Url::parse(url).map_err(|_| invalid("must be an https:// URL"))?;
+    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| invalid("must name a host"))?;
+    let literal = literal_ip(host);
+    let non_public_literal = literal.is_some_and(|ip| !is_public(ip));
+    // Plain http is for a receiver on this machine or network, in tests and development.
+    let local = non_public_literal || (literal.is_none() && is_localhost(host));
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid("must not carry credentials"));
     }
-}
-
-/// Queues an event for the account's subscribed webhooks and wakes the dispatcher. Never fails
-/// the caller: the event happened; a queueing error is logged.
-pub async fn emit(state: &AppState, account_id: Uuid, event: WebhookEvent, data: Value) {
-    match state.store.enqueue_event(account_id, event, &json!({ "data": data })).await {
-        Ok(0) => {}
-        Ok(_) => state.webhook_wake.notify_one(),
-        Err(e) => tracing::error!(error = %e, event = event.as_str(), "queueing a webhook event"),
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_private && local => {}
+        _ => return Err(invalid("must be an https:// URL")),
     }
-}
-
-/// The partner's id for a user, for event payloads.
-async fn external_user(store: &Store, account_id: Uuid, user_id: Uuid) -> Option<String> {
-    store.user(account_id, user_id).await.ok().and_then(|u| u.external_id)
-}
-
-/// Events after an evaluation: `evaluation.completed`, and `assignment.completed` for an
-/// assignment attempt.
-pub async fn emit_evaluation(state: &AppState, session: &store::Session, evaluation: &store::Evaluation) {
-    let user = external_user(&state.store, session.account_id, session.user_id).await;
-    emit(
-        state,
-        session.account_id,
-        WebhookEvent::EvaluationCompleted,
-        json!({
-            "evaluation_id": evaluation.id, "session_id": session.id, "assignment_id": session.assignment_id,
-            "attempt": session.attempt_number, "user_id": user, "overall_score": evaluation.overall_score,
-        }),
-    )
-    .await;
-    if let Some(assignment_id) = session.assignment_id {
-        let scenario = state.store.assignment(session.account_id, assignment_id).await.ok().map(|a| a.scenario_id);
-        emit(
-            state,
-            session.account_id,
-            WebhookEvent::AssignmentCompleted,
-            json!({ "assignment_id": assignment_id, "scenario_id": scenario, "user_id": user, "session_id": session.id }),
-        )
-        .await;
+    // A named host (even `localhost`) is checked where it matters: at each delivery, against
+    // what it resolves to then.
+    if non_public_literal && !allow_private {
+        return Err(invalid("must not point at a loopback, private, link-local or other non-public address"));
     }
+    Ok(())
 }
 
-pub async fn emit_flag(state: &AppState, session: &store::Session, flag: &store::SessionFlag) {
-    let user = external_user(&state.store, session.account_id, session.user_id).await;
-    emit(
-        state,
-        session.account_id,
-        WebhookEvent::FlagRaised,
-        json!({
-            "flag_id": flag.id, "session_id": flag.session_id, "assignment_id": session.assignment_id, "user_id": user,
-            "flag_type": flag.flag_type, "severity": flag.severity, "source": flag.source,
-        }),
-    )
-    .await;
+/// The address a URL's host names literally (`[v6]` in brackets, as URLs write it).
+fn literal_ip(host: &str) -> Option<IpAddr> {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()
 }
 
-/// Sends due deliveries until the process stops: woken by new events, and every second for
-/// retries that came due.
-pub async fn dispatch(state: AppState) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(http) => http,
-        Err(e) => {
-            tracing::error!(error = %e, "webhook dispatcher cannot start");
-            return;
+fn is_localhost(domain: &str) -> bool {
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    d == "localhost" || d.ends_with(".localhost")
+}
+
+/// Whether an address is on the public internet: not loopback, private, link-local (cloud
+/// metadata lives there), CGNAT, unspecified, broadcast, multicast, documentation, benchmarking,
+/// reserved, unique-local or site-local v6, nor a v4 address wrapped in v6 (mapped, compatible,
+/// NAT64, 6to4) that is one of those.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            if s[..6] == [0, 0, 0, 0, 0, 0] {
+                // :: , ::1 and the deprecated v4-compatible form.
+                return v6.segments()[6] != 0 && is_public_v4(embedded_v4(s[6], s[7]));
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public_v4(embedded_v4(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public_v4(embedded_v4(s[1], s[2]));
+            }
+            // Global unicast is 2000::/3; within it, documentation 2001:db8::/32 and the IETF
+            // protocol block 2001::/23 (Teredo, ORCHID, ...) are not destinations.
+            let global = (s[0] & 0xe000) == 0x2000;
+            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            let ietf = s[0] == 0x2001 && s[1] < 0x0200;
+            global && !documentation && !ietf
         }
-    };
+    }
+}
+
+fn embedded_v4(hi: u16, lo: u16) -> Ipv4Addr {
+    let [a, b] = hi.to_be_bytes();
+    let [c, d] = lo.to_be_bytes();
+    Ipv4Addr::new(a, b, c, d)
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    !(a == 0 // "this network", 0.0.0.0
+        || a == 10
+        || a == 127
+        || (a == 100 && (64..128).contains(&b)) // CGNAT (and Alibaba's metadata 100.100.100.200)
+        || (a == 169 && b == 254) // link-local, cloud metadata 169.254.169.254
+        || (a == 172 && (16..32).contains(&b))
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // documentation
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
+        || (a == 192 && b == 168)
+        || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || (a == 198 && b == 51 && c == 100) // documentation
+        || (a == 203 && b == 0 && c == 113) // documentation
+        || a >= 224) // multicast, reserved, broadcast
+}
+
+/// Why a delivery was not sent: recorded as such in the log, never as a status code, so the
+/// log cannot map an internal network.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("refused: the destination address is not public")]
+    NotPublic,
+    #[error("refused: the URL is not a deliverable https:// URL")]
+    BadUrl,
+    #[error("could not resolve the host")]
+    Unresolved,
+}
+
+/// Where to connect for `url`: its host and the checked addresses the request must use, so what
+/// was checked is what is dialled (no second lookup a rebinding DNS server could answer
+/// differently).
+pub async fn resolve(url: &str, allow_private: bool) -> Result<(String, Vec<SocketAddr>), Refusal> {
+    check_url(url, allow_private).map_err(|_| Refusal::BadUrl)?;
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| Refusal::BadUrl)?;
+    let port = parsed.port_or_known_default().ok_or(Refusal::BadUrl)?;
+    let host = parsed.host_str().ok_or(Refusal::BadUrl)?;
+    if let Some(ip) = literal_ip(host) {
+        return Ok((ip.to_string(), vec![SocketAddr::new(ip, port)]));
+    }
+    let domain = host.to_owned();
+    let found: Vec<SocketAddr> =
+        tokio::net::lookup_host((domain.as_str(), port)).await.map_err(|_| Refusal::Unresolved)?.collect();
+    if found.is_empty() {
+        return Err(Refusal::Unresolved);
+    }
+    let usable: Vec<SocketAddr> = found.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
+    if usable.is_empty() {
+        return Err(Refusal::NotPublic);
+    }
+    Ok((domain, usable))
+}
+
+/// Sends due deliveries until `stop` is set: woken by new events, and every second for retries
+/// that came due. A batch in progress is finished before it returns (shutdown drains it).
+pub async fn dispatch(state: AppState, stop: Arc<tokio::sync::Notify>) {
+    let timeout = Duration::from_millis(u64::from(state.config.webhook_timeout_ms.max(1)));
+    let lease = lease_ms(state.config.webhook_timeout_ms);
+    let stopping = stop.notified();
+    tokio::pin!(stopping);
     loop {
-        match state.store.claim_due_deliveries(20, LEASE_MS).await {
+        match state.store.claim_due_deliveries(BATCH, lease).await {
             Ok(due) if !due.is_empty() => {
-                for delivery in due {
-                    deliver(&state, &http, delivery).await;
+                let mut limits: HashMap<Uuid, Arc<tokio::sync::Semaphore>> = HashMap::new();
+                let sends = due.into_iter().map(|delivery| {
+                    let limit = limits
+                        .entry(delivery.webhook_id)
+                        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_ENDPOINT)))
+                        .clone();
+                    let state = &state;
+                    async move {
+                        let Ok(_permit) = limit.acquire().await else { return };
+                        deliver(state, timeout, delivery).await;
+                    }
+                });
+                futures::future::join_all(sends).await;
+                // Shutting down: this batch is recorded; leave the rest to another replica.
+                if futures::FutureExt::now_or_never(stopping.as_mut()).is_some() {
+                    return;
                 }
                 continue;
             }
@@ -138,42 +224,64 @@ pub async fn dispatch(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
         }
         tokio::select! {
+            () = &mut stopping => return,
             () = state.webhook_wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }
 
-async fn deliver(state: &AppState, http: &reqwest::Client, delivery: store::DueDelivery) {
+/// One attempt: resolve and check the destination, send with the checked addresses pinned,
+/// record the outcome. Bounded by `timeout` as a whole.
+async fn deliver(state: &AppState, timeout: Duration, delivery: store::DueDelivery) {
     let now = Timestamp::now();
-    let signature = sign(&delivery.secret, now.millis() / 1000, &delivery.payload);
-    let result = http
-        .post(&delivery.url)
-        .header("content-type", "application/json")
-        .header(EVENT_HEADER, delivery.event.as_str())
-        .header(DELIVERY_HEADER, delivery.id.to_string())
-        .header(SIGNATURE_HEADER, signature)
-        .body(delivery.payload.clone())
-        .send()
-        .await;
-    let (ok, status, error) = match result {
+    let allow_private = state.config.webhook_allow_private;
+    let attempt = tokio::time::timeout(timeout, async {
+        let (host, addrs) = match resolve(&delivery.url, allow_private).await {
+            Ok(target) => target,
+            Err(refusal) => return Err(refusal.to_string()),
+        };
+        let mut client = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+        if host.parse::<IpAddr>().is_err() {
+            client = client.resolve_to_addrs(&host, &addrs);
+        }
+        let http = client.build().map_err(|_| "could not connect or send".to_owned())?;
+        let signature = sign(&delivery.secret, now.millis() / 1000, &delivery.payload);
+        http.post(&delivery.url)
+            .header("content-type", "application/json")
+            .header(EVENT_HEADER, delivery.event.as_str())
+            .header(DELIVERY_HEADER, delivery.id.to_string())
+            .header(SIGNATURE_HEADER, signature)
+            .body(delivery.payload.clone())
+            .send()
+            .await
+            .map_err(|e| if e.is_timeout() { "timed out".to_owned() } else { "could not connect or send".to_owned() })
+    })
+    .await
+    .unwrap_or_else(|_| Err("timed out".to_owned()));
+    let refused = matches!(&attempt, Err(e) if e.starts_with("refused"));
+    let (ok, status, error) = match attempt {
         Ok(response) if response.status().is_success() => (true, Some(response.status().as_u16()), None),
         Ok(response) => (false, Some(response.status().as_u16()), Some(format!("HTTP {}", response.status()))),
-        Err(e) => (
-            false,
-            None,
-            Some(if e.is_timeout() { "timed out".to_owned() } else { "could not connect or send".to_owned() }),
-        ),
+        Err(e) => (false, None, Some(e)),
     };
     let attempts = delivery.attempts + 1;
-    let retry_at = (!ok && attempts < MAX_ATTEMPTS).then(|| {
+    // A refused destination is not retried: it stays refused until the webhook is changed.
+    let retry_at = (!ok && !refused && attempts < MAX_ATTEMPTS).then(|| {
         let base = i64::from(state.config.webhook_retry_base_ms);
         let wait = base.saturating_mul(1 << (attempts - 1).min(12)).min(3_600_000);
         Timestamp::from_millis(now.millis() + wait)
     });
-    metrics::counter!("webhook_attempts_total", "result" => if ok { "delivered" } else { "failed" }).increment(1);
+    let result = if ok {
+        "delivered"
+    } else if refused {
+        "refused"
+    } else {
+        "failed"
+    };
+    metrics::counter!("webhook_attempts_total", "result" => result).increment(1);
     if !ok {
-        tracing::warn!(delivery = %delivery.id, event = delivery.event.as_str(), attempts, ?status, "webhook delivery failed");
+        tracing::warn!(delivery = %delivery.id, event = delivery.event.as_str(), attempts, ?status, result, "webhook delivery failed");
     }
     if let Err(e) = state.store.record_delivery_attempt(delivery.id, ok, status, error.as_deref(), retry_at).await {
         tracing::error!(error = %e, delivery = %delivery.id, "recording a webhook attempt");
@@ -195,13 +303,37 @@ mod tests {
     }
 
     #[test]
-    fn urls_must_be_https_except_locally() {
-        assert!(check_url("https://partner.example.org/hooks/pt").is_ok());
-        assert!(check_url("http://127.0.0.1:9000/hook").is_ok());
-        assert!(check_url("http://localhost/hook").is_ok());
-        assert!(check_url("http://[::1]:8080/hook").is_ok());
-        assert!(check_url("http://partner.example.org/hook").is_err());
-        assert!(check_url("ftp://x").is_err());
-        assert!(check_url("https://").is_err());
+    fn urls_must_be_https_to_public_addresses() {
+        assert!(check_url("https://partner.example.org/hooks/pt", false).is_ok());
+        assert!(check_url("https://93.184.215.14/hook", false).is_ok());
+        assert!(check_url("https://[2606:4700::1111]/hook", false).is_ok());
+        for bad in [
+            "http://partner.example.org/hook",
+            "ftp://x",
+            "https://",
+            "https://user:pw@partner.example.org/",
+            "https://127.0.0.1/",
+            "https://10.0.0.1/",
+            "https://169.254.169.254/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://[::1]/",
+            "https://[fc00::1]/",
+            "https://[::ffff:192.168.0.1]/",
+            "https://[64:ff9b::a00:1]/",
+            "https://[2002:a00:1::]/",
+            "http://localhost/hook",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(check_url("http://localhost/hook", true).is_ok());
+        assert!(check_url("http://partner.example.org/hook", true).is_err());
+    }
+
+    #[test]
+    fn leases_outlive_a_batch() {
+        // 20 deliveries to one endpoint, 4 at a time, each at most one timeout.
+        assert!(lease_ms(10_000) > 5 * 10_000);
     }
 }

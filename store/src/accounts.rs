@@ -124,6 +124,7 @@ impl Store {
     pub async fn add_category(&self, account_id: Uuid, name: &str) -> Result<String> {
         let name = normalize_category(name).map_err(|m| Error::invalid("name", m))?;
         let mut tx = self.write_tx().await?;
+        crate::db::lock_account(&mut tx, account_id).await?;
         let next: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(position), -1) + 1 FROM account_categories WHERE account_id = $1")
                 .bind(account_id.to_string())

@@ -1,14 +1,14 @@
 //! Assignments: a scenario given to a counselor, and its state machine
 //! (see [`AssignmentStatus::can_become`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::{RowExt, Store, page};
+use crate::db::{RowExt, Store, for_update, lock_ids, page};
 use crate::domain::{AssignmentStatus, Difficulty, Role, ScenarioMode, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 
@@ -180,11 +180,14 @@ async fn blocker(
     scenario_id: Uuid,
     counselor_id: Uuid,
 ) -> Result<Option<String>> {
-    let counselor = sqlx::query("SELECT role, active FROM users WHERE id = $1 AND account_id = $2")
-        .bind(counselor_id.to_string())
-        .bind(account_id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
+    // Both rows are locked so the answer stays true until the insert commits: a deactivation,
+    // a mode change or another one-time assignment waits (lock order: counselor, then scenario).
+    let counselor =
+        sqlx::query(&format!("SELECT role, active FROM users WHERE id = $1 AND account_id = $2{}", for_update(tx)))
+            .bind(counselor_id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
     match counselor {
         None => return Ok(Some("counselor not found".into())),
         Some(row) if row.parsed::<Role>("role")? != Role::Counselor => {
@@ -193,6 +196,15 @@ async fn blocker(
         Some(row) if !row.flag("active")? => return Ok(Some("counselor is deactivated".into())),
         Some(_) => {}
     }
+    let locked = sqlx::query(&format!("SELECT id FROM scenarios WHERE id = $1 AND account_id = $2{}", for_update(tx)))
+        .bind(scenario_id.to_string())
+        .bind(account_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if locked.is_none() {
+        return Ok(Some("scenario not found".into()));
+    }
+    // A statement after the lock, so (under read committed) it counts what committed before it.
     let scenario = sqlx::query(
         "SELECT s.is_one_time, (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS n \
          FROM scenarios s WHERE s.id = $1 AND s.account_id = $2",
@@ -320,15 +332,13 @@ impl Store {
         let mut report = AssignmentReport::default();
         let mut created = Vec::new();
         let mut tx = self.write_tx().await?;
-        let mut blocked_cache: HashMap<(Uuid, Uuid), Option<String>> = HashMap::new();
+        // All counselors, then all scenarios, each in id order: the order every other path takes
+        // (one counselor, then one scenario), so overlapping bulk requests cannot deadlock.
+        lock_ids(&mut tx, "users", &counselor_ids).await?;
+        lock_ids(&mut tx, "scenarios", &scenario_ids).await?;
         for scenario_id in &scenario_ids {
             for counselor_id in &counselor_ids {
-                let reason = match blocked_cache.get(&(*scenario_id, *counselor_id)) {
-                    Some(r) => r.clone(),
-                    None => blocker(&mut tx, account_id, *scenario_id, *counselor_id).await?,
-                };
-                blocked_cache.insert((*scenario_id, *counselor_id), reason.clone());
-                if let Some(reason) = reason {
+                if let Some(reason) = blocker(&mut tx, account_id, *scenario_id, *counselor_id).await? {
                     report.blocked.push(BlockedPair { scenario_id: *scenario_id, counselor_id: *counselor_id, reason });
                     continue;
                 }
@@ -438,6 +448,8 @@ impl Store {
 
     /// Marks an in-progress assignment completed (its evaluation is done). Completing a completed
     /// one is a no-op, so a repeated evaluation is harmless.
+    /// For tests: production completes an assignment through its evaluation.
+    #[cfg(feature = "testing")]
     pub async fn complete_assignment(&self, account_id: Uuid, id: Uuid) -> Result<Assignment> {
         let now = Timestamp::now().millis();
         let done = sqlx::query(

@@ -167,6 +167,9 @@ impl Store {
             return Err(Error::Invalid(errors));
         }
         let mut tx = self.write_tx().await?;
+        // Every role or activity change of the account waits here, so two demotions cannot each
+        // count the other as the remaining admin.
+        crate::db::lock_account(&mut tx, account_id).await?;
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS_U} FROM users u WHERE u.id = $1 AND u.account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())

@@ -108,6 +108,44 @@ impl Store {
     }
 }
 
+/// A row lock on PostgreSQL, nothing on SQLite: appended to a SELECT whose rows a read-then-write
+/// transaction decides on, so the rule holds under read committed as it does under SQLite's
+/// `BEGIN IMMEDIATE`, which already serialises writers (and has no row locks to ask for).
+/// `NO KEY UPDATE` because we never change keys: it still excludes other lockers and writers of
+/// the row but not the key-share locks foreign-key checks take, so inserts that merely
+/// reference the row do not queue behind it (nor deadlock with it).
+pub(crate) fn for_update(conn: &sqlx::AnyConnection) -> &'static str {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") { "" } else { " FOR NO KEY UPDATE" }
+}
+
+/// Locks rows of `table` by id in id order (one global order, so two transactions locking
+/// overlapping sets cannot deadlock).
+pub(crate) async fn lock_ids(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    table: &'static str,
+    ids: &[Uuid],
+) -> Result<()> {
+    if for_update(tx).is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    sorted.sort();
+    sorted.dedup();
+    let sql = format!("SELECT id FROM {table} WHERE id = $1{}", for_update(tx));
+    for id in sorted {
+        sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Locks one account's row for the rest of the transaction: rules that count rows across the
+/// account (its last admin, its category order) serialise on it.
+pub(crate) async fn lock_account(tx: &mut sqlx::Transaction<'static, sqlx::Any>, account_id: Uuid) -> Result<()> {
+    let sql = format!("SELECT id FROM accounts WHERE id = $1{}", for_update(tx));
+    sqlx::query(&sql).bind(account_id.to_string()).fetch_optional(&mut **tx).await?;
+    Ok(())
+}
+
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
-use crate::domain::{CheckAnswer, Timestamp, new_id};
+use crate::domain::{CheckAnswer, Timestamp, WebhookEvent, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
 
@@ -84,6 +84,7 @@ impl Evaluation {
 impl Store {
     /// Stores the session's evaluation. A second one for the same session is a conflict whose
     /// `existing_id` names the stored one.
+    #[cfg(feature = "testing")]
     pub async fn insert_evaluation(&self, new: &NewEvaluation) -> Result<Evaluation> {
         if !(0.0..=100.0).contains(&new.overall_score) {
             return Err(Error::invalid("overallScore", "must be 0 to 100"));
@@ -128,11 +129,12 @@ impl Store {
             .await?
             .ok_or(Error::NotFound("session"))?;
         let assignment_id = session.opt_uuid("assignment_id")?;
+        let evaluation_id = new_id();
         sqlx::query(
             "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-        .bind(new_id().to_string())
+        .bind(evaluation_id.to_string())
         .bind(new.session_id.to_string())
         .bind(new.overall_score)
         .bind(json(&new.criteria)?)
@@ -156,14 +158,43 @@ impl Store {
         .bind(new.session_id.to_string())
         .execute(&mut *tx)
         .await?;
+        let mut completed = false;
         if let Some(assignment_id) = assignment_id {
-            sqlx::query(
+            completed = sqlx::query(
                 "UPDATE assignments SET status = 'completed', completed_at = $1, updated_at = $1 \
                  WHERE id = $2 AND status = 'in_progress'",
             )
             .bind(now)
             .bind(assignment_id.to_string())
             .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        }
+        // The events, in this transaction: they exist exactly when the evaluation does.
+        let ctx = crate::partner::session_context(&mut tx, new.session_id).await?;
+        let data = serde_json::json!({
+            "evaluation_id": evaluation_id, "session_id": new.session_id, "assignment_id": ctx.assignment_id,
+            "attempt": ctx.attempt, "user_id": ctx.user_external_id, "overall_score": new.overall_score,
+        });
+        crate::partner::enqueue_event_tx(
+            &mut tx,
+            account_id,
+            WebhookEvent::EvaluationCompleted,
+            &serde_json::json!({ "data": data }),
+        )
+        .await?;
+        if let (true, Some(assignment_id)) = (completed, ctx.assignment_id) {
+            let data = serde_json::json!({
+                "assignment_id": assignment_id, "scenario_id": ctx.scenario_id, "user_id": ctx.user_external_id,
+                "session_id": new.session_id,
+            });
+            crate::partner::enqueue_event_tx(
+                &mut tx,
+                account_id,
+                WebhookEvent::AssignmentCompleted,
+                &serde_json::json!({ "data": data }),
+            )
             .await?;
         }
         tx.commit().await?;

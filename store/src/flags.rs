@@ -87,7 +87,7 @@ pub struct FlagReview {
 
 impl Store {
     /// Inserts flags inside a caller's transaction (evaluation and analysis store their flags
-    /// atomically with their own record).
+    /// atomically with their own record), with their `flag.raised` events.
     pub(crate) async fn insert_flags_tx(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         account_id: Uuid,
@@ -114,6 +114,11 @@ impl Store {
             .execute(&mut **tx)
             .await?;
             ids.push(id);
+        }
+        if !flags.is_empty() {
+            let ctx = crate::partner::session_context(tx, session_id).await?;
+            let pairs: Vec<(Uuid, &NewFlag)> = ids.iter().copied().zip(flags.iter()).collect();
+            crate::partner::enqueue_flag_events(tx, account_id, &ctx, &pairs).await?;
         }
         Ok(ids)
     }

@@ -20,6 +20,7 @@ mod flags;
 mod partner;
 mod scenarios;
 mod sessions;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod users;
 

@@ -50,15 +50,29 @@ pub struct WebhookDelivery {
     pub delivered_at: Option<Timestamp>,
 }
 
-/// A delivery due now, with what is needed to send it.
-#[derive(Debug, Clone)]
+/// A delivery due now, with what is needed to send it. `Debug` leaves the signing secret out.
+#[derive(Clone)]
 pub struct DueDelivery {
     pub id: Uuid,
+    pub webhook_id: Uuid,
     pub event: WebhookEvent,
     pub payload: String,
     pub attempts: i64,
     pub url: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for DueDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueDelivery")
+            .field("id", &self.id)
+            .field("webhook_id", &self.webhook_id)
+            .field("event", &self.event)
+            .field("attempts", &self.attempts)
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 const WEBHOOK_COLUMNS: &str = "id, account_id, url, events, active, created_by, created_at";
@@ -99,7 +113,31 @@ impl WebhookDelivery {
 
 impl Store {
     /// Registers a use of an idempotency key for a request (by its hash) and says what to do.
-    pub async fn begin_idempotent(&self, account_id: Uuid, key: &str, request_hash: &str) -> Result<IdempotencyState> {
+    /// An unanswered key is leased for `lease_ms` (longer than any handler runs): once that
+    /// passes, its handler is taken for dead and the next use takes the key over.
+    pub async fn begin_idempotent(
+        &self,
+        account_id: Uuid,
+        key: &str,
+        request_hash: &str,
+        lease_ms: i64,
+    ) -> Result<IdempotencyState> {
+        let now = Timestamp::now().millis();
+        // One statement, so of two retries racing for a dead key only one takes it.
+        let taken = sqlx::query(
+            "UPDATE idempotency_keys SET created_at = $1 WHERE account_id = $2 AND idem_key = $3 \
+             AND request_hash = $4 AND status_code IS NULL AND created_at < $5",
+        )
+        .bind(now)
+        .bind(account_id.to_string())
+        .bind(key)
+        .bind(request_hash)
+        .bind(now - lease_ms)
+        .execute(&self.pool)
+        .await?;
+        if taken.rows_affected() == 1 {
+            return Ok(IdempotencyState::New);
+        }
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (account_id, idem_key) DO NOTHING",
@@ -107,7 +145,7 @@ impl Store {
         .bind(account_id.to_string())
         .bind(key)
         .bind(request_hash)
-        .bind(Timestamp::now().millis())
+        .bind(now)
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 1 {
@@ -233,29 +271,9 @@ impl Store {
         event: WebhookEvent,
         payload: &serde_json::Value,
     ) -> Result<usize> {
-        let hooks = self.list_webhooks(account_id).await?;
-        let now = Timestamp::now().millis();
-        let mut queued = 0;
-        for hook in hooks.iter().filter(|h| h.active && h.events.contains(&event)) {
-            let id = new_id();
-            let mut body = payload.clone();
-            body["id"] = serde_json::json!(id);
-            body["event"] = serde_json::json!(event.as_str());
-            body["created_at"] = serde_json::json!(Timestamp::from_millis(now));
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (id, webhook_id, account_id, event, payload, status, attempts, next_attempt_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-            )
-            .bind(id.to_string())
-            .bind(hook.id.to_string())
-            .bind(account_id.to_string())
-            .bind(event.as_str())
-            .bind(body.to_string())
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-            queued += 1;
-        }
+        let mut tx = self.write_tx().await?;
+        let queued = enqueue_event_tx(&mut tx, account_id, event, payload).await?;
+        tx.commit().await?;
         Ok(queued)
     }
 
@@ -264,7 +282,7 @@ impl Store {
     pub async fn claim_due_deliveries(&self, limit: i64, lease_ms: i64) -> Result<Vec<DueDelivery>> {
         let now = Timestamp::now().millis();
         let rows = sqlx::query(
-            "SELECT d.id, d.event, d.payload, d.attempts, d.next_attempt_at, w.url, w.secret FROM webhook_deliveries d \
+            "SELECT d.id, d.webhook_id, d.event, d.payload, d.attempts, d.next_attempt_at, w.url, w.secret FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
              ORDER BY d.next_attempt_at LIMIT $2",
         )
@@ -286,6 +304,7 @@ impl Store {
             if taken.rows_affected() == 1 {
                 claimed.push(DueDelivery {
                     id,
+                    webhook_id: r.uuid("webhook_id")?,
                     event: r.parsed("event")?,
                     payload: r.text("payload")?,
                     attempts: r.int("attempts")?,
@@ -356,4 +375,94 @@ pub struct NewWebhook {
     #[schema(pattern = "^https://")]
     pub url: String,
     pub events: Vec<WebhookEvent>,
+}
+
+/// Queues `event` inside the caller's transaction, so the event exists exactly when the change
+/// it reports does (the outbox the dispatcher drains; a crash after the commit loses nothing).
+pub(crate) async fn enqueue_event_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: Uuid,
+    event: WebhookEvent,
+    payload: &serde_json::Value,
+) -> Result<usize> {
+    let hooks = sqlx::query("SELECT id, events FROM webhooks WHERE account_id = $1 AND active ORDER BY created_at, id")
+        .bind(account_id.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+    let now = Timestamp::now().millis();
+    let mut queued = 0;
+    for hook in hooks {
+        let events: Vec<String> = hook.json("events")?;
+        if !events.iter().any(|e| e == event.as_str()) {
+            continue;
+        }
+        let id = new_id();
+        let mut body = payload.clone();
+        body["id"] = serde_json::json!(id);
+        body["event"] = serde_json::json!(event.as_str());
+        body["created_at"] = serde_json::json!(Timestamp::from_millis(now));
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, account_id, event, payload, status, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+        )
+        .bind(id.to_string())
+        .bind(hook.text("id")?)
+        .bind(account_id.to_string())
+        .bind(event.as_str())
+        .bind(body.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+/// What event payloads say about a session: its assignment and attempt, and the partner's id
+/// for the counselor.
+pub(crate) struct SessionContext {
+    pub session_id: Uuid,
+    pub assignment_id: Option<Uuid>,
+    pub scenario_id: Option<Uuid>,
+    pub attempt: Option<i64>,
+    pub user_external_id: Option<String>,
+}
+
+pub(crate) async fn session_context(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    session_id: Uuid,
+) -> Result<SessionContext> {
+    let row = sqlx::query(
+        "SELECT s.assignment_id, s.scenario_id, s.attempt_number, u.external_id FROM sessions s \
+         JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+    )
+    .bind(session_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(Error::NotFound("session"))?;
+    Ok(SessionContext {
+        session_id,
+        assignment_id: row.opt_uuid("assignment_id")?,
+        scenario_id: row.opt_uuid("scenario_id")?,
+        attempt: row.opt_int("attempt_number")?,
+        user_external_id: row.opt_text("external_id")?,
+    })
+}
+
+/// `flag.raised` for each new flag, in the caller's transaction.
+pub(crate) async fn enqueue_flag_events(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: Uuid,
+    ctx: &SessionContext,
+    flags: &[(Uuid, &crate::flags::NewFlag)],
+) -> Result<()> {
+    for (id, flag) in flags {
+        let data = serde_json::json!({
+            "flag_id": id, "session_id": ctx.session_id, "assignment_id": ctx.assignment_id,
+            "user_id": ctx.user_external_id, "flag_type": flag.flag_type, "severity": flag.severity,
+            "source": flag.source,
+        });
+        enqueue_event_tx(tx, account_id, WebhookEvent::FlagRaised, &serde_json::json!({ "data": data })).await?;
+    }
+    Ok(())
 }

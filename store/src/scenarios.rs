@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::assignments::{Assignment, NewAssignment};
-use crate::db::{RowExt, Store, like_pattern, page};
+use crate::db::{RowExt, Store, for_update, like_pattern, page};
 use crate::domain::{Difficulty, ScenarioListKind, ScenarioMode, Timestamp, new_id};
 use crate::error::{Error, FieldError, Result, Violation, violation};
 
@@ -179,6 +179,22 @@ impl ScenarioInput {
         if self.assign_to.is_some() && !is_one_time {
             errors.push(FieldError::new("assignTo", "only a one-time scenario is assigned on creation"));
         }
+        // PostgreSQL text cannot hold NUL; say so instead of failing the insert.
+        let texts = [
+            ("title", Some(self.title.as_str())),
+            ("prompt", Some(self.prompt.as_str())),
+            ("description", self.description.as_deref()),
+            ("evaluatorContext", self.evaluator_context.as_deref()),
+            ("relevantPolicySections", self.relevant_policy_sections.as_deref()),
+        ];
+        for (field, text) in texts {
+            if text.is_some_and(|t| t.contains('\0')) {
+                errors.push(FieldError::new(field, "must not contain NUL characters"));
+            }
+        }
+        if skills.iter().any(|s| s.contains('\0')) {
+            errors.push(FieldError::new("skills", "must not contain NUL characters"));
+        }
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
@@ -328,6 +344,13 @@ impl Store {
             return Err(Error::invalid("assignTo", "only allowed when creating a scenario"));
         }
         let mut tx = self.write_tx().await?;
+        // Locked first, so an assignment being made now either commits before the count below
+        // or waits for this change.
+        sqlx::query(&format!("SELECT id FROM scenarios WHERE id = $1 AND account_id = $2{}", for_update(&tx)))
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
         let current = sqlx::query(
             "SELECT s.mode, s.is_one_time, (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS n \
              FROM scenarios s WHERE s.id = $1 AND s.account_id = $2",

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::{RowExt, Store, page};
+use crate::db::{RowExt, Store, for_update, page};
 use crate::domain::{AssignmentStatus, SessionKind, SessionListType, SessionStatus, Speaker, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
@@ -121,9 +121,11 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let (scenario_id, attempt) = match new.assignment_id {
             Some(assignment_id) => {
-                let row = sqlx::query(
-                    "SELECT scenario_id, counselor_id, status FROM assignments WHERE id = $1 AND account_id = $2",
-                )
+                // Locked: completing the assignment waits for this attempt, or this sees it completed.
+                let row = sqlx::query(&format!(
+                    "SELECT scenario_id, counselor_id, status FROM assignments WHERE id = $1 AND account_id = $2{}",
+                    for_update(&tx)
+                ))
                 .bind(assignment_id.to_string())
                 .bind(account_id.to_string())
                 .fetch_optional(&mut *tx)
@@ -266,21 +268,30 @@ impl Store {
     }
 
     /// Appends turns as they happen. A turn whose `segment_id` is already stored is skipped, so
-    /// a sender may retry a batch. Answers how many turns were new.
+    /// a sender may retry a batch. Answers how many turns were new. Only an active session takes
+    /// turns: once it is completed, abandoned or evaluated the append is a conflict.
     pub async fn append_turns(&self, account_id: Uuid, session_id: Uuid, turns: &[NewTurn]) -> Result<usize> {
         for (i, turn) in turns.iter().enumerate() {
             if turn.started_ms < 0 || turn.ended_ms.is_some_and(|e| e < turn.started_ms) {
                 return Err(Error::invalid(&format!("turns[{i}].startedMs"), "times must be >= 0 and end after start"));
             }
+            if turn.text.contains('\0') {
+                return Err(Error::invalid(&format!("turns[{i}].text"), "must not contain NUL characters"));
+            }
         }
         let mut tx = self.write_tx().await?;
-        let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = $1 AND account_id = $2")
-            .bind(session_id.to_string())
-            .bind(account_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(Error::NotFound("session"));
+        // Locked, so ending or evaluating the session (both write this row) waits for this append
+        // or happens first and is seen here: a graded transcript never changes.
+        let status: SessionStatus =
+            sqlx::query(&format!("SELECT status FROM sessions WHERE id = $1 AND account_id = $2{}", for_update(&tx)))
+                .bind(session_id.to_string())
+                .bind(account_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::NotFound("session"))?
+                .parsed("status")?;
+        if status != SessionStatus::Active {
+            return Err(Error::conflict(format!("the session is {status}; its transcript can no longer change")));
         }
         let now = Timestamp::now().millis();
         let mut added = 0;

@@ -118,8 +118,10 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| match violation(&e) {
+            // E-mail is unique across accounts (it signs in); the answer neither echoes the
+            // address nor says whether another account's user holds it.
             Some(Violation::Unique(what)) if what.contains("email") => {
-                Error::conflict(format!("a user with e-mail {} exists", input.email))
+                Error::conflict("this e-mail address cannot be used for a new user; choose another")
             }
             Some(Violation::Unique(_)) => Error::conflict("a user with this externalId exists in the account"),
             Some(Violation::ForeignKey) => Error::NotFound("account"),
@@ -195,6 +197,8 @@ impl Store {
         rows.iter().map(User::from_row).collect()
     }
 
+    /// For tests: skips the last-admin rule [`Store::update_user`] keeps.
+    #[cfg(feature = "testing")]
     pub async fn set_user_active(&self, account_id: Uuid, id: Uuid, active: bool) -> Result<User> {
         let done = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3 AND account_id = $4")
             .bind(active)

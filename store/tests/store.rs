@@ -558,3 +558,45 @@ async fn schema_checks_match_the_enums() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_dead_handlers_idempotency_key_frees_after_its_lease() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let s = &db.store;
+        let lease = 300_000;
+        assert_eq!(s.begin_idempotent(f.account.id, "k1", "h", lease).await.expect("begin"), IdempotencyState::New);
+        assert_eq!(
+            s.begin_idempotent(f.account.id, "k1", "h", lease).await.expect("again"),
+            IdempotencyState::InFlight
+        );
+        // The handler died without an answer; its lease runs out.
+        s.raw_execute("UPDATE idempotency_keys SET created_at = created_at - 600000").await.expect("age");
+        let retry = s.begin_idempotent(f.account.id, "k1", "h", lease).await.expect("retry");
+        assert_eq!(retry, IdempotencyState::New, "{backend:?}");
+        assert_eq!(
+            s.begin_idempotent(f.account.id, "k1", "h", lease).await.expect("again"),
+            IdempotencyState::InFlight
+        );
+        // A different request under the key is still a mismatch, dead handler or not.
+        s.raw_execute("UPDATE idempotency_keys SET created_at = created_at - 600000").await.expect("age");
+        assert_eq!(
+            s.begin_idempotent(f.account.id, "k1", "other", lease).await.expect("x"),
+            IdempotencyState::Mismatch
+        );
+    }
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let d = DueDelivery {
+        id: Uuid::now_v7(),
+        webhook_id: Uuid::now_v7(),
+        event: WebhookEvent::FlagRaised,
+        payload: "{}".into(),
+        attempts: 0,
+        url: "https://partner.example.org".into(),
+        secret: "whsec_not_for_logs".into(),
+    };
+    assert!(!format!("{d:?}").contains("whsec_not_for_logs"));
+}

@@ -34,6 +34,7 @@ fn main() -> Result<()> {
             run(Command::new("scripts/livekit/bench-agent-media.sh").args(sizes))
         }
         ["eval-golden", rest @ ..] => golden::main(rest),
+        ["pg"] => pg(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <demo | ci | codegen [--check] | bench api | bench agent-media [N ...] | eval-golden ...>"
@@ -164,6 +165,16 @@ fn ci() -> Result<()> {
         "--test-threads=1",
     ]))?;
     eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// A throwaway PostgreSQL server for running tests by hand: prints its URL (for
+/// `TEST_POSTGRES_URL`) and serves until standard input closes, then removes it.
+fn pg() -> Result<()> {
+    let server = postgres::TestServer::start()?;
+    println!("{}", server.url());
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())?;
+    drop(server);
     Ok(())
 }
 

@@ -84,9 +84,7 @@ pub async fn create_assignments(
 
 async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> Result<Assignment> {
     let assignment = state.store.assignment(actor.account_id, id).await?;
-    if !actor.sees_user(assignment.counselor_id) {
-        return Err(ApiError::NotFound("assignment"));
-    }
+    actor.require_sees(assignment.counselor_id, "assignment")?;
     Ok(assignment)
 }
 

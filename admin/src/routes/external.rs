@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Partner;
+use crate::routes::sessions::EvaluationStatus;
 
 /// Errors in the partner API's own spelling: field names and keys in snake_case.
 #[derive(Debug)]
@@ -367,16 +368,6 @@ pub struct ExternalEvaluation {
     pub created_at: Timestamp,
 }
 
-/// Where the latest attempt's evaluation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExternalEvaluationStatus {
-    NotStarted,
-    Running,
-    Failed,
-    Completed,
-}
-
 /// An assignment's result for the partner.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalResult {
@@ -385,7 +376,7 @@ pub struct ExternalResult {
     pub attempts: i64,
     pub latest_attempt: ExternalAttempt,
     /// The latest attempt's evaluation: `running` while it is being made.
-    pub evaluation_status: ExternalEvaluationStatus,
+    pub evaluation_status: EvaluationStatus,
     /// Why the latest evaluation attempt failed, when it did.
     pub evaluation_error: Option<String>,
     /// The most recent evaluation of any attempt (null before the first).
@@ -449,15 +440,7 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Uuid) -> 
         }
     }
     let latest_done = evaluation.as_ref().is_some_and(|e| e.session_id == latest.id);
-    let evaluation_status = if latest_done {
-        ExternalEvaluationStatus::Completed
-    } else if running {
-        ExternalEvaluationStatus::Running
-    } else if error.is_some() {
-        ExternalEvaluationStatus::Failed
-    } else {
-        ExternalEvaluationStatus::NotStarted
-    };
+    let evaluation_status = EvaluationStatus::of(latest_done, running, error.as_deref());
     // Read after the evaluation: an evaluation and its assignment's completion commit together,
     // so having seen the one we see the other.
     let assignment = state.store.assignment(partner.account_id, assignment_id).await?;
@@ -510,14 +493,14 @@ pub async fn evaluate_assignment(
     IdPath(id): IdPath,
 ) -> Result<Response> {
     let current = result_of(&state, &partner, id).await?;
-    if current.evaluation_status == ExternalEvaluationStatus::Completed {
+    if current.evaluation_status == EvaluationStatus::Completed {
         return Ok(AxumJson(current).into_response());
     }
     if state.llm.is_none() {
         return Err(ApiError::from(crate::llm::LlmError::NotConfigured).into());
     }
     let session = current.latest_attempt.session_id;
-    if current.evaluation_status != ExternalEvaluationStatus::Running {
+    if current.evaluation_status != EvaluationStatus::Running {
         let transcript = state.store.transcript(session).await?;
         if !transcript.iter().any(|t| t.speaker == store::Speaker::Counselor) {
             return Err(ApiError::validation("attempt", "the latest attempt has no counselor turns to evaluate").into());
@@ -530,7 +513,7 @@ pub async fn evaluate_assignment(
         });
     }
     let mut result = current;
-    result.evaluation_status = ExternalEvaluationStatus::Running;
+    result.evaluation_status = EvaluationStatus::Running;
     result.evaluation_error = None;
     let mut response = (StatusCode::ACCEPTED, AxumJson(result)).into_response();
     if let Ok(location) = format!("/api/external/assignments/{id}/result").parse() {

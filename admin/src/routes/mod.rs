@@ -122,8 +122,14 @@ pub fn split(demo: bool) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Raises the body limit for an upload route to [`crate::MAX_UPLOAD_BYTES`]; every other route
 /// keeps the default (2 MB).
-fn with_upload_limit(
+/// Room for a multipart envelope around a file of [`crate::MAX_UPLOAD_BYTES`]; the file itself
+/// is checked against the exact limit.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// Raises the body limit of an upload route (every other route keeps the default 2 MB): the one
+/// limit for every upload, CSV imports and documents alike.
+pub(crate) fn with_upload_limit(
     (schemas, paths, method): utoipa_axum::router::UtoipaMethodRouter<AppState>,
 ) -> utoipa_axum::router::UtoipaMethodRouter<AppState> {
-    (schemas, paths, method.layer(axum::extract::DefaultBodyLimit::max(crate::MAX_UPLOAD_BYTES)))
+    (schemas, paths, method.layer(axum::extract::DefaultBodyLimit::max(crate::MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD)))
 }

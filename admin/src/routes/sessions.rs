@@ -11,7 +11,7 @@ use store::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody, Result};
+use crate::error::{ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
 use crate::{AppState, evaluation, roleplay};
@@ -32,13 +32,26 @@ pub async fn list_sessions(
 }
 
 /// Where the session's evaluation stands.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EvaluationStatus {
     NotStarted,
     Running,
     Failed,
     Completed,
+}
+
+impl EvaluationStatus {
+    /// The one derivation, for our API and the partner API: evaluated wins; else a live claim is
+    /// running; else a recorded failure; else not started.
+    pub fn of(evaluated: bool, running: bool, last_error: Option<&str>) -> Self {
+        match (evaluated, running, last_error) {
+            (true, _, _) => EvaluationStatus::Completed,
+            (false, true, _) => EvaluationStatus::Running,
+            (false, false, Some(_)) => EvaluationStatus::Failed,
+            (false, false, None) => EvaluationStatus::NotStarted,
+        }
+    }
 }
 
 /// A session with its transcript (in spoken order) and evaluation; supervisors also get its
@@ -60,16 +73,9 @@ pub struct SessionView {
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_session(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<SessionView>> {
     let detail = state.store.session_detail(actor.account_id, id).await?;
-    if !actor.sees_user(detail.session.user_id) {
-        return Err(ApiError::NotFound("session"));
-    }
+    actor.require_sees(detail.session.user_id, "session")?;
     let (running, error) = state.store.evaluation_state(id).await?;
-    let evaluation_status = match (&detail.evaluation, running, &error) {
-        (Some(_), _, _) => EvaluationStatus::Completed,
-        (None, true, _) => EvaluationStatus::Running,
-        (None, false, Some(_)) => EvaluationStatus::Failed,
-        (None, false, None) => EvaluationStatus::NotStarted,
-    };
+    let evaluation_status = EvaluationStatus::of(detail.evaluation.is_some(), running, error.as_deref());
     let supervisor = actor.role.is_supervisor();
     let (flags, analysis, usage) = if supervisor {
         (
@@ -172,9 +178,7 @@ pub async fn post_message(
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Evaluation>> {
     let session = state.store.session(actor.account_id, id).await?;
-    if !actor.sees_user(session.user_id) {
-        return Err(ApiError::NotFound("session"));
-    }
+    actor.require_sees(session.user_id, "session")?;
     if state.store.evaluation_for_session(id).await?.is_none() {
         crate::auth::rate_limit(
             &state.store,
@@ -229,9 +233,7 @@ pub async fn report_flag(
     Json(input): Json<FlagReport>,
 ) -> Result<(StatusCode, Json<SessionFlag>)> {
     let detail = state.store.session_detail(actor.account_id, id).await?;
-    if !actor.sees_user(detail.session.user_id) {
-        return Err(ApiError::NotFound("session"));
-    }
+    actor.require_sees(detail.session.user_id, "session")?;
     crate::auth::rate_limit(
         &state.store,
         &format!("flag:user:{}", actor.user_id),

@@ -34,9 +34,11 @@ use store::{
     ScenarioMode,
 };
 use utoipa::ToSchema;
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+
+use super::with_upload_limit;
 
 use crate::AppState;
 use crate::documents::{self, DocKind};
@@ -55,15 +57,6 @@ pub fn register(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(generate_scenario))
         .routes(with_upload_limit(routes!(upload_document_review)))
         .routes(routes!(list_document_reviews))
-}
-
-/// Room for a multipart envelope around a file of [`crate::MAX_UPLOAD_BYTES`]; the file itself
-/// is checked against the exact limit.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
-
-/// Raises the body limit of an upload route (every other route keeps the default 2 MB).
-fn with_upload_limit((schemas, paths, method): UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
-    (schemas, paths, method.layer(axum::extract::DefaultBodyLimit::max(crate::MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD)))
 }
 
 /// PRODUCT.md: pasted or uploaded evaluator context holds at most 50,000 characters (the same
@@ -396,7 +389,7 @@ async fn draft_scenario(state: &AppState, llm: &Llm, account_id: Uuid, complaint
         )
         .await?;
     let unusable = |problem: String| {
-        tracing::error!(raw = %answer.raw, problem = %problem, "unusable scenario draft from the model");
+        tracing::error!(raw = %crate::llm::log_form(&answer.raw), problem = %problem, "unusable scenario draft from the model");
         ApiError::BadGateway(format!("the AI's scenario draft could not be used: {problem}"))
     };
     let draft: DraftAnswer = serde_json::from_value(answer.value.clone()).map_err(|e| unusable(e.to_string()))?;
@@ -517,9 +510,7 @@ pub async fn upload_document_review(
     req: Request,
 ) -> Result<(StatusCode, Json<DocumentReview>)> {
     let session = state.store.session(actor.account_id, id).await?;
-    if !actor.sees_user(session.user_id) {
-        return Err(ApiError::NotFound("session"));
-    }
+    actor.require_sees(session.user_id, "session")?;
     if session.user_id != actor.user_id {
         return Err(ApiError::Forbidden("only the counselor who practised the session uploads its documentation"));
     }
@@ -591,7 +582,7 @@ async fn review_documentation(
         )
         .await?;
     let unusable = |problem: String| {
-        tracing::error!(%session_id, raw = %answer.raw, problem = %problem, "unusable documentation review from the model");
+        tracing::error!(%session_id, raw = %crate::llm::log_form(&answer.raw), problem = %problem, "unusable documentation review from the model");
         ApiError::BadGateway(format!("the AI's documentation review could not be used: {problem}"))
     };
     let parsed: ReviewAnswer = serde_json::from_value(answer.value.clone()).map_err(|e| unusable(e.to_string()))?;
@@ -637,9 +628,7 @@ pub async fn list_document_reviews(
     IdPath(id): IdPath,
 ) -> Result<Json<Vec<DocumentReview>>> {
     let session = state.store.session(actor.account_id, id).await?;
-    if !actor.sees_user(session.user_id) {
-        return Err(ApiError::NotFound("session"));
-    }
+    actor.require_sees(session.user_id, "session")?;
     Ok(Json(state.store.document_reviews(id).await?))
 }
 

@@ -68,9 +68,7 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_user(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<User>> {
-    if !actor.sees_user(id) {
-        return Err(ApiError::NotFound("user"));
-    }
+    actor.require_sees(id, "user")?;
     Ok(Json(state.store.user(actor.account_id, id).await?))
 }
 

@@ -40,7 +40,7 @@ pub async fn create_webhook(
     Json(input): Json<NewWebhook>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>)> {
     actor.require_admin()?;
-    webhooks::check_url(&input.url)?;
+    webhooks::check_url(&input.url, state.config.webhook_allow_private)?;
     let secret = format!("whsec_{}", auth::random_token(32));
     let webhook = state
         .store

@@ -405,27 +405,38 @@ async fn login_is_rate_limited_with_retry_after() {
         let body: Value = res.json().await.expect("json");
         assert_eq!(body["error"], "rate_limited");
     }
-    // Per account: many addresses (simulated by a trusted proxy header) against one account.
+    // Per (e-mail, address) pair: guessing from one address locks out neither the user signing in
+    // from elsewhere nor the rest of the account, and known and unknown e-mails answer alike.
     let db = testing::sqlite().await;
     let app = spawn_with(&db, |c| {
         c.trust_forwarded_for = true;
-        c.rate_limits.login_per_account = admin::config::Limit::new(6, 600);
+        c.rate_limits.login_per_pair = admin::config::Limit::new(3, 600);
     })
     .await;
-    let mut statuses = Vec::new();
-    for i in 0..3 {
-        let res = app
-            .http
+    let attempt = async |from: &str, email: &str, password: &str| {
+        app.http
             .post(app.url("/api/auth/login"))
-            .header("x-forwarded-for", format!("203.0.113.{i}"))
-            .json(&json!({"email": app.emails[&app.counselor], "password": "wrong password"}))
+            .header("x-forwarded-for", from.to_owned())
+            .json(&json!({"email": email, "password": password}))
             .send()
             .await
-            .expect("login");
-        statuses.push(res.status().as_u16());
+            .expect("login")
+            .status()
+            .as_u16()
+    };
+    let victim = app.emails[&app.counselor].clone();
+    let nobody = format!("nobody-{}@example.org", Uuid::now_v7().simple());
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..4 {
+        known.push(attempt("203.0.113.1", &victim, "wrong password").await);
+        unknown.push(attempt("203.0.113.1", &nobody, "wrong password").await);
     }
-    // Four of the six went to signing in the four test users of the account.
-    assert_eq!(statuses, vec![401, 401, 429]);
+    assert_eq!(known, vec![401, 401, 401, 429]);
+    assert_eq!(unknown, known, "an unknown e-mail answers as a known one");
+    assert_eq!(attempt("203.0.113.2", &victim, PASSWORD).await, 200, "the user still signs in from elsewhere");
+    let colleague = app.emails[&app.other_counselor].clone();
+    assert_eq!(attempt("203.0.113.1", &colleague, PASSWORD).await, 200, "the account is not locked");
 }
 
 #[tokio::test]

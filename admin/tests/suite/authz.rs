@@ -11,8 +11,7 @@ use store::testing;
 use store::{NewAssignment, NewSession, NewUser, Role, ScenarioInput, ScenarioMode, SessionKind};
 use uuid::Uuid;
 
-use crate::common;
-use crate::common::{App, Creds, PASSWORD, spawn_with, with_creds};
+use crate::common::{self, App, Creds, PASSWORD, spawn_with, with_creds};
 
 const INTERNAL_KEY: &str = "internal-key-for-tests-only";
 
@@ -279,7 +278,7 @@ fn request(
             (format!("/api/external/assignments/{}/transcript?attempt=1", w.attempted), None, None)
         }
         ("POST", "/api/webhooks") => {
-            (path.to_owned(), body(json!({"url": "http://127.0.0.1:9/hook", "events": ["flag.raised"]})), None)
+            (path.to_owned(), body(json!({"url": "https://partner.example.org/hook", "events": ["flag.raised"]})), None)
         }
         ("DELETE", "/api/webhooks/{id}") => (format!("/api/webhooks/{}", w.webhook), None, None),
         ("POST", "/api/policies") => {

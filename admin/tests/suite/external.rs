@@ -208,6 +208,7 @@ async fn attempts_results_evaluation_and_signed_webhooks() {
             c.openai_api_key = Some(admin::Secret::new("sim-key"));
             c.openai_base_url = base;
             c.webhook_retry_base_ms = 200;
+            c.webhook_allow_private = true;
         })
         .await;
         let (url, seen) = receiver().await;

@@ -12,5 +12,6 @@ mod authz;
 mod contract;
 mod documents;
 mod external;
+mod hardening;
 mod notify;
 mod uploads;
