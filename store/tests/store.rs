@@ -118,13 +118,19 @@ async fn one_evaluation_per_session_even_when_racing() {
             .expect("session");
         let eval = |score| NewEvaluation {
             session_id: session.id,
-            overall_score: score,
+            overall_score: Some(score),
+            score_band: Some(store::ScoreBand::of(score.min(100.0))),
+            score_basis: Default::default(),
+            rubric_version: 2,
             criteria: vec![CriterionScore {
                 key: "rapport".into(),
                 name: "Rapport".into(),
                 rating: Some(3),
                 comment: "ok".into(),
                 checks: vec![],
+                not_assessed: false,
+                rating_overridden: false,
+                ai_rating: None,
             }],
             flags: vec![],
             strengths: vec!["warm".into()],

@@ -12,8 +12,6 @@ use store::testing::{self, TestDb};
 use store::{NewEvaluation, NewSession, NewTurn, SessionKind, Speaker};
 use uuid::Uuid;
 
-
-
 use crate::common;
 use crate::common::pdf::pdf_with_text;
 use crate::common::{App, id, send, spawn, spawn_with};
@@ -278,7 +276,10 @@ async fn evaluate(app: &App, session: Uuid) {
     let new = NewEvaluation {
         session_id: session,
         flags: vec![],
-        overall_score: 70.0,
+        overall_score: Some(70.0),
+        score_band: Some(store::ScoreBand::Proficient),
+        score_basis: Default::default(),
+        rubric_version: 2,
         criteria: vec![],
         strengths: vec!["Asked directly".into()],
         areas_to_improve: vec![],
