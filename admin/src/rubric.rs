@@ -83,8 +83,9 @@ pub enum NaRule {
     NotAsked,
     /// N/A only when the caller showed no suicidal cue (direct or indirect) before the ask.
     NoCues,
-    /// N/A only when the call showed risk was not imminent (no attempt in progress, no intent
-    /// with means at hand, established by asking). Never assessing imminence is a no.
+    /// N/A only when the call did not show imminent risk (no attempt in progress, no intent with
+    /// means at hand). Never assessing imminence is a no under `risk_intent`, not here: these
+    /// checks ask what the counselor did about imminent risk, the flag `missed_rescue` the same.
     NotImminent,
     /// N/A only when risk was imminent (then emergency help may be right).
     Imminent,
@@ -114,9 +115,11 @@ impl NaRule {
             NaRule::NotAsked => "not_applicable only when the counselor never raised suicide at all.",
             NaRule::NoCues => "not_applicable only when the caller gave no suicidal cue before the counselor asked.",
             NaRule::NotImminent => {
-                "not_applicable only when the call established that risk was not imminent (no attempt in progress, no intent with means at hand); if the counselor never assessed imminence, answer no."
+                "not_applicable only when the call did not show imminent risk (no attempt in progress, no intent with means at hand); a counselor who never assessed imminence is graded no under risk_intent.attempt_in_progress and risk_intent.timeline, not here."
             }
-            NaRule::Imminent => "not_applicable only when risk was imminent.",
+            NaRule::Imminent => {
+                "not_applicable only when the call showed imminent risk (an attempt in progress, or intent with means at hand)."
+            }
             NaRule::NoRescue => "not_applicable only when no emergency response was started or considered.",
             NaRule::NoPlanNeeded => {
                 "not_applicable only when no safety plan was called for: the caller denied suicidal thoughts after a direct ask and no other safety risk (abuse, risk to others) came up."
