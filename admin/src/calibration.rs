@@ -871,14 +871,12 @@ impl Masker {
                 Some("email")
             } else if word.chars().filter(|c| c.is_ascii_digit()).count() >= 7 {
                 Some("phone")
+            } else if raw.starts_with('[') {
+                None
             } else if word.chars().all(|c| c.is_ascii_digit())
                 && !word.is_empty()
-                && tokens.get(i + 1).is_some_and(|n| {
-                    let n = n.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
-                    n.chars().next().is_some_and(char::is_uppercase) || STREET_WORDS.contains(&n.as_str()) || {
-                        let cap = tokens[i + 1].chars().next().is_some_and(char::is_uppercase);
-                        cap
-                    }
+                && tokens.iter().skip(i + 1).take(4).any(|n| {
+                    STREET_WORDS.contains(&n.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase().as_str())
                 })
             {
                 Some("address")

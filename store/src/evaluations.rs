@@ -181,11 +181,14 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
-             score_band, score_basis, rubric_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             score_band, score_basis, rubric_version) \
+             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(id.to_string())
         .bind(new.session_id.to_string())
-        .bind(new.overall_score)
+        // Always bound as a number (PostgreSQL keeps the first bind's type for a prepared
+        // statement, and a typed NULL there breaks later numbers); $13 says whether it is one.
+        .bind(new.overall_score.unwrap_or_default())
         .bind(json(&new.criteria)?)
         .bind(json(&new.strengths)?)
         .bind(json(&new.areas_to_improve)?)
@@ -195,6 +198,7 @@ impl Store {
         .bind(new.score_band.map(|b| b.as_str()))
         .bind(json(&new.score_basis)?)
         .bind(new.rubric_version)
+        .bind(i64::from(new.overall_score.is_some()))
         .execute(&self.pool)
         .await
         .map_err(|e| match violation(&e) {
@@ -221,11 +225,14 @@ impl Store {
         let assignment_id = session.opt_uuid("assignment_id")?;
         sqlx::query(
             "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
-             score_band, score_basis, rubric_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             score_band, score_basis, rubric_version) \
+             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(new_id().to_string())
         .bind(new.session_id.to_string())
-        .bind(new.overall_score)
+        // Always bound as a number (PostgreSQL keeps the first bind's type for a prepared
+        // statement, and a typed NULL there breaks later numbers); $13 says whether it is one.
+        .bind(new.overall_score.unwrap_or_default())
         .bind(json(&new.criteria)?)
         .bind(json(&new.strengths)?)
         .bind(json(&new.areas_to_improve)?)
@@ -235,6 +242,7 @@ impl Store {
         .bind(new.score_band.map(|b| b.as_str()))
         .bind(json(&new.score_basis)?)
         .bind(new.rubric_version)
+        .bind(i64::from(new.overall_score.is_some()))
         .execute(&mut *tx)
         .await
         .map_err(|e| match violation(&e) {
