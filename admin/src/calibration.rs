@@ -494,6 +494,9 @@ pub async fn agreement_report(state: &AppState, actor: &Actor, query: &ReportQue
     Ok(compare(from, to, &items))
 }
 
+/// A criterion's (supervisor, AI) check answers and ratings.
+type CriterionPairs = (Vec<(Answer, Answer)>, Vec<(Option<u8>, Option<u8>)>);
+
 /// The report from (AI evaluation, reviewed evaluation, AI flags, review count) items.
 fn compare(
     from: Timestamp,
@@ -502,7 +505,7 @@ fn compare(
 ) -> AgreementReport {
     // Per check key: (supervisor, AI) pairs.
     let mut by_check: BTreeMap<String, Vec<(Answer, Answer)>> = BTreeMap::new();
-    let mut by_criterion: BTreeMap<String, (Vec<(Answer, Answer)>, Vec<(Option<u8>, Option<u8>)>)> = BTreeMap::new();
+    let mut by_criterion: BTreeMap<String, CriterionPairs> = BTreeMap::new();
     let mut ratings = Vec::new();
     let mut bands = Vec::new();
     let mut flag_items = Vec::new();

@@ -703,6 +703,9 @@ fn case_result(l: &Labelled, runs: Vec<RunOutcome>) -> CaseResult {
     }
 }
 
+/// A (label, evaluator) rating pair.
+type RatingPair = (Option<u8>, Option<u8>);
+
 fn is_safety(key: &str) -> bool {
     SAFETY_CHECKS.contains(&key)
 }
@@ -711,7 +714,7 @@ fn is_safety(key: &str) -> bool {
 fn group(results: &[CaseResult], cases: &[Labelled], split: Option<Split>) -> GroupStats {
     let mut checks: BTreeMap<String, Vec<(Answer, Answer)>> = BTreeMap::new();
     let mut criteria: BTreeMap<String, Vec<(Answer, Answer)>> = BTreeMap::new();
-    let mut ratings: BTreeMap<String, Vec<(Option<u8>, Option<u8>)>> = BTreeMap::new();
+    let mut ratings: BTreeMap<String, Vec<RatingPair>> = BTreeMap::new();
     let mut bands = Vec::new();
     let mut flag_items = Vec::new();
     let mut n = 0;
