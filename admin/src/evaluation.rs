@@ -180,9 +180,15 @@ fn evaluator_messages(
         ),
     }
     if let Some(s) = scenario.filter(|s| !s.evaluator_context.trim().is_empty()) {
+        let goals: String = rubric::guidance_goals(&s.evaluator_context)
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("Goal {}: {}\n", i + 1, g))
+            .collect();
         data.push_str(&format!(
-            "<data kind=\"grading_guidance\" trust=\"untrusted\">\n{}\n</data>\n\n",
-            fence(&s.evaluator_context)
+            "<data kind=\"grading_guidance\" trust=\"untrusted\">\n{}\n\nThe goals, numbered as in scenario_goals:\n{}</data>\n\n",
+            fence(&s.evaluator_context),
+            fence(&goals)
         ));
     }
     if !policies.trim().is_empty() {
