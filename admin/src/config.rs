@@ -50,6 +50,11 @@ pub struct Config {
     pub llm_max_retries: u32,
     /// `TRANSCRIPT_MAX_CHARS` (default 30000): longer transcripts reach the LLM cut, with a marker.
     pub transcript_max_chars: u32,
+    /// `EVALUATOR_SEES_PERSONA` (default false): give the evaluator the caller persona and the
+    /// scenario description. Off in production: they hold facts the counselor may never have
+    /// drawn out ("no plan, no past attempts"), which the evaluator must not grade with. The golden
+    /// harness turns it on to measure the difference.
+    pub evaluator_sees_persona: bool,
     /// `SMTP_URL` (e.g. `smtps://user:pass@mail.example.org`, `smtp://127.0.0.1:2525` for a local
     /// relay) and `MAIL_FROM`: flag notifications to supervisors. Without them flags are only logged.
     pub smtp_url: Option<Secret>,
@@ -239,6 +244,10 @@ impl Config {
                 })?,
             },
             transcript_max_chars: number("TRANSCRIPT_MAX_CHARS", 30_000)?,
+            evaluator_sees_persona: match var("EVALUATOR_SEES_PERSONA") {
+                None => false,
+                Some(v) => flag("EVALUATOR_SEES_PERSONA", &v)?,
+            },
             smtp_url: var("SMTP_URL").map(Secret),
             mail_from: parse("MAIL_FROM", "Proto Trainer <noreply@localhost>")?,
             webhook_retry_base_ms: number("WEBHOOK_RETRY_BASE_MS", 10_000)?,

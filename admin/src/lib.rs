@@ -15,7 +15,9 @@ use tower_http::sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiv
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub mod agreement;
 pub mod auth;
+pub mod calibration;
 pub mod config;
 pub mod documents;
 mod error;

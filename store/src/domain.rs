@@ -215,6 +215,50 @@ str_enum! {
 }
 
 str_enum! {
+    /// Where an overall score falls. The score is capped inside `needs_work` when a hard safety
+    /// flag is raised, so a call with a dangerous miss never reads as proficient.
+    pub enum ScoreBand {
+        /// Below 50, or any score capped by a hard safety flag.
+        NeedsWork = "needs_work",
+        /// 50 to below 70.
+        Developing = "developing",
+        /// 70 to below 85.
+        Proficient = "proficient",
+        /// 85 and above.
+        Strong = "strong",
+    }
+}
+
+impl ScoreBand {
+    /// The band of a 0-100 score.
+    pub fn of(score: f64) -> ScoreBand {
+        match score {
+            s if s < 50.0 => ScoreBand::NeedsWork,
+            s if s < 70.0 => ScoreBand::Developing,
+            s if s < 85.0 => ScoreBand::Proficient,
+            _ => ScoreBand::Strong,
+        }
+    }
+
+    /// Ordinal position (0 lowest), for weighted agreement.
+    pub fn rank(self) -> u8 {
+        ScoreBand::ALL.iter().position(|b| *b == self).unwrap_or(0) as u8
+    }
+}
+
+str_enum! {
+    /// What a supervisor's override changes in an evaluation.
+    pub enum OverrideKind {
+        /// A check answer: target `<criterion>.<check>`, value yes | no | not_applicable.
+        Check = "check",
+        /// A criterion rating: target `<criterion>`, value 1-4 or `none` (did not apply).
+        Rating = "rating",
+        /// A flag: target the flag type, value `raised` | `not_raised`.
+        Flag = "flag",
+    }
+}
+
+str_enum! {
     /// Events a partner webhook can subscribe to.
     pub enum WebhookEvent {
         AssignmentCompleted = "assignment.completed",
@@ -288,6 +332,8 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         FlagStatus,
         LlmTask,
         CheckAnswer,
+        ScoreBand,
+        OverrideKind,
         WebhookEvent,
         DeliveryStatus,
         ScenarioListKind,

@@ -2,12 +2,13 @@
 //! both store one.
 
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
-use crate::domain::{CheckAnswer, Timestamp, WebhookEvent, new_id};
+use crate::domain::{CheckAnswer, FlagType, ScoreBand, Timestamp, WebhookEvent, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
 
@@ -16,15 +17,70 @@ use crate::flags::NewFlag;
 pub struct Evaluation {
     pub id: Uuid,
     pub session_id: Uuid,
-    /// 0 to 100.
-    pub overall_score: f64,
+    /// 0 to 100, computed from the check answers and ratings with safety criteria weighted and
+    /// capped by hard safety flags; null when it cannot be computed (never a fallback 0).
+    pub overall_score: Option<f64>,
+    /// The band of the score; null exactly when the score is.
+    pub score_band: Option<ScoreBand>,
+    /// What the score rests on: criteria not assessed or not applicable, flags capping it.
+    pub score_basis: ScoreBasis,
+    /// The rubric version graded against (1: before the rubric was versioned).
+    pub rubric_version: i64,
     pub criteria: Vec<CriterionScore>,
     pub strengths: Vec<String>,
     pub areas_to_improve: Vec<String>,
     pub model: String,
     pub created_at: Timestamp,
+    /// Present when a supervisor reviewed this evaluation: then `criteria`, the score and the
+    /// band are the reviewed version, and each overridden item keeps the AI's answer beside it.
+    #[serde(default)]
+    pub review: Option<ReviewSummary>,
 }
 
+/// What the overall score rests on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScoreBasis {
+    /// Criteria the evaluator did not assess (left out of the score; a safety criterion among
+    /// them makes the score null).
+    #[serde(default)]
+    pub not_assessed: Vec<String>,
+    /// Criteria that did not apply to this call (every check not applicable, no rating).
+    #[serde(default)]
+    pub not_applicable: Vec<String>,
+    /// Hard safety flags that capped the score.
+    #[serde(default)]
+    pub capped_by: Vec<FlagType>,
+    /// The score before the cap.
+    #[serde(default)]
+    pub uncapped: Option<f64>,
+    /// Why there is no score, when there is none.
+    #[serde(default)]
+    pub absent_reason: Option<String>,
+}
+
+/// A supervisor review on an evaluation, as the counselor and the supervisor see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewSummary {
+    /// Always true: marks the evaluation as the reviewed version.
+    pub reviewed: bool,
+    /// The latest review.
+    pub reviewed_at: Timestamp,
+    pub reviewer_id: Option<Uuid>,
+    pub reviewer_name: Option<String>,
+    /// The reviews' notes, oldest first.
+    pub notes: Vec<String>,
+    /// The overrides in force (the latest per target).
+    pub overrides: Vec<crate::calibration::Override>,
+    /// The AI's own score and band, before the review.
+    pub ai_overall_score: Option<f64>,
+    pub ai_score_band: Option<ScoreBand>,
+    /// The flags in force after the review (evaluation flags, with overrides applied).
+    pub flags: Vec<FlagType>,
+    /// The flags the AI raised.
+    pub ai_flags: Vec<FlagType>,
+}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CriterionScore {
@@ -36,6 +92,14 @@ pub struct CriterionScore {
     /// The yes/no/not-applicable checks the rating rests on.
     #[serde(default)]
     pub checks: Vec<CheckResult>,
+    /// The evaluator skipped this criterion entirely (it is left out of the score, explicitly).
+    #[serde(default)]
+    pub not_assessed: bool,
+    /// In a reviewed evaluation: a supervisor overrode the rating; `aiRating` is the AI's.
+    #[serde(default)]
+    pub rating_overridden: bool,
+    #[serde(default)]
+    pub ai_rating: Option<u8>,
 }
 
 /// One rubric check: a yes/no question about the call, answered with the turns it rests on.
@@ -50,6 +114,9 @@ pub struct CheckResult {
     pub turns: Vec<u32>,
     #[serde(default)]
     pub note: String,
+    /// In a reviewed evaluation: the AI's answer when a supervisor overrode it.
+    #[serde(default)]
+    pub ai_answer: Option<CheckAnswer>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +124,10 @@ pub struct NewEvaluation {
     pub session_id: Uuid,
     /// Flags the evaluation raised, stored in the same transaction.
     pub flags: Vec<NewFlag>,
-    pub overall_score: f64,
+    pub overall_score: Option<f64>,
+    pub score_band: Option<ScoreBand>,
+    pub score_basis: ScoreBasis,
+    pub rubric_version: i64,
     pub criteria: Vec<CriterionScore>,
     pub strengths: Vec<String>,
     pub areas_to_improve: Vec<String>,
@@ -66,17 +136,39 @@ pub struct NewEvaluation {
     pub raw_output: String,
 }
 
+impl NewEvaluation {
+    fn check(&self) -> Result<()> {
+        if let Some(score) = self.overall_score
+            && !(0.0..=100.0).contains(&score)
+        {
+            return Err(Error::invalid("overallScore", "must be 0 to 100"));
+        }
+        if self.overall_score.is_some() != self.score_band.is_some() {
+            return Err(Error::invalid("scoreBand", "a band goes with a score, and only with one"));
+        }
+        Ok(())
+    }
+}
+
+/// The columns [`Evaluation::from_row`] reads.
+pub(crate) const EVALUATION_COLUMNS: &str = "id, session_id, overall_score, score_band, score_basis, rubric_version, \
+    criteria, strengths, areas_to_improve, model, created_at";
+
 impl Evaluation {
-    fn from_row(row: &AnyRow) -> Result<Self> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(Evaluation {
             id: row.uuid("id")?,
             session_id: row.uuid("session_id")?,
-            overall_score: row.float("overall_score")?,
+            overall_score: row.try_get::<Option<f64>, _>("overall_score").map_err(|e| Error::Corrupt(e.to_string()))?,
+            score_band: row.opt_parsed("score_band")?,
+            score_basis: row.json("score_basis")?,
+            rubric_version: row.int("rubric_version")?,
             criteria: row.json("criteria")?,
             strengths: row.json("strengths")?,
             areas_to_improve: row.json("areas_to_improve")?,
             model: row.text("model")?,
             created_at: row.ts("created_at")?,
+            review: None,
         })
     }
 }
@@ -86,23 +178,28 @@ impl Store {
     /// `existing_id` names the stored one.
     #[cfg(feature = "testing")]
     pub async fn insert_evaluation(&self, new: &NewEvaluation) -> Result<Evaluation> {
-        if !(0.0..=100.0).contains(&new.overall_score) {
-            return Err(Error::invalid("overallScore", "must be 0 to 100"));
-        }
+        new.check()?;
         let id = new_id();
         sqlx::query(
-            "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
+             score_band, score_basis, rubric_version) \
+             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(id.to_string())
         .bind(new.session_id.to_string())
-        .bind(new.overall_score)
+        // Always bound as a number (PostgreSQL keeps the first bind's type for a prepared
+        // statement, and a typed NULL there breaks later numbers); $13 says whether it is one.
+        .bind(new.overall_score.unwrap_or_default())
         .bind(json(&new.criteria)?)
         .bind(json(&new.strengths)?)
         .bind(json(&new.areas_to_improve)?)
         .bind(&new.model)
         .bind(&new.raw_output)
         .bind(Timestamp::now().millis())
+        .bind(new.score_band.map(|b| b.as_str()))
+        .bind(json(&new.score_basis)?)
+        .bind(new.rubric_version)
+        .bind(i64::from(new.overall_score.is_some()))
         .execute(&self.pool)
         .await
         .map_err(|e| match violation(&e) {
@@ -117,9 +214,7 @@ impl Store {
     /// completes its assignment — all or nothing. Answers the stored evaluation and the new
     /// flags' ids; a second evaluation of the session is a conflict and changes nothing.
     pub async fn finish_evaluation(&self, account_id: Uuid, new: &NewEvaluation) -> Result<(Evaluation, Vec<Uuid>)> {
-        if !(0.0..=100.0).contains(&new.overall_score) {
-            return Err(Error::invalid("overallScore", "must be 0 to 100"));
-        }
+        new.check()?;
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;
         let session = sqlx::query("SELECT assignment_id FROM sessions WHERE id = $1 AND account_id = $2")
@@ -131,18 +226,25 @@ impl Store {
         let assignment_id = session.opt_uuid("assignment_id")?;
         let evaluation_id = new_id();
         sqlx::query(
-            "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
+             score_band, score_basis, rubric_version) \
+             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(evaluation_id.to_string())
         .bind(new.session_id.to_string())
-        .bind(new.overall_score)
+        // Always bound as a number (PostgreSQL keeps the first bind's type for a prepared
+        // statement, and a typed NULL there breaks later numbers); $13 says whether it is one.
+        .bind(new.overall_score.unwrap_or_default())
         .bind(json(&new.criteria)?)
         .bind(json(&new.strengths)?)
         .bind(json(&new.areas_to_improve)?)
         .bind(&new.model)
         .bind(&new.raw_output)
         .bind(now)
+        .bind(new.score_band.map(|b| b.as_str()))
+        .bind(json(&new.score_basis)?)
+        .bind(new.rubric_version)
+        .bind(i64::from(new.overall_score.is_some()))
         .execute(&mut *tx)
         .await
         .map_err(|e| match violation(&e) {
@@ -212,8 +314,8 @@ impl Store {
 
     pub async fn evaluation_for_session(&self, session_id: Uuid) -> Result<Option<Evaluation>> {
         let row = sqlx::query(
-            "SELECT id, session_id, overall_score, criteria, strengths, areas_to_improve, model, created_at \
-             FROM evaluations WHERE session_id = $1",
+            "SELECT id, session_id, overall_score, score_band, score_basis, rubric_version, criteria, strengths, \
+             areas_to_improve, model, created_at FROM evaluations WHERE session_id = $1",
         )
         .bind(session_id.to_string())
         .fetch_optional(&self.pool)

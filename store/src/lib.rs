@@ -12,6 +12,7 @@ mod accounts;
 mod ai;
 mod assignments;
 mod auth;
+mod calibration;
 mod db;
 pub mod domain;
 mod error;
@@ -34,10 +35,11 @@ pub use assignments::{
     ScenarioSummary, SkippedPair,
 };
 pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
+pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
 pub use db::{Backend, Store};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
-pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation};
+pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation, ReviewSummary, ScoreBasis};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use scenarios::{

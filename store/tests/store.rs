@@ -118,13 +118,19 @@ async fn one_evaluation_per_session_even_when_racing() {
             .expect("session");
         let eval = |score| NewEvaluation {
             session_id: session.id,
-            overall_score: score,
+            overall_score: Some(score),
+            score_band: Some(store::ScoreBand::of(score.min(100.0))),
+            score_basis: Default::default(),
+            rubric_version: 2,
             criteria: vec![CriterionScore {
                 key: "rapport".into(),
                 name: "Rapport".into(),
                 rating: Some(3),
                 comment: "ok".into(),
                 checks: vec![],
+                not_assessed: false,
+                rating_overridden: false,
+                ai_rating: None,
             }],
             flags: vec![],
             strengths: vec!["warm".into()],
@@ -599,4 +605,107 @@ fn debug_output_hides_secrets() {
         secret: "whsec_not_for_logs".into(),
     };
     assert!(!format!("{d:?}").contains("whsec_not_for_logs"));
+}
+
+#[tokio::test]
+async fn reviews_sit_beside_the_evaluation_and_are_audited_in_the_same_transaction() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let s = &db.store;
+        let new = NewSession {
+            user_id: f.counselor.id,
+            assignment_id: None,
+            scenario_id: None,
+            kind: SessionKind::Chat,
+            room_name: None,
+        };
+        let session = s.create_session(f.account.id, &new).await.expect("session");
+        let eval = NewEvaluation {
+            session_id: session.id,
+            flags: vec![],
+            overall_score: None,
+            score_band: None,
+            score_basis: ScoreBasis { absent_reason: Some("nothing scorable".into()), ..Default::default() },
+            rubric_version: 2,
+            criteria: vec![],
+            strengths: vec![],
+            areas_to_improve: vec![],
+            model: "test".into(),
+            raw_output: "{}".into(),
+        };
+        // A score without a band (or the reverse) is refused; an absent score is stored as null.
+        let mut half = eval.clone();
+        half.overall_score = Some(40.0);
+        assert!(matches!(s.insert_evaluation(&half).await, Err(Error::Invalid(_))), "{backend:?}");
+        let stored = s.insert_evaluation(&eval).await.expect("evaluation");
+        assert_eq!((stored.overall_score, stored.score_band, stored.rubric_version), (None, None, 2));
+        let overrides = [NewOverride {
+            kind: OverrideKind::Check,
+            target: "risk_intent.plan".into(),
+            ai_value: Some("no".into()),
+            value: Some("yes".into()),
+            reason: "Turn 9 asks about a plan.".into(),
+        }];
+        let blank = [NewOverride { reason: " ".into(), ..overrides[0].clone() }];
+        assert!(matches!(
+            s.record_review(f.account.id, session.id, f.supervisor.id, "", &blank).await,
+            Err(Error::Invalid(_))
+        ));
+        // Another account cannot review it.
+        let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account");
+        assert!(matches!(
+            s.record_review(other.id, session.id, f.supervisor.id, "", &overrides).await,
+            Err(Error::NotFound(_))
+        ));
+        let review =
+            s.record_review(f.account.id, session.id, f.supervisor.id, "looked", &overrides).await.expect("review");
+        assert_eq!(review.overrides.len(), 1);
+        assert_eq!(review.overrides[0].ai_value.as_deref(), Some("no"));
+        assert_eq!(review.reviewer_name.as_deref(), Some("sup"));
+        // The evaluation row is untouched; the audit event names the review.
+        let after = s.evaluation_for_session(session.id).await.expect("read").expect("stored");
+        assert_eq!((after.overall_score, after.criteria.len(), after.review.is_none()), (None, 0, true));
+        let events = s.audit_events(f.account.id, 10).await.expect("audit");
+        let event = events.iter().find(|e| e.action == "evaluation.reviewed").expect("audited");
+        assert_eq!(event.target_id.as_deref(), Some(review.id.to_string().as_str()));
+        // The period filter is on review time.
+        let now = Timestamp::now().millis();
+        let within = s
+            .reviewed_evaluations(
+                f.account.id,
+                Timestamp::from_millis(now - 60_000),
+                Timestamp::from_millis(now + 60_000),
+            )
+            .await
+            .expect("reviewed");
+        assert_eq!(within.len(), 1);
+        assert_eq!(within[0].reviews.len(), 1);
+        let before = s
+            .reviewed_evaluations(f.account.id, Timestamp::from_millis(0), Timestamp::from_millis(now - 60_000))
+            .await
+            .expect("reviewed");
+        assert!(before.is_empty());
+        // The schema holds the enums to their Rust definitions.
+        for kind in OverrideKind::ALL {
+            let ok = s
+                .record_review(
+                    f.account.id,
+                    session.id,
+                    f.supervisor.id,
+                    "",
+                    &[NewOverride { kind: *kind, ..overrides[0].clone() }],
+                )
+                .await;
+            assert!(ok.is_ok(), "{kind:?}: {ok:?}");
+        }
+        let mut banded = eval.clone();
+        for band in ScoreBand::ALL {
+            let session = s.create_session(f.account.id, &new).await.expect("session");
+            banded.session_id = session.id;
+            banded.overall_score = Some(10.0);
+            banded.score_band = Some(*band);
+            let stored = s.insert_evaluation(&banded).await;
+            assert!(stored.is_ok(), "{band:?}: {stored:?}");
+        }
+    }
 }

@@ -1,120 +1,191 @@
-//! `cargo xtask eval-golden`: how well does the evaluator agree with human labels?
+//! `cargo xtask eval-golden`: how well does the evaluator agree with human labels, and how well
+//! do two labelling passes agree with each other (the ceiling)?
 //!
-//! Each file in `golden/` is a labelled practice-call transcript: the answers a careful trainer
-//! gives to rubric checks (`<criterion>.<check>` → yes / no / not_applicable) and exactly the safety
-//! flags that must be raised. For every case this task builds what production would hold — a fresh
-//! SQLite store with an account, a counselor, the scenario (if any), a chat session and its turns —
-//! and runs the real `admin::evaluation::evaluate_session` against an OpenAI-compatible endpoint.
-//! It then compares the evaluation's check answers with the labels (agreement, Cohen's kappa) and
-//! the flags the evaluation stored with the expected ones (precision, recall).
+//! Each file in `golden/` is a labelled practice-call transcript in the format of
+//! [`admin::calibration::GoldenCase`]: a first labelling pass (`labels`), with the second pass in
+//! `golden/second_pass/<id>.json`, labelled without seeing the first; where they disagree the case
+//! records the resolution and its reason. The resolved labels are what the evaluator is measured
+//! against. For every case this task builds what production would hold — a fresh SQLite store
+//! with an account, a counselor, the scenario (if any), a chat session and its turns — and runs
+//! the real `admin::evaluation::evaluate_session` against an OpenAI-compatible endpoint, `--runs`
+//! times, with the caller persona hidden from the evaluator (production) or shown (`--persona
+//! with`), or both to measure the difference.
 //!
-//! It is a measurement, not a gate: disagreements still exit 0. Only plumbing failures (the
-//! evaluation call erroring, an invalid golden file) exit non-zero.
+//! Statistics ([`admin::agreement`]): per check and per criterion, answers compared with
+//! not_applicable and skipped as categories (Cohen's kappa, Gwet's AC1, PABAK, bootstrap 95%
+//! intervals), applicability agreement, quadratic-weighted kappa for the 1-4 ratings, score-band
+//! agreement, flag precision / recall per type with counts; per split (dev / held_out); the two
+//! label passes' agreement; run-to-run variance.
 //!
-//! `--sim` (or `--base-url sim`) runs against the in-process OpenAI simulator instead, scripted to
-//! answer each case with an oracle built from its labels. That proves the plumbing end to end —
-//! store, prompt, schema, parsing, validation, flag storage, comparison — and must show kappa 1.0
-//! and full flag recall; it says nothing about any model's quality.
+//! It is a measurement, not a gate: disagreements exit 0. Only plumbing failures (an evaluation
+//! call erroring, an invalid golden file) exit non-zero. `--sim` runs against the in-process
+//! OpenAI simulator answering each case with an oracle built from its resolved labels: a plumbing
+//! check that must agree perfectly, and says nothing about any model's quality.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use admin::rubric;
+use admin::agreement::{self, Answer, BandAgreement, CheckAgreement, FlagAgreement, RatingAgreement};
+use admin::calibration::{GoldenCase, Labels, Party, Split};
+use admin::rubric::{self, NaRule};
 use admin::{AppState, Config, Secret};
 use anyhow::{Context, Result, anyhow, bail};
 use openai_sim::{Rule, Simulator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{
-    CheckAnswer, FlagSource, FlagType, NewSession, NewTurn, NewUser, Role, ScenarioInput, ScenarioMode, SessionKind,
-    SessionStatus, Speaker,
+    CheckAnswer, CheckResult, CriterionScore, FlagSource, FlagType, NewSession, NewTurn, NewUser, Role, ScenarioInput,
+    ScenarioMode, ScoreBand, SessionKind, SessionStatus, Speaker,
 };
 
-const USAGE: &str = "usage: cargo xtask eval-golden (--base-url <OpenAI-compatible URL> | --sim) \
-[--api-key-env OPENAI_API_KEY] [--model gpt-4o] [--report path.json] [--case <id> ...] [--golden-dir golden]";
+pub type Case = GoldenCase;
 
-/// Checks every case must label: the ones the safety flags and a supervisor's trust rest on.
-pub const REQUIRED_CHECKS: &[&str] = &[
+const USAGE: &str = "usage: cargo xtask eval-golden (--base-url <OpenAI-compatible URL> | --sim) \
+[--api-key-env OPENAI_API_KEY] [--model gpt-4o] [--runs K] [--persona without|with|both] [--split all|dev|held_out] \
+[--report path.json] [--case <id> ...] [--golden-dir golden]";
+
+/// The safety checks: labelled in every case by both passes, and each needs at least
+/// [`MIN_SAFETY_NO`] "no" labels across the set so a miss can be measured.
+pub const SAFETY_CHECKS: &[&str] = &[
     "asks_about_suicide.asks_directly",
-    "risk_assessment.capability",
-    "risk_assessment.intent_plan",
-    "collaboration_safety.least_invasive",
-    "collaboration_safety.rescue_when_imminent",
-    "collaborative_style.no_lecturing",
+    "risk_capability.means",
+    "risk_capability.firearms",
+    "risk_capability.past_attempts",
+    "risk_intent.intent",
+    "risk_intent.plan",
+    "risk_intent.timeline",
+    "imminent_risk.active_rescue",
+    "collaboration.least_invasive",
+    "safety_planning.safety_plan",
     "safety_planning.means_restriction",
 ];
 
-/// Turns per transcript.
+/// Also labelled in every case: the checks the flags must agree with.
+pub const FLAG_LINKED_CHECKS: &[&str] = &[
+    "asks_about_suicide.asks_in_response_to_cues",
+    "engagement_rapport.not_dismissive",
+    "referral_followup.no_medical_advice",
+];
+
 const MIN_TURNS: usize = 8;
 const MAX_TURNS: usize = 30;
-/// The set must stay big enough to mean something.
-const MIN_CASES: usize = 12;
+pub const MIN_CASES: usize = 50;
+pub const MIN_SAFETY_NO: usize = 10;
+pub const MIN_FLAG_POSITIVES: usize = 5;
+/// The production default of `TRANSCRIPT_MAX_CHARS`: one case must come near it.
+const TRANSCRIPT_LIMIT: usize = 30_000;
 
 const SIM_NOTE: &str = "simulator: plumbing check, not a quality measurement (the simulator answers each case with \
-an oracle built from its golden labels, so agreement must be perfect)";
+an oracle built from its resolved labels, so agreement must be perfect)";
 
 // ---------------------------------------------------------------------------------------------
 // The golden files
 
+/// The second labelling pass of a case (`golden/second_pass/<id>.json`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Case {
+pub struct SecondPass {
     pub id: String,
-    pub title: String,
-    /// `null` for free practice.
-    pub scenario: Option<ScenarioSpec>,
-    pub turns: Vec<Turn>,
-    pub expected: Expected,
+    pub labels: Labels,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioSpec {
-    pub title: String,
-    pub description: String,
-    /// The caller persona.
-    pub prompt: String,
-    /// Grading guidance; when non-empty the rubric gains `scenario_goals`.
-    #[serde(default)]
-    pub evaluator_context: String,
+/// A case with its second pass and the labels they resolve to.
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    pub path: PathBuf,
+    pub case: Case,
+    pub second: Option<Labels>,
+    pub resolved: Labels,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Turn {
-    pub speaker: Party,
-    pub text: String,
+fn flag_key(f: FlagType) -> String {
+    format!("flag:{}", f.as_str())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Party {
-    Counselor,
-    Caller,
+fn raised_str(b: bool) -> &'static str {
+    if b { "raised" } else { "not_raised" }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expected {
-    /// `<criterion_key>.<check_key>` → the labelled answer; unlabelled checks are not scored.
-    pub checks: BTreeMap<String, CheckAnswer>,
-    /// Exactly the flag types the evaluation must raise.
-    pub flags: Vec<FlagType>,
-    pub notes: String,
-}
-
-impl Case {
-    fn has_guidance(&self) -> bool {
-        self.scenario.as_ref().is_some_and(|s| !s.evaluator_context.trim().is_empty())
+/// The resolved labels: where both passes agree, that; where they differ, the case's resolution.
+/// A check labelled by one pass only is taken from it. Answers the problems found too.
+pub fn resolve(case: &Case, second: Option<&Labels>) -> (Labels, Vec<String>) {
+    let mut problems = Vec::new();
+    let Some(second) = second else {
+        return (case.labels.clone(), vec!["no second labelling pass (golden/second_pass/<id>.json)".into()]);
+    };
+    let resolution = |key: &str| case.resolutions.iter().find(|r| r.key == key);
+    let mut used = BTreeSet::new();
+    let mut checks = BTreeMap::new();
+    let keys: BTreeSet<&String> = case.labels.checks.keys().chain(second.checks.keys()).collect();
+    for key in keys {
+        let (a, b) = (case.labels.checks.get(key), second.checks.get(key));
+        let value = match (a, b) {
+            (Some(a), Some(b)) if a == b => *a,
+            (Some(a), Some(b)) => match resolution(key) {
+                Some(r) if r.first == a.as_str() && r.second == b.as_str() && !r.reason.trim().is_empty() => {
+                    used.insert(key.clone());
+                    match r.resolved.parse::<CheckAnswer>() {
+                        Ok(v) => v,
+                        Err(_) => {
+                            problems.push(format!("resolution of `{key}`: `{}` is not an answer", r.resolved));
+                            *a
+                        }
+                    }
+                }
+                Some(_) => {
+                    problems.push(format!(
+                        "resolution of `{key}` does not match the passes ({} / {}) or has no reason",
+                        a.as_str(),
+                        b.as_str()
+                    ));
+                    *a
+                }
+                None => {
+                    problems.push(format!(
+                        "passes disagree on `{key}` ({} / {}) with no resolution",
+                        a.as_str(),
+                        b.as_str()
+                    ));
+                    *a
+                }
+            },
+            (Some(v), None) | (None, Some(v)) => *v,
+            (None, None) => continue,
+        };
+        checks.insert(key.clone(), value);
     }
-
-    fn label(&self, key: &str) -> Option<CheckAnswer> {
-        self.expected.checks.get(key).copied()
+    let mut flags = Vec::new();
+    for (flag, _) in rubric::EVALUATION_FLAGS {
+        let (a, b) = (case.labels.flags.contains(flag), second.flags.contains(flag));
+        let key = flag_key(*flag);
+        let raised = if a == b {
+            a
+        } else {
+            match resolution(&key) {
+                Some(r) if r.first == raised_str(a) && r.second == raised_str(b) && !r.reason.trim().is_empty() => {
+                    used.insert(key.clone());
+                    r.resolved == "raised"
+                }
+                _ => {
+                    problems.push(format!("passes disagree on `{key}` with no matching resolution"));
+                    a
+                }
+            }
+        };
+        if raised {
+            flags.push(*flag);
+        }
     }
+    for r in &case.resolutions {
+        if !used.contains(&r.key) {
+            problems.push(format!("resolution of `{}` matches no disagreement", r.key));
+        }
+    }
+    (Labels { checks, flags }, problems)
 }
 
-/// Reads every `*.json` in `dir`, sorted by file name.
-pub fn load_cases(dir: &Path) -> Result<Vec<(PathBuf, Case)>> {
+/// Reads every `*.json` in `dir` (sorted by name) and its second pass.
+pub fn load_cases(dir: &Path) -> Result<Vec<Labelled>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -126,13 +197,162 @@ pub fn load_cases(dir: &Path) -> Result<Vec<(PathBuf, Case)>> {
         .map(|path| {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let case: Case = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-            Ok((path, case))
+            let second_path = dir.join("second_pass").join(path.file_name().context("file name")?);
+            let second = match std::fs::read_to_string(&second_path) {
+                Ok(text) => {
+                    let pass: SecondPass =
+                        serde_json::from_str(&text).with_context(|| format!("parsing {}", second_path.display()))?;
+                    if pass.id != case.id {
+                        bail!("{}: id `{}` is not `{}`", second_path.display(), pass.id, case.id);
+                    }
+                    Some(pass.labels)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", second_path.display())),
+            };
+            let (resolved, _) = resolve(&case, second.as_ref());
+            Ok(Labelled { path, case, second, resolved })
         })
         .collect()
 }
 
+/// The numbered transcript length the evaluator would get.
+fn transcript_chars(case: &Case) -> usize {
+    case.expanded_turns()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("[{}] Counselor: {}\n", i + 1, t.text.trim()).len())
+        .sum()
+}
+
+/// What is wrong with one pass of labels against the rubric's N/A rules and the flag rules.
+pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let criteria = rubric::criteria(guidance);
+    let get = |key: &str| labels.checks.get(key).copied();
+    use CheckAnswer::{No, NotApplicable as Na, Yes};
+    for (key, answer) in &labels.checks {
+        let Some((_, check)) = rubric::find_check(&criteria, key) else {
+            let hint = if key.starts_with("scenario_goals.") { " (the guidance has fewer goals)" } else { "" };
+            problems.push(format!("unknown check `{key}`{hint}"));
+            continue;
+        };
+        if *answer != Na {
+            continue;
+        }
+        let asked = get("asks_about_suicide.asks_directly");
+        let rule_problem = match check.na {
+            NaRule::Never => Some("is never not_applicable".to_owned()),
+            NaRule::DeniedAfterAsk if asked != Some(Yes) => {
+                Some("is not_applicable only after a direct ask (asks_directly = yes) the caller denied".into())
+            }
+            NaRule::NotAsked if asked == Some(Yes) => Some("is not_applicable only when suicide was never raised".into()),
+            NaRule::NoMeans if !matches!(get("risk_capability.means"), Some(Yes) | Some(Na)) => {
+                Some("is not_applicable only when means were asked about (risk_capability.means = yes / not_applicable)".into())
+            }
+            NaRule::NoPlanNeeded
+                if asked != Some(Yes)
+                    || ["special_situations.safety_from_abuser", "special_situations.risk_to_others"]
+                        .iter()
+                        .any(|k| matches!(get(k), Some(Yes) | Some(No))) =>
+            {
+                Some("is not_applicable only when the caller denied suicidal thoughts after a direct ask and no abuse or risk to others came up".into())
+            }
+            _ => None,
+        };
+        if let Some(p) = rule_problem {
+            problems.push(format!("`{key}` {p}"));
+        }
+    }
+    // Denied after a direct ask: then no check with that rule can be a "no" (the caller's denial
+    // made them not applicable, not missed).
+    let denied: Vec<&String> = labels
+        .checks
+        .iter()
+        .filter(|(k, a)| {
+            **a == Na && rubric::find_check(&criteria, k).is_some_and(|(_, c)| c.na == NaRule::DeniedAfterAsk)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    if !denied.is_empty() {
+        for (k, a) in &labels.checks {
+            if *a == No && rubric::find_check(&criteria, k).is_some_and(|(_, c)| c.na == NaRule::DeniedAfterAsk) {
+                problems.push(format!(
+                    "`{k}` = no, but `{}` = not_applicable says the caller denied suicidal thoughts",
+                    denied[0]
+                ));
+            }
+        }
+    }
+    // Imminent or not: least_invasive is N/A exactly when risk was imminent, the imminent-risk
+    // steps exactly when it was not.
+    if let (Some(li), Some(ar)) = (get("collaboration.least_invasive"), get("imminent_risk.active_rescue")) {
+        if (li == Na) == (ar == Na) {
+            problems.push("exactly one of `collaboration.least_invasive` (N/A when imminent) and `imminent_risk.active_rescue` (N/A when not) is not_applicable".into());
+        }
+        for k in ["imminent_risk.location_early", "imminent_risk.supervisor_consult"] {
+            if get(k).is_some_and(|a| (a == Na) != (ar == Na)) {
+                problems.push(format!("`{k}` is not_applicable exactly when `imminent_risk.active_rescue` is"));
+            }
+        }
+        for k in ["imminent_risk.stays_on_line", "imminent_risk.mobile_crisis_first"] {
+            if ar == Yes && get(k) == Some(Na) {
+                problems.push(format!("`{k}` cannot be not_applicable after an active rescue"));
+            }
+            if ar == Na && li == Yes && get(k).is_some_and(|a| a != Na) {
+                problems.push(format!("`{k}` must be not_applicable: no emergency response happened"));
+            }
+        }
+    }
+    if let Some(plan) = get("safety_planning.safety_plan") {
+        for k in [
+            "safety_planning.warning_signs",
+            "safety_planning.coping",
+            "safety_planning.people",
+            "safety_planning.professionals",
+            "closing.summarizes_plan",
+            "closing.checks_agreement",
+        ] {
+            if get(k).is_some_and(|a| (a == Na) != (plan == Na)) {
+                problems.push(format!("`{k}` is not_applicable exactly when `safety_planning.safety_plan` is"));
+            }
+        }
+    }
+    if get("risk_capability.means") == Some(Na) && get("safety_planning.means_restriction").is_some_and(|a| a != Na) {
+        problems
+            .push("`safety_planning.means_restriction` must be not_applicable when `risk_capability.means` is".into());
+    }
+    // The flags and the checks tell the same story.
+    for rule in rubric::FLAG_CHECKS {
+        let flagged = labels.flags.contains(&rule.flag);
+        let all = rule.requires_all.iter().all(|(k, a)| get(k) == Some(*a));
+        if flagged && !rule.requires_all.is_empty() && !all {
+            let need: Vec<String> = rule.requires_all.iter().map(|(k, a)| format!("`{k}` = {}", a.as_str())).collect();
+            problems.push(format!("flag `{}` needs {}", rule.flag.as_str(), need.join(" and ")));
+        }
+        if flagged && !rule.requires_any.is_empty() && !rule.requires_any.iter().any(|(k, a)| get(k) == Some(*a)) {
+            problems.push(format!("flag `{}` needs one of its checks = no", rule.flag.as_str()));
+        }
+        if rule.implies_flag && !rule.requires_all.is_empty() && all && !flagged {
+            let have: Vec<String> = rule.requires_all.iter().map(|(k, a)| format!("`{k}` = {}", a.as_str())).collect();
+            problems.push(format!("{} needs flag `{}`", have.join(" and "), rule.flag.as_str()));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for flag in &labels.flags {
+        if !rubric::EVALUATION_FLAGS.iter().any(|(f, _)| f == flag) {
+            problems.push(format!("flag `{}` is not one the evaluation raises", flag.as_str()));
+        }
+        if !seen.insert(flag.as_str()) {
+            problems.push(format!("flag `{}` listed twice", flag.as_str()));
+        }
+    }
+    problems
+}
+
 /// What is wrong with one case (empty: nothing). `file_stem` must equal the case id.
-pub fn validate_case(case: &Case, file_stem: &str) -> Vec<String> {
+pub fn validate_case(l: &Labelled, file_stem: &str) -> Vec<String> {
+    let case = &l.case;
     let mut problems = Vec::new();
     if case.id.trim().is_empty() || case.id != file_stem {
         problems.push(format!("id `{}` must be the file name without .json (`{file_stem}`)", case.id));
@@ -158,115 +378,69 @@ pub fn validate_case(case: &Case, file_stem: &str) -> Vec<String> {
             problems.push(format!("no {party:?} turn"));
         }
     }
-    let criteria = rubric::criteria(case.has_guidance());
-    for key in case.expected.checks.keys() {
-        let known = key.split_once('.').is_some_and(|(criterion, check)| {
-            criteria.iter().any(|c| c.key == criterion && c.checks.iter().any(|k| k.key == check))
-        });
-        if !known {
-            let hint =
-                if key.starts_with("scenario_goals.") { " (needs a scenario with evaluator_context)" } else { "" };
-            problems.push(format!("unknown check `{key}`{hint}"));
-        }
+    if transcript_chars(case) > TRANSCRIPT_LIMIT {
+        problems.push(format!(
+            "the transcript ({} characters) is past the {TRANSCRIPT_LIMIT} limit",
+            transcript_chars(case)
+        ));
     }
-    for key in REQUIRED_CHECKS {
-        if !case.expected.checks.contains_key(*key) {
-            problems.push(format!("required check `{key}` is not labelled"));
-        }
-    }
-    let mut seen = BTreeSet::new();
-    for flag in &case.expected.flags {
-        if !rubric::EVALUATION_FLAGS.iter().any(|(f, _)| f == flag) {
-            problems.push(format!("flag `{}` is not one the evaluation raises", flag.as_str()));
-        }
-        if !seen.insert(flag.as_str()) {
-            problems.push(format!("flag `{}` listed twice", flag.as_str()));
-        }
-    }
-    if case.expected.notes.trim().is_empty() {
+    if case.notes.trim().is_empty() {
         problems.push("notes are empty: say why the labels are what they are".into());
     }
-    // The labels and the flags must tell the same story.
-    let flagged = |f: FlagType| case.expected.flags.contains(&f);
-    let consistency = [
-        (FlagType::SuicideNotAsked, "asks_about_suicide.asks_directly", CheckAnswer::No, false),
-        (FlagType::MissedRescue, "collaboration_safety.rescue_when_imminent", CheckAnswer::No, true),
-        (FlagType::CoercionWithoutImminentRisk, "collaboration_safety.least_invasive", CheckAnswer::No, true),
-    ];
-    for (flag, check, answer, both_ways) in consistency {
-        let labelled = case.label(check) == Some(answer);
-        if flagged(flag) && !labelled {
-            problems.push(format!("flag `{}` needs `{check}` = {}", flag.as_str(), answer.as_str()));
+    let (_, resolve_problems) = resolve(case, l.second.as_ref());
+    problems.extend(resolve_problems);
+    let passes =
+        [("first pass", Some(&case.labels)), ("second pass", l.second.as_ref()), ("resolved", Some(&l.resolved))];
+    for (name, labels) in passes {
+        let Some(labels) = labels else { continue };
+        for key in SAFETY_CHECKS.iter().chain(FLAG_LINKED_CHECKS) {
+            if !labels.checks.contains_key(*key) {
+                problems.push(format!("{name}: required check `{key}` is not labelled"));
+            }
         }
-        if both_ways && labelled && !flagged(flag) {
-            problems.push(format!("`{check}` = {} needs flag `{}`", answer.as_str(), flag.as_str()));
-        }
+        problems.extend(validate_labels(labels, case.guidance()).into_iter().map(|p| format!("{name}: {p}")));
     }
     problems
 }
 
-/// Problems with the set as a whole: size, unique ids, every evaluation flag exercised.
-pub fn validate_set(cases: &[(PathBuf, Case)]) -> Vec<String> {
+/// Problems with the set as a whole: size, coverage of every safety check and flag, the splits.
+pub fn validate_set(cases: &[Labelled]) -> Vec<String> {
     let mut problems = Vec::new();
-    for (path, case) in cases {
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        problems.extend(validate_case(case, stem).into_iter().map(|p| format!("{}: {p}", path.display())));
+    for l in cases {
+        let stem = l.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        problems.extend(validate_case(l, stem).into_iter().map(|p| format!("{}: {p}", l.path.display())));
     }
     if cases.len() < MIN_CASES {
         problems.push(format!("{} cases; the set needs at least {MIN_CASES}", cases.len()));
     }
-    let ids: BTreeSet<&str> = cases.iter().map(|(_, c)| c.id.as_str()).collect();
+    let ids: BTreeSet<&str> = cases.iter().map(|l| l.case.id.as_str()).collect();
     if ids.len() != cases.len() {
         problems.push("case ids are not unique".into());
     }
-    for (flag, _) in rubric::EVALUATION_FLAGS {
-        if !cases.iter().any(|(_, c)| c.expected.flags.contains(flag)) {
-            problems.push(format!("no case expects flag `{}`", flag.as_str()));
+    for key in SAFETY_CHECKS {
+        let no = cases.iter().filter(|l| l.resolved.checks.get(*key) == Some(&CheckAnswer::No)).count();
+        if no < MIN_SAFETY_NO {
+            problems.push(format!("safety check `{key}` has {no} \"no\" labels; the set needs {MIN_SAFETY_NO}"));
         }
     }
-    if !cases.iter().any(|(_, c)| c.expected.flags.is_empty()) {
+    for (flag, _) in rubric::EVALUATION_FLAGS {
+        let n = cases.iter().filter(|l| l.resolved.flags.contains(flag)).count();
+        if n < MIN_FLAG_POSITIVES {
+            problems
+                .push(format!("flag `{}` is expected in {n} cases; the set needs {MIN_FLAG_POSITIVES}", flag.as_str()));
+        }
+    }
+    if !cases.iter().any(|l| l.resolved.flags.is_empty()) {
         problems.push("no case expects no flags (false positives would go unmeasured)".into());
     }
+    let held_out = cases.iter().filter(|l| l.case.split == Split::HeldOut).count();
+    if held_out * 4 < cases.len() {
+        problems.push(format!("{held_out} held-out cases; at least a quarter of the set is held out"));
+    }
+    if !cases.iter().any(|l| transcript_chars(&l.case) * 10 >= TRANSCRIPT_LIMIT * 9) {
+        problems.push(format!("no case comes within 10% of the {TRANSCRIPT_LIMIT}-character truncation limit"));
+    }
     problems
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics
-
-/// Cohen's kappa for two raters over the same items: (p_o - p_e) / (1 - p_e), where p_o is the
-/// observed agreement and p_e the agreement expected by chance from each rater's own category
-/// frequencies. `None` when undefined: no items, or p_e = 1 (both raters used one and the same
-/// category for everything, so chance already explains all agreement).
-pub fn cohens_kappa<T: PartialEq + Copy>(pairs: &[(T, T)]) -> Option<f64> {
-    if pairs.is_empty() {
-        return None;
-    }
-    let n = pairs.len() as f64;
-    let mut categories: Vec<T> = Vec::new();
-    for (a, b) in pairs {
-        for c in [*a, *b] {
-            if !categories.contains(&c) {
-                categories.push(c);
-            }
-        }
-    }
-    let observed = pairs.iter().filter(|(a, b)| a == b).count() as f64 / n;
-    let chance: f64 = categories
-        .iter()
-        .map(|c| {
-            let first = pairs.iter().filter(|(a, _)| a == c).count() as f64 / n;
-            let second = pairs.iter().filter(|(_, b)| b == c).count() as f64 / n;
-            first * second
-        })
-        .sum();
-    if (1.0 - chance).abs() < 1e-12 {
-        return None;
-    }
-    Some((observed - chance) / (1.0 - chance))
-}
-
-fn ratio(num: usize, den: usize) -> Option<f64> {
-    (den > 0).then(|| num as f64 / den as f64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,10 +449,16 @@ fn ratio(num: usize, den: usize) -> Option<f64> {
 /// Where evaluations are sent.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// The in-process simulator, scripted with oracle answers.
     Sim,
-    /// A real OpenAI-compatible endpoint.
     Api { base_url: String, api_key: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Persona {
+    /// Production: the evaluator does not see the caller persona.
+    Without,
+    With,
 }
 
 #[derive(Debug, Clone)]
@@ -288,107 +468,80 @@ pub struct Options {
     pub golden_dir: PathBuf,
     /// Only these case ids (empty: all).
     pub only: Vec<String>,
+    pub runs: usize,
+    pub personas: Vec<Persona>,
+    pub split: Option<Split>,
 }
 
-/// One labelled check and what the evaluator answered (`None`: it skipped the check).
+/// What one evaluation of one case answered.
 #[derive(Debug, Clone, Serialize)]
-pub struct CheckOutcome {
-    pub key: String,
-    pub criterion: String,
-    pub expected: CheckAnswer,
-    pub actual: Option<CheckAnswer>,
-}
-
-impl CheckOutcome {
-    fn agrees(&self) -> bool {
-        self.actual == Some(self.expected)
-    }
-
-    /// Both answers yes/no: the pair kappa is computed on.
-    fn yes_no(&self) -> Option<(bool, bool)> {
-        let b = |a: CheckAnswer| match a {
-            CheckAnswer::Yes => Some(true),
-            CheckAnswer::No => Some(false),
-            CheckAnswer::NotApplicable => None,
-        };
-        Some((b(self.expected)?, b(self.actual?)?))
-    }
+pub struct RunOutcome {
+    pub answers: BTreeMap<String, CheckAnswer>,
+    pub ratings: BTreeMap<String, Option<u8>>,
+    pub overall_score: Option<f64>,
+    pub score_band: Option<ScoreBand>,
+    pub flags: Vec<FlagType>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {
     pub id: String,
-    pub title: String,
-    pub overall_score: f64,
-    pub checks: Vec<CheckOutcome>,
-    pub expected_flags: Vec<FlagType>,
-    pub raised_flags: Vec<FlagType>,
+    pub split: Split,
+    /// The resolved labels' own score and band (ratings derived from the labelled checks).
+    pub label_score: Option<f64>,
+    pub label_band: Option<ScoreBand>,
+    pub runs: Vec<RunOutcome>,
+    /// Mismatches of the first run.
     pub mismatches: Vec<String>,
 }
 
+/// One group's statistics: evaluator (first run) vs resolved labels.
 #[derive(Debug, Clone, Serialize)]
-pub struct Agreement {
-    /// Labelled checks.
-    pub labelled: usize,
-    /// Answered exactly as labelled (yes / no / not_applicable as three categories).
-    pub agreed: usize,
-    /// Labelled checks the evaluator did not answer (counted as disagreements).
-    pub missing: usize,
-    pub agreement: Option<f64>,
-    /// Cohen's kappa over the checks both the label and the evaluator answered yes or no.
-    pub kappa_yes_no: Option<f64>,
-    /// How many checks that kappa rests on.
-    pub kappa_n: usize,
-}
-
-impl Agreement {
-    fn of<'a>(outcomes: impl Iterator<Item = &'a CheckOutcome>) -> Self {
-        let outcomes: Vec<&CheckOutcome> = outcomes.collect();
-        let agreed = outcomes.iter().filter(|o| o.agrees()).count();
-        let pairs: Vec<(bool, bool)> = outcomes.iter().filter_map(|o| o.yes_no()).collect();
-        Agreement {
-            labelled: outcomes.len(),
-            agreed,
-            missing: outcomes.iter().filter(|o| o.actual.is_none()).count(),
-            agreement: ratio(agreed, outcomes.len()),
-            kappa_yes_no: cohens_kappa(&pairs),
-            kappa_n: pairs.len(),
-        }
-    }
+pub struct GroupStats {
+    pub cases: usize,
+    pub all_checks: CheckAgreement,
+    pub safety_checks: CheckAgreement,
+    pub checks: BTreeMap<String, CheckAgreement>,
+    pub criteria: BTreeMap<String, CheckAgreement>,
+    pub ratings: BTreeMap<String, RatingAgreement>,
+    pub all_ratings: RatingAgreement,
+    pub bands: BandAgreement,
+    pub flags: Vec<FlagAgreement>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct CriterionAgreement {
-    pub criterion: String,
-    #[serde(flatten)]
-    pub agreement: Agreement,
+pub struct Variance {
+    pub runs: usize,
+    /// (case, check) answers that differed between runs, of all compared.
+    pub unstable_checks: usize,
+    pub compared_checks: usize,
+    /// Cases whose band differed between runs.
+    pub unstable_bands: usize,
+    /// Cases whose flags differed between runs.
+    pub unstable_flags: usize,
+    /// Mean over cases of the score's standard deviation across runs.
+    pub mean_score_sd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct FlagScore {
-    pub flag_type: String,
-    pub expected: usize,
-    pub raised: usize,
-    pub true_positives: usize,
-    pub false_positives: usize,
-    pub false_negatives: usize,
-    pub precision: Option<f64>,
-    pub recall: Option<f64>,
+pub struct PersonaRun {
+    pub persona: Persona,
+    pub all: GroupStats,
+    pub dev: GroupStats,
+    pub held_out: GroupStats,
+    pub variance: Variance,
+    pub per_case: Vec<CaseResult>,
 }
 
-impl FlagScore {
-    fn new(flag_type: String, tp: usize, fp: usize, fneg: usize) -> Self {
-        FlagScore {
-            flag_type,
-            expected: tp + fneg,
-            raised: tp + fp,
-            true_positives: tp,
-            false_positives: fp,
-            false_negatives: fneg,
-            precision: ratio(tp, tp + fp),
-            recall: ratio(tp, tp + fneg),
-        }
-    }
+/// The two labelling passes against each other: the ceiling for any evaluator.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    pub cases: usize,
+    pub all_checks: CheckAgreement,
+    pub safety_checks: CheckAgreement,
+    pub checks: BTreeMap<String, CheckAgreement>,
+    pub flags: Vec<FlagAgreement>,
+    pub resolutions: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -397,14 +550,11 @@ pub struct Report {
     pub note: String,
     pub base_url: String,
     pub model: String,
+    pub rubric_version: i64,
     pub cases: usize,
-    pub checks: Agreement,
-    pub criteria: Vec<CriterionAgreement>,
-    pub flags: Vec<FlagScore>,
-    pub flags_overall: FlagScore,
-    /// Kappa over every (case, flag type) raise/not-raise decision.
-    pub flags_kappa: Option<f64>,
-    pub per_case: Vec<CaseResult>,
+    pub held_out: usize,
+    pub ceiling: Ceiling,
+    pub runs: Vec<PersonaRun>,
 }
 
 /// The endpoint the cases are evaluated against, kept for the whole run.
@@ -421,11 +571,15 @@ pub async fn run(options: &Options) -> Result<Report> {
     if !problems.is_empty() {
         bail!("the golden set is invalid:\n  {}", problems.join("\n  "));
     }
+    let ceiling = ceiling(&cases);
     if !options.only.is_empty() {
-        if let Some(unknown) = options.only.iter().find(|id| !cases.iter().any(|(_, c)| &c.id == *id)) {
+        if let Some(unknown) = options.only.iter().find(|id| !cases.iter().any(|l| &l.case.id == *id)) {
             bail!("no golden case `{unknown}`");
         }
-        cases.retain(|(_, c)| options.only.contains(&c.id));
+        cases.retain(|l| options.only.contains(&l.case.id));
+    }
+    if let Some(split) = options.split {
+        cases.retain(|l| l.case.split == split);
     }
     let live = match &options.target {
         Target::Sim => {
@@ -434,16 +588,31 @@ pub async fn run(options: &Options) -> Result<Report> {
         }
         Target::Api { base_url, api_key } => Live { base_url: base_url.clone(), api_key: api_key.clone(), sim: None },
     };
-    // One directory for the run's databases, removed at the end: a background task of a finished
-    // case that reconnects late then fails instead of leaving a stray file behind.
     let work = WorkDir::new()?;
-    let mut results = Vec::new();
-    for (_, case) in &cases {
-        eprintln!("eval-golden: {} ...", case.id);
-        if let Some(sim) = &live.sim {
-            script_oracle(sim, case);
+    let mut runs = Vec::new();
+    for persona in &options.personas {
+        let mut results = Vec::new();
+        for l in &cases {
+            eprintln!("eval-golden: {} ({persona:?} persona) ...", l.case.id);
+            let mut outcomes = Vec::new();
+            for run in 0..options.runs.max(1) {
+                if let Some(sim) = &live.sim {
+                    script_oracle(sim, l);
+                }
+                let dir = work.0.join(format!("{persona:?}-{run}"));
+                std::fs::create_dir_all(&dir)?;
+                outcomes.push(evaluate_case(l, &live, &options.model, &dir, *persona).await?);
+            }
+            results.push(case_result(l, outcomes));
         }
-        results.push(evaluate_case(case, &live, &options.model, &work.0).await?);
+        runs.push(PersonaRun {
+            persona: *persona,
+            all: group(&results, &cases, None),
+            dev: group(&results, &cases, Some(Split::Dev)),
+            held_out: group(&results, &cases, Some(Split::HeldOut)),
+            variance: variance(&results),
+            per_case: results,
+        });
     }
     if let Some(sim) = live.sim {
         sim.shutdown().await;
@@ -451,9 +620,207 @@ pub async fn run(options: &Options) -> Result<Report> {
     drop(work);
     let (mode, note) = match &options.target {
         Target::Sim => ("simulator", SIM_NOTE.to_owned()),
-        Target::Api { .. } => ("model", format!("model {} graded {} golden cases", options.model, results.len())),
+        Target::Api { .. } => ("model", format!("model {} graded {} golden cases", options.model, cases.len())),
     };
-    Ok(score(mode, note, &live.base_url, &options.model, results))
+    Ok(Report {
+        mode,
+        note,
+        base_url: live.base_url,
+        model: options.model.clone(),
+        rubric_version: rubric::RUBRIC_VERSION,
+        cases: cases.len(),
+        held_out: cases.iter().filter(|l| l.case.split == Split::HeldOut).count(),
+        ceiling,
+        runs,
+    })
+}
+
+/// The labels' own ratings: each criterion's share of labelled yes among its labelled yes / no,
+/// 1 (none) to 4 (all); null when none of its labelled checks applied.
+pub fn label_criteria(labels: &Labels, guidance: &str) -> Vec<CriterionScore> {
+    rubric::criteria(guidance)
+        .iter()
+        .map(|criterion| {
+            let checks: Vec<CheckResult> = criterion
+                .checks
+                .iter()
+                .filter_map(|check| {
+                    let answer = labels.checks.get(&format!("{}.{}", criterion.key, check.key))?;
+                    Some(CheckResult {
+                        key: check.key.to_string(),
+                        question: String::new(),
+                        answer: *answer,
+                        turns: Vec::new(),
+                        note: String::new(),
+                        ai_answer: None,
+                    })
+                })
+                .collect();
+            let yes = checks.iter().filter(|c| c.answer == CheckAnswer::Yes).count() as f64;
+            let no = checks.iter().filter(|c| c.answer == CheckAnswer::No).count() as f64;
+            let rating = (yes + no > 0.0).then(|| 1 + (3.0 * yes / (yes + no)).round() as u8);
+            CriterionScore {
+                key: criterion.key.to_owned(),
+                name: criterion.name.to_owned(),
+                rating,
+                comment: String::new(),
+                checks,
+                not_assessed: false,
+                rating_overridden: false,
+                ai_rating: None,
+            }
+        })
+        .collect()
+}
+
+fn case_result(l: &Labelled, runs: Vec<RunOutcome>) -> CaseResult {
+    let label_score = admin::evaluation::score(&label_criteria(&l.resolved, l.case.guidance()), &l.resolved.flags);
+    let first = &runs[0];
+    let mut mismatches: Vec<String> = l
+        .resolved
+        .checks
+        .iter()
+        .filter(|(k, a)| first.answers.get(*k) != Some(a))
+        .map(|(k, a)| {
+            format!(
+                "{k}: expected {}, got {}",
+                a.as_str(),
+                first.answers.get(k).map(|x| x.as_str()).unwrap_or("no answer")
+            )
+        })
+        .collect();
+    let expected: BTreeSet<&str> = l.resolved.flags.iter().map(|f| f.as_str()).collect();
+    let raised: BTreeSet<&str> = first.flags.iter().map(|f| f.as_str()).collect();
+    mismatches.extend(expected.difference(&raised).map(|f| format!("flag missed: {f}")));
+    mismatches.extend(raised.difference(&expected).map(|f| format!("flag not expected: {f}")));
+    CaseResult {
+        id: l.case.id.clone(),
+        split: l.case.split,
+        label_score: label_score.overall,
+        label_band: label_score.band,
+        runs,
+        mismatches,
+    }
+}
+
+/// A (label, evaluator) rating pair.
+type RatingPair = (Option<u8>, Option<u8>);
+
+fn is_safety(key: &str) -> bool {
+    SAFETY_CHECKS.contains(&key)
+}
+
+/// Evaluator (first run) vs resolved labels over the cases of `split` (None: all).
+fn group(results: &[CaseResult], cases: &[Labelled], split: Option<Split>) -> GroupStats {
+    let mut checks: BTreeMap<String, Vec<(Answer, Answer)>> = BTreeMap::new();
+    let mut criteria: BTreeMap<String, Vec<(Answer, Answer)>> = BTreeMap::new();
+    let mut ratings: BTreeMap<String, Vec<RatingPair>> = BTreeMap::new();
+    let mut bands = Vec::new();
+    let mut flag_items = Vec::new();
+    let mut n = 0;
+    for (r, l) in results.iter().zip(cases) {
+        if split.is_some_and(|s| s != r.split) {
+            continue;
+        }
+        n += 1;
+        let first = &r.runs[0];
+        for (key, label) in &l.resolved.checks {
+            let pair = (Answer::of(Some(*label)), Answer::of(first.answers.get(key).copied()));
+            checks.entry(key.clone()).or_default().push(pair);
+            let criterion = key.split_once('.').map(|(c, _)| c).unwrap_or(key);
+            criteria.entry(criterion.to_owned()).or_default().push(pair);
+        }
+        for c in label_criteria(&l.resolved, l.case.guidance()) {
+            if c.checks.is_empty() {
+                continue;
+            }
+            ratings.entry(c.key.clone()).or_default().push((c.rating, first.ratings.get(&c.key).copied().flatten()));
+        }
+        bands.push((r.label_band, first.score_band));
+        flag_items.push((l.resolved.flags.clone(), first.flags.clone()));
+    }
+    let all: Vec<(Answer, Answer)> = checks.values().flatten().copied().collect();
+    let safety: Vec<(Answer, Answer)> =
+        checks.iter().filter(|(k, _)| is_safety(k)).flat_map(|(_, v)| v.iter().copied()).collect();
+    let all_ratings: Vec<(Option<u8>, Option<u8>)> = ratings.values().flatten().copied().collect();
+    let flag_types: Vec<FlagType> = rubric::EVALUATION_FLAGS.iter().map(|(f, _)| *f).collect();
+    GroupStats {
+        cases: n,
+        all_checks: CheckAgreement::of(&all, agreement::seed_for("all")),
+        safety_checks: CheckAgreement::of(&safety, agreement::seed_for("safety")),
+        checks: checks.iter().map(|(k, v)| (k.clone(), CheckAgreement::of(v, agreement::seed_for(k)))).collect(),
+        criteria: criteria.iter().map(|(k, v)| (k.clone(), CheckAgreement::of(v, agreement::seed_for(k)))).collect(),
+        ratings: ratings
+            .iter()
+            .map(|(k, v)| (k.clone(), RatingAgreement::of(v, agreement::seed_for(&format!("{k}.rating")))))
+            .collect(),
+        all_ratings: RatingAgreement::of(&all_ratings, agreement::seed_for("ratings")),
+        bands: BandAgreement::of(&bands),
+        flags: FlagAgreement::per_type(&flag_types, &flag_items),
+    }
+}
+
+/// First pass vs second pass, over the checks both labelled.
+fn ceiling(cases: &[Labelled]) -> Ceiling {
+    let mut checks: BTreeMap<String, Vec<(Answer, Answer)>> = BTreeMap::new();
+    let mut flag_items = Vec::new();
+    for l in cases {
+        let Some(second) = &l.second else { continue };
+        for (key, a) in &l.case.labels.checks {
+            if let Some(b) = second.checks.get(key) {
+                checks.entry(key.clone()).or_default().push((Answer::of(Some(*a)), Answer::of(Some(*b))));
+            }
+        }
+        flag_items.push((l.case.labels.flags.clone(), second.flags.clone()));
+    }
+    let all: Vec<(Answer, Answer)> = checks.values().flatten().copied().collect();
+    let safety: Vec<(Answer, Answer)> =
+        checks.iter().filter(|(k, _)| is_safety(k)).flat_map(|(_, v)| v.iter().copied()).collect();
+    let flag_types: Vec<FlagType> = rubric::EVALUATION_FLAGS.iter().map(|(f, _)| *f).collect();
+    Ceiling {
+        cases: flag_items.len(),
+        all_checks: CheckAgreement::of(&all, agreement::seed_for("ceiling")),
+        safety_checks: CheckAgreement::of(&safety, agreement::seed_for("ceiling.safety")),
+        checks: checks.iter().map(|(k, v)| (k.clone(), CheckAgreement::of(v, agreement::seed_for(k)))).collect(),
+        flags: FlagAgreement::per_type(&flag_types, &flag_items),
+        resolutions: cases.iter().map(|l| l.case.resolutions.len()).sum(),
+    }
+}
+
+fn variance(results: &[CaseResult]) -> Variance {
+    let runs = results.first().map_or(0, |r| r.runs.len());
+    let (mut unstable, mut compared, mut bands, mut flags) = (0, 0, 0, 0);
+    let mut sds = Vec::new();
+    for r in results {
+        let keys: BTreeSet<&String> = r.runs.iter().flat_map(|o| o.answers.keys()).collect();
+        for k in keys {
+            compared += 1;
+            let first = r.runs[0].answers.get(k);
+            if r.runs.iter().any(|o| o.answers.get(k) != first) {
+                unstable += 1;
+            }
+        }
+        if r.runs.iter().any(|o| o.score_band != r.runs[0].score_band) {
+            bands += 1;
+        }
+        if r.runs.iter().any(|o| o.flags != r.runs[0].flags) {
+            flags += 1;
+        }
+        let scores: Vec<f64> = r.runs.iter().filter_map(|o| o.overall_score).collect();
+        if scores.len() >= 2 {
+            let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+            let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (scores.len() - 1) as f64;
+            sds.push(var.sqrt());
+        }
+    }
+    Variance {
+        runs,
+        unstable_checks: unstable,
+        compared_checks: compared,
+        unstable_bands: bands,
+        unstable_flags: flags,
+        mean_score_sd: (!sds.is_empty()).then(|| sds.iter().sum::<f64>() / sds.len() as f64),
+    }
 }
 
 /// A private temporary directory, removed when dropped.
@@ -469,7 +836,6 @@ impl WorkDir {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        // A closing connection may still be writing its WAL index; try again briefly.
         for _ in 0..10 {
             let _ = std::fs::remove_dir_all(&self.0);
             if !self.0.exists() {
@@ -496,7 +862,8 @@ fn message_text(body: &Value) -> String {
 }
 
 /// One case through the production path: store → `evaluate_session` → stored evaluation and flags.
-async fn evaluate_case(case: &Case, live: &Live, model: &str, dir: &Path) -> Result<CaseResult> {
+async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, persona: Persona) -> Result<RunOutcome> {
+    let case = &l.case;
     let url = format!("sqlite://{}?mode=rwc", dir.join(format!("{}.db", case.id)).display());
     let store = store::Store::connect(&url).await?;
     store.migrate().await?;
@@ -545,8 +912,8 @@ async fn evaluate_case(case: &Case, live: &Live, model: &str, dir: &Path) -> Res
             },
         )
         .await?;
-    let turns: Vec<NewTurn> = case
-        .turns
+    let expanded = case.expanded_turns();
+    let turns: Vec<NewTurn> = expanded
         .iter()
         .enumerate()
         .map(|(i, t)| NewTurn {
@@ -568,125 +935,85 @@ async fn evaluate_case(case: &Case, live: &Live, model: &str, dir: &Path) -> Res
     config.openai_api_key = Some(Secret::new(live.api_key.clone()));
     config.evaluator_model = model.to_owned();
     config.llm_timeout_secs = if live.sim.is_some() { 30 } else { 180 };
+    config.evaluator_sees_persona = persona == Persona::With;
     let state = AppState::new(store.clone(), config)?;
     let evaluated = admin::evaluation::evaluate_session(&state, account.id, session.id)
         .await
         .map_err(|e| anyhow!("case {}: the evaluation failed: {e} ({e:?})", case.id))?;
     if let Some(sim) = &live.sim {
-        // The plumbing check proper: the evaluator was sent this case's scenario and every turn.
+        // The plumbing check proper: every turn reached the evaluator, and the persona exactly
+        // when asked for.
         let sent = sim
             .chat_requests()
             .into_iter()
             .rfind(|b| b["response_format"]["json_schema"]["name"] == "evaluation")
             .map(|b| message_text(&b))
             .ok_or_else(|| anyhow!("case {}: no evaluation request reached the simulator", case.id))?;
-        let persona = case.scenario.as_ref().map(|s| s.prompt.trim());
-        if let Some(missing) = case.turns.iter().map(|t| t.text.trim()).chain(persona).find(|t| !sent.contains(t)) {
+        let limit = state.config.transcript_max_chars as usize;
+        if transcript_chars(case) <= limit
+            && let Some(missing) = expanded.iter().map(|t| t.text.trim()).find(|t| !sent.contains(t))
+        {
             bail!("case {}: the evaluation request lacks `{missing}`", case.id);
         }
+        if let Some(s) = &case.scenario {
+            let shown = sent.contains(s.prompt.trim());
+            if shown != (persona == Persona::With) {
+                bail!(
+                    "case {}: the persona was {} the evaluator",
+                    case.id,
+                    if shown { "shown to" } else { "hidden from" }
+                );
+            }
+        }
     }
-    // Only the evaluation's flags are measured; the background analysis may add its own.
-    let raised: BTreeSet<&'static str> = store
+    let mut flags: Vec<FlagType> = store
         .session_flags(session.id)
         .await?
         .into_iter()
         .filter(|f| f.source == FlagSource::Evaluation)
-        .map(|f| f.flag_type.as_str())
+        .map(|f| f.flag_type)
         .collect();
-    // Closing the pool cuts off the background analysis (its next query fails), so it neither
-    // outlives the case's database nor keeps spending tokens.
+    flags.sort_by_key(|f| f.as_str());
+    flags.dedup();
     store.close().await;
-
-    let answers: BTreeMap<String, CheckAnswer> = evaluated
-        .evaluation
-        .criteria
-        .iter()
-        .flat_map(|c| c.checks.iter().map(move |k| (format!("{}.{}", c.key, k.key), k.answer)))
-        .collect();
-    let checks: Vec<CheckOutcome> = case
-        .expected
-        .checks
-        .iter()
-        .map(|(key, expected)| CheckOutcome {
-            key: key.clone(),
-            criterion: key.split_once('.').map(|(c, _)| c).unwrap_or(key).to_owned(),
-            expected: *expected,
-            actual: answers.get(key).copied(),
-        })
-        .collect();
-    let expected_flags: BTreeSet<&'static str> = case.expected.flags.iter().map(|f| f.as_str()).collect();
-    let mut mismatches: Vec<String> = checks
-        .iter()
-        .filter(|o| !o.agrees())
-        .map(|o| {
-            format!(
-                "{}: expected {}, got {}",
-                o.key,
-                o.expected.as_str(),
-                o.actual.map(CheckAnswer::as_str).unwrap_or("no answer")
-            )
-        })
-        .collect();
-    mismatches.extend(expected_flags.difference(&raised).map(|f| format!("flag missed: {f}")));
-    mismatches.extend(raised.difference(&expected_flags).map(|f| format!("flag not expected: {f}")));
-    let to_types = |set: &BTreeSet<&str>| set.iter().filter_map(|f| f.parse::<FlagType>().ok()).collect::<Vec<_>>();
-    Ok(CaseResult {
-        id: case.id.clone(),
-        title: case.title.clone(),
-        overall_score: evaluated.evaluation.overall_score,
-        checks,
-        expected_flags: to_types(&expected_flags),
-        raised_flags: to_types(&raised),
-        mismatches,
+    let e = evaluated.evaluation;
+    Ok(RunOutcome {
+        answers: e
+            .criteria
+            .iter()
+            .flat_map(|c| c.checks.iter().map(move |k| (format!("{}.{}", c.key, k.key), k.answer)))
+            .collect(),
+        ratings: e.criteria.iter().map(|c| (c.key.clone(), c.rating)).collect(),
+        overall_score: e.overall_score,
+        score_band: e.score_band,
+        flags,
     })
 }
 
-/// Scripts the simulator to answer the next evaluation with `case`'s oracle.
-fn script_oracle(sim: &Simulator, case: &Case) {
+/// Scripts the simulator to answer the next evaluation with the case's oracle.
+fn script_oracle(sim: &Simulator, l: &Labelled) {
     sim.clear_rules();
     sim.clear_requests();
-    sim.add_rule(Rule::chat().schema_name("evaluation").reply_json(oracle_answer(case)));
-    // The post-session analysis the evaluation starts: nothing to add, and not measured.
+    sim.add_rule(Rule::chat().schema_name("evaluation").reply_json(oracle_answer(l)));
     sim.add_rule(Rule::chat().schema_name("analysis").reply_json(json!({"summary": "Golden run.", "findings": []})));
 }
 
-/// The answer a perfect evaluator would give for `case`, in the evaluator's schema: labelled
-/// checks as labelled (unlabelled ones not_applicable), each rating from its criterion's labelled
-/// yes/no share, exactly the expected flags.
-pub fn oracle_answer(case: &Case) -> Value {
-    let mut ratings = Vec::new();
-    let criteria: Vec<Value> = rubric::criteria(case.has_guidance())
+/// The answer a perfect evaluator would give: labelled checks as resolved (unlabelled ones
+/// left out: skipped), ratings from the labels ([`label_criteria`]), exactly the expected flags.
+pub fn oracle_answer(l: &Labelled) -> Value {
+    let criteria: Vec<Value> = label_criteria(&l.resolved, l.case.guidance())
         .iter()
-        .map(|criterion| {
-            let (mut yes, mut no) = (0u32, 0u32);
-            let checks: Vec<Value> = criterion
+        .map(|c| {
+            let checks: Vec<Value> = c
                 .checks
                 .iter()
-                .map(|check| {
-                    let label = case.label(&format!("{}.{}", criterion.key, check.key));
-                    match label {
-                        Some(CheckAnswer::Yes) => yes += 1,
-                        Some(CheckAnswer::No) => no += 1,
-                        _ => {}
-                    }
-                    let note = if label.is_some() { "golden label" } else { "not labelled in the golden set" };
-                    let answer = label.unwrap_or(CheckAnswer::NotApplicable).as_str();
-                    json!({"key": check.key, "answer": answer, "turns": [], "note": note})
-                })
+                .map(|k| json!({"key": k.key, "answer": k.answer.as_str(), "turns": [], "note": "golden label"}))
                 .collect();
-            // 1 (none met) to 4 (all met); null when no labelled check applied.
-            let rating = (yes + no > 0).then(|| 1 + (3.0 * f64::from(yes) / f64::from(yes + no)).round() as u8);
-            ratings.extend(rating);
-            json!({"key": criterion.key, "checks": checks, "rating": rating, "comment": "Oracle answer from the golden labels."})
+            json!({"key": c.key, "checks": checks, "rating": c.rating, "comment": "Oracle answer from the golden labels."})
         })
         .collect();
-    let overall = if ratings.is_empty() {
-        0.0
-    } else {
-        ratings.iter().map(|r| f64::from(r - 1) / 3.0 * 100.0).sum::<f64>() / ratings.len() as f64
-    };
-    let flags: Vec<Value> = case
-        .expected
+    let flags: Vec<Value> = l
+        .resolved
         .flags
         .iter()
         .map(|flag| {
@@ -695,77 +1022,75 @@ pub fn oracle_answer(case: &Case) -> Value {
                 FlagType::SuicideNotAsked | FlagType::MissedPlanOrMeans => "high",
                 _ => "medium",
             };
-            json!({
-                "flag_type": flag.as_str(),
-                "severity": severity,
-                "details": format!("Golden oracle: `{}` is expected for case {}.", flag.as_str(), case.id),
-                "turns": [],
-            })
+            json!({"flag_type": flag.as_str(), "severity": severity,
+                "details": format!("Golden oracle: `{}` is expected for case {}.", flag.as_str(), l.case.id), "turns": []})
         })
         .collect();
     json!({
         "criteria": criteria,
         "strengths": ["Oracle answer: built from the golden labels."],
         "areas_to_improve": [],
-        "overall_score": overall,
+        "overall_score": 50,
         "flags": flags,
     })
-}
-
-fn score(mode: &'static str, note: String, base_url: &str, model: &str, results: Vec<CaseResult>) -> Report {
-    let all: Vec<&CheckOutcome> = results.iter().flat_map(|r| &r.checks).collect();
-    let criteria = rubric::criteria(true)
-        .iter()
-        .filter(|c| all.iter().any(|o| o.criterion == c.key))
-        .map(|c| CriterionAgreement {
-            criterion: c.key.to_owned(),
-            agreement: Agreement::of(all.iter().copied().filter(|o| o.criterion == c.key)),
-        })
-        .collect();
-    let mut flags = Vec::new();
-    let mut decisions = Vec::new();
-    let (mut tp_all, mut fp_all, mut fn_all) = (0, 0, 0);
-    for (flag, _) in rubric::EVALUATION_FLAGS {
-        let (mut tp, mut fp, mut fneg) = (0, 0, 0);
-        for r in &results {
-            let (expected, raised) = (r.expected_flags.contains(flag), r.raised_flags.contains(flag));
-            decisions.push((expected, raised));
-            match (expected, raised) {
-                (true, true) => tp += 1,
-                (false, true) => fp += 1,
-                (true, false) => fneg += 1,
-                (false, false) => {}
-            }
-        }
-        tp_all += tp;
-        fp_all += fp;
-        fn_all += fneg;
-        flags.push(FlagScore::new(flag.as_str().to_owned(), tp, fp, fneg));
-    }
-    Report {
-        mode,
-        note,
-        base_url: base_url.to_owned(),
-        model: model.to_owned(),
-        cases: results.len(),
-        checks: Agreement::of(all.iter().copied()),
-        criteria,
-        flags,
-        flags_overall: FlagScore::new("all".into(), tp_all, fp_all, fn_all),
-        flags_kappa: cohens_kappa(&decisions),
-        per_case: results,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Output
 
-fn pct(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into())
-}
-
 fn num(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+}
+
+fn ci(v: Option<[f64; 2]>) -> String {
+    v.map(|[a, b]| format!("[{a:.2},{b:.2}]")).unwrap_or_else(|| "-".into())
+}
+
+fn agreement_header() -> String {
+    format!(
+        "  {:<46} {:>3} {:>4} {:>3} {:>4} {:>6} {:>7} {:>13} {:>7} {:>13} {:>6} {:>6}",
+        "", "n", "agr", "no", "no>na", "agree", "kappa", "kappa 95% CI", "AC1", "AC1 95% CI", "PABAK", "appl."
+    )
+}
+
+fn agreement_row(name: &str, a: &CheckAgreement) -> String {
+    format!(
+        "  {:<46} {:>3} {:>4} {:>3} {:>4} {:>6} {:>7} {:>13} {:>7} {:>13} {:>6} {:>6}",
+        name,
+        a.n,
+        a.agreed,
+        a.reference_no,
+        a.no_answered_na,
+        num(a.agreement),
+        num(a.kappa),
+        ci(a.kappa_ci),
+        num(a.ac1),
+        ci(a.ac1_ci),
+        num(a.pabak),
+        num(a.applicability_agreement)
+    )
+}
+
+fn flag_rows(flags: &[FlagAgreement], line: &mut impl FnMut(String)) {
+    line(format!(
+        "  {:<31} {:>8} {:>6} {:>3} {:>3} {:>3} {:>3} {:>9} {:>7} {:>7}",
+        "flag type", "expected", "raised", "TP", "FP", "FN", "TN", "precision", "recall", "kappa"
+    ));
+    for f in flags {
+        line(format!(
+            "  {:<31} {:>8} {:>6} {:>3} {:>3} {:>3} {:>3} {:>9} {:>7} {:>7}",
+            f.flag_type,
+            f.expected,
+            f.raised,
+            f.true_positives,
+            f.false_positives,
+            f.false_negatives,
+            f.true_negatives,
+            num(f.precision),
+            num(f.recall),
+            num(f.kappa)
+        ));
+    }
 }
 
 /// The human-readable report.
@@ -775,89 +1100,131 @@ pub fn render(report: &Report) -> String {
         out.push_str(&s);
         out.push('\n');
     };
-    line(format!("eval-golden: {} cases, model `{}` at {}", report.cases, report.model, report.base_url));
+    line(format!(
+        "eval-golden: {} cases ({} held out), rubric v{}, model `{}` at {}",
+        report.cases, report.held_out, report.rubric_version, report.model, report.base_url
+    ));
     line(format!("  {}", report.note));
     line(String::new());
-    line("Rubric checks (agreement: yes / no / not_applicable as three categories, a skipped check counts".into());
-    line("as a disagreement; kappa: Cohen's kappa on the checks where both the label and the evaluator".into());
-    line("said yes or no, '-' where undefined: no such checks, or only one answer ever given)".into());
-    line(format!(
-        "  {:<22} {:>8} {:>7} {:>8} {:>10} {:>11} {:>9}",
-        "criterion", "labelled", "agreed", "skipped", "agreement", "kappa(y/n)", "n(y/n)"
-    ));
-    let row = |name: &str, a: &Agreement| {
-        format!(
-            "  {:<22} {:>8} {:>7} {:>8} {:>10} {:>11} {:>9}",
-            name,
-            a.labelled,
-            a.agreed,
-            a.missing,
-            pct(a.agreement),
-            num(a.kappa_yes_no),
-            a.kappa_n
-        )
-    };
-    for c in &report.criteria {
-        line(row(&c.criterion, &c.agreement));
-    }
-    line(row("all checks", &report.checks));
+    line("Columns: n compared; agr agreed; no = reference \"no\" labels; no>na = reference no answered".into());
+    line(
+        "not_applicable or skipped (the most dangerous miss); kappa, AC1, PABAK over yes / no / not_applicable /"
+            .into(),
+    );
+    line("skipped as four categories, with seeded bootstrap 95% intervals; appl. = applicability agreement".into());
+    line("(applicable / not_applicable / skipped). '-' = undefined (too few items or a single category).".into());
     line(String::new());
-    line(format!("Safety flags (per type, over {} cases; '-' where undefined)", report.cases));
+    let c = &report.ceiling;
     line(format!(
-        "  {:<31} {:>8} {:>6} {:>3} {:>3} {:>3} {:>9} {:>7}",
-        "flag type", "expected", "raised", "TP", "FP", "FN", "precision", "recall"
+        "Label ceiling: first vs second labelling pass over {} cases ({} disagreements resolved with a reason)",
+        c.cases, c.resolutions
     ));
-    for f in report.flags.iter().chain([&report.flags_overall]) {
-        line(format!(
-            "  {:<31} {:>8} {:>6} {:>3} {:>3} {:>3} {:>9} {:>7}",
-            f.flag_type,
-            f.expected,
-            f.raised,
-            f.true_positives,
-            f.false_positives,
-            f.false_negatives,
-            num(f.precision),
-            num(f.recall)
-        ));
-    }
-    line(format!("  kappa over every (case, flag type) raise decision: {}", num(report.flags_kappa)));
-    line(String::new());
-    line("Cases".into());
-    for r in &report.per_case {
-        let agreed = r.checks.iter().filter(|o| o.agrees()).count();
-        let names = |flags: &[FlagType]| {
-            if flags.is_empty() {
-                "none".to_owned()
-            } else {
-                flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
-            }
-        };
-        line(format!(
-            "  {:<4} {:<36} checks {:>2}/{:<2} score {:>5.1}  flags expected [{}] raised [{}]",
-            if r.mismatches.is_empty() { "ok" } else { "DIFF" },
-            r.id,
-            agreed,
-            r.checks.len(),
-            r.overall_score,
-            names(&r.expected_flags),
-            names(&r.raised_flags)
-        ));
-        for m in &r.mismatches {
-            line(format!("         - {m}"));
+    line(agreement_header());
+    line(agreement_row("all checks both passes labelled", &c.all_checks));
+    line(agreement_row("safety checks", &c.safety_checks));
+    for key in SAFETY_CHECKS {
+        if let Some(a) = c.checks.get(*key) {
+            line(agreement_row(key, a));
         }
     }
-    line(String::new());
-    line(format!(
-        "Overall: check agreement {} ({}/{}), kappa (yes/no) {} over {} checks; flags precision {}, recall {}, kappa {}",
-        pct(report.checks.agreement),
-        report.checks.agreed,
-        report.checks.labelled,
-        num(report.checks.kappa_yes_no),
-        report.checks.kappa_n,
-        num(report.flags_overall.precision),
-        num(report.flags_overall.recall),
-        num(report.flags_kappa)
-    ));
+    flag_rows(&c.flags, &mut line);
+    for run in &report.runs {
+        line(String::new());
+        line(format!(
+            "Evaluator vs resolved labels — persona {} the evaluator, {} run(s) per case",
+            match run.persona {
+                Persona::Without => "hidden from",
+                Persona::With => "shown to",
+            },
+            run.variance.runs
+        ));
+        line("Per check (all cases):".into());
+        line(agreement_header());
+        for (key, a) in &run.all.checks {
+            line(agreement_row(key, a));
+        }
+        line("Per criterion (checks pooled; ratings: quadratic-weighted kappa vs the labels' derived ratings):".into());
+        line(agreement_header());
+        for (key, a) in &run.all.criteria {
+            line(agreement_row(key, a));
+        }
+        line(format!("  {:<46} {:>3} {:>6} {:>6} {:>7} {:>13}", "ratings", "n", "exact", "±1", "w.kappa", "95% CI"));
+        for (key, r) in
+            run.all.ratings.iter().map(|(k, r)| (k.as_str(), r)).chain([("all ratings", &run.all.all_ratings)])
+        {
+            line(format!(
+                "  {:<46} {:>3} {:>6} {:>6} {:>7} {:>13}",
+                key,
+                r.n,
+                r.exact,
+                r.within_one,
+                num(r.weighted_kappa),
+                ci(r.weighted_kappa_ci)
+            ));
+        }
+        for (name, g) in [("all", &run.all), ("dev", &run.dev), ("held_out", &run.held_out)] {
+            line(format!("Split {name} ({} cases):", g.cases));
+            line(agreement_header());
+            line(agreement_row("all checks", &g.all_checks));
+            line(agreement_row("safety checks", &g.safety_checks));
+            line(format!(
+                "  score bands: {}/{} agree ({}), kappa {}, weighted kappa {}, evaluator band higher than the labels' in {}",
+                g.bands.agreed,
+                g.bands.n,
+                num(g.bands.agreement),
+                num(g.bands.kappa),
+                num(g.bands.weighted_kappa),
+                g.bands.other_higher
+            ));
+            flag_rows(&g.flags, &mut line);
+        }
+        let v = &run.variance;
+        line(format!(
+            "Run-to-run variance over {} runs: {} of {} check answers changed between runs; bands changed in {} cases, \
+             flags in {}; mean score SD {}",
+            v.runs,
+            v.unstable_checks,
+            v.compared_checks,
+            v.unstable_bands,
+            v.unstable_flags,
+            v.mean_score_sd.map(|s| format!("{s:.2}")).unwrap_or_else(|| "- (one run)".into())
+        ));
+        line("Cases:".into());
+        for r in &run.per_case {
+            let first = &r.runs[0];
+            let score = |s: Option<f64>| s.map(|s| format!("{s:5.1}")).unwrap_or_else(|| "    -".into());
+            let band = |b: Option<ScoreBand>| b.map(|b| b.as_str()).unwrap_or("-");
+            line(format!(
+                "  {:<4} {:<44} {:<8} score {} ({}) labels' score {} ({})",
+                if r.mismatches.is_empty() { "ok" } else { "DIFF" },
+                r.id,
+                match r.split {
+                    Split::Dev => "dev",
+                    Split::HeldOut => "held_out",
+                },
+                score(first.overall_score),
+                band(first.score_band),
+                score(r.label_score),
+                band(r.label_band)
+            ));
+            for m in &r.mismatches {
+                line(format!("         - {m}"));
+            }
+        }
+    }
+    if report.runs.len() == 2 {
+        let (a, b) = (&report.runs[0].all, &report.runs[1].all);
+        line(String::new());
+        line(format!(
+            "Persona effect: all-checks kappa {} hidden vs {} shown; safety-check kappa {} vs {}; flag recall {} vs {}",
+            num(a.all_checks.kappa),
+            num(b.all_checks.kappa),
+            num(a.safety_checks.kappa),
+            num(b.safety_checks.kappa),
+            num(a.flags.last().and_then(|f| f.recall)),
+            num(b.flags.last().and_then(|f| f.recall))
+        ));
+    }
     if report.mode == "simulator" {
         line(format!("Note: {SIM_NOTE}."));
     }
@@ -881,6 +1248,9 @@ pub fn main(args: &[&str]) -> Result<()> {
     let mut report_path = None;
     let mut golden_dir = PathBuf::from("golden");
     let mut only = Vec::new();
+    let mut runs = 1;
+    let mut personas = vec![Persona::Without];
+    let mut split = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value =
@@ -893,6 +1263,29 @@ pub fn main(args: &[&str]) -> Result<()> {
             "--report" => report_path = Some(PathBuf::from(value())),
             "--golden-dir" => golden_dir = PathBuf::from(value()),
             "--case" => only.push(value()),
+            "--runs" => {
+                runs = value()
+                    .parse()
+                    .ok()
+                    .filter(|k| (1..=20).contains(k))
+                    .unwrap_or_else(|| usage_exit("--runs is 1 to 20"))
+            }
+            "--persona" => {
+                personas = match value().as_str() {
+                    "without" => vec![Persona::Without],
+                    "with" => vec![Persona::With],
+                    "both" => vec![Persona::Without, Persona::With],
+                    _ => usage_exit("--persona is without, with or both"),
+                }
+            }
+            "--split" => {
+                split = match value().as_str() {
+                    "all" => None,
+                    "dev" => Some(Split::Dev),
+                    "held_out" => Some(Split::HeldOut),
+                    _ => usage_exit("--split is all, dev or held_out"),
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -913,7 +1306,7 @@ pub fn main(args: &[&str]) -> Result<()> {
         }
         (false, None) => usage_exit("--base-url (or --sim) is required"),
     };
-    let options = Options { target, model, golden_dir, only };
+    let options = Options { target, model, golden_dir, only, runs, personas, split };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(run(&options))?;
     print!("{}", render(&report));
@@ -933,168 +1326,179 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden")
     }
 
-    fn close(a: Option<f64>, b: f64) -> bool {
-        a.is_some_and(|a| (a - b).abs() < 1e-9)
-    }
-
-    #[test]
-    fn kappa_is_one_for_perfect_agreement() {
-        let pairs = [(true, true), (false, false), (true, true), (false, false), (true, true)];
-        assert!(close(cohens_kappa(&pairs), 1.0));
-        let three = [("yes", "yes"), ("no", "no"), ("not_applicable", "not_applicable")];
-        assert!(close(cohens_kappa(&three), 1.0));
-    }
-
-    #[test]
-    fn kappa_is_zero_at_chance() {
-        // Each rater says yes half the time, independently: p_o = p_e = 0.5.
-        let pairs = [(true, true), (true, false), (false, true), (false, false)];
-        assert!(close(cohens_kappa(&pairs), 0.0));
-    }
-
-    #[test]
-    fn kappa_matches_textbook_example() {
-        // The common textbook table (e.g. Wikipedia, "Cohen's kappa"): 50 items, both yes 20,
-        // A yes / B no 5, A no / B yes 10, both no 15. p_o = 0.7, p_e = 0.5, kappa = 0.4.
-        let mut pairs = Vec::new();
-        pairs.extend(std::iter::repeat_n((true, true), 20));
-        pairs.extend(std::iter::repeat_n((true, false), 5));
-        pairs.extend(std::iter::repeat_n((false, true), 10));
-        pairs.extend(std::iter::repeat_n((false, false), 15));
-        assert!(close(cohens_kappa(&pairs), 0.4));
-        // Same source, "same observed agreement, different kappa": p_o = 0.6 in both tables.
-        // 45/15/25/15: p_e = 0.54, kappa = 0.06 / 0.46 = 0.1304; 25/35/5/35: p_e = 0.46,
-        // kappa = 0.14 / 0.54 = 0.2593.
-        let table = |a, b, c, d| {
-            let mut pairs = Vec::new();
-            pairs.extend(std::iter::repeat_n((true, true), a));
-            pairs.extend(std::iter::repeat_n((true, false), b));
-            pairs.extend(std::iter::repeat_n((false, true), c));
-            pairs.extend(std::iter::repeat_n((false, false), d));
-            pairs
-        };
-        assert!(close(cohens_kappa(&table(45, 15, 25, 15)), 0.06 / 0.46));
-        assert!(close(cohens_kappa(&table(25, 35, 5, 35)), 0.14 / 0.54));
-        assert_eq!(cohens_kappa(&table(45, 15, 25, 15)).map(|k| (k * 1e4).round() / 1e4), Some(0.1304));
-    }
-
-    #[test]
-    fn kappa_is_negative_below_chance_and_undefined_when_degenerate() {
-        assert!(close(cohens_kappa(&[(true, false), (false, true)]), -1.0));
-        assert_eq!(cohens_kappa::<bool>(&[]), None);
-        // One category used by both raters for everything: p_e = 1, kappa undefined (not NaN).
-        assert_eq!(cohens_kappa(&[(true, true), (true, true)]), None);
-        // One rater constant, the other not: defined (p_e < 1) and 0.
-        assert!(close(cohens_kappa(&[(true, true), (true, false)]), 0.0));
-    }
-
     #[test]
     fn every_golden_file_is_valid() -> Result<()> {
         let cases = load_cases(&golden_dir())?;
         let problems = validate_set(&cases);
         assert!(problems.is_empty(), "golden set problems:\n{}", problems.join("\n"));
-        assert!(cases.len() >= MIN_CASES);
-        for (path, case) in &cases {
-            // Every labelled key is a real rubric check and every flag a real evaluation flag.
-            for key in case.expected.checks.keys() {
-                let (criterion, check) = key.split_once('.').context("key without a dot")?;
-                let c = rubric::criteria(true).into_iter().find(|c| c.key == criterion);
-                assert!(c.is_some_and(|c| c.checks.iter().any(|k| k.key == check)), "{}: {key}", path.display());
-            }
-            assert!(case.turns.iter().all(|t| !t.text.trim().is_empty()), "{}", path.display());
-        }
+        Ok(())
+    }
+
+    fn labels(checks: &[(&str, CheckAnswer)], flags: &[FlagType]) -> Labels {
+        Labels { checks: checks.iter().map(|(k, a)| (k.to_string(), *a)).collect(), flags: flags.to_vec() }
+    }
+
+    #[test]
+    fn the_validator_enforces_na_rules_and_flag_consistency() {
+        use CheckAnswer::{No, NotApplicable as Na, Yes};
+        let problems = |l: &Labels| validate_labels(l, "").join("\n");
+        // N/A for means without a direct ask: the counselor caused the gap.
+        let p = problems(&labels(&[("asks_about_suicide.asks_directly", No), ("risk_capability.means", Na)], &[]));
+        assert!(p.contains("`risk_capability.means` is not_applicable only after a direct ask"), "{p}");
+        // Never-N/A checks.
+        let p = problems(&labels(&[("collaborative_style.no_lecturing", Na)], &[]));
+        assert!(p.contains("never not_applicable"), "{p}");
+        // Denied after a direct ask, yet a "no" on another check with that rule.
+        let p = problems(&labels(
+            &[("asks_about_suicide.asks_directly", Yes), ("risk_intent.plan", Na), ("risk_capability.firearms", No)],
+            &[],
+        ));
+        assert!(p.contains("`risk_capability.firearms` = no, but"), "{p}");
+        // Imminent and not imminent at once.
+        let p = problems(&labels(&[("collaboration.least_invasive", Na), ("imminent_risk.active_rescue", Na)], &[]));
+        assert!(p.contains("exactly one of"), "{p}");
+        // Means restriction N/A although means were never asked about.
+        let p = problems(&labels(&[("risk_capability.means", No), ("safety_planning.means_restriction", Na)], &[]));
+        assert!(p.contains("only when means were asked about"), "{p}");
+        // Flags both ways.
+        let p = problems(&labels(&[("imminent_risk.active_rescue", No)], &[]));
+        assert!(p.contains("needs flag `missed_rescue`"), "{p}");
+        let p = problems(&labels(&[("imminent_risk.active_rescue", Yes)], &[FlagType::MissedRescue]));
+        assert!(p.contains("flag `missed_rescue` needs `imminent_risk.active_rescue` = no"), "{p}");
+        let p = problems(&labels(&[("risk_intent.plan", Yes)], &[FlagType::MissedPlanOrMeans]));
+        assert!(p.contains("flag `missed_plan_or_means` needs one of its checks = no"), "{p}");
+        let p = problems(&labels(&[("risk_vibes.x", Yes), ("scenario_goals.goal_1", Yes)], &[]));
+        assert!(p.contains("unknown check `risk_vibes.x`") && p.contains("fewer goals"), "{p}");
+        // A consistent set passes.
+        let ok = labels(
+            &[
+                ("asks_about_suicide.asks_directly", No),
+                ("asks_about_suicide.asks_in_response_to_cues", No),
+                ("collaboration.least_invasive", Yes),
+                ("imminent_risk.active_rescue", Na),
+                ("imminent_risk.stays_on_line", Na),
+            ],
+            &[FlagType::SuicideNotAsked],
+        );
+        assert!(problems(&ok).is_empty(), "{}", problems(&ok));
+    }
+
+    #[test]
+    fn disagreements_need_a_resolution_with_a_reason() -> Result<()> {
+        let l =
+            load_cases(&golden_dir())?.into_iter().find(|l| l.second.is_some()).context("a double-labelled case")?;
+        let mut second = l.second.clone().context("second")?;
+        let key = "risk_capability.firearms";
+        let flipped = match second.checks[key] {
+            CheckAnswer::Yes => CheckAnswer::No,
+            _ => CheckAnswer::Yes,
+        };
+        second.checks.insert(key.into(), flipped);
+        let mut case = l.case.clone();
+        case.resolutions.retain(|r| r.key != key);
+        let (_, problems) = resolve(&case, Some(&second));
+        assert!(problems.iter().any(|p| p.contains("passes disagree on `risk_capability.firearms`")), "{problems:?}");
+        case.resolutions.push(admin::calibration::Resolution {
+            key: key.into(),
+            first: case.labels.checks[key].as_str().into(),
+            second: flipped.as_str().into(),
+            resolved: flipped.as_str().into(),
+            reason: "The second pass read turn 5 correctly.".into(),
+        });
+        let (resolved, problems) = resolve(&case, Some(&second));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(resolved.checks[key], flipped);
         Ok(())
     }
 
     #[test]
-    fn validation_catches_bad_cases() -> Result<()> {
-        let (path, mut case) = load_cases(&golden_dir())?.into_iter().next().context("no golden case")?;
-        let stem = path.file_stem().and_then(|s| s.to_str()).context("file name")?.to_owned();
-        assert!(validate_case(&case, &stem).is_empty());
-        case.expected.checks.insert("risk_assessment.vibes".into(), CheckAnswer::Yes);
-        case.expected.checks.insert("scenario_goals.meets_guidance".into(), CheckAnswer::Yes);
-        case.expected.checks.remove("collaborative_style.no_lecturing");
-        case.expected.flags.push(FlagType::PolicyViolation);
-        case.expected.flags.push(FlagType::MissedRescue);
-        case.turns.truncate(3);
-        let problems = validate_case(&case, "another_name").join("\n");
-        for needle in [
-            "id `",
-            "3 turns",
-            "unknown check `risk_assessment.vibes`",
-            "needs a scenario with evaluator_context",
-            "required check `collaborative_style.no_lecturing`",
-            "flag `policy_violation` is not one the evaluation raises",
-            "flag `missed_rescue` needs `collaboration_safety.rescue_when_imminent` = no",
-        ] {
-            assert!(problems.contains(needle), "missing `{needle}` in:\n{problems}");
-        }
+    fn case_03_now_scores_below_case_08() -> Result<()> {
+        // Computed from the resolved labels' own checks, ratings and flags: the call that missed
+        // forty stockpiled pills must not outscore the dismissive call.
+        let cases = load_cases(&golden_dir())?;
+        let score = |prefix: &str| -> Result<(Option<f64>, Option<ScoreBand>)> {
+            let l = cases.iter().find(|l| l.case.id.starts_with(prefix)).context("case")?;
+            let s = admin::evaluation::score(&label_criteria(&l.resolved, l.case.guidance()), &l.resolved.flags);
+            Ok((s.overall, s.band))
+        };
+        let (s03, b03) = score("03_")?;
+        let (s08, _) = score("08_")?;
+        assert!(s03.zip(s08).is_some_and(|(a, b)| a < b), "03 {s03:?} vs 08 {s08:?}");
+        assert_eq!(b03, Some(ScoreBand::NeedsWork));
         Ok(())
     }
 
     #[test]
     fn unknown_fields_in_a_golden_file_are_rejected() {
-        let text = r#"{"id":"x","title":"t","scenario":null,"turns":[],"expected":{"checks":{},"flags":[],"notes":"n"},"extra":1}"#;
+        let text = r#"{"id":"x","title":"t","split":"dev","scenario":null,"turns":[],"labels":{"checks":{},"flags":[]},"notes":"n","extra":1}"#;
         assert!(serde_json::from_str::<Case>(text).is_err());
-        let bad_answer = r#"{"id":"x","title":"t","scenario":null,"turns":[],"expected":{"checks":{"a.b":"maybe"},"flags":[],"notes":"n"}}"#;
-        assert!(serde_json::from_str::<Case>(bad_answer).is_err());
+        let bad = r#"{"id":"x","title":"t","split":"dev","scenario":null,"turns":[],"labels":{"checks":{"a.b":"maybe"},"flags":[]},"notes":"n"}"#;
+        assert!(serde_json::from_str::<Case>(bad).is_err());
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn disagreements_are_reported() -> Result<()> {
-        // The simulator answers case 02 as if the counselor had asked about suicide, raising the
-        // wrong flag: the comparison must see every difference.
-        let (_, case) = load_cases(&golden_dir())?
+        // The simulator answers a case as if the counselor had done otherwise: the comparison
+        // must see every difference, N/A for a "no" included.
+        let l = load_cases(&golden_dir())?
             .into_iter()
-            .find(|(_, c)| c.id == "02_suicide_not_asked")
+            .find(|l| l.case.id.starts_with("02_"))
             .context("case 02 is in the set")?;
-        let mut wrong = case.clone();
-        wrong.expected.checks.insert("asks_about_suicide.asks_directly".into(), CheckAnswer::Yes);
-        wrong.expected.checks.remove("risk_assessment.capability");
-        wrong.expected.flags = vec![FlagType::MedicalAdvice];
+        let mut wrong = l.clone();
+        wrong.resolved.checks.insert("asks_about_suicide.asks_directly".into(), CheckAnswer::Yes);
+        wrong.resolved.checks.insert("risk_capability.means".into(), CheckAnswer::NotApplicable);
+        wrong.resolved.flags = vec![FlagType::MedicalAdvice];
         let sim = Simulator::start().await?;
         let live = Live { base_url: sim.base_url(), api_key: "sim-key".into(), sim: Some(sim) };
         let work = WorkDir::new()?;
         if let Some(sim) = &live.sim {
             script_oracle(sim, &wrong);
         }
-        let result = evaluate_case(&case, &live, "gpt-4o", &work.0).await?;
-        assert_eq!(
-            result.mismatches,
-            [
-                "asks_about_suicide.asks_directly: expected no, got yes",
-                "risk_assessment.capability: expected no, got not_applicable",
-                "flag missed: suicide_not_asked",
-                "flag not expected: medical_advice",
-            ]
-        );
-        let report = score("simulator", String::new(), "sim", "gpt-4o", vec![result]);
-        let asks = report.criteria.iter().find(|c| c.criterion == "asks_about_suicide").context("criterion")?;
-        assert_eq!((asks.agreement.labelled, asks.agreement.agreed), (2, 1));
-        assert!(close(report.flags_overall.recall, 0.0));
-        assert!(close(report.flags_overall.precision, 0.0));
-        assert!(report.checks.kappa_yes_no.is_some_and(|k| k < 1.0));
+        let outcome = evaluate_case(&l, &live, "gpt-4o", &work.0, Persona::Without).await?;
+        let result = case_result(&l, vec![outcome]);
+        for needle in [
+            "asks_about_suicide.asks_directly: expected no, got yes",
+            "risk_capability.means: expected no, got not_applicable",
+            "flag missed: suicide_not_asked",
+            "flag not expected: medical_advice",
+        ] {
+            assert!(result.mismatches.iter().any(|m| m == needle), "{needle} in {:?}", result.mismatches);
+        }
+        let g = group(std::slice::from_ref(&result), std::slice::from_ref(&l), None);
+        assert_eq!(g.checks["risk_capability.means"].no_answered_na, 1);
+        assert!(g.all_checks.kappa.is_some_and(|k| k < 1.0));
+        let all = g.flags.last().context("all")?;
+        assert_eq!((all.true_positives, all.false_positives), (0, 1));
         Ok(())
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn simulator_run_agrees_perfectly() -> Result<()> {
-        let options =
-            Options { target: Target::Sim, model: "gpt-4o".into(), golden_dir: golden_dir(), only: Vec::new() };
+    async fn simulator_run_agrees_perfectly_with_and_without_the_persona() -> Result<()> {
+        let options = Options {
+            target: Target::Sim,
+            model: "gpt-4o".into(),
+            golden_dir: golden_dir(),
+            only: Vec::new(),
+            runs: 2,
+            personas: vec![Persona::Without, Persona::With],
+            split: None,
+        };
         let report = run(&options).await?;
         let text = render(&report);
         assert!(text.contains("simulator: plumbing check, not a quality measurement"), "{text}");
-        assert_eq!(report.cases, load_cases(&golden_dir())?.len());
-        assert_eq!(report.checks.agreed, report.checks.labelled, "{text}");
-        assert_eq!(report.checks.missing, 0);
-        assert!(close(report.checks.kappa_yes_no, 1.0), "{text}");
-        assert!(close(report.flags_overall.recall, 1.0), "{text}");
-        assert!(close(report.flags_overall.precision, 1.0), "{text}");
-        assert!(close(report.flags_kappa, 1.0), "{text}");
-        assert!(report.per_case.iter().all(|r| r.mismatches.is_empty()), "{text}");
-        // The JSON report carries the same numbers.
+        assert!(report.cases >= MIN_CASES);
+        for run in &report.runs {
+            let all = &run.all.all_checks;
+            assert_eq!(all.agreed, all.n, "{text}");
+            assert_eq!(all.skipped, 0);
+            assert_eq!(all.kappa, Some(1.0), "{text}");
+            let flags = run.all.flags.last().context("all")?;
+            assert_eq!((flags.precision, flags.recall), (Some(1.0), Some(1.0)), "{text}");
+            assert_eq!(run.all.bands.agreed, run.all.bands.n, "{text}");
+            assert_eq!(run.variance.unstable_checks, 0);
+            assert!(run.per_case.iter().all(|r| r.mismatches.is_empty()), "{text}");
+        }
         let json = serde_json::to_value(&report)?;
-        assert_eq!(json["checks"]["kappa_yes_no"], json!(1.0));
         assert_eq!(json["mode"], "simulator");
         Ok(())
     }

@@ -111,7 +111,7 @@ impl Drop for KillOnDrop {
 /// caller lines.
 fn demo_rules() -> serde_json::Value {
     use serde_json::json;
-    let criteria: Vec<serde_json::Value> = admin::rubric::criteria(true)
+    let criteria: Vec<serde_json::Value> = admin::rubric::criteria("Expect a direct ask.")
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -214,7 +214,7 @@ mod demo_tests {
             .as_array()
             .map(|c| c.iter().map(|c| c["checks"].as_array().map_or(0, Vec::len)).sum())
             .unwrap_or(0);
-        let expected: usize = admin::rubric::criteria(true).iter().map(|c| c.checks.len()).sum();
+        let expected: usize = admin::rubric::criteria("Expect a direct ask.").iter().map(|c| c.checks.len()).sum();
         assert_eq!(checks, expected);
     }
 }

@@ -359,8 +359,10 @@ pub struct ExternalEvaluation {
     /// The attempt it grades.
     pub attempt: i64,
     pub session_id: Uuid,
-    /// 0-100.
-    pub overall_score: f64,
+    /// 0-100; null when it could not be computed (see `score_band`).
+    pub overall_score: Option<f64>,
+    /// needs_work | developing | proficient | strong; null exactly when the score is.
+    pub score_band: Option<store::ScoreBand>,
     pub criteria: Vec<ExternalCriterion>,
     pub strengths: Vec<String>,
     pub improvements: Vec<String>,
@@ -416,6 +418,7 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Uuid) -> 
                 attempt: session.attempt_number.unwrap_or(0),
                 session_id: session.id,
                 overall_score: e.overall_score,
+                score_band: e.score_band,
                 criteria: e
                     .criteria
                     .into_iter()

@@ -68,6 +68,7 @@ pub struct TranscriptAppended {
 #[utoipa::path(post, path = "/api/internal/sessions/{id}/transcript", tag = "internal", params(("id" = Uuid, Path)),
     request_body = TranscriptBatch,
     responses((status = 200, body = TranscriptAppended), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The session has ended: its transcript is final"),
         (status = 422, body = ErrorBody)))]
 pub async fn append_transcript(
     State(state): State<AppState>,

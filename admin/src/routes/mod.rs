@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod assignments;
 pub mod auth;
+pub mod calibration;
 pub mod contract;
 pub mod external;
 pub mod flags;
@@ -34,6 +35,7 @@ pub mod webhooks;
         (name = "assignments", description = "Scenarios given to counselors"),
         (name = "sessions", description = "Practice attempts, chat with the AI caller, evaluation and analysis"),
         (name = "policies", description = "Account policy documents the evaluator grades against"),
+        (name = "calibration", description = "Supervisor reviews of AI evaluations, AI-vs-supervisor agreement, golden-case export"),
         (name = "flags", description = "Safety and consistency flags for supervisors to review"),
         (name = "api-keys", description = "Partner API keys (account admins)"),
         (name = "webhooks", description = "Signed event deliveries to partner systems (account admins)"),
@@ -94,6 +96,10 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::evaluate))
         .routes(routes!(sessions::analyze))
         .routes(routes!(sessions::report_flag))
+        .routes(routes!(calibration::review_session))
+        .routes(routes!(calibration::list_reviews))
+        .routes(routes!(calibration::agreement_report))
+        .routes(routes!(calibration::golden_draft, calibration::golden_export))
         .routes(routes!(flags::list_flags))
         .routes(routes!(flags::review_flag))
         .routes(routes!(livekit::voice_token))

@@ -72,8 +72,12 @@ pub struct SessionView {
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_session(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<SessionView>> {
-    let detail = state.store.session_detail(actor.account_id, id).await?;
+    let mut detail = state.store.session_detail(actor.account_id, id).await?;
     actor.require_sees(detail.session.user_id, "session")?;
+    // Everyone sees the supervisor-reviewed version, marked as reviewed.
+    if let Some(e) = detail.evaluation.take() {
+        detail.evaluation = Some(crate::calibration::reviewed(&state, e).await?);
+    }
     let (running, error) = state.store.evaluation_state(id).await?;
     let evaluation_status = EvaluationStatus::of(detail.evaluation.is_some(), running, error.as_deref());
     let supervisor = actor.role.is_supervisor();
@@ -188,7 +192,8 @@ pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): I
         )
         .await?;
     }
-    Ok(Json(evaluation::evaluate_session(&state, actor.account_id, id).await?.evaluation))
+    let evaluated = evaluation::evaluate_session(&state, actor.account_id, id).await?.evaluation;
+    Ok(Json(crate::calibration::reviewed(&state, evaluated).await?))
 }
 
 /// Post-session analysis on demand (supervisors; idempotent: the stored analysis is answered

@@ -44,7 +44,7 @@ async fn chat_assignment(app: &App, guidance: &str) -> (Value, Value) {
 
 /// A complete, valid evaluator answer (every criterion, every check) plus flags, some invalid.
 fn evaluator_answer(with_goals: bool, rating: u8, flags: Vec<Value>) -> Value {
-    let criteria: Vec<Value> = admin::rubric::criteria(with_goals)
+    let criteria: Vec<Value> = admin::rubric::criteria(if with_goals { "Expect a direct ask." } else { "" })
         .iter()
         .map(|c| {
             json!({
@@ -225,10 +225,15 @@ async fn evaluation_is_structured_safe_once_and_completes_the_assignment() {
         assert_eq!(evaluations.len(), 1, "exactly one evaluator call");
         let evaluation = &answers[0].1;
 
-        // The score is computed from the ratings (3 of 4 everywhere → 66.7), not the model's 99.
-        assert_eq!(evaluation["overallScore"], 66.7);
+        // The score is computed (every check yes, ratings 3 of 4 → 83.3, not the model's 99), then
+        // capped by the hard `suicide_not_asked` flag at the top of `needs_work`.
+        assert_eq!(evaluation["overallScore"], 49.0, "{evaluation}");
+        assert_eq!(evaluation["scoreBand"], "needs_work");
+        assert_eq!(evaluation["scoreBasis"]["cappedBy"], json!(["suicide_not_asked"]));
+        assert_eq!(evaluation["scoreBasis"]["uncapped"], 83.3);
+        assert_eq!(evaluation["rubricVersion"], admin::rubric::RUBRIC_VERSION);
         let criteria = evaluation["criteria"].as_array().expect("criteria");
-        assert_eq!(criteria.len(), 11, "the scenario's guidance adds scenario_goals");
+        assert_eq!(criteria.len(), admin::rubric::CRITERIA.len() + 1, "the scenario's guidance adds scenario_goals");
         assert_eq!(criteria[0]["checks"][0]["answer"], "yes");
         assert_eq!(criteria[0]["checks"][0]["turns"], json!([2]));
         assert!(evaluation["strengths"][0].as_str().is_some());
@@ -332,6 +337,7 @@ async fn retries_honour_retry_after_and_failures_write_nothing() {
         let (status, evaluation) = evaluate().await;
         assert_eq!(status, StatusCode::OK, "{evaluation}");
         assert_eq!(evaluation["overallScore"], 100.0);
+        assert_eq!(evaluation["scoreBand"], "strong");
         let requests: Vec<Value> =
             sim.chat_requests().into_iter().filter(|r| schema_name(r) == Some("evaluation")).collect();
         assert_eq!(requests.len(), 3);

@@ -282,7 +282,7 @@ async fn attempts_results_evaluation_and_signed_webhooks() {
         );
 
         // Evaluate: 202 with a location while it runs in the background, then the result.
-        let criteria: Vec<Value> = admin::rubric::criteria(false)
+        let criteria: Vec<Value> = admin::rubric::criteria("")
             .iter()
             .map(|c| json!({"key": c.key, "checks": [], "rating": 4, "comment": "good"}))
             .collect();
@@ -312,7 +312,8 @@ async fn attempts_results_evaluation_and_signed_webhooks() {
             (result["evaluation"]["overall_score"].as_f64(), result["evaluation"]["attempt"].as_i64()),
             (Some(100.0), Some(2))
         );
-        assert_eq!(result["evaluation"]["criteria"].as_array().map(Vec::len), Some(10));
+        assert_eq!(result["evaluation"]["criteria"].as_array().map(Vec::len), Some(admin::rubric::CRITERIA.len()));
+        assert_eq!(result["evaluation"]["score_band"], "strong");
         assert_eq!(result["evaluation"]["improvements"][0], "slow down");
         assert_eq!(result["evaluation"]["flags"][0]["flag_type"], "dismissive_language");
         let evaluations =

@@ -234,7 +234,10 @@ async fn an_evaluation_committed_before_a_crash_is_still_delivered() {
             .expect("session");
         let new = store::NewEvaluation {
             session_id: session.id,
-            overall_score: 70.0,
+            overall_score: Some(70.0),
+            score_band: Some(store::ScoreBand::Developing),
+            score_basis: store::ScoreBasis::default(),
+            rubric_version: 2,
             criteria: vec![],
             flags: vec![],
             strengths: vec![],

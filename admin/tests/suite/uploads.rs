@@ -275,7 +275,10 @@ async fn evaluate(app: &App, session: Uuid) {
     let new = NewEvaluation {
         session_id: session,
         flags: vec![],
-        overall_score: 70.0,
+        overall_score: Some(70.0),
+        score_band: Some(store::ScoreBand::Proficient),
+        score_basis: Default::default(),
+        rubric_version: 2,
         criteria: vec![],
         strengths: vec!["Asked directly".into()],
         areas_to_improve: vec![],

@@ -1,0 +1,973 @@
+//! Calibration with the center's own trainers:
+//! - a supervisor reviews a session's evaluation and may override any check answer, rating or
+//!   flag, each with a reason; the overrides are stored beside the AI's answer (the evaluation
+//!   row is never updated) and audited in the same transaction;
+//! - everyone who sees the evaluation (the counselor too) sees the reviewed version, marked as
+//!   reviewed, with the AI's answer kept beside each overridden item and the score recomputed;
+//! - an agreement report per account over a period: AI vs supervisor, per check and criterion,
+//!   with the statistics of [`crate::agreement`], and the checks where they disagree most;
+//! - a reviewed session exported as a golden case (the format of `golden/*.json`, defined here
+//!   once for the harness and the exporter), after the exporter reviews a draft whose names,
+//!   numbers, e-mail addresses and places are masked.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use store::{CheckAnswer, Evaluation, FlagSource, FlagType, OverrideKind, Review, ReviewSummary, Speaker, Timestamp};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::agreement::{self, Answer, BandAgreement, CheckAgreement, FlagAgreement, RatingAgreement};
+use crate::error::{ApiError, Result};
+use crate::identity::Actor;
+use crate::{evaluation, rubric};
+
+const MAX_OVERRIDES: usize = 500;
+const MAX_REASON_CHARS: usize = 2000;
+const MAX_NOTE_CHARS: usize = 4000;
+
+// ---------------------------------------------------------------------------------------------
+// The golden case format
+
+/// Which part of the golden set a case belongs to: `held_out` cases are never used to tune the
+/// evaluator prompt, only to measure it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Dev,
+    HeldOut,
+}
+
+/// One golden case (`golden/<id>.json`; snake_case, the file format).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenCase {
+    pub id: String,
+    pub title: String,
+    pub split: Split,
+    /// `written` (authored for the set) or `supervisor_review` (exported from a reviewed session).
+    #[serde(default = "written")]
+    pub source: String,
+    /// `null` for free practice.
+    pub scenario: Option<GoldenScenario>,
+    pub turns: Vec<GoldenTurn>,
+    /// Makes one turn long (for a transcript near the truncation limit) without committing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<Pad>,
+    /// The first labelling pass.
+    pub labels: Labels,
+    /// Why the labels are what they are.
+    pub notes: String,
+    /// Where the two passes disagreed: what was decided, and why.
+    #[serde(default)]
+    pub resolutions: Vec<Resolution>,
+}
+
+fn written() -> String {
+    "written".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenScenario {
+    pub title: String,
+    pub description: String,
+    /// The caller persona (the evaluator does not see it by default).
+    pub prompt: String,
+    /// Grading guidance; each list item becomes a `scenario_goals.goal_N` check.
+    #[serde(default)]
+    pub evaluator_context: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenTurn {
+    pub speaker: Party,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Party {
+    Counselor,
+    Caller,
+}
+
+/// Repeats `sentences` into turn `turn` (1-based) until the numbered transcript is about
+/// `target_chars` long.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pad {
+    pub turn: usize,
+    pub target_chars: usize,
+    pub sentences: Vec<String>,
+}
+
+/// One pass of labels: `<criterion>.<check>` → answer (unlabelled checks are not scored), and
+/// exactly the flags that must be raised.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    pub checks: BTreeMap<String, CheckAnswer>,
+    pub flags: Vec<FlagType>,
+}
+
+/// A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
+/// values are answers, or `raised` / `not_raised` for flags.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    pub key: String,
+    pub first: String,
+    pub second: String,
+    pub resolved: String,
+    pub reason: String,
+}
+
+impl GoldenCase {
+    /// The turns, with the pad applied.
+    pub fn expanded_turns(&self) -> Vec<GoldenTurn> {
+        let mut turns = self.turns.clone();
+        if let Some(pad) = &self.pad
+            && pad.turn >= 1
+            && pad.turn <= turns.len()
+            && !pad.sentences.is_empty()
+        {
+            let mut length: usize = turns.iter().map(|t| t.text.len() + 16).sum();
+            let mut extra = String::new();
+            let mut i = 0;
+            while length < pad.target_chars {
+                let s = &pad.sentences[i % pad.sentences.len()];
+                extra.push(' ');
+                extra.push_str(s);
+                length += s.len() + 1;
+                i += 1;
+            }
+            let t = &mut turns[pad.turn - 1];
+            t.text = format!("{}{extra}", t.text);
+        }
+        turns
+    }
+
+    pub fn guidance(&self) -> &str {
+        self.scenario.as_ref().map(|s| s.evaluator_context.as_str()).unwrap_or("")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reviews and overrides
+
+/// One override in a review.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OverrideInput {
+    pub kind: OverrideKind,
+    /// `<criterion>.<check>` (check), `<criterion>` (rating), or a flag type (flag).
+    pub target: String,
+    /// check: yes | no | not_applicable; rating: 1 | 2 | 3 | 4 | none; flag: raised | not_raised.
+    pub value: String,
+    /// Why (required, 1-2000 characters).
+    pub reason: String,
+}
+
+/// A supervisor's review: overrides (possibly none: the AI's answer is confirmed) and a note.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewInput {
+    #[serde(default)]
+    pub overrides: Vec<OverrideInput>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn rating_value(rating: Option<u8>) -> String {
+    rating.map(|r| r.to_string()).unwrap_or_else(|| "none".into())
+}
+
+fn flag_value(raised: bool) -> &'static str {
+    if raised { "raised" } else { "not_raised" }
+}
+
+/// The AI's flag types for a session (the evaluation's own flags).
+async fn ai_flags(state: &AppState, session_id: Uuid) -> Result<Vec<FlagType>> {
+    let mut flags: Vec<FlagType> = state
+        .store
+        .session_flags(session_id)
+        .await?
+        .into_iter()
+        .filter(|f| f.source == FlagSource::Evaluation)
+        .map(|f| f.flag_type)
+        .collect();
+    flags.sort_by_key(|f| f.as_str());
+    flags.dedup();
+    Ok(flags)
+}
+
+/// Checks one override against the evaluation; answers the AI's value for its target.
+fn validate_override(
+    i: usize,
+    o: &OverrideInput,
+    evaluation: &Evaluation,
+    flags: &[FlagType],
+) -> Result<Option<String>> {
+    let field = |name: &str| format!("overrides[{i}].{name}");
+    let reason = o.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::validation(&field("reason"), "a reason of 1 to 2000 characters is required"));
+    }
+    match o.kind {
+        OverrideKind::Check => {
+            let (criterion, check) = o
+                .target
+                .split_once('.')
+                .ok_or_else(|| ApiError::validation(&field("target"), "a check is `<criterion>.<check>`"))?;
+            let ai = evaluation
+                .criteria
+                .iter()
+                .find(|c| c.key == criterion)
+                .and_then(|c| c.checks.iter().find(|k| k.key == check))
+                .map(|k| k.answer.as_str().to_owned());
+            let in_rubric = evaluation.criteria.iter().any(|c| c.key == criterion)
+                && rubric::find_check(&rubric::criteria(""), &o.target).is_some();
+            if ai.is_none() && !in_rubric {
+                return Err(ApiError::validation(
+                    &field("target"),
+                    format!("`{}` is not a check of this evaluation", o.target),
+                ));
+            }
+            o.value.parse::<CheckAnswer>().map_err(|e| ApiError::validation(&field("value"), e.to_string()))?;
+            Ok(ai)
+        }
+        OverrideKind::Rating => {
+            let c = evaluation.criteria.iter().find(|c| c.key == o.target).ok_or_else(|| {
+                ApiError::validation(&field("target"), format!("`{}` is not a criterion of this evaluation", o.target))
+            })?;
+            parse_rating(&o.value).map_err(|m| ApiError::validation(&field("value"), m))?;
+            Ok(Some(rating_value(c.rating)))
+        }
+        OverrideKind::Flag => {
+            let flag: FlagType = o
+                .target
+                .parse()
+                .map_err(|e: store::UnknownVariant| ApiError::validation(&field("target"), e.to_string()))?;
+            if !rubric::EVALUATION_FLAGS.iter().any(|(f, _)| *f == flag) {
+                return Err(ApiError::validation(&field("target"), "not a flag the evaluation raises"));
+            }
+            parse_flag(&o.value).map_err(|m| ApiError::validation(&field("value"), m))?;
+            Ok(Some(flag_value(flags.contains(&flag)).to_owned()))
+        }
+    }
+}
+
+fn parse_rating(value: &str) -> std::result::Result<Option<u8>, String> {
+    match value {
+        "none" => Ok(None),
+        v => match v.parse::<u8>() {
+            Ok(r) if (1..=4).contains(&r) => Ok(Some(r)),
+            _ => Err(format!("`{v}` is not a rating: 1, 2, 3, 4 or none")),
+        },
+    }
+}
+
+fn parse_flag(value: &str) -> std::result::Result<bool, String> {
+    match value {
+        "raised" => Ok(true),
+        "not_raised" => Ok(false),
+        v => Err(format!("`{v}` is not raised or not_raised")),
+    }
+}
+
+/// Records a supervisor's review of a session's evaluation; answers the reviewed evaluation.
+pub async fn review_session(
+    state: &AppState,
+    actor: &Actor,
+    session_id: Uuid,
+    input: ReviewInput,
+) -> Result<Evaluation> {
+    actor.require_supervisor()?;
+    state.store.session(actor.account_id, session_id).await?;
+    let evaluation = state.store.evaluation_for_session(session_id).await?.ok_or_else(|| ApiError::Conflict {
+        message: "the session has no evaluation to review yet".into(),
+        existing_id: None,
+    })?;
+    if input.overrides.len() > MAX_OVERRIDES {
+        return Err(ApiError::validation("overrides", format!("at most {MAX_OVERRIDES} overrides per review")));
+    }
+    let note = input.note.unwrap_or_default();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::validation("note", "at most 4000 characters"));
+    }
+    let flags = ai_flags(state, session_id).await?;
+    let mut seen = BTreeSet::new();
+    let mut new = Vec::with_capacity(input.overrides.len());
+    for (i, o) in input.overrides.iter().enumerate() {
+        if !seen.insert((o.kind.as_str(), o.target.clone())) {
+            return Err(ApiError::validation(&format!("overrides[{i}].target"), "overridden twice in one review"));
+        }
+        let ai_value = validate_override(i, o, &evaluation, &flags)?;
+        new.push(store::NewOverride {
+            kind: o.kind,
+            target: o.target.clone(),
+            ai_value,
+            value: Some(o.value.clone()),
+            reason: o.reason.trim().to_owned(),
+        });
+    }
+    state.store.record_review(actor.account_id, session_id, actor.user_id, &note, &new).await?;
+    reviewed(state, evaluation).await
+}
+
+/// The evaluation as everyone sees it: the reviewed version when a supervisor reviewed it.
+pub async fn reviewed(state: &AppState, evaluation: Evaluation) -> Result<Evaluation> {
+    let reviews = state.store.reviews(evaluation.id).await?;
+    if reviews.is_empty() {
+        return Ok(evaluation);
+    }
+    let flags = ai_flags(state, evaluation.session_id).await?;
+    Ok(apply(evaluation, &flags, &reviews))
+}
+
+/// The latest override per (kind, target), in the order first made.
+fn in_force(reviews: &[Review]) -> Vec<store::Override> {
+    let mut latest: BTreeMap<(String, String), store::Override> = BTreeMap::new();
+    for o in reviews.iter().flat_map(|r| &r.overrides) {
+        latest.insert((o.kind.as_str().to_owned(), o.target.clone()), o.clone());
+    }
+    let mut out: Vec<store::Override> = latest.into_values().collect();
+    out.sort_by_key(|o| (o.created_at, o.id));
+    out
+}
+
+/// Applies the reviews' overrides to the AI's evaluation (pure): the reviewed version with the
+/// AI's answers kept beside overridden items and the score recomputed.
+pub fn apply(mut evaluation: Evaluation, ai_flags: &[FlagType], reviews: &[Review]) -> Evaluation {
+    let Some(last) = reviews.last() else { return evaluation };
+    let overrides = in_force(reviews);
+    let mut flags: Vec<FlagType> = ai_flags.to_vec();
+    for o in &overrides {
+        let Some(value) = o.value.as_deref() else { continue };
+        match o.kind {
+            OverrideKind::Check => {
+                let Some((criterion, check)) = o.target.split_once('.') else { continue };
+                let Ok(answer) = value.parse::<CheckAnswer>() else { continue };
+                let Some(c) = evaluation.criteria.iter_mut().find(|c| c.key == criterion) else { continue };
+                match c.checks.iter_mut().find(|k| k.key == check) {
+                    Some(k) => {
+                        k.ai_answer = Some(k.ai_answer.unwrap_or(k.answer));
+                        k.answer = answer;
+                    }
+                    None => c.checks.push(store::CheckResult {
+                        key: check.to_owned(),
+                        question: String::new(),
+                        answer,
+                        turns: Vec::new(),
+                        note: format!("Added by a supervisor: {}", o.reason),
+                        ai_answer: None,
+                    }),
+                }
+                c.not_assessed = false;
+            }
+            OverrideKind::Rating => {
+                let Ok(rating) = parse_rating(value) else { continue };
+                let Some(c) = evaluation.criteria.iter_mut().find(|c| c.key == o.target) else { continue };
+                if !c.rating_overridden {
+                    c.ai_rating = c.rating;
+                }
+                c.rating = rating;
+                c.rating_overridden = true;
+                c.not_assessed = false;
+            }
+            OverrideKind::Flag => {
+                let (Ok(flag), Ok(raised)) = (o.target.parse::<FlagType>(), parse_flag(value)) else { continue };
+                flags.retain(|f| *f != flag);
+                if raised {
+                    flags.push(flag);
+                }
+            }
+        }
+    }
+    flags.sort_by_key(|f| f.as_str());
+    let computed = evaluation::score(&evaluation.criteria, &flags);
+    let summary = ReviewSummary {
+        reviewed: true,
+        reviewed_at: last.created_at,
+        reviewer_id: last.reviewer_id,
+        reviewer_name: last.reviewer_name.clone(),
+        notes: reviews.iter().map(|r| r.note.clone()).filter(|n| !n.is_empty()).collect(),
+        overrides,
+        ai_overall_score: evaluation.overall_score,
+        ai_score_band: evaluation.score_band,
+        flags,
+        ai_flags: ai_flags.to_vec(),
+    };
+    evaluation.overall_score = computed.overall;
+    evaluation.score_band = computed.band;
+    evaluation.score_basis = computed.basis;
+    evaluation.review = Some(summary);
+    evaluation
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agreement report
+
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// Reviews from (RFC 3339 or YYYY-MM-DD; default: 90 days before `to`).
+    pub from: Option<String>,
+    /// Reviews before (RFC 3339 or YYYY-MM-DD, the end of that day; default: now).
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRow {
+    /// `<criterion>.<check>`.
+    pub key: String,
+    pub criterion: String,
+    pub disagreements: usize,
+    #[serde(flatten)]
+    pub agreement: CheckAgreement,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CriterionRow {
+    pub criterion: String,
+    /// Every check of the criterion pooled.
+    pub checks: CheckAgreement,
+    pub ratings: RatingAgreement,
+}
+
+/// AI vs supervisor over the evaluations reviewed in a period. The supervisor's reviewed
+/// version is the reference; a review without overrides counts as full agreement.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgreementReport {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Reviewed evaluations compared.
+    pub evaluations: usize,
+    pub reviews: usize,
+    /// Overrides in force.
+    pub overrides: usize,
+    pub all_checks: CheckAgreement,
+    pub checks: Vec<CheckRow>,
+    pub criteria: Vec<CriterionRow>,
+    pub ratings: RatingAgreement,
+    pub bands: BandAgreement,
+    pub flags: Vec<FlagAgreement>,
+    /// The checks with the most disagreements (up to 10, at least one each): where a human must look.
+    pub most_disagreed: Vec<String>,
+}
+
+/// The agreement report for the actor's account.
+pub async fn agreement_report(state: &AppState, actor: &Actor, query: &ReportQuery) -> Result<AgreementReport> {
+    actor.require_supervisor()?;
+    let parse = |field: &str, v: &Option<String>| -> Result<Option<Timestamp>> {
+        v.as_deref().map(|t| Timestamp::parse(t).map_err(|m| ApiError::validation(field, m))).transpose()
+    };
+    let to = parse("to", &query.to)?.unwrap_or_else(Timestamp::now);
+    let from = parse("from", &query.from)?.unwrap_or(Timestamp::from_millis(to.millis() - 90 * 86_400_000));
+    if from > to {
+        return Err(ApiError::validation("from", "must not be after `to`"));
+    }
+    let reviewed = state.store.reviewed_evaluations(actor.account_id, from, to).await?;
+    let items: Vec<(Evaluation, Evaluation, Vec<FlagType>, usize)> = reviewed
+        .into_iter()
+        .map(|r| {
+            let flags: Vec<FlagType> = {
+                let mut f: Vec<FlagType> =
+                    r.flags.iter().filter(|f| f.source == FlagSource::Evaluation).map(|f| f.flag_type).collect();
+                f.sort_by_key(|f| f.as_str());
+                f.dedup();
+                f
+            };
+            let count = r.reviews.len();
+            let resolved = apply(r.evaluation.clone(), &flags, &r.reviews);
+            (r.evaluation, resolved, flags, count)
+        })
+        .collect();
+    Ok(compare(from, to, &items))
+}
+
+/// A criterion's (supervisor, AI) check answers and ratings.
+type CriterionPairs = (Vec<(Answer, Answer)>, Vec<(Option<u8>, Option<u8>)>);
+
+/// The report from (AI evaluation, reviewed evaluation, AI flags, review count) items.
+fn compare(
+    from: Timestamp,
+    to: Timestamp,
+    items: &[(Evaluation, Evaluation, Vec<FlagType>, usize)],
+) -> AgreementReport {
+    // Per check key: (supervisor, AI) pairs.
+    let mut by_check: BTreeMap<String, Vec<(Answer, Answer)>> = BTreeMap::new();
+    let mut by_criterion: BTreeMap<String, CriterionPairs> = BTreeMap::new();
+    let mut ratings = Vec::new();
+    let mut bands = Vec::new();
+    let mut flag_items = Vec::new();
+    let mut overrides = 0;
+    for (ai, reviewed, ai_flags, _) in items {
+        for c in &reviewed.criteria {
+            let ai_c = ai.criteria.iter().find(|a| a.key == c.key);
+            for k in &c.checks {
+                let ai_answer = ai_c.and_then(|a| a.checks.iter().find(|x| x.key == k.key)).map(|x| x.answer);
+                let pair = (Answer::of(Some(k.answer)), Answer::of(ai_answer));
+                by_check.entry(format!("{}.{}", c.key, k.key)).or_default().push(pair);
+                by_criterion.entry(c.key.clone()).or_default().0.push(pair);
+            }
+            let rating_pair = (c.rating, ai_c.and_then(|a| a.rating));
+            by_criterion.entry(c.key.clone()).or_default().1.push(rating_pair);
+            ratings.push(rating_pair);
+        }
+        bands.push((reviewed.score_band, ai.score_band));
+        let summary = reviewed.review.as_ref();
+        overrides += summary.map_or(0, |s| s.overrides.len());
+        flag_items.push((summary.map(|s| s.flags.clone()).unwrap_or_else(|| ai_flags.clone()), ai_flags.clone()));
+    }
+    let all: Vec<(Answer, Answer)> = by_check.values().flatten().copied().collect();
+    let checks: Vec<CheckRow> = by_check
+        .iter()
+        .map(|(key, pairs)| CheckRow {
+            key: key.clone(),
+            criterion: key.split_once('.').map(|(c, _)| c).unwrap_or(key).to_owned(),
+            disagreements: pairs.iter().filter(|(a, b)| a != b).count(),
+            agreement: CheckAgreement::of(pairs, agreement::seed_for(key)),
+        })
+        .collect();
+    let mut ranked: Vec<&CheckRow> = checks.iter().filter(|c| c.disagreements > 0).collect();
+    ranked.sort_by(|a, b| b.disagreements.cmp(&a.disagreements).then(a.key.cmp(&b.key)));
+    let flag_types: Vec<FlagType> = rubric::EVALUATION_FLAGS.iter().map(|(f, _)| *f).collect();
+    AgreementReport {
+        from,
+        to,
+        evaluations: items.len(),
+        reviews: items.iter().map(|i| i.3).sum(),
+        overrides,
+        all_checks: CheckAgreement::of(&all, agreement::seed_for("all")),
+        most_disagreed: ranked.iter().take(10).map(|c| c.key.clone()).collect(),
+        checks,
+        criteria: by_criterion
+            .iter()
+            .map(|(key, (pairs, ratings))| CriterionRow {
+                criterion: key.clone(),
+                checks: CheckAgreement::of(pairs, agreement::seed_for(key)),
+                ratings: RatingAgreement::of(ratings, agreement::seed_for(&format!("{key}.rating"))),
+            })
+            .collect(),
+        ratings: RatingAgreement::of(&ratings, agreement::seed_for("ratings")),
+        bands: BandAgreement::of(&bands),
+        flags: FlagAgreement::per_type(&flag_types, &flag_items),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export as a golden case
+
+/// A personal detail found in the transcript and masked in the draft.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redaction {
+    /// 1-based turn number.
+    pub turn: usize,
+    /// name | phone | email | place | number
+    pub kind: String,
+    pub original: String,
+    pub replacement: String,
+}
+
+/// The draft an exporter reviews: the golden case with personal details masked, and what was
+/// masked. Nothing is exported until the exporter confirms (POST).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GoldenDraft {
+    pub case: GoldenCase,
+    pub redactions: Vec<Redaction>,
+    /// What the exporter must still check by hand (the masking is a heuristic).
+    pub review_notice: String,
+}
+
+/// The exporter's confirmed case.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoldenExportInput {
+    /// The draft's case, edited by the exporter.
+    pub case: GoldenCase,
+    /// The exporter confirms they read every turn and removed what identifies anyone.
+    pub personal_details_removed: bool,
+}
+
+const REVIEW_NOTICE: &str = "Names, phone numbers, e-mail addresses, street addresses and places were masked \
+automatically. Read every turn: remove anything else that could identify a caller, a counselor or your center \
+(workplaces, schools, unusual events, dates), then confirm.";
+
+/// The labels a reviewed evaluation resolves to.
+fn resolved_labels(evaluation: &Evaluation) -> Labels {
+    let checks = evaluation
+        .criteria
+        .iter()
+        .flat_map(|c| c.checks.iter().map(move |k| (format!("{}.{}", c.key, k.key), k.answer)))
+        .collect();
+    let flags = evaluation.review.as_ref().map(|r| r.flags.clone()).unwrap_or_default();
+    Labels { checks, flags }
+}
+
+/// The masked draft of a reviewed session as a golden case (supervisors).
+pub async fn golden_draft(state: &AppState, actor: &Actor, session_id: Uuid) -> Result<GoldenDraft> {
+    actor.require_supervisor()?;
+    let detail = state.store.session_detail(actor.account_id, session_id).await?;
+    let evaluation = detail
+        .evaluation
+        .clone()
+        .ok_or_else(|| ApiError::Conflict { message: "the session has no evaluation".into(), existing_id: None })?;
+    let evaluation = reviewed(state, evaluation).await?;
+    if evaluation.review.is_none() {
+        return Err(ApiError::Conflict {
+            message: "only a supervisor-reviewed session can be exported as a golden case".into(),
+            existing_id: None,
+        });
+    }
+    let counselor = state.store.user(actor.account_id, detail.session.user_id).await?;
+    let account = state.store.account(actor.account_id).await?;
+    let known: Vec<String> = [counselor.display_name.clone(), account.name.clone()]
+        .into_iter()
+        .flat_map(|n| {
+            let mut parts: Vec<String> = n.split_whitespace().filter(|p| p.len() > 2).map(str::to_owned).collect();
+            parts.push(n);
+            parts
+        })
+        .collect();
+    let mut masker = Masker::new(known);
+    let mut turns = Vec::new();
+    for (i, t) in detail.transcript.iter().enumerate() {
+        let speaker = match t.speaker {
+            Speaker::Counselor => Party::Counselor,
+            Speaker::Caller | Speaker::System => Party::Caller,
+        };
+        let text = masker.mask(i + 1, &t.text);
+        turns.push(GoldenTurn { speaker, text });
+    }
+    let scenario = match detail.session.scenario_id {
+        Some(id) => {
+            let s = state.store.scenario(actor.account_id, id).await?;
+            Some(GoldenScenario {
+                title: masker.mask(0, &s.title),
+                description: masker.mask(0, &s.description),
+                prompt: masker.mask(0, &s.prompt),
+                evaluator_context: s.evaluator_context.clone(),
+            })
+        }
+        None => None,
+    };
+    let id = format!("review_{}", &session_id.simple().to_string()[..12]);
+    let case = GoldenCase {
+        id,
+        title: "Exported from a supervisor review (retitle)".into(),
+        split: Split::HeldOut,
+        source: "supervisor_review".into(),
+        scenario,
+        turns,
+        pad: None,
+        labels: resolved_labels(&evaluation),
+        notes: evaluation.review.as_ref().map(|r| r.notes.join("\n")).unwrap_or_default(),
+        resolutions: Vec::new(),
+    };
+    Ok(GoldenDraft { case, redactions: masker.redactions, review_notice: REVIEW_NOTICE.into() })
+}
+
+/// The confirmed export: the case as the exporter edited it, once they confirm the personal
+/// details review and no detectable detail is left. Audited.
+pub async fn golden_export(
+    state: &AppState,
+    actor: &Actor,
+    session_id: Uuid,
+    input: GoldenExportInput,
+) -> Result<GoldenCase> {
+    let draft = golden_draft(state, actor, session_id).await?;
+    if !input.personal_details_removed {
+        return Err(ApiError::validation(
+            "personalDetailsRemoved",
+            "confirm that you reviewed and removed personal details",
+        ));
+    }
+    let case = input.case;
+    if case.turns.len() != draft.case.turns.len() {
+        return Err(ApiError::validation("case.turns", "keep every turn (edit their text instead)"));
+    }
+    let mut check =
+        Masker::new(draft.redactions.iter().filter(|r| r.kind == "name").map(|r| r.original.clone()).collect());
+    for (i, t) in case.turns.iter().enumerate() {
+        check.mask(i + 1, &t.text);
+    }
+    if let Some(left) = check.redactions.first() {
+        return Err(ApiError::validation(
+            &format!("case.turns[{}].text", left.turn - 1),
+            format!("still holds a personal detail ({}): `{}`", left.kind, left.original),
+        ));
+    }
+    state
+        .store
+        .audit(
+            Some(actor.account_id),
+            Some(actor.user_id),
+            "evaluation.golden_exported",
+            Some(("session", session_id.to_string())),
+            json!({"caseId": case.id, "redactions": draft.redactions.len()}),
+        )
+        .await?;
+    Ok(case)
+}
+
+/// Masks personal details with numbered placeholders (`[NAME 1]`), the same detail with the
+/// same placeholder throughout. A heuristic: the exporter's review is the safeguard.
+struct Masker {
+    known_names: Vec<String>,
+    seen: BTreeMap<(String, String), String>,
+    counts: BTreeMap<String, usize>,
+    redactions: Vec<Redaction>,
+}
+
+/// Words that introduce a name or a place.
+const NAME_CUES: &[&str] = &[
+    "my name is",
+    "this is",
+    "i'm",
+    "i am",
+    "called",
+    "named",
+    "name's",
+    "my son",
+    "my daughter",
+    "my wife",
+    "my husband",
+    "my partner",
+    "my friend",
+    "my boyfriend",
+    "my girlfriend",
+    "my mum",
+    "my mom",
+    "my dad",
+    "my brother",
+    "my sister",
+];
+const PLACE_CUES: &[&str] = &["i live in", "live in", "i'm in", "i am in", "from", "near", "at", "in"];
+const STREET_WORDS: &[&str] = &[
+    "street",
+    "st",
+    "road",
+    "rd",
+    "avenue",
+    "ave",
+    "lane",
+    "ln",
+    "drive",
+    "dr",
+    "way",
+    "close",
+    "court",
+    "boulevard",
+    "blvd",
+];
+/// Capitalised words that are not personal details.
+const NOT_NAMES: &[&str] = &[
+    "I",
+    "I'm",
+    "I've",
+    "I'll",
+    "I'd",
+    "Okay",
+    "OK",
+    "Yes",
+    "No",
+    "Hi",
+    "Hello",
+    "Thanks",
+    "Thank",
+    "Crisis",
+    "Line",
+    "Lifeline",
+    "God",
+    "Mum",
+    "Mom",
+    "Dad",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "Christmas",
+    "ER",
+    "A&E",
+    "ICU",
+    "911",
+    "988",
+    "The",
+    "And",
+    "But",
+    "So",
+    "It",
+    "My",
+    "We",
+    "You",
+    "He",
+    "She",
+    "They",
+];
+
+impl Masker {
+    fn new(known_names: Vec<String>) -> Self {
+        Masker { known_names, seen: BTreeMap::new(), counts: BTreeMap::new(), redactions: Vec::new() }
+    }
+
+    fn placeholder(&mut self, turn: usize, kind: &str, original: &str) -> String {
+        let key = (kind.to_owned(), original.to_lowercase());
+        let replacement = match self.seen.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let n = self.counts.entry(kind.to_owned()).or_insert(0);
+                *n += 1;
+                let r = format!("[{} {}]", kind.to_uppercase(), n);
+                self.seen.insert(key, r.clone());
+                r
+            }
+        };
+        self.redactions.push(Redaction {
+            turn,
+            kind: kind.into(),
+            original: original.into(),
+            replacement: replacement.clone(),
+        });
+        replacement
+    }
+
+    fn mask(&mut self, turn: usize, text: &str) -> String {
+        let tokens: Vec<&str> = text.split(' ').collect();
+        let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+        let mut i = 0;
+        while i < tokens.len() {
+            let raw = tokens[i];
+            let word = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '@' && c != '.' && c != '+' && c != '-');
+            let word = word.trim_end_matches('.');
+            let (lead, trail) = match raw.find(word) {
+                Some(at) if !word.is_empty() => (&raw[..at], &raw[at + word.len()..]),
+                _ => ("", ""),
+            };
+            let lower_before: String = out.join(" ").to_lowercase();
+            let kind = if word.contains('@') && word.contains('.') {
+                Some("email")
+            } else if word.chars().filter(|c| c.is_ascii_digit()).count() >= 7 {
+                Some("phone")
+            } else if raw.starts_with('[') {
+                None
+            } else if word.chars().all(|c| c.is_ascii_digit())
+                && !word.is_empty()
+                && tokens.iter().skip(i + 1).take(4).any(|n| {
+                    STREET_WORDS.contains(&n.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase().as_str())
+                })
+            {
+                Some("address")
+            } else if self.known_names.iter().any(|n| n.eq_ignore_ascii_case(word)) {
+                Some("name")
+            } else if is_capitalised(word) && !NOT_NAMES.contains(&word) {
+                let sentence_start = out.last().is_none_or(|p| p.ends_with(['.', '!', '?', ':']) || p.ends_with("\""));
+                if NAME_CUES.iter().any(|c| lower_before.ends_with(c)) {
+                    Some("name")
+                } else if PLACE_CUES.iter().any(|c| lower_before.ends_with(&format!(" {c}")) || lower_before == *c) {
+                    Some("place")
+                } else if !sentence_start {
+                    Some("name")
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            match kind {
+                Some("address") => {
+                    // The number and the capitalised words after it, up to a street word.
+                    let mut j = i + 1;
+                    let mut parts = vec![word.to_owned()];
+                    while j < tokens.len() && j < i + 5 {
+                        let w = tokens[j].trim_matches(|c: char| !c.is_alphanumeric());
+                        parts.push(w.to_owned());
+                        j += 1;
+                        if STREET_WORDS.contains(&w.to_lowercase().as_str()) {
+                            break;
+                        }
+                    }
+                    let original = parts.join(" ");
+                    let trail = tokens[j - 1].trim_start_matches(|c: char| c.is_alphanumeric());
+                    let r = self.placeholder(turn, "address", &original);
+                    out.push(format!("{lead}{r}{trail}"));
+                    i = j;
+                    continue;
+                }
+                Some(kind) => {
+                    let r = self.placeholder(turn, kind, word);
+                    out.push(format!("{lead}{r}{trail}"));
+                }
+                None => out.push(raw.to_owned()),
+            }
+            i += 1;
+        }
+        out.join(" ")
+    }
+}
+
+fn is_capitalised(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars.next().is_some_and(char::is_uppercase)
+        && chars.clone().count() >= 1
+        && chars.all(|c| c.is_lowercase() || c == '\'' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_finds_names_numbers_emails_and_places() {
+        let mut m = Masker::new(vec!["Alex".into()]);
+        let text = m.mask(1, "Hi, my name is Dana and I live in Springfield. Call me on 555-201-3344 or dana.k@example.org, I'm at 42 Elm Street. Alex said Dana should call.");
+        assert!(
+            !text.contains("Dana")
+                && !text.contains("Springfield")
+                && !text.contains("555")
+                && !text.contains("example.org")
+                && !text.contains("Elm"),
+            "{text}"
+        );
+        assert!(!text.contains("Alex"), "{text}");
+        assert!(
+            text.contains("[NAME 1]")
+                && text.contains("[PLACE 1]")
+                && text.contains("[PHONE 1]")
+                && text.contains("[EMAIL 1]")
+                && text.contains("[ADDRESS 1]"),
+            "{text}"
+        );
+        // The same name gets the same placeholder.
+        assert_eq!(text.matches("[NAME 1]").count(), 2, "{text}");
+        // Ordinary sentences stay as they are.
+        let mut m = Masker::new(Vec::new());
+        assert_eq!(m.mask(2, "I can't sleep. It has been three weeks."), "I can't sleep. It has been three weeks.");
+        assert!(m.redactions.is_empty());
+    }
+}
