@@ -311,14 +311,24 @@ async fn run(store: Arc<dyn TurnStore>, options: WriterOptions, mut rx: mpsc::Un
 }
 
 /// How [`connect`] reaches the store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum TurnsConfig {
     /// Co-deployed with the admin service: the database directly, with the service's call
     /// defaults (`REALTIME_VOICE`, limits).
     Store(store::Store, store::CallDefaults),
     /// Apart from it: the admin service's internal API at `base_url` (e.g.
-    /// `https://trainer.example.org`), with the per-session credential.
-    Http { base_url: String },
+    /// `https://trainer.example.org`), with the per-session credential, which the metadata
+    /// carries sealed with the LiveKit API secret (`store::credential`).
+    Http { base_url: String, livekit_api_secret: String },
+}
+
+impl std::fmt::Debug for TurnsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TurnsConfig::Store(..) => f.write_str("TurnsConfig::Store"),
+            TurnsConfig::Http { base_url, .. } => write!(f, "TurnsConfig::Http {{ base_url: {base_url:?} }}"),
+        }
+    }
 }
 
 /// The job metadata `POST /api/livekit/token` puts in the dispatch.
@@ -355,7 +365,13 @@ pub fn connect(metadata: &str, config: &TurnsConfig) -> Result<Arc<dyn TurnStore
             account_id: meta.account_id,
             session_id: meta.session_id,
         }),
-        TurnsConfig::Http { base_url } => Arc::new(HttpTurns::new(base_url, meta.session_id, meta.credential)?),
+        TurnsConfig::Http { base_url, livekit_api_secret } => {
+            let credential = store::credential::open(livekit_api_secret, meta.session_id, &meta.credential)
+                .ok_or_else(|| {
+                    TurnStoreError::Fatal("the job's credential does not open with this LiveKit secret".into())
+                })?;
+            Arc::new(HttpTurns::new(base_url, meta.session_id, credential)?)
+        }
     })
 }
 
@@ -750,12 +766,21 @@ mod tests {
 
     #[test]
     fn metadata_names_the_session_and_the_credential_stays_out_of_debug() {
-        let meta = r#"{"sessionId":"0193a9b0-0000-7000-8000-000000000001","accountId":"0193a9b0-0000-7000-8000-000000000002","assignmentId":null,"scenarioId":null,"credential":"ptc_secret"}"#;
-        let store = connect(meta, &TurnsConfig::Http { base_url: "http://127.0.0.1:1".into() }).expect("connects");
-        let _ = store;
+        let session: Uuid = "0193a9b0-0000-7000-8000-000000000001".parse().expect("uuid");
+        let sealed = store::credential::seal("lk-secret", session, &[9; 32]);
+        let meta = format!(
+            r#"{{"sessionId":"{session}","accountId":"0193a9b0-0000-7000-8000-000000000002","assignmentId":null,"scenarioId":null,"credential":"{sealed}"}}"#
+        );
+        let http = |secret: &str| TurnsConfig::Http {
+            base_url: "http://127.0.0.1:1".into(),
+            livekit_api_secret: secret.into(),
+        };
+        assert!(connect(&meta, &http("lk-secret")).is_ok());
+        assert!(matches!(connect(&meta, &http("wrong")), Err(TurnStoreError::Fatal(_))));
+        assert!(!format!("{:?}", http("lk-secret")).contains("lk-secret"));
         let turns = HttpTurns::new("http://127.0.0.1:1/", Uuid::nil(), "ptc_secret".into()).expect("client");
         assert!(!format!("{turns:?}").contains("ptc_secret"));
         assert!(turns.session_url.ends_with("/api/internal/sessions/00000000-0000-0000-0000-000000000000"));
-        assert!(matches!(connect("{}", &TurnsConfig::Http { base_url: "x".into() }), Err(TurnStoreError::Fatal(_))));
+        assert!(matches!(connect("{}", &http("lk-secret")), Err(TurnStoreError::Fatal(_))));
     }
 }

@@ -12,6 +12,7 @@ mod accounts;
 mod ai;
 mod assignments;
 mod auth;
+pub mod credential;
 mod db;
 pub mod domain;
 mod error;

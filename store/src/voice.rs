@@ -578,7 +578,7 @@ mod tests {
         // 1000*4 + 6000*32 + 4000*0.4 + 500*16 + 5000*64 per million.
         let want = (4_000.0 + 192_000.0 + 1_600.0 + 8_000.0 + 320_000.0) / 1_000_000.0;
         assert!((realtime_cost_usd(&usage).expect("known") - want).abs() < 1e-9);
-        let mini = RealtimeUsage { model: "gpt-realtime-mini".into(), output_audio_tokens: 1_000_000, ..usage.clone() };
+        let mini = RealtimeUsage { model: "gpt-realtime-mini".into(), ..usage.clone() };
         assert!(realtime_cost_usd(&mini).expect("known") < realtime_cost_usd(&usage).expect("known"));
         assert_eq!(realtime_cost_usd(&RealtimeUsage { model: "other".into(), ..usage }), None);
     }
