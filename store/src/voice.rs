@@ -263,13 +263,12 @@ pub(crate) async fn close_session_tx(
 impl Store {
     /// Starts a voice session for a counselor, ending their previous live one (a counselor has at
     /// most one: a partial unique index holds it, so of two racing requests the loser retries
-    /// and ends the winner's). The agent's credential is stored hashed with its expiry.
+    /// and ends the winner's). The agent's credential, if any, is stored hashed with its expiry.
     pub async fn start_voice_session(
         &self,
         account_id: Uuid,
         new: &NewSession,
-        credential_hash: &str,
-        credential_expires_at: Timestamp,
+        credential: Option<(&str, Timestamp)>,
     ) -> Result<(Session, Vec<Uuid>)> {
         let mut replaced = Vec::new();
         let mut attempt = 0;
@@ -278,18 +277,24 @@ impl Store {
             replaced.extend(self.end_live_voice_sessions(account_id, new.user_id).await?);
             match self.create_session(account_id, new).await {
                 Ok(session) => break session,
-                Err(Error::Conflict { .. }) if attempt < 4 && self.has_live_voice_session(new.user_id).await? => {
+                // Lost a race to another request of the same counselor: end theirs and try again,
+                // after a short random pause so racers do not keep colliding in step.
+                Err(Error::Conflict { .. }) if attempt < 12 && self.has_live_voice_session(new.user_id).await? => {
+                    let jitter = u64::from(Uuid::now_v7().as_bytes()[15]) % 20;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 + jitter)).await;
                     continue;
                 }
                 Err(e) => return Err(e),
             }
         };
-        sqlx::query("UPDATE sessions SET credential_hash = $1, credential_expires_at = $2 WHERE id = $3")
-            .bind(credential_hash)
-            .bind(credential_expires_at.millis())
-            .bind(session.id.to_string())
-            .execute(&self.pool)
-            .await?;
+        if let Some((hash, expires_at)) = credential {
+            sqlx::query("UPDATE sessions SET credential_hash = $1, credential_expires_at = $2 WHERE id = $3")
+                .bind(hash)
+                .bind(expires_at.millis())
+                .bind(session.id.to_string())
+                .execute(&self.pool)
+                .await?;
+        }
         Ok((session, replaced))
     }
 

@@ -32,7 +32,8 @@ pub struct InternalNewSession {
 }
 
 /// Creates a voice session for a call the agent is in (an assignment attempt moves the
-/// assignment to in progress, as for a counselor starting it).
+/// assignment to in progress, as for a counselor starting it; the counselor's previous live
+/// voice session ends).
 #[utoipa::path(post, path = "/api/internal/sessions", tag = "internal", request_body = InternalNewSession,
     responses((status = 201, body = Session), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
@@ -49,7 +50,9 @@ pub async fn create_session(
         kind: SessionKind::Voice,
         room_name: input.room_name,
     };
-    Ok((StatusCode::CREATED, Json(state.store.create_session(input.account_id, &new).await?)))
+    // One live voice session per counselor, as for a counselor starting one.
+    let (session, _) = state.store.start_voice_session(input.account_id, &new, None).await?;
+    Ok((StatusCode::CREATED, Json(session)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

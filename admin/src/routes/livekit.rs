@@ -98,8 +98,7 @@ pub async fn voice_token(
         .start_voice_session(
             actor.account_id,
             &new,
-            &crate::auth::sha256_hex(&store::credential::encode(&credential)),
-            expires,
+            Some((&crate::auth::sha256_hex(&store::credential::encode(&credential)), expires)),
         )
         .await?;
     if !replaced.is_empty() {

@@ -13,3 +13,4 @@ mod documents;
 mod external;
 mod notify;
 mod uploads;
+mod voice;
