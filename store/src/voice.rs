@@ -263,13 +263,27 @@ pub(crate) async fn close_session_tx(
 impl Store {
     /// Starts a voice session for a counselor, ending their previous live one (a counselor has at
     /// most one: a partial unique index holds it, so of two racing requests the loser retries
-    /// and ends the winner's). The agent's credential, if any, is stored hashed with its expiry.
+    /// and ends the winner's; on PostgreSQL racers also queue on a row lock). The agent's
+    /// credential, if any, is stored hashed with its expiry.
     pub async fn start_voice_session(
         &self,
         account_id: Uuid,
         new: &NewSession,
         credential: Option<(&str, Timestamp)>,
     ) -> Result<(Session, Vec<Uuid>)> {
+        // PostgreSQL: serialise one counselor's requests on their user row. NO KEY UPDATE, so the
+        // session insert's foreign-key check (KEY SHARE) on the same row is not blocked by it.
+        let lock = match self.backend() {
+            crate::db::Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(new.user_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                Some(tx)
+            }
+            crate::db::Backend::Sqlite => None,
+        };
         let mut replaced = Vec::new();
         let mut attempt = 0;
         let session = loop {
@@ -287,6 +301,9 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
+        if let Some(lock) = lock {
+            lock.commit().await?;
+        }
         if let Some((hash, expires_at)) = credential {
             sqlx::query("UPDATE sessions SET credential_hash = $1, credential_expires_at = $2 WHERE id = $3")
                 .bind(hash)
