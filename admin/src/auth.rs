@@ -30,6 +30,8 @@ pub const SECURE_COOKIE: &str = "__Host-pt_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const API_KEY_HEADER: &str = "x-api-key";
 pub const INTERNAL_KEY_HEADER: &str = "x-internal-service-key";
+/// A voice agent's credential for one session (`identity::CallAgent`).
+pub const SESSION_CREDENTIAL_HEADER: &str = "x-session-credential";
 /// Partner keys look like `ptk_<prefix>_<secret>`; the prefix finds the row, the whole key is
 /// checked against its hash.
 const API_KEY_TAG: &str = "ptk";

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// An upstream service (the LLM provider) failed or answered unusably.
     #[error("{0}")]
     BadGateway(String),
+    /// A `Range` the resource cannot satisfy.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     #[error("too many requests: {what}; try again in {retry_after_secs} s")]
     TooManyRequests { what: &'static str, retry_after_secs: u64 },
     #[error(transparent)]
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

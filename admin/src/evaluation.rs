@@ -496,6 +496,10 @@ async fn wait_for_evaluation(state: &AppState, session_id: Uuid) -> Result<Evalu
         }
         let (running, error) = state.store.evaluation_state(session_id).await?;
         if !running {
+            // It may have finished between the two reads.
+            if let Some(evaluation) = state.store.evaluation_for_session(session_id).await? {
+                return Ok(Evaluated { evaluation, created: false });
+            }
             return Err(ApiError::BadGateway(error.unwrap_or_else(|| "the evaluation did not finish".into())));
         }
         if tokio::time::Instant::now() > deadline {

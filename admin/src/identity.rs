@@ -5,6 +5,8 @@
 //!   session's CSRF token and, when the browser sends one, a same-site `Origin`/`Referer`.
 //! - [`Partner`]: a partner system with an account's API key (`X-API-Key`), for `/api/external/*`.
 //! - [`Internal`]: a voice agent with the internal service key, for `/api/internal/*`.
+//! - [`CallAgent`]: a voice agent in one call: the per-session credential minted at dispatch
+//!   (or the internal service key), for that session's `/api/internal/sessions/{id}/*` only.
 //!
 //! Each answers 401 when its credential is absent or wrong; one kind of credential never stands
 //! in for another.
@@ -119,6 +121,50 @@ impl FromRequestParts<AppState> for Internal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let presented = parts.headers.get(INTERNAL_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if auth::internal_key_matches(&state.config, presented) { Ok(Internal) } else { Err(ApiError::Unauthorized) }
+    }
+}
+
+/// A voice agent acting on one session: it presents that session's credential
+/// (`X-Session-Credential`, minted by `POST /api/livekit/token`, stored hashed, expiring with the
+/// session) or the account-wide internal service key. The session is the one in the path, so a
+/// credential never opens another session.
+#[derive(Debug, Clone)]
+pub struct CallAgent {
+    pub session: store::Session,
+}
+
+impl FromRequestParts<AppState> for CallAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let session_id = parts
+            .uri
+            .path()
+            .strip_prefix("/api/internal/sessions/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|id| id.parse::<Uuid>().ok());
+        let key = parts.headers.get(INTERNAL_KEY_HEADER).and_then(|v| v.to_str().ok());
+        let credential = parts.headers.get(auth::SESSION_CREDENTIAL_HEADER).and_then(|v| v.to_str().ok());
+        let Some(session_id) = session_id else {
+            // A malformed id: the handler's path extractor names it (400) once the caller is known.
+            return match (key, credential) {
+                (Some(k), _) if auth::internal_key_matches(&state.config, k) => {
+                    Err(ApiError::BadRequest("id: not a UUID".into()))
+                }
+                _ => Err(ApiError::Unauthorized),
+            };
+        };
+        if let Some(k) = key {
+            if !auth::internal_key_matches(&state.config, k) {
+                return Err(ApiError::Unauthorized);
+            }
+            return Ok(CallAgent { session: state.store.session_by_id(session_id).await? });
+        }
+        let credential = credential.ok_or(ApiError::Unauthorized)?;
+        match state.store.session_for_credential(session_id, &auth::sha256_hex(credential.trim())).await? {
+            Some(session) => Ok(CallAgent { session }),
+            None => Err(ApiError::Unauthorized),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ mod extract;
 pub mod idempotency;
 mod identity;
 mod import;
+pub mod jobs;
 pub mod llm;
 pub mod notify;
 mod roleplay;
@@ -117,11 +118,12 @@ pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flag
 }
 
 /// Request headers that carry credentials: logs and traces show them as `Sensitive`.
-const SENSITIVE_HEADERS: [HeaderName; 5] = [
+const SENSITIVE_HEADERS: [HeaderName; 6] = [
     header::AUTHORIZATION,
     header::COOKIE,
     HeaderName::from_static(auth::API_KEY_HEADER),
     HeaderName::from_static(auth::INTERNAL_KEY_HEADER),
+    HeaderName::from_static(auth::SESSION_CREDENTIAL_HEADER),
     HeaderName::from_static(auth::CSRF_HEADER),
 ];
 
@@ -164,6 +166,8 @@ pub async fn run(
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let stop = Arc::new(tokio::sync::Notify::new());
     let dispatcher = tokio::spawn(webhooks::dispatch(state.clone(), stop.clone()));
+    let graders = tokio::spawn(jobs::run(state.clone()));
+    let voice_housekeeping = tokio::spawn(jobs::housekeeping(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, "admin service listening");
     let served = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
@@ -176,6 +180,8 @@ pub async fn run(
     if tokio::time::timeout(drain, dispatcher).await.is_err() {
         tracing::warn!("webhook dispatcher did not finish its batch in time; its lease will expire");
     }
+    graders.abort();
+    voice_housekeeping.abort();
     served?;
     store.close().await;
     Ok(())

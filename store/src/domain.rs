@@ -276,6 +276,38 @@ str_enum! {
 }
 
 str_enum! {
+    /// Why a voice call ended.
+    pub enum EndReason {
+        CounselorLeft = "counselor_left",
+        MaxDuration = "max_duration",
+        Silence = "silence",
+        EndedBySupervisor = "ended_by_supervisor",
+        AgentShutdown = "agent_shutdown",
+        Failed = "failed",
+        /// The counselor never joined the room before the join timeout.
+        NeverJoined = "never_joined",
+        /// The counselor started another voice session.
+        Replaced = "replaced",
+    }
+}
+
+str_enum! {
+    /// Durable background work (the `jobs` table).
+    pub enum JobKind {
+        EvaluateSession = "evaluate_session",
+    }
+}
+
+str_enum! {
+    pub enum JobStatus {
+        Pending = "pending",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
+    }
+}
+
+str_enum! {
     /// Which scenarios a list shows: reusable ones (the default; one-time scenarios are hidden
     /// from lists), one-time ones, or all.
     pub enum ScenarioListKind {
@@ -336,6 +368,9 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         OverrideKind,
         WebhookEvent,
         DeliveryStatus,
+        EndReason,
+        JobKind,
+        JobStatus,
         ScenarioListKind,
         SessionListType,
     ]

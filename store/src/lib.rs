@@ -13,17 +13,22 @@ mod ai;
 mod assignments;
 mod auth;
 mod calibration;
+pub mod credential;
 mod db;
 pub mod domain;
 mod error;
 mod evaluations;
 mod flags;
+mod jobs;
 mod partner;
+pub mod persona;
+mod recordings;
 mod scenarios;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod voice;
 
 pub use accounts::{Account, AuditEvent};
 pub use ai::{
@@ -41,10 +46,16 @@ pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation, ReviewSummary, ScoreBasis};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
+pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
+pub use recordings::{Recording, RecordingFilter};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,
 };
 pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};
+pub use voice::{
+    CREDENTIAL_GRACE_MS, CallDefaults, PriorTurn, REALTIME_VOICES, RealtimeUsage, RecordingMeta,
+    SUPERVISOR_END_GRACE_MS, ScenarioVoice, TurnMetrics, VoiceEnd, VoiceSetup, VoiceUsage, realtime_cost_usd,
+};

@@ -308,7 +308,8 @@ async fn assignment_state_machine_and_attempts() {
             user_id: f.counselor.id,
             assignment_id: Some(a.id),
             scenario_id: None,
-            kind: SessionKind::Voice,
+            // Chat: two live voice sessions of one counselor cannot exist (0005).
+            kind: SessionKind::Chat,
             room_name: None,
         };
         let first = db.store.create_session(f.account.id, &start).await.expect("attempt 1");

@@ -895,6 +895,7 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
                 evaluator_context: Some(s.evaluator_context.clone()),
                 is_one_time: None,
                 assign_to: None,
+                voice: None,
             };
             Some(store.create_scenario(account.id, None, &input).await?.0.id)
         }

@@ -212,6 +212,7 @@ pub async fn create_scenario(
         evaluator_context: input.evaluator_context,
         is_one_time: Some(input.is_one_time),
         assign_to: None,
+        voice: None,
     };
     let (scenario, _) = state.store.create_scenario(partner.account_id, None, &input).await?;
     partner_audit(&state, &partner, "external.scenario.created", ("scenario", scenario.id)).await?;
@@ -399,6 +400,9 @@ async fn attempts(
         ..Default::default()
     };
     let mut sessions = state.store.list_sessions(partner.account_id, &filter).await?;
+    // A voice session whose room the counselor never joined is not an attempt (it is swept as
+    // abandoned); it never hides the real latest attempt.
+    sessions.retain(|s| s.kind != store::SessionKind::Voice || s.joined_at.is_some());
     sessions.sort_by_key(|s| std::cmp::Reverse(s.attempt_number.unwrap_or(0)));
     Ok((assignment, sessions))
 }

@@ -40,10 +40,14 @@ pub struct VoiceToken {
 
 /// Starts a voice session (for an assignment, or free practice) and answers a token that joins
 /// its room and dispatches the voice agent there (`RoomConfiguration.agents`). The dispatch
-/// metadata carries the session, so the agent knows whose call it is.
+/// metadata carries the session and a credential for that session alone (stored hashed,
+/// expiring with it), so the agent knows whose call it is and may write only to it. A counselor
+/// has one live voice session: this ends the previous one. Rate-limited per user
+/// (`RATE_LIMIT_VOICE_TOKEN`).
 #[utoipa::path(post, path = "/api/livekit/token", tag = "sessions", request_body = VoiceTokenRequest,
-    responses((status = 201, body = VoiceToken), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = VoiceToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn voice_token(
     State(state): State<AppState>,
     actor: Actor,
@@ -57,6 +61,13 @@ pub async fn voice_token(
             "voice practice is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET".into(),
         ));
     };
+    crate::auth::rate_limit(
+        &state.store,
+        &format!("voice_token:{}", actor.user_id),
+        config.rate_limits.voice_token,
+        "voice sessions",
+    )
+    .await?;
     if let Some(id) = input.assignment_id {
         let assignment = state.store.assignment(actor.account_id, id).await?;
         if assignment.counselor_id != actor.user_id {
@@ -75,12 +86,31 @@ pub async fn voice_token(
         kind: SessionKind::Voice,
         room_name: Some(room_name.clone()),
     };
-    let session = state.store.create_session(actor.account_id, &new).await?;
+    let mut credential = [0u8; store::credential::CREDENTIAL_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut credential);
+    let v = &config.voice;
+    // Valid until the session ends (then shortened to a grace period); at the latest when a
+    // call that began at the last moment to join would have reached its maximum length.
+    let lifetime = v.join_timeout_ms + v.max_duration_ms + store::CREDENTIAL_GRACE_MS as u64;
+    let expires = store::Timestamp::from_millis(store::Timestamp::now().millis() + lifetime as i64);
+    let (session, replaced) = state
+        .store
+        .start_voice_session(
+            actor.account_id,
+            &new,
+            Some((&crate::auth::sha256_hex(&store::credential::encode(&credential)), expires)),
+        )
+        .await?;
+    if !replaced.is_empty() {
+        tracing::info!(session_id = %session.id, ?replaced, "a new voice session ended the counselor's previous one");
+    }
     let metadata = serde_json::json!({
         "sessionId": session.id,
         "accountId": session.account_id,
         "assignmentId": session.assignment_id,
         "scenarioId": session.scenario_id,
+        // Sealed: the metadata rides in the counselor's token, which the browser can read.
+        "credential": store::credential::seal(secret.expose(), session.id, &credential),
     })
     .to_string();
     let token = livekit_api::access_token::AccessToken::with_api_key(key, secret.expose())

@@ -22,6 +22,7 @@ pub mod scenarios;
 pub mod sessions;
 pub mod uploads;
 pub mod users;
+pub mod voice;
 pub mod webhooks;
 
 #[derive(OpenApi)]
@@ -34,12 +35,13 @@ pub mod webhooks;
         (name = "scenarios", description = "Caller personas and grading guidance"),
         (name = "assignments", description = "Scenarios given to counselors"),
         (name = "sessions", description = "Practice attempts, chat with the AI caller, evaluation and analysis"),
+        (name = "recordings", description = "Voice call recordings (stereo Ogg/Opus: counselor left, caller right)"),
         (name = "policies", description = "Account policy documents the evaluator grades against"),
         (name = "calibration", description = "Supervisor reviews of AI evaluations, AI-vs-supervisor agreement, golden-case export"),
         (name = "flags", description = "Safety and consistency flags for supervisors to review"),
         (name = "api-keys", description = "Partner API keys (account admins)"),
         (name = "webhooks", description = "Signed event deliveries to partner systems (account admins)"),
-        (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key)"),
+        (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key, or a call's X-Session-Credential)"),
         (name = "external", description = "Partner API (X-API-Key; snake_case bodies, the contract partners already use)"),
         (name = "ops", description = "Health and metrics"),
     ),
@@ -62,6 +64,10 @@ impl utoipa::Modify for SecuritySchemes {
         components.add_security_scheme(
             "internal_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Internal-Service-Key"))),
+        );
+        components.add_security_scheme(
+            "session_credential",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Session-Credential"))),
         );
     }
 }
@@ -113,7 +119,14 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(internal::create_session))
         .routes(routes!(internal::append_transcript))
-        .routes(routes!(internal::end_session));
+        .routes(routes!(internal::end_session))
+        .routes(routes!(internal::call_setup))
+        .routes(routes!(internal::call_end))
+        .routes(routes!(internal::call_status))
+        .routes(routes!(voice::end_session))
+        .routes(routes!(voice::get_recording))
+        .routes(routes!(voice::list_recordings))
+        .routes(routes!(voice::voice_usage));
     let router = uploads::register(router);
     if demo { router.routes(routes!(auth::demo_users)).routes(routes!(auth::demo_login)) } else { router }
 }

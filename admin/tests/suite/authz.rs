@@ -59,6 +59,10 @@ struct World {
     attempted: Uuid,
     webhook: Uuid,
     policy: Uuid,
+    /// Counselor A's live voice session (joined by no one yet).
+    voice_live: Uuid,
+    /// Counselor A's ended voice session with a recording and usage.
+    voice_done: Uuid,
     n: String,
 }
 
@@ -78,6 +82,7 @@ async fn world(app: &App) -> World {
         evaluator_context: None,
         is_one_time: Some(one_time),
         assign_to: None,
+        voice: None,
     };
     let scenario =
         s.create_scenario(app.account, None, &scenario_input(format!("S {n}"), false)).await.expect("s").0.id;
@@ -165,6 +170,28 @@ async fn world(app: &App) -> World {
         .expect("user")
         .id;
     let api_key = admin::auth::create_api_key(s, app.account, "spare", None).await.expect("key").0.id;
+    let voice = |user| NewSession {
+        user_id: user,
+        assignment_id: None,
+        scenario_id: None,
+        kind: SessionKind::Voice,
+        room_name: None,
+    };
+    let expires = store::Timestamp::from_millis(store::Timestamp::now().millis() + 600_000);
+    // The ended one first: a counselor has one live voice session, and starting one ends the last.
+    let voice_done =
+        s.start_voice_session(app.account, &voice(app.counselor), Some((&n, expires))).await.expect("voice").0.id;
+    let file = format!("{voice_done}.ogg");
+    std::fs::write(RECORDINGS.join(&file), b"OggS test bytes").expect("recording file");
+    let end = store::VoiceEnd {
+        reason: store::EndReason::CounselorLeft,
+        usage: Some(store::RealtimeUsage { model: "gpt-realtime".into(), ..Default::default() }),
+        turn_metrics: vec![],
+        recording: Some(store::RecordingMeta { file, duration_ms: 1000, bytes: 15 }),
+    };
+    s.end_voice_session(voice_done, &end).await.expect("ended");
+    let voice_live =
+        s.start_voice_session(app.account, &voice(app.counselor), Some((&n, expires))).await.expect("voice").0.id;
     World {
         scenario,
         spare_scenario,
@@ -177,9 +204,18 @@ async fn world(app: &App) -> World {
         attempted,
         webhook,
         policy,
+        voice_live,
+        voice_done,
         n,
     }
 }
+
+/// Where the matrix's app reads recordings.
+static RECORDINGS: std::sync::LazyLock<std::path::PathBuf> = std::sync::LazyLock::new(|| {
+    let dir = std::env::temp_dir().join(format!("pt-authz-recordings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("recordings dir");
+    dir
+});
 
 /// The request for one route, given the records of the cell.
 fn request(
@@ -315,6 +351,22 @@ fn request(
         ("POST", "/api/internal/sessions/{id}/end") => {
             (format!("/api/internal/sessions/{}/end", w.session), body(json!({"status": "completed"})), None)
         }
+        ("GET", "/api/internal/sessions/{id}/setup") => {
+            (format!("/api/internal/sessions/{}/setup", w.voice_live), None, None)
+        }
+        ("GET", "/api/internal/sessions/{id}/status") => {
+            (format!("/api/internal/sessions/{}/status", w.voice_live), None, None)
+        }
+        ("POST", "/api/internal/sessions/{id}/call-end") => (
+            format!("/api/internal/sessions/{}/call-end", w.voice_live),
+            body(json!({"reason": "counselor_left"})),
+            None,
+        ),
+        ("POST", "/api/sessions/{id}/end") => (format!("/api/sessions/{}/end", w.voice_live), None, None),
+        ("GET", "/api/sessions/{id}/recording") => (format!("/api/sessions/{}/recording", w.voice_done), None, None),
+        ("GET", "/api/sessions/{id}/voice-usage") => {
+            (format!("/api/sessions/{}/voice-usage", w.voice_done), None, None)
+        }
         ("POST", "/api/external/scenarios") => (
             path.to_owned(),
             body(
@@ -399,6 +451,14 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("POST", "/api/internal/sessions/{id}/transcript" | "/api/internal/sessions/{id}/end") => {
             [401, 401, 401, 401, 401, 401, 401, 200]
         }
+        // A call's own routes: the internal key here (the session credential has its own tests).
+        ("GET", "/api/internal/sessions/{id}/setup" | "/api/internal/sessions/{id}/status")
+        | ("POST", "/api/internal/sessions/{id}/call-end") => [401, 401, 401, 401, 401, 401, 401, 200],
+        ("POST", "/api/sessions/{id}/end") | ("GET", "/api/sessions/{id}/recording") => {
+            [401, 200, 404, 200, 200, 404, 401, 401]
+        }
+        ("GET", "/api/recordings") => [401, 200, 200, 200, 200, 200, 401, 401],
+        ("GET", "/api/sessions/{id}/voice-usage") => [401, 403, 403, 200, 200, 404, 401, 401],
         ("GET", "/api/external/scenarios" | "/api/external/assignments") => [401, 401, 401, 401, 401, 401, 200, 401],
         ("POST", "/api/external/scenarios" | "/api/external/assignments") => [401, 401, 401, 401, 401, 401, 201, 401],
         (m, p) => panic!("no expectation for {m} {p}: add the route to the authorization matrix"),
@@ -433,6 +493,7 @@ async fn every_route_answers_every_caller_as_expected() {
             c.livekit_url = Some("ws://127.0.0.1:7880".into());
             c.livekit_api_key = Some("devkey".into());
             c.livekit_api_secret = Some(admin::Secret::new("matrix-test-livekit-secret-0123456789"));
+            c.voice.recordings_dir = RECORDINGS.clone();
         })
         .await;
         let (_, partner_key) = admin::auth::create_api_key(&app.store, app.account, "matrix", None).await.expect("key");

@@ -16,3 +16,4 @@ mod external;
 mod hardening;
 mod notify;
 mod uploads;
+mod voice;

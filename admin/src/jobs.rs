@@ -1,0 +1,179 @@
+//! Draining the durable job queue (`store::jobs`): ended voice calls are graded here with the
+//! one shared [`evaluation::evaluate_session`], by every admin replica at once. A worker wakes
+//! when this process queues a job (the store's notifier: an agent co-deployed in this process, or
+//! an internal API request that reached this replica) and otherwise polls every `JOB_POLL_MS`;
+//! claims are leases, so a restart between hang-up and grading only delays the grade.
+//!
+//! Also the voice housekeeping: sessions whose room the counselor never joined are closed as
+//! abandoned, calls whose agent vanished are completed, and old recordings are deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{Job, JobKind, Timestamp};
+use tokio::sync::Semaphore;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::evaluation;
+
+/// Jobs one replica runs at once (each is mostly waiting on the LLM).
+const CONCURRENCY: usize = 4;
+/// A job that keeps failing is given up after this many attempts.
+const MAX_ATTEMPTS: i64 = 6;
+
+/// A lease outlasts the longest evaluation: every LLM attempt timing out, plus a margin.
+fn lease_ms(state: &AppState) -> i64 {
+    let c = &state.config;
+    i64::from(c.llm_timeout_secs) * i64::from(c.llm_max_retries + 1) * 1000 + 60_000
+}
+
+/// Runs this replica's job workers until the task is aborted.
+pub async fn run(state: AppState) {
+    let worker = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let poll = Duration::from_millis(u64::from(state.config.voice.job_poll_ms));
+    loop {
+        // Registered before looking, so a job queued while we look still wakes us.
+        let queued = state.store.job_queued();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        let free = permits.available_permits() as i64;
+        let jobs = if free > 0 {
+            match state.store.claim_jobs(&worker, lease_ms(&state), free).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming jobs");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let claimed = !jobs.is_empty();
+        for job in jobs {
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let (state, worker) = (state.clone(), worker.clone());
+            tokio::spawn(async move {
+                run_job(&state, &worker, &job).await;
+                drop(permit);
+            });
+        }
+        if claimed {
+            // More may be due; look again at once (a full pool waits for a permit above).
+            continue;
+        }
+        tokio::select! {
+            () = &mut queued => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+async fn run_job(state: &AppState, worker: &str, job: &Job) {
+    let started = std::time::Instant::now();
+    let outcome = match job.kind {
+        JobKind::EvaluateSession => evaluation::evaluate_session(state, job.account_id, job.session_id).await,
+    };
+    let session_id = job.session_id;
+    let recorded = match outcome {
+        Ok(done) => {
+            tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
+            metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
+            state.store.complete_job(job, worker, None).await
+        }
+        // Nothing to grade (no counselor turns) or the session is gone: done, with the reason.
+        Err(e @ (ApiError::Validation(_) | ApiError::NotFound(_))) => {
+            tracing::info!(%session_id, reason = %e, "nothing to grade");
+            state.store.complete_job(job, worker, Some(&e.to_string())).await
+        }
+        Err(e) => {
+            let retry = (job.attempts < MAX_ATTEMPTS).then(|| {
+                // 10 s, 20 s, 40 s, ... capped at 10 minutes.
+                let wait = (10_000i64 << (job.attempts - 1).clamp(0, 6)).min(600_000);
+                Timestamp::from_millis(Timestamp::now().millis() + wait)
+            });
+            tracing::warn!(%session_id, error = %e, attempt = job.attempts, will_retry = retry.is_some(), "grading failed");
+            state.store.fail_job(job, worker, &e.to_string(), retry).await
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(%session_id, error = %e, "recording a job's outcome");
+    }
+}
+
+/// Voice housekeeping, every 30 s: the sweeps, and once an hour the recording retention.
+pub async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        sweep(&state).await;
+        if n.is_multiple_of(120) {
+            purge_recordings(&state).await;
+        }
+        n += 1;
+    }
+}
+
+/// Closes never-joined voice sessions and completes calls whose agent vanished.
+pub async fn sweep(state: &AppState) {
+    let v = &state.config.voice;
+    // A joined call outlives its maximum only when its agent died without ending it.
+    let max_live = (v.max_duration_ms + 10 * 60_000) as i64;
+    match state.store.sweep_voice_sessions(v.join_timeout_ms as i64, max_live).await {
+        Ok((0, 0)) => {}
+        Ok((unjoined, failed)) => tracing::info!(unjoined, failed, "closed voice sessions nobody ended"),
+        Err(e) => tracing::warn!(error = %e, "sweeping voice sessions"),
+    }
+}
+
+/// Deletes recordings past `RECORDINGS_RETENTION_DAYS` (rows, then files), and files in the
+/// directory no row names that are older than a day (their session was deleted, or a purge
+/// stopped between the row and the file).
+pub async fn purge_recordings(state: &AppState) {
+    let v = &state.config.voice;
+    let before = Timestamp::now().millis() - i64::from(v.recordings_retention_days) * 86_400_000;
+    let files = match state.store.purge_recordings(Timestamp::from_millis(before)).await {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e, "purging recordings");
+            return;
+        }
+    };
+    for f in &files {
+        remove(&v.recordings_dir.join(f)).await;
+    }
+    if !files.is_empty() {
+        tracing::info!(deleted = files.len(), "recordings past their retention deleted");
+    }
+    let Ok(mut dir) = tokio::fs::read_dir(&v.recordings_dir).await else { return };
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(86_400);
+    let mut candidates = Vec::new();
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let old = entry.metadata().await.ok().and_then(|m| m.modified().ok()).is_some_and(|t| t < day_ago);
+        if old && name.ends_with(".ogg") {
+            candidates.push(name);
+        }
+    }
+    if candidates.is_empty() {
+        return;
+    }
+    match state.store.recording_files(&candidates).await {
+        Ok(known) => {
+            for orphan in candidates.iter().filter(|c| !known.contains(c)) {
+                remove(&v.recordings_dir.join(orphan)).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing recording files"),
+    }
+}
+
+async fn remove(path: &std::path::Path) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, path = %path.display(), "deleting a recording file"),
+    }
+}
