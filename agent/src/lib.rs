@@ -15,11 +15,18 @@
 //! - [`worker_shell`]: the tokio shell that runs a worker and its jobs.
 
 pub mod audio;
+pub mod call;
 pub mod datastream;
 pub mod echo;
 pub mod participant;
+pub mod phone;
+pub mod preconnect;
+pub mod realtime;
+pub mod recording;
+pub mod resample;
 pub mod sdp;
 pub mod session;
 pub mod token;
+pub mod turns;
 pub mod worker;
 pub mod worker_shell;
