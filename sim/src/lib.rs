@@ -27,6 +27,7 @@ mod chat;
 mod control;
 mod embeddings;
 mod error;
+mod realtime;
 mod schema;
 mod script;
 mod server;
@@ -41,6 +42,8 @@ use tokio::task::JoinHandle;
 pub use chat::caller_line;
 pub use embeddings::{DEFAULT_DIMENSIONS, embed};
 pub use error::ApiError;
+pub use realtime::record::{Direction, RealtimeConnection, RealtimeEvent};
+pub use realtime::voice::TtsMode;
 pub use schema::{check_strict, generate as generate_from_schema};
 pub use script::{Endpoint, Fault, RecordedRequest, Reply, Rule, RuleStatus, SimState, rules_from_json};
 pub use server::{router, serve};
@@ -116,6 +119,32 @@ impl Simulator {
     /// Bodies of the recorded embeddings requests, oldest first.
     pub fn embedding_requests(&self) -> Vec<Value> {
         self.state.embedding_requests()
+    }
+
+    /// The Realtime WebSocket URL, `ws://127.0.0.1:PORT/v1/realtime` (add `?model=...`).
+    pub fn realtime_url(&self) -> String {
+        format!("ws://{}/v1/realtime", self.addr)
+    }
+
+    /// Every Realtime connection so far with its recorded events both ways, oldest first.
+    pub fn realtime_connections(&self) -> Vec<RealtimeConnection> {
+        self.state.realtime_connections()
+    }
+
+    /// Every client event the Realtime sockets received (all connections, in order; audio
+    /// emptied, see [`RealtimeEvent`]).
+    pub fn realtime_client_events(&self) -> Vec<Value> {
+        self.state.realtime_events(Direction::Client)
+    }
+
+    /// Every server event the Realtime sockets sent (all connections, in order).
+    pub fn realtime_server_events(&self) -> Vec<Value> {
+        self.state.realtime_events(Direction::Server)
+    }
+
+    /// Forgets the recorded Realtime connections.
+    pub fn clear_realtime(&self) {
+        self.state.clear_realtime();
     }
 
     /// Forgets the recorded requests.
