@@ -978,10 +978,8 @@ impl Call {
         // No deltas came (or none were captioned): the whole text in one piece.
         if !text.is_empty() && !self.open_captions_contains(&segment_id) {
             self.open_counselor_caption(&segment_id);
-            self.outputs.push_back(CallOutput::Caption(Caption::Text {
-                segment_id: segment_id.clone(),
-                delta: text.clone(),
-            }));
+            self.outputs
+                .push_back(CallOutput::Caption(Caption::Text { segment_id: segment_id.clone(), delta: text.clone() }));
         }
         if self.open_captions_contains(&segment_id) {
             self.open_counselor.retain(|s| *s != segment_id);
