@@ -95,7 +95,7 @@ pub fn render_prometheus() -> String {
     rows.iter().map(|(name, v)| format!("# TYPE {name} counter\n{name} {}\n", v.load(Ordering::Relaxed))).collect()
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type ConnectFuture = Pin<Box<dyn Future<Output = Result<Ws, String>> + Send>>;
 type PollFuture = Pin<Box<dyn Future<Output = Result<bool, TurnStoreError>> + Send>>;
 
@@ -340,7 +340,7 @@ async fn setup_with_retry(store: &dyn TurnStore) -> Result<crate::turns::CallSet
 }
 
 /// Opens the Realtime WebSocket after `after` (Bearer auth, no beta header: the GA protocol).
-async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, String> {
+pub async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, String> {
     tokio::time::sleep(after).await;
     let url = config.url()?;
     let mut request = url.as_str().into_client_request().map_err(|e| e.to_string())?;
