@@ -813,7 +813,15 @@ impl Call {
             let by_audio = (len as u64 * r.played / (r.generated * 2).max(1)) as usize;
             by_rate.min(by_audio)
         };
+        // The final transcript may differ from the deltas it replaces: keep the mark valid.
+        r.revealed = r.revealed.min(len);
+        while !r.transcript.is_char_boundary(r.revealed) {
+            r.revealed -= 1;
+        }
         let mut end = target.min(len);
+        if end <= r.revealed {
+            return;
+        }
         if end < len {
             // Back to the end of the last whole word.
             while end > r.revealed && !r.transcript.is_char_boundary(end) {
@@ -1359,6 +1367,21 @@ mod tests {
         assert!(!caller.text.is_empty() && caller.text.len() < 40, "{:?}", caller.text);
         assert_eq!(h.caption_text(Speaker::Caller).trim(), caller.text);
         assert!(h.call.stats().barge_in_stop_ms[0] <= 20);
+    }
+
+    #[test]
+    fn captions_survive_audio_outgrowing_the_text_and_a_shorter_final_transcript() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.reply("r1", "I think so. I am at home and I am not going to do anything tonight.", 400, false);
+        h.run(Duration::from_millis(300), false);
+        // Much more audio arrives: the played share of it falls below what was captioned.
+        h.reply("r1", "", 3000, false);
+        h.run(Duration::from_millis(100), false);
+        h.event(json!({"type": "response.output_audio_transcript.done", "response_id": "r1", "item_id": "item-r1", "transcript": "I think so."}));
+        h.event(json!({"type": "response.done", "response": {"id": "r1", "status": "completed"}}));
+        h.run(Duration::from_secs(4), false);
+        assert_eq!(h.turns().len(), 1);
     }
 
     #[test]
