@@ -2,26 +2,31 @@
 //!
 //! Production code talks to it unchanged through an OpenAI-compatible client whose base URL is
 //! [`Simulator::base_url`]. It answers Chat Completions (plain, streaming, `json_object`,
-//! `json_schema`), Embeddings and Models in OpenAI's shapes, deterministically by default, and can
-//! be scripted with [`Rule`]s — replies, sequences, faults, latency — through this Rust API or the
-//! `/_sim/` HTTP control API. Every `/v1` request is recorded for assertions.
+//! `json_schema`), Embeddings and Models in OpenAI's shapes, and the GA Realtime API on the
+//! `/v1/realtime` WebSocket (VAD on appended audio, scripted transcriptions, spoken replies),
+//! deterministically by default. It can be scripted with [`Rule`]s — replies, sequences, faults,
+//! latency — through this Rust API or the `/_sim/` HTTP control API. Every `/v1` request and every
+//! Realtime event both ways is recorded for assertions.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use openai_sim::{Fault, Rule, Simulator};
+//! use openai_sim::{Direction, Fault, Rule, Simulator};
 //! let sim = Simulator::start().await?;
 //! sim.add_rule(Rule::chat().last_user_contains("hello").reply_text("hi").times(1));
 //! sim.add_rule(Rule::any().fault(Fault::rate_limited(1)).times(2));
-//! // ... point the code under test at sim.base_url() ...
+//! sim.add_rule(Rule::realtime().utterance(1).transcript("Hi, crisis line.").reply_text("I can't sleep."));
+//! // ... point the code under test at sim.base_url() (Realtime: {base_url}/realtime?model=...) ...
 //! assert!(sim.chat_requests().len() <= 3);
+//! let truncates = sim.realtime_connections().iter().map(|c| c.events_of(Direction::Client, "conversation.item.truncate").len()).sum::<usize>();
+//! # let _ = truncates;
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
 //! Modules: `server` (router, accept loop, recording, auth, faults), `chat`, `embeddings`,
 //! `schema` (structured-output generation), `script` (rules and recorded requests), `control`
-//! (`/_sim/`), `error` (OpenAI's error body). The Realtime WebSocket will be one more module and
-//! route.
+//! (`/_sim/`), `error` (OpenAI's error body), `realtime` (the WebSocket: protocol state machine,
+//! session validation, VAD, voice, recorded events).
 
 mod chat;
 mod control;
@@ -43,7 +48,7 @@ pub use chat::caller_line;
 pub use embeddings::{DEFAULT_DIMENSIONS, embed};
 pub use error::ApiError;
 pub use realtime::record::{Direction, RealtimeConnection, RealtimeEvent};
-pub use realtime::voice::TtsMode;
+pub use realtime::voice::{TtsMode, prerender};
 pub use schema::{check_strict, generate as generate_from_schema};
 pub use script::{Endpoint, Fault, RecordedRequest, Reply, Rule, RuleStatus, SimState, rules_from_json};
 pub use server::{router, serve};

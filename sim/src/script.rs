@@ -154,6 +154,9 @@ pub struct Rule {
     /// Realtime: send the transcription only after the turn's `response.done` (an ordering test).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transcript_after_response: bool,
+    /// Realtime: the transcription fails (`...input_audio_transcription.failed`) instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transcript_fails: bool,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Reply>, D::Error> {
@@ -218,6 +221,12 @@ impl Rule {
     /// Realtime: the transcription arrives after the turn's `response.done`.
     pub fn transcript_after_response(mut self) -> Self {
         self.transcript_after_response = true;
+        self
+    }
+
+    /// Realtime: the transcription fails (at the time it would have arrived).
+    pub fn transcript_fails(mut self) -> Self {
+        self.transcript_fails = true;
         self
     }
 
@@ -294,6 +303,7 @@ impl Rule {
             || self.transcript.is_some()
             || self.transcript_delay_ms.is_some()
             || self.transcript_after_response
+            || self.transcript_fails
             || matches!(self.fault, Some(Fault::SessionCap { .. }))
         {
             return Err("utterance, transcript*, and session_cap need \"endpoint\": \"realtime\"".into());
@@ -417,6 +427,7 @@ pub(crate) struct TurnPlan {
     pub transcript: Option<String>,
     pub transcript_delay: Option<Duration>,
     pub transcript_after_response: bool,
+    pub transcript_fails: bool,
     pub fault: Option<Fault>,
     pub latency: Option<Duration>,
 }
@@ -624,6 +635,7 @@ impl SimState {
             transcript: rule.transcript.clone(),
             transcript_delay: rule.transcript_delay_ms.map(Duration::from_millis),
             transcript_after_response: rule.transcript_after_response,
+            transcript_fails: rule.transcript_fails,
             fault: rule.fault.clone(),
             latency: rule.latency_ms.map(Duration::from_millis),
         }
@@ -704,6 +716,41 @@ mod tests {
         assert!(serde_json::from_value::<Rule>(json!({"endpiont": "chat"})).is_err());
         assert!(serde_json::from_value::<Rule>(json!({"fault": {"kind": "drop_connection"}}))?.validate().is_ok());
         assert!(Rule::any().fault(Fault::status(200)).validate().is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn realtime_rules_parse_from_json_and_keep_to_their_endpoint() -> Result<(), String> {
+        let rules = rules_from_json(json!([
+            {"endpoint": "realtime", "utterance": 2, "transcript": "Are you safe?", "reply": {"text": "Yes."},
+             "transcriptDelayMs": 100, "transcriptAfterResponse": true, "latencyMs": 300},
+            {"endpoint": "realtime", "fault": {"kind": "session_cap", "afterMs": 3000}, "times": 1},
+            {"endpoint": "realtime", "fault": {"kind": "stall"}}
+        ]))?;
+        assert_eq!(
+            rules[0],
+            Rule::realtime()
+                .utterance(2)
+                .transcript("Are you safe?")
+                .reply_text("Yes.")
+                .transcript_delay_ms(100)
+                .transcript_after_response()
+                .latency_ms(300)
+        );
+        assert_eq!(rules[1].fault, Some(Fault::SessionCap { after_ms: 3000 }));
+        assert!(rules_from_json(json!({"endpoint": "chat", "utterance": 1})).is_err());
+        assert!(rules_from_json(json!({"fault": {"kind": "session_cap", "afterMs": 1}})).is_err());
+        assert!(rules_from_json(json!({"endpoint": "realtime", "lastUserContains": "x"})).is_err());
+
+        let state = SimState::new();
+        state.add_rules(rules);
+        state.add_rule(Rule::chat().reply_text("chat"));
+        let turn = |utterance| RealtimeCall { model: "gpt-realtime", instructions: "", utterance: Some(utterance) };
+        assert_eq!(state.plan_realtime(&turn(2)).transcript.as_deref(), Some("Are you safe?"));
+        assert_eq!(state.plan_realtime(&turn(1)).fault, Some(Fault::Stall), "connect-time rules skip turns");
+        let connect = RealtimeCall { model: "gpt-realtime", instructions: "", utterance: None };
+        assert_eq!(state.plan_realtime(&connect).fault, Some(Fault::SessionCap { after_ms: 3000 }));
+        assert_eq!(state.plan_realtime(&connect).fault, None, "used up");
         Ok(())
     }
 }

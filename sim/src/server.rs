@@ -7,8 +7,9 @@
 //! [`serve`] runs hyper's HTTP/1 connection loop itself instead of `axum::serve`, because a
 //! `drop_connection` fault must close the TCP connection without writing a response, and only the
 //! task that owns the connection can do that: each request carries a [`ConnectionKiller`] for its
-//! connection. Connections are served with upgrades enabled so the Realtime WebSocket
-//! (`/v1/realtime`, a later module) can slot in as one more route.
+//! connection. Connections are served with upgrades enabled for the Realtime WebSocket
+//! (`/v1/realtime`, see `realtime`), whose sockets outlive their hyper connection task and so get
+//! the shutdown signal as a request extension.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -202,8 +203,25 @@ fn has_bearer_token(headers: &HeaderMap) -> bool {
 fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     let mut recorded = BTreeMap::<String, String>::new();
     for (name, value) in headers {
-        let value =
-            if name == header::AUTHORIZATION { "[redacted]".into() } else { String::from_utf8_lossy(value.as_bytes()) };
+        let value = if name == header::AUTHORIZATION {
+            "[redacted]".into()
+        } else if name == header::SEC_WEBSOCKET_PROTOCOL {
+            // Browsers pass the Realtime key as a subprotocol.
+            let protocols = String::from_utf8_lossy(value.as_bytes());
+            let redacted: Vec<&str> = protocols
+                .split(',')
+                .map(|protocol| {
+                    if protocol.trim().starts_with("openai-insecure-api-key.") {
+                        "openai-insecure-api-key.[redacted]"
+                    } else {
+                        protocol.trim()
+                    }
+                })
+                .collect();
+            redacted.join(", ").into()
+        } else {
+            String::from_utf8_lossy(value.as_bytes())
+        };
         recorded
             .entry(name.as_str().to_owned())
             .and_modify(|existing| {

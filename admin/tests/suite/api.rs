@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 use store::testing;
 use uuid::Uuid;
 
+
+
 use crate::common;
 use crate::common::{id, scenario_body, spawn, spawn_with};
 

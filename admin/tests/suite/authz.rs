@@ -3,6 +3,8 @@
 //! status, on every backend. Each cell runs against fresh records, so one caller's allowed
 //! change cannot decide another's answer.
 
+
+
 use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};

@@ -61,8 +61,10 @@ struct Item {
     role: String,
     content: Vec<Value>,
     status: &'static str,
-    /// User audio: its length. Assistant audio: what was generated (after a truncate: kept).
+    /// User audio: its length. Assistant audio: what was generated, or kept after a truncate.
     audio_ms: u64,
+    /// Assistant audio: whether any was generated (an item without cannot be truncated).
+    has_audio: bool,
     /// What the simulated model heard a user audio item say (its transcript, sent or not).
     heard: Option<String>,
 }
@@ -118,7 +120,11 @@ struct Active {
 
 #[derive(Debug)]
 enum Timer {
-    Transcription { item_id: String, text: String },
+    /// `text: None`: the transcription fails.
+    Transcription {
+        item_id: String,
+        text: Option<String>,
+    },
     Cap,
 }
 
@@ -144,8 +150,8 @@ pub(crate) struct Conn {
     pending: Option<TurnPlan>,
     active: Option<Active>,
     timers: Vec<(Instant, Timer)>,
-    /// Transcriptions held back until the next `response.done`.
-    late: Vec<(String, String)>,
+    /// Transcriptions held back until the next `response.done` (`None`: it fails).
+    late: Vec<(String, Option<String>)>,
     audio_produced: bool,
     cap: Option<Duration>,
     tts: TtsMode,
@@ -221,7 +227,7 @@ impl Conn {
         });
         for timer in due {
             match timer {
-                Timer::Transcription { item_id, text } => self.transcribe(&item_id, &text),
+                Timer::Transcription { item_id, text } => self.transcribe(&item_id, text.as_deref()),
                 Timer::Cap => {
                     let cap = self.cap.unwrap_or_default();
                     self.emit_error(
@@ -447,18 +453,20 @@ impl Conn {
             content: vec![json!({"type": "input_audio", "transcript": null})],
             status: "completed",
             audio_ms,
+            has_audio: false,
             heard: Some(transcript.clone()),
         };
         self.items.push(item.clone());
         self.emit("conversation.item.added", json!({"previous_item_id": previous, "item": item.json()}));
         self.emit("conversation.item.done", json!({"previous_item_id": previous, "item": item.json()}));
         if self.transcription_on() {
+            let text = (!plan.transcript_fails).then(|| transcript.clone());
             if plan.transcript_after_response {
-                self.late.push((item_id, transcript.clone()));
+                self.late.push((item_id, text));
             } else if let Some(delay) = plan.transcript_delay {
-                self.timers.push((now + delay, Timer::Transcription { item_id, text: transcript.clone() }));
+                self.timers.push((now + delay, Timer::Transcription { item_id, text }));
             } else {
-                self.transcribe(&item_id, &transcript);
+                self.transcribe(&item_id, text.as_deref());
             }
         }
         if respond && self.active.is_none() {
@@ -468,8 +476,17 @@ impl Conn {
         }
     }
 
-    fn transcribe(&mut self, item_id: &str, text: &str) {
+    fn transcribe(&mut self, item_id: &str, text: Option<&str>) {
         let Some(index) = self.items.iter().position(|item| item.id == item_id) else { return };
+        let Some(text) = text else {
+            self.emit(
+                "conversation.item.input_audio_transcription.failed",
+                json!({"item_id": item_id, "content_index": 0,
+                       "error": {"type": "transcription_error", "code": "audio_unintelligible",
+                                 "message": "The audio could not be transcribed (simulated).", "param": null}}),
+            );
+            return;
+        };
         self.items[index].content[0]["transcript"] = Value::String(text.to_owned());
         let words: Vec<&str> = text.split_inclusive(' ').collect();
         for chunk in words.chunks(words.len().div_ceil(3).max(1)) {
@@ -581,6 +598,7 @@ impl Conn {
             content: parts.clone(),
             status: "completed",
             audio_ms: 0,
+            has_audio: false,
             heard: None,
         };
         self.items.insert(position, new.clone());
@@ -609,10 +627,11 @@ impl Conn {
             event.get("content_index").and_then(Value::as_u64).ok_or_else(|| EventError::missing("content_index"))?;
         let audio_end_ms =
             event.get("audio_end_ms").and_then(Value::as_u64).ok_or_else(|| EventError::missing("audio_end_ms"))?;
-        if !self.items[index].is_output_audio() {
+        // OpenAI's answer for a text item and for an audio item before its first delta alike.
+        if !self.items[index].is_output_audio() || !self.items[index].has_audio {
             return Err(EventError::new(
-                "invalid_value",
-                Some("item_id"),
+                "unsupported_content_type",
+                None,
                 "Only model output audio messages can be truncated",
             ));
         }
@@ -764,6 +783,14 @@ impl Conn {
         };
         let response = self.response_json(&active, "in_progress", Value::Null, Vec::new(), Value::Null);
         self.emit("response.created", json!({"response": response}));
+        // OpenAI follows every response.created with this; clients must take events they ignore.
+        self.emit(
+            "rate_limits.updated",
+            json!({"rate_limits": [
+                {"name": "requests", "limit": 10_000, "remaining": 9_999, "reset_seconds": 0.006},
+                {"name": "tokens", "limit": 2_000_000, "remaining": 1_995_000, "reset_seconds": 0.15}
+            ]}),
+        );
         let part_type = if text_only { "output_text" } else { "output_audio" };
         let item = Item {
             id: active.item_id.clone(),
@@ -771,6 +798,7 @@ impl Conn {
             content: Vec::new(),
             status: "in_progress",
             audio_ms: 0,
+            has_audio: false,
             heard: None,
         };
         let previous = self.items.last().map(|item| item.id.clone());
@@ -855,7 +883,9 @@ impl Conn {
                 let delta = BASE64.encode(&audio[active.sent_bytes..end]);
                 events.push(("response.output_audio.delta", json!({"delta": delta})));
                 active.sent_bytes = end;
-                if !active.fault_fired && active.fault.is_some() && 2 * active.sent_bytes >= audio.len() {
+                // Mid-response: after half the audio or the first burst, whichever comes first.
+                let fault_point = (audio.len() / 2).min(BURST * DELTA_BYTES);
+                if !active.fault_fired && active.fault.is_some() && active.sent_bytes >= fault_point {
                     active.fault_fired = true;
                     fault = active.fault.clone();
                     break;
@@ -869,6 +899,7 @@ impl Conn {
         let text_only = active.text_only;
         if let Some(item) = self.items.iter_mut().find(|item| item.id == item_id) {
             item.audio_ms = sent_bytes as u64 / BYTES_PER_MS;
+            item.has_audio = sent_bytes > 0;
             item.content[0][if text_only { "text" } else { "transcript" }] = Value::String(text);
         }
         for (kind, mut fields) in events {
@@ -921,6 +952,7 @@ impl Conn {
             content: vec![content],
             status: item_status,
             audio_ms: sent_ms,
+            has_audio: sent_ms > 0,
             heard: None,
         };
         if let Some(existing) = self.items.iter_mut().find(|existing| existing.id == active.item_id) {
@@ -971,7 +1003,7 @@ impl Conn {
         let response = self.response_json(&active, status, details, vec![item.json()], usage);
         self.emit("response.done", json!({"response": response}));
         for (item_id, text) in std::mem::take(&mut self.late) {
-            self.transcribe(&item_id, &text);
+            self.transcribe(&item_id, text.as_deref());
         }
     }
 }

@@ -223,8 +223,8 @@ async fn run(
                 Some(Ok(Message::Close(_))) | None => break 'connection "client_closed",
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
-                    tracing::debug!(%error, "realtime socket error");
-                    break 'connection "error";
+                    tracing::debug!(%error, "realtime socket read failed");
+                    break 'connection "client_dropped";
                 }
             },
             Some((response_id, pcm)) = rendered.recv() => {

@@ -53,7 +53,8 @@ pub struct RealtimeConnection {
     /// When the socket ended, if it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at_ms: Option<u64>,
-    /// How it ended: `client_closed`, `dropped` (fault), `session_cap`, `shutdown`, `error`.
+    /// How it ended: `client_closed`, `client_dropped`, `dropped` (fault), `session_cap`,
+    /// `shutdown`, `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<String>,
     /// Events both ways, oldest first.
@@ -91,18 +92,40 @@ pub(crate) fn decoded_len(base64: &str) -> u64 {
     ((base64.len() / 4 * 3).saturating_sub(padding)) as u64
 }
 
-/// The recorded copy of an event: audio fields emptied, their length returned.
+/// The recorded copy of an event: audio fields emptied (without copying them), their length returned.
 pub(crate) fn strip_audio(event: &Value) -> (Value, Option<u64>) {
     let field = match event["type"].as_str() {
         Some("input_audio_buffer.append") => "audio",
         Some("response.output_audio.delta") => "delta",
         _ => return (event.clone(), None),
     };
-    let mut copy = event.clone();
-    let bytes = copy.get_mut(field).and_then(|value| {
-        let len = value.as_str().map(decoded_len);
-        *value = Value::String(String::new());
-        len
-    });
-    (copy, bytes)
+    let Some(fields) = event.as_object() else { return (event.clone(), None) };
+    let mut bytes = None;
+    let copy = fields
+        .iter()
+        .map(|(key, value)| {
+            if key == field {
+                bytes = value.as_str().map(decoded_len);
+                (key.clone(), Value::String(String::new()))
+            } else {
+                (key.clone(), value.clone())
+            }
+        })
+        .collect();
+    (Value::Object(copy), bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn audio_is_emptied_and_measured() {
+        let (copy, bytes) = strip_audio(&json!({"type": "input_audio_buffer.append", "audio": "AAECAw=="}));
+        assert_eq!(copy, json!({"type": "input_audio_buffer.append", "audio": ""}));
+        assert_eq!(bytes, Some(4));
+        let (copy, bytes) = strip_audio(&json!({"type": "response.cancel"}));
+        assert_eq!((copy, bytes), (json!({"type": "response.cancel"}), None));
+    }
 }

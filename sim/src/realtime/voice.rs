@@ -31,7 +31,8 @@ pub enum TtsMode {
 }
 
 type Pcm = Arc<Vec<u8>>;
-type Cache = Mutex<HashMap<(bool, String, String), Arc<OnceCell<Pcm>>>>;
+/// Keyed by (espeak voice or "" for tones, text): OpenAI voices sharing an espeak voice share renders.
+type Cache = Mutex<HashMap<(&'static str, String), Arc<OnceCell<Pcm>>>>;
 
 fn cache() -> &'static Cache {
     static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -65,14 +66,14 @@ fn use_espeak(mode: TtsMode) -> bool {
 
 /// `text` in `voice`, as PCM16LE 24 kHz mono bytes.
 pub(crate) async fn render(mode: TtsMode, voice: &str, text: &str) -> Pcm {
-    let espeak = use_espeak(mode);
+    let variant = if use_espeak(mode) { espeak_voice(voice) } else { "" };
     let cell = {
         let mut cache = cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.entry((espeak, voice.to_owned(), text.to_owned())).or_default().clone()
+        cache.entry((variant, text.to_owned())).or_default().clone()
     };
     cell.get_or_init(|| async {
-        let samples = if espeak {
-            match espeak_pcm(voice, text).await {
+        let samples = if !variant.is_empty() {
+            match espeak_pcm(variant, text).await {
                 Ok(samples) => samples,
                 Err(error) => {
                     tracing::warn!(%error, "espeak-ng failed; using a tone");
@@ -98,10 +99,23 @@ fn espeak_voice(voice: &str) -> &'static str {
     }
 }
 
-async fn espeak_pcm(voice: &str, text: &str) -> std::io::Result<Vec<i16>> {
+/// Renders the simulator's default caller lines ahead of time (the binary does this at
+/// start-up), so the first calls of a demo or benchmark do not wait for espeak-ng.
+pub async fn prerender(mode: TtsMode, voice: &str) {
+    let lines = crate::chat::default_caller_lines();
+    for line in lines {
+        render(mode, voice, line).await;
+    }
+}
+
+async fn espeak_pcm(variant: &str, text: &str) -> std::io::Result<Vec<i16>> {
     use tokio::io::AsyncWriteExt;
+    // A hundred calls with distinct replies must not fork a hundred espeak-ng at once on a
+    // two-core machine: two at a time keeps the rest of the simulator responsive.
+    static RENDERERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = RENDERERS.acquire().await.map_err(std::io::Error::other)?;
     let mut child = tokio::process::Command::new("espeak-ng")
-        .args(["--stdout", "--stdin", "-s", "165", "-v", espeak_voice(voice)])
+        .args(["--stdout", "--stdin", "-s", "165", "-v", variant])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
