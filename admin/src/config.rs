@@ -80,6 +80,39 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `RATE_LIMIT_<NAME>=<max>/<seconds>` for each limit.
     pub rate_limits: RateLimits,
+    /// Voice calls: limits, recordings, the grading queue.
+    pub voice: VoiceConfig,
+}
+
+/// Voice call settings.
+#[derive(Debug, Clone)]
+pub struct VoiceConfig {
+    /// `VOICE_MAX_MINUTES` (default 30): a call ends at this length.
+    pub max_duration_ms: u64,
+    /// `VOICE_SILENCE_SECS` (default 120): a call ends after this long with nobody speaking.
+    pub silence_timeout_ms: u64,
+    /// `VOICE_JOIN_TIMEOUT_SECS` (default 120): a voice session whose room the counselor has not
+    /// joined by then is closed as abandoned.
+    pub join_timeout_ms: u64,
+    /// `RECORDINGS_DIR` (default data/recordings): where agents write call recordings and the
+    /// service reads them (shared storage when the agent runs apart).
+    pub recordings_dir: std::path::PathBuf,
+    /// `RECORDINGS_RETENTION_DAYS` (default 90): older recordings are deleted.
+    pub recordings_retention_days: u32,
+    /// `JOB_POLL_MS` (default 2000): how often a worker looks for queued jobs another replica
+    /// queued (this replica's own wake it at once).
+    pub job_poll_ms: u32,
+}
+
+impl VoiceConfig {
+    /// The store's call defaults (what a scenario does not set).
+    pub fn call_defaults(&self, realtime_voice: &str) -> store::CallDefaults {
+        store::CallDefaults {
+            voice: realtime_voice.to_owned(),
+            max_duration_ms: self.max_duration_ms,
+            silence_timeout_ms: self.silence_timeout_ms,
+        }
+    }
 }
 
 /// At most `max` hits per `window_secs`.
@@ -113,6 +146,7 @@ pub struct RateLimits {
     pub analyze: Limit,
     pub flag: Limit,
     pub upload: Limit,
+    pub voice_token: Limit,
 }
 
 impl Default for RateLimits {
@@ -125,6 +159,7 @@ impl Default for RateLimits {
             analyze: Limit::new(5, 3600),
             flag: Limit::new(20, 3600),
             upload: Limit::new(30, 3600),
+            voice_token: Limit::new(30, 3600),
         }
     }
 }
@@ -141,6 +176,7 @@ impl RateLimits {
             analyze: l,
             flag: l,
             upload: l,
+            voice_token: l,
         }
     }
 }
@@ -206,6 +242,7 @@ impl Config {
             ("RATE_LIMIT_ANALYZE", &mut rate_limits.analyze),
             ("RATE_LIMIT_FLAG", &mut rate_limits.flag),
             ("RATE_LIMIT_UPLOAD", &mut rate_limits.upload),
+            ("RATE_LIMIT_VOICE_TOKEN", &mut rate_limits.voice_token),
         ] {
             if let Some(v) = var(name) {
                 *slot = Limit::parse(&v).ok_or_else(|| ConfigError {
@@ -261,6 +298,14 @@ impl Config {
             session_idle_minutes: number("SESSION_IDLE_MINUTES", 60)?,
             session_max_hours: number("SESSION_MAX_HOURS", 12)?,
             rate_limits,
+            voice: VoiceConfig {
+                max_duration_ms: u64::from(number("VOICE_MAX_MINUTES", 30)?) * 60_000,
+                silence_timeout_ms: u64::from(number("VOICE_SILENCE_SECS", 120)?) * 1000,
+                join_timeout_ms: u64::from(number("VOICE_JOIN_TIMEOUT_SECS", 120)?) * 1000,
+                recordings_dir: parse("RECORDINGS_DIR", "data/recordings")?.into(),
+                recordings_retention_days: number("RECORDINGS_RETENTION_DAYS", 90)?,
+                job_poll_ms: number("JOB_POLL_MS", 2000)?,
+            },
         })
     }
 

@@ -129,6 +129,7 @@ fn parse_row(cell: &dyn Fn(&str) -> String) -> Result<ScenarioInput, Vec<FieldEr
             evaluator_context: optional("evaluator_context"),
             is_one_time: Some(false),
             assign_to: None,
+            voice: None,
         }),
         _ => Err(errors),
     }

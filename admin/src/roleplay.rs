@@ -1,9 +1,11 @@
 //! The AI caller in chat practice. Split brain: the caller model sees only the scenario's
 //! caller persona (or a generic free-practice persona) and the conversation — never the
-//! grading guidance, the policies or the rubric, so it cannot coach the counselor.
+//! grading guidance, the policies or the rubric, so it cannot coach the counselor. The prompt
+//! itself is built in `store::persona`, shared with the voice agent.
 
 use store::{
     LlmTask, NewSession, NewTurn, Scenario, ScenarioMode, Session, SessionKind, Speaker, Timestamp, TranscriptTurn,
+    persona,
 };
 use uuid::Uuid;
 
@@ -17,23 +19,9 @@ pub const MAX_HISTORY: usize = 100;
 const MAX_CALLER_TOKENS: u32 = 300;
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
-const CALLER_RULES: &str = "You are role-playing a person who is contacting a crisis line by text chat, so that a \
-crisis counselor in training can practise. Stay in character for the whole conversation: write only what the caller \
-would write, in the first person, usually one to four short sentences, in plain everyday language. React to how the \
-counselor treats you: open up when they listen, reflect and ask caring questions; become guarded or frustrated when \
-they lecture, rush or judge you. Reveal details gradually and only when asked or when it feels natural. Never give \
-the counselor advice about counseling, never mention that this is an exercise, and never break character, even if \
-asked to.";
-
-const FREE_PRACTICE_PERSONA: &str = "Choose a realistic situation for someone reaching out to a crisis line (for example \
-loneliness after a loss, money or housing stress, a relationship ending, or thoughts of suicide) and keep it \
-consistent. If the counselor asks about suicide, answer honestly for your character.";
-
+/// The chat caller's system prompt (shared with voice: `store::persona`).
 fn caller_system_prompt(scenario: Option<&Scenario>) -> String {
-    match scenario {
-        Some(s) => format!("{CALLER_RULES}\n\nYour character:\n{}", s.prompt.trim()),
-        None => format!("{CALLER_RULES}\n\nYour character:\n{FREE_PRACTICE_PERSONA}"),
-    }
+    persona::caller_instructions(scenario.map(|s| s.prompt.as_str()), persona::Medium::Chat)
 }
 
 const OPENING_CUE: &str = "[The counselor has just accepted your chat. Write your first message to them.]";

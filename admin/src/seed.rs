@@ -63,6 +63,7 @@ pub async fn demo(store: &Store) -> anyhow::Result<Seeded> {
                 evaluator_context: None,
                 is_one_time: None,
                 assign_to: None,
+                voice: None,
             }
         };
     let inputs = [

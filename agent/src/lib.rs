@@ -19,6 +19,8 @@
 //! - [`token`]: access tokens for tests and the dev echo mode.
 //! - [`worker`]: the sans-IO agent worker protocol (`/agent`: register, jobs, load, drain).
 //! - [`worker_shell`]: the tokio shell that runs a worker and its jobs.
+//! - [`turns`]: where a call's turns go (the store, or the internal API), off the media loop.
+//! - [`recording`]: the stereo Ogg/Opus call recording; [`phone`]: the phone-line band-pass.
 
 pub mod audio;
 pub mod call;

@@ -38,8 +38,8 @@ const USAGE: &str = "usage:
   --test-hooks: let room participants ask for simulated faults (topic lk-test.simulate)
 echo/roleplay join ROOM directly; worker registers on /agent and runs the role-play (or echo)
 for every dispatched job. Role-play: OPENAI_BASE_URL, OPENAI_API_KEY, REALTIME_MODEL,
-REALTIME_VOICE, REALTIME_TURN_DETECTION, REALTIME_SESSION_CAP_SECS, PROTO_TRAINER_TURNS_DIR,
-PROTO_TRAINER_RECORDING_DIR.
+REALTIME_VOICE, REALTIME_TURN_DETECTION, REALTIME_SESSION_CAP_SECS, PROTO_TRAINER_TURNS_DIR
+or PROTO_TRAINER_ADMIN_URL, PROTO_TRAINER_RECORDING_DIR.
 PROTO_TRAINER_AGENT_BIND_IP sets the address of the media sockets (default 127.0.0.1).";
 
 struct EchoArgs {
@@ -117,6 +117,7 @@ async fn worker(args: EchoArgs, config: WorkerConfig) -> Result<(), Box<dyn std:
         async move {
             let job_id = ctx.job.id.clone();
             let room = ctx.job.room.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| job_id.clone());
+            let metadata = ctx.job.metadata.clone();
             let participant =
                 Participant::connect(participant_config(ctx.url, ctx.token)).await.map_err(|e| e.to_string())?;
             println!("job {job_id}: joined as {} ({})", participant.identity, participant.sid);
@@ -128,7 +129,7 @@ async fn worker(args: EchoArgs, config: WorkerConfig) -> Result<(), Box<dyn std:
             };
             match roleplay_options {
                 Some(options) => {
-                    let store = turn_store(&room).map_err(|e| e.to_string())?;
+                    let store = turn_store(&room, &metadata).map_err(|e| e.to_string())?;
                     let end = roleplay::run(participant, store, options, stop).await.map_err(|e| e.to_string())?;
                     println!("job {job_id}: call ended: {:?}", end.reason);
                 }
@@ -160,17 +161,24 @@ fn roleplay_options() -> Result<RoleplayOptions, String> {
     Ok(RoleplayOptions { realtime, call, recording_dir })
 }
 
-/// The turn store of the call in `room`.
-fn turn_store(room: &str) -> Result<Arc<dyn TurnStore>, String> {
-    match std::env::var_os("PROTO_TRAINER_TURNS_DIR") {
-        Some(dir) => Ok(Arc::new(FileTurnStore::new(dir, room).map_err(|e| e.to_string())?)),
-        None => Err("no turn store configured (PROTO_TRAINER_TURNS_DIR)".into()),
+/// The turn store of the call in `room`: the file-backed one (`PROTO_TRAINER_TURNS_DIR`, tests
+/// and local runs) or the admin service's internal API (`PROTO_TRAINER_ADMIN_URL`) with the
+/// per-session credential in the job metadata.
+fn turn_store(room: &str, metadata: &str) -> Result<Arc<dyn TurnStore>, String> {
+    if let Some(dir) = std::env::var_os("PROTO_TRAINER_TURNS_DIR") {
+        return Ok(Arc::new(FileTurnStore::new(dir, room).map_err(|e| e.to_string())?));
+    }
+    match std::env::var("PROTO_TRAINER_ADMIN_URL") {
+        Ok(base_url) if !base_url.is_empty() => {
+            agent::turns::connect(metadata, &agent::turns::TurnsConfig::Http { base_url }).map_err(|e| e.to_string())
+        }
+        _ => Err("no turn store configured (PROTO_TRAINER_TURNS_DIR or PROTO_TRAINER_ADMIN_URL)".into()),
     }
 }
 
 async fn roleplay_direct(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let options = roleplay_options()?;
-    let store = turn_store(&args.room)?;
+    let store = turn_store(&args.room, "")?;
     let token = token::room_token(&args.api_key, &args.api_secret, &args.room, &args.identity)?;
     let participant = Participant::connect(participant_config(args.url, token)).await?;
     println!("joined as {} ({})", participant.identity, participant.sid);

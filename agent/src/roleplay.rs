@@ -54,7 +54,7 @@ pub enum RoleplayError {
 pub struct RoleplayOptions {
     pub realtime: RealtimeConfig,
     pub call: CallConfig,
-    /// Where recordings go (`<session id>.pcm`); none when unset.
+    /// Where recordings go (`recording::path_for`); none when unset.
     pub recording_dir: Option<PathBuf>,
 }
 
@@ -126,7 +126,7 @@ pub async fn run(
     METRICS.calls_started.fetch_add(1, Ordering::Relaxed);
     let writer = TurnWriter::spawn(store.clone());
     let mut recorder = match &options.recording_dir {
-        Some(dir) => match Recorder::create(&dir.join(format!("{session_id}.pcm"))) {
+        Some(dir) => match Recorder::create(&crate::recording::path_for(dir, session_id)) {
             Ok(r) => Some(r),
             Err(e) => {
                 warn!(error = %e, "recording disabled: cannot create the file");

@@ -1,23 +1,30 @@
-//! Where a call's turns go: the types and the [`TurnStore`] seam of `tools/VOICE-INTERFACES.md`.
+//! Where a call's turns go: the [`TurnStore`] seam between the call core and persistence, the
+//! [`TurnWriter`] that owns one off the media loop, and the two stores behind [`connect`] — the
+//! database directly when co-deployed with the admin service, or the admin service's
+//! `/api/internal/*` with the per-session credential from the job metadata.
 //!
-//! The store side (co-deployed store, internal HTTP API) is the backend helper's; this file is the
-//! bridge's minimal version of exactly that interface, so the call core can be built and tested
-//! against it (an in-memory store in tests, a file-backed one in live tests). [`TurnWriter`] is
-//! real: it owns the store on its own task so the media loop never waits on it.
+//! The writer never blocks the caller: `push` only sends on a channel. Its task writes turns in
+//! push order, in batches, and while the store is unreachable keeps them buffered and retries with
+//! capped exponential backoff; writes are idempotent by segment id, so a batch whose answer was
+//! lost is simply sent again. `finish` flushes within a bounded time, then reports the call's end.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use thiserror::Error;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+pub use crate::recording::RecordingInfo;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Speaker {
     Counselor,
     Caller,
@@ -25,8 +32,7 @@ pub enum Speaker {
 
 /// One final turn as spoken. Times are milliseconds since the call started (the agent's clock);
 /// a counselor turn is stamped at its speech start.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpokenTurn {
     /// Unique per session; writes are idempotent by it.
     pub segment_id: String,
@@ -38,12 +44,13 @@ pub struct SpokenTurn {
     pub cut: bool,
 }
 
-/// What the call needs to start.
-#[derive(Debug, Clone)]
+/// What the call needs to start: from the store (co-deployed) or the internal API.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSetup {
-    pub session_id: uuid::Uuid,
+    pub session_id: Uuid,
     /// The caller persona prompt only (split brain).
     pub instructions: String,
+    /// `REALTIME_VOICE` or the scenario's.
     pub voice: String,
     pub caller_speaks_first: bool,
     /// Band-limit the caller's voice (phone scenarios, opt-in).
@@ -54,8 +61,7 @@ pub struct CallSetup {
     pub prior_turns: Vec<SpokenTurn>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
     CounselorLeft,
     MaxDuration,
@@ -65,56 +71,51 @@ pub enum EndReason {
     Failed,
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl EndReason {
+    fn to_store(self) -> store::EndReason {
+        match self {
+            EndReason::CounselorLeft => store::EndReason::CounselorLeft,
+            EndReason::MaxDuration => store::EndReason::MaxDuration,
+            EndReason::Silence => store::EndReason::Silence,
+            EndReason::EndedBySupervisor => store::EndReason::EndedBySupervisor,
+            EndReason::AgentShutdown => store::EndReason::AgentShutdown,
+            EndReason::Failed => store::EndReason::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEnd {
     pub reason: EndReason,
     /// Summed over responses (and sockets).
     pub usage: RealtimeUsage,
-    /// Per caller turn: latencies in ms.
+    /// Per caller turn.
     pub turn_metrics: Vec<TurnMetrics>,
     pub recording: Option<RecordingInfo>,
 }
 
-pub use crate::recording::RecordingInfo;
+pub type RealtimeUsage = store::RealtimeUsage;
+pub type TurnMetrics = store::TurnMetrics;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RealtimeUsage {
-    pub input_text_tokens: u64,
-    pub input_audio_tokens: u64,
-    pub output_text_tokens: u64,
-    pub output_audio_tokens: u64,
-    pub cached_tokens: u64,
-    pub input_audio_ms: u64,
-    pub output_audio_ms: u64,
-    pub model: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TurnMetrics {
-    pub segment_id: String,
-    /// End of counselor speech (`speech_stopped`) -> first caller audio frame out.
-    pub response_latency_ms: Option<u32>,
-    /// `speech_stopped` (or our `response.create`) -> first audio delta from Realtime.
-    pub realtime_first_audio_ms: Option<u32>,
-    /// `speech_started` -> caller audio stopped.
-    pub barge_in_stop_ms: Option<u32>,
-    pub underruns: u32,
-}
-
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TurnStoreError {
-    /// Worth retrying (store or admin unreachable, timeouts).
+    /// Worth retrying: the database or the admin service is unreachable or overloaded.
     #[error("turn store unavailable: {0}")]
     Unavailable(String),
-    /// Not worth retrying (bad credential, session gone).
+    /// Retrying cannot help: the session is gone or ended, the credential is refused, the input
+    /// is rejected.
     #[error("turn store refused: {0}")]
     Fatal(String),
 }
 
-/// Where a call's turns go. Errors are retryable unless `Fatal`.
+impl TurnStoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TurnStoreError::Unavailable(_))
+    }
+}
+
+/// Where a call's turns go. Implementations: the store (co-deployed) and the internal HTTP API
+/// with the per-session credential from the job metadata. Errors are retryable unless `Fatal`.
 pub trait TurnStore: Send + Sync + 'static {
     fn setup(&self) -> BoxFuture<'_, Result<CallSetup, TurnStoreError>>;
     fn append<'a>(&'a self, turns: &'a [SpokenTurn]) -> BoxFuture<'a, Result<(), TurnStoreError>>;
@@ -123,221 +124,638 @@ pub trait TurnStore: Send + Sync + 'static {
     fn ended_elsewhere(&self) -> BoxFuture<'_, Result<bool, TurnStoreError>>;
 }
 
-enum WriterMessage {
-    Turn(SpokenTurn),
-    Finish(CallEnd, oneshot::Sender<Result<(), TurnStoreError>>),
-    /// Internal: the retry pause passed.
-    Retry,
+/// How the writer paces itself; [`WriterOptions::default`] is what [`TurnWriter::spawn`] uses.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    pub first_retry: Duration,
+    pub max_retry: Duration,
+    /// One store call longer than this counts as failed (and is retried).
+    pub call_timeout: Duration,
+    /// `finish` gives up flushing after this long, then still reports the end.
+    pub flush_within: Duration,
+    /// ... and gives up reporting the end this much later.
+    pub end_within: Duration,
+    pub max_batch: usize,
 }
 
-/// How long `finish` keeps retrying buffered turns before it gives up on them and ends anyway.
-const FINISH_FLUSH_BUDGET: Duration = Duration::from_secs(10);
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            first_retry: Duration::from_millis(100),
+            max_retry: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(10),
+            flush_within: Duration::from_secs(20),
+            end_within: Duration::from_secs(10),
+            max_batch: 32,
+        }
+    }
+}
+
+enum Command {
+    Turn(SpokenTurn),
+    Finish(Box<CallEnd>, oneshot::Sender<Result<(), TurnStoreError>>),
+}
 
 /// Owns a TurnStore on its own task: `push` never blocks the media loop; turns are written in
 /// order, buffered and retried with backoff while the store is unreachable; `finish` flushes
 /// (bounded time), then calls `end`.
+#[derive(Debug)]
 pub struct TurnWriter {
-    tx: mpsc::UnboundedSender<WriterMessage>,
-}
-
-impl std::fmt::Debug for TurnWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TurnWriter").finish_non_exhaustive()
-    }
+    tx: mpsc::UnboundedSender<Command>,
 }
 
 impl TurnWriter {
     pub fn spawn(store: Arc<dyn TurnStore>) -> TurnWriter {
+        Self::spawn_with(store, WriterOptions::default())
+    }
+
+    pub fn spawn_with(store: Arc<dyn TurnStore>, options: WriterOptions) -> TurnWriter {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(store, rx));
+        tokio::spawn(run(store, options, rx));
         TurnWriter { tx }
     }
 
     pub fn push(&self, turn: SpokenTurn) {
-        let _ = self.tx.send(WriterMessage::Turn(turn));
+        // The task ends only after `finish`, which consumes the writer.
+        let _ = self.tx.send(Command::Turn(turn));
     }
 
+    /// Flushes the buffered turns (retrying for at most `flush_within`), then reports the end
+    /// (for at most `end_within` more). An error says what could not be written.
     pub async fn finish(self, end: CallEnd) -> Result<(), TurnStoreError> {
-        let (done_tx, done_rx) = oneshot::channel();
+        let (reply, answer) = oneshot::channel();
         self.tx
-            .send(WriterMessage::Finish(end, done_tx))
-            .map_err(|_| TurnStoreError::Fatal("turn writer stopped".into()))?;
-        done_rx.await.map_err(|_| TurnStoreError::Fatal("turn writer stopped".into()))?
+            .send(Command::Finish(Box::new(end), reply))
+            .map_err(|_| TurnStoreError::Fatal("the turn writer stopped".into()))?;
+        answer.await.map_err(|_| TurnStoreError::Fatal("the turn writer stopped".into()))?
     }
 }
 
-async fn write_loop(store: Arc<dyn TurnStore>, mut rx: mpsc::UnboundedReceiver<WriterMessage>) {
-    let mut pending: Vec<SpokenTurn> = Vec::new();
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let message = if pending.is_empty() {
-            rx.recv().await
-        } else {
-            // Keep taking turns while we wait to retry, so order and batching hold.
-            match tokio::time::timeout(backoff, rx.recv()).await {
-                Ok(m) => m,
-                Err(_) => Some(WriterMessage::Retry),
+struct Writer {
+    store: Arc<dyn TurnStore>,
+    options: WriterOptions,
+    pending: VecDeque<SpokenTurn>,
+    backoff: Duration,
+}
+
+impl Writer {
+    /// One attempt at writing the oldest batch; on a retryable failure answers when to try again.
+    async fn write_batch(&mut self) -> Option<Duration> {
+        let n = self.pending.len().min(self.options.max_batch);
+        let batch: Vec<SpokenTurn> = self.pending.iter().take(n).cloned().collect();
+        let result = match tokio::time::timeout(self.options.call_timeout, self.store.append(&batch)).await {
+            Ok(r) => r,
+            Err(_) => Err(TurnStoreError::Unavailable("append timed out".into())),
+        };
+        match result {
+            Ok(()) => {
+                self.pending.drain(..n);
+                self.backoff = self.options.first_retry;
+                None
+            }
+            Err(e) if e.is_retryable() => {
+                let wait = self.backoff;
+                self.backoff = (self.backoff * 2).min(self.options.max_retry);
+                tracing::warn!(error = %e, buffered = self.pending.len(), retry_in_ms = wait.as_millis() as u64, "turns not written yet");
+                Some(wait)
+            }
+            Err(e) => {
+                // Never writable (the session is gone or ended): keeping them would only block
+                // the turns behind them.
+                tracing::error!(error = %e, dropped = n, "turns refused by the store");
+                self.pending.drain(..n);
+                None
+            }
+        }
+    }
+
+    async fn finish(&mut self, end: CallEnd, rx: &mut mpsc::UnboundedReceiver<Command>) -> Result<(), TurnStoreError> {
+        while let Ok(Command::Turn(t)) = rx.try_recv() {
+            self.pending.push_back(t);
+        }
+        let flush_deadline = Instant::now() + self.options.flush_within;
+        while !self.pending.is_empty() {
+            match self.write_batch().await {
+                None => {}
+                Some(wait) if Instant::now() + wait < flush_deadline => tokio::time::sleep(wait).await,
+                Some(_) => break,
+            }
+        }
+        let unwritten = self.pending.len();
+        let end_deadline = Instant::now() + self.options.end_within;
+        let mut backoff = self.options.first_retry;
+        let ended = loop {
+            let result = match tokio::time::timeout(self.options.call_timeout, self.store.end(end.clone())).await {
+                Ok(r) => r,
+                Err(_) => Err(TurnStoreError::Unavailable("end timed out".into())),
+            };
+            match result {
+                Err(e) if e.is_retryable() && Instant::now() + backoff < end_deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.options.max_retry);
+                }
+                other => break other,
             }
         };
-        let mut finish = None;
-        match message {
-            None => return,
-            Some(WriterMessage::Turn(turn)) => pending.push(turn),
-            Some(WriterMessage::Finish(end, done)) => finish = Some((end, done)),
-            Some(WriterMessage::Retry) => {}
-        }
-        while finish.is_none() {
-            match rx.try_recv() {
-                Ok(WriterMessage::Turn(t)) => pending.push(t),
-                Ok(WriterMessage::Finish(end, done)) => finish = Some((end, done)),
-                Ok(WriterMessage::Retry) | Err(_) => break,
-            }
-        }
-        if let Some((end, done)) = finish {
-            let _ = done.send(flush_and_end(store.as_ref(), &mut pending, end).await);
-            return;
-        }
-        if pending.is_empty() {
-            continue;
-        }
-        match store.append(&pending).await {
-            Ok(()) => {
-                pending.clear();
-                backoff = Duration::from_millis(200);
-            }
-            Err(TurnStoreError::Fatal(e)) => {
-                warn!(error = %e, lost = pending.len(), "turns refused by the store");
-                pending.clear();
-            }
-            Err(e) => {
-                warn!(error = %e, buffered = pending.len(), "turn store unavailable; will retry");
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+        match (ended, unwritten) {
+            (Ok(()), 0) => Ok(()),
+            (Ok(()), n) => Err(TurnStoreError::Unavailable(format!("{n} turns could not be written"))),
+            (Err(e), 0) => Err(e),
+            (Err(e), n) => Err(TurnStoreError::Unavailable(format!("{n} turns could not be written; {e}"))),
         }
     }
 }
 
-/// Writes what is still buffered (within [`FINISH_FLUSH_BUDGET`]), then ends the session.
-async fn flush_and_end(
-    store: &dyn TurnStore,
-    pending: &mut Vec<SpokenTurn>,
-    end: CallEnd,
-) -> Result<(), TurnStoreError> {
-    let deadline = tokio::time::Instant::now() + FINISH_FLUSH_BUDGET;
-    while !pending.is_empty() && tokio::time::Instant::now() < deadline {
-        match store.append(pending).await {
-            Ok(()) => pending.clear(),
-            Err(TurnStoreError::Fatal(e)) => {
-                warn!(error = %e, lost = pending.len(), "turns refused by the store");
-                pending.clear();
-            }
-            Err(e) => {
-                warn!(error = %e, "turn store unavailable at finish; retrying");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-    let mut result = store.end(end.clone()).await;
-    while matches!(result, Err(TurnStoreError::Unavailable(_))) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        result = store.end(end.clone()).await;
-    }
-    result
-}
-
-/// An in-memory store for tests: records turns (idempotent by segment id) and the end.
-#[derive(Debug, Default)]
-pub struct MemoryTurnStore {
-    pub setup: std::sync::Mutex<Option<CallSetup>>,
-    pub turns: std::sync::Mutex<Vec<SpokenTurn>>,
-    pub ended: std::sync::Mutex<Option<CallEnd>>,
-    pub ended_elsewhere: std::sync::atomic::AtomicBool,
-}
-
-impl TurnStore for MemoryTurnStore {
-    fn setup(&self) -> BoxFuture<'_, Result<CallSetup, TurnStoreError>> {
-        Box::pin(async move {
-            self.setup.lock().expect("lock").clone().ok_or_else(|| TurnStoreError::Fatal("no setup".into()))
-        })
-    }
-    fn append<'a>(&'a self, turns: &'a [SpokenTurn]) -> BoxFuture<'a, Result<(), TurnStoreError>> {
-        Box::pin(async move {
-            let mut stored = self.turns.lock().expect("lock");
-            for t in turns {
-                if !stored.iter().any(|s| s.segment_id == t.segment_id) {
-                    stored.push(t.clone());
+async fn run(store: Arc<dyn TurnStore>, options: WriterOptions, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut w = Writer { store, options, pending: VecDeque::new(), backoff: options.first_retry };
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        if !w.pending.is_empty() && retry_at.is_none_or(|at| Instant::now() >= at) {
+            retry_at = w.write_batch().await.map(|wait| Instant::now() + wait);
+            // Take what arrived meanwhile before writing again, so batches stay large.
+            while let Ok(cmd) = rx.try_recv() {
+                match cmd {
+                    Command::Turn(t) => w.pending.push_back(t),
+                    Command::Finish(end, reply) => {
+                        let _ = reply.send(w.finish(*end, &mut rx).await);
+                        return;
+                    }
                 }
             }
+            continue;
+        }
+        let wait = async {
+            match retry_at {
+                Some(at) if !w.pending.is_empty() => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Command::Turn(t)) => w.pending.push_back(t),
+                Some(Command::Finish(end, reply)) => {
+                    let _ = reply.send(w.finish(*end, &mut rx).await);
+                    return;
+                }
+                // Dropped without `finish`: one last try at what is buffered.
+                None => {
+                    if !w.pending.is_empty() {
+                        w.write_batch().await;
+                    }
+                    return;
+                }
+            },
+            () = wait => retry_at = None,
+        }
+    }
+}
+
+/// How [`connect`] reaches the store.
+#[derive(Debug, Clone)]
+pub enum TurnsConfig {
+    /// Co-deployed with the admin service: the database directly, with the service's call
+    /// defaults (`REALTIME_VOICE`, limits).
+    Store(store::Store, store::CallDefaults),
+    /// Apart from it: the admin service's internal API at `base_url` (e.g.
+    /// `https://trainer.example.org`), with the per-session credential.
+    Http { base_url: String },
+}
+
+/// The job metadata `POST /api/livekit/token` puts in the dispatch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetadata {
+    pub session_id: Uuid,
+    pub account_id: Uuid,
+    #[serde(default)]
+    pub assignment_id: Option<Uuid>,
+    #[serde(default)]
+    pub scenario_id: Option<Uuid>,
+    pub credential: String,
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A credential that never reaches `Debug` output or logs.
+#[derive(Clone)]
+pub struct SecretString(String);
+
+/// The call's store, from the dispatch metadata.
+pub fn connect(metadata: &str, config: &TurnsConfig) -> Result<Arc<dyn TurnStore>, TurnStoreError> {
+    let meta: JobMetadata = serde_json::from_str(metadata)
+        .map_err(|e| TurnStoreError::Fatal(format!("the job metadata is not a voice session's: {e}")))?;
+    Ok(match config {
+        TurnsConfig::Store(store, defaults) => Arc::new(StoreTurns {
+            store: store.clone(),
+            defaults: defaults.clone(),
+            account_id: meta.account_id,
+            session_id: meta.session_id,
+        }),
+        TurnsConfig::Http { base_url } => Arc::new(HttpTurns::new(base_url, meta.session_id, meta.credential)?),
+    })
+}
+
+fn to_new_turn(t: &SpokenTurn) -> store::NewTurn {
+    store::NewTurn {
+        speaker: match t.speaker {
+            Speaker::Counselor => store::Speaker::Counselor,
+            Speaker::Caller => store::Speaker::Caller,
+        },
+        text: t.text.clone(),
+        started_ms: t.started_ms.min(i64::MAX as u64) as i64,
+        ended_ms: Some(t.ended_ms.max(t.started_ms).min(i64::MAX as u64) as i64),
+        segment_id: Some(t.segment_id.clone()),
+    }
+}
+
+fn from_setup(s: store::VoiceSetup) -> CallSetup {
+    let prior_turns = s
+        .prior_turns
+        .into_iter()
+        .filter_map(|t| {
+            let speaker = match t.speaker {
+                store::Speaker::Counselor => Speaker::Counselor,
+                store::Speaker::Caller => Speaker::Caller,
+                store::Speaker::System => return None,
+            };
+            let started_ms = t.started_ms.max(0) as u64;
+            Some(SpokenTurn {
+                segment_id: t.segment_id.unwrap_or_default(),
+                speaker,
+                text: t.text,
+                started_ms,
+                ended_ms: t.ended_ms.map_or(started_ms, |e| e.max(0) as u64),
+                cut: false,
+            })
+        })
+        .collect();
+    CallSetup {
+        session_id: s.session_id,
+        instructions: s.instructions,
+        voice: s.voice,
+        caller_speaks_first: s.caller_speaks_first,
+        phone_line: s.phone_line,
+        max_duration: Duration::from_millis(s.max_duration_ms),
+        silence_timeout: Duration::from_millis(s.silence_timeout_ms),
+        prior_turns,
+    }
+}
+
+fn to_voice_end(end: CallEnd) -> store::VoiceEnd {
+    store::VoiceEnd {
+        reason: end.reason.to_store(),
+        usage: Some(end.usage),
+        turn_metrics: end.turn_metrics,
+        recording: end.recording.map(|r| store::RecordingMeta {
+            file: r.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            duration_ms: r.duration_ms,
+            bytes: r.bytes,
+        }),
+    }
+}
+
+fn store_error(e: store::Error) -> TurnStoreError {
+    match e {
+        store::Error::Database(_) => TurnStoreError::Unavailable(e.to_string()),
+        other => TurnStoreError::Fatal(other.to_string()),
+    }
+}
+
+/// Co-deployed: the database directly.
+#[derive(Debug)]
+struct StoreTurns {
+    store: store::Store,
+    defaults: store::CallDefaults,
+    account_id: Uuid,
+    session_id: Uuid,
+}
+
+impl TurnStore for StoreTurns {
+    fn setup(&self) -> BoxFuture<'_, Result<CallSetup, TurnStoreError>> {
+        Box::pin(async move {
+            let setup = self.store.voice_setup(self.session_id, &self.defaults).await.map_err(store_error)?;
+            Ok(from_setup(setup))
+        })
+    }
+
+    fn append<'a>(&'a self, turns: &'a [SpokenTurn]) -> BoxFuture<'a, Result<(), TurnStoreError>> {
+        Box::pin(async move {
+            let turns: Vec<_> = turns.iter().map(to_new_turn).collect();
+            self.store.append_turns(self.account_id, self.session_id, &turns).await.map_err(store_error)?;
             Ok(())
         })
     }
+
     fn end(&self, end: CallEnd) -> BoxFuture<'_, Result<(), TurnStoreError>> {
         Box::pin(async move {
-            *self.ended.lock().expect("lock") = Some(end);
+            self.store.end_voice_session(self.session_id, &to_voice_end(end)).await.map_err(store_error)?;
             Ok(())
         })
     }
+
     fn ended_elsewhere(&self) -> BoxFuture<'_, Result<bool, TurnStoreError>> {
-        Box::pin(async move { Ok(self.ended_elsewhere.load(std::sync::atomic::Ordering::Relaxed)) })
+        Box::pin(async move { self.store.session_ended(self.session_id).await.map_err(store_error) })
+    }
+}
+
+/// The header that carries the per-session credential on `/api/internal/*`.
+pub const SESSION_CREDENTIAL_HEADER: &str = "x-session-credential";
+
+/// Apart from the admin service: its internal API.
+#[derive(Debug)]
+struct HttpTurns {
+    client: reqwest::Client,
+    session_url: String,
+    credential: SecretString,
+}
+
+#[derive(Serialize)]
+struct TranscriptBatch {
+    turns: Vec<store::NewTurn>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EndBody {
+    #[serde(flatten)]
+    end: store::VoiceEnd,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallStatus {
+    ended: bool,
+}
+
+impl HttpTurns {
+    fn new(base_url: &str, session_id: Uuid, credential: String) -> Result<Self, TurnStoreError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| TurnStoreError::Fatal(format!("http client: {e}")))?;
+        let base = base_url.trim_end_matches('/');
+        Ok(HttpTurns {
+            client,
+            session_url: format!("{base}/api/internal/sessions/{session_id}"),
+            credential: SecretString(credential),
+        })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, TurnStoreError> {
+        let response = request
+            .header(SESSION_CREDENTIAL_HEADER, &self.credential.0)
+            .send()
+            .await
+            .map_err(|e| TurnStoreError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = format!("{status}: {}", body.chars().take(300).collect::<String>());
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(TurnStoreError::Unavailable(message))
+        } else {
+            Err(TurnStoreError::Fatal(message))
+        }
+    }
+}
+
+impl TurnStore for HttpTurns {
+    fn setup(&self) -> BoxFuture<'_, Result<CallSetup, TurnStoreError>> {
+        Box::pin(async move {
+            let response = self.send(self.client.get(format!("{}/setup", self.session_url))).await?;
+            let setup: store::VoiceSetup =
+                response.json().await.map_err(|e| TurnStoreError::Unavailable(e.without_url().to_string()))?;
+            Ok(from_setup(setup))
+        })
+    }
+
+    fn append<'a>(&'a self, turns: &'a [SpokenTurn]) -> BoxFuture<'a, Result<(), TurnStoreError>> {
+        Box::pin(async move {
+            let body = TranscriptBatch { turns: turns.iter().map(to_new_turn).collect() };
+            self.send(self.client.post(format!("{}/transcript", self.session_url)).json(&body)).await?;
+            Ok(())
+        })
+    }
+
+    fn end(&self, end: CallEnd) -> BoxFuture<'_, Result<(), TurnStoreError>> {
+        Box::pin(async move {
+            let body = EndBody { end: to_voice_end(end) };
+            self.send(self.client.post(format!("{}/call-end", self.session_url)).json(&body)).await?;
+            Ok(())
+        })
+    }
+
+    fn ended_elsewhere(&self) -> BoxFuture<'_, Result<bool, TurnStoreError>> {
+        Box::pin(async move {
+            let response = self.send(self.client.get(format!("{}/status", self.session_url))).await?;
+            let status: CallStatus =
+                response.json().await.map_err(|e| TurnStoreError::Unavailable(e.without_url().to_string()))?;
+            Ok(status.ended)
+        })
+    }
+}
+
+/// An in-memory [`TurnStore`] for tests (here and in the call core's): dedups by segment id,
+/// and can be told to fail like an unreachable store.
+pub mod memory {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    pub struct MemoryTurns {
+        pub setup: Mutex<Option<CallSetup>>,
+        turns: Mutex<Vec<SpokenTurn>>,
+        seen: Mutex<HashSet<String>>,
+        ends: Mutex<Vec<CallEnd>>,
+        /// While set, every call fails as unavailable.
+        pub down: AtomicBool,
+        /// Fail this many appends *after* storing them (the answer was lost).
+        pub lose_answers: AtomicUsize,
+        pub ended_elsewhere: AtomicBool,
+        pub append_calls: AtomicUsize,
+    }
+
+    impl MemoryTurns {
+        pub fn turns(&self) -> Vec<SpokenTurn> {
+            self.turns.lock().map(|t| t.clone()).unwrap_or_default()
+        }
+        pub fn ends(&self) -> Vec<CallEnd> {
+            self.ends.lock().map(|e| e.clone()).unwrap_or_default()
+        }
+        fn check(&self) -> Result<(), TurnStoreError> {
+            if self.down.load(Ordering::SeqCst) { Err(TurnStoreError::Unavailable("down".into())) } else { Ok(()) }
+        }
+    }
+
+    impl TurnStore for MemoryTurns {
+        fn setup(&self) -> BoxFuture<'_, Result<CallSetup, TurnStoreError>> {
+            Box::pin(async move {
+                self.check()?;
+                self.setup.lock().ok().and_then(|s| s.clone()).ok_or_else(|| TurnStoreError::Fatal("no setup".into()))
+            })
+        }
+        fn append<'a>(&'a self, turns: &'a [SpokenTurn]) -> BoxFuture<'a, Result<(), TurnStoreError>> {
+            Box::pin(async move {
+                self.append_calls.fetch_add(1, Ordering::SeqCst);
+                self.check()?;
+                if let (Ok(mut seen), Ok(mut stored)) = (self.seen.lock(), self.turns.lock()) {
+                    for t in turns {
+                        if seen.insert(t.segment_id.clone()) {
+                            stored.push(t.clone());
+                        }
+                    }
+                }
+                if self.lose_answers.load(Ordering::SeqCst) > 0 {
+                    self.lose_answers.fetch_sub(1, Ordering::SeqCst);
+                    return Err(TurnStoreError::Unavailable("answer lost".into()));
+                }
+                Ok(())
+            })
+        }
+        fn end(&self, end: CallEnd) -> BoxFuture<'_, Result<(), TurnStoreError>> {
+            Box::pin(async move {
+                self.check()?;
+                if let Ok(mut ends) = self.ends.lock() {
+                    ends.push(end);
+                }
+                Ok(())
+            })
+        }
+        fn ended_elsewhere(&self) -> BoxFuture<'_, Result<bool, TurnStoreError>> {
+            Box::pin(async move {
+                self.check()?;
+                Ok(self.ended_elsewhere.load(Ordering::SeqCst))
+            })
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::memory::MemoryTurns;
     use super::*;
 
-    fn turn(id: &str) -> SpokenTurn {
+    fn turn(i: u64, speaker: Speaker) -> SpokenTurn {
         SpokenTurn {
-            segment_id: id.into(),
-            speaker: Speaker::Caller,
-            text: id.into(),
-            started_ms: 0,
-            ended_ms: 1,
+            segment_id: format!("seg-{i}"),
+            speaker,
+            text: format!("turn {i}"),
+            started_ms: i * 1000,
+            ended_ms: i * 1000 + 500,
             cut: false,
         }
     }
 
-    /// Fails the first `fail` appends, then stores.
-    struct Flaky {
-        inner: MemoryTurnStore,
-        fail: std::sync::atomic::AtomicU32,
-    }
-    impl TurnStore for Flaky {
-        fn setup(&self) -> BoxFuture<'_, Result<CallSetup, TurnStoreError>> {
-            self.inner.setup()
-        }
-        fn append<'a>(&'a self, turns: &'a [SpokenTurn]) -> BoxFuture<'a, Result<(), TurnStoreError>> {
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-                self.fail.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                return Box::pin(async { Err(TurnStoreError::Unavailable("down".into())) });
-            }
-            self.inner.append(turns)
-        }
-        fn end(&self, end: CallEnd) -> BoxFuture<'_, Result<(), TurnStoreError>> {
-            self.inner.end(end)
-        }
-        fn ended_elsewhere(&self) -> BoxFuture<'_, Result<bool, TurnStoreError>> {
-            self.inner.ended_elsewhere()
+    fn end() -> CallEnd {
+        CallEnd {
+            reason: EndReason::CounselorLeft,
+            usage: RealtimeUsage::default(),
+            turn_metrics: Vec::new(),
+            recording: None,
         }
     }
 
-    #[tokio::test]
-    async fn writer_retries_in_order_and_finishes() {
-        let store = Arc::new(Flaky { inner: MemoryTurnStore::default(), fail: 2.into() });
+    #[tokio::test(start_paused = true)]
+    async fn writes_in_push_order_and_ends_after_the_last_turn() {
+        let store = Arc::new(MemoryTurns::default());
         let writer = TurnWriter::spawn(store.clone());
-        writer.push(turn("a"));
-        writer.push(turn("b"));
+        for i in 0..50 {
+            writer.push(turn(i, if i % 2 == 0 { Speaker::Counselor } else { Speaker::Caller }));
+        }
+        writer.finish(end()).await.expect("finished");
+        let ids: Vec<_> = store.turns().iter().map(|t| t.segment_id.clone()).collect();
+        assert_eq!(ids, (0..50).map(|i| format!("seg-{i}")).collect::<Vec<_>>());
+        assert_eq!(store.ends().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_delays_turns_but_loses_none() {
+        let store = Arc::new(MemoryTurns::default());
+        let writer = TurnWriter::spawn(store.clone());
+        writer.push(turn(0, Speaker::Caller));
         tokio::time::sleep(Duration::from_millis(50)).await;
-        writer.push(turn("c"));
-        let end = CallEnd {
-            reason: EndReason::CounselorLeft,
-            usage: RealtimeUsage::default(),
-            turn_metrics: vec![],
-            recording: None,
-        };
-        writer.finish(end).await.unwrap();
-        let ids: Vec<String> = store.inner.turns.lock().unwrap().iter().map(|t| t.segment_id.clone()).collect();
-        assert_eq!(ids, ["a", "b", "c"]);
-        assert_eq!(store.inner.ended.lock().unwrap().as_ref().unwrap().reason, EndReason::CounselorLeft);
+        assert_eq!(store.turns().len(), 1);
+        store.down.store(true, Ordering::SeqCst);
+        for i in 1..6 {
+            writer.push(turn(i, Speaker::Counselor));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        assert_eq!(store.turns().len(), 1, "nothing written while down");
+        let tries = store.append_calls.load(Ordering::SeqCst);
+        // Ten seconds of outage with backoff capped at 5 s: a handful of tries, not a busy loop.
+        assert!((3..15).contains(&tries), "{tries} tries");
+        store.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(store.turns().len(), 6, "written once the store is back, before finish");
+        writer.finish(end()).await.expect("finished");
+        let ids: Vec<_> = store.turns().iter().map(|t| t.segment_id.clone()).collect();
+        assert_eq!(ids, (0..6).map(|i| format!("seg-{i}")).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_answer_is_retried_without_duplicating() {
+        let store = Arc::new(MemoryTurns::default());
+        store.lose_answers.store(2, Ordering::SeqCst);
+        let writer = TurnWriter::spawn(store.clone());
+        writer.push(turn(0, Speaker::Caller));
+        writer.push(turn(1, Speaker::Counselor));
+        writer.push(turn(0, Speaker::Caller)); // the call core re-sent a segment
+        writer.finish(end()).await.expect("finished");
+        assert_eq!(store.turns().len(), 2);
+        assert!(store.append_calls.load(Ordering::SeqCst) >= 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finish_is_bounded_when_the_store_stays_down() {
+        let store = Arc::new(MemoryTurns::default());
+        store.down.store(true, Ordering::SeqCst);
+        let options = WriterOptions::default();
+        let writer = TurnWriter::spawn_with(store.clone(), options);
+        writer.push(turn(0, Speaker::Caller));
+        let started = Instant::now();
+        let result = writer.finish(end()).await;
+        assert!(matches!(result, Err(TurnStoreError::Unavailable(ref m)) if m.contains("1 turns")), "{result:?}");
+        let took = started.elapsed();
+        assert!(took <= options.flush_within + options.end_within + options.call_timeout, "{took:?}");
+        assert!(store.ends().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finish_flushes_turns_pushed_just_before_it() {
+        let store = Arc::new(MemoryTurns::default());
+        store.down.store(true, Ordering::SeqCst);
+        let writer = TurnWriter::spawn(store.clone());
+        writer.push(turn(0, Speaker::Counselor));
+        writer.push(turn(1, Speaker::Caller));
+        let up = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            up.down.store(false, Ordering::SeqCst);
+        });
+        writer.finish(end()).await.expect("flushed once the store came back");
+        assert_eq!(store.turns().len(), 2);
+        assert_eq!(store.ends().len(), 1);
+    }
+
+    #[test]
+    fn metadata_names_the_session_and_the_credential_stays_out_of_debug() {
+        let meta = r#"{"sessionId":"0193a9b0-0000-7000-8000-000000000001","accountId":"0193a9b0-0000-7000-8000-000000000002","assignmentId":null,"scenarioId":null,"credential":"ptc_secret"}"#;
+        let store = connect(meta, &TurnsConfig::Http { base_url: "http://127.0.0.1:1".into() }).expect("connects");
+        let _ = store;
+        let turns = HttpTurns::new("http://127.0.0.1:1/", Uuid::nil(), "ptc_secret".into()).expect("client");
+        assert!(!format!("{turns:?}").contains("ptc_secret"));
+        assert!(turns.session_url.ends_with("/api/internal/sessions/00000000-0000-0000-0000-000000000000"));
+        assert!(matches!(connect("{}", &TurnsConfig::Http { base_url: "x".into() }), Err(TurnStoreError::Fatal(_))));
     }
 }

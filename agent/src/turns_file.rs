@@ -82,7 +82,14 @@ impl TurnStore for FileTurnStore {
                 if written.contains(&turn.segment_id) {
                     continue;
                 }
-                let line = serde_json::to_string(turn).map_err(|e| TurnStoreError::Fatal(e.to_string()))?;
+                let line = serde_json::json!({
+                    "segmentId": turn.segment_id,
+                    "speaker": turn.speaker,
+                    "text": turn.text,
+                    "startedMs": turn.started_ms,
+                    "endedMs": turn.ended_ms,
+                    "cut": turn.cut,
+                });
                 writeln!(file, "{line}").map_err(Self::io)?;
                 written.insert(turn.segment_id.clone());
             }
@@ -92,7 +99,17 @@ impl TurnStore for FileTurnStore {
 
     fn end(&self, end: CallEnd) -> BoxFuture<'_, Result<(), TurnStoreError>> {
         Box::pin(async move {
-            let json = serde_json::to_vec_pretty(&end).map_err(|e| TurnStoreError::Fatal(e.to_string()))?;
+            let reason = format!("{:?}", end.reason);
+            let reason = reason[..1].to_lowercase() + &reason[1..];
+            let json = serde_json::json!({
+                "reason": reason,
+                "usage": end.usage,
+                "turnMetrics": end.turn_metrics,
+                "recording": end.recording.as_ref().map(|r| serde_json::json!({
+                    "path": r.path, "durationMs": r.duration_ms, "bytes": r.bytes,
+                })),
+            });
+            let json = serde_json::to_vec_pretty(&json).map_err(|e| TurnStoreError::Fatal(e.to_string()))?;
             std::fs::write(self.dir.join("end.json"), json).map_err(Self::io)
         })
     }

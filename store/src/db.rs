@@ -36,6 +36,8 @@ impl Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// Wakes this process's job workers when a job is queued (`jobs.rs`).
+    pub(crate) jobs_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -70,7 +72,7 @@ impl Store {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, jobs_wake: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -205,6 +205,38 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// Why a voice call ended.
+    pub enum EndReason {
+        CounselorLeft = "counselor_left",
+        MaxDuration = "max_duration",
+        Silence = "silence",
+        EndedBySupervisor = "ended_by_supervisor",
+        AgentShutdown = "agent_shutdown",
+        Failed = "failed",
+        /// The counselor never joined the room before the join timeout.
+        NeverJoined = "never_joined",
+        /// The counselor started another voice session.
+        Replaced = "replaced",
+    }
+}
+
+str_enum! {
+    /// Durable background work (the `jobs` table).
+    pub enum JobKind {
+        EvaluateSession = "evaluate_session",
+    }
+}
+
+str_enum! {
+    pub enum JobStatus {
+        Pending = "pending",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
+    }
+}
+
 /// Categories every new account starts with (PRODUCT.md); an account may add its own.
 pub const DEFAULT_CATEGORIES: &[&str] = &["onboarding", "refresher", "advanced", "assessment", "cohort_training"];
 

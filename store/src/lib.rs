@@ -17,11 +17,15 @@ pub mod domain;
 mod error;
 mod evaluations;
 mod flags;
+mod jobs;
 mod partner;
+pub mod persona;
+mod recordings;
 mod scenarios;
 mod sessions;
 pub mod testing;
 mod users;
+mod voice;
 
 pub use accounts::{Account, AuditEvent};
 pub use ai::{
@@ -38,10 +42,16 @@ pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
+pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
+pub use recordings::{Recording, RecordingFilter};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput, ScenarioListKind,
 };
 pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListType, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};
+pub use voice::{
+    CREDENTIAL_GRACE_MS, CallDefaults, PriorTurn, REALTIME_VOICES, RealtimeUsage, RecordingMeta,
+    SUPERVISOR_END_GRACE_MS, ScenarioVoice, TurnMetrics, VoiceEnd, VoiceSetup, VoiceUsage, realtime_cost_usd,
+};

@@ -42,13 +42,15 @@ pub struct Scenario {
     pub created_by: Option<Uuid>,
     /// How many assignments use it; its mode is locked once this is above zero.
     pub assignment_count: i64,
+    /// How a voice call of this scenario sounds and starts.
+    pub voice: crate::voice::ScenarioVoice,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 const SCENARIO_COLUMNS: &str = "s.id, s.account_id, s.title, s.prompt, s.description, s.mode, s.category, \
     s.skills, s.difficulty, s.estimated_time_minutes, s.relevant_policy_sections, s.evaluator_context, \
-    s.is_one_time, s.created_by, s.created_at, s.updated_at, \
+    s.is_one_time, s.created_by, s.created_at, s.updated_at, s.caller_speaks_first, s.voice, s.phone_line, \
     (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS assignment_count";
 
 impl Scenario {
@@ -69,6 +71,7 @@ impl Scenario {
             is_one_time: row.flag("is_one_time")?,
             created_by: row.opt_uuid("created_by")?,
             assignment_count: row.int("assignment_count")?,
+            voice: crate::voice::ScenarioVoice::from_row(row)?,
             created_at: row.ts("created_at")?,
             updated_at: row.ts("updated_at")?,
         })
@@ -102,6 +105,9 @@ pub struct ScenarioInput {
     /// With `isOneTime`, creates the scenario's single assignment in the same transaction.
     #[serde(default)]
     pub assign_to: Option<OneTimeAssignment>,
+    /// Voice call settings; absent: the defaults on create, unchanged on update.
+    #[serde(default)]
+    pub voice: Option<crate::voice::ScenarioVoice>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -175,6 +181,9 @@ impl ScenarioInput {
         let is_one_time = self.is_one_time.unwrap_or(false);
         if self.assign_to.is_some() && !is_one_time {
             errors.push(FieldError::new("assignTo", "only a one-time scenario is assigned on creation"));
+        }
+        if let Some(voice) = &self.voice {
+            errors.extend(voice.problems());
         }
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
@@ -267,6 +276,9 @@ impl Store {
         let draft = input.validate(&categories)?;
         let mut tx = self.write_tx().await?;
         let id = insert_scenario(&mut tx, account_id, created_by, &draft).await?;
+        if let Some(voice) = &input.voice {
+            crate::voice::set_scenario_voice(&mut tx, id, voice).await?;
+        }
         let assignment_id = match &input.assign_to {
             Some(a) => {
                 let new = NewAssignment {
@@ -379,6 +391,9 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| title_conflict(e, &draft.title))?;
+        if let Some(voice) = &input.voice {
+            crate::voice::set_scenario_voice(&mut tx, id, voice).await?;
+        }
         tx.commit().await?;
         self.scenario(account_id, id).await
     }

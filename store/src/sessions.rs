@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store, page};
-use crate::domain::{AssignmentStatus, SessionKind, SessionStatus, Speaker, Timestamp, new_id};
+use crate::domain::{AssignmentStatus, EndReason, SessionKind, SessionStatus, Speaker, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
 
@@ -29,13 +29,18 @@ pub struct Session {
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// Voice: when the agent began the call with the counselor in the room; a voice session
+    /// never joined is not an attempt.
+    pub joined_at: Option<Timestamp>,
+    /// Voice: why the call ended.
+    pub end_reason: Option<EndReason>,
 }
 
-const SESSION_COLUMNS: &str = "id, account_id, user_id, assignment_id, scenario_id, attempt_number, kind, status, \
-    room_name, started_at, ended_at, created_at";
+pub(crate) const SESSION_COLUMNS: &str = "id, account_id, user_id, assignment_id, scenario_id, attempt_number, kind, status, \
+    room_name, started_at, ended_at, created_at, joined_at, end_reason";
 
 impl Session {
-    fn from_row(row: &AnyRow) -> Result<Self> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(Session {
             id: row.uuid("id")?,
             account_id: row.uuid("account_id")?,
@@ -49,6 +54,8 @@ impl Session {
             started_at: row.ts("started_at")?,
             ended_at: row.opt_ts("ended_at")?,
             created_at: row.ts("created_at")?,
+            joined_at: row.opt_ts("joined_at")?,
+            end_reason: row.opt_parsed("end_reason")?,
         })
     }
 }
@@ -84,7 +91,7 @@ pub struct NewSession {
     pub room_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewTurn {
     pub speaker: Speaker,

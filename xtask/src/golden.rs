@@ -528,6 +528,7 @@ async fn evaluate_case(case: &Case, live: &Live, model: &str, dir: &Path) -> Res
                 evaluator_context: Some(s.evaluator_context.clone()),
                 is_one_time: None,
                 assign_to: None,
+                voice: None,
             };
             Some(store.create_scenario(account.id, None, &input).await?.0.id)
         }

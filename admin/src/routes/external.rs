@@ -208,6 +208,7 @@ pub async fn create_scenario(
         evaluator_context: input.evaluator_context,
         is_one_time: Some(input.is_one_time),
         assign_to: None,
+        voice: None,
     };
     let (scenario, _) = state.store.create_scenario(partner.account_id, None, &input).await?;
     partner_audit(&state, &partner, "external.scenario.created", ("scenario", scenario.id)).await?;

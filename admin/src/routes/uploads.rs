@@ -421,6 +421,7 @@ async fn draft_scenario(state: &AppState, llm: &Llm, account_id: Uuid, complaint
         evaluator_context: Some(draft.evaluator_context),
         is_one_time: None,
         assign_to: None,
+        voice: None,
     };
     let valid = match input.validate(&categories) {
         Ok(valid) => valid,

@@ -3,8 +3,6 @@
 //! status, on every backend. Each cell runs against fresh records, so one caller's allowed
 //! change cannot decide another's answer.
 
-
-
 use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
@@ -81,6 +79,7 @@ async fn world(app: &App) -> World {
         evaluator_context: None,
         is_one_time: Some(one_time),
         assign_to: None,
+        voice: None,
     };
     let scenario =
         s.create_scenario(app.account, None, &scenario_input(format!("S {n}"), false)).await.expect("s").0.id;

@@ -4,8 +4,6 @@
 //! revoked keys, cross-account ids, Idempotency-Key replays, and signed webhooks retried after a
 //! failure.
 
-
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
