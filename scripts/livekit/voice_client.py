@@ -204,8 +204,9 @@ async def main() -> int:
             answers.append(await caller_answer(time.monotonic(), args.reply_timeout))
         elif args.scenario == "early":
             start = await say(utterances[0])
-            # Speak again at once, before the caller's answer can play.
-            await asyncio.sleep(0.05)
+            # Speak again after a pause the VAD ends the turn on (its silence is 500 ms) but before
+            # the caller's answer can play (the simulator delays it 2.5 s for this scenario).
+            await asyncio.sleep(1.0)
             await say(utterances[1])
             answers.append(await caller_answer(time.monotonic(), args.reply_timeout))
         await asyncio.sleep(1.0)
