@@ -34,6 +34,9 @@ pub const TRANSCRIPT_WAIT: Duration = Duration::from_secs(10);
 const MAX_HELD_INPUT: usize = 30 * 24_000;
 /// How often `ended_elsewhere` is polled (between turns only).
 const POLL_EVERY: Duration = Duration::from_secs(3);
+/// No counselor audio for this long means the sender stopped sending in silence (DTX).
+const DTX_GAP: Duration = Duration::from_millis(60);
+static SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
 /// Rough speaking rate for revealing a caption whose audio is still arriving (ms per byte).
 const MS_PER_CHAR: u64 = 60;
 
@@ -206,6 +209,7 @@ pub struct Call {
     append_bytes: Vec<u8>,
     appended_samples: u64,
     holding_for_preconnect: Option<Instant>,
+    last_counselor_input: Option<Instant>,
 
     // Audio out.
     up: Converter,
@@ -268,6 +272,7 @@ impl Call {
             append_bytes: Vec::with_capacity(9600),
             appended_samples: 0,
             holding_for_preconnect: None,
+            last_counselor_input: None,
             up: Converter::up(),
             generated_chunk: vec![0; REALTIME_FRAME_SAMPLES],
             gen_len: 0,
@@ -406,6 +411,11 @@ impl Call {
         if self.ended {
             return;
         }
+        self.last_counselor_input = Some(now);
+        self.feed_input(now, pcm);
+    }
+
+    fn feed_input(&mut self, now: Instant, pcm: &[i16]) {
         let mut rest = pcm;
         while !rest.is_empty() {
             let take = (FRAME_SAMPLES - self.in_frame_len).min(rest.len());
@@ -740,6 +750,11 @@ impl Call {
     }
 
     fn tick(&mut self, now: Instant) {
+        // Senders stop sending packets in silence (Opus DTX): the model's VAD only sees elapsed
+        // silence as appended audio, so a counselor who went quiet is fed digital silence.
+        if self.last_counselor_input.is_some_and(|t| now.saturating_duration_since(t) >= DTX_GAP) {
+            self.feed_input(now, &SILENCE);
+        }
         let counselor = std::mem::take(&mut self.counselor_fresh);
         // A stopped caller (barge-in) shows here: the first tick after it is silent.
         if let Some(at) = self.barge_in_at.take() {
@@ -1382,6 +1397,18 @@ mod tests {
         h.event(json!({"type": "response.done", "response": {"id": "r1", "status": "completed"}}));
         h.run(Duration::from_secs(4), false);
         assert_eq!(h.turns().len(), 1);
+    }
+
+    #[test]
+    fn a_counselor_gone_quiet_is_fed_silence() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.run(Duration::from_millis(200), true);
+        let before = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
+        // No packets for a second (DTX): the appends go on, about one per 40 ms.
+        h.run(Duration::from_secs(1), false);
+        let after = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
+        assert!((22..=26).contains(&(after - before)), "{before} -> {after}");
     }
 
     #[test]
