@@ -173,7 +173,9 @@ if scenario == "bargein":
         if not tr: fails.append("simulator saw no truncate")
 if scenario == "early" and events:
     if not any(e.get("type") == "conversation.item.delete" for e in kinds("client")): fails.append("no delete")
-    errs = [e for e in kinds("server") if e.get("type") == "error"]
+    # Our cancel races the server's own (interrupt_response): "no active response" is harmless.
+    errs = [e for e in kinds("server") if e.get("type") == "error"
+            and e.get("event", {}).get("error", {}).get("code") != "response_cancel_not_active"]
     if errs: fails.append(f"errors: {errs}")
 if fault == "sigterm" and end["reason"] != "agentShutdown": fails.append(f"end reason {end['reason']}")
 if end.get("usage", {}).get("outputAudioMs", 0) <= 0 and fault != "sigterm": fails.append("no usage")
