@@ -147,6 +147,135 @@ impl TextStreamReceiver {
     }
 }
 
+/// The header that opens an incremental text stream (a caption growing as it is spoken).
+pub fn open_text_stream(
+    stream_id: &str,
+    topic: &str,
+    attributes: HashMap<String, String>,
+    timestamp_ms: i64,
+) -> proto::DataPacket {
+    reliable(proto::data_packet::Value::StreamHeader(data_stream::Header {
+        stream_id: stream_id.to_owned(),
+        timestamp: timestamp_ms,
+        topic: topic.to_owned(),
+        mime_type: "text/plain".to_owned(),
+        attributes,
+        content_header: Some(data_stream::header::ContentHeader::TextHeader(data_stream::TextHeader {
+            operation_type: data_stream::OperationType::Create as i32,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }))
+}
+
+/// One piece of an incremental text stream (at most [`MAX_CHUNK`] bytes; callers send deltas).
+pub fn text_chunk(stream_id: &str, chunk_index: u64, text: &str) -> proto::DataPacket {
+    reliable(proto::data_packet::Value::StreamChunk(data_stream::Chunk {
+        stream_id: stream_id.to_owned(),
+        chunk_index,
+        content: text.as_bytes().to_vec(),
+        ..Default::default()
+    }))
+}
+
+/// The trailer closing a stream; its attributes are final values (e.g. `lk.transcription_final`).
+pub fn close_stream(stream_id: &str, attributes: HashMap<String, String>) -> proto::DataPacket {
+    reliable(proto::data_packet::Value::StreamTrailer(data_stream::Trailer {
+        stream_id: stream_id.to_owned(),
+        attributes,
+        ..Default::default()
+    }))
+}
+
+/// A byte stream received in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedBytes {
+    pub stream_id: String,
+    pub topic: String,
+    pub sender_identity: String,
+    pub mime_type: String,
+    pub attributes: HashMap<String, String>,
+    pub bytes: Vec<u8>,
+}
+
+struct PartialBytes {
+    info: ReceivedBytes,
+    chunks: BTreeMap<u64, Vec<u8>>,
+    size: usize,
+}
+
+/// Reassembles byte streams on one topic (e.g. the pre-connect audio buffer), up to `max` bytes.
+pub struct ByteStreamReceiver {
+    topic: String,
+    max: usize,
+    open: HashMap<String, PartialBytes>,
+}
+
+impl ByteStreamReceiver {
+    pub fn new(topic: &str, max: usize) -> Self {
+        ByteStreamReceiver { topic: topic.to_owned(), max, open: HashMap::new() }
+    }
+
+    /// Feeds one data packet; returns the stream when this packet completed it.
+    pub fn handle(&mut self, packet: &proto::DataPacket) -> Option<ReceivedBytes> {
+        use proto::data_packet::Value;
+        match packet.value.as_ref()? {
+            Value::StreamHeader(h) => {
+                let is_bytes = matches!(h.content_header, Some(data_stream::header::ContentHeader::ByteHeader(_)));
+                let plain = h.compression == data_stream::CompressionType::None as i32;
+                if !is_bytes || !plain || h.topic != self.topic || self.open.len() >= MAX_OPEN_STREAMS {
+                    return None;
+                }
+                let mut partial = PartialBytes {
+                    info: ReceivedBytes {
+                        stream_id: h.stream_id.clone(),
+                        topic: h.topic.clone(),
+                        sender_identity: packet.participant_identity.clone(),
+                        mime_type: h.mime_type.clone(),
+                        attributes: h.attributes.clone(),
+                        bytes: Vec::new(),
+                    },
+                    chunks: BTreeMap::new(),
+                    size: 0,
+                };
+                if let Some(inline) = &h.inline_content {
+                    partial.size = inline.len();
+                    partial.chunks.insert(0, inline.clone());
+                }
+                self.open.insert(h.stream_id.clone(), partial);
+                None
+            }
+            Value::StreamChunk(c) => {
+                let partial = self.open.get_mut(&c.stream_id)?;
+                partial.size += c.content.len();
+                if partial.size > self.max {
+                    self.open.remove(&c.stream_id);
+                    return None;
+                }
+                partial.chunks.insert(c.chunk_index, c.content.clone());
+                None
+            }
+            Value::StreamTrailer(t) => {
+                let partial = self.open.remove(&t.stream_id)?;
+                let mut info = partial.info;
+                info.bytes = partial.chunks.into_values().flatten().collect();
+                info.attributes.extend(t.attributes.clone());
+                Some(info)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ByteStreamReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteStreamReceiver")
+            .field("topic", &self.topic)
+            .field("open_streams", &self.open.len())
+            .finish()
+    }
+}
+
 /// Caption attributes for a final segment of agent speech.
 pub fn transcription_attributes(segment_id: &str, track_sid: &str) -> HashMap<String, String> {
     HashMap::from([
@@ -214,6 +343,34 @@ mod tests {
         assert_eq!(results[0].sender_identity, "counselor");
         assert_eq!(results[0].attributes["k"], "v");
         assert!(rx.open.is_empty());
+    }
+
+    #[test]
+    fn byte_streams_on_one_topic_are_reassembled() {
+        let header = proto::DataPacket {
+            participant_identity: "counselor".into(),
+            value: Some(proto::data_packet::Value::StreamHeader(data_stream::Header {
+                stream_id: "b1".into(),
+                topic: "audio".into(),
+                mime_type: "audio/pcm".into(),
+                attributes: HashMap::from([("sampleRate".to_owned(), "24000".to_owned())]),
+                content_header: Some(data_stream::header::ContentHeader::ByteHeader(data_stream::ByteHeader {
+                    name: "x".into(),
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let mut rx = ByteStreamReceiver::new("audio", 100);
+        assert!(rx.handle(&header).is_none());
+        assert!(rx.handle(&text_chunk("b1", 1, "cd")).is_none());
+        assert!(rx.handle(&text_chunk("b1", 0, "ab")).is_none());
+        let got = rx.handle(&close_stream("b1", HashMap::new())).unwrap();
+        assert_eq!(got.bytes, b"abcd");
+        assert_eq!(got.mime_type, "audio/pcm");
+        assert_eq!(got.attributes["sampleRate"], "24000");
+        let mut other = ByteStreamReceiver::new("elsewhere", 100);
+        assert!(other.handle(&header).is_none() && other.open.is_empty());
     }
 
     #[test]

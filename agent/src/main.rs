@@ -1,17 +1,28 @@
 //! `proto-trainer-agent`: command-line entry point.
 //!
 //! - `worker` registers on the server's `/agent` endpoint (agent name `proto-trainer` by default)
-//!   and runs the echo job (`agent::echo`) in every room it is dispatched to; SIGTERM drains.
-//! - `echo` joins one room directly with a token it signs itself (dev keys) and runs the echo.
+//!   and runs the role-play job (`agent::roleplay`) in every room it is dispatched to
+//!   (`--mode echo`: the echo job instead); SIGTERM ends running calls cleanly, then exits.
+//! - `roleplay` / `echo` join one room directly with a token they sign themselves (dev keys).
 //!
+//! Role-play reads `OPENAI_BASE_URL`, `OPENAI_API_KEY` and the `REALTIME_*` settings
+//! (`agent::realtime::RealtimeConfig::from_env`); turns go to the store named by
+//! `PROTO_TRAINER_TURNS_DIR` (the file-backed store) until the store's connector lands.
 //! The echo is the test mode that proves the media and data paths against a real server.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use agent::call::CallConfig;
 use agent::echo::EchoOptions;
 use agent::participant::{Participant, ParticipantConfig};
+use agent::realtime::RealtimeConfig;
+use agent::roleplay::{self, RoleplayOptions};
 use agent::session::LOOPBACK;
+use agent::turns::TurnStore;
+use agent::turns_file::FileTurnStore;
 use agent::worker::{DEFAULT_AGENT_NAME, WorkerConfig};
 use agent::worker_shell::{self, JobContext};
 use agent::{echo, token};
@@ -20,10 +31,15 @@ use tracing::{info, warn};
 const USAGE: &str = "usage:
   proto-trainer-agent echo   --url URL --api-key KEY --api-secret SECRET --room ROOM \
 [--identity ID] [--seconds N]
+  proto-trainer-agent roleplay --url URL --api-key KEY --api-secret SECRET --room ROOM \
+[--identity ID] [--seconds N]
   proto-trainer-agent worker --url URL --api-key KEY --api-secret SECRET \
-[--agent-name NAME] [--max-jobs N]
+[--agent-name NAME] [--max-jobs N] [--mode roleplay|echo]
   --test-hooks: let room participants ask for simulated faults (topic lk-test.simulate)
-echo joins ROOM directly; worker registers on /agent and runs the echo for every dispatched job.
+echo/roleplay join ROOM directly; worker registers on /agent and runs the role-play (or echo)
+for every dispatched job. Role-play: OPENAI_BASE_URL, OPENAI_API_KEY, REALTIME_MODEL,
+REALTIME_VOICE, REALTIME_TURN_DETECTION, REALTIME_SESSION_CAP_SECS, PROTO_TRAINER_TURNS_DIR
+or PROTO_TRAINER_ADMIN_URL, PROTO_TRAINER_RECORDING_DIR.
 PROTO_TRAINER_AGENT_BIND_IP sets the address of the media sockets (default 127.0.0.1).";
 
 struct EchoArgs {
@@ -36,6 +52,7 @@ struct EchoArgs {
     agent_name: String,
     max_jobs: usize,
     test_hooks: bool,
+    mode: String,
 }
 
 /// Parses the flags of both subcommands (`--room` is only used by `echo`).
@@ -50,6 +67,7 @@ fn parse_echo(args: &[String]) -> Result<EchoArgs, String> {
         agent_name: DEFAULT_AGENT_NAME.into(),
         max_jobs: 10,
         test_hooks: false,
+        mode: "roleplay".into(),
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -67,6 +85,7 @@ fn parse_echo(args: &[String]) -> Result<EchoArgs, String> {
             "--seconds" => out.seconds = value.parse().map_err(|_| "bad --seconds")?,
             "--agent-name" => out.agent_name = value,
             "--max-jobs" => out.max_jobs = value.parse().map_err(|_| "bad --max-jobs")?,
+            "--mode" if value == "roleplay" || value == "echo" => out.mode = value,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -87,21 +106,94 @@ async fn echo(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn worker(args: EchoArgs, config: WorkerConfig) -> Result<(), Box<dyn std::error::Error>> {
-    let token = worker_shell::worker_token(&args.api_key, &args.api_secret)?;
-    let options = EchoOptions { test_hooks: args.test_hooks };
-    let job = |ctx: JobContext| async move {
-        let job_id = ctx.job.id.clone();
-        let participant =
-            Participant::connect(participant_config(ctx.url, ctx.token)).await.map_err(|e| e.to_string())?;
-        println!("job {job_id}: joined as {} ({})", participant.identity, participant.sid);
-        let stop = async {
-            let _ = ctx.stop.await;
-        };
-        let stats = echo::run(participant, options, stop).await.map_err(|e| e.to_string())?;
-        println!("job {job_id}: echo done: {stats:?}");
-        Ok(())
+    let token = worker_token(&args)?;
+    let echo_options = EchoOptions { test_hooks: args.test_hooks };
+    let roleplay_options = if args.mode == "roleplay" { Some(roleplay_options()?) } else { None };
+    // SIGTERM reaches running calls too: each ends its session cleanly before the worker exits.
+    let (term_tx, term_rx) = tokio::sync::watch::channel(false);
+    let api_secret = args.api_secret.clone();
+    let job = move |ctx: JobContext| {
+        let roleplay_options = roleplay_options.clone();
+        let api_secret = api_secret.clone();
+        let mut term = term_rx.clone();
+        async move {
+            let job_id = ctx.job.id.clone();
+            let room = ctx.job.room.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| job_id.clone());
+            let metadata = ctx.job.metadata.clone();
+            let participant =
+                Participant::connect(participant_config(ctx.url, ctx.token)).await.map_err(|e| e.to_string())?;
+            println!("job {job_id}: joined as {} ({})", participant.identity, participant.sid);
+            let stop = async move {
+                tokio::select! {
+                    _ = ctx.stop => {}
+                    _ = term.wait_for(|t| *t) => {}
+                }
+            };
+            match roleplay_options {
+                Some(options) => {
+                    let store = turn_store(&room, &metadata, &api_secret).map_err(|e| e.to_string())?;
+                    let end = roleplay::run(participant, store, options, stop).await.map_err(|e| e.to_string())?;
+                    println!("job {job_id}: call ended: {:?}", end.reason);
+                }
+                None => {
+                    let stats = echo::run(participant, echo_options, stop).await.map_err(|e| e.to_string())?;
+                    println!("job {job_id}: echo done: {stats:?}");
+                }
+            }
+            Ok(())
+        }
     };
-    worker_shell::run(&args.url, &token, config, job, shutdown_signal()).await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = term_tx.send(true);
+    };
+    worker_shell::run(&args.url, &token, config, job, shutdown).await?;
+    Ok(())
+}
+
+fn worker_token(args: &EchoArgs) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(worker_shell::worker_token(&args.api_key, &args.api_secret)?)
+}
+
+/// Role-play settings from the environment.
+fn roleplay_options() -> Result<RoleplayOptions, String> {
+    let realtime = RealtimeConfig::from_env()?;
+    let call = CallConfig { session_cap: realtime.session_cap, ..Default::default() };
+    let recording_dir = std::env::var_os("PROTO_TRAINER_RECORDING_DIR").map(std::path::PathBuf::from);
+    Ok(RoleplayOptions { realtime, call, recording_dir })
+}
+
+/// The turn store of the call in `room`: the file-backed one (`PROTO_TRAINER_TURNS_DIR`, tests
+/// and local runs) or the admin service's internal API (`PROTO_TRAINER_ADMIN_URL`) with the
+/// per-session credential in the job metadata.
+fn turn_store(room: &str, metadata: &str, livekit_api_secret: &str) -> Result<Arc<dyn TurnStore>, String> {
+    if let Some(dir) = std::env::var_os("PROTO_TRAINER_TURNS_DIR") {
+        return Ok(Arc::new(FileTurnStore::new(dir, room).map_err(|e| e.to_string())?));
+    }
+    match std::env::var("PROTO_TRAINER_ADMIN_URL") {
+        Ok(base_url) if !base_url.is_empty() => {
+            let config =
+                agent::turns::TurnsConfig::Http { base_url, livekit_api_secret: livekit_api_secret.to_owned() };
+            agent::turns::connect(metadata, &config).map_err(|e| e.to_string())
+        }
+        _ => Err("no turn store configured (PROTO_TRAINER_TURNS_DIR or PROTO_TRAINER_ADMIN_URL)".into()),
+    }
+}
+
+async fn roleplay_direct(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let options = roleplay_options()?;
+    let store = turn_store(&args.room, "", &args.api_secret)?;
+    let token = token::room_token(&args.api_key, &args.api_secret, &args.room, &args.identity)?;
+    let participant = Participant::connect(participant_config(args.url, token)).await?;
+    println!("joined as {} ({})", participant.identity, participant.sid);
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.seconds)) => {}
+            _ = shutdown_signal() => {}
+        }
+    };
+    let end = roleplay::run(participant, store, options, stop).await?;
+    println!("call ended: {:?}", end.reason);
     Ok(())
 }
 
@@ -145,6 +237,17 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             Ok(a) => echo(a).await,
+            Err(e) => {
+                eprintln!("{e}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+        Some("roleplay") => match parse_echo(&args[1..]) {
+            Ok(a) if a.room.is_empty() => {
+                eprintln!("roleplay needs --room\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            Ok(a) => roleplay_direct(a).await,
             Err(e) => {
                 eprintln!("{e}\n{USAGE}");
                 return ExitCode::from(2);

@@ -8,6 +8,8 @@
 //! - `bench api`: HTTP throughput and latency of the API next to a bare axum handler.
 //! - `bench agent-media [N ...]`: N concurrent echo sessions through a real livekit-server; CPU
 //!   seconds per session-minute and RSS per session of the agent process.
+//! - `bench voice [N ...]`: N concurrent role-play calls (synthetic counselors, the simulator as
+//!   OpenAI) through a real livekit-server; CPU, RSS per call, underruns and latency percentiles.
 //! - `eval-golden --base-url <url> | --sim`: the evaluator against the labelled transcripts in
 //!   `golden/` (agreement, Cohen's kappa, flag precision/recall); see `golden/README.md`.
 
@@ -33,11 +35,15 @@ fn main() -> Result<()> {
             let sizes = if sizes.is_empty() { vec!["1", "10", "50"] } else { sizes.to_vec() };
             run(Command::new("scripts/livekit/bench-agent-media.sh").args(sizes))
         }
+        ["bench", "voice", sizes @ ..] => {
+            let sizes = if sizes.is_empty() { vec!["1", "10", "50", "100"] } else { sizes.to_vec() };
+            run(Command::new("scripts/livekit/bench-voice.sh").args(sizes))
+        }
         ["eval-golden", rest @ ..] => golden::main(rest),
         ["pg"] => pg(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | ci | codegen [--check] | bench api | bench agent-media [N ...] | eval-golden ...>"
+                "usage: cargo xtask <demo | ci | codegen [--check] | bench api | bench agent-media [N ...] | bench voice [N ...] | eval-golden ...>"
             );
             std::process::exit(2);
         }

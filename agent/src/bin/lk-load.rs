@@ -5,6 +5,9 @@
 //! counts the echoed frames it gets back from the agent. It uses this crate's own participant, so
 //! it needs no Python and stays cheap enough to run 50 callers beside the agent on 2 cores.
 //! Prints one JSON line: sessions, frames sent and echoed, and how many sessions heard an echo.
+//! With `--talk-ms T --quiet-ms Q` (the voice benchmark) each caller is a synthetic counselor
+//! instead: T ms of tone (speech to the simulator's energy VAD), then Q ms of silence, repeated;
+//! a session then counts as answered when it heard any audio back.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +25,8 @@ struct Args {
     sessions: usize,
     seconds: u64,
     agent_name: String,
+    talk_ms: u64,
+    quiet_ms: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,6 +37,8 @@ fn parse() -> Result<Args, String> {
         sessions: 1,
         seconds: 30,
         agent_name: agent::worker::DEFAULT_AGENT_NAME.into(),
+        talk_ms: 0,
+        quiet_ms: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -44,6 +51,8 @@ fn parse() -> Result<Args, String> {
             "--sessions" => a.sessions = v.parse().map_err(|_| "bad --sessions")?,
             "--seconds" => a.seconds = v.parse().map_err(|_| "bad --seconds")?,
             "--agent-name" => a.agent_name = v,
+            "--talk-ms" => a.talk_ms = v.parse().map_err(|_| "bad --talk-ms")?,
+            "--quiet-ms" => a.quiet_ms = v.parse().map_err(|_| "bad --quiet-ms")?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -72,7 +81,7 @@ fn caller_token(a: &Args, room: &str, identity: &str) -> Result<String, String> 
         .map_err(|e| e.to_string())
 }
 
-async fn caller(url: String, token: String, seconds: u64) -> Result<CallerStats, String> {
+async fn caller(url: String, token: String, seconds: u64, talk: (u64, u64)) -> Result<CallerStats, String> {
     let mut participant = Participant::connect(ParticipantConfig {
         url,
         token,
@@ -117,13 +126,18 @@ async fn caller(url: String, token: String, seconds: u64) -> Result<CallerStats,
                     })
                     .collect();
                 n += FRAME_SAMPLES;
+                let pcm = if talk.0 > 0 && (sent * FRAME_MS) % (talk.0 + talk.1) >= talk.0 { vec![0; FRAME_SAMPLES] } else { pcm };
                 if commands.send(agent::participant::Command::PublishAudio(pcm)).await.is_err() {
                     break;
                 }
                 sent += 1;
             }
             e = participant.next_event() => match e {
-                Some(SessionEvent::Audio { .. }) => stats.echoed += 1,
+                Some(SessionEvent::Audio { pcm, .. }) => {
+                    if talk.0 == 0 || pcm.iter().any(|&s| s.unsigned_abs() > 500) {
+                        stats.echoed += 1;
+                    }
+                }
                 Some(_) => {}
                 None => break,
             },
@@ -159,7 +173,7 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tasks.push(tokio::spawn(caller(args.url.clone(), token, args.seconds)));
+        tasks.push(tokio::spawn(caller(args.url.clone(), token, args.seconds, (args.talk_ms, args.quiet_ms))));
         // Stagger joins a little, as real calls would arrive.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -170,7 +184,8 @@ async fn main() -> ExitCode {
                 sent += s.sent;
                 echoed += s.echoed;
                 // At least half the audio came back: the session really echoed.
-                if s.echoed * 2 >= s.sent && s.sent > 0 {
+                let answered = if args.talk_ms > 0 { s.echoed > 0 } else { s.echoed * 2 >= s.sent };
+                if answered && s.sent > 0 {
                     with_echo += 1;
                 }
             }

@@ -1,0 +1,1587 @@
+//! The role-play call, sans-IO: a state machine fed the counselor's audio, Realtime server
+//! events and time, which yields Realtime client events, paced caller frames, agent state,
+//! captions, final turns and the end of the call. No sockets, no clock, no tasks: the tokio
+//! shell in `roleplay` drives it, and the tests drive it in simulated time.
+//!
+//! - Audio in: 20 ms frames of 48 kHz -> 24 kHz (rubato) -> `input_audio_buffer.append` batches.
+//! - Audio out: deltas (24 kHz) -> 48 kHz -> a playout queue, one 20 ms frame per tick. Ticks
+//!   are deadlines `start + k * 20 ms` on the caller's monotonic clock, so nothing drifts; a
+//!   late tick is followed by a prompt one, and a stall over [`RESYNC_AFTER`] resets the grid.
+//! - Barge-in: `speech_started` while the caller is heard or generating stops the caller at once
+//!   (the next tick is silent), cancels, and truncates the reply to what was played (or deletes
+//!   it when nothing was); the stored turn and the caption hold only what was heard.
+//! - Captions: the caller's text is revealed in proportion to the audio actually played.
+//! - Turns are emitted in spoken order: a caller turn waits for the transcript of any counselor
+//!   turn that started before it (bounded by [`TRANSCRIPT_WAIT`]).
+//! - The Realtime socket is recycled between turns before the session cap, and reconnected with
+//!   backoff when it drops; either way the new session is re-seeded from the stored turns.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::audio::FRAME_SAMPLES;
+use crate::phone::PhoneLine;
+use crate::realtime::{self, RealtimeConfig, ServerEvent};
+use crate::resample::{Converter, REALTIME_FRAME_SAMPLES};
+use crate::turns::{CallSetup, EndReason, RealtimeUsage, Speaker, SpokenTurn, TurnMetrics};
+
+const FRAME: Duration = Duration::from_millis(20);
+/// A tick later than this re-anchors the frame grid instead of catching up in a burst.
+pub const RESYNC_AFTER: Duration = Duration::from_millis(100);
+/// How long a caller turn waits for an earlier counselor turn's transcript.
+pub const TRANSCRIPT_WAIT: Duration = Duration::from_secs(10);
+/// Counselor audio kept while the Realtime socket is down (24 kHz samples: 30 s).
+const MAX_HELD_INPUT: usize = 30 * 24_000;
+/// How often `ended_elsewhere` is polled (between turns only).
+const POLL_EVERY: Duration = Duration::from_secs(3);
+/// No counselor audio for this long means the sender stopped sending in silence (DTX).
+const DTX_GAP: Duration = Duration::from_millis(60);
+static SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
+/// Rough speaking rate for revealing a caption whose audio is still arriving (ms per byte).
+const MS_PER_CHAR: u64 = 60;
+
+/// The agent state the browser shows (`lk.agent.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentState {
+    Initializing,
+    Listening,
+    Thinking,
+    Speaking,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Initializing => "initializing",
+            AgentState::Listening => "listening",
+            AgentState::Thinking => "thinking",
+            AgentState::Speaking => "speaking",
+        }
+    }
+}
+
+/// One caption segment's life: opened, text appended, closed (final).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caption {
+    Open { segment_id: String, speaker: Speaker },
+    Text { segment_id: String, delta: String },
+    Close { segment_id: String },
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutput {
+    /// Send this text on the Realtime socket.
+    Realtime(String),
+    /// (Re)open the Realtime socket after `after`, dropping the current one if any (without
+    /// feeding its close back); answer with [`Call::realtime_opened`] or [`Call::realtime_closed`].
+    Connect {
+        after: Duration,
+    },
+    /// A 20 ms tick happened: publish [`Call::caller_frame`] when `caller` is set, and hand both
+    /// sides to the recorder.
+    Tick {
+        caller: bool,
+        counselor: bool,
+    },
+    State(AgentState),
+    Caption(Caption),
+    /// A final turn, in spoken order.
+    Turn(SpokenTurn),
+    /// Ask the store whether a supervisor ended the session; answer with [`Call::ended_elsewhere`].
+    PollEndedElsewhere,
+    /// The call is over; collect [`Call::summary`] and stop.
+    End(EndReason),
+}
+
+/// Tunables that are not per call.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// Counselor audio per `input_audio_buffer.append`.
+    pub append_batch: Duration,
+    /// How long to hold live audio for an expected pre-connect buffer.
+    pub preconnect_timeout: Duration,
+    pub session_cap: Duration,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            append_batch: Duration::from_millis(40),
+            preconnect_timeout: Duration::from_secs(3),
+            session_cap: Duration::from_secs(25 * 60),
+        }
+    }
+}
+
+/// Counters and latency samples of one call (milliseconds), for the call end and the bench.
+#[derive(Debug, Clone, Default)]
+pub struct CallStats {
+    pub frames_played: u64,
+    pub samples_played: u64,
+    pub underruns: u32,
+    pub reconnects: u32,
+    pub recycles: u32,
+    pub late_ticks: u32,
+    pub barge_ins: u32,
+    /// Oldest sample of a batch received -> its append sent.
+    pub mic_to_append_ms: Vec<u32>,
+    /// First audio delta of a reply received -> its first frame out.
+    pub delta_to_frame_ms: Vec<u32>,
+    pub response_latency_ms: Vec<u32>,
+    pub realtime_first_audio_ms: Vec<u32>,
+    pub barge_in_stop_ms: Vec<u32>,
+}
+
+/// The caller's reply in progress.
+#[derive(Debug)]
+struct Reply {
+    response_id: String,
+    item_id: String,
+    segment_id: String,
+    generating: bool,
+    audio_done: bool,
+    transcript: String,
+    transcript_done: bool,
+    /// Bytes of `transcript` already captioned.
+    revealed: usize,
+    caption_open: bool,
+    /// 24 kHz samples received; 48 kHz samples played.
+    generated: u64,
+    played: u64,
+    /// 48 kHz samples queued for this reply and not yet played.
+    queued: usize,
+    trigger_at: Option<Instant>,
+    first_delta_at: Option<Instant>,
+    first_frame_at: Option<Instant>,
+    started_ms: u64,
+    underruns: u32,
+    /// The socket it came from is gone: nothing more will arrive for it.
+    orphaned: bool,
+}
+
+/// A turn waiting for its place in spoken order.
+#[derive(Debug)]
+enum Slot {
+    Counselor {
+        item_id: String,
+        segment_id: String,
+        started_ms: u64,
+        deadline: Option<Instant>,
+        turn: Option<SpokenTurn>,
+    },
+    Ready(SpokenTurn),
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Socket {
+    Down,
+    Connecting,
+    Open,
+}
+
+/// One role-play call.
+pub struct Call {
+    config: CallConfig,
+    realtime: RealtimeConfig,
+    setup: CallSetup,
+    start: Instant,
+    outputs: VecDeque<CallOutput>,
+    ended: bool,
+    state: AgentState,
+
+    socket: Socket,
+    socket_opened_at: Instant,
+    first_socket: bool,
+    backoff: Duration,
+    recycle_pending: bool,
+
+    // Audio in.
+    down: Converter,
+    in_frame: Vec<i16>,
+    in_frame_len: usize,
+    counselor_frame: Vec<i16>,
+    counselor_fresh: bool,
+    half: Vec<i16>,
+    batch: Vec<i16>,
+    batch_started: Option<Instant>,
+    held: VecDeque<i16>,
+    append_bytes: Vec<u8>,
+    appended_samples: u64,
+    holding_for_preconnect: Option<Instant>,
+    last_counselor_input: Option<Instant>,
+
+    // Audio out.
+    up: Converter,
+    generated_chunk: Vec<i16>,
+    gen_len: usize,
+    up_out: Vec<i16>,
+    playout: VecDeque<i16>,
+    caller_frame: Vec<i16>,
+    phone: Option<PhoneLine>,
+    next_tick: Instant,
+    reply: Option<Reply>,
+    cancelled: Vec<String>,
+
+    // Conversation.
+    history: Vec<SpokenTurn>,
+    order: VecDeque<Slot>,
+    /// Counselor caption segments opened and not yet closed.
+    open_counselor: Vec<String>,
+    next_segment: u64,
+    counselor_speaking: bool,
+    speech_stopped_at: Option<Instant>,
+    barge_in_at: Option<Instant>,
+    last_activity: Instant,
+    last_poll: Instant,
+    poll_in_flight: bool,
+
+    usage: RealtimeUsage,
+    metrics: Vec<TurnMetrics>,
+    stats: CallStats,
+}
+
+impl Call {
+    pub fn new(now: Instant, setup: CallSetup, realtime: RealtimeConfig, config: CallConfig) -> Self {
+        let phone = setup.phone_line.then(PhoneLine::new);
+        let history = setup.prior_turns.clone();
+        let next_segment = history.len() as u64;
+        let usage = RealtimeUsage { model: realtime.model.clone(), ..Default::default() };
+        let mut call = Call {
+            config,
+            realtime,
+            setup,
+            start: now,
+            outputs: VecDeque::new(),
+            ended: false,
+            state: AgentState::Initializing,
+            socket: Socket::Connecting,
+            socket_opened_at: now,
+            first_socket: true,
+            backoff: Duration::from_millis(250),
+            recycle_pending: false,
+            down: Converter::down(),
+            in_frame: vec![0; FRAME_SAMPLES],
+            in_frame_len: 0,
+            counselor_frame: vec![0; FRAME_SAMPLES],
+            counselor_fresh: false,
+            half: vec![0; REALTIME_FRAME_SAMPLES],
+            batch: Vec::with_capacity(4800),
+            batch_started: None,
+            held: VecDeque::new(),
+            append_bytes: Vec::with_capacity(9600),
+            appended_samples: 0,
+            holding_for_preconnect: None,
+            last_counselor_input: None,
+            up: Converter::up(),
+            generated_chunk: vec![0; REALTIME_FRAME_SAMPLES],
+            gen_len: 0,
+            up_out: vec![0; FRAME_SAMPLES],
+            playout: VecDeque::with_capacity(48_000 * 4),
+            caller_frame: vec![0; FRAME_SAMPLES],
+            phone,
+            next_tick: now + FRAME,
+            reply: None,
+            cancelled: Vec::new(),
+            history,
+            order: VecDeque::new(),
+            open_counselor: Vec::new(),
+            next_segment,
+            counselor_speaking: false,
+            speech_stopped_at: None,
+            barge_in_at: None,
+            last_activity: now,
+            last_poll: now,
+            poll_in_flight: false,
+            usage,
+            metrics: Vec::new(),
+            stats: CallStats::default(),
+        };
+        call.outputs.push_back(CallOutput::State(AgentState::Initializing));
+        call.outputs.push_back(CallOutput::Connect { after: Duration::ZERO });
+        call
+    }
+
+    pub fn poll_output(&mut self) -> Option<CallOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The caller frame of the last `Tick { caller: true }`.
+    pub fn caller_frame(&self) -> &[i16] {
+        &self.caller_frame
+    }
+
+    /// The counselor frame of the last `Tick { counselor: true }`.
+    pub fn counselor_frame(&self) -> &[i16] {
+        &self.counselor_frame
+    }
+
+    pub fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Milliseconds since the call started.
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_millis() as u64
+    }
+
+    /// The next moment [`Call::handle_timeout`] must run.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut t = self.next_tick;
+        if let Some(h) = self.holding_for_preconnect {
+            t = t.min(h);
+        }
+        for slot in &self.order {
+            if let Slot::Counselor { deadline: Some(d), .. } = slot {
+                t = t.min(*d);
+            }
+        }
+        t
+    }
+
+    // ---- inputs -------------------------------------------------------------------------------
+
+    /// The Realtime socket is open: configure the session, re-seed, release held audio.
+    pub fn realtime_opened(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        self.socket = Socket::Open;
+        self.recycle_pending = false;
+        self.socket_opened_at = now;
+        self.backoff = Duration::from_millis(250);
+        let update = realtime::session_update(&self.realtime, &self.setup.instructions, &self.setup.voice);
+        self.outputs.push_back(CallOutput::Realtime(update));
+        for turn in &self.history {
+            if !turn.text.is_empty() {
+                self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(turn)));
+            }
+        }
+        let fresh_call = self.first_socket && self.history.is_empty();
+        if self.first_socket {
+            self.first_socket = false;
+            self.set_state(AgentState::Listening);
+        }
+        if fresh_call && self.setup.caller_speaks_first {
+            self.speech_stopped_at = Some(now);
+            self.outputs.push_back(CallOutput::Realtime(realtime::response_create()));
+            self.set_state(AgentState::Thinking);
+        }
+        if self.holding_for_preconnect.is_none() {
+            self.flush_held(now);
+        }
+    }
+
+    /// The socket closed or failed to open. Unless we closed it to recycle, reconnect with backoff.
+    pub fn realtime_closed(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        let was_open = self.socket == Socket::Open;
+        self.socket = Socket::Down;
+        // A replacement socket (recycle) that failed to open is retried like a drop.
+        self.recycle_pending = false;
+        if was_open {
+            self.stats.reconnects += 1;
+        }
+        // A reply in flight keeps playing what already arrived; nothing more will come for it.
+        if let Some(r) = self.reply.as_mut() {
+            r.orphaned = true;
+            r.generating = false;
+            r.transcript_done = true;
+            if !r.audio_done {
+                r.audio_done = true;
+                self.flush_generated();
+            }
+        }
+        self.counselor_speaking = false;
+        self.batch_started = self.batch_started.or(Some(now));
+        self.socket = Socket::Connecting;
+        let after = self.backoff;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+        self.outputs.push_back(CallOutput::Connect { after });
+    }
+
+    /// One decoded piece of the counselor's audio (48 kHz mono, any length).
+    pub fn counselor_audio(&mut self, now: Instant, pcm: &[i16]) {
+        if self.ended {
+            return;
+        }
+        self.last_counselor_input = Some(now);
+        self.feed_input(now, pcm);
+    }
+
+    fn feed_input(&mut self, now: Instant, pcm: &[i16]) {
+        let mut rest = pcm;
+        while !rest.is_empty() {
+            let take = (FRAME_SAMPLES - self.in_frame_len).min(rest.len());
+            self.in_frame[self.in_frame_len..self.in_frame_len + take].copy_from_slice(&rest[..take]);
+            self.in_frame_len += take;
+            rest = &rest[take..];
+            if self.in_frame_len == FRAME_SAMPLES {
+                self.in_frame_len = 0;
+                self.counselor_frame.copy_from_slice(&self.in_frame);
+                self.counselor_fresh = true;
+                self.down.process(&self.in_frame, &mut self.half);
+                if self.batch.is_empty() {
+                    self.batch_started = Some(now);
+                }
+                self.batch.extend_from_slice(&self.half);
+                let batch_samples = (self.config.append_batch.as_millis() as usize * 24).max(REALTIME_FRAME_SAMPLES);
+                if self.batch.len() >= batch_samples {
+                    self.send_batch(now);
+                }
+            }
+        }
+    }
+
+    /// The counselor advertised a pre-connect buffer: hold live audio until it arrives (bounded).
+    pub fn expect_preconnect(&mut self, now: Instant) {
+        if self.holding_for_preconnect.is_none() && self.appended_samples == 0 {
+            self.holding_for_preconnect = Some(now + self.config.preconnect_timeout);
+        }
+    }
+
+    /// The pre-connect buffer (24 kHz mono): it goes to the model before any live audio.
+    pub fn preconnect_audio(&mut self, now: Instant, pcm24: &[i16]) {
+        if self.ended {
+            return;
+        }
+        // Ahead of whatever live audio was held meanwhile.
+        let live: Vec<i16> = self.held.drain(..).collect();
+        self.held.extend(pcm24.iter().copied());
+        self.held.extend(live);
+        self.holding_for_preconnect = None;
+        self.flush_held(now);
+    }
+
+    /// One text message from the Realtime socket.
+    pub fn realtime_message(&mut self, now: Instant, text: &str) {
+        if self.ended {
+            return;
+        }
+        let Some(event) = realtime::parse(text) else { return };
+        self.realtime_event(now, event);
+    }
+
+    pub fn realtime_event(&mut self, now: Instant, event: ServerEvent) {
+        match event {
+            ServerEvent::SpeechStarted { item_id } => self.speech_started(now, item_id),
+            ServerEvent::SpeechStopped { item_id } => {
+                self.counselor_speaking = false;
+                self.last_activity = now;
+                self.speech_stopped_at = Some(now);
+                for slot in self.order.iter_mut() {
+                    if let Slot::Counselor { item_id: id, deadline, .. } = slot
+                        && (*id == item_id || item_id.is_empty())
+                        && deadline.is_none()
+                    {
+                        *deadline = Some(now + TRANSCRIPT_WAIT);
+                    }
+                }
+                if self.reply.is_none() {
+                    self.set_state(AgentState::Thinking);
+                }
+            }
+            ServerEvent::InputTranscriptDelta { item_id, delta } => {
+                if let Some(segment_id) = self.counselor_segment(&item_id) {
+                    self.open_counselor_caption(&segment_id);
+                    if !delta.is_empty() {
+                        self.outputs.push_back(CallOutput::Caption(Caption::Text { segment_id, delta }));
+                    }
+                }
+            }
+            ServerEvent::InputTranscriptCompleted { item_id, transcript } => {
+                self.counselor_final(now, &item_id, Some(transcript))
+            }
+            ServerEvent::InputTranscriptFailed { item_id } => self.counselor_final(now, &item_id, None),
+            ServerEvent::ResponseCreated { response_id } => {
+                if self.reply.as_ref().is_some_and(|r| !r.orphaned) {
+                    // One reply at a time: a second would talk over the first.
+                    return;
+                }
+                if self.reply.is_some() {
+                    self.finish_reply(now, true);
+                }
+                let segment_id = self.new_segment("caller");
+                self.reply = Some(Reply {
+                    response_id,
+                    item_id: String::new(),
+                    segment_id,
+                    generating: true,
+                    audio_done: false,
+                    transcript: String::new(),
+                    transcript_done: false,
+                    revealed: 0,
+                    caption_open: false,
+                    generated: 0,
+                    played: 0,
+                    queued: 0,
+                    trigger_at: self.speech_stopped_at.take(),
+                    first_delta_at: None,
+                    first_frame_at: None,
+                    started_ms: 0,
+                    underruns: 0,
+                    orphaned: false,
+                });
+                self.set_state(AgentState::Thinking);
+            }
+            ServerEvent::ReplyItem { response_id, item_id } => {
+                if let Some(r) = self.current(&response_id)
+                    && r.item_id.is_empty()
+                {
+                    r.item_id = item_id;
+                }
+            }
+            ServerEvent::AudioDelta { response_id, item_id, pcm } => {
+                let Some(r) = self.current(&response_id) else { return };
+                if r.item_id.is_empty() {
+                    r.item_id = item_id;
+                }
+                r.first_delta_at.get_or_insert(now);
+                r.generated += pcm.len() as u64;
+                self.usage.output_audio_ms += pcm.len() as u64 / 24;
+                self.push_generated(&pcm);
+            }
+            ServerEvent::AudioDone { response_id } => {
+                let Some(r) = self.current(&response_id) else { return };
+                if !r.audio_done {
+                    r.audio_done = true;
+                    self.flush_generated();
+                }
+            }
+            ServerEvent::TranscriptDelta { response_id, item_id, delta } => {
+                let Some(r) = self.current(&response_id) else { return };
+                if r.item_id.is_empty() {
+                    r.item_id = item_id;
+                }
+                r.transcript.push_str(&delta);
+            }
+            ServerEvent::TranscriptDone { response_id, transcript, .. } => {
+                let Some(r) = self.current(&response_id) else { return };
+                if !transcript.is_empty() {
+                    r.transcript = transcript;
+                }
+                r.transcript_done = true;
+                self.maybe_finish_reply(now);
+            }
+            ServerEvent::ResponseDone { response_id, status, usage } => {
+                self.usage.input_text_tokens += usage.input_text_tokens;
+                self.usage.input_audio_tokens += usage.input_audio_tokens;
+                self.usage.output_text_tokens += usage.output_text_tokens;
+                self.usage.output_audio_tokens += usage.output_audio_tokens;
+                self.usage.cached_tokens += usage.cached_tokens;
+                if let Some(r) = self.current(&response_id) {
+                    r.generating = false;
+                    // A reply that ends without a transcript (cancelled by the server, failed)
+                    // is final with what it has.
+                    if status != "completed" || !r.transcript_done {
+                        r.transcript_done = true;
+                    }
+                    let flush = !r.audio_done;
+                    r.audio_done = true;
+                    if flush {
+                        self.flush_generated();
+                    }
+                    self.maybe_finish_reply(now);
+                }
+            }
+            ServerEvent::Error { code, message } => {
+                // Errors answer one client event; the call goes on (a cancel that raced the
+                // server's own interruption is the common, harmless one).
+                tracing::debug!(%code, %message, "realtime error event");
+            }
+            ServerEvent::SessionCreated | ServerEvent::SessionUpdated | ServerEvent::Other(_) => {}
+        }
+    }
+
+    /// A 20 ms deadline (or another timer) passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        if let Some(h) = self.holding_for_preconnect
+            && now >= h
+        {
+            self.holding_for_preconnect = None;
+            self.flush_held(now);
+        }
+        self.expire_slots(now);
+        if now >= self.next_tick {
+            if now.saturating_duration_since(self.next_tick) > RESYNC_AFTER {
+                self.stats.late_ticks += 1;
+                self.next_tick = now;
+            }
+            self.next_tick += FRAME;
+            self.tick(now);
+        }
+        self.check_limits(now);
+    }
+
+    pub fn counselor_left(&mut self, now: Instant) {
+        self.end(now, EndReason::CounselorLeft);
+    }
+
+    /// SIGTERM: end the session cleanly now (turns flushed, session never left active).
+    pub fn shutdown(&mut self, now: Instant) {
+        self.end(now, EndReason::AgentShutdown);
+    }
+
+    /// The store failed for good, or the socket could not be reopened: end as failed.
+    pub fn fail(&mut self, now: Instant) {
+        self.end(now, EndReason::Failed);
+    }
+
+    pub fn ended_elsewhere(&mut self, now: Instant, ended: bool) {
+        self.poll_in_flight = false;
+        if ended {
+            self.end(now, EndReason::EndedBySupervisor);
+        }
+    }
+
+    /// Usage, per-turn metrics and counters, once the call has ended.
+    pub fn summary(&self) -> (RealtimeUsage, Vec<TurnMetrics>, CallStats) {
+        let mut usage = self.usage.clone();
+        usage.input_audio_ms = self.appended_samples / 24;
+        (usage, self.metrics.clone(), self.stats.clone())
+    }
+
+    // ---- internals ----------------------------------------------------------------------------
+
+    fn set_state(&mut self, state: AgentState) {
+        if self.state != state {
+            self.state = state;
+            self.outputs.push_back(CallOutput::State(state));
+        }
+    }
+
+    fn new_segment(&mut self, who: &str) -> String {
+        self.next_segment += 1;
+        format!("{}-{who}-{}", self.setup.session_id.simple(), self.next_segment)
+    }
+
+    /// The reply `response_id` names, unless it was cancelled or is not ours.
+    fn current(&mut self, response_id: &str) -> Option<&mut Reply> {
+        if self.cancelled.iter().any(|c| c == response_id) {
+            return None;
+        }
+        self.reply.as_mut().filter(|r| !r.orphaned && (response_id.is_empty() || r.response_id == response_id))
+    }
+
+    fn send_batch(&mut self, now: Instant) {
+        if self.batch.is_empty() {
+            return;
+        }
+        if self.socket != Socket::Open || self.holding_for_preconnect.is_some() {
+            self.held.extend(self.batch.drain(..));
+            let over = self.held.len().saturating_sub(MAX_HELD_INPUT);
+            self.held.drain(..over);
+            return;
+        }
+        if !self.held.is_empty() {
+            self.flush_held(now);
+        }
+        let mut text = String::with_capacity(self.batch.len() * 8 / 3 + 64);
+        realtime::append_audio(&self.batch, &mut self.append_bytes, &mut text);
+        self.appended_samples += self.batch.len() as u64;
+        self.batch.clear();
+        if let Some(started) = self.batch_started.take() {
+            self.stats.mic_to_append_ms.push(now.saturating_duration_since(started).as_millis() as u32);
+        }
+        self.outputs.push_back(CallOutput::Realtime(text));
+    }
+
+    /// Sends held audio (pre-connect, or what arrived while the socket was down) in 100 ms
+    /// appends; the live batch follows it.
+    fn flush_held(&mut self, _now: Instant) {
+        if self.socket != Socket::Open || self.holding_for_preconnect.is_some() {
+            return;
+        }
+        let mut chunk: Vec<i16> = Vec::with_capacity(2400);
+        while !self.held.is_empty() {
+            chunk.clear();
+            let n = self.held.len().min(2400);
+            chunk.extend(self.held.drain(..n));
+            let mut text = String::with_capacity(n * 8 / 3 + 64);
+            realtime::append_audio(&chunk, &mut self.append_bytes, &mut text);
+            self.appended_samples += n as u64;
+            self.outputs.push_back(CallOutput::Realtime(text));
+        }
+    }
+
+    fn push_generated(&mut self, pcm: &[i16]) {
+        let mut rest = pcm;
+        while !rest.is_empty() {
+            let take = (REALTIME_FRAME_SAMPLES - self.gen_len).min(rest.len());
+            self.generated_chunk[self.gen_len..self.gen_len + take].copy_from_slice(&rest[..take]);
+            self.gen_len += take;
+            rest = &rest[take..];
+            if self.gen_len == REALTIME_FRAME_SAMPLES {
+                self.gen_len = 0;
+                self.upsample_chunk();
+            }
+        }
+    }
+
+    fn upsample_chunk(&mut self) {
+        self.up.process(&self.generated_chunk, &mut self.up_out);
+        self.playout.extend(self.up_out.iter().copied());
+        if let Some(r) = self.reply.as_mut() {
+            r.queued += FRAME_SAMPLES;
+        }
+    }
+
+    /// The reply's audio is complete: pad the last partial chunk and push the filter's tail out.
+    fn flush_generated(&mut self) {
+        if self.gen_len > 0 {
+            self.generated_chunk[self.gen_len..].fill(0);
+            self.gen_len = 0;
+            self.upsample_chunk();
+        }
+        if self.up.delay() > 0 {
+            self.generated_chunk.fill(0);
+            self.upsample_chunk();
+        }
+        self.up.reset();
+    }
+
+    fn tick(&mut self, now: Instant) {
+        // Senders stop sending packets in silence (Opus DTX): the model's VAD only sees elapsed
+        // silence as appended audio, so a counselor who went quiet is fed digital silence.
+        if self.last_counselor_input.is_some_and(|t| now.saturating_duration_since(t) >= DTX_GAP) {
+            self.feed_input(now, &SILENCE);
+        }
+        let counselor = std::mem::take(&mut self.counselor_fresh);
+        // A stopped caller (barge-in) shows here: the first tick after it is silent.
+        if let Some(at) = self.barge_in_at.take() {
+            let ms = now.saturating_duration_since(at).as_millis() as u32;
+            self.stats.barge_in_stop_ms.push(ms);
+            if let Some(m) = self.metrics.last_mut() {
+                m.barge_in_stop_ms = Some(ms);
+            }
+        }
+        let mut caller = false;
+        if self.playout.len() >= FRAME_SAMPLES {
+            for (d, s) in self.caller_frame.iter_mut().zip(self.playout.drain(..FRAME_SAMPLES)) {
+                *d = s;
+            }
+            caller = true;
+        } else if !self.playout.is_empty() && self.reply.as_ref().is_none_or(|r| r.audio_done) {
+            let n = self.playout.len();
+            for (d, s) in self.caller_frame.iter_mut().zip(self.playout.drain(..)) {
+                *d = s;
+            }
+            self.caller_frame[n..].fill(0);
+            caller = true;
+        }
+        if caller {
+            if let Some(phone) = self.phone.as_mut() {
+                phone.process(&mut self.caller_frame);
+            }
+            self.stats.frames_played += 1;
+            self.last_activity = now;
+            let start_ms = self.ms(now);
+            if let Some(r) = self.reply.as_mut() {
+                let played = FRAME_SAMPLES.min(r.queued);
+                r.queued -= played;
+                r.played += played as u64;
+                self.stats.samples_played += played as u64;
+                if r.first_frame_at.is_none() {
+                    r.first_frame_at = Some(now);
+                    r.started_ms = start_ms;
+                    if let Some(d) = r.first_delta_at {
+                        self.stats.delta_to_frame_ms.push(now.saturating_duration_since(d).as_millis() as u32);
+                    }
+                }
+            }
+            self.set_state(AgentState::Speaking);
+            self.reveal_caption(false);
+        } else if let Some(r) = self.reply.as_mut()
+            && r.first_frame_at.is_some()
+            && !r.audio_done
+        {
+            r.underruns += 1;
+            self.stats.underruns += 1;
+        }
+        self.maybe_finish_reply(now);
+        self.outputs.push_back(CallOutput::Tick { caller, counselor });
+        self.maybe_recycle(now);
+        self.maybe_poll(now);
+    }
+
+    /// Captions the caller's text up to what the played audio covers (at a word boundary).
+    fn reveal_caption(&mut self, all: bool) {
+        let Some(r) = self.reply.as_mut() else { return };
+        let len = r.transcript.len();
+        let target = if all {
+            len
+        } else if r.audio_done && r.transcript_done {
+            let total = (r.generated * 2).max(1);
+            (len as u64 * r.played / total) as usize
+        } else {
+            // Still arriving: a speaking-rate estimate, never past what the audio so far covers.
+            let by_rate = (r.played / 48 / MS_PER_CHAR) as usize;
+            let by_audio = (len as u64 * r.played / (r.generated * 2).max(1)) as usize;
+            by_rate.min(by_audio)
+        };
+        // The final transcript may differ from the deltas it replaces: keep the mark valid.
+        r.revealed = r.revealed.min(len);
+        while !r.transcript.is_char_boundary(r.revealed) {
+            r.revealed -= 1;
+        }
+        let mut end = target.min(len);
+        if end <= r.revealed {
+            return;
+        }
+        if end < len {
+            // Back to the end of the last whole word.
+            while end > r.revealed && !r.transcript.is_char_boundary(end) {
+                end -= 1;
+            }
+            match r.transcript[r.revealed..end].rfind(' ') {
+                Some(i) => end = r.revealed + i + 1,
+                None => end = r.revealed,
+            }
+        }
+        if end <= r.revealed {
+            return;
+        }
+        let delta = r.transcript[r.revealed..end].to_owned();
+        r.revealed = end;
+        let segment_id = r.segment_id.clone();
+        if !r.caption_open {
+            r.caption_open = true;
+            self.outputs.push_back(CallOutput::Caption(Caption::Open {
+                segment_id: segment_id.clone(),
+                speaker: Speaker::Caller,
+            }));
+        }
+        self.outputs.push_back(CallOutput::Caption(Caption::Text { segment_id, delta }));
+    }
+
+    /// A reply whose audio has all been played and whose transcript is known is a final turn.
+    fn maybe_finish_reply(&mut self, now: Instant) {
+        let done = self
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.audio_done && r.transcript_done && r.queued == 0 && self.playout.is_empty());
+        if done {
+            self.finish_reply(now, false);
+        }
+    }
+
+    /// Ends the reply: full text when `cut` is false, what was heard otherwise.
+    fn finish_reply(&mut self, now: Instant, cut: bool) {
+        let orphaned = self.reply.as_ref().is_some_and(|r| r.orphaned);
+        self.reveal_caption(!cut && !orphaned);
+        let Some(r) = self.reply.take() else { return };
+        let heard = r.transcript[..r.revealed].trim().to_owned();
+        if r.caption_open {
+            self.outputs.push_back(CallOutput::Caption(Caption::Close { segment_id: r.segment_id.clone() }));
+        }
+        let ms = |t: Option<Instant>, from: Option<Instant>| match (t, from) {
+            (Some(t), Some(f)) => Some(t.saturating_duration_since(f).as_millis() as u32),
+            _ => None,
+        };
+        let metrics = TurnMetrics {
+            segment_id: r.segment_id.clone(),
+            response_latency_ms: ms(r.first_frame_at, r.trigger_at),
+            realtime_first_audio_ms: ms(r.first_delta_at, r.trigger_at),
+            barge_in_stop_ms: None,
+            underruns: r.underruns,
+        };
+        if let Some(v) = metrics.response_latency_ms {
+            self.stats.response_latency_ms.push(v);
+        }
+        if let Some(v) = metrics.realtime_first_audio_ms {
+            self.stats.realtime_first_audio_ms.push(v);
+        }
+        if r.played > 0 && !heard.is_empty() {
+            self.metrics.push(metrics);
+            let turn = SpokenTurn {
+                segment_id: r.segment_id,
+                speaker: Speaker::Caller,
+                text: heard,
+                started_ms: r.started_ms,
+                ended_ms: self.ms(now),
+                cut: cut || r.revealed < r.transcript.len(),
+            };
+            self.order.push_back(Slot::Ready(turn));
+            self.release_turns();
+        }
+        if !self.counselor_speaking {
+            self.set_state(AgentState::Listening);
+        }
+    }
+
+    fn speech_started(&mut self, now: Instant, item_id: String) {
+        self.counselor_speaking = true;
+        self.last_activity = now;
+        let barging = self
+            .reply
+            .as_ref()
+            .is_some_and(|r| !r.orphaned && (r.generating || r.queued > 0 || !self.playout.is_empty()))
+            || self.reply.as_ref().is_some_and(|r| r.orphaned && !self.playout.is_empty());
+        if barging && let Some(r) = self.reply.as_mut() {
+            self.stats.barge_ins += 1;
+            let playing = !self.playout.is_empty();
+            self.playout.clear();
+            self.gen_len = 0;
+            self.up.reset();
+            r.queued = 0;
+            if playing {
+                self.barge_in_at = Some(now);
+            }
+            if r.generating && !r.orphaned {
+                self.outputs.push_back(CallOutput::Realtime(realtime::response_cancel()));
+            }
+            if !r.response_id.is_empty() {
+                self.cancelled.push(r.response_id.clone());
+                if self.cancelled.len() > 16 {
+                    self.cancelled.remove(0);
+                }
+            }
+            if !r.item_id.is_empty() && !r.orphaned {
+                // Never more than was generated, or the server refuses the truncate.
+                let played_ms = r.played / 48;
+                let generated_ms = r.generated / 24;
+                if played_ms == 0 {
+                    self.outputs.push_back(CallOutput::Realtime(realtime::delete(&r.item_id)));
+                } else {
+                    self.outputs
+                        .push_back(CallOutput::Realtime(realtime::truncate(&r.item_id, played_ms.min(generated_ms))));
+                }
+            }
+            r.audio_done = true;
+            r.transcript_done = true;
+            self.finish_reply(now, true);
+        }
+        let segment_id = self.new_segment("counselor");
+        let started_ms = self.ms(now);
+        self.order.push_back(Slot::Counselor { item_id, segment_id, started_ms, deadline: None, turn: None });
+        self.set_state(AgentState::Listening);
+    }
+
+    /// The segment of the counselor turn `item_id` (or the oldest one still waiting for words).
+    fn counselor_segment(&self, item_id: &str) -> Option<String> {
+        let pending = || {
+            self.order.iter().filter_map(|s| match s {
+                Slot::Counselor { item_id, segment_id, turn: None, .. } => Some((item_id, segment_id)),
+                _ => None,
+            })
+        };
+        pending()
+            .find(|(id, _)| *id == item_id)
+            .or_else(|| pending().find(|(id, _)| id.is_empty()))
+            .or_else(|| pending().next())
+            .map(|(_, s)| s.clone())
+    }
+
+    fn open_counselor_caption(&mut self, segment_id: &str) {
+        if !self.open_captions_contains(segment_id) {
+            self.open_counselor.push(segment_id.to_owned());
+            self.outputs.push_back(CallOutput::Caption(Caption::Open {
+                segment_id: segment_id.to_owned(),
+                speaker: Speaker::Counselor,
+            }));
+        }
+    }
+
+    fn open_captions_contains(&self, segment_id: &str) -> bool {
+        self.open_counselor.iter().any(|s| s == segment_id)
+    }
+
+    fn counselor_final(&mut self, now: Instant, item_id: &str, transcript: Option<String>) {
+        let Some(segment_id) = self.counselor_segment(item_id) else { return };
+        let text = transcript.unwrap_or_default().trim().to_owned();
+        // No deltas came (or none were captioned): the whole text in one piece.
+        if !text.is_empty() && !self.open_captions_contains(&segment_id) {
+            self.open_counselor_caption(&segment_id);
+            self.outputs
+                .push_back(CallOutput::Caption(Caption::Text { segment_id: segment_id.clone(), delta: text.clone() }));
+        }
+        if self.open_captions_contains(&segment_id) {
+            self.open_counselor.retain(|s| *s != segment_id);
+            self.outputs.push_back(CallOutput::Caption(Caption::Close { segment_id: segment_id.clone() }));
+        }
+        let ended_ms = self.ms(now);
+        let mut drop_index = None;
+        for (i, slot) in self.order.iter_mut().enumerate() {
+            if let Slot::Counselor { segment_id: s, started_ms, turn, .. } = slot
+                && *s == segment_id
+            {
+                if text.is_empty() {
+                    drop_index = Some(i);
+                } else {
+                    *turn = Some(SpokenTurn {
+                        segment_id: s.clone(),
+                        speaker: Speaker::Counselor,
+                        text: text.clone(),
+                        started_ms: *started_ms,
+                        ended_ms: ended_ms.max(*started_ms),
+                        cut: false,
+                    });
+                }
+                break;
+            }
+        }
+        if let Some(i) = drop_index {
+            self.order.remove(i);
+        }
+        self.release_turns();
+    }
+
+    fn expire_slots(&mut self, now: Instant) {
+        let before = self.order.len();
+        self.order.retain(|s| !matches!(s, Slot::Counselor { deadline: Some(d), turn: None, .. } if *d <= now));
+        if self.order.len() != before {
+            self.release_turns();
+        }
+    }
+
+    /// Emits the turns at the front of the spoken order that are final.
+    fn release_turns(&mut self) {
+        loop {
+            let turn = match self.order.front_mut() {
+                Some(Slot::Ready(_)) => match self.order.pop_front() {
+                    Some(Slot::Ready(t)) => t,
+                    _ => unreachable!("front was ready"),
+                },
+                Some(Slot::Counselor { turn: Some(_), .. }) => match self.order.pop_front() {
+                    Some(Slot::Counselor { turn: Some(t), .. }) => t,
+                    _ => unreachable!("front was final"),
+                },
+                _ => return,
+            };
+            self.history.push(turn.clone());
+            self.outputs.push_back(CallOutput::Turn(turn));
+        }
+    }
+
+    /// Between turns: nobody speaking, no reply, no transcript pending.
+    fn between_turns(&self) -> bool {
+        self.reply.is_none() && !self.counselor_speaking && self.order.is_empty() && self.playout.is_empty()
+    }
+
+    fn maybe_recycle(&mut self, now: Instant) {
+        if self.socket == Socket::Open
+            && !self.recycle_pending
+            && now.saturating_duration_since(self.socket_opened_at) >= self.config.session_cap
+            && self.between_turns()
+        {
+            self.recycle_pending = true;
+            self.stats.recycles += 1;
+            // Audio the counselor speaks meanwhile is held and appended on the new socket.
+            self.socket = Socket::Connecting;
+            self.outputs.push_back(CallOutput::Connect { after: Duration::ZERO });
+        }
+    }
+
+    fn maybe_poll(&mut self, now: Instant) {
+        if !self.poll_in_flight && now.saturating_duration_since(self.last_poll) >= POLL_EVERY && self.between_turns() {
+            self.poll_in_flight = true;
+            self.last_poll = now;
+            self.outputs.push_back(CallOutput::PollEndedElsewhere);
+        }
+    }
+
+    fn check_limits(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.start) >= self.setup.max_duration {
+            self.end(now, EndReason::MaxDuration);
+        } else if self.between_turns()
+            && now.saturating_duration_since(self.last_activity) >= self.setup.silence_timeout
+        {
+            self.end(now, EndReason::Silence);
+        }
+    }
+
+    fn end(&mut self, now: Instant, reason: EndReason) {
+        if self.ended {
+            return;
+        }
+        // What was heard of a reply in progress is a (cut) turn; transcripts still pending are
+        // given up (their words never came).
+        if self.reply.is_some() {
+            let heard_all =
+                self.reply.as_ref().is_some_and(|r| r.audio_done && r.transcript_done && self.playout.is_empty());
+            self.playout.clear();
+            self.finish_reply(now, !heard_all);
+        }
+        self.order.retain(|s| !matches!(s, Slot::Counselor { turn: None, .. }));
+        self.release_turns();
+        for segment_id in std::mem::take(&mut self.open_counselor) {
+            self.outputs.push_back(CallOutput::Caption(Caption::Close { segment_id }));
+        }
+        self.ended = true;
+        self.outputs.push_back(CallOutput::End(reason));
+    }
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("session_id", &self.setup.session_id)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::realtime::TurnDetection;
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+
+    fn setup() -> CallSetup {
+        CallSetup {
+            session_id: uuid::Uuid::nil(),
+            instructions: "You are Sam, a caller.".into(),
+            voice: "alloy".into(),
+            caller_speaks_first: false,
+            phone_line: false,
+            max_duration: Duration::from_secs(3600),
+            silence_timeout: Duration::from_secs(600),
+            prior_turns: vec![],
+        }
+    }
+
+    fn rt_config() -> RealtimeConfig {
+        RealtimeConfig {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            api_key: "k".into(),
+            model: "gpt-realtime".into(),
+            transcription_model: "gpt-4o-mini-transcribe".into(),
+            turn_detection: TurnDetection::ServerVad {
+                threshold: 0.5,
+                prefix_padding_ms: 300,
+                silence_duration_ms: 500,
+            },
+            session_cap: Duration::from_secs(1500),
+        }
+    }
+
+    /// A call driven in simulated time, with everything it output collected.
+    struct Harness {
+        call: Call,
+        now: Instant,
+        out: Vec<CallOutput>,
+        played_frames: u64,
+        last_tick_caller: bool,
+    }
+
+    impl Harness {
+        fn new(setup: CallSetup, config: CallConfig) -> Self {
+            let now = Instant::now();
+            let mut h = Harness {
+                call: Call::new(now, setup, rt_config(), config),
+                now,
+                out: vec![],
+                played_frames: 0,
+                last_tick_caller: false,
+            };
+            h.drain();
+            h
+        }
+
+        fn drain(&mut self) {
+            while let Some(o) = self.call.poll_output() {
+                if let CallOutput::Tick { caller, .. } = o {
+                    self.last_tick_caller = caller;
+                    if caller {
+                        self.played_frames += 1;
+                    }
+                }
+                self.out.push(o);
+            }
+        }
+
+        fn open(&mut self) {
+            self.call.realtime_opened(self.now);
+            self.drain();
+        }
+
+        fn event(&mut self, v: Value) {
+            self.call.realtime_message(self.now, &v.to_string());
+            self.drain();
+        }
+
+        /// Advances time to `until`, running every deadline on the way, feeding a counselor frame
+        /// each 20 ms when `speaking`.
+        fn run(&mut self, d: Duration, counselor: bool) {
+            let until = self.now + d;
+            loop {
+                let next = self.call.poll_timeout();
+                if next > until {
+                    break;
+                }
+                self.now = next.max(self.now);
+                if counselor {
+                    self.call.counselor_audio(self.now, &[1000; FRAME_SAMPLES]);
+                }
+                self.call.handle_timeout(self.now);
+                self.drain();
+                if self.call.is_ended() {
+                    return;
+                }
+            }
+            self.now = until;
+        }
+
+        fn sent(&self) -> Vec<Value> {
+            self.out
+                .iter()
+                .filter_map(|o| match o {
+                    CallOutput::Realtime(t) => Some(serde_json::from_str(t).unwrap()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn sent_types(&self) -> Vec<String> {
+            self.sent()
+                .iter()
+                .map(|v| v["type"].as_str().unwrap().to_owned())
+                .filter(|t| t != "input_audio_buffer.append")
+                .collect()
+        }
+
+        fn turns(&self) -> Vec<SpokenTurn> {
+            self.out.iter().filter_map(|o| if let CallOutput::Turn(t) = o { Some(t.clone()) } else { None }).collect()
+        }
+
+        fn states(&self) -> Vec<AgentState> {
+            self.out.iter().filter_map(|o| if let CallOutput::State(s) = o { Some(*s) } else { None }).collect()
+        }
+
+        fn caption_text(&self, speaker: Speaker) -> String {
+            let mut segs = Vec::new();
+            let mut text = String::new();
+            for o in &self.out {
+                match o {
+                    CallOutput::Caption(Caption::Open { segment_id, speaker: s }) if *s == speaker => {
+                        segs.push(segment_id.clone())
+                    }
+                    CallOutput::Caption(Caption::Text { segment_id, delta }) if segs.contains(segment_id) => {
+                        text.push_str(delta)
+                    }
+                    _ => {}
+                }
+            }
+            text
+        }
+
+        /// A reply of `ms` of audio in one burst, with its transcript.
+        fn reply(&mut self, id: &str, text: &str, ms: usize, done: bool) {
+            self.event(json!({"type": "response.created", "response": {"id": id}}));
+            self.event(
+                json!({"type": "response.output_item.added", "response_id": id, "item": {"id": format!("item-{id}")}}),
+            );
+            self.event(json!({"type": "response.output_audio_transcript.delta", "response_id": id, "item_id": format!("item-{id}"), "delta": text}));
+            let pcm: Vec<u8> =
+                (0..ms * 24).flat_map(|i| (((i as f64 * 0.1).sin() * 5000.0) as i16).to_le_bytes()).collect();
+            for chunk in pcm.chunks(4800) {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+                self.event(json!({"type": "response.output_audio.delta", "response_id": id, "item_id": format!("item-{id}"), "delta": b64}));
+            }
+            if done {
+                self.event(json!({"type": "response.output_audio.done", "response_id": id}));
+                self.event(json!({"type": "response.output_audio_transcript.done", "response_id": id, "item_id": format!("item-{id}"), "transcript": text}));
+                self.event(json!({"type": "response.done", "response": {"id": id, "status": "completed", "usage": {"input_token_details": {"audio_tokens": 10}, "output_token_details": {"audio_tokens": 20}}}}));
+            }
+        }
+    }
+
+    #[test]
+    fn a_turn_each_way_in_spoken_order() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        assert_eq!(h.states(), [AgentState::Initializing]);
+        assert!(matches!(h.out[1], CallOutput::Connect { after } if after == Duration::ZERO));
+        h.open();
+        assert_eq!(h.sent_types(), ["session.update"]);
+        // The counselor speaks for 1 s: audio goes out in 40 ms appends of 24 kHz PCM.
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.run(Duration::from_secs(1), true);
+        let appends: Vec<Value> = h.sent().into_iter().filter(|v| v["type"] == "input_audio_buffer.append").collect();
+        assert_eq!(appends.len(), 25);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(appends[0]["audio"].as_str().unwrap()).unwrap();
+        assert_eq!(bytes.len(), 40 * 24 * 2);
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
+        assert_eq!(*h.states().last().unwrap(), AgentState::Thinking);
+        h.reply("r1", "I just feel so alone tonight.", 2000, true);
+        // Caption not ahead of the audio: after 0.5 s of a 2 s reply, at most about a quarter.
+        h.run(Duration::from_millis(500), false);
+        let partial = h.caption_text(Speaker::Caller);
+        assert!(partial.len() < "I just feel so alone tonight.".len() / 2, "caption ran ahead: {partial:?}");
+        assert_eq!(*h.states().last().unwrap(), AgentState::Speaking);
+        h.run(Duration::from_millis(1700), false);
+        assert_eq!(h.caption_text(Speaker::Caller), "I just feel so alone tonight.");
+        assert_eq!(*h.states().last().unwrap(), AgentState::Listening);
+        // The caller's turn is final, but waits for the counselor's transcript that came later.
+        assert!(h.turns().is_empty());
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "How are you doing?"}));
+        let turns = h.turns();
+        assert_eq!(turns.len(), 2);
+        assert_eq!((turns[0].speaker, turns[0].text.as_str()), (Speaker::Counselor, "How are you doing?"));
+        assert_eq!(
+            (turns[1].speaker, turns[1].text.as_str(), turns[1].cut),
+            (Speaker::Caller, "I just feel so alone tonight.", false)
+        );
+        assert!(turns[0].started_ms < turns[1].started_ms);
+        assert_eq!(h.caption_text(Speaker::Counselor), "How are you doing?");
+        // 2 s of audio is 100 frames (plus the resampler's tail frame).
+        assert!((100..=102).contains(&h.played_frames), "{}", h.played_frames);
+        assert_eq!(h.call.stats().underruns, 0);
+        h.call.counselor_left(h.now);
+        h.drain();
+        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::CounselorLeft))));
+        let (usage, metrics, stats) = h.call.summary();
+        assert_eq!((usage.input_audio_tokens, usage.output_audio_tokens), (10, 20));
+        assert_eq!(usage.output_audio_ms, 2000);
+        assert_eq!(metrics.len(), 1);
+        // speech_stopped -> first frame: the next 20 ms deadline at most.
+        assert!(metrics[0].response_latency_ms.unwrap() <= 20);
+        assert_eq!(stats.mic_to_append_ms.iter().max(), Some(&20));
+    }
+
+    #[test]
+    fn barge_in_stops_within_a_frame_and_truncates_to_what_was_played() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hello"}));
+        // 3 s generated, still generating; the counselor cuts in after 1 s of it.
+        h.reply("r1", "one two three four five six seven eight nine ten eleven twelve", 3000, false);
+        h.run(Duration::from_millis(1000), false);
+        let before = h.played_frames;
+        assert!(before >= 49, "{before}");
+        h.now += Duration::from_millis(7);
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c2"}));
+        h.run(Duration::from_millis(20), false);
+        assert!(!h.last_tick_caller, "caller audio must stop at the next frame");
+        assert_eq!(h.played_frames, before);
+        let sent = h.sent();
+        let cancel = sent.iter().position(|v| v["type"] == "response.cancel").expect("cancel");
+        let truncate = sent.iter().position(|v| v["type"] == "conversation.item.truncate").expect("truncate");
+        assert!(cancel < truncate);
+        let played_ms = before * 20;
+        assert_eq!(sent[truncate]["audio_end_ms"].as_u64().unwrap(), played_ms);
+        assert_eq!(sent[truncate]["item_id"], "item-r1");
+        // Late deltas of the cancelled reply are ignored.
+        h.reply("r1", "more", 500, true);
+        h.run(Duration::from_millis(200), false);
+        assert_eq!(h.played_frames, before);
+        let turns = h.turns();
+        let caller = turns.iter().find(|t| t.speaker == Speaker::Caller).expect("cut caller turn");
+        assert!(caller.cut);
+        assert!(!caller.text.is_empty() && caller.text.len() < 40, "{:?}", caller.text);
+        assert_eq!(h.caption_text(Speaker::Caller).trim(), caller.text);
+        assert!(h.call.stats().barge_in_stop_ms[0] <= 20);
+    }
+
+    #[test]
+    fn captions_survive_audio_outgrowing_the_text_and_a_shorter_final_transcript() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.reply("r1", "I think so. I am at home and I am not going to do anything tonight.", 400, false);
+        h.run(Duration::from_millis(300), false);
+        // Much more audio arrives: the played share of it falls below what was captioned.
+        h.reply("r1", "", 3000, false);
+        h.run(Duration::from_millis(100), false);
+        h.event(json!({"type": "response.output_audio_transcript.done", "response_id": "r1", "item_id": "item-r1", "transcript": "I think so."}));
+        h.event(json!({"type": "response.done", "response": {"id": "r1", "status": "completed"}}));
+        h.run(Duration::from_secs(4), false);
+        assert_eq!(h.turns().len(), 1);
+    }
+
+    #[test]
+    fn a_counselor_gone_quiet_is_fed_silence() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.run(Duration::from_millis(200), true);
+        let before = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
+        // No packets for a second (DTX): the appends go on, about one per 40 ms.
+        h.run(Duration::from_secs(1), false);
+        let after = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
+        assert!((22..=26).contains(&(after - before)), "{before} -> {after}");
+    }
+
+    #[test]
+    fn barge_in_before_any_audio_deletes_the_item() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.event(json!({"type": "response.created", "response": {"id": "r1"}}));
+        h.event(json!({"type": "response.output_item.added", "response_id": "r1", "item": {"id": "a1"}}));
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        let types = h.sent_types();
+        assert!(types.contains(&"conversation.item.delete".to_string()), "{types:?}");
+        assert!(!types.contains(&"conversation.item.truncate".to_string()));
+        assert!(h.turns().is_empty());
+    }
+
+    #[test]
+    fn the_frame_clock_neither_bursts_nor_drifts_over_thirty_minutes() {
+        let mut s = setup();
+        s.silence_timeout = Duration::from_secs(7200);
+        let mut h = Harness::new(s, CallConfig::default());
+        h.open();
+        let start = h.now;
+        let mut ticks = 0u64;
+        let mut last: Option<Instant> = None;
+        let mut min_gap = Duration::from_secs(1);
+        // The shell wakes up to 7 ms late, pseudo-randomly.
+        let mut seed = 12345u64;
+        while h.now < start + Duration::from_secs(1800) {
+            let deadline = h.call.poll_timeout();
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            h.now = deadline + Duration::from_micros((seed >> 33) % 7000);
+            h.call.handle_timeout(h.now);
+            while let Some(o) = h.call.poll_output() {
+                if let CallOutput::Tick { .. } = o {
+                    ticks += 1;
+                    if let Some(l) = last {
+                        min_gap = min_gap.min(h.now - l);
+                    }
+                    last = Some(h.now);
+                }
+            }
+        }
+        assert_eq!(ticks, 90_000);
+        // Lateness never accumulates into a burst: consecutive ticks stay well apart.
+        assert!(min_gap >= Duration::from_millis(13), "{min_gap:?}");
+    }
+
+    #[test]
+    fn session_cap_recycles_between_turns_and_reseeds() {
+        let config = CallConfig { session_cap: Duration::from_secs(2), ..Default::default() };
+        let mut h = Harness::new(setup(), config);
+        h.open();
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hi there"}));
+        h.reply("r1", "Hello, I need help.", 3000, true);
+        // The cap passes mid-reply: no recycle until the reply has been heard.
+        h.run(Duration::from_millis(2500), false);
+        assert_eq!(h.out.iter().filter(|o| matches!(o, CallOutput::Connect { .. })).count(), 1);
+        h.run(Duration::from_millis(1000), false);
+        assert_eq!(h.out.iter().filter(|o| matches!(o, CallOutput::Connect { .. })).count(), 2);
+        // Counselor audio while the new socket opens is held, then follows the seed.
+        h.run(Duration::from_millis(100), true);
+        let n = h.out.len();
+        h.open();
+        let after: Vec<Value> = h.out[n..]
+            .iter()
+            .filter_map(|o| if let CallOutput::Realtime(t) = o { Some(serde_json::from_str(t).unwrap()) } else { None })
+            .collect();
+        let types: Vec<&str> = after.iter().map(|v| v["type"].as_str().unwrap()).collect();
+        assert_eq!(&types[..3], ["session.update", "conversation.item.create", "conversation.item.create"]);
+        assert_eq!(after[1]["item"]["role"], "user");
+        assert_eq!(after[1]["item"]["content"][0]["text"], "Hi there");
+        assert_eq!(after[2]["item"]["role"], "assistant");
+        assert_eq!(after[2]["item"]["content"][0]["type"], "output_text");
+        assert!(types[3..].iter().all(|t| *t == "input_audio_buffer.append") && types.len() > 3);
+        assert!(!types.contains(&"response.create"));
+        assert_eq!(h.call.stats().recycles, 1);
+    }
+
+    #[test]
+    fn a_dropped_socket_plays_out_what_arrived_and_reconnects_with_backoff() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hi"}));
+        h.reply("r1", "alpha beta gamma delta", 1000, false);
+        h.run(Duration::from_millis(200), false);
+        h.call.realtime_closed(h.now);
+        h.drain();
+        assert!(matches!(h.out.last(), Some(CallOutput::Connect { after }) if *after > Duration::ZERO));
+        // The second attempt fails too: a longer pause.
+        h.call.realtime_closed(h.now);
+        h.drain();
+        let pauses: Vec<Duration> = h
+            .out
+            .iter()
+            .filter_map(|o| if let CallOutput::Connect { after } = o { Some(*after) } else { None })
+            .collect();
+        assert!(pauses[2] > pauses[1], "{pauses:?}");
+        h.run(Duration::from_millis(1200), false);
+        assert!(h.played_frames >= 50);
+        let turns = h.turns();
+        assert_eq!(turns.len(), 2, "{turns:?}");
+        h.open();
+        let seeds = h.sent().into_iter().filter(|v| v["type"] == "conversation.item.create").count();
+        assert_eq!(seeds, 2);
+        assert_eq!(h.call.stats().reconnects, 1);
+    }
+
+    #[test]
+    fn preconnect_audio_goes_first_and_the_wait_is_bounded() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.call.expect_preconnect(h.now);
+        h.open();
+        h.run(Duration::from_millis(100), true);
+        assert!(h.sent().iter().all(|v| v["type"] != "input_audio_buffer.append"));
+        h.call.preconnect_audio(h.now, &[7; 2400]);
+        h.drain();
+        let appends: Vec<Value> = h.sent().into_iter().filter(|v| v["type"] == "input_audio_buffer.append").collect();
+        let first = base64::engine::general_purpose::STANDARD.decode(appends[0]["audio"].as_str().unwrap()).unwrap();
+        assert_eq!(&first[..4], &[7, 0, 7, 0]);
+        assert!(appends.len() >= 2, "live audio follows");
+
+        let mut late = Harness::new(setup(), CallConfig::default());
+        late.call.expect_preconnect(late.now);
+        late.open();
+        late.run(Duration::from_millis(3100), true);
+        assert!(late.sent().iter().any(|v| v["type"] == "input_audio_buffer.append"));
+    }
+
+    #[test]
+    fn caller_speaks_first_and_limits_end_the_call() {
+        let mut s = setup();
+        s.caller_speaks_first = true;
+        s.silence_timeout = Duration::from_secs(5);
+        let mut h = Harness::new(s, CallConfig::default());
+        h.open();
+        assert_eq!(h.sent_types(), ["session.update", "response.create"]);
+        h.run(Duration::from_secs(6), false);
+        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::Silence))));
+
+        let mut s = setup();
+        s.max_duration = Duration::from_secs(2);
+        let mut h = Harness::new(s, CallConfig::default());
+        h.open();
+        h.run(Duration::from_secs(3), true);
+        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::MaxDuration))));
+    }
+
+    #[test]
+    fn supervisor_end_is_polled_between_turns() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.run(Duration::from_secs(4), false);
+        assert!(h.out.iter().any(|o| matches!(o, CallOutput::PollEndedElsewhere)));
+        h.call.ended_elsewhere(h.now, true);
+        h.drain();
+        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::EndedBySupervisor))));
+    }
+
+    #[test]
+    fn shutdown_keeps_what_was_heard() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.reply("r1", "one two three four five six seven eight", 2000, true);
+        h.run(Duration::from_millis(1000), false);
+        h.call.shutdown(h.now);
+        h.drain();
+        let turns = h.turns();
+        assert_eq!(turns.len(), 1);
+        assert!(turns[0].cut);
+        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::AgentShutdown))));
+    }
+}

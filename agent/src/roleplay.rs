@@ -1,0 +1,438 @@
+//! The role-play job: the tokio shell around [`Call`] that bridges a LiveKit room to the OpenAI
+//! Realtime API.
+//!
+//! One task per call runs the loop: wait for the first of a room event, a Realtime message, a
+//! socket (re)connect, the call's next deadline (the 20 ms frame clock), a store answer or the
+//! stop signal; feed it to the call; then carry out what the call asked (send on the socket,
+//! publish a caller frame, set `lk.agent.state`, send captions, push turns, record). The Realtime
+//! socket's writes go through their own task so a slow socket never stalls the frame clock.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use livekit_protocol as proto;
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{info, warn};
+
+use crate::call::{Call, CallConfig, CallOutput, CallStats, Caption};
+use crate::datastream::{self, ByteStreamReceiver, TRANSCRIPTION_TOPIC};
+use crate::echo::AGENT_STATE_ATTRIBUTE;
+use crate::participant::{Command, Participant, ParticipantError};
+use crate::preconnect::{self, MAX_PRE_CONNECT_BYTES, PRE_CONNECT_ATTRIBUTE, PRE_CONNECT_TOPIC};
+use crate::realtime::RealtimeConfig;
+use crate::recording::Recorder;
+use crate::session::SessionEvent;
+use crate::turns::{CallEnd, Speaker, TurnStore, TurnStoreError, TurnWriter};
+
+/// Consecutive failed Realtime connects after which the call ends as failed (about a minute).
+const MAX_CONNECT_FAILURES: u32 = 15;
+
+#[derive(Debug, Error)]
+pub enum RoleplayError {
+    #[error("turn store: {0}")]
+    Store(#[from] TurnStoreError),
+    #[error(transparent)]
+    Participant(#[from] ParticipantError),
+    #[error("realtime: {0}")]
+    Realtime(String),
+}
+
+/// What a role-play job needs besides its room and its store.
+#[derive(Debug, Clone)]
+pub struct RoleplayOptions {
+    pub realtime: RealtimeConfig,
+    pub call: CallConfig,
+    /// Where recordings go (`recording::path_for`); none when unset.
+    pub recording_dir: Option<PathBuf>,
+}
+
+/// Process-wide counters, Prometheus-style (`render_prometheus`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub calls_started: AtomicU64,
+    pub calls_ended: AtomicU64,
+    pub frames_played: AtomicU64,
+    pub underruns: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub recycles: AtomicU64,
+    pub barge_ins: AtomicU64,
+}
+
+pub static METRICS: Metrics = Metrics {
+    calls_started: AtomicU64::new(0),
+    calls_ended: AtomicU64::new(0),
+    frames_played: AtomicU64::new(0),
+    underruns: AtomicU64::new(0),
+    reconnects: AtomicU64::new(0),
+    recycles: AtomicU64::new(0),
+    barge_ins: AtomicU64::new(0),
+};
+
+/// The counters in Prometheus' text format.
+pub fn render_prometheus() -> String {
+    let m = &METRICS;
+    let rows = [
+        ("agent_calls_started_total", &m.calls_started),
+        ("agent_calls_ended_total", &m.calls_ended),
+        ("agent_caller_frames_played_total", &m.frames_played),
+        ("agent_playout_underruns_total", &m.underruns),
+        ("agent_realtime_reconnects_total", &m.reconnects),
+        ("agent_realtime_recycles_total", &m.recycles),
+        ("agent_barge_ins_total", &m.barge_ins),
+    ];
+    rows.iter().map(|(name, v)| format!("# TYPE {name} counter\n{name} {}\n", v.load(Ordering::Relaxed))).collect()
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<Ws, String>> + Send>>;
+type PollFuture = Pin<Box<dyn Future<Output = Result<bool, TurnStoreError>> + Send>>;
+
+/// An open Realtime socket: writes go to its writer task, reads come from `read`.
+struct Socket {
+    write: mpsc::UnboundedSender<Message>,
+    read: futures_util::stream::SplitStream<Ws>,
+}
+
+/// One caption stream in flight.
+struct CaptionStream {
+    stream_id: String,
+    next_chunk: u64,
+    speaker: Speaker,
+}
+
+/// Runs one call in the room until it ends, then ends the session in the store and leaves.
+pub async fn run(
+    mut participant: Participant,
+    store: Arc<dyn TurnStore>,
+    options: RoleplayOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<CallEnd, RoleplayError> {
+    tokio::pin!(stop);
+    let setup = setup_with_retry(store.as_ref()).await?;
+    let session_id = setup.session_id;
+    info!(%session_id, caller_first = setup.caller_speaks_first, prior_turns = setup.prior_turns.len(), "role-play call starting");
+    METRICS.calls_started.fetch_add(1, Ordering::Relaxed);
+    let writer = TurnWriter::spawn(store.clone());
+    let mut recorder = match &options.recording_dir {
+        Some(dir) => match Recorder::create(&crate::recording::path_for(dir, session_id)) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(error = %e, "recording disabled: cannot create the file");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut call = Call::new(Instant::now(), setup, options.realtime.clone(), options.call.clone());
+
+    // The counselor: the first participant who is not an agent.
+    let is_agent = |p: &proto::ParticipantInfo| p.kind == proto::participant_info::Kind::Agent as i32;
+    let mut counselor: Option<proto::ParticipantInfo> = participant.others.iter().find(|p| !is_agent(p)).cloned();
+    if counselor.as_ref().is_some_and(|c| c.attributes.contains_key(PRE_CONNECT_ATTRIBUTE)) {
+        call.expect_preconnect(Instant::now());
+    }
+    let mut own_track_sid = String::new();
+    let mut bytes = ByteStreamReceiver::new(PRE_CONNECT_TOPIC, MAX_PRE_CONNECT_BYTES);
+    let mut captions: HashMap<String, CaptionStream> = HashMap::new();
+    let mut socket: Option<Socket> = None;
+    let mut connect: Option<ConnectFuture> = None;
+    let mut connect_failures = 0u32;
+    let mut poll: Option<PollFuture> = None;
+    let commands = participant.commands();
+
+    let reason = 'call: loop {
+        // Carry out everything the last input produced.
+        while let Some(output) = call.poll_output() {
+            match output {
+                CallOutput::Realtime(text) => {
+                    if let Some(s) = &socket {
+                        let _ = s.write.send(Message::Text(text.into()));
+                    }
+                }
+                CallOutput::Connect { after } => {
+                    socket = None;
+                    connect = Some(Box::pin(open_socket(options.realtime.clone(), after)));
+                }
+                CallOutput::Tick { caller, counselor: heard } => {
+                    if caller {
+                        // try_send: a stalled room loop must not stall the frame clock; a frame
+                        // that cannot be queued is dropped (and shows as a gap, not a delay).
+                        let _ = commands.try_send(Command::PublishAudio(call.caller_frame().to_vec()));
+                    }
+                    if let Some(r) = recorder.as_mut() {
+                        let c = heard.then(|| call.counselor_frame());
+                        let a = caller.then(|| call.caller_frame());
+                        if let Err(e) = r.tick(c, a) {
+                            warn!(error = %e, "recording stopped");
+                            recorder = None;
+                        }
+                    }
+                }
+                CallOutput::State(state) => {
+                    let attributes = HashMap::from([(AGENT_STATE_ATTRIBUTE.to_owned(), state.as_str().to_owned())]);
+                    let _ = commands.try_send(Command::SetAttributes(attributes));
+                }
+                CallOutput::Caption(caption) => {
+                    send_caption(&participant, &mut captions, caption, &own_track_sid, counselor.as_ref()).await;
+                }
+                CallOutput::Turn(turn) => {
+                    info!(segment = %turn.segment_id, speaker = ?turn.speaker, cut = turn.cut, "turn");
+                    writer.push(turn);
+                }
+                CallOutput::PollEndedElsewhere => {
+                    let store = store.clone();
+                    poll = Some(Box::pin(async move { store.ended_elsewhere().await }));
+                }
+                CallOutput::End(reason) => break 'call reason,
+            }
+        }
+
+        let deadline = tokio::time::Instant::from_std(call.poll_timeout());
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(deadline) => call.handle_timeout(Instant::now()),
+            event = participant.next_event() => {
+                let now = Instant::now();
+                match event {
+                    None | Some(SessionEvent::Left(_)) => call.counselor_left(now),
+                    Some(SessionEvent::Audio { origin, pcm }) => {
+                        if counselor.as_ref().is_none_or(|c| c.sid == origin.participant_sid) {
+                            call.counselor_audio(now, &pcm);
+                        }
+                    }
+                    Some(SessionEvent::TrackPublished { track_sid, .. }) => own_track_sid = track_sid,
+                    Some(SessionEvent::Data(packet)) => {
+                        if let Some(buffer) = bytes.handle(&packet) {
+                            let rate = buffer.attributes.get("sampleRate").and_then(|v| v.parse().ok()).unwrap_or(48_000);
+                            let channels = buffer.attributes.get("channels").and_then(|v| v.parse().ok()).unwrap_or(1);
+                            let pcm = preconnect::decode(&buffer.mime_type, rate, channels, &buffer.bytes);
+                            info!(bytes = buffer.bytes.len(), mime = %buffer.mime_type, ms = pcm.len() / 24, "pre-connect audio");
+                            call.preconnect_audio(now, &pcm);
+                        }
+                    }
+                    Some(SessionEvent::Participants(updates)) => {
+                        for p in updates {
+                            if is_agent(&p) || p.sid == participant.sid {
+                                continue;
+                            }
+                            let gone = p.state == proto::participant_info::State::Disconnected as i32;
+                            match &counselor {
+                                Some(c) if c.sid == p.sid && gone => call.counselor_left(now),
+                                Some(c) if c.sid == p.sid => counselor = Some(p),
+                                None if !gone => {
+                                    if p.attributes.contains_key(PRE_CONNECT_ATTRIBUTE) {
+                                        call.expect_preconnect(now);
+                                    }
+                                    counselor = Some(p);
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Some(SessionEvent::Rejoined { sid, .. }) => participant.sid = sid,
+                    Some(_) => {}
+                }
+            }
+            message = async { socket.as_mut().expect("guarded").read.next().await }, if socket.is_some() => {
+                let now = Instant::now();
+                match message {
+                    Some(Ok(Message::Text(text))) => call.realtime_message(now, &text),
+                    Some(Ok(Message::Close(frame))) => {
+                        info!(?frame, "realtime socket closed by the server");
+                        socket = None;
+                        call.realtime_closed(now);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        warn!(error = %e, "realtime socket failed");
+                        socket = None;
+                        call.realtime_closed(now);
+                    }
+                    None => {
+                        socket = None;
+                        call.realtime_closed(now);
+                    }
+                }
+            }
+            result = async { connect.as_mut().expect("guarded").await }, if connect.is_some() => {
+                connect = None;
+                match result {
+                    Ok(ws) => {
+                        connect_failures = 0;
+                        let (mut sink, read) = ws.split();
+                        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+                        tokio::spawn(async move {
+                            while let Some(m) = rx.recv().await {
+                                if sink.send(m).await.is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = sink.close().await;
+                        });
+                        socket = Some(Socket { write: tx, read });
+                        call.realtime_opened(Instant::now());
+                    }
+                    Err(e) => {
+                        connect_failures += 1;
+                        warn!(error = %e, failures = connect_failures, "realtime connect failed");
+                        if connect_failures >= MAX_CONNECT_FAILURES {
+                            call.fail(Instant::now());
+                        } else {
+                            call.realtime_closed(Instant::now());
+                        }
+                    }
+                }
+            }
+            answer = async { poll.as_mut().expect("guarded").await }, if poll.is_some() => {
+                poll = None;
+                match answer {
+                    Ok(ended) => call.ended_elsewhere(Instant::now(), ended),
+                    Err(e) => {
+                        warn!(error = %e, "ended_elsewhere poll failed");
+                        call.ended_elsewhere(Instant::now(), false);
+                    }
+                }
+            }
+            _ = &mut stop => call.shutdown(Instant::now()),
+        }
+    };
+
+    drop(socket);
+    let (usage, turn_metrics, stats) = call.summary();
+    record_metrics(&stats);
+    let recording = recorder.and_then(|r| r.finish().map_err(|e| warn!(error = %e, "recording not finished")).ok());
+    let end = CallEnd { reason, usage, turn_metrics, recording };
+    info!(%session_id, reason = ?end.reason, summary = %stats_json(&stats), "call metrics");
+    let stored = writer.finish(end.clone()).await;
+    METRICS.calls_ended.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = participant.leave().await {
+        warn!(error = %e, "leaving the room failed");
+    }
+    stored?;
+    Ok(end)
+}
+
+async fn setup_with_retry(store: &dyn TurnStore) -> Result<crate::turns::CallSetup, TurnStoreError> {
+    let mut attempt = 0u32;
+    loop {
+        match store.setup().await {
+            Ok(setup) => return Ok(setup),
+            Err(TurnStoreError::Unavailable(e)) if attempt < 5 => {
+                attempt += 1;
+                warn!(error = %e, attempt, "call setup unavailable; retrying");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Opens the Realtime WebSocket after `after` (Bearer auth, no beta header: the GA protocol).
+pub async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, String> {
+    tokio::time::sleep(after).await;
+    let url = config.url()?;
+    let mut request = url.as_str().into_client_request().map_err(|e| e.to_string())?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", config.api_key)).map_err(|_| "bad API key".to_string())?;
+    request.headers_mut().insert("Authorization", bearer);
+    let connect = tokio_tungstenite::connect_async(request);
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(response))) => Err(format!("refused: {}", response.status())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connect timed out".into()),
+    }
+}
+
+/// Sends one caption step as `lk.transcription` stream packets: the caller's from us, the
+/// counselor's on their behalf (the server lets agents do that).
+async fn send_caption(
+    participant: &Participant,
+    captions: &mut HashMap<String, CaptionStream>,
+    caption: Caption,
+    own_track_sid: &str,
+    counselor: Option<&proto::ParticipantInfo>,
+) {
+    let counselor_track = counselor
+        .and_then(|c| c.tracks.iter().find(|t| t.r#type == proto::TrackType::Audio as i32))
+        .map(|t| t.sid.clone())
+        .unwrap_or_default();
+    let attributes = |segment_id: &str, speaker: Speaker, last: bool| {
+        let track = if speaker == Speaker::Caller { own_track_sid.to_owned() } else { counselor_track.clone() };
+        let mut a = datastream::transcription_attributes(segment_id, &track);
+        a.insert("lk.transcription_final".into(), last.to_string());
+        a
+    };
+    let (packet, speaker) = match caption {
+        Caption::Open { segment_id, speaker } => {
+            let stream_id = format!("{segment_id}-{}", unix_millis());
+            let packet = datastream::open_text_stream(
+                &stream_id,
+                TRANSCRIPTION_TOPIC,
+                attributes(&segment_id, speaker, false),
+                unix_millis(),
+            );
+            captions.insert(segment_id, CaptionStream { stream_id, next_chunk: 0, speaker });
+            (packet, speaker)
+        }
+        Caption::Text { segment_id, delta } => {
+            let Some(stream) = captions.get_mut(&segment_id) else { return };
+            let packet = datastream::text_chunk(&stream.stream_id, stream.next_chunk, &delta);
+            stream.next_chunk += 1;
+            (packet, stream.speaker)
+        }
+        Caption::Close { segment_id } => {
+            let Some(stream) = captions.remove(&segment_id) else { return };
+            (datastream::close_stream(&stream.stream_id, attributes(&segment_id, stream.speaker, true)), stream.speaker)
+        }
+    };
+    let mut packet = packet;
+    packet.participant_identity = match speaker {
+        Speaker::Caller => participant.identity.clone(),
+        Speaker::Counselor => counselor.map(|c| c.identity.clone()).unwrap_or_default(),
+    };
+    if let Err(e) = participant.send(Command::SendData { packet: Box::new(packet), reliable: true }).await {
+        warn!(error = %e, "caption not sent");
+    }
+}
+
+fn record_metrics(stats: &CallStats) {
+    METRICS.frames_played.fetch_add(stats.frames_played, Ordering::Relaxed);
+    METRICS.underruns.fetch_add(u64::from(stats.underruns), Ordering::Relaxed);
+    METRICS.reconnects.fetch_add(u64::from(stats.reconnects), Ordering::Relaxed);
+    METRICS.recycles.fetch_add(u64::from(stats.recycles), Ordering::Relaxed);
+    METRICS.barge_ins.fetch_add(u64::from(stats.barge_ins), Ordering::Relaxed);
+}
+
+/// The call's counters and latency samples as one JSON line (the voice benchmark reads it).
+pub fn stats_json(stats: &CallStats) -> String {
+    serde_json::json!({
+        "framesPlayed": stats.frames_played,
+        "underruns": stats.underruns,
+        "reconnects": stats.reconnects,
+        "recycles": stats.recycles,
+        "lateTicks": stats.late_ticks,
+        "bargeIns": stats.barge_ins,
+        "micToAppendMs": stats.mic_to_append_ms,
+        "deltaToFrameMs": stats.delta_to_frame_ms,
+        "responseLatencyMs": stats.response_latency_ms,
+        "realtimeFirstAudioMs": stats.realtime_first_audio_ms,
+        "bargeInStopMs": stats.barge_in_stop_ms,
+    })
+    .to_string()
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}

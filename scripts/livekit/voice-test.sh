@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# End-to-end voice role-play test against real parts:
+#   livekit-server  <-  Rust agent worker (role-play job; OpenAI = the simulator in sim/)
+#                   <-  Python `livekit` client as the counselor (espeak-ng utterances)
+#   openai-sim      <-  the agent's Realtime WebSocket (scripted transcripts and replies)
+# Turns go to the agent's file-backed turn store ($LOG_DIR/turns/<room>/turns.jsonl), which the
+# client reads during the call.
+#
+# SCENARIO=conversation (default): three utterances, three answers, six turns in order, captions
+#   for both sides, agent states; after the client leaves the call ends (end.json).
+# SCENARIO=preconnect: speech sent as the pre-connect byte stream is the first counselor turn.
+# SCENARIO=bargein: the counselor talks over the caller's second answer: the caller stops, the
+#   simulator saw a truncate with the played milliseconds, the stored caller turn is cut.
+# SCENARIO=early: barge-in before any caller audio: a delete, no error, nothing stored for it.
+# FAULT=realtime_drop: the simulator drops the Realtime socket mid-answer (utterance 2);
+#   FAULT=signal_cut: the agent's LiveKit signal socket is cut after the first answer (resume);
+#   FAULT=session_cap: the simulator caps each Realtime socket after a few seconds;
+#   FAULT=sigterm: SIGTERM to the worker mid-call: the call ends cleanly (end.json, agentShutdown).
+#   After each: every spoken turn is in the store exactly once, in order.
+# Installs and builds outside; runs every peer inside a fresh loopback-only network namespace.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+export SCENARIO="${SCENARIO:-conversation}" FAULT="${FAULT:-}"
+
+if [[ "${1:-}" != "--inside" ]]; then
+  "$here/install.sh"
+  cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer-agent -p proto-trainer-openai-sim --bins
+  export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-voice.XXXXXX)}"
+  export LK_API_KEY="devkey"
+  export LK_API_SECRET="devsecret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  say() { espeak-ng -w "$LOG_DIR/raw.wav" "$2" 2>/dev/null && sox "$LOG_DIR/raw.wav" -r 48000 -c 1 -b 16 "$LOG_DIR/$1.wav"; }
+  say u1 "Hello, this is the crisis line. My name is Alex. How can I help you tonight?"
+  say u2 "That sounds really hard. Can you tell me more about what has been going on?"
+  say u3 "I hear you. Are you safe right now?"
+  say pre "Hi, is anyone there? I need to talk to someone."
+  echo "logs: $LOG_DIR" >&2
+  exec "$here/netns-run.sh" "$0" --inside
+fi
+
+# ---- inside the namespace ----
+export LK_PORT=7880 LK_UDP_PORT=7882 LK_TCP_PORT=7881
+url="ws://127.0.0.1:$LK_PORT"
+room="voice-$$"
+sim_port=8089
+"$here/render-config.sh" >"$LOG_DIR/livekit.yaml"
+
+dump_logs() {
+  local f
+  for f in agent.log sim.log client.log result.json server.log; do
+    [[ -s "$LOG_DIR/$f" ]] || continue
+    echo "----- $f (last 60 lines) -----" >&2
+    tail -n 60 "$LOG_DIR/$f" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-400 >&2
+  done
+  echo "----- end of logs ($LOG_DIR) -----" >&2
+}
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ((rc == 0)) || dump_logs
+}
+trap cleanup EXIT
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+# The simulator's script: each utterance's transcript and the caller's spoken answer.
+T1="Hello, this is the crisis line. How can I help you tonight?"
+T2="That sounds really hard. Can you tell me more?"
+T3="I hear you. Are you safe right now?"
+A1="Hi. I have not been sleeping and everything feels heavy lately."
+A2="Work has been falling apart and my sister stopped talking to me, and I just keep going over it all night long, again and again."
+A3="I think so. I am at home and I am not going to do anything tonight."
+t1="$T1" t2="$T2" t3="$T3"
+if [[ $SCENARIO == preconnect ]]; then t1="Hi, is anyone there? I need to talk to someone." t2="$T1" t3="$T2"; fi
+rule() { # utterance transcript reply [extra json]
+  printf '{"endpoint":"realtime","utterance":%s,"transcript":%s,"reply":{"text":%s}%s}' \
+    "$1" "$(quote "$2")" "$(quote "$3")" "${4:-}"
+}
+quote() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+extra2=""
+[[ $FAULT == realtime_drop ]] && extra2=',"fault":{"kind":"drop_connection"},"times":1'
+extra1=""
+[[ $SCENARIO == early ]] && extra1=',"latencyMs":2500'
+{
+  echo "["
+  [[ $FAULT == session_cap ]] && echo '{"endpoint":"realtime","fault":{"kind":"session_cap","afterMs":6000}},'
+  rule 1 "$t1" "$A1" "$extra1"; echo ","
+  rule 2 "$t2" "$A2" "$extra2"; echo ","
+  [[ -n $extra2 ]] && { rule 2 "$t2" "$A2"; echo ","; }
+  rule 3 "$t3" "$A3"; echo ","
+  rule 4 "$T3" "$A3"
+  echo "]"
+} >"$LOG_DIR/rules.json"
+
+"$CACHE/bin/livekit-server" --config "$LOG_DIR/livekit.yaml" >"$LOG_DIR/server.log" 2>&1 &
+pids+=($!)
+"$CARGO_TARGET_DIR/debug/openai-sim" --bind "127.0.0.1:$sim_port" --rules "$LOG_DIR/rules.json" \
+  >"$LOG_DIR/sim.out" 2>"$LOG_DIR/sim.log" &
+pids+=($!)
+wait_port $LK_PORT
+wait_port $sim_port
+
+mkdir -p "$LOG_DIR/turns"
+echo '{"silenceTimeoutSecs": 60}' >"$LOG_DIR/turns/setup.json"
+export RUST_LOG="${RUST_LOG:-info,str0m=warn}"
+export OPENAI_BASE_URL="http://127.0.0.1:$sim_port/v1" OPENAI_API_KEY="sk-sim"
+export PROTO_TRAINER_TURNS_DIR="$LOG_DIR/turns"
+"$CARGO_TARGET_DIR/debug/proto-trainer-agent" worker --url "$url" --api-key "$LK_API_KEY" \
+  --api-secret "$LK_API_SECRET" --agent-name proto-trainer >"$LOG_DIR/agent.out" 2>"$LOG_DIR/agent.log" &
+agent_pid=$!
+pids+=($agent_pid)
+sleep 1
+
+client_args=(--utterance "$LOG_DIR/u1.wav" --utterance "$LOG_DIR/u2.wav" --utterance "$LOG_DIR/u3.wav")
+[[ $SCENARIO == preconnect ]] && client_args+=(--preconnect-wav "$LOG_DIR/pre.wav")
+case "$FAULT" in
+  signal_cut)
+    keep=$(ss -tnpH state established "( dport = :$LK_PORT )" | grep "pid=$agent_pid," |
+      awk '{print $3}' | sed 's/.*://' | tr '\n' ' ')
+    client_args+=(--mid-cmd "$here/cut-signal.sh $agent_pid $LK_PORT $keep") ;;
+  sigterm) client_args+=(--mid-cmd "kill -TERM $agent_pid") ;;
+esac
+client_scenario=$SCENARIO
+[[ $SCENARIO == preconnect ]] && client_scenario=preconnect
+
+set +e
+"$CACHE/livekit-venv/bin/python" "$here/voice_client.py" --url "$url" --api-key "$LK_API_KEY" \
+  --api-secret "$LK_API_SECRET" --room "$room" --scenario "$client_scenario" \
+  --turns-file "$LOG_DIR/turns/$room/turns.jsonl" "${client_args[@]}" \
+  2>"$LOG_DIR/client.log" | tee "$LOG_DIR/result.json"
+status=${PIPESTATUS[0]}
+set -e
+[[ $FAULT == sigterm ]] && status=0 # the client's checks after the agent left are not the point
+
+# The call ends when the client leaves (or at SIGTERM): the store must have the end.
+for _ in $(seq 100); do [[ -s "$LOG_DIR/turns/$room/end.json" ]] && break; sleep 0.1; done
+curl -s "http://127.0.0.1:$sim_port/_sim/realtime/events" >"$LOG_DIR/sim-events.json" || true
+python3 - "$LOG_DIR" "$room" "$SCENARIO" "$FAULT" <<'EOF' || status=1
+import json, sys
+log, room, scenario, fault = sys.argv[1:5]
+turns = [json.loads(l) for l in open(f"{log}/turns/{room}/turns.jsonl") if l.strip()]
+end = json.load(open(f"{log}/turns/{room}/end.json"))
+fails = []
+ids = [t["segmentId"] for t in turns]
+if len(ids) != len(set(ids)): fails.append("duplicate turns")
+if [t["startedMs"] for t in turns] != sorted(t["startedMs"] for t in turns): fails.append("out of order")
+speakers = [t["speaker"] for t in turns]
+try:
+    conns = json.load(open(f"{log}/sim-events.json"))
+except Exception:
+    conns = []
+events = [e for c in conns for e in c.get("events", [])] if isinstance(conns, list) else []
+kinds = lambda d: [e for e in events if e.get("direction") == d]
+if scenario in ("conversation", "preconnect") and fault in ("", "signal_cut"):
+    want = 8 if scenario == "preconnect" else 6
+    if len(turns) != want: fails.append(f"{len(turns)} turns, want {want}")
+    if speakers[:want] != ["counselor", "caller"] * (want // 2): fails.append(f"speakers {speakers}")
+if fault in ("realtime_drop", "session_cap"):
+    # The answer cut by the drop may be partly heard or not at all; every other turn is there.
+    if len(turns) < 5: fails.append(f"only {len(turns)} turns")
+    if speakers[-1] != "caller": fails.append(f"the last answer is missing: {speakers}")
+    if scenario == "preconnect" and turns and "anyone there" not in turns[0]["text"]:
+        fails.append(f"first turn is not the pre-connect speech: {turns[0]['text']!r}")
+    if fault == "" and end["reason"] != "counselorLeft": fails.append(f"end reason {end['reason']}")
+if scenario == "bargein":
+    cut = [t for t in turns if t["speaker"] == "caller" and t["cut"]]
+    if not cut: fails.append("no cut caller turn")
+    if events:
+        tr = [e for e in kinds("client") if e.get("type") == "conversation.item.truncate"]
+        if not tr: fails.append("simulator saw no truncate")
+if scenario == "early" and events:
+    if not any(e.get("type") == "conversation.item.delete" for e in kinds("client")): fails.append("no delete")
+    # Our cancel races the server's own (interrupt_response): "no active response" is harmless.
+    errs = [e for e in kinds("server") if e.get("type") == "error"
+            and e.get("event", {}).get("error", {}).get("code") != "response_cancel_not_active"]
+    if errs: fails.append(f"errors: {errs}")
+if fault == "sigterm" and end["reason"] != "agentShutdown": fails.append(f"end reason {end['reason']}")
+if end.get("usage", {}).get("outputAudioMs", 0) <= 0 and fault != "sigterm": fails.append("no usage")
+print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"], "fails": fails}), file=sys.stderr)
+sys.exit(1 if fails else 0)
+EOF
+
+if [[ $FAULT != sigterm ]]; then
+  kill -TERM "$agent_pid"
+fi
+agent_status=124
+for _ in $(seq 150); do
+  if ! kill -0 "$agent_pid" 2>/dev/null; then
+    wait "$agent_pid" && agent_status=0 || agent_status=$?
+    break
+  fi
+  sleep 0.1
+done
+echo "worker exit after SIGTERM: $agent_status" >&2
+grep -h "call metrics" "$LOG_DIR/agent.log" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-600 >&2 || true
+[[ $agent_status == 0 ]] || status=1
+echo "voice test ($SCENARIO${FAULT:+ $FAULT}): $([[ $status == 0 ]] && echo PASS || echo FAIL) (logs in $LOG_DIR)" >&2
+exit "$status"

@@ -1,0 +1,244 @@
+"""The counselor side of the voice role-play tests: a real LiveKit client (the `livekit` Python
+SDK) that dispatches the Rust agent, speaks espeak-ng utterances, and checks what a counselor
+would: the AI caller answers each one (audio heard), captions arrive for both sides, and every
+final turn reaches the (file-backed) turn store during the call, in order.
+
+Scenarios (--scenario):
+  conversation  speak each --utterance, wait for the caller's whole answer after each.
+  preconnect    first send --preconnect-wav as the `lk.agent.pre-connect-audio-buffer` byte stream
+                (raw PCM16, what LiveKit's mobile SDKs send), then continue like conversation.
+  bargein       utterance 1 normally; during the caller's answer to utterance 2, speak
+                utterance 3 over it; the caller must stop.
+  early         barge in right after utterance 1 ends, before any caller audio is heard.
+
+The microphone always publishes (silence between utterances), as a browser does, so the
+simulator's VAD sees the end of each utterance.
+Prints one JSON line with the measurements; exits 0 when every check passes.
+Runs inside the loopback-only network namespace (see netns-run.sh).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import wave
+
+import numpy as np
+from livekit import api, rtc
+from livekit.protocol.agent_dispatch import RoomAgentDispatch
+from livekit.protocol.room import RoomConfiguration
+
+RATE = 48000
+FRAME = 480  # 10 ms
+SPEECH_RMS = 300.0
+
+
+def load_wav(path: str) -> np.ndarray:
+    with wave.open(path, "rb") as w:
+        assert w.getframerate() == RATE and w.getnchannels() == 1 and w.getsampwidth() == 2, path
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).copy()
+
+
+def read_turns(path: str) -> list[dict]:
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--api-key", required=True)
+    p.add_argument("--api-secret", required=True)
+    p.add_argument("--room", required=True)
+    p.add_argument("--dispatch", default="proto-trainer")
+    p.add_argument("--scenario", default="conversation")
+    p.add_argument("--utterance", action="append", default=[], help="48 kHz mono WAV, in order")
+    p.add_argument("--preconnect-wav")
+    p.add_argument("--turns-file", required=True)
+    p.add_argument("--reply-timeout", type=float, default=20.0)
+    p.add_argument("--mid-cmd", help="shell command run after the first caller answer (a fault)")
+    args = p.parse_args()
+    utterances = [load_wav(u) for u in args.utterance]
+
+    token = (
+        api.AccessToken(args.api_key, args.api_secret)
+        .with_identity("counselor")
+        .with_name("counselor")
+        .with_grants(api.VideoGrants(room_join=True, room=args.room, can_update_own_metadata=True))
+        .with_room_config(RoomConfiguration(agents=[RoomAgentDispatch(agent_name=args.dispatch, metadata="{}")]))
+    )
+    if args.preconnect_wav:
+        token = token.with_attributes({"lk.agent.pre-connect-audio": "true"})
+    token = token.to_jwt()
+
+    room = rtc.Room()
+    heard: list[tuple[float, float]] = []  # (arrival, rms) of every agent frame
+    captions: list[dict] = []
+    agent_joined = asyncio.get_running_loop().create_future()
+    states: list[str] = []
+
+    async def record(track):
+        stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
+        async for ev in stream:
+            samples = np.frombuffer(ev.frame.data, dtype=np.int16)
+            heard.append((time.monotonic(), float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))))
+
+    @room.on("track_subscribed")
+    def _on_track(track, _pub, participant):
+        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and track.kind == rtc.TrackKind.KIND_AUDIO:
+            asyncio.ensure_future(record(track))
+            if not agent_joined.done():
+                agent_joined.set_result(participant)
+
+    @room.on("participant_attributes_changed")
+    def _on_attrs(changed, participant):
+        if "lk.agent.state" in changed:
+            states.append(changed["lk.agent.state"])
+
+    async def read_caption(reader, sender: str):
+        text = await reader.read_all()
+        captions.append({"from": sender, "text": text, "attributes": dict(reader.info.attributes), "t": time.monotonic()})
+
+    room.register_text_stream_handler(
+        "lk.transcription", lambda reader, sender: asyncio.ensure_future(read_caption(reader, sender))
+    )
+
+    await room.connect(args.url, token)
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=50)
+    track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+    publication = await room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
+    speaking: list[np.ndarray] = []  # what the mic loop plays next; empty = silence
+
+    async def mic():
+        frame = rtc.AudioFrame.create(RATE, 1, FRAME)
+        buf = np.frombuffer(frame.data, dtype=np.int16)
+        while True:
+            if speaking:
+                chunk = speaking[0][:FRAME]
+                speaking[0] = speaking[0][FRAME:]
+                if len(speaking[0]) == 0:
+                    speaking.pop(0)
+                buf[:] = 0
+                buf[: len(chunk)] = chunk
+            else:
+                buf[:] = 0
+            await source.capture_frame(frame)
+
+    mic_task = asyncio.ensure_future(mic())
+    result: dict = {"scenario": args.scenario}
+    failures: list[str] = []
+
+    async def say(pcm: np.ndarray) -> float:
+        speaking.append(pcm.copy())
+        started = time.monotonic()
+        while speaking:
+            await asyncio.sleep(0.01)
+        return started
+
+    async def caller_answer(since: float, timeout: float) -> tuple[float, float] | None:
+        """Waits for caller audio after `since` and then 1.2 s of quiet: (first, last) loud frame."""
+        deadline = time.monotonic() + timeout
+        first = None
+        while time.monotonic() < deadline:
+            loud = [t for t, r in heard if t > since and r > SPEECH_RMS]
+            if loud:
+                first = loud[0]
+                if time.monotonic() - loud[-1] > 1.2:
+                    return first, loud[-1]
+            await asyncio.sleep(0.05)
+        return (first, first) if first else None
+
+    try:
+        agent = await asyncio.wait_for(agent_joined, 20)
+        result["agent"] = agent.identity
+        answers = []
+        if args.preconnect_wav:
+            pcm = load_wav(args.preconnect_wav)
+            writer = await room.local_participant.stream_bytes(
+                "preconnect-buffer",
+                mime_type="audio/pcm",
+                topic="lk.agent.pre-connect-audio-buffer",
+                destination_identities=[agent.identity],
+                attributes={"trackId": publication.sid, "sampleRate": str(RATE), "channels": "1"},
+            )
+            await writer.write(pcm.tobytes())
+            await writer.aclose()
+            got = await caller_answer(time.monotonic(), args.reply_timeout)
+            answers.append(got)
+            if not got:
+                failures.append("no caller answer to the pre-connect speech")
+        if args.scenario in ("conversation", "preconnect"):
+            for i, pcm in enumerate(utterances):
+                start = await say(pcm)
+                got = await caller_answer(start, args.reply_timeout)
+                answers.append(got)
+                if not got:
+                    failures.append(f"no caller answer to utterance {i + 1}")
+                if i == 0 and args.mid_cmd:
+                    os.system(args.mid_cmd)
+        elif args.scenario == "bargein":
+            start = await say(utterances[0])
+            answers.append(await caller_answer(start, args.reply_timeout))
+            start = await say(utterances[1])
+            # Wait until the caller is audibly answering, then talk over it.
+            deadline = time.monotonic() + args.reply_timeout
+            while time.monotonic() < deadline and not any(t > start and r > SPEECH_RMS for t, r in heard):
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.8)
+            barge = time.monotonic()
+            await say(utterances[2])
+            loud_after = [t for t, r in heard if t > barge and r > SPEECH_RMS]
+            # The caller's audio must stop soon after our speech starts (VAD onset + one frame +
+            # the network and jitter buffer): it must not keep talking over us.
+            stop = (loud_after[-1] - barge) if loud_after else 0.0
+            result["caller_audio_after_barge_s"] = round(stop, 3)
+            if stop > 1.0:
+                failures.append(f"caller kept talking {stop:.2f}s into the barge-in")
+            answers.append(await caller_answer(time.monotonic(), args.reply_timeout))
+        elif args.scenario == "early":
+            start = await say(utterances[0])
+            # Speak again after a pause the VAD ends the turn on (its silence is 500 ms) but before
+            # the caller's answer can play (the simulator delays it 2.5 s for this scenario).
+            await asyncio.sleep(1.0)
+            await say(utterances[1])
+            answers.append(await caller_answer(time.monotonic(), args.reply_timeout))
+        await asyncio.sleep(1.0)
+        turns = read_turns(args.turns_file)
+        result["turns_during_call"] = [(t["speaker"], t["text"], t.get("cut", False)) for t in turns]
+        result["answers"] = len([a for a in answers if a])
+        result["captions"] = [(c["from"], c["text"], c["attributes"].get("lk.transcription_final")) for c in captions]
+        result["states"] = sorted(set(states))
+        ids = [t["segmentId"] for t in turns]
+        if len(ids) != len(set(ids)):
+            failures.append("a turn was stored twice")
+        starts = [t["startedMs"] for t in turns]
+        if starts != sorted(starts):
+            failures.append("turns not in spoken order")
+        if not any(c["from"] == "counselor" for c in captions):
+            failures.append("no counselor caption")
+        if not any(c["from"] == agent.identity for c in captions):
+            failures.append("no caller caption")
+        if "speaking" not in states or "listening" not in states:
+            failures.append(f"agent states seen: {states}")
+    except Exception as e:  # noqa: BLE001 - reported as a failure
+        failures.append(f"error: {e!r}")
+    mic_task.cancel()
+    result["failures"] = failures
+    result["ok"] = not failures
+    await room.disconnect()
+    print(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    code = asyncio.run(main())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
