@@ -18,6 +18,7 @@ mod error;
 mod evaluations;
 mod flags;
 mod partner;
+mod progress;
 mod scenarios;
 mod sessions;
 pub mod testing;
@@ -39,6 +40,9 @@ pub use error::{Error, FieldError, Result};
 pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
+pub use progress::{
+    Activity, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores, ScorePoint,
+};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput, ScenarioListKind,

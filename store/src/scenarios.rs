@@ -210,6 +210,7 @@ pub enum ScenarioListKind {
 #[into_params(parameter_in = Query)]
 pub struct ScenarioFilter {
     #[serde(default)]
+    #[param(inline)]
     pub kind: ScenarioListKind,
     pub category: Option<String>,
     pub mode: Option<ScenarioMode>,

@@ -16,6 +16,7 @@ pub mod flags;
 pub mod internal;
 pub mod livekit;
 pub mod ops;
+pub mod progress;
 pub mod scenarios;
 pub mod sessions;
 pub mod uploads;
@@ -34,6 +35,7 @@ pub mod webhooks;
         (name = "sessions", description = "Practice attempts, chat with the AI caller, evaluation and analysis"),
         (name = "policies", description = "Account policy documents the evaluator grades against"),
         (name = "flags", description = "Safety and consistency flags for supervisors to review"),
+        (name = "progress", description = "Progress over time per counselor and cohort"),
         (name = "api-keys", description = "Partner API keys (account admins)"),
         (name = "webhooks", description = "Signed event deliveries to partner systems (account admins)"),
         (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key)"),
@@ -95,6 +97,7 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::report_flag))
         .routes(routes!(flags::list_flags))
         .routes(routes!(flags::review_flag))
+        .routes(routes!(progress::get_progress))
         .routes(routes!(livekit::voice_token))
         .routes(routes!(external::list_scenarios, external::create_scenario))
         .routes(routes!(external::list_assignments, external::create_assignment))

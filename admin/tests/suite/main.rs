@@ -12,4 +12,5 @@ mod authz;
 mod documents;
 mod external;
 mod notify;
+mod progress;
 mod uploads;
