@@ -124,7 +124,7 @@ const SENSITIVE_HEADERS: [HeaderName; 5] = [
 
 /// The whole HTTP application: API, OpenAPI document and docs UI, metrics, web UI.
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = routes::api(state.config.demo_mode).split_for_parts();
+    let (api, openapi) = routes::split(state.config.demo_mode);
     let security = Arc::new(security::SecurityHeaders::new(&state.config));
     api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(web::fallback)
@@ -140,7 +140,7 @@ pub fn app(state: AppState) -> Router {
 /// The OpenAPI document, for code generation (`proto-trainer openapi`). It describes every
 /// route, the demo-only ones included.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::api(true).split_for_parts().1
+    routes::split(true).1
 }
 
 /// Connects to the database, migrates it, and serves until `shutdown` resolves; in-flight

@@ -248,7 +248,10 @@ fn demo_transcript(skill: i64) -> Vec<NewTurn> {
             (Speaker::Caller, "I lost my job and I keep thinking everyone would be better off without me."),
             (Speaker::Counselor, "That sounds so heavy. Are you thinking about suicide?"),
             (Speaker::Caller, "Yes. I have pills at home."),
-            (Speaker::Counselor, "Thank you for telling me. Could we put the pills somewhere out of reach tonight, together?"),
+            (
+                Speaker::Counselor,
+                "Thank you for telling me. Could we put the pills somewhere out of reach tonight, together?",
+            ),
         ]
     } else {
         &[

@@ -244,6 +244,11 @@ fn text_of(content: Option<&Value>) -> String {
 }
 
 /// The default caller line for the counselor's last message.
+/// The opening line and every default caller reply (what the voice pre-renders).
+pub(crate) fn default_caller_lines() -> impl Iterator<Item = &'static str> {
+    std::iter::once(OPENING_LINE).chain(CALLER_LINES.iter().copied())
+}
+
 pub fn caller_line(last_user: Option<&str>) -> &'static str {
     let Some(text) = last_user.map(str::trim).filter(|text| !text.is_empty()) else {
         return OPENING_LINE;

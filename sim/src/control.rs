@@ -10,7 +10,9 @@
 //! | `GET /_sim/rules` | rules with use counts |
 //! | `POST /_sim/rules` | append one rule or an array of rules (201) |
 //! | `DELETE /_sim/rules` | remove all rules |
-//! | `POST /_sim/reset` | rules, requests and models seen all cleared |
+//! | `GET /_sim/realtime/events[?type=..&direction=client\|server]` | Realtime connections and their events |
+//! | `DELETE /_sim/realtime/events` | forget them |
+//! | `POST /_sim/reset` | rules, requests, Realtime events and models seen all cleared |
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -21,6 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::realtime::record::Direction;
 use crate::script::{SimState, rules_from_json};
 use crate::server::JsonBody;
 
@@ -29,6 +32,7 @@ pub(crate) fn routes() -> Router<SimState> {
         .route("/_sim/health", get(|| async { "ok" }))
         .route("/_sim/requests", get(list_requests).delete(clear_requests))
         .route("/_sim/rules", get(list_rules).post(add_rules).delete(clear_rules))
+        .route("/_sim/realtime/events", get(list_realtime).delete(clear_realtime))
         .route("/_sim/reset", post(reset))
 }
 
@@ -47,6 +51,29 @@ async fn list_requests(State(state): State<SimState>, Query(filter): Query<Reque
 
 async fn clear_requests(State(state): State<SimState>) -> StatusCode {
     state.clear_requests();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct RealtimeFilter {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    direction: Option<Direction>,
+}
+
+async fn list_realtime(State(state): State<SimState>, Query(filter): Query<RealtimeFilter>) -> Response {
+    let mut connections = state.realtime_connections();
+    for connection in &mut connections {
+        connection.events.retain(|event| {
+            filter.kind.as_deref().is_none_or(|kind| event.kind == kind)
+                && filter.direction.is_none_or(|direction| event.direction == direction)
+        });
+    }
+    Json(connections).into_response()
+}
+
+async fn clear_realtime(State(state): State<SimState>) -> StatusCode {
+    state.clear_realtime();
     StatusCode::NO_CONTENT
 }
 

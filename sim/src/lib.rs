@@ -2,31 +2,37 @@
 //!
 //! Production code talks to it unchanged through an OpenAI-compatible client whose base URL is
 //! [`Simulator::base_url`]. It answers Chat Completions (plain, streaming, `json_object`,
-//! `json_schema`), Embeddings and Models in OpenAI's shapes, deterministically by default, and can
-//! be scripted with [`Rule`]s — replies, sequences, faults, latency — through this Rust API or the
-//! `/_sim/` HTTP control API. Every `/v1` request is recorded for assertions.
+//! `json_schema`), Embeddings and Models in OpenAI's shapes, and the GA Realtime API on the
+//! `/v1/realtime` WebSocket (VAD on appended audio, scripted transcriptions, spoken replies),
+//! deterministically by default. It can be scripted with [`Rule`]s — replies, sequences, faults,
+//! latency — through this Rust API or the `/_sim/` HTTP control API. Every `/v1` request and every
+//! Realtime event both ways is recorded for assertions.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use openai_sim::{Fault, Rule, Simulator};
+//! use openai_sim::{Direction, Fault, Rule, Simulator};
 //! let sim = Simulator::start().await?;
 //! sim.add_rule(Rule::chat().last_user_contains("hello").reply_text("hi").times(1));
 //! sim.add_rule(Rule::any().fault(Fault::rate_limited(1)).times(2));
-//! // ... point the code under test at sim.base_url() ...
+//! sim.add_rule(Rule::realtime().utterance(1).transcript("Hi, crisis line.").reply_text("I can't sleep."));
+//! // ... point the code under test at sim.base_url() (Realtime: {base_url}/realtime?model=...) ...
 //! assert!(sim.chat_requests().len() <= 3);
+//! let truncates = sim.realtime_connections().iter().map(|c| c.events_of(Direction::Client, "conversation.item.truncate").len()).sum::<usize>();
+//! # let _ = truncates;
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
 //! Modules: `server` (router, accept loop, recording, auth, faults), `chat`, `embeddings`,
 //! `schema` (structured-output generation), `script` (rules and recorded requests), `control`
-//! (`/_sim/`), `error` (OpenAI's error body). The Realtime WebSocket will be one more module and
-//! route.
+//! (`/_sim/`), `error` (OpenAI's error body), `realtime` (the WebSocket: protocol state machine,
+//! session validation, VAD, voice, recorded events).
 
 mod chat;
 mod control;
 mod embeddings;
 mod error;
+mod realtime;
 mod schema;
 mod script;
 mod server;
@@ -41,6 +47,8 @@ use tokio::task::JoinHandle;
 pub use chat::caller_line;
 pub use embeddings::{DEFAULT_DIMENSIONS, embed};
 pub use error::ApiError;
+pub use realtime::record::{Direction, RealtimeConnection, RealtimeEvent};
+pub use realtime::voice::{TtsMode, prerender};
 pub use schema::{check_strict, generate as generate_from_schema};
 pub use script::{Endpoint, Fault, RecordedRequest, Reply, Rule, RuleStatus, SimState, rules_from_json};
 pub use server::{router, serve};
@@ -116,6 +124,32 @@ impl Simulator {
     /// Bodies of the recorded embeddings requests, oldest first.
     pub fn embedding_requests(&self) -> Vec<Value> {
         self.state.embedding_requests()
+    }
+
+    /// The Realtime WebSocket URL, `ws://127.0.0.1:PORT/v1/realtime` (add `?model=...`).
+    pub fn realtime_url(&self) -> String {
+        format!("ws://{}/v1/realtime", self.addr)
+    }
+
+    /// Every Realtime connection so far with its recorded events both ways, oldest first.
+    pub fn realtime_connections(&self) -> Vec<RealtimeConnection> {
+        self.state.realtime_connections()
+    }
+
+    /// Every client event the Realtime sockets received (all connections, in order; audio
+    /// emptied, see [`RealtimeEvent`]).
+    pub fn realtime_client_events(&self) -> Vec<Value> {
+        self.state.realtime_events(Direction::Client)
+    }
+
+    /// Every server event the Realtime sockets sent (all connections, in order).
+    pub fn realtime_server_events(&self) -> Vec<Value> {
+        self.state.realtime_events(Direction::Server)
+    }
+
+    /// Forgets the recorded Realtime connections.
+    pub fn clear_realtime(&self) {
+        self.state.clear_realtime();
     }
 
     /// Forgets the recorded requests.

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use openai_sim::{SimState, rules_from_json, serve};
+use openai_sim::{SimState, TtsMode, prerender, rules_from_json, serve};
 
-/// Protocol-faithful OpenAI API simulator (Chat Completions, Embeddings, Models).
+/// Protocol-faithful OpenAI API simulator (Chat Completions, Embeddings, Models, Realtime).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -18,6 +18,12 @@ struct Args {
     /// JSON file with one rule or an array of rules to install at start (see sim/README.md).
     #[arg(long, env = "OPENAI_SIM_RULES")]
     rules: Option<PathBuf>,
+    /// How Realtime replies are voiced: auto (espeak-ng when on PATH, else tones), espeak, tone.
+    #[arg(long, env = "OPENAI_SIM_TTS", default_value = "auto")]
+    tts: String,
+    /// Realtime voice whose default caller lines are rendered at start-up (in the background).
+    #[arg(long, env = "REALTIME_VOICE", default_value = "alloy")]
+    prerender_voice: String,
 }
 
 #[tokio::main]
@@ -32,6 +38,15 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let state = SimState::new();
+    let tts = match args.tts.as_str() {
+        "auto" => TtsMode::Auto,
+        "espeak" => TtsMode::Espeak,
+        "tone" => TtsMode::Tone,
+        other => anyhow::bail!("--tts must be auto, espeak or tone, not {other}"),
+    };
+    state.set_tts_mode(tts);
+    let voice = args.prerender_voice.clone();
+    tokio::spawn(async move { prerender(tts, &voice).await });
     if let Some(path) = &args.rules {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;

@@ -18,6 +18,9 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use crate::realtime::record::{Direction, RealtimeConnection, RealtimeEvent};
+use crate::realtime::voice::TtsMode;
+
 /// Which API a rule applies to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,6 +34,9 @@ pub enum Endpoint {
     Embeddings,
     /// `GET /v1/models` and `GET /v1/models/{id}`.
     Models,
+    /// The Realtime WebSocket, `GET /v1/realtime`: matched per response (and, for `status` and
+    /// `session_cap` faults, per connection). `any` rules never apply to it.
+    Realtime,
 }
 
 /// One scripted chat reply: the assistant message's content.
@@ -72,8 +78,18 @@ pub enum Fault {
     MalformedJson,
     /// Close the TCP connection without answering (the client sees an incomplete message).
     DropConnection,
-    /// Never answer (until the client gives up or the simulator shuts down).
+    /// Never answer (until the client gives up or the simulator shuts down). On the Realtime
+    /// socket the same as `stall`.
     Timeout,
+    /// Realtime: stop sending mid-response (nothing more, ever) but keep the socket open and keep
+    /// reading. Elsewhere the same as `timeout`.
+    Stall,
+    /// Realtime only, matched when a socket connects: after `after_ms` the server sends the error
+    /// event OpenAI sends at its session cap (`session_expired`) and closes the socket.
+    SessionCap {
+        /// Milliseconds from the upgrade to the cap.
+        after_ms: u64,
+    },
 }
 
 impl Fault {
@@ -124,6 +140,23 @@ pub struct Rule {
     /// The rule applies this many times, then expires. Unset: forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u32>,
+    /// Realtime: match only the Nth user audio turn committed on a socket (1-based; 0 is a
+    /// response before any user audio, e.g. the caller speaking first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utterance: Option<u32>,
+    /// Realtime: the input transcription of the user's utterance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+    /// Realtime: wait this long after the commit before sending the transcription (the response
+    /// does not wait for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_delay_ms: Option<u64>,
+    /// Realtime: send the transcription only after the turn's `response.done` (an ordering test).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transcript_after_response: bool,
+    /// Realtime: the transcription fails (`...input_audio_transcription.failed`) instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transcript_fails: bool,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Reply>, D::Error> {
@@ -158,6 +191,43 @@ impl Rule {
     /// A rule for the models endpoints.
     pub fn models() -> Self {
         Self { endpoint: Endpoint::Models, ..Self::default() }
+    }
+
+    /// A rule for the Realtime WebSocket; see the setters [`Rule::utterance`],
+    /// [`Rule::transcript`], [`Rule::reply_text`] (the caller's spoken reply), [`Rule::fault`],
+    /// [`Rule::latency_ms`] (before the first audio delta).
+    pub fn realtime() -> Self {
+        Self { endpoint: Endpoint::Realtime, ..Self::default() }
+    }
+
+    /// Realtime: match only the Nth user audio turn on a socket (1-based; 0 = before any).
+    pub fn utterance(mut self, n: u32) -> Self {
+        self.utterance = Some(n);
+        self
+    }
+
+    /// Realtime: the user's utterance is transcribed as `text`.
+    pub fn transcript(mut self, text: impl Into<String>) -> Self {
+        self.transcript = Some(text.into());
+        self
+    }
+
+    /// Realtime: the transcription arrives this long after the commit.
+    pub fn transcript_delay_ms(mut self, ms: u64) -> Self {
+        self.transcript_delay_ms = Some(ms);
+        self
+    }
+
+    /// Realtime: the transcription arrives after the turn's `response.done`.
+    pub fn transcript_after_response(mut self) -> Self {
+        self.transcript_after_response = true;
+        self
+    }
+
+    /// Realtime: the transcription fails (at the time it would have arrived).
+    pub fn transcript_fails(mut self) -> Self {
+        self.transcript_fails = true;
+        self
     }
 
     /// Match only when the joined message contents (or inputs) contain `needle`, ignoring case.
@@ -223,7 +293,35 @@ impl Rule {
         {
             return Err(format!("fault status must be 400-599, got {status}"));
         }
+        if self.endpoint == Endpoint::Realtime {
+            if self.last_user_contains.is_some() || self.schema_name.is_some() {
+                return Err(
+                    "realtime rules match on model, contains (the session instructions) and utterance only".into()
+                );
+            }
+        } else if self.utterance.is_some()
+            || self.transcript.is_some()
+            || self.transcript_delay_ms.is_some()
+            || self.transcript_after_response
+            || self.transcript_fails
+            || matches!(self.fault, Some(Fault::SessionCap { .. }))
+        {
+            return Err("utterance, transcript*, and session_cap need \"endpoint\": \"realtime\"".into());
+        }
         Ok(())
+    }
+
+    /// Whether this realtime rule is decided when a socket connects (rather than per response).
+    fn at_connect(&self) -> bool {
+        matches!(self.fault, Some(Fault::Status { .. } | Fault::SessionCap { .. }))
+    }
+
+    fn matches_realtime(&self, call: &RealtimeCall<'_>) -> bool {
+        self.endpoint == Endpoint::Realtime
+            && self.at_connect() == call.utterance.is_none()
+            && self.model.as_deref().is_none_or(|model| call.model == model)
+            && self.contains.as_deref().is_none_or(|needle| contains_ignoring_case(call.instructions, needle))
+            && self.utterance.is_none_or(|n| call.utterance == Some(n))
     }
 
     fn matches(&self, call: &Call<'_>) -> bool {
@@ -313,6 +411,27 @@ impl Plan {
     }
 }
 
+/// What a Realtime connection or turn looks like to the matcher. `utterance` is `None` at
+/// connect time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RealtimeCall<'a> {
+    pub model: &'a str,
+    pub instructions: &'a str,
+    pub utterance: Option<u32>,
+}
+
+/// What the matching realtime rule (if any) asks of one turn.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TurnPlan {
+    pub reply: Option<String>,
+    pub transcript: Option<String>,
+    pub transcript_delay: Option<Duration>,
+    pub transcript_after_response: bool,
+    pub transcript_fails: bool,
+    pub fault: Option<Fault>,
+    pub latency: Option<Duration>,
+}
+
 #[derive(Debug)]
 struct Slot {
     rule: Rule,
@@ -330,6 +449,8 @@ struct Inner {
     rules: Mutex<Vec<Slot>>,
     requests: Mutex<Vec<RecordedRequest>>,
     models_seen: Mutex<BTreeSet<String>>,
+    realtime: Mutex<Vec<RealtimeConnection>>,
+    tts: Mutex<TtsMode>,
     ids: AtomicU64,
 }
 
@@ -402,11 +523,84 @@ impl SimState {
         lock(&self.inner.requests).clear();
     }
 
-    /// Forget rules, recorded requests and models seen.
+    /// Forget rules, recorded requests, recorded Realtime events and models seen.
     pub fn reset(&self) {
         self.clear_rules();
         self.clear_requests();
+        self.clear_realtime();
         lock(&self.inner.models_seen).clear();
+    }
+
+    /// Every Realtime connection with its events, oldest first (open ones too).
+    pub fn realtime_connections(&self) -> Vec<RealtimeConnection> {
+        lock(&self.inner.realtime).clone()
+    }
+
+    /// The events of every Realtime connection in one direction, oldest connection first.
+    pub fn realtime_events(&self, direction: Direction) -> Vec<Value> {
+        lock(&self.inner.realtime)
+            .iter()
+            .flat_map(|connection| connection.events.iter())
+            .filter(|event| event.direction == direction)
+            .map(|event| event.event.clone())
+            .collect()
+    }
+
+    /// Forget the recorded Realtime connections (open sockets keep recording into fresh records).
+    pub fn clear_realtime(&self) {
+        lock(&self.inner.realtime).clear();
+    }
+
+    /// How Realtime replies are voiced (default: espeak-ng when on `PATH`, else tones).
+    pub fn set_tts_mode(&self, mode: TtsMode) {
+        *lock(&self.inner.tts) = mode;
+    }
+
+    pub(crate) fn tts_mode(&self) -> TtsMode {
+        *lock(&self.inner.tts)
+    }
+
+    pub(crate) fn open_realtime(&self, model: &str) -> u64 {
+        let id = self.next_id();
+        lock(&self.inner.realtime).push(RealtimeConnection {
+            id,
+            model: model.to_owned(),
+            opened_at_ms: crate::server::now_ms(),
+            closed_at_ms: None,
+            close_reason: None,
+            events: Vec::new(),
+        });
+        id
+    }
+
+    fn with_realtime(&self, id: u64, model_if_missing: &str, f: impl FnOnce(&mut RealtimeConnection)) {
+        let mut connections = lock(&self.inner.realtime);
+        if let Some(connection) = connections.iter_mut().rev().find(|connection| connection.id == id) {
+            f(connection);
+            return;
+        }
+        // Cleared while open: start a fresh record under the same id.
+        let mut connection = RealtimeConnection {
+            id,
+            model: model_if_missing.to_owned(),
+            opened_at_ms: crate::server::now_ms(),
+            closed_at_ms: None,
+            close_reason: None,
+            events: Vec::new(),
+        };
+        f(&mut connection);
+        connections.push(connection);
+    }
+
+    pub(crate) fn record_realtime(&self, id: u64, event: RealtimeEvent) {
+        self.with_realtime(id, "", |connection| connection.push(event));
+    }
+
+    pub(crate) fn close_realtime(&self, id: u64, reason: &str) {
+        self.with_realtime(id, "", |connection| {
+            connection.closed_at_ms = Some(crate::server::now_ms());
+            connection.close_reason = Some(reason.to_owned());
+        });
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {
@@ -423,6 +617,28 @@ impl SimState {
         let reply = slot.rule.replies.get(index).or(slot.rule.replies.last()).cloned();
         slot.used = slot.used.saturating_add(1);
         Plan { reply, fault: slot.rule.fault.clone(), latency: slot.rule.latency_ms.map(Duration::from_millis) }
+    }
+
+    /// Plans a Realtime turn (`call.utterance` set) or connection (`None`): the first live
+    /// realtime rule of the matching kind decides.
+    pub(crate) fn plan_realtime(&self, call: &RealtimeCall<'_>) -> TurnPlan {
+        let mut rules = lock(&self.inner.rules);
+        let Some(slot) = rules.iter_mut().find(|slot| !slot.expired() && slot.rule.matches_realtime(call)) else {
+            return TurnPlan::default();
+        };
+        let index = usize::try_from(slot.used).unwrap_or(usize::MAX);
+        let reply = slot.rule.replies.get(index).or(slot.rule.replies.last()).map(Reply::content);
+        slot.used = slot.used.saturating_add(1);
+        let rule = &slot.rule;
+        TurnPlan {
+            reply,
+            transcript: rule.transcript.clone(),
+            transcript_delay: rule.transcript_delay_ms.map(Duration::from_millis),
+            transcript_after_response: rule.transcript_after_response,
+            transcript_fails: rule.transcript_fails,
+            fault: rule.fault.clone(),
+            latency: rule.latency_ms.map(Duration::from_millis),
+        }
     }
 
     pub(crate) fn note_model(&self, model: &str) {
@@ -500,6 +716,41 @@ mod tests {
         assert!(serde_json::from_value::<Rule>(json!({"endpiont": "chat"})).is_err());
         assert!(serde_json::from_value::<Rule>(json!({"fault": {"kind": "drop_connection"}}))?.validate().is_ok());
         assert!(Rule::any().fault(Fault::status(200)).validate().is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn realtime_rules_parse_from_json_and_keep_to_their_endpoint() -> Result<(), String> {
+        let rules = rules_from_json(json!([
+            {"endpoint": "realtime", "utterance": 2, "transcript": "Are you safe?", "reply": {"text": "Yes."},
+             "transcriptDelayMs": 100, "transcriptAfterResponse": true, "latencyMs": 300},
+            {"endpoint": "realtime", "fault": {"kind": "session_cap", "afterMs": 3000}, "times": 1},
+            {"endpoint": "realtime", "fault": {"kind": "stall"}}
+        ]))?;
+        assert_eq!(
+            rules[0],
+            Rule::realtime()
+                .utterance(2)
+                .transcript("Are you safe?")
+                .reply_text("Yes.")
+                .transcript_delay_ms(100)
+                .transcript_after_response()
+                .latency_ms(300)
+        );
+        assert_eq!(rules[1].fault, Some(Fault::SessionCap { after_ms: 3000 }));
+        assert!(rules_from_json(json!({"endpoint": "chat", "utterance": 1})).is_err());
+        assert!(rules_from_json(json!({"fault": {"kind": "session_cap", "afterMs": 1}})).is_err());
+        assert!(rules_from_json(json!({"endpoint": "realtime", "lastUserContains": "x"})).is_err());
+
+        let state = SimState::new();
+        state.add_rules(rules);
+        state.add_rule(Rule::chat().reply_text("chat"));
+        let turn = |utterance| RealtimeCall { model: "gpt-realtime", instructions: "", utterance: Some(utterance) };
+        assert_eq!(state.plan_realtime(&turn(2)).transcript.as_deref(), Some("Are you safe?"));
+        assert_eq!(state.plan_realtime(&turn(1)).fault, Some(Fault::Stall), "connect-time rules skip turns");
+        let connect = RealtimeCall { model: "gpt-realtime", instructions: "", utterance: None };
+        assert_eq!(state.plan_realtime(&connect).fault, Some(Fault::SessionCap { after_ms: 3000 }));
+        assert_eq!(state.plan_realtime(&connect).fault, None, "used up");
         Ok(())
     }
 }

@@ -7,8 +7,9 @@
 //! [`serve`] runs hyper's HTTP/1 connection loop itself instead of `axum::serve`, because a
 //! `drop_connection` fault must close the TCP connection without writing a response, and only the
 //! task that owns the connection can do that: each request carries a [`ConnectionKiller`] for its
-//! connection. Connections are served with upgrades enabled so the Realtime WebSocket
-//! (`/v1/realtime`, a later module) can slot in as one more route.
+//! connection. Connections are served with upgrades enabled for the Realtime WebSocket
+//! (`/v1/realtime`, see `realtime`), whose sockets outlive their hyper connection task and so get
+//! the shutdown signal as a request extension.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -31,7 +32,7 @@ use tower::ServiceExt;
 
 use crate::error::ApiError;
 use crate::script::{Call, Endpoint, Fault, Plan, RecordedRequest, SimState};
-use crate::{chat, control, embeddings};
+use crate::{chat, control, embeddings, realtime};
 
 /// Largest request body accepted (embedding batches can be big).
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -63,6 +64,7 @@ pub fn router(state: SimState) -> Router {
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
+        .route("/v1/realtime", get(realtime::connect))
         .merge(control::routes())
         .fallback(invalid_url)
         .method_not_allowed_fallback(invalid_url)
@@ -99,8 +101,10 @@ pub async fn serve(
         let killer = ConnectionKiller::default();
         let service = {
             let (app, killer) = (app.clone(), killer.clone());
+            let signal = realtime::ShutdownSignal(stopped.clone());
             hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(killer.clone());
+                request.extensions_mut().insert(signal.clone());
                 app.clone().oneshot(request.map(Body::new))
             })
         };
@@ -167,7 +171,9 @@ async fn intake(State(state): State<SimState>, request: Request, next: Next) -> 
         received_at_ms: now_ms(),
     });
     let method = parts.method.clone();
-    let mut response = if has_bearer_token(&parts.headers) {
+    let authenticated =
+        has_bearer_token(&parts.headers) || (path == "/v1/realtime" && realtime::has_subprotocol_key(&parts.headers));
+    let mut response = if authenticated {
         next.run(Request::from_parts(parts, Body::from(bytes))).await
     } else {
         ApiError::missing_key().into_response()
@@ -197,8 +203,25 @@ fn has_bearer_token(headers: &HeaderMap) -> bool {
 fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     let mut recorded = BTreeMap::<String, String>::new();
     for (name, value) in headers {
-        let value =
-            if name == header::AUTHORIZATION { "[redacted]".into() } else { String::from_utf8_lossy(value.as_bytes()) };
+        let value = if name == header::AUTHORIZATION {
+            "[redacted]".into()
+        } else if name == header::SEC_WEBSOCKET_PROTOCOL {
+            // Browsers pass the Realtime key as a subprotocol.
+            let protocols = String::from_utf8_lossy(value.as_bytes());
+            let redacted: Vec<&str> = protocols
+                .split(',')
+                .map(|protocol| {
+                    if protocol.trim().starts_with("openai-insecure-api-key.") {
+                        "openai-insecure-api-key.[redacted]"
+                    } else {
+                        protocol.trim()
+                    }
+                })
+                .collect();
+            redacted.join(", ").into()
+        } else {
+            String::from_utf8_lossy(value.as_bytes())
+        };
         recorded
             .entry(name.as_str().to_owned())
             .and_modify(|existing| {
@@ -255,7 +278,9 @@ pub(crate) async fn stage(plan: &Plan, killer: Option<&ConnectionKiller>) -> Opt
             }
             None => Some(broken_body()),
         },
-        Fault::Timeout => {
+        // A session cap is a realtime-only fault (`Rule::validate` keeps it off HTTP rules).
+        Fault::SessionCap { .. } => None,
+        Fault::Timeout | Fault::Stall => {
             tokio::time::sleep(TIMEOUT_HANG).await;
             Some(ApiError::for_status(StatusCode::GATEWAY_TIMEOUT, None).into_response())
         }
@@ -334,7 +359,7 @@ pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }
 

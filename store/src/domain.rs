@@ -16,11 +16,11 @@ pub struct UnknownVariant {
 }
 
 macro_rules! str_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $s:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+    ($(#[doc = $doc:literal])* pub enum $name:ident { $($(#[doc = $vdoc:literal])* $variant:ident = $s:literal,)+ }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $s)] $variant,)+
+            $($(#[doc = $vdoc])* #[serde(rename = $s)] $variant,)+
         }
 
         impl $name {
@@ -28,6 +28,20 @@ macro_rules! str_enum {
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $s,)+ }
+            }
+        }
+
+        // Written by hand rather than derived: utoipa's derive does not see a `serde(rename)`
+        // whose value arrives as a macro fragment, and published the Rust variant names.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                enum_schema(&[$($s,)+], concat!($($doc, "\n",)*)).into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 
@@ -50,6 +64,18 @@ macro_rules! str_enum {
             }
         }
     };
+}
+
+/// The OpenAPI schema of a string enum: its wire values, and its doc comment as description.
+fn enum_schema(values: &[&'static str], doc: &str) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let doc = doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    let doc = doc.trim();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(values.iter().copied()))
+        .description((!doc.is_empty()).then(|| doc.to_owned()))
+        .build()
 }
 
 str_enum! {
@@ -205,6 +231,70 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// Which scenarios a list shows: reusable ones (the default; one-time scenarios are hidden
+    /// from lists), one-time ones, or all.
+    pub enum ScenarioListKind {
+        Reusable = "reusable",
+        OneTime = "one_time",
+        All = "all",
+    }
+}
+
+// By hand: `str_enum!` takes no `#[default]` on a variant.
+#[allow(clippy::derivable_impls)]
+impl Default for ScenarioListKind {
+    fn default() -> Self {
+        Self::Reusable
+    }
+}
+
+str_enum! {
+    /// Which sessions a list shows: free practice (the default), assigned attempts, or all.
+    pub enum SessionListType {
+        FreePractice = "free_practice",
+        Assigned = "assigned",
+        All = "all",
+    }
+}
+
+// By hand: `str_enum!` takes no `#[default]` on a variant.
+#[allow(clippy::derivable_impls)]
+impl Default for SessionListType {
+    fn default() -> Self {
+        Self::FreePractice
+    }
+}
+
+/// Every enum above as a named OpenAPI schema: the API document lists them all as components,
+/// so a reference from a query parameter always resolves.
+pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+    macro_rules! schemas {
+        ($($name:ident),+ $(,)?) => {
+            vec![$((stringify!($name).to_owned(), <$name as utoipa::PartialSchema>::schema()),)+]
+        };
+    }
+    schemas![
+        Role,
+        ScenarioMode,
+        Difficulty,
+        AssignmentStatus,
+        SessionKind,
+        SessionStatus,
+        Speaker,
+        FlagType,
+        FlagSeverity,
+        FlagSource,
+        FlagStatus,
+        LlmTask,
+        CheckAnswer,
+        WebhookEvent,
+        DeliveryStatus,
+        ScenarioListKind,
+        SessionListType,
+    ]
+}
+
 /// Categories every new account starts with (PRODUCT.md); an account may add its own.
 pub const DEFAULT_CATEGORIES: &[&str] = &["onboarding", "refresher", "advanced", "assessment", "cohort_training"];
 
@@ -303,6 +393,48 @@ mod tests {
         }
         let err = "boss".parse::<Role>().err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("unknown value `boss`; allowed: counselor, supervisor, admin"));
+    }
+
+    /// Each enum's published schema lists exactly its wire values, and every enum defined here
+    /// is published (the document lists them all as components).
+    #[test]
+    fn enum_schemas_publish_the_wire_values() {
+        fn wire<T: Serialize>(all: &[T]) -> serde_json::Value {
+            serde_json::Value::Array(all.iter().map(|v| serde_json::to_value(v).expect("enum serialises")).collect())
+        }
+        macro_rules! wire_values {
+            ($($name:ident),+ $(,)?) => { vec![$((stringify!($name), wire($name::ALL)),)+] };
+        }
+        let expected = wire_values![
+            Role,
+            ScenarioMode,
+            Difficulty,
+            AssignmentStatus,
+            SessionKind,
+            SessionStatus,
+            Speaker,
+            FlagType,
+            FlagSeverity,
+            FlagSource,
+            FlagStatus,
+            LlmTask,
+            CheckAnswer,
+            WebhookEvent,
+            DeliveryStatus,
+            ScenarioListKind,
+            SessionListType,
+        ];
+        let published: Vec<(String, serde_json::Value)> = enum_schemas()
+            .into_iter()
+            .map(|(name, schema)| (name, serde_json::to_value(schema).expect("schema serialises")["enum"].clone()))
+            .collect();
+        for (name, values) in &expected {
+            let found = published.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            assert_eq!(found, Some(values), "{name}");
+        }
+        let defined = include_str!("domain.rs").matches(concat!("str_enum", "! {")).count();
+        assert_eq!(defined, published.len(), "every str_enum! must be listed in enum_schemas()");
+        assert_eq!(defined, expected.len(), "and in this test");
     }
 
     #[test]

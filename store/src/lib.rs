@@ -45,7 +45,7 @@ pub use progress::{
 };
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
-    Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput, ScenarioListKind,
+    Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,
 };
-pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListType, TranscriptTurn};
+pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::assignments::{Assignment, NewAssignment};
 use crate::db::{RowExt, Store, like_pattern, page};
-use crate::domain::{Difficulty, ScenarioMode, Timestamp, new_id};
+use crate::domain::{Difficulty, ScenarioListKind, ScenarioMode, Timestamp, new_id};
 use crate::error::{Error, FieldError, Result, Violation, violation};
 
 /// Limits from PRODUCT.md.
@@ -193,16 +193,6 @@ impl ScenarioInput {
             is_one_time,
         })
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ScenarioListKind {
-    /// Reusable scenarios only: one-time scenarios are hidden from lists (the default).
-    #[default]
-    Reusable,
-    OneTime,
-    All,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]

@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store, page};
-use crate::domain::{AssignmentStatus, SessionKind, SessionStatus, Speaker, Timestamp, new_id};
+use crate::domain::{AssignmentStatus, SessionKind, SessionListType, SessionStatus, Speaker, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
 
@@ -95,16 +95,6 @@ pub struct NewTurn {
     /// A sender's id for the turn; re-sending the same id does not duplicate it.
     #[serde(default)]
     pub segment_id: Option<String>,
-}
-
-/// Which sessions a list shows: free practice (the default), assigned attempts, or all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionListType {
-    #[default]
-    FreePractice,
-    Assigned,
-    All,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]

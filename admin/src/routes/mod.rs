@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod assignments;
 pub mod auth;
+pub mod contract;
 pub mod external;
 pub mod flags;
 pub mod internal;
@@ -112,6 +113,14 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(internal::end_session));
     let router = uploads::register(router);
     if demo { router.routes(routes!(auth::demo_users)).routes(routes!(auth::demo_login)) } else { router }
+}
+
+/// The API router and its OpenAPI document, completed with the responses every route of a
+/// kind answers ([`contract::complete`]).
+pub fn split(demo: bool) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = api(demo).split_for_parts();
+    contract::complete(&mut doc);
+    (router, doc)
 }
 
 /// Raises the body limit for an upload route to [`crate::MAX_UPLOAD_BYTES`]; every other route

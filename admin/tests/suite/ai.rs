@@ -4,8 +4,6 @@
 //! completed), the background analysis, flags and their review and e-mail, retries and fault
 //! modes, usage accounting — on every backend.
 
-
-
 use std::time::Duration;
 
 use openai_sim::{Fault, Rule, Simulator};

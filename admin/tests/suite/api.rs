@@ -6,8 +6,6 @@ use serde_json::{Value, json};
 use store::testing;
 use uuid::Uuid;
 
-
-
 use crate::common;
 use crate::common::{id, scenario_body, spawn, spawn_with};
 

@@ -2,8 +2,6 @@
 //! password changes and resets, user management, API keys, the internal key, rate limits, the
 //! demo switcher and security headers, on every backend.
 
-
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use store::testing;

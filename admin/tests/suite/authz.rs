@@ -3,8 +3,6 @@
 //! status, on every backend. Each cell runs against fresh records, so one caller's allowed
 //! change cannot decide another's answer.
 
-
-
 use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
@@ -477,10 +475,8 @@ async fn every_route_answers_every_caller_as_expected() {
                 if let Some((content_type, text)) = raw {
                     req = req.header("content-type", content_type).body(text);
                 }
-                let res = req.send().await.expect("request");
-                let got = res.status();
+                let (got, text) = common::send(req).await;
                 if got != StatusCode::from_u16(want).expect("status") {
-                    let text = res.text().await.unwrap_or_default();
                     failures.push(format!("{method} {path} as {caller:?}: want {want}, got {got}: {text}"));
                 }
             }

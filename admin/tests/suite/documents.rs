@@ -7,7 +7,6 @@ use admin::documents::{Chunk, DocError, DocKind, chunk, extract_text, read_uploa
 
 const ALL: &[DocKind] = &[DocKind::Pdf, DocKind::Docx, DocKind::Txt, DocKind::Md];
 
-
 use crate::common::pdf as fixtures;
 
 use fixtures::{pdf, pdf_with_text};

@@ -4,8 +4,6 @@
 //! revoked keys, cross-account ids, Idempotency-Key replays, and signed webhooks retried after a
 //! failure.
 
-
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +12,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use store::testing;
 
-use crate::common;
 use crate::common::{App, spawn_with};
 
 const EXAMPLE: &str = r#"{ "title": "Caller with financial stress", "prompt": "You are Sarah, 34, calling about...",

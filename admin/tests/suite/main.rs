@@ -9,6 +9,7 @@ mod ai;
 mod api;
 mod auth;
 mod authz;
+mod contract;
 mod documents;
 mod external;
 mod notify;

@@ -12,9 +12,6 @@ use store::testing::{self, TestDb};
 use store::{NewEvaluation, NewSession, NewTurn, SessionKind, Speaker};
 use uuid::Uuid;
 
-
-
-use crate::common;
 use crate::common::pdf::pdf_with_text;
 use crate::common::{App, id, send, spawn, spawn_with};
 

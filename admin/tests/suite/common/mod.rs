@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod contract;
 pub mod pdf;
 pub mod smtp;
 
@@ -200,11 +201,19 @@ pub fn with_creds(creds: &Creds, req: RequestBuilder) -> RequestBuilder {
     req.header("cookie", &creds.cookie).header("x-csrf-token", &creds.csrf)
 }
 
+/// Sends a request and answers its status and body (JSON, else the text), after holding the
+/// response to the OpenAPI document ([`contract::check`]).
 pub async fn send(req: RequestBuilder) -> (StatusCode, Value) {
-    let res = req.send().await.expect("request");
+    let (client, req) = req.build_split();
+    let req = req.expect("request builds");
+    let (method, path) = (req.method().clone(), req.url().path().to_owned());
+    let res = client.execute(req).await.expect("request");
     let status = res.status();
+    let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = res.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    contract::check(&method, &path, status, content_type.as_deref(), &body);
+    (status, body)
 }
 
 pub fn scenario_body(title: &str) -> Value {
