@@ -35,11 +35,11 @@ const children = [];
 process.on("exit", () => children.forEach((c) => c.kill("SIGTERM")));
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
 
-async function waitFor(url, what, ms = 30_000) {
+async function waitFor(url, what, ms = 30_000, headers = {}) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     try {
-      const r = await fetch(url);
+      const r = await fetch(url, { headers });
       if (r.ok) return;
     } catch {}
     await new Promise((r) => setTimeout(r, 200));
@@ -57,7 +57,7 @@ export async function startApp({ adminEmail, adminPassword, extraEnv = {} }) {
   const rules = process.env.E2E_SIM_RULES ? resolve(process.env.E2E_SIM_RULES) : null;
   const dir = mkdtempSync(join(tmpdir(), "proto-trainer-e2e-"));
   const [simPort, port] = [await freePort(), await freePort()];
-  const sim = spawn(simBin, ["--bind", `127.0.0.1:${simPort}`, ...(rules ? ["--rules", rules] : [])], { stdio: ["ignore", "ignore", "inherit"] });
+  const sim = spawn(simBin, ["--bind", `127.0.0.1:${simPort}`, ...(rules ? ["--rules", rules] : [])], { stdio: "ignore" });
   children.push(sim);
   const env = {
     ...process.env,
@@ -74,7 +74,7 @@ export async function startApp({ adminEmail, adminPassword, extraEnv = {} }) {
   const app = spawn(bin, ["serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
   children.push(app);
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(`http://127.0.0.1:${simPort}/v1/models`, "openai-sim").catch(() => waitFor(`http://127.0.0.1:${simPort}/healthz`, "openai-sim"));
+  await waitFor(`http://127.0.0.1:${simPort}/v1/models`, "openai-sim", 30_000, { authorization: `Bearer ${env.OPENAI_API_KEY}` });
   await waitFor(`${base}/readyz`, "proto-trainer");
   return { base, dir };
 }

@@ -45,25 +45,26 @@ async function signIn(page, base, email, password) {
   await page.goto(`${base}/sign-in`);
   await page.getByLabel("E-mail").fill(email);
   await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }
 
 async function firstSignIn(page, base, person, temporary, shotName) {
   await signIn(page, base, person.email, temporary);
-  await page.getByRole("heading", { name: "Choose your password" }).waitFor();
+  await page.getByRole("heading", { name: "Choose your password", exact: true }).waitFor();
   if (shotName) await audit(page, shotName);
-  await page.getByLabel("Current password").fill(temporary);
-  await page.getByLabel("New password").fill(person.password);
+  await page.getByLabel("Current password", { exact: true }).fill(temporary);
+  await page.getByLabel("New password", { exact: true }).fill(person.password);
   await page.getByLabel("Repeat the new password").fill(person.password);
-  await page.getByRole("button", { name: "Save password" }).click();
-  await page.getByRole("button", { name: "Sign out" }).waitFor();
+  await page.getByRole("button", { name: "Save password", exact: true }).click();
+  await page.getByRole("button", { name: "Sign out", exact: true }).waitFor();
 }
 
 async function signOut(page) {
-  await page.getByRole("button", { name: "Sign out" }).click();
-  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
 }
 
+let currentPage = null;
 async function step(name, fn) {
   const started = Date.now();
   try {
@@ -73,6 +74,9 @@ async function step(name, fn) {
   } catch (e) {
     failed++;
     console.log(`FAIL ${name}: ${e.stack ?? e}`);
+    await currentPage?.screenshot({ path: join(OUT, `FAILED-${name.slice(0, 2).replace(/\W/g, "")}-${failed}.png`), fullPage: true }).catch(() => {});
+    // Start the next scenario signed out.
+    await currentPage?.context().clearCookies().catch(() => {});
   }
 }
 
@@ -82,20 +86,21 @@ const scenarios = {
     await page.goto(`${base}/sign-in`);
     await audit(page, "01-sign-in");
     await firstSignIn(page, base, people.supervisor, ctx.temporary.supervisor, "02-change-password");
-    await page.getByRole("heading", { name: "Scenarios" }).waitFor();
-    await page.getByRole("button", { name: "New scenario" }).click();
-    await page.getByLabel("Title").fill(SCENARIO);
+    await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+    await page.getByRole("button", { name: "New scenario", exact: true }).click();
+    await page.getByLabel("Title", { exact: true }).fill(SCENARIO);
     await page.getByLabel("Caller persona (the prompt the AI caller plays)").fill("You are Sarah, 34. You lost your job, rent is due and you have pills at home.");
-    await page.getByLabel("Description").fill("Risk assessment including means.");
-    await page.getByLabel("Skills").fill("risk-assessment");
-    await page.getByLabel("Skills").press("Enter");
+    await page.getByLabel("Mode", { exact: true }).selectOption("chat");
+    await page.getByLabel("Description", { exact: true }).fill("Risk assessment including means.");
+    await page.getByLabel("Skills", { exact: true }).fill("risk-assessment");
+    await page.getByLabel("Skills", { exact: true }).press("Enter");
     await audit(page, "03-scenario-form");
     await page.getByRole("button", { name: "Save", exact: true }).click();
-    await page.getByRole("heading", { name: "Scenarios" }).waitFor();
-    await page.getByRole("cell", { name: SCENARIO }).waitFor();
+    await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+    await page.getByRole("cell", { name: SCENARIO, exact: true }).waitFor();
     await audit(page, "04-scenarios");
     await page.getByRole("link", { name: `Assign ${SCENARIO}` }).click();
-    await page.getByRole("heading", { name: "Assignments" }).waitFor();
+    await page.getByRole("heading", { name: "Assignments", exact: true }).waitFor();
     check(await page.getByRole("checkbox", { name: SCENARIO }).isChecked(), "the scenario is preselected");
     const picker = page.getByRole("combobox", { name: "Counselors" });
     for (const who of ["Casey", "Robin"]) {
@@ -105,7 +110,7 @@ const scenarios = {
     await audit(page, "05-assignments");
     const assign = page.getByRole("button", { name: /^Assign 1 scenario to 2 counselors/ });
     await assign.click();
-    const dialog = page.getByRole("dialog", { name: "Assignment report" });
+    const dialog = page.getByRole("dialog", { name: "Assignment report", exact: true });
     await dialog.waitFor();
     const shown = Date.now();
     await dialog.getByText("2 created · 0 skipped · 0 blocked").waitFor();
@@ -127,25 +132,25 @@ const scenarios = {
   async counselorChats(ctx) {
     const { page, base } = ctx;
     await firstSignIn(page, base, people.casey, ctx.temporary.casey);
-    await page.getByRole("heading", { name: "My assignments" }).waitFor();
-    await page.getByText(SCENARIO).waitFor();
+    await page.getByRole("heading", { name: "My assignments", exact: true }).waitFor();
+    await page.getByText(SCENARIO, { exact: true }).waitFor();
     await audit(page, "08-counselor-home");
     await page.getByRole("button", { name: `Start chat: ${SCENARIO}` }).click();
-    await page.getByRole("heading", { name: "Chat practice" }).waitFor();
+    await page.getByRole("heading", { name: "Chat practice", exact: true }).waitFor();
     const turns = page.getByRole("list", { name: "Transcript" }).getByRole("listitem");
     await turns.first().waitFor();
     for (const [i, text] of ["I'm glad you called. What's going on tonight?", "Are you thinking about suicide? Do you have the pills with you?"].entries()) {
       await page.getByLabel("Your reply").fill(text);
-      await page.getByRole("button", { name: "Send" }).click();
+      await page.getByRole("button", { name: "Send", exact: true }).click();
       await turns.nth(2 * (i + 1)).waitFor();
     }
     await audit(page, "09-chat");
-    await page.getByRole("button", { name: "End and get feedback" }).click();
-    await page.getByRole("heading", { name: "Feedback" }).waitFor();
+    await page.getByRole("button", { name: "End and get feedback", exact: true }).click();
+    await page.getByRole("heading", { name: "Feedback", exact: true }).waitFor();
     await page.getByLabel(/Overall score \d+ of 100/).waitFor({ timeout: 60_000 });
     // An evidence link scrolls to the quoted turn, highlights and focuses it.
     await page.evaluate(() => window.scrollTo(0, 0));
-    const link = page.getByRole("link", { name: "turn 2" }).last();
+    const link = page.getByRole("link", { name: "turn 2", exact: true }).last();
     await link.scrollIntoViewIfNeeded();
     await link.click();
     const turn = page.locator("#turn-2");
@@ -157,8 +162,8 @@ const scenarios = {
     }, null, { timeout: 5000 });
     check(await turn.isVisible(), "the quoted turn is on screen");
     await audit(page, "10-feedback");
-    await page.getByRole("link", { name: "My progress" }).click();
-    await page.getByRole("heading", { name: "My progress" }).waitFor();
+    await page.getByRole("link", { name: "My progress", exact: true }).click();
+    await page.getByRole("heading", { name: "My progress", exact: true }).waitFor();
     await page.getByTestId("score-chart").waitFor();
     await audit(page, "11-my-progress");
     await signOut(page);
@@ -167,27 +172,27 @@ const scenarios = {
   async supervisorReviews(ctx) {
     const { page, base } = ctx;
     await signIn(page, base, people.supervisor.email, people.supervisor.password);
-    await page.getByRole("heading", { name: "Scenarios" }).waitFor();
+    await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
     await page.getByRole("link", { name: "Sessions", exact: true }).click();
-    await page.getByRole("heading", { name: "Sessions" }).waitFor();
+    await page.getByRole("heading", { name: "Sessions", exact: true }).waitFor();
     await audit(page, "12-sessions");
     await page.getByRole("link", { name: /Review session of Casey Counselor/ }).first().click();
-    await page.getByRole("heading", { name: "Session review" }).waitFor();
+    await page.getByRole("heading", { name: "Session review", exact: true }).waitFor();
     await page.getByLabel(/Overall score \d+ of 100/).waitFor();
-    const flag = page.getByRole("article", { name: "Flag: Missed plan or means" });
+    const flag = page.getByRole("article", { name: "Flag: Missed plan or means", exact: true });
     await flag.waitFor();
     await audit(page, "13-session-review");
     await flag.getByLabel("Review note").fill("Discussed means restriction with Casey.");
-    await flag.getByRole("button", { name: "Mark reviewed" }).click();
+    await flag.getByRole("button", { name: "Mark reviewed", exact: true }).click();
     await flag.getByText(/Reviewed by Sue Supervisor/).waitFor();
     await flag.getByText("Discussed means restriction with Casey.").waitFor();
     await page.getByRole("link", { name: "Flags", exact: true }).click();
-    await page.getByRole("tab", { name: "Reviewed" }).click();
-    await page.getByRole("article", { name: "Flag: Missed plan or means" }).waitFor();
+    await page.getByRole("tab", { name: "Reviewed", exact: true }).click();
+    await page.getByRole("article", { name: "Flag: Missed plan or means", exact: true }).waitFor();
     await audit(page, "14-flags");
     await page.getByRole("link", { name: "Progress", exact: true }).click();
-    await page.getByRole("heading", { name: "Progress" }).waitFor();
-    await page.getByLabel("Counselor").selectOption({ label: "Casey Counselor" });
+    await page.getByRole("heading", { name: "Progress", exact: true }).waitFor();
+    await page.getByLabel("Counselor", { exact: true }).selectOption({ label: "Casey Counselor" });
     const chart = page.getByTestId("score-chart");
     await chart.waitFor();
     await page.getByRole("img", { name: /Overall score of 1 evaluated sessions/ }).waitFor();
@@ -200,19 +205,19 @@ const scenarios = {
   async adminPages(ctx) {
     const { page, base } = ctx;
     await signIn(page, base, ADMIN.email, ADMIN.password);
-    await page.getByRole("link", { name: "Account" }).click();
-    await page.getByRole("heading", { name: "Account" }).waitFor();
-    await page.getByRole("cell", { name: /Casey Counselor/ }).waitFor();
+    await page.getByRole("link", { name: "Account", exact: true }).click();
+    await page.getByRole("heading", { name: "Account", exact: true }).waitFor();
+    await page.getByRole("cell", { name: "Casey Counselor", exact: true }).waitFor();
     await audit(page, "16-admin-users");
-    await page.getByRole("tab", { name: "API keys" }).click();
+    await page.getByRole("tab", { name: "API keys", exact: true }).click();
     await page.getByLabel("What it is for").fill("E2E partner");
-    await page.getByRole("button", { name: "Create key" }).click();
-    const shown = page.getByRole("dialog", { name: "Your new API key" });
+    await page.getByRole("button", { name: "Create key", exact: true }).click();
+    const shown = page.getByRole("dialog", { name: "Your new API key", exact: true });
     await shown.getByLabel("API key").waitFor();
     check((await shown.getByLabel("API key").textContent()).startsWith("ptk_"), "the key is shown once");
     await audit(page, "17-admin-api-key-shown-once");
-    await shown.getByRole("button", { name: "Done" }).click();
-    await page.getByRole("tab", { name: "Webhooks" }).click();
+    await shown.getByRole("button", { name: "Done", exact: true }).click();
+    await page.getByRole("tab", { name: "Webhooks", exact: true }).click();
     await audit(page, "18-admin-webhooks");
     await signOut(page);
   },
@@ -234,6 +239,7 @@ async function main() {
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   const ctx = { page, base, temporary };
+  currentPage = page;
   await step("1. supervisor signs in, creates a scenario, bulk-assigns it (report rules)", () => scenarios.supervisorAssigns(ctx));
   await step("2. counselor completes a chat; evidence links scroll to the quoted turn", () => scenarios.counselorChats(ctx));
   await step("3. supervisor reviews the session and its flag; progress chart has the point", () => scenarios.supervisorReviews(ctx));

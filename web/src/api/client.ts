@@ -37,7 +37,7 @@ export class ApiError extends Error {
 
 function describe(status: number, body: Partial<Schemas["ErrorBody"]> | undefined): string {
   const base = body?.message ?? `The server answered ${status}.`;
-  const fields = body?.fields?.map((f) => `${f.field}: ${f.message}`).join("; ");
+  const fields = body?.fields?.map((f) => `${f.field}: ${f.message}`).filter((f) => !base.includes(f)).join("; ");
   return fields ? `${base} (${fields})` : base;
 }
 

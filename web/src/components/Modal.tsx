@@ -46,7 +46,7 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
           <h2 id="modal-title" className="text-lg font-semibold">
             {title}
           </h2>
-          <button type="button" onClick={onClose} className="rounded px-2 text-slate-700 hover:bg-slate-100 focus-visible:ring-2 focus-visible:ring-blue-700" aria-label="Close">
+          <button type="button" onClick={onClose} className="rounded px-2 text-slate-700 hover:bg-slate-100 focus-visible:ring-2 focus-visible:ring-blue-700" aria-label="Close dialog">
             ×
           </button>
         </div>

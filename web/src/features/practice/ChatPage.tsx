@@ -20,7 +20,9 @@ export function ChatPage() {
   useEffect(() => {
     if (session.data) setTurns(session.data.transcript);
   }, [session.data]);
-  useEffect(() => bottom.current?.scrollIntoView({ block: "end" }), [turns.length]);
+  useEffect(() => {
+    bottom.current?.scrollIntoView?.({ block: "end" });
+  }, [turns.length]);
   const send = useMutation({
     mutationFn: (content: string) => call(api.POST("/api/sessions/{id}/message", { params: { path: { id: sessionId } }, body: { content } })),
     onSuccess: (exchange) => {

@@ -48,12 +48,15 @@ export function CounselorHome() {
                   {a.notes && <p className="mt-1 text-xs italic text-slate-700">Note: {a.notes}</p>}
                 </div>
                 <div className="flex gap-2">
-                  <Button onClick={() => startChat.mutate(a.id)} disabled={startChat.isPending} aria-label={`Start chat: ${a.scenario.title}`}>
-                    Start chat
-                  </Button>
-                  <Button variant="secondary" onClick={() => navigate(`/practice/voice?assignmentId=${a.id}`)} aria-label={`Start voice call: ${a.scenario.title}`}>
-                    Start voice
-                  </Button>
+                  {a.scenario.mode === "chat" ? (
+                    <Button onClick={() => startChat.mutate(a.id)} disabled={startChat.isPending} aria-label={`Start chat: ${a.scenario.title}`}>
+                      Start chat
+                    </Button>
+                  ) : (
+                    <Button onClick={() => navigate(`/practice/voice?assignmentId=${a.id}`)} aria-label={`Start voice call: ${a.scenario.title}`}>
+                      Start voice call
+                    </Button>
+                  )}
                 </div>
               </li>
             ))}

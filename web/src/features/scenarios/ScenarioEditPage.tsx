@@ -91,7 +91,7 @@ export default function ScenarioEditPage() {
                 </div>
                 <Button variant="secondary" onClick={addSkill}>Add skill</Button>
               </div>
-              <ul className="flex flex-wrap gap-1" aria-label="Skills">
+              <ul className="flex flex-wrap gap-1" aria-label="Chosen skills">
                 {form.skills?.map((s) => (
                   <li key={s} className="flex items-center gap-1 rounded-full bg-slate-200 px-2 py-0.5 text-sm">
                     {s}

@@ -90,7 +90,9 @@ function InCall({ room, token }: { room: Room; token: Token }) {
     navigate(`/feedback/${token.sessionId}`);
   };
   const captionsEnd = useRef<HTMLDivElement>(null);
-  useEffect(() => captionsEnd.current?.scrollIntoView({ block: "end" }), [transcriptions.length]);
+  useEffect(() => {
+    captionsEnd.current?.scrollIntoView?.({ block: "end" });
+  }, [transcriptions.length]);
   return (
     <>
       <RoomAudioRenderer />
