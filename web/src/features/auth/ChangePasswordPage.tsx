@@ -28,6 +28,7 @@ export function ChangePasswordPage() {
   };
   return (
     <main className="mx-auto flex max-w-md flex-col gap-4 px-4 py-12">
+      <h1 className="text-center text-3xl font-bold">Proto Trainer</h1>
       <Card title="Choose your password">
         {me.data?.mustChangePassword && <Notice tone="warning">You signed in with a one-time password. Choose your own before you continue.</Notice>}
         <form onSubmit={submit} className="mt-3 flex flex-col gap-3">
