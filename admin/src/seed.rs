@@ -219,7 +219,7 @@ async fn history(
                 store.append_turns(account, session.id, &demo_transcript(skill)).await?;
                 let flagged = skill < 2;
                 store.finish_evaluation(account, &demo_evaluation(session.id, skill, flagged)).await?;
-                if flagged && days_ago > 7 {
+                if flagged && days_ago > 21 {
                     for flag in store.session_flags(session.id).await? {
                         let review = FlagReview {
                             status: FlagStatus::Reviewed,
