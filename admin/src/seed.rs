@@ -1,11 +1,21 @@
 //! Demo data for `proto-trainer seed --demo`: one account with a supervisor, an admin, counselors,
-//! scenarios across categories, assignments in each state and a finished free-practice session.
-//! Seeded users are marked `is_demo`; they exist for demos only. Seeding twice changes nothing.
+//! scenarios across categories, assignments in each state, a finished free-practice session, and
+//! a few weeks of history per counselor (completed chat and voice attempts with evaluations that
+//! improve over time, flags of which some are reviewed) so every page, the progress charts
+//! included, has something to show. Seeded users are marked `is_demo`; they exist for demos only.
+//! Seeding twice changes nothing.
+//!
+//! Recording hook: [`Seeded::voice_sessions`] lists the seeded voice sessions, newest first; the
+//! voice path's seeding attaches a demo recording to the first of them.
 
 use store::{
-    NewAssignment, NewSession, NewTurn, NewUser, Role, ScenarioInput, ScenarioMode, SessionKind, SessionStatus,
-    Speaker, Store, User,
+    CheckAnswer, CheckResult, CriterionScore, FlagReview, FlagSeverity, FlagSource, FlagStatus, FlagType,
+    NewAssignment, NewEvaluation, NewFlag, NewSession, NewTurn, NewUser, Role, Scenario, ScenarioInput, ScenarioMode,
+    SessionKind, SessionStatus, Speaker, Store, User,
 };
+use uuid::Uuid;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
 
 pub const DEMO_ACCOUNT: &str = "Demo Crisis Center";
 
@@ -14,12 +24,15 @@ pub const DEMO_ACCOUNT: &str = "Demo Crisis Center";
 pub struct Seeded {
     pub created: bool,
     pub users: Vec<User>,
+    /// The seeded voice sessions (completed, evaluated), newest first: where a demo recording
+    /// belongs. Empty when the account already existed.
+    pub voice_sessions: Vec<Uuid>,
 }
 
 pub async fn demo(store: &Store) -> anyhow::Result<Seeded> {
     if let Some(account) = store.find_account_by_name(DEMO_ACCOUNT).await? {
         let users = store.list_users(account.id, &Default::default()).await?;
-        return Ok(Seeded { created: false, users });
+        return Ok(Seeded { created: false, users, voice_sessions: Vec::new() });
     }
     let account = store.create_account(DEMO_ACCOUNT).await?;
     let person = |email: &str, name: &str, role: Role| NewUser {
@@ -158,7 +171,158 @@ pub async fn demo(store: &Store) -> anyhow::Result<Seeded> {
         .await?;
     store.end_session(account.id, session.id, SessionStatus::Completed).await?;
 
+    let voice_sessions = history(store, account.id, supervisor.id, &counselors, &scenarios).await?;
+
     let mut users = vec![admin, supervisor];
     users.extend(counselors);
-    Ok(Seeded { created: true, users })
+    Ok(Seeded { created: true, users, voice_sessions })
+}
+
+/// Weeks of practice per counselor: repeated attempts of two scenarios they are not currently
+/// assigned, each evaluated with ratings that grow with practice, the weaker attempts flagged,
+/// the older flags reviewed. Returns the voice sessions, newest first.
+async fn history(
+    store: &Store,
+    account: Uuid,
+    supervisor: Uuid,
+    counselors: &[User],
+    scenarios: &[Scenario],
+) -> anyhow::Result<Vec<Uuid>> {
+    // (counselor, scenario) pairs free of the open assignments seeded above.
+    let plan: [(usize, [usize; 2]); 3] = [(0, [2, 3]), (1, [2, 3]), (2, [1, 3])];
+    // Days ago of each attempt: three of the first scenario, two of the second.
+    let days = [[26, 17, 6], [20, 2, 0]];
+    let mut voice = Vec::new();
+    for (c, pair) in plan {
+        let counselor = &counselors[c];
+        for (which, scenario_index) in pair.into_iter().enumerate() {
+            let scenario = &scenarios[scenario_index];
+            let attempts = if which == 0 { &days[0][..] } else { &days[1][..2] };
+            for (attempt, &days_ago) in attempts.iter().enumerate() {
+                let skill = (c as i64 + attempt as i64 * 2 + which as i64).min(5);
+                let new = NewAssignment {
+                    scenario_id: scenario.id,
+                    counselor_id: counselor.id,
+                    due_at: None,
+                    notes: Some("Practice round from the demo history.".into()),
+                };
+                let assignment = store.create_assignment(account, Some(supervisor), &new).await?;
+                let kind = if scenario.mode == ScenarioMode::Phone { SessionKind::Voice } else { SessionKind::Chat };
+                let room_name = (kind == SessionKind::Voice).then(|| format!("demo-history-{}", Uuid::now_v7()));
+                let session = NewSession {
+                    user_id: counselor.id,
+                    assignment_id: Some(assignment.id),
+                    scenario_id: None,
+                    kind,
+                    room_name,
+                };
+                let session = store.create_session(account, &session).await?;
+                store.append_turns(account, session.id, &demo_transcript(skill)).await?;
+                let flagged = skill < 2;
+                store.finish_evaluation(account, &demo_evaluation(session.id, skill, flagged)).await?;
+                if flagged && days_ago > 21 {
+                    for flag in store.session_flags(session.id).await? {
+                        let review = FlagReview {
+                            status: FlagStatus::Reviewed,
+                            note: Some("Went through means questions together in supervision.".into()),
+                        };
+                        store.review_flag(account, flag.id, supervisor, &review).await?;
+                    }
+                }
+                store.backdate_session(account, session.id, days_ago * DAY_MS + c as i64 * 3_600_000).await?;
+                if kind == SessionKind::Voice {
+                    voice.push((days_ago, session.id));
+                }
+            }
+        }
+    }
+    voice.sort_by_key(|(days_ago, _)| *days_ago);
+    Ok(voice.into_iter().map(|(_, id)| id).collect())
+}
+
+/// A short call; a more practised counselor (higher `skill`) asks about suicide and means.
+fn demo_transcript(skill: i64) -> Vec<NewTurn> {
+    let lines: &[(Speaker, &str)] = if skill >= 2 {
+        &[
+            (Speaker::Caller, "Hi. I don't know if I should even be calling."),
+            (Speaker::Counselor, "I'm really glad you called. What's happening for you tonight?"),
+            (Speaker::Caller, "I lost my job and I keep thinking everyone would be better off without me."),
+            (Speaker::Counselor, "That sounds so heavy. Are you thinking about suicide?"),
+            (Speaker::Caller, "Yes. I have pills at home."),
+            (
+                Speaker::Counselor,
+                "Thank you for telling me. Could we put the pills somewhere out of reach tonight, together?",
+            ),
+        ]
+    } else {
+        &[
+            (Speaker::Caller, "Hi. I don't know if I should even be calling."),
+            (Speaker::Counselor, "Okay. What's the problem?"),
+            (Speaker::Caller, "I lost my job and I keep thinking everyone would be better off without me."),
+            (Speaker::Counselor, "Have you tried looking for another job?"),
+            (Speaker::Caller, "I have pills at home."),
+            (Speaker::Counselor, "Let's talk about your job search."),
+        ]
+    };
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, (speaker, text))| NewTurn {
+            speaker: *speaker,
+            text: (*text).into(),
+            started_ms: i as i64 * 7_000,
+            ended_ms: Some(i as i64 * 7_000 + 5_500),
+            segment_id: None,
+        })
+        .collect()
+}
+
+fn demo_evaluation(session_id: Uuid, skill: i64, flagged: bool) -> NewEvaluation {
+    let criteria: Vec<CriterionScore> = crate::rubric::criteria(true)
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let rating = (1 + (skill + i as i64 % 2) * 3 / 5).clamp(1, 4) as u8;
+            let answer = if rating >= 3 { CheckAnswer::Yes } else { CheckAnswer::No };
+            CriterionScore {
+                key: c.key.into(),
+                name: c.name.into(),
+                rating: Some(rating),
+                comment: format!("{}: demo rating {rating} of 4.", c.name),
+                checks: c
+                    .checks
+                    .iter()
+                    .map(|k| CheckResult {
+                        key: k.key.into(),
+                        question: k.question.into(),
+                        answer,
+                        turns: vec![if skill >= 2 { 4 } else { 2 }],
+                        note: "Demo grading.".into(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let mean = criteria.iter().filter_map(|c| c.rating).map(f64::from).sum::<f64>() / criteria.len().max(1) as f64;
+    let flags = if flagged {
+        vec![NewFlag {
+            flag_type: FlagType::MissedPlanOrMeans,
+            severity: FlagSeverity::High,
+            source: FlagSource::Evaluation,
+            details: "The caller mentioned pills; the counselor moved on without asking about access.".into(),
+            turns: vec![5, 6],
+        }]
+    } else {
+        Vec::new()
+    };
+    NewEvaluation {
+        session_id,
+        flags,
+        overall_score: ((mean - 1.0) / 3.0 * 100.0).round(),
+        criteria,
+        strengths: vec!["Stayed with the caller".into()],
+        areas_to_improve: vec!["Ask about means as soon as suicide comes up".into()],
+        model: "demo-seed".into(),
+        raw_output: "{}".into(),
+    }
 }

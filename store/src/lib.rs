@@ -22,6 +22,7 @@ mod flags;
 mod jobs;
 mod partner;
 pub mod persona;
+mod progress;
 mod recordings;
 mod scenarios;
 mod sessions;
@@ -48,6 +49,9 @@ pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation, Re
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
+pub use progress::{
+    Activity, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores, ScorePoint,
+};
 pub use recordings::{Recording, RecordingFilter};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,

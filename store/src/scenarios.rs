@@ -228,6 +228,7 @@ impl ScenarioInput {
 #[into_params(parameter_in = Query)]
 pub struct ScenarioFilter {
     #[serde(default)]
+    #[param(inline)]
     pub kind: ScenarioListKind,
     pub category: Option<String>,
     pub mode: Option<ScenarioMode>,

@@ -113,7 +113,7 @@ pub struct NewTurn {
 #[into_params(parameter_in = Query)]
 pub struct SessionFilter {
     #[serde(default, rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", inline)]
     pub list_type: SessionListType,
     pub user_id: Option<Uuid>,
     pub assignment_id: Option<Uuid>,

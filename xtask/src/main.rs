@@ -4,7 +4,14 @@
 //! - `ci`: everything CI checks: formatting, clippy, generated-file drift, the whole test suite on
 //!   SQLite and on a throwaway PostgreSQL server this task installs and starts, and the voice
 //!   agent's end-to-end tests against a real livekit-server and LiveKit client.
-//! - `codegen`: regenerate checked-in generated files (the OpenAPI document for the web UI).
+//! - `web-build`: `npm ci` (when the lockfile changed) and the Vite build into `web/dist`, which
+//!   the binary embeds; `demo` and `ci` run it first.
+//! - `codegen`: regenerate checked-in generated files (the OpenAPI document and the web UI's
+//!   TypeScript types generated from it).
+//! - `e2e`: the web UI end to end in headless Chromium (playwright-core driving Debian's
+//!   `chromium`) against the real binary, a fresh SQLite database and the OpenAI simulator.
+//! - `bench web`: first-load JavaScript (gzip) and time to interactive of the counselor home and
+//!   the voice page in headless Chromium.
 //! - `bench api`: HTTP throughput and latency of the API next to a bare axum handler.
 //! - `bench agent-media [N ...]`: N concurrent echo sessions through a real livekit-server; CPU
 //!   seconds per session-minute and RSS per session of the agent process.
@@ -28,6 +35,9 @@ fn main() -> Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["demo"] => demo(),
         ["ci"] => ci(),
+        ["web-build"] => web_build(),
+        ["e2e"] => e2e(),
+        ["bench", "web"] => bench_web(),
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["bench", "api"] => run(Command::new("cargo").args(["bench", "-p", "proto-trainer-admin", "--bench", "api"])),
@@ -43,7 +53,7 @@ fn main() -> Result<()> {
         ["pg"] => pg(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | ci | codegen [--check] | bench api | bench agent-media [N ...] | bench voice [N ...] | eval-golden ...>"
+                "usage: cargo xtask <demo | ci | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
             );
             std::process::exit(2);
         }
@@ -68,6 +78,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 /// The product on this machine with demo data. Without `OPENAI_API_KEY` it runs offline: the
 /// OpenAI simulator (scripted with plausible grading answers) stands in for the provider.
 fn demo() -> Result<()> {
+    web_build()?;
     run(Command::new("cargo").args([
         "build",
         "--release",
@@ -146,8 +157,11 @@ fn demo_rules() -> serde_json::Value {
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
+    // The UI first: the binary that clippy, the tests and the E2E run build embeds web/dist.
+    web_build()?;
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     codegen(true)?;
+    run(Command::new("npm").args(["test", "--silent"]).current_dir("web"))?;
     let server = postgres::TestServer::start()?;
     let result = run(Command::new("cargo")
         .args(["test", "--workspace", "--locked"])
@@ -155,6 +169,7 @@ fn ci() -> Result<()> {
         .env("REQUIRE_POSTGRES", "1"));
     drop(server);
     result?;
+    e2e()?;
     // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
     // a loopback-only network namespace. install.sh runs here, outside any namespace, because it
     // needs the package registries.
@@ -204,7 +219,103 @@ fn codegen(check: bool) -> Result<()> {
         std::fs::write(target, &out.stdout)?;
         eprintln!("codegen: wrote {}", target.display());
     }
+    typescript_types(check)
+}
+
+/// The web UI's API types (`web/src/api/schema.ts`, with each enum's values as a constant list)
+/// generated from `web/openapi.json` by openapi-typescript, pinned in `web/package-lock.json`.
+fn typescript_types(check: bool) -> Result<()> {
+    npm_ci()?;
+    let target = Path::new("web/src/api/schema.ts");
+    let fresh = Path::new("target/schema.generated.ts");
+    std::fs::create_dir_all("target")?;
+    run(Command::new("web/node_modules/.bin/openapi-typescript")
+        .args(["web/openapi.json", "--enum-values", "--output"])
+        .arg(fresh))?;
+    let generated = std::fs::read(fresh)?;
+    if check {
+        if std::fs::read(target).unwrap_or_default() != generated {
+            bail!("{} is out of date: run `cargo xtask codegen` and commit the result", target.display());
+        }
+        eprintln!("codegen: {} is up to date", target.display());
+    } else {
+        std::fs::write(target, generated)?;
+        eprintln!("codegen: wrote {}", target.display());
+    }
     Ok(())
+}
+
+/// `npm ci` from the lockfile, skipped when `node_modules` already holds exactly that lockfile.
+fn npm_ci() -> Result<()> {
+    let lock = std::fs::read("web/package-lock.json").context("reading web/package-lock.json")?;
+    let stamp = Path::new("web/node_modules/.ci-lock");
+    if std::fs::read(stamp).ok().as_deref() == Some(lock.as_slice()) {
+        return Ok(());
+    }
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir("web"))?;
+    std::fs::write(stamp, lock)?;
+    Ok(())
+}
+
+/// The UI into `web/dist` (type check, then Vite), for the binary to embed.
+fn web_build() -> Result<()> {
+    npm_ci()?;
+    run(Command::new("npm").args(["run", "--silent", "build"]).current_dir("web"))
+}
+
+/// The binaries the browser runs against (debug: the test suite built most of them already).
+fn e2e_binaries() -> Result<()> {
+    run(Command::new("cargo").args([
+        "build",
+        "--locked",
+        "-p",
+        "proto-trainer",
+        "-p",
+        "proto-trainer-openai-sim",
+        "--bins",
+    ]))
+}
+
+/// The browser end to end: `web/e2e/run.mjs` starts the binary on 127.0.0.1 with a fresh SQLite
+/// database and the simulator scripted by [`e2e_rules`], and drives Debian's Chromium.
+fn e2e() -> Result<()> {
+    web_build()?;
+    e2e_binaries()?;
+    let rules = Path::new("target/e2e-sim-rules.json");
+    std::fs::create_dir_all("target/e2e")?;
+    std::fs::write(rules, serde_json::to_vec_pretty(&e2e_rules())?)?;
+    run(Command::new("node")
+        .arg("web/e2e/run.mjs")
+        .env("E2E_BIN", "target/debug/proto-trainer")
+        .env("E2E_SIM_BIN", "target/debug/openai-sim")
+        .env("E2E_SIM_RULES", rules)
+        .env("E2E_OUT", "target/e2e"))
+}
+
+/// First-load JavaScript and time to interactive, measured by `web/e2e/bench.mjs`.
+fn bench_web() -> Result<()> {
+    web_build()?;
+    e2e_binaries()?;
+    let rules = Path::new("target/e2e-sim-rules.json");
+    std::fs::create_dir_all("target/e2e")?;
+    std::fs::write(rules, serde_json::to_vec_pretty(&e2e_rules())?)?;
+    run(Command::new("node")
+        .arg("web/e2e/bench.mjs")
+        .env("E2E_BIN", "target/debug/proto-trainer")
+        .env("E2E_SIM_BIN", "target/debug/openai-sim")
+        .env("E2E_SIM_RULES", rules)
+        .env("E2E_OUT", "target/e2e"))
+}
+
+/// The demo's grading, plus one safety flag citing a turn, so the E2E run sees a flag raised by
+/// an evaluation and reviews it.
+fn e2e_rules() -> serde_json::Value {
+    let mut rules = demo_rules();
+    if let Some(flags) = rules[0]["reply"]["json"].get_mut("flags") {
+        *flags = serde_json::json!([{"flag_type": "missed_plan_or_means", "severity": "high",
+            "details": "The caller mentioned pills; the counselor did not ask about access to them.", "turns": [2]}]);
+    }
+    rules
 }
 
 #[cfg(test)]
@@ -222,5 +333,13 @@ mod demo_tests {
             .unwrap_or(0);
         let expected: usize = admin::rubric::criteria("Expect a direct ask.").iter().map(|c| c.checks.len()).sum();
         assert_eq!(checks, expected);
+    }
+
+    /// The E2E grading is the demo's plus exactly one valid flag.
+    #[test]
+    fn e2e_rules_raise_one_flag() {
+        let rules = super::e2e_rules();
+        assert_eq!(openai_sim::rules_from_json(rules.clone()).map(|r| r.len()), Ok(3));
+        assert_eq!(rules[0]["reply"]["json"]["flags"].as_array().map(Vec::len), Some(1));
     }
 }

@@ -177,7 +177,7 @@ pub struct ExternalScenarioInput {
 }
 
 /// Reusable scenarios of the key's account (one-time scenarios are not listed).
-#[utoipa::path(get, path = "/api/external/scenarios", tag = "external",
+#[utoipa::path(get, path = "/api/external/scenarios", tag = "external", operation_id = "external_list_scenarios",
     security(("api_key" = [])),
     responses((status = 200, body = Vec<ExternalScenario>), (status = 401, body = ExternalErrorBody)))]
 pub async fn list_scenarios(
@@ -190,7 +190,7 @@ pub async fn list_scenarios(
 }
 
 /// Creates a scenario, reusable or (with `is_one_time: true`) one-time.
-#[utoipa::path(post, path = "/api/external/scenarios", tag = "external", request_body = ExternalScenarioInput,
+#[utoipa::path(post, path = "/api/external/scenarios", tag = "external", operation_id = "external_create_scenario", request_body = ExternalScenarioInput,
     security(("api_key" = [])),
     responses((status = 201, body = ExternalScenario), (status = 401, body = ExternalErrorBody),
         (status = 409, body = ExternalErrorBody), (status = 422, body = ExternalErrorBody)))]
@@ -260,7 +260,7 @@ pub struct ExternalAssignmentQuery {
 }
 
 /// A counselor's assignments, by the partner's id for them (none known: an empty list).
-#[utoipa::path(get, path = "/api/external/assignments", tag = "external", params(ExternalAssignmentQuery),
+#[utoipa::path(get, path = "/api/external/assignments", tag = "external", operation_id = "external_list_assignments", params(ExternalAssignmentQuery),
     security(("api_key" = [])),
     responses((status = 200, body = Vec<ExternalAssignment>), (status = 400, body = ExternalErrorBody),
         (status = 401, body = ExternalErrorBody)))]

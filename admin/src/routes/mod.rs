@@ -18,6 +18,7 @@ pub mod flags;
 pub mod internal;
 pub mod livekit;
 pub mod ops;
+pub mod progress;
 pub mod scenarios;
 pub mod sessions;
 pub mod uploads;
@@ -39,6 +40,7 @@ pub mod webhooks;
         (name = "policies", description = "Account policy documents the evaluator grades against"),
         (name = "calibration", description = "Supervisor reviews of AI evaluations, AI-vs-supervisor agreement, golden-case export"),
         (name = "flags", description = "Safety and consistency flags for supervisors to review"),
+        (name = "progress", description = "Progress over time per counselor and cohort"),
         (name = "api-keys", description = "Partner API keys (account admins)"),
         (name = "webhooks", description = "Signed event deliveries to partner systems (account admins)"),
         (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key, or a call's X-Session-Credential)"),
@@ -108,6 +110,7 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(calibration::golden_draft, calibration::golden_export))
         .routes(routes!(flags::list_flags))
         .routes(routes!(flags::review_flag))
+        .routes(routes!(progress::get_progress))
         .routes(routes!(livekit::voice_token))
         .routes(routes!(external::list_scenarios, external::create_scenario))
         .routes(routes!(external::list_assignments, external::create_assignment))

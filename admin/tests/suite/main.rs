@@ -15,5 +15,6 @@ mod documents;
 mod external;
 mod hardening;
 mod notify;
+mod progress;
 mod uploads;
 mod voice;

@@ -1,0 +1,185 @@
+//! `GET /api/progress` on every backend: scores in time order, weekly criterion averages,
+//! first / best / latest per scenario, activity and flag counts, cohorts, and who may see what.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use store::testing;
+use store::{CriterionScore, FlagSeverity, FlagSource, FlagType, NewEvaluation, NewFlag, NewSession, SessionKind};
+use uuid::Uuid;
+
+use crate::common::{App, id, spawn};
+
+const WEEK: i64 = 7 * 24 * 3600 * 1000;
+
+fn criterion(key: &str, rating: Option<u8>) -> CriterionScore {
+    CriterionScore { key: key.into(), name: format!("Criterion {key}"), rating, comment: String::new(), checks: vec![] }
+}
+
+/// A finished, evaluated session of `counselor` (on `assignment`, or free practice), moved
+/// `weeks_ago` weeks into the past.
+async fn evaluated(
+    app: &App,
+    counselor: Uuid,
+    assignment: Option<Uuid>,
+    score: f64,
+    ratings: [Option<u8>; 2],
+    flag: bool,
+    weeks_ago: i64,
+) -> Uuid {
+    let new = NewSession {
+        user_id: counselor,
+        assignment_id: assignment,
+        scenario_id: None,
+        kind: SessionKind::Chat,
+        room_name: None,
+    };
+    let session = app.store.create_session(app.account, &new).await.expect("session").id;
+    let flags = if flag {
+        vec![NewFlag {
+            flag_type: FlagType::MissedPlanOrMeans,
+            severity: FlagSeverity::High,
+            source: FlagSource::Evaluation,
+            details: "Did not ask about the pills.".into(),
+            turns: vec![3],
+        }]
+    } else {
+        vec![]
+    };
+    let evaluation = NewEvaluation {
+        session_id: session,
+        flags,
+        overall_score: score,
+        criteria: vec![criterion("rapport", ratings[0]), criterion("safety", ratings[1])],
+        strengths: vec![],
+        areas_to_improve: vec![],
+        model: "test".into(),
+        raw_output: "{}".into(),
+    };
+    app.store.finish_evaluation(app.account, &evaluation).await.expect("evaluation");
+    app.store.backdate_session(app.account, session, weeks_ago * WEEK).await.expect("backdate");
+    session
+}
+
+async fn assign(app: &App, scenario: &str, counselor: Uuid) -> Uuid {
+    let (status, body) =
+        app.post(app.supervisor, "/api/assignments", json!({"scenarioId": scenario, "counselorId": counselor})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id(&body).parse().expect("uuid")
+}
+
+fn scores(body: &Value) -> Vec<f64> {
+    body["scores"].as_array().expect("scores").iter().map(|p| p["overallScore"].as_f64().expect("score")).collect()
+}
+
+#[tokio::test]
+async fn progress_aggregates_scores_criteria_scenarios_and_flags() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db).await;
+        let scenario = app.scenario("Caller with pills").await;
+        let scenario_id = id(&scenario);
+        let first = assign(&app, &scenario_id, app.counselor).await;
+        // Three attempts of the scenario over three weeks (60, then 85, then 75) and a free
+        // practice session; the other counselor practised once, freely.
+        evaluated(&app, app.counselor, Some(first), 60.0, [Some(2), Some(1)], true, 2).await;
+        let second = assign(&app, &scenario_id, app.counselor).await;
+        evaluated(&app, app.counselor, Some(second), 85.0, [Some(4), None], false, 1).await;
+        let third = assign(&app, &scenario_id, app.counselor).await;
+        evaluated(&app, app.counselor, Some(third), 75.0, [Some(3), Some(3)], false, 1).await;
+        evaluated(&app, app.counselor, None, 50.0, [Some(1), Some(2)], true, 0).await;
+        evaluated(&app, app.other_counselor, None, 90.0, [Some(4), Some(4)], false, 0).await;
+
+        let (status, mine) = app.get(app.supervisor, &format!("/api/progress?counselorId={}", app.counselor)).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {mine}");
+        assert_eq!(scores(&mine), [60.0, 85.0, 75.0, 50.0], "{backend:?}: oldest first");
+        assert_eq!(mine["scores"][0]["scenarioTitle"], "Caller with pills", "{backend:?}");
+        assert!(mine["scores"][3]["scenarioTitle"].is_null(), "{backend:?}: free practice");
+        assert_eq!(mine["scores"][0]["kind"], "chat", "{backend:?}");
+
+        // Weekly averages per criterion, not-applicable ratings left out.
+        let weeks: Vec<(String, f64, i64)> = mine["criteria"]
+            .as_array()
+            .expect("criteria")
+            .iter()
+            .map(|c| {
+                (
+                    c["key"].as_str().expect("key").to_owned(),
+                    c["averageRating"].as_f64().expect("avg"),
+                    c["ratings"].as_i64().expect("n"),
+                )
+            })
+            .collect();
+        let safety: Vec<_> = weeks.iter().filter(|w| w.0 == "safety").map(|w| (w.1, w.2)).collect();
+        let rapport: Vec<_> = weeks.iter().filter(|w| w.0 == "rapport").map(|w| (w.1, w.2)).collect();
+        assert_eq!(rapport, [(2.0, 1), (3.5, 2), (1.0, 1)], "{backend:?}: {weeks:?}");
+        assert_eq!(safety, [(1.0, 1), (3.0, 1), (2.0, 1)], "{backend:?}: {weeks:?}");
+        let week_starts: Vec<&str> =
+            mine["criteria"].as_array().expect("criteria").iter().filter_map(|c| c["weekStart"].as_str()).collect();
+        assert!(week_starts.windows(2).all(|w| w[0] <= w[1]), "{backend:?}: weeks in order");
+
+        let per_scenario = &mine["scenarios"];
+        assert_eq!(per_scenario.as_array().map(Vec::len), Some(1), "{backend:?}: {per_scenario}");
+        assert_eq!(per_scenario[0]["attempts"], 3, "{backend:?}");
+        assert_eq!(per_scenario[0]["firstScore"], 60.0, "{backend:?}");
+        assert_eq!(per_scenario[0]["bestScore"], 85.0, "{backend:?}");
+        assert_eq!(per_scenario[0]["latestScore"], 75.0, "{backend:?}");
+
+        let activity = &mine["activity"];
+        assert_eq!(activity["sessionsStarted"], 4, "{backend:?}: {activity}");
+        assert_eq!(activity["sessionsCompleted"], 4, "{backend:?}");
+        assert_eq!(activity["sessionsEvaluated"], 4, "{backend:?}");
+        assert_eq!(activity["assignments"], 3, "{backend:?}");
+        assert_eq!(activity["assignmentsCompleted"], 3, "{backend:?}");
+        assert_eq!(mine["flags"], json!({"raised": 2, "open": 2, "reviewed": 0, "dismissed": 0}), "{backend:?}");
+        let by_week: i64 =
+            mine["flagsByWeek"].as_array().expect("weeks").iter().map(|w| w["raised"].as_i64().expect("n")).sum();
+        assert_eq!(by_week, 2, "{backend:?}");
+
+        // A review moves the count.
+        let (_, flags) = app.get(app.supervisor, "/api/flags").await;
+        let flag = flags[0]["id"].as_str().expect("flag id").to_owned();
+        let (status, _) = app
+            .call(
+                Some(app.supervisor),
+                reqwest::Method::PATCH,
+                &format!("/api/flags/{flag}"),
+                Some(json!({"status": "reviewed", "note": "Talked it through"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}");
+        let (_, mine) = app.get(app.supervisor, &format!("/api/progress?counselorId={}", app.counselor)).await;
+        assert_eq!(mine["flags"]["reviewed"], 1, "{backend:?}");
+        assert_eq!(mine["flags"]["open"], 1, "{backend:?}");
+
+        // The whole account, and the cohort of those assigned the scenario.
+        let (_, all) = app.get(app.supervisor, "/api/progress").await;
+        assert_eq!(scores(&all).len(), 5, "{backend:?}");
+        let (status, cohort) = app.get(app.supervisor, &format!("/api/progress?scenarioId={scenario_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {cohort}");
+        assert_eq!(scores(&cohort), [60.0, 85.0, 75.0, 50.0], "{backend:?}: only the assigned counselor");
+
+        // Counselors see their own progress, whatever they ask for.
+        let (status, own) = app.get(app.other_counselor, &format!("/api/progress?counselorId={}", app.counselor)).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}");
+        assert_eq!(scores(&own), [90.0], "{backend:?}");
+
+        // Another account's counselor or scenario is not found; a malformed id is a 400.
+        let (status, _) = app.get(app.outsider, &format!("/api/progress?counselorId={}", app.counselor)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend:?}");
+        let (status, _) = app.get(app.outsider, &format!("/api/progress?scenarioId={scenario_id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend:?}");
+        let (status, body) = app.get(app.supervisor, "/api/progress?counselorId=nope").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{backend:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn progress_is_empty_not_an_error_without_history() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db).await;
+        let (status, body) = app.get(app.counselor, "/api/progress").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        assert_eq!(body["scores"], json!([]), "{backend:?}");
+        assert_eq!(body["activity"]["sessionsStarted"], 0, "{backend:?}");
+        assert_eq!(body["flags"]["raised"], 0, "{backend:?}");
+    }
+}

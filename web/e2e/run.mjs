@@ -1,0 +1,260 @@
+// `cargo xtask e2e`: the web UI end to end in headless Chromium against the real binary, a fresh
+// SQLite database and the OpenAI simulator (scripted grading with one flag, see xtask
+// `e2e_rules`). Scenarios follow the web UI issue's "Done when":
+//   1. a supervisor signs in with a password, creates a scenario, bulk-assigns it to two
+//      counselors and sees the report close itself; a second run keeps its skipped-report open;
+//   2. a counselor completes a chat session and follows evidence links to the quoted turns;
+//   3. the supervisor reviews the session, its evaluation and a raised flag, and sees the
+//      counselor's progress chart with a point for it.
+// (4, voice in the loopback namespace, joins as `scenarios.voice` once the voice path lands.)
+// Every main page is screenshotted into target/e2e/ and checked with axe-core (no serious or
+// critical violations); CSP violations and uncaught page errors fail the run.
+import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { apiSession, launch, OUT, startApp } from "./lib.mjs";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const ADMIN = { email: "ada@e2e.test", password: "admin-password-e2e-only" };
+const people = {
+  supervisor: { email: "sue@e2e.test", name: "Sue Supervisor", role: "supervisor", password: "supervisor-chosen-pass" },
+  casey: { email: "casey@e2e.test", name: "Casey Counselor", role: "counselor", password: "casey-chosen-password" },
+  robin: { email: "robin@e2e.test", name: "Robin Counselor", role: "counselor", password: "robin-chosen-password" },
+};
+const SCENARIO = "E2E: caller with pills at home";
+
+let passed = 0;
+let failed = 0;
+const axeReport = [];
+const problems = [];
+
+function check(cond, what) {
+  if (!cond) throw new Error(`expected: ${what}`);
+}
+
+async function audit(page, name) {
+  await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+  const result = await page.evaluate(`${AXE}\n;axe.run(document, { resultTypes: ["violations"] })`);
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  axeReport.push({ page: name, violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) })) });
+  if (bad.length) throw new Error(`axe on ${name}: ${bad.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`).join("; ")}`);
+}
+
+async function signIn(page, base, email, password) {
+  await page.goto(`${base}/sign-in`);
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+}
+
+async function firstSignIn(page, base, person, temporary, shotName) {
+  await signIn(page, base, person.email, temporary);
+  await page.getByRole("heading", { name: "Choose your password", exact: true }).waitFor();
+  if (shotName) await audit(page, shotName);
+  await page.getByLabel("Current password", { exact: true }).fill(temporary);
+  await page.getByLabel("New password", { exact: true }).fill(person.password);
+  await page.getByLabel("Repeat the new password").fill(person.password);
+  await page.getByRole("button", { name: "Save password", exact: true }).click();
+  await page.getByRole("button", { name: "Sign out", exact: true }).waitFor();
+}
+
+async function signOut(page) {
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
+}
+
+let currentPage = null;
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack ?? e}`);
+    await currentPage?.screenshot({ path: join(OUT, `FAILED-${name.slice(0, 2).replace(/\W/g, "")}-${failed}.png`), fullPage: true }).catch(() => {});
+    // Start the next scenario signed out.
+    await currentPage?.context().clearCookies().catch(() => {});
+  }
+}
+
+const scenarios = {
+  async supervisorAssigns(ctx) {
+    const { page, base } = ctx;
+    await page.goto(`${base}/sign-in`);
+    await audit(page, "01-sign-in");
+    await firstSignIn(page, base, people.supervisor, ctx.temporary.supervisor, "02-change-password");
+    await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+    await page.getByRole("button", { name: "New scenario", exact: true }).click();
+    await page.getByLabel("Title", { exact: true }).fill(SCENARIO);
+    await page.getByLabel("Caller persona (the prompt the AI caller plays)").fill("You are Sarah, 34. You lost your job, rent is due and you have pills at home.");
+    await page.getByLabel("Mode", { exact: true }).selectOption("chat");
+    await page.getByLabel("Description", { exact: true }).fill("Risk assessment including means.");
+    await page.getByLabel("Skills", { exact: true }).fill("risk-assessment");
+    await page.getByLabel("Skills", { exact: true }).press("Enter");
+    await audit(page, "03-scenario-form");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+    await page.getByRole("cell", { name: SCENARIO, exact: true }).waitFor();
+    await audit(page, "04-scenarios");
+    await page.getByRole("link", { name: `Assign ${SCENARIO}` }).click();
+    await page.getByRole("heading", { name: "Assignments", exact: true }).waitFor();
+    check(await page.getByRole("checkbox", { name: SCENARIO }).isChecked(), "the scenario is preselected");
+    const picker = page.getByRole("combobox", { name: "Counselors" });
+    for (const who of ["Casey", "Robin"]) {
+      await picker.fill(who);
+      await page.getByRole("option", { name: new RegExp(who) }).click();
+    }
+    await audit(page, "05-assignments");
+    const assign = page.getByRole("button", { name: /^Assign 1 scenario to 2 counselors/ });
+    await assign.click();
+    const dialog = page.getByRole("dialog", { name: "Assignment report", exact: true });
+    await dialog.waitFor();
+    const shown = Date.now();
+    await dialog.getByText("2 created · 0 skipped · 0 blocked").waitFor();
+    await page.screenshot({ path: join(OUT, "06-report-success.png") });
+    await dialog.waitFor({ state: "hidden", timeout: 5000 });
+    const openFor = Date.now() - shown;
+    check(openFor >= 1000 && openFor <= 3500, `the pure-success report closes itself after about 1.5 s (took ${openFor} ms)`);
+    // The same pairs again: both skipped, and the report stays open until closed.
+    await assign.click();
+    await dialog.getByText("0 created · 2 skipped · 0 blocked").waitFor();
+    await page.waitForTimeout(3000);
+    check(await dialog.isVisible(), "the skipped-report stays open");
+    await audit(page, "07-report-skipped");
+    await dialog.getByRole("button", { name: "Close", exact: true }).click();
+    await dialog.waitFor({ state: "hidden" });
+    await signOut(page);
+  },
+
+  async counselorChats(ctx) {
+    const { page, base } = ctx;
+    await firstSignIn(page, base, people.casey, ctx.temporary.casey);
+    await page.getByRole("heading", { name: "My assignments", exact: true }).waitFor();
+    await page.getByText(SCENARIO, { exact: true }).waitFor();
+    await audit(page, "08-counselor-home");
+    await page.getByRole("button", { name: `Start chat: ${SCENARIO}` }).click();
+    await page.getByRole("heading", { name: "Chat practice", exact: true }).waitFor();
+    const turns = page.getByRole("list", { name: "Transcript" }).getByRole("listitem");
+    await turns.first().waitFor();
+    for (const [i, text] of ["I'm glad you called. What's going on tonight?", "Are you thinking about suicide? Do you have the pills with you?"].entries()) {
+      await page.getByLabel("Your reply").fill(text);
+      await page.getByRole("button", { name: "Send", exact: true }).click();
+      await turns.nth(2 * (i + 1)).waitFor();
+    }
+    await audit(page, "09-chat");
+    await page.getByRole("button", { name: "End and get feedback", exact: true }).click();
+    await page.getByRole("heading", { name: "Feedback", exact: true }).waitFor();
+    await page.getByLabel(/Overall score \d+ of 100/).waitFor({ timeout: 60_000 });
+    // An evidence link scrolls to the quoted turn, highlights and focuses it.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const link = page.getByRole("link", { name: "turn 2", exact: true }).last();
+    await link.scrollIntoViewIfNeeded();
+    await link.click();
+    const turn = page.locator("#turn-2");
+    await page.waitForFunction(() => {
+      const el = document.getElementById("turn-2");
+      if (!el) return false;
+      const r = el.getBoundingClientRect();
+      return el.classList.contains("turn-highlight") && r.top >= 0 && r.bottom <= window.innerHeight && document.activeElement === el;
+    }, null, { timeout: 5000 });
+    check(await turn.isVisible(), "the quoted turn is on screen");
+    await audit(page, "10-feedback");
+    await page.getByRole("link", { name: "My progress", exact: true }).click();
+    await page.getByRole("heading", { name: "My progress", exact: true }).waitFor();
+    await page.getByTestId("score-chart").waitFor();
+    await audit(page, "11-my-progress");
+    await signOut(page);
+  },
+
+  async supervisorReviews(ctx) {
+    const { page, base } = ctx;
+    await signIn(page, base, people.supervisor.email, people.supervisor.password);
+    await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+    await page.getByRole("link", { name: "Sessions", exact: true }).click();
+    await page.getByRole("heading", { name: "Sessions", exact: true }).waitFor();
+    await audit(page, "12-sessions");
+    await page.getByRole("link", { name: /Review session of Casey Counselor/ }).first().click();
+    await page.getByRole("heading", { name: "Session review", exact: true }).waitFor();
+    await page.getByLabel(/Overall score \d+ of 100/).waitFor();
+    const flag = page.getByRole("article", { name: "Flag: Missed plan or means", exact: true });
+    await flag.waitFor();
+    await audit(page, "13-session-review");
+    await flag.getByLabel("Review note").fill("Discussed means restriction with Casey.");
+    await flag.getByRole("button", { name: "Mark reviewed", exact: true }).click();
+    await flag.getByText(/Reviewed by Sue Supervisor/).waitFor();
+    await flag.getByText("Discussed means restriction with Casey.").waitFor();
+    await page.getByRole("link", { name: "Flags", exact: true }).click();
+    await page.getByRole("tab", { name: "Reviewed", exact: true }).click();
+    await page.getByRole("article", { name: "Flag: Missed plan or means", exact: true }).waitFor();
+    await audit(page, "14-flags");
+    await page.getByRole("link", { name: "Progress", exact: true }).click();
+    await page.getByRole("heading", { name: "Progress", exact: true }).waitFor();
+    await page.getByLabel("Counselor", { exact: true }).selectOption({ label: "Casey Counselor" });
+    const chart = page.getByTestId("score-chart");
+    await chart.waitFor();
+    await page.getByRole("img", { name: /Overall score of 1 evaluated sessions/ }).waitFor();
+    const dots = await chart.locator(".recharts-line-dots circle, .recharts-dot").count();
+    check(dots >= 1, `the chart has a point for the session (${dots})`);
+    await audit(page, "15-progress");
+    await signOut(page);
+  },
+
+  async adminPages(ctx) {
+    const { page, base } = ctx;
+    await signIn(page, base, ADMIN.email, ADMIN.password);
+    await page.getByRole("link", { name: "Account", exact: true }).click();
+    await page.getByRole("heading", { name: "Account", exact: true }).waitFor();
+    await page.getByRole("cell", { name: "Casey Counselor", exact: true }).waitFor();
+    await audit(page, "16-admin-users");
+    await page.getByRole("tab", { name: "API keys", exact: true }).click();
+    await page.getByLabel("What it is for").fill("E2E partner");
+    await page.getByRole("button", { name: "Create key", exact: true }).click();
+    const shown = page.getByRole("dialog", { name: "Your new API key", exact: true });
+    await shown.getByLabel("API key").waitFor();
+    check((await shown.getByLabel("API key").textContent()).startsWith("ptk_"), "the key is shown once");
+    await audit(page, "17-admin-api-key-shown-once");
+    await shown.getByRole("button", { name: "Done", exact: true }).click();
+    await page.getByRole("tab", { name: "Webhooks", exact: true }).click();
+    await audit(page, "18-admin-webhooks");
+    await signOut(page);
+  },
+};
+
+async function main() {
+  const { base } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password });
+  const api = await apiSession(base, ADMIN.email, ADMIN.password);
+  const temporary = {};
+  for (const [key, p] of Object.entries(people)) {
+    const created = await api("POST", "/api/users", { email: p.email, displayName: p.name, role: p.role });
+    temporary[key] = created.temporaryPassword;
+  }
+  const browser = await launch();
+  const page = browser.pages()[0] ?? (await browser.newPage());
+  page.setDefaultTimeout(15_000);
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Refused to/.test(m.text())) problems.push(`CSP: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  const ctx = { page, base, temporary };
+  currentPage = page;
+  await step("1. supervisor signs in, creates a scenario, bulk-assigns it (report rules)", () => scenarios.supervisorAssigns(ctx));
+  await step("2. counselor completes a chat; evidence links scroll to the quoted turn", () => scenarios.counselorChats(ctx));
+  await step("3. supervisor reviews the session and its flag; progress chart has the point", () => scenarios.supervisorReviews(ctx));
+  await step("admin pages: users, a key shown once, webhooks", () => scenarios.adminPages(ctx));
+  await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));
+  await browser.close();
+  writeFileSync(join(OUT, "axe-report.json"), JSON.stringify(axeReport, null, 2));
+  const minor = axeReport.reduce((n, p) => n + p.violations.length, 0);
+  console.log(`axe: ${axeReport.length} pages checked, ${minor} violations in all (none serious or critical unless a step failed); report in ${join(OUT, "axe-report.json")}`);
+  console.log(`screenshots in ${OUT}`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,71 @@
+// The one typed API client: every call goes through `api`, whose paths, bodies and answers are
+// the generated `paths` type (schema.ts, from web/openapi.json), so a renamed field breaks the
+// build, not the page.
+import createClient, { type Middleware } from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+export type Schemas = components["schemas"];
+
+let csrfToken: string | null = null;
+
+/** Remembers the CSRF token from sign-in or `GET /api/me`; sent on every state-changing call. */
+export function setCsrfToken(token: string | null) {
+  csrfToken = token;
+}
+
+const csrf: Middleware = {
+  onRequest({ request }) {
+    if (request.method !== "GET" && request.method !== "HEAD" && csrfToken) {
+      request.headers.set("x-csrf-token", csrfToken);
+    }
+    return request;
+  },
+};
+
+export const api = createClient<paths>({ baseUrl: "", credentials: "same-origin" });
+api.use(csrf);
+
+/** An error answer from the API, carrying its words for the page to show. */
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public body: Partial<Schemas["ErrorBody"]> | undefined,
+  ) {
+    super(describe(status, body));
+  }
+}
+
+function describe(status: number, body: Partial<Schemas["ErrorBody"]> | undefined): string {
+  const base = body?.message ?? `The server answered ${status}.`;
+  const fields = body?.fields?.map((f) => `${f.field}: ${f.message}`).filter((f) => !base.includes(f)).join("; ");
+  return fields ? `${base} (${fields})` : base;
+}
+
+/** Unwraps an openapi-fetch result: the data, or an `ApiError` with the server's message. */
+export async function call<T>(
+  promise: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  let result;
+  try {
+    result = await promise;
+  } catch (e) {
+    throw new Error(`Could not reach the server: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const { data, error, response } = result;
+  if (!response.ok) {
+    throw new ApiError(response.status, (error ?? undefined) as Partial<Schemas["ErrorBody"]> | undefined);
+  }
+  return data as T;
+}
+
+/** Uploads a file as multipart (`file` field); openapi-fetch's JSON body does not fit uploads. */
+export async function upload<T>(url: string, file: File): Promise<T> {
+  const form = new FormData();
+  form.append("file", file);
+  const headers: Record<string, string> = {};
+  if (csrfToken) headers["x-csrf-token"] = csrfToken;
+  const response = await fetch(url, { method: "POST", body: form, headers, credentials: "same-origin" });
+  const body = await response.json().catch(() => undefined);
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body as T;
+}

@@ -1,0 +1,81 @@
+// Type-ahead over the account's counselors (`GET /api/users?role=counselor&q=`), picking one or
+// many; chosen counselors show as removable chips.
+import { useQuery } from "@tanstack/react-query";
+import { useId, useState } from "react";
+import { api, call, type Schemas } from "@/api/client";
+
+type User = Schemas["User"];
+
+export function CounselorPicker({ value, onChange, multiple = true, label = "Counselors" }: { value: User[]; onChange: (users: User[]) => void; multiple?: boolean; label?: string }) {
+  const id = useId();
+  const [q, setQ] = useState("");
+  const [open, setOpen] = useState(false);
+  const [active, setActive] = useState(0);
+  const found = useQuery({
+    queryKey: ["users", "counselor", q],
+    queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", q: q || undefined, limit: 20 } } })),
+    enabled: open,
+  });
+  const options = (found.data ?? []).filter((u) => !value.some((v) => v.id === u.id));
+  const pick = (u: User) => {
+    onChange(multiple ? [...value, u] : [u]);
+    setQ("");
+    setActive(0);
+  };
+  return (
+    <div className="flex flex-col gap-1">
+      <label htmlFor={id} className="text-sm font-medium text-slate-800">{label}</label>
+      {value.length > 0 && (
+        <ul className="flex flex-wrap gap-1" aria-label={`Chosen ${label.toLowerCase()}`}>
+          {value.map((u) => (
+            <li key={u.id} className="flex items-center gap-1 rounded-full bg-blue-100 px-2 py-0.5 text-sm text-blue-950">
+              {u.displayName}
+              <button type="button" aria-label={`Remove ${u.displayName}`} className="rounded-full px-1 hover:bg-blue-200" onClick={() => onChange(value.filter((v) => v.id !== u.id))}>×</button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <div className="relative">
+        <input
+          id={id}
+          role="combobox"
+          aria-expanded={open && options.length > 0}
+          aria-controls={`${id}-list`}
+          aria-autocomplete="list"
+          autoComplete="off"
+          placeholder="Type a name or e-mail"
+          className="w-full rounded-md border border-slate-400 px-3 py-2 text-sm focus:outline-none focus:ring-2 focus:ring-blue-700"
+          value={q}
+          onChange={(e) => {
+            setQ(e.target.value);
+            setOpen(true);
+            setActive(0);
+          }}
+          onFocus={() => setOpen(true)}
+          onBlur={() => setTimeout(() => setOpen(false), 150)}
+          onKeyDown={(e) => {
+            if (e.key === "ArrowDown") { e.preventDefault(); setActive((a) => Math.min(a + 1, options.length - 1)); }
+            if (e.key === "ArrowUp") { e.preventDefault(); setActive((a) => Math.max(a - 1, 0)); }
+            if (e.key === "Enter" && options[active]) { e.preventDefault(); pick(options[active]!); }
+            if (e.key === "Escape") setOpen(false);
+          }}
+        />
+        {open && options.length > 0 && (
+          <ul id={`${id}-list`} role="listbox" className="absolute z-10 mt-1 max-h-60 w-full overflow-auto rounded-md border border-slate-300 bg-white shadow">
+            {options.map((u, i) => (
+              <li
+                key={u.id}
+                role="option"
+                aria-selected={i === active}
+                className={`cursor-pointer px-3 py-2 text-sm ${i === active ? "bg-blue-100" : ""}`}
+                onMouseDown={(e) => { e.preventDefault(); pick(u); }}
+              >
+                {u.displayName} <span className="text-slate-700">{u.email}</span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </div>
+    </div>
+  );
+}

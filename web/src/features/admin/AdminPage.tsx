@@ -1,0 +1,35 @@
+// Account administration: users (one-time passwords shown once), partner API keys (shown once,
+// revocable), webhooks with their delivery log, scenario categories, policy documents.
+import { useState } from "react";
+import { PageTitle, Tabs } from "@/components/ui";
+import { useMe } from "@/lib/session";
+import { UsersPanel } from "./UsersPanel";
+import { ApiKeysPanel, WebhooksPanel } from "./IntegrationsPanels";
+import { CategoriesPanel, PoliciesPanel } from "./ContentPanels";
+
+type Tab = "users" | "keys" | "webhooks" | "categories" | "policies";
+
+export default function AdminPage() {
+  const admin = useMe().data?.user.role === "admin";
+  const [tab, setTab] = useState<Tab>(admin ? "users" : "policies");
+  const options: { value: Tab; label: string }[] = admin
+    ? [
+        { value: "users", label: "Users" },
+        { value: "keys", label: "API keys" },
+        { value: "webhooks", label: "Webhooks" },
+        { value: "categories", label: "Categories" },
+        { value: "policies", label: "Policy documents" },
+      ]
+    : [{ value: "policies", label: "Policy documents" }];
+  return (
+    <div>
+      <PageTitle>Account</PageTitle>
+      <Tabs label="Account sections" value={tab} onChange={setTab} options={options} />
+      {tab === "users" && <UsersPanel />}
+      {tab === "keys" && <ApiKeysPanel />}
+      {tab === "webhooks" && <WebhooksPanel />}
+      {tab === "categories" && <CategoriesPanel />}
+      {tab === "policies" && <PoliciesPanel />}
+    </div>
+  );
+}

@@ -1,0 +1,64 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { api, call, upload, type Schemas } from "@/api/client";
+import { Button, Card, ErrorNote, Field, Spinner, TextInput } from "@/components/ui";
+import { formatDateTime, label } from "@/lib/format";
+
+export function CategoriesPanel() {
+  const client = useQueryClient();
+  const categories = useQuery({ queryKey: ["categories"], queryFn: () => call(api.GET("/api/categories")) });
+  const [name, setName] = useState("");
+  const add = useMutation({
+    mutationFn: () => call(api.POST("/api/categories", { body: { name } })),
+    onSuccess: () => {
+      setName("");
+      client.invalidateQueries({ queryKey: ["categories"] });
+    },
+  });
+  return (
+    <Card title="Scenario categories">
+      <ul className="mb-3 flex flex-wrap gap-2 text-sm">
+        {categories.data?.categories.map((c) => <li key={c} className="rounded-full bg-slate-200 px-3 py-1">{label(c)}</li>)}
+      </ul>
+      <form onSubmit={(e) => { e.preventDefault(); add.mutate(); }} className="flex items-end gap-3">
+        <TextInput label="New category" required value={name} onChange={(e) => setName(e.target.value)} />
+        <Button type="submit" disabled={add.isPending}>Add</Button>
+      </form>
+      <ErrorNote error={categories.error ?? add.error} />
+    </Card>
+  );
+}
+
+export function PoliciesPanel() {
+  const client = useQueryClient();
+  const policies = useQuery({ queryKey: ["policies"], queryFn: () => call(api.GET("/api/policies")) });
+  const [file, setFile] = useState<File | null>(null);
+  const send = useMutation({
+    mutationFn: (f: File) => upload<Schemas["Policy"]>("/api/policies", f),
+    onSuccess: () => client.invalidateQueries({ queryKey: ["policies"] }),
+  });
+  const remove = useMutation({
+    mutationFn: (id: string) => call(api.DELETE("/api/policies/{id}", { params: { path: { id } } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ["policies"] }),
+  });
+  return (
+    <Card title="Policy documents">
+      <p className="mb-2 text-sm text-slate-700">The evaluator grades sessions against these (PDF, DOCX, TXT or Markdown).</p>
+      <form onSubmit={(e) => { e.preventDefault(); if (file) send.mutate(file); }} className="flex items-end gap-3">
+        <Field label="Document">{(id) => <input id={id} type="file" accept=".pdf,.docx,.txt,.md" className="text-sm" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />}</Field>
+        <Button type="submit" disabled={!file || send.isPending}>Upload</Button>
+      </form>
+      {send.isPending && <Spinner label="Extracting and indexing the document…" />}
+      <ErrorNote error={send.error ?? policies.error ?? remove.error} />
+      <ul className="mt-3 divide-y divide-slate-200 text-sm">
+        {policies.data?.map((p) => (
+          <li key={p.id} className="flex items-center gap-3 py-2">
+            <span className="font-medium">{p.fileName}</span>
+            <span className="text-slate-700">{p.textChars.toLocaleString()} characters, {p.embeddedChunks}/{p.chunks} passages indexed, {formatDateTime(p.createdAt)}</span>
+            <Button variant="danger" className="ml-auto" onClick={() => remove.mutate(p.id)}>Delete<span className="sr-only"> {p.fileName}</span></Button>
+          </li>
+        ))}
+      </ul>
+    </Card>
+  );
+}

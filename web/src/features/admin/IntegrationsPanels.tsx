@@ -1,0 +1,140 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { api, call, type Schemas } from "@/api/client";
+import { webhookEventValues } from "@/api/schema";
+import { Badge, Button, Card, ErrorNote, Spinner, TextInput } from "@/components/ui";
+import { formatDateTime, label } from "@/lib/format";
+import { ShownOnce } from "./ShownOnce";
+
+export function ApiKeysPanel() {
+  const client = useQueryClient();
+  const keys = useQuery({ queryKey: ["api-keys"], queryFn: () => call(api.GET("/api/api-keys")) });
+  const [name, setName] = useState("");
+  const [secret, setSecret] = useState<string | null>(null);
+  const create = useMutation({
+    mutationFn: () => call(api.POST("/api/api-keys", { body: { name } })),
+    onSuccess: (k) => {
+      setSecret(k.key);
+      setName("");
+      client.invalidateQueries({ queryKey: ["api-keys"] });
+    },
+  });
+  const revoke = useMutation({
+    mutationFn: (id: string) => call(api.DELETE("/api/api-keys/{id}", { params: { path: { id } } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ["api-keys"] }),
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    create.mutate();
+  };
+  return (
+    <div className="flex flex-col gap-4">
+      <Card title="New partner API key">
+        <form onSubmit={submit} className="flex items-end gap-3">
+          <TextInput label="What it is for" required value={name} onChange={(e) => setName(e.target.value)} />
+          <Button type="submit" disabled={create.isPending}>Create key</Button>
+        </form>
+        <ErrorNote error={create.error} />
+      </Card>
+      <Card title="API keys">
+        <ErrorNote error={keys.error ?? revoke.error} />
+        {keys.isPending ? <Spinner label="Loading keys…" /> : (
+          <ul className="divide-y divide-slate-200 text-sm">
+            {keys.data?.map((k) => (
+              <li key={k.id} className="flex items-center gap-3 py-2">
+                <span className="font-medium">{k.name}</span>
+                <code>{k.prefix}…</code>
+                <span className="text-slate-700">created {formatDateTime(k.createdAt)}, last used {formatDateTime(k.lastUsedAt)}</span>
+                {k.revokedAt ? <Badge>Revoked</Badge> : <Button variant="danger" className="ml-auto" onClick={() => revoke.mutate(k.id)}>Revoke<span className="sr-only"> {k.name}</span></Button>}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Card>
+      {secret && <ShownOnce title="Your new API key" what="API key" secret={secret} onClose={() => setSecret(null)} />}
+    </div>
+  );
+}
+
+type Event = Schemas["WebhookEvent"];
+
+export function WebhooksPanel() {
+  const client = useQueryClient();
+  const hooks = useQuery({ queryKey: ["webhooks"], queryFn: () => call(api.GET("/api/webhooks")) });
+  const [url, setUrl] = useState("");
+  const [events, setEvents] = useState<Event[]>([...webhookEventValues]);
+  const [secret, setSecret] = useState<string | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
+  const create = useMutation({
+    mutationFn: () => call(api.POST("/api/webhooks", { body: { url, events } })),
+    onSuccess: (w) => {
+      setSecret(w.secret);
+      setUrl("");
+      client.invalidateQueries({ queryKey: ["webhooks"] });
+    },
+  });
+  const remove = useMutation({
+    mutationFn: (id: string) => call(api.DELETE("/api/webhooks/{id}", { params: { path: { id } } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ["webhooks"] }),
+  });
+  return (
+    <div className="flex flex-col gap-4">
+      <Card title="New webhook">
+        <form onSubmit={(e) => { e.preventDefault(); create.mutate(); }} className="flex flex-col gap-3">
+          <TextInput label="URL (https)" type="url" required value={url} onChange={(e) => setUrl(e.target.value)} />
+          <fieldset className="flex flex-wrap gap-3 text-sm">
+            <legend className="font-medium">Events</legend>
+            {webhookEventValues.map((ev) => (
+              <label key={ev} className="flex items-center gap-1">
+                <input type="checkbox" checked={events.includes(ev)} onChange={(e) => setEvents((xs) => (e.target.checked ? [...xs, ev] : xs.filter((x) => x !== ev)))} />
+                {ev}
+              </label>
+            ))}
+          </fieldset>
+          <div><Button type="submit" disabled={create.isPending || events.length === 0}>Create webhook</Button></div>
+        </form>
+        <ErrorNote error={create.error} />
+      </Card>
+      <Card title="Webhooks">
+        <ErrorNote error={hooks.error ?? remove.error} />
+        <ul className="divide-y divide-slate-200 text-sm">
+          {hooks.data?.map((w) => (
+            <li key={w.id} className="py-2">
+              <div className="flex flex-wrap items-center gap-2">
+                <code className="break-all">{w.url}</code>
+                {w.events.map((e) => <Badge key={e}>{e}</Badge>)}
+                <Button variant="ghost" className="ml-auto" aria-expanded={open === w.id} onClick={() => setOpen(open === w.id ? null : w.id)}>Delivery log</Button>
+                <Button variant="danger" onClick={() => remove.mutate(w.id)}>Delete<span className="sr-only"> webhook {w.url}</span></Button>
+              </div>
+              {open === w.id && <Deliveries id={w.id} />}
+            </li>
+          ))}
+        </ul>
+      </Card>
+      {secret && <ShownOnce title="Webhook signing secret" what="signing secret" secret={secret} onClose={() => setSecret(null)} />}
+    </div>
+  );
+}
+
+function Deliveries({ id }: { id: string }) {
+  const log = useQuery({ queryKey: ["deliveries", id], queryFn: () => call(api.GET("/api/webhooks/{id}/deliveries", { params: { path: { id } } })) });
+  if (log.isPending) return <Spinner label="Loading deliveries…" />;
+  if (log.error) return <ErrorNote error={log.error} />;
+  if (!log.data?.length) return <p className="mt-2 text-slate-700">No deliveries yet.</p>;
+  return (
+    <table className="mt-2 w-full text-left text-xs">
+      <thead><tr><th>Event</th><th>Status</th><th>Attempts</th><th>Last answer</th><th>Created</th></tr></thead>
+      <tbody>
+        {log.data.map((d) => (
+          <tr key={d.id}>
+            <td>{d.event}</td>
+            <td>{label(d.status)}</td>
+            <td>{d.attempts}</td>
+            <td>{d.lastStatusCode ?? d.lastError ?? "—"}</td>
+            <td>{formatDateTime(d.createdAt)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

@@ -1,0 +1,83 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { api, call, type Schemas } from "@/api/client";
+import { roleValues } from "@/api/schema";
+import { Badge, Button, Card, ErrorNote, Select, Spinner, TextInput } from "@/components/ui";
+import { label } from "@/lib/format";
+import { ShownOnce } from "./ShownOnce";
+
+type Role = Schemas["Role"];
+
+export function UsersPanel() {
+  const client = useQueryClient();
+  const users = useQuery({ queryKey: ["users", "admin"], queryFn: () => call(api.GET("/api/users", { params: { query: { includeInactive: true, limit: 500 } } })) });
+  const [email, setEmail] = useState("");
+  const [displayName, setName] = useState("");
+  const [role, setRole] = useState<Role>("counselor");
+  const [secret, setSecret] = useState<{ who: string; password: string } | null>(null);
+  const refresh = () => client.invalidateQueries({ queryKey: ["users"] });
+  const create = useMutation({
+    mutationFn: () => call(api.POST("/api/users", { body: { email, displayName, role } })),
+    onSuccess: (u) => {
+      setSecret({ who: u.displayName, password: u.temporaryPassword });
+      setEmail("");
+      setName("");
+      refresh();
+    },
+  });
+  const update = useMutation({
+    mutationFn: ({ id, patch }: { id: string; patch: Schemas["UserPatch"] }) => call(api.PATCH("/api/users/{id}", { params: { path: { id } }, body: patch })),
+    onSettled: refresh,
+  });
+  const reset = useMutation({
+    mutationFn: (u: Schemas["User"]) => call(api.POST("/api/users/{id}/password-reset", { params: { path: { id: u.id } } })).then((r) => ({ r, u })),
+    onSuccess: ({ r, u }) => setSecret({ who: u.displayName, password: r.temporaryPassword }),
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    create.mutate();
+  };
+  return (
+    <div className="flex flex-col gap-4">
+      <Card title="Add a user">
+        <form onSubmit={submit} className="grid items-end gap-3 md:grid-cols-4">
+          <TextInput label="E-mail" type="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+          <TextInput label="Name" required value={displayName} onChange={(e) => setName(e.target.value)} />
+          <Select label="Role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
+            {roleValues.map((r) => <option key={r} value={r}>{label(r)}</option>)}
+          </Select>
+          <Button type="submit" disabled={create.isPending}>Create user</Button>
+        </form>
+        <div className="mt-2"><ErrorNote error={create.error} /></div>
+      </Card>
+      <Card title="Users">
+        <ErrorNote error={users.error ?? update.error ?? reset.error} />
+        {users.isPending ? <Spinner label="Loading users…" /> : (
+          <table className="w-full text-left text-sm">
+            <thead><tr className="border-b border-slate-300"><th className="py-2">Name</th><th>E-mail</th><th>Role</th><th>Status</th><th><span className="sr-only">Actions</span></th></tr></thead>
+            <tbody>
+              {users.data?.map((u) => (
+                <tr key={u.id} className="border-b border-slate-200">
+                  <td className="py-2">{u.displayName} {u.isDemo && <Badge tone="amber">Demo</Badge>}</td>
+                  <td>{u.email}</td>
+                  <td>
+                    <label className="sr-only" htmlFor={`role-${u.id}`}>Role of {u.displayName}</label>
+                    <select id={`role-${u.id}`} className="rounded border border-slate-400 px-2 py-1" value={u.role} onChange={(e) => update.mutate({ id: u.id, patch: { role: e.target.value as Role } })}>
+                      {roleValues.map((r) => <option key={r} value={r}>{label(r)}</option>)}
+                    </select>
+                  </td>
+                  <td><Badge tone={u.active ? "green" : "slate"}>{u.active ? "Active" : "Deactivated"}</Badge></td>
+                  <td className="whitespace-nowrap text-right">
+                    <Button variant="ghost" onClick={() => update.mutate({ id: u.id, patch: { active: !u.active } })}>{u.active ? "Deactivate" : "Reactivate"}<span className="sr-only"> {u.displayName}</span></Button>
+                    <Button variant="ghost" onClick={() => reset.mutate(u)}>Reset password<span className="sr-only"> of {u.displayName}</span></Button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Card>
+      {secret && <ShownOnce title={`One-time password for ${secret.who}`} what="one-time password" secret={secret.password} onClose={() => setSecret(null)} />}
+    </div>
+  );
+}

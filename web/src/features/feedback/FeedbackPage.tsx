@@ -1,0 +1,128 @@
+// Feedback on one of the counselor's sessions: the evaluation with evidence links into the
+// transcript, a way to report a problem with the AI caller, and documentation upload with its
+// review.
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { useParams } from "react-router-dom";
+import { api, call, upload, type Schemas } from "@/api/client";
+import { EvaluationView } from "@/components/EvaluationView";
+import { scrollToTurn, Transcript } from "@/components/Transcript";
+import { Button, Card, ErrorNote, Field, Notice, PageTitle, Spinner, TextArea } from "@/components/ui";
+import { formatDateTime, label } from "@/lib/format";
+
+export function FeedbackPage() {
+  const { sessionId = "" } = useParams();
+  const client = useQueryClient();
+  const session = useQuery({
+    queryKey: ["session", sessionId],
+    queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id: sessionId } } })),
+    refetchInterval: (q) => (q.state.data?.evaluationStatus === "running" ? 2000 : false),
+  });
+  const [highlighted, setHighlighted] = useState<number | null>(null);
+  const evaluate = useMutation({
+    mutationFn: () => call(api.POST("/api/sessions/{id}/evaluate", { params: { path: { id: sessionId } } })),
+    onSettled: () => client.invalidateQueries({ queryKey: ["session", sessionId] }),
+  });
+  const onEvidence = (turn: number) => {
+    setHighlighted(turn);
+    scrollToTurn(turn);
+  };
+  const s = session.data;
+  return (
+    <div className="flex flex-col gap-4">
+      <PageTitle>Feedback</PageTitle>
+      <ErrorNote error={session.error} />
+      {session.isPending && <Spinner label="Loading…" />}
+      {s && (
+        <>
+          <p className="text-sm text-slate-700">
+            {label(s.kind)} session, {formatDateTime(s.startedAt)} · {label(s.status)}
+            {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : ""}
+          </p>
+          <div className="grid gap-4 lg:grid-cols-2">
+            <Card title="Evaluation">
+              {s.evaluation ? (
+                <EvaluationView evaluation={s.evaluation} onEvidence={onEvidence} />
+              ) : s.evaluationStatus === "running" || evaluate.isPending ? (
+                <Spinner label="Evaluating — this can take up to a minute…" />
+              ) : (
+                <div className="flex flex-col gap-2">
+                  {s.evaluationStatus === "failed" && <ErrorNote error={`The last evaluation failed: ${s.evaluationError ?? "unknown reason"}`} />}
+                  <p className="text-sm">No evaluation yet.</p>
+                  <div><Button onClick={() => evaluate.mutate()}>Evaluate this session</Button></div>
+                  <ErrorNote error={evaluate.error} />
+                </div>
+              )}
+            </Card>
+            <Card title="Transcript">
+              <Transcript turns={s.transcript} highlighted={highlighted} />
+            </Card>
+          </div>
+          <ReportProblem sessionId={sessionId} />
+          {s.status === "completed" && <Documentation sessionId={sessionId} />}
+        </>
+      )}
+    </div>
+  );
+}
+
+function ReportProblem({ sessionId }: { sessionId: string }) {
+  const [details, setDetails] = useState("");
+  const report = useMutation({
+    mutationFn: () => call(api.POST("/api/sessions/{id}/flag", { params: { path: { id: sessionId } }, body: { details, flagType: "ai_caller_problem" } })),
+    onSuccess: () => setDetails(""),
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    report.mutate();
+  };
+  return (
+    <Card title="Report a problem with the AI caller">
+      <form onSubmit={submit} className="flex flex-col gap-2">
+        <TextArea label="What went wrong?" required value={details} onChange={(e) => setDetails(e.target.value)} />
+        <ErrorNote error={report.error} />
+        {report.isSuccess && <Notice tone="success">Thank you — a supervisor will look at it.</Notice>}
+        <div><Button type="submit" variant="secondary" disabled={report.isPending || !details.trim()}>Send report</Button></div>
+      </form>
+    </Card>
+  );
+}
+
+function Documentation({ sessionId }: { sessionId: string }) {
+  const client = useQueryClient();
+  const [file, setFile] = useState<File | null>(null);
+  const reviews = useQuery({ queryKey: ["document-reviews", sessionId], queryFn: () => call(api.GET("/api/sessions/{id}/document-reviews", { params: { path: { id: sessionId } } })) });
+  const send = useMutation({
+    mutationFn: (f: File) => upload<Schemas["DocumentReview"]>(`/api/sessions/${sessionId}/document-review`, f),
+    onSuccess: () => client.invalidateQueries({ queryKey: ["document-reviews", sessionId] }),
+  });
+  return (
+    <Card title="Your documentation">
+      <form
+        className="flex flex-wrap items-end gap-3"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (file) send.mutate(file);
+        }}
+      >
+        <Field label="Call notes (PDF)">
+          {(id) => <input id={id} type="file" accept="application/pdf" onChange={(e) => setFile(e.target.files?.[0] ?? null)} className="text-sm" />}
+        </Field>
+        <Button type="submit" disabled={!file || send.isPending}>Upload for review</Button>
+      </form>
+      {send.isPending && <Spinner label="Reviewing your documentation…" />}
+      <ErrorNote error={send.error ?? reviews.error} />
+      <ul className="mt-3 flex flex-col gap-3 text-sm">
+        {reviews.data?.map((r) => (
+          <li key={r.id} className="rounded border border-slate-300 p-2">
+            <p className="font-medium">{r.fileName} — {formatDateTime(r.createdAt)}</p>
+            <p>Completeness {r.completenessScore} · Accuracy {r.accuracyScore} · Consistency {r.consistencyScore}</p>
+            <ul className="list-disc pl-5">
+              {r.gaps.map((g, i) => <li key={i}>{g.description} ({g.severity})</li>)}
+            </ul>
+          </li>
+        ))}
+      </ul>
+    </Card>
+  );
+}

@@ -1,0 +1,81 @@
+// A chat practice session: the AI caller's messages and the counselor's replies; "end and get
+// feedback" asks for the evaluation (which can take a while) and opens the feedback page.
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef, useState, type FormEvent } from "react";
+import { useNavigate, useParams } from "react-router-dom";
+import { api, call, type Schemas } from "@/api/client";
+import { Transcript } from "@/components/Transcript";
+import { Button, Card, ErrorNote, PageTitle, Spinner, TextArea } from "@/components/ui";
+
+type Turn = Schemas["TranscriptTurn"];
+
+export function ChatPage() {
+  const { sessionId = "" } = useParams();
+  const navigate = useNavigate();
+  const client = useQueryClient();
+  const session = useQuery({ queryKey: ["session", sessionId], queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id: sessionId } } })) });
+  const [turns, setTurns] = useState<Turn[]>([]);
+  const [draft, setDraft] = useState("");
+  const bottom = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (session.data) setTurns(session.data.transcript);
+  }, [session.data]);
+  useEffect(() => {
+    bottom.current?.scrollIntoView?.({ block: "end" });
+  }, [turns.length]);
+  const send = useMutation({
+    mutationFn: (content: string) => call(api.POST("/api/sessions/{id}/message", { params: { path: { id: sessionId } }, body: { content } })),
+    onSuccess: (exchange) => {
+      setTurns((t) => [...t, exchange.counselor, exchange.caller]);
+      setDraft("");
+    },
+  });
+  const finish = useMutation({
+    mutationFn: () => call(api.POST("/api/sessions/{id}/evaluate", { params: { path: { id: sessionId } } })),
+    onSuccess: async () => {
+      await client.invalidateQueries({ queryKey: ["session", sessionId] });
+      navigate(`/feedback/${sessionId}`);
+    },
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (draft.trim()) send.mutate(draft.trim());
+  };
+  const active = session.data?.status === "active";
+  return (
+    <div className="flex flex-col gap-4">
+      <PageTitle actions={<Button variant="secondary" onClick={() => finish.mutate()} disabled={finish.isPending || turns.length < 2}>End and get feedback</Button>}>
+        Chat practice
+      </PageTitle>
+      <ErrorNote error={session.error} />
+      <Card>
+        <div aria-live="polite">
+          {session.isPending ? <Spinner label="Loading the conversation…" /> : <Transcript turns={turns} />}
+        </div>
+        {send.isPending && <div className="mt-2"><Spinner label="The caller is typing…" /></div>}
+        <div ref={bottom} />
+      </Card>
+      {finish.isPending && <Spinner label="Evaluating your session — this can take up to a minute…" />}
+      <ErrorNote error={send.error ?? finish.error} />
+      {active ? (
+        <form onSubmit={submit} className="flex flex-col gap-2">
+          <TextArea
+            label="Your reply"
+            value={draft}
+            maxLength={4000}
+            onChange={(e) => setDraft(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter" && !e.shiftKey) submit(e);
+            }}
+            hint="Enter sends; Shift+Enter starts a new line."
+          />
+          <div>
+            <Button type="submit" disabled={send.isPending || !draft.trim()}>Send</Button>
+          </div>
+        </form>
+      ) : (
+        session.data && <p className="text-sm text-slate-700">This session has ended.</p>
+      )}
+    </div>
+  );
+}

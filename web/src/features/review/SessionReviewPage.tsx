@@ -1,0 +1,72 @@
+// A supervisor reviews one session: transcript, evaluation with evidence links, flags with
+// their review, analysis and usage, and (voice) the recording synced to the transcript: the
+// current turn is highlighted while playing; a click on a turn or an evidence quote seeks there.
+import { useQuery } from "@tanstack/react-query";
+import { useState } from "react";
+import { useParams } from "react-router-dom";
+import { api, call } from "@/api/client";
+import { EvaluationView } from "@/components/EvaluationView";
+import { FlagCard } from "@/components/FlagCard";
+import { RecordingPlayer, useRecordingSync } from "@/components/RecordingPlayer";
+import { scrollToTurn, Transcript } from "@/components/Transcript";
+import { Card, ErrorNote, Notice, PageTitle, Spinner } from "@/components/ui";
+import { formatDateTime, label } from "@/lib/format";
+
+export default function SessionReviewPage() {
+  const { id = "" } = useParams();
+  const session = useQuery({
+    queryKey: ["session", id],
+    queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id } } })),
+    refetchInterval: (q) => (q.state.data?.evaluationStatus === "running" ? 2000 : false),
+  });
+  const users = useQuery({ queryKey: ["users", "all"], queryFn: () => call(api.GET("/api/users", { params: { query: { limit: 500, includeInactive: true } } })) });
+  const s = session.data;
+  const sync = useRecordingSync(s?.transcript ?? []);
+  const [highlighted, setHighlighted] = useState<number | null>(null);
+  const voice = s?.kind === "voice";
+  const goToTurn = (n: number) => {
+    setHighlighted(n);
+    if (voice) sync.seekTo(n - 1);
+    scrollToTurn(n);
+  };
+  const name = (uid: string) => users.data?.find((u) => u.id === uid)?.displayName ?? "a supervisor";
+  return (
+    <div className="flex flex-col gap-4">
+      <PageTitle>Session review</PageTitle>
+      <ErrorNote error={session.error} />
+      {session.isPending && <Spinner label="Loading the session…" />}
+      {s && (
+        <>
+          <p className="text-sm text-slate-700">
+            {name(s.userId)} · {label(s.kind)} · {formatDateTime(s.startedAt)} · {label(s.status)}
+            {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : " · free practice"}
+            {s.usage && ` · ${s.usage.calls} AI calls, $${s.usage.costUsd.toFixed(3)}`}
+          </p>
+          <div className="grid gap-4 lg:grid-cols-2">
+            <div className="flex flex-col gap-4">
+              <Card title="Flags">
+                {s.flags.length === 0 ? <p className="text-sm text-slate-700">No flags.</p> : (
+                  <div className="flex flex-col gap-2">{s.flags.map((f) => <FlagCard key={f.id} flag={f} reviewerName={name} onTurn={goToTurn} />)}</div>
+                )}
+                {s.analysis && <div className="mt-2"><Notice>Analysis: {s.analysis.summary}</Notice></div>}
+              </Card>
+              <Card title="Evaluation">
+                {s.evaluation ? <EvaluationView evaluation={s.evaluation} onEvidence={goToTurn} /> :
+                  s.evaluationStatus === "running" ? <Spinner label="Evaluating…" /> :
+                  <p className="text-sm text-slate-700">{s.evaluationStatus === "failed" ? `Evaluation failed: ${s.evaluationError ?? ""}` : "Not evaluated yet."}</p>}
+              </Card>
+            </div>
+            <Card title="Transcript">
+              {voice && (
+                <div className="sticky top-0 z-10 mb-3 bg-white pb-2">
+                  <RecordingPlayer ref={sync.audio} sessionId={s.id} onTime={sync.onTime} />
+                </div>
+              )}
+              <Transcript turns={s.transcript} current={voice ? sync.current : undefined} highlighted={highlighted} onTurnClick={voice ? (i) => { setHighlighted(null); sync.seekTo(i); } : undefined} />
+            </Card>
+          </div>
+        </>
+      )}
+    </div>
+  );
+}

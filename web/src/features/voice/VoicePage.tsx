@@ -1,0 +1,153 @@
+// A voice practice call in the browser, on LiveKit's own pieces: `POST /api/livekit/token`
+// creates the session and dispatches the agent (the AI caller) into the room; the microphone
+// starts with a pre-connect buffer so the counselor can speak at once; agent state, a bar
+// visualizer of the caller's voice, live captions for both sides (`useTranscriptions`), device
+// selection, `StartAudio` for autoplay blocks, mute, a timer and hang up. If the caller has not
+// joined in time, the page says so instead of waiting silently.
+// Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
+import { BarVisualizer, MediaDeviceSelect, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
+import { useMutation } from "@tanstack/react-query";
+import { Room, RoomEvent } from "livekit-client";
+import { useEffect, useMemo, useRef, useState } from "react";
+import { useNavigate, useSearchParams } from "react-router-dom";
+import { api, call, type Schemas } from "@/api/client";
+import { Button, Card, ErrorNote, Notice, PageTitle, Spinner } from "@/components/ui";
+import { formatClock, label } from "@/lib/format";
+
+/** How long the AI caller may take to join before the page reports it. */
+export const AGENT_JOIN_TIMEOUT_MS = 20_000;
+
+type Token = Schemas["VoiceToken"];
+
+export default function VoicePage() {
+  const [params] = useSearchParams();
+  const assignmentId = params.get("assignmentId");
+  const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true }), []);
+  const [call_, setCall] = useState<Token | null>(null);
+  const start = useMutation({
+    mutationFn: async () => {
+      const token = await call(api.POST("/api/livekit/token", { body: { assignmentId } }));
+      // Microphone first with a pre-connect buffer: what the counselor says while the room
+      // connects reaches the agent once it joins.
+      await Promise.all([
+        room.localParticipant.setMicrophoneEnabled(true, undefined, { preConnectBuffer: true }),
+        room.connect(token.url, token.token),
+      ]);
+      return token;
+    },
+    onSuccess: setCall,
+  });
+  useEffect(() => () => void room.disconnect(), [room]);
+  return (
+    <RoomContext.Provider value={room}>
+      <div className="flex flex-col gap-4">
+        <PageTitle>Voice practice</PageTitle>
+        {!call_ ? (
+          <Card>
+            <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call and speaks first; captions appear for both of you.</p>
+            <div className="flex items-center gap-3">
+              <Button onClick={() => start.mutate()} disabled={start.isPending}>Connect</Button>
+              {start.isPending && <Spinner label="Connecting…" />}
+            </div>
+            <div className="mt-3"><ErrorNote error={start.error} /></div>
+          </Card>
+        ) : (
+          <InCall room={room} token={call_} />
+        )}
+      </div>
+    </RoomContext.Provider>
+  );
+}
+
+function InCall({ room, token }: { room: Room; token: Token }) {
+  const navigate = useNavigate();
+  const { state, audioTrack, agent } = useVoiceAssistant();
+  const { isMicrophoneEnabled, localParticipant } = useLocalParticipant();
+  const transcriptions = useTranscriptions();
+  const [elapsed, setElapsed] = useState(0);
+  const [timedOut, setTimedOut] = useState(false);
+  const [ended, setEnded] = useState(false);
+  const startedAt = useRef(Date.now());
+  useEffect(() => {
+    const tick = setInterval(() => setElapsed(Date.now() - startedAt.current), 1000);
+    return () => clearInterval(tick);
+  }, []);
+  useEffect(() => {
+    if (agent) {
+      setTimedOut(false);
+      return;
+    }
+    const timer = setTimeout(() => setTimedOut(true), AGENT_JOIN_TIMEOUT_MS);
+    return () => clearTimeout(timer);
+  }, [agent]);
+  useEffect(() => {
+    const onDisconnect = () => setEnded(true);
+    room.on(RoomEvent.Disconnected, onDisconnect);
+    return () => void room.off(RoomEvent.Disconnected, onDisconnect);
+  }, [room]);
+  const hangUp = async () => {
+    await room.disconnect();
+    navigate(`/feedback/${token.sessionId}`);
+  };
+  const captionsEnd = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    captionsEnd.current?.scrollIntoView?.({ block: "end" });
+  }, [transcriptions.length]);
+  return (
+    <>
+      <RoomAudioRenderer />
+      <StartAudio label="Click to allow the caller's audio" className="rounded-md bg-amber-600 px-3 py-2 text-sm font-medium text-white" />
+      {timedOut && !agent && (
+        <Notice tone="warning">
+          The AI caller has not joined after {AGENT_JOIN_TIMEOUT_MS / 1000} seconds. The voice service may be busy or down: hang up and try again, or practise by chat.
+        </Notice>
+      )}
+      {ended && <Notice>The call has ended.</Notice>}
+      <div className="grid gap-4 md:grid-cols-3">
+        <Card title="Caller">
+          <p className="mb-2 text-sm" aria-live="polite">
+            {agent ? `The caller is ${state === "speaking" ? "speaking" : state === "thinking" ? "thinking" : state === "listening" ? "listening" : label(state)}.` : "Waiting for the caller to join…"}
+          </p>
+          <div className="h-24 text-blue-700" aria-hidden>
+            <BarVisualizer state={state} track={audioTrack} barCount={7} className="flex h-full items-center justify-center gap-1 [&>span]:w-3 [&>span]:rounded [&>span]:bg-current" />
+          </div>
+          <p className="mt-2 font-mono text-lg" aria-label={`Call time ${formatClock(elapsed)}`}>{formatClock(elapsed)}</p>
+        </Card>
+        <Card title="Controls">
+          <div className="flex flex-col gap-3">
+            <Button variant="secondary" onClick={() => localParticipant.setMicrophoneEnabled(!isMicrophoneEnabled)} aria-pressed={!isMicrophoneEnabled}>
+              {isMicrophoneEnabled ? "Mute microphone" : "Unmute microphone"}
+            </Button>
+            <div className="text-sm">
+              <span id="mic-select" className="font-medium">Microphone</span>
+              <div aria-labelledby="mic-select" className="[&_button]:block [&_button]:w-full [&_button]:text-left [&_li[data-lk-active=true]]:font-semibold [&_button]:py-0.5">
+                <MediaDeviceSelect kind="audioinput" />
+              </div>
+            </div>
+            <div className="text-sm">
+              <span id="speaker-select" className="font-medium">Speaker</span>
+              <div aria-labelledby="speaker-select" className="[&_button]:block [&_button]:w-full [&_button]:text-left [&_li[data-lk-active=true]]:font-semibold [&_button]:py-0.5">
+                <MediaDeviceSelect kind="audiooutput" />
+              </div>
+            </div>
+            <Button variant="danger" onClick={hangUp}>Hang up</Button>
+          </div>
+        </Card>
+        <Card title="Live captions">
+          <ol className="flex max-h-80 flex-col gap-2 overflow-y-auto text-sm" aria-live="polite" aria-label="Live captions">
+            {transcriptions.map((t) => {
+              const mine = t.participantInfo.identity === room.localParticipant.identity;
+              return (
+                <li key={t.streamInfo.id} className={mine ? "ml-4 rounded bg-blue-50 p-2" : "mr-4 rounded bg-slate-100 p-2"}>
+                  <span className="block text-xs font-semibold text-slate-700">{mine ? "You" : "Caller"}</span>
+                  {t.text}
+                </li>
+              );
+            })}
+          </ol>
+          <div ref={captionsEnd} />
+        </Card>
+      </div>
+    </>
+  );
+}
