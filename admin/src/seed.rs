@@ -278,7 +278,7 @@ fn demo_transcript(skill: i64) -> Vec<NewTurn> {
 }
 
 fn demo_evaluation(session_id: Uuid, skill: i64, flagged: bool) -> NewEvaluation {
-    let criteria: Vec<CriterionScore> = crate::rubric::criteria(true)
+    let criteria: Vec<CriterionScore> = crate::rubric::criteria("")
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -293,17 +293,20 @@ fn demo_evaluation(session_id: Uuid, skill: i64, flagged: bool) -> NewEvaluation
                     .checks
                     .iter()
                     .map(|k| CheckResult {
-                        key: k.key.into(),
-                        question: k.question.into(),
+                        key: k.key.to_string(),
+                        question: k.question.to_string(),
                         answer,
                         turns: vec![if skill >= 2 { 4 } else { 2 }],
                         note: "Demo grading.".into(),
+                        ai_answer: None,
                     })
                     .collect(),
+                not_assessed: false,
+                rating_overridden: false,
+                ai_rating: None,
             }
         })
         .collect();
-    let mean = criteria.iter().filter_map(|c| c.rating).map(f64::from).sum::<f64>() / criteria.len().max(1) as f64;
     let flags = if flagged {
         vec![NewFlag {
             flag_type: FlagType::MissedPlanOrMeans,
@@ -315,10 +318,15 @@ fn demo_evaluation(session_id: Uuid, skill: i64, flagged: bool) -> NewEvaluation
     } else {
         Vec::new()
     };
+    let flag_types: Vec<FlagType> = flags.iter().map(|f| f.flag_type).collect();
+    let score = crate::evaluation::score(&criteria, &flag_types);
     NewEvaluation {
         session_id,
         flags,
-        overall_score: ((mean - 1.0) / 3.0 * 100.0).round(),
+        overall_score: score.overall,
+        score_band: score.band,
+        score_basis: score.basis,
+        rubric_version: crate::rubric::RUBRIC_VERSION,
         criteria,
         strengths: vec!["Stayed with the caller".into()],
         areas_to_improve: vec!["Ask about means as soon as suicide comes up".into()],

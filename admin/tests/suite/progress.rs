@@ -12,7 +12,16 @@ use crate::common::{App, id, spawn};
 const WEEK: i64 = 7 * 24 * 3600 * 1000;
 
 fn criterion(key: &str, rating: Option<u8>) -> CriterionScore {
-    CriterionScore { key: key.into(), name: format!("Criterion {key}"), rating, comment: String::new(), checks: vec![] }
+    CriterionScore {
+        key: key.into(),
+        name: format!("Criterion {key}"),
+        rating,
+        comment: String::new(),
+        checks: vec![],
+        not_assessed: false,
+        rating_overridden: false,
+        ai_rating: None,
+    }
 }
 
 /// A finished, evaluated session of `counselor` (on `assignment`, or free practice), moved
@@ -48,7 +57,10 @@ async fn evaluated(
     let evaluation = NewEvaluation {
         session_id: session,
         flags,
-        overall_score: score,
+        overall_score: Some(score),
+        score_band: Some(store::ScoreBand::of(score)),
+        score_basis: store::ScoreBasis::default(),
+        rubric_version: 2,
         criteria: vec![criterion("rapport", ratings[0]), criterion("safety", ratings[1])],
         strengths: vec![],
         areas_to_improve: vec![],

@@ -188,6 +188,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/calibration/agreement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * AI vs supervisor agreement over the evaluations reviewed in a period: per check and criterion
+         *     (kappa, AC1, PABAK with bootstrap intervals; weighted kappa for ratings), score bands, flags,
+         *     and the checks where they disagree most.
+         */
+        get: operations["agreement_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/categories": {
         parameters: {
             query?: never;
@@ -348,9 +369,31 @@ export interface paths {
         put?: never;
         /**
          * Creates a voice session for a call the agent is in (an assignment attempt moves the
-         *     assignment to in progress, as for a counselor starting it).
+         *     assignment to in progress, as for a counselor starting it; the counselor's previous live
+         *     voice session ends).
          */
         post: operations["create_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/internal/sessions/{id}/call-end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The call is over: the session completed with the reason, the Realtime usage (with a cost
+         *     estimate), per-turn metrics and the recording stored, and the evaluation queued, all in one
+         *     transaction. Repeating it changes nothing.
+         */
+        post: operations["call_end"];
         delete?: never;
         options?: never;
         head?: never;
@@ -368,6 +411,44 @@ export interface paths {
         put?: never;
         /** Marks the call over; ending an ended session changes nothing. */
         post: operations["end_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/internal/sessions/{id}/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the agent needs to start the call: the caller persona prompt only (split brain), the
+         *     voice, who speaks first, the phone-line effect, the limits and any turns already stored (a
+         *     restarted agent re-seeds the conversation). Asking marks the session joined.
+         */
+        get: operations["call_setup"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/internal/sessions/{id}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Polled by the agent between turns: has the session ended elsewhere? */
+        get: operations["call_status"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -403,7 +484,10 @@ export interface paths {
         /**
          * Starts a voice session (for an assignment, or free practice) and answers a token that joins
          *     its room and dispatches the voice agent there (`RoomConfiguration.agents`). The dispatch
-         *     metadata carries the session, so the agent knows whose call it is.
+         *     metadata carries the session and a credential for that session alone (stored hashed,
+         *     expiring with it), so the agent knows whose call it is and may write only to it. A counselor
+         *     has one live voice session: this ends the previous one. Rate-limited per user
+         *     (`RATE_LIMIT_VOICE_TOKEN`).
          */
         post: operations["voice_token"];
         delete?: never;
@@ -483,6 +567,26 @@ export interface paths {
          *     (`scenarioId`), or, with neither, every counselor of the account.
          */
         get: operations["get_progress"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recordings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recordings, newest first: a counselor's own; a supervisor's whole account, or one
+         *     counselor's with `userId`.
+         */
+        get: operations["list_recordings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -723,6 +827,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ends a live session now. A voice call is completed: the agent hangs up between turns and
+         *     the evaluation is queued. Supervisors end any session in the account, counselors their own.
+         *     Ending an ended session changes nothing.
+         */
+        post: operations["end_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/evaluate": {
         parameters: {
             query?: never;
@@ -761,6 +886,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/golden-case": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The draft golden case of a reviewed session: the transcript with names, numbers, e-mail
+         *     addresses and places masked, the supervisor-resolved labels, and what was masked. Nothing
+         *     is exported until the exporter confirms with POST.
+         */
+        get: operations["golden_draft"];
+        put?: never;
+        /**
+         * Exports the reviewed session as a golden case once the exporter confirms the personal-details
+         *     review (422 while a detectable detail is left). Audited; answers the case file's content.
+         */
+        post: operations["golden_export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/message": {
         parameters: {
             query?: never;
@@ -772,6 +922,88 @@ export interface paths {
         put?: never;
         /** The counselor's message in, the AI caller's reply out (both stored, in spoken order). */
         post: operations["post_message"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/recording": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The session's recording (`audio/ogg`, stereo Opus: counselor left, caller right). Honours one
+         *     `Range: bytes=…` (206 with `Content-Range`; 416 when it cannot be satisfied). The counselor's
+         *     own, or any in a supervisor's account.
+         */
+        get: operations["get_recording"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reviews the session's evaluation: overrides of check answers, ratings and flags, each with a
+         *     reason (none: the AI's answer is confirmed). Stored beside the AI's answer, never over it, and
+         *     audited. Answers the reviewed evaluation (what the counselor now sees).
+         */
+        post: operations["review_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The reviews of the session's evaluation, oldest first, each with its overrides (the AI's
+         *     value beside the supervisor's).
+         */
+        get: operations["list_reviews"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/voice-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The voice call's Realtime usage (tokens, audio, estimated cost) and per-turn latencies.
+         *     Supervisors only.
+         */
+        get: operations["voice_usage"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -962,6 +1194,27 @@ export interface components {
             /** Format: int64 */
             assignmentsCompleted: number;
         };
+        /**
+         * @description AI vs supervisor over the evaluations reviewed in a period. The supervisor's reviewed
+         *     version is the reference; a review without overrides counts as full agreement.
+         */
+        AgreementReport: {
+            from: components["schemas"]["Timestamp"];
+            to: components["schemas"]["Timestamp"];
+            /** @description Reviewed evaluations compared. */
+            evaluations: number;
+            reviews: number;
+            /** @description Overrides in force. */
+            overrides: number;
+            allChecks: components["schemas"]["CheckAgreement"];
+            checks: components["schemas"]["CheckRow"][];
+            criteria: components["schemas"]["CriterionRow"][];
+            ratings: components["schemas"]["RatingAgreement"];
+            bands: components["schemas"]["BandAgreement"];
+            flags: components["schemas"]["FlagAgreement"][];
+            /** @description The checks with the most disagreements (up to 10, at least one each): where a human must look. */
+            mostDisagreed: string[];
+        };
         /** @description Post-session analysis: a second pass for safety and consistency, at most one per session. */
         Analysis: {
             /** Format: uuid */
@@ -1045,12 +1298,36 @@ export interface components {
          * @enum {string}
          */
         AssignmentStatus: "pending" | "in_progress" | "completed";
+        /** @description Agreement on score bands (null: no score). */
+        BandAgreement: {
+            n: number;
+            agreed: number;
+            /** Format: double */
+            agreement?: number | null;
+            /** Format: double */
+            kappa?: number | null;
+            /**
+             * Format: double
+             * @description Quadratic-weighted over the band order (needs_work < developing < proficient < strong).
+             */
+            weightedKappa?: number | null;
+            /** @description The other rater's band was higher than the reference's: the flattering error. */
+            otherHigher: number;
+        };
         BlockedPair: {
             /** Format: uuid */
             scenarioId: string;
             /** Format: uuid */
             counselorId: string;
             reason: string;
+        };
+        CallStatus: {
+            status: components["schemas"]["SessionStatus"];
+            /**
+             * @description The session ended without the agent (a supervisor, a newer session of the counselor, the
+             *     sweeper): hang up.
+             */
+            ended: boolean;
         };
         Categories: {
             /** @description The account's scenario categories, in display order; validation accepts exactly these. */
@@ -1066,6 +1343,47 @@ export interface components {
             /** @description The caller's first message. */
             opening: components["schemas"]["TranscriptTurn"];
         };
+        /** @description Agreement on check answers: reference (a label, a supervisor) vs the other rater. */
+        CheckAgreement: {
+            /** @description Compared answers. */
+            n: number;
+            agreed: number;
+            /** @description The other rater gave no answer (a category of its own, never dropped). */
+            skipped: number;
+            /**
+             * @description The reference said no and the other said not_applicable or skipped: the most dangerous
+             *     disagreement, counted apart.
+             */
+            noAnsweredNa: number;
+            /** Format: double */
+            agreement?: number | null;
+            /**
+             * Format: double
+             * @description Cohen's kappa over yes / no / not_applicable / skipped.
+             */
+            kappa?: number | null;
+            kappaCi?: number[] | null;
+            /**
+             * Format: double
+             * @description Gwet's AC1 over the four categories.
+             */
+            ac1?: number | null;
+            ac1Ci?: number[] | null;
+            /**
+             * Format: double
+             * @description PABAK over the four categories.
+             */
+            pabak?: number | null;
+            /**
+             * Format: double
+             * @description Applicability (applicable / not_applicable / skipped): agreement and kappa.
+             */
+            applicabilityAgreement?: number | null;
+            /** Format: double */
+            applicabilityKappa?: number | null;
+            /** @description Reference "no" labels among the compared answers (how much the numbers can say about misses). */
+            referenceNo: number;
+        };
         /**
          * @description An answer to one rubric check.
          * @enum {string}
@@ -1079,6 +1397,13 @@ export interface components {
             /** @description Transcript turn numbers (1-based) the answer rests on. */
             turns?: number[];
             note?: string;
+            aiAnswer?: null | components["schemas"]["CheckAnswer"];
+        };
+        CheckRow: components["schemas"]["CheckAgreement"] & {
+            /** @description `<criterion>.<check>`. */
+            key: string;
+            criterion: string;
+            disagreements: number;
         };
         CounselorMessage: {
             /** @description What the counselor writes (1 to 4000 characters). */
@@ -1120,6 +1445,12 @@ export interface components {
             /** @description The HMAC-SHA256 signing secret. Shown this once. */
             secret: string;
         };
+        CriterionRow: {
+            criterion: string;
+            /** @description Every check of the criterion pooled. */
+            checks: components["schemas"]["CheckAgreement"];
+            ratings: components["schemas"]["RatingAgreement"];
+        };
         CriterionScore: {
             key: string;
             name: string;
@@ -1131,6 +1462,12 @@ export interface components {
             comment: string;
             /** @description The yes/no/not-applicable checks the rating rests on. */
             checks?: components["schemas"]["CheckResult"][];
+            /** @description The evaluator skipped this criterion entirely (it is left out of the score, explicitly). */
+            notAssessed?: boolean;
+            /** @description In a reviewed evaluation: a supervisor overrode the rating; `aiRating` is the AI's. */
+            ratingOverridden?: boolean;
+            /** Format: int32 */
+            aiRating?: number | null;
         };
         CriterionWeek: {
             key: string;
@@ -1176,6 +1513,11 @@ export interface components {
             model: string;
             createdAt: components["schemas"]["Timestamp"];
         };
+        /**
+         * @description Why a voice call ended.
+         * @enum {string}
+         */
+        EndReason: "counselor_left" | "max_duration" | "silence" | "ended_by_supervisor" | "agent_shutdown" | "failed" | "never_joined" | "replaced";
         EndSession: {
             /** @description `completed` or `abandoned`. */
             status: components["schemas"]["SessionStatus"];
@@ -1197,14 +1539,24 @@ export interface components {
             sessionId: string;
             /**
              * Format: double
-             * @description 0 to 100.
+             * @description 0 to 100, computed from the check answers and ratings with safety criteria weighted and
+             *     capped by hard safety flags; null when it cannot be computed (never a fallback 0).
              */
-            overallScore: number;
+            overallScore?: number | null;
+            scoreBand?: null | components["schemas"]["ScoreBand"];
+            /** @description What the score rests on: criteria not assessed or not applicable, flags capping it. */
+            scoreBasis: components["schemas"]["ScoreBasis"];
+            /**
+             * Format: int64
+             * @description The rubric version graded against (1: before the rubric was versioned).
+             */
+            rubricVersion: number;
             criteria: components["schemas"]["CriterionScore"][];
             strengths: string[];
             areasToImprove: string[];
             model: string;
             createdAt: components["schemas"]["Timestamp"];
+            review?: null | components["schemas"]["ReviewSummary"];
         };
         /**
          * @description Where the session's evaluation stands.
@@ -1270,20 +1622,16 @@ export interface components {
             session_id: string;
             /**
              * Format: double
-             * @description 0-100.
+             * @description 0-100; null when it could not be computed (see `score_band`).
              */
-            overall_score: number;
+            overall_score?: number | null;
+            score_band?: null | components["schemas"]["ScoreBand"];
             criteria: components["schemas"]["ExternalCriterion"][];
             strengths: string[];
             improvements: string[];
             flags: components["schemas"]["ExternalFlag"][];
             created_at: components["schemas"]["Timestamp"];
         };
-        /**
-         * @description Where the latest attempt's evaluation stands.
-         * @enum {string}
-         */
-        ExternalEvaluationStatus: "not_started" | "running" | "failed" | "completed";
         ExternalFieldError: {
             field: string;
             message: string;
@@ -1322,7 +1670,7 @@ export interface components {
             attempts: number;
             latest_attempt: components["schemas"]["ExternalAttempt"];
             /** @description The latest attempt's evaluation: `running` while it is being made. */
-            evaluation_status: components["schemas"]["ExternalEvaluationStatus"];
+            evaluation_status: components["schemas"]["EvaluationStatus"];
             /** @description Why the latest evaluation attempt failed, when it did. */
             evaluation_error?: string | null;
             evaluation?: null | components["schemas"]["ExternalEvaluation"];
@@ -1427,6 +1775,28 @@ export interface components {
              */
             file: string;
         };
+        /** @description Flag precision and recall for one flag type, with the counts. */
+        FlagAgreement: {
+            /** @description A flag type, or `all`. */
+            flagType: string;
+            /** @description The reference raised it (true positives + false negatives). */
+            expected: number;
+            /** @description The other rater raised it. */
+            raised: number;
+            truePositives: number;
+            falsePositives: number;
+            falseNegatives: number;
+            trueNegatives: number;
+            /** Format: double */
+            precision?: number | null;
+            /** Format: double */
+            recall?: number | null;
+            /**
+             * Format: double
+             * @description Kappa over the raise / not-raise decisions.
+             */
+            kappa?: number | null;
+        };
         FlagCounts: {
             /** Format: int64 */
             raised: number;
@@ -1487,6 +1857,52 @@ export interface components {
             relevantPolicySections: string;
             evaluatorContext: string;
         };
+        /** @description One golden case (`golden/<id>.json`; snake_case, the file format). */
+        GoldenCase: {
+            id: string;
+            title: string;
+            split: components["schemas"]["Split"];
+            /** @description `written` (authored for the set) or `supervisor_review` (exported from a reviewed session). */
+            source?: string;
+            scenario?: null | components["schemas"]["GoldenScenario"];
+            turns: components["schemas"]["GoldenTurn"][];
+            pad?: null | components["schemas"]["Pad"];
+            /** @description The first labelling pass. */
+            labels: components["schemas"]["Labels"];
+            /** @description Why the labels are what they are. */
+            notes: string;
+            /** @description Where the two passes disagreed: what was decided, and why. */
+            resolutions?: components["schemas"]["Resolution"][];
+        };
+        /**
+         * @description The draft an exporter reviews: the golden case with personal details masked, and what was
+         *     masked. Nothing is exported until the exporter confirms (POST).
+         */
+        GoldenDraft: {
+            case: components["schemas"]["GoldenCase"];
+            redactions: components["schemas"]["Redaction"][];
+            /** @description What the exporter must still check by hand (the masking is a heuristic). */
+            reviewNotice: string;
+        };
+        /** @description The exporter's confirmed case. */
+        GoldenExportInput: {
+            /** @description The draft's case, edited by the exporter. */
+            case: components["schemas"]["GoldenCase"];
+            /** @description The exporter confirms they read every turn and removed what identifies anyone. */
+            personalDetailsRemoved: boolean;
+        };
+        GoldenScenario: {
+            title: string;
+            description: string;
+            /** @description The caller persona (the evaluator does not see it by default). */
+            prompt: string;
+            /** @description Grading guidance; each list item becomes a `scenario_goals.goal_N` check. */
+            evaluator_context?: string;
+        };
+        GoldenTurn: {
+            speaker: components["schemas"]["Party"];
+            text: string;
+        };
         /** @description Per-row outcome of a bulk import: every row is accounted for in exactly one list. */
         ImportReport: {
             created: components["schemas"]["ImportRowCreated"][];
@@ -1527,6 +1943,23 @@ export interface components {
              */
             scenarioId?: string | null;
             roomName?: string | null;
+        };
+        /**
+         * @description Durable background work (the `jobs` table).
+         * @enum {string}
+         */
+        JobKind: "evaluate_session";
+        /** @enum {string} */
+        JobStatus: "pending" | "running" | "done" | "failed";
+        /**
+         * @description One pass of labels: `<criterion>.<check>` → answer (unlabelled checks are not scored), and
+         *     exactly the flags that must be raised.
+         */
+        Labels: {
+            checks: {
+                [key: string]: components["schemas"]["CheckAnswer"];
+            };
+            flags: components["schemas"]["FlagType"][];
         };
         /**
          * @description What an LLM call was for (usage and cost are summed per task and session).
@@ -1589,6 +2022,48 @@ export interface components {
             dueAt?: null | components["schemas"]["Timestamp"];
             notes?: string | null;
         };
+        /** @description One override: what the AI said and what the supervisor says instead, with why. */
+        Override: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            reviewId: string;
+            kind: components["schemas"]["OverrideKind"];
+            /** @description `<criterion>.<check>` (check), `<criterion>` (rating) or a flag type (flag). */
+            target: string;
+            /** @description The AI's value: yes | no | not_applicable; 1-4 or `none`; raised | not_raised. */
+            aiValue?: string | null;
+            /** @description The supervisor's value, in the same form. */
+            value?: string | null;
+            reason: string;
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        /** @description One override in a review. */
+        OverrideInput: {
+            kind: components["schemas"]["OverrideKind"];
+            /** @description `<criterion>.<check>` (check), `<criterion>` (rating), or a flag type (flag). */
+            target: string;
+            /** @description check: yes | no | not_applicable; rating: 1 | 2 | 3 | 4 | none; flag: raised | not_raised. */
+            value: string;
+            /** @description Why (required, 1-2000 characters). */
+            reason: string;
+        };
+        /**
+         * @description What a supervisor's override changes in an evaluation.
+         * @enum {string}
+         */
+        OverrideKind: "check" | "rating" | "flag";
+        /**
+         * @description Repeats `sentences` into turn `turn` (1-based) until the numbered transcript is about
+         *     `target_chars` long.
+         */
+        Pad: {
+            turn: number;
+            target_chars: number;
+            sentences: string[];
+        };
+        /** @enum {string} */
+        Party: "counselor" | "caller";
         PasswordChange: {
             currentPassword: string;
             /** @description At least 12 characters. */
@@ -1624,6 +2099,15 @@ export interface components {
             uploadedBy?: string | null;
             createdAt: components["schemas"]["Timestamp"];
         };
+        PriorTurn: {
+            segmentId?: string | null;
+            speaker: components["schemas"]["Speaker"];
+            text: string;
+            /** Format: int64 */
+            startedMs: number;
+            /** Format: int64 */
+            endedMs?: number | null;
+        };
         Progress: {
             /** @description One point per evaluated session, oldest first (at most 2,000, the newest). */
             scores: components["schemas"]["ScorePoint"][];
@@ -1648,6 +2132,149 @@ export interface components {
             account: components["schemas"]["Account"];
             admin: components["schemas"]["User"];
             temporaryPassword: string;
+        };
+        /** @description Agreement on 1-4 ratings (null: the criterion did not apply). */
+        RatingAgreement: {
+            n: number;
+            /** @description Both rated (the weighted kappa rests on these). */
+            bothRated: number;
+            /** @description Exactly the same (including both null). */
+            exact: number;
+            /** @description Within one point (both rated). */
+            withinOne: number;
+            /** Format: double */
+            weightedKappa?: number | null;
+            weightedKappaCi?: number[] | null;
+        };
+        /** @description Tokens and audio of a call's Realtime responses, summed over responses and sockets. */
+        RealtimeUsage: {
+            /**
+             * Format: int64
+             * @default 0
+             */
+            inputTextTokens: number;
+            /**
+             * Format: int64
+             * @default 0
+             */
+            inputAudioTokens: number;
+            /**
+             * Format: int64
+             * @default 0
+             */
+            outputTextTokens: number;
+            /**
+             * Format: int64
+             * @default 0
+             */
+            outputAudioTokens: number;
+            /**
+             * Format: int64
+             * @description Input tokens served from the prompt cache (part of the input counts above).
+             * @default 0
+             */
+            cachedTokens: number;
+            /**
+             * Format: int64
+             * @default 0
+             */
+            inputAudioMs: number;
+            /**
+             * Format: int64
+             * @default 0
+             */
+            outputAudioMs: number;
+            /** @default  */
+            model: string;
+        };
+        Recording: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            sessionId: string;
+            /**
+             * Format: uuid
+             * @description The counselor of the call.
+             */
+            userId: string;
+            contentType: string;
+            /** Format: int64 */
+            byteSize: number;
+            /** Format: int64 */
+            durationMs?: number | null;
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        /** @description The recording the agent wrote. `file` is the file's name inside `RECORDINGS_DIR`. */
+        RecordingMeta: {
+            file: string;
+            /** Format: int64 */
+            durationMs: number;
+            /** Format: int64 */
+            bytes: number;
+        };
+        /** @description A personal detail found in the transcript and masked in the draft. */
+        Redaction: {
+            /** @description 1-based turn number. */
+            turn: number;
+            /** @description name | phone | email | place | number */
+            kind: string;
+            original: string;
+            replacement: string;
+        };
+        /**
+         * @description A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
+         *     values are answers, or `raised` / `not_raised` for flags.
+         */
+        Resolution: {
+            key: string;
+            first: string;
+            second: string;
+            resolved: string;
+            reason: string;
+        };
+        /** @description A stored review with the overrides it made. */
+        Review: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            evaluationId: string;
+            /** Format: uuid */
+            sessionId: string;
+            /** Format: uuid */
+            reviewerId?: string | null;
+            reviewerName?: string | null;
+            note: string;
+            createdAt: components["schemas"]["Timestamp"];
+            overrides: components["schemas"]["Override"][];
+        };
+        /** @description A supervisor's review: overrides (possibly none: the AI's answer is confirmed) and a note. */
+        ReviewInput: {
+            overrides?: components["schemas"]["OverrideInput"][];
+            note?: string | null;
+        };
+        /** @description A supervisor review on an evaluation, as the counselor and the supervisor see it. */
+        ReviewSummary: {
+            /** @description Always true: marks the evaluation as the reviewed version. */
+            reviewed: boolean;
+            /** @description The latest review. */
+            reviewedAt: components["schemas"]["Timestamp"];
+            /** Format: uuid */
+            reviewerId?: string | null;
+            reviewerName?: string | null;
+            /** @description The reviews' notes, oldest first. */
+            notes: string[];
+            /** @description The overrides in force (the latest per target). */
+            overrides: components["schemas"]["Override"][];
+            /**
+             * Format: double
+             * @description The AI's own score and band, before the review.
+             */
+            aiOverallScore?: number | null;
+            aiScoreBand?: null | components["schemas"]["ScoreBand"];
+            /** @description The flags in force after the review (evaluation flags, with overrides applied). */
+            flags: components["schemas"]["FlagType"][];
+            /** @description The flags the AI raised. */
+            aiFlags: components["schemas"]["FlagType"][];
         };
         /**
          * @description What a user may do. Account admins manage users and keys and can do all a supervisor can.
@@ -1684,6 +2311,8 @@ export interface components {
              * @description How many assignments use it; its mode is locked once this is above zero.
              */
             assignmentCount: number;
+            /** @description How a voice call of this scenario sounds and starts. */
+            voice: components["schemas"]["ScenarioVoice"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
@@ -1710,6 +2339,7 @@ export interface components {
             evaluatorContext?: string | null;
             isOneTime?: boolean | null;
             assignTo?: null | components["schemas"]["OneTimeAssignment"];
+            voice?: null | components["schemas"]["ScenarioVoice"];
         };
         /**
          * @description Which scenarios a list shows: reusable ones (the default; one-time scenarios are hidden from lists), one-time ones, or all.
@@ -1750,6 +2380,42 @@ export interface components {
             /** Format: int64 */
             estimatedTime?: number | null;
             isOneTime: boolean;
+        };
+        /** @description How a voice call of a scenario starts and sounds. */
+        ScenarioVoice: {
+            /** @description The caller speaks first; by default the counselor answers the line, as on a real crisis line. */
+            callerSpeaksFirst?: boolean;
+            /**
+             * @description A Realtime voice (`alloy`, `ash`, `ballad`, `coral`, `echo`, `sage`, `shimmer`, `verse`,
+             *     `marin`, `cedar`); absent: the service's `REALTIME_VOICE`.
+             */
+            voice?: string | null;
+            /** @description Band-limit the caller's voice to telephone range (300-3400 Hz). */
+            phoneLine?: boolean;
+        };
+        /**
+         * @description Where an overall score falls. The score is capped inside `needs_work` when a hard safety flag is raised, so a call with a dangerous miss never reads as proficient.
+         * @enum {string}
+         */
+        ScoreBand: "needs_work" | "developing" | "proficient" | "strong";
+        /** @description What the overall score rests on. */
+        ScoreBasis: {
+            /**
+             * @description Criteria the evaluator did not assess (left out of the score; a safety criterion among
+             *     them makes the score null).
+             */
+            notAssessed?: string[];
+            /** @description Criteria that did not apply to this call (every check not applicable, no rating). */
+            notApplicable?: string[];
+            /** @description Hard safety flags that capped the score. */
+            cappedBy?: components["schemas"]["FlagType"][];
+            /**
+             * Format: double
+             * @description The score before the cap.
+             */
+            uncapped?: number | null;
+            /** @description Why there is no score, when there is none. */
+            absentReason?: string | null;
         };
         ScorePoint: {
             /** Format: uuid */
@@ -1798,6 +2464,8 @@ export interface components {
             startedAt: components["schemas"]["Timestamp"];
             endedAt?: null | components["schemas"]["Timestamp"];
             createdAt: components["schemas"]["Timestamp"];
+            joinedAt?: null | components["schemas"]["Timestamp"];
+            endReason?: null | components["schemas"]["EndReason"];
         };
         /** @description A session with its transcript, in spoken order, and its evaluation once there is one. */
         SessionDetail: components["schemas"]["Session"] & {
@@ -1874,6 +2542,12 @@ export interface components {
         /** @enum {string} */
         Speaker: "counselor" | "caller" | "system";
         /**
+         * @description Which part of the golden set a case belongs to: `held_out` cases are never used to tune the
+         *     evaluator prompt, only to measure it.
+         * @enum {string}
+         */
+        Split: "dev" | "held_out";
+        /**
          * Format: date-time
          * @description RFC 3339 date-time
          */
@@ -1898,6 +2572,34 @@ export interface components {
             startedMs: number;
             /** Format: int64 */
             endedMs?: number | null;
+        };
+        /** @description Per caller turn: latencies in milliseconds. */
+        TurnMetrics: {
+            /** @default  */
+            segmentId: string;
+            /**
+             * Format: int32
+             * @description End of counselor speech to the first caller audio frame out.
+             * @default null
+             */
+            responseLatencyMs: number | null;
+            /**
+             * Format: int32
+             * @description Realtime: response requested to first audio delta.
+             * @default null
+             */
+            realtimeFirstAudioMs: number | null;
+            /**
+             * Format: int32
+             * @description Barge-in: speech started to caller audio stopped.
+             * @default null
+             */
+            bargeInStopMs: number | null;
+            /**
+             * Format: int32
+             * @default 0
+             */
+            underruns: number;
         };
         /** @description LLM usage summed over a session. */
         Usage: {
@@ -1937,6 +2639,31 @@ export interface components {
             /** @description The id a partner system knows this user by; an empty string clears it. */
             externalId?: string | null;
         };
+        /** @description How a call ended, as the agent reports it. */
+        VoiceEnd: {
+            reason: components["schemas"]["EndReason"];
+            usage?: null | components["schemas"]["RealtimeUsage"];
+            turnMetrics?: components["schemas"]["TurnMetrics"][];
+            recording?: null | components["schemas"]["RecordingMeta"];
+        };
+        /**
+         * @description What a voice call needs to start. `instructions` is the caller persona prompt only (split
+         *     brain: no grading guidance, policies or rubric reach the voice model).
+         */
+        VoiceSetup: {
+            /** Format: uuid */
+            sessionId: string;
+            instructions: string;
+            voice: string;
+            callerSpeaksFirst: boolean;
+            phoneLine: boolean;
+            /** Format: int64 */
+            maxDurationMs: number;
+            /** Format: int64 */
+            silenceTimeoutMs: number;
+            /** @description Turns already stored, in spoken order (a restarted agent re-seeds the conversation). */
+            priorTurns: components["schemas"]["PriorTurn"][];
+        };
         VoiceToken: {
             /** @description LiveKit access token (JWT) for this counselor and room. */
             token: string;
@@ -1957,6 +2684,18 @@ export interface components {
              * @description The assignment to practise; absent for free practice.
              */
             assignmentId?: string | null;
+        };
+        /** @description A call's stored usage and metrics. */
+        VoiceUsage: {
+            /** Format: uuid */
+            sessionId: string;
+            usage: components["schemas"]["RealtimeUsage"];
+            /**
+             * Format: double
+             * @description Estimated from [`realtime_cost_usd`]'s price table; None for an unknown model.
+             */
+            costUsd?: number | null;
+            turnMetrics: components["schemas"]["TurnMetrics"][];
         };
         Webhook: {
             /** Format: uuid */
@@ -2909,6 +3648,62 @@ export interface operations {
             };
         };
     };
+    agreement_report: {
+        parameters: {
+            query?: {
+                /** @description Reviews from (RFC 3339 or YYYY-MM-DD; default: 90 days before `to`). */
+                from?: string;
+                /** @description Reviews before (RFC 3339 or YYYY-MM-DD, the end of that day; default: now). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgreementReport"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_categories: {
         parameters: {
             query?: never;
@@ -3642,7 +4437,7 @@ export interface operations {
             };
         };
     };
-    end_session: {
+    call_end: {
         parameters: {
             query?: never;
             header?: never;
@@ -3653,7 +4448,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["EndSession"];
+                "application/json": components["schemas"]["VoiceEnd"];
             };
         };
         responses: {
@@ -3665,7 +4460,6 @@ export interface operations {
                     "application/json": components["schemas"]["Session"];
                 };
             };
-            /** @description A malformed id, query value or body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3718,6 +4512,187 @@ export interface operations {
             };
         };
     };
+    end_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndSession"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    call_setup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceSetup"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    call_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallStatus"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     append_transcript: {
         parameters: {
             query?: never;
@@ -3741,7 +4716,6 @@ export interface operations {
                     "application/json": components["schemas"]["TranscriptAppended"];
                 };
             };
-            /** @description A malformed id, query value or body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3759,6 +4733,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The session has ended: its transcript is final */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3815,7 +4798,6 @@ export interface operations {
                     "application/json": components["schemas"]["VoiceToken"];
                 };
             };
-            /** @description A malformed id, query value or body */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3824,7 +4806,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not signed in, or the session expired */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3833,7 +4814,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not allowed for this role, a missing or wrong CSRF token, a cross-site request, or a one-time password still to change */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3877,6 +4857,14 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4167,6 +5155,55 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_recordings: {
+        parameters: {
+            query?: {
+                /** @description One counselor's recordings (counselors always see only their own). */
+                userId?: string;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Recording"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this role, or a one-time password still to change */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5243,6 +6280,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The session has no transcript to analyse */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5423,6 +6469,59 @@ export interface operations {
                 };
             };
             /** @description Not allowed for this role, or a one-time password still to change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    end_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5623,6 +6722,157 @@ export interface operations {
             };
         };
     };
+    golden_draft: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoldenDraft"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    golden_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GoldenExportInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoldenCase"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     post_message: {
         parameters: {
             query?: never;
@@ -5732,6 +6982,278 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_recording: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description one byte range, e.g. bytes=0-1023 */
+                Range?: string | null;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    "Accept-Ranges"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/ogg": number[];
+                };
+            };
+            206: {
+                headers: {
+                    "Accept-Ranges"?: string;
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/ogg": number[];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this role, or a one-time password still to change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    review_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_reviews: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    voice_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceUsage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6376,19 +7898,25 @@ export const assignmentStatusValues: ReadonlyArray<FlattenedDeepRequired<compone
 export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "delivered", "failed"];
 export const difficultyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Difficulty"]> = ["beginner", "intermediate", "advanced"];
+export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EndReason"]> = ["counselor_left", "max_duration", "silence", "ended_by_supervisor", "agent_shutdown", "failed", "never_joined", "replaced"];
 export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed"];
-export const externalEvaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExternalEvaluationStatus"]> = ["not_started", "running", "failed", "completed"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
 export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback"];
 export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagStatus"]> = ["open", "reviewed", "dismissed"];
 export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other"];
+export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session"];
+export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
+export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
+export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["counselor", "supervisor", "admin"];
 export const scenarioListKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioListKind"]> = ["reusable", "one_time", "all"];
 export const scenarioModeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioMode"]> = ["phone", "chat"];
+export const scoreBandValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScoreBand"]> = ["needs_work", "developing", "proficient", "strong"];
 export const sessionKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionKind"]> = ["chat", "voice"];
 export const sessionListTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionListType"]> = ["free_practice", "assigned", "all"];
 export const sessionStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionStatus"]> = ["active", "completed", "abandoned"];
 export const speakerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Speaker"]> = ["counselor", "caller", "system"];
+export const splitValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Split"]> = ["dev", "held_out"];
 export const webhookEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookEvent"]> = ["assignment.completed", "evaluation.completed", "flag.raised"];
