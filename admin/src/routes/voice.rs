@@ -26,7 +26,7 @@ async fn visible_session(state: &AppState, actor: &Actor, id: uuid::Uuid) -> Res
 /// Ends a live session now. A voice call is completed: the agent hangs up between turns and
 /// the evaluation is queued. Supervisors end any session in the account, counselors their own.
 /// Ending an ended session changes nothing.
-#[utoipa::path(post, path = "/api/sessions/{id}/end", tag = "sessions", params(("id" = uuid::Uuid, Path)),
+#[utoipa::path(operation_id = "end_live_session", post, path = "/api/sessions/{id}/end", tag = "sessions", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Session), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn end_session(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Session>> {

@@ -39,6 +39,17 @@ fn every_reference_resolves_and_every_route_names_its_credential() {
         }
     }
     assert!(missing.is_empty(), "unresolved references: {missing:?}");
+    // Generated clients name a function per operation id: two routes must not share one.
+    let mut ids = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if let Some(id) = op["operationId"].as_str()
+                && let Some(other) = ids.insert(id.to_owned(), format!("{method} {path}"))
+            {
+                panic!("operation id `{id}` is used by {other} and {method} {path}");
+            }
+        }
+    }
     let open = ["/healthz", "/readyz", "/metrics", "/api/auth/login", "/api/auth/demo-users", "/api/auth/demo-login"];
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("path item") {

@@ -841,7 +841,7 @@ export interface paths {
          *     the evaluation is queued. Supervisors end any session in the account, counselors their own.
          *     Ending an ended session changes nothing.
          */
-        post: operations["end_session"];
+        post: operations["end_live_session"];
         delete?: never;
         options?: never;
         head?: never;
@@ -6487,7 +6487,7 @@ export interface operations {
             };
         };
     };
-    end_session: {
+    end_live_session: {
         parameters: {
             query?: never;
             header?: never;

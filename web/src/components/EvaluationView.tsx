@@ -13,11 +13,21 @@ function answerTone(answer: string) {
 export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluation; onEvidence: (turn: number) => void }) {
   return (
     <div className="flex flex-col gap-4">
-      <div className="flex items-baseline gap-3">
-        <span className="text-4xl font-bold text-blue-900" aria-label={`Overall score ${Math.round(evaluation.overallScore)} of 100`}>
-          {Math.round(evaluation.overallScore)}
-        </span>
-        <span className="text-slate-700">/ 100 overall</span>
+      <div className="flex flex-wrap items-baseline gap-3">
+        {evaluation.overallScore == null ? (
+          <span className="text-slate-700">
+            No overall score{evaluation.scoreBasis?.absentReason ? `: ${evaluation.scoreBasis.absentReason}` : ""}
+          </span>
+        ) : (
+          <>
+            <span className="text-4xl font-bold text-blue-900" aria-label={`Overall score ${Math.round(evaluation.overallScore)} of 100`}>
+              {Math.round(evaluation.overallScore)}
+            </span>
+            <span className="text-slate-700">/ 100 overall</span>
+          </>
+        )}
+        {evaluation.scoreBand && <Badge tone={evaluation.scoreBand === "needs_work" ? "red" : "slate"}>{label(evaluation.scoreBand)}</Badge>}
+        {evaluation.review?.reviewed && <Badge tone="green">Reviewed by a supervisor</Badge>}
       </div>
       <div className="grid gap-4 md:grid-cols-2">
         <div>
