@@ -377,6 +377,24 @@ fn request(
         ("POST", "/api/external/assignments") => {
             (path.to_owned(), body(json!({"user_id": "ext-Robin Counselor", "scenario_id": w.spare_scenario})), None)
         }
+        ("POST", "/api/sessions/{id}/review") => (
+            format!("/api/sessions/{}/review", w.session),
+            body(
+                json!({"overrides": [{"kind": "check", "target": "rapport.warm_opening", "value": "yes", "reason": "Turn 1 greets the caller."}]}),
+            ),
+            None,
+        ),
+        ("GET", "/api/sessions/{id}/reviews") => (format!("/api/sessions/{}/reviews", w.session), None, None),
+        ("GET", "/api/sessions/{id}/golden-case") => (format!("/api/sessions/{}/golden-case", w.session), None, None),
+        ("POST", "/api/sessions/{id}/golden-case") => {
+            let case: Value = serde_json::from_str(include_str!("../../../golden/01_direct_ask_good_assessment.json"))
+                .expect("golden case");
+            (
+                format!("/api/sessions/{}/golden-case", w.session),
+                body(json!({"case": case, "personalDetailsRemoved": true})),
+                None,
+            )
+        }
         (m, p) => panic!("no request for {m} {p}: add the route to the authorization matrix"),
     };
     (url, body, raw)
@@ -463,6 +481,12 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("GET", "/api/sessions/{id}/voice-usage") => [401, 403, 403, 200, 200, 404, 401, 401],
         ("GET", "/api/external/scenarios" | "/api/external/assignments") => [401, 401, 401, 401, 401, 401, 200, 401],
         ("POST", "/api/external/scenarios" | "/api/external/assignments") => [401, 401, 401, 401, 401, 401, 201, 401],
+        // Calibration is for supervisors; the matrix's session is not evaluated (nothing to review).
+        ("GET", "/api/calibration/agreement") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("POST", "/api/sessions/{id}/review")
+        | ("GET", "/api/sessions/{id}/golden-case")
+        | ("POST", "/api/sessions/{id}/golden-case") => [401, 403, 403, 409, 409, 404, 401, 401],
+        ("GET", "/api/sessions/{id}/reviews") => [401, 403, 403, 200, 200, 404, 401, 401],
         (m, p) => panic!("no expectation for {m} {p}: add the route to the authorization matrix"),
     }
 }
