@@ -500,8 +500,13 @@ mod tests {
             FlagStatus,
             LlmTask,
             CheckAnswer,
+            ScoreBand,
+            OverrideKind,
             WebhookEvent,
             DeliveryStatus,
+            EndReason,
+            JobKind,
+            JobStatus,
             ScenarioListKind,
             SessionListType,
         ];
