@@ -92,7 +92,7 @@ if [[ "${ECHO_MODE:-worker}" == direct ]]; then
   client_args=(--agent-identity echo-agent)
 else
   "$agent_bin" worker --url "$url" --api-key "$LK_API_KEY" --api-secret "$LK_API_SECRET" \
-    --agent-name proto-trainer --test-hooks >"$LOG_DIR/agent.out" 2>"$LOG_DIR/agent.log" &
+    --agent-name proto-trainer --mode echo --test-hooks >"$LOG_DIR/agent.out" 2>"$LOG_DIR/agent.log" &
   client_args=(--dispatch proto-trainer)
 fi
 agent_pid=$!
