@@ -62,6 +62,7 @@ async def main() -> int:
     p.add_argument("--turns-file", required=True)
     p.add_argument("--reply-timeout", type=float, default=20.0)
     p.add_argument("--mid-cmd", help="shell command run after the first caller answer (a fault)")
+    p.add_argument("--token", help="join with this token (POST /api/livekit/token) instead of signing one")
     args = p.parse_args()
     utterances = [load_wav(u) for u in args.utterance]
 
@@ -74,7 +75,7 @@ async def main() -> int:
     )
     if args.preconnect_wav:
         token = token.with_attributes({"lk.agent.pre-connect-audio": "true"})
-    token = token.to_jwt()
+    token = args.token or token.to_jwt()
 
     room = rtc.Room()
     heard: list[tuple[float, float]] = []  # (arrival, rms) of every agent frame
