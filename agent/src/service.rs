@@ -120,7 +120,7 @@ pub fn participant_config(url: String, token: String) -> ParticipantConfig {
 
 /// Registers the worker and runs `job` for every dispatch until `shutdown` resolves and every
 /// call has ended. If LiveKit cannot be reached (at start, or after the worker's reconnects give
-/// up) it tries again every few seconds, so a service started before its LiveKit server still
+/// up) it tries again every second, so a service started before its LiveKit server still
 /// takes calls once the server is up.
 pub async fn run(
     livekit: LiveKitAccess,
@@ -182,10 +182,10 @@ pub async fn run(
         match result {
             Ok(()) => return Ok(()),
             Err(e) if *term_seen.borrow() => return Err(e.into()),
-            Err(e) => warn!(error = %e, url = %livekit.url, "voice agent cannot reach LiveKit; retrying in 3 s"),
+            Err(e) => warn!(error = %e, url = %livekit.url, "voice agent cannot reach LiveKit; retrying in 1 s"),
         }
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(3)) => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = &mut signal, if !signalled => signalled = true,
         }
         if *term_seen.borrow() {

@@ -12,6 +12,9 @@
 #   call's own credential) beside `proto-trainer admin`; after the first answer the admin process
 #   is stopped for 10 s and started again: every spoken turn is in the store exactly once, in
 #   order, and the call is still graded. The agent's own metrics port is scraped.
+# FAULT=sigterm: one SIGTERM to `proto-trainer serve` after the first answer: the call ends as
+#   agentShutdown (written through the store before the service stops), the session is completed,
+#   not left active, its turns stored once, in order, and its grading queued; the process exits 0.
 # Installs and builds outside; runs every peer inside a fresh loopback-only network namespace.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -120,6 +123,7 @@ else
   "$bin" serve >"$LOG_DIR/service.log" 2>&1 &
   agent_pid=$!
   pids+=($agent_pid)
+  [[ $FAULT == sigterm ]] && client_args+=(--mid-cmd "kill -TERM $agent_pid" --reply-timeout 4)
 fi
 wait_port $admin_port
 # The agent registers with LiveKit before the counselor dispatches it.
@@ -127,27 +131,52 @@ for _ in $(seq 100); do grep -q "worker connected" "$LOG_DIR/service.log" "$LOG_
 
 set +e
 "$CACHE/livekit-venv/bin/python" "$here/stack_counselor.py" --base "$base" --turns-file "$LOG_DIR/turns.jsonl" \
-  --grading-limit-ms "${GRADING_LIMIT_MS:-1000}" -- \
+  --grading-limit-ms "${GRADING_LIMIT_MS:-1000}" $([[ $FAULT == sigterm ]] && echo --call-only) -- \
   "$CACHE/livekit-venv/bin/python" "$here/voice_client.py" --url unused --api-key unused --api-secret unused \
   --room unused --scenario conversation "${client_args[@]}" 2>"$LOG_DIR/client.log" | tee "$LOG_DIR/result.json"
 status=${PIPESTATUS[0]}
 set -e
 
-# The call's per-turn metrics on /metrics: the admin service's (one process) or the agent's port.
-scrape="$base/metrics"
-[[ $FAULT == admin_down ]] && scrape="http://127.0.0.1:$metrics_port/metrics"
-curl -sf "$scrape" >"$LOG_DIR/metrics.txt" || echo "scrape of $scrape failed" >&2
-for m in agent_response_latency_seconds_count agent_realtime_first_audio_seconds_count \
-  agent_mic_to_append_seconds_count agent_delta_to_frame_seconds_count agent_calls_ended_total; do
-  if ! grep -Eq "^$m [1-9]" "$LOG_DIR/metrics.txt"; then
-    echo "metrics: no $m sample at $scrape" >&2
-    status=1
-  fi
-done
-for m in agent_playout_underruns_total agent_realtime_reconnects_total agent_barge_in_stop_seconds_count; do
-  grep -Eq "^$m " "$LOG_DIR/metrics.txt" || { echo "metrics: $m missing at $scrape" >&2; status=1; }
-done
-grep -E "^agent_(response_latency_seconds_(sum|count)|playout_underruns_total|calls_ended_total) " "$LOG_DIR/metrics.txt" >&2 || true
+if [[ $FAULT == sigterm ]]; then
+  for _ in $(seq 150); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+  session=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["session"])' "$LOG_DIR/result.json")
+  python3 - "$LOG_DIR/trainer.db" "$session" <<'EOF' || status=1
+import json, sqlite3, sys
+db, session = sys.argv[1:3]
+c = sqlite3.connect(db)
+status, reason = c.execute("SELECT status, end_reason FROM sessions WHERE id = ?", (session,)).fetchone()
+turns = c.execute("SELECT speaker, text, started_ms, segment_id FROM transcript_turns WHERE session_id = ? "
+                  "ORDER BY started_ms, created_at", (session,)).fetchall()
+jobs = c.execute("SELECT count(*) FROM jobs WHERE session_id = ?", (session,)).fetchone()[0]
+fails = []
+if status != "completed": fails.append(f"session {status}")
+if reason != "agent_shutdown": fails.append(f"end reason {reason}")
+segs = [t[3] for t in turns]
+if len(segs) != len(set(segs)): fails.append("a turn stored twice")
+speakers = [t[0] for t in turns]
+if len(turns) < 2 or speakers[:2] != ["counselor", "caller"]: fails.append(f"turns {speakers}")
+if jobs != 1: fails.append(f"{jobs} grading jobs queued")
+print(json.dumps({"status": status, "reason": reason, "speakers": speakers, "jobs": jobs, "fails": fails}), file=sys.stderr)
+sys.exit(1 if fails else 0)
+EOF
+else
+  # The call's per-turn metrics on /metrics: the admin service's (one process) or the agent's port.
+  scrape="$base/metrics"
+  [[ $FAULT == admin_down ]] && scrape="http://127.0.0.1:$metrics_port/metrics"
+  curl -sf "$scrape" >"$LOG_DIR/metrics.txt" || echo "scrape of $scrape failed" >&2
+  for m in agent_response_latency_seconds_count agent_realtime_first_audio_seconds_count \
+    agent_mic_to_append_seconds_count agent_delta_to_frame_seconds_count agent_calls_ended_total; do
+    if ! grep -Eq "^$m [1-9]" "$LOG_DIR/metrics.txt"; then
+      echo "metrics: no $m sample at $scrape" >&2
+      status=1
+    fi
+  done
+  for m in agent_playout_underruns_total agent_realtime_reconnects_total agent_barge_in_stop_seconds_count; do
+    grep -Eq "^$m " "$LOG_DIR/metrics.txt" || { echo "metrics: $m missing at $scrape" >&2; status=1; }
+  done
+  grep -E "^agent_(response_latency_seconds_(sum|count)|playout_underruns_total|calls_ended_total) " "$LOG_DIR/metrics.txt" >&2 || true
+
+fi
 
 # One signal stops everything cleanly: the process exits 0 with no session left active.
 kill -TERM "$agent_pid"

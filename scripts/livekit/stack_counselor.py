@@ -47,6 +47,8 @@ def main() -> int:
     p.add_argument("--turns-file", required=True)
     p.add_argument("--want-turns", type=int, default=6)
     p.add_argument("--grading-limit-ms", type=float, default=1000.0)
+    p.add_argument("--call-only", action="store_true",
+                   help="stop after the call (the service is stopped mid-call; the caller checks the database)")
     p.add_argument("client", nargs=argparse.REMAINDER, help="-- voice_client.py and its arguments")
     args = p.parse_args()
     client = [a for a in args.client if a != "--"] if args.client[:1] == ["--"] else args.client
@@ -116,6 +118,11 @@ def main() -> int:
     result["turns_seen_during_call"] = seen["max"]
     if seen["full_at"] is None or seen["full_at"] > left:
         failures.append(f"only {seen['max']} turns in the store during the call, want {args.want_turns}")
+
+    if args.call_only:
+        result["ok"] = True
+        print(json.dumps(result))
+        return 0
 
     # After the hang-up: the evaluation, graded from the durable queue.
     evaluated_ms = None
