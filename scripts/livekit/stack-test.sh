@@ -12,9 +12,10 @@
 #   call's own credential) beside `proto-trainer admin`; after the first answer the admin process
 #   is stopped for 10 s and started again: every spoken turn is in the store exactly once, in
 #   order, and the call is still graded. The agent's own metrics port is scraped.
-# FAULT=sigterm: one SIGTERM to `proto-trainer serve` after the first answer: the call ends as
+# FAULT=sigterm: one SIGTERM to `proto-trainer serve` during the first answer: the call ends as
 #   agentShutdown (written through the store before the service stops), the session is completed,
-#   not left active, its turns stored once, in order, and its grading queued; the process exits 0.
+#   not left active, its turns (the answer cut where it stopped) stored once, in order, and its
+#   grading queued; the process exits 0.
 # Installs and builds outside; runs every peer inside a fresh loopback-only network namespace.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -179,7 +180,7 @@ else
 fi
 
 # One signal stops everything cleanly: the process exits 0 with no session left active.
-kill -TERM "$agent_pid"
+kill -TERM "$agent_pid" 2>/dev/null || true
 exit_status=124
 for _ in $(seq 150); do
   if ! kill -0 "$agent_pid" 2>/dev/null; then
