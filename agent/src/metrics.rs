@@ -18,7 +18,7 @@ use crate::call::CallStats;
 
 /// End of counselor speech -> first caller audio frame out.
 pub const RESPONSE_LATENCY: &str = "agent_response_latency_seconds";
-/// Realtime: the turn's commit -> its first audio delta.
+/// Realtime: end of counselor speech (`speech_stopped`) -> the reply's first audio delta.
 pub const REALTIME_FIRST_AUDIO: &str = "agent_realtime_first_audio_seconds";
 /// Barge-in: `speech_started` -> caller audio stopped.
 pub const BARGE_IN_STOP: &str = "agent_barge_in_stop_seconds";
