@@ -156,37 +156,103 @@ fn demo_rules() -> serde_json::Value {
 
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
-    run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
-    // The UI first: the binary that clippy, the tests and the E2E run build embeds web/dist.
-    web_build()?;
-    run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
-    codegen(true)?;
-    run(Command::new("npm").args(["test", "--silent"]).current_dir("web"))?;
-    let server = postgres::TestServer::start()?;
-    let result = run(Command::new("cargo")
-        .args(["test", "--workspace", "--locked"])
-        .env("TEST_POSTGRES_URL", server.url())
-        .env("REQUIRE_POSTGRES", "1"));
-    drop(server);
+    let mut steps = Steps::default();
+    // The live tests' peers (livekit-server built with `go install`, LiveKit's Python client)
+    // install in the background from the start: their downloads overlap the Rust build instead of
+    // adding to it. install.sh needs the package registries, so it runs outside any namespace.
+    let install = Background::spawn("scripts/livekit/install.sh", Path::new("target/ci-install.log"))?;
+    let result = ci_steps(&mut steps, install);
+    steps.print();
     result?;
-    e2e()?;
-    // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
-    // a loopback-only network namespace. install.sh runs here, outside any namespace, because it
-    // needs the package registries.
-    run(&mut Command::new("scripts/livekit/install.sh"))?;
-    run(Command::new("cargo").args([
-        "test",
-        "-p",
-        "proto-trainer-agent",
-        "--locked",
-        "--test",
-        "livekit",
-        "--",
-        "--ignored",
-        "--test-threads=1",
-    ]))?;
     eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
+    steps.time("fmt", || run(Command::new("cargo").args(["fmt", "--all", "--", "--check"])))?;
+    // The UI first: the binary that clippy, the tests and the E2E run build embeds web/dist.
+    steps.time("web build", web_build)?;
+    steps.time("clippy", || {
+        run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
+    })?;
+    steps.time("codegen drift", || codegen(true))?;
+    steps.time("vitest", || run(Command::new("npm").args(["test", "--silent"]).current_dir("web")))?;
+    steps.time("cargo test (SQLite + PostgreSQL)", || {
+        let server = postgres::TestServer::start()?;
+        let result = run(Command::new("cargo")
+            .args(["test", "--workspace", "--locked"])
+            .env("TEST_POSTGRES_URL", server.url())
+            .env("REQUIRE_POSTGRES", "1"));
+        drop(server);
+        result
+    })?;
+    steps.time("install live peers (wait)", || install.wait())?;
+    steps.time("e2e (Chromium)", e2e_built)?;
+    // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
+    // a loopback-only network namespace.
+    steps.time("live LiveKit tests", || {
+        run(Command::new("cargo").args([
+            "test",
+            "-p",
+            "proto-trainer-agent",
+            "--locked",
+            "--test",
+            "livekit",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ]))
+    })
+}
+
+/// Wall-clock time per CI step, printed at the end (also when a step failed), so the time budget
+/// can be watched on a clean clone.
+#[derive(Default)]
+struct Steps(Vec<(&'static str, std::time::Duration, bool)>);
+
+impl Steps {
+    fn time(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = step();
+        self.0.push((name, started.elapsed(), result.is_ok()));
+        result
+    }
+
+    fn print(&self) {
+        eprintln!("ci: time per step");
+        for (name, took, ok) in &self.0 {
+            eprintln!("  {:>6.1} s  {name}{}", took.as_secs_f64(), if *ok { "" } else { "  (FAILED)" });
+        }
+    }
+}
+
+/// A command run beside the others, its output in a log file shown only when it fails.
+struct Background {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Background {
+    fn spawn(program: &str, log: &Path) -> Result<Self> {
+        std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
+        let out = std::fs::File::create(log)?;
+        let child = Command::new(program)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        eprintln!("$ {program} (in the background, log {})", log.display());
+        Ok(Self { child, log: log.to_path_buf() })
+    }
+
+    fn wait(mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        if !status.success() {
+            eprintln!("{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            bail!("background step failed with {status} (log above)");
+        }
+        Ok(())
+    }
 }
 
 /// A throwaway PostgreSQL server for running tests by hand: prints its URL (for
@@ -280,6 +346,11 @@ fn e2e_binaries() -> Result<()> {
 /// database and the simulator scripted by [`e2e_rules`], and drives Debian's Chromium.
 fn e2e() -> Result<()> {
     web_build()?;
+    e2e_built()
+}
+
+/// The E2E run once `web/dist` is built (CI builds it first, for everything that embeds it).
+fn e2e_built() -> Result<()> {
     e2e_binaries()?;
     let rules = Path::new("target/e2e-sim-rules.json");
     std::fs::create_dir_all("target/e2e")?;
