@@ -15,7 +15,7 @@ use base64::Engine;
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
-use store::{Account, AuthSession, NewAuthSession, NewUser, Role, Store, Timestamp, User};
+use store::{Account, Audit, AuthSession, NewAuthSession, NewUser, Role, Store, Timestamp, User};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -173,29 +173,20 @@ pub async fn login(
     };
     if let Some(reason) = refusal {
         let (account, user) = credentials.as_ref().map(|c| (c.user.account_id, c.user.id)).unzip();
-        state
-            .store
-            .audit(account, user, "login.failed", None, serde_json::json!({ "reason": reason, "ip": ip }))
-            .await?;
+        let failed =
+            Audit::new(account, user, "login.failed").details(serde_json::json!({ "reason": reason, "ip": ip }));
+        state.store.audit(&failed).await?;
         tracing::info!(reason, %ip, "login refused");
         return Err(ApiError::Unauthorized);
     }
     let Some(credentials) = credentials else { return Err(ApiError::Unauthorized) };
     if let Some(old) = previous_token {
-        state.store.delete_auth_session(&sha256_hex(old)).await?;
+        state.store.delete_auth_session(&sha256_hex(old), None).await?;
     }
-    let login = start_session(state, &credentials.user, credentials.must_change_password, client).await?;
-    state
-        .store
-        .audit(
-            Some(credentials.user.account_id),
-            Some(credentials.user.id),
-            "login.succeeded",
-            None,
-            serde_json::json!({ "ip": ip }),
-        )
-        .await?;
-    Ok(login)
+    let user = &credentials.user;
+    let audit =
+        Audit::new(Some(user.account_id), Some(user.id), "login.succeeded").details(serde_json::json!({ "ip": ip }));
+    start_session(state, user, credentials.must_change_password, client, &audit).await
 }
 
 /// Counts a sign-in attempt (password or demo switcher) against the client address's limit;
@@ -207,12 +198,14 @@ pub async fn limit_login_from(state: &AppState, client: &ClientInfo) -> Result<S
     Ok(ip)
 }
 
-/// Opens a login session for a user already authenticated (by password or the demo switcher).
+/// Opens a login session for a user already authenticated (by password or the demo switcher),
+/// audited as `audit` says in the same transaction.
 pub async fn start_session(
     state: &AppState,
     user: &User,
     must_change_password: bool,
     client: &ClientInfo,
+    audit: &Audit,
 ) -> Result<Login> {
     let token = random_token(32);
     let csrf_token = random_token(32);
@@ -222,15 +215,18 @@ pub async fn start_session(
     let user_agent = client.user_agent.as_deref().map(|ua| truncate(ua, 300));
     state
         .store
-        .create_auth_session(&NewAuthSession {
-            id: &sha256_hex(&token),
-            user_id: user.id,
-            account_id: user.account_id,
-            csrf_token: &csrf_token,
-            expires_at,
-            ip: ip.as_deref(),
-            user_agent,
-        })
+        .create_auth_session(
+            &NewAuthSession {
+                id: &sha256_hex(&token),
+                user_id: user.id,
+                account_id: user.account_id,
+                csrf_token: &csrf_token,
+                expires_at,
+                ip: ip.as_deref(),
+                user_agent,
+            },
+            audit,
+        )
         .await?;
     Ok(Login { token, csrf_token, user: user.clone(), must_change_password })
 }
@@ -257,7 +253,7 @@ pub async fn resolve_session(state: &AppState, token: &str) -> Result<AuthSessio
         || !session.user.active
         || demo_blocked
     {
-        state.store.delete_auth_session(&id).await?;
+        state.store.delete_auth_session(&id, None).await?;
         return Err(ApiError::Unauthorized);
     }
     state.store.touch_auth_session(&session, now).await?;
@@ -290,16 +286,9 @@ pub async fn create_api_key(
     // The prefix is random too: it is public (listed) but must not collide.
     let prefix: String = random_token(9).chars().filter(char::is_ascii_alphanumeric).take(10).collect();
     let key = format!("{API_KEY_TAG}_{prefix}_{}", random_token(32));
-    let record = store.create_api_key(account_id, name, &prefix, &sha256_hex(&key), created_by).await?;
-    store
-        .audit(
-            Some(account_id),
-            created_by,
-            "api_key.created",
-            Some(("api_key", record.id.to_string())),
-            serde_json::json!({ "name": record.name, "prefix": record.prefix }),
-        )
-        .await?;
+    let audit = Audit::new(Some(account_id), created_by, "api_key.created")
+        .details(serde_json::json!({ "name": name.trim(), "prefix": prefix }));
+    let record = store.create_api_key(account_id, name, &prefix, &sha256_hex(&key), created_by, &audit).await?;
     Ok((record, key))
 }
 
@@ -369,17 +358,11 @@ pub async fn provision_account(
         }
     };
     let hash = hash_password(password).await?;
-    store.set_password(account.id, admin.id, &hash, one_time.is_some(), None).await?;
     let (actor_account, actor_user) = actor.unzip();
-    store
-        .audit(
-            actor_account.or(Some(account.id)),
-            actor_user,
-            "account.created",
-            Some(("account", account.id.to_string())),
-            serde_json::json!({ "name": account.name, "admin": admin.id }),
-        )
-        .await?;
+    let audit = Audit::new(actor_account.or(Some(account.id)), actor_user, "account.created")
+        .target("account", account.id)
+        .details(serde_json::json!({ "name": account.name, "admin": admin.id }));
+    store.set_password(account.id, admin.id, &hash, one_time.is_some(), None, &audit).await?;
     Ok(Provisioned { account, admin, one_time_password: one_time })
 }
 

@@ -458,7 +458,17 @@ async fn demo_switcher_exists_only_in_demo_mode() {
             .expect("user");
         // Even with a password, a demo user cannot sign in normally.
         let hash = admin::auth::hash_password(PASSWORD.into()).await.expect("hash");
-        db.store.set_password(demo_user.account_id, demo_user.id, &hash, false, None).await.expect("pw");
+        db.store
+            .set_password(
+                demo_user.account_id,
+                demo_user.id,
+                &hash,
+                false,
+                None,
+                &store::Audit::new(None, None, "test"),
+            )
+            .await
+            .expect("pw");
 
         let app = spawn(&db).await;
         assert_eq!(app.login(&demo_user.email, PASSWORD).await.expect_err("refused").0, StatusCode::UNAUTHORIZED);
