@@ -154,7 +154,7 @@ pub async fn login(
     // apart), and someone guessing one user's password from one place locks out neither that
     // user elsewhere nor the rest of the organisation.
     let typed = sha256_hex(&email.trim().to_lowercase());
-    rate_limit(
+    limit_with_backoff(
         &state.store,
         &format!("login:pair:{}:{ip}", &typed[..32]),
         limits.login_per_pair,
@@ -194,8 +194,38 @@ pub async fn login(
 pub async fn limit_login_from(state: &AppState, client: &ClientInfo) -> Result<String> {
     let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
     let limit = state.config.rate_limits.login_per_ip;
-    rate_limit(&state.store, &format!("login:ip:{ip}"), limit, "login attempts from this address").await?;
+    limit_with_backoff(&state.store, &format!("login:ip:{ip}"), limit, "login attempts from this address").await?;
     Ok(ip)
+}
+
+/// The longest lockout, and how long a lockout is remembered for the next one to double it.
+const DAY_MS: i64 = 86_400_000;
+
+/// [`rate_limit`] with backoff, for sign-in: over the limit, `bucket` is locked out for one
+/// window, and each further lockout within a day of the previous one doubles it (at most a day),
+/// so a guesser's rate falls off exponentially while a person who mistyped a few times waits one
+/// window. Attempts during a lockout are refused without being counted.
+pub async fn limit_with_backoff(store: &Store, bucket: &str, limit: Limit, what: &'static str) -> Result<()> {
+    let now = Timestamp::now().millis();
+    let previous = store.lockout(bucket).await?;
+    if let Some((until, _)) = previous
+        && until.millis() > now
+    {
+        let retry_after_secs = u64::try_from(until.millis() - now).unwrap_or(0).div_ceil(1000).max(1);
+        return Err(ApiError::TooManyRequests { what, retry_after_secs });
+    }
+    match rate_limit(store, bucket, limit, what).await {
+        Err(ApiError::TooManyRequests { .. }) => {
+            let strikes = previous.filter(|(until, _)| now - until.millis() < DAY_MS).map_or(1, |(_, s)| s + 1);
+            let window_ms = i64::from(limit.window_secs) * 1000;
+            let lockout_ms = window_ms.saturating_mul(1i64 << (strikes - 1).clamp(0, 20)).min(DAY_MS);
+            store.lock_out(bucket, Timestamp::from_millis(now + lockout_ms), strikes).await?;
+            tracing::info!(bucket, strikes, lockout_ms, "locked out");
+            let retry_after_secs = u64::try_from(lockout_ms).unwrap_or(0).div_ceil(1000).max(1);
+            Err(ApiError::TooManyRequests { what, retry_after_secs })
+        }
+        other => other,
+    }
 }
 
 /// Opens a login session for a user already authenticated (by password or the demo switcher),

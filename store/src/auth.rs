@@ -417,6 +417,33 @@ impl Store {
         Ok(())
     }
 
+    /// A lockout recorded for `bucket` by [`Store::lock_out`]: until when, and how many lockouts
+    /// in a row led to it (their count outlives the lockout by a day, so a client that starts
+    /// again right after one is locked out for twice as long).
+    pub async fn lockout(&self, bucket: &str) -> Result<Option<(Timestamp, i64)>> {
+        let row = sqlx::query("SELECT window_start, hits FROM rate_limits WHERE bucket = $1")
+            .bind(format!("lockout:{bucket}"))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.ts("window_start")?, r.int("hits")?))).transpose()
+    }
+
+    /// Records that `bucket` is locked out until `until`, the `strikes`-th time in a row. Kept in
+    /// `rate_limits` (the window start is the end of the lockout), so every replica sees it and
+    /// the usual purge forgets it a day after it ends.
+    pub async fn lock_out(&self, bucket: &str, until: Timestamp, strikes: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, $3) \
+             ON CONFLICT (bucket) DO UPDATE SET window_start = $2, hits = $3",
+        )
+        .bind(format!("lockout:{bucket}"))
+        .bind(until.millis())
+        .bind(strikes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Counts a hit in `bucket`'s fixed window of `window_ms` and returns (hits in the window
     /// including this one, when the window started). One statement, so concurrent hits from any
     /// replica are all counted.
