@@ -12,7 +12,7 @@
 #   call's own credential) beside `proto-trainer admin`; after the first answer the admin process
 #   is stopped for 10 s and started again: every spoken turn is in the store exactly once, in
 #   order, and the call is still graded. The agent's own metrics port is scraped.
-# FAULT=sigterm: one SIGTERM to `proto-trainer serve` during the first answer: the call ends as
+# FAULT=sigterm: one SIGTERM to `proto-trainer serve` as the second answer is heard: the call ends as
 #   agentShutdown (written through the store before the service stops), the session is completed,
 #   not left active, its turns (the answer cut where it stopped) stored once, in order, and its
 #   grading queued; the process exits 0.
@@ -124,7 +124,7 @@ else
   "$bin" serve >"$LOG_DIR/service.log" 2>&1 &
   agent_pid=$!
   pids+=($agent_pid)
-  [[ $FAULT == sigterm ]] && client_args+=(--mid-cmd "kill -TERM $agent_pid" --reply-timeout 4)
+  [[ $FAULT == sigterm ]] && client_args+=(--mid-cmd "kill -TERM $agent_pid" --mid-at answer2 --agent-leaves)
 fi
 wait_port $admin_port
 # The agent registers with LiveKit before the counselor dispatches it.
