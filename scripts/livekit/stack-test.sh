@@ -148,7 +148,7 @@ c = sqlite3.connect(db)
 status, reason = c.execute("SELECT status, end_reason FROM sessions WHERE id = ?", (session,)).fetchone()
 turns = c.execute("SELECT speaker, text, started_ms, segment_id FROM transcript_turns WHERE session_id = ? "
                   "ORDER BY started_ms, created_at", (session,)).fetchall()
-jobs = c.execute("SELECT count(*) FROM jobs WHERE session_id = ?", (session,)).fetchone()[0]
+jobs = c.execute("SELECT count(*) FROM jobs WHERE session_id = ? AND kind = 'evaluate_session'", (session,)).fetchone()[0]
 fails = []
 if status != "completed": fails.append(f"session {status}")
 if reason != "agent_shutdown": fails.append(f"end reason {reason}")
