@@ -18,6 +18,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::{Config, ConfigError};
+use store::{AccountId, FlagId, SessionId};
 
 /// How long one delivery may take (connect, each command) before it counts as failed; lettre's
 /// default is a minute, and a stuck relay should not keep spawned tasks around that long.
@@ -130,9 +131,9 @@ impl Mailer {
 /// What a notification says about a flag. Plain data, so any code that raises a flag can fill it.
 #[derive(Debug, Clone)]
 pub struct FlagNotice {
-    pub account_id: Uuid,
-    pub session_id: Uuid,
-    pub flag_id: Uuid,
+    pub account_id: AccountId,
+    pub session_id: SessionId,
+    pub flag_id: FlagId,
     /// e.g. `missed_suicide_inquiry`.
     pub flag_type: String,
     /// e.g. `high`.
@@ -245,7 +246,7 @@ fn count(result: &'static str) {
 }
 
 /// The e-mail addresses of the account's active supervisors and admins, each once.
-async fn recipients(store: &store::Store, account_id: Uuid) -> store::Result<Vec<String>> {
+async fn recipients(store: &store::Store, account_id: AccountId) -> store::Result<Vec<String>> {
     let mut to: Vec<String> = Vec::new();
     for role in [Role::Supervisor, Role::Admin] {
         // `include_inactive` stays false: deactivated staff no longer get mail.

@@ -12,14 +12,15 @@ use uuid::Uuid;
 use crate::db::{RowExt, Store};
 use crate::domain::{JobKind, JobStatus, Timestamp, new_id};
 use crate::error::Result;
+use crate::ids::{AccountId, SessionId};
 
 /// A job handed to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: Uuid,
     pub kind: JobKind,
-    pub account_id: Uuid,
-    pub session_id: Uuid,
+    pub account_id: AccountId,
+    pub session_id: SessionId,
     /// Including this one.
     pub attempts: i64,
 }
@@ -36,8 +37,8 @@ pub struct JobState {
 pub(crate) async fn enqueue_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     kind: JobKind,
-    account_id: Uuid,
-    session_id: Uuid,
+    account_id: AccountId,
+    session_id: SessionId,
     run_after: i64,
 ) -> Result<()> {
     let now = Timestamp::now().millis();
@@ -140,7 +141,7 @@ impl Store {
     }
 
     /// The state of a session's job of `kind`, if one was queued.
-    pub async fn job_state(&self, session_id: Uuid, kind: JobKind) -> Result<Option<JobState>> {
+    pub async fn job_state(&self, session_id: SessionId, kind: JobKind) -> Result<Option<JobState>> {
         let row = sqlx::query("SELECT status, attempts, last_error FROM jobs WHERE session_id = $1 AND kind = $2")
             .bind(session_id.to_string())
             .bind(kind.as_str())

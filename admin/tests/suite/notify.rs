@@ -18,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// and another account's supervisor.
 struct Fixture {
     db: TestDb,
-    account: Uuid,
+    account: store::AccountId,
     /// The e-mail addresses that should be notified, sorted.
     expected: Vec<String>,
     /// Addresses that must never be notified.
@@ -30,7 +30,7 @@ async fn fixture() -> Fixture {
     let s = &db.store;
     let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account").id;
     let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account").id;
-    let user = async |account: Uuid, name: &str, role: Role| {
+    let user = async |account: store::AccountId, name: &str, role: Role| {
         let email = format!("{}-{}@example.org", name.to_lowercase(), Uuid::now_v7().simple());
         let new =
             NewUser { email: email.clone(), display_name: name.to_owned(), role, external_id: None, is_demo: false };
@@ -58,11 +58,11 @@ fn mailer(db: &TestDb, sink: &SmtpSink) -> Mailer {
     Mailer::from_config(&config(db, Some(sink.url()))).expect("valid SMTP config").expect("SMTP configured")
 }
 
-fn notice(account_id: Uuid) -> FlagNotice {
+fn notice(account_id: store::AccountId) -> FlagNotice {
     FlagNotice {
         account_id,
-        session_id: Uuid::now_v7(),
-        flag_id: Uuid::now_v7(),
+        session_id: store::SessionId::new(),
+        flag_id: store::FlagId::new(),
         flag_type: "missed_suicide_inquiry".into(),
         severity: "high".into(),
         source: "evaluation".into(),
