@@ -157,3 +157,48 @@ fn voice_fault_session_cap() {
 fn voice_fault_sigterm() {
     run_voice_test(&[("SCENARIO", "conversation"), ("FAULT", "sigterm")]);
 }
+
+fn run_stack_test(env: &[(&str, &str)]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/livekit/stack-test.sh");
+    let status = Command::new(script).envs(env.iter().copied()).status().expect("run stack-test.sh");
+    assert!(status.success(), "stack-test.sh {env:?} failed: {status}");
+}
+
+/// The product as deployed: `proto-trainer serve` (admin service and voice agent in one process,
+/// SQLite, seeded) with the counselor signed in and its token from `POST /api/livekit/token`:
+/// six turns in the store during the call, the evaluation stored within the simulator's latency
+/// plus 1 s of the hang-up, the call's per-turn metrics on the service's `/metrics`, and one
+/// SIGTERM stopping both.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_serve_grades_a_voice_call() {
+    run_stack_test(&[]);
+}
+
+/// The store unavailable for 10 s: `proto-trainer agent` apart (internal API, the call's own
+/// credential) while `proto-trainer admin` is stopped mid-call and started again; every spoken
+/// turn is stored once, in order, and the call is graded; the agent's metrics port is scraped.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_agent_survives_the_admin_service_down() {
+    run_stack_test(&[("FAULT", "admin_down")]);
+}
+
+/// One SIGTERM to `proto-trainer serve` mid-answer: the call ends as `agentShutdown` through the
+/// store before the service stops (the answer cut where it stopped), the session is completed
+/// with its grading queued, and the process exits 0.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_sigterm_ends_the_call_cleanly() {
+    run_stack_test(&[("FAULT", "sigterm")]);
+}
+
+/// The offline demo's voice path: `cargo xtask demo --no-build` inside the namespace (local
+/// livekit-server, the simulator as the Realtime caller) and one call by a demo counselor.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn demo_voice_call() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/livekit/demo-test.sh");
+    let status = Command::new(script).status().expect("run demo-test.sh");
+    assert!(status.success(), "demo-test.sh failed: {status}");
+}

@@ -66,6 +66,7 @@ async def main() -> int:
     p.add_argument("--turns-file", required=True)
     p.add_argument("--reply-timeout", type=float, default=20.0)
     p.add_argument("--mid-cmd", help="shell command run after the first caller answer (a fault)")
+    p.add_argument("--token", help="join with this token (POST /api/livekit/token) instead of signing one")
     p.add_argument("--mid-at", choices=["after1", "answer2"], default="after1")
     p.add_argument("--agent-leaves", action="store_true", help="after --mid-cmd the agent leaves")
     args = p.parse_args()
@@ -80,7 +81,7 @@ async def main() -> int:
     )
     if args.preconnect_wav:
         token = token.with_attributes({"lk.agent.pre-connect-audio": "true"})
-    token = token.to_jwt()
+    token = args.token or token.to_jwt()
 
     room = rtc.Room()
     heard: list[tuple[float, float]] = []  # (arrival, rms) of every agent frame

@@ -295,6 +295,10 @@ str_enum! {
     /// Durable background work (the `jobs` table).
     pub enum JobKind {
         EvaluateSession = "evaluate_session",
+        /// The post-session analysis, queued with the evaluation it follows.
+        AnalyzeSession = "analyze_session",
+        /// One flag's e-mail to the account's supervisors, queued with the flag.
+        NotifyFlag = "notify_flag",
     }
 }
 
@@ -446,7 +450,8 @@ impl utoipa::PartialSchema for Timestamp {
 
 impl utoipa::ToSchema for Timestamp {}
 
-/// A new time-ordered id (UUIDv7), so ids sort by creation and index well.
+/// A new time-ordered id (UUIDv7), so ids sort by creation and index well. Typed ids have
+/// the same as `new()` (`crate::ids`).
 pub fn new_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }

@@ -3,17 +3,19 @@
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::db::{RowExt, Store, like_pattern};
-use crate::domain::{Role, Timestamp, new_id};
+use crate::domain::{Role, Timestamp};
 use crate::error::{Error, FieldError, Result, Violation, violation};
+use crate::ids::{AccountId, UserId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     pub email: String,
     pub display_name: String,
     pub role: Role,
@@ -99,39 +101,38 @@ pub struct UserFilter {
 }
 
 impl Store {
-    pub async fn create_user(&self, account_id: Uuid, input: NewUser) -> Result<User> {
-        let input = input.validate()?;
-        let now = Timestamp::now();
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO users (id, account_id, email, display_name, role, external_id, active, is_demo, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)",
-        )
-        .bind(id.to_string())
-        .bind(account_id.to_string())
-        .bind(&input.email)
-        .bind(&input.display_name)
-        .bind(input.role.as_str())
-        .bind(input.external_id.as_deref())
-        .bind(input.is_demo)
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| match violation(&e) {
-            // E-mail is unique across accounts (it signs in); the answer neither echoes the
-            // address nor says whether another account's user holds it.
-            Some(Violation::Unique(what)) if what.contains("email") => {
-                Error::conflict("this e-mail address cannot be used for a new user; choose another")
-            }
-            Some(Violation::Unique(_)) => Error::conflict("a user with this externalId exists in the account"),
-            Some(Violation::ForeignKey) => Error::NotFound("account"),
-            _ => e.into(),
-        })?;
+    pub async fn create_user(&self, account_id: AccountId, input: NewUser) -> Result<User> {
+        let mut tx = self.write_tx().await?;
+        let id = insert_user_tx(&mut tx, account_id, input).await?;
+        tx.commit().await?;
+        self.user(account_id, id).await
+    }
+
+    /// Creates a user who signs in with a password (`must_change`: a one-time one), audited as
+    /// `audit` says: the user, the password and the record exist together or not at all.
+    pub async fn create_user_with_password(
+        &self,
+        account_id: AccountId,
+        input: NewUser,
+        password_hash: &str,
+        must_change: bool,
+        audit: &crate::Audit,
+    ) -> Result<User> {
+        let mut tx = self.write_tx().await?;
+        let id = insert_user_tx(&mut tx, account_id, input).await?;
+        sqlx::query("UPDATE users SET password_hash = $1, password_must_change = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(must_change)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        crate::accounts::audit_tx(&mut tx, &audit.clone().target("user", id)).await?;
+        tx.commit().await?;
         self.user(account_id, id).await
     }
 
     /// One user of the account (a user of another account is "not found").
-    pub async fn user(&self, account_id: Uuid, id: Uuid) -> Result<User> {
+    pub async fn user(&self, account_id: AccountId, id: UserId) -> Result<User> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -142,7 +143,7 @@ impl Store {
     }
 
     /// A user by id regardless of account: for resolving who is calling.
-    pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>> {
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -158,7 +159,7 @@ impl Store {
         row.as_ref().map(User::from_row).transpose()
     }
 
-    pub async fn user_by_external_id(&self, account_id: Uuid, external_id: &str) -> Result<Option<User>> {
+    pub async fn user_by_external_id(&self, account_id: AccountId, external_id: &str) -> Result<Option<User>> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND external_id = $2"))
             .bind(account_id.to_string())
             .bind(external_id)
@@ -168,7 +169,7 @@ impl Store {
     }
 
     /// Users of the account, by name; with `q`, a type-ahead over name and e-mail.
-    pub async fn list_users(&self, account_id: Uuid, filter: &UserFilter) -> Result<Vec<User>> {
+    pub async fn list_users(&self, account_id: AccountId, filter: &UserFilter) -> Result<Vec<User>> {
         let limit = filter.limit.unwrap_or(200).clamp(1, 1000);
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 \
@@ -199,7 +200,7 @@ impl Store {
 
     /// For tests: skips the last-admin rule [`Store::update_user`] keeps.
     #[cfg(feature = "testing")]
-    pub async fn set_user_active(&self, account_id: Uuid, id: Uuid, active: bool) -> Result<User> {
+    pub async fn set_user_active(&self, account_id: AccountId, id: UserId, active: bool) -> Result<User> {
         let done = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3 AND account_id = $4")
             .bind(active)
             .bind(Timestamp::now().millis())
@@ -212,4 +213,40 @@ impl Store {
         }
         self.user(account_id, id).await
     }
+}
+
+/// Inserts a user (without a password) inside a caller's transaction.
+async fn insert_user_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: AccountId,
+    input: NewUser,
+) -> Result<UserId> {
+    let input = input.validate()?;
+    let now = Timestamp::now();
+    let id = UserId::new();
+    sqlx::query(
+        "INSERT INTO users (id, account_id, email, display_name, role, external_id, active, is_demo, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)",
+    )
+    .bind(id.to_string())
+    .bind(account_id.to_string())
+    .bind(&input.email)
+    .bind(&input.display_name)
+    .bind(input.role.as_str())
+    .bind(input.external_id.as_deref())
+    .bind(input.is_demo)
+    .bind(now.millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match violation(&e) {
+        // E-mail is unique across accounts (it signs in); the answer neither echoes the
+        // address nor says whether another account's user holds it.
+        Some(Violation::Unique(what)) if what.contains("email") => {
+            Error::conflict("this e-mail address cannot be used for a new user; choose another")
+        }
+        Some(Violation::Unique(_)) => Error::conflict("a user with this externalId exists in the account"),
+        Some(Violation::ForeignKey) => Error::NotFound("account"),
+        _ => e.into(),
+    })?;
+    Ok(id)
 }

@@ -13,7 +13,7 @@ async fn account(db: &TestDb) -> Account {
     db.store.create_account(&format!("Race {}", Uuid::now_v7())).await.expect("account")
 }
 
-async fn user(db: &TestDb, account: Uuid, role: Role) -> User {
+async fn user(db: &TestDb, account: store::AccountId, role: Role) -> User {
     let email = format!("u-{}@example.org", Uuid::now_v7().simple());
     let new = NewUser { email, display_name: "Racer".into(), role, external_id: None, is_demo: false };
     db.store.create_user(account, new).await.expect("user")
@@ -70,7 +70,7 @@ async fn concurrent_demotions_never_leave_an_account_without_an_admin() {
                 } else {
                     UserPatch { active: Some(false), ..Default::default() }
                 };
-                async move { store.update_user(account.id, id, &patch).await }
+                async move { store.update_user(account.id, id, &patch, None).await }
             })
             .await;
             let ok = results.iter().filter(|r| r.is_ok()).count();

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Partner;
 use crate::routes::sessions::EvaluationStatus;
+use store::{AssignmentId, FlagId, ScenarioId, SessionId};
 
 /// Errors in the partner API's own spelling: field names and keys in snake_case.
 #[derive(Debug)]
@@ -90,25 +91,17 @@ impl IntoResponse for ExternalError {
 
 type Result<T> = std::result::Result<T, ExternalError>;
 
-/// Partner writes are audited with the key that made them (they have no user).
-async fn partner_audit(state: &AppState, partner: &Partner, action: &str, target: (&str, Uuid)) -> Result<()> {
-    state
-        .store
-        .audit(
-            Some(partner.account_id),
-            None,
-            action,
-            Some((target.0, target.1.to_string())),
-            serde_json::json!({ "apiKey": partner.key_id }),
-        )
-        .await?;
-    Ok(())
+/// Partner writes are audited with the key that made them (they have no user), in the write's
+/// transaction.
+fn partner_audit(partner: &Partner, action: &'static str) -> store::Audit {
+    store::Audit::new(Some(partner.account_id), None, action).details(serde_json::json!({ "apiKey": partner.key_id }))
 }
 
 /// A scenario as partners see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalScenario {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: ScenarioId,
     pub title: String,
     pub prompt: String,
     pub description: String,
@@ -214,16 +207,18 @@ pub async fn create_scenario(
         assign_to: None,
         voice: None,
     };
-    let (scenario, _) = state.store.create_scenario(partner.account_id, None, &input).await?;
-    partner_audit(&state, &partner, "external.scenario.created", ("scenario", scenario.id)).await?;
+    let audit = partner_audit(&partner, "external.scenario.created");
+    let (scenario, _) = state.store.create_scenario_audited(partner.account_id, None, &input, Some(&audit)).await?;
     Ok((StatusCode::CREATED, AxumJson(scenario.into())))
 }
 
 /// An assignment as partners see it: the counselor by their external id.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalAssignment {
-    pub id: Uuid,
-    pub scenario_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AssignmentId,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
     pub scenario_title: String,
     /// The partner's id for the counselor.
     pub user_id: Option<String>,
@@ -284,7 +279,8 @@ pub async fn list_assignments(
 pub struct ExternalNewAssignment {
     /// The partner's id for the counselor.
     pub user_id: String,
-    pub scenario_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
     /// RFC 3339, or YYYY-MM-DD meaning the end of that day (UTC).
     #[serde(default)]
     pub due_date: Option<Timestamp>,
@@ -318,8 +314,8 @@ pub async fn create_assignment(
         due_at: input.due_date,
         notes: input.notes,
     };
-    let assignment = state.store.create_assignment(partner.account_id, None, &new).await?;
-    partner_audit(&state, &partner, "external.assignment.created", ("assignment", assignment.id)).await?;
+    let audit = partner_audit(&partner, "external.assignment.created");
+    let assignment = state.store.create_assignment_audited(partner.account_id, None, &new, Some(&audit)).await?;
     Ok((StatusCode::CREATED, AxumJson(external_assignment(assignment, user.external_id))))
 }
 
@@ -327,7 +323,8 @@ pub async fn create_assignment(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalAttempt {
     pub attempt: i64,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// `chat` or `voice`.
     pub kind: store::SessionKind,
     pub status: store::SessionStatus,
@@ -346,7 +343,8 @@ pub struct ExternalCriterion {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalFlag {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: FlagId,
     pub flag_type: store::FlagType,
     pub severity: store::FlagSeverity,
     pub source: store::FlagSource,
@@ -359,7 +357,8 @@ pub struct ExternalEvaluation {
     pub id: Uuid,
     /// The attempt it grades.
     pub attempt: i64,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// 0-100; null when it could not be computed (see `score_band`).
     pub overall_score: Option<f64>,
     /// needs_work | developing | proficient | strong; null exactly when the score is.
@@ -374,7 +373,8 @@ pub struct ExternalEvaluation {
 /// An assignment's result for the partner.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalResult {
-    pub assignment_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub assignment_id: AssignmentId,
     pub status: AssignmentStatus,
     pub attempts: i64,
     pub latest_attempt: ExternalAttempt,
@@ -390,7 +390,7 @@ pub struct ExternalResult {
 async fn attempts(
     state: &AppState,
     partner: &Partner,
-    assignment_id: Uuid,
+    assignment_id: AssignmentId,
 ) -> Result<(Assignment, Vec<store::Session>)> {
     let assignment = state.store.assignment(partner.account_id, assignment_id).await?;
     let filter = store::SessionFilter {
@@ -407,7 +407,7 @@ async fn attempts(
     Ok((assignment, sessions))
 }
 
-async fn result_of(state: &AppState, partner: &Partner, assignment_id: Uuid) -> Result<ExternalResult> {
+async fn result_of(state: &AppState, partner: &Partner, assignment_id: AssignmentId) -> Result<ExternalResult> {
     let (_, sessions) = attempts(state, partner, assignment_id).await?;
     let Some(latest) = sessions.first() else {
         return Err(ApiError::NotFound("attempt (the assignment has not been practised yet)").into());
@@ -481,7 +481,7 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Uuid) -> 
 pub async fn assignment_result(
     State(state): State<AppState>,
     partner: Partner,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
 ) -> Result<AxumJson<ExternalResult>> {
     Ok(AxumJson(result_of(&state, &partner, id).await?))
 }
@@ -497,7 +497,7 @@ pub async fn assignment_result(
 pub async fn evaluate_assignment(
     State(state): State<AppState>,
     partner: Partner,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
 ) -> Result<Response> {
     let current = result_of(&state, &partner, id).await?;
     if current.evaluation_status == EvaluationStatus::Completed {
@@ -512,12 +512,8 @@ pub async fn evaluate_assignment(
         if !transcript.iter().any(|t| t.speaker == store::Speaker::Counselor) {
             return Err(ApiError::validation("attempt", "the latest attempt has no counselor turns to evaluate").into());
         }
-        let (state2, account) = (state.clone(), partner.account_id);
-        tokio::spawn(async move {
-            if let Err(e) = crate::evaluation::evaluate_session(&state2, account, session).await {
-                tracing::warn!(error = %e, %session, "partner-triggered evaluation failed");
-            }
-        });
+        // Durable: the job queue grades it (a restart in between only delays the grade).
+        state.store.queue_evaluation(partner.account_id, session).await?;
     }
     let mut result = current;
     result.evaluation_status = EvaluationStatus::Running;
@@ -548,9 +544,11 @@ pub struct ExternalTurn {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalTranscript {
-    pub assignment_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub assignment_id: AssignmentId,
     pub attempt: i64,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     pub turns: Vec<ExternalTurn>,
 }
 
@@ -562,7 +560,7 @@ pub struct ExternalTranscript {
 pub async fn assignment_transcript(
     State(state): State<AppState>,
     partner: Partner,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
     Query(query): Query<TranscriptQuery>,
 ) -> Result<AxumJson<ExternalTranscript>> {
     let (_, sessions) = attempts(&state, &partner, id).await?;

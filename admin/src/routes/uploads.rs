@@ -36,7 +36,6 @@ use store::{
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::with_upload_limit;
 
@@ -62,6 +61,7 @@ pub fn register(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 /// PRODUCT.md: pasted or uploaded evaluator context holds at most 50,000 characters (the same
 /// limit `ScenarioInput::validate` applies to `evaluatorContext`).
 use store::MAX_EVALUATOR_CONTEXT_CHARS;
+use store::{AccountId, ScenarioId, SessionId};
 /// Text answered by extract-text, and the longest complaint a scenario is drafted from.
 const MAX_EXTRACT_CHARS: usize = 50_000;
 /// Policy passages for retrieval: about 1200 characters, 200 carried over between neighbours.
@@ -136,17 +136,10 @@ pub async fn upload_policy(
         embedding_model,
         uploaded_by: Some(actor.user_id),
     };
-    let policy = state.store.insert_policy(actor.account_id, &new).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "policy.uploaded",
-            Some(("policy", policy.id.to_string())),
-            json!({ "fileName": policy.file_name, "chunks": policy.chunks, "embeddedChunks": policy.embedded_chunks }),
-        )
-        .await?;
+    let embedded = new.chunks.iter().filter(|(_, e)| e.is_some()).count();
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "policy.uploaded")
+        .details(json!({ "fileName": new.file_name, "chunks": new.chunks.len(), "embeddedChunks": embedded }));
+    let policy = state.store.insert_policy(actor.account_id, &new, &audit).await?;
     Ok((StatusCode::CREATED, Json(policy)))
 }
 
@@ -157,23 +150,15 @@ pub async fn upload_policy(
 pub async fn delete_policy(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
     actor.require_supervisor()?;
     let policy = state.store.policy(actor.account_id, id).await?;
-    state.store.delete_policy(actor.account_id, id).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "policy.deleted",
-            Some(("policy", id.to_string())),
-            json!({ "fileName": policy.file_name }),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "policy.deleted")
+        .details(json!({ "fileName": policy.file_name }));
+    state.store.delete_policy(actor.account_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Embeddings of every passage, in order: batches of [`EMBED_BATCH`], a few in flight. Any
 /// failure fails the whole upload.
-async fn embed_passages(llm: &Llm, account_id: Uuid, passages: &[String]) -> Result<Vec<Option<Vec<f32>>>> {
+async fn embed_passages(llm: &Llm, account_id: AccountId, passages: &[String]) -> Result<Vec<Option<Vec<f32>>>> {
     let call = CallFor { account_id: Some(account_id), session_id: None, task: LlmTask::Embedding };
     let inputs: Vec<Vec<String>> = passages.chunks(EMBED_BATCH).map(<[String]>::to_vec).collect();
     let batches: Vec<Vec<Vec<f32>>> = futures::stream::iter(inputs)
@@ -208,7 +193,7 @@ async fn embed_passages(llm: &Llm, account_id: Uuid, passages: &[String]) -> Res
 pub async fn upload_evaluator_context(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<ScenarioId>,
     req: Request,
 ) -> Result<Json<Scenario>> {
     actor.require_supervisor()?;
@@ -226,17 +211,9 @@ pub async fn upload_evaluator_context(
             ),
         ));
     }
-    state.store.set_evaluator_context(actor.account_id, id, &text).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "scenario.evaluator_context_uploaded",
-            Some(("scenario", id.to_string())),
-            json!({ "fileName": upload.stored_name("evaluator-context", kind), "characters": characters }),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "scenario.evaluator_context_uploaded")
+        .details(json!({ "fileName": upload.stored_name("evaluator-context", kind), "characters": characters }));
+    state.store.set_evaluator_context(actor.account_id, id, &text, &audit).await?;
     Ok(Json(state.store.scenario(actor.account_id, id).await?))
 }
 
@@ -352,7 +329,12 @@ pub async fn generate_scenario(
     Ok(Json(draft_scenario(&state, llm, actor.account_id, complaint).await?))
 }
 
-async fn draft_scenario(state: &AppState, llm: &Llm, account_id: Uuid, complaint: &str) -> Result<GeneratedScenario> {
+async fn draft_scenario(
+    state: &AppState,
+    llm: &Llm,
+    account_id: AccountId,
+    complaint: &str,
+) -> Result<GeneratedScenario> {
     let categories = state.store.categories(account_id).await?;
     let policies: Vec<String> =
         state.store.list_policies(account_id).await?.into_iter().map(|p| fence(&p.file_name)).collect();
@@ -507,7 +489,7 @@ fn review_schema() -> Value {
 pub async fn upload_document_review(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     req: Request,
 ) -> Result<(StatusCode, Json<DocumentReview>)> {
     let session = state.store.session(actor.account_id, id).await?;
@@ -534,7 +516,7 @@ async fn review_documentation(
     state: &AppState,
     llm: &Llm,
     actor: Actor,
-    session_id: Uuid,
+    session_id: SessionId,
     file_name: String,
     text: String,
 ) -> Result<DocumentReview> {
@@ -626,7 +608,7 @@ async fn review_documentation(
 pub async fn list_document_reviews(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Vec<DocumentReview>>> {
     let session = state.store.session(actor.account_id, id).await?;
     actor.require_sees(session.user_id, "session")?;

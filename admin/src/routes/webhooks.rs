@@ -13,6 +13,7 @@ use crate::error::{ErrorBody, Result};
 use crate::extract::{IdPath, Json};
 use crate::identity::Actor;
 use crate::webhooks;
+use store::WebhookId;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -42,38 +43,25 @@ pub async fn create_webhook(
     actor.require_admin()?;
     webhooks::check_url(&input.url, state.config.webhook_allow_private)?;
     let secret = format!("whsec_{}", auth::random_token(32));
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "webhook.created")
+        .details(serde_json::json!({ "url": input.url.trim(), "events": input.events }));
     let webhook = state
         .store
-        .create_webhook(actor.account_id, input.url.trim(), &input.events, &secret, Some(actor.user_id))
-        .await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "webhook.created",
-            Some(("webhook", webhook.id.to_string())),
-            serde_json::json!({ "url": webhook.url, "events": webhook.events }),
-        )
+        .create_webhook(actor.account_id, input.url.trim(), &input.events, &secret, Some(actor.user_id), &audit)
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedWebhook { webhook, secret })))
 }
 
 #[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_webhook(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<WebhookId>,
+) -> Result<StatusCode> {
     actor.require_admin()?;
-    state.store.delete_webhook(actor.account_id, id).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "webhook.deleted",
-            Some(("webhook", id.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "webhook.deleted");
+    state.store.delete_webhook(actor.account_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -83,7 +71,7 @@ pub async fn delete_webhook(State(state): State<AppState>, actor: Actor, IdPath(
 pub async fn list_deliveries(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
 ) -> Result<Json<Vec<WebhookDelivery>>> {
     actor.require_admin()?;
     Ok(Json(state.store.webhook_deliveries(actor.account_id, id, 200).await?))

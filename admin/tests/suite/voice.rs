@@ -30,14 +30,14 @@ async fn voice_app(db: &store::testing::TestDb, sim: &openai_sim::Simulator, rec
 }
 
 /// A voice session for `user` and the credential its agent would open from the metadata.
-async fn start_call(app: &App, user: Uuid, body: Value) -> (Uuid, String) {
+async fn start_call(app: &App, user: store::UserId, body: Value) -> (store::SessionId, String) {
     let (status, voice) = app.post(user, "/api/livekit/token", body).await;
     assert_eq!(status, StatusCode::CREATED, "{voice}");
     let claims = livekit_api::access_token::TokenVerifier::with_api_key("devkey", LIVEKIT_SECRET)
         .verify(voice["token"].as_str().expect("token"))
         .expect("token");
     let meta: Value = serde_json::from_str(&claims.room_config.expect("room config").agents[0].metadata).expect("meta");
-    let session: Uuid = voice["sessionId"].as_str().expect("id").parse().expect("uuid");
+    let session: store::SessionId = voice["sessionId"].as_str().expect("id").parse().expect("uuid");
     let sealed = meta["credential"].as_str().expect("credential in the metadata");
     assert!(!sealed.starts_with("ptc_"), "the browser-readable token carries the credential sealed");
     let credential = store::credential::open(LIVEKIT_SECRET, session, sealed).expect("opens with the LiveKit secret");
@@ -48,7 +48,7 @@ fn agent(app: &App, credential: &str, method: reqwest::Method, path: &str) -> re
     app.http.request(method, app.url(path)).header("x-session-credential", credential)
 }
 
-async fn evaluated_within(app: &App, session: Uuid, limit: Duration) -> Option<Duration> {
+async fn evaluated_within(app: &App, session: store::SessionId, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if app.store.evaluation_for_session(session).await.expect("read").is_some() {
@@ -344,7 +344,7 @@ async fn grading_survives_a_restart_and_two_replicas_grade_once() {
         }
         // Nothing graded them yet: the queue holds them.
         for &session in &sessions {
-            let job = s.job_state(session, store::JobKind::EvaluateSession).await.expect("job").expect("queued");
+            let job = s.job_state(session, store::JobKind::EvaluateSession, None).await.expect("job").expect("queued");
             assert_eq!(job.status, store::JobStatus::Pending);
         }
         let one = voice_app(&db, &sim, dir.path()).await;
@@ -355,7 +355,7 @@ async fn grading_survives_a_restart_and_two_replicas_grade_once() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(evaluation_requests(&sim), 3, "{backend:?}: each session graded once by the two replicas");
         for &session in &sessions {
-            let job = s.job_state(session, store::JobKind::EvaluateSession).await.expect("job").expect("job");
+            let job = s.job_state(session, store::JobKind::EvaluateSession, None).await.expect("job").expect("job");
             assert_eq!((job.status, job.attempts), (store::JobStatus::Done, 1));
         }
         drop(two);
