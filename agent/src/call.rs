@@ -18,7 +18,9 @@
 //!   reply the drop cut short plays out what had arrived and becomes a (cut) turn; once it has
 //!   been heard and seeded, the new session is asked for the answer the counselor is still owed
 //!   (`response.create`), so the model carries on from what the counselor heard: nothing is lost
-//!   and nothing is said twice.
+//!   and nothing is said twice. Counselor speech whose transcript the dropped socket still owed
+//!   is appended again on the new one (from the recent audio kept for that), and its words land
+//!   in the same turn, stamped when it was first spoken.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -36,6 +38,9 @@ pub const RESYNC_AFTER: Duration = Duration::from_millis(100);
 pub const TRANSCRIPT_WAIT: Duration = Duration::from_secs(10);
 /// Counselor audio kept while the Realtime socket is down (24 kHz samples: 30 s).
 const MAX_HELD_INPUT: usize = 30 * 24_000;
+/// How far before `speech_started` a counselor turn's audio is taken to begin (the event comes
+/// after the VAD's onset and prefix padding), for a replay after a drop (24 kHz samples: 1 s).
+const SPEECH_LOOKBACK: u64 = 24_000;
 /// How often `ended_elsewhere` is polled (between turns only).
 const POLL_EVERY: Duration = Duration::from_secs(3);
 /// No counselor audio for this long means the sender stopped sending in silence (DTX).
@@ -177,6 +182,11 @@ enum Slot {
         started_ms: u64,
         deadline: Option<Instant>,
         turn: Option<SpokenTurn>,
+        /// Where its audio begins in the appended stream (`Call::appended_samples`).
+        audio_from: u64,
+        /// Its socket dropped before the transcript came: its audio is appended again and the
+        /// next `speech_started` is this turn.
+        replay: bool,
     },
     Ready(SpokenTurn),
 }
@@ -220,6 +230,12 @@ pub struct Call {
     held: VecDeque<i16>,
     append_bytes: Vec<u8>,
     appended_samples: u64,
+    /// The last appended counselor audio, ending at `appended_samples`: what a dropped socket had
+    /// not transcribed yet is appended again from here. It reaches back to the oldest counselor
+    /// turn still waiting for its transcript (else [`SPEECH_LOOKBACK`]), at most [`MAX_HELD_INPUT`].
+    recent: VecDeque<i16>,
+    /// `appended_samples` at the last `speech_stopped`.
+    last_stop_at: u64,
     holding_for_preconnect: Option<Instant>,
     last_counselor_input: Option<Instant>,
 
@@ -285,6 +301,8 @@ impl Call {
             held: VecDeque::new(),
             append_bytes: Vec::with_capacity(9600),
             appended_samples: 0,
+            recent: VecDeque::new(),
+            last_stop_at: 0,
             holding_for_preconnect: None,
             last_counselor_input: None,
             up: Converter::up(),
@@ -381,6 +399,14 @@ impl Call {
                 self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(turn)));
             }
         }
+        // A replayed turn the new socket's VAD does not find again (merged with the next one) is
+        // given up like a transcript that never came.
+        let replay_wait = Duration::from_millis(self.held.len() as u64 / 24) + TRANSCRIPT_WAIT;
+        for slot in self.order.iter_mut() {
+            if let Slot::Counselor { replay: true, deadline, .. } = slot {
+                *deadline = Some(now + replay_wait);
+            }
+        }
         let fresh_call = self.first_socket && self.history.is_empty();
         if self.first_socket {
             self.first_socket = false;
@@ -415,6 +441,31 @@ impl Call {
         let awaiting_reply = self.reply.is_none() && self.speech_stopped_at.is_some() && !self.counselor_speaking;
         if was_open && (reply_incomplete || awaiting_reply) {
             self.answer_owed = true;
+        }
+        // Counselor turns still waiting for their transcript: their audio goes again, first.
+        let replay_from = self
+            .order
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Counselor { turn: None, audio_from, replay: false, .. } => Some(*audio_from),
+                _ => None,
+            })
+            .min();
+        if was_open && let Some(from) = replay_from {
+            let base = self.appended_samples - self.recent.len() as u64;
+            let skip = from.saturating_sub(base) as usize;
+            let live: Vec<i16> = self.held.drain(..).collect();
+            self.held.extend(self.recent.iter().skip(skip).copied());
+            self.held.extend(live);
+            for slot in self.order.iter_mut() {
+                if let Slot::Counselor { turn: None, item_id, deadline, replay, .. } = slot {
+                    item_id.clear();
+                    *deadline = None;
+                    *replay = true;
+                }
+            }
+            // The new socket's turn detection answers the replayed speech itself.
+            self.answer_owed = false;
         }
         // A reply in flight keeps playing what already arrived; nothing more will come for it.
         if let Some(r) = self.reply.as_mut() {
@@ -506,6 +557,7 @@ impl Call {
                 self.counselor_speaking = false;
                 self.last_activity = now;
                 self.speech_stopped_at = Some(now);
+                self.last_stop_at = self.appended_samples;
                 for slot in self.order.iter_mut() {
                     if let Slot::Counselor { item_id: id, deadline, .. } = slot
                         && (*id == item_id || item_id.is_empty())
@@ -727,6 +779,8 @@ impl Call {
         let mut text = String::with_capacity(self.batch.len() * 8 / 3 + 64);
         realtime::append_audio(&self.batch, &mut self.append_bytes, &mut text);
         self.appended_samples += self.batch.len() as u64;
+        let keep = self.recent_needed();
+        keep_recent(&mut self.recent, &self.batch, keep);
         self.batch.clear();
         if let Some(started) = self.batch_started.take() {
             self.stats.mic_to_append_ms.push(now.saturating_duration_since(started).as_millis() as u32);
@@ -748,8 +802,25 @@ impl Call {
             let mut text = String::with_capacity(n * 8 / 3 + 64);
             realtime::append_audio(&chunk, &mut self.append_bytes, &mut text);
             self.appended_samples += n as u64;
+            let keep = self.recent_needed();
+            keep_recent(&mut self.recent, &chunk, keep);
             self.outputs.push_back(CallOutput::Realtime(text));
         }
+    }
+
+    /// How much recent audio a replay could need (see [`Call::recent`]).
+    fn recent_needed(&self) -> usize {
+        let from = self
+            .order
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Counselor { turn: None, audio_from, .. } => Some(*audio_from),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(self.appended_samples)
+            .min(self.appended_samples.saturating_sub(SPEECH_LOOKBACK));
+        (self.appended_samples - from).min(MAX_HELD_INPUT as u64) as usize
     }
 
     fn push_generated(&mut self, pcm: &[i16]) {
@@ -1019,9 +1090,32 @@ impl Call {
             r.transcript_done = true;
             self.finish_reply(now, true);
         }
-        let segment_id = self.new_segment("counselor");
-        let started_ms = self.ms(now);
-        self.order.push_back(Slot::Counselor { item_id, segment_id, started_ms, deadline: None, turn: None });
+        let audio_from = self.appended_samples.saturating_sub(SPEECH_LOOKBACK).max(self.last_stop_at);
+        let replayed = self.order.iter_mut().find_map(|s| match s {
+            Slot::Counselor { replay: r @ true, item_id: id, deadline, audio_from: from, .. } => {
+                Some((r, id, deadline, from))
+            }
+            _ => None,
+        });
+        if let Some((replay, id, deadline, from)) = replayed {
+            // The replayed speech of a turn the dropped socket did not transcribe: the same turn.
+            *replay = false;
+            *id = item_id;
+            *deadline = None;
+            *from = audio_from;
+        } else {
+            let segment_id = self.new_segment("counselor");
+            let started_ms = self.ms(now);
+            self.order.push_back(Slot::Counselor {
+                item_id,
+                segment_id,
+                started_ms,
+                deadline: None,
+                turn: None,
+                audio_from,
+                replay: false,
+            });
+        }
         self.set_state(AgentState::Listening);
     }
 
@@ -1029,7 +1123,7 @@ impl Call {
     fn counselor_segment(&self, item_id: &str) -> Option<String> {
         let pending = || {
             self.order.iter().filter_map(|s| match s {
-                Slot::Counselor { item_id, segment_id, turn: None, .. } => Some((item_id, segment_id)),
+                Slot::Counselor { item_id, segment_id, turn: None, replay: false, .. } => Some((item_id, segment_id)),
                 _ => None,
             })
         };
@@ -1179,6 +1273,13 @@ impl Call {
         self.ended = true;
         self.outputs.push_back(CallOutput::End(reason));
     }
+}
+
+/// Appends `pcm` to the recent-audio window and keeps its last `keep` samples.
+fn keep_recent(recent: &mut VecDeque<i16>, pcm: &[i16], keep: usize) {
+    recent.extend(pcm.iter().copied());
+    let over = recent.len().saturating_sub(keep);
+    recent.drain(..over);
 }
 
 impl std::fmt::Debug for Call {
@@ -1682,6 +1783,43 @@ mod tests {
         h.run(Duration::from_millis(300), false);
         h.open();
         assert!(!h.sent_types().contains(&"response.create".to_string()));
+    }
+
+    #[test]
+    fn counselor_speech_the_dropped_socket_did_not_transcribe_is_appended_again_as_the_same_turn() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.run(Duration::from_millis(400), false);
+        let before = h.call.appended_samples;
+        // The counselor speaks 1 s; the socket drops mid-utterance.
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.run(Duration::from_millis(1000), true);
+        let spoken = h.call.appended_samples - before;
+        h.call.realtime_closed(h.now);
+        h.drain();
+        // They go on speaking while it reconnects.
+        h.run(Duration::from_millis(300), true);
+        let n = h.out.len();
+        h.open();
+        let replayed: usize = h.out[n..]
+            .iter()
+            .filter_map(|o| if let CallOutput::Realtime(t) = o { serde_json::from_str::<Value>(t).ok() } else { None })
+            .filter(|v| v["type"] == "input_audio_buffer.append")
+            .map(|v| base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str().unwrap()).unwrap().len() / 2)
+            .sum();
+        assert!(replayed as u64 >= spoken + 300 * 24 - 960, "{replayed} samples, spoken {spoken}");
+        // No answer is asked for: the new socket's turn detection answers the replayed speech.
+        assert!(!h.sent_types().contains(&"response.create".to_string()));
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "n1"}));
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "n1"}));
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "n1", "transcript": "I am here with you."}));
+        h.reply("r1", "Thank you.", 600, true);
+        h.run(Duration::from_millis(800), false);
+        let turns = h.turns();
+        assert_eq!(turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["I am here with you.", "Thank you."]);
+        // Stamped when it was first spoken, not when the new socket heard it again.
+        assert!(turns[0].started_ms <= 400, "{}", turns[0].started_ms);
+        assert_spoken_once_in_order(&turns);
     }
 
     #[test]

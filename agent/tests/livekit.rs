@@ -17,6 +17,7 @@ use std::process::Command;
 fn run_echo_test(env: &[(&str, &str)]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/livekit/echo-test.sh");
     let status = Command::new(&script)
+        .env("AGENT_BIN", env!("CARGO_BIN_EXE_proto-trainer-agent"))
         .envs(env.iter().copied())
         .status()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
@@ -80,6 +81,7 @@ fn direct_echo_through_real_server() {
 fn run_voice_test(env: &[(&str, &str)]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/livekit/voice-test.sh");
     let status = Command::new(&script)
+        .env("AGENT_BIN", env!("CARGO_BIN_EXE_proto-trainer-agent"))
         .envs(env.iter().copied())
         .status()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));

@@ -38,7 +38,9 @@ fi
 
 if [[ "${1:-}" != "--inside" ]]; then
   "$here/install.sh"
-  cargo build --quiet --manifest-path "$repo/agent/Cargo.toml" --bin proto-trainer-agent
+  # Under `cargo test` the agent binary is the one cargo just built for the test (AGENT_BIN):
+  # building it again here with other features would relink it for every test.
+  [[ -n "${AGENT_BIN:-}" ]] || cargo build --quiet --manifest-path "$repo/agent/Cargo.toml" --bin proto-trainer-agent
   export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-echo.XXXXXX)}"
   # A fresh dev key pair per run; livekit-server wants secrets of at least 32 characters.
   export LK_API_KEY="devkey"
@@ -83,7 +85,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-agent_bin="$CARGO_TARGET_DIR/debug/proto-trainer-agent"
+agent_bin="${AGENT_BIN:-$CARGO_TARGET_DIR/debug/proto-trainer-agent}"
 export RUST_LOG="${RUST_LOG:-info,str0m=warn}"
 if [[ "${ECHO_MODE:-worker}" == direct ]]; then
   "$agent_bin" echo --url "$url" --api-key "$LK_API_KEY" --api-secret "$LK_API_SECRET" \

@@ -15,8 +15,8 @@ The microphone always publishes (silence between utterances), as a browser does,
 simulator's VAD sees the end of each utterance. An answer is over when its audio has gone quiet
 and (conversation, preconnect) the store holds it as a whole caller turn: a wait that polls, so
 the run is as fast as the call, and an answer that a fault split in two is waited for in full.
---mid-cmd runs a fault: after the first answer, or (--mid-at answer2) as soon as the second
-answer is heard; with --agent-leaves the client then waits for the agent to leave and stops.
+--mid-cmd runs a fault: after the first answer, or (--mid-at answer2) 0.8 s into the second
+answer; with --agent-leaves the client then waits for the agent to leave and stops.
 Prints one JSON line with the measurements; exits 0 when every check passes.
 Runs inside the loopback-only network namespace (see netns-run.sh).
 """
@@ -212,6 +212,7 @@ async def main() -> int:
                         t > start and r > SPEECH_RMS for t, r in heard
                     ):
                         await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.8)  # a few words in
                     if await run_fault():
                         break
                 got = await caller_answer(start, args.reply_timeout, turns=len(answers) + 1)
