@@ -127,6 +127,8 @@ echo '{"silenceTimeoutSecs": 60}' >"$LOG_DIR/turns/setup.json"
 export RUST_LOG="${RUST_LOG:-info,str0m=warn}"
 export OPENAI_BASE_URL="http://127.0.0.1:$sim_port/v1" OPENAI_API_KEY="sk-sim"
 export PROTO_TRAINER_TURNS_DIR="$LOG_DIR/turns"
+# Every call records (stereo Ogg/Opus); the conversation checks the file with another decoder.
+export PROTO_TRAINER_RECORDING_DIR="$LOG_DIR/rec"
 [[ $FAULT == session_cap ]] && export REALTIME_SESSION_CAP_SECS=3
 "$AGENT_BIN" worker --url "$url" --api-key "$LK_API_KEY" \
   --api-secret "$LK_API_SECRET" --agent-name proto-trainer >"$LOG_DIR/agent.out" 2>"$LOG_DIR/agent.log" &
@@ -241,6 +243,22 @@ print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"
                   "reconnects": stats.get("reconnects"), "recycles": stats.get("recycles"), "fails": fails}), file=sys.stderr)
 sys.exit(1 if fails else 0)
 EOF
+
+# The recording: decodes (libsndfile, not our writer's code), stereo, as long as the call was for
+# the client (within 1 s), the counselor on the left and the caller on the right at their turns.
+if [[ $SCENARIO == conversation && -z $FAULT ]]; then
+  recording=$(python3 -c 'import json,sys; print((json.load(open(sys.argv[1])).get("recording") or {}).get("path", ""))' \
+    "$LOG_DIR/turns/$room/end.json" 2>/dev/null || true)
+  in_call_ms=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("in_call_ms", 0))' \
+    "$LOG_DIR/result.json" 2>/dev/null || echo 0)
+  if [[ -s $recording ]]; then
+    "$CACHE/livekit-venv/bin/python" "$here/check_recording.py" "$recording" "$LOG_DIR/turns/$room/turns.jsonl" \
+      "$in_call_ms" >&2 || status=1
+  else
+    echo "no recording file (end.json: ${recording:-none})" >&2
+    status=1
+  fi
+fi
 
 if [[ $FAULT != sigterm ]]; then
   kill -TERM "$agent_pid"

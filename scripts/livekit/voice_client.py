@@ -188,6 +188,7 @@ async def main() -> int:
     try:
         agent = await asyncio.wait_for(agent_joined, 20)
         result["agent"] = agent.identity
+        agent_seen = time.monotonic()  # the call (and its recording) runs from about here
         answers = []
         if args.preconnect_wav:
             pcm = load_wav(args.preconnect_wav)
@@ -271,6 +272,8 @@ async def main() -> int:
     result["failures"] = failures
     result["ok"] = not failures
     await room.disconnect()
+    if "agent" in result:
+        result["in_call_ms"] = round((time.monotonic() - agent_seen) * 1000)
     print(json.dumps(result))
     return 0 if result["ok"] else 1
 
