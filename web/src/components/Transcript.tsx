@@ -57,7 +57,8 @@ export function Transcript({
             )}
           >
             {onTurnClick ? (
-              <button type="button" className="w-full text-left focus-visible:ring-2 focus-visible:ring-blue-700" onClick={() => onTurnClick(i)} aria-label={`Play from turn ${n}`}>
+              <button type="button" className="w-full text-left focus-visible:ring-2 focus-visible:ring-blue-700" onClick={() => onTurnClick(i)}>
+                <span className="sr-only">Play from turn {n}: </span>
                 {body}
               </button>
             ) : (

@@ -5,13 +5,13 @@
 // selection, `StartAudio` for autoplay blocks, mute, a timer and hang up. If the caller has not
 // joined in time, the page says so instead of waiting silently.
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
-import { BarVisualizer, MediaDeviceSelect, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
+import { BarVisualizer, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useMediaDeviceSelect, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
 import { useMutation } from "@tanstack/react-query";
 import { Room, RoomEvent } from "livekit-client";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
-import { Button, Card, ErrorNote, Notice, PageTitle, Spinner } from "@/components/ui";
+import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner } from "@/components/ui";
 import { formatClock, label } from "@/lib/format";
 
 /** How long the AI caller may take to join before the page reports it. */
@@ -118,18 +118,8 @@ function InCall({ room, token }: { room: Room; token: Token }) {
             <Button variant="secondary" onClick={() => localParticipant.setMicrophoneEnabled(!isMicrophoneEnabled)} aria-pressed={!isMicrophoneEnabled}>
               {isMicrophoneEnabled ? "Mute microphone" : "Unmute microphone"}
             </Button>
-            <div className="text-sm">
-              <span id="mic-select" className="font-medium">Microphone</span>
-              <div aria-labelledby="mic-select" className="[&_button]:block [&_button]:w-full [&_button]:text-left [&_li[data-lk-active=true]]:font-semibold [&_button]:py-0.5">
-                <MediaDeviceSelect kind="audioinput" />
-              </div>
-            </div>
-            <div className="text-sm">
-              <span id="speaker-select" className="font-medium">Speaker</span>
-              <div aria-labelledby="speaker-select" className="[&_button]:block [&_button]:w-full [&_button]:text-left [&_li[data-lk-active=true]]:font-semibold [&_button]:py-0.5">
-                <MediaDeviceSelect kind="audiooutput" />
-              </div>
-            </div>
+            <DeviceSelect kind="audioinput" label="Microphone" room={room} />
+            <DeviceSelect kind="audiooutput" label="Speaker" room={room} />
             <Button variant="danger" onClick={hangUp}>Hang up</Button>
           </div>
         </Card>
@@ -149,5 +139,25 @@ function InCall({ room, token }: { room: Room; token: Token }) {
         </Card>
       </div>
     </>
+  );
+}
+
+/**
+ * A device picker on LiveKit's `useMediaDeviceSelect`, as a native select: LiveKit's own
+ * `MediaDeviceSelect` renders options holding buttons outside a listbox, which screen readers
+ * cannot use (axe: aria-required-parent, nested-interactive).
+ */
+function DeviceSelect({ kind, label: text, room }: { kind: MediaDeviceKind; label: string; room: Room }) {
+  const { devices, activeDeviceId, setActiveMediaDevice } = useMediaDeviceSelect({ kind, room });
+  const [error, setError] = useState<unknown>(null);
+  if (devices.length === 0) return null;
+  const active = devices.some((d) => d.deviceId === activeDeviceId) ? activeDeviceId : devices[0]!.deviceId;
+  return (
+    <div className="text-sm">
+      <Select label={text} value={active} onChange={(e) => setActiveMediaDevice(e.target.value).then(() => setError(null), setError)}>
+        {devices.map((d, i) => <option key={d.deviceId || i} value={d.deviceId}>{d.label || `${text} ${i + 1}`}</option>)}
+      </Select>
+      <ErrorNote error={error} />
+    </div>
   );
 }
