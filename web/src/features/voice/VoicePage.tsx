@@ -6,7 +6,7 @@
 // joined in time, the page says so instead of waiting silently.
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
 import { BarVisualizer, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useMediaDeviceSelect, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
-import { useMutation } from "@tanstack/react-query";
+import { useMutation, useQuery } from "@tanstack/react-query";
 import { Room, RoomEvent } from "livekit-client";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
@@ -38,13 +38,21 @@ export default function VoicePage() {
     onSuccess: setCall,
   });
   useEffect(() => () => void room.disconnect(), [room]);
+  // The same query (and cache) as the counselor's home, to name what is being practised.
+  const assignments = useQuery({
+    queryKey: ["assignments", "mine"],
+    queryFn: () => call(api.GET("/api/assignments", { params: { query: { limit: 200 } } })),
+    enabled: !!assignmentId,
+  });
+  const scenario = assignments.data?.find((a) => a.id === assignmentId)?.scenario.title;
   return (
     <RoomContext.Provider value={room}>
       <div className="flex flex-col gap-4">
         <PageTitle>Voice practice</PageTitle>
+        <p className="-mt-3 text-sm text-slate-700">{assignmentId ? (scenario ? `Scenario: ${scenario}` : "Assigned scenario") : "Free practice"}</p>
         {!call_ ? (
           <Card>
-            <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call and speaks first; captions appear for both of you.</p>
+            <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call; captions appear for both of you.</p>
             <div className="flex items-center gap-3">
               <Button onClick={() => start.mutate()} disabled={start.isPending}>Connect</Button>
               {start.isPending && <Spinner label="Connecting…" />}
