@@ -158,7 +158,16 @@ async fn seeded_app(db: &TestDb) -> (String, String) {
 
     let password = "bench-password-not-secret";
     let hash = admin::auth::hash_password(password.into()).await.expect("hash");
-    s.set_password(account.id, supervisor.id, &hash, false, None).await.expect("password");
+    s.set_password(
+        account.id,
+        supervisor.id,
+        &hash,
+        false,
+        None,
+        &store::Audit::new(Some(account.id), None, "bench.password"),
+    )
+    .await
+    .expect("password");
 
     let config = admin::Config::for_database(&db.url);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -15,7 +15,7 @@ use base64::Engine;
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
-use store::{Account, AuthSession, NewAuthSession, NewUser, Role, Store, Timestamp, User};
+use store::{Account, Audit, AuthSession, NewAuthSession, NewUser, Role, Store, Timestamp, User};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -154,7 +154,7 @@ pub async fn login(
     // apart), and someone guessing one user's password from one place locks out neither that
     // user elsewhere nor the rest of the organisation.
     let typed = sha256_hex(&email.trim().to_lowercase());
-    rate_limit(
+    limit_with_backoff(
         &state.store,
         &format!("login:pair:{}:{ip}", &typed[..32]),
         limits.login_per_pair,
@@ -173,29 +173,20 @@ pub async fn login(
     };
     if let Some(reason) = refusal {
         let (account, user) = credentials.as_ref().map(|c| (c.user.account_id, c.user.id)).unzip();
-        state
-            .store
-            .audit(account, user, "login.failed", None, serde_json::json!({ "reason": reason, "ip": ip }))
-            .await?;
+        let failed =
+            Audit::new(account, user, "login.failed").details(serde_json::json!({ "reason": reason, "ip": ip }));
+        state.store.audit(&failed).await?;
         tracing::info!(reason, %ip, "login refused");
         return Err(ApiError::Unauthorized);
     }
     let Some(credentials) = credentials else { return Err(ApiError::Unauthorized) };
     if let Some(old) = previous_token {
-        state.store.delete_auth_session(&sha256_hex(old)).await?;
+        state.store.delete_auth_session(&sha256_hex(old), None).await?;
     }
-    let login = start_session(state, &credentials.user, credentials.must_change_password, client).await?;
-    state
-        .store
-        .audit(
-            Some(credentials.user.account_id),
-            Some(credentials.user.id),
-            "login.succeeded",
-            None,
-            serde_json::json!({ "ip": ip }),
-        )
-        .await?;
-    Ok(login)
+    let user = &credentials.user;
+    let audit =
+        Audit::new(Some(user.account_id), Some(user.id), "login.succeeded").details(serde_json::json!({ "ip": ip }));
+    start_session(state, user, credentials.must_change_password, client, &audit).await
 }
 
 /// Counts a sign-in attempt (password or demo switcher) against the client address's limit;
@@ -203,16 +194,48 @@ pub async fn login(
 pub async fn limit_login_from(state: &AppState, client: &ClientInfo) -> Result<String> {
     let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
     let limit = state.config.rate_limits.login_per_ip;
-    rate_limit(&state.store, &format!("login:ip:{ip}"), limit, "login attempts from this address").await?;
+    limit_with_backoff(&state.store, &format!("login:ip:{ip}"), limit, "login attempts from this address").await?;
     Ok(ip)
 }
 
-/// Opens a login session for a user already authenticated (by password or the demo switcher).
+/// The longest lockout, and how long a lockout is remembered for the next one to double it.
+const DAY_MS: i64 = 86_400_000;
+
+/// [`rate_limit`] with backoff, for sign-in: over the limit, `bucket` is locked out for one
+/// window, and each further lockout within a day of the previous one doubles it (at most a day),
+/// so a guesser's rate falls off exponentially while a person who mistyped a few times waits one
+/// window. Attempts during a lockout are refused without being counted.
+pub async fn limit_with_backoff(store: &Store, bucket: &str, limit: Limit, what: &'static str) -> Result<()> {
+    let now = Timestamp::now().millis();
+    let previous = store.lockout(bucket).await?;
+    if let Some((until, _)) = previous
+        && until.millis() > now
+    {
+        let retry_after_secs = u64::try_from(until.millis() - now).unwrap_or(0).div_ceil(1000).max(1);
+        return Err(ApiError::TooManyRequests { what, retry_after_secs });
+    }
+    match rate_limit(store, bucket, limit, what).await {
+        Err(ApiError::TooManyRequests { .. }) => {
+            let strikes = previous.filter(|(until, _)| now - until.millis() < DAY_MS).map_or(1, |(_, s)| s + 1);
+            let window_ms = i64::from(limit.window_secs) * 1000;
+            let lockout_ms = window_ms.saturating_mul(1i64 << (strikes - 1).clamp(0, 20)).min(DAY_MS);
+            store.lock_out(bucket, Timestamp::from_millis(now + lockout_ms), strikes).await?;
+            tracing::info!(bucket, strikes, lockout_ms, "locked out");
+            let retry_after_secs = u64::try_from(lockout_ms).unwrap_or(0).div_ceil(1000).max(1);
+            Err(ApiError::TooManyRequests { what, retry_after_secs })
+        }
+        other => other,
+    }
+}
+
+/// Opens a login session for a user already authenticated (by password or the demo switcher),
+/// audited as `audit` says in the same transaction.
 pub async fn start_session(
     state: &AppState,
     user: &User,
     must_change_password: bool,
     client: &ClientInfo,
+    audit: &Audit,
 ) -> Result<Login> {
     let token = random_token(32);
     let csrf_token = random_token(32);
@@ -222,15 +245,18 @@ pub async fn start_session(
     let user_agent = client.user_agent.as_deref().map(|ua| truncate(ua, 300));
     state
         .store
-        .create_auth_session(&NewAuthSession {
-            id: &sha256_hex(&token),
-            user_id: user.id,
-            account_id: user.account_id,
-            csrf_token: &csrf_token,
-            expires_at,
-            ip: ip.as_deref(),
-            user_agent,
-        })
+        .create_auth_session(
+            &NewAuthSession {
+                id: &sha256_hex(&token),
+                user_id: user.id,
+                account_id: user.account_id,
+                csrf_token: &csrf_token,
+                expires_at,
+                ip: ip.as_deref(),
+                user_agent,
+            },
+            audit,
+        )
         .await?;
     Ok(Login { token, csrf_token, user: user.clone(), must_change_password })
 }
@@ -257,7 +283,7 @@ pub async fn resolve_session(state: &AppState, token: &str) -> Result<AuthSessio
         || !session.user.active
         || demo_blocked
     {
-        state.store.delete_auth_session(&id).await?;
+        state.store.delete_auth_session(&id, None).await?;
         return Err(ApiError::Unauthorized);
     }
     state.store.touch_auth_session(&session, now).await?;
@@ -290,16 +316,9 @@ pub async fn create_api_key(
     // The prefix is random too: it is public (listed) but must not collide.
     let prefix: String = random_token(9).chars().filter(char::is_ascii_alphanumeric).take(10).collect();
     let key = format!("{API_KEY_TAG}_{prefix}_{}", random_token(32));
-    let record = store.create_api_key(account_id, name, &prefix, &sha256_hex(&key), created_by).await?;
-    store
-        .audit(
-            Some(account_id),
-            created_by,
-            "api_key.created",
-            Some(("api_key", record.id.to_string())),
-            serde_json::json!({ "name": record.name, "prefix": record.prefix }),
-        )
-        .await?;
+    let audit = Audit::new(Some(account_id), created_by, "api_key.created")
+        .details(serde_json::json!({ "name": name.trim(), "prefix": prefix }));
+    let record = store.create_api_key(account_id, name, &prefix, &sha256_hex(&key), created_by, &audit).await?;
     Ok((record, key))
 }
 
@@ -369,17 +388,11 @@ pub async fn provision_account(
         }
     };
     let hash = hash_password(password).await?;
-    store.set_password(account.id, admin.id, &hash, one_time.is_some(), None).await?;
     let (actor_account, actor_user) = actor.unzip();
-    store
-        .audit(
-            actor_account.or(Some(account.id)),
-            actor_user,
-            "account.created",
-            Some(("account", account.id.to_string())),
-            serde_json::json!({ "name": account.name, "admin": admin.id }),
-        )
-        .await?;
+    let audit = Audit::new(actor_account.or(Some(account.id)), actor_user, "account.created")
+        .target("account", account.id)
+        .details(serde_json::json!({ "name": account.name, "admin": admin.id }));
+    store.set_password(account.id, admin.id, &hash, one_time.is_some(), None, &audit).await?;
     Ok(Provisioned { account, admin, one_time_password: one_time })
 }
 

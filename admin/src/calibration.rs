@@ -708,16 +708,11 @@ pub async fn golden_export(
             format!("still holds a personal detail ({}): `{}`", left.kind, left.original),
         ));
     }
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "evaluation.golden_exported",
-            Some(("session", session_id.to_string())),
-            json!({"caseId": case.id, "redactions": draft.redactions.len()}),
-        )
-        .await?;
+    // An export changes nothing, so its record stands alone (written before the case is answered).
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "evaluation.golden_exported")
+        .target("session", session_id)
+        .details(json!({"caseId": case.id, "redactions": draft.redactions.len()}));
+    state.store.audit(&audit).await?;
     Ok(case)
 }
 

@@ -64,6 +64,10 @@ pub struct Config {
     pub webhook_retry_base_ms: u32,
     /// `WEBHOOK_TIMEOUT_MS` (default 10000): one delivery attempt, name lookup included.
     pub webhook_timeout_ms: u32,
+    /// `SHUTDOWN_GRACE_MS` (default 30000): on shutdown, how long background work in flight
+    /// (grading, analysis, e-mail, webhook batches, sweeps) may take to finish before it is
+    /// abandoned to its lease (another replica or the next start picks it up).
+    pub shutdown_grace_ms: u32,
     /// `WEBHOOK_ALLOW_PRIVATE` (default false): lets webhooks reach loopback, private and other
     /// non-public addresses, and plain `http://` to such literal addresses or `localhost`. For
     /// tests and local development only: it reopens the SSRF the checks close.
@@ -297,6 +301,7 @@ impl Config {
             mail_from: parse("MAIL_FROM", "Proto Trainer <noreply@localhost>")?,
             webhook_retry_base_ms: number("WEBHOOK_RETRY_BASE_MS", 10_000)?,
             webhook_timeout_ms: number("WEBHOOK_TIMEOUT_MS", 10_000)?,
+            shutdown_grace_ms: number("SHUTDOWN_GRACE_MS", 30_000)?,
             webhook_allow_private: match var("WEBHOOK_ALLOW_PRIVATE") {
                 None => false,
                 Some(v) => flag("WEBHOOK_ALLOW_PRIVATE", &v)?,

@@ -442,8 +442,8 @@ pub struct Evaluated {
 }
 
 /// Evaluates a session once: the stored evaluation if there is one, else this call (or a
-/// concurrent one it waits for) makes it. Then starts the post-session analysis in the
-/// background and notifies supervisors of flags.
+/// concurrent one it waits for) makes it. Storing it queues the post-session analysis and the
+/// flags' e-mails (`jobs.rs` runs them).
 pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uuid) -> Result<Evaluated> {
     if let Some(evaluation) = state.store.evaluation_for_session(session_id).await? {
         state.store.session(account_id, session_id).await?;
@@ -461,7 +461,8 @@ pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uu
         Ok((evaluation, flags)) => {
             // Its events were queued with it; wake the dispatcher.
             state.webhook_wake.notify_one();
-            after_evaluation(state, account_id, &detail, flags);
+            // The flags' e-mails and the analysis were queued with it, for the job workers.
+            crate::flags_raised(state, &flags);
             Ok(Evaluated { evaluation, created: true })
         }
         Err(e) => {
@@ -572,18 +573,6 @@ async fn run_evaluation(
     }
 }
 
-/// Notifies about the evaluation's flags and starts the analysis, without holding up the answer.
-fn after_evaluation(state: &AppState, account_id: Uuid, detail: &SessionDetail, flags: Vec<SessionFlag>) {
-    crate::notify_flags(state, detail, &flags);
-    let state = state.clone();
-    let session_id = detail.session.id;
-    tokio::spawn(async move {
-        if let Err(e) = analyze_session(&state, account_id, session_id).await {
-            tracing::warn!(error = %e, %session_id, "post-session analysis failed; a supervisor can run it again");
-        }
-    });
-}
-
 /// The analysis's answer.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -603,6 +592,7 @@ struct AnalysisParsed {
 
 /// Post-session analysis: a second pass (`ANALYZER_MODEL`) for safety and consistency. Idempotent:
 /// the stored analysis is answered again. Finding nothing leaves an "analysis clean" audit record.
+/// Run by the job queue after each evaluation (`analyze_session` jobs), and on a supervisor's request.
 pub async fn analyze_session(state: &AppState, account_id: Uuid, session_id: Uuid) -> Result<Analysis> {
     if let Some(existing) = state.store.analysis(session_id).await? {
         state.store.session(account_id, session_id).await?;
@@ -672,20 +662,10 @@ pub async fn analyze_session(state: &AppState, account_id: Uuid, session_id: Uui
     let new = NewAnalysis { session_id, summary: parsed.summary, flags, model: answer.model, raw_output: answer.raw };
     match state.store.insert_analysis(account_id, &new).await {
         Ok((analysis, flag_ids)) => {
-            if analysis.findings == 0 {
-                state
-                    .store
-                    .audit(
-                        Some(account_id),
-                        None,
-                        "analysis.clean",
-                        Some(("session", session_id.to_string())),
-                        json!({}),
-                    )
-                    .await?;
+            // A clean analysis was audited, and new flags' e-mails queued, with it.
+            if !flag_ids.is_empty() {
+                state.webhook_wake.notify_one();
             }
-            let flags = state.store.flags_by_ids(account_id, &flag_ids).await?;
-            crate::notify_flags(state, &detail, &flags);
             Ok(analysis)
         }
         Err(store::Error::Conflict { .. }) => {

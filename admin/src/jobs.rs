@@ -1,5 +1,7 @@
-//! Draining the durable job queue (`store::jobs`): ended voice calls are graded here with the
-//! one shared [`evaluation::evaluate_session`], by every admin replica at once. A worker wakes
+//! Draining the durable job queue (`store::jobs`), by every admin replica at once: ended voice
+//! calls (and partner-triggered evaluations) are graded here with the one shared
+//! [`evaluation::evaluate_session`], every evaluation is followed by its analysis
+//! ([`evaluation::analyze_session`]), and every flag's e-mail is sent ([`notify::notify_flag`]). A worker wakes
 //! when this process queues a job (the store's notifier: an agent co-deployed in this process, or
 //! an internal API request that reached this replica) and otherwise polls every `JOB_POLL_MS`;
 //! claims are leases, so a restart between hang-up and grading only delays the grade.
@@ -12,10 +14,12 @@ use std::time::Duration;
 
 use store::{Job, JobKind, Timestamp};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::evaluation;
+use crate::notify::{self, Notified};
 
 /// Jobs one replica runs at once (each is mostly waiting on the LLM).
 const CONCURRENCY: usize = 4;
@@ -28,12 +32,18 @@ fn lease_ms(state: &AppState) -> i64 {
     i64::from(c.llm_timeout_secs) * i64::from(c.llm_max_retries + 1) * 1000 + 60_000
 }
 
-/// Runs this replica's job workers until the task is aborted.
-pub async fn run(state: AppState) {
+/// Runs this replica's job workers until `stop` is cancelled; then claims nothing more and
+/// returns once the jobs in flight have finished (the caller bounds how long it waits).
+pub async fn run(state: AppState, stop: CancellationToken) {
     let worker = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let poll = Duration::from_millis(u64::from(state.config.voice.job_poll_ms));
+    let mut running = tokio::task::JoinSet::new();
     loop {
+        while running.try_join_next().is_some() {}
+        if stop.is_cancelled() {
+            break;
+        }
         // Registered before looking, so a job queued while we look still wakes us.
         let queued = state.store.job_queued();
         tokio::pin!(queued);
@@ -52,9 +62,10 @@ pub async fn run(state: AppState) {
         };
         let claimed = !jobs.is_empty();
         for job in jobs {
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            // Claimed jobs are run even when a stop comes meanwhile: they are leased to us.
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
             let (state, worker) = (state.clone(), worker.clone());
-            tokio::spawn(async move {
+            running.spawn(async move {
                 run_job(&state, &worker, &job).await;
                 drop(permit);
             });
@@ -66,35 +77,51 @@ pub async fn run(state: AppState) {
         tokio::select! {
             () = &mut queued => {}
             () = tokio::time::sleep(poll) => {}
+            () = stop.cancelled() => {}
         }
     }
+    // Draining: what was claimed finishes and records its outcome.
+    while running.join_next().await.is_some() {}
+}
+
+/// Why a job stopped: done (with a note when there was nothing to do), or failed (retried if
+/// `retry`).
+enum Outcome {
+    Done(Option<String>),
+    Failed { error: String, retry: bool },
 }
 
 async fn run_job(state: &AppState, worker: &str, job: &Job) {
     let started = std::time::Instant::now();
-    let outcome = match job.kind {
-        JobKind::EvaluateSession => evaluation::evaluate_session(state, job.account_id, job.session_id).await,
-    };
     let session_id = job.session_id;
+    let outcome = match job.kind {
+        JobKind::EvaluateSession => match evaluation::evaluate_session(state, job.account_id, session_id).await {
+            Ok(done) => {
+                tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
+                metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
+                Outcome::Done(None)
+            }
+            Err(e) => api_outcome(e, state.llm.is_some()),
+        },
+        JobKind::AnalyzeSession => match evaluation::analyze_session(state, job.account_id, session_id).await {
+            Ok(analysis) => {
+                tracing::info!(%session_id, findings = analysis.findings, "session analysed");
+                Outcome::Done(None)
+            }
+            Err(e) => api_outcome(e, state.llm.is_some()),
+        },
+        JobKind::NotifyFlag => notify(state, job).await,
+    };
     let recorded = match outcome {
-        Ok(done) => {
-            tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
-            metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
-            state.store.complete_job(job, worker, None).await
-        }
-        // Nothing to grade (no counselor turns) or the session is gone: done, with the reason.
-        Err(e @ (ApiError::Validation(_) | ApiError::NotFound(_))) => {
-            tracing::info!(%session_id, reason = %e, "nothing to grade");
-            state.store.complete_job(job, worker, Some(&e.to_string())).await
-        }
-        Err(e) => {
-            let retry = (job.attempts < MAX_ATTEMPTS).then(|| {
+        Outcome::Done(note) => state.store.complete_job(job, worker, note.as_deref()).await,
+        Outcome::Failed { error, retry } => {
+            let retry = (retry && job.attempts < MAX_ATTEMPTS).then(|| {
                 // 10 s, 20 s, 40 s, ... capped at 10 minutes.
                 let wait = (10_000i64 << (job.attempts - 1).clamp(0, 6)).min(600_000);
                 Timestamp::from_millis(Timestamp::now().millis() + wait)
             });
-            tracing::warn!(%session_id, error = %e, attempt = job.attempts, will_retry = retry.is_some(), "grading failed");
-            state.store.fail_job(job, worker, &e.to_string(), retry).await
+            tracing::warn!(%session_id, kind = job.kind.as_str(), %error, attempt = job.attempts, will_retry = retry.is_some(), "job failed");
+            state.store.fail_job(job, worker, &error, retry).await
         }
     };
     if let Err(e) = recorded {
@@ -102,12 +129,45 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     }
 }
 
-/// Voice housekeeping, every 30 s: the sweeps, and once an hour the recording retention.
-pub async fn housekeeping(state: AppState) {
+/// An evaluation's or analysis's error as a job outcome.
+fn api_outcome(e: ApiError, has_llm: bool) -> Outcome {
+    match e {
+        // Nothing to grade (no counselor turns) or the session is gone: done, with the reason.
+        e @ (ApiError::Validation(_) | ApiError::NotFound(_)) => Outcome::Done(Some(e.to_string())),
+        // No AI provider configured: retrying cannot help until a restart with one.
+        e @ ApiError::Unavailable(_) if !has_llm => Outcome::Failed { error: e.to_string(), retry: false },
+        e => Outcome::Failed { error: e.to_string(), retry: true },
+    }
+}
+
+/// Sends a `notify_flag` job's e-mail.
+async fn notify(state: &AppState, job: &Job) -> Outcome {
+    let Some(flag_id) = job.subject else {
+        return Outcome::Failed { error: "a notify_flag job without its flag".into(), retry: false };
+    };
+    let notice = match notify::flag_notice(&state.store, job.account_id, flag_id).await {
+        Ok(notice) => notice,
+        Err(store::Error::NotFound(what)) => return Outcome::Done(Some(format!("the {what} is gone"))),
+        Err(e) => return Outcome::Failed { error: e.to_string(), retry: true },
+    };
+    match notify::notify_flag(&state.store, state.mailer.as_ref(), &notice).await {
+        Ok(Notified::Sent { .. }) => Outcome::Done(None),
+        Ok(Notified::NoMailer) => Outcome::Done(Some("SMTP_URL not set".into())),
+        Ok(Notified::NoRecipients) => Outcome::Done(Some("no active supervisor or admin".into())),
+        Err(e) => Outcome::Failed { error: e.to_string(), retry: true },
+    }
+}
+
+/// Voice housekeeping, every 30 s: the sweeps, and once an hour the recording retention. Returns
+/// when `stop` is cancelled, between rounds (a round in progress finishes).
+pub async fn housekeeping(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     let mut n: u64 = 0;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
         sweep(&state).await;
         if n.is_multiple_of(120) {
             purge_recordings(&state).await;

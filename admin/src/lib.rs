@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderName, header};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
@@ -81,40 +82,12 @@ impl AppState {
     }
 }
 
-/// Logs, e-mails and sends as webhook events every new flag of a session (in the background:
-/// SMTP and webhooks never delay an answer).
-pub(crate) fn notify_flags(state: &AppState, detail: &store::SessionDetail, flags: &[store::SessionFlag]) {
-    if flags.is_empty() {
-        return;
+/// After new flags were stored: their `flag.raised` events and e-mail jobs were queued with them
+/// (the store woke the job workers); wake the webhook dispatcher too.
+pub(crate) fn flags_raised(state: &AppState, flags: &[store::SessionFlag]) {
+    if !flags.is_empty() {
+        state.webhook_wake.notify_one();
     }
-    // `flag.raised` was queued with each flag, in its transaction.
-    state.webhook_wake.notify_one();
-    let (state, session, flags) = (state.clone(), detail.session.clone(), flags.to_vec());
-    tokio::spawn(async move {
-        let (store, mailer) = (&state.store, state.mailer.as_ref());
-        let counselor = match store.user(session.account_id, session.user_id).await {
-            Ok(user) => user.display_name,
-            Err(_) => session.user_id.to_string(),
-        };
-        let scenario_title = match session.scenario_id {
-            Some(id) => store.scenario(session.account_id, id).await.ok().map(|s| s.title),
-            None => None,
-        };
-        for flag in flags {
-            let notice = notify::FlagNotice {
-                account_id: flag.account_id,
-                session_id: flag.session_id,
-                flag_id: flag.id,
-                flag_type: flag.flag_type.as_str().to_owned(),
-                severity: flag.severity.as_str().to_owned(),
-                source: flag.source.as_str().to_owned(),
-                details: flag.details.clone(),
-                counselor_name: counselor.clone(),
-                scenario_title: scenario_title.clone(),
-            };
-            notify::notify_flag(store, mailer, &notice).await;
-        }
-    });
 }
 
 /// Request headers that carry credentials: logs and traces show them as `Sensitive`.
@@ -149,7 +122,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Connects to the database, migrates it, and serves until `shutdown` resolves; in-flight
-/// requests finish first.
+/// requests finish first, then background work in flight (within `SHUTDOWN_GRACE_MS`).
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -157,41 +130,60 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = store::Store::connect(&config.database_url).await?;
     store.migrate().await?;
+    run_with_store(config, store, listener, shutdown).await
+}
+
+/// [`run`] on a store the caller opened and migrated: the product binary shares it with a voice
+/// agent in the same process, whose call ends then wake this service's graders at once. The
+/// store is closed when serving ends.
+pub async fn run_with_store(
+    config: Config,
+    store: store::Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if config.demo_mode {
         tracing::warn!("DEMO_MODE is on: anyone can sign in as a seeded demo user. Never run this in production.");
     }
     telemetry::prometheus();
-    let state_timeout_ms = config.webhook_timeout_ms;
+    let grace = Duration::from_millis(u64::from(config.shutdown_grace_ms));
     let state = AppState::new(store.clone(), config)?;
-    let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let dispatcher = tokio::spawn(webhooks::dispatch(state.clone(), stop.clone()));
-    let graders = tokio::spawn(jobs::run(state.clone()));
-    let voice_housekeeping = tokio::spawn(jobs::housekeeping(state.clone()));
+    let stop = CancellationToken::new();
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(housekeeping(state.clone(), stop.clone()));
+    background.spawn(webhooks::dispatch(state.clone(), stop.clone()));
+    background.spawn(jobs::run(state.clone(), stop.clone()));
+    background.spawn(jobs::housekeeping(state.clone(), stop.clone()));
     tracing::info!(addr = %listener.local_addr()?, "admin service listening");
     let served = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await;
-    housekeeping.abort();
-    // Drain: the dispatcher finishes the batch it is sending (each attempt is bounded by the
-    // webhook timeout) and records it, rather than leaving it to wait out its lease.
-    stop.notify_one();
-    let drain = Duration::from_millis(webhooks::lease_ms(state_timeout_ms) as u64);
-    if tokio::time::timeout(drain, dispatcher).await.is_err() {
-        tracing::warn!("webhook dispatcher did not finish its batch in time; its lease will expire");
+    // Drain: every worker stops taking work and finishes what it holds (a grading, an e-mail, a
+    // webhook batch, a sweep), within the grace period. What is still running then is dropped;
+    // its lease runs out and another replica, or the next start, takes it over.
+    stop.cancel();
+    let drained = tokio::time::timeout(grace, async { while background.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "background work did not finish in the grace period; its leases will expire"
+        );
+        background.shutdown().await;
     }
-    graders.abort();
-    voice_housekeeping.abort();
     served?;
     store.close().await;
     Ok(())
 }
 
-/// Forgets expired login sessions and finished rate-limit windows, every few minutes.
-async fn housekeeping(state: AppState) {
+/// Forgets expired login sessions and finished rate-limit windows, every few minutes, until
+/// `stop` is cancelled (between rounds).
+async fn housekeeping(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
         let now = store::Timestamp::now();
         let idle_ms = i64::from(state.config.session_idle_minutes) * 60_000;
         if let Err(e) = state.store.purge_auth_sessions(now, idle_ms).await {

@@ -2,8 +2,12 @@
 //! post-session analysis, or a counselor's report about the AI caller) is logged, and e-mailed to
 //! the account's active supervisors and admins when `SMTP_URL` is set.
 //!
-//! A notification is a side effect of raising the flag, never part of it: [`notify_flag`] cannot
-//! fail the request or job that calls it. Failures are logged without secrets and counted in
+//! A notification is queued with the flag, in its transaction (a `notify_flag` job), and sent by
+//! the job workers (`jobs.rs`): a restart between the flag and the mail only delays the mail,
+//! and of several replicas exactly one claims each job. A relay that fails is retried with
+//! backoff; SMTP has no idempotency, so a worker that dies after the relay accepted a message but
+//! before recording it sends that message again once its lease runs out (at least once, never
+//! lost). Outcomes are logged without secrets and counted in
 //! `flag_notifications_total{result="sent"|"failed"|"skipped"}`.
 
 use std::net::IpAddr;
@@ -14,13 +18,12 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use store::{Role, UserFilter};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::{Config, ConfigError};
 
 /// How long one delivery may take (connect, each command) before it counts as failed; lettre's
-/// default is a minute, and a stuck relay should not keep spawned tasks around that long.
+/// default is a minute, and a stuck relay should not hold a job worker that long.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Subjects are cut to this many characters: enough for any flag type, short enough for an inbox.
@@ -44,6 +47,21 @@ pub enum NotifyError {
     /// The relay refused the message or could not be reached.
     #[error("sending mail: {0}")]
     Send(#[from] lettre::transport::smtp::Error),
+    /// Reading the flag or the recipients failed.
+    #[error("reading the flag or its recipients: {0}")]
+    Store(#[from] store::Error),
+}
+
+/// What became of one flag's notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notified {
+    Sent {
+        recipients: usize,
+    },
+    /// `SMTP_URL` is not set: the flag is only logged.
+    NoMailer,
+    /// The account has no active supervisor or admin.
+    NoRecipients,
 }
 
 /// Sends plain-text mail through the relay named by `SMTP_URL`. Built once at start; cheap to
@@ -191,9 +209,43 @@ impl FlagNotice {
     }
 }
 
-/// Logs the flag and mails the account's active supervisors and admins. Never returns an error:
-/// the flag is already stored, and a mail problem must not undo or fail what raised it.
-pub async fn notify_flag(store: &store::Store, mailer: Option<&Mailer>, notice: &FlagNotice) {
+/// What the notification of a stored flag says: the flag with its counselor and scenario.
+pub async fn flag_notice(store: &store::Store, account_id: Uuid, flag_id: Uuid) -> store::Result<FlagNotice> {
+    let flag = store.flag(account_id, flag_id).await?;
+    let session = store.session(account_id, flag.session_id).await?;
+    let counselor_name = match store.user(account_id, session.user_id).await {
+        Ok(user) => user.display_name,
+        Err(store::Error::NotFound(_)) => session.user_id.to_string(),
+        Err(e) => return Err(e),
+    };
+    let scenario_title = match session.scenario_id {
+        Some(id) => match store.scenario(account_id, id).await {
+            Ok(s) => Some(s.title),
+            Err(store::Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    Ok(FlagNotice {
+        account_id,
+        session_id: flag.session_id,
+        flag_id: flag.id,
+        flag_type: flag.flag_type.as_str().to_owned(),
+        severity: flag.severity.as_str().to_owned(),
+        source: flag.source.as_str().to_owned(),
+        details: flag.details,
+        counselor_name,
+        scenario_title,
+    })
+}
+
+/// Logs the flag and mails the account's active supervisors and admins. An error means the mail
+/// may not have gone out and is worth retrying (the job queue does).
+pub async fn notify_flag(
+    store: &store::Store,
+    mailer: Option<&Mailer>,
+    notice: &FlagNotice,
+) -> Result<Notified, NotifyError> {
     // Ids and classification only: `details` may describe the call.
     tracing::warn!(
         account_id = %notice.account_id,
@@ -207,37 +259,25 @@ pub async fn notify_flag(store: &store::Store, mailer: Option<&Mailer>, notice: 
     let Some(mailer) = mailer else {
         tracing::debug!(flag_id = %notice.flag_id, "SMTP_URL not set; flag not mailed");
         count("skipped");
-        return;
+        return Ok(Notified::NoMailer);
     };
-    let to = match recipients(store, notice.account_id).await {
-        Ok(to) => to,
-        Err(e) => {
-            tracing::warn!(flag_id = %notice.flag_id, error = %e, "looking up flag notification recipients");
-            count("failed");
-            return;
-        }
-    };
+    let to = recipients(store, notice.account_id).await.inspect_err(|_| count("failed"))?;
     if to.is_empty() {
         tracing::warn!(flag_id = %notice.flag_id, account_id = %notice.account_id, "no active supervisor or admin to notify of a flag");
         count("skipped");
-        return;
+        return Ok(Notified::NoRecipients);
     }
     match mailer.send(&to, &notice.subject(), &notice.body()).await {
         Ok(()) => {
             tracing::info!(flag_id = %notice.flag_id, recipients = to.len(), "flag notification sent");
             count("sent");
+            Ok(Notified::Sent { recipients: to.len() })
         }
         Err(e) => {
-            tracing::warn!(flag_id = %notice.flag_id, error = %e, "flag notification not sent");
             count("failed");
+            Err(e)
         }
     }
-}
-
-/// [`notify_flag`] on its own task, so a request's latency does not include SMTP. Call it inside
-/// the tokio runtime; the task keeps the caller's tracing span.
-pub fn spawn_notify_flag(store: store::Store, mailer: Option<Mailer>, notice: FlagNotice) {
-    tokio::spawn(async move { notify_flag(&store, mailer.as_ref(), &notice).await }.in_current_span());
 }
 
 fn count(result: &'static str) {

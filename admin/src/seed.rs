@@ -226,7 +226,15 @@ async fn history(
                             status: FlagStatus::Reviewed,
                             note: Some("Went through means questions together in supervision.".into()),
                         };
-                        store.review_flag(account, flag.id, supervisor, &review).await?;
+                        store
+                            .review_flag(
+                                account,
+                                flag.id,
+                                supervisor,
+                                &review,
+                                &store::Audit::new(Some(account), Some(supervisor), "flag.reviewed"),
+                            )
+                            .await?;
                     }
                 }
                 store.backdate_session(account, session.id, days_ago * DAY_MS + c as i64 * 3_600_000).await?;

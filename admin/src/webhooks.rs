@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -193,12 +194,13 @@ pub async fn resolve(url: &str, allow_private: bool) -> Result<(String, Vec<Sock
 
 /// Sends due deliveries until `stop` is set: woken by new events, and every second for retries
 /// that came due. A batch in progress is finished before it returns (shutdown drains it).
-pub async fn dispatch(state: AppState, stop: Arc<tokio::sync::Notify>) {
+pub async fn dispatch(state: AppState, stop: CancellationToken) {
     let timeout = Duration::from_millis(u64::from(state.config.webhook_timeout_ms.max(1)));
     let lease = lease_ms(state.config.webhook_timeout_ms);
-    let stopping = stop.notified();
-    tokio::pin!(stopping);
     loop {
+        if stop.is_cancelled() {
+            return;
+        }
         match state.store.claim_due_deliveries(BATCH, lease).await {
             Ok(due) if !due.is_empty() => {
                 let mut limits: HashMap<Uuid, Arc<tokio::sync::Semaphore>> = HashMap::new();
@@ -214,17 +216,15 @@ pub async fn dispatch(state: AppState, stop: Arc<tokio::sync::Notify>) {
                     }
                 });
                 futures::future::join_all(sends).await;
-                // Shutting down: this batch is recorded; leave the rest to another replica.
-                if futures::FutureExt::now_or_never(stopping.as_mut()).is_some() {
-                    return;
-                }
+                // Shutting down: this batch is recorded; the loop's check leaves the rest to
+                // another replica.
                 continue;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
         }
         tokio::select! {
-            () = &mut stopping => return,
+            () = stop.cancelled() => return,
             () = state.webhook_wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }

@@ -146,30 +146,12 @@ impl Store {
         Ok(name)
     }
 
-    /// Appends to the audit trail. Details are free-form JSON and must never hold secrets.
-    pub async fn audit(
-        &self,
-        account_id: Option<Uuid>,
-        actor_user_id: Option<Uuid>,
-        action: &str,
-        target: Option<(&str, String)>,
-        details: serde_json::Value,
-    ) -> Result<()> {
-        let (target_type, target_id) = target.map(|(t, id)| (Some(t), Some(id))).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO audit_events (id, account_id, actor_user_id, action, target_type, target_id, details, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(new_id().to_string())
-        .bind(account_id.map(|id| id.to_string()))
-        .bind(actor_user_id.map(|id| id.to_string()))
-        .bind(action)
-        .bind(target_type)
-        .bind(target_id)
-        .bind(details.to_string())
-        .bind(Timestamp::now().millis())
-        .execute(&self.pool)
-        .await?;
+    /// Appends to the audit trail an event that is not part of a change (a failed sign-in);
+    /// changes write theirs in their own transaction ([`audit_tx`]).
+    pub async fn audit(&self, audit: &Audit) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        audit_tx(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -197,4 +179,52 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// An audit-trail record, written in the transaction of the change it reports so that a change
+/// and its record exist together or not at all. Details are free-form JSON and must never hold
+/// secrets.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub account_id: Option<Uuid>,
+    pub actor_user_id: Option<Uuid>,
+    pub action: &'static str,
+    pub target: Option<(&'static str, String)>,
+    pub details: serde_json::Value,
+}
+
+impl Audit {
+    pub fn new(account_id: Option<Uuid>, actor_user_id: Option<Uuid>, action: &'static str) -> Audit {
+        Audit { account_id, actor_user_id, action, target: None, details: serde_json::json!({}) }
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl ToString) -> Audit {
+        self.target = Some((kind, id.to_string()));
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Audit {
+        self.details = details;
+        self
+    }
+}
+
+/// Writes `audit` inside a caller's transaction.
+pub(crate) async fn audit_tx(tx: &mut sqlx::Transaction<'static, sqlx::Any>, audit: &Audit) -> Result<()> {
+    let (target_type, target_id) = audit.target.clone().map(|(t, id)| (Some(t), Some(id))).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO audit_events (id, account_id, actor_user_id, action, target_type, target_id, details, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id().to_string())
+    .bind(audit.account_id.map(|id| id.to_string()))
+    .bind(audit.actor_user_id.map(|id| id.to_string()))
+    .bind(audit.action)
+    .bind(target_type)
+    .bind(target_id)
+    .bind(audit.details.to_string())
+    .bind(Timestamp::now().millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

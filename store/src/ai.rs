@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::accounts::Audit;
 use crate::db::{RowExt, Store};
 use crate::domain::{LlmTask, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
@@ -224,12 +225,22 @@ impl Store {
             .await?
             .ok_or(Error::NotFound("session"))?;
         let started = row.opt_int("evaluation_started_at")?;
-        let running = started.is_some_and(|t| t >= Timestamp::now().millis() - STALE_CLAIM_MS)
+        // A grading job queued and not yet tried counts as running: it has been asked for and
+        // is about to start (once started, the claim above says it; a failed try shows its error).
+        let queued: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE session_id = $1 AND kind = 'evaluate_session' AND status = 'pending' \
+             AND attempts = 0",
+        )
+        .bind(session_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        let running = (queued > 0 || started.is_some_and(|t| t >= Timestamp::now().millis() - STALE_CLAIM_MS))
             && self.evaluation_for_session(session_id).await?.is_none();
         Ok((running, row.opt_text("evaluation_error")?))
     }
 
-    /// Stores a session's analysis and its flags together. A second analysis of the session is a
+    /// Stores a session's analysis and its flags together (a clean one with its `analysis.clean`
+    /// audit record). A second analysis of the session is a
     /// conflict and changes nothing.
     pub async fn insert_analysis(&self, account_id: Uuid, new: &NewAnalysis) -> Result<(Analysis, Vec<Uuid>)> {
         let mut tx = self.write_tx().await?;
@@ -252,7 +263,12 @@ impl Store {
             _ => e.into(),
         })?;
         let ids = Self::insert_flags_tx(&mut tx, account_id, new.session_id, &new.flags).await?;
+        if new.flags.is_empty() {
+            let clean = Audit::new(Some(account_id), None, "analysis.clean").target("session", new.session_id);
+            crate::accounts::audit_tx(&mut tx, &clean).await?;
+        }
         tx.commit().await?;
+        self.wake_jobs();
         Ok((self.analysis(new.session_id).await?.ok_or(Error::NotFound("analysis"))?, ids))
     }
 
@@ -277,7 +293,7 @@ impl Store {
     }
 
     /// Stores a policy document and its passages in one transaction.
-    pub async fn insert_policy(&self, account_id: Uuid, new: &NewPolicy) -> Result<Policy> {
+    pub async fn insert_policy(&self, account_id: Uuid, new: &NewPolicy, audit: &Audit) -> Result<Policy> {
         let id = new_id();
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;
@@ -311,6 +327,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        crate::accounts::audit_tx(&mut tx, &audit.clone().target("policy", id)).await?;
         tx.commit().await?;
         self.policy(account_id, id).await
     }
@@ -359,15 +376,18 @@ impl Store {
         rows.iter().map(Self::policy_from_row).collect()
     }
 
-    pub async fn delete_policy(&self, account_id: Uuid, id: Uuid) -> Result<()> {
+    pub async fn delete_policy(&self, account_id: Uuid, id: Uuid, audit: &Audit) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM account_policies WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
             .bind(account_id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("policy"));
         }
+        crate::accounts::audit_tx(&mut tx, &audit.clone().target("policy", id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -407,7 +427,14 @@ impl Store {
         rows.iter().map(|r| Ok((r.text("file_name")?, r.text("text")?))).collect()
     }
 
-    pub async fn set_evaluator_context(&self, account_id: Uuid, scenario_id: Uuid, text: &str) -> Result<()> {
+    pub async fn set_evaluator_context(
+        &self,
+        account_id: Uuid,
+        scenario_id: Uuid,
+        text: &str,
+        audit: &Audit,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE scenarios SET evaluator_context = $1, updated_at = $2 WHERE id = $3 AND account_id = $4",
         )
@@ -415,11 +442,13 @@ impl Store {
         .bind(Timestamp::now().millis())
         .bind(scenario_id.to_string())
         .bind(account_id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("scenario"));
         }
+        crate::accounts::audit_tx(&mut tx, &audit.clone().target("scenario", scenario_id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

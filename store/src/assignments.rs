@@ -300,8 +300,22 @@ impl Store {
         assigned_by: Option<Uuid>,
         new: &NewAssignment,
     ) -> Result<Assignment> {
+        self.create_assignment_audited(account_id, assigned_by, new, None).await
+    }
+
+    /// [`Store::create_assignment`], with `audit` written in its transaction.
+    pub async fn create_assignment_audited(
+        &self,
+        account_id: Uuid,
+        assigned_by: Option<Uuid>,
+        new: &NewAssignment,
+        audit: Option<&crate::Audit>,
+    ) -> Result<Assignment> {
         let mut tx = self.write_tx().await?;
         let id = insert_assignment(&mut tx, account_id, assigned_by, new).await?;
+        if let Some(audit) = audit {
+            crate::accounts::audit_tx(&mut tx, &audit.clone().target("assignment", id)).await?;
+        }
         tx.commit().await?;
         self.assignment(account_id, id).await
     }
@@ -398,7 +412,15 @@ impl Store {
 
     /// Applies a patch. A status change must be a legal move from the status read, and is
     /// written only if nobody changed the status in between (compare-and-set).
-    pub async fn patch_assignment(&self, account_id: Uuid, id: Uuid, patch: &AssignmentPatch) -> Result<Assignment> {
+    /// Changes an assignment's status, due date or notes; `audit` (a supervisor's reset) is
+    /// written in the same transaction.
+    pub async fn patch_assignment(
+        &self,
+        account_id: Uuid,
+        id: Uuid,
+        patch: &AssignmentPatch,
+        audit: Option<&crate::Audit>,
+    ) -> Result<Assignment> {
         let current = self.assignment(account_id, id).await?;
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;
@@ -441,6 +463,9 @@ impl Store {
                 .bind(account_id.to_string())
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(audit) = audit {
+            crate::accounts::audit_tx(&mut tx, &audit.clone().target("assignment", id)).await?;
         }
         tx.commit().await?;
         self.assignment(account_id, id).await

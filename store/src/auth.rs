@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store};
 use crate::domain::{Role, Timestamp, new_id};
 use crate::error::{Error, FieldError, Result};
@@ -118,7 +119,7 @@ impl Store {
     }
 
     /// Sets a user's password hash and ends every login session of theirs except `keep` (the
-    /// caller's own, when a user changes their own password).
+    /// caller's own, when a user changes their own password), with its audit record.
     pub async fn set_password(
         &self,
         account_id: Uuid,
@@ -126,6 +127,7 @@ impl Store {
         password_hash: &str,
         must_change: bool,
         keep: Option<&str>,
+        audit: &Audit,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
@@ -147,13 +149,21 @@ impl Store {
             .bind(keep.unwrap_or(""))
             .execute(&mut *tx)
             .await?;
+        audit_tx(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Changes a user's name, role, active flag or external id. Deactivation ends their
-    /// sessions; an account never loses its last active admin (409).
-    pub async fn update_user(&self, account_id: Uuid, id: Uuid, patch: &UserPatch) -> Result<User> {
+    /// sessions; an account never loses its last active admin (409). A role change and an
+    /// (de)activation are audited, as done by `actor`, in the same transaction.
+    pub async fn update_user(
+        &self,
+        account_id: Uuid,
+        id: Uuid,
+        patch: &UserPatch,
+        actor: Option<Uuid>,
+    ) -> Result<User> {
         let mut errors = Vec::new();
         let display_name = patch.display_name.as_deref().map(str::trim);
         if display_name.is_some_and(|n| n.is_empty() || n.chars().count() > 200) {
@@ -219,12 +229,24 @@ impl Store {
             // A changed role must take effect now, not when an old session expires.
             sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         }
+        if role != current.role {
+            let changed = Audit::new(Some(account_id), actor, "user.role_changed")
+                .target("user", id)
+                .details(serde_json::json!({ "from": current.role, "to": role }));
+            audit_tx(&mut tx, &changed).await?;
+        }
+        if active != current.active {
+            let action = if active { "user.reactivated" } else { "user.deactivated" };
+            audit_tx(&mut tx, &Audit::new(Some(account_id), actor, action).target("user", id)).await?;
+        }
         tx.commit().await?;
         self.user(account_id, id).await
     }
 
-    pub async fn create_auth_session(&self, new: &NewAuthSession<'_>) -> Result<()> {
+    /// Starts a login session, with its audit record (`login.succeeded`, `login.demo`).
+    pub async fn create_auth_session(&self, new: &NewAuthSession<'_>, audit: &Audit) -> Result<()> {
         let now = Timestamp::now().millis();
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO auth_sessions (id, user_id, account_id, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent) \
              VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)",
@@ -237,8 +259,10 @@ impl Store {
         .bind(new.expires_at.millis())
         .bind(new.ip)
         .bind(new.user_agent)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        audit_tx(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -279,8 +303,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_auth_session(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM auth_sessions WHERE id = $1").bind(id).execute(&self.pool).await?;
+    /// Ends a login session; `audit` (a logout) is written with it.
+    pub async fn delete_auth_session(&self, id: &str, audit: Option<&Audit>) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM auth_sessions WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if let Some(audit) = audit {
+            audit_tx(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -301,12 +331,14 @@ impl Store {
         prefix: &str,
         key_hash: &str,
         created_by: Option<Uuid>,
+        audit: &Audit,
     ) -> Result<ApiKey> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Error::Invalid(vec![FieldError::new("name", "must be 1 to 100 characters")]));
         }
         let id = new_id();
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, account_id, name, prefix, key_hash, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -318,8 +350,10 @@ impl Store {
         .bind(key_hash)
         .bind(created_by.map(|u| u.to_string()))
         .bind(Timestamp::now().millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        audit_tx(&mut tx, &audit.clone().target("api_key", id)).await?;
+        tx.commit().await?;
         self.api_key(account_id, id).await
     }
 
@@ -345,13 +379,19 @@ impl Store {
     }
 
     /// Revokes a key; revoking a revoked key changes nothing and is not an error.
-    pub async fn revoke_api_key(&self, account_id: Uuid, id: Uuid) -> Result<ApiKey> {
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL")
-            .bind(Timestamp::now().millis())
-            .bind(id.to_string())
-            .bind(account_id.to_string())
-            .execute(&self.pool)
-            .await?;
+    pub async fn revoke_api_key(&self, account_id: Uuid, id: Uuid, audit: &Audit) -> Result<ApiKey> {
+        let mut tx = self.write_tx().await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL")
+                .bind(Timestamp::now().millis())
+                .bind(id.to_string())
+                .bind(account_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 1 {
+            audit_tx(&mut tx, &audit.clone().target("api_key", id)).await?;
+        }
+        tx.commit().await?;
         self.api_key(account_id, id).await
     }
 
@@ -374,6 +414,33 @@ impl Store {
             .bind(key.id.to_string())
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// A lockout recorded for `bucket` by [`Store::lock_out`]: until when, and how many lockouts
+    /// in a row led to it (their count outlives the lockout by a day, so a client that starts
+    /// again right after one is locked out for twice as long).
+    pub async fn lockout(&self, bucket: &str) -> Result<Option<(Timestamp, i64)>> {
+        let row = sqlx::query("SELECT window_start, hits FROM rate_limits WHERE bucket = $1")
+            .bind(format!("lockout:{bucket}"))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.ts("window_start")?, r.int("hits")?))).transpose()
+    }
+
+    /// Records that `bucket` is locked out until `until`, the `strikes`-th time in a row. Kept in
+    /// `rate_limits` (the window start is the end of the lockout), so every replica sees it and
+    /// the usual purge forgets it a day after it ends.
+    pub async fn lock_out(&self, bucket: &str, until: Timestamp, strikes: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, $3) \
+             ON CONFLICT (bucket) DO UPDATE SET window_start = $2, hits = $3",
+        )
+        .bind(format!("lockout:{bucket}"))
+        .bind(until.millis())
+        .bind(strikes)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

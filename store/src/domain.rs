@@ -295,6 +295,10 @@ str_enum! {
     /// Durable background work (the `jobs` table).
     pub enum JobKind {
         EvaluateSession = "evaluate_session",
+        /// The post-session analysis, queued with the evaluation it follows.
+        AnalyzeSession = "analyze_session",
+        /// One flag's e-mail to the account's supervisors, queued with the flag.
+        NotifyFlag = "notify_flag",
     }
 }
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
-use crate::domain::{CheckAnswer, FlagType, ScoreBand, Timestamp, WebhookEvent, new_id};
+use crate::domain::{CheckAnswer, FlagType, JobKind, ScoreBand, Timestamp, WebhookEvent, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
 
@@ -210,8 +210,8 @@ impl Store {
         self.evaluation_for_session(new.session_id).await?.ok_or(Error::NotFound("evaluation"))
     }
 
-    /// Stores an evaluation with its flags, ends the session if it was still active and
-    /// completes its assignment — all or nothing. Answers the stored evaluation and the new
+    /// Stores an evaluation with its flags, ends the session if it was still active, completes
+    /// its assignment and queues its events, the flags' e-mails and the analysis — all or nothing. Answers the stored evaluation and the new
     /// flags' ids; a second evaluation of the session is a conflict and changes nothing.
     pub async fn finish_evaluation(&self, account_id: Uuid, new: &NewEvaluation) -> Result<(Evaluation, Vec<Uuid>)> {
         new.check()?;
@@ -299,7 +299,11 @@ impl Store {
             )
             .await?;
         }
+        // The second pass over the call follows every evaluation; queued here so that a restart
+        // right after this commit still runs it.
+        crate::jobs::enqueue_tx(&mut tx, JobKind::AnalyzeSession, account_id, new.session_id, None, now).await?;
         tx.commit().await?;
+        self.wake_jobs();
         let evaluation = self.evaluation_for_session(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;
         Ok((evaluation, flag_ids))
     }

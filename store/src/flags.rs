@@ -6,8 +6,9 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store, page};
-use crate::domain::{FlagSeverity, FlagSource, FlagStatus, FlagType, Timestamp, new_id};
+use crate::domain::{FlagSeverity, FlagSource, FlagStatus, FlagType, JobKind, Timestamp, new_id};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -87,7 +88,8 @@ pub struct FlagReview {
 
 impl Store {
     /// Inserts flags inside a caller's transaction (evaluation and analysis store their flags
-    /// atomically with their own record), with their `flag.raised` events.
+    /// atomically with their own record), with their `flag.raised` events and each flag's e-mail
+    /// job (the caller wakes the workers after its commit).
     pub(crate) async fn insert_flags_tx(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         account_id: Uuid,
@@ -119,6 +121,9 @@ impl Store {
             let ctx = crate::partner::session_context(tx, session_id).await?;
             let pairs: Vec<(Uuid, &NewFlag)> = ids.iter().copied().zip(flags.iter()).collect();
             crate::partner::enqueue_flag_events(tx, account_id, &ctx, &pairs).await?;
+            for id in &ids {
+                crate::jobs::enqueue_tx(tx, JobKind::NotifyFlag, account_id, session_id, Some(*id), now).await?;
+            }
         }
         Ok(ids)
     }
@@ -131,6 +136,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let ids = Self::insert_flags_tx(&mut tx, account_id, session_id, std::slice::from_ref(flag)).await?;
         tx.commit().await?;
+        self.wake_jobs();
         self.flag(account_id, ids[0]).await
     }
 
@@ -187,6 +193,7 @@ impl Store {
         id: Uuid,
         reviewer: Uuid,
         review: &FlagReview,
+        audit: &Audit,
     ) -> Result<SessionFlag> {
         let note = review.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
         if note.is_some_and(|n| n.chars().count() > 5000) {
@@ -194,6 +201,7 @@ impl Store {
         }
         let now = Timestamp::now().millis();
         let reopened = review.status == FlagStatus::Open;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE session_flags SET status = $1, review_note = $2, reviewed_by = $3, reviewed_at = $4, updated_at = $5 \
              WHERE id = $6 AND account_id = $7",
@@ -205,11 +213,13 @@ impl Store {
         .bind(now)
         .bind(id.to_string())
         .bind(account_id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("flag"));
         }
+        audit_tx(&mut tx, &audit.clone().target("flag", id)).await?;
+        tx.commit().await?;
         self.flag(account_id, id).await
     }
 }

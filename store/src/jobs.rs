@@ -20,6 +20,8 @@ pub struct Job {
     pub kind: JobKind,
     pub account_id: Uuid,
     pub session_id: Uuid,
+    /// What in the session the job is about: the flag of a `notify_flag` job.
+    pub subject: Option<Uuid>,
     /// Including this one.
     pub attempts: i64,
 }
@@ -32,28 +34,55 @@ pub struct JobState {
     pub last_error: Option<String>,
 }
 
-/// Queues a job unless one of its kind exists for the session.
+/// Queues a job unless one of its kind exists for the session (and `subject`, e.g. the flag of a
+/// `notify_flag` job). Call it in the transaction of the change that causes the work, and wake the
+/// workers ([`Store::wake_jobs`]) after the commit.
 pub(crate) async fn enqueue_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     kind: JobKind,
     account_id: Uuid,
     session_id: Uuid,
+    subject: Option<Uuid>,
     run_after: i64,
 ) -> Result<()> {
     let now = Timestamp::now().millis();
     sqlx::query(
-        "INSERT INTO jobs (id, kind, account_id, session_id, status, attempts, run_after, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6) ON CONFLICT (session_id, kind) DO NOTHING",
+        "INSERT INTO jobs (id, kind, account_id, session_id, subject, status, attempts, run_after, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7) ON CONFLICT (session_id, kind, subject) DO NOTHING",
     )
     .bind(new_id().to_string())
     .bind(kind.as_str())
     .bind(account_id.to_string())
     .bind(session_id.to_string())
+    .bind(subject.map(|s| s.to_string()).unwrap_or_default())
     .bind(run_after)
     .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+impl Store {
+    /// Queues a session's evaluation (a partner asked for it), or queues it again when an earlier
+    /// one finished or gave up; a queued or running one is left alone.
+    pub async fn queue_evaluation(&self, account_id: Uuid, session_id: Uuid) -> Result<()> {
+        let now = Timestamp::now().millis();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, account_id, session_id, subject, status, attempts, run_after, created_at, updated_at) \
+             SELECT $1, $2, account_id, id, '', 'pending', 0, $3, $3, $3 FROM sessions WHERE id = $4 AND account_id = $5 \
+             ON CONFLICT (session_id, kind, subject) DO UPDATE SET status = 'pending', attempts = 0, run_after = $3, \
+             locked_until = NULL, last_error = NULL, updated_at = $3 WHERE jobs.status IN ('done', 'failed')",
+        )
+        .bind(new_id().to_string())
+        .bind(JobKind::EvaluateSession.as_str())
+        .bind(now)
+        .bind(session_id.to_string())
+        .bind(account_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        self.wake_jobs();
+        Ok(())
+    }
 }
 
 const DUE: &str = "((status = 'pending' AND run_after <= $1) OR (status = 'running' AND locked_until < $1))";
@@ -65,11 +94,16 @@ impl Store {
         self.jobs_wake.notified()
     }
 
+    /// Wakes this process's workers: call it after committing a transaction that queued a job.
+    pub fn wake_jobs(&self) {
+        self.jobs_wake.notify_waiters();
+    }
+
     /// Claims up to `limit` due jobs for `worker`, each leased for `lease_ms`.
     pub async fn claim_jobs(&self, worker: &str, lease_ms: i64, limit: i64) -> Result<Vec<Job>> {
         let now = Timestamp::now().millis();
         let rows = sqlx::query(&format!(
-            "SELECT id, kind, account_id, session_id, attempts FROM jobs WHERE {DUE} ORDER BY run_after, id LIMIT $2"
+            "SELECT id, kind, account_id, session_id, subject, attempts FROM jobs WHERE {DUE} ORDER BY run_after, id LIMIT $2"
         ))
         .bind(now)
         .bind(limit)
@@ -95,6 +129,10 @@ impl Store {
                     kind: row.parsed("kind")?,
                     account_id: row.uuid("account_id")?,
                     session_id: row.uuid("session_id")?,
+                    subject: match row.text("subject")?.as_str() {
+                        "" => None,
+                        s => Some(s.parse().map_err(|_| crate::error::Error::Corrupt(format!("job subject {s}")))?),
+                    },
                     attempts: attempts + 1,
                 });
             }
@@ -139,13 +177,17 @@ impl Store {
         Ok(())
     }
 
-    /// The state of a session's job of `kind`, if one was queued.
-    pub async fn job_state(&self, session_id: Uuid, kind: JobKind) -> Result<Option<JobState>> {
-        let row = sqlx::query("SELECT status, attempts, last_error FROM jobs WHERE session_id = $1 AND kind = $2")
-            .bind(session_id.to_string())
-            .bind(kind.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+    /// The state of a session's job of `kind` (about `subject`, for a `notify_flag` job), if one
+    /// was queued.
+    pub async fn job_state(&self, session_id: Uuid, kind: JobKind, subject: Option<Uuid>) -> Result<Option<JobState>> {
+        let row = sqlx::query(
+            "SELECT status, attempts, last_error FROM jobs WHERE session_id = $1 AND kind = $2 AND subject = $3",
+        )
+        .bind(session_id.to_string())
+        .bind(kind.as_str())
+        .bind(subject.map(|s| s.to_string()).unwrap_or_default())
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             Ok(JobState {
                 status: r.parsed("status")?,

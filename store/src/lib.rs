@@ -31,7 +31,7 @@ pub mod testing;
 mod users;
 mod voice;
 
-pub use accounts::{Account, AuditEvent};
+pub use accounts::{Account, Audit, AuditEvent};
 pub use ai::{
     Analysis, DocumentGap, DocumentReview, LlmCall, NewAnalysis, NewDocumentReview, NewPolicy, Policy, PolicyChunk,
     Usage,

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store};
 use crate::domain::{DeliveryStatus, Timestamp, WebhookEvent, new_id};
 use crate::error::{Error, FieldError, Result};
@@ -209,12 +210,14 @@ impl Store {
         events: &[WebhookEvent],
         secret: &str,
         created_by: Option<Uuid>,
+        audit: &Audit,
     ) -> Result<Webhook> {
         if events.is_empty() {
             return Err(Error::Invalid(vec![FieldError::new("events", "subscribe to at least one event")]));
         }
         let id = new_id();
         let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO webhooks (id, account_id, url, secret, events, active, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7)",
@@ -226,8 +229,10 @@ impl Store {
         .bind(serde_json::to_string(&events).map_err(|e| Error::Corrupt(e.to_string()))?)
         .bind(created_by.map(|u| u.to_string()))
         .bind(Timestamp::now().millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        audit_tx(&mut tx, &audit.clone().target("webhook", id)).await?;
+        tx.commit().await?;
         self.webhook(account_id, id).await
     }
 
@@ -251,15 +256,18 @@ impl Store {
         rows.iter().map(Webhook::from_row).collect()
     }
 
-    pub async fn delete_webhook(&self, account_id: Uuid, id: Uuid) -> Result<()> {
+    pub async fn delete_webhook(&self, account_id: Uuid, id: Uuid, audit: &Audit) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
             .bind(account_id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("webhook"));
         }
+        audit_tx(&mut tx, &audit.clone().target("webhook", id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

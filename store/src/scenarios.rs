@@ -282,6 +282,17 @@ impl Store {
         created_by: Option<Uuid>,
         input: &ScenarioInput,
     ) -> Result<(Scenario, Option<Assignment>)> {
+        self.create_scenario_audited(account_id, created_by, input, None).await
+    }
+
+    /// [`Store::create_scenario`], with `audit` written in its transaction.
+    pub async fn create_scenario_audited(
+        &self,
+        account_id: Uuid,
+        created_by: Option<Uuid>,
+        input: &ScenarioInput,
+        audit: Option<&crate::Audit>,
+    ) -> Result<(Scenario, Option<Assignment>)> {
         let categories = self.categories(account_id).await?;
         let draft = input.validate(&categories)?;
         let mut tx = self.write_tx().await?;
@@ -301,6 +312,9 @@ impl Store {
             }
             None => None,
         };
+        if let Some(audit) = audit {
+            crate::accounts::audit_tx(&mut tx, &audit.clone().target("scenario", id)).await?;
+        }
         tx.commit().await?;
         let scenario = self.scenario(account_id, id).await?;
         let assignment = match assignment_id {
@@ -437,18 +451,21 @@ impl Store {
 
     /// Turns a one-time scenario into a reusable one. The caller has warned the user that it may
     /// hold personal details of the person it was written for.
-    pub async fn promote_scenario(&self, account_id: Uuid, id: Uuid) -> Result<Scenario> {
+    pub async fn promote_scenario(&self, account_id: Uuid, id: Uuid, audit: &crate::Audit) -> Result<Scenario> {
         let scenario = self.scenario(account_id, id).await?;
         if !scenario.is_one_time {
             return Err(Error::conflict("the scenario is already reusable"));
         }
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE scenarios SET is_one_time = FALSE, updated_at = $1 WHERE id = $2 AND account_id = $3")
             .bind(Timestamp::now().millis())
             .bind(id.to_string())
             .bind(account_id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| title_conflict(e, &scenario.title))?;
+        crate::accounts::audit_tx(&mut tx, &audit.clone().target("scenario", id)).await?;
+        tx.commit().await?;
         self.scenario(account_id, id).await
     }
 

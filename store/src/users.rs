@@ -100,33 +100,32 @@ pub struct UserFilter {
 
 impl Store {
     pub async fn create_user(&self, account_id: Uuid, input: NewUser) -> Result<User> {
-        let input = input.validate()?;
-        let now = Timestamp::now();
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO users (id, account_id, email, display_name, role, external_id, active, is_demo, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)",
-        )
-        .bind(id.to_string())
-        .bind(account_id.to_string())
-        .bind(&input.email)
-        .bind(&input.display_name)
-        .bind(input.role.as_str())
-        .bind(input.external_id.as_deref())
-        .bind(input.is_demo)
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| match violation(&e) {
-            // E-mail is unique across accounts (it signs in); the answer neither echoes the
-            // address nor says whether another account's user holds it.
-            Some(Violation::Unique(what)) if what.contains("email") => {
-                Error::conflict("this e-mail address cannot be used for a new user; choose another")
-            }
-            Some(Violation::Unique(_)) => Error::conflict("a user with this externalId exists in the account"),
-            Some(Violation::ForeignKey) => Error::NotFound("account"),
-            _ => e.into(),
-        })?;
+        let mut tx = self.write_tx().await?;
+        let id = insert_user_tx(&mut tx, account_id, input).await?;
+        tx.commit().await?;
+        self.user(account_id, id).await
+    }
+
+    /// Creates a user who signs in with a password (`must_change`: a one-time one), audited as
+    /// `audit` says: the user, the password and the record exist together or not at all.
+    pub async fn create_user_with_password(
+        &self,
+        account_id: Uuid,
+        input: NewUser,
+        password_hash: &str,
+        must_change: bool,
+        audit: &crate::Audit,
+    ) -> Result<User> {
+        let mut tx = self.write_tx().await?;
+        let id = insert_user_tx(&mut tx, account_id, input).await?;
+        sqlx::query("UPDATE users SET password_hash = $1, password_must_change = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(must_change)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        crate::accounts::audit_tx(&mut tx, &audit.clone().target("user", id)).await?;
+        tx.commit().await?;
         self.user(account_id, id).await
     }
 
@@ -212,4 +211,40 @@ impl Store {
         }
         self.user(account_id, id).await
     }
+}
+
+/// Inserts a user (without a password) inside a caller's transaction.
+async fn insert_user_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: Uuid,
+    input: NewUser,
+) -> Result<Uuid> {
+    let input = input.validate()?;
+    let now = Timestamp::now();
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO users (id, account_id, email, display_name, role, external_id, active, is_demo, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)",
+    )
+    .bind(id.to_string())
+    .bind(account_id.to_string())
+    .bind(&input.email)
+    .bind(&input.display_name)
+    .bind(input.role.as_str())
+    .bind(input.external_id.as_deref())
+    .bind(input.is_demo)
+    .bind(now.millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match violation(&e) {
+        // E-mail is unique across accounts (it signs in); the answer neither echoes the
+        // address nor says whether another account's user holds it.
+        Some(Violation::Unique(what)) if what.contains("email") => {
+            Error::conflict("this e-mail address cannot be used for a new user; choose another")
+        }
+        Some(Violation::Unique(_)) => Error::conflict("a user with this externalId exists in the account"),
+        Some(Violation::ForeignKey) => Error::NotFound("account"),
+        _ => e.into(),
+    })?;
+    Ok(id)
 }

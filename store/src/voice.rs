@@ -255,7 +255,7 @@ pub(crate) async fn close_session_tx(
         && session.kind == SessionKind::Voice
         && ended
     {
-        crate::jobs::enqueue_tx(tx, JobKind::EvaluateSession, session.account_id, session.id, at).await?;
+        crate::jobs::enqueue_tx(tx, JobKind::EvaluateSession, session.account_id, session.id, None, at).await?;
     }
     Ok(ended)
 }

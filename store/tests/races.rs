@@ -70,7 +70,7 @@ async fn concurrent_demotions_never_leave_an_account_without_an_admin() {
                 } else {
                     UserPatch { active: Some(false), ..Default::default() }
                 };
-                async move { store.update_user(account.id, id, &patch).await }
+                async move { store.update_user(account.id, id, &patch, None).await }
             })
             .await;
             let ok = results.iter().filter(|r| r.is_ok()).count();

@@ -215,9 +215,15 @@ async fn one_time_scenario_and_its_assignment_are_made_together() {
         assert!(db.store.list_scenarios(f.account.id, &all).await.expect("list").iter().all(|x| x.title != "Orphan?"));
 
         // Promotion makes it reusable.
-        let promoted = db.store.promote_scenario(f.account.id, s.id).await.expect("promote");
+        let promoted = db
+            .store
+            .promote_scenario(f.account.id, s.id, &store::Audit::new(None, None, "test"))
+            .await
+            .expect("promote");
         assert!(!promoted.is_one_time);
-        assert!(is_conflict(&db.store.promote_scenario(f.account.id, s.id).await));
+        assert!(is_conflict(
+            &db.store.promote_scenario(f.account.id, s.id, &store::Audit::new(None, None, "test")).await
+        ));
     }
 }
 
@@ -300,7 +306,9 @@ async fn assignment_state_machine_and_attempts() {
         let a = db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await.expect("assign");
         assert_eq!(a.status, AssignmentStatus::Pending);
         let to = |status| AssignmentPatch { status: Some(status), ..Default::default() };
-        assert!(is_conflict(&db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::Completed)).await));
+        assert!(is_conflict(
+            &db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::Completed), None).await
+        ));
         assert!(is_conflict(&db.store.complete_assignment(f.account.id, a.id).await));
 
         // Starting a session starts the assignment and numbers attempts.
@@ -323,12 +331,13 @@ async fn assignment_state_machine_and_attempts() {
         // Another counselor cannot practise it; a supervisor may reset it.
         let theirs = NewSession { user_id: f.other_counselor.id, ..start.clone() };
         assert!(matches!(db.store.create_session(f.account.id, &theirs).await, Err(Error::NotFound(_))));
-        let reset = db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::Pending)).await.expect("reset");
+        let reset =
+            db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::Pending), None).await.expect("reset");
         assert_eq!(reset.status, AssignmentStatus::Pending);
 
         // Sessions keep their assignment: it cannot be deleted.
         assert!(is_conflict(&db.store.delete_assignment(f.account.id, a.id).await));
-        db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::InProgress)).await.expect("restart");
+        db.store.patch_assignment(f.account.id, a.id, &to(AssignmentStatus::InProgress), None).await.expect("restart");
         let done = db.store.complete_assignment(f.account.id, a.id).await.expect("complete");
         assert!(done.completed_at.is_some());
         assert!(is_conflict(&db.store.create_session(f.account.id, &start).await));
@@ -338,7 +347,7 @@ async fn assignment_state_machine_and_attempts() {
             due_at: Some(Some(Timestamp::from_millis(1_800_000_000_000))),
             ..Default::default()
         };
-        let noted = db.store.patch_assignment(f.account.id, done.id, &patch).await.expect("notes");
+        let noted = db.store.patch_assignment(f.account.id, done.id, &patch, None).await.expect("notes");
         assert_eq!(noted.notes, "read the policy");
         assert_eq!(noted.due_at, Some(Timestamp::from_millis(1_800_000_000_000)));
     }

@@ -33,7 +33,8 @@ fn main() -> Result<()> {
     let root = project_root();
     std::env::set_current_dir(&root)?;
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["demo"] => demo(),
+        ["demo"] => demo(true),
+        ["demo", "--no-build"] => demo(false),
         ["ci"] => ci(),
         ["web-build"] => web_build(),
         ["e2e"] => e2e(),
@@ -53,7 +54,7 @@ fn main() -> Result<()> {
         ["pg"] => pg(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | ci | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
+                "usage: cargo xtask <demo [--no-build] | ci | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
             );
             std::process::exit(2);
         }
@@ -77,25 +78,40 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 
 /// The product on this machine with demo data. Without `OPENAI_API_KEY` it runs offline: the
 /// OpenAI simulator (scripted with plausible grading answers) stands in for the provider.
-fn demo() -> Result<()> {
-    web_build()?;
-    run(Command::new("cargo").args([
-        "build",
-        "--release",
-        "-p",
-        "proto-trainer",
-        "-p",
-        "proto-trainer-openai-sim",
-        "--bins",
-    ]))?;
-    let bin = Path::new("target/release/proto-trainer");
-    run(Command::new(bin).args(["seed", "--demo"]))?;
-    let mut serve = Command::new(bin);
+/// The offline demo: the UI and API on http://localhost:3003 with seeded demo users, the OpenAI
+/// simulator (chat, grading and the Realtime voice caller) unless `OPENAI_API_KEY` is set, and
+/// voice practice through a local livekit-server on 127.0.0.1 (loopback candidates only) unless
+/// `LIVEKIT_URL` is set; `proto-trainer serve` runs the voice agent in-process.
+///
+/// `--no-build` skips the installs and builds and runs the binaries in `DEMO_BIN_DIR` (default
+/// `target/release`): how `scripts/livekit/demo-test.sh` runs the demo's stack inside the
+/// loopback-only namespace, where nothing can be installed.
+fn demo(build: bool) -> Result<()> {
+    if build {
+        // Before anything else: it needs the package registries (go, pip) the first time.
+        if std::env::var_os("LIVEKIT_URL").is_none() {
+            run(&mut Command::new("scripts/livekit/install.sh"))?;
+        }
+        web_build()?;
+        run(Command::new("cargo").args([
+            "build",
+            "--release",
+            "-p",
+            "proto-trainer",
+            "-p",
+            "proto-trainer-openai-sim",
+            "--bins",
+        ]))?;
+    }
+    let bin_dir = PathBuf::from(std::env::var_os("DEMO_BIN_DIR").unwrap_or_else(|| "target/release".into()));
+    let bin = bin_dir.join("proto-trainer");
+    run(Command::new(&bin).args(["seed", "--demo"]))?;
+    let mut serve = Command::new(&bin);
     serve.arg("serve").env("DEMO_MODE", "true");
     let _simulator = if std::env::var_os("OPENAI_API_KEY").is_none() {
         let rules = Path::new("target/demo-sim-rules.json");
         std::fs::write(rules, serde_json::to_vec_pretty(&demo_rules())?)?;
-        let child = Command::new("target/release/openai-sim")
+        let child = Command::new(bin_dir.join("openai-sim"))
             .args(["--bind", "127.0.0.1:8089", "--rules"])
             .arg(rules)
             .stdout(std::process::Stdio::null())
@@ -103,14 +119,85 @@ fn demo() -> Result<()> {
             .context("starting openai-sim")?;
         serve.env("OPENAI_BASE_URL", "http://127.0.0.1:8089/v1").env("OPENAI_API_KEY", "offline-demo");
         eprintln!(
-            "No OPENAI_API_KEY: the AI caller and grading come from the offline OpenAI simulator (127.0.0.1:8089)."
+            "No OPENAI_API_KEY: the AI caller (chat and voice) and grading come from the offline OpenAI simulator (127.0.0.1:8089)."
         );
         Some(KillOnDrop(child))
     } else {
         None
     };
+    let _livekit = demo_livekit(&mut serve)?;
     eprintln!("Serving on http://localhost:3003 (DEMO_MODE=true); Ctrl-C stops it.");
-    run(&mut serve)
+    // Ctrl-C reaches the whole process group; a SIGTERM to this task alone is passed on, so the
+    // service ends its calls cleanly and the helpers stop.
+    let mut child = serve.spawn().context("starting proto-trainer serve")?;
+    let status = wait_forwarding_term(&mut child)?;
+    if !status.success() {
+        bail!("proto-trainer serve exited with {status}");
+    }
+    Ok(())
+}
+
+/// Waits for `child`; a SIGTERM to this process is sent on to it first.
+fn wait_forwarding_term(child: &mut std::process::Child) -> Result<std::process::ExitStatus> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            tokio::select! {
+                _ = term.recv() => {
+                    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                }
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    })
+}
+
+/// Voice for the demo: `LIVEKIT_URL` (with its key pair) when set, else a local livekit-server
+/// (installed by `scripts/livekit/install.sh`) bound to 127.0.0.1 with loopback candidates only
+/// (`scripts/livekit/render-config.sh`) and a key pair made for this run.
+fn demo_livekit(serve: &mut Command) -> Result<Option<KillOnDrop>> {
+    if let Ok(url) = std::env::var("LIVEKIT_URL") {
+        eprintln!("Voice practice through LiveKit at {url} (LIVEKIT_URL).");
+        return Ok(None);
+    }
+    let cache = std::env::var_os("PROTO_TRAINER_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/proto-trainer")))
+        .context("HOME is not set (the livekit-server install lives under ~/.cache/proto-trainer)")?;
+    let server = cache.join("bin/livekit-server");
+    if !server.exists() {
+        bail!("{} is missing: run scripts/livekit/install.sh (cargo xtask demo does)", server.display());
+    }
+    let mut secret = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut secret)?;
+    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = format!("demo-{secret}");
+    let rendered = Command::new("scripts/livekit/render-config.sh")
+        .env("LK_API_KEY", "devkey")
+        .env("LK_API_SECRET", &secret)
+        .env("LK_LOG_LEVEL", "warn")
+        .output()
+        .context("rendering the livekit-server config")?;
+    if !rendered.status.success() {
+        bail!("render-config.sh failed: {}", String::from_utf8_lossy(&rendered.stderr));
+    }
+    let config = Path::new("target/demo-livekit.yaml");
+    std::fs::write(config, &rendered.stdout)?;
+    let log = std::fs::File::create("target/demo-livekit.log")?;
+    let child = Command::new(&server)
+        .arg("--config")
+        .arg(config)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting livekit-server")?;
+    serve.env("LIVEKIT_URL", "ws://127.0.0.1:7880").env("LIVEKIT_API_KEY", "devkey").env("LIVEKIT_API_SECRET", &secret);
+    eprintln!("Voice practice through a local livekit-server on 127.0.0.1:7880 (log: target/demo-livekit.log).");
+    Ok(Some(KillOnDrop(child)))
 }
 
 /// Stops a helper process when the task ends.

@@ -53,16 +53,9 @@ pub async fn create_api_key(
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_api_key(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
     actor.require_admin()?;
-    let key = state.store.revoke_api_key(actor.account_id, id).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "api_key.revoked",
-            Some(("api_key", id.to_string())),
-            serde_json::json!({ "name": key.name, "prefix": key.prefix }),
-        )
-        .await?;
+    let key = state.store.api_key(actor.account_id, id).await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "api_key.revoked")
+        .details(serde_json::json!({ "name": key.name, "prefix": key.prefix }));
+    state.store.revoke_api_key(actor.account_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

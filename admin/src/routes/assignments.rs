@@ -119,19 +119,9 @@ pub async fn patch_assignment(
             return Err(ApiError::Forbidden("counselors may only start their own assignments"));
         }
     }
-    let assignment = state.store.patch_assignment(actor.account_id, id, &patch).await?;
-    if patch.status == Some(AssignmentStatus::Pending) {
-        state
-            .store
-            .audit(
-                Some(actor.account_id),
-                Some(actor.user_id),
-                "assignment.reset",
-                Some(("assignment", id.to_string())),
-                serde_json::json!({}),
-            )
-            .await?;
-    }
+    let reset = (patch.status == Some(AssignmentStatus::Pending))
+        .then(|| store::Audit::new(Some(actor.account_id), Some(actor.user_id), "assignment.reset"));
+    let assignment = state.store.patch_assignment(actor.account_id, id, &patch, reset.as_ref()).await?;
     Ok(Json(assignment))
 }
 

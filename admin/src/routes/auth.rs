@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use store::{Account, User};
+use store::{Account, Audit, User};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -88,11 +88,8 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, signed_in: SignedIn) -> Result<Response> {
-    state.store.delete_auth_session(&signed_in.session.id).await?;
-    state
-        .store
-        .audit(Some(signed_in.actor.account_id), Some(signed_in.actor.user_id), "logout", None, serde_json::json!({}))
-        .await?;
+    let audit = Audit::new(Some(signed_in.actor.account_id), Some(signed_in.actor.user_id), "logout");
+    state.store.delete_auth_session(&signed_in.session.id, Some(&audit)).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(header::SET_COOKIE, set_cookie(&state, "", 0)?);
     Ok(response)
@@ -136,16 +133,11 @@ pub async fn change_password(
         return Err(ApiError::validation("newPassword", "must differ from the current password"));
     }
     let hash = auth::hash_password(input.new_password).await?;
-    state.store.set_password(actor.account_id, actor.user_id, &hash, false, Some(&signed_in.session.id)).await?;
+    let audit =
+        Audit::new(Some(actor.account_id), Some(actor.user_id), "password.changed").target("user", actor.user_id);
     state
         .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "password.changed",
-            Some(("user", actor.user_id.to_string())),
-            serde_json::json!({}),
-        )
+        .set_password(actor.account_id, actor.user_id, &hash, false, Some(&signed_in.session.id), &audit)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -180,12 +172,9 @@ pub async fn demo_login(
         _ => return Err(ApiError::NotFound("demo user")),
     };
     if let Some(old) = session_token(&headers) {
-        state.store.delete_auth_session(&auth::sha256_hex(&old)).await?;
+        state.store.delete_auth_session(&auth::sha256_hex(&old), None).await?;
     }
-    let login = auth::start_session(&state, &user, false, &client).await?;
-    state
-        .store
-        .audit(Some(user.account_id), Some(user.id), "login.demo", None, serde_json::json!({ "ip": ip }))
-        .await?;
+    let audit = Audit::new(Some(user.account_id), Some(user.id), "login.demo").details(serde_json::json!({ "ip": ip }));
+    let login = auth::start_session(&state, &user, false, &client, &audit).await?;
     signed_in_response(&state, login).await
 }

@@ -90,19 +90,10 @@ impl IntoResponse for ExternalError {
 
 type Result<T> = std::result::Result<T, ExternalError>;
 
-/// Partner writes are audited with the key that made them (they have no user).
-async fn partner_audit(state: &AppState, partner: &Partner, action: &str, target: (&str, Uuid)) -> Result<()> {
-    state
-        .store
-        .audit(
-            Some(partner.account_id),
-            None,
-            action,
-            Some((target.0, target.1.to_string())),
-            serde_json::json!({ "apiKey": partner.key_id }),
-        )
-        .await?;
-    Ok(())
+/// Partner writes are audited with the key that made them (they have no user), in the write's
+/// transaction.
+fn partner_audit(partner: &Partner, action: &'static str) -> store::Audit {
+    store::Audit::new(Some(partner.account_id), None, action).details(serde_json::json!({ "apiKey": partner.key_id }))
 }
 
 /// A scenario as partners see it.
@@ -214,8 +205,8 @@ pub async fn create_scenario(
         assign_to: None,
         voice: None,
     };
-    let (scenario, _) = state.store.create_scenario(partner.account_id, None, &input).await?;
-    partner_audit(&state, &partner, "external.scenario.created", ("scenario", scenario.id)).await?;
+    let audit = partner_audit(&partner, "external.scenario.created");
+    let (scenario, _) = state.store.create_scenario_audited(partner.account_id, None, &input, Some(&audit)).await?;
     Ok((StatusCode::CREATED, AxumJson(scenario.into())))
 }
 
@@ -318,8 +309,8 @@ pub async fn create_assignment(
         due_at: input.due_date,
         notes: input.notes,
     };
-    let assignment = state.store.create_assignment(partner.account_id, None, &new).await?;
-    partner_audit(&state, &partner, "external.assignment.created", ("assignment", assignment.id)).await?;
+    let audit = partner_audit(&partner, "external.assignment.created");
+    let assignment = state.store.create_assignment_audited(partner.account_id, None, &new, Some(&audit)).await?;
     Ok((StatusCode::CREATED, AxumJson(external_assignment(assignment, user.external_id))))
 }
 
@@ -512,12 +503,8 @@ pub async fn evaluate_assignment(
         if !transcript.iter().any(|t| t.speaker == store::Speaker::Counselor) {
             return Err(ApiError::validation("attempt", "the latest attempt has no counselor turns to evaluate").into());
         }
-        let (state2, account) = (state.clone(), partner.account_id);
-        tokio::spawn(async move {
-            if let Err(e) = crate::evaluation::evaluate_session(&state2, account, session).await {
-                tracing::warn!(error = %e, %session, "partner-triggered evaluation failed");
-            }
-        });
+        // Durable: the job queue grades it (a restart in between only delays the grade).
+        state.store.queue_evaluation(partner.account_id, session).await?;
     }
     let mut result = current;
     result.evaluation_status = EvaluationStatus::Running;

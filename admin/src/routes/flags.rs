@@ -31,16 +31,9 @@ pub async fn review_flag(
     Json(review): Json<FlagReview>,
 ) -> Result<Json<SessionFlag>> {
     actor.require_supervisor()?;
-    let flag = state.store.review_flag(actor.account_id, id, actor.user_id, &review).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "flag.reviewed",
-            Some(("flag", id.to_string())),
-            serde_json::json!({ "status": flag.status, "note": flag.review_note }),
-        )
-        .await?;
+    let note = review.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "flag.reviewed")
+        .details(serde_json::json!({ "status": review.status, "note": note }));
+    let flag = state.store.review_flag(actor.account_id, id, actor.user_id, &review, &audit).await?;
     Ok(Json(flag))
 }

@@ -103,17 +103,8 @@ pub async fn promote_scenario(
             "one-time scenarios may hold personal details; confirm you reviewed it before making it reusable",
         ));
     }
-    let scenario = state.store.promote_scenario(actor.account_id, id).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "scenario.promoted",
-            Some(("scenario", id.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "scenario.promoted");
+    let scenario = state.store.promote_scenario(actor.account_id, id, &audit).await?;
     Ok(Json(scenario))
 }
 

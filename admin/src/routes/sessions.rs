@@ -254,6 +254,6 @@ pub async fn report_flag(
         turns: Vec::new(),
     };
     let flag = state.store.insert_flag(actor.account_id, id, &new).await?;
-    crate::notify_flags(&state, &detail, std::slice::from_ref(&flag));
+    crate::flags_raised(&state, std::slice::from_ref(&flag));
     Ok((StatusCode::CREATED, Json(flag)))
 }

@@ -136,17 +136,10 @@ pub async fn upload_policy(
         embedding_model,
         uploaded_by: Some(actor.user_id),
     };
-    let policy = state.store.insert_policy(actor.account_id, &new).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "policy.uploaded",
-            Some(("policy", policy.id.to_string())),
-            json!({ "fileName": policy.file_name, "chunks": policy.chunks, "embeddedChunks": policy.embedded_chunks }),
-        )
-        .await?;
+    let embedded = new.chunks.iter().filter(|(_, e)| e.is_some()).count();
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "policy.uploaded")
+        .details(json!({ "fileName": new.file_name, "chunks": new.chunks.len(), "embeddedChunks": embedded }));
+    let policy = state.store.insert_policy(actor.account_id, &new, &audit).await?;
     Ok((StatusCode::CREATED, Json(policy)))
 }
 
@@ -157,17 +150,9 @@ pub async fn upload_policy(
 pub async fn delete_policy(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
     actor.require_supervisor()?;
     let policy = state.store.policy(actor.account_id, id).await?;
-    state.store.delete_policy(actor.account_id, id).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "policy.deleted",
-            Some(("policy", id.to_string())),
-            json!({ "fileName": policy.file_name }),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "policy.deleted")
+        .details(json!({ "fileName": policy.file_name }));
+    state.store.delete_policy(actor.account_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,17 +211,9 @@ pub async fn upload_evaluator_context(
             ),
         ));
     }
-    state.store.set_evaluator_context(actor.account_id, id, &text).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "scenario.evaluator_context_uploaded",
-            Some(("scenario", id.to_string())),
-            json!({ "fileName": upload.stored_name("evaluator-context", kind), "characters": characters }),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "scenario.evaluator_context_uploaded")
+        .details(json!({ "fileName": upload.stored_name("evaluator-context", kind), "characters": characters }));
+    state.store.set_evaluator_context(actor.account_id, id, &text, &audit).await?;
     Ok(Json(state.store.scenario(actor.account_id, id).await?))
 }
 

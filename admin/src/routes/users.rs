@@ -48,20 +48,11 @@ pub async fn create_user(
     if input.role != Role::Counselor {
         actor.require_admin()?;
     }
-    let user = state.store.create_user(actor.account_id, input).await?;
     let temporary_password = auth::one_time_password();
     let hash = auth::hash_password(temporary_password.clone()).await?;
-    state.store.set_password(actor.account_id, user.id, &hash, true, None).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "user.created",
-            Some(("user", user.id.to_string())),
-            serde_json::json!({ "role": user.role }),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "user.created")
+        .details(serde_json::json!({ "role": input.role }));
+    let user = state.store.create_user_with_password(actor.account_id, input, &hash, true, &audit).await?;
     Ok((StatusCode::CREATED, Json(CreatedUser { user, temporary_password })))
 }
 
@@ -84,33 +75,8 @@ pub async fn update_user(
     Json(patch): Json<UserPatch>,
 ) -> Result<Json<User>> {
     actor.require_admin()?;
-    let before = state.store.user(actor.account_id, id).await?;
-    let user = state.store.update_user(actor.account_id, id, &patch).await?;
-    if before.role != user.role {
-        state
-            .store
-            .audit(
-                Some(actor.account_id),
-                Some(actor.user_id),
-                "user.role_changed",
-                Some(("user", id.to_string())),
-                serde_json::json!({ "from": before.role, "to": user.role }),
-            )
-            .await?;
-    }
-    if before.active != user.active {
-        let action = if user.active { "user.reactivated" } else { "user.deactivated" };
-        state
-            .store
-            .audit(
-                Some(actor.account_id),
-                Some(actor.user_id),
-                action,
-                Some(("user", id.to_string())),
-                serde_json::json!({}),
-            )
-            .await?;
-    }
+    // Role and activity changes are audited in the change's transaction.
+    let user = state.store.update_user(actor.account_id, id, &patch, Some(actor.user_id)).await?;
     Ok(Json(user))
 }
 
@@ -136,16 +102,7 @@ pub async fn reset_password(
     }
     let temporary_password = auth::one_time_password();
     let hash = auth::hash_password(temporary_password.clone()).await?;
-    state.store.set_password(actor.account_id, id, &hash, true, None).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "password.reset",
-            Some(("user", id.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "password.reset").target("user", id);
+    state.store.set_password(actor.account_id, id, &hash, true, None, &audit).await?;
     Ok(Json(PasswordReset { temporary_password }))
 }

@@ -42,19 +42,11 @@ pub async fn create_webhook(
     actor.require_admin()?;
     webhooks::check_url(&input.url, state.config.webhook_allow_private)?;
     let secret = format!("whsec_{}", auth::random_token(32));
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "webhook.created")
+        .details(serde_json::json!({ "url": input.url.trim(), "events": input.events }));
     let webhook = state
         .store
-        .create_webhook(actor.account_id, input.url.trim(), &input.events, &secret, Some(actor.user_id))
-        .await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "webhook.created",
-            Some(("webhook", webhook.id.to_string())),
-            serde_json::json!({ "url": webhook.url, "events": webhook.events }),
-        )
+        .create_webhook(actor.account_id, input.url.trim(), &input.events, &secret, Some(actor.user_id), &audit)
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedWebhook { webhook, secret })))
 }
@@ -63,17 +55,8 @@ pub async fn create_webhook(
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_webhook(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
     actor.require_admin()?;
-    state.store.delete_webhook(actor.account_id, id).await?;
-    state
-        .store
-        .audit(
-            Some(actor.account_id),
-            Some(actor.user_id),
-            "webhook.deleted",
-            Some(("webhook", id.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "webhook.deleted");
+    state.store.delete_webhook(actor.account_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

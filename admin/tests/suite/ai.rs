@@ -96,6 +96,7 @@ async fn chat_roleplay_keeps_the_caller_blind_and_stores_turns_in_order() {
                     embedding_model: None,
                     uploaded_by: None,
                 },
+                &store::Audit::new(None, None, "test"),
             )
             .await
             .expect("policy");

@@ -458,7 +458,17 @@ async fn demo_switcher_exists_only_in_demo_mode() {
             .expect("user");
         // Even with a password, a demo user cannot sign in normally.
         let hash = admin::auth::hash_password(PASSWORD.into()).await.expect("hash");
-        db.store.set_password(demo_user.account_id, demo_user.id, &hash, false, None).await.expect("pw");
+        db.store
+            .set_password(
+                demo_user.account_id,
+                demo_user.id,
+                &hash,
+                false,
+                None,
+                &store::Audit::new(None, None, "test"),
+            )
+            .await
+            .expect("pw");
 
         let app = spawn(&db).await;
         assert_eq!(app.login(&demo_user.email, PASSWORD).await.expect_err("refused").0, StatusCode::UNAUTHORIZED);
@@ -513,4 +523,77 @@ async fn security_headers_on_ui_and_api() {
     }
     let res = app.as_user(app.counselor, app.http.get(app.url("/api/me"))).send().await.expect("req");
     assert_eq!(res.headers()["cache-control"], "no-store");
+}
+
+/// Per client address, with backoff: over the limit an address is locked out for a window, and
+/// locked out again soon after, for twice as long; other addresses are unaffected. Known and
+/// unknown e-mails get the same answers, bodies included. Time is moved by ageing the windows.
+#[tokio::test]
+async fn login_lockouts_back_off_and_answer_alike() {
+    for (backend, db) in testing::all().await {
+        let app = spawn_with(&db, |c| {
+            c.trust_forwarded_for = true;
+            c.rate_limits.login_per_ip = admin::config::Limit::new(6, 600); // spawn signs five users in
+        })
+        .await;
+        let attempt = async |from: &str, email: &str| {
+            let res = app
+                .http
+                .post(app.url("/api/auth/login"))
+                .header("x-forwarded-for", from.to_owned())
+                .json(&json!({"email": email, "password": "wrong password"}))
+                .send()
+                .await
+                .expect("login");
+            let status = res.status().as_u16();
+            let retry = res.headers().get("retry-after").map(|v| v.to_str().expect("ascii").parse::<u64>().expect("s"));
+            (status, retry, res.json::<Value>().await.expect("json"))
+        };
+        let known = app.emails[&app.counselor].clone();
+        let unknown = format!("nobody-{}@example.org", Uuid::now_v7().simple());
+        let ip = "198.51.100.7";
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(attempt(ip, &known).await);
+            answers.push(attempt(ip, &unknown).await);
+        }
+        assert!(answers.iter().all(|(s, _, _)| *s == 401), "{backend:?}: {answers:?}");
+        assert!(answers.windows(2).all(|w| w[0].2 == w[1].2), "{backend:?}: one body for known and unknown");
+        let (status, first, body) = attempt(ip, &unknown).await;
+        assert_eq!((status, body["error"].as_str()), (429, Some("rate_limited")), "{backend:?}");
+        assert!((590..=600).contains(&first.expect("retry-after")), "{backend:?}: {first:?}");
+        let (status, _, locked_body) = attempt(ip, &known).await;
+        assert_eq!(status, 429, "{backend:?}: locked out for known e-mails too");
+        assert_eq!(locked_body["error"], body["error"]);
+        assert_eq!(attempt("198.51.100.8", &known).await.0, 401, "{backend:?}: another address is not locked out");
+
+        // 700 s later: the lockout is over, the window too; six more tries, then a longer lockout.
+        db.store.raw_execute("UPDATE rate_limits SET window_start = window_start - 700000").await.expect("age");
+        for _ in 0..6 {
+            assert_eq!(attempt(ip, &known).await.0, 401, "{backend:?}: the lockout ended");
+        }
+        let (status, second, _) = attempt(ip, &known).await;
+        assert_eq!(status, 429, "{backend:?}");
+        assert!((1190..=1200).contains(&second.expect("retry-after")), "{backend:?}: doubled: {second:?}");
+    }
+}
+
+/// E-mail addresses sign in without naming an account, so they stay unique across accounts; a
+/// taken address answers one generic 409 whichever account holds it, with no id, so a supervisor
+/// cannot tell another center's user from their own account's.
+#[tokio::test]
+async fn a_taken_email_does_not_reveal_another_accounts_user() {
+    let db = testing::sqlite().await;
+    let app = spawn(&db).await;
+    let theirs = app.emails[&app.counselor].clone(); // a user of the other account, to the outsider
+    let body = |email: &str| json!({ "email": email, "displayName": "Someone", "role": "counselor" });
+    let (status, elsewhere) = app.post(app.outsider, "/api/users", body(&theirs)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{elsewhere}");
+    let own = app.emails[&app.outsider].clone();
+    let (status, at_home) = app.post(app.outsider, "/api/users", body(&own)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{at_home}");
+    assert_eq!(elsewhere, at_home, "the same answer whichever account holds the address");
+    let text = elsewhere.to_string();
+    assert!(!text.contains(&theirs) && !text.contains(&app.counselor.to_string()), "{text}");
+    assert!(elsewhere.get("existingId").is_none(), "{text}");
 }

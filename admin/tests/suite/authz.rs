@@ -141,7 +141,14 @@ async fn world(app: &App) -> World {
         .await
         .expect("turns");
     let webhook = s
-        .create_webhook(app.account, "https://partner.example.org/hook", &[store::WebhookEvent::FlagRaised], "s", None)
+        .create_webhook(
+            app.account,
+            "https://partner.example.org/hook",
+            &[store::WebhookEvent::FlagRaised],
+            "s",
+            None,
+            &store::Audit::new(None, None, "test"),
+        )
         .await
         .expect("webhook")
         .id;
@@ -154,7 +161,8 @@ async fn world(app: &App) -> World {
         embedding_model: None,
         uploaded_by: None,
     };
-    let policy = s.insert_policy(app.account, &policy).await.expect("policy").id;
+    let policy =
+        s.insert_policy(app.account, &policy, &store::Audit::new(None, None, "test")).await.expect("policy").id;
     let user = s
         .create_user(
             app.account,

@@ -133,7 +133,7 @@ async fn scenarios_and_assignments_keep_the_contract() {
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         let revoked = partner(&app, app.account).await;
         let key_id = app.store.list_api_keys(app.account).await.expect("keys")[0].id;
-        app.store.revoke_api_key(app.account, key_id).await.expect("revoke");
+        app.store.revoke_api_key(app.account, key_id, &store::Audit::new(None, None, "test")).await.expect("revoke");
         assert_eq!(revoked.get("/api/external/scenarios").await.0, StatusCode::UNAUTHORIZED);
     }
 }

@@ -215,7 +215,14 @@ async fn an_evaluation_committed_before_a_crash_is_still_delivered() {
             .await
             .expect("user");
         db.store
-            .create_webhook(account.id, &url, &[store::WebhookEvent::EvaluationCompleted], "whsec_test", None)
+            .create_webhook(
+                account.id,
+                &url,
+                &[store::WebhookEvent::EvaluationCompleted],
+                "whsec_test",
+                None,
+                &store::Audit::new(None, None, "test"),
+            )
             .await
             .expect("webhook");
         let session = db
@@ -267,7 +274,14 @@ async fn two_replicas_send_each_event_once() {
         let _b = spawn_with(&db, configure).await;
         let hook = a
             .store
-            .create_webhook(a.account, &url, &[store::WebhookEvent::FlagRaised], "whsec_test", None)
+            .create_webhook(
+                a.account,
+                &url,
+                &[store::WebhookEvent::FlagRaised],
+                "whsec_test",
+                None,
+                &store::Audit::new(None, None, "test"),
+            )
             .await
             .expect("webhook");
         let n = 40;
@@ -382,5 +396,67 @@ async fn evaluation_failures_answer_a_generic_message_with_a_correlation_id() {
         assert!(body.to_string().contains("correlation"), "{backend:?}: {body}");
         let (_, view) = app.get(app.counselor, &format!("/api/sessions/{session}")).await;
         assert!(!view["evaluationError"].to_string().contains("leaky_internal_detail"), "{backend:?}: {view}");
+    }
+}
+
+/// Makes every later audit-trail insert fail, as a full disk or a broken audit table would.
+async fn break_audit_trail(backend: store::Backend, db: &testing::TestDb) {
+    match backend {
+        store::Backend::Sqlite => db
+            .store
+            .raw_execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit down'); END")
+            .await
+            .expect("trigger"),
+        store::Backend::Postgres => {
+            db.store
+                .raw_execute(
+                    "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit down'; END $$ LANGUAGE plpgsql",
+                )
+                .await
+                .expect("function");
+            db.store
+                .raw_execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
+                .await
+                .expect("trigger");
+        }
+    }
+}
+
+/// An audit record is written in the transaction of the change it reports: when it cannot be
+/// written, the change is not made either (no user exists after the error, no role changed, no
+/// webhook), instead of an error answered after the fact.
+#[tokio::test]
+async fn a_failed_audit_undoes_the_change_it_reports() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db).await;
+        break_audit_trail(backend, &db).await;
+        let email = format!("new-{}@example.org", Uuid::now_v7().simple());
+        let body = json!({ "email": email, "displayName": "New Person", "role": "counselor" });
+        // Sent without the contract check: a broken database is a 500 the document need not list.
+        let res = app.as_user(app.admin, app.http.post(app.url("/api/users"))).json(&body).send().await.expect("send");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{backend:?}");
+        assert!(
+            db.store.user_by_email(&email).await.expect("lookup").is_none(),
+            "{backend:?}: user created without its audit"
+        );
+
+        let res = app
+            .as_user(app.admin, app.http.patch(app.url(&format!("/api/users/{}", app.counselor))))
+            .json(&json!({ "role": "supervisor" }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{backend:?}");
+        let counselor = db.store.user(app.account, app.counselor).await.expect("user");
+        assert_eq!(counselor.role, store::Role::Counselor, "{backend:?}: role changed without its audit");
+
+        let res = app
+            .as_user(app.admin, app.http.post(app.url("/api/webhooks")))
+            .json(&json!({ "url": "https://partner.example.org/hook", "events": ["flag.raised"] }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{backend:?}");
+        assert!(db.store.list_webhooks(app.account).await.expect("list").is_empty(), "{backend:?}");
     }
 }

@@ -1,11 +1,12 @@
-//! Flag notifications against an in-process SMTP sink: who receives them, what they say, and
-//! that neither a missing nor a failing relay, nor hostile text, can hurt the caller.
+//! Flag notifications against an in-process SMTP sink: who receives them, what they say, that
+//! neither a missing nor a failing relay, nor hostile text, can hurt the caller, and that a flag
+//! stored while no worker ran is still mailed, once, by two replicas draining the queue.
 
 use crate::common::smtp;
 
 use std::time::Duration;
 
-use admin::notify::{FlagNotice, Mailer, notify_flag, spawn_notify_flag};
+use admin::notify::{FlagNotice, Mailer, Notified, notify_flag};
 use admin::{Config, Secret};
 use smtp::{Mode, SmtpSink};
 use store::testing::TestDb;
@@ -19,6 +20,7 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Fixture {
     db: TestDb,
     account: Uuid,
+    counselor: Uuid,
     /// The e-mail addresses that should be notified, sorted.
     expected: Vec<String>,
     /// Addresses that must never be notified.
@@ -26,7 +28,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let db = store::testing::sqlite().await;
+    fixture_on(store::testing::sqlite().await).await
+}
+
+async fn fixture_on(db: TestDb) -> Fixture {
     let s = &db.store;
     let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account").id;
     let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account").id;
@@ -39,13 +44,13 @@ async fn fixture() -> Fixture {
     let (_, sup1) = user(account, "Sue", Role::Supervisor).await;
     let (_, sup2) = user(account, "Sam", Role::Supervisor).await;
     let (_, admin) = user(account, "Ada", Role::Admin).await;
-    let (_, counselor) = user(account, "Casey", Role::Counselor).await;
+    let (counselor_id, counselor) = user(account, "Casey", Role::Counselor).await;
     let (gone_id, gone) = user(account, "Gone", Role::Supervisor).await;
     s.set_user_active(account, gone_id, false).await.expect("deactivate");
     let (_, outsider) = user(other, "Olga", Role::Supervisor).await;
     let mut expected = vec![sup1, sup2, admin];
     expected.sort();
-    Fixture { db, account, expected, excluded: vec![counselor, gone, outsider] }
+    Fixture { db, account, counselor: counselor_id, expected, excluded: vec![counselor, gone, outsider] }
 }
 
 fn config(db: &TestDb, smtp_url: Option<String>) -> Config {
@@ -79,7 +84,8 @@ async fn active_supervisors_and_admins_of_the_account_get_one_mail() {
     let mailer = mailer(&f.db, &sink);
     let notice = notice(f.account);
 
-    notify_flag(&f.db.store, Some(&mailer), &notice).await;
+    let sent = notify_flag(&f.db.store, Some(&mailer), &notice).await.expect("sent");
+    assert_eq!(sent, Notified::Sent { recipients: 3 });
 
     let got = sink.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1, "one message for all recipients");
@@ -113,14 +119,14 @@ async fn active_supervisors_and_admins_of_the_account_get_one_mail() {
 }
 
 #[tokio::test]
-async fn spawned_notification_arrives_and_utf8_is_declared() {
+async fn utf8_is_declared() {
     let f = fixture().await;
     let sink = SmtpSink::start().await;
     let mut notice = notice(f.account);
     notice.counselor_name = "Zoë Ångström".into();
     notice.details = "Caller said « je ne veux plus vivre ».".into();
 
-    spawn_notify_flag(f.db.store.clone(), Some(mailer(&f.db, &sink)), notice);
+    notify_flag(&f.db.store, Some(&mailer(&f.db, &sink)), &notice).await.expect("sent");
 
     let got = sink.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1);
@@ -138,8 +144,8 @@ async fn without_smtp_nothing_is_sent() {
     let mailer = Mailer::from_config(&config(&f.db, None)).expect("valid config");
     assert!(mailer.is_none());
 
-    notify_flag(&f.db.store, mailer.as_ref(), &notice(f.account)).await;
-    spawn_notify_flag(f.db.store.clone(), None, notice(f.account));
+    let outcome = notify_flag(&f.db.store, mailer.as_ref(), &notice(f.account)).await.expect("no error");
+    assert_eq!(outcome, Notified::NoMailer);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sink.messages().is_empty());
 }
@@ -149,7 +155,8 @@ async fn an_account_without_supervisors_sends_nothing() {
     let db = store::testing::sqlite().await;
     let account = db.store.create_account("Lonely center").await.expect("account").id;
     let sink = SmtpSink::start().await;
-    notify_flag(&db.store, Some(&mailer(&db, &sink)), &notice(account)).await;
+    let outcome = notify_flag(&db.store, Some(&mailer(&db, &sink)), &notice(account)).await.expect("no error");
+    assert_eq!(outcome, Notified::NoRecipients);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sink.messages().is_empty());
 }
@@ -163,9 +170,10 @@ async fn a_failing_relay_does_not_fail_the_caller() {
     let mailer = mailer(&f.db, &sink);
     let sent = mailer.send(&f.expected, "subject", "body").await;
     assert!(sent.is_err(), "the relay's 451 reaches send");
-    tokio::time::timeout(WAIT, notify_flag(&f.db.store, Some(&mailer), &notice(f.account)))
+    let outcome = tokio::time::timeout(WAIT, notify_flag(&f.db.store, Some(&mailer), &notice(f.account)))
         .await
         .expect("notify_flag returns");
+    assert!(outcome.is_err(), "a refused message is an error, for the job queue to retry");
     assert!(sink.messages().is_empty());
 
     // No relay at all: the port is closed.
@@ -175,9 +183,10 @@ async fn a_failing_relay_does_not_fail_the_caller() {
     };
     let config = config(&f.db, Some(format!("smtp://127.0.0.1:{port}")));
     let mailer = Mailer::from_config(&config).expect("valid").expect("configured");
-    tokio::time::timeout(WAIT, notify_flag(&f.db.store, Some(&mailer), &notice(f.account)))
+    let outcome = tokio::time::timeout(WAIT, notify_flag(&f.db.store, Some(&mailer), &notice(f.account)))
         .await
         .expect("notify_flag returns");
+    assert!(outcome.is_err());
 }
 
 #[tokio::test]
@@ -190,7 +199,7 @@ async fn hostile_text_cannot_add_headers() {
     notice.scenario_title = Some("Title\r\n\r\nX-Injected: title".into());
     notice.counselor_name = "Casey\rX-Injected: name".into();
 
-    notify_flag(&f.db.store, Some(&mailer(&f.db, &sink)), &notice).await;
+    notify_flag(&f.db.store, Some(&mailer(&f.db, &sink)), &notice).await.expect("sent");
 
     let got = sink.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1);
@@ -268,4 +277,161 @@ async fn send_refuses_no_recipients_and_skips_bad_addresses() {
     let got = sink.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].recipients, ["ok@example.org"]);
+}
+
+/// The "crash between the action and the dispatch": flags are stored (their e-mail jobs with
+/// them) while no worker runs, as if the process died right after the commit. Two replicas then
+/// drain the queue: every flag is mailed, each exactly once. On PostgreSQL too when
+/// `TEST_POSTGRES_URL` is set, where the replicas race for the same rows.
+#[tokio::test]
+async fn flags_stored_before_a_crash_are_mailed_once_by_two_replicas() {
+    let mut dbs = vec![store::testing::sqlite().await];
+    dbs.extend(store::testing::postgres().await);
+    for db in dbs {
+        let f = fixture_on(db).await;
+        let s = &f.db.store;
+        let session = s
+            .create_session(
+                f.account,
+                &store::NewSession {
+                    user_id: f.counselor,
+                    assignment_id: None,
+                    scenario_id: None,
+                    kind: store::SessionKind::Chat,
+                    room_name: None,
+                },
+            )
+            .await
+            .expect("session");
+        let mut flags = Vec::new();
+        for i in 0..5 {
+            let new = store::NewFlag {
+                flag_type: store::FlagType::AiCallerProblem,
+                severity: store::FlagSeverity::Medium,
+                source: store::FlagSource::UserFeedback,
+                details: format!("report {i}"),
+                turns: Vec::new(),
+            };
+            flags.push(s.insert_flag(f.account, session.id, &new).await.expect("flag").id);
+        }
+        for id in &flags {
+            let job = s.job_state(session.id, store::JobKind::NotifyFlag, Some(*id)).await.expect("job");
+            assert_eq!(job.expect("queued with the flag").status, store::JobStatus::Pending);
+        }
+
+        let sink = SmtpSink::start().await;
+        let replicas: Vec<_> = (0..2)
+            .map(|_| {
+                let state = admin::AppState::new(s.clone(), config(&f.db, Some(sink.url()))).expect("state");
+                tokio::spawn(admin::jobs::run(state, tokio_util::sync::CancellationToken::new()))
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut done = 0;
+            for id in &flags {
+                let job = s.job_state(session.id, store::JobKind::NotifyFlag, Some(*id)).await.expect("job");
+                done += usize::from(job.is_some_and(|j| j.status == store::JobStatus::Done));
+            }
+            if done == flags.len() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {done} of {} notifications sent", flags.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for r in &replicas {
+            r.abort();
+        }
+        let got = sink.messages();
+        assert_eq!(got.len(), flags.len(), "one mail per flag, none twice");
+        for i in 0..5 {
+            let n = got.iter().filter(|m| m.decoded_body().contains(&format!("report {i}"))).count();
+            assert_eq!(n, 1, "report {i} mailed once");
+        }
+    }
+}
+
+/// Starts the whole service on `f`'s database with `sink` as relay and the given grace period;
+/// answers the shutdown trigger and the server task.
+async fn serve(
+    f: &Fixture,
+    sink: &SmtpSink,
+    grace_ms: u32,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let mut config = config(&f.db, Some(sink.url()));
+    config.shutdown_grace_ms = grace_ms;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(admin::run(config, listener, async {
+        let _ = rx.await;
+    }));
+    (tx, server)
+}
+
+/// Raises one flag on a new session of `f`'s counselor; answers (session, flag).
+async fn raise_flag(f: &Fixture) -> (Uuid, Uuid) {
+    let s = &f.db.store;
+    let session = s
+        .create_session(
+            f.account,
+            &store::NewSession {
+                user_id: f.counselor,
+                assignment_id: None,
+                scenario_id: None,
+                kind: store::SessionKind::Chat,
+                room_name: None,
+            },
+        )
+        .await
+        .expect("session");
+    let new = store::NewFlag {
+        flag_type: store::FlagType::AiCallerProblem,
+        severity: store::FlagSeverity::Medium,
+        source: store::FlagSource::UserFeedback,
+        details: "drain me".into(),
+        turns: Vec::new(),
+    };
+    (session.id, s.insert_flag(f.account, session.id, &new).await.expect("flag").id)
+}
+
+async fn job_status(f: &Fixture, session: Uuid, flag: Uuid) -> store::JobStatus {
+    f.db.store.job_state(session, store::JobKind::NotifyFlag, Some(flag)).await.expect("job").expect("queued").status
+}
+
+/// Shutdown drains: a mail being sent when the service is told to stop is finished and recorded
+/// (the job is `done`, not left `running` for its lease to expire), and the service exits.
+#[tokio::test]
+async fn shutdown_lets_a_mail_in_flight_finish() {
+    let f = fixture().await;
+    let sink = SmtpSink::start_with(Mode::Slow(1_500)).await;
+    let (stop, server) = serve(&f, &sink, 20_000).await;
+    let (session, flag) = raise_flag(&f).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while job_status(&f, session, flag).await != store::JobStatus::Running {
+        assert!(tokio::time::Instant::now() < deadline, "the worker claims the job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).expect("server running");
+    tokio::time::timeout(WAIT, server).await.expect("exits after draining").expect("joins").expect("runs");
+    assert_eq!(sink.messages().len(), 1, "the mail in flight was delivered");
+    assert_eq!(job_status(&f, session, flag).await, store::JobStatus::Done);
+}
+
+/// The grace period bounds the drain: a relay that hangs does not keep the service from exiting;
+/// the job stays leased (`running`) for another replica or the next start to take over.
+#[tokio::test]
+async fn shutdown_gives_up_after_the_grace_period() {
+    let f = fixture().await;
+    let sink = SmtpSink::start_with(Mode::Slow(60_000)).await;
+    let (stop, server) = serve(&f, &sink, 300).await;
+    let (session, flag) = raise_flag(&f).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while job_status(&f, session, flag).await != store::JobStatus::Running {
+        assert!(tokio::time::Instant::now() < deadline, "the worker claims the job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).expect("server running");
+    tokio::time::timeout(WAIT, server).await.expect("exits after the grace period").expect("joins").expect("runs");
+    assert!(sink.messages().is_empty());
+    assert_eq!(job_status(&f, session, flag).await, store::JobStatus::Running, "left to its lease");
 }

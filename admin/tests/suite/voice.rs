@@ -344,7 +344,7 @@ async fn grading_survives_a_restart_and_two_replicas_grade_once() {
         }
         // Nothing graded them yet: the queue holds them.
         for &session in &sessions {
-            let job = s.job_state(session, store::JobKind::EvaluateSession).await.expect("job").expect("queued");
+            let job = s.job_state(session, store::JobKind::EvaluateSession, None).await.expect("job").expect("queued");
             assert_eq!(job.status, store::JobStatus::Pending);
         }
         let one = voice_app(&db, &sim, dir.path()).await;
@@ -355,7 +355,7 @@ async fn grading_survives_a_restart_and_two_replicas_grade_once() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(evaluation_requests(&sim), 3, "{backend:?}: each session graded once by the two replicas");
         for &session in &sessions {
-            let job = s.job_state(session, store::JobKind::EvaluateSession).await.expect("job").expect("job");
+            let job = s.job_state(session, store::JobKind::EvaluateSession, None).await.expect("job").expect("job");
             assert_eq!((job.status, job.attempts), (store::JobStatus::Done, 1));
         }
         drop(two);

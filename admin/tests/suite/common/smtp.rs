@@ -80,6 +80,8 @@ pub enum Mode {
     Accept,
     /// Answers `451` to `DATA`: a relay that is temporarily unable to take mail.
     RejectData,
+    /// Accepts every message, but only this many milliseconds after its data arrived.
+    Slow(u64),
 }
 
 /// The running server; stops when dropped.
@@ -186,6 +188,9 @@ async fn serve(stream: TcpStream, mode: Mode, messages: Arc<Mutex<Vec<Received>>
                     recipients: std::mem::take(&mut recipients),
                     data,
                 };
+                if let Mode::Slow(ms) = mode {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
                 messages.lock().expect("sink lock").push(message);
                 "250 2.0.0 queued\r\n"
             }
