@@ -416,9 +416,9 @@ fn web_build() -> Result<()> {
     run(Command::new("npm").args(["run", "--silent", "build"]).current_dir("web"))
 }
 
-/// The binaries the browser runs against (debug: the test suite built most of them already),
-/// with the voice agent when the voice scenario runs.
-fn e2e_binaries(voice: bool) -> Result<()> {
+/// The binaries the browser runs against (debug: the test suite built most of them already);
+/// `proto-trainer serve` runs the voice agent in-process when LiveKit is configured.
+fn e2e_binaries() -> Result<()> {
     run(Command::new("cargo").args([
         "build",
         "--locked",
@@ -427,20 +427,15 @@ fn e2e_binaries(voice: bool) -> Result<()> {
         "-p",
         "proto-trainer-openai-sim",
         "--bins",
-    ]))?;
-    // Built on its own: together with the others, cargo would unify features across them and
-    // rebuild the shared dependencies of all three.
-    if voice {
-        run(Command::new("cargo").args(["build", "--locked", "-p", "proto-trainer-agent", "--bins"]))?;
-    }
-    Ok(())
+    ]))
 }
 
 /// The browser end to end: `web/e2e/run.mjs` starts the binary on 127.0.0.1 with a fresh SQLite
 /// database and the simulator scripted by [`e2e_rules`], and drives Debian's Chromium. With the
 /// voice scenario (the default; `E2E_VOICE=0` leaves it out) the whole run happens inside the
-/// loopback-only network namespace (`scripts/livekit/netns-run.sh`), beside livekit-server and
-/// the agent worker; installs (`install.sh`, Chromium) happen before, outside it.
+/// loopback-only network namespace (`scripts/livekit/netns-run.sh`), beside livekit-server (the
+/// binary runs the voice agent in-process); installs (`install.sh`, Chromium) happen before,
+/// outside it.
 fn e2e() -> Result<()> {
     web_build()?;
     e2e_built()
@@ -449,7 +444,7 @@ fn e2e() -> Result<()> {
 /// The E2E run once `web/dist` is built (CI builds it first, for everything that embeds it).
 fn e2e_built() -> Result<()> {
     let voice = std::env::var("E2E_VOICE").map_or(true, |v| v != "0");
-    e2e_binaries(voice)?;
+    e2e_binaries()?;
     let rules = Path::new("target/e2e-sim-rules.json");
     std::fs::create_dir_all("target/e2e")?;
     std::fs::write(rules, serde_json::to_vec_pretty(&e2e_rules())?)?;
@@ -461,9 +456,7 @@ fn e2e_built() -> Result<()> {
             "import('./web/e2e/lib.mjs').then((m) => m.ensureChromium())",
         ]))?;
         let mut c = Command::new("scripts/livekit/netns-run.sh");
-        c.args(["node", "web/e2e/run.mjs"])
-            .env("E2E_VOICE", "1")
-            .env("E2E_AGENT_BIN", "target/debug/proto-trainer-agent");
+        c.args(["node", "web/e2e/run.mjs"]).env("E2E_VOICE", "1");
         c
     } else {
         let mut c = Command::new("node");
@@ -480,7 +473,7 @@ fn e2e_built() -> Result<()> {
 /// First-load JavaScript and time to interactive, measured by `web/e2e/bench.mjs`.
 fn bench_web() -> Result<()> {
     web_build()?;
-    e2e_binaries(false)?;
+    e2e_binaries()?;
     let rules = Path::new("target/e2e-sim-rules.json");
     std::fs::create_dir_all("target/e2e")?;
     std::fs::write(rules, serde_json::to_vec_pretty(&e2e_rules())?)?;
