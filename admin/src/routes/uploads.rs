@@ -36,7 +36,6 @@ use store::{
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::with_upload_limit;
 
@@ -62,6 +61,7 @@ pub fn register(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 /// PRODUCT.md: pasted or uploaded evaluator context holds at most 50,000 characters (the same
 /// limit `ScenarioInput::validate` applies to `evaluatorContext`).
 use store::MAX_EVALUATOR_CONTEXT_CHARS;
+use store::{AccountId, ScenarioId, SessionId};
 /// Text answered by extract-text, and the longest complaint a scenario is drafted from.
 const MAX_EXTRACT_CHARS: usize = 50_000;
 /// Policy passages for retrieval: about 1200 characters, 200 carried over between neighbours.
@@ -158,7 +158,7 @@ pub async fn delete_policy(State(state): State<AppState>, actor: Actor, IdPath(i
 
 /// Embeddings of every passage, in order: batches of [`EMBED_BATCH`], a few in flight. Any
 /// failure fails the whole upload.
-async fn embed_passages(llm: &Llm, account_id: Uuid, passages: &[String]) -> Result<Vec<Option<Vec<f32>>>> {
+async fn embed_passages(llm: &Llm, account_id: AccountId, passages: &[String]) -> Result<Vec<Option<Vec<f32>>>> {
     let call = CallFor { account_id: Some(account_id), session_id: None, task: LlmTask::Embedding };
     let inputs: Vec<Vec<String>> = passages.chunks(EMBED_BATCH).map(<[String]>::to_vec).collect();
     let batches: Vec<Vec<Vec<f32>>> = futures::stream::iter(inputs)
@@ -193,7 +193,7 @@ async fn embed_passages(llm: &Llm, account_id: Uuid, passages: &[String]) -> Res
 pub async fn upload_evaluator_context(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<ScenarioId>,
     req: Request,
 ) -> Result<Json<Scenario>> {
     actor.require_supervisor()?;
@@ -329,7 +329,12 @@ pub async fn generate_scenario(
     Ok(Json(draft_scenario(&state, llm, actor.account_id, complaint).await?))
 }
 
-async fn draft_scenario(state: &AppState, llm: &Llm, account_id: Uuid, complaint: &str) -> Result<GeneratedScenario> {
+async fn draft_scenario(
+    state: &AppState,
+    llm: &Llm,
+    account_id: AccountId,
+    complaint: &str,
+) -> Result<GeneratedScenario> {
     let categories = state.store.categories(account_id).await?;
     let policies: Vec<String> =
         state.store.list_policies(account_id).await?.into_iter().map(|p| fence(&p.file_name)).collect();
@@ -484,7 +489,7 @@ fn review_schema() -> Value {
 pub async fn upload_document_review(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     req: Request,
 ) -> Result<(StatusCode, Json<DocumentReview>)> {
     let session = state.store.session(actor.account_id, id).await?;
@@ -511,7 +516,7 @@ async fn review_documentation(
     state: &AppState,
     llm: &Llm,
     actor: Actor,
-    session_id: Uuid,
+    session_id: SessionId,
     file_name: String,
     text: String,
 ) -> Result<DocumentReview> {
@@ -603,7 +608,7 @@ async fn review_documentation(
 pub async fn list_document_reviews(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Vec<DocumentReview>>> {
     let session = state.store.session(actor.account_id, id).await?;
     actor.require_sees(session.user_id, "session")?;

@@ -20,7 +20,7 @@ async fn app_keeping(db: &testing::TestDb, dir: &Path, days: u32) -> App {
 }
 
 /// An ended voice call of the app's counselor with a recording file in `dir`.
-async fn recorded_call(app: &App, dir: &Path) -> (uuid::Uuid, String) {
+async fn recorded_call(app: &App, dir: &Path) -> (store::SessionId, String) {
     let s = &app.store;
     let new = store::NewSession {
         user_id: app.counselor,
