@@ -1,10 +1,11 @@
 // Shared by the E2E run and the web benchmark: the real binary on 127.0.0.1 with a fresh SQLite
 // database and the OpenAI simulator, and Debian's Chromium driven by playwright-core. For the
-// voice scenario also the real livekit-server and the Rust agent worker (`startVoice`), all in
-// the loopback-only network namespace the caller runs this in (scripts/livekit/netns-run.sh).
+// voice scenario also the real livekit-server (`startLivekit`; the binary then runs the voice
+// agent in-process), all in the loopback-only network namespace the caller runs this in
+// (scripts/livekit/netns-run.sh).
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -54,7 +55,7 @@ export async function waitFor(url, what, ms = 30_000, headers = {}) {
  * Starts the simulator and the app; creates an account whose admin has `adminPassword`.
  * Returns { base, env, stop }.
  */
-export async function startApp({ adminEmail, adminPassword, extraEnv = {} }) {
+export async function startApp({ adminEmail, adminPassword, extraEnv = {}, logFile = null }) {
   const bin = resolve(process.env.E2E_BIN ?? "target/debug/proto-trainer");
   const simBin = resolve(process.env.E2E_SIM_BIN ?? "target/debug/openai-sim");
   const rules = process.env.E2E_SIM_RULES ? resolve(process.env.E2E_SIM_RULES) : null;
@@ -74,12 +75,14 @@ export async function startApp({ adminEmail, adminPassword, extraEnv = {} }) {
     ...extraEnv,
   };
   execFileSync(bin, ["account", "create", "--name", "E2E Crisis Center", "--admin-email", adminEmail, "--admin-name", "Ada Admin", "--password-stdin"], { env, input: `${adminPassword}\n`, stdio: ["pipe", "ignore", "inherit"] });
-  const app = spawn(bin, ["serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
+  // With a log file (the voice run), the service's and its in-process agent's info logs go there.
+  const log = logFile ? openSync(logFile, "w") : "inherit";
+  const app = spawn(bin, ["serve"], { env: logFile ? { ...env, RUST_LOG: process.env.RUST_LOG ?? "info,str0m=warn,sqlx=warn" } : env, stdio: ["ignore", logFile ? log : "ignore", log] });
   children.push(app);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`http://127.0.0.1:${simPort}/v1/models`, "openai-sim", 30_000, { authorization: `Bearer ${env.OPENAI_API_KEY}` });
   await waitFor(`${base}/readyz`, "proto-trainer");
-  return { base, dir, simUrl: `http://127.0.0.1:${simPort}` };
+  return { base, dir };
 }
 
 /** Whether a TCP port accepts connections. */
@@ -94,9 +97,9 @@ function listening(port) {
 }
 
 /**
- * The voice peers, part one: livekit-server with the loopback config of
- * scripts/livekit/render-config.sh and a dev key pair made for this run. Answers the
- * environment the admin service needs (LIVEKIT_*, RECORDINGS_DIR) and what `startAgent` needs.
+ * The voice peer: livekit-server with the loopback config of scripts/livekit/render-config.sh
+ * and a dev key pair made for this run. Answers the environment that makes `proto-trainer
+ * serve` run the voice agent in-process (LIVEKIT_*; recordings where the service reads them).
  */
 export async function startLivekit() {
   const root = resolve(process.env.E2E_REPO ?? ".");
@@ -115,41 +118,8 @@ export async function startLivekit() {
   const recordings = join(dir, "recordings");
   mkdirSync(recordings, { recursive: true });
   return {
-    url: `ws://127.0.0.1:${lk.LK_PORT}`,
-    key: lk.LK_API_KEY,
-    secret: lk.LK_API_SECRET,
-    recordings,
     appEnv: { LIVEKIT_URL: `ws://127.0.0.1:${lk.LK_PORT}`, LIVEKIT_API_KEY: lk.LK_API_KEY, LIVEKIT_API_SECRET: lk.LK_API_SECRET, RECORDINGS_DIR: recordings, JOB_POLL_MS: "250" },
   };
-}
-
-/**
- * The voice peers, part two: the Rust agent worker registered on livekit-server, writing turns
- * and the call's end through the admin service's internal API (the session credential sealed in
- * the dispatch) and recordings where the service reads them, the simulator as OpenAI Realtime.
- */
-export async function startAgent(lk, base, simUrl) {
-  const bin = resolve(process.env.E2E_AGENT_BIN ?? "target/debug/proto-trainer-agent");
-  const log = openSync(join(OUT, "agent.log"), "w");
-  const env = {
-    ...process.env,
-    RUST_LOG: process.env.AGENT_LOG ?? "info,str0m=warn",
-    OPENAI_BASE_URL: `${simUrl}/v1`,
-    OPENAI_API_KEY: "e2e-simulated",
-    PROTO_TRAINER_ADMIN_URL: base,
-    PROTO_TRAINER_RECORDING_DIR: lk.recordings,
-  };
-  delete env.PROTO_TRAINER_TURNS_DIR;
-  const agent = spawn(bin, ["worker", "--url", lk.url, "--api-key", lk.key, "--api-secret", lk.secret, "--agent-name", "proto-trainer"], { env, stdio: ["ignore", log, log] });
-  children.push(agent);
-  // Registered once the worker logs it (the server then dispatches jobs to it).
-  const until = Date.now() + 15_000;
-  while (!/worker connected/.test(readFileSync(join(OUT, "agent.log"), "utf8"))) {
-    if (agent.exitCode != null) throw new Error(`the agent exited (${agent.exitCode}); see ${join(OUT, "agent.log")}`);
-    if (Date.now() > until) throw new Error(`the agent did not register; see ${join(OUT, "agent.log")}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return agent;
 }
 
 /**

@@ -10,15 +10,15 @@
 //      feedback page then shows the reviewed version, marked as reviewed.
 //   4. voice (E2E_VOICE=1; `cargo xtask e2e` runs the whole run inside the loopback-only network
 //      namespace for it): a counselor calls by voice in Chromium with a fake microphone playing
-//      espeak-ng speech, against the real livekit-server, the Rust agent worker and the
-//      simulator's Realtime API; captions for both speakers appear; hang up; feedback appears;
+//      espeak-ng speech, against the real livekit-server, the Rust agent (in-process in
+//      `proto-trainer serve`) and the simulator's Realtime API; captions for both speakers appear; hang up; feedback appears;
 //      the supervisor plays the server-side recording and a click on a turn seeks the player.
 // Every main page is screenshotted into target/e2e/ and checked with axe-core (no serious or
 // critical violations); CSP violations and uncaught page errors fail the run.
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { apiSession, launch, OUT, speechWav, startAgent, startApp, startLivekit } from "./lib.mjs";
+import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -221,7 +221,7 @@ const scenarios = {
     const banner = page.getByRole("note", { name: "Supervisor review" });
     await banner.getByText(/Reviewed by Sue Supervisor .* 1 answer changed/).waitFor();
     const row = page.locator("li[data-overridden]").filter({ hasText: question });
-    await row.getByText("reviewed; AI said Yes").waitFor();
+    await row.getByText("(reviewed; AI said Yes)").waitFor();
     await row.getByText("Supervisor: E2E: a leading question, not a direct ask.").waitFor();
     await page.getByRole("list", { name: "Reviews" }).getByText(/AI Yes → No — E2E: a leading question/).waitFor();
     // Export the reviewed session as a golden case.
@@ -259,7 +259,7 @@ const scenarios = {
     await page.goto(ctx.feedbackUrl);
     await page.getByRole("note", { name: "Supervisor review" }).getByText(/Reviewed by Sue Supervisor/).waitFor();
     const reviewed = page.locator("li[data-overridden]").filter({ hasText: ctx.overridden });
-    await reviewed.getByText("reviewed; AI said Yes").waitFor();
+    await reviewed.getByText("(reviewed; AI said Yes)").waitFor();
     await reviewed.getByText("Supervisor: E2E: a leading question, not a direct ask.").waitFor();
     await audit(page, "15b-feedback-reviewed");
     await signOut(page);
@@ -314,7 +314,7 @@ const scenarios = {
     // A click on the third turn seeks to its start (a quarter second early) and highlights it.
     const sessionId = sessionUrl.split("/").pop();
     const turn3 = await page.evaluate(async (id) => (await (await fetch(`/api/sessions/${id}`)).json()).transcript[2], sessionId);
-    await page.getByRole("button", { name: "Play from turn 3", exact: true }).click();
+    await page.getByRole("button", { name: /^Play from turn 3:/ }).click();
     await page.waitForFunction(() => document.getElementById("turn-3")?.getAttribute("aria-current") === "true", null, { timeout: 5000 });
     const at = await audio.evaluate((a) => a.currentTime);
     const expected = Math.max(0, turn3.startedMs - 250) / 1000;
@@ -346,10 +346,22 @@ const scenarios = {
   },
 };
 
+async function waitForLog(file, pattern, failure, ms = 15_000) {
+  const until = Date.now() + ms;
+  while (!pattern.test(readFileSync(file, "utf8"))) {
+    if (Date.now() > until) throw new Error(`${failure}; see ${file}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function main() {
+  // Screenshots of failures from an earlier run would mislead.
+  mkdirSync(OUT, { recursive: true });
+  for (const f of readdirSync(OUT)) if (f.startsWith("FAILED-")) rmSync(join(OUT, f));
   const lk = VOICE ? await startLivekit() : null;
-  const { base, simUrl } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: lk?.appEnv ?? {} });
-  if (lk) await startAgent(lk, base, simUrl);
+  const { base } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: lk?.appEnv ?? {}, logFile: lk ? join(OUT, "service.log") : null });
+  // The in-process agent registers with livekit-server as the service starts.
+  if (lk) await waitForLog(join(OUT, "service.log"), /worker connected/, "the voice agent did not register with livekit-server");
   const api = await apiSession(base, ADMIN.email, ADMIN.password);
   const temporary = {};
   const ids = {};

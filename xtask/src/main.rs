@@ -416,7 +416,8 @@ fn web_build() -> Result<()> {
     run(Command::new("npm").args(["run", "--silent", "build"]).current_dir("web"))
 }
 
-/// The binaries the browser runs against (debug: the test suite built most of them already).
+/// The binaries the browser runs against (debug: the test suite built most of them already);
+/// `proto-trainer serve` runs the voice agent in-process when LiveKit is configured.
 fn e2e_binaries() -> Result<()> {
     run(Command::new("cargo").args([
         "build",
@@ -430,7 +431,11 @@ fn e2e_binaries() -> Result<()> {
 }
 
 /// The browser end to end: `web/e2e/run.mjs` starts the binary on 127.0.0.1 with a fresh SQLite
-/// database and the simulator scripted by [`e2e_rules`], and drives Debian's Chromium.
+/// database and the simulator scripted by [`e2e_rules`], and drives Debian's Chromium. With the
+/// voice scenario (the default; `E2E_VOICE=0` leaves it out) the whole run happens inside the
+/// loopback-only network namespace (`scripts/livekit/netns-run.sh`), beside livekit-server (the
+/// binary runs the voice agent in-process); installs (`install.sh`, Chromium) happen before,
+/// outside it.
 fn e2e() -> Result<()> {
     web_build()?;
     e2e_built()
@@ -438,12 +443,27 @@ fn e2e() -> Result<()> {
 
 /// The E2E run once `web/dist` is built (CI builds it first, for everything that embeds it).
 fn e2e_built() -> Result<()> {
+    let voice = std::env::var("E2E_VOICE").map_or(true, |v| v != "0");
     e2e_binaries()?;
     let rules = Path::new("target/e2e-sim-rules.json");
     std::fs::create_dir_all("target/e2e")?;
     std::fs::write(rules, serde_json::to_vec_pretty(&e2e_rules())?)?;
-    run(Command::new("node")
-        .arg("web/e2e/run.mjs")
+    let mut node = if voice {
+        run(&mut Command::new("scripts/livekit/install.sh"))?;
+        run(Command::new("node").args([
+            "--input-type=module",
+            "-e",
+            "import('./web/e2e/lib.mjs').then((m) => m.ensureChromium())",
+        ]))?;
+        let mut c = Command::new("scripts/livekit/netns-run.sh");
+        c.args(["node", "web/e2e/run.mjs"]).env("E2E_VOICE", "1");
+        c
+    } else {
+        let mut c = Command::new("node");
+        c.arg("web/e2e/run.mjs").env("E2E_VOICE", "0");
+        c
+    };
+    run(node
         .env("E2E_BIN", "target/debug/proto-trainer")
         .env("E2E_SIM_BIN", "target/debug/openai-sim")
         .env("E2E_SIM_RULES", rules)
@@ -466,12 +486,22 @@ fn bench_web() -> Result<()> {
 }
 
 /// The demo's grading, plus one safety flag citing a turn, so the E2E run sees a flag raised by
-/// an evaluation and reviews it.
+/// an evaluation and reviews it; and the voice call's Realtime script: the caller's opening
+/// (response 0, the caller speaks first), then what the fake microphone says (the simulator
+/// does not recognise speech) and the caller's answer. Short lines keep the call quick.
 fn e2e_rules() -> serde_json::Value {
     let mut rules = demo_rules();
     if let Some(flags) = rules[0]["reply"]["json"].get_mut("flags") {
         *flags = serde_json::json!([{"flag_type": "missed_plan_or_means", "severity": "high",
             "details": "The caller mentioned pills; the counselor did not ask about access to them.", "turns": [2]}]);
+    }
+    if let Some(list) = rules.as_array_mut() {
+        list.extend([
+            serde_json::json!({"endpoint": "realtime", "utterance": 0, "reply": {"text": "Hi. I can't sleep."}}),
+            serde_json::json!({"endpoint": "realtime", "utterance": 1,
+                "transcript": "Hello, this is the crisis line. Are you thinking about suicide?",
+                "reply": {"text": "Sometimes. I have pills at home."}}),
+        ]);
     }
     rules
 }
@@ -493,11 +523,13 @@ mod demo_tests {
         assert_eq!(checks, expected);
     }
 
-    /// The E2E grading is the demo's plus exactly one valid flag.
+    /// The E2E grading is the demo's plus exactly one valid flag, and the voice call's two
+    /// Realtime rules parse.
     #[test]
     fn e2e_rules_raise_one_flag() {
         let rules = super::e2e_rules();
-        assert_eq!(openai_sim::rules_from_json(rules.clone()).map(|r| r.len()), Ok(3));
+        let demo = super::demo_rules().as_array().map_or(0, Vec::len);
+        assert_eq!(openai_sim::rules_from_json(rules.clone()).map(|r| r.len()), Ok(demo + 2));
         assert_eq!(rules[0]["reply"]["json"]["flags"].as_array().map(Vec::len), Some(1));
     }
 }

@@ -86,25 +86,27 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
                   const reason = reasons.get(`check:${c.key}.${k.key}`);
                   const overridden = reason !== undefined && (k.aiAnswer ?? null) !== k.answer;
                   return (
-                  <li key={k.key} className="flex flex-wrap items-center gap-2" data-overridden={overridden || undefined}>
-                    <Badge tone={answerTone(k.answer)}>{label(k.answer)}</Badge>
-                    {overridden && <span className="text-xs text-slate-700">reviewed; AI said {k.aiAnswer ? label(k.aiAnswer) : "nothing"}</span>}
-                    <span>{k.question}</span>
-                    {k.turns?.map((t) => (
-                      <a
-                        key={t}
-                        href={`#turn-${t}`}
-                        className="text-blue-800 underline"
-                        onClick={(e) => {
-                          e.preventDefault();
-                          onEvidence(t);
-                        }}
-                      >
-                        turn {t}
-                      </a>
-                    ))}
-                    {k.note && <span className="text-slate-700">— {k.note}</span>}
-                    {overridden && <span className="w-full pl-2 text-green-900">Supervisor: {reason}</span>}
+                  <li key={k.key} className="flex items-start gap-2" data-overridden={overridden || undefined}>
+                    <span className="shrink-0 pt-0.5"><Badge tone={answerTone(k.answer)}>{label(k.answer)}</Badge></span>
+                    <div className="min-w-0 flex-1">
+                      <span>{k.question}</span>
+                      {overridden && <span className="ml-1 text-xs text-slate-700">(reviewed; AI said {k.aiAnswer ? label(k.aiAnswer) : "nothing"})</span>}
+                      {k.turns?.map((t) => (
+                        <a
+                          key={t}
+                          href={`#turn-${t}`}
+                          className="ml-2 text-blue-800 underline"
+                          onClick={(e) => {
+                            e.preventDefault();
+                            onEvidence(t);
+                          }}
+                        >
+                          turn {t}
+                        </a>
+                      ))}
+                      {k.note && <span className="text-slate-700"> — {k.note}</span>}
+                      {overridden && <p className="text-green-900">Supervisor: {reason}</p>}
+                    </div>
                   </li>
                   );
                 })}

@@ -9,6 +9,8 @@ export function recordingUrl(sessionId: string) {
 
 export const RecordingPlayer = forwardRef<HTMLAudioElement, { sessionId: string; onTime: (ms: number) => void }>(function RecordingPlayer({ sessionId, onTime }, ref) {
   const [failed, setFailed] = useState(false);
+  // Remounted (keyed by the session's status) once a live call ends, so a recording that did not
+  // exist yet is asked for again.
   if (failed) return <p className="text-sm text-slate-700">No recording is available for this session.</p>;
   return (
     <audio

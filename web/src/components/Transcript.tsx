@@ -31,6 +31,8 @@ export function Transcript({
   onTurnClick?: (index: number) => void;
 }) {
   if (turns.length === 0) return <p className="text-sm text-slate-700">No transcript yet.</p>;
+  // Chat turns carry no spoken time (all 0): a clock there would only say 0:00.
+  const timed = turns.some((t) => t.startedMs > 0);
   return (
     <ol className="flex flex-col gap-2" aria-label="Transcript">
       {turns.map((t, i) => {
@@ -39,7 +41,7 @@ export function Transcript({
         const body = (
           <>
             <span className="mb-0.5 block text-xs font-semibold text-slate-700">
-              {n}. {label(t.speaker)} · {formatClock(t.startedMs)}
+              {n}. {label(t.speaker)}{timed && ` · ${formatClock(t.startedMs)}`}
             </span>
             <span className="whitespace-pre-wrap">{t.text}</span>
           </>
@@ -57,7 +59,8 @@ export function Transcript({
             )}
           >
             {onTurnClick ? (
-              <button type="button" className="w-full text-left focus-visible:ring-2 focus-visible:ring-blue-700" onClick={() => onTurnClick(i)} aria-label={`Play from turn ${n}`}>
+              <button type="button" className="w-full text-left focus-visible:ring-2 focus-visible:ring-blue-700" onClick={() => onTurnClick(i)}>
+                <span className="sr-only">Play from turn {n}: </span>
                 {body}
               </button>
             ) : (

@@ -1,5 +1,5 @@
 /**
- * How often the feedback page asks again for a session, or false to stop. A chat session is
+ * How often the feedback page (and the supervisor's review page) asks again for a session, or false to stop. A chat session is
  * graded while the counselor waits (the server marks it running). A voice call is graded in the
  * background after the agent saves it: the session stays active until the agent reports the
  * call's end, then the grading job is queued (not started) until a worker claims it — the page

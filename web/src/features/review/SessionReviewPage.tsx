@@ -14,6 +14,7 @@ import { FlagCard } from "@/components/FlagCard";
 import { RecordingPlayer, useRecordingSync } from "@/components/RecordingPlayer";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
 import { Button, Card, ErrorNote, Notice, PageTitle, Spinner } from "@/components/ui";
+import { feedbackPollMs } from "@/lib/feedbackPoll";
 import { formatDateTime, label } from "@/lib/format";
 
 export default function SessionReviewPage() {
@@ -21,7 +22,7 @@ export default function SessionReviewPage() {
   const session = useQuery({
     queryKey: ["session", id],
     queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id } } })),
-    refetchInterval: (q) => (q.state.data?.evaluationStatus === "running" ? 2000 : false),
+    refetchInterval: (q) => feedbackPollMs(q.state.data, Date.now()),
   });
   const users = useQuery({ queryKey: ["users", "all"], queryFn: () => call(api.GET("/api/users", { params: { query: { limit: 500, includeInactive: true } } })) });
   const s = session.data;
@@ -75,7 +76,7 @@ export default function SessionReviewPage() {
             <Card title="Transcript">
               {voice && (
                 <div className="sticky top-0 z-10 mb-3 bg-white pb-2">
-                  <RecordingPlayer ref={sync.audio} sessionId={s.id} onTime={sync.onTime} />
+                  <RecordingPlayer key={s.status} ref={sync.audio} sessionId={s.id} onTime={sync.onTime} />
                 </div>
               )}
               <Transcript turns={s.transcript} current={voice ? sync.current : undefined} highlighted={highlighted} onTurnClick={voice ? (i) => { setHighlighted(null); sync.seekTo(i); } : undefined} />

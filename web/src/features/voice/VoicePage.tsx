@@ -5,13 +5,13 @@
 // selection, `StartAudio` for autoplay blocks, mute, a timer and hang up. If the caller has not
 // joined in time, the page says so instead of waiting silently.
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
-import { BarVisualizer, MediaDeviceSelect, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
-import { useMutation } from "@tanstack/react-query";
+import { BarVisualizer, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useMediaDeviceSelect, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
+import { useMutation, useQuery } from "@tanstack/react-query";
 import { Room, RoomEvent } from "livekit-client";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
-import { Button, Card, ErrorNote, Notice, PageTitle, Spinner } from "@/components/ui";
+import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner } from "@/components/ui";
 import { formatClock, label } from "@/lib/format";
 
 /** How long the AI caller may take to join before the page reports it. */
@@ -38,13 +38,21 @@ export default function VoicePage() {
     onSuccess: setCall,
   });
   useEffect(() => () => void room.disconnect(), [room]);
+  // The same query (and cache) as the counselor's home, to name what is being practised.
+  const assignments = useQuery({
+    queryKey: ["assignments", "mine"],
+    queryFn: () => call(api.GET("/api/assignments", { params: { query: { limit: 200 } } })),
+    enabled: !!assignmentId,
+  });
+  const scenario = assignments.data?.find((a) => a.id === assignmentId)?.scenario.title;
   return (
     <RoomContext.Provider value={room}>
       <div className="flex flex-col gap-4">
         <PageTitle>Voice practice</PageTitle>
+        <p className="-mt-3 text-sm text-slate-700">{assignmentId ? (scenario ? `Scenario: ${scenario}` : "Assigned scenario") : "Free practice"}</p>
         {!call_ ? (
           <Card>
-            <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call and speaks first; captions appear for both of you.</p>
+            <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call; captions appear for both of you.</p>
             <div className="flex items-center gap-3">
               <Button onClick={() => start.mutate()} disabled={start.isPending}>Connect</Button>
               {start.isPending && <Spinner label="Connecting…" />}
@@ -118,18 +126,8 @@ function InCall({ room, token }: { room: Room; token: Token }) {
             <Button variant="secondary" onClick={() => localParticipant.setMicrophoneEnabled(!isMicrophoneEnabled)} aria-pressed={!isMicrophoneEnabled}>
               {isMicrophoneEnabled ? "Mute microphone" : "Unmute microphone"}
             </Button>
-            <div className="text-sm">
-              <span id="mic-select" className="font-medium">Microphone</span>
-              <div aria-labelledby="mic-select" className="[&_button]:block [&_button]:w-full [&_button]:text-left [&_li[data-lk-active=true]]:font-semibold [&_button]:py-0.5">
-                <MediaDeviceSelect kind="audioinput" />
-              </div>
-            </div>
-            <div className="text-sm">
-              <span id="speaker-select" className="font-medium">Speaker</span>
-              <div aria-labelledby="speaker-select" className="[&_button]:block [&_button]:w-full [&_button]:text-left [&_li[data-lk-active=true]]:font-semibold [&_button]:py-0.5">
-                <MediaDeviceSelect kind="audiooutput" />
-              </div>
-            </div>
+            <DeviceSelect kind="audioinput" label="Microphone" room={room} />
+            <DeviceSelect kind="audiooutput" label="Speaker" room={room} />
             <Button variant="danger" onClick={hangUp}>Hang up</Button>
           </div>
         </Card>
@@ -149,5 +147,25 @@ function InCall({ room, token }: { room: Room; token: Token }) {
         </Card>
       </div>
     </>
+  );
+}
+
+/**
+ * A device picker on LiveKit's `useMediaDeviceSelect`, as a native select: LiveKit's own
+ * `MediaDeviceSelect` renders options holding buttons outside a listbox, which screen readers
+ * cannot use (axe: aria-required-parent, nested-interactive).
+ */
+function DeviceSelect({ kind, label: text, room }: { kind: MediaDeviceKind; label: string; room: Room }) {
+  const { devices, activeDeviceId, setActiveMediaDevice } = useMediaDeviceSelect({ kind, room });
+  const [error, setError] = useState<unknown>(null);
+  if (devices.length === 0) return null;
+  const active = devices.some((d) => d.deviceId === activeDeviceId) ? activeDeviceId : devices[0]!.deviceId;
+  return (
+    <div className="text-sm">
+      <Select label={text} value={active} onChange={(e) => setActiveMediaDevice(e.target.value).then(() => setError(null), setError)}>
+        {devices.map((d, i) => <option key={d.deviceId || i} value={d.deviceId}>{d.label || `${text} ${i + 1}`}</option>)}
+      </Select>
+      <ErrorNote error={error} />
+    </div>
   );
 }
