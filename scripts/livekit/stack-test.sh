@@ -26,7 +26,10 @@ export FAULT="${FAULT:-}"
 
 if [[ "${1:-}" != "--inside" ]]; then
   "$here/install.sh"
-  cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer -p proto-trainer-openai-sim --bins
+  # `cargo xtask ci` builds every binary once, with the test run's features (PROTO_TRAINER_PREBUILT):
+  # a build here with this package subset's features would recompile dependencies.
+  [[ -n "${PROTO_TRAINER_PREBUILT:-}" ]] ||
+    cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer -p proto-trainer-openai-sim --bins
   export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-stack.XXXXXX)}"
   export LK_API_KEY="devkey"
   export LK_API_SECRET="devsecret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"

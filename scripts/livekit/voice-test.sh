@@ -34,7 +34,11 @@ if [[ "${1:-}" != "--inside" ]]; then
   "$here/install.sh"
   # Under `cargo test` the agent binary is the one cargo just built for the test (AGENT_BIN):
   # building it again here with other features would relink it for every test.
-  if [[ -n "${AGENT_BIN:-}" ]]; then
+  # `cargo xtask ci` has built every binary already (PROTO_TRAINER_PREBUILT).
+  if [[ -n "${PROTO_TRAINER_PREBUILT:-}" ]]; then
+    : "${AGENT_BIN:=$CARGO_TARGET_DIR/debug/proto-trainer-agent}"
+    export AGENT_BIN
+  elif [[ -n "${AGENT_BIN:-}" ]]; then
     cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer-openai-sim --bins
   else
     cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer-agent -p proto-trainer-openai-sim --bins

@@ -262,7 +262,13 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
     steps.time("clippy", || {
         run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
     })?;
-    steps.time("codegen drift", || codegen(true))?;
+    // Every library, binary and test target in one build: the test run, the codegen check, the
+    // E2E run and the live tests then use these artifacts. (A `cargo build -p` of a subset of the
+    // packages unifies other features and would compile the dependencies again.)
+    steps.time("build (libs, binaries, tests)", || {
+        run(Command::new("cargo").args(["build", "--workspace", "--locked", "--lib", "--bins", "--tests"]))
+    })?;
+    steps.time("codegen drift", || codegen_with(true, true))?;
     steps.time("vitest", || run(Command::new("npm").args(["test", "--silent"]).current_dir("web")))?;
     steps.time("cargo test (SQLite + PostgreSQL)", || {
         let server = postgres::TestServer::start()?;
@@ -274,21 +280,13 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
         result
     })?;
     steps.time("install live peers (wait)", || install.wait())?;
-    steps.time("e2e (Chromium)", e2e_built)?;
+    steps.time("e2e (Chromium, voice in the namespace)", || e2e_run(false))?;
     // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
     // a loopback-only network namespace.
     steps.time("live LiveKit tests", || {
-        run(Command::new("cargo").args([
-            "test",
-            "-p",
-            "proto-trainer-agent",
-            "--locked",
-            "--test",
-            "livekit",
-            "--",
-            "--ignored",
-            "--test-threads=1",
-        ]))
+        run(Command::new("cargo")
+            .args(["test", "--workspace", "--locked", "--test", "livekit", "--", "--ignored", "--test-threads=1"])
+            .env("PROTO_TRAINER_PREBUILT", "1"))
     })
 }
 
@@ -354,10 +352,19 @@ fn pg() -> Result<()> {
 
 /// Generated files: regenerate them, or with `check` fail when the checked-in copy drifted.
 fn codegen(check: bool) -> Result<()> {
-    let out = Command::new("cargo")
-        .args(["run", "--quiet", "--locked", "--bin", "proto-trainer", "--", "openapi"])
-        .output()
-        .context("running proto-trainer openapi")?;
+    codegen_with(check, false)
+}
+
+/// `prebuilt`: the binary in `target/debug` is current (CI built it in its build step).
+fn codegen_with(check: bool, prebuilt: bool) -> Result<()> {
+    let mut openapi = if prebuilt {
+        Command::new("target/debug/proto-trainer")
+    } else {
+        let mut c = Command::new("cargo");
+        c.args(["run", "--quiet", "--locked", "--bin", "proto-trainer", "--"]);
+        c
+    };
+    let out = openapi.arg("openapi").output().context("running proto-trainer openapi")?;
     if !out.status.success() {
         bail!("proto-trainer openapi failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -438,13 +445,16 @@ fn e2e_binaries() -> Result<()> {
 /// outside it.
 fn e2e() -> Result<()> {
     web_build()?;
-    e2e_built()
+    e2e_run(true)
 }
 
 /// The E2E run once `web/dist` is built (CI builds it first, for everything that embeds it).
-fn e2e_built() -> Result<()> {
+/// `build`: build the binaries first (CI has built them already).
+fn e2e_run(build: bool) -> Result<()> {
     let voice = std::env::var("E2E_VOICE").map_or(true, |v| v != "0");
-    e2e_binaries()?;
+    if build {
+        e2e_binaries()?;
+    }
     let rules = Path::new("target/e2e-sim-rules.json");
     std::fs::create_dir_all("target/e2e")?;
     std::fs::write(rules, serde_json::to_vec_pretty(&e2e_rules())?)?;
