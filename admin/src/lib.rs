@@ -187,6 +187,10 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
         {
             tracing::warn!(error = %e, "purging idempotency keys");
         }
+        // Finished jobs are kept a week, for operations to look into.
+        if let Err(e) = state.store.purge_jobs(store::Timestamp::from_millis(now.millis() - 7 * 86_400_000)).await {
+            tracing::warn!(error = %e, "purging finished jobs");
+        }
         // The longest window is an hour; older counters can no longer matter.
         if let Err(e) = state.store.purge_rate_limits(store::Timestamp::from_millis(now.millis() - 86_400_000)).await {
             tracing::warn!(error = %e, "purging rate-limit windows");

@@ -179,6 +179,8 @@ impl Store {
 
     /// The state of a session's job of `kind` (about `subject`, for a `notify_flag` job), if one
     /// was queued.
+    /// For tests only (not in the production binary).
+    #[cfg(feature = "testing")]
     pub async fn job_state(&self, session_id: Uuid, kind: JobKind, subject: Option<Uuid>) -> Result<Option<JobState>> {
         let row = sqlx::query(
             "SELECT status, attempts, last_error FROM jobs WHERE session_id = $1 AND kind = $2 AND subject = $3",

@@ -273,6 +273,8 @@ impl Store {
 
     /// Queues an event for every active webhook of the account subscribed to it; answers how many
     /// deliveries were queued.
+    /// For tests only (not in the production binary).
+    #[cfg(feature = "testing")]
     pub async fn enqueue_event(
         &self,
         account_id: Uuid,
