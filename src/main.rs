@@ -1,7 +1,13 @@
-//! `proto-trainer`: one binary for the whole product. `serve` runs the admin service (and, once
-//! it exists, the voice agent beside it); `migrate` and `seed --demo` prepare a database;
-//! `openapi` prints the API document for code generation.
+//! `proto-trainer`: one binary for the whole product. `serve` runs the admin service and, when
+//! LiveKit is configured, the voice agent in the same process (its calls' turns go straight to
+//! the shared store, and the admin service's durable queue grades each ended call); `admin` and
+//! `agent` run one of them alone (the agent then writes through the internal API with each
+//! call's own credential); `migrate` and `seed --demo` prepare a database; `openapi` prints the
+//! API document for code generation.
 
+use agent::service::{Job, LiveKitAccess, Turns};
+use agent::turns::TurnsConfig;
+use agent::worker::WorkerConfig;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -14,8 +20,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the admin API and web UI (configuration from the environment and .env).
+    /// Serve the admin API and web UI, and the voice agent beside it when LiveKit is configured
+    /// (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET). Configuration from the environment.
     Serve,
+    /// Serve the admin API and web UI alone (voice calls need an agent running elsewhere).
+    Admin,
+    /// Run the voice agent alone: it registers with LiveKit and writes each call through the
+    /// admin service's internal API at PROTO_TRAINER_ADMIN_URL; its Prometheus metrics are on
+    /// AGENT_METRICS_ADDR (default 127.0.0.1:9464).
+    Agent,
     /// Apply database migrations and exit.
     Migrate,
     /// Load data into the database.
@@ -58,12 +71,9 @@ async fn main() -> anyhow::Result<()> {
     admin::telemetry::init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve => {
-            let config = admin::Config::from_env()?;
-            let addr = std::net::SocketAddr::new(config.bind_addr, config.port);
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-            admin::run(config, listener, shutdown_signal()).await
-        }
+        Command::Serve => serve(true).await,
+        Command::Admin => serve(false).await,
+        Command::Agent => agent_alone().await,
         Command::Migrate => {
             let config = admin::Config::from_env()?;
             let store = store::Store::connect(&config.database_url).await?;
@@ -115,6 +125,112 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The admin service, with the voice agent in-process when `with_agent` and LiveKit and the
+/// Realtime provider are configured.
+async fn serve(with_agent: bool) -> anyhow::Result<()> {
+    let config = admin::Config::from_env()?;
+    let addr = std::net::SocketAddr::new(config.bind_addr, config.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let voice = if with_agent { co_deployed_agent(&config) } else { None };
+    let Some((livekit, options)) = voice else {
+        return admin::run(config, listener, shutdown_signal()).await;
+    };
+    let store = store::Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let defaults = config.voice.call_defaults(&config.realtime_voice);
+    let job = Job::Roleplay { options, turns: Turns::Connect(TurnsConfig::Store(store.clone(), defaults)) };
+    let worker = WorkerConfig { agent_name: config.agent_name.clone(), max_jobs: max_jobs()?, ..Default::default() };
+    tracing::info!(url = %livekit.url, agent_name = %worker.agent_name, "voice agent starting beside the admin service");
+
+    // One signal stops both, the agent first: its calls end (`agentShutdown`) and are written
+    // through the store while the admin service still runs, then the service drains and closes it.
+    let (term_tx, term_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = term_tx.send(true);
+    });
+    let mut agent_term = term_rx.clone();
+    let agent = tokio::spawn(agent::service::run(livekit, worker, job, async move {
+        let _ = agent_term.wait_for(|t| *t).await;
+    }));
+    let mut admin_term = term_rx;
+    let agent_done = async move {
+        let _ = admin_term.wait_for(|t| *t).await;
+        match tokio::time::timeout(AGENT_DRAIN, agent).await {
+            Ok(Ok(Ok(()))) => tracing::info!("voice agent stopped"),
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "voice agent failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "voice agent task failed"),
+            Err(_) => tracing::warn!("voice agent did not drain in time; the sweep will complete its calls"),
+        }
+    };
+    admin::run_with_store(config, store, listener, agent_done).await
+}
+
+/// How long a shutdown waits for running calls to end and be written before the service stops.
+const AGENT_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The in-process agent's LiveKit access and call settings, or `None` (logged) when voice is
+/// not configured.
+fn co_deployed_agent(config: &admin::Config) -> Option<(LiveKitAccess, agent::roleplay::RoleplayOptions)> {
+    let (Some(url), Some(api_key), Some(secret)) =
+        (&config.livekit_url, &config.livekit_api_key, &config.livekit_api_secret)
+    else {
+        tracing::info!(
+            "voice agent off (LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET not all set): admin alone"
+        );
+        return None;
+    };
+    match agent::service::roleplay_options(Some(config.voice.recordings_dir.clone())) {
+        Ok(options) => Some((
+            LiveKitAccess { url: url.clone(), api_key: api_key.clone(), api_secret: secret.expose().to_owned() },
+            options,
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "voice agent off (no Realtime provider): admin alone");
+            None
+        }
+    }
+}
+
+/// `AGENT_MAX_JOBS` (default 10): calls one agent process runs at once.
+fn max_jobs() -> anyhow::Result<usize> {
+    match std::env::var("AGENT_MAX_JOBS") {
+        Ok(v) if !v.is_empty() => v.parse().with_context(|| format!("AGENT_MAX_JOBS: not a number: {v}")),
+        _ => Ok(10),
+    }
+}
+
+/// The voice agent alone, through the admin service's internal API.
+async fn agent_alone() -> anyhow::Result<()> {
+    let livekit = LiveKitAccess::from_env()
+        .context("the voice agent needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET")?;
+    let base_url = std::env::var("PROTO_TRAINER_ADMIN_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .context("the voice agent alone needs PROTO_TRAINER_ADMIN_URL (the admin service's address)")?;
+    let recordings = std::env::var_os("RECORDINGS_DIR").map_or_else(|| "data/recordings".into(), Into::into);
+    let options = agent::service::roleplay_options(Some(recordings)).map_err(anyhow::Error::msg)?;
+    let turns = Turns::Connect(TurnsConfig::Http { base_url, livekit_api_secret: livekit.api_secret.clone() });
+    let agent_name =
+        std::env::var("AGENT_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "proto-trainer".into());
+    let worker = WorkerConfig { agent_name, max_jobs: max_jobs()?, ..Default::default() };
+    let metrics_addr = std::env::var("AGENT_METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9464".into());
+    let metrics = if metrics_addr.is_empty() {
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(&metrics_addr)
+            .await
+            .with_context(|| format!("binding AGENT_METRICS_ADDR {metrics_addr}"))?;
+        Some(tokio::spawn(agent::metrics::serve(listener, agent::metrics::install())))
+    };
+    tracing::info!(url = %livekit.url, agent_name = %worker.agent_name, "voice agent starting alone");
+    let result = agent::service::run(livekit, worker, Job::Roleplay { options, turns }, shutdown_signal()).await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    result.map_err(Into::into)
 }
 
 /// The detail behind an API error, for a terminal (validation fields, conflicts).

@@ -17,11 +17,11 @@ use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use store::{Account, Audit, AuthSession, NewAuthSession, NewUser, Role, Store, Timestamp, User};
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::config::{Config, Limit};
 use crate::error::{ApiError, Result};
+use store::{AccountId, UserId};
 
 /// The session cookie. With `Secure` the `__Host-` prefix also pins it to this host and path.
 pub const COOKIE: &str = "pt_session";
@@ -309,9 +309,9 @@ pub async fn resolve_api_key(store: &Store, presented: &str) -> Result<store::Ap
 /// A new partner key: the stored record and the key itself, which is shown this once.
 pub async fn create_api_key(
     store: &Store,
-    account_id: Uuid,
+    account_id: AccountId,
     name: &str,
-    created_by: Option<Uuid>,
+    created_by: Option<UserId>,
 ) -> Result<(store::ApiKey, String)> {
     // The prefix is random too: it is public (listed) but must not collide.
     let prefix: String = random_token(9).chars().filter(char::is_ascii_alphanumeric).take(10).collect();
@@ -359,7 +359,7 @@ pub async fn provision_account(
     admin_email: &str,
     admin_name: &str,
     password: Option<String>,
-    actor: Option<(Uuid, Uuid)>,
+    actor: Option<(AccountId, UserId)>,
 ) -> Result<Provisioned> {
     if let Some(p) = &password {
         check_password_rules("password", p)?;

@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use store::{CheckAnswer, Evaluation, FlagSource, FlagType, OverrideKind, Review, ReviewSummary, Speaker, Timestamp};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::agreement::{self, Answer, BandAgreement, CheckAgreement, FlagAgreement, RatingAgreement};
 use crate::error::{ApiError, Result};
 use crate::identity::Actor;
 use crate::{evaluation, rubric};
+use store::SessionId;
 
 const MAX_OVERRIDES: usize = 500;
 const MAX_REASON_CHARS: usize = 2000;
@@ -191,7 +191,7 @@ fn flag_value(raised: bool) -> &'static str {
 }
 
 /// The AI's flag types for a session (the evaluation's own flags).
-async fn ai_flags(state: &AppState, session_id: Uuid) -> Result<Vec<FlagType>> {
+async fn ai_flags(state: &AppState, session_id: SessionId) -> Result<Vec<FlagType>> {
     let mut flags: Vec<FlagType> = state
         .store
         .session_flags(session_id)
@@ -283,7 +283,7 @@ fn parse_flag(value: &str) -> std::result::Result<bool, String> {
 pub async fn review_session(
     state: &AppState,
     actor: &Actor,
-    session_id: Uuid,
+    session_id: SessionId,
     input: ReviewInput,
 ) -> Result<Evaluation> {
     actor.require_supervisor()?;
@@ -616,7 +616,7 @@ fn resolved_labels(evaluation: &Evaluation) -> Labels {
 }
 
 /// The masked draft of a reviewed session as a golden case (supervisors).
-pub async fn golden_draft(state: &AppState, actor: &Actor, session_id: Uuid) -> Result<GoldenDraft> {
+pub async fn golden_draft(state: &AppState, actor: &Actor, session_id: SessionId) -> Result<GoldenDraft> {
     actor.require_supervisor()?;
     let detail = state.store.session_detail(actor.account_id, session_id).await?;
     let evaluation = detail
@@ -662,7 +662,7 @@ pub async fn golden_draft(state: &AppState, actor: &Actor, session_id: Uuid) -> 
         }
         None => None,
     };
-    let id = format!("review_{}", &session_id.simple().to_string()[..12]);
+    let id = format!("review_{}", &session_id.as_uuid().simple().to_string()[..12]);
     let case = GoldenCase {
         id,
         title: "Exported from a supervisor review (retitle)".into(),
@@ -683,7 +683,7 @@ pub async fn golden_draft(state: &AppState, actor: &Actor, session_id: Uuid) -> 
 pub async fn golden_export(
     state: &AppState,
     actor: &Actor,
-    session_id: Uuid,
+    session_id: SessionId,
     input: GoldenExportInput,
 ) -> Result<GoldenCase> {
     let draft = golden_draft(state, actor, session_id).await?;

@@ -7,8 +7,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{DocumentGap, DocumentReview, LlmTask, NewDocumentReview};
-use uuid::Uuid;
+use store::{DocumentGap, DocumentReview, LlmTask, NewDocumentReview, SessionId};
 
 use crate::AppState;
 use crate::documents;
@@ -61,7 +60,7 @@ pub async fn review_documentation(
     state: &AppState,
     llm: &Llm,
     actor: Actor,
-    session_id: Uuid,
+    session_id: SessionId,
     file_name: String,
     text: String,
 ) -> Result<DocumentReview> {

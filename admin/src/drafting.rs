@@ -7,9 +7,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use store::{Difficulty, LlmTask, ScenarioInput, ScenarioMode};
+use store::{AccountId, Difficulty, LlmTask, ScenarioInput, ScenarioMode};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, Result};
@@ -65,7 +64,7 @@ struct DraftAnswer {
 pub async fn draft_scenario(
     state: &AppState,
     llm: &Llm,
-    account_id: Uuid,
+    account_id: AccountId,
     complaint: &str,
 ) -> Result<GeneratedScenario> {
     let categories = state.store.categories(account_id).await?;

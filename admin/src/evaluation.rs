@@ -35,6 +35,7 @@ use crate::AppState;
 use crate::error::{ApiError, Result};
 use crate::llm::{self, CallFor, Llm, fence};
 use crate::rubric::{self, Criterion};
+use store::{AccountId, SessionId};
 
 /// Policy text given to the evaluator when no passages can be ranked (PRODUCT.md: 50k characters).
 const POLICY_FALLBACK_CHARS: usize = 50_000;
@@ -206,7 +207,7 @@ fn evaluator_messages(
 async fn relevant_policies(
     state: &AppState,
     llm: &Llm,
-    account_id: Uuid,
+    account_id: AccountId,
     detail: &SessionDetail,
     scenario: Option<&Scenario>,
 ) -> Result<String> {
@@ -258,7 +259,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Turns the model's answer into what we store, dropping (and logging) what does not fit.
 fn validate(
-    session_id: Uuid,
+    session_id: SessionId,
     answer: Answer,
     criteria: &[Criterion],
     allowed_flags: &[(FlagType, &str)],
@@ -444,7 +445,7 @@ pub struct Evaluated {
 /// Evaluates a session once: the stored evaluation if there is one, else this call (or a
 /// concurrent one it waits for) makes it. Storing it queues the post-session analysis and the
 /// flags' e-mails (`jobs.rs` runs them).
-pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uuid) -> Result<Evaluated> {
+pub async fn evaluate_session(state: &AppState, account_id: AccountId, session_id: SessionId) -> Result<Evaluated> {
     if let Some(evaluation) = state.store.evaluation_for_session(session_id).await? {
         state.store.session(account_id, session_id).await?;
         return Ok(Evaluated { evaluation, created: false });
@@ -485,7 +486,7 @@ pub async fn evaluate_session(state: &AppState, account_id: Uuid, session_id: Uu
 }
 
 /// Another caller holds the claim: wait for its evaluation (or its failure).
-async fn wait_for_evaluation(state: &AppState, session_id: Uuid) -> Result<Evaluated> {
+async fn wait_for_evaluation(state: &AppState, session_id: SessionId) -> Result<Evaluated> {
     let limit = Duration::from_secs(
         u64::from(state.config.llm_timeout_secs) * u64::from(state.config.llm_max_retries + 1) + 30,
     );
@@ -512,7 +513,7 @@ async fn wait_for_evaluation(state: &AppState, session_id: Uuid) -> Result<Evalu
 async fn run_evaluation(
     state: &AppState,
     llm: &Llm,
-    account_id: Uuid,
+    account_id: AccountId,
     detail: &SessionDetail,
 ) -> Result<(Evaluation, Vec<SessionFlag>)> {
     let session_id = detail.session.id;
@@ -593,7 +594,7 @@ struct AnalysisParsed {
 /// Post-session analysis: a second pass (`ANALYZER_MODEL`) for safety and consistency. Idempotent:
 /// the stored analysis is answered again. Finding nothing leaves an "analysis clean" audit record.
 /// Run by the job queue after each evaluation (`analyze_session` jobs), and on a supervisor's request.
-pub async fn analyze_session(state: &AppState, account_id: Uuid, session_id: Uuid) -> Result<Analysis> {
+pub async fn analyze_session(state: &AppState, account_id: AccountId, session_id: SessionId) -> Result<Analysis> {
     if let Some(existing) = state.store.analysis(session_id).await? {
         state.store.session(account_id, session_id).await?;
         return Ok(existing);

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use std::str::FromStr;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -80,20 +81,19 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// The `{id}` in a route path, which must be a UUID.
+/// The `{id}` in a route path, which must be a UUID: a typed id (`IdPath<store::SessionId>`)
+/// or, for aggregates without one, a bare [`Uuid`].
 #[derive(Debug, Clone, Copy)]
-pub struct IdPath(pub Uuid);
+pub struct IdPath<T = Uuid>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+impl<T: FromStr, S: Send + Sync> FromRequestParts<S> for IdPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e: PathRejection| ApiError::BadRequest(e.body_text()))?;
-        Uuid::parse_str(&raw)
-            .map(IdPath)
-            .map_err(|_| ApiError::BadRequest(format!("invalid id `{raw}`: expected a UUID")))
+        raw.parse::<T>().map(IdPath).map_err(|_| ApiError::BadRequest(format!("invalid id `{raw}`: expected a UUID")))
     }
 }
 

@@ -17,17 +17,17 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use store::Role;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{self, API_KEY_HEADER, COOKIE, CSRF_HEADER, ClientInfo, INTERNAL_KEY_HEADER, SECURE_COOKIE};
 use crate::error::ApiError;
+use store::{AccountId, ApiKeyId, SessionId, UserId};
 
 /// A signed-in user.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor {
-    pub user_id: Uuid,
-    pub account_id: Uuid,
+    pub user_id: UserId,
+    pub account_id: AccountId,
     pub role: Role,
 }
 
@@ -42,13 +42,13 @@ impl Actor {
     }
 
     /// Counselors act on their own records only; for them, another user's record is "not found".
-    pub fn sees_user(&self, user_id: Uuid) -> bool {
+    pub fn sees_user(&self, user_id: UserId) -> bool {
         self.role.is_supervisor() || self.user_id == user_id
     }
 
     /// The owner check every route of a counselor's records makes: `what` is "not found" unless
     /// this caller sees its owner's records.
-    pub fn require_sees(&self, owner: Uuid, what: &'static str) -> Result<(), ApiError> {
+    pub fn require_sees(&self, owner: UserId, what: &'static str) -> Result<(), ApiError> {
         if self.sees_user(owner) { Ok(()) } else { Err(ApiError::NotFound(what)) }
     }
 }
@@ -96,8 +96,8 @@ impl FromRequestParts<AppState> for Actor {
 /// A partner system, by the account's API key.
 #[derive(Debug, Clone, Copy)]
 pub struct Partner {
-    pub account_id: Uuid,
-    pub key_id: Uuid,
+    pub account_id: AccountId,
+    pub key_id: ApiKeyId,
 }
 
 impl FromRequestParts<AppState> for Partner {
@@ -142,7 +142,7 @@ impl FromRequestParts<AppState> for CallAgent {
             .path()
             .strip_prefix("/api/internal/sessions/")
             .and_then(|rest| rest.split('/').next())
-            .and_then(|id| id.parse::<Uuid>().ok());
+            .and_then(|id| id.parse::<SessionId>().ok());
         let key = parts.headers.get(INTERNAL_KEY_HEADER).and_then(|v| v.to_str().ok());
         let credential = parts.headers.get(auth::SESSION_CREDENTIAL_HEADER).and_then(|v| v.to_str().ok());
         let Some(session_id) = session_id else {

@@ -145,7 +145,7 @@ async fn notify(state: &AppState, job: &Job) -> Outcome {
     let Some(flag_id) = job.subject else {
         return Outcome::Failed { error: "a notify_flag job without its flag".into(), retry: false };
     };
-    let notice = match notify::flag_notice(&state.store, job.account_id, flag_id).await {
+    let notice = match notify::flag_notice(&state.store, job.account_id, flag_id.into()).await {
         Ok(notice) => notice,
         Err(store::Error::NotFound(what)) => return Outcome::Done(Some(format!("the {what} is gone"))),
         Err(e) => return Outcome::Failed { error: e.to_string(), retry: true },

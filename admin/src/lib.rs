@@ -134,6 +134,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = store::Store::connect(&config.database_url).await?;
     store.migrate().await?;
+    run_with_store(config, store, listener, shutdown).await
+}
+
+/// [`run`] on a store the caller opened and migrated: the product binary shares it with a voice
+/// agent in the same process, whose call ends then wake this service's graders at once. The
+/// store is closed when serving ends.
+pub async fn run_with_store(
+    config: Config,
+    store: store::Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if config.demo_mode {
         tracing::warn!("DEMO_MODE is on: anyone can sign in as a seeded demo user. Never run this in production.");
     }

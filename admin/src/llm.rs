@@ -17,10 +17,10 @@ use async_openai::types::{
 };
 use serde_json::Value;
 use store::{LlmCall, LlmTask, Store};
-use uuid::Uuid;
 
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
+use store::{AccountId, SessionId};
 
 pub type Message = ChatCompletionRequestMessage;
 
@@ -64,8 +64,8 @@ impl From<LlmError> for ApiError {
 /// Whom a call is for, for the usage record.
 #[derive(Debug, Clone, Copy)]
 pub struct CallFor {
-    pub account_id: Option<Uuid>,
-    pub session_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
+    pub session_id: Option<SessionId>,
     pub task: LlmTask,
 }
 

@@ -21,6 +21,7 @@ use store::{Role, UserFilter};
 use uuid::Uuid;
 
 use crate::config::{Config, ConfigError};
+use store::{AccountId, FlagId, SessionId};
 
 /// How long one delivery may take (connect, each command) before it counts as failed; lettre's
 /// default is a minute, and a stuck relay should not hold a job worker that long.
@@ -148,9 +149,9 @@ impl Mailer {
 /// What a notification says about a flag. Plain data, so any code that raises a flag can fill it.
 #[derive(Debug, Clone)]
 pub struct FlagNotice {
-    pub account_id: Uuid,
-    pub session_id: Uuid,
-    pub flag_id: Uuid,
+    pub account_id: AccountId,
+    pub session_id: SessionId,
+    pub flag_id: FlagId,
     /// e.g. `missed_suicide_inquiry`.
     pub flag_type: String,
     /// e.g. `high`.
@@ -210,7 +211,11 @@ impl FlagNotice {
 }
 
 /// What the notification of a stored flag says: the flag with its counselor and scenario.
-pub async fn flag_notice(store: &store::Store, account_id: Uuid, flag_id: Uuid) -> store::Result<FlagNotice> {
+pub async fn flag_notice(
+    store: &store::Store,
+    account_id: store::AccountId,
+    flag_id: store::FlagId,
+) -> store::Result<FlagNotice> {
     let flag = store.flag(account_id, flag_id).await?;
     let session = store.session(account_id, flag.session_id).await?;
     let counselor_name = match store.user(account_id, session.user_id).await {
@@ -285,7 +290,7 @@ fn count(result: &'static str) {
 }
 
 /// The e-mail addresses of the account's active supervisors and admins, each once.
-async fn recipients(store: &store::Store, account_id: Uuid) -> store::Result<Vec<String>> {
+async fn recipients(store: &store::Store, account_id: AccountId) -> store::Result<Vec<String>> {
     let mut to: Vec<String> = Vec::new();
     for role in [Role::Supervisor, Role::Admin] {
         // `include_inactive` stays false: deactivated staff no longer get mail.

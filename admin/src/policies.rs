@@ -3,8 +3,7 @@
 //! without one the passages are stored without embeddings and the evaluator reads the text.
 
 use futures::{StreamExt, TryStreamExt};
-use store::{LlmTask, NewPolicy};
-use uuid::Uuid;
+use store::{AccountId, LlmTask, NewPolicy, UserId};
 
 use crate::documents::{self, DocKind};
 use crate::error::{ApiError, Result};
@@ -21,8 +20,8 @@ const EMBED_CONCURRENCY: usize = 4;
 /// The policy to store for an uploaded document of `kind` whose text is `text`.
 pub async fn prepare(
     llm: Option<&Llm>,
-    account_id: Uuid,
-    uploaded_by: Uuid,
+    account_id: AccountId,
+    uploaded_by: UserId,
     file_name: String,
     kind: DocKind,
     upload: &Upload,
@@ -47,7 +46,7 @@ pub async fn prepare(
 
 /// Embeddings of every passage, in order: batches of [`EMBED_BATCH`], a few in flight. Any
 /// failure fails the whole upload.
-async fn embed_passages(llm: &Llm, account_id: Uuid, passages: &[String]) -> Result<Vec<Option<Vec<f32>>>> {
+async fn embed_passages(llm: &Llm, account_id: AccountId, passages: &[String]) -> Result<Vec<Option<Vec<f32>>>> {
     let call = CallFor { account_id: Some(account_id), session_id: None, task: LlmTask::Embedding };
     let inputs: Vec<Vec<String>> = passages.chunks(EMBED_BATCH).map(<[String]>::to_vec).collect();
     let batches: Vec<Vec<Vec<f32>>> = futures::stream::iter(inputs)

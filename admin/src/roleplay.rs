@@ -7,12 +7,12 @@ use store::{
     LlmTask, NewSession, NewTurn, Scenario, ScenarioMode, Session, SessionKind, Speaker, Timestamp, TranscriptTurn,
     persona,
 };
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, Result};
 use crate::identity::Actor;
 use crate::llm::{self, CallFor};
+use store::{AssignmentId, ScenarioId, SessionId};
 
 /// PRODUCT.md: chat keeps at most 100 messages of history per request.
 pub const MAX_HISTORY: usize = 100;
@@ -51,8 +51,8 @@ fn caller_messages(
 /// What a chat session starts from.
 #[derive(Debug, Clone, Copy)]
 pub struct ChatStart {
-    pub assignment_id: Option<Uuid>,
-    pub scenario_id: Option<Uuid>,
+    pub assignment_id: Option<AssignmentId>,
+    pub scenario_id: Option<ScenarioId>,
 }
 
 /// Starts a chat session (assignment, scenario or free practice) with the caller's first
@@ -122,7 +122,7 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
 pub async fn counselor_message(
     state: &AppState,
     actor: &Actor,
-    session_id: Uuid,
+    session_id: SessionId,
     text: &str,
 ) -> Result<(TranscriptTurn, TranscriptTurn)> {
     let text = text.trim();
@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn history_is_capped_and_roles_map() {
         let turn = |i: usize| TranscriptTurn {
-            id: Uuid::now_v7(),
+            id: uuid::Uuid::now_v7(),
             speaker: if i.is_multiple_of(2) { Speaker::Caller } else { Speaker::Counselor },
             text: format!("t{i}"),
             started_ms: i as i64,

@@ -8,6 +8,7 @@
 //! Recording hook: [`Seeded::voice_sessions`] lists the seeded voice sessions, newest first; the
 //! voice path's seeding attaches a demo recording to the first of them.
 
+use store::{AccountId, SessionId, UserId};
 use store::{
     CheckAnswer, CheckResult, CriterionScore, FlagReview, FlagSeverity, FlagSource, FlagStatus, FlagType,
     NewAssignment, NewEvaluation, NewFlag, NewSession, NewTurn, NewUser, Role, Scenario, ScenarioInput, ScenarioMode,
@@ -26,7 +27,7 @@ pub struct Seeded {
     pub users: Vec<User>,
     /// The seeded voice sessions (completed, evaluated), newest first: where a demo recording
     /// belongs. Empty when the account already existed.
-    pub voice_sessions: Vec<Uuid>,
+    pub voice_sessions: Vec<SessionId>,
 }
 
 pub async fn demo(store: &Store) -> anyhow::Result<Seeded> {
@@ -183,11 +184,11 @@ pub async fn demo(store: &Store) -> anyhow::Result<Seeded> {
 /// the older flags reviewed. Returns the voice sessions, newest first.
 async fn history(
     store: &Store,
-    account: Uuid,
-    supervisor: Uuid,
+    account: AccountId,
+    supervisor: UserId,
     counselors: &[User],
     scenarios: &[Scenario],
-) -> anyhow::Result<Vec<Uuid>> {
+) -> anyhow::Result<Vec<SessionId>> {
     // (counselor, scenario) pairs free of the open assignments seeded above.
     let plan: [(usize, [usize; 2]); 3] = [(0, [2, 3]), (1, [2, 3]), (2, [1, 3])];
     // Days ago of each attempt: three of the first scenario, two of the second.
@@ -285,7 +286,7 @@ fn demo_transcript(skill: i64) -> Vec<NewTurn> {
         .collect()
 }
 
-fn demo_evaluation(session_id: Uuid, skill: i64, flagged: bool) -> NewEvaluation {
+fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvaluation {
     let criteria: Vec<CriterionScore> = crate::rubric::criteria("")
         .iter()
         .enumerate()

@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 /// Installs the log subscriber (`RUST_LOG`, default info; `LOG_FORMAT=json` for JSON lines).
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,str0m=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()

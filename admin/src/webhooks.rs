@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use store::Timestamp;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -203,7 +202,7 @@ pub async fn dispatch(state: AppState, stop: CancellationToken) {
         }
         match state.store.claim_due_deliveries(BATCH, PER_ENDPOINT as i64, lease).await {
             Ok(due) if !due.is_empty() => {
-                let mut limits: HashMap<Uuid, Arc<tokio::sync::Semaphore>> = HashMap::new();
+                let mut limits: HashMap<store::WebhookId, Arc<tokio::sync::Semaphore>> = HashMap::new();
                 let sends = due.into_iter().map(|delivery| {
                     let limit = limits
                         .entry(delivery.webhook_id)

@@ -14,7 +14,11 @@
 //! - Turns are emitted in spoken order: a caller turn waits for the transcript of any counselor
 //!   turn that started before it (bounded by [`TRANSCRIPT_WAIT`]).
 //! - The Realtime socket is recycled between turns before the session cap, and reconnected with
-//!   backoff when it drops; either way the new session is re-seeded from the stored turns.
+//!   backoff when it drops; either way the new session is re-seeded from the stored turns. A
+//!   reply the drop cut short plays out what had arrived and becomes a (cut) turn; once it has
+//!   been heard and seeded, the new session is asked for the answer the counselor is still owed
+//!   (`response.create`), so the model carries on from what the counselor heard: nothing is lost
+//!   and nothing is said twice.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -158,6 +162,10 @@ struct Reply {
     underruns: u32,
     /// The socket it came from is gone: nothing more will arrive for it.
     orphaned: bool,
+    /// The drop came before the reply was complete: what was heard is a cut turn.
+    cut_by_drop: bool,
+    /// [`Call::socket_gen`] of the socket it came from.
+    socket_gen: u32,
 }
 
 /// A turn waiting for its place in spoken order.
@@ -195,6 +203,10 @@ pub struct Call {
     first_socket: bool,
     backoff: Duration,
     recycle_pending: bool,
+    /// Counts socket opens; a reply from an older socket is not in the current conversation.
+    socket_gen: u32,
+    /// A drop left the counselor's last turn without its (whole) answer: ask the next socket.
+    answer_owed: bool,
 
     // Audio in.
     down: Converter,
@@ -260,6 +272,8 @@ impl Call {
             first_socket: true,
             backoff: Duration::from_millis(250),
             recycle_pending: false,
+            socket_gen: 0,
+            answer_owed: false,
             down: Converter::down(),
             in_frame: vec![0; FRAME_SAMPLES],
             in_frame_len: 0,
@@ -353,10 +367,16 @@ impl Call {
         self.socket = Socket::Open;
         self.recycle_pending = false;
         self.socket_opened_at = now;
+        self.socket_gen += 1;
         self.backoff = Duration::from_millis(250);
         let update = realtime::session_update(&self.realtime, &self.setup.instructions, &self.setup.voice);
         self.outputs.push_back(CallOutput::Realtime(update));
-        for turn in &self.history {
+        // The stored turns, then the final ones still waiting for their place in spoken order.
+        let waiting = self.order.iter().filter_map(|slot| match slot {
+            Slot::Ready(turn) | Slot::Counselor { turn: Some(turn), .. } => Some(turn),
+            Slot::Counselor { turn: None, .. } => None,
+        });
+        for turn in self.history.iter().chain(waiting) {
             if !turn.text.is_empty() {
                 self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(turn)));
             }
@@ -374,6 +394,7 @@ impl Call {
         if self.holding_for_preconnect.is_none() {
             self.flush_held(now);
         }
+        self.maybe_request_owed_answer(now);
     }
 
     /// The socket closed or failed to open. Unless we closed it to recycle, reconnect with backoff.
@@ -388,8 +409,18 @@ impl Call {
         if was_open {
             self.stats.reconnects += 1;
         }
+        // The counselor is owed an answer when the drop came after their turn ended and before
+        // its reply was complete (a reply that had all arrived just plays out).
+        let reply_incomplete = self.reply.as_ref().is_some_and(|r| !r.orphaned && (r.generating || !r.audio_done));
+        let awaiting_reply = self.reply.is_none() && self.speech_stopped_at.is_some() && !self.counselor_speaking;
+        if was_open && (reply_incomplete || awaiting_reply) {
+            self.answer_owed = true;
+        }
         // A reply in flight keeps playing what already arrived; nothing more will come for it.
         if let Some(r) = self.reply.as_mut() {
+            if !r.orphaned && reply_incomplete {
+                r.cut_by_drop = true;
+            }
             r.orphaned = true;
             r.generating = false;
             r.transcript_done = true;
@@ -504,10 +535,16 @@ impl Call {
                     // One reply at a time: a second would talk over the first.
                     return;
                 }
+                self.answer_owed = false;
                 if self.reply.is_some() {
+                    // An orphan still playing is cut here: the new reply must not queue behind it.
+                    self.playout.clear();
+                    self.gen_len = 0;
+                    self.up.reset();
                     self.finish_reply(now, true);
                 }
                 let segment_id = self.new_segment("caller");
+                let socket_gen = self.socket_gen;
                 self.reply = Some(Reply {
                     response_id,
                     item_id: String::new(),
@@ -527,6 +564,8 @@ impl Call {
                     started_ms: 0,
                     underruns: 0,
                     orphaned: false,
+                    cut_by_drop: false,
+                    socket_gen,
                 });
                 self.set_state(AgentState::Thinking);
             }
@@ -908,19 +947,39 @@ impl Call {
                 text: heard,
                 started_ms: r.started_ms,
                 ended_ms: self.ms(now),
-                cut: cut || r.revealed < r.transcript.len(),
+                cut: cut || r.cut_by_drop || r.revealed < r.transcript.len(),
             };
+            // A reply from a socket that is gone, finished after its successor opened: the new
+            // conversation has not seen it (the seed at open only had the turns final by then).
+            if self.socket == Socket::Open && r.socket_gen < self.socket_gen {
+                self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(&turn)));
+            }
             self.order.push_back(Slot::Ready(turn));
             self.release_turns();
         }
         if !self.counselor_speaking {
             self.set_state(AgentState::Listening);
         }
+        self.maybe_request_owed_answer(now);
+    }
+
+    /// After a drop: once the cut reply has been heard and the new socket knows the conversation,
+    /// ask for the answer the counselor is still owed.
+    fn maybe_request_owed_answer(&mut self, now: Instant) {
+        if self.answer_owed && self.socket == Socket::Open && self.reply.is_none() && !self.counselor_speaking {
+            self.answer_owed = false;
+            self.speech_stopped_at = Some(now);
+            self.outputs.push_back(CallOutput::Realtime(realtime::response_create()));
+            self.set_state(AgentState::Thinking);
+        }
     }
 
     fn speech_started(&mut self, now: Instant, item_id: String) {
         self.counselor_speaking = true;
         self.last_activity = now;
+        // The counselor spoke again: the model answers this turn, not the one a drop cut.
+        self.answer_owed = false;
+        self.speech_stopped_at = None;
         let barging = self
             .reply
             .as_ref()
@@ -1103,6 +1162,7 @@ impl Call {
         if self.ended {
             return;
         }
+        self.answer_owed = false;
         // What was heard of a reply in progress is a (cut) turn; transcripts still pending are
         // given up (their words never came).
         if self.reply.is_some() {
@@ -1518,6 +1578,110 @@ mod tests {
         let seeds = h.sent().into_iter().filter(|v| v["type"] == "conversation.item.create").count();
         assert_eq!(seeds, 2);
         assert_eq!(h.call.stats().reconnects, 1);
+    }
+
+    fn sent_since(h: &Harness, n: usize) -> Vec<Value> {
+        h.out[n..]
+            .iter()
+            .filter_map(|o| if let CallOutput::Realtime(t) = o { Some(serde_json::from_str(t).unwrap()) } else { None })
+            .filter(|v: &Value| v["type"] != "input_audio_buffer.append")
+            .collect()
+    }
+
+    fn assert_spoken_once_in_order(turns: &[SpokenTurn]) {
+        let mut ids: Vec<&str> = turns.iter().map(|t| t.segment_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), turns.len(), "a turn stored twice: {turns:?}");
+        assert!(turns.windows(2).all(|w| w[0].started_ms <= w[1].started_ms), "out of order: {turns:?}");
+    }
+
+    #[test]
+    fn a_drop_mid_reply_reseeds_then_asks_for_the_rest_of_the_answer_once_the_cut_part_was_heard() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.run(Duration::from_millis(400), true);
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Tell me more."}));
+        // 600 ms of the answer arrived, then the socket dropped mid-generation.
+        h.reply("r1", "Work has been falling apart", 600, false);
+        h.run(Duration::from_millis(200), false);
+        h.call.realtime_closed(h.now);
+        h.drain();
+        let Some(CallOutput::Connect { after }) = h.out.last().cloned() else { panic!("no reconnect") };
+        h.run(after, false);
+        // The new socket opens while the cut answer still plays: the conversation so far is seeded,
+        // and no new answer is asked for yet (it would talk over the rest of the cut one).
+        let n = h.out.len();
+        h.open();
+        let sent = sent_since(&h, n);
+        let types: Vec<&str> = sent.iter().map(|v| v["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["session.update", "conversation.item.create"]);
+        assert_eq!(sent[1]["item"]["content"][0]["text"], "Tell me more.");
+        // Once it has been heard: it is a cut turn, seeded, and then the answer is asked for.
+        let n = h.out.len();
+        h.run(Duration::from_millis(500), false);
+        let sent = sent_since(&h, n);
+        let types: Vec<&str> = sent.iter().map(|v| v["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["conversation.item.create", "response.create"]);
+        assert_eq!(sent[0]["item"]["role"], "assistant");
+        assert_eq!(sent[0]["item"]["content"][0]["text"], "Work has been falling apart");
+        assert_eq!(*h.states().last().unwrap(), AgentState::Thinking);
+        // The model carries on; its answer is heard and stored after the cut part.
+        h.reply("r2", "and my sister stopped talking to me.", 1000, true);
+        h.run(Duration::from_millis(1200), false);
+        let turns = h.turns();
+        let said: Vec<(Speaker, &str, bool)> = turns.iter().map(|t| (t.speaker, t.text.as_str(), t.cut)).collect();
+        assert_eq!(
+            said,
+            [
+                (Speaker::Counselor, "Tell me more.", false),
+                (Speaker::Caller, "Work has been falling apart", true),
+                (Speaker::Caller, "and my sister stopped talking to me.", false),
+            ]
+        );
+        assert_spoken_once_in_order(&turns);
+        // Asked once: a later turn is answered by the server's own turn detection.
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c2"}));
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c2"}));
+        h.run(Duration::from_millis(200), false);
+        assert_eq!(h.sent_types().iter().filter(|t| *t == "response.create").count(), 1);
+        assert_eq!(h.call.stats().reconnects, 1);
+    }
+
+    #[test]
+    fn a_drop_before_the_answer_arrived_asks_the_new_socket_for_it() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hello?"}));
+        h.event(json!({"type": "response.created", "response": {"id": "r1"}}));
+        h.call.realtime_closed(h.now);
+        h.drain();
+        h.run(Duration::from_millis(300), false);
+        let n = h.out.len();
+        h.open();
+        let types: Vec<String> = sent_since(&h, n).iter().map(|v| v["type"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(types, ["session.update", "conversation.item.create", "response.create"]);
+        h.reply("r2", "Hi. I need to talk.", 800, true);
+        h.run(Duration::from_secs(1), false);
+        let turns = h.turns();
+        assert_eq!(turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["Hello?", "Hi. I need to talk."]);
+        assert!(!turns[1].cut);
+        assert_spoken_once_in_order(&turns);
+
+        // A drop between turns owes nothing.
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.reply("r1", "Hello.", 300, true);
+        h.run(Duration::from_millis(500), false);
+        h.call.realtime_closed(h.now);
+        h.drain();
+        h.run(Duration::from_millis(300), false);
+        h.open();
+        assert!(!h.sent_types().contains(&"response.create".to_string()));
     }
 
     #[test]

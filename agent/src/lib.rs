@@ -18,7 +18,9 @@
 //!   phone-line effect (`tools/VOICE-INTERFACES.md`); [`turns_file`]: a file-backed store.
 //! - [`token`]: access tokens for tests and the dev echo mode.
 //! - [`worker`]: the sans-IO agent worker protocol (`/agent`: register, jobs, load, drain).
-//! - [`worker_shell`]: the tokio shell that runs a worker and its jobs.
+//! - [`worker_shell`]: the tokio shell that runs a worker and its jobs; [`service`]: the worker
+//!   with its settings from the environment, as `proto-trainer-agent` and `proto-trainer` run it.
+//! - [`metrics`]: per-turn latencies and per-call counters for Prometheus.
 //! - [`turns`]: where a call's turns go (the store, or the internal API), off the media loop.
 //! - [`recording`]: the stereo Ogg/Opus call recording; [`phone`]: the phone-line band-pass.
 
@@ -26,6 +28,7 @@ pub mod audio;
 pub mod call;
 pub mod datastream;
 pub mod echo;
+pub mod metrics;
 pub mod participant;
 pub mod phone;
 pub mod preconnect;
@@ -34,6 +37,7 @@ pub mod recording;
 pub mod resample;
 pub mod roleplay;
 pub mod sdp;
+pub mod service;
 pub mod session;
 pub mod token;
 pub mod turns;

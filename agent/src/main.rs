@@ -7,24 +7,19 @@
 //!
 //! Role-play reads `OPENAI_BASE_URL`, `OPENAI_API_KEY` and the `REALTIME_*` settings
 //! (`agent::realtime::RealtimeConfig::from_env`); turns go to the store named by
-//! `PROTO_TRAINER_TURNS_DIR` (the file-backed store) until the store's connector lands.
+//! `PROTO_TRAINER_TURNS_DIR` (the file-backed store) or the admin service's internal API at
+//! `PROTO_TRAINER_ADMIN_URL`; `AGENT_METRICS_ADDR` serves the agent's Prometheus metrics. The
+//! worker itself is `agent::service`, which the product binary (`proto-trainer`) runs too.
 //! The echo is the test mode that proves the media and data paths against a real server.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use agent::call::CallConfig;
 use agent::echo::EchoOptions;
-use agent::participant::{Participant, ParticipantConfig};
-use agent::realtime::RealtimeConfig;
-use agent::roleplay::{self, RoleplayOptions};
-use agent::session::LOOPBACK;
-use agent::turns::TurnStore;
-use agent::turns_file::FileTurnStore;
+use agent::participant::Participant;
+use agent::roleplay;
+use agent::service::{self, Job, LiveKitAccess, Turns};
 use agent::worker::{DEFAULT_AGENT_NAME, WorkerConfig};
-use agent::worker_shell::{self, JobContext};
 use agent::{echo, token};
 use tracing::{info, warn};
 
@@ -39,7 +34,7 @@ const USAGE: &str = "usage:
 echo/roleplay join ROOM directly; worker registers on /agent and runs the role-play (or echo)
 for every dispatched job. Role-play: OPENAI_BASE_URL, OPENAI_API_KEY, REALTIME_MODEL,
 REALTIME_VOICE, REALTIME_TURN_DETECTION, REALTIME_SESSION_CAP_SECS, PROTO_TRAINER_TURNS_DIR
-or PROTO_TRAINER_ADMIN_URL, PROTO_TRAINER_RECORDING_DIR.
+or PROTO_TRAINER_ADMIN_URL, PROTO_TRAINER_RECORDING_DIR, AGENT_METRICS_ADDR.
 PROTO_TRAINER_AGENT_BIND_IP sets the address of the media sockets (default 127.0.0.1).";
 
 struct EchoArgs {
@@ -97,7 +92,7 @@ fn parse_echo(args: &[String]) -> Result<EchoArgs, String> {
 
 async fn echo(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let token = token::room_token(&args.api_key, &args.api_secret, &args.room, &args.identity)?;
-    let participant = Participant::connect(participant_config(args.url, token)).await?;
+    let participant = Participant::connect(service::participant_config(args.url, token)).await?;
     println!("joined as {} ({})", participant.identity, participant.sid);
     let options = EchoOptions { test_hooks: args.test_hooks };
     let stats = echo::run(participant, options, tokio::time::sleep(Duration::from_secs(args.seconds))).await?;
@@ -106,85 +101,40 @@ async fn echo(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn worker(args: EchoArgs, config: WorkerConfig) -> Result<(), Box<dyn std::error::Error>> {
-    let token = worker_token(&args)?;
-    let echo_options = EchoOptions { test_hooks: args.test_hooks };
-    let roleplay_options = if args.mode == "roleplay" { Some(roleplay_options()?) } else { None };
+    let job = if args.mode == "roleplay" {
+        let recording_dir = std::env::var_os("PROTO_TRAINER_RECORDING_DIR").map(std::path::PathBuf::from);
+        Job::Roleplay { options: service::roleplay_options(recording_dir)?, turns: Turns::from_env(&args.api_secret)? }
+    } else {
+        Job::Echo(EchoOptions { test_hooks: args.test_hooks })
+    };
+    let _metrics = serve_metrics().await?;
+    let livekit = LiveKitAccess { url: args.url, api_key: args.api_key, api_secret: args.api_secret };
     // SIGTERM reaches running calls too: each ends its session cleanly before the worker exits.
-    let (term_tx, term_rx) = tokio::sync::watch::channel(false);
-    let api_secret = args.api_secret.clone();
-    let job = move |ctx: JobContext| {
-        let roleplay_options = roleplay_options.clone();
-        let api_secret = api_secret.clone();
-        let mut term = term_rx.clone();
-        async move {
-            let job_id = ctx.job.id.clone();
-            let room = ctx.job.room.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| job_id.clone());
-            let metadata = ctx.job.metadata.clone();
-            let participant =
-                Participant::connect(participant_config(ctx.url, ctx.token)).await.map_err(|e| e.to_string())?;
-            println!("job {job_id}: joined as {} ({})", participant.identity, participant.sid);
-            let stop = async move {
-                tokio::select! {
-                    _ = ctx.stop => {}
-                    _ = term.wait_for(|t| *t) => {}
-                }
-            };
-            match roleplay_options {
-                Some(options) => {
-                    let store = turn_store(&room, &metadata, &api_secret).map_err(|e| e.to_string())?;
-                    let end = roleplay::run(participant, store, options, stop).await.map_err(|e| e.to_string())?;
-                    println!("job {job_id}: call ended: {:?}", end.reason);
-                }
-                None => {
-                    let stats = echo::run(participant, echo_options, stop).await.map_err(|e| e.to_string())?;
-                    println!("job {job_id}: echo done: {stats:?}");
-                }
-            }
-            Ok(())
-        }
-    };
-    let shutdown = async move {
-        shutdown_signal().await;
-        let _ = term_tx.send(true);
-    };
-    worker_shell::run(&args.url, &token, config, job, shutdown).await?;
+    service::run(livekit, config, job, shutdown_signal()).await?;
     Ok(())
 }
 
-fn worker_token(args: &EchoArgs) -> Result<String, Box<dyn std::error::Error>> {
-    Ok(worker_shell::worker_token(&args.api_key, &args.api_secret)?)
+/// `AGENT_METRICS_ADDR` (e.g. 127.0.0.1:9464): serve the agent's Prometheus metrics there.
+async fn serve_metrics() -> Result<Option<AbortOnDrop>, Box<dyn std::error::Error>> {
+    let Some(addr) = std::env::var("AGENT_METRICS_ADDR").ok().filter(|a| !a.is_empty()) else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("AGENT_METRICS_ADDR {addr}: {e}"))?;
+    Ok(Some(AbortOnDrop(tokio::spawn(agent::metrics::serve(listener, agent::metrics::install())))))
 }
 
-/// Role-play settings from the environment.
-fn roleplay_options() -> Result<RoleplayOptions, String> {
-    let realtime = RealtimeConfig::from_env()?;
-    let call = CallConfig { session_cap: realtime.session_cap, ..Default::default() };
-    let recording_dir = std::env::var_os("PROTO_TRAINER_RECORDING_DIR").map(std::path::PathBuf::from);
-    Ok(RoleplayOptions { realtime, call, recording_dir })
-}
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-/// The turn store of the call in `room`: the file-backed one (`PROTO_TRAINER_TURNS_DIR`, tests
-/// and local runs) or the admin service's internal API (`PROTO_TRAINER_ADMIN_URL`) with the
-/// per-session credential in the job metadata.
-fn turn_store(room: &str, metadata: &str, livekit_api_secret: &str) -> Result<Arc<dyn TurnStore>, String> {
-    if let Some(dir) = std::env::var_os("PROTO_TRAINER_TURNS_DIR") {
-        return Ok(Arc::new(FileTurnStore::new(dir, room).map_err(|e| e.to_string())?));
-    }
-    match std::env::var("PROTO_TRAINER_ADMIN_URL") {
-        Ok(base_url) if !base_url.is_empty() => {
-            let config =
-                agent::turns::TurnsConfig::Http { base_url, livekit_api_secret: livekit_api_secret.to_owned() };
-            agent::turns::connect(metadata, &config).map_err(|e| e.to_string())
-        }
-        _ => Err("no turn store configured (PROTO_TRAINER_TURNS_DIR or PROTO_TRAINER_ADMIN_URL)".into()),
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 async fn roleplay_direct(args: EchoArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let options = roleplay_options()?;
-    let store = turn_store(&args.room, "", &args.api_secret)?;
+    let recording_dir = std::env::var_os("PROTO_TRAINER_RECORDING_DIR").map(std::path::PathBuf::from);
+    let options = service::roleplay_options(recording_dir)?;
+    let store = Turns::from_env(&args.api_secret)?.store_for(&args.room, "")?;
     let token = token::room_token(&args.api_key, &args.api_secret, &args.room, &args.identity)?;
-    let participant = Participant::connect(participant_config(args.url, token)).await?;
+    let participant = Participant::connect(service::participant_config(args.url, token)).await?;
     println!("joined as {} ({})", participant.identity, participant.sid);
     let stop = async move {
         tokio::select! {
@@ -195,13 +145,6 @@ async fn roleplay_direct(args: EchoArgs) -> Result<(), Box<dyn std::error::Error
     let end = roleplay::run(participant, store, options, stop).await?;
     println!("call ended: {:?}", end.reason);
     Ok(())
-}
-
-fn participant_config(url: String, token: String) -> ParticipantConfig {
-    // The agent's only ICE candidates are host candidates on this address (no STUN/TURN yet), so
-    // it must be reachable from the SFU: loopback when they share a host.
-    let bind_ip = std::env::var("PROTO_TRAINER_AGENT_BIND_IP").ok().and_then(|ip| ip.parse().ok()).unwrap_or(LOOPBACK);
-    ParticipantConfig { url, token, bind_ip, publish_audio: true, track_name: "agent".into() }
 }
 
 /// SIGTERM or Ctrl-C: the worker then drains (running jobs finish, no new ones).

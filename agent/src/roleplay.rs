@@ -124,6 +124,7 @@ pub async fn run(
     let session_id = setup.session_id;
     info!(%session_id, caller_first = setup.caller_speaks_first, prior_turns = setup.prior_turns.len(), "role-play call starting");
     METRICS.calls_started.fetch_add(1, Ordering::Relaxed);
+    crate::metrics::call_started();
     let writer = TurnWriter::spawn(store.clone());
     let mut recorder = match &options.recording_dir {
         Some(dir) => match Recorder::create(&crate::recording::path_for(dir, session_id)) {
@@ -312,6 +313,7 @@ pub async fn run(
     drop(socket);
     let (usage, turn_metrics, stats) = call.summary();
     record_metrics(&stats);
+    crate::metrics::call_ended(&stats);
     let recording = recorder.and_then(|r| r.finish().map_err(|e| warn!(error = %e, "recording not finished")).ok());
     let end = CallEnd { reason, usage, turn_metrics, recording };
     info!(%session_id, reason = ?end.reason, summary = %stats_json(&stats), "call metrics");

@@ -335,12 +335,12 @@ impl std::fmt::Debug for TurnsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobMetadata {
-    pub session_id: Uuid,
-    pub account_id: Uuid,
+    pub session_id: store::SessionId,
+    pub account_id: store::AccountId,
     #[serde(default)]
-    pub assignment_id: Option<Uuid>,
+    pub assignment_id: Option<store::AssignmentId>,
     #[serde(default)]
-    pub scenario_id: Option<Uuid>,
+    pub scenario_id: Option<store::ScenarioId>,
     pub credential: String,
 }
 
@@ -410,7 +410,7 @@ fn from_setup(s: store::VoiceSetup) -> CallSetup {
         })
         .collect();
     CallSetup {
-        session_id: s.session_id,
+        session_id: s.session_id.into(),
         instructions: s.instructions,
         voice: s.voice,
         caller_speaks_first: s.caller_speaks_first,
@@ -446,8 +446,8 @@ fn store_error(e: store::Error) -> TurnStoreError {
 struct StoreTurns {
     store: store::Store,
     defaults: store::CallDefaults,
-    account_id: Uuid,
-    session_id: Uuid,
+    account_id: store::AccountId,
+    session_id: store::SessionId,
 }
 
 impl TurnStore for StoreTurns {
@@ -508,7 +508,7 @@ struct CallStatus {
 }
 
 impl HttpTurns {
-    fn new(base_url: &str, session_id: Uuid, credential: String) -> Result<Self, TurnStoreError> {
+    fn new(base_url: &str, session_id: store::SessionId, credential: String) -> Result<Self, TurnStoreError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -766,7 +766,7 @@ mod tests {
 
     #[test]
     fn metadata_names_the_session_and_the_credential_stays_out_of_debug() {
-        let session: Uuid = "0193a9b0-0000-7000-8000-000000000001".parse().expect("uuid");
+        let session: store::SessionId = "0193a9b0-0000-7000-8000-000000000001".parse().expect("uuid");
         let sealed = store::credential::seal("lk-secret", session, &[9; 32]);
         let meta = format!(
             r#"{{"sessionId":"{session}","accountId":"0193a9b0-0000-7000-8000-000000000002","assignmentId":null,"scenarioId":null,"credential":"{sealed}"}}"#
@@ -778,7 +778,9 @@ mod tests {
         assert!(connect(&meta, &http("lk-secret")).is_ok());
         assert!(matches!(connect(&meta, &http("wrong")), Err(TurnStoreError::Fatal(_))));
         assert!(!format!("{:?}", http("lk-secret")).contains("lk-secret"));
-        let turns = HttpTurns::new("http://127.0.0.1:1/", Uuid::nil(), "ptc_secret".into()).expect("client");
+        let turns =
+            HttpTurns::new("http://127.0.0.1:1/", store::SessionId::from_uuid(Uuid::nil()), "ptc_secret".into())
+                .expect("client");
         assert!(!format!("{turns:?}").contains("ptc_secret"));
         assert!(turns.session_url.ends_with("/api/internal/sessions/00000000-0000-0000-0000-000000000000"));
         assert!(matches!(connect("{}", &http("lk-secret")), Err(TurnStoreError::Fatal(_))));

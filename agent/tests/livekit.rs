@@ -118,17 +118,85 @@ fn voice_barge_in_before_audio() {
     run_voice_test(&[("SCENARIO", "early")]);
 }
 
-/// Faults: the Realtime socket dropped mid-answer, the LiveKit signal cut, the session cap,
-/// SIGTERM mid-call; afterwards every spoken turn is stored once, in order.
+// Faults. After each, every spoken turn is in the store exactly once, in spoken order: each
+// counselor utterance once, each answer's words once (the answer a fault cut may be stored cut,
+// and carried on in a second turn after a reconnect), no segment id twice
+// (`scripts/livekit/voice-test.sh` checks it).
+
+/// The simulator drops the Realtime socket mid-way through the second answer: the agent plays out
+/// what arrived, reconnects with backoff, re-seeds the conversation from the stored turns, and asks
+/// the new socket for the rest of the answer, which carries on from what was heard.
 #[test]
 #[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
-fn voice_faults() {
-    // Not yet in CI: `realtime_drop` passed in development but lost the caller's reply after the
-    // drop in the merged tree's CI run (5 of 6 turns); `signal_cut`, `session_cap` and `sigterm`
-    // do not pass yet (the simulator's cap is shorter than one exchange). Run them with
-    // VOICE_FAULTS="realtime_drop signal_cut session_cap sigterm".
-    let faults = std::env::var("VOICE_FAULTS").unwrap_or_default();
-    for fault in faults.split_whitespace() {
-        run_voice_test(&[("SCENARIO", "conversation"), ("FAULT", fault)]);
-    }
+fn voice_fault_realtime_drop() {
+    run_voice_test(&[("SCENARIO", "conversation"), ("FAULT", "realtime_drop")]);
+}
+
+/// The agent's LiveKit signal socket is cut after the first answer: the session resumes and the
+/// call goes on.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn voice_fault_signal_cut() {
+    run_voice_test(&[("SCENARIO", "conversation"), ("FAULT", "signal_cut")]);
+}
+
+/// The session cap: the agent's own cap (3 s here) makes it recycle its socket between turns
+/// before the simulator's (20 s); and the simulator's cap striking mid-answer is survived like a drop.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn voice_fault_session_cap() {
+    run_voice_test(&[("SCENARIO", "conversation"), ("FAULT", "session_cap")]);
+}
+
+/// SIGTERM to the worker as the caller's second answer starts: the call ends cleanly (end reason
+/// agentShutdown, the session not left active), what was heard of that answer a cut turn.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn voice_fault_sigterm() {
+    run_voice_test(&[("SCENARIO", "conversation"), ("FAULT", "sigterm")]);
+}
+
+fn run_stack_test(env: &[(&str, &str)]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/livekit/stack-test.sh");
+    let status = Command::new(script).envs(env.iter().copied()).status().expect("run stack-test.sh");
+    assert!(status.success(), "stack-test.sh {env:?} failed: {status}");
+}
+
+/// The product as deployed: `proto-trainer serve` (admin service and voice agent in one process,
+/// SQLite, seeded) with the counselor signed in and its token from `POST /api/livekit/token`:
+/// six turns in the store during the call, the evaluation stored within the simulator's latency
+/// plus 1 s of the hang-up, the call's per-turn metrics on the service's `/metrics`, and one
+/// SIGTERM stopping both.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_serve_grades_a_voice_call() {
+    run_stack_test(&[]);
+}
+
+/// The store unavailable for 10 s: `proto-trainer agent` apart (internal API, the call's own
+/// credential) while `proto-trainer admin` is stopped mid-call and started again; every spoken
+/// turn is stored once, in order, and the call is graded; the agent's metrics port is scraped.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_agent_survives_the_admin_service_down() {
+    run_stack_test(&[("FAULT", "admin_down")]);
+}
+
+/// One SIGTERM to `proto-trainer serve` mid-answer: the call ends as `agentShutdown` through the
+/// store before the service stops (the answer cut where it stopped), the session is completed
+/// with its grading queued, and the process exits 0.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_sigterm_ends_the_call_cleanly() {
+    run_stack_test(&[("FAULT", "sigterm")]);
+}
+
+/// The offline demo's voice path: `cargo xtask demo --no-build` inside the namespace (local
+/// livekit-server, the simulator as the Realtime caller) and one call by a demo counselor.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn demo_voice_call() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/livekit/demo-test.sh");
+    let status = Command::new(script).status().expect("run demo-test.sh");
+    assert!(status.success(), "demo-test.sh failed: {status}");
 }

@@ -8,6 +8,8 @@
 # underruns, and p50/p99 of each latency the calls report ("call metrics" log lines):
 # mic frame -> append, delta -> frame out, end of speech -> first caller frame, Realtime first audio.
 # usage: bench-voice.sh [N ...]   (default: 1 10 50 100; BENCH_SECONDS per round, default 30)
+# BENCH_PROFILE=1: also samples the agent with `perf record` during the last round and prints
+# the hottest functions (where the time goes), the report kept in $LOG_DIR/perf-report.txt.
 # Everything runs inside a fresh loopback-only network namespace (see netns-run.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -70,9 +72,16 @@ for n in "${rounds[@]}"; do
     --sessions "$n" --seconds "$seconds" --talk-ms 1500 --quiet-ms 4500 \
     >"$LOG_DIR/load-$n.json" 2>"$LOG_DIR/load-$n.log" &
   load=$!
+  perf_pid=""
+  if [[ -n "${BENCH_PROFILE:-}" && $n == "${rounds[-1]}" ]] && command -v perf >/dev/null; then
+    sleep 3 # past the joins: sample steady calls
+    perf record -F 499 -p "$agent" -o "$LOG_DIR/perf.data" -- sleep $((seconds / 2)) >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   sleep $((seconds / 2 + n / 10 + 2))
   rss=$(rss_kib)
   wait "$load" || true
+  [[ -n $perf_pid ]] && wait "$perf_pid" || true
   sleep 3 # calls end when their counselor leaves
   cpu1=$(cpu_s)
   t1=$(date +%s.%N)
@@ -109,3 +118,9 @@ for key, name in [("micToAppendMs", "mic_to_append"), ("deltaToFrameMs", "delta_
 print(json.dumps(row))
 EOF
 done
+if [[ -s "$LOG_DIR/perf.data" ]]; then
+  perf report -i "$LOG_DIR/perf.data" --stdio --no-children --sort symbol --percent-limit 1.5 2>/dev/null \
+    >"$LOG_DIR/perf-report.txt" || true
+  echo "hottest functions in the agent during N=${rounds[-1]} (self time; $LOG_DIR/perf-report.txt):" >&2
+  grep -E '^ +[0-9.]+%' "$LOG_DIR/perf-report.txt" | head -25 | cut -c1-160 >&2 || true
+fi

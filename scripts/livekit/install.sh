@@ -2,6 +2,7 @@
 # Installs the real peers the agent's end-to-end tests run against:
 #   - livekit-server (built from source with `go install`, cached by version),
 #   - a Python venv with LiveKit's Python SDK (its wheel carries LiveKit's native WebRTC),
+#     and soundfile (libsndfile: an independent Ogg/Opus decoder for checking recordings),
 #   - espeak-ng and sox (test speech and audio analysis).
 # Idempotent: each step is skipped when its result is already present. Runs OUTSIDE any network
 # namespace (it needs the package registries); the tests then run inside one (see netns-run.sh).
@@ -12,7 +13,7 @@ CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
 BIN="$CACHE/bin"
 VENV="$CACHE/livekit-venv"
 # Python packages pinned so a clean machine gets what the tests were written against.
-PY_PACKAGES=(livekit==1.2.1 livekit-api==1.2.2 numpy)
+PY_PACKAGES=(livekit==1.2.1 livekit-api==1.2.2 numpy soundfile==0.13.1)
 
 mkdir -p "$BIN"
 
@@ -38,7 +39,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating venv $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import livekit.rtc, livekit.api, numpy' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import livekit.rtc, livekit.api, numpy, soundfile' 2>/dev/null; then
   log "installing ${PY_PACKAGES[*]}"
   "$VENV/bin/pip" install --quiet "${PY_PACKAGES[@]}"
 fi

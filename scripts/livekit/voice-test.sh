@@ -12,11 +12,16 @@
 # SCENARIO=bargein: the counselor talks over the caller's second answer: the caller stops, the
 #   simulator saw a truncate with the played milliseconds, the stored caller turn is cut.
 # SCENARIO=early: barge-in before any caller audio: a delete, no error, nothing stored for it.
-# FAULT=realtime_drop: the simulator drops the Realtime socket mid-answer (utterance 2);
-#   FAULT=signal_cut: the agent's LiveKit signal socket is cut after the first answer (resume);
-#   FAULT=session_cap: the simulator caps each Realtime socket after a few seconds;
-#   FAULT=sigterm: SIGTERM to the worker mid-call: the call ends cleanly (end.json, agentShutdown).
-#   After each: every spoken turn is in the store exactly once, in order.
+# FAULT=realtime_drop: the simulator drops the Realtime socket mid-answer (utterance 2): the agent
+#   reconnects, re-seeds, and the new socket carries the answer on from what was heard.
+# FAULT=signal_cut: the agent's LiveKit signal socket is cut after the first answer (resume).
+# FAULT=session_cap: the agent's own cap is 3 s, so it recycles its socket between turns (the
+#   simulator's cap, 20 s, is never reached); and the simulator's cap strikes mid-answer 2.
+# FAULT=sigterm: SIGTERM to the worker as the caller's second answer starts: the call ends
+#   cleanly (end.json, agentShutdown) with what was heard of that answer as a cut turn.
+# After each: every spoken turn is in the store exactly once, in spoken order; the answer a
+# fault cut may be stored cut (and, after a reconnect, carried on in a second turn), its words
+# never missing or repeated.
 # Installs and builds outside; runs every peer inside a fresh loopback-only network namespace.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -32,10 +37,11 @@ if [[ "${1:-}" != "--inside" ]]; then
   export LK_API_KEY="devkey"
   export LK_API_SECRET="devsecret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   say() { espeak-ng -w "$LOG_DIR/raw.wav" "$2" 2>/dev/null && sox "$LOG_DIR/raw.wav" -r 48000 -c 1 -b 16 "$LOG_DIR/$1.wav"; }
-  say u1 "Hello, this is the crisis line. My name is Alex. How can I help you tonight?"
-  say u2 "That sounds really hard. Can you tell me more about what has been going on?"
-  say u3 "I hear you. Are you safe right now?"
-  say pre "Hi, is anyone there? I need to talk to someone."
+  # Short utterances keep the run fast; the simulator's rules give their transcripts.
+  say u1 "Hello, crisis line. How can I help?"
+  say u2 "Can you tell me more?"
+  say u3 "Are you safe right now?"
+  say pre "Hi, is anyone there?"
   echo "logs: $LOG_DIR" >&2
   exec "$here/netns-run.sh" "$0" --inside
 fi
@@ -67,14 +73,14 @@ trap cleanup EXIT
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 # The simulator's script: each utterance's transcript and the caller's spoken answer.
-T1="Hello, this is the crisis line. How can I help you tonight?"
-T2="That sounds really hard. Can you tell me more?"
-T3="I hear you. Are you safe right now?"
-A1="Hi. I have not been sleeping and everything feels heavy lately."
-A2="Work has been falling apart and my sister stopped talking to me, and I just keep going over it all night long, again and again."
-A3="I think so. I am at home and I am not going to do anything tonight."
+T1="Hello, crisis line. How can I help?"
+T2="Can you tell me more?"
+T3="Are you safe right now?"
+A1="Hi. I cannot sleep lately."
+A2="Work is falling apart, and my sister stopped talking to me."
+A3="I think so. I am at home."
 t1="$T1" t2="$T2" t3="$T3"
-if [[ $SCENARIO == preconnect ]]; then t1="Hi, is anyone there? I need to talk to someone." t2="$T1" t3="$T2"; fi
+if [[ $SCENARIO == preconnect ]]; then t1="Hi, is anyone there?" t2="$T1" t3="$T2"; fi
 rule() { # utterance transcript reply [extra json]
   printf '{"endpoint":"realtime","utterance":%s,"transcript":%s,"reply":{"text":%s}%s}' \
     "$1" "$(quote "$2")" "$(quote "$3")" "${4:-}"
@@ -82,18 +88,24 @@ rule() { # utterance transcript reply [extra json]
 quote() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 extra2=""
 [[ $FAULT == realtime_drop ]] && extra2=',"fault":{"kind":"drop_connection"},"times":1'
+# A cap rule for an utterance strikes mid-way through its answer.
+[[ $FAULT == session_cap ]] && extra2=',"fault":{"kind":"session_cap","afterMs":0},"times":1'
 extra1=""
 [[ $SCENARIO == early ]] && extra1=',"latencyMs":2500'
 {
   echo "["
-  [[ $FAULT == session_cap ]] && echo '{"endpoint":"realtime","fault":{"kind":"session_cap","afterMs":6000}},'
+  [[ $FAULT == session_cap ]] && echo '{"endpoint":"realtime","fault":{"kind":"session_cap","afterMs":20000}},'
   rule 1 "$t1" "$A1" "$extra1"; echo ","
   rule 2 "$t2" "$A2" "$extra2"; echo ","
+  # After the fault the agent re-seeds (so the answer is still utterance 2) and asks again.
   [[ -n $extra2 ]] && { rule 2 "$t2" "$A2"; echo ","; }
   rule 3 "$t3" "$A3"; echo ","
   rule 4 "$T3" "$A3"
   echo "]"
 } >"$LOG_DIR/rules.json"
+# What the store must hold afterwards: each utterance's transcript and its answer.
+python3 -c 'import json, sys; print(json.dumps({"counselor": sys.argv[1:5], "caller": sys.argv[5:9]}))' \
+  "$t1" "$t2" "$t3" "$T3" "$A1" "$A2" "$A3" "$A3" >"$LOG_DIR/script.json"
 
 "$CACHE/bin/livekit-server" --config "$LOG_DIR/livekit.yaml" >"$LOG_DIR/server.log" 2>&1 &
 pids+=($!)
@@ -108,11 +120,13 @@ echo '{"silenceTimeoutSecs": 60}' >"$LOG_DIR/turns/setup.json"
 export RUST_LOG="${RUST_LOG:-info,str0m=warn}"
 export OPENAI_BASE_URL="http://127.0.0.1:$sim_port/v1" OPENAI_API_KEY="sk-sim"
 export PROTO_TRAINER_TURNS_DIR="$LOG_DIR/turns"
+[[ $FAULT == session_cap ]] && export REALTIME_SESSION_CAP_SECS=3
 "$CARGO_TARGET_DIR/debug/proto-trainer-agent" worker --url "$url" --api-key "$LK_API_KEY" \
   --api-secret "$LK_API_SECRET" --agent-name proto-trainer >"$LOG_DIR/agent.out" 2>"$LOG_DIR/agent.log" &
 agent_pid=$!
 pids+=($agent_pid)
-sleep 1
+# The dispatch needs a registered worker: poll for it instead of sleeping.
+for _ in $(seq 100); do grep -q "worker registered" "$LOG_DIR/agent.log" 2>/dev/null && break; sleep 0.05; done
 
 client_args=(--utterance "$LOG_DIR/u1.wav" --utterance "$LOG_DIR/u2.wav" --utterance "$LOG_DIR/u3.wav")
 [[ $SCENARIO == preconnect ]] && client_args+=(--preconnect-wav "$LOG_DIR/pre.wav")
@@ -121,7 +135,7 @@ case "$FAULT" in
     keep=$(ss -tnpH state established "( dport = :$LK_PORT )" | grep "pid=$agent_pid," |
       awk '{print $3}' | sed 's/.*://' | tr '\n' ' ')
     client_args+=(--mid-cmd "$here/cut-signal.sh $agent_pid $LK_PORT $keep") ;;
-  sigterm) client_args+=(--mid-cmd "kill -TERM $agent_pid") ;;
+  sigterm) client_args+=(--mid-cmd "kill -TERM $agent_pid" --mid-at answer2 --agent-leaves) ;;
 esac
 client_scenario=$SCENARIO
 [[ $SCENARIO == preconnect ]] && client_scenario=preconnect
@@ -133,38 +147,76 @@ set +e
   2>"$LOG_DIR/client.log" | tee "$LOG_DIR/result.json"
 status=${PIPESTATUS[0]}
 set -e
-[[ $FAULT == sigterm ]] && status=0 # the client's checks after the agent left are not the point
 
 # The call ends when the client leaves (or at SIGTERM): the store must have the end.
 for _ in $(seq 100); do [[ -s "$LOG_DIR/turns/$room/end.json" ]] && break; sleep 0.1; done
 curl -s "http://127.0.0.1:$sim_port/_sim/realtime/events" >"$LOG_DIR/sim-events.json" || true
 python3 - "$LOG_DIR" "$room" "$SCENARIO" "$FAULT" <<'EOF' || status=1
-import json, sys
+import glob, json, re, sys
 log, room, scenario, fault = sys.argv[1:5]
 turns = [json.loads(l) for l in open(f"{log}/turns/{room}/turns.jsonl") if l.strip()]
 end = json.load(open(f"{log}/turns/{room}/end.json"))
+script = json.load(open(f"{log}/script.json"))
 fails = []
 ids = [t["segmentId"] for t in turns]
-if len(ids) != len(set(ids)): fails.append("duplicate turns")
-if [t["startedMs"] for t in turns] != sorted(t["startedMs"] for t in turns): fails.append("out of order")
+if len(ids) != len(set(ids)): fails.append("a segment id stored twice")
+if [t["startedMs"] for t in turns] != sorted(t["startedMs"] for t in turns): fails.append("out of spoken order")
 speakers = [t["speaker"] for t in turns]
 try:
     conns = json.load(open(f"{log}/sim-events.json"))
 except Exception:
     conns = []
-events = [e for c in conns for e in c.get("events", [])] if isinstance(conns, list) else []
+conns = conns if isinstance(conns, list) else []
+events = [e for c in conns for e in c.get("events", [])]
 kinds = lambda d: [e for e in events if e.get("direction") == d]
-if scenario in ("conversation", "preconnect") and fault in ("", "signal_cut"):
-    want = 8 if scenario == "preconnect" else 6
-    if len(turns) != want: fails.append(f"{len(turns)} turns, want {want}")
-    if speakers[:want] != ["counselor", "caller"] * (want // 2): fails.append(f"speakers {speakers}")
-if fault in ("realtime_drop", "session_cap"):
-    # The answer cut by the drop may be partly heard or not at all; every other turn is there.
-    if len(turns) < 5: fails.append(f"only {len(turns)} turns")
-    if speakers[-1] != "caller": fails.append(f"the last answer is missing: {speakers}")
+closes = [c.get("closeReason") for c in conns]
+agent_log = re.sub(r"\x1b\[[0-9;]*m", "", open(f"{log}/agent.log").read())
+m = re.search(r"call metrics.*summary=(\{.*\})", agent_log)
+stats = json.loads(m.group(1)) if m else {}
+
+if scenario in ("conversation", "preconnect"):
+    # Every spoken turn exactly once, in order: each counselor utterance once, and after it the
+    # caller's answer, whose words (over the turns it was split into by a fault) are all there
+    # once. The answer a fault hit may be cut; no other is.
+    n = 4 if scenario == "preconnect" else 3
+    hit = 2 if fault in ("realtime_drop", "session_cap", "sigterm") else None
+    if fault == "sigterm": n = 2
+    exchanges = []
+    for t in turns:
+        if t["speaker"] == "counselor": exchanges.append((t, []))
+        elif exchanges: exchanges[-1][1].append(t)
+        else: fails.append(f"caller turn before any counselor turn: {t['text']!r}")
+    said = [c["text"] for c, _ in exchanges]
+    if said != script["counselor"][:n]: fails.append(f"counselor turns {said}, want {script['counselor'][:n]}")
+    for i, (c, answer) in enumerate(exchanges[:n], start=1):
+        want = script["caller"][i - 1].split()
+        words = " ".join(t["text"] for t in answer).split()
+        cut = [t["cut"] for t in answer]
+        if i != hit:
+            if len(answer) != 1 or cut != [False] or words != want:
+                fails.append(f"answer {i}: {[(t['text'], t['cut']) for t in answer]}, want {want}")
+        elif fault == "sigterm":
+            # Shut down as it started: what was heard is a cut turn (or nothing, if nothing was).
+            if len(answer) > 1 or words != want[: len(words)] or (answer and not cut[0] and words != want):
+                fails.append(f"answer {i} at SIGTERM: {[(t['text'], t['cut']) for t in answer]}")
+        else:
+            # Cut by the fault, then carried on by the new socket: every word once, in order.
+            if words != want or len(answer) > 2 or (len(answer) == 2 and cut != [True, False]):
+                fails.append(f"answer {i} across the fault: {[(t['text'], t['cut']) for t in answer]}, want {want}")
+    if fault != "sigterm" and len(exchanges) != n: fails.append(f"{len(exchanges)} exchanges, want {n}")
     if scenario == "preconnect" and turns and "anyone there" not in turns[0]["text"]:
         fails.append(f"first turn is not the pre-connect speech: {turns[0]['text']!r}")
-    if fault == "" and end["reason"] != "counselorLeft": fails.append(f"end reason {end['reason']}")
+    # The fault really happened.
+    if fault == "realtime_drop":
+        if "dropped" not in closes: fails.append(f"no dropped Realtime socket: {closes}")
+        if stats.get("reconnects", 0) < 1: fails.append(f"no reconnect: {stats.get('reconnects')}")
+    if fault == "session_cap":
+        if "session_cap" not in closes: fails.append(f"the simulator's cap never struck: {closes}")
+        if stats.get("recycles", 0) < 1: fails.append(f"the agent never recycled before its cap: {stats.get('recycles')}")
+    if fault == "signal_cut" and "signal resumed" not in agent_log and "rejoined" not in agent_log:
+        fails.append("the signal connection was not resumed")
+    want_end = "agentShutdown" if fault == "sigterm" else "counselorLeft"
+    if end["reason"] != want_end: fails.append(f"end reason {end['reason']}, want {want_end}")
 if scenario == "bargein":
     cut = [t for t in turns if t["speaker"] == "caller" and t["cut"]]
     if not cut: fails.append("no cut caller turn")
@@ -177,9 +229,9 @@ if scenario == "early" and events:
     errs = [e for e in kinds("server") if e.get("type") == "error"
             and e.get("event", {}).get("error", {}).get("code") != "response_cancel_not_active"]
     if errs: fails.append(f"errors: {errs}")
-if fault == "sigterm" and end["reason"] != "agentShutdown": fails.append(f"end reason {end['reason']}")
-if end.get("usage", {}).get("outputAudioMs", 0) <= 0 and fault != "sigterm": fails.append("no usage")
-print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"], "fails": fails}), file=sys.stderr)
+if end.get("usage", {}).get("outputAudioMs", 0) <= 0: fails.append("no usage")
+print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"], "closes": closes,
+                  "reconnects": stats.get("reconnects"), "recycles": stats.get("recycles"), "fails": fails}), file=sys.stderr)
 sys.exit(1 if fails else 0)
 EOF
 

@@ -12,7 +12,11 @@ Scenarios (--scenario):
   early         barge in right after utterance 1 ends, before any caller audio is heard.
 
 The microphone always publishes (silence between utterances), as a browser does, so the
-simulator's VAD sees the end of each utterance.
+simulator's VAD sees the end of each utterance. An answer is over when its audio has gone quiet
+and (conversation, preconnect) the store holds it as a whole caller turn: a wait that polls, so
+the run is as fast as the call, and an answer that a fault split in two is waited for in full.
+--mid-cmd runs a fault: after the first answer, or (--mid-at answer2) as soon as the second
+answer is heard; with --agent-leaves the client then waits for the agent to leave and stops.
 Prints one JSON line with the measurements; exits 0 when every check passes.
 Runs inside the loopback-only network namespace (see netns-run.sh).
 """
@@ -62,6 +66,9 @@ async def main() -> int:
     p.add_argument("--turns-file", required=True)
     p.add_argument("--reply-timeout", type=float, default=20.0)
     p.add_argument("--mid-cmd", help="shell command run after the first caller answer (a fault)")
+    p.add_argument("--token", help="join with this token (POST /api/livekit/token) instead of signing one")
+    p.add_argument("--mid-at", choices=["after1", "answer2"], default="after1")
+    p.add_argument("--agent-leaves", action="store_true", help="after --mid-cmd the agent leaves")
     args = p.parse_args()
     utterances = [load_wav(u) for u in args.utterance]
 
@@ -74,12 +81,13 @@ async def main() -> int:
     )
     if args.preconnect_wav:
         token = token.with_attributes({"lk.agent.pre-connect-audio": "true"})
-    token = token.to_jwt()
+    token = args.token or token.to_jwt()
 
     room = rtc.Room()
     heard: list[tuple[float, float]] = []  # (arrival, rms) of every agent frame
     captions: list[dict] = []
     agent_joined = asyncio.get_running_loop().create_future()
+    agent_left = asyncio.Event()
     states: list[str] = []
 
     async def record(track):
@@ -94,6 +102,11 @@ async def main() -> int:
             asyncio.ensure_future(record(track))
             if not agent_joined.done():
                 agent_joined.set_result(participant)
+
+    @room.on("participant_disconnected")
+    def _on_left(participant):
+        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            agent_left.set()
 
     @room.on("participant_attributes_changed")
     def _on_attrs(changed, participant):
@@ -142,18 +155,35 @@ async def main() -> int:
             await asyncio.sleep(0.01)
         return started
 
-    async def caller_answer(since: float, timeout: float) -> tuple[float, float] | None:
-        """Waits for caller audio after `since` and then 1.2 s of quiet: (first, last) loud frame."""
+    def whole_caller_turns() -> int:
+        return sum(1 for t in read_turns(args.turns_file) if t["speaker"] == "caller" and not t.get("cut"))
+
+    async def caller_answer(since: float, timeout: float, turns: int | None = None) -> tuple[float, float] | None:
+        """Waits for caller audio after `since`, then quiet: 1.2 s, or 0.3 s once the store holds
+        `turns` whole caller turns. Returns the (first, last) loud frame."""
         deadline = time.monotonic() + timeout
         first = None
         while time.monotonic() < deadline:
             loud = [t for t, r in heard if t > since and r > SPEECH_RMS]
             if loud:
                 first = loud[0]
-                if time.monotonic() - loud[-1] > 1.2:
+                quiet = time.monotonic() - loud[-1]
+                if turns is None and quiet > 1.2 or turns is not None and quiet > 0.3 and whole_caller_turns() >= turns:
                     return first, loud[-1]
             await asyncio.sleep(0.05)
         return (first, first) if first else None
+
+    async def run_fault() -> bool:
+        """Runs --mid-cmd; True when the call is over (the agent left, as it should)."""
+        os.system(args.mid_cmd)
+        result["fault_at"] = time.monotonic()
+        if not args.agent_leaves:
+            return False
+        try:
+            await asyncio.wait_for(agent_left.wait(), 10)
+        except asyncio.TimeoutError:
+            failures.append("the agent did not leave after the fault")
+        return True
 
     try:
         agent = await asyncio.wait_for(agent_joined, 20)
@@ -170,19 +200,26 @@ async def main() -> int:
             )
             await writer.write(pcm.tobytes())
             await writer.aclose()
-            got = await caller_answer(time.monotonic(), args.reply_timeout)
+            got = await caller_answer(time.monotonic(), args.reply_timeout, turns=1)
             answers.append(got)
             if not got:
                 failures.append("no caller answer to the pre-connect speech")
         if args.scenario in ("conversation", "preconnect"):
             for i, pcm in enumerate(utterances):
                 start = await say(pcm)
-                got = await caller_answer(start, args.reply_timeout)
+                if i == 1 and args.mid_cmd and args.mid_at == "answer2":
+                    while time.monotonic() < start + args.reply_timeout and not any(
+                        t > start and r > SPEECH_RMS for t, r in heard
+                    ):
+                        await asyncio.sleep(0.01)
+                    if await run_fault():
+                        break
+                got = await caller_answer(start, args.reply_timeout, turns=len(answers) + 1)
                 answers.append(got)
                 if not got:
                     failures.append(f"no caller answer to utterance {i + 1}")
-                if i == 0 and args.mid_cmd:
-                    os.system(args.mid_cmd)
+                if i == 0 and args.mid_cmd and args.mid_at == "after1" and await run_fault():
+                    break
         elif args.scenario == "bargein":
             start = await say(utterances[0])
             answers.append(await caller_answer(start, args.reply_timeout))
@@ -209,7 +246,7 @@ async def main() -> int:
             await asyncio.sleep(1.0)
             await say(utterances[1])
             answers.append(await caller_answer(time.monotonic(), args.reply_timeout))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.3)
         turns = read_turns(args.turns_file)
         result["turns_during_call"] = [(t["speaker"], t["text"], t.get("cut", False)) for t in turns]
         result["answers"] = len([a for a in answers if a])

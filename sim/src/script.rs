@@ -85,7 +85,9 @@ pub enum Fault {
     /// reading. Elsewhere the same as `timeout`.
     Stall,
     /// Realtime only, matched when a socket connects: after `after_ms` the server sends the error
-    /// event OpenAI sends at its session cap (`session_expired`) and closes the socket.
+    /// event OpenAI sends at its session cap (`session_expired`) and closes the socket. In a rule
+    /// with an `utterance`, the cap strikes mid-way through that utterance's answer instead
+    /// (`after_ms` unused), so a test can hit the cap mid-answer deterministically.
     SessionCap {
         /// Milliseconds from the upgrade to the cap.
         after_ms: u64,
@@ -140,8 +142,9 @@ pub struct Rule {
     /// The rule applies this many times, then expires. Unset: forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u32>,
-    /// Realtime: match only the Nth user audio turn committed on a socket (1-based; 0 is a
-    /// response before any user audio, e.g. the caller speaking first).
+    /// Realtime: match only the Nth user turn on a socket — an audio turn committed, or a user
+    /// message item created (a re-seeded conversation) — 1-based; 0 is a response before any
+    /// user turn, e.g. the caller speaking first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utterance: Option<u32>,
     /// Realtime: the input transcription of the user's utterance.
@@ -311,9 +314,14 @@ impl Rule {
         Ok(())
     }
 
-    /// Whether this realtime rule is decided when a socket connects (rather than per response).
+    /// Whether this realtime rule is decided when a socket connects (rather than per response):
+    /// a `session_cap` with an `utterance` strikes mid-way through that utterance's answer instead.
     fn at_connect(&self) -> bool {
-        matches!(self.fault, Some(Fault::Status { .. } | Fault::SessionCap { .. }))
+        match self.fault {
+            Some(Fault::Status { .. }) => true,
+            Some(Fault::SessionCap { .. }) => self.utterance.is_none(),
+            _ => false,
+        }
     }
 
     fn matches_realtime(&self, call: &RealtimeCall<'_>) -> bool {

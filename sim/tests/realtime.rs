@@ -558,6 +558,49 @@ async fn fault_session_cap_sends_the_expiry_error_then_closes() {
     assert!(next.quiet_for(700).await.is_empty());
 }
 
+/// A client re-seeding a conversation after a drop: seeded user messages count as utterances,
+/// and a response after the assistant's own cut-off message carries on from it; a `session_cap`
+/// rule for an utterance expires the session mid-way through that answer.
+#[tokio::test]
+async fn a_reseeded_conversation_keeps_utterance_numbers_and_a_cut_reply_carries_on() {
+    let sim = sim().await;
+    sim.add_rule(Rule::realtime().utterance(2).reply_text("Work has been falling apart lately."));
+    let mut client = Client::connect(&sim).await;
+    client.update(ga_session()).await;
+    for (role, kind, text) in
+        [("user", "input_text", "Hello."), ("assistant", "output_text", "Hi."), ("user", "input_text", "Tell me more.")]
+            .into_iter()
+            .chain([("assistant", "output_text", "Work has")])
+    {
+        let item = json!({"type": "message", "role": role, "content": [{"type": kind, "text": text}]});
+        client.send(json!({"type": "conversation.item.create", "item": item})).await;
+        client.until("conversation.item.done").await;
+    }
+    client.send(speak_first()).await;
+    let done = client.until("response.done").await;
+    assert_eq!(done["response"]["output"][0]["content"][0]["transcript"], "been falling apart lately.");
+
+    sim.add_rule(Rule::realtime().utterance(1).reply_text("word ".repeat(40)).fault(Fault::SessionCap { after_ms: 0 }));
+    let mut capped = Client::connect(&sim).await;
+    capped.update(ga_session()).await;
+    let item = json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]});
+    capped.send(json!({"type": "conversation.item.create", "item": item})).await;
+    capped.send(speak_first()).await;
+    let error = loop {
+        let event = capped.next().await;
+        if event["type"] == "error" {
+            break event;
+        }
+    };
+    assert_eq!(error["error"]["code"], "session_expired");
+    assert!(capped.seen.iter().any(|e| e["type"] == "response.output_audio.delta"), "mid-answer");
+    assert!(capped.seen.iter().all(|e| e["type"] != "response.done"));
+    match tokio::time::timeout(WAIT, capped.socket.next()).await.expect("in time") {
+        Some(Ok(Message::Close(_))) | None => {}
+        other => panic!("expected the socket to close, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn fault_status_refuses_the_upgrade() {
     let sim = sim().await;

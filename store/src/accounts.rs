@@ -8,11 +8,13 @@ use uuid::Uuid;
 use crate::db::{RowExt, Store};
 use crate::domain::{DEFAULT_CATEGORIES, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
+use crate::ids::{AccountId, UserId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AccountId,
     pub name: String,
     pub created_at: Timestamp,
 }
@@ -28,8 +30,10 @@ impl Account {
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     pub id: Uuid,
-    pub account_id: Option<Uuid>,
-    pub actor_user_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub account_id: Option<AccountId>,
+    #[schema(value_type = Option<Uuid>)]
+    pub actor_user_id: Option<UserId>,
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
@@ -56,7 +60,7 @@ impl Store {
         if name.is_empty() {
             return Err(Error::invalid("name", "must not be empty"));
         }
-        let account = Account { id: new_id(), name: name.to_owned(), created_at: Timestamp::now() };
+        let account = Account { id: AccountId::new(), name: name.to_owned(), created_at: Timestamp::now() };
         let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(account.id.to_string())
@@ -84,12 +88,12 @@ impl Store {
     }
 
     /// Removes an account and, by cascade, all it holds: for undoing a half-done provisioning.
-    pub async fn delete_account(&self, id: Uuid) -> Result<()> {
+    pub async fn delete_account(&self, id: AccountId) -> Result<()> {
         sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
         Ok(())
     }
 
-    pub async fn account(&self, id: Uuid) -> Result<Account> {
+    pub async fn account(&self, id: AccountId) -> Result<Account> {
         let row = sqlx::query("SELECT id, name, created_at FROM accounts WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -112,7 +116,7 @@ impl Store {
     }
 
     /// The account's category list, in display order.
-    pub async fn categories(&self, account_id: Uuid) -> Result<Vec<String>> {
+    pub async fn categories(&self, account_id: AccountId) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT name FROM account_categories WHERE account_id = $1 ORDER BY position, name")
             .bind(account_id.to_string())
             .fetch_all(&self.pool)
@@ -121,7 +125,7 @@ impl Store {
     }
 
     /// Adds a category to the account's list; answers the normalized name.
-    pub async fn add_category(&self, account_id: Uuid, name: &str) -> Result<String> {
+    pub async fn add_category(&self, account_id: AccountId, name: &str) -> Result<String> {
         let name = normalize_category(name).map_err(|m| Error::invalid("name", m))?;
         let mut tx = self.write_tx().await?;
         crate::db::lock_account(&mut tx, account_id).await?;
@@ -155,7 +159,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn audit_events(&self, account_id: Uuid, limit: i64) -> Result<Vec<AuditEvent>> {
+    pub async fn audit_events(&self, account_id: AccountId, limit: i64) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT id, account_id, actor_user_id, action, target_type, target_id, details, created_at \
              FROM audit_events WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
@@ -186,15 +190,15 @@ impl Store {
 /// secrets.
 #[derive(Debug, Clone)]
 pub struct Audit {
-    pub account_id: Option<Uuid>,
-    pub actor_user_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
+    pub actor_user_id: Option<UserId>,
     pub action: &'static str,
     pub target: Option<(&'static str, String)>,
     pub details: serde_json::Value,
 }
 
 impl Audit {
-    pub fn new(account_id: Option<Uuid>, actor_user_id: Option<Uuid>, action: &'static str) -> Audit {
+    pub fn new(account_id: Option<AccountId>, actor_user_id: Option<UserId>, action: &'static str) -> Audit {
         Audit { account_id, actor_user_id, action, target: None, details: serde_json::json!({}) }
     }
 

@@ -13,12 +13,13 @@ use crate::db::{RowExt, Store};
 use crate::domain::{LlmTask, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
+use crate::ids::{AccountId, FlagId, ScenarioId, SessionId, UserId};
 
 /// One LLM call, as recorded for usage and cost accounting.
 #[derive(Debug, Clone)]
 pub struct LlmCall {
-    pub account_id: Option<Uuid>,
-    pub session_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
+    pub session_id: Option<SessionId>,
     pub task: LlmTask,
     pub model: String,
     pub prompt_tokens: i64,
@@ -45,7 +46,8 @@ pub struct Usage {
 #[serde(rename_all = "camelCase")]
 pub struct Analysis {
     pub id: Uuid,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// How many flags it raised (0: "analysis clean").
     pub findings: i64,
     pub summary: String,
@@ -55,7 +57,7 @@ pub struct Analysis {
 
 #[derive(Debug, Clone)]
 pub struct NewAnalysis {
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     pub summary: String,
     pub flags: Vec<NewFlag>,
     pub model: String,
@@ -67,7 +69,8 @@ pub struct NewAnalysis {
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
     pub id: Uuid,
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     pub file_name: String,
     pub content_type: String,
     pub byte_size: i64,
@@ -76,7 +79,8 @@ pub struct Policy {
     /// Passages stored for retrieval, and how many of them have embeddings.
     pub chunks: i64,
     pub embedded_chunks: i64,
-    pub uploaded_by: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub uploaded_by: Option<UserId>,
     pub created_at: Timestamp,
 }
 
@@ -89,7 +93,7 @@ pub struct NewPolicy {
     /// Passages with their embeddings (None without an embeddings provider).
     pub chunks: Vec<(String, Option<Vec<f32>>)>,
     pub embedding_model: Option<String>,
-    pub uploaded_by: Option<Uuid>,
+    pub uploaded_by: Option<UserId>,
 }
 
 /// A policy passage for retrieval.
@@ -115,8 +119,10 @@ pub struct DocumentGap {
 #[serde(rename_all = "camelCase")]
 pub struct DocumentReview {
     pub id: Uuid,
-    pub session_id: Uuid,
-    pub user_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
     pub file_name: String,
     pub completeness_score: i64,
     pub accuracy_score: i64,
@@ -128,8 +134,8 @@ pub struct DocumentReview {
 
 #[derive(Debug, Clone)]
 pub struct NewDocumentReview {
-    pub session_id: Uuid,
-    pub user_id: Uuid,
+    pub session_id: SessionId,
+    pub user_id: UserId,
     pub file_name: String,
     pub extracted_text: String,
     pub completeness_score: i64,
@@ -172,7 +178,7 @@ impl Store {
     }
 
     /// LLM usage of a session, summed over its successful calls.
-    pub async fn session_usage(&self, session_id: Uuid) -> Result<Usage> {
+    pub async fn session_usage(&self, session_id: SessionId) -> Result<Usage> {
         let row = sqlx::query(
             // PostgreSQL sums BIGINTs as NUMERIC, which `Any` cannot read: cast back.
             "SELECT COUNT(*) AS calls, CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS p, \
@@ -192,7 +198,7 @@ impl Store {
 
     /// Claims the right to evaluate a session: true for exactly one of any number of racing
     /// callers (and for a taker-over of a stale claim).
-    pub async fn claim_evaluation(&self, session_id: Uuid) -> Result<bool> {
+    pub async fn claim_evaluation(&self, session_id: SessionId) -> Result<bool> {
         let now = Timestamp::now().millis();
         let done = sqlx::query(
             "UPDATE sessions SET evaluation_started_at = $1, evaluation_error = NULL WHERE id = $2 \
@@ -208,7 +214,7 @@ impl Store {
     }
 
     /// Gives a claim back after a failed evaluation, noting why, so a retry may claim it.
-    pub async fn release_evaluation(&self, session_id: Uuid, error: &str) -> Result<()> {
+    pub async fn release_evaluation(&self, session_id: SessionId, error: &str) -> Result<()> {
         sqlx::query("UPDATE sessions SET evaluation_started_at = NULL, evaluation_error = $1 WHERE id = $2")
             .bind(error)
             .bind(session_id.to_string())
@@ -218,7 +224,7 @@ impl Store {
     }
 
     /// Whether an evaluation of the session is running now, and the last failure if any.
-    pub async fn evaluation_state(&self, session_id: Uuid) -> Result<(bool, Option<String>)> {
+    pub async fn evaluation_state(&self, session_id: SessionId) -> Result<(bool, Option<String>)> {
         let row = sqlx::query("SELECT evaluation_started_at, evaluation_error FROM sessions WHERE id = $1")
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)
@@ -242,7 +248,7 @@ impl Store {
     /// Stores a session's analysis and its flags together (a clean one with its `analysis.clean`
     /// audit record). A second analysis of the session is a
     /// conflict and changes nothing.
-    pub async fn insert_analysis(&self, account_id: Uuid, new: &NewAnalysis) -> Result<(Analysis, Vec<Uuid>)> {
+    pub async fn insert_analysis(&self, account_id: AccountId, new: &NewAnalysis) -> Result<(Analysis, Vec<FlagId>)> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO session_analyses (id, session_id, findings, summary, model, raw_output, created_at) \
@@ -272,7 +278,7 @@ impl Store {
         Ok((self.analysis(new.session_id).await?.ok_or(Error::NotFound("analysis"))?, ids))
     }
 
-    pub async fn analysis(&self, session_id: Uuid) -> Result<Option<Analysis>> {
+    pub async fn analysis(&self, session_id: SessionId) -> Result<Option<Analysis>> {
         let row = sqlx::query(
             "SELECT id, session_id, findings, summary, model, created_at FROM session_analyses WHERE session_id = $1",
         )
@@ -293,7 +299,7 @@ impl Store {
     }
 
     /// Stores a policy document and its passages in one transaction.
-    pub async fn insert_policy(&self, account_id: Uuid, new: &NewPolicy, audit: &Audit) -> Result<Policy> {
+    pub async fn insert_policy(&self, account_id: AccountId, new: &NewPolicy, audit: &Audit) -> Result<Policy> {
         let id = new_id();
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;
@@ -352,7 +358,7 @@ impl Store {
         })
     }
 
-    pub async fn policy(&self, account_id: Uuid, id: Uuid) -> Result<Policy> {
+    pub async fn policy(&self, account_id: AccountId, id: Uuid) -> Result<Policy> {
         let row = sqlx::query(&format!(
             "SELECT {} FROM account_policies p WHERE p.id = $1 AND p.account_id = $2",
             Self::POLICY_COLUMNS
@@ -365,7 +371,7 @@ impl Store {
         Self::policy_from_row(&row)
     }
 
-    pub async fn list_policies(&self, account_id: Uuid) -> Result<Vec<Policy>> {
+    pub async fn list_policies(&self, account_id: AccountId) -> Result<Vec<Policy>> {
         let rows = sqlx::query(&format!(
             "SELECT {} FROM account_policies p WHERE p.account_id = $1 ORDER BY p.created_at, p.id",
             Self::POLICY_COLUMNS
@@ -376,7 +382,7 @@ impl Store {
         rows.iter().map(Self::policy_from_row).collect()
     }
 
-    pub async fn delete_policy(&self, account_id: Uuid, id: Uuid, audit: &Audit) -> Result<()> {
+    pub async fn delete_policy(&self, account_id: AccountId, id: Uuid, audit: &Audit) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM account_policies WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
@@ -393,7 +399,7 @@ impl Store {
 
     /// Every policy passage of the account, for retrieval (a center's policies are at most a few
     /// thousand passages; ranking them in memory is cheaper than a vector index to run).
-    pub async fn policy_chunks(&self, account_id: Uuid) -> Result<Vec<PolicyChunk>> {
+    pub async fn policy_chunks(&self, account_id: AccountId) -> Result<Vec<PolicyChunk>> {
         let rows = sqlx::query(
             "SELECT c.policy_id, p.file_name, c.chunk_index, c.text, c.embedding FROM policy_chunks c \
              JOIN account_policies p ON p.id = c.policy_id WHERE c.account_id = $1 ORDER BY p.created_at, c.chunk_index",
@@ -418,7 +424,7 @@ impl Store {
     }
 
     /// The full text of the account's policies, oldest first (the fallback without embeddings).
-    pub async fn policy_texts(&self, account_id: Uuid) -> Result<Vec<(String, String)>> {
+    pub async fn policy_texts(&self, account_id: AccountId) -> Result<Vec<(String, String)>> {
         let rows =
             sqlx::query("SELECT file_name, text FROM account_policies WHERE account_id = $1 ORDER BY created_at, id")
                 .bind(account_id.to_string())
@@ -429,8 +435,8 @@ impl Store {
 
     pub async fn set_evaluator_context(
         &self,
-        account_id: Uuid,
-        scenario_id: Uuid,
+        account_id: AccountId,
+        scenario_id: ScenarioId,
         text: &str,
         audit: &Audit,
     ) -> Result<()> {
@@ -452,7 +458,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn insert_document_review(&self, account_id: Uuid, new: &NewDocumentReview) -> Result<DocumentReview> {
+    pub async fn insert_document_review(
+        &self,
+        account_id: AccountId,
+        new: &NewDocumentReview,
+    ) -> Result<DocumentReview> {
         let id = new_id();
         sqlx::query(
             "INSERT INTO document_reviews (id, account_id, session_id, user_id, file_name, extracted_text, completeness_score, \
@@ -478,7 +488,7 @@ impl Store {
         reviews.into_iter().find(|r| r.id == id).ok_or(Error::NotFound("document review"))
     }
 
-    pub async fn document_reviews(&self, session_id: Uuid) -> Result<Vec<DocumentReview>> {
+    pub async fn document_reviews(&self, session_id: SessionId) -> Result<Vec<DocumentReview>> {
         let rows = sqlx::query(
             "SELECT id, session_id, user_id, file_name, completeness_score, accuracy_score, consistency_score, gaps, model, created_at \
              FROM document_reviews WHERE session_id = $1 ORDER BY created_at, id",

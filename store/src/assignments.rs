@@ -6,24 +6,29 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::db::{RowExt, Store, for_update, lock_ids, page};
-use crate::domain::{AssignmentStatus, Difficulty, Role, ScenarioMode, Timestamp, new_id};
+use crate::domain::{AssignmentStatus, Difficulty, Role, ScenarioMode, Timestamp};
 use crate::error::{Error, Result, Violation, violation};
+use crate::ids::{AccountId, AssignmentId, ScenarioId, UserId};
 
 pub const MAX_BULK_PAIRS: usize = 500;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
-    pub id: Uuid,
-    pub account_id: Uuid,
-    pub scenario_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AssignmentId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
     pub scenario: ScenarioSummary,
-    pub counselor_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
     pub counselor: CounselorSummary,
-    pub assigned_by: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub assigned_by: Option<UserId>,
     pub status: AssignmentStatus,
     pub due_at: Option<Timestamp>,
     /// Supervisor notes for the counselor.
@@ -101,8 +106,10 @@ impl Assignment {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewAssignment {
-    pub scenario_id: Uuid,
-    pub counselor_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
     #[serde(default)]
     pub due_at: Option<Timestamp>,
     #[serde(default)]
@@ -137,8 +144,10 @@ mod double_option {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct AssignmentFilter {
-    pub counselor_id: Option<Uuid>,
-    pub scenario_id: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    pub counselor_id: Option<UserId>,
+    #[param(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
     pub status: Option<AssignmentStatus>,
     /// Page size, 1 to 500 (default 100).
     pub limit: Option<i64>,
@@ -159,26 +168,31 @@ pub struct AssignmentReport {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedPair {
-    pub scenario_id: Uuid,
-    pub counselor_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
     pub reason: String,
-    pub existing_assignment_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub existing_assignment_id: Option<AssignmentId>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockedPair {
-    pub scenario_id: Uuid,
-    pub counselor_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
     pub reason: String,
 }
 
 /// Why a counselor or scenario cannot take an assignment, if it cannot.
 async fn blocker(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    account_id: Uuid,
-    scenario_id: Uuid,
-    counselor_id: Uuid,
+    account_id: AccountId,
+    scenario_id: ScenarioId,
+    counselor_id: UserId,
 ) -> Result<Option<String>> {
     // Both rows are locked so the answer stays true until the insert commits: a deactivation,
     // a mode change or another one-time assignment waits (lock order: counselor, then scenario).
@@ -227,11 +241,11 @@ async fn blocker(
 /// inside the caller's transaction.
 async fn try_insert(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    account_id: Uuid,
-    assigned_by: Option<Uuid>,
+    account_id: AccountId,
+    assigned_by: Option<UserId>,
     new: &NewAssignment,
-) -> Result<Option<Uuid>> {
-    let id = new_id();
+) -> Result<Option<AssignmentId>> {
+    let id = AssignmentId::new();
     let now = Timestamp::now().millis();
     let done = sqlx::query(
         "INSERT INTO assignments (id, account_id, scenario_id, counselor_id, assigned_by, status, due_at, notes, created_at, updated_at) \
@@ -253,9 +267,9 @@ async fn try_insert(
 
 async fn active_assignment_id(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    scenario_id: Uuid,
-    counselor_id: Uuid,
-) -> Result<Option<Uuid>> {
+    scenario_id: ScenarioId,
+    counselor_id: UserId,
+) -> Result<Option<AssignmentId>> {
     let row = sqlx::query(
         "SELECT id FROM assignments WHERE scenario_id = $1 AND counselor_id = $2 AND status <> 'completed'",
     )
@@ -269,10 +283,10 @@ async fn active_assignment_id(
 /// Checks and inserts one assignment inside the caller's transaction.
 pub(crate) async fn insert_assignment(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    account_id: Uuid,
-    assigned_by: Option<Uuid>,
+    account_id: AccountId,
+    assigned_by: Option<UserId>,
     new: &NewAssignment,
-) -> Result<Uuid> {
+) -> Result<AssignmentId> {
     if let Some(reason) = blocker(tx, account_id, new.scenario_id, new.counselor_id).await? {
         return Err(match reason.as_str() {
             "counselor not found" => Error::invalid("counselorId", reason),
@@ -296,8 +310,8 @@ pub(crate) async fn insert_assignment(
 impl Store {
     pub async fn create_assignment(
         &self,
-        account_id: Uuid,
-        assigned_by: Option<Uuid>,
+        account_id: AccountId,
+        assigned_by: Option<UserId>,
         new: &NewAssignment,
     ) -> Result<Assignment> {
         self.create_assignment_audited(account_id, assigned_by, new, None).await
@@ -306,8 +320,8 @@ impl Store {
     /// [`Store::create_assignment`], with `audit` written in its transaction.
     pub async fn create_assignment_audited(
         &self,
-        account_id: Uuid,
-        assigned_by: Option<Uuid>,
+        account_id: AccountId,
+        assigned_by: Option<UserId>,
         new: &NewAssignment,
         audit: Option<&crate::Audit>,
     ) -> Result<Assignment> {
@@ -324,10 +338,10 @@ impl Store {
     /// each pair as created, skipped (already active) or blocked.
     pub async fn bulk_assign(
         &self,
-        account_id: Uuid,
-        assigned_by: Option<Uuid>,
-        scenario_ids: &[Uuid],
-        counselor_ids: &[Uuid],
+        account_id: AccountId,
+        assigned_by: Option<UserId>,
+        scenario_ids: &[ScenarioId],
+        counselor_ids: &[UserId],
         due_at: Option<Timestamp>,
         notes: Option<&str>,
     ) -> Result<AssignmentReport> {
@@ -380,7 +394,7 @@ impl Store {
         Ok(report)
     }
 
-    pub async fn assignment(&self, account_id: Uuid, id: Uuid) -> Result<Assignment> {
+    pub async fn assignment(&self, account_id: AccountId, id: AssignmentId) -> Result<Assignment> {
         let row = sqlx::query(&format!("{ASSIGNMENT_SELECT} WHERE a.id = $1 AND a.account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -390,7 +404,7 @@ impl Store {
         Assignment::from_row(&row)
     }
 
-    pub async fn list_assignments(&self, account_id: Uuid, filter: &AssignmentFilter) -> Result<Vec<Assignment>> {
+    pub async fn list_assignments(&self, account_id: AccountId, filter: &AssignmentFilter) -> Result<Vec<Assignment>> {
         let (limit, offset) = page(filter.limit, filter.offset);
         let rows = sqlx::query(&format!(
             "{ASSIGNMENT_SELECT} WHERE a.account_id = $1 \
@@ -416,8 +430,8 @@ impl Store {
     /// written in the same transaction.
     pub async fn patch_assignment(
         &self,
-        account_id: Uuid,
-        id: Uuid,
+        account_id: AccountId,
+        id: AssignmentId,
         patch: &AssignmentPatch,
         audit: Option<&crate::Audit>,
     ) -> Result<Assignment> {
@@ -475,7 +489,7 @@ impl Store {
     /// one is a no-op, so a repeated evaluation is harmless.
     /// For tests: production completes an assignment through its evaluation.
     #[cfg(feature = "testing")]
-    pub async fn complete_assignment(&self, account_id: Uuid, id: Uuid) -> Result<Assignment> {
+    pub async fn complete_assignment(&self, account_id: AccountId, id: AssignmentId) -> Result<Assignment> {
         let now = Timestamp::now().millis();
         let done = sqlx::query(
             "UPDATE assignments SET status = 'completed', completed_at = $1, updated_at = $1 \
@@ -494,7 +508,7 @@ impl Store {
     }
 
     /// Deletes an assignment without attempts; one with sessions keeps its training record (409).
-    pub async fn delete_assignment(&self, account_id: Uuid, id: Uuid) -> Result<()> {
+    pub async fn delete_assignment(&self, account_id: AccountId, id: AssignmentId) -> Result<()> {
         let done = sqlx::query("DELETE FROM assignments WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -513,7 +527,7 @@ impl Store {
     }
 }
 
-fn dedup(ids: &[Uuid]) -> Vec<Uuid> {
+fn dedup<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> Vec<T> {
     let mut seen = HashSet::new();
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }

@@ -10,12 +10,12 @@
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store};
-use crate::domain::{Role, Timestamp, new_id};
+use crate::domain::{Role, Timestamp};
 use crate::error::{Error, FieldError, Result};
+use crate::ids::{AccountId, ApiKeyId, UserId};
 use crate::users::User;
 
 /// What login needs about a user: the user and their stored password hash.
@@ -42,8 +42,8 @@ pub struct AuthSession {
 #[derive(Debug, Clone)]
 pub struct NewAuthSession<'a> {
     pub id: &'a str,
-    pub user_id: Uuid,
-    pub account_id: Uuid,
+    pub user_id: UserId,
+    pub account_id: AccountId,
     pub csrf_token: &'a str,
     pub expires_at: Timestamp,
     pub ip: Option<&'a str>,
@@ -54,12 +54,15 @@ pub struct NewAuthSession<'a> {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: ApiKeyId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     pub name: String,
     /// The key's public first part, to tell keys apart (the key starts with it).
     pub prefix: String,
-    pub created_by: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub created_by: Option<UserId>,
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
@@ -122,8 +125,8 @@ impl Store {
     /// caller's own, when a user changes their own password), with its audit record.
     pub async fn set_password(
         &self,
-        account_id: Uuid,
-        user_id: Uuid,
+        account_id: AccountId,
+        user_id: UserId,
         password_hash: &str,
         must_change: bool,
         keep: Option<&str>,
@@ -159,10 +162,10 @@ impl Store {
     /// (de)activation are audited, as done by `actor`, in the same transaction.
     pub async fn update_user(
         &self,
-        account_id: Uuid,
-        id: Uuid,
+        account_id: AccountId,
+        id: UserId,
         patch: &UserPatch,
-        actor: Option<Uuid>,
+        actor: Option<UserId>,
     ) -> Result<User> {
         let mut errors = Vec::new();
         let display_name = patch.display_name.as_deref().map(str::trim);
@@ -326,18 +329,18 @@ impl Store {
 
     pub async fn create_api_key(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         name: &str,
         prefix: &str,
         key_hash: &str,
-        created_by: Option<Uuid>,
+        created_by: Option<UserId>,
         audit: &Audit,
     ) -> Result<ApiKey> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Error::Invalid(vec![FieldError::new("name", "must be 1 to 100 characters")]));
         }
-        let id = new_id();
+        let id = ApiKeyId::new();
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, account_id, name, prefix, key_hash, created_by, created_at) \
@@ -357,7 +360,7 @@ impl Store {
         self.api_key(account_id, id).await
     }
 
-    pub async fn api_key(&self, account_id: Uuid, id: Uuid) -> Result<ApiKey> {
+    pub async fn api_key(&self, account_id: AccountId, id: ApiKeyId) -> Result<ApiKey> {
         let row = sqlx::query(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -368,7 +371,7 @@ impl Store {
     }
 
     /// The account's keys, newest first, revoked ones included (they show when they were revoked).
-    pub async fn list_api_keys(&self, account_id: Uuid) -> Result<Vec<ApiKey>> {
+    pub async fn list_api_keys(&self, account_id: AccountId) -> Result<Vec<ApiKey>> {
         let rows = sqlx::query(&format!(
             "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE account_id = $1 ORDER BY created_at DESC, id DESC"
         ))
@@ -379,7 +382,7 @@ impl Store {
     }
 
     /// Revokes a key; revoking a revoked key changes nothing and is not an error.
-    pub async fn revoke_api_key(&self, account_id: Uuid, id: Uuid, audit: &Audit) -> Result<ApiKey> {
+    pub async fn revoke_api_key(&self, account_id: AccountId, id: ApiKeyId, audit: &Audit) -> Result<ApiKey> {
         let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL")

@@ -13,6 +13,7 @@ use crate::domain::{OverrideKind, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::{EVALUATION_COLUMNS, Evaluation};
 use crate::flags::SessionFlag;
+use crate::ids::{AccountId, SessionId, UserId};
 
 /// One override: what the AI said and what the supervisor says instead, with why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -37,8 +38,10 @@ pub struct Override {
 pub struct Review {
     pub id: Uuid,
     pub evaluation_id: Uuid,
-    pub session_id: Uuid,
-    pub reviewer_id: Option<Uuid>,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
+    #[schema(value_type = Option<Uuid>)]
+    pub reviewer_id: Option<UserId>,
     pub reviewer_name: Option<String>,
     pub note: String,
     pub created_at: Timestamp,
@@ -85,9 +88,9 @@ impl Store {
     /// touched.
     pub async fn record_review(
         &self,
-        account_id: Uuid,
-        session_id: Uuid,
-        reviewer_id: Uuid,
+        account_id: AccountId,
+        session_id: SessionId,
+        reviewer_id: UserId,
         note: &str,
         overrides: &[NewOverride],
     ) -> Result<Review> {
@@ -206,7 +209,7 @@ impl Store {
     /// with their evaluation flags and all their reviews.
     pub async fn reviewed_evaluations(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<ReviewedEvaluation>> {

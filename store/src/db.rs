@@ -3,12 +3,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
-use uuid::Uuid;
-
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
+use crate::ids::AccountId;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -125,12 +124,12 @@ pub(crate) fn for_update(conn: &sqlx::AnyConnection) -> &'static str {
 pub(crate) async fn lock_ids(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     table: &'static str,
-    ids: &[Uuid],
+    ids: &[impl std::fmt::Display],
 ) -> Result<()> {
     if for_update(tx).is_empty() {
         return Ok(());
     }
-    let mut sorted: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let mut sorted: Vec<String> = ids.iter().map(ToString::to_string).collect();
     sorted.sort();
     sorted.dedup();
     let sql = format!("SELECT id FROM {table} WHERE id = $1{}", for_update(tx));
@@ -142,7 +141,7 @@ pub(crate) async fn lock_ids(
 
 /// Locks one account's row for the rest of the transaction: rules that count rows across the
 /// account (its last admin, its category order) serialise on it.
-pub(crate) async fn lock_account(tx: &mut sqlx::Transaction<'static, sqlx::Any>, account_id: Uuid) -> Result<()> {
+pub(crate) async fn lock_account(tx: &mut sqlx::Transaction<'static, sqlx::Any>, account_id: AccountId) -> Result<()> {
     let sql = format!("SELECT id FROM accounts WHERE id = $1{}", for_update(tx));
     sqlx::query(&sql).bind(account_id.to_string()).fetch_optional(&mut **tx).await?;
     Ok(())
@@ -156,8 +155,9 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 
 /// Typed reads from an `AnyRow`, turning a bad stored value into [`Error::Corrupt`].
 pub(crate) trait RowExt {
-    fn uuid(&self, col: &str) -> Result<Uuid>;
-    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
+    /// A UUID column, as a bare [`uuid::Uuid`] or any typed id (`crate::ids`).
+    fn uuid<T: FromStr>(&self, col: &str) -> Result<T>;
+    fn opt_uuid<T: FromStr>(&self, col: &str) -> Result<Option<T>>;
     fn text(&self, col: &str) -> Result<String>;
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     fn int(&self, col: &str) -> Result<i64>;
@@ -176,10 +176,10 @@ fn corrupt(col: &str, why: impl std::fmt::Display) -> Error {
 }
 
 impl RowExt for AnyRow {
-    fn uuid(&self, col: &str) -> Result<Uuid> {
+    fn uuid<T: FromStr>(&self, col: &str) -> Result<T> {
         self.parsed(col)
     }
-    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+    fn opt_uuid<T: FromStr>(&self, col: &str) -> Result<Option<T>> {
         self.opt_parsed(col)
     }
     fn text(&self, col: &str) -> Result<String> {

@@ -450,7 +450,8 @@ impl utoipa::PartialSchema for Timestamp {
 
 impl utoipa::ToSchema for Timestamp {}
 
-/// A new time-ordered id (UUIDv7), so ids sort by creation and index well.
+/// A new time-ordered id (UUIDv7), so ids sort by creation and index well. Typed ids have
+/// the same as `new()` (`crate::ids`).
 pub fn new_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }

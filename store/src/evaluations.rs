@@ -11,12 +11,14 @@ use crate::db::{RowExt, Store};
 use crate::domain::{CheckAnswer, FlagType, JobKind, ScoreBand, Timestamp, WebhookEvent, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
+use crate::ids::{AccountId, AssignmentId, FlagId, SessionId, UserId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Evaluation {
     pub id: Uuid,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// 0 to 100, computed from the check answers and ratings with safety criteria weighted and
     /// capped by hard safety flags; null when it cannot be computed (never a fallback 0).
     pub overall_score: Option<f64>,
@@ -67,7 +69,8 @@ pub struct ReviewSummary {
     pub reviewed: bool,
     /// The latest review.
     pub reviewed_at: Timestamp,
-    pub reviewer_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub reviewer_id: Option<UserId>,
     pub reviewer_name: Option<String>,
     /// The reviews' notes, oldest first.
     pub notes: Vec<String>,
@@ -121,7 +124,7 @@ pub struct CheckResult {
 
 #[derive(Debug, Clone)]
 pub struct NewEvaluation {
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     /// Flags the evaluation raised, stored in the same transaction.
     pub flags: Vec<NewFlag>,
     pub overall_score: Option<f64>,
@@ -215,7 +218,11 @@ impl Store {
     /// Stores an evaluation with its flags, ends the session if it was still active, completes
     /// its assignment and queues its events, the flags' e-mails and the analysis — all or nothing. Answers the stored evaluation and the new
     /// flags' ids; a second evaluation of the session is a conflict and changes nothing.
-    pub async fn finish_evaluation(&self, account_id: Uuid, new: &NewEvaluation) -> Result<(Evaluation, Vec<Uuid>)> {
+    pub async fn finish_evaluation(
+        &self,
+        account_id: AccountId,
+        new: &NewEvaluation,
+    ) -> Result<(Evaluation, Vec<FlagId>)> {
         new.check()?;
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;
@@ -225,7 +232,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(Error::NotFound("session"))?;
-        let assignment_id = session.opt_uuid("assignment_id")?;
+        let assignment_id: Option<AssignmentId> = session.opt_uuid("assignment_id")?;
         let evaluation_id = new_id();
         sqlx::query(
             "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
@@ -313,14 +320,14 @@ impl Store {
     /// The raw model output of a session's evaluation (audit).
     /// For tests only (not in the production binary).
     #[cfg(feature = "testing")]
-    pub async fn evaluation_raw_output(&self, session_id: Uuid) -> Result<Option<String>> {
+    pub async fn evaluation_raw_output(&self, session_id: SessionId) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT raw_output FROM evaluations WHERE session_id = $1")
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)
             .await?)
     }
 
-    pub async fn evaluation_for_session(&self, session_id: Uuid) -> Result<Option<Evaluation>> {
+    pub async fn evaluation_for_session(&self, session_id: SessionId) -> Result<Option<Evaluation>> {
         let row = sqlx::query(
             "SELECT id, session_id, overall_score, score_band, score_basis, rubric_version, criteria, strengths, \
              areas_to_improve, model, created_at FROM evaluations WHERE session_id = $1",

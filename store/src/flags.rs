@@ -4,19 +4,22 @@
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store, page};
-use crate::domain::{FlagSeverity, FlagSource, FlagStatus, FlagType, JobKind, Timestamp, new_id};
+use crate::domain::{FlagSeverity, FlagSource, FlagStatus, FlagType, JobKind, Timestamp};
 use crate::error::{Error, Result};
+use crate::ids::{AccountId, FlagId, SessionId, UserId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionFlag {
-    pub id: Uuid,
-    pub account_id: Uuid,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: FlagId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     pub flag_type: FlagType,
     pub severity: FlagSeverity,
     pub source: FlagSource,
@@ -25,7 +28,8 @@ pub struct SessionFlag {
     /// Transcript turn numbers (1-based) the flag rests on.
     pub turns: Vec<u32>,
     pub review_note: Option<String>,
-    pub reviewed_by: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub reviewed_by: Option<UserId>,
     pub reviewed_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -71,7 +75,8 @@ pub struct NewFlag {
 pub struct FlagFilter {
     /// Default `open`.
     pub status: Option<FlagStatus>,
-    pub session_id: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    pub session_id: Option<SessionId>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -92,14 +97,14 @@ impl Store {
     /// job (the caller wakes the workers after its commit).
     pub(crate) async fn insert_flags_tx(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        account_id: Uuid,
-        session_id: Uuid,
+        account_id: AccountId,
+        session_id: SessionId,
         flags: &[NewFlag],
-    ) -> Result<Vec<Uuid>> {
+    ) -> Result<Vec<FlagId>> {
         let now = Timestamp::now().millis();
         let mut ids = Vec::with_capacity(flags.len());
         for flag in flags {
-            let id = new_id();
+            let id = FlagId::new();
             sqlx::query(
                 "INSERT INTO session_flags (id, account_id, session_id, flag_type, severity, source, status, details, turns, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9)",
@@ -119,17 +124,23 @@ impl Store {
         }
         if !flags.is_empty() {
             let ctx = crate::partner::session_context(tx, session_id).await?;
-            let pairs: Vec<(Uuid, &NewFlag)> = ids.iter().copied().zip(flags.iter()).collect();
+            let pairs: Vec<(FlagId, &NewFlag)> = ids.iter().copied().zip(flags.iter()).collect();
             crate::partner::enqueue_flag_events(tx, account_id, &ctx, &pairs).await?;
             for id in &ids {
-                crate::jobs::enqueue_tx(tx, JobKind::NotifyFlag, account_id, session_id, Some(*id), now).await?;
+                crate::jobs::enqueue_tx(tx, JobKind::NotifyFlag, account_id, session_id, Some(id.as_uuid()), now)
+                    .await?;
             }
         }
         Ok(ids)
     }
 
     /// Raises one flag (a counselor's report about the AI caller).
-    pub async fn insert_flag(&self, account_id: Uuid, session_id: Uuid, flag: &NewFlag) -> Result<SessionFlag> {
+    pub async fn insert_flag(
+        &self,
+        account_id: AccountId,
+        session_id: SessionId,
+        flag: &NewFlag,
+    ) -> Result<SessionFlag> {
         if flag.details.trim().is_empty() || flag.details.chars().count() > 5000 {
             return Err(Error::invalid("details", "must be 1 to 5000 characters"));
         }
@@ -140,7 +151,7 @@ impl Store {
         self.flag(account_id, ids[0]).await
     }
 
-    pub async fn flag(&self, account_id: Uuid, id: Uuid) -> Result<SessionFlag> {
+    pub async fn flag(&self, account_id: AccountId, id: FlagId) -> Result<SessionFlag> {
         let row = sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM session_flags WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -150,7 +161,7 @@ impl Store {
         SessionFlag::from_row(&row)
     }
 
-    pub async fn flags_by_ids(&self, account_id: Uuid, ids: &[Uuid]) -> Result<Vec<SessionFlag>> {
+    pub async fn flags_by_ids(&self, account_id: AccountId, ids: &[FlagId]) -> Result<Vec<SessionFlag>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(self.flag(account_id, *id).await?);
@@ -159,7 +170,7 @@ impl Store {
     }
 
     /// The account's flags, newest first.
-    pub async fn list_flags(&self, account_id: Uuid, filter: &FlagFilter) -> Result<Vec<SessionFlag>> {
+    pub async fn list_flags(&self, account_id: AccountId, filter: &FlagFilter) -> Result<Vec<SessionFlag>> {
         let (limit, offset) = page(filter.limit, filter.offset);
         let rows = sqlx::query(&format!(
             "SELECT {FLAG_COLUMNS} FROM session_flags WHERE account_id = $1 AND status = $2 \
@@ -176,7 +187,7 @@ impl Store {
     }
 
     /// Flags of one session, oldest first.
-    pub async fn session_flags(&self, session_id: Uuid) -> Result<Vec<SessionFlag>> {
+    pub async fn session_flags(&self, session_id: SessionId) -> Result<Vec<SessionFlag>> {
         let rows = sqlx::query(&format!(
             "SELECT {FLAG_COLUMNS} FROM session_flags WHERE session_id = $1 ORDER BY created_at, id"
         ))
@@ -189,9 +200,9 @@ impl Store {
     /// Records a supervisor's review (or reopens the flag).
     pub async fn review_flag(
         &self,
-        account_id: Uuid,
-        id: Uuid,
-        reviewer: Uuid,
+        account_id: AccountId,
+        id: FlagId,
+        reviewer: UserId,
         review: &FlagReview,
         audit: &Audit,
     ) -> Result<SessionFlag> {

@@ -12,14 +12,15 @@ use uuid::Uuid;
 use crate::db::{RowExt, Store};
 use crate::domain::{JobKind, JobStatus, Timestamp, new_id};
 use crate::error::Result;
+use crate::ids::{AccountId, SessionId};
 
 /// A job handed to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: Uuid,
     pub kind: JobKind,
-    pub account_id: Uuid,
-    pub session_id: Uuid,
+    pub account_id: AccountId,
+    pub session_id: SessionId,
     /// What in the session the job is about: the flag of a `notify_flag` job.
     pub subject: Option<Uuid>,
     /// Including this one.
@@ -40,8 +41,8 @@ pub struct JobState {
 pub(crate) async fn enqueue_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     kind: JobKind,
-    account_id: Uuid,
-    session_id: Uuid,
+    account_id: AccountId,
+    session_id: SessionId,
     subject: Option<Uuid>,
     run_after: i64,
 ) -> Result<()> {
@@ -65,7 +66,7 @@ pub(crate) async fn enqueue_tx(
 impl Store {
     /// Queues a session's evaluation (a partner asked for it), or queues it again when an earlier
     /// one finished or gave up; a queued or running one is left alone.
-    pub async fn queue_evaluation(&self, account_id: Uuid, session_id: Uuid) -> Result<()> {
+    pub async fn queue_evaluation(&self, account_id: AccountId, session_id: SessionId) -> Result<()> {
         let now = Timestamp::now().millis();
         sqlx::query(
             "INSERT INTO jobs (id, kind, account_id, session_id, subject, status, attempts, run_after, created_at, updated_at) \
@@ -181,7 +182,12 @@ impl Store {
     /// was queued.
     /// For tests only (not in the production binary).
     #[cfg(feature = "testing")]
-    pub async fn job_state(&self, session_id: Uuid, kind: JobKind, subject: Option<Uuid>) -> Result<Option<JobState>> {
+    pub async fn job_state(
+        &self,
+        session_id: SessionId,
+        kind: JobKind,
+        subject: Option<Uuid>,
+    ) -> Result<Option<JobState>> {
         let row = sqlx::query(
             "SELECT status, attempts, last_error FROM jobs WHERE session_id = $1 AND kind = $2 AND subject = $3",
         )

@@ -19,6 +19,7 @@ pub mod domain;
 mod error;
 mod evaluations;
 mod flags;
+mod ids;
 mod jobs;
 mod partner;
 pub mod persona;
@@ -47,6 +48,7 @@ pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation, ReviewSummary, ScoreBasis};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
+pub use ids::{AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, UserId, WebhookId};
 pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use progress::{

@@ -10,6 +10,7 @@ use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store};
 use crate::domain::{DeliveryStatus, Timestamp, WebhookEvent, new_id};
 use crate::error::{Error, FieldError, Result};
+use crate::ids::{AccountId, AssignmentId, FlagId, ScenarioId, SessionId, UserId, WebhookId};
 
 /// What an idempotency key has seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +28,15 @@ pub enum IdempotencyState {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: WebhookId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     pub url: String,
     pub events: Vec<WebhookEvent>,
     pub active: bool,
-    pub created_by: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub created_by: Option<UserId>,
     pub created_at: Timestamp,
 }
 
@@ -40,7 +44,8 @@ pub struct Webhook {
 #[serde(rename_all = "camelCase")]
 pub struct WebhookDelivery {
     pub id: Uuid,
-    pub webhook_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub webhook_id: WebhookId,
     pub event: WebhookEvent,
     pub status: DeliveryStatus,
     pub attempts: i64,
@@ -55,7 +60,7 @@ pub struct WebhookDelivery {
 #[derive(Clone)]
 pub struct DueDelivery {
     pub id: Uuid,
-    pub webhook_id: Uuid,
+    pub webhook_id: WebhookId,
     pub event: WebhookEvent,
     pub payload: String,
     pub attempts: i64,
@@ -118,7 +123,7 @@ impl Store {
     /// passes, its handler is taken for dead and the next use takes the key over.
     pub async fn begin_idempotent(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         key: &str,
         request_hash: &str,
         lease_ms: i64,
@@ -172,7 +177,7 @@ impl Store {
     }
 
     /// Stores the answer to replay for a key.
-    pub async fn finish_idempotent(&self, account_id: Uuid, key: &str, status: u16, body: &str) -> Result<()> {
+    pub async fn finish_idempotent(&self, account_id: AccountId, key: &str, status: u16, body: &str) -> Result<()> {
         sqlx::query(
             "UPDATE idempotency_keys SET status_code = $1, response_body = $2 WHERE account_id = $3 AND idem_key = $4",
         )
@@ -186,7 +191,7 @@ impl Store {
     }
 
     /// Forgets a key whose request failed on our side, so the client's retry runs again.
-    pub async fn abandon_idempotent(&self, account_id: Uuid, key: &str) -> Result<()> {
+    pub async fn abandon_idempotent(&self, account_id: AccountId, key: &str) -> Result<()> {
         sqlx::query("DELETE FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2")
             .bind(account_id.to_string())
             .bind(key)
@@ -205,17 +210,17 @@ impl Store {
 
     pub async fn create_webhook(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         url: &str,
         events: &[WebhookEvent],
         secret: &str,
-        created_by: Option<Uuid>,
+        created_by: Option<UserId>,
         audit: &Audit,
     ) -> Result<Webhook> {
         if events.is_empty() {
             return Err(Error::Invalid(vec![FieldError::new("events", "subscribe to at least one event")]));
         }
-        let id = new_id();
+        let id = WebhookId::new();
         let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -236,7 +241,7 @@ impl Store {
         self.webhook(account_id, id).await
     }
 
-    pub async fn webhook(&self, account_id: Uuid, id: Uuid) -> Result<Webhook> {
+    pub async fn webhook(&self, account_id: AccountId, id: WebhookId) -> Result<Webhook> {
         let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -246,7 +251,7 @@ impl Store {
         Webhook::from_row(&row)
     }
 
-    pub async fn list_webhooks(&self, account_id: Uuid) -> Result<Vec<Webhook>> {
+    pub async fn list_webhooks(&self, account_id: AccountId) -> Result<Vec<Webhook>> {
         let rows = sqlx::query(&format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE account_id = $1 ORDER BY created_at, id"
         ))
@@ -256,7 +261,7 @@ impl Store {
         rows.iter().map(Webhook::from_row).collect()
     }
 
-    pub async fn delete_webhook(&self, account_id: Uuid, id: Uuid, audit: &Audit) -> Result<()> {
+    pub async fn delete_webhook(&self, account_id: AccountId, id: WebhookId, audit: &Audit) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
@@ -277,7 +282,7 @@ impl Store {
     #[cfg(feature = "testing")]
     pub async fn enqueue_event(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         event: WebhookEvent,
         payload: &serde_json::Value,
     ) -> Result<usize> {
@@ -310,7 +315,7 @@ impl Store {
         .await?;
         let mut claimed = Vec::new();
         for r in rows {
-            let id = r.uuid("id")?;
+            let id: Uuid = r.uuid("id")?;
             let taken = sqlx::query(
                 "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
             )
@@ -370,8 +375,8 @@ impl Store {
     /// A webhook's delivery log, newest first.
     pub async fn webhook_deliveries(
         &self,
-        account_id: Uuid,
-        webhook_id: Uuid,
+        account_id: AccountId,
+        webhook_id: WebhookId,
         limit: i64,
     ) -> Result<Vec<WebhookDelivery>> {
         self.webhook(account_id, webhook_id).await?;
@@ -399,7 +404,7 @@ pub struct NewWebhook {
 /// it reports does (the outbox the dispatcher drains; a crash after the commit loses nothing).
 pub(crate) async fn enqueue_event_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    account_id: Uuid,
+    account_id: AccountId,
     event: WebhookEvent,
     payload: &serde_json::Value,
 ) -> Result<usize> {
@@ -439,16 +444,16 @@ pub(crate) async fn enqueue_event_tx(
 /// What event payloads say about a session: its assignment and attempt, and the partner's id
 /// for the counselor.
 pub(crate) struct SessionContext {
-    pub session_id: Uuid,
-    pub assignment_id: Option<Uuid>,
-    pub scenario_id: Option<Uuid>,
+    pub session_id: SessionId,
+    pub assignment_id: Option<AssignmentId>,
+    pub scenario_id: Option<ScenarioId>,
     pub attempt: Option<i64>,
     pub user_external_id: Option<String>,
 }
 
 pub(crate) async fn session_context(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    session_id: Uuid,
+    session_id: SessionId,
 ) -> Result<SessionContext> {
     let row = sqlx::query(
         "SELECT s.assignment_id, s.scenario_id, s.attempt_number, u.external_id FROM sessions s \
@@ -470,9 +475,9 @@ pub(crate) async fn session_context(
 /// `flag.raised` for each new flag, in the caller's transaction.
 pub(crate) async fn enqueue_flag_events(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    account_id: Uuid,
+    account_id: AccountId,
     ctx: &SessionContext,
-    flags: &[(Uuid, &crate::flags::NewFlag)],
+    flags: &[(FlagId, &crate::flags::NewFlag)],
 ) -> Result<()> {
     for (id, flag) in flags {
         let data = serde_json::json!({

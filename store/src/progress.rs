@@ -7,11 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
 use crate::domain::{SessionKind, Timestamp};
 use crate::error::{Error, Result};
+use crate::ids::{AccountId, ScenarioId, SessionId, UserId};
 
 /// Whose progress: a counselor, a cohort (those assigned a scenario), or the whole account.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -19,9 +19,11 @@ use crate::error::{Error, Result};
 #[into_params(parameter_in = Query)]
 pub struct ProgressQuery {
     /// One counselor (counselors always get their own progress, whatever they ask for).
-    pub counselor_id: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    pub counselor_id: Option<UserId>,
     /// The cohort of counselors who have (or had) an assignment of this scenario.
-    pub scenario_id: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -42,10 +44,13 @@ pub struct Progress {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScorePoint {
-    pub session_id: Uuid,
-    pub counselor_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
     pub counselor_name: String,
-    pub scenario_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
     /// None for free practice with an improvised caller.
     pub scenario_title: Option<String>,
     pub kind: SessionKind,
@@ -68,9 +73,11 @@ pub struct CriterionWeek {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScenarioScores {
-    pub counselor_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
     pub counselor_name: String,
-    pub scenario_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
     pub scenario_title: String,
     /// Evaluated sessions of this scenario.
     pub attempts: i64,
@@ -132,7 +139,7 @@ fn bound<'q>(
 }
 
 impl Store {
-    pub async fn progress(&self, account_id: Uuid, query: &ProgressQuery) -> Result<Progress> {
+    pub async fn progress(&self, account_id: AccountId, query: &ProgressQuery) -> Result<Progress> {
         let account = account_id.to_string();
         let counselor = query.counselor_id.map(|u| u.to_string());
         let scenario = query.scenario_id.map(|u| u.to_string());
@@ -284,7 +291,7 @@ impl Store {
     /// Moves a finished session, its transcript's evaluation and flags `by_ms` into the past, so
     /// the demo seed can hold weeks of history. For seeding only: nothing in the product rewrites
     /// when something happened.
-    pub async fn backdate_session(&self, account_id: Uuid, session_id: Uuid, by_ms: i64) -> Result<()> {
+    pub async fn backdate_session(&self, account_id: AccountId, session_id: SessionId, by_ms: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let (account, session) = (account_id.to_string(), session_id.to_string());
         let moved = sqlx::query(

@@ -5,19 +5,22 @@
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::db::{RowExt, Store, page};
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
+use crate::ids::{AccountId, RecordingId, SessionId, UserId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recording {
-    pub id: Uuid,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: RecordingId,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// The counselor of the call.
-    pub user_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
     pub content_type: String,
     pub byte_size: i64,
     pub duration_ms: Option<i64>,
@@ -50,14 +53,15 @@ impl Recording {
 #[into_params(parameter_in = Query)]
 pub struct RecordingFilter {
     /// One counselor's recordings (counselors always see only their own).
-    pub user_id: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    pub user_id: Option<UserId>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
 
 impl Store {
     /// A session's recording, in the account.
-    pub async fn recording(&self, account_id: Uuid, session_id: Uuid) -> Result<Recording> {
+    pub async fn recording(&self, account_id: AccountId, session_id: SessionId) -> Result<Recording> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM recordings r JOIN sessions s ON s.id = r.session_id \
              WHERE r.session_id = $1 AND r.account_id = $2"
@@ -71,7 +75,7 @@ impl Store {
     }
 
     /// Recordings of the account, newest first, optionally one counselor's.
-    pub async fn list_recordings(&self, account_id: Uuid, filter: &RecordingFilter) -> Result<Vec<Recording>> {
+    pub async fn list_recordings(&self, account_id: AccountId, filter: &RecordingFilter) -> Result<Vec<Recording>> {
         let (limit, offset) = page(filter.limit, filter.offset);
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM recordings r JOIN sessions s ON s.id = r.session_id \

@@ -8,12 +8,12 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::assignments::{Assignment, NewAssignment};
 use crate::db::{RowExt, Store, for_update, like_pattern, page};
-use crate::domain::{Difficulty, ScenarioListKind, ScenarioMode, Timestamp, new_id};
+use crate::domain::{Difficulty, ScenarioListKind, ScenarioMode, Timestamp};
 use crate::error::{Error, FieldError, Result, Violation, violation};
+use crate::ids::{AccountId, ScenarioId, UserId};
 
 /// Limits from PRODUCT.md.
 pub const MAX_EVALUATOR_CONTEXT_CHARS: usize = 50_000;
@@ -22,8 +22,10 @@ pub const MAX_IMPORT_ROWS: usize = 100;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Scenario {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: ScenarioId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     pub title: String,
     /// The caller persona: the only scenario text the AI caller ever sees.
     pub prompt: String,
@@ -39,7 +41,8 @@ pub struct Scenario {
     pub evaluator_context: String,
     /// One-time scenarios are hidden from lists and exist for a single assignment.
     pub is_one_time: bool,
-    pub created_by: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub created_by: Option<UserId>,
     /// How many assignments use it; its mode is locked once this is above zero.
     pub assignment_count: i64,
     /// How a voice call of this scenario sounds and starts.
@@ -116,7 +119,8 @@ pub struct ScenarioInput {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OneTimeAssignment {
-    pub counselor_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
     #[serde(default)]
     pub due_at: Option<Timestamp>,
     #[serde(default)]
@@ -253,7 +257,8 @@ pub struct ImportReport {
 pub struct ImportRowCreated {
     /// 1-based data row number (the header is row 0).
     pub row: usize,
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: ScenarioId,
     pub title: String,
 }
 
@@ -263,7 +268,8 @@ pub struct ImportRowSkipped {
     pub row: usize,
     pub title: String,
     pub reason: String,
-    pub existing_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub existing_id: Option<ScenarioId>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -278,8 +284,8 @@ impl Store {
     /// transaction so neither exists without the other.
     pub async fn create_scenario(
         &self,
-        account_id: Uuid,
-        created_by: Option<Uuid>,
+        account_id: AccountId,
+        created_by: Option<UserId>,
         input: &ScenarioInput,
     ) -> Result<(Scenario, Option<Assignment>)> {
         self.create_scenario_audited(account_id, created_by, input, None).await
@@ -288,8 +294,8 @@ impl Store {
     /// [`Store::create_scenario`], with `audit` written in its transaction.
     pub async fn create_scenario_audited(
         &self,
-        account_id: Uuid,
-        created_by: Option<Uuid>,
+        account_id: AccountId,
+        created_by: Option<UserId>,
         input: &ScenarioInput,
         audit: Option<&crate::Audit>,
     ) -> Result<(Scenario, Option<Assignment>)> {
@@ -324,7 +330,7 @@ impl Store {
         Ok((scenario, assignment))
     }
 
-    pub async fn scenario(&self, account_id: Uuid, id: Uuid) -> Result<Scenario> {
+    pub async fn scenario(&self, account_id: AccountId, id: ScenarioId) -> Result<Scenario> {
         let row =
             sqlx::query(&format!("SELECT {SCENARIO_COLUMNS} FROM scenarios s WHERE s.id = $1 AND s.account_id = $2"))
                 .bind(id.to_string())
@@ -335,7 +341,7 @@ impl Store {
         Scenario::from_row(&row)
     }
 
-    pub async fn list_scenarios(&self, account_id: Uuid, filter: &ScenarioFilter) -> Result<Vec<Scenario>> {
+    pub async fn list_scenarios(&self, account_id: AccountId, filter: &ScenarioFilter) -> Result<Vec<Scenario>> {
         let one_time = match filter.kind {
             ScenarioListKind::Reusable => Some(false),
             ScenarioListKind::OneTime => Some(true),
@@ -364,7 +370,12 @@ impl Store {
 
     /// Replaces a scenario's fields. Its mode is locked once assignments exist, and whether it is
     /// one-time changes only through [`Store::promote_scenario`].
-    pub async fn update_scenario(&self, account_id: Uuid, id: Uuid, input: &ScenarioInput) -> Result<Scenario> {
+    pub async fn update_scenario(
+        &self,
+        account_id: AccountId,
+        id: ScenarioId,
+        input: &ScenarioInput,
+    ) -> Result<Scenario> {
         let categories = self.categories(account_id).await?;
         let mut draft = input.validate(&categories)?;
         if input.assign_to.is_some() {
@@ -431,7 +442,7 @@ impl Store {
 
     /// Deletes a scenario nothing depends on; one with assignments or sessions is refused, never
     /// orphaned (the foreign keys restrict it, so a racing assignment cannot slip in).
-    pub async fn delete_scenario(&self, account_id: Uuid, id: Uuid) -> Result<()> {
+    pub async fn delete_scenario(&self, account_id: AccountId, id: ScenarioId) -> Result<()> {
         let done = sqlx::query("DELETE FROM scenarios WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -451,7 +462,12 @@ impl Store {
 
     /// Turns a one-time scenario into a reusable one. The caller has warned the user that it may
     /// hold personal details of the person it was written for.
-    pub async fn promote_scenario(&self, account_id: Uuid, id: Uuid, audit: &crate::Audit) -> Result<Scenario> {
+    pub async fn promote_scenario(
+        &self,
+        account_id: AccountId,
+        id: ScenarioId,
+        audit: &crate::Audit,
+    ) -> Result<Scenario> {
         let scenario = self.scenario(account_id, id).await?;
         if !scenario.is_one_time {
             return Err(Error::conflict("the scenario is already reusable"));
@@ -474,8 +490,8 @@ impl Store {
     /// skipped; the valid rest is created in one transaction.
     pub async fn import_scenarios(
         &self,
-        account_id: Uuid,
-        created_by: Option<Uuid>,
+        account_id: AccountId,
+        created_by: Option<UserId>,
         rows: Vec<(usize, Result<ScenarioInput, Vec<FieldError>>)>,
     ) -> Result<ImportReport> {
         if rows.len() > MAX_IMPORT_ROWS {
@@ -542,11 +558,11 @@ impl Store {
 
 async fn insert_scenario(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    account_id: Uuid,
-    created_by: Option<Uuid>,
+    account_id: AccountId,
+    created_by: Option<UserId>,
     draft: &ScenarioDraft,
-) -> Result<Uuid> {
-    let id = new_id();
+) -> Result<ScenarioId> {
+    let id = ScenarioId::new();
     let now = Timestamp::now().millis();
     sqlx::query(
         "INSERT INTO scenarios (id, account_id, title, prompt, description, mode, category, skills, difficulty, \

@@ -11,18 +11,24 @@ use crate::domain::{
 };
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
+use crate::ids::{AccountId, AssignmentId, ScenarioId, SessionId, UserId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: SessionId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     /// The counselor practising.
-    pub user_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
     /// None for free practice.
-    pub assignment_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub assignment_id: Option<AssignmentId>,
     /// None for free practice.
-    pub scenario_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
     /// 1 for an assignment's first attempt, 2 for its second, ...
     pub attempt_number: Option<i64>,
     pub kind: SessionKind,
@@ -85,10 +91,10 @@ pub struct TranscriptTurn {
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    pub user_id: Uuid,
-    pub assignment_id: Option<Uuid>,
+    pub user_id: UserId,
+    pub assignment_id: Option<AssignmentId>,
     /// For free practice with a chosen scenario; taken from the assignment otherwise.
-    pub scenario_id: Option<Uuid>,
+    pub scenario_id: Option<ScenarioId>,
     pub kind: SessionKind,
     pub room_name: Option<String>,
 }
@@ -115,8 +121,10 @@ pub struct SessionFilter {
     #[serde(default, rename = "type")]
     #[param(rename = "type", inline)]
     pub list_type: SessionListType,
-    pub user_id: Option<Uuid>,
-    pub assignment_id: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    pub user_id: Option<UserId>,
+    #[param(value_type = Option<Uuid>)]
+    pub assignment_id: Option<AssignmentId>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -124,9 +132,9 @@ pub struct SessionFilter {
 impl Store {
     /// Starts a session. For an assignment it numbers the attempt and moves a pending assignment
     /// to in_progress, in one transaction; a completed assignment takes no new attempts.
-    pub async fn create_session(&self, account_id: Uuid, new: &NewSession) -> Result<Session> {
+    pub async fn create_session(&self, account_id: AccountId, new: &NewSession) -> Result<Session> {
         let now = Timestamp::now().millis();
-        let id = new_id();
+        let id = SessionId::new();
         let mut tx = self.write_tx().await?;
         let (scenario_id, attempt) = match new.assignment_id {
             Some(assignment_id) => {
@@ -140,7 +148,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(Error::NotFound("assignment"))?;
-                if row.uuid("counselor_id")? != new.user_id {
+                if row.uuid::<UserId>("counselor_id")? != new.user_id {
                     return Err(Error::NotFound("assignment"));
                 }
                 let status: AssignmentStatus = row.parsed("status")?;
@@ -201,7 +209,7 @@ impl Store {
         self.session(account_id, id).await
     }
 
-    pub async fn session(&self, account_id: Uuid, id: Uuid) -> Result<Session> {
+    pub async fn session(&self, account_id: AccountId, id: SessionId) -> Result<Session> {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -213,7 +221,7 @@ impl Store {
 
     /// A session by id whatever its account, for internal callers (voice agents) that act across
     /// accounts; everything else goes through [`Store::session`].
-    pub async fn session_by_id(&self, id: Uuid) -> Result<Session> {
+    pub async fn session_by_id(&self, id: SessionId) -> Result<Session> {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -222,14 +230,14 @@ impl Store {
         Session::from_row(&row)
     }
 
-    pub async fn session_detail(&self, account_id: Uuid, id: Uuid) -> Result<SessionDetail> {
+    pub async fn session_detail(&self, account_id: AccountId, id: SessionId) -> Result<SessionDetail> {
         let session = self.session(account_id, id).await?;
         let transcript = self.transcript(id).await?;
         let evaluation = self.evaluation_for_session(id).await?;
         Ok(SessionDetail { session, transcript, evaluation })
     }
 
-    pub async fn list_sessions(&self, account_id: Uuid, filter: &SessionFilter) -> Result<Vec<Session>> {
+    pub async fn list_sessions(&self, account_id: AccountId, filter: &SessionFilter) -> Result<Vec<Session>> {
         let assigned = match filter.list_type {
             SessionListType::FreePractice => Some(false),
             SessionListType::Assigned => Some(true),
@@ -255,7 +263,7 @@ impl Store {
     }
 
     /// The transcript in the order it was spoken (not the order transcriptions arrived).
-    pub async fn transcript(&self, session_id: Uuid) -> Result<Vec<TranscriptTurn>> {
+    pub async fn transcript(&self, session_id: SessionId) -> Result<Vec<TranscriptTurn>> {
         let rows = sqlx::query(
             "SELECT id, speaker, text, started_ms, ended_ms FROM transcript_turns WHERE session_id = $1 \
              ORDER BY started_ms, created_at, id",
@@ -279,7 +287,7 @@ impl Store {
     /// Appends turns as they happen. A turn whose `segment_id` is already stored is skipped, so
     /// a sender may retry a batch. Answers how many turns were new. Only an active session takes
     /// turns: once it is completed, abandoned or evaluated the append is a conflict.
-    pub async fn append_turns(&self, account_id: Uuid, session_id: Uuid, turns: &[NewTurn]) -> Result<usize> {
+    pub async fn append_turns(&self, account_id: AccountId, session_id: SessionId, turns: &[NewTurn]) -> Result<usize> {
         for (i, turn) in turns.iter().enumerate() {
             if turn.started_ms < 0 || turn.ended_ms.is_some_and(|e| e < turn.started_ms) {
                 return Err(Error::invalid(&format!("turns[{i}].startedMs"), "times must be >= 0 and end after start"));
@@ -327,7 +335,7 @@ impl Store {
     }
 
     /// Ends an active session; ending an ended one changes nothing.
-    pub async fn end_session(&self, account_id: Uuid, id: Uuid, status: SessionStatus) -> Result<Session> {
+    pub async fn end_session(&self, account_id: AccountId, id: SessionId, status: SessionStatus) -> Result<Session> {
         if status == SessionStatus::Active {
             return Err(Error::invalid("status", "a session ends as completed or abandoned"));
         }

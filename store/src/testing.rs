@@ -67,7 +67,7 @@ pub async fn all() -> Vec<(Backend, TestDb)> {
 impl Store {
     /// Runs one SQL statement as-is: for tests that probe the schema's own constraints.
     /// Moves a session's clock back, as if `by_ms` had passed.
-    pub async fn age_auth_sessions(&self, user_id: uuid::Uuid, by_ms: i64) -> crate::error::Result<()> {
+    pub async fn age_auth_sessions(&self, user_id: crate::ids::UserId, by_ms: i64) -> crate::error::Result<()> {
         sqlx::query(
             "UPDATE auth_sessions SET created_at = created_at - $1, last_seen_at = last_seen_at - $1, \
              expires_at = expires_at - $1 WHERE user_id = $2",

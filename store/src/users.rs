@@ -3,17 +3,19 @@
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::db::{RowExt, Store, like_pattern};
-use crate::domain::{Role, Timestamp, new_id};
+use crate::domain::{Role, Timestamp};
 use crate::error::{Error, FieldError, Result, Violation, violation};
+use crate::ids::{AccountId, UserId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     pub email: String,
     pub display_name: String,
     pub role: Role,
@@ -99,7 +101,7 @@ pub struct UserFilter {
 }
 
 impl Store {
-    pub async fn create_user(&self, account_id: Uuid, input: NewUser) -> Result<User> {
+    pub async fn create_user(&self, account_id: AccountId, input: NewUser) -> Result<User> {
         let mut tx = self.write_tx().await?;
         let id = insert_user_tx(&mut tx, account_id, input).await?;
         tx.commit().await?;
@@ -110,7 +112,7 @@ impl Store {
     /// `audit` says: the user, the password and the record exist together or not at all.
     pub async fn create_user_with_password(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         input: NewUser,
         password_hash: &str,
         must_change: bool,
@@ -130,7 +132,7 @@ impl Store {
     }
 
     /// One user of the account (a user of another account is "not found").
-    pub async fn user(&self, account_id: Uuid, id: Uuid) -> Result<User> {
+    pub async fn user(&self, account_id: AccountId, id: UserId) -> Result<User> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
@@ -141,7 +143,7 @@ impl Store {
     }
 
     /// A user by id regardless of account: for resolving who is calling.
-    pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>> {
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -159,7 +161,7 @@ impl Store {
         row.as_ref().map(User::from_row).transpose()
     }
 
-    pub async fn user_by_external_id(&self, account_id: Uuid, external_id: &str) -> Result<Option<User>> {
+    pub async fn user_by_external_id(&self, account_id: AccountId, external_id: &str) -> Result<Option<User>> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND external_id = $2"))
             .bind(account_id.to_string())
             .bind(external_id)
@@ -169,7 +171,7 @@ impl Store {
     }
 
     /// Users of the account, by name; with `q`, a type-ahead over name and e-mail.
-    pub async fn list_users(&self, account_id: Uuid, filter: &UserFilter) -> Result<Vec<User>> {
+    pub async fn list_users(&self, account_id: AccountId, filter: &UserFilter) -> Result<Vec<User>> {
         let limit = filter.limit.unwrap_or(200).clamp(1, 1000);
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 \
@@ -202,7 +204,7 @@ impl Store {
     #[cfg(feature = "testing")]
     /// For tests only (not in the production binary).
     #[cfg(feature = "testing")]
-    pub async fn set_user_active(&self, account_id: Uuid, id: Uuid, active: bool) -> Result<User> {
+    pub async fn set_user_active(&self, account_id: AccountId, id: UserId, active: bool) -> Result<User> {
         let done = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3 AND account_id = $4")
             .bind(active)
             .bind(Timestamp::now().millis())
@@ -220,12 +222,12 @@ impl Store {
 /// Inserts a user (without a password) inside a caller's transaction.
 async fn insert_user_tx(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    account_id: Uuid,
+    account_id: AccountId,
     input: NewUser,
-) -> Result<Uuid> {
+) -> Result<UserId> {
     let input = input.validate()?;
     let now = Timestamp::now();
-    let id = new_id();
+    let id = UserId::new();
     sqlx::query(
         "INSERT INTO users (id, account_id, email, display_name, role, external_id, active, is_demo, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)",

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::db::{RowExt, Store};
 use crate::domain::{EndReason, JobKind, SessionKind, SessionStatus, Speaker, Timestamp};
 use crate::error::{Error, FieldError, Result};
+use crate::ids::{AccountId, ScenarioId, SessionId, UserId};
 use crate::persona::{Medium, caller_instructions};
 use crate::sessions::{NewSession, Session};
 
@@ -66,7 +67,7 @@ impl ScenarioVoice {
 
 pub(crate) async fn set_scenario_voice(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    scenario_id: Uuid,
+    scenario_id: ScenarioId,
     voice: &ScenarioVoice,
 ) -> Result<()> {
     sqlx::query("UPDATE scenarios SET caller_speaks_first = $1, voice = $2, phone_line = $3 WHERE id = $4")
@@ -99,7 +100,8 @@ impl Default for CallDefaults {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VoiceSetup {
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     pub instructions: String,
     pub voice: String,
     pub caller_speaks_first: bool,
@@ -187,7 +189,8 @@ pub struct VoiceEnd {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VoiceUsage {
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     pub usage: RealtimeUsage,
     /// Estimated from [`realtime_cost_usd`]'s price table; None for an unknown model.
     pub cost_usd: Option<f64>,
@@ -267,10 +270,10 @@ impl Store {
     /// credential, if any, is stored hashed with its expiry.
     pub async fn start_voice_session(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         new: &NewSession,
         credential: Option<(&str, Timestamp)>,
-    ) -> Result<(Session, Vec<Uuid>)> {
+    ) -> Result<(Session, Vec<SessionId>)> {
         // PostgreSQL: serialise one counselor's requests on their user row. NO KEY UPDATE, so the
         // session insert's foreign-key check (KEY SHARE) on the same row is not blocked by it.
         let lock = match self.backend() {
@@ -315,7 +318,7 @@ impl Store {
         Ok((session, replaced))
     }
 
-    async fn has_live_voice_session(&self, user_id: Uuid) -> Result<bool> {
+    async fn has_live_voice_session(&self, user_id: UserId) -> Result<bool> {
         Ok(sqlx::query("SELECT 1 FROM sessions WHERE user_id = $1 AND kind = 'voice' AND status = 'active'")
             .bind(user_id.to_string())
             .fetch_optional(&self.pool)
@@ -325,7 +328,7 @@ impl Store {
 
     /// Ends a counselor's live voice sessions because they started another: completed (and
     /// graded) when the counselor spoke, else abandoned.
-    async fn end_live_voice_sessions(&self, account_id: Uuid, user_id: Uuid) -> Result<Vec<Uuid>> {
+    async fn end_live_voice_sessions(&self, account_id: AccountId, user_id: UserId) -> Result<Vec<SessionId>> {
         let rows = sqlx::query(
             "SELECT id FROM sessions WHERE account_id = $1 AND user_id = $2 AND kind = 'voice' AND status = 'active'",
         )
@@ -357,7 +360,11 @@ impl Store {
     }
 
     /// The session a per-session credential opens, if the hash matches and it has not expired.
-    pub async fn session_for_credential(&self, session_id: Uuid, credential_hash: &str) -> Result<Option<Session>> {
+    pub async fn session_for_credential(
+        &self,
+        session_id: SessionId,
+        credential_hash: &str,
+    ) -> Result<Option<Session>> {
         let row = sqlx::query(
             "SELECT id, account_id FROM sessions WHERE id = $1 AND credential_hash = $2 AND credential_expires_at > $3",
         )
@@ -375,7 +382,7 @@ impl Store {
     /// The call's setup, for the agent that has just joined the counselor in the room: marks the
     /// session joined (so it is no longer swept as abandoned) and builds the caller's
     /// instructions from the scenario persona alone.
-    pub async fn voice_setup(&self, session_id: Uuid, defaults: &CallDefaults) -> Result<VoiceSetup> {
+    pub async fn voice_setup(&self, session_id: SessionId, defaults: &CallDefaults) -> Result<VoiceSetup> {
         let session = self.session_by_id(session_id).await?;
         if session.kind != SessionKind::Voice {
             return Err(Error::invalid("sessionId", "not a voice session"));
@@ -430,7 +437,7 @@ impl Store {
     /// (unless it had ended already, e.g. by a supervisor), the usage with its cost estimate and
     /// the per-turn metrics, the recording row, and the evaluation queued to run now. Repeating
     /// it changes nothing.
-    pub async fn end_voice_session(&self, session_id: Uuid, end: &VoiceEnd) -> Result<Session> {
+    pub async fn end_voice_session(&self, session_id: SessionId, end: &VoiceEnd) -> Result<Session> {
         if let Some(rec) = &end.recording
             && !rec.file_is_plain()
         {
@@ -493,7 +500,7 @@ impl Store {
     /// A supervisor (or the counselor) ends a live session. A voice call is completed and graded
     /// after [`SUPERVISOR_END_GRACE_MS`] (sooner when the agent reports its end); the agent sees
     /// it between turns and hangs up. Ending an ended session changes nothing.
-    pub async fn end_session_elsewhere(&self, account_id: Uuid, session_id: Uuid) -> Result<Session> {
+    pub async fn end_session_elsewhere(&self, account_id: AccountId, session_id: SessionId) -> Result<Session> {
         let session = self.session(account_id, session_id).await?;
         let mut tx = self.write_tx().await?;
         let grade_at = Timestamp::now().millis() + SUPERVISOR_END_GRACE_MS;
@@ -505,11 +512,11 @@ impl Store {
     }
 
     /// Whether the session is no longer active (ended by a supervisor, replaced, swept).
-    pub async fn session_ended(&self, session_id: Uuid) -> Result<bool> {
+    pub async fn session_ended(&self, session_id: SessionId) -> Result<bool> {
         Ok(self.session_by_id(session_id).await?.status != SessionStatus::Active)
     }
 
-    pub async fn voice_usage(&self, session_id: Uuid) -> Result<Option<VoiceUsage>> {
+    pub async fn voice_usage(&self, session_id: SessionId) -> Result<Option<VoiceUsage>> {
         let row = sqlx::query("SELECT * FROM voice_usage WHERE session_id = $1")
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)

@@ -13,7 +13,7 @@ async fn account(db: &TestDb) -> Account {
     db.store.create_account(&format!("Race {}", Uuid::now_v7())).await.expect("account")
 }
 
-async fn user(db: &TestDb, account: Uuid, role: Role) -> User {
+async fn user(db: &TestDb, account: store::AccountId, role: Role) -> User {
     let email = format!("u-{}@example.org", Uuid::now_v7().simple());
     let new = NewUser { email, display_name: "Racer".into(), role, external_id: None, is_demo: false };
     db.store.create_user(account, new).await.expect("user")

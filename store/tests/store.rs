@@ -276,7 +276,7 @@ async fn bulk_assignment_reports_partial_success() {
                 f.account.id,
                 Some(f.supervisor.id),
                 &[a.id, b.id],
-                &[f.counselor.id, f.other_counselor.id, f.supervisor.id, Uuid::now_v7()],
+                &[f.counselor.id, f.other_counselor.id, f.supervisor.id, store::UserId::new()],
                 None,
                 Some("go"),
             )
@@ -290,7 +290,7 @@ async fn bulk_assignment_reports_partial_success() {
         assert!(report.blocked.iter().any(|p| p.reason == "user is not a counselor"));
         assert!(report.blocked.iter().any(|p| p.reason == "counselor not found"));
 
-        let many: Vec<Uuid> = (0..251).map(|_| Uuid::now_v7()).collect();
+        let many: Vec<store::UserId> = (0..251).map(|_| store::UserId::new()).collect();
         assert!(matches!(
             db.store.bulk_assign(f.account.id, None, &[a.id, b.id], &many, None, None).await,
             Err(Error::Invalid(_))
@@ -607,7 +607,7 @@ async fn a_dead_handlers_idempotency_key_frees_after_its_lease() {
 fn debug_output_hides_secrets() {
     let d = DueDelivery {
         id: Uuid::now_v7(),
-        webhook_id: Uuid::now_v7(),
+        webhook_id: store::WebhookId::new(),
         event: WebhookEvent::FlagRaised,
         payload: "{}".into(),
         attempts: 0,

@@ -1,8 +1,11 @@
 // Shared by the E2E run and the web benchmark: the real binary on 127.0.0.1 with a fresh SQLite
-// database and the OpenAI simulator, and Debian's Chromium driven by playwright-core.
+// database and the OpenAI simulator, and Debian's Chromium driven by playwright-core. For the
+// voice scenario also the real livekit-server and the Rust agent worker (`startVoice`), all in
+// the loopback-only network namespace the caller runs this in (scripts/livekit/netns-run.sh).
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync } from "node:fs";
-import { createServer } from "node:net";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
@@ -35,7 +38,7 @@ const children = [];
 process.on("exit", () => children.forEach((c) => c.kill("SIGTERM")));
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
 
-async function waitFor(url, what, ms = 30_000, headers = {}) {
+export async function waitFor(url, what, ms = 30_000, headers = {}) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     try {
@@ -76,7 +79,90 @@ export async function startApp({ adminEmail, adminPassword, extraEnv = {} }) {
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`http://127.0.0.1:${simPort}/v1/models`, "openai-sim", 30_000, { authorization: `Bearer ${env.OPENAI_API_KEY}` });
   await waitFor(`${base}/readyz`, "proto-trainer");
-  return { base, dir };
+  return { base, dir, simUrl: `http://127.0.0.1:${simPort}` };
+}
+
+/** Whether a TCP port accepts connections. */
+function listening(port) {
+  return new Promise((ok) => {
+    const s = connect({ host: "127.0.0.1", port }, () => {
+      s.destroy();
+      ok(true);
+    });
+    s.on("error", () => ok(false));
+  });
+}
+
+/**
+ * The voice peers, part one: livekit-server with the loopback config of
+ * scripts/livekit/render-config.sh and a dev key pair made for this run. Answers the
+ * environment the admin service needs (LIVEKIT_*, RECORDINGS_DIR) and what `startAgent` needs.
+ */
+export async function startLivekit() {
+  const root = resolve(process.env.E2E_REPO ?? ".");
+  const server = resolve(process.env.E2E_LIVEKIT_SERVER ?? join(process.env.HOME ?? "/root", ".cache/proto-trainer/bin/livekit-server"));
+  const dir = mkdtempSync(join(tmpdir(), "proto-trainer-e2e-voice-"));
+  const lk = { LK_PORT: "7880", LK_TCP_PORT: "7881", LK_UDP_PORT: "7882", LK_API_KEY: "devkey", LK_API_SECRET: `devsecret-${randomBytes(16).toString("hex")}`, LK_LOG_LEVEL: "warn" };
+  const config = execFileSync(join(root, "scripts/livekit/render-config.sh"), { env: { ...process.env, ...lk } });
+  writeFileSync(join(dir, "livekit.yaml"), config);
+  const log = openSync(join(OUT, "livekit-server.log"), "w");
+  children.push(spawn(server, ["--config", join(dir, "livekit.yaml")], { stdio: ["ignore", log, log] }));
+  const until = Date.now() + 15_000;
+  while (!(await listening(Number(lk.LK_PORT)))) {
+    if (Date.now() > until) throw new Error("livekit-server did not come up");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const recordings = join(dir, "recordings");
+  mkdirSync(recordings, { recursive: true });
+  return {
+    url: `ws://127.0.0.1:${lk.LK_PORT}`,
+    key: lk.LK_API_KEY,
+    secret: lk.LK_API_SECRET,
+    recordings,
+    appEnv: { LIVEKIT_URL: `ws://127.0.0.1:${lk.LK_PORT}`, LIVEKIT_API_KEY: lk.LK_API_KEY, LIVEKIT_API_SECRET: lk.LK_API_SECRET, RECORDINGS_DIR: recordings, JOB_POLL_MS: "250" },
+  };
+}
+
+/**
+ * The voice peers, part two: the Rust agent worker registered on livekit-server, writing turns
+ * and the call's end through the admin service's internal API (the session credential sealed in
+ * the dispatch) and recordings where the service reads them, the simulator as OpenAI Realtime.
+ */
+export async function startAgent(lk, base, simUrl) {
+  const bin = resolve(process.env.E2E_AGENT_BIN ?? "target/debug/proto-trainer-agent");
+  const log = openSync(join(OUT, "agent.log"), "w");
+  const env = {
+    ...process.env,
+    RUST_LOG: process.env.AGENT_LOG ?? "info,str0m=warn",
+    OPENAI_BASE_URL: `${simUrl}/v1`,
+    OPENAI_API_KEY: "e2e-simulated",
+    PROTO_TRAINER_ADMIN_URL: base,
+    PROTO_TRAINER_RECORDING_DIR: lk.recordings,
+  };
+  delete env.PROTO_TRAINER_TURNS_DIR;
+  const agent = spawn(bin, ["worker", "--url", lk.url, "--api-key", lk.key, "--api-secret", lk.secret, "--agent-name", "proto-trainer"], { env, stdio: ["ignore", log, log] });
+  children.push(agent);
+  // Registered once the worker logs it (the server then dispatches jobs to it).
+  const until = Date.now() + 15_000;
+  while (!/worker connected/.test(readFileSync(join(OUT, "agent.log"), "utf8"))) {
+    if (agent.exitCode != null) throw new Error(`the agent exited (${agent.exitCode}); see ${join(OUT, "agent.log")}`);
+    if (Date.now() > until) throw new Error(`the agent did not register; see ${join(OUT, "agent.log")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return agent;
+}
+
+/**
+ * The counselor's microphone for Chromium's fake capture: espeak-ng speech resampled by sox to
+ * 48 kHz mono, after `leadSeconds` of silence (the caller speaks first) and followed by silence.
+ */
+export function speechWav(text, leadSeconds) {
+  const dir = mkdtempSync(join(tmpdir(), "proto-trainer-e2e-wav-"));
+  const raw = join(dir, "raw.wav");
+  const out = join(OUT, "counselor.wav");
+  execFileSync("espeak-ng", ["-w", raw, text], { stdio: "ignore" });
+  execFileSync("sox", [raw, "-r", "48000", "-c", "1", "-b", "16", out, "pad", String(leadSeconds), "2"], { stdio: "ignore" });
+  return out;
 }
 
 /** A small API client for setting up data as the admin (not what is under test). */

@@ -4,15 +4,21 @@
 //   1. a supervisor signs in with a password, creates a scenario, bulk-assigns it to two
 //      counselors and sees the report close itself; a second run keeps its skipped-report open;
 //   2. a counselor completes a chat session and follows evidence links to the quoted turns;
-//   3. the supervisor reviews the session, its evaluation and a raised flag, and sees the
-//      counselor's progress chart with a point for it.
-// (4, voice in the loopback namespace, joins as `scenarios.voice` once the voice path lands.)
+//   3. the supervisor reviews the session, its evaluation and a raised flag, overrides one check
+//      with a reason (calibration), exports the session as a golden case, reads the agreement
+//      report, and sees the counselor's progress chart with a point for it; the counselor's
+//      feedback page then shows the reviewed version, marked as reviewed.
+//   4. voice (E2E_VOICE=1; `cargo xtask e2e` runs the whole run inside the loopback-only network
+//      namespace for it): a counselor calls by voice in Chromium with a fake microphone playing
+//      espeak-ng speech, against the real livekit-server, the Rust agent worker and the
+//      simulator's Realtime API; captions for both speakers appear; hang up; feedback appears;
+//      the supervisor plays the server-side recording and a click on a turn seeks the player.
 // Every main page is screenshotted into target/e2e/ and checked with axe-core (no serious or
 // critical violations); CSP violations and uncaught page errors fail the run.
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { apiSession, launch, OUT, startApp } from "./lib.mjs";
+import { apiSession, launch, OUT, speechWav, startAgent, startApp, startLivekit } from "./lib.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -23,6 +29,13 @@ const people = {
   robin: { email: "robin@e2e.test", name: "Robin Counselor", role: "counselor", password: "robin-chosen-password" },
 };
 const SCENARIO = "E2E: caller with pills at home";
+const VOICE_SCENARIO = "E2E: voice caller who cannot sleep";
+const VOICE = process.env.E2E_VOICE === "1";
+// What the fake microphone says, and what the simulator hears it as (it does not recognise
+// speech: the transcript is scripted per utterance, see xtask `e2e_rules`).
+const COUNSELOR_SPEECH = "Hello, this is the crisis line. Are you thinking about suicide?";
+// Silence before the counselor speaks: the AI caller speaks first.
+const LEAD_SECONDS = 5;
 
 let passed = 0;
 let failed = 0;
@@ -148,6 +161,7 @@ const scenarios = {
     await page.getByRole("button", { name: "End and get feedback", exact: true }).click();
     await page.getByRole("heading", { name: "Feedback", exact: true }).waitFor();
     await page.getByLabel(/Overall score \d+ of 100/).waitFor({ timeout: 60_000 });
+    ctx.feedbackUrl = page.url();
     // An evidence link scrolls to the quoted turn, highlights and focuses it.
     await page.evaluate(() => window.scrollTo(0, 0));
     const link = page.getByRole("link", { name: "turn 2", exact: true }).last();
@@ -186,6 +200,45 @@ const scenarios = {
     await flag.getByRole("button", { name: "Mark reviewed", exact: true }).click();
     await flag.getByText(/Reviewed by Sue Supervisor/).waitFor();
     await flag.getByText("Discussed means restriction with Casey.").waitFor();
+    // Calibration: override one check the AI answered "yes" with a reason; the AI's answer stays beside it.
+    await page.getByRole("button", { name: "Review and override", exact: true }).click();
+    const form = page.getByRole("form", { name: "Calibrate the evaluation" });
+    await form.waitFor();
+    // Criteria are collapsed; open the first and take its first check the AI answered yes.
+    const first = form.locator("details").first();
+    await first.locator("summary").click();
+    const target = await first.evaluate((f) => [...f.querySelectorAll("select[aria-label^='Your answer: ']")].find((s) => s.value === "yes")?.getAttribute("aria-label"));
+    check(target, "a check the AI answered yes");
+    const question = target.replace("Your answer: ", "");
+    ctx.overridden = question;
+    await form.getByLabel(target, { exact: true }).selectOption("no");
+    await form.getByRole("button", { name: "Save review (1 change)", exact: true }).click();
+    await form.getByRole("alert").filter({ hasText: "Give a reason for each change" }).waitFor();
+    await form.getByLabel(`Reason for the change: ${question}`, { exact: true }).fill("E2E: a leading question, not a direct ask.");
+    await audit(page, "13b-calibrate");
+    await form.getByRole("button", { name: "Save review (1 change)", exact: true }).click();
+    await form.waitFor({ state: "hidden" });
+    const banner = page.getByRole("note", { name: "Supervisor review" });
+    await banner.getByText(/Reviewed by Sue Supervisor .* 1 answer changed/).waitFor();
+    const row = page.locator("li[data-overridden]").filter({ hasText: question });
+    await row.getByText("reviewed; AI said Yes").waitFor();
+    await row.getByText("Supervisor: E2E: a leading question, not a direct ask.").waitFor();
+    await page.getByRole("list", { name: "Reviews" }).getByText(/AI Yes → No — E2E: a leading question/).waitFor();
+    // Export the reviewed session as a golden case.
+    await page.getByRole("button", { name: "Export as golden case", exact: true }).click();
+    const golden = page.getByRole("dialog", { name: "Export as a golden case", exact: true });
+    await golden.getByRole("list", { name: "Turns to review" }).waitFor();
+    await audit(page, "13c-golden-export");
+    await golden.getByRole("checkbox").check();
+    await golden.getByRole("button", { name: "Export the case", exact: true }).click();
+    await golden.getByRole("link", { name: /^Download review_[0-9a-f]+\.json$/ }).waitFor();
+    await golden.getByRole("button", { name: "Done", exact: true }).click();
+    // The agreement report counts the review and names the overridden check.
+    await page.getByRole("link", { name: "Calibration", exact: true }).click();
+    await page.getByRole("heading", { name: "Calibration: AI vs supervisors", exact: true }).waitFor();
+    await page.getByText(/^1 reviewed evaluations \(1 reviews, 1 overrides in force\)/).waitFor();
+    check((await page.getByRole("list", { name: "Most-disagreed checks" }).getByRole("listitem").count()) === 1, "one most-disagreed check");
+    await audit(page, "13d-calibration-report");
     await page.getByRole("link", { name: "Flags", exact: true }).click();
     await page.getByRole("tab", { name: "Reviewed", exact: true }).click();
     await page.getByRole("article", { name: "Flag: Missed plan or means", exact: true }).waitFor();
@@ -199,6 +252,76 @@ const scenarios = {
     const dots = await chart.locator(".recharts-line-dots circle, .recharts-dot").count();
     check(dots >= 1, `the chart has a point for the session (${dots})`);
     await audit(page, "15-progress");
+    await signOut(page);
+    // The counselor now sees the reviewed version, marked as reviewed.
+    await signIn(page, base, people.casey.email, people.casey.password);
+    await page.getByRole("heading", { name: "My assignments", exact: true }).waitFor();
+    await page.goto(ctx.feedbackUrl);
+    await page.getByRole("note", { name: "Supervisor review" }).getByText(/Reviewed by Sue Supervisor/).waitFor();
+    const reviewed = page.locator("li[data-overridden]").filter({ hasText: ctx.overridden });
+    await reviewed.getByText("reviewed; AI said Yes").waitFor();
+    await reviewed.getByText("Supervisor: E2E: a leading question, not a direct ask.").waitFor();
+    await audit(page, "15b-feedback-reviewed");
+    await signOut(page);
+  },
+
+  async voiceCall(ctx) {
+    const { page, base } = ctx;
+    const started = Date.now();
+    const lap = (what) => console.log(`     ${what} at ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    await signIn(page, base, people.casey.email, people.casey.password);
+    await page.getByRole("heading", { name: "My assignments", exact: true }).waitFor();
+    await page.getByRole("button", { name: `Start voice call: ${VOICE_SCENARIO}` }).click();
+    await page.getByRole("heading", { name: "Voice practice", exact: true }).waitFor();
+    await audit(page, "19-voice-connect");
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    const captions = page.getByRole("list", { name: "Live captions" });
+    await captions.getByRole("listitem").filter({ hasText: "Caller" }).first().waitFor({ timeout: 20_000 });
+    lap("caller's caption");
+    await page.getByText("The caller is", { exact: false }).waitFor();
+    await captions.getByRole("listitem").filter({ hasText: /^You/ }).filter({ hasText: "Are you thinking about suicide" }).waitFor({ timeout: 25_000 });
+    lap("counselor's caption");
+    await captions.getByRole("listitem").filter({ hasText: "I have pills at home" }).waitFor({ timeout: 20_000 });
+    lap("caller's answer");
+    await audit(page, "20-voice-call");
+    await page.getByRole("button", { name: "Hang up", exact: true }).click();
+    await page.getByRole("heading", { name: "Feedback", exact: true }).waitFor();
+    await page.getByLabel(/Overall score \d+ of 100/).waitFor({ timeout: 30_000 });
+    lap("feedback");
+    const sessionUrl = page.url();
+    await audit(page, "21-voice-feedback");
+    await signOut(page);
+
+    await signIn(page, base, people.supervisor.email, people.supervisor.password);
+    await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+    await page.getByRole("link", { name: "Sessions", exact: true }).click();
+    await page.getByRole("link", { name: /Review session of Casey Counselor/ }).first().waitFor();
+    await page.goto(`${base}/sessions/${sessionUrl.split("/").pop()}`);
+    await page.getByRole("heading", { name: "Session review", exact: true }).waitFor();
+    const audio = page.getByLabel("Session recording", { exact: true });
+    await audio.waitFor();
+    const turns = page.getByRole("list", { name: "Transcript" }).getByRole("listitem");
+    await turns.nth(2).waitFor();
+    // The recording is a real server-side file: it loads with a duration and plays.
+    const duration = await audio.evaluate((a) => new Promise((ok, fail) => {
+      if (a.readyState >= 1 && Number.isFinite(a.duration)) return ok(a.duration);
+      a.addEventListener("loadedmetadata", () => ok(a.duration), { once: true });
+      a.addEventListener("error", () => fail(new Error(`audio error ${a.error?.code}`)), { once: true });
+    }));
+    check(duration > 3, `the recording lasts the call (${duration} s)`);
+    await audio.evaluate((a) => a.play());
+    await page.waitForFunction(() => document.querySelector("audio")?.currentTime > 0.3, null, { timeout: 5000 });
+    // A click on the third turn seeks to its start (a quarter second early) and highlights it.
+    const sessionId = sessionUrl.split("/").pop();
+    const turn3 = await page.evaluate(async (id) => (await (await fetch(`/api/sessions/${id}`)).json()).transcript[2], sessionId);
+    await page.getByRole("button", { name: "Play from turn 3", exact: true }).click();
+    await page.waitForFunction(() => document.getElementById("turn-3")?.getAttribute("aria-current") === "true", null, { timeout: 5000 });
+    const at = await audio.evaluate((a) => a.currentTime);
+    const expected = Math.max(0, turn3.startedMs - 250) / 1000;
+    check(Math.abs(at - expected) < 0.6 && expected < duration, `the player sought to turn 3 (at ${at.toFixed(2)} s, turn starts ${turn3.startedMs} ms, recording ${duration.toFixed(1)} s)`);
+    await audit(page, "22-voice-review");
+    await audio.evaluate((a) => a.pause());
+    lap("review");
     await signOut(page);
   },
 
@@ -224,14 +347,33 @@ const scenarios = {
 };
 
 async function main() {
-  const { base } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password });
+  const lk = VOICE ? await startLivekit() : null;
+  const { base, simUrl } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: lk?.appEnv ?? {} });
+  if (lk) await startAgent(lk, base, simUrl);
   const api = await apiSession(base, ADMIN.email, ADMIN.password);
   const temporary = {};
+  const ids = {};
   for (const [key, p] of Object.entries(people)) {
     const created = await api("POST", "/api/users", { email: p.email, displayName: p.name, role: p.role });
     temporary[key] = created.temporaryPassword;
+    ids[key] = created.id;
   }
-  const browser = await launch();
+  const voiceArgs = [];
+  if (VOICE) {
+    // Setup, not under test: a phone scenario (the caller speaks first) assigned to Casey.
+    const { categories } = await api("GET", "/api/categories");
+    const scenario = await api("POST", "/api/scenarios", {
+      title: VOICE_SCENARIO,
+      prompt: "You are Jo, 41. You have not slept for days and have pills at home. Speak in short sentences.",
+      mode: "phone",
+      category: categories[0],
+      voice: { callerSpeaksFirst: true },
+    });
+    await api("POST", "/api/assignments", { scenarioId: scenario.id, counselorId: ids.casey });
+    const wav = speechWav(COUNSELOR_SPEECH, LEAD_SECONDS);
+    voiceArgs.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${wav}%noloop`, "--autoplay-policy=no-user-gesture-required");
+  }
+  const browser = await launch(voiceArgs);
   const page = browser.pages()[0] ?? (await browser.newPage());
   page.setDefaultTimeout(15_000);
   page.on("console", (m) => {
@@ -244,6 +386,8 @@ async function main() {
   await step("2. counselor completes a chat; evidence links scroll to the quoted turn", () => scenarios.counselorChats(ctx));
   await step("3. supervisor reviews the session and its flag; progress chart has the point", () => scenarios.supervisorReviews(ctx));
   await step("admin pages: users, a key shown once, webhooks", () => scenarios.adminPages(ctx));
+  if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
+  else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));
   await browser.close();
   writeFileSync(join(OUT, "axe-report.json"), JSON.stringify(axeReport, null, 2));

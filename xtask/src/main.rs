@@ -33,7 +33,8 @@ fn main() -> Result<()> {
     let root = project_root();
     std::env::set_current_dir(&root)?;
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["demo"] => demo(),
+        ["demo"] => demo(true),
+        ["demo", "--no-build"] => demo(false),
         ["ci"] => ci(),
         ["web-build"] => web_build(),
         ["e2e"] => e2e(),
@@ -53,7 +54,7 @@ fn main() -> Result<()> {
         ["pg"] => pg(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo | ci | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
+                "usage: cargo xtask <demo [--no-build] | ci | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
             );
             std::process::exit(2);
         }
@@ -77,25 +78,40 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 
 /// The product on this machine with demo data. Without `OPENAI_API_KEY` it runs offline: the
 /// OpenAI simulator (scripted with plausible grading answers) stands in for the provider.
-fn demo() -> Result<()> {
-    web_build()?;
-    run(Command::new("cargo").args([
-        "build",
-        "--release",
-        "-p",
-        "proto-trainer",
-        "-p",
-        "proto-trainer-openai-sim",
-        "--bins",
-    ]))?;
-    let bin = Path::new("target/release/proto-trainer");
-    run(Command::new(bin).args(["seed", "--demo"]))?;
-    let mut serve = Command::new(bin);
+/// The offline demo: the UI and API on http://localhost:3003 with seeded demo users, the OpenAI
+/// simulator (chat, grading and the Realtime voice caller) unless `OPENAI_API_KEY` is set, and
+/// voice practice through a local livekit-server on 127.0.0.1 (loopback candidates only) unless
+/// `LIVEKIT_URL` is set; `proto-trainer serve` runs the voice agent in-process.
+///
+/// `--no-build` skips the installs and builds and runs the binaries in `DEMO_BIN_DIR` (default
+/// `target/release`): how `scripts/livekit/demo-test.sh` runs the demo's stack inside the
+/// loopback-only namespace, where nothing can be installed.
+fn demo(build: bool) -> Result<()> {
+    if build {
+        // Before anything else: it needs the package registries (go, pip) the first time.
+        if std::env::var_os("LIVEKIT_URL").is_none() {
+            run(&mut Command::new("scripts/livekit/install.sh"))?;
+        }
+        web_build()?;
+        run(Command::new("cargo").args([
+            "build",
+            "--release",
+            "-p",
+            "proto-trainer",
+            "-p",
+            "proto-trainer-openai-sim",
+            "--bins",
+        ]))?;
+    }
+    let bin_dir = PathBuf::from(std::env::var_os("DEMO_BIN_DIR").unwrap_or_else(|| "target/release".into()));
+    let bin = bin_dir.join("proto-trainer");
+    run(Command::new(&bin).args(["seed", "--demo"]))?;
+    let mut serve = Command::new(&bin);
     serve.arg("serve").env("DEMO_MODE", "true");
     let _simulator = if std::env::var_os("OPENAI_API_KEY").is_none() {
         let rules = Path::new("target/demo-sim-rules.json");
         std::fs::write(rules, serde_json::to_vec_pretty(&demo_rules())?)?;
-        let child = Command::new("target/release/openai-sim")
+        let child = Command::new(bin_dir.join("openai-sim"))
             .args(["--bind", "127.0.0.1:8089", "--rules"])
             .arg(rules)
             .stdout(std::process::Stdio::null())
@@ -103,14 +119,85 @@ fn demo() -> Result<()> {
             .context("starting openai-sim")?;
         serve.env("OPENAI_BASE_URL", "http://127.0.0.1:8089/v1").env("OPENAI_API_KEY", "offline-demo");
         eprintln!(
-            "No OPENAI_API_KEY: the AI caller and grading come from the offline OpenAI simulator (127.0.0.1:8089)."
+            "No OPENAI_API_KEY: the AI caller (chat and voice) and grading come from the offline OpenAI simulator (127.0.0.1:8089)."
         );
         Some(KillOnDrop(child))
     } else {
         None
     };
+    let _livekit = demo_livekit(&mut serve)?;
     eprintln!("Serving on http://localhost:3003 (DEMO_MODE=true); Ctrl-C stops it.");
-    run(&mut serve)
+    // Ctrl-C reaches the whole process group; a SIGTERM to this task alone is passed on, so the
+    // service ends its calls cleanly and the helpers stop.
+    let mut child = serve.spawn().context("starting proto-trainer serve")?;
+    let status = wait_forwarding_term(&mut child)?;
+    if !status.success() {
+        bail!("proto-trainer serve exited with {status}");
+    }
+    Ok(())
+}
+
+/// Waits for `child`; a SIGTERM to this process is sent on to it first.
+fn wait_forwarding_term(child: &mut std::process::Child) -> Result<std::process::ExitStatus> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            tokio::select! {
+                _ = term.recv() => {
+                    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                }
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    })
+}
+
+/// Voice for the demo: `LIVEKIT_URL` (with its key pair) when set, else a local livekit-server
+/// (installed by `scripts/livekit/install.sh`) bound to 127.0.0.1 with loopback candidates only
+/// (`scripts/livekit/render-config.sh`) and a key pair made for this run.
+fn demo_livekit(serve: &mut Command) -> Result<Option<KillOnDrop>> {
+    if let Ok(url) = std::env::var("LIVEKIT_URL") {
+        eprintln!("Voice practice through LiveKit at {url} (LIVEKIT_URL).");
+        return Ok(None);
+    }
+    let cache = std::env::var_os("PROTO_TRAINER_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/proto-trainer")))
+        .context("HOME is not set (the livekit-server install lives under ~/.cache/proto-trainer)")?;
+    let server = cache.join("bin/livekit-server");
+    if !server.exists() {
+        bail!("{} is missing: run scripts/livekit/install.sh (cargo xtask demo does)", server.display());
+    }
+    let mut secret = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut secret)?;
+    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = format!("demo-{secret}");
+    let rendered = Command::new("scripts/livekit/render-config.sh")
+        .env("LK_API_KEY", "devkey")
+        .env("LK_API_SECRET", &secret)
+        .env("LK_LOG_LEVEL", "warn")
+        .output()
+        .context("rendering the livekit-server config")?;
+    if !rendered.status.success() {
+        bail!("render-config.sh failed: {}", String::from_utf8_lossy(&rendered.stderr));
+    }
+    let config = Path::new("target/demo-livekit.yaml");
+    std::fs::write(config, &rendered.stdout)?;
+    let log = std::fs::File::create("target/demo-livekit.log")?;
+    let child = Command::new(&server)
+        .arg("--config")
+        .arg(config)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting livekit-server")?;
+    serve.env("LIVEKIT_URL", "ws://127.0.0.1:7880").env("LIVEKIT_API_KEY", "devkey").env("LIVEKIT_API_SECRET", &secret);
+    eprintln!("Voice practice through a local livekit-server on 127.0.0.1:7880 (log: target/demo-livekit.log).");
+    Ok(Some(KillOnDrop(child)))
 }
 
 /// Stops a helper process when the task ends.
@@ -156,37 +243,103 @@ fn demo_rules() -> serde_json::Value {
 
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
-    run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
-    // The UI first: the binary that clippy, the tests and the E2E run build embeds web/dist.
-    web_build()?;
-    run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
-    codegen(true)?;
-    run(Command::new("npm").args(["test", "--silent"]).current_dir("web"))?;
-    let server = postgres::TestServer::start()?;
-    let result = run(Command::new("cargo")
-        .args(["test", "--workspace", "--locked"])
-        .env("TEST_POSTGRES_URL", server.url())
-        .env("REQUIRE_POSTGRES", "1"));
-    drop(server);
+    let mut steps = Steps::default();
+    // The live tests' peers (livekit-server built with `go install`, LiveKit's Python client)
+    // install in the background from the start: their downloads overlap the Rust build instead of
+    // adding to it. install.sh needs the package registries, so it runs outside any namespace.
+    let install = Background::spawn("scripts/livekit/install.sh", Path::new("target/ci-install.log"))?;
+    let result = ci_steps(&mut steps, install);
+    steps.print();
     result?;
-    e2e()?;
-    // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
-    // a loopback-only network namespace. install.sh runs here, outside any namespace, because it
-    // needs the package registries.
-    run(&mut Command::new("scripts/livekit/install.sh"))?;
-    run(Command::new("cargo").args([
-        "test",
-        "-p",
-        "proto-trainer-agent",
-        "--locked",
-        "--test",
-        "livekit",
-        "--",
-        "--ignored",
-        "--test-threads=1",
-    ]))?;
     eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
+    steps.time("fmt", || run(Command::new("cargo").args(["fmt", "--all", "--", "--check"])))?;
+    // The UI first: the binary that clippy, the tests and the E2E run build embeds web/dist.
+    steps.time("web build", web_build)?;
+    steps.time("clippy", || {
+        run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
+    })?;
+    steps.time("codegen drift", || codegen(true))?;
+    steps.time("vitest", || run(Command::new("npm").args(["test", "--silent"]).current_dir("web")))?;
+    steps.time("cargo test (SQLite + PostgreSQL)", || {
+        let server = postgres::TestServer::start()?;
+        let result = run(Command::new("cargo")
+            .args(["test", "--workspace", "--locked"])
+            .env("TEST_POSTGRES_URL", server.url())
+            .env("REQUIRE_POSTGRES", "1"));
+        drop(server);
+        result
+    })?;
+    steps.time("install live peers (wait)", || install.wait())?;
+    steps.time("e2e (Chromium)", e2e_built)?;
+    // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
+    // a loopback-only network namespace.
+    steps.time("live LiveKit tests", || {
+        run(Command::new("cargo").args([
+            "test",
+            "-p",
+            "proto-trainer-agent",
+            "--locked",
+            "--test",
+            "livekit",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ]))
+    })
+}
+
+/// Wall-clock time per CI step, printed at the end (also when a step failed), so the time budget
+/// can be watched on a clean clone.
+#[derive(Default)]
+struct Steps(Vec<(&'static str, std::time::Duration, bool)>);
+
+impl Steps {
+    fn time(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = step();
+        self.0.push((name, started.elapsed(), result.is_ok()));
+        result
+    }
+
+    fn print(&self) {
+        eprintln!("ci: time per step");
+        for (name, took, ok) in &self.0 {
+            eprintln!("  {:>6.1} s  {name}{}", took.as_secs_f64(), if *ok { "" } else { "  (FAILED)" });
+        }
+    }
+}
+
+/// A command run beside the others, its output in a log file shown only when it fails.
+struct Background {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Background {
+    fn spawn(program: &str, log: &Path) -> Result<Self> {
+        std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
+        let out = std::fs::File::create(log)?;
+        let child = Command::new(program)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        eprintln!("$ {program} (in the background, log {})", log.display());
+        Ok(Self { child, log: log.to_path_buf() })
+    }
+
+    fn wait(mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        if !status.success() {
+            eprintln!("{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            bail!("background step failed with {status} (log above)");
+        }
+        Ok(())
+    }
 }
 
 /// A throwaway PostgreSQL server for running tests by hand: prints its URL (for
@@ -280,6 +433,11 @@ fn e2e_binaries() -> Result<()> {
 /// database and the simulator scripted by [`e2e_rules`], and drives Debian's Chromium.
 fn e2e() -> Result<()> {
     web_build()?;
+    e2e_built()
+}
+
+/// The E2E run once `web/dist` is built (CI builds it first, for everything that embeds it).
+fn e2e_built() -> Result<()> {
     e2e_binaries()?;
     let rules = Path::new("target/e2e-sim-rules.json");
     std::fs::create_dir_all("target/e2e")?;

@@ -12,6 +12,7 @@ use crate::auth;
 use crate::error::{ErrorBody, Result};
 use crate::extract::{IdPath, Json};
 use crate::identity::Actor;
+use store::ApiKeyId;
 
 #[utoipa::path(get, path = "/api/api-keys", tag = "api-keys",
     responses((status = 200, body = Vec<ApiKey>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -51,7 +52,11 @@ pub async fn create_api_key(
 /// Revokes a key: requests with it answer 401 from now on. Revoking twice is harmless.
 #[utoipa::path(delete, path = "/api/api-keys/{id}", tag = "api-keys", params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke_api_key(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<ApiKeyId>,
+) -> Result<StatusCode> {
     actor.require_admin()?;
     let key = state.store.api_key(actor.account_id, id).await?;
     let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "api_key.revoked")

@@ -8,12 +8,12 @@ use store::{
     Assignment, AssignmentFilter, AssignmentPatch, AssignmentReport, AssignmentStatus, NewAssignment, Timestamp,
 };
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
+use store::{AssignmentId, ScenarioId, UserId};
 
 #[utoipa::path(get, path = "/api/assignments", tag = "assignments", params(AssignmentFilter),
     responses((status = 200, body = Vec<Assignment>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -33,10 +33,14 @@ pub async fn list_assignments(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAssignments {
-    pub scenario_id: Option<Uuid>,
-    pub counselor_id: Option<Uuid>,
-    pub scenario_ids: Option<Vec<Uuid>>,
-    pub counselor_ids: Option<Vec<Uuid>>,
+    #[schema(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
+    #[schema(value_type = Option<Uuid>)]
+    pub counselor_id: Option<UserId>,
+    #[schema(value_type = Option<Vec<Uuid>>)]
+    pub scenario_ids: Option<Vec<ScenarioId>>,
+    #[schema(value_type = Option<Vec<Uuid>>)]
+    pub counselor_ids: Option<Vec<UserId>>,
     pub due_at: Option<Timestamp>,
     pub notes: Option<String>,
 }
@@ -54,9 +58,9 @@ pub async fn create_assignments(
     actor.require_supervisor()?;
     let bulk = input.scenario_ids.is_some() || input.counselor_ids.is_some();
     if bulk {
-        let scenario_ids: Vec<Uuid> =
+        let scenario_ids: Vec<ScenarioId> =
             input.scenario_ids.unwrap_or_default().into_iter().chain(input.scenario_id).collect();
-        let counselor_ids: Vec<Uuid> =
+        let counselor_ids: Vec<UserId> =
             input.counselor_ids.unwrap_or_default().into_iter().chain(input.counselor_id).collect();
         let report = state
             .store
@@ -82,7 +86,7 @@ pub async fn create_assignments(
     Ok((StatusCode::CREATED, Json(assignment)).into_response())
 }
 
-async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> Result<Assignment> {
+async fn visible(state: &AppState, actor: &Actor, id: AssignmentId) -> Result<Assignment> {
     let assignment = state.store.assignment(actor.account_id, id).await?;
     actor.require_sees(assignment.counselor_id, "assignment")?;
     Ok(assignment)
@@ -93,7 +97,7 @@ async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> Result<Assignment
 pub async fn get_assignment(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
 ) -> Result<Json<Assignment>> {
     Ok(Json(visible(&state, &actor, id).await?))
 }
@@ -108,7 +112,7 @@ pub async fn get_assignment(
 pub async fn patch_assignment(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
     Json(patch): Json<AssignmentPatch>,
 ) -> Result<Json<Assignment>> {
     visible(&state, &actor, id).await?;
@@ -128,7 +132,11 @@ pub async fn patch_assignment(
 /// Deletes an assignment without attempts; one with practice sessions answers 409.
 #[utoipa::path(delete, path = "/api/assignments/{id}", tag = "assignments", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete_assignment(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
+pub async fn delete_assignment(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<AssignmentId>,
+) -> Result<StatusCode> {
     actor.require_supervisor()?;
     state.store.delete_assignment(actor.account_id, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use store::{Account, Audit, User};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{self, COOKIE, ClientInfo, Login, SECURE_COOKIE};
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::Json;
 use crate::identity::{SignedIn, check_origin, session_token};
+use store::UserId;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -152,7 +152,8 @@ pub async fn demo_users(State(state): State<AppState>) -> Result<Json<Vec<User>>
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DemoLogin {
-    pub user_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
 }
 
 /// Signs in as a seeded demo user without a password. Exists only with `DEMO_MODE=true`, and

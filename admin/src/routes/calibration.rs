@@ -10,6 +10,7 @@ use crate::calibration::{self, AgreementReport, GoldenCase, GoldenDraft, GoldenE
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
+use store::SessionId;
 
 /// Reviews the session's evaluation: overrides of check answers, ratings and flags, each with a
 /// reason (none: the AI's answer is confirmed). Stored beside the AI's answer, never over it, and
@@ -22,7 +23,7 @@ use crate::identity::Actor;
 pub async fn review_session(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     Json(input): Json<ReviewInput>,
 ) -> Result<Json<Evaluation>> {
     Ok(Json(calibration::review_session(&state, &actor, id, input).await?))
@@ -36,7 +37,7 @@ pub async fn review_session(
 pub async fn list_reviews(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Vec<Review>>> {
     actor.require_supervisor()?;
     state.store.session(actor.account_id, id).await?;
@@ -69,7 +70,7 @@ pub async fn agreement_report(
 pub async fn golden_draft(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<GoldenDraft>> {
     Ok(Json(calibration::golden_draft(&state, &actor, id).await?))
 }
@@ -84,7 +85,7 @@ pub async fn golden_draft(
 pub async fn golden_export(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     Json(input): Json<GoldenExportInput>,
 ) -> Result<Json<GoldenCase>> {
     if input.case.turns.len() > 2000 {

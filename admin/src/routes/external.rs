@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Partner;
 use crate::routes::sessions::EvaluationStatus;
+use store::{AssignmentId, FlagId, ScenarioId, SessionId};
 
 /// Errors in the partner API's own spelling: field names and keys in snake_case.
 #[derive(Debug)]
@@ -99,7 +100,8 @@ fn partner_audit(partner: &Partner, action: &'static str) -> store::Audit {
 /// A scenario as partners see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalScenario {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: ScenarioId,
     pub title: String,
     pub prompt: String,
     pub description: String,
@@ -213,8 +215,10 @@ pub async fn create_scenario(
 /// An assignment as partners see it: the counselor by their external id.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalAssignment {
-    pub id: Uuid,
-    pub scenario_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AssignmentId,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
     pub scenario_title: String,
     /// The partner's id for the counselor.
     pub user_id: Option<String>,
@@ -275,7 +279,8 @@ pub async fn list_assignments(
 pub struct ExternalNewAssignment {
     /// The partner's id for the counselor.
     pub user_id: String,
-    pub scenario_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub scenario_id: ScenarioId,
     /// RFC 3339, or YYYY-MM-DD meaning the end of that day (UTC).
     #[serde(default)]
     pub due_date: Option<Timestamp>,
@@ -318,7 +323,8 @@ pub async fn create_assignment(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalAttempt {
     pub attempt: i64,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// `chat` or `voice`.
     pub kind: store::SessionKind,
     pub status: store::SessionStatus,
@@ -337,7 +343,8 @@ pub struct ExternalCriterion {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalFlag {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: FlagId,
     pub flag_type: store::FlagType,
     pub severity: store::FlagSeverity,
     pub source: store::FlagSource,
@@ -350,7 +357,8 @@ pub struct ExternalEvaluation {
     pub id: Uuid,
     /// The attempt it grades.
     pub attempt: i64,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// 0-100; null when it could not be computed (see `score_band`).
     pub overall_score: Option<f64>,
     /// needs_work | developing | proficient | strong; null exactly when the score is.
@@ -365,7 +373,8 @@ pub struct ExternalEvaluation {
 /// An assignment's result for the partner.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalResult {
-    pub assignment_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub assignment_id: AssignmentId,
     pub status: AssignmentStatus,
     pub attempts: i64,
     pub latest_attempt: ExternalAttempt,
@@ -381,7 +390,7 @@ pub struct ExternalResult {
 async fn attempts(
     state: &AppState,
     partner: &Partner,
-    assignment_id: Uuid,
+    assignment_id: AssignmentId,
 ) -> Result<(Assignment, Vec<store::Session>)> {
     let assignment = state.store.assignment(partner.account_id, assignment_id).await?;
     let filter = store::SessionFilter {
@@ -398,7 +407,7 @@ async fn attempts(
     Ok((assignment, sessions))
 }
 
-async fn result_of(state: &AppState, partner: &Partner, assignment_id: Uuid) -> Result<ExternalResult> {
+async fn result_of(state: &AppState, partner: &Partner, assignment_id: AssignmentId) -> Result<ExternalResult> {
     let (_, sessions) = attempts(state, partner, assignment_id).await?;
     let Some(latest) = sessions.first() else {
         return Err(ApiError::NotFound("attempt (the assignment has not been practised yet)").into());
@@ -472,7 +481,7 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Uuid) -> 
 pub async fn assignment_result(
     State(state): State<AppState>,
     partner: Partner,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
 ) -> Result<AxumJson<ExternalResult>> {
     Ok(AxumJson(result_of(&state, &partner, id).await?))
 }
@@ -488,7 +497,7 @@ pub async fn assignment_result(
 pub async fn evaluate_assignment(
     State(state): State<AppState>,
     partner: Partner,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
 ) -> Result<Response> {
     let current = result_of(&state, &partner, id).await?;
     if current.evaluation_status == EvaluationStatus::Completed {
@@ -535,9 +544,11 @@ pub struct ExternalTurn {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalTranscript {
-    pub assignment_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub assignment_id: AssignmentId,
     pub attempt: i64,
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     pub turns: Vec<ExternalTurn>,
 }
 
@@ -549,7 +560,7 @@ pub struct ExternalTranscript {
 pub async fn assignment_transcript(
     State(state): State<AppState>,
     partner: Partner,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<AssignmentId>,
     Query(query): Query<TranscriptQuery>,
 ) -> Result<AxumJson<ExternalTranscript>> {
     let (_, sessions) = attempts(&state, &partner, id).await?;

@@ -7,6 +7,7 @@ use crate::AppState;
 use crate::error::{ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
+use store::FlagId;
 
 /// Flags of the account, newest first; open ones unless `status` says otherwise.
 #[utoipa::path(get, path = "/api/flags", tag = "flags", params(FlagFilter),
@@ -27,7 +28,7 @@ pub async fn list_flags(
 pub async fn review_flag(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<FlagId>,
     Json(review): Json<FlagReview>,
 ) -> Result<Json<SessionFlag>> {
     actor.require_supervisor()?;

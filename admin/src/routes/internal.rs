@@ -9,24 +9,28 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use store::{NewSession, NewTurn, Session, SessionKind, SessionStatus, VoiceEnd, VoiceSetup};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ErrorBody, Result};
 use crate::extract::{IdPath, Json};
 use crate::identity::{CallAgent, Internal};
+use store::{AccountId, AssignmentId, ScenarioId, SessionId, UserId};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InternalNewSession {
-    pub account_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub account_id: AccountId,
     /// The counselor in the call.
-    pub user_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
     #[serde(default)]
-    pub assignment_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub assignment_id: Option<AssignmentId>,
     /// For free practice with a chosen scenario.
     #[serde(default)]
-    pub scenario_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
     #[serde(default)]
     pub room_name: Option<String>,
 }
@@ -80,7 +84,7 @@ pub struct TranscriptAppended {
 pub async fn append_transcript(
     State(state): State<AppState>,
     caller: CallAgent,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     Json(batch): Json<TranscriptBatch>,
 ) -> Result<Json<TranscriptAppended>> {
     let session = caller.session;
@@ -104,7 +108,7 @@ pub struct EndSession {
 pub async fn end_session(
     State(state): State<AppState>,
     caller: CallAgent,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     Json(input): Json<EndSession>,
 ) -> Result<Json<Session>> {
     Ok(Json(state.store.end_session(caller.session.account_id, id, input.status).await?))
@@ -120,7 +124,7 @@ pub async fn end_session(
 pub async fn call_setup(
     State(state): State<AppState>,
     caller: CallAgent,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<VoiceSetup>> {
     let defaults = state.config.voice.call_defaults(&state.config.realtime_voice);
     debug_assert_eq!(caller.session.id, id);
@@ -137,7 +141,7 @@ pub async fn call_setup(
 pub async fn call_end(
     State(state): State<AppState>,
     caller: CallAgent,
-    IdPath(_id): IdPath,
+    IdPath(_id): IdPath<SessionId>,
     Json(end): Json<VoiceEnd>,
 ) -> Result<Json<Session>> {
     let session = state.store.end_voice_session(caller.session.id, &end).await?;
@@ -158,7 +162,7 @@ pub struct CallStatus {
     security(("internal_key" = []), ("session_credential" = [])),
     responses((status = 200, body = CallStatus), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub async fn call_status(caller: CallAgent, IdPath(_id): IdPath) -> Result<Json<CallStatus>> {
+pub async fn call_status(caller: CallAgent, IdPath(_id): IdPath<SessionId>) -> Result<Json<CallStatus>> {
     let status = caller.session.status;
     Ok(Json(CallStatus { status, ended: status != SessionStatus::Active }))
 }

@@ -11,6 +11,7 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::Json;
 use crate::identity::Actor;
+use store::{AssignmentId, SessionId};
 
 /// How long the join token is valid; LiveKit refreshes tokens for a connected participant, so
 /// this only bounds how long after issue the room may be joined.
@@ -21,7 +22,8 @@ const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 pub struct VoiceTokenRequest {
     /// The assignment to practise; absent for free practice.
     #[serde(default)]
-    pub assignment_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub assignment_id: Option<AssignmentId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,7 +35,8 @@ pub struct VoiceToken {
     pub url: String,
     pub room_name: String,
     /// The voice session created for this call.
-    pub session_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub session_id: SessionId,
     /// The agent the token dispatches into the room.
     pub agent_name: String,
 }

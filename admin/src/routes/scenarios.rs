@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
 use crate::import;
+use store::ScenarioId;
 
 #[utoipa::path(get, path = "/api/scenarios", tag = "scenarios", params(ScenarioFilter),
     responses((status = 200, body = Vec<Scenario>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -48,7 +49,11 @@ pub async fn create_scenario(
 
 #[utoipa::path(get, path = "/api/scenarios/{id}", tag = "scenarios", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Scenario), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_scenario(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Scenario>> {
+pub async fn get_scenario(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<ScenarioId>,
+) -> Result<Json<Scenario>> {
     actor.require_supervisor()?;
     Ok(Json(state.store.scenario(actor.account_id, id).await?))
 }
@@ -61,7 +66,7 @@ pub async fn get_scenario(State(state): State<AppState>, actor: Actor, IdPath(id
 pub async fn update_scenario(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<ScenarioId>,
     Json(input): Json<ScenarioInput>,
 ) -> Result<Json<Scenario>> {
     actor.require_supervisor()?;
@@ -71,7 +76,11 @@ pub async fn update_scenario(
 /// Deletes a scenario; one with assignments answers 409 and stays.
 #[utoipa::path(delete, path = "/api/scenarios/{id}", tag = "scenarios", params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete_scenario(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
+pub async fn delete_scenario(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<ScenarioId>,
+) -> Result<StatusCode> {
     actor.require_supervisor()?;
     state.store.delete_scenario(actor.account_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -93,7 +102,7 @@ pub struct PromoteRequest {
 pub async fn promote_scenario(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<ScenarioId>,
     Json(input): Json<PromoteRequest>,
 ) -> Result<Json<Scenario>> {
     actor.require_supervisor()?;

@@ -9,12 +9,12 @@ use store::{
     SessionFlag, TranscriptTurn, Usage,
 };
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::error::{ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
 use crate::{AppState, evaluation, roleplay};
+use store::{AssignmentId, ScenarioId, SessionId};
 
 /// Sessions, newest first. `type` = free_practice (default) | assigned | all. Counselors see
 /// their own; supervisors see the account's and may filter by `userId`.
@@ -71,7 +71,11 @@ pub struct SessionView {
 
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_session(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<SessionView>> {
+pub async fn get_session(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+) -> Result<Json<SessionView>> {
     let mut detail = state.store.session_detail(actor.account_id, id).await?;
     actor.require_sees(detail.session.user_id, "session")?;
     // Everyone sees the supervisor-reviewed version, marked as reviewed.
@@ -98,10 +102,12 @@ pub async fn get_session(State(state): State<AppState>, actor: Actor, IdPath(id)
 pub struct NewChatSession {
     /// Practise this assignment (starting it, if pending).
     #[serde(default)]
-    pub assignment_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub assignment_id: Option<AssignmentId>,
     /// Free practice on this reusable scenario; with neither, free practice with an improvised caller.
     #[serde(default)]
-    pub scenario_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -160,7 +166,7 @@ pub struct ChatExchange {
 pub async fn post_message(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     Json(input): Json<CounselorMessage>,
 ) -> Result<Json<ChatExchange>> {
     crate::auth::rate_limit(
@@ -180,7 +186,11 @@ pub async fn post_message(
 #[utoipa::path(post, path = "/api/sessions/{id}/evaluate", tag = "sessions", params(("id" = Uuid, Path)),
     responses((status = 200, body = Evaluation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Evaluation>> {
+pub async fn evaluate(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+) -> Result<Json<Evaluation>> {
     let session = state.store.session(actor.account_id, id).await?;
     actor.require_sees(session.user_id, "session")?;
     if state.store.evaluation_for_session(id).await?.is_none() {
@@ -202,7 +212,11 @@ pub async fn evaluate(State(state): State<AppState>, actor: Actor, IdPath(id): I
     responses((status = 200, body = Analysis), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "The session has no transcript to analyse"),
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn analyze(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Analysis>> {
+pub async fn analyze(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+) -> Result<Json<Analysis>> {
     actor.require_supervisor()?;
     state.store.session(actor.account_id, id).await?;
     crate::auth::rate_limit(
@@ -234,7 +248,7 @@ pub struct FlagReport {
 pub async fn report_flag(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     Json(input): Json<FlagReport>,
 ) -> Result<(StatusCode, Json<SessionFlag>)> {
     let detail = state.store.session_detail(actor.account_id, id).await?;

@@ -26,7 +26,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use store::{DocumentReview, Policy, Scenario};
+use store::{DocumentReview, Policy, Scenario, ScenarioId, SessionId};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -144,7 +144,7 @@ pub async fn delete_policy(State(state): State<AppState>, actor: Actor, IdPath(i
 pub async fn upload_evaluator_context(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<ScenarioId>,
     file: UploadedFile,
 ) -> Result<Json<Scenario>> {
     actor.require_supervisor()?;
@@ -255,7 +255,7 @@ pub async fn generate_scenario(
 pub async fn upload_document_review(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     file: UploadedFile,
 ) -> Result<(StatusCode, Json<DocumentReview>)> {
     let session = state.store.session(actor.account_id, id).await?;
@@ -284,7 +284,7 @@ pub async fn upload_document_review(
 pub async fn list_document_reviews(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Vec<DocumentReview>>> {
     let session = state.store.session(actor.account_id, id).await?;
     actor.require_sees(session.user_id, "session")?;

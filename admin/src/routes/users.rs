@@ -12,6 +12,7 @@ use crate::auth;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
+use store::UserId;
 
 #[utoipa::path(get, path = "/api/users", tag = "users", params(UserFilter),
     responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -58,7 +59,7 @@ pub async fn create_user(
 
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_user(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<User>> {
+pub async fn get_user(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath<UserId>) -> Result<Json<User>> {
     actor.require_sees(id, "user")?;
     Ok(Json(state.store.user(actor.account_id, id).await?))
 }
@@ -71,7 +72,7 @@ pub async fn get_user(State(state): State<AppState>, actor: Actor, IdPath(id): I
 pub async fn update_user(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<UserId>,
     Json(patch): Json<UserPatch>,
 ) -> Result<Json<User>> {
     actor.require_admin()?;
@@ -93,7 +94,7 @@ pub struct PasswordReset {
 pub async fn reset_password(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<UserId>,
 ) -> Result<Json<PasswordReset>> {
     actor.require_admin()?;
     let user = state.store.user(actor.account_id, id).await?;

@@ -13,9 +13,10 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Result};
 use crate::extract::{IdPath, Json, Query};
 use crate::identity::Actor;
+use store::SessionId;
 
 /// The session if the actor may see it: a counselor their own, a supervisor any in the account.
-async fn visible_session(state: &AppState, actor: &Actor, id: uuid::Uuid) -> Result<Session> {
+async fn visible_session(state: &AppState, actor: &Actor, id: SessionId) -> Result<Session> {
     let session = state.store.session(actor.account_id, id).await?;
     if !actor.sees_user(session.user_id) {
         return Err(ApiError::NotFound("session"));
@@ -29,7 +30,11 @@ async fn visible_session(state: &AppState, actor: &Actor, id: uuid::Uuid) -> Res
 #[utoipa::path(operation_id = "end_live_session", post, path = "/api/sessions/{id}/end", tag = "sessions", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Session), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn end_session(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<Session>> {
+pub async fn end_session(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+) -> Result<Json<Session>> {
     visible_session(&state, &actor, id).await?;
     let session = state.store.end_session_elsewhere(actor.account_id, id).await?;
     Ok(Json(session))
@@ -99,7 +104,7 @@ fn parse_range(value: Option<&str>, len: u64) -> Range {
 pub async fn get_recording(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<SessionId>,
     headers: HeaderMap,
 ) -> Result<Response> {
     visible_session(&state, &actor, id).await?;
@@ -150,7 +155,11 @@ pub async fn get_recording(
 #[utoipa::path(get, path = "/api/sessions/{id}/voice-usage", tag = "sessions", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = VoiceUsage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn voice_usage(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<VoiceUsage>> {
+pub async fn voice_usage(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+) -> Result<Json<VoiceUsage>> {
     actor.require_supervisor()?;
     state.store.session(actor.account_id, id).await?;
     state.store.voice_usage(id).await?.map(Json).ok_or(ApiError::NotFound("voice usage"))

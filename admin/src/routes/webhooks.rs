@@ -13,6 +13,7 @@ use crate::error::{ErrorBody, Result};
 use crate::extract::{IdPath, Json};
 use crate::identity::Actor;
 use crate::webhooks;
+use store::WebhookId;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -53,7 +54,11 @@ pub async fn create_webhook(
 
 #[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_webhook(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode> {
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<WebhookId>,
+) -> Result<StatusCode> {
     actor.require_admin()?;
     let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "webhook.deleted");
     state.store.delete_webhook(actor.account_id, id, &audit).await?;
@@ -66,7 +71,7 @@ pub async fn delete_webhook(State(state): State<AppState>, actor: Actor, IdPath(
 pub async fn list_deliveries(
     State(state): State<AppState>,
     actor: Actor,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
 ) -> Result<Json<Vec<WebhookDelivery>>> {
     actor.require_admin()?;
     Ok(Json(state.store.webhook_deliveries(actor.account_id, id, 200).await?))

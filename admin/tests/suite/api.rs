@@ -329,7 +329,7 @@ async fn assignments_single_bulk_and_state_machine() {
 async fn sessions_list_by_type_and_show_transcripts_to_their_owner() {
     for (backend, db) in testing::all().await {
         let app = spawn(&db).await;
-        let sid: Uuid = id(&app.scenario("Practice").await).parse().expect("uuid");
+        let sid: store::ScenarioId = id(&app.scenario("Practice").await).parse().expect("uuid");
         let assignment = db
             .store
             .create_assignment(

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::common;
 use crate::common::{PASSWORD, cookie_of, send, spawn, spawn_with, with_creds};
 
-async fn audit_actions(app: &common::App, account: Uuid) -> Vec<String> {
+async fn audit_actions(app: &common::App, account: store::AccountId) -> Vec<String> {
     app.store.audit_events(account, 500).await.expect("audit").into_iter().map(|e| e.action).collect()
 }
 
@@ -183,7 +183,7 @@ async fn sessions_expire_when_idle_and_at_their_absolute_end() {
 }
 
 /// Marks the user's sessions as just used (so only the absolute limit applies).
-async fn sqlx_touch(app: &common::App, user: Uuid) {
+async fn sqlx_touch(app: &common::App, user: store::UserId) {
     let now = store::Timestamp::now().millis();
     app.store
         .raw_execute(&format!("UPDATE auth_sessions SET last_seen_at = {now} WHERE user_id = '{user}'"))
@@ -200,7 +200,7 @@ async fn one_time_passwords_user_management_and_password_changes() {
         let (status, created) = app.post(app.admin, "/api/users", new).await;
         assert_eq!(status, StatusCode::CREATED, "{backend:?}: {created}");
         let once = created["temporaryPassword"].as_str().expect("one-time password").to_owned();
-        let new_id: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+        let new_id: store::UserId = created["id"].as_str().expect("id").parse().expect("uuid");
         let (_, listed) = app.get(app.admin, &format!("/api/users/{new_id}")).await;
         assert!(listed.get("temporaryPassword").is_none(), "shown once only");
 

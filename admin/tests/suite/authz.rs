@@ -42,27 +42,27 @@ const CALLERS: [Caller; 8] = [
 /// Fresh records of account A for one cell of the matrix.
 struct World {
     /// Reusable scenario with an assignment of counselor A.
-    scenario: Uuid,
+    scenario: store::ScenarioId,
     /// Reusable scenario without dependents (for delete).
-    spare_scenario: Uuid,
-    one_time_scenario: Uuid,
+    spare_scenario: store::ScenarioId,
+    one_time_scenario: store::ScenarioId,
     /// Counselor A's pending assignment of `scenario`.
-    assignment: Uuid,
+    assignment: store::AssignmentId,
     /// Counselor A's free-practice session.
-    session: Uuid,
+    session: store::SessionId,
     /// A counselor for user management routes.
-    user: Uuid,
-    api_key: Uuid,
+    user: store::UserId,
+    api_key: store::ApiKeyId,
     /// An open flag on `session`.
-    flag: Uuid,
+    flag: store::FlagId,
     /// Counselor A's assignment with one practised attempt.
-    attempted: Uuid,
-    webhook: Uuid,
+    attempted: store::AssignmentId,
+    webhook: store::WebhookId,
     policy: Uuid,
     /// Counselor A's live voice session (joined by no one yet).
-    voice_live: Uuid,
+    voice_live: store::SessionId,
     /// Counselor A's ended voice session with a recording and usage.
-    voice_done: Uuid,
+    voice_done: store::SessionId,
     n: String,
 }
 

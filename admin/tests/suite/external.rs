@@ -56,7 +56,7 @@ impl Partner<'_> {
     }
 }
 
-async fn partner(app: &App, account: uuid::Uuid) -> Partner<'_> {
+async fn partner(app: &App, account: store::AccountId) -> Partner<'_> {
     let (_, key) = admin::auth::create_api_key(&app.store, account, "guide", None).await.expect("key");
     Partner { app, key }
 }

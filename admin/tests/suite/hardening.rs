@@ -42,7 +42,7 @@ async fn a_chat_reply_that_arrives_after_the_session_ended_is_refused() {
         let slow = app.post(app.counselor, &path, json!({"content": "a slow one"}));
         let end = async {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            let sid: Uuid = session.parse().expect("uuid");
+            let sid: store::SessionId = session.parse().expect("uuid");
             app.store.end_session(account, sid, store::SessionStatus::Completed).await.expect("end")
         };
         let ((status, body), _) = tokio::join!(slow, end);

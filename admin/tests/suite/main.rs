@@ -16,5 +16,6 @@ mod external;
 mod hardening;
 mod notify;
 mod progress;
+mod recordings;
 mod uploads;
 mod voice;

@@ -19,8 +19,8 @@ const WAIT: Duration = Duration::from_secs(10);
 /// and another account's supervisor.
 struct Fixture {
     db: TestDb,
-    account: Uuid,
-    counselor: Uuid,
+    account: store::AccountId,
+    counselor: store::UserId,
     /// The e-mail addresses that should be notified, sorted.
     expected: Vec<String>,
     /// Addresses that must never be notified.
@@ -35,7 +35,7 @@ async fn fixture_on(db: TestDb) -> Fixture {
     let s = &db.store;
     let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account").id;
     let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account").id;
-    let user = async |account: Uuid, name: &str, role: Role| {
+    let user = async |account: store::AccountId, name: &str, role: Role| {
         let email = format!("{}-{}@example.org", name.to_lowercase(), Uuid::now_v7().simple());
         let new =
             NewUser { email: email.clone(), display_name: name.to_owned(), role, external_id: None, is_demo: false };
@@ -63,11 +63,11 @@ fn mailer(db: &TestDb, sink: &SmtpSink) -> Mailer {
     Mailer::from_config(&config(db, Some(sink.url()))).expect("valid SMTP config").expect("SMTP configured")
 }
 
-fn notice(account_id: Uuid) -> FlagNotice {
+fn notice(account_id: store::AccountId) -> FlagNotice {
     FlagNotice {
         account_id,
-        session_id: Uuid::now_v7(),
-        flag_id: Uuid::now_v7(),
+        session_id: store::SessionId::new(),
+        flag_id: store::FlagId::new(),
         flag_type: "missed_suicide_inquiry".into(),
         severity: "high".into(),
         source: "evaluation".into(),
@@ -315,7 +315,7 @@ async fn flags_stored_before_a_crash_are_mailed_once_by_two_replicas() {
             flags.push(s.insert_flag(f.account, session.id, &new).await.expect("flag").id);
         }
         for id in &flags {
-            let job = s.job_state(session.id, store::JobKind::NotifyFlag, Some(*id)).await.expect("job");
+            let job = s.job_state(session.id, store::JobKind::NotifyFlag, Some(id.as_uuid())).await.expect("job");
             assert_eq!(job.expect("queued with the flag").status, store::JobStatus::Pending);
         }
 
@@ -330,7 +330,7 @@ async fn flags_stored_before_a_crash_are_mailed_once_by_two_replicas() {
         loop {
             let mut done = 0;
             for id in &flags {
-                let job = s.job_state(session.id, store::JobKind::NotifyFlag, Some(*id)).await.expect("job");
+                let job = s.job_state(session.id, store::JobKind::NotifyFlag, Some(id.as_uuid())).await.expect("job");
                 done += usize::from(job.is_some_and(|j| j.status == store::JobStatus::Done));
             }
             if done == flags.len() {
@@ -369,7 +369,7 @@ async fn serve(
 }
 
 /// Raises one flag on a new session of `f`'s counselor; answers (session, flag).
-async fn raise_flag(f: &Fixture) -> (Uuid, Uuid) {
+async fn raise_flag(f: &Fixture) -> (store::SessionId, store::FlagId) {
     let s = &f.db.store;
     let session = s
         .create_session(
@@ -394,8 +394,13 @@ async fn raise_flag(f: &Fixture) -> (Uuid, Uuid) {
     (session.id, s.insert_flag(f.account, session.id, &new).await.expect("flag").id)
 }
 
-async fn job_status(f: &Fixture, session: Uuid, flag: Uuid) -> store::JobStatus {
-    f.db.store.job_state(session, store::JobKind::NotifyFlag, Some(flag)).await.expect("job").expect("queued").status
+async fn job_status(f: &Fixture, session: store::SessionId, flag: store::FlagId) -> store::JobStatus {
+    f.db.store
+        .job_state(session, store::JobKind::NotifyFlag, Some(flag.into()))
+        .await
+        .expect("job")
+        .expect("queued")
+        .status
 }
 
 /// Shutdown drains: a mail being sent when the service is told to stop is finished and recorded

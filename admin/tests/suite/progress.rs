@@ -5,7 +5,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use store::testing;
 use store::{CriterionScore, FlagSeverity, FlagSource, FlagType, NewEvaluation, NewFlag, NewSession, SessionKind};
-use uuid::Uuid;
 
 use crate::common::{App, id, spawn};
 
@@ -28,13 +27,13 @@ fn criterion(key: &str, rating: Option<u8>) -> CriterionScore {
 /// `weeks_ago` weeks into the past.
 async fn evaluated(
     app: &App,
-    counselor: Uuid,
-    assignment: Option<Uuid>,
+    counselor: store::UserId,
+    assignment: Option<store::AssignmentId>,
     score: f64,
     ratings: [Option<u8>; 2],
     flag: bool,
     weeks_ago: i64,
-) -> Uuid {
+) -> store::SessionId {
     let new = NewSession {
         user_id: counselor,
         assignment_id: assignment,
@@ -72,7 +71,7 @@ async fn evaluated(
     session
 }
 
-async fn assign(app: &App, scenario: &str, counselor: Uuid) -> Uuid {
+async fn assign(app: &App, scenario: &str, counselor: store::UserId) -> store::AssignmentId {
     let (status, body) =
         app.post(app.supervisor, "/api/assignments", json!({"scenarioId": scenario, "counselorId": counselor})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -45,7 +45,14 @@ fn docx(paragraphs: &[&str]) -> Vec<u8> {
 }
 
 /// Posts `bytes` as the `file` field of a multipart form.
-async fn upload(app: &App, user: Uuid, path: &str, file_name: &str, mime: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+async fn upload(
+    app: &App,
+    user: store::UserId,
+    path: &str,
+    file_name: &str,
+    mime: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
     let part = Part::bytes(bytes).file_name(file_name.to_owned()).mime_str(mime).expect("mime");
     let req = app.as_user(user, app.http.post(app.url(path))).multipart(Form::new().part("file", part));
     send(req).await
@@ -246,7 +253,7 @@ async fn evaluator_context_comes_from_an_uploaded_file_within_the_limit() {
 }
 
 /// A free-practice session of the counselor with a short transcript, not yet evaluated.
-async fn practice_session(app: &App) -> Uuid {
+async fn practice_session(app: &App) -> store::SessionId {
     let new = NewSession {
         user_id: app.counselor,
         assignment_id: None,
@@ -271,7 +278,7 @@ async fn practice_session(app: &App) -> Uuid {
     session
 }
 
-async fn evaluate(app: &App, session: Uuid) {
+async fn evaluate(app: &App, session: store::SessionId) {
     let new = NewEvaluation {
         session_id: session,
         flags: vec![],
@@ -288,7 +295,7 @@ async fn evaluate(app: &App, session: Uuid) {
     app.store.finish_evaluation(app.account, &new).await.expect("evaluation");
 }
 
-async fn evaluated_session(app: &App) -> Uuid {
+async fn evaluated_session(app: &App) -> store::SessionId {
     let session = practice_session(app).await;
     evaluate(app, session).await;
     session

@@ -30,14 +30,14 @@ async fn voice_app(db: &store::testing::TestDb, sim: &openai_sim::Simulator, rec
 }
 
 /// A voice session for `user` and the credential its agent would open from the metadata.
-async fn start_call(app: &App, user: Uuid, body: Value) -> (Uuid, String) {
+async fn start_call(app: &App, user: store::UserId, body: Value) -> (store::SessionId, String) {
     let (status, voice) = app.post(user, "/api/livekit/token", body).await;
     assert_eq!(status, StatusCode::CREATED, "{voice}");
     let claims = livekit_api::access_token::TokenVerifier::with_api_key("devkey", LIVEKIT_SECRET)
         .verify(voice["token"].as_str().expect("token"))
         .expect("token");
     let meta: Value = serde_json::from_str(&claims.room_config.expect("room config").agents[0].metadata).expect("meta");
-    let session: Uuid = voice["sessionId"].as_str().expect("id").parse().expect("uuid");
+    let session: store::SessionId = voice["sessionId"].as_str().expect("id").parse().expect("uuid");
     let sealed = meta["credential"].as_str().expect("credential in the metadata");
     assert!(!sealed.starts_with("ptc_"), "the browser-readable token carries the credential sealed");
     let credential = store::credential::open(LIVEKIT_SECRET, session, sealed).expect("opens with the LiveKit secret");
@@ -48,7 +48,7 @@ fn agent(app: &App, credential: &str, method: reqwest::Method, path: &str) -> re
     app.http.request(method, app.url(path)).header("x-session-credential", credential)
 }
 
-async fn evaluated_within(app: &App, session: Uuid, limit: Duration) -> Option<Duration> {
+async fn evaluated_within(app: &App, session: store::SessionId, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if app.store.evaluation_for_session(session).await.expect("read").is_some() {

@@ -196,6 +196,20 @@ impl Conn {
         conn
     }
 
+    /// The session cap: OpenAI's `session_expired` error, then the close.
+    fn expire_session(&mut self) {
+        let cap = self.cap.unwrap_or_default();
+        self.emit_error(
+            None,
+            EventError::new(
+                "session_expired",
+                None,
+                format!("Your session hit the maximum duration of {} ms (simulated cap).", cap.as_millis()),
+            ),
+        );
+        self.out.push(Out::Close { code: 1000, reason: "session expired".into() });
+    }
+
     /// Takes what is to be done, in order.
     pub(crate) fn take_out(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)
@@ -229,16 +243,7 @@ impl Conn {
             match timer {
                 Timer::Transcription { item_id, text } => self.transcribe(&item_id, text.as_deref()),
                 Timer::Cap => {
-                    let cap = self.cap.unwrap_or_default();
-                    self.emit_error(
-                        None,
-                        EventError::new(
-                            "session_expired",
-                            None,
-                            format!("Your session hit the maximum duration of {} ms (simulated cap).", cap.as_millis()),
-                        ),
-                    );
-                    self.out.push(Out::Close { code: 1000, reason: "session expired".into() });
+                    self.expire_session();
                     return;
                 }
             }
@@ -601,6 +606,11 @@ impl Conn {
             has_audio: false,
             heard: None,
         };
+        // A user message is a user turn like a committed utterance: a client that re-seeds a
+        // conversation on a new socket keeps the rules' utterance numbers.
+        if role == "user" {
+            self.utterances += 1;
+        }
         self.items.insert(position, new.clone());
         self.emit("conversation.item.added", json!({"previous_item_id": previous, "item": new.json()}));
         self.emit("conversation.item.done", json!({"previous_item_id": previous, "item": new.json()}));
@@ -751,6 +761,12 @@ impl Conn {
     fn start_response(&mut self, plan: TurnPlan, params: &Value, now: Instant) {
         let last_user = self.items.iter().rev().find(|item| item.role == "user").map(Item::text);
         let text = plan.reply.clone().unwrap_or_else(|| caller_line(last_user.as_deref()).to_owned());
+        // A response that follows the assistant's own message carries on from where that one was
+        // cut off (as a model does with its interrupted words), rather than starting again.
+        let text = match self.items.last() {
+            Some(last) if last.role == "assistant" => continuation(&last.text(), &text),
+            _ => text,
+        };
         let modalities = params.get("output_modalities").unwrap_or(&self.session["output_modalities"]).clone();
         let text_only = modalities == json!(["text"]);
         let voice = self.session["audio"]["output"]["voice"].as_str().unwrap_or("alloy").to_owned();
@@ -914,6 +930,10 @@ impl Conn {
                 self.out.push(Out::Drop);
                 return;
             }
+            Some(Fault::SessionCap { .. }) => {
+                self.expire_session();
+                return;
+            }
             Some(Fault::Stall | Fault::Timeout) => {
                 self.out.push(Out::Stall);
                 return;
@@ -1058,5 +1078,28 @@ mod tests {
         assert_eq!(cut_proportionally(text, 100, 1000), "");
         assert_eq!(word_boundary(text, 1), 4);
         assert_eq!(word_boundary(text, 99), text.len());
+    }
+}
+
+/// `reply` without the part `said` already covered (compared word by word), or all of it when
+/// `said` is not where it starts.
+fn continuation(said: &str, reply: &str) -> String {
+    let said: Vec<&str> = said.split_whitespace().collect();
+    let words: Vec<&str> = reply.split_whitespace().collect();
+    if said.is_empty() || said.len() >= words.len() || words[..said.len()] != said[..] {
+        return reply.to_owned();
+    }
+    words[said.len()..].join(" ")
+}
+
+#[cfg(test)]
+mod continuation_tests {
+    #[test]
+    fn a_reply_carries_on_after_its_cut_start() {
+        let reply = "Work has been falling apart.";
+        assert_eq!(super::continuation("Work has", reply), "been falling apart.");
+        assert_eq!(super::continuation("Something else", reply), reply);
+        assert_eq!(super::continuation("", reply), reply);
+        assert_eq!(super::continuation(reply, reply), reply);
     }
 }

@@ -21,6 +21,7 @@ const SessionReviewPage = lazy(() => import("@/features/review/SessionReviewPage
 const FlagsPage = lazy(() => import("@/features/flags/FlagsPage"));
 const ProgressPage = lazy(() => import("@/features/progress/ProgressPage"));
 const MyProgressPage = lazy(() => import("@/features/progress/MyProgressPage"));
+const AgreementPage = lazy(() => import("@/features/calibration/AgreementPage"));
 const AdminPage = lazy(() => import("@/features/admin/AdminPage"));
 
 const queryClient = new QueryClient({
@@ -75,6 +76,7 @@ export function App() {
               <Route path="sessions/:id" element={<Protected supervisor><SessionReviewPage /></Protected>} />
               <Route path="flags" element={<Protected supervisor><FlagsPage /></Protected>} />
               <Route path="progress" element={<Protected supervisor><ProgressPage /></Protected>} />
+              <Route path="calibration" element={<Protected supervisor><AgreementPage /></Protected>} />
               <Route path="admin" element={<Protected supervisor><AdminPage /></Protected>} />
               <Route path="*" element={<p>Page not found.</p>} />
             </Route>

@@ -30,6 +30,7 @@ export function Layout() {
       { to: "/sessions", text: "Sessions" },
       { to: "/flags", text: "Flags" },
       { to: "/progress", text: "Progress" },
+      { to: "/calibration", text: "Calibration" },
     );
   }
   if (isSupervisor(role)) links.push({ to: "/admin", text: role === "admin" ? "Account" : "Policies" });

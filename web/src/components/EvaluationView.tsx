@@ -1,8 +1,10 @@
 // An evaluation: overall score, each criterion's rating with its checks, each check's quoted
-// turns as links into the transcript, strengths and improvements.
+// turns as links into the transcript, strengths and improvements. A supervisor-reviewed
+// evaluation is marked as reviewed and shows, beside each overridden item, the AI's answer and
+// the supervisor's reason.
 import type { Schemas } from "@/api/client";
 import { Badge } from "./ui";
-import { label } from "@/lib/format";
+import { formatDateTime, label } from "@/lib/format";
 
 type Evaluation = Schemas["Evaluation"];
 
@@ -10,7 +12,27 @@ function answerTone(answer: string) {
   return answer === "yes" ? "green" : answer === "no" ? "red" : "slate";
 }
 
+function ReviewBanner({ review, evaluation }: { review: Schemas["ReviewSummary"]; evaluation: Evaluation }) {
+  const added = review.flags.filter((f) => !review.aiFlags.includes(f));
+  const removed = review.aiFlags.filter((f) => !review.flags.includes(f));
+  return (
+    <div role="note" aria-label="Supervisor review" className="rounded-md border border-green-300 bg-green-50 p-3 text-sm text-green-950">
+      <p className="font-medium">
+        Reviewed by {review.reviewerName ?? "a supervisor"} on {formatDateTime(review.reviewedAt)}
+        {review.overrides.length === 0 ? " — the AI's evaluation was confirmed." : ` — ${review.overrides.length} ${review.overrides.length === 1 ? "answer" : "answers"} changed.`}
+      </p>
+      {review.overrides.length > 0 && review.aiOverallScore !== evaluation.overallScore && (
+        <p>The AI's score was {review.aiOverallScore == null ? "none" : Math.round(review.aiOverallScore)}{review.aiScoreBand ? ` (${label(review.aiScoreBand)})` : ""}.</p>
+      )}
+      {added.length > 0 && <p>Flag raised by the supervisor: {added.map(label).join(", ")}.</p>}
+      {removed.length > 0 && <p>AI flag withdrawn by the supervisor: {removed.map(label).join(", ")}.</p>}
+      {review.notes.map((n, i) => <p key={i}>“{n}”</p>)}
+    </div>
+  );
+}
+
 export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluation; onEvidence: (turn: number) => void }) {
+  const reasons = new Map((evaluation.review?.overrides ?? []).map((o) => [`${o.kind}:${o.target}`, o.reason]));
   return (
     <div className="flex flex-col gap-4">
       <div className="flex flex-wrap items-baseline gap-3">
@@ -29,6 +51,7 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
         {evaluation.scoreBand && <Badge tone={evaluation.scoreBand === "needs_work" ? "red" : "slate"}>{label(evaluation.scoreBand)}</Badge>}
         {evaluation.review?.reviewed && <Badge tone="green">Reviewed by a supervisor</Badge>}
       </div>
+      {evaluation.review && <ReviewBanner review={evaluation.review} evaluation={evaluation} />}
       <div className="grid gap-4 md:grid-cols-2">
         <div>
           <h3 className="font-semibold">Strengths</h3>
@@ -48,16 +71,24 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
           <li key={c.key} className="rounded-md border border-slate-300 p-3">
             <div className="flex items-center justify-between gap-2">
               <h3 className="font-semibold">{c.name}</h3>
-              <Badge tone={c.rating == null ? "slate" : c.rating >= 3 ? "green" : c.rating === 2 ? "amber" : "red"}>
-                {c.rating == null ? "Not applicable" : `${c.rating} / 4`}
-              </Badge>
+              <span className="flex items-center gap-2">
+                {c.ratingOverridden && <span className="text-xs text-slate-700">AI: {c.aiRating == null ? "not applicable" : `${c.aiRating} / 4`}</span>}
+                <Badge tone={c.rating == null ? "slate" : c.rating >= 3 ? "green" : c.rating === 2 ? "amber" : "red"}>
+                  {c.rating == null ? "Not applicable" : `${c.rating} / 4`}
+                </Badge>
+              </span>
             </div>
+            {c.ratingOverridden && reasons.get(`rating:${c.key}`) && <p className="text-sm text-green-900">Supervisor: {reasons.get(`rating:${c.key}`)}</p>}
             <p className="mt-1 text-sm text-slate-800">{c.comment}</p>
             {c.checks && c.checks.length > 0 && (
               <ul className="mt-2 flex flex-col gap-1 text-sm">
-                {c.checks.map((k) => (
-                  <li key={k.key} className="flex flex-wrap items-center gap-2">
+                {c.checks.map((k) => {
+                  const reason = reasons.get(`check:${c.key}.${k.key}`);
+                  const overridden = reason !== undefined && (k.aiAnswer ?? null) !== k.answer;
+                  return (
+                  <li key={k.key} className="flex flex-wrap items-center gap-2" data-overridden={overridden || undefined}>
                     <Badge tone={answerTone(k.answer)}>{label(k.answer)}</Badge>
+                    {overridden && <span className="text-xs text-slate-700">reviewed; AI said {k.aiAnswer ? label(k.aiAnswer) : "nothing"}</span>}
                     <span>{k.question}</span>
                     {k.turns?.map((t) => (
                       <a
@@ -73,8 +104,10 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
                       </a>
                     ))}
                     {k.note && <span className="text-slate-700">— {k.note}</span>}
+                    {overridden && <span className="w-full pl-2 text-green-900">Supervisor: {reason}</span>}
                   </li>
-                ))}
+                  );
+                })}
               </ul>
             )}
           </li>

@@ -29,16 +29,16 @@ pub struct App {
     pub base: String,
     pub http: reqwest::Client,
     pub store: store::Store,
-    pub account: Uuid,
-    pub other_account: Uuid,
-    pub admin: Uuid,
-    pub supervisor: Uuid,
-    pub counselor: Uuid,
-    pub other_counselor: Uuid,
+    pub account: store::AccountId,
+    pub other_account: store::AccountId,
+    pub admin: store::UserId,
+    pub supervisor: store::UserId,
+    pub counselor: store::UserId,
+    pub other_counselor: store::UserId,
     /// A supervisor of another account.
-    pub outsider: Uuid,
-    pub emails: HashMap<Uuid, String>,
-    pub creds: HashMap<Uuid, Creds>,
+    pub outsider: store::UserId,
+    pub emails: HashMap<store::UserId, String>,
+    pub creds: HashMap<store::UserId, Creds>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -53,7 +53,7 @@ pub async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut admin::Config))
     let other = s.create_account(&format!("Other {}", Uuid::now_v7())).await.expect("account");
     let hash = admin::auth::hash_password(PASSWORD.into()).await.expect("hash");
     let mut emails = HashMap::new();
-    let mut user = async |account: Uuid, name: &str, role| {
+    let mut user = async |account: store::AccountId, name: &str, role| {
         let email = format!("{}-{}@example.org", name.replace(' ', ".").to_lowercase(), Uuid::now_v7().simple());
         let new = NewUser {
             email: email.clone(),
@@ -147,14 +147,14 @@ impl App {
     }
 
     /// Adds a signed-in user's cookie and CSRF token to a request.
-    pub fn as_user(&self, user: Uuid, req: RequestBuilder) -> RequestBuilder {
+    pub fn as_user(&self, user: store::UserId, req: RequestBuilder) -> RequestBuilder {
         let creds = &self.creds[&user];
         with_creds(creds, req)
     }
 
     pub async fn call(
         &self,
-        as_user: Option<Uuid>,
+        as_user: Option<store::UserId>,
         method: Method,
         path: &str,
         body: Option<Value>,
@@ -169,17 +169,17 @@ impl App {
         send(req).await
     }
 
-    pub async fn get(&self, user: Uuid, path: &str) -> (StatusCode, Value) {
+    pub async fn get(&self, user: store::UserId, path: &str) -> (StatusCode, Value) {
         self.call(Some(user), Method::GET, path, None).await
     }
 
-    pub async fn post(&self, user: Uuid, path: &str, body: Value) -> (StatusCode, Value) {
+    pub async fn post(&self, user: store::UserId, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(user), Method::POST, path, Some(body)).await
     }
 
     pub async fn raw(
         &self,
-        user: Uuid,
+        user: store::UserId,
         method: Method,
         path: &str,
         content_type: &str,

@@ -8,6 +8,7 @@ import { api, call, upload, type Schemas } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
 import { Button, Card, ErrorNote, Field, Notice, PageTitle, Spinner, TextArea } from "@/components/ui";
+import { feedbackPollMs, voiceGradingPending } from "@/lib/feedbackPoll";
 import { formatDateTime, label } from "@/lib/format";
 
 export function FeedbackPage() {
@@ -16,7 +17,7 @@ export function FeedbackPage() {
   const session = useQuery({
     queryKey: ["session", sessionId],
     queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id: sessionId } } })),
-    refetchInterval: (q) => (q.state.data?.evaluationStatus === "running" ? 2000 : false),
+    refetchInterval: (q) => feedbackPollMs(q.state.data, Date.now()),
   });
   const [highlighted, setHighlighted] = useState<number | null>(null);
   const evaluate = useMutation({
@@ -45,6 +46,8 @@ export function FeedbackPage() {
                 <EvaluationView evaluation={s.evaluation} onEvidence={onEvidence} />
               ) : s.evaluationStatus === "running" || evaluate.isPending ? (
                 <Spinner label="Evaluating — this can take up to a minute…" />
+              ) : voiceGradingPending(s, Date.now()) ? (
+                <Spinner label={s.status === "active" ? "Saving the call…" : "The call is saved; grading starts in a moment…"} />
               ) : (
                 <div className="flex flex-col gap-2">
                   {s.evaluationStatus === "failed" && <ErrorNote error={`The last evaluation failed: ${s.evaluationError ?? "unknown reason"}`} />}

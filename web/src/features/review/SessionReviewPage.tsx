@@ -1,15 +1,19 @@
 // A supervisor reviews one session: transcript, evaluation with evidence links, flags with
 // their review, analysis and usage, and (voice) the recording synced to the transcript: the
 // current turn is highlighted while playing; a click on a turn or an evidence quote seeks there.
+// Calibration: the supervisor overrides the evaluation's answers with reasons (CalibrationForm),
+// sees the earlier reviews, and exports a reviewed session as a golden case.
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { useParams } from "react-router-dom";
 import { api, call } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
+import { CalibrationForm, ReviewHistory } from "./CalibrationForm";
+import { GoldenExport } from "./GoldenExport";
 import { FlagCard } from "@/components/FlagCard";
 import { RecordingPlayer, useRecordingSync } from "@/components/RecordingPlayer";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
-import { Card, ErrorNote, Notice, PageTitle, Spinner } from "@/components/ui";
+import { Button, Card, ErrorNote, Notice, PageTitle, Spinner } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
 
 export default function SessionReviewPage() {
@@ -23,6 +27,8 @@ export default function SessionReviewPage() {
   const s = session.data;
   const sync = useRecordingSync(s?.transcript ?? []);
   const [highlighted, setHighlighted] = useState<number | null>(null);
+  const [calibrating, setCalibrating] = useState(false);
+  const [exporting, setExporting] = useState(false);
   const voice = s?.kind === "voice";
   const goToTurn = (n: number) => {
     setHighlighted(n);
@@ -50,11 +56,21 @@ export default function SessionReviewPage() {
                 )}
                 {s.analysis && <div className="mt-2"><Notice>Analysis: {s.analysis.summary}</Notice></div>}
               </Card>
-              <Card title="Evaluation">
-                {s.evaluation ? <EvaluationView evaluation={s.evaluation} onEvidence={goToTurn} /> :
+              <Card
+                title="Evaluation"
+                actions={s.evaluation && !calibrating && (
+                  <div className="flex gap-2">
+                    <Button variant="secondary" onClick={() => setCalibrating(true)}>Review and override</Button>
+                    {s.evaluation.review && <Button variant="secondary" onClick={() => setExporting(true)}>Export as golden case</Button>}
+                  </div>
+                )}
+              >
+                {s.evaluation && calibrating ? <CalibrationForm session={s} onDone={() => setCalibrating(false)} /> :
+                  s.evaluation ? <EvaluationView evaluation={s.evaluation} onEvidence={goToTurn} /> :
                   s.evaluationStatus === "running" ? <Spinner label="Evaluating…" /> :
                   <p className="text-sm text-slate-700">{s.evaluationStatus === "failed" ? `Evaluation failed: ${s.evaluationError ?? ""}` : "Not evaluated yet."}</p>}
               </Card>
+              {s.evaluation && <Card title="Reviews"><ReviewHistory sessionId={s.id} /></Card>}
             </div>
             <Card title="Transcript">
               {voice && (
@@ -65,6 +81,7 @@ export default function SessionReviewPage() {
               <Transcript turns={s.transcript} current={voice ? sync.current : undefined} highlighted={highlighted} onTurnClick={voice ? (i) => { setHighlighted(null); sync.seekTo(i); } : undefined} />
             </Card>
           </div>
+          {exporting && <GoldenExport sessionId={s.id} onClose={() => setExporting(false)} />}
         </>
       )}
     </div>
