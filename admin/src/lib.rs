@@ -20,7 +20,9 @@ pub mod agreement;
 pub mod auth;
 pub mod calibration;
 pub mod config;
+pub mod docreview;
 pub mod documents;
+pub mod drafting;
 mod error;
 pub mod evaluation;
 mod extract;
@@ -30,12 +32,14 @@ mod import;
 pub mod jobs;
 pub mod llm;
 pub mod notify;
+mod policies;
 mod roleplay;
 mod routes;
 pub mod rubric;
 mod security;
 pub mod seed;
 pub mod telemetry;
+mod upload;
 mod web;
 pub mod webhooks;
 
@@ -194,6 +198,10 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
             state.store.purge_idempotency_keys(store::Timestamp::from_millis(now.millis() - 86_400_000)).await
         {
             tracing::warn!(error = %e, "purging idempotency keys");
+        }
+        // Finished jobs are kept a week, for operations to look into.
+        if let Err(e) = state.store.purge_jobs(store::Timestamp::from_millis(now.millis() - 7 * 86_400_000)).await {
+            tracing::warn!(error = %e, "purging finished jobs");
         }
         // The longest window is an hour; older counters can no longer matter.
         if let Err(e) = state.store.purge_rate_limits(store::Timestamp::from_millis(now.millis() - 86_400_000)).await {

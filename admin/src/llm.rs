@@ -460,6 +460,15 @@ pub fn log_form(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn raw_output_is_logged_as_a_hash_never_as_text() {
+        let raw = r#"{"summary":"Jane Doe, 12 Elm St, said she has pills"}"#;
+        let logged = log_form(raw);
+        assert!(!logged.contains("Jane") && !logged.contains("Elm") && !logged.contains("pills"), "{logged}");
+        assert!(logged.starts_with("sha256:") && logged.ends_with(&format!("({} chars)", raw.chars().count())));
+        assert_eq!(logged, log_form(raw), "the same answer logs the same way, to be found by its hash");
+    }
+
     #[derive(serde::Deserialize, schemars::JsonSchema)]
     #[allow(dead_code)]
     struct Sample {

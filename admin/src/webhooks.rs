@@ -200,7 +200,7 @@ pub async fn dispatch(state: AppState, stop: CancellationToken) {
         if stop.is_cancelled() {
             return;
         }
-        match state.store.claim_due_deliveries(BATCH, lease).await {
+        match state.store.claim_due_deliveries(BATCH, PER_ENDPOINT as i64, lease).await {
             Ok(due) if !due.is_empty() => {
                 let mut limits: HashMap<store::WebhookId, Arc<tokio::sync::Semaphore>> = HashMap::new();
                 let sends = due.into_iter().map(|delivery| {

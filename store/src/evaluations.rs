@@ -180,6 +180,8 @@ impl Store {
     /// Stores the session's evaluation. A second one for the same session is a conflict whose
     /// `existing_id` names the stored one.
     #[cfg(feature = "testing")]
+    /// For tests only (not in the production binary).
+    #[cfg(feature = "testing")]
     pub async fn insert_evaluation(&self, new: &NewEvaluation) -> Result<Evaluation> {
         new.check()?;
         let id = new_id();
@@ -316,6 +318,8 @@ impl Store {
     }
 
     /// The raw model output of a session's evaluation (audit).
+    /// For tests only (not in the production binary).
+    #[cfg(feature = "testing")]
     pub async fn evaluation_raw_output(&self, session_id: SessionId) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT raw_output FROM evaluations WHERE session_id = $1")
             .bind(session_id.to_string())

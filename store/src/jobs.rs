@@ -180,6 +180,8 @@ impl Store {
 
     /// The state of a session's job of `kind` (about `subject`, for a `notify_flag` job), if one
     /// was queued.
+    /// For tests only (not in the production binary).
+    #[cfg(feature = "testing")]
     pub async fn job_state(
         &self,
         session_id: SessionId,

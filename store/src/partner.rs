@@ -278,6 +278,8 @@ impl Store {
 
     /// Queues an event for every active webhook of the account subscribed to it; answers how many
     /// deliveries were queued.
+    /// For tests only (not in the production binary).
+    #[cfg(feature = "testing")]
     pub async fn enqueue_event(
         &self,
         account_id: AccountId,
@@ -292,15 +294,23 @@ impl Store {
 
     /// Claims up to `limit` deliveries that are due: each is leased for `lease_ms` (its next
     /// attempt moves forward) so that another replica's dispatcher does not send it too.
-    pub async fn claim_due_deliveries(&self, limit: i64, lease_ms: i64) -> Result<Vec<DueDelivery>> {
+    ///
+    /// At most `per_endpoint` of one webhook's deliveries are claimed at once, so a partner with
+    /// a long backlog (or a slow one) fills a few places of the batch, not all of them, and other
+    /// endpoints' deliveries go out alongside.
+    pub async fn claim_due_deliveries(&self, limit: i64, per_endpoint: i64, lease_ms: i64) -> Result<Vec<DueDelivery>> {
         let now = Timestamp::now().millis();
         let rows = sqlx::query(
-            "SELECT d.id, d.webhook_id, d.event, d.payload, d.attempts, d.next_attempt_at, w.url, w.secret FROM webhook_deliveries d \
-             JOIN webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-             ORDER BY d.next_attempt_at LIMIT $2",
+            "SELECT d.id, d.webhook_id, d.event, d.payload, d.attempts, d.next_attempt_at, w.url, w.secret FROM \
+             (SELECT id, webhook_id, event, payload, attempts, next_attempt_at, \
+                ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS place \
+              FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1) d \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE d.place <= $3 \
+             ORDER BY d.next_attempt_at, d.id LIMIT $2",
         )
         .bind(now)
         .bind(limit)
+        .bind(per_endpoint)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::new();

@@ -151,6 +151,8 @@ impl Store {
         row.as_ref().map(User::from_row).transpose()
     }
 
+    /// For tests only (not in the production binary).
+    #[cfg(feature = "testing")]
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
             .bind(email.trim().to_lowercase())
@@ -199,6 +201,8 @@ impl Store {
     }
 
     /// For tests: skips the last-admin rule [`Store::update_user`] keeps.
+    #[cfg(feature = "testing")]
+    /// For tests only (not in the production binary).
     #[cfg(feature = "testing")]
     pub async fn set_user_active(&self, account_id: AccountId, id: UserId, active: bool) -> Result<User> {
         let done = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3 AND account_id = $4")

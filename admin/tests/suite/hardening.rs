@@ -460,3 +460,39 @@ async fn a_failed_audit_undoes_the_change_it_reports() {
         assert!(db.store.list_webhooks(app.account).await.expect("list").is_empty(), "{backend:?}");
     }
 }
+
+/// A partner with a backlog at a slow endpoint takes a few places of a batch, not all of them:
+/// another account's event goes out alongside its first deliveries instead of after all twenty.
+#[tokio::test]
+async fn a_slow_partner_does_not_hold_up_other_accounts() {
+    for (backend, db) in testing::all().await {
+        let (slow_url, slow) = counting_receiver(2000).await;
+        let (fast_url, fast) = counting_receiver(0).await;
+        let app = spawn_with(&db, |c| {
+            c.webhook_allow_private = true;
+            c.webhook_timeout_ms = 8000;
+        })
+        .await;
+        let audit = store::Audit::new(None, None, "test");
+        let events = [store::WebhookEvent::FlagRaised];
+        app.store.create_webhook(app.account, &slow_url, &events, "whsec_a", None, &audit).await.expect("webhook");
+        app.store
+            .create_webhook(app.other_account, &fast_url, &events, "whsec_b", None, &audit)
+            .await
+            .expect("webhook");
+        for i in 0..20 {
+            app.store
+                .enqueue_event(app.account, store::WebhookEvent::FlagRaised, &json!({"data": {"i": i}}))
+                .await
+                .expect("queue");
+        }
+        app.store
+            .enqueue_event(app.other_account, store::WebhookEvent::FlagRaised, &json!({"data": {}}))
+            .await
+            .expect("queue");
+        wait_for(&fast, 1).await;
+        assert_eq!(fast.lock().expect("lock").len(), 1, "{backend:?}: delivered");
+        let slow_done = slow.lock().expect("lock").len();
+        assert!(slow_done <= 4, "{backend:?}: the other account waited for {slow_done} slow deliveries");
+    }
+}

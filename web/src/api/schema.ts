@@ -1948,7 +1948,7 @@ export interface components {
          * @description Durable background work (the `jobs` table).
          * @enum {string}
          */
-        JobKind: "evaluate_session";
+        JobKind: "evaluate_session" | "analyze_session" | "notify_flag";
         /** @enum {string} */
         JobStatus: "pending" | "running" | "done" | "failed";
         /**
@@ -7905,7 +7905,7 @@ export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>
 export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback"];
 export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagStatus"]> = ["open", "reviewed", "dismissed"];
 export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other"];
-export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session"];
+export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag"];
 export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
