@@ -282,10 +282,10 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
     steps.time("install live peers (wait)", || install.wait())?;
     steps.time("e2e (Chromium, voice in the namespace)", || e2e_run(false))?;
     // The voice path against real peers: livekit-server and LiveKit's Python client, each test in
-    // a loopback-only network namespace.
+    // its own loopback-only network namespace, so two run at once (they wait on speech, not CPU).
     steps.time("live LiveKit tests", || {
         run(Command::new("cargo")
-            .args(["test", "--workspace", "--locked", "--test", "livekit", "--", "--ignored", "--test-threads=1"])
+            .args(["test", "--workspace", "--locked", "--test", "livekit", "--", "--ignored", "--test-threads=2"])
             .env("PROTO_TRAINER_PREBUILT", "1"))
     })
 }
