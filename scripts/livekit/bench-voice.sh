@@ -13,6 +13,7 @@
 # Everything runs inside a fresh loopback-only network namespace (see netns-run.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
@@ -37,7 +38,6 @@ sim_port=8089
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 "$CACHE/bin/livekit-server" --config "$LOG_DIR/livekit.yaml" >"$LOG_DIR/server.log" 2>&1 &
 pids+=($!)

@@ -8,6 +8,7 @@
 # Installs and builds (debug) outside; runs the demo and the client inside a fresh namespace.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
@@ -28,7 +29,6 @@ fi
 unset OPENAI_API_KEY OPENAI_BASE_URL LIVEKIT_URL LIVEKIT_API_KEY LIVEKIT_API_SECRET
 export DATABASE_URL="sqlite://$LOG_DIR/demo.db?mode=rwc" RECORDINGS_DIR="$LOG_DIR/recordings"
 export DEMO_BIN_DIR="$CARGO_TARGET_DIR/debug" RUST_LOG="${RUST_LOG:-info,str0m=warn,sqlx=warn}"
-wait_port() { for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 cd "$repo"
 setsid "$CARGO_TARGET_DIR/debug/xtask" demo --no-build >"$LOG_DIR/demo.log" 2>&1 &
@@ -42,7 +42,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-wait_port 3003
+wait_port 3003 300
 for _ in $(seq 100); do grep -q "worker connected" "$LOG_DIR/demo.log" && break; sleep 0.1; done
 
 set +e
@@ -57,14 +57,8 @@ set -e
 
 # One SIGTERM to the demo: the service drains, the simulator and livekit-server stop with it.
 kill -TERM "$demo_pid"
-demo_status=124
-for _ in $(seq 200); do
-  if ! kill -0 "$demo_pid" 2>/dev/null; then
-    wait "$demo_pid" && demo_status=0 || demo_status=$?
-    break
-  fi
-  sleep 0.1
-done
+wait_exit "$demo_pid" 200
+demo_status=$EXIT_STATUS
 echo "demo exit after SIGTERM: $demo_status" >&2
 [[ $demo_status == 0 ]] || status=1
 sleep 0.5

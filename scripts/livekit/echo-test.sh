@@ -25,6 +25,7 @@
 # Exit status 0 when the client's checks pass. Logs go to $LOG_DIR (default: a temp dir).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
@@ -55,26 +56,12 @@ url="ws://127.0.0.1:$LK_PORT"
 room="echo-$$"
 "$here/render-config.sh" >"$LOG_DIR/livekit.yaml"
 
-# On failure, the tails of every log go to stderr, so a CI log alone shows why (the full logs
-# stay in $LOG_DIR, which CI does not keep). ANSI colours are stripped; server lines are cut
-# to a readable width (they carry long JSON context).
-dump_logs() {
-  local f lines
-  for f in agent.log agent.out client.log result.json server.log; do
-    [[ -s "$LOG_DIR/$f" ]] || continue
-    lines=60
-    [[ $f == server.log ]] && lines=80
-    echo "----- $f (last $lines lines) -----" >&2
-    tail -n "$lines" "$LOG_DIR/$f" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-400 >&2
-  done
-  echo "----- end of logs ($LOG_DIR) -----" >&2
-}
 pids=()
 cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  ((rc == 0)) || dump_logs
+  ((rc == 0)) || dump_logs agent.log agent.out client.log result.json server.log
 }
 trap cleanup EXIT
 
@@ -133,14 +120,8 @@ if [[ "${ECHO_MODE:-worker}" != direct ]]; then
   # Drain: the job ends once the client has left; SIGTERM must then stop the worker cleanly.
   sleep 2
   kill -TERM "$agent_pid"
-  agent_status=124
-  for _ in $(seq 150); do
-    if ! kill -0 "$agent_pid" 2>/dev/null; then
-      wait "$agent_pid" && agent_status=0 || agent_status=$?
-      break
-    fi
-    sleep 0.1
-  done
+  wait_exit "$agent_pid"
+  agent_status=$EXIT_STATUS
   echo "worker exit after SIGTERM: $agent_status" >&2
   grep -h "echo done" "$LOG_DIR/agent.out" >&2 || true
   [[ $agent_status == 0 ]] || status=1

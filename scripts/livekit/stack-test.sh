@@ -19,6 +19,7 @@
 # Installs and builds outside; runs every peer inside a fresh loopback-only network namespace.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
@@ -48,25 +49,15 @@ base="http://127.0.0.1:$admin_port"
 "$here/render-config.sh" >"$LOG_DIR/livekit.yaml"
 bin="$CARGO_TARGET_DIR/debug/proto-trainer"
 
-dump_logs() {
-  local f
-  for f in service.log agent.log sim.log client.log result.json server.log; do
-    [[ -s "$LOG_DIR/$f" ]] || continue
-    echo "----- $f (last 60 lines) -----" >&2
-    tail -n 60 "$LOG_DIR/$f" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-400 >&2
-  done
-  echo "----- end of logs ($LOG_DIR) -----" >&2
-}
 pids=()
 cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [[ -s "$LOG_DIR/admin.pid" ]] && kill "$(cat "$LOG_DIR/admin.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
-  ((rc == 0)) || dump_logs
+  ((rc == 0)) || dump_logs service.log agent.log sim.log client.log result.json server.log
 }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 quote() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 rule() { # utterance transcript reply
   printf '{"endpoint":"realtime","utterance":%s,"transcript":%s,"reply":{"text":%s}}' "$1" "$(quote "$2")" "$(quote "$3")"
@@ -93,8 +84,8 @@ export OPENAI_BASE_URL="http://127.0.0.1:$sim_port/v1" OPENAI_API_KEY="sk-sim"
 export LIVEKIT_URL="ws://127.0.0.1:$LK_PORT" LIVEKIT_API_KEY="$LK_API_KEY" LIVEKIT_API_SECRET="$LK_API_SECRET"
 export RECORDINGS_DIR="$LOG_DIR/recordings" VOICE_SILENCE_SECS=60 JOB_POLL_MS=500
 "$bin" seed --demo >"$LOG_DIR/seed.out"
-wait_port $LK_PORT
-wait_port $sim_port
+wait_port $LK_PORT 150
+wait_port $sim_port 150
 
 client_args=(--utterance "$LOG_DIR/u1.wav" --utterance "$LOG_DIR/u2.wav" --utterance "$LOG_DIR/u3.wav")
 if [[ $FAULT == admin_down ]]; then
@@ -129,7 +120,7 @@ else
   pids+=($agent_pid)
   [[ $FAULT == sigterm ]] && client_args+=(--mid-cmd "kill -TERM $agent_pid" --mid-at answer2 --agent-leaves)
 fi
-wait_port $admin_port
+wait_port $admin_port 150
 # The agent registers with LiveKit before the counselor dispatches it.
 for _ in $(seq 100); do grep -q "worker connected" "$LOG_DIR/service.log" "$LOG_DIR/agent.log" 2>/dev/null && break; sleep 0.1; done
 
@@ -184,14 +175,8 @@ fi
 
 # One signal stops everything cleanly: the process exits 0 with no session left active.
 kill -TERM "$agent_pid" 2>/dev/null || true
-exit_status=124
-for _ in $(seq 150); do
-  if ! kill -0 "$agent_pid" 2>/dev/null; then
-    wait "$agent_pid" && exit_status=0 || exit_status=$?
-    break
-  fi
-  sleep 0.1
-done
+wait_exit "$agent_pid"
+exit_status=$EXIT_STATUS
 echo "$([[ $FAULT == admin_down ]] && echo agent || echo service) exit after SIGTERM: $exit_status" >&2
 [[ $exit_status == 0 ]] || status=1
 [[ -s "$LOG_DIR/outage.log" ]] && cat "$LOG_DIR/outage.log" >&2

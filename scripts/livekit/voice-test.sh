@@ -25,6 +25,7 @@
 # Installs and builds outside; runs every peer inside a fresh loopback-only network namespace.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 CACHE="${PROTO_TRAINER_CACHE:-$HOME/.cache/proto-trainer}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
@@ -64,24 +65,14 @@ room="voice-$$"
 sim_port=8089
 "$here/render-config.sh" >"$LOG_DIR/livekit.yaml"
 
-dump_logs() {
-  local f
-  for f in agent.log sim.log client.log result.json server.log; do
-    [[ -s "$LOG_DIR/$f" ]] || continue
-    echo "----- $f (last 60 lines) -----" >&2
-    tail -n 60 "$LOG_DIR/$f" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-400 >&2
-  done
-  echo "----- end of logs ($LOG_DIR) -----" >&2
-}
 pids=()
 cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  ((rc == 0)) || dump_logs
+  ((rc == 0)) || dump_logs agent.log sim.log client.log result.json server.log
 }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 # The simulator's script: each utterance's transcript and the caller's spoken answer.
 T1="Hello, crisis line. How can I help?"
@@ -267,14 +258,8 @@ fi
 if [[ $FAULT != sigterm ]]; then
   kill -TERM "$agent_pid"
 fi
-agent_status=124
-for _ in $(seq 150); do
-  if ! kill -0 "$agent_pid" 2>/dev/null; then
-    wait "$agent_pid" && agent_status=0 || agent_status=$?
-    break
-  fi
-  sleep 0.1
-done
+wait_exit "$agent_pid"
+agent_status=$EXIT_STATUS
 echo "worker exit after SIGTERM: $agent_status" >&2
 grep -h "call metrics" "$LOG_DIR/agent.log" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-600 >&2 || true
 [[ $agent_status == 0 ]] || status=1

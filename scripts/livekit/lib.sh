@@ -1,0 +1,37 @@
+# Helpers the live test and benchmark scripts share (sourced, not run).
+
+# wait_port PORT [TRIES]: polls 127.0.0.1:PORT every 0.1 s, TRIES times (default 100).
+wait_port() {
+  local _
+  for _ in $(seq "${2:-100}"); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+
+# wait_exit PID [TRIES]: waits for this shell's child PID to exit, polling every 0.1 s TRIES times
+# (default 150), and sets EXIT_STATUS to its status (124: it was still running).
+wait_exit() {
+  local _
+  EXIT_STATUS=124
+  for _ in $(seq "${2:-150}"); do
+    if ! kill -0 "$1" 2>/dev/null; then
+      wait "$1" && EXIT_STATUS=0 || EXIT_STATUS=$?
+      return 0
+    fi
+    sleep 0.1
+  done
+}
+
+# dump_logs FILE...: on failure, the tails of the named logs in $LOG_DIR go to stderr, so a CI log
+# alone shows why (CI does not keep $LOG_DIR). ANSI colours are stripped; lines are cut to a
+# readable width (server lines carry long JSON context); server.log gets more lines.
+dump_logs() {
+  local f lines
+  for f in "$@"; do
+    [[ -s "$LOG_DIR/$f" ]] || continue
+    lines=60
+    [[ $f == server.log ]] && lines=80
+    echo "----- $f (last $lines lines) -----" >&2
+    tail -n "$lines" "$LOG_DIR/$f" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-400 >&2
+  done
+  echo "----- end of logs ($LOG_DIR) -----" >&2
+}
