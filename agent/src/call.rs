@@ -87,11 +87,10 @@ pub enum CallOutput {
     Connect {
         after: Duration,
     },
-    /// A 20 ms tick happened: publish [`Call::caller_frame`] when `caller` is set, and hand both
-    /// sides to the recorder.
+    /// A 20 ms tick happened: publish [`Call::caller_frame`] when `caller` is set (and record
+    /// it); the recorder advances one frame either way.
     Tick {
         caller: bool,
-        counselor: bool,
     },
     State(AgentState),
     Caption(Caption),
@@ -116,7 +115,9 @@ pub struct CallConfig {
 impl Default for CallConfig {
     fn default() -> Self {
         CallConfig {
-            append_batch: Duration::from_millis(40),
+            // One frame per append: a second frame's wait would add 20 ms to every turn-taking
+            // decision the server's VAD makes.
+            append_batch: Duration::from_millis(20),
             preconnect_timeout: Duration::from_secs(3),
             session_cap: Duration::from_secs(25 * 60),
         }
@@ -222,12 +223,15 @@ pub struct Call {
     down: Converter,
     in_frame: Vec<i16>,
     in_frame_len: usize,
-    counselor_frame: Vec<i16>,
-    counselor_fresh: bool,
     half: Vec<i16>,
     batch: Vec<i16>,
     batch_started: Option<Instant>,
     held: VecDeque<i16>,
+    /// Set by a drop that put untranscribed speech first in `held`: the appended-sample position
+    /// that speech started at on the dead socket. The next flush moves the replayed turns'
+    /// `audio_from` to where their speech lands on the new socket, so a second drop before the
+    /// new socket heard them replays them again (once) instead of losing them.
+    replay_rebase: Option<u64>,
     append_bytes: Vec<u8>,
     appended_samples: u64,
     /// The last appended counselor audio, ending at `appended_samples`: what a dropped socket had
@@ -248,6 +252,11 @@ pub struct Call {
     caller_frame: Vec<i16>,
     phone: Option<PhoneLine>,
     next_tick: Instant,
+    /// Whether the last tick played a caller frame.
+    playing: bool,
+    /// Time the clock gained by starting replies at once (see the audio delta): paid back by
+    /// skipping idle ticks, so over a call there is one tick (and one recorded frame) per 20 ms.
+    clock_debt: Duration,
     reply: Option<Reply>,
     cancelled: Vec<String>,
 
@@ -293,12 +302,11 @@ impl Call {
             down: Converter::down(),
             in_frame: vec![0; FRAME_SAMPLES],
             in_frame_len: 0,
-            counselor_frame: vec![0; FRAME_SAMPLES],
-            counselor_fresh: false,
             half: vec![0; REALTIME_FRAME_SAMPLES],
             batch: Vec::with_capacity(4800),
             batch_started: None,
             held: VecDeque::new(),
+            replay_rebase: None,
             append_bytes: Vec::with_capacity(9600),
             appended_samples: 0,
             recent: VecDeque::new(),
@@ -313,6 +321,8 @@ impl Call {
             caller_frame: vec![0; FRAME_SAMPLES],
             phone,
             next_tick: now + FRAME,
+            playing: false,
+            clock_debt: Duration::ZERO,
             reply: None,
             cancelled: Vec::new(),
             history,
@@ -341,11 +351,6 @@ impl Call {
     /// The caller frame of the last `Tick { caller: true }`.
     pub fn caller_frame(&self) -> &[i16] {
         &self.caller_frame
-    }
-
-    /// The counselor frame of the last `Tick { counselor: true }`.
-    pub fn counselor_frame(&self) -> &[i16] {
-        &self.counselor_frame
     }
 
     pub fn stats(&self) -> &CallStats {
@@ -447,11 +452,13 @@ impl Call {
             .order
             .iter()
             .filter_map(|s| match s {
-                Slot::Counselor { turn: None, audio_from, replay: false, .. } => Some(*audio_from),
+                // Replayed turns too: a second drop before the new socket heard them.
+                Slot::Counselor { turn: None, audio_from, .. } => Some(*audio_from),
                 _ => None,
             })
             .min();
         if was_open && let Some(from) = replay_from {
+            self.replay_rebase = Some(from);
             let base = self.appended_samples - self.recent.len() as u64;
             let skip = from.saturating_sub(base) as usize;
             let live: Vec<i16> = self.held.drain(..).collect();
@@ -489,15 +496,17 @@ impl Call {
     }
 
     /// One decoded piece of the counselor's audio (48 kHz mono, any length).
-    pub fn counselor_audio(&mut self, now: Instant, pcm: &[i16]) {
+    /// `received` is when its packet came off the network: mic -> append counts from there, so
+    /// the room loop's queueing is part of the added latency.
+    pub fn counselor_audio(&mut self, now: Instant, received: Instant, pcm: &[i16]) {
         if self.ended {
             return;
         }
         self.last_counselor_input = Some(now);
-        self.feed_input(now, pcm);
+        self.feed_input(now, received.min(now), pcm);
     }
 
-    fn feed_input(&mut self, now: Instant, pcm: &[i16]) {
+    fn feed_input(&mut self, now: Instant, received: Instant, pcm: &[i16]) {
         let mut rest = pcm;
         while !rest.is_empty() {
             let take = (FRAME_SAMPLES - self.in_frame_len).min(rest.len());
@@ -506,11 +515,9 @@ impl Call {
             rest = &rest[take..];
             if self.in_frame_len == FRAME_SAMPLES {
                 self.in_frame_len = 0;
-                self.counselor_frame.copy_from_slice(&self.in_frame);
-                self.counselor_fresh = true;
                 self.down.process(&self.in_frame, &mut self.half);
                 if self.batch.is_empty() {
-                    self.batch_started = Some(now);
+                    self.batch_started = Some(received);
                 }
                 self.batch.extend_from_slice(&self.half);
                 let batch_samples = (self.config.append_batch.as_millis() as usize * 24).max(REALTIME_FRAME_SAMPLES);
@@ -635,8 +642,15 @@ impl Call {
                 }
                 r.first_delta_at.get_or_insert(now);
                 r.generated += pcm.len() as u64;
+                let starting = r.first_frame_at.is_none();
                 self.usage.output_audio_ms += pcm.len() as u64 / 24;
                 self.push_generated(&pcm);
+                // The first frame of an answer goes out now, not at the next 20 ms tick: the
+                // clock only has to be steady while the caller speaks.
+                if starting && !self.playing && self.playout.len() >= FRAME_SAMPLES && self.next_tick > now {
+                    self.clock_debt += self.next_tick - now;
+                    self.next_tick = now;
+                }
             }
             ServerEvent::AudioDone { response_id } => {
                 let Some(r) = self.current(&response_id) else { return };
@@ -708,7 +722,12 @@ impl Call {
                 self.next_tick = now;
             }
             self.next_tick += FRAME;
-            self.tick(now);
+            let idle = !self.playing && self.playout.is_empty() && self.reply.is_none();
+            if idle && self.clock_debt >= FRAME {
+                self.clock_debt -= FRAME;
+            } else {
+                self.tick(now);
+            }
         }
         self.check_limits(now);
     }
@@ -794,6 +813,14 @@ impl Call {
         if self.socket != Socket::Open || self.holding_for_preconnect.is_some() {
             return;
         }
+        if let Some(from) = self.replay_rebase.take() {
+            let at = self.appended_samples;
+            for slot in self.order.iter_mut() {
+                if let Slot::Counselor { turn: None, replay: true, audio_from, .. } = slot {
+                    *audio_from = at + audio_from.saturating_sub(from);
+                }
+            }
+        }
         let mut chunk: Vec<i16> = Vec::with_capacity(2400);
         while !self.held.is_empty() {
             chunk.clear();
@@ -863,9 +890,8 @@ impl Call {
         // Senders stop sending packets in silence (Opus DTX): the model's VAD only sees elapsed
         // silence as appended audio, so a counselor who went quiet is fed digital silence.
         if self.last_counselor_input.is_some_and(|t| now.saturating_duration_since(t) >= DTX_GAP) {
-            self.feed_input(now, &SILENCE);
+            self.feed_input(now, now, &SILENCE);
         }
-        let counselor = std::mem::take(&mut self.counselor_fresh);
         // A stopped caller (barge-in) shows here: the first tick after it is silent.
         if let Some(at) = self.barge_in_at.take() {
             let ms = now.saturating_duration_since(at).as_millis() as u32;
@@ -888,6 +914,7 @@ impl Call {
             self.caller_frame[n..].fill(0);
             caller = true;
         }
+        self.playing = caller;
         if caller {
             if let Some(phone) = self.phone.as_mut() {
                 phone.process(&mut self.caller_frame);
@@ -918,7 +945,7 @@ impl Call {
             self.stats.underruns += 1;
         }
         self.maybe_finish_reply(now);
-        self.outputs.push_back(CallOutput::Tick { caller, counselor });
+        self.outputs.push_back(CallOutput::Tick { caller });
         self.maybe_recycle(now);
         self.maybe_poll(now);
     }
@@ -1382,7 +1409,7 @@ mod tests {
                 }
                 self.now = next.max(self.now);
                 if counselor {
-                    self.call.counselor_audio(self.now, &[1000; FRAME_SAMPLES]);
+                    self.call.counselor_audio(self.now, self.now, &[1000; FRAME_SAMPLES]);
                 }
                 self.call.handle_timeout(self.now);
                 self.drain();
@@ -1458,19 +1485,39 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_starts_when_its_audio_arrives_and_the_clock_keeps_one_tick_per_frame() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        let start = h.now;
+        h.open();
+        for round in 0..5 {
+            // Mid-way between two ticks.
+            h.run(Duration::from_millis(1007), false);
+            let played = h.played_frames;
+            h.reply(&format!("r{round}"), "Okay.", 400, true);
+            h.run(Duration::ZERO, false);
+            assert_eq!(h.played_frames, played + 1, "the first frame goes out with the first delta");
+        }
+        h.run(Duration::from_secs(10), false);
+        let ticks = h.out.iter().filter(|o| matches!(o, CallOutput::Tick { .. })).count() as u128;
+        let frames = h.now.duration_since(start).as_millis() / 20;
+        // Each early start is paid back in the silence after it: one recorded frame per 20 ms.
+        assert!(ticks.abs_diff(frames) <= 1, "{ticks} ticks in {frames} frames of time");
+    }
+
+    #[test]
     fn a_turn_each_way_in_spoken_order() {
         let mut h = Harness::new(setup(), CallConfig::default());
         assert_eq!(h.states(), [AgentState::Initializing]);
         assert!(matches!(h.out[1], CallOutput::Connect { after } if after == Duration::ZERO));
         h.open();
         assert_eq!(h.sent_types(), ["session.update"]);
-        // The counselor speaks for 1 s: audio goes out in 40 ms appends of 24 kHz PCM.
+        // The counselor speaks for 1 s: audio goes out in 20 ms appends of 24 kHz PCM.
         h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
         h.run(Duration::from_secs(1), true);
         let appends: Vec<Value> = h.sent().into_iter().filter(|v| v["type"] == "input_audio_buffer.append").collect();
-        assert_eq!(appends.len(), 25);
+        assert_eq!(appends.len(), 50);
         let bytes = base64::engine::general_purpose::STANDARD.decode(appends[0]["audio"].as_str().unwrap()).unwrap();
-        assert_eq!(bytes.len(), 40 * 24 * 2);
+        assert_eq!(bytes.len(), 20 * 24 * 2);
         h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
         assert_eq!(*h.states().last().unwrap(), AgentState::Thinking);
         h.reply("r1", "I just feel so alone tonight.", 2000, true);
@@ -1506,7 +1553,8 @@ mod tests {
         assert_eq!(metrics.len(), 1);
         // speech_stopped -> first frame: the next 20 ms deadline at most.
         assert!(metrics[0].response_latency_ms.unwrap() <= 20);
-        assert_eq!(stats.mic_to_append_ms.iter().max(), Some(&20));
+        // Each frame goes out as it arrives.
+        assert_eq!(stats.mic_to_append_ms.iter().max(), Some(&0));
     }
 
     #[test]
@@ -1566,10 +1614,10 @@ mod tests {
         h.open();
         h.run(Duration::from_millis(200), true);
         let before = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
-        // No packets for a second (DTX): the appends go on, about one per 40 ms.
+        // No packets for a second (DTX): the appends go on, about one per 20 ms.
         h.run(Duration::from_secs(1), false);
         let after = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
-        assert!((22..=26).contains(&(after - before)), "{before} -> {after}");
+        assert!((44..=51).contains(&(after - before)), "{before} -> {after}");
     }
 
     #[test]
@@ -1819,6 +1867,56 @@ mod tests {
         assert_eq!(turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["I am here with you.", "Thank you."]);
         // Stamped when it was first spoken, not when the new socket heard it again.
         assert!(turns[0].started_ms <= 400, "{}", turns[0].started_ms);
+        assert_spoken_once_in_order(&turns);
+    }
+
+    /// The counselor audio a burst of outputs appended, in samples.
+    fn appended_in(out: &[CallOutput]) -> usize {
+        out.iter()
+            .filter_map(|o| if let CallOutput::Realtime(t) = o { serde_json::from_str::<Value>(t).ok() } else { None })
+            .filter(|v| v["type"] == "input_audio_buffer.append")
+            .map(|v| base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str().unwrap()).unwrap().len() / 2)
+            .sum()
+    }
+
+    #[test]
+    fn a_second_drop_before_the_new_socket_heard_the_replay_replays_it_once_more() {
+        let mut h = Harness::new(setup(), CallConfig::default());
+        h.open();
+        h.run(Duration::from_millis(400), false);
+        let before = h.call.appended_samples;
+        // The counselor speaks 1 s; the socket drops at its end, before any transcript.
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
+        h.run(Duration::from_millis(1000), true);
+        let spoken = (h.call.appended_samples - before) as usize;
+        h.call.realtime_closed(h.now);
+        h.drain();
+        let n = h.out.len();
+        h.open();
+        let first_replay = appended_in(&h.out[n..]);
+        assert!(first_replay >= spoken, "{first_replay} < {spoken}");
+        // The new socket drops too, 200 ms later, before its VAD found the replayed speech.
+        h.run(Duration::from_millis(200), false);
+        h.call.realtime_closed(h.now);
+        h.drain();
+        let n = h.out.len();
+        h.open();
+        let second_replay = appended_in(&h.out[n..]);
+        // The speech again, once: from where it landed on the second socket, not from the first
+        // socket's position (which would send it twice) and not nothing (which would lose it).
+        assert!(second_replay >= spoken, "replayed {second_replay} < spoken {spoken}");
+        assert!(second_replay < spoken + first_replay / 2 + 200 * 24, "replayed {second_replay}: spoken twice?");
+        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "n1"}));
+        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "n1"}));
+        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "n1", "transcript": "Are you safe right now?"}));
+        h.reply("r1", "I think so.", 600, true);
+        h.run(Duration::from_millis(800), false);
+        let turns = h.turns();
+        assert_eq!(
+            turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+            ["Are you safe right now?", "I think so."]
+        );
+        assert!(turns[0].started_ms <= 400, "stamped when first spoken: {}", turns[0].started_ms);
         assert_spoken_once_in_order(&turns);
     }
 

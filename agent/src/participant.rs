@@ -75,6 +75,8 @@ pub struct ParticipantConfig {
 pub enum Command {
     /// One 20 ms frame of 48 kHz mono PCM for our audio track.
     PublishAudio(Vec<i16>),
+    /// One 20 ms Opus packet, already encoded (48 kHz), for our audio track.
+    PublishOpus(Vec<u8>),
     /// A data packet on the reliable or lossy channel.
     SendData { packet: Box<proto::DataPacket>, reliable: bool },
     /// Replace our participant attributes (e.g. `lk.agent.state`).
@@ -328,6 +330,7 @@ async fn run(
             },
             command = commands.recv() => match command {
                 Some(Command::PublishAudio(pcm)) => link.session.publish_audio(Instant::now(), &pcm)?,
+                Some(Command::PublishOpus(packet)) => link.session.publish_opus(Instant::now(), packet)?,
                 Some(Command::SendData { packet, reliable }) => {
                     if let Err(e) = link.session.send_data(&packet, reliable) {
                         warn!(error = %e, "data packet not sent");

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{info, warn};
 
+use crate::audio::{AudioError, Encoder};
 use crate::call::{Call, CallConfig, CallOutput, CallStats, Caption};
 use crate::datastream::{self, ByteStreamReceiver, TRANSCRIPTION_TOPIC};
 use crate::echo::AGENT_STATE_ATTRIBUTE;
@@ -47,6 +48,8 @@ pub enum RoleplayError {
     Participant(#[from] ParticipantError),
     #[error("realtime: {0}")]
     Realtime(String),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
 }
 
 /// What a role-play job needs besides its room and its store.
@@ -120,6 +123,7 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<CallEnd, RoleplayError> {
     tokio::pin!(stop);
+    let mut encoder = Encoder::new()?;
     let setup = setup_with_retry(store.as_ref()).await?;
     let session_id = setup.session_id;
     info!(%session_id, caller_first = setup.caller_speaks_first, prior_turns = setup.prior_turns.len(), "role-play call starting");
@@ -166,16 +170,27 @@ pub async fn run(
                     socket = None;
                     connect = Some(Box::pin(open_socket(options.realtime.clone(), after)));
                 }
-                CallOutput::Tick { caller, counselor: heard } => {
-                    if caller {
+                CallOutput::Tick { caller } => {
+                    // Encoded here, not in the room loop, so the recording stores the very
+                    // packet the counselor hears.
+                    let packet = if caller {
+                        match encoder.encode(call.caller_frame()) {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                warn!(error = %e, "caller frame not encoded");
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(p) = &packet {
                         // try_send: a stalled room loop must not stall the frame clock; a frame
                         // that cannot be queued is dropped (and shows as a gap, not a delay).
-                        let _ = commands.try_send(Command::PublishAudio(call.caller_frame().to_vec()));
+                        let _ = commands.try_send(Command::PublishOpus(p.clone()));
                     }
                     if let Some(r) = recorder.as_mut() {
-                        let c = heard.then(|| call.counselor_frame());
-                        let a = caller.then(|| call.caller_frame());
-                        if let Err(e) = r.tick(c, a) {
+                        if let Err(e) = r.tick(packet.as_deref()) {
                             warn!(error = %e, "recording stopped");
                             recorder = None;
                         }
@@ -208,9 +223,12 @@ pub async fn run(
                 let now = Instant::now();
                 match event {
                     None | Some(SessionEvent::Left(_)) => call.counselor_left(now),
-                    Some(SessionEvent::Audio { origin, pcm }) => {
+                    Some(SessionEvent::Audio { origin, pcm, packet, received }) => {
                         if counselor.as_ref().is_none_or(|c| c.sid == origin.participant_sid) {
-                            call.counselor_audio(now, &pcm);
+                            call.counselor_audio(now, received, &pcm);
+                            if let Some(r) = recorder.as_mut() {
+                                r.counselor_audio(packet, &pcm);
+                            }
                         }
                     }
                     Some(SessionEvent::TrackPublished { track_sid, .. }) => own_track_sid = track_sid,

@@ -113,8 +113,10 @@ pub enum SessionEvent {
     Disconnected(PeerRole),
     /// The SFU accepted our audio track; `track_sid` is how others see it.
     TrackPublished { cid: String, track_sid: String },
-    /// One decoded frame (usually 20 ms) of 48 kHz mono PCM from a remote track.
-    Audio { origin: TrackOrigin, pcm: Vec<i16> },
+    /// One decoded frame (usually 20 ms) of 48 kHz mono PCM from a remote track, with the Opus
+    /// packet it came from (the recording keeps the packet as it is instead of encoding again).
+    /// `received` is when the packet came off the network.
+    Audio { origin: TrackOrigin, pcm: Vec<i16>, packet: std::sync::Arc<[u8]>, received: Instant },
     /// A data packet from the SFU (user packets, stream headers/chunks/trailers, ...).
     Data(Box<proto::DataPacket>),
     /// The session was given up and joined again as a new participant (new sid).
@@ -373,11 +375,25 @@ impl Session {
     /// Frames given before the track is negotiated are dropped and counted: audio is real-time,
     /// so holding them would only add delay.
     pub fn publish_audio(&mut self, now: Instant, pcm: &[i16]) -> Result<(), SessionError> {
+        if !self.can_publish() {
+            self.frames_dropped += 1;
+            return Ok(());
+        }
+        let packet = self.encoder.encode(pcm)?;
+        self.publish_opus(now, packet)
+    }
+
+    /// Whether a frame given now would be sent (the track is negotiated).
+    fn can_publish(&self) -> bool {
+        self.audio_mid.is_some() && matches!(self.publishing, Publishing::Negotiated)
+    }
+
+    /// Publishes one 20 ms Opus packet that the caller encoded (48 kHz, mono or stereo).
+    pub fn publish_opus(&mut self, now: Instant, packet: Vec<u8>) -> Result<(), SessionError> {
         let (Some(mid), Publishing::Negotiated) = (self.audio_mid, &self.publishing) else {
             self.frames_dropped += 1;
             return Ok(());
         };
-        let packet = self.encoder.encode(pcm)?;
         let Some(writer) = self.publisher.rtc.writer(mid) else {
             self.frames_dropped += 1;
             return Ok(());
@@ -664,7 +680,9 @@ impl Session {
                     },
                 };
                 match decoder.decode(&media.data) {
-                    Ok(pcm) => self.emit(SessionEvent::Audio { origin, pcm }),
+                    Ok(pcm) => {
+                        self.emit(SessionEvent::Audio { origin, pcm, packet: media.data, received: media.network_time })
+                    }
                     Err(e) => debug!(error = %e, "undecodable Opus packet"),
                 }
             }
@@ -1005,7 +1023,7 @@ mod tests {
             .events
             .iter()
             .filter_map(|e| match e {
-                SessionEvent::Audio { origin, pcm } => Some((origin, pcm.len())),
+                SessionEvent::Audio { origin, pcm, .. } => Some((origin, pcm.len())),
                 _ => None,
             })
             .collect();

@@ -1,7 +1,8 @@
 //! `lk-load`: N concurrent callers for the agent-media benchmark.
 //!
 //! Each caller joins its own room with a token that dispatches the agent (`RoomAgentDispatch`),
-//! publishes a 440 Hz tone in real time (one 20 ms frame per 20 ms) for the given duration, and
+//! publishes a 440 Hz tone in real time (one 20 ms frame per 20 ms, from packets encoded once for
+//! all callers) for the given duration, and
 //! counts the echoed frames it gets back from the agent. It uses this crate's own participant, so
 //! it needs no Python and stays cheap enough to run 50 callers beside the agent on 2 cores.
 //! Prints one JSON line: sessions, frames sent and echoed, and how many sessions heard an echo.
@@ -81,7 +82,38 @@ fn caller_token(a: &Args, room: &str, identity: &str) -> Result<String, String> 
         .map_err(|e| e.to_string())
 }
 
-async fn caller(url: String, token: String, seconds: u64, talk: (u64, u64)) -> Result<CallerStats, String> {
+/// One cycle of what every caller sends, encoded once: a whole number of seconds of 440 Hz (so it
+/// loops without a click), the tone for `talk.0` ms of each `talk.0 + talk.1` when talking.
+/// Sharing it keeps the load client's own cost (an Opus encode per frame per caller) off the
+/// machine the agent is measured on.
+fn packets(talk: (u64, u64)) -> Vec<Vec<u8>> {
+    let cycle_ms = if talk.0 > 0 { (talk.0 + talk.1).div_ceil(1000) * 1000 } else { 1000 };
+    let mut encoder = agent::audio::Encoder::new().expect("an Opus encoder");
+    (0..cycle_ms / FRAME_MS)
+        .map(|k| {
+            let n = k as usize * FRAME_SAMPLES;
+            let pcm: Vec<i16> = if talk.0 > 0 && (k * FRAME_MS) % (talk.0 + talk.1) >= talk.0 {
+                vec![0; FRAME_SAMPLES]
+            } else {
+                (0..FRAME_SAMPLES)
+                    .map(|i| {
+                        let t = (n + i) as f64 / SAMPLE_RATE as f64;
+                        (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                    })
+                    .collect()
+            };
+            encoder.encode(&pcm).expect("a 20 ms frame encodes")
+        })
+        .collect()
+}
+
+async fn caller(
+    url: String,
+    token: String,
+    seconds: u64,
+    talk: (u64, u64),
+    packets: std::sync::Arc<Vec<Vec<u8>>>,
+) -> Result<CallerStats, String> {
     let mut participant = Participant::connect(ParticipantConfig {
         url,
         token,
@@ -112,22 +144,14 @@ async fn caller(url: String, token: String, seconds: u64, talk: (u64, u64)) -> R
     // Real-time pacing without catch-up bursts: a late tick is simply late.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let frames = seconds * 1000 / FRAME_MS;
-    let mut n = 0usize;
     let mut sent = 0u64;
     let end_grace = tokio::time::sleep(Duration::from_millis(seconds * 1000 + 1500));
     tokio::pin!(end_grace);
     loop {
         tokio::select! {
             _ = tick.tick(), if sent < frames => {
-                let pcm: Vec<i16> = (0..FRAME_SAMPLES)
-                    .map(|i| {
-                        let t = (n + i) as f64 / SAMPLE_RATE as f64;
-                        (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
-                    })
-                    .collect();
-                n += FRAME_SAMPLES;
-                let pcm = if talk.0 > 0 && (sent * FRAME_MS) % (talk.0 + talk.1) >= talk.0 { vec![0; FRAME_SAMPLES] } else { pcm };
-                if commands.send(agent::participant::Command::PublishAudio(pcm)).await.is_err() {
+                let packet = packets[sent as usize % packets.len()].clone();
+                if commands.send(agent::participant::Command::PublishOpus(packet)).await.is_err() {
                     break;
                 }
                 sent += 1;
@@ -163,6 +187,7 @@ async fn main() -> ExitCode {
         }
     };
     let run = std::process::id();
+    let packets = std::sync::Arc::new(packets((args.talk_ms, args.quiet_ms)));
     let mut tasks = Vec::new();
     for i in 0..args.sessions {
         let room = format!("bench-{run}-{i}");
@@ -173,7 +198,13 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tasks.push(tokio::spawn(caller(args.url.clone(), token, args.seconds, (args.talk_ms, args.quiet_ms))));
+        tasks.push(tokio::spawn(caller(
+            args.url.clone(),
+            token,
+            args.seconds,
+            (args.talk_ms, args.quiet_ms),
+            packets.clone(),
+        )));
         // Stagger joins a little, as real calls would arrive.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
