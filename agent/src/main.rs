@@ -35,7 +35,8 @@ echo/roleplay join ROOM directly; worker registers on /agent and runs the role-p
 for every dispatched job. Role-play: OPENAI_BASE_URL, OPENAI_API_KEY, REALTIME_MODEL,
 REALTIME_VOICE, REALTIME_TURN_DETECTION, REALTIME_SESSION_CAP_SECS, PROTO_TRAINER_TURNS_DIR
 or PROTO_TRAINER_ADMIN_URL, PROTO_TRAINER_RECORDING_DIR, AGENT_METRICS_ADDR.
-PROTO_TRAINER_AGENT_BIND_IP sets the address of the media sockets (default 127.0.0.1).";
+PROTO_TRAINER_AGENT_BIND_IP sets the address (or a host name resolving to it) of the media
+sockets (default 127.0.0.1).";
 
 struct EchoArgs {
     url: String,

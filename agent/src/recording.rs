@@ -190,8 +190,8 @@ impl Recorder {
     pub fn tick(&mut self, caller: Option<&[u8]>) -> io::Result<()> {
         let counselor = self.counselor.pop_front();
         self.packet.clear();
-        self_delimited(caller.unwrap_or_else(|| silence_packet()), &mut self.packet);
-        self.packet.extend_from_slice(counselor.as_deref().unwrap_or_else(|| silence_packet()));
+        self_delimited(caller.unwrap_or(silence_packet()), &mut self.packet);
+        self.packet.extend_from_slice(counselor.as_deref().unwrap_or(silence_packet()));
         self.page.push_packet(&self.packet);
         self.frames += 1;
         if self.page.packets >= PACKETS_PER_PAGE {

@@ -189,11 +189,11 @@ pub async fn run(
                         // that cannot be queued is dropped (and shows as a gap, not a delay).
                         let _ = commands.try_send(Command::PublishOpus(p.clone()));
                     }
-                    if let Some(r) = recorder.as_mut() {
-                        if let Err(e) = r.tick(packet.as_deref()) {
-                            warn!(error = %e, "recording stopped");
-                            recorder = None;
-                        }
+                    if let Some(r) = recorder.as_mut()
+                        && let Err(e) = r.tick(packet.as_deref())
+                    {
+                        warn!(error = %e, "recording stopped");
+                        recorder = None;
                     }
                 }
                 CallOutput::State(state) => {

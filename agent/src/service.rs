@@ -114,8 +114,29 @@ pub fn roleplay_options(recording_dir: Option<PathBuf>) -> Result<RoleplayOption
 /// The agent's participant settings: its media sockets bind `PROTO_TRAINER_AGENT_BIND_IP`
 /// (default loopback, since its only ICE candidates are host candidates on that address).
 pub fn participant_config(url: String, token: String) -> ParticipantConfig {
-    let bind_ip = std::env::var("PROTO_TRAINER_AGENT_BIND_IP").ok().and_then(|ip| ip.parse().ok()).unwrap_or(LOOPBACK);
+    static BIND_IP: std::sync::OnceLock<std::net::IpAddr> = std::sync::OnceLock::new();
+    let bind_ip = *BIND_IP.get_or_init(|| {
+        let value = std::env::var("PROTO_TRAINER_AGENT_BIND_IP").ok();
+        bind_ip(value.as_deref()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "PROTO_TRAINER_AGENT_BIND_IP unusable; media sockets on 127.0.0.1");
+            LOOPBACK
+        })
+    });
     ParticipantConfig { url, token, bind_ip, publish_audio: true, track_name: "agent".into() }
+}
+
+/// An address, or a host name resolved once (in a container the agent names its own service,
+/// e.g. `proto-trainer` in compose, whose address the LiveKit container can reach); none is
+/// loopback.
+fn bind_ip(value: Option<&str>) -> Result<std::net::IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(LOOPBACK) };
+    if let Ok(ip) = value.parse() {
+        return Ok(ip);
+    }
+    let addrs: Vec<_> = (value, 0).to_socket_addrs().map_err(|e| format!("{value}: {e}"))?.map(|a| a.ip()).collect();
+    // IPv4 first: LiveKit's candidates and a compose network are IPv4 unless set up otherwise.
+    addrs.iter().find(|ip| ip.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| format!("{value}: no address"))
 }
 
 /// Registers the worker and runs `job` for every dispatch until `shutdown` resolves and every
@@ -198,4 +219,18 @@ async fn join(job_id: &str, url: String, token: String) -> Result<Participant, S
     let participant = Participant::connect(participant_config(url, token)).await.map_err(|e| e.to_string())?;
     info!(%job_id, identity = %participant.identity, sid = %participant.sid, "job joined its room");
     Ok(participant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bind_address_is_an_ip_or_a_name_resolved_to_one() {
+        assert_eq!(bind_ip(None), Ok(LOOPBACK));
+        assert_eq!(bind_ip(Some(" ")), Ok(LOOPBACK));
+        assert_eq!(bind_ip(Some("10.1.2.3")), Ok("10.1.2.3".parse().unwrap()));
+        assert_eq!(bind_ip(Some("localhost")), Ok(LOOPBACK));
+        assert!(bind_ip(Some("no-such-host.invalid")).is_err());
+    }
 }

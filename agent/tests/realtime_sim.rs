@@ -77,7 +77,10 @@ async fn drive(call: &mut Call, total: Duration, mut speak: impl FnMut(Duration,
                     let elapsed = start.elapsed();
                     let pcm = if speak(elapsed, &seen) { tone(frames) } else { vec![0; 960] };
                     frames += 1;
-                    call.counselor_audio(Instant::now(), &pcm);
+                    {
+                        let now = Instant::now();
+                        call.counselor_audio(now, now, &pcm);
+                    }
                 }
                 CallOutput::Turn(t) => seen.turns.push(t),
                 CallOutput::End(_) => return seen,
