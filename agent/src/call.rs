@@ -1833,29 +1833,39 @@ mod tests {
         assert!(!h.sent_types().contains(&"response.create".to_string()));
     }
 
-    #[test]
-    fn counselor_speech_the_dropped_socket_did_not_transcribe_is_appended_again_as_the_same_turn() {
+    /// The counselor audio a burst of outputs appended, in samples.
+    fn appended_in(out: &[CallOutput]) -> usize {
+        out.iter()
+            .filter_map(|o| if let CallOutput::Realtime(t) = o { serde_json::from_str::<Value>(t).ok() } else { None })
+            .filter(|v| v["type"] == "input_audio_buffer.append")
+            .map(|v| base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str().unwrap()).unwrap().len() / 2)
+            .sum()
+    }
+
+    /// A call where the counselor speaks 1 s after 400 ms and the socket drops before any
+    /// transcript came; answers the samples spoken.
+    fn speech_then_drop() -> (Harness, usize) {
         let mut h = Harness::new(setup(), CallConfig::default());
         h.open();
         h.run(Duration::from_millis(400), false);
         let before = h.call.appended_samples;
-        // The counselor speaks 1 s; the socket drops mid-utterance.
         h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
         h.run(Duration::from_millis(1000), true);
-        let spoken = h.call.appended_samples - before;
+        let spoken = (h.call.appended_samples - before) as usize;
         h.call.realtime_closed(h.now);
         h.drain();
+        (h, spoken)
+    }
+
+    #[test]
+    fn counselor_speech_the_dropped_socket_did_not_transcribe_is_appended_again_as_the_same_turn() {
+        let (mut h, spoken) = speech_then_drop();
         // They go on speaking while it reconnects.
         h.run(Duration::from_millis(300), true);
         let n = h.out.len();
         h.open();
-        let replayed: usize = h.out[n..]
-            .iter()
-            .filter_map(|o| if let CallOutput::Realtime(t) = o { serde_json::from_str::<Value>(t).ok() } else { None })
-            .filter(|v| v["type"] == "input_audio_buffer.append")
-            .map(|v| base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str().unwrap()).unwrap().len() / 2)
-            .sum();
-        assert!(replayed as u64 >= spoken + 300 * 24 - 960, "{replayed} samples, spoken {spoken}");
+        let replayed = appended_in(&h.out[n..]);
+        assert!(replayed >= spoken + 300 * 24 - 960, "{replayed} samples, spoken {spoken}");
         // No answer is asked for: the new socket's turn detection answers the replayed speech.
         assert!(!h.sent_types().contains(&"response.create".to_string()));
         h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "n1"}));
@@ -1870,27 +1880,9 @@ mod tests {
         assert_spoken_once_in_order(&turns);
     }
 
-    /// The counselor audio a burst of outputs appended, in samples.
-    fn appended_in(out: &[CallOutput]) -> usize {
-        out.iter()
-            .filter_map(|o| if let CallOutput::Realtime(t) = o { serde_json::from_str::<Value>(t).ok() } else { None })
-            .filter(|v| v["type"] == "input_audio_buffer.append")
-            .map(|v| base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str().unwrap()).unwrap().len() / 2)
-            .sum()
-    }
-
     #[test]
     fn a_second_drop_before_the_new_socket_heard_the_replay_replays_it_once_more() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.run(Duration::from_millis(400), false);
-        let before = h.call.appended_samples;
-        // The counselor speaks 1 s; the socket drops at its end, before any transcript.
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.run(Duration::from_millis(1000), true);
-        let spoken = (h.call.appended_samples - before) as usize;
-        h.call.realtime_closed(h.now);
-        h.drain();
+        let (mut h, spoken) = speech_then_drop();
         let n = h.out.len();
         h.open();
         let first_replay = appended_in(&h.out[n..]);
