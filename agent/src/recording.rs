@@ -156,7 +156,7 @@ impl Recorder {
     pub fn counselor_audio(&mut self, packet: Arc<[u8]>, pcm: &[i16]) {
         if self.reencode.is_none() {
             if opus::packet::get_nb_samples(&packet, crate::audio::SAMPLE_RATE).ok() == Some(FRAME_SAMPLES) {
-                self.push_counselor(packet);
+                push_bounded(&mut self.counselor, packet);
                 return;
             }
             match Encoder::new() {
@@ -166,23 +166,12 @@ impl Recorder {
         }
         let Some((encoder, pending)) = self.reencode.as_mut() else { return };
         pending.extend_from_slice(pcm);
-        let mut encoded = Vec::new();
         while pending.len() >= FRAME_SAMPLES {
             if let Ok(p) = encoder.encode(&pending[..FRAME_SAMPLES]) {
-                encoded.push(p);
+                push_bounded(&mut self.counselor, p.into());
             }
             pending.drain(..FRAME_SAMPLES);
         }
-        for p in encoded {
-            self.push_counselor(p.into());
-        }
-    }
-
-    fn push_counselor(&mut self, packet: Arc<[u8]>) {
-        if self.counselor.len() >= MAX_QUEUED {
-            self.counselor.pop_front();
-        }
-        self.counselor.push_back(packet);
     }
 
     /// Called once per 20 ms tick with the caller's packet of that tick, if the caller spoke (a
@@ -231,6 +220,14 @@ impl Recorder {
         std::fs::rename(&self.part, &self.path)?;
         Ok(RecordingInfo { path: self.path.clone(), duration_ms: self.frames * FRAME_MS, bytes: self.bytes })
     }
+}
+
+/// Queues a counselor packet; beyond [`MAX_QUEUED`] the oldest goes.
+fn push_bounded(queue: &mut VecDeque<Arc<[u8]>>, packet: Arc<[u8]>) {
+    if queue.len() >= MAX_QUEUED {
+        queue.pop_front();
+    }
+    queue.push_back(packet);
 }
 
 /// Appends `packet` in the self-delimiting framing of RFC 6716 appendix B, which every stream of

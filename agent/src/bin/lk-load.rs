@@ -83,11 +83,20 @@ fn caller_token(a: &Args, room: &str, identity: &str) -> Result<String, String> 
 }
 
 /// One cycle of what every caller sends, encoded once: a whole number of seconds of 440 Hz (so it
-/// loops without a click), the tone for `talk.0` ms of each `talk.0 + talk.1` when talking.
+/// loops without a click) and of talk periods, the tone for `talk.0` ms of each `talk.0 + talk.1`
+/// when talking.
 /// Sharing it keeps the load client's own cost (an Opus encode per frame per caller) off the
 /// machine the agent is measured on.
 fn packets(talk: (u64, u64)) -> Vec<Vec<u8>> {
-    let cycle_ms = if talk.0 > 0 { (talk.0 + talk.1).div_ceil(1000) * 1000 } else { 1000 };
+    // The talk pattern and the tone's whole second both repeat in the least common multiple.
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let period = (talk.0 + talk.1).max(FRAME_MS);
+    let cycle_ms = if talk.0 > 0 { period / gcd(period, 1000) * 1000 } else { 1000 };
     let mut encoder = agent::audio::Encoder::new().expect("an Opus encoder");
     (0..cycle_ms / FRAME_MS)
         .map(|k| {
