@@ -111,8 +111,11 @@ async def main() -> int:
         async for ev in stream:
             samples = np.frombuffer(ev.frame.data, dtype=np.int16).copy()
             # An ended track's stream may keep yielding digital silence; after a rejoin it would
-            # interleave with the new track's audio, so only frames with signal are kept.
-            if np.any(samples):
+            # interleave with the new track's audio, so only frames with signal are kept. The
+            # speech check has one track and keeps every frame: the stream yields one per 10 ms
+            # whether packets came or not, so the silent ones hold the speech's pauses (and any
+            # gap) in place; dropping them squeezed the echo out of step with the speech.
+            if args.speech_wav or np.any(samples):
                 received.append((time.monotonic(), samples))
 
     @room.on("track_subscribed")
