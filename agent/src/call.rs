@@ -88,9 +88,12 @@ pub enum CallOutput {
         after: Duration,
     },
     /// A 20 ms tick happened: publish [`Call::caller_frame`] when `caller` is set (and record
-    /// it); the recorder advances one frame either way.
+    /// it); the recorder advances one frame either way. `answer_from` is set on an answer's
+    /// first frame: when its first audio delta arrived, so the shell can time delta -> RTP out
+    /// up to the socket (and report it with [`CallStats::delta_to_rtp_ms`]).
     Tick {
         caller: bool,
+        answer_from: Option<Instant>,
     },
     State(AgentState),
     Caption(Caption),
@@ -136,8 +139,11 @@ pub struct CallStats {
     pub barge_ins: u32,
     /// Oldest sample of a batch received -> its append sent.
     pub mic_to_append_ms: Vec<u32>,
-    /// First audio delta of a reply received -> its first frame out.
+    /// First audio delta of a reply received -> its first frame made (by the core).
     pub delta_to_frame_ms: Vec<u32>,
+    /// First audio delta of a reply received -> its first RTP packet handed to the socket.
+    /// Measured by the shell (the room loop sends the packet), so the core leaves it empty.
+    pub delta_to_rtp_ms: Vec<u32>,
     pub response_latency_ms: Vec<u32>,
     pub realtime_first_audio_ms: Vec<u32>,
     pub barge_in_stop_ms: Vec<u32>,
@@ -901,6 +907,7 @@ impl Call {
             }
         }
         let mut caller = false;
+        let mut answer_from = None;
         if self.playout.len() >= FRAME_SAMPLES {
             for (d, s) in self.caller_frame.iter_mut().zip(self.playout.drain(..FRAME_SAMPLES)) {
                 *d = s;
@@ -932,6 +939,7 @@ impl Call {
                     r.started_ms = start_ms;
                     if let Some(d) = r.first_delta_at {
                         self.stats.delta_to_frame_ms.push(now.saturating_duration_since(d).as_millis() as u32);
+                        answer_from = Some(d);
                     }
                 }
             }
@@ -945,7 +953,7 @@ impl Call {
             self.stats.underruns += 1;
         }
         self.maybe_finish_reply(now);
-        self.outputs.push_back(CallOutput::Tick { caller });
+        self.outputs.push_back(CallOutput::Tick { caller, answer_from });
         self.maybe_recycle(now);
         self.maybe_poll(now);
     }

@@ -24,8 +24,11 @@ pub const REALTIME_FIRST_AUDIO: &str = "agent_realtime_first_audio_seconds";
 pub const BARGE_IN_STOP: &str = "agent_barge_in_stop_seconds";
 /// Added inside the agent: oldest mic sample of a batch -> its `input_audio_buffer.append` sent.
 pub const MIC_TO_APPEND: &str = "agent_mic_to_append_seconds";
-/// Added inside the agent: a reply's first audio delta -> its first RTP frame out.
+/// Added inside the agent: a reply's first audio delta -> its first frame made by the call core.
 pub const DELTA_TO_FRAME: &str = "agent_delta_to_frame_seconds";
+/// Added inside the agent: a reply's first audio delta -> its first RTP packet sent to the socket
+/// (the core's part plus the hop to the room loop).
+pub const DELTA_TO_RTP: &str = "agent_delta_to_rtp_seconds";
 
 /// Histogram buckets, seconds (the admin service's, so both recorders agree).
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -40,12 +43,13 @@ pub fn call_started() {
 pub fn call_ended(stats: &CallStats) {
     metrics::counter!("agent_calls_ended_total").increment(1);
     metrics::gauge!("agent_calls_active").decrement(1.0);
-    let series: [(&'static str, &[u32]); 5] = [
+    let series: [(&'static str, &[u32]); 6] = [
         (RESPONSE_LATENCY, &stats.response_latency_ms),
         (REALTIME_FIRST_AUDIO, &stats.realtime_first_audio_ms),
         (BARGE_IN_STOP, &stats.barge_in_stop_ms),
         (MIC_TO_APPEND, &stats.mic_to_append_ms),
         (DELTA_TO_FRAME, &stats.delta_to_frame_ms),
+        (DELTA_TO_RTP, &stats.delta_to_rtp_ms),
     ];
     for (name, samples) in series {
         let h = metrics::histogram!(name);
@@ -134,6 +138,7 @@ mod tests {
             barge_in_stop_ms: vec![15],
             mic_to_append_ms: vec![3, 4, 5],
             delta_to_frame_ms: vec![7],
+            delta_to_rtp_ms: vec![8, 9],
             ..Default::default()
         };
         call_started();
@@ -156,6 +161,7 @@ mod tests {
             "agent_barge_in_stop_seconds_count 1",
             "agent_mic_to_append_seconds_count 3",
             "agent_delta_to_frame_seconds_count 1",
+            "agent_delta_to_rtp_seconds_count 2",
             "agent_playout_underruns_total 1",
             "agent_realtime_reconnects_total 2",
             "agent_calls_ended_total 1",

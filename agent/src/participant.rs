@@ -29,7 +29,7 @@ use livekit_protocol as proto;
 use livekit_signaling::{SignalClient, SignalError, SignalEvent, SignalOptions, SignalResult};
 use thiserror::Error;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -75,8 +75,9 @@ pub struct ParticipantConfig {
 pub enum Command {
     /// One 20 ms frame of 48 kHz mono PCM for our audio track.
     PublishAudio(Vec<i16>),
-    /// One 20 ms Opus packet, already encoded (48 kHz), for our audio track.
-    PublishOpus(Vec<u8>),
+    /// One 20 ms Opus packet, already encoded (48 kHz), for our audio track. `sent`, when given,
+    /// is told the moment the packet went to the socket (latency measurement).
+    PublishOpus { packet: Vec<u8>, sent: Option<oneshot::Sender<Instant>> },
     /// A data packet on the reliable or lossy channel.
     SendData { packet: Box<proto::DataPacket>, reliable: bool },
     /// Replace our participant attributes (e.g. `lk.agent.state`).
@@ -232,6 +233,12 @@ async fn run(
     let mut resume_attempts = 0u32;
     let mut confirm_resumed = false;
     let mut recovery = Recovery::None;
+    // Told once the packet of the last `PublishOpus` has been sent (by the drain below).
+    let mut sent_waiting: Option<oneshot::Sender<Instant>> = None;
+    // One timer for the session's deadlines, moved only when the deadline does: registering a
+    // fresh one on each of the loop's ~150 wake-ups a second per call is timer-wheel churn.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(link.session.poll_timeout()));
+    tokio::pin!(timer);
 
     loop {
         // Drain: everything the last input produced goes out before we wait again.
@@ -271,6 +278,9 @@ async fn run(
                 }
             }
         }
+        if let Some(tx) = sent_waiting.take() {
+            let _ = tx.send(Instant::now());
+        }
         if leaving {
             // Give up a resume in flight first: it holds the lock `close` needs. Our leave
             // request goes with it; the server drops a participant whose signal is gone anyway.
@@ -307,6 +317,9 @@ async fn run(
         }
 
         let deadline = tokio::time::Instant::from_std(link.session.poll_timeout());
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             received = sockets.publisher.recv_from(&mut publisher_buf) => {
                 let (n, source) = received?;
@@ -330,7 +343,10 @@ async fn run(
             },
             command = commands.recv() => match command {
                 Some(Command::PublishAudio(pcm)) => link.session.publish_audio(Instant::now(), &pcm)?,
-                Some(Command::PublishOpus(packet)) => link.session.publish_opus(Instant::now(), packet)?,
+                Some(Command::PublishOpus { packet, sent }) => {
+                    link.session.publish_opus(Instant::now(), packet)?;
+                    sent_waiting = sent;
+                }
                 Some(Command::SendData { packet, reliable }) => {
                     if let Err(e) = link.session.send_data(&packet, reliable) {
                         warn!(error = %e, "data packet not sent");
@@ -378,7 +394,7 @@ async fn run(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = &mut timer => {
                 link.session.handle_timeout(Instant::now())?;
             }
         }

@@ -5,21 +5,24 @@
 //! socket (re)connect, the call's next deadline (the 20 ms frame clock), a store answer or the
 //! stop signal; feed it to the call; then carry out what the call asked (send on the socket,
 //! publish a caller frame, set `lk.agent.state`, send captions, push turns, record). The Realtime
-//! socket's writes go through their own task so a slow socket never stalls the frame clock.
+//! socket is written from this task too, without waiting: what the socket cannot take yet waits
+//! in a queue that the loop flushes whenever the socket is writable, so a slow socket never stalls
+//! the frame clock, and the append a frame produced leaves in the same pass (no task hop).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use livekit_protocol as proto;
 use thiserror::Error;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -102,10 +105,66 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type ConnectFuture = Pin<Box<dyn Future<Output = Result<Ws, String>> + Send>>;
 type PollFuture = Pin<Box<dyn Future<Output = Result<bool, TurnStoreError>> + Send>>;
 
-/// An open Realtime socket: writes go to its writer task, reads come from `read`.
+/// An open Realtime socket and the messages it has not taken yet.
 struct Socket {
-    write: mpsc::UnboundedSender<Message>,
-    read: futures_util::stream::SplitStream<Ws>,
+    ws: Ws,
+    backlog: VecDeque<Message>,
+    unflushed: bool,
+}
+
+/// What the socket's select branch saw.
+enum SocketEvent {
+    Read(Option<Result<Message, tungstenite::Error>>),
+    WriteFailed(tungstenite::Error),
+}
+
+impl Socket {
+    fn new(ws: Ws) -> Self {
+        Self { ws, backlog: VecDeque::new(), unflushed: false }
+    }
+
+    /// Hands the queued messages to the socket and flushes, as far as it takes them now; when it
+    /// is full, `cx` is woken once it can take more.
+    fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
+        while let Some(message) = self.backlog.pop_front() {
+            match self.ws.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => self.ws.start_send_unpin(message)?,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.backlog.push_front(message);
+                    return Poll::Pending;
+                }
+            }
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            ready!(self.ws.poll_flush_unpin(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Ready with the next message read, or with a failed write; writes progress meanwhile.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<SocketEvent> {
+        if let Poll::Ready(Err(e)) = self.write(cx) {
+            return Poll::Ready(SocketEvent::WriteFailed(e));
+        }
+        self.ws.poll_next_unpin(cx).map(SocketEvent::Read)
+    }
+
+    /// Sends what is still queued and closes the socket (a close frame, as a clean client
+    /// sends), in the background.
+    fn close_later(self) {
+        let Socket { mut ws, backlog, .. } = self;
+        tokio::spawn(tokio::time::timeout(Duration::from_secs(2), async move {
+            for message in backlog {
+                if ws.feed(message).await.is_err() {
+                    return;
+                }
+            }
+            let _ = ws.close(None).await;
+        }));
+    }
 }
 
 /// One caption stream in flight.
@@ -156,21 +215,29 @@ pub async fn run(
     let mut connect_failures = 0u32;
     let mut poll: Option<PollFuture> = None;
     let commands = participant.commands();
+    // Each answer's first delta, and word from the room loop of when its first packet was sent.
+    let mut answers_sent: Vec<(Instant, oneshot::Receiver<Instant>)> = Vec::new();
+    // One timer for the call's deadlines, moved only when the deadline does (see `participant`).
+    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(call.poll_timeout()));
+    tokio::pin!(timer);
+    let mut handled_due = false;
 
     let reason = 'call: loop {
         // Carry out everything the last input produced.
         while let Some(output) = call.poll_output() {
             match output {
                 CallOutput::Realtime(text) => {
-                    if let Some(s) = &socket {
-                        let _ = s.write.send(Message::Text(text.into()));
+                    if let Some(s) = socket.as_mut() {
+                        s.backlog.push_back(Message::Text(text.into()));
                     }
                 }
                 CallOutput::Connect { after } => {
-                    socket = None;
+                    if let Some(s) = socket.take() {
+                        s.close_later();
+                    }
                     connect = Some(Box::pin(open_socket(options.realtime.clone(), after)));
                 }
-                CallOutput::Tick { caller } => {
+                CallOutput::Tick { caller, answer_from } => {
                     // Encoded here, not in the room loop, so the recording stores the very
                     // packet the counselor hears.
                     let packet = if caller {
@@ -185,9 +252,14 @@ pub async fn run(
                         None
                     };
                     if let Some(p) = &packet {
+                        let sent = answer_from.map(|from| {
+                            let (tx, rx) = oneshot::channel();
+                            answers_sent.push((from, rx));
+                            tx
+                        });
                         // try_send: a stalled room loop must not stall the frame clock; a frame
                         // that cannot be queued is dropped (and shows as a gap, not a delay).
-                        let _ = commands.try_send(Command::PublishOpus(p.clone()));
+                        let _ = commands.try_send(Command::PublishOpus { packet: p.clone(), sent });
                     }
                     if let Some(r) = recorder.as_mut()
                         && let Err(e) = r.tick(packet.as_deref())
@@ -215,10 +287,34 @@ pub async fn run(
             }
         }
 
+        // A deadline already due (an answer's first frame is due the moment its audio arrives)
+        // is handled now: through the timer it would wait for the runtime's next timer pass,
+        // a few ms on a busy worker. Never twice running, so a deadline that does not move
+        // cannot keep the loop from the runtime.
+        // What the call wrote leaves now, in this pass.
+        if let Some(s) = socket.as_mut()
+            && !s.backlog.is_empty()
+            && let Poll::Ready(Err(e)) = std::future::poll_fn(|cx| Poll::Ready(s.write(cx))).await
+        {
+            warn!(error = %e, "realtime socket failed");
+            socket = None;
+            call.realtime_closed(Instant::now());
+            continue;
+        }
+        let now = Instant::now();
+        if !handled_due && call.poll_timeout() <= now {
+            call.handle_timeout(now);
+            handled_due = true;
+            continue;
+        }
+        handled_due = false;
         let deadline = tokio::time::Instant::from_std(call.poll_timeout());
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(deadline) => call.handle_timeout(Instant::now()),
+            _ = &mut timer => call.handle_timeout(Instant::now()),
             event = participant.next_event() => {
                 let now = Instant::now();
                 match event {
@@ -264,22 +360,22 @@ pub async fn run(
                     Some(_) => {}
                 }
             }
-            message = async { socket.as_mut().expect("guarded").read.next().await }, if socket.is_some() => {
+            event = std::future::poll_fn(|cx| socket.as_mut().expect("guarded").poll_event(cx)), if socket.is_some() => {
                 let now = Instant::now();
-                match message {
-                    Some(Ok(Message::Text(text))) => call.realtime_message(now, &text),
-                    Some(Ok(Message::Close(frame))) => {
+                match event {
+                    SocketEvent::Read(Some(Ok(Message::Text(text)))) => call.realtime_message(now, &text),
+                    SocketEvent::Read(Some(Ok(Message::Close(frame)))) => {
                         info!(?frame, "realtime socket closed by the server");
                         socket = None;
                         call.realtime_closed(now);
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
+                    SocketEvent::Read(Some(Ok(_))) => {}
+                    SocketEvent::Read(Some(Err(e))) | SocketEvent::WriteFailed(e) => {
                         warn!(error = %e, "realtime socket failed");
                         socket = None;
                         call.realtime_closed(now);
                     }
-                    None => {
+                    SocketEvent::Read(None) => {
                         socket = None;
                         call.realtime_closed(now);
                     }
@@ -290,17 +386,7 @@ pub async fn run(
                 match result {
                     Ok(ws) => {
                         connect_failures = 0;
-                        let (mut sink, read) = ws.split();
-                        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-                        tokio::spawn(async move {
-                            while let Some(m) = rx.recv().await {
-                                if sink.send(m).await.is_err() {
-                                    break;
-                                }
-                            }
-                            let _ = sink.close().await;
-                        });
-                        socket = Some(Socket { write: tx, read });
+                        socket = Some(Socket::new(ws));
                         call.realtime_opened(Instant::now());
                     }
                     Err(e) => {
@@ -328,8 +414,16 @@ pub async fn run(
         }
     };
 
-    drop(socket);
-    let (usage, turn_metrics, stats) = call.summary();
+    if let Some(s) = socket.take() {
+        s.close_later();
+    }
+    let (usage, turn_metrics, mut stats) = call.summary();
+    stats.delta_to_rtp_ms = answers_sent
+        .into_iter()
+        .filter_map(|(from, mut rx)| {
+            rx.try_recv().ok().map(|sent| sent.saturating_duration_since(from).as_millis() as u32)
+        })
+        .collect();
     record_metrics(&stats);
     crate::metrics::call_ended(&stats);
     let recording = recorder.and_then(|r| r.finish().map_err(|e| warn!(error = %e, "recording not finished")).ok());
@@ -446,6 +540,7 @@ pub fn stats_json(stats: &CallStats) -> String {
         "bargeIns": stats.barge_ins,
         "micToAppendMs": stats.mic_to_append_ms,
         "deltaToFrameMs": stats.delta_to_frame_ms,
+        "deltaToRtpMs": stats.delta_to_rtp_ms,
         "responseLatencyMs": stats.response_latency_ms,
         "realtimeFirstAudioMs": stats.realtime_first_audio_ms,
         "bargeInStopMs": stats.barge_in_stop_ms,

@@ -138,7 +138,7 @@ row = {
     "underruns": sum(c.get("underruns", 0) for c in calls),
     "late_ticks": sum(c.get("lateTicks", 0) for c in calls),
 }
-for key, name in [("micToAppendMs", "mic_to_append"), ("deltaToFrameMs", "delta_to_frame"),
+for key, name in [("micToAppendMs", "mic_to_append"), ("deltaToFrameMs", "delta_to_frame"), ("deltaToRtpMs", "delta_to_rtp"),
                   ("responseLatencyMs", "speech_end_to_first_frame"), ("realtimeFirstAudioMs", "realtime_first_audio")]:
     row[name + "_p50_p99_ms"] = [pct(key, 50), pct(key, 99)]
 print(json.dumps(row))

@@ -160,7 +160,8 @@ else
   [[ $FAULT == admin_down ]] && scrape="http://127.0.0.1:$metrics_port/metrics"
   curl -sf "$scrape" >"$LOG_DIR/metrics.txt" || echo "scrape of $scrape failed" >&2
   for m in agent_response_latency_seconds_count agent_realtime_first_audio_seconds_count \
-    agent_mic_to_append_seconds_count agent_delta_to_frame_seconds_count agent_calls_ended_total; do
+    agent_mic_to_append_seconds_count agent_delta_to_frame_seconds_count agent_delta_to_rtp_seconds_count \
+    agent_calls_ended_total; do
     if ! grep -Eq "^$m [1-9]" "$LOG_DIR/metrics.txt"; then
       echo "metrics: no $m sample at $scrape" >&2
       status=1

@@ -160,7 +160,7 @@ async fn caller(
         tokio::select! {
             _ = tick.tick(), if sent < frames => {
                 let packet = packets[sent as usize % packets.len()].clone();
-                if commands.send(agent::participant::Command::PublishOpus(packet)).await.is_err() {
+                if commands.send(agent::participant::Command::PublishOpus { packet, sent: None }).await.is_err() {
                     break;
                 }
                 sent += 1;
