@@ -235,10 +235,6 @@ async fn run(
     let mut recovery = Recovery::None;
     // Told once the packet of the last `PublishOpus` has been sent (by the drain below).
     let mut sent_waiting: Option<oneshot::Sender<Instant>> = None;
-    // One timer for the session's deadlines, moved only when the deadline does: registering a
-    // fresh one on each of the loop's ~150 wake-ups a second per call is timer-wheel churn.
-    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(link.session.poll_timeout()));
-    tokio::pin!(timer);
 
     loop {
         // Drain: everything the last input produced goes out before we wait again.
@@ -317,9 +313,6 @@ async fn run(
         }
 
         let deadline = tokio::time::Instant::from_std(link.session.poll_timeout());
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
         tokio::select! {
             received = sockets.publisher.recv_from(&mut publisher_buf) => {
                 let (n, source) = received?;
@@ -394,7 +387,7 @@ async fn run(
                     }
                 }
             }
-            _ = &mut timer => {
+            _ = tokio::time::sleep_until(deadline) => {
                 link.session.handle_timeout(Instant::now())?;
             }
         }

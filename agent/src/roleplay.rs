@@ -217,9 +217,6 @@ pub async fn run(
     let commands = participant.commands();
     // Each answer's first delta, and word from the room loop of when its first packet was sent.
     let mut answers_sent: Vec<(Instant, oneshot::Receiver<Instant>)> = Vec::new();
-    // One timer for the call's deadlines, moved only when the deadline does (see `participant`).
-    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(call.poll_timeout()));
-    tokio::pin!(timer);
     let mut handled_due = false;
 
     let reason = 'call: loop {
@@ -309,12 +306,9 @@ pub async fn run(
         }
         handled_due = false;
         let deadline = tokio::time::Instant::from_std(call.poll_timeout());
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
         tokio::select! {
             biased;
-            _ = &mut timer => call.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(deadline) => call.handle_timeout(Instant::now()),
             event = participant.next_event() => {
                 let now = Instant::now();
                 match event {
