@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{info, warn};
@@ -42,6 +43,8 @@ use crate::turns::{CallEnd, Speaker, TurnStore, TurnStoreError, TurnWriter};
 
 /// Consecutive failed Realtime connects after which the call ends as failed (about a minute).
 const MAX_CONNECT_FAILURES: u32 = 15;
+/// Bytes the Realtime socket reads at a time (see `open_socket`).
+const REALTIME_READ_BUFFER: usize = 16 * 1024;
 
 #[derive(Debug, Error)]
 pub enum RoleplayError {
@@ -454,7 +457,11 @@ pub async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, 
     let mut request = url.as_str().into_client_request().map_err(|e| e.to_string())?;
     let bearer = HeaderValue::from_str(&format!("Bearer {}", config.api_key)).map_err(|_| "bad API key".to_string())?;
     request.headers_mut().insert("Authorization", bearer);
-    let connect = tokio_tungstenite::connect_async(request);
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before every read, even
+    // one that finds nothing: 14% of the agent's CPU at 100 calls. 16 KiB holds a typical delta.
+    // No Nagle: each append is a small write that must leave now, not wait for the last ACK.
+    let config = WebSocketConfig::default().read_buffer_size(REALTIME_READ_BUFFER);
+    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(Duration::from_secs(10), connect).await {
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(tungstenite::Error::Http(response))) => Err(format!("refused: {}", response.status())),

@@ -56,7 +56,7 @@ wait_port $sim_port
 
 mkdir -p "$LOG_DIR/turns"
 # Full calls, as deployed: every call is recorded too.
-RUST_LOG="warn,agent::roleplay=info" OPENAI_BASE_URL="http://127.0.0.1:$sim_port/v1" OPENAI_API_KEY="sk-sim" \
+RUST_LOG="${BENCH_AGENT_LOG:-warn,agent::roleplay=info}" OPENAI_BASE_URL="http://127.0.0.1:$sim_port/v1" OPENAI_API_KEY="sk-sim" \
   PROTO_TRAINER_TURNS_DIR="$LOG_DIR/turns" PROTO_TRAINER_RECORDING_DIR="$LOG_DIR/recordings" \
   "$CARGO_TARGET_DIR/release/proto-trainer-agent" worker --url "$url" \
   --api-key "$LK_API_KEY" --api-secret "$LK_API_SECRET" --max-jobs 200 \

@@ -98,6 +98,8 @@ pub async fn serve(
             },
         };
         while connections.try_join_next().is_some() {}
+        // Streamed events (Realtime deltas, SSE chunks) leave as written, as OpenAI's do.
+        let _ = stream.set_nodelay(true);
         let killer = ConnectionKiller::default();
         let service = {
             let (app, killer) = (app.clone(), killer.clone());

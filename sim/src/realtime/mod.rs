@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use self::conn::{Conn, Out};
@@ -77,7 +77,10 @@ pub(crate) async fn connect(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                // A small read buffer: tungstenite zero-fills all of it before each read, and
+                // appends are small (the default is 128 KiB).
+                let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                 run(socket, state, model, cap, shutdown).await;
             }
             Err(error) => tracing::debug!(%error, "realtime upgrade failed"),
