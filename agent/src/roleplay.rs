@@ -43,8 +43,6 @@ use crate::turns::{CallEnd, Speaker, TurnStore, TurnStoreError, TurnWriter};
 
 /// Consecutive failed Realtime connects after which the call ends as failed (about a minute).
 const MAX_CONNECT_FAILURES: u32 = 15;
-/// Bytes the Realtime socket reads at a time (see `open_socket`).
-const REALTIME_READ_BUFFER: usize = 16 * 1024;
 
 #[derive(Debug, Error)]
 pub enum RoleplayError {
@@ -460,7 +458,7 @@ pub async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, 
     // tungstenite zero-fills its whole read buffer (128 KiB by default) before every read, even
     // one that finds nothing: 14% of the agent's CPU at 100 calls. 16 KiB holds a typical delta.
     // No Nagle: each append is a small write that must leave now, not wait for the last ACK.
-    let config = WebSocketConfig::default().read_buffer_size(REALTIME_READ_BUFFER);
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
     let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(Duration::from_secs(10), connect).await {
         Ok(Ok((ws, _))) => Ok(ws),

@@ -11,6 +11,8 @@
 # usage: bench-voice.sh [N ...]   (default: 1 10 50 100; BENCH_SECONDS per round, default 30)
 # BENCH_PROFILE=1: also samples the agent with `perf record` during the last round and prints
 # the hottest functions (where the time goes), the report kept in $LOG_DIR/perf-report.txt.
+# BENCH_AGENT_LOG: the agent's RUST_LOG filter (default warn,agent::roleplay=info), e.g. to see
+# the worker's dispatch with agent::worker=debug.
 # Everything runs inside a fresh loopback-only network namespace (see netns-run.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
