@@ -191,10 +191,8 @@ impl FlagNotice {
              Session:   {}\n\
              Flag:      {}\n\
              \n\
-             Details:\n\
-             {}\n\
-             \n\
-             Please review session {} in Proto Trainer.\n\
+             Please review session {} in Proto Trainer. The flag's details and the call's\n\
+             transcript stay there: they are never sent by e-mail.\n\
              \n\
              Sent automatically by Proto Trainer to the account's supervisors and admins.\n",
             one_line(&self.flag_type, 100),
@@ -204,7 +202,6 @@ impl FlagNotice {
             scenario,
             self.session_id,
             self.flag_id,
-            self.details.trim(),
             self.session_id,
         )
     }

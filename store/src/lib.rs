@@ -11,6 +11,7 @@
 mod accounts;
 mod ai;
 mod assignments;
+mod audit_log;
 mod auth;
 mod calibration;
 pub mod credential;
@@ -41,6 +42,7 @@ pub use assignments::{
     Assignment, AssignmentFilter, AssignmentPatch, AssignmentReport, BlockedPair, CounselorSummary, NewAssignment,
     ScenarioSummary, SkippedPair,
 };
+pub use audit_log::{AUDIT_PAGE_MAX, AuditEntry, AuditFilter, AuditPage};
 pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
 pub use db::{Backend, Store};

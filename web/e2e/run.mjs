@@ -342,6 +342,15 @@ const scenarios = {
     await shown.getByRole("button", { name: "Done", exact: true }).click();
     await page.getByRole("tab", { name: "Webhooks", exact: true }).click();
     await audit(page, "18-admin-webhooks");
+    // The audit log: the supervisor's review (scenario 3) read a transcript, and it is on record.
+    await page.getByRole("tab", { name: "Audit log", exact: true }).click();
+    await page.getByLabel("What", { exact: true }).selectOption({ label: "Transcript reads" });
+    await page.getByLabel("Person", { exact: true }).selectOption({ label: people.supervisor.name });
+    await page.getByRole("button", { name: "Show", exact: true }).click();
+    const read = page.getByRole("row").filter({ hasText: "Read a session's transcript" }).filter({ hasText: people.supervisor.name });
+    await read.first().waitFor();
+    check(await page.getByRole("row").filter({ hasText: "Signed in" }).count() === 0, "the filter shows transcript reads only");
+    await audit(page, "19-admin-audit-log");
     await signOut(page);
   },
 };
@@ -397,7 +406,7 @@ async function main() {
   await step("1. supervisor signs in, creates a scenario, bulk-assigns it (report rules)", () => scenarios.supervisorAssigns(ctx));
   await step("2. counselor completes a chat; evidence links scroll to the quoted turn", () => scenarios.counselorChats(ctx));
   await step("3. supervisor reviews the session and its flag; progress chart has the point", () => scenarios.supervisorReviews(ctx));
-  await step("admin pages: users, a key shown once, webhooks", () => scenarios.adminPages(ctx));
+  await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));

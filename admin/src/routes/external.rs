@@ -569,6 +569,14 @@ pub async fn assignment_transcript(
         Some(n) => sessions.iter().find(|s| s.attempt_number == Some(n)),
     }
     .ok_or(ApiError::NotFound("attempt"))?;
+    state
+        .store
+        .audit_read(
+            &store::Audit::new(Some(partner.account_id), None, "session.transcript_read")
+                .target("session", session.id)
+                .details(serde_json::json!({ "apiKeyId": partner.key_id })),
+        )
+        .await?;
     let turns = state.store.transcript(session.id).await?;
     Ok(AxumJson(ExternalTranscript {
         assignment_id: id,

@@ -10,6 +10,7 @@ use crate::AppState;
 pub mod accounts;
 pub mod api_keys;
 pub mod assignments;
+pub mod audit;
 pub mod auth;
 pub mod calibration;
 pub mod contract;
@@ -45,6 +46,7 @@ pub mod webhooks;
         (name = "webhooks", description = "Signed event deliveries to partner systems (account admins)"),
         (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key, or a call's X-Session-Credential)"),
         (name = "external", description = "Partner API (X-API-Key; snake_case bodies, the contract partners already use)"),
+        (name = "audit", description = "The account's audit trail (account admins)"),
         (name = "ops", description = "Health and metrics"),
     ),
     modifiers(&SecuritySchemes),
@@ -129,7 +131,8 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(voice::end_session))
         .routes(routes!(voice::get_recording))
         .routes(routes!(voice::list_recordings))
-        .routes(routes!(voice::voice_usage));
+        .routes(routes!(voice::voice_usage))
+        .routes(routes!(audit::list_audit_events));
     let router = uploads::register(router);
     if demo { router.routes(routes!(auth::demo_users)).routes(routes!(auth::demo_login)) } else { router }
 }

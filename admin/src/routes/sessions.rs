@@ -78,6 +78,14 @@ pub async fn get_session(
 ) -> Result<Json<SessionView>> {
     let mut detail = state.store.session_detail(actor.account_id, id).await?;
     actor.require_sees(detail.session.user_id, "session")?;
+    // Reading a transcript is audited (polling is one read: see `Store::audit_read`).
+    state
+        .store
+        .audit_read(
+            &store::Audit::new(Some(actor.account_id), Some(actor.user_id), "session.transcript_read")
+                .target("session", id),
+        )
+        .await?;
     // Everyone sees the supervisor-reviewed version, marked as reviewed.
     if let Some(e) = detail.evaluation.take() {
         detail.evaluation = Some(crate::calibration::reviewed(&state, e).await?);

@@ -120,6 +120,16 @@ pub async fn get_recording(
     };
     let len = file.metadata().await.map_err(|e| ApiError::Internal(e.into()))?.len();
     let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), len);
+    // A player fetches in ranges: the read is audited when it starts at the beginning (and at
+    // most once per window, see `Store::audit_read`).
+    if matches!(range, Range::Whole | Range::Part(0, _)) {
+        state
+            .store
+            .audit_read(
+                &store::Audit::new(Some(actor.account_id), Some(actor.user_id), "recording.read").target("session", id),
+            )
+            .await?;
+    }
     let (status, start, end) = match range {
         Range::Whole => (StatusCode::OK, 0, len.saturating_sub(1)),
         Range::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),

@@ -495,6 +495,8 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         | ("GET", "/api/sessions/{id}/golden-case")
         | ("POST", "/api/sessions/{id}/golden-case") => [401, 403, 403, 409, 409, 404, 401, 401],
         ("GET", "/api/sessions/{id}/reviews") => [401, 403, 403, 200, 200, 404, 401, 401],
+        // The audit trail is for account admins (the outsider is a supervisor elsewhere).
+        ("GET", "/api/audit-events") => [401, 403, 403, 403, 200, 403, 401, 401],
         (m, p) => panic!("no expectation for {m} {p}: add the route to the authorization matrix"),
     }
 }

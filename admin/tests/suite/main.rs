@@ -7,6 +7,7 @@ mod common;
 
 mod ai;
 mod api;
+mod audit_log;
 mod auth;
 mod authz;
 mod calibration;

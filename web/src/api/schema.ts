@@ -97,6 +97,27 @@ export interface paths {
         patch: operations["patch_assignment"];
         trace?: never;
     };
+    "/api/audit-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account's audit trail, newest first, filtered by actor, action (exact, or a prefix ending
+         *     in `.` or `*`) and time, in pages of up to 200 (`before` = the previous page's `nextBefore`).
+         *     Account admins only.
+         */
+        get: operations["list_audit_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/demo-login": {
         parameters: {
             query?: never;
@@ -1298,6 +1319,27 @@ export interface components {
          * @enum {string}
          */
         AssignmentStatus: "pending" | "in_progress" | "completed";
+        /** @description One audit-trail entry with the actor's name, as an account admin reads it. */
+        AuditEntry: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Who did it; absent for the system (jobs, sweeps) or a user since erased.
+             */
+            actorUserId?: string | null;
+            actorName?: string | null;
+            action: string;
+            targetType?: string | null;
+            targetId?: string | null;
+            details: unknown;
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        AuditPage: {
+            entries: components["schemas"]["AuditEntry"][];
+            /** @description Pass as `before` for the next (older) page; absent on the last page. */
+            nextBefore?: string | null;
+        };
         /** @description Agreement on score bands (null: no score). */
         BandAgreement: {
             n: number;
@@ -3359,6 +3401,73 @@ export interface operations {
             };
             /** @description The body is not of a content type this route takes (application/json) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_audit_events: {
+        parameters: {
+            query?: {
+                /** @description Entries by this user (the actor). */
+                userId?: string;
+                /**
+                 * @description One action, e.g. `session.transcript_read`; a value ending in `.` or `*` matches every
+                 *     action starting with it (`user.` or `user*`).
+                 */
+                action?: string;
+                /** @description At or after this time (RFC 3339). */
+                from?: components["schemas"]["Timestamp"];
+                /** @description Before this time (RFC 3339). */
+                to?: components["schemas"]["Timestamp"];
+                /** @description The `nextBefore` of the previous page: entries older than it. */
+                before?: string;
+                /** @description 1 to 200; 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

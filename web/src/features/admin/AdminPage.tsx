@@ -1,13 +1,14 @@
 // Account administration: users (one-time passwords shown once), partner API keys (shown once,
-// revocable), webhooks with their delivery log, scenario categories, policy documents.
+// revocable), webhooks with their delivery log, scenario categories, policy documents, the audit log.
 import { useState } from "react";
 import { PageTitle, Tabs } from "@/components/ui";
 import { useMe } from "@/lib/session";
 import { UsersPanel } from "./UsersPanel";
 import { ApiKeysPanel, WebhooksPanel } from "./IntegrationsPanels";
 import { CategoriesPanel, PoliciesPanel } from "./ContentPanels";
+import { AuditPanel } from "./AuditPanel";
 
-type Tab = "users" | "keys" | "webhooks" | "categories" | "policies";
+type Tab = "users" | "keys" | "webhooks" | "categories" | "policies" | "audit";
 
 export default function AdminPage() {
   const admin = useMe().data?.user.role === "admin";
@@ -19,6 +20,7 @@ export default function AdminPage() {
         { value: "webhooks", label: "Webhooks" },
         { value: "categories", label: "Categories" },
         { value: "policies", label: "Policy documents" },
+        { value: "audit", label: "Audit log" },
       ]
     : [{ value: "policies", label: "Policy documents" }];
   return (
@@ -30,6 +32,7 @@ export default function AdminPage() {
       {tab === "webhooks" && <WebhooksPanel />}
       {tab === "categories" && <CategoriesPanel />}
       {tab === "policies" && <PoliciesPanel />}
+      {tab === "audit" && <AuditPanel />}
     </div>
   );
 }
