@@ -673,5 +673,24 @@ mod tests {
         assert!(
             schema["$defs"]["FlagAnswer"]["properties"]["flag_type"]["enum"].to_string().contains("suicide_not_asked")
         );
+        // The call facts: their keys, yes or no.
+        let facts = &schema["$defs"]["FactAnswerOut"]["properties"];
+        assert_eq!(facts["key"]["enum"].as_array().map(Vec::len), Some(rubric::FACTS.len()));
+        assert_eq!(facts["answer"]["enum"], json!(["yes", "no"]));
+    }
+
+    #[test]
+    fn facts_keep_known_keys_once_with_real_turns() {
+        let raw = vec![
+            json!({"key": "imminent_risk", "answer": "yes", "turns": [2, 40]}),
+            json!({"key": "imminent_risk", "answer": "no", "turns": []}),
+            json!({"key": "made_up", "answer": "yes", "turns": []}),
+            json!({"key": "third_party", "answer": "not_applicable", "turns": []}),
+            json!({"key": "gun_in_situation", "answer": "no", "turns": [1]}),
+        ];
+        let facts = validate_facts(SessionId::new(), &raw, 10);
+        let got: Vec<(&str, CheckAnswer, Vec<u32>)> =
+            facts.iter().map(|f| (f.key.as_str(), f.answer, f.turns.clone())).collect();
+        assert_eq!(got, [("imminent_risk", CheckAnswer::Yes, vec![2]), ("gun_in_situation", CheckAnswer::No, vec![1])]);
     }
 }

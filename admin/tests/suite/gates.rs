@@ -180,3 +180,44 @@ async fn a_supervisor_raised_flag_gates_the_reviewed_score_and_says_why() {
         assert_eq!(detail["evaluation"]["scoreBasis"]["gates"][0]["reason"], gate["reason"]);
     }
 }
+
+#[tokio::test]
+async fn a_flag_the_analysis_raises_gates_the_score_everyone_sees() {
+    for (backend, db) in testing::all().await {
+        let sim = Simulator::start().await.expect("sim");
+        let base = sim.base_url();
+        let app = spawn_with(&db, |c| {
+            c.openai_api_key = Some(admin::Secret::new("sim-key"));
+            c.openai_base_url = base;
+        })
+        .await;
+        sim.add_rule(Rule::chat().schema_name("evaluation").reply_json(answer(&[], &[])));
+        sim.add_rule(Rule::chat().schema_name("analysis").reply_json(json!({
+            "summary": "Medication advice.",
+            "findings": [{"flag_type": "medical_advice", "severity": "high", "details": "Halve the dose.", "turns": [2]}]
+        })));
+        sim.add_rule(Rule::chat().reply_text("Should I just stop my pills?"));
+        let (_, started) = app.post(app.counselor, "/api/sessions", json!({})).await;
+        let session = started["session"]["id"].as_str().expect("id").to_owned();
+        app.post(app.counselor, &format!("/api/sessions/{session}/message"), json!({"content": "Halve them."})).await;
+        let (status, evaluation) =
+            app.post(app.counselor, &format!("/api/sessions/{session}/evaluate"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{evaluation}");
+        // The analysis runs behind the evaluation; once its flag is in, the score is gated.
+        let mut seen = Value::Null;
+        for _ in 0..100 {
+            let (_, detail) = app.get(app.supervisor, &format!("/api/sessions/{session}")).await;
+            if !detail["analysis"].is_null() {
+                // The counselor's own view of the evaluation.
+                let (_, mine) = app.get(app.counselor, &format!("/api/sessions/{session}")).await;
+                seen = mine["evaluation"].clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(seen["overallScore"].as_f64().is_some_and(|s| s <= 49.0), "{backend:?}: {seen}");
+        let gate = &seen["scoreBasis"]["gates"][0];
+        assert_eq!((gate["flag"].as_str(), gate["source"].as_str()), (Some("medical_advice"), Some("analysis")));
+        assert_eq!(seen["scoreBand"], "needs_work");
+    }
+}
