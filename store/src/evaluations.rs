@@ -22,7 +22,8 @@ pub struct Evaluation {
     #[schema(value_type = Uuid)]
     pub session_id: SessionId,
     /// 0 to 100, computed from the check answers and ratings with safety criteria weighted and
-    /// capped by hard safety flags; null when it cannot be computed (never a fallback 0).
+    /// held in `needs_work` by the safety gates (`scoreBasis.gates`); null when it cannot be
+    /// computed (never a fallback 0).
     pub overall_score: Option<f64>,
     /// The band of the score; null exactly when the score is.
     pub score_band: Option<ScoreBand>,
@@ -60,7 +61,7 @@ pub struct ScoreBasis {
     /// Criteria that did not apply to this call (every check not applicable, no rating).
     #[serde(default)]
     pub not_applicable: Vec<String>,
-    /// Hard safety flags that capped the score.
+    /// The flag types of the safety gates (or, before v3, the hard flags) that capped the score.
     #[serde(default)]
     pub capped_by: Vec<FlagType>,
     /// The score before the cap.

@@ -380,13 +380,18 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
             problems.push(format!("facts not labelled: {}", missing.join(", ")));
         }
         let fired = gates_from_labels(labels, guidance);
+        // The agreed v3 table has no rescue-first rule (`rubric::BLOCKED_BY`'s last): a flag it
+        // would fire (firearms not asked during a rescue) is accepted, not required.
+        let mut agreed = admin::scoring::GateTable::current();
+        agreed.blocked_by.retain(|b| b.root_answer == CheckAnswer::No);
+        let agreed_fired = gates_with(labels, guidance, &agreed);
         for flag in &fired {
             if !labels.flags.contains(flag) {
                 problems.push(format!("the labels fire the gate `{}`: flag it", flag.as_str()));
             }
         }
         for flag in &labels.flags {
-            if !fired.contains(flag) {
+            if !fired.contains(flag) && !agreed_fired.contains(flag) {
                 problems
                     .push(format!("flag `{}` is not fired by the labels (its gate's facts and checks)", flag.as_str()));
             }
@@ -407,12 +412,11 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
 /// The gates that fire from a pass of labels alone (answers and facts; no flags), as production
 /// scores them.
 pub fn gates_from_labels(labels: &Labels, guidance: &str) -> Vec<FlagType> {
-    let s = admin::scoring::score(
-        &label_criteria(labels, guidance),
-        &labels.call_facts(),
-        &[],
-        &admin::scoring::GateTable::current(),
-    );
+    gates_with(labels, guidance, &admin::scoring::GateTable::current())
+}
+
+fn gates_with(labels: &Labels, guidance: &str, table: &admin::scoring::GateTable) -> Vec<FlagType> {
+    let s = admin::scoring::score(&label_criteria(labels, guidance), &labels.call_facts(), &[], table);
     s.basis.gates.iter().map(|g| g.flag).collect()
 }
 
@@ -1682,6 +1686,21 @@ mod tests {
         l.facts = facts(&["ideation_disclosed", "gun_in_situation"]);
         let p = problems(&l);
         assert!(p.contains("gate `firearms_not_asked`"), "{p}");
+        // Firearms not asked during a rescue: not required (the rescue came first), but a flag
+        // the agreed v3 table would fire is accepted.
+        let rescue = [
+            ("asks_about_suicide.asks_directly", Yes),
+            ("risk_intent.plan", Yes),
+            ("risk_capability.means", Yes),
+            ("risk_capability.firearms", No),
+            ("imminent_risk.active_rescue", Yes),
+            ("collaboration.least_invasive", Na),
+        ];
+        for flags in [vec![], vec![FlagType::FirearmsNotAsked]] {
+            let mut l = labels(&rescue, &flags);
+            l.facts = facts(&["ideation_disclosed", "imminent_risk", "suicidal_cues"]);
+            assert!(!problems(&l).contains("firearms_not_asked"), "{flags:?}: {}", problems(&l));
+        }
         // A gun in the situation: firearms is asked even after a denial.
         let mut l = labels(&[("asks_about_suicide.asks_directly", Yes), ("risk_capability.firearms", Na)], &[]);
         l.facts = facts(&["gun_in_situation"]);

@@ -1552,7 +1552,8 @@ export interface components {
             /**
              * Format: double
              * @description 0 to 100, computed from the check answers and ratings with safety criteria weighted and
-             *     capped by hard safety flags; null when it cannot be computed (never a fallback 0).
+             *     held in `needs_work` by the safety gates (`scoreBasis.gates`); null when it cannot be
+             *     computed (never a fallback 0).
              */
             overallScore?: number | null;
             scoreBand?: null | components["schemas"]["ScoreBand"];
@@ -2455,7 +2456,7 @@ export interface components {
             notAssessed?: string[];
             /** @description Criteria that did not apply to this call (every check not applicable, no rating). */
             notApplicable?: string[];
-            /** @description Hard safety flags that capped the score. */
+            /** @description The flag types of the safety gates (or, before v3, the hard flags) that capped the score. */
             cappedBy?: components["schemas"]["FlagType"][];
             /**
              * Format: double
