@@ -119,8 +119,10 @@ fn raised_str(b: bool) -> &'static str {
 /// A check labelled by one pass only is taken from it. Answers the problems found too.
 pub fn resolve(case: &Case, second: Option<&Labels>) -> (Labels, Vec<String>) {
     let mut problems = Vec::new();
+    // A single-pass case is measured against its one pass; the label ceiling counts only cases
+    // with a second pass.
     let Some(second) = second else {
-        return (case.labels.clone(), vec!["no second labelling pass (golden/second_pass/<id>.json)".into()]);
+        return (case.labels.clone(), Vec::new());
     };
     let resolution = |key: &str| case.resolutions.iter().find(|r| r.key == key);
     let mut used = BTreeSet::new();
@@ -366,10 +368,9 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
             }
         }
     }
-    if get("risk_capability.means") == Some(Na) && get("safety_planning.means_restriction").is_some_and(|a| a != Na) {
-        problems
-            .push("`safety_planning.means_restriction` must be not_applicable when `risk_capability.means` is".into());
-    }
+    // v3: means restriction may apply when the caller's own means do not (means to harm someone
+    // else, a third party's means), so `means` N/A no longer forces it N/A; means never asked
+    // about (`means` = no) still forbids N/A (the NoMeans rule above).
     // The flags and the gates tell the same story: with the facts labelled (v3 cases), exactly
     // the gates that fire from the labels are flagged. Cases labelled before v3 carry no facts;
     // for them the harness reports gate recall instead of refusing the set.
@@ -629,8 +630,9 @@ pub struct ReferenceFigures {
     pub labelled_checks: usize,
     pub all_checks: usize,
     pub coverage: Option<f64>,
-    /// Cases with the call facts labelled.
+    /// Cases with the call facts labelled, of all the set's cases.
     pub cases_with_facts: usize,
+    pub cases: usize,
 }
 
 pub fn reference_figures(cases: &[Labelled], pairs: &[OrderingPair]) -> ReferenceFigures {
@@ -678,6 +680,7 @@ pub fn reference_figures(cases: &[Labelled], pairs: &[OrderingPair]) -> Referenc
         all_checks: all,
         coverage: (all > 0).then(|| labelled as f64 / all as f64),
         cases_with_facts: cases.iter().filter(|l| !l.resolved.facts.is_empty()).count(),
+        cases: cases.len(),
     }
 }
 
@@ -1418,7 +1421,7 @@ pub fn render(report: &Report) -> String {
         r.labelled_checks,
         r.all_checks,
         r.cases_with_facts,
-        report.cases
+        r.cases
     ));
     line("  (an unlabelled check is left out of the reference score, as a skipped check is; a fact left".into());
     line("  unlabelled is read from the answers it implies, as in production)".into());
