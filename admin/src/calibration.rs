@@ -991,6 +991,77 @@ fn is_capitalised(word: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn flag(flag_type: FlagType, source: FlagSource) -> SessionFlag {
+        SessionFlag {
+            id: store::FlagId::new(),
+            account_id: store::AccountId::new(),
+            session_id: store::SessionId::new(),
+            flag_type,
+            severity: store::FlagSeverity::High,
+            source,
+            status: FlagStatus::Open,
+            details: "d".into(),
+            turns: vec![3],
+            review_note: None,
+            reviewed_by: None,
+            reviewed_at: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    fn evaluation(gate_table: Option<serde_json::Value>) -> Evaluation {
+        let criteria = vec![store::CriterionScore {
+            key: "closing".into(),
+            name: "Closing".into(),
+            rating: Some(4),
+            comment: String::new(),
+            checks: Vec::new(),
+            not_assessed: false,
+            rating_overridden: false,
+            ai_rating: None,
+        }];
+        Evaluation {
+            id: uuid::Uuid::now_v7(),
+            session_id: store::SessionId::new(),
+            overall_score: Some(100.0),
+            score_band: Some(store::ScoreBand::Strong),
+            score_basis: store::ScoreBasis::default(),
+            rubric_version: if gate_table.is_some() { 3 } else { 2 },
+            criteria,
+            facts: Vec::new(),
+            strengths: Vec::new(),
+            areas_to_improve: Vec::new(),
+            model: "m".into(),
+            created_at: Timestamp::now(),
+            gate_table,
+            review: None,
+        }
+    }
+
+    /// Frozen for audit: an evaluation stored before v3 reads as it was given, whatever flags
+    /// arrive later; a v3 one is scored with every flag of the session, but not a dismissed one.
+    #[test]
+    fn flags_from_anyone_gate_v3_scores_and_old_grades_stay_as_given() {
+        let analysis = [flag(FlagType::MedicalAdvice, FlagSource::Analysis)];
+        let old = apply(evaluation(None), &analysis, &[]);
+        assert_eq!((old.overall_score, old.score_band), (Some(100.0), Some(store::ScoreBand::Strong)));
+        let table = scoring::GateTable::current().to_value();
+        let new = apply(evaluation(Some(table.clone())), &analysis, &[]);
+        assert_eq!(new.overall_score, Some(49.0));
+        let gate = &new.score_basis.gates[0];
+        assert_eq!(
+            (gate.flag, gate.source, gate.turns.clone()),
+            (FlagType::MedicalAdvice, GateSource::Analysis, vec![3])
+        );
+        let mut dismissed = analysis.clone();
+        dismissed[0].status = FlagStatus::Dismissed;
+        assert_eq!(apply(evaluation(Some(table.clone())), &dismissed, &[]).overall_score, Some(100.0));
+        // A derived flag is not a source of its own: the answers are re-read instead.
+        let derived = [flag(FlagType::MissedRescue, FlagSource::Derived)];
+        assert_eq!(apply(evaluation(Some(table)), &derived, &[]).overall_score, Some(100.0));
+    }
+
     #[test]
     fn masking_finds_names_numbers_emails_and_places() {
         let mut m = Masker::new(vec!["Alex".into()]);
