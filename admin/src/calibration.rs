@@ -14,14 +14,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use store::{CheckAnswer, Evaluation, FlagSource, FlagType, OverrideKind, Review, ReviewSummary, Speaker, Timestamp};
+use store::{
+    CheckAnswer, Evaluation, FlagSource, FlagStatus, FlagType, GateSource, OverrideKind, Review, ReviewSummary,
+    SessionFlag, Speaker, Timestamp,
+};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::agreement::{self, Answer, BandAgreement, CheckAgreement, FlagAgreement, RatingAgreement};
 use crate::error::{ApiError, Result};
 use crate::identity::Actor;
-use crate::{evaluation, rubric};
+use crate::{rubric, scoring};
 use store::SessionId;
 
 const MAX_OVERRIDES: usize = 500;
@@ -105,13 +108,23 @@ pub struct Pad {
     pub sentences: Vec<String>,
 }
 
-/// One pass of labels: `<criterion>.<check>` → answer (unlabelled checks are not scored), and
-/// exactly the flags that must be raised.
+/// One pass of labels: `<criterion>.<check>` → answer (unlabelled checks are not scored), the
+/// call facts (rubric v3: fact key → yes / no, see `rubric::FACTS`), and exactly the flags that
+/// must be raised.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Labels {
     pub checks: BTreeMap<String, CheckAnswer>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub facts: BTreeMap<String, CheckAnswer>,
     pub flags: Vec<FlagType>,
+}
+
+impl Labels {
+    /// The facts as an evaluation stores them.
+    pub fn call_facts(&self) -> Vec<store::CallFact> {
+        self.facts.iter().map(|(k, a)| store::CallFact { key: k.clone(), answer: *a, turns: Vec::new() }).collect()
+    }
 }
 
 /// A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
@@ -319,14 +332,24 @@ pub async fn review_session(
     reviewed(state, evaluation).await
 }
 
-/// The evaluation as everyone sees it: the reviewed version when a supervisor reviewed it.
+/// The evaluation as everyone sees it: the reviewed version when a supervisor reviewed it, and
+/// (rubric v3) scored with every flag of the session, whoever raised it.
 pub async fn reviewed(state: &AppState, evaluation: Evaluation) -> Result<Evaluation> {
     let reviews = state.store.reviews(evaluation.id).await?;
-    if reviews.is_empty() {
+    if reviews.is_empty() && evaluation.gate_table.is_none() {
         return Ok(evaluation);
     }
-    let flags = ai_flags(state, evaluation.session_id).await?;
+    let flags = state.store.session_flags(evaluation.session_id).await?;
     Ok(apply(evaluation, &flags, &reviews))
+}
+
+/// The AI's flag types among a session's flags (the evaluation's own).
+fn ai_flag_types(flags: &[SessionFlag]) -> Vec<FlagType> {
+    let mut out: Vec<FlagType> =
+        flags.iter().filter(|f| f.source == FlagSource::Evaluation).map(|f| f.flag_type).collect();
+    out.sort_by_key(|f| f.as_str());
+    out.dedup();
+    out
 }
 
 /// The latest override per (kind, target), in the order first made.
@@ -341,11 +364,19 @@ fn in_force(reviews: &[Review]) -> Vec<store::Override> {
 }
 
 /// Applies the reviews' overrides to the AI's evaluation (pure): the reviewed version with the
-/// AI's answers kept beside overridden items and the score recomputed.
-pub fn apply(mut evaluation: Evaluation, ai_flags: &[FlagType], reviews: &[Review]) -> Evaluation {
-    let Some(last) = reviews.last() else { return evaluation };
+/// AI's answers kept beside overridden items and the score recomputed. An evaluation scored with
+/// a gate table (v3) is re-scored with that table and every flag of the session as a gate
+/// source (the evaluator's as overridden, a supervisor's, the analysis's, the counselor's; not
+/// dismissed ones, and not `derived` ones: the answers are re-read); one stored before v3 keeps
+/// its own version's caps and is re-scored only when reviewed.
+pub fn apply(mut evaluation: Evaluation, session_flags: &[SessionFlag], reviews: &[Review]) -> Evaluation {
+    let table = scoring::GateTable::stored(evaluation.gate_table.as_ref());
+    if reviews.is_empty() && table.is_none() {
+        return evaluation;
+    }
+    let ai_flags = ai_flag_types(session_flags);
     let overrides = in_force(reviews);
-    let mut flags: Vec<FlagType> = ai_flags.to_vec();
+    let mut flags: Vec<FlagType> = ai_flags.clone();
     for o in &overrides {
         let Some(value) = o.value.as_deref() else { continue };
         match o.kind {
@@ -360,11 +391,14 @@ pub fn apply(mut evaluation: Evaluation, ai_flags: &[FlagType], reviews: &[Revie
                     }
                     None => c.checks.push(store::CheckResult {
                         key: check.to_owned(),
-                        question: String::new(),
+                        question: rubric::find_check(&rubric::criteria(""), &o.target)
+                            .map(|(_, k)| k.question.to_string())
+                            .unwrap_or_default(),
                         answer,
                         turns: Vec::new(),
                         note: format!("Added by a supervisor: {}", o.reason),
                         ai_answer: None,
+                        blocked_by: None,
                     }),
                 }
                 c.not_assessed = false;
@@ -389,23 +423,48 @@ pub fn apply(mut evaluation: Evaluation, ai_flags: &[FlagType], reviews: &[Revie
         }
     }
     flags.sort_by_key(|f| f.as_str());
-    let computed = evaluation::score(&evaluation.criteria, &flags);
-    let summary = ReviewSummary {
-        reviewed: true,
-        reviewed_at: last.created_at,
-        reviewer_id: last.reviewer_id,
-        reviewer_name: last.reviewer_name.clone(),
-        notes: reviews.iter().map(|r| r.note.clone()).filter(|n| !n.is_empty()).collect(),
-        overrides,
-        ai_overall_score: evaluation.overall_score,
-        ai_score_band: evaluation.score_band,
-        flags,
-        ai_flags: ai_flags.to_vec(),
+    let computed = match &table {
+        Some(table) => {
+            let mut raised: Vec<scoring::Raised> = flags
+                .iter()
+                .map(|f| {
+                    let own = session_flags.iter().find(|s| s.source == FlagSource::Evaluation && s.flag_type == *f);
+                    match own {
+                        Some(s) => scoring::Raised { flag: *f, source: GateSource::Evaluation, turns: s.turns.clone() },
+                        None => scoring::Raised { flag: *f, source: GateSource::Supervisor, turns: Vec::new() },
+                    }
+                })
+                .collect();
+            raised.extend(
+                session_flags
+                    .iter()
+                    .filter(|f| f.source != FlagSource::Evaluation && f.status != FlagStatus::Dismissed)
+                    .filter_map(|f| scoring::Raised::of_flag(f.source, f.flag_type, &f.turns)),
+            );
+            scoring::score(&evaluation.criteria, &evaluation.facts, &raised, table)
+        }
+        None => scoring::legacy_score(&evaluation.criteria, &flags),
     };
+    if let Some(last) = reviews.last() {
+        evaluation.review = Some(ReviewSummary {
+            reviewed: true,
+            reviewed_at: last.created_at,
+            reviewer_id: last.reviewer_id,
+            reviewer_name: last.reviewer_name.clone(),
+            notes: reviews.iter().map(|r| r.note.clone()).filter(|n| !n.is_empty()).collect(),
+            overrides,
+            ai_overall_score: evaluation.overall_score,
+            ai_score_band: evaluation.score_band,
+            flags,
+            ai_flags,
+        });
+    }
+    if table.is_some() {
+        evaluation.criteria = computed.criteria;
+    }
     evaluation.overall_score = computed.overall;
     evaluation.score_band = computed.band;
     evaluation.score_basis = computed.basis;
-    evaluation.review = Some(summary);
     evaluation
 }
 
@@ -479,15 +538,9 @@ pub async fn agreement_report(state: &AppState, actor: &Actor, query: &ReportQue
     let items: Vec<(Evaluation, Evaluation, Vec<FlagType>, usize)> = reviewed
         .into_iter()
         .map(|r| {
-            let flags: Vec<FlagType> = {
-                let mut f: Vec<FlagType> =
-                    r.flags.iter().filter(|f| f.source == FlagSource::Evaluation).map(|f| f.flag_type).collect();
-                f.sort_by_key(|f| f.as_str());
-                f.dedup();
-                f
-            };
+            let flags = ai_flag_types(&r.flags);
             let count = r.reviews.len();
-            let resolved = apply(r.evaluation.clone(), &flags, &r.reviews);
+            let resolved = apply(r.evaluation.clone(), &r.flags, &r.reviews);
             (r.evaluation, resolved, flags, count)
         })
         .collect();
@@ -612,7 +665,8 @@ fn resolved_labels(evaluation: &Evaluation) -> Labels {
         .flat_map(|c| c.checks.iter().map(move |k| (format!("{}.{}", c.key, k.key), k.answer)))
         .collect();
     let flags = evaluation.review.as_ref().map(|r| r.flags.clone()).unwrap_or_default();
-    Labels { checks, flags }
+    let facts = evaluation.facts.iter().map(|f| (f.key.clone(), f.answer)).collect();
+    Labels { checks, facts, flags }
 }
 
 /// The masked draft of a reviewed session as a golden case (supervisors).
@@ -936,6 +990,77 @@ fn is_capitalised(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flag(flag_type: FlagType, source: FlagSource) -> SessionFlag {
+        SessionFlag {
+            id: store::FlagId::new(),
+            account_id: store::AccountId::new(),
+            session_id: store::SessionId::new(),
+            flag_type,
+            severity: store::FlagSeverity::High,
+            source,
+            status: FlagStatus::Open,
+            details: "d".into(),
+            turns: vec![3],
+            review_note: None,
+            reviewed_by: None,
+            reviewed_at: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    fn evaluation(gate_table: Option<serde_json::Value>) -> Evaluation {
+        let criteria = vec![store::CriterionScore {
+            key: "closing".into(),
+            name: "Closing".into(),
+            rating: Some(4),
+            comment: String::new(),
+            checks: Vec::new(),
+            not_assessed: false,
+            rating_overridden: false,
+            ai_rating: None,
+        }];
+        Evaluation {
+            id: uuid::Uuid::now_v7(),
+            session_id: store::SessionId::new(),
+            overall_score: Some(100.0),
+            score_band: Some(store::ScoreBand::Strong),
+            score_basis: store::ScoreBasis::default(),
+            rubric_version: if gate_table.is_some() { 3 } else { 2 },
+            criteria,
+            facts: Vec::new(),
+            strengths: Vec::new(),
+            areas_to_improve: Vec::new(),
+            model: "m".into(),
+            created_at: Timestamp::now(),
+            gate_table,
+            review: None,
+        }
+    }
+
+    /// Frozen for audit: an evaluation stored before v3 reads as it was given, whatever flags
+    /// arrive later; a v3 one is scored with every flag of the session, but not a dismissed one.
+    #[test]
+    fn flags_from_anyone_gate_v3_scores_and_old_grades_stay_as_given() {
+        let analysis = [flag(FlagType::MedicalAdvice, FlagSource::Analysis)];
+        let old = apply(evaluation(None), &analysis, &[]);
+        assert_eq!((old.overall_score, old.score_band), (Some(100.0), Some(store::ScoreBand::Strong)));
+        let table = scoring::GateTable::current().to_value();
+        let new = apply(evaluation(Some(table.clone())), &analysis, &[]);
+        assert_eq!(new.overall_score, Some(49.0));
+        let gate = &new.score_basis.gates[0];
+        assert_eq!(
+            (gate.flag, gate.source, gate.turns.clone()),
+            (FlagType::MedicalAdvice, GateSource::Analysis, vec![3])
+        );
+        let mut dismissed = analysis.clone();
+        dismissed[0].status = FlagStatus::Dismissed;
+        assert_eq!(apply(evaluation(Some(table.clone())), &dismissed, &[]).overall_score, Some(100.0));
+        // A derived flag is not a source of its own: the answers are re-read instead.
+        let derived = [flag(FlagType::MissedRescue, FlagSource::Derived)];
+        assert_eq!(apply(evaluation(Some(table)), &derived, &[]).overall_score, Some(100.0));
+    }
 
     #[test]
     fn masking_finds_names_numbers_emails_and_places() {

@@ -10,17 +10,27 @@
 //! about means, never assessed imminence) the answer is "no", not "not applicable": N/A is for
 //! what the call itself made irrelevant, never for what the counselor failed to find out.
 //!
+//! v3 adds the call facts ([`FACTS`]: about the caller, not scored), the safety gates ([`GATES`]:
+//! a dangerous miss read from the answers holds the score in `needs_work`, whether or not the
+//! evaluator raised the flag) and the blocked-by rule ([`BLOCKED_BY`]: an omission upstream is
+//! weighed once, not once per check it made impossible). `crate::scoring` applies them.
+//!
+//! Each check has a question written for people (what a counselor reads on the feedback page)
+//! and, for the evaluator only, its not-applicable rule and any grader note.
+//!
 //! The rubric is versioned ([`RUBRIC_VERSION`]); each evaluation stores the version it was graded
-//! against and the question text of each check, so an old grade stays readable when this changes.
+//! against, the question text of each check and the gate table it was scored with, so an old
+//! grade stays readable, and scored as it was, when this changes.
 
 use std::borrow::Cow;
 
-use store::FlagType;
+use store::{CheckAnswer, FlagType, GateSeverity};
 
 /// Bump when a criterion, check, weight or not-applicable rule changes meaning.
 /// 1: the original bundled rubric (implicit for evaluations stored before versioning).
 /// 2: Lifeline domains, one question per check, explicit N/A rules, safety weights.
-pub const RUBRIC_VERSION: i64 = 2;
+/// 3: call facts, safety gates computed from the answers, blocked-by, split checks (81).
+pub const RUBRIC_VERSION: i64 = 3;
 
 /// The Lifeline Suicide Safety Assessment domain (or practice area) a check belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +80,9 @@ impl Domain {
     }
 }
 
-/// When a check may be answered not_applicable. The text is what the evaluator reads; the
-/// variant is what the golden-set label validator enforces against the other labels.
+/// When a check may be answered not_applicable. The text is what the evaluator reads (never a
+/// counselor: the question on a page is [`Check::question`]); the variant is what the golden-set
+/// label validator enforces against the other labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NaRule {
     /// Always applicable: answer yes or no.
@@ -79,25 +90,33 @@ pub enum NaRule {
     /// N/A only when the caller clearly denied suicidal thoughts after a direct ask. If the
     /// counselor never asked directly, the answer is yes or no.
     DeniedAfterAsk,
+    /// `firearms`: N/A only after a denial (as `DeniedAfterAsk`) AND when no gun is part of the
+    /// caller's situation; a gun in the situation makes it applicable even after a denial.
+    DeniedNoGun,
+    /// `asks_directly`: N/A only when the caller disclosed an attempt before the counselor could
+    /// ask, or left before the counselor could reasonably ask.
+    AttemptDisclosedOrEnded,
     /// N/A only when the counselor never raised suicide at all (then `asks_directly` is no).
     NotAsked,
     /// N/A only when the caller showed no suicidal cue (direct or indirect) before the ask.
     NoCues,
-    /// N/A only when the call did not show imminent risk (no attempt in progress, no intent with
-    /// means at hand). Never assessing imminence is a no under `risk_intent`, not here: these
-    /// checks ask what the counselor did about imminent risk, the flag `missed_rescue` the same.
+    /// N/A only when risk was not imminent: no attempt in progress, no intent with means at hand,
+    /// to the caller's life or anyone else's (v3: risk to others counts).
     NotImminent,
-    /// N/A only when risk was imminent (then emergency help may be right).
+    /// N/A unless the caller was calling about someone else whose risk was imminent.
+    NotImminentThirdParty,
+    /// N/A only when risk was imminent (then emergency help may be right, and the counselor leads).
     Imminent,
-    /// N/A only when no emergency response (rescue, emergency services, mobile crisis) happened.
+    /// `stays_on_line`, `mobile_crisis_first`: N/A only when risk was not imminent. Imminent risk
+    /// with no rescue started is a no: the counselor caused the gap.
     NoRescue,
     /// N/A only when no safety plan was called for: no suicidal thoughts (denied after a direct
     /// ask) and no other safety risk (abuse, risk to others).
     NoPlanNeeded,
     /// N/A only when no plan was made because none was called for (as `safety_plan` N/A).
     NoPlanMade,
-    /// N/A only when the counselor asked about means and the caller has none, or the caller
-    /// denied suicidal thoughts after a direct ask.
+    /// N/A only when the caller has no means (after being asked), or no safety plan was called
+    /// for. Means never asked about is a no.
     NoMeans,
     /// N/A only when the situation named in the question did not come up in the call.
     IfCameUp,
@@ -112,21 +131,32 @@ impl NaRule {
             NaRule::DeniedAfterAsk => {
                 "not_applicable only when the caller clearly denied suicidal thoughts after a direct ask; if the counselor never asked directly, answer no."
             }
+            NaRule::DeniedNoGun => {
+                "not_applicable only when the caller denied suicidal thoughts after a direct ask AND no gun is part of the caller's situation; a gun in the situation (theirs, the home's, a partner's or abuser's) makes it applicable even after a denial."
+            }
+            NaRule::AttemptDisclosedOrEnded => {
+                "not_applicable only when the caller disclosed an attempt (in progress or just made) before the counselor could ask, or the caller left before the counselor could reasonably ask."
+            }
             NaRule::NotAsked => "not_applicable only when the counselor never raised suicide at all.",
             NaRule::NoCues => "not_applicable only when the caller gave no suicidal cue before the counselor asked.",
             NaRule::NotImminent => {
-                "not_applicable only when the call did not show imminent risk (no attempt in progress, no intent with means at hand); a counselor who never assessed imminence is graded no under risk_intent.attempt_in_progress and risk_intent.timeline, not here."
+                "not_applicable only when risk was not imminent (no attempt in progress, no intent with means at hand, to the caller's life or anyone else's); a counselor who never assessed imminence is graded no under risk_intent.attempt_in_progress and risk_intent.timeline, not here."
+            }
+            NaRule::NotImminentThirdParty => {
+                "not_applicable unless the caller was calling about someone else whose risk was imminent."
             }
             NaRule::Imminent => {
-                "not_applicable only when the call showed imminent risk (an attempt in progress, or intent with means at hand)."
+                "not_applicable only when risk was imminent (an attempt in progress, or intent with means at hand, to the caller's life or anyone else's): in an emergency the counselor leads."
             }
-            NaRule::NoRescue => "not_applicable only when no emergency response was started or considered.",
+            NaRule::NoRescue => {
+                "not_applicable only when risk was not imminent (for mobile_crisis_first also when mobile crisis was unavailable or unsafe, e.g. a weapon, and the transcript shows it). When risk was imminent and the counselor started no rescue, answer no (the counselor caused the gap)."
+            }
             NaRule::NoPlanNeeded => {
                 "not_applicable only when no safety plan was called for: the caller denied suicidal thoughts after a direct ask and no other safety risk (abuse, risk to others) came up."
             }
             NaRule::NoPlanMade => "not_applicable only when no safety plan was called for (as for safety_plan).",
             NaRule::NoMeans => {
-                "not_applicable only when the counselor asked about means and the caller has none, or the caller denied suicidal thoughts after a direct ask; if means were never asked about, answer no."
+                "not_applicable only when the caller has no means (after being asked), or no safety plan was called for (as for safety_plan); if means were never asked about, answer no."
             }
             NaRule::IfCameUp => "not_applicable only when the situation named in the question did not come up.",
             NaRule::CallEndedEarly => {
@@ -157,9 +187,12 @@ pub struct Check {
 }
 
 impl Check {
-    /// The question with its not-applicable rule, as the evaluator reads and the API stores it.
-    pub fn full_question(&self) -> String {
-        format!("{} ({})", self.question, self.na.text())
+    /// The question with its not-applicable rule and any grader note, as the evaluator reads
+    /// it. Only the evaluator: a stored check keeps [`Check::question`], written for people.
+    pub fn grader_question(&self, criterion: &str) -> String {
+        let key = format!("{criterion}.{}", self.key);
+        let note = GRADER_NOTES.iter().find(|(k, _)| *k == key).map(|(_, n)| format!(" {n}")).unwrap_or_default();
+        format!("{} {}{note}", self.question, self.na.text())
     }
 }
 
@@ -183,7 +216,8 @@ pub const CRITERIA: &[Criterion] = &[
         safety: false,
         checks: checks![
             "identifies_line", Engagement, Never => "Did the counselor identify the line or themselves at the start?",
-            "warm_opening", Engagement, Never => "Was the counselor's opening warm and welcoming?",
+            "warm_greeting", Engagement, Never => "Did the counselor greet the caller warmly at the start (a welcoming tone, not curt or scripted)?",
+            "early_empathy", Engagement, CallEndedEarly => "Did the counselor respond with empathy to the first thing the caller shared, before moving to questions?",
             "invites_story", Engagement, CallEndedEarly => "Did the counselor invite the caller to say, in their own words, what is going on?",
             "no_rushing", Engagement, Never => "Did the counselor avoid rushing the caller (hurrying them, cutting them off, pushing to end)?",
             "no_abrupt_shifts", Engagement, Never => "Did the counselor avoid abrupt topic changes away from what the caller had just said?",
@@ -210,7 +244,7 @@ pub const CRITERIA: &[Criterion] = &[
         weight: 3,
         safety: true,
         checks: checks![
-            "asks_directly", AskingAboutSuicide, CallEndedEarly => "Did the counselor ask directly and unambiguously about suicide (e.g. \"Are you thinking about killing yourself?\")? Every caller is asked, cues or not; a leading or euphemistic question (\"you're not going to do anything silly?\") is not a direct ask.",
+            "asks_directly", AskingAboutSuicide, AttemptDisclosedOrEnded => "Did the counselor ask directly and unambiguously about suicide (e.g. \"Are you thinking about killing yourself?\")? Every caller is asked, cues or not; a leading or euphemistic question (\"you're not going to do anything silly?\") is not a direct ask.",
             "asks_in_response_to_cues", AskingAboutSuicide, NoCues => "Did the counselor ask in response to the caller's suicidal cues, before moving on from them?",
             "asks_recent_thoughts", AskingAboutSuicide, CallEndedEarly => "Did the counselor establish whether the caller has had thoughts of suicide recently (the past two months), not only right now?",
             "calm_non_judgmental", AskingAboutSuicide, NotAsked => "Did the counselor raise suicide calmly and without judgment (no shock, disapproval or moralising)?",
@@ -225,7 +259,9 @@ pub const CRITERIA: &[Criterion] = &[
         safety: true,
         checks: checks![
             "psychological_pain", Desire, DeniedAfterAsk => "Did the counselor explore the caller's psychological pain or hopelessness?",
-            "trapped_burden_alone", Desire, DeniedAfterAsk => "Did the counselor explore feeling trapped, a burden to others, or alone?",
+            "trapped", Desire, DeniedAfterAsk => "Did the counselor explore whether the caller feels trapped (no way out)?",
+            "burden", Desire, DeniedAfterAsk => "Did the counselor explore whether the caller feels a burden to others?",
+            "alone", Desire, DeniedAfterAsk => "Did the counselor explore whether the caller feels alone or disconnected?",
         ],
     },
     Criterion {
@@ -236,9 +272,10 @@ pub const CRITERIA: &[Criterion] = &[
         safety: true,
         checks: checks![
             "means", Capability, DeniedAfterAsk => "Did the counselor ask about access to means of suicide (the method mentioned, medications, weapons)?",
-            "firearms", Capability, DeniedAfterAsk => "Did the counselor ask specifically whether the caller has or can get a firearm?",
+            "firearms", Capability, DeniedNoGun => "Did the counselor ask specifically whether the caller has or can get a firearm?",
             "past_attempts", Capability, DeniedAfterAsk => "Did the counselor ask about past suicide attempts?",
-            "capability_factors", Capability, IfCameUp => "When current capability factors came up (intoxication, substance use, agitation or rage, acute symptoms such as psychosis or no sleep, violence to others), did the counselor explore how they affect risk right now?",
+            "substance_use_now", Capability, IfCameUp => "When intoxication or substance use came up, did the counselor explore how it affects the caller's risk right now?",
+            "agitation_symptoms", Capability, IfCameUp => "When agitation or rage, no sleep, psychotic symptoms or recent violence came up, did the counselor explore how they affect risk right now?",
         ],
     },
     Criterion {
@@ -285,7 +322,8 @@ pub const CRITERIA: &[Criterion] = &[
         weight: 3,
         safety: true,
         checks: checks![
-            "location_early", ImminentRisk, NotImminent => "When risk was imminent, did the counselor get the caller's location and a contact number early?",
+            "location_early", ImminentRisk, NotImminent => "When risk was imminent, did the counselor get the caller's location early?",
+            "callback_number", ImminentRisk, NotImminent => "When risk was imminent, did the counselor get a number to call back if the call dropped?",
             "active_rescue", ImminentRisk, NotImminent => "When risk was imminent (an attempt in progress, or intent with means at hand), did the counselor move to active rescue (emergency services or mobile crisis, with the caller's consent if possible, or a supervisor-led rescue)?",
             "stays_on_line", ImminentRisk, NoRescue => "During the emergency response, did the counselor stay on the line with the caller until help arrived or was confirmed?",
             "mobile_crisis_first", ImminentRisk, NoRescue => "Did the counselor prefer mobile crisis over police where it was available and safe?",
@@ -302,7 +340,8 @@ pub const CRITERIA: &[Criterion] = &[
             "collaborates", LeastInvasive, CallEndedEarly => "Did the counselor work with the caller on their safety rather than imposing decisions?",
             "least_invasive", LeastInvasive, Imminent => "When risk was not imminent, did the counselor avoid initiating or threatening emergency services, police or other coercion?",
             "honest_confidentiality", LeastInvasive, IfCameUp => "When confidentiality came up, was the counselor honest about it and its limits (no promise of total secrecy)?",
-            "no_false_threats", LeastInvasive, Never => "Did the counselor avoid false or coercive statements (\"we can trace this call\", \"I'll have to send the police if you don't promise\")?",
+            "no_false_statements", LeastInvasive, Never => "Did the counselor avoid false statements about what the line can or will do (\"we can trace this call\", \"the police are already on the way\" when they are not)?",
+            "no_coercion", LeastInvasive, Never => "Did the counselor avoid coercion: ultimatums or pressure that make help conditional (\"promise me or I'll send the police\")?",
         ],
     },
     Criterion {
@@ -329,8 +368,11 @@ pub const CRITERIA: &[Criterion] = &[
         safety: true,
         checks: checks![
             "third_party_assessment", SpecialSituations, IfCameUp => "When the caller was calling about someone else, did the counselor assess that person's risk through the caller (cues, plan, means, whether they are safe now)?",
-            "risk_to_others", SpecialSituations, IfCameUp => "When thoughts of harming someone else came up, did the counselor assess that risk (who, plan, means, intent) and act on it?",
-            "safety_from_abuser", SpecialSituations, IfCameUp => "When the caller was at risk from someone else (abuse, violence), did the counselor assess their current safety from that person and plan for it?",
+            "third_party_rescue", SpecialSituations, NotImminentThirdParty => "When the person at risk was someone else and their risk was imminent, did the counselor start a rescue for them (emergency services or mobile crisis to their location, keeping the caller engaged and safe)?",
+            "risk_to_others_assess", SpecialSituations, IfCameUp => "When thoughts or threats of harming someone else came up, did the counselor assess that risk (who, plan, means, intent, timing)?",
+            "risk_to_others_act", SpecialSituations, IfCameUp => "When thoughts or threats of harming someone else came up, did the counselor act on it in proportion (means away from the person, a safety plan around them, a supervisor consult, emergency help or a warning when imminent)?",
+            "abuser_current_safety", SpecialSituations, IfCameUp => "When the caller was at risk from someone else (abuse, violence), did the counselor assess the caller's safety from that person right now?",
+            "abuser_safety_plan", SpecialSituations, IfCameUp => "When the caller was at risk from someone else, did the counselor plan with the caller for safety from that person?",
             "serves_intoxicated_caller", SpecialSituations, IfCameUp => "When the caller was intoxicated, did the counselor keep helping (no refusing service, no \"call back sober\")?",
         ],
     },
@@ -356,7 +398,8 @@ pub const CRITERIA: &[Criterion] = &[
             "relevant_referral", Referral, CallEndedEarly => "Did the counselor offer referrals or resources relevant to what the caller needs?",
             "warm_handoff", Referral, IfCameUp => "When a referral to a service was made, did the counselor offer a warm hand-off (connecting the caller, or arranging the service's contact) rather than only a number?",
             "follow_up", Referral, NoPlanNeeded => "Did the counselor arrange a specific follow-up (a scheduled call back, a named service contacting the caller) with the caller's agreement? An open \"call back any time\" is not follow-up after an overdose, a plan, a rescue or a safety plan.",
-            "no_medical_advice", Referral, IfCameUp => "When a medical or medication question came up, did the counselor decline to advise and refer it to a prescriber, pharmacist or medical service?",
+            "no_medical_advice", Referral, Never => "Did the counselor avoid giving medical or medication advice (doses, stopping or changing medication, diagnoses, home treatment after an overdose)?",
+            "refers_medical", Referral, IfCameUp => "When a medical or medication question came up, did the counselor refer it to a prescriber, pharmacist, poison control or emergency medical service?",
         ],
     },
     Criterion {
@@ -370,7 +413,7 @@ pub const CRITERIA: &[Criterion] = &[
             "no_lecturing", Style, Never => "Did the counselor avoid lecturing or moralising?",
             "no_arguing", Style, Never => "Did the counselor avoid arguing with the caller?",
             "no_unsolicited_advice", Style, Never => "Did the counselor avoid unsolicited advice?",
-            "caller_led", Style, CallEndedEarly => "Did the counselor let the caller set the pace where it was safe to?",
+            "caller_led", Style, Imminent => "Did the counselor let the caller set the pace where it was safe to?",
         ],
     },
     Criterion {
@@ -448,7 +491,7 @@ pub fn scenario_criterion(guidance: &str) -> Option<Criterion> {
                     // The goal's text is untrusted scenario data: it stays in the fenced guidance
                     // block and never enters the grading instructions.
                     question: Cow::Owned(format!(
-                        "Did the counselor meet goal {} of the scenario's grading guidance (numbered in the grading_guidance data)?",
+                        "Did the counselor meet goal {} of the scenario's grading guidance?",
                         i + 1
                     )),
                     na: NaRule::IfCameUp,
@@ -473,27 +516,267 @@ pub fn find_check<'a>(criteria: &'a [Criterion], key: &str) -> Option<(&'a Crite
     c.checks.iter().find(|k| k.key == check).map(|k| (c, k))
 }
 
-/// The hard safety flags: raising one caps the score (see `evaluation::score`).
-pub const HARD_FLAGS: &[FlagType] = &[
-    FlagType::SuicideNotAsked,
-    FlagType::MissedPlanOrMeans,
-    FlagType::MissedRescue,
-    FlagType::CoercionWithoutImminentRisk,
+/// The call facts (v3): yes/no questions about the caller and the call, not about the
+/// counselor. The evaluator answers each with the turns it rests on; they are not scored, but
+/// the safety gates, the not-applicable rules and the blocked-by rule read them.
+pub const FACTS: &[(&str, &str)] = &[
+    (
+        "suicidal_cues",
+        "the caller gave any suicidal cue, direct or indirect (hopelessness, \"can't go on\", \"better off without me\", giving things away, goodbye talk), at any point",
+    ),
+    (
+        "ideation_disclosed",
+        "the caller said they have (had, recently) thoughts of suicide, in answer to a question or volunteered",
+    ),
+    (
+        "imminent_risk",
+        "an attempt was in progress or just made, or intent with means at hand, to the caller's own life or to someone else's (risk to others counts)",
+    ),
+    ("harm_to_others", "the caller expressed thoughts, plans or threats of harming someone else"),
+    ("third_party", "the caller was calling about another person who is at risk"),
+    ("gun_in_situation", "a gun is part of the caller's situation (theirs, in the home, a partner's or abuser's)"),
+    (
+        "medical_question",
+        "a medical or medication question or situation came up (doses, stopping medication, what to do after an overdose)",
+    ),
+    ("caller_left_early", "the caller left (hung up, stopped answering) before the call could reach its end"),
 ];
 
-/// The hard flags for a danger to life right now: they cap the score lower.
-pub const CRITICAL_FLAGS: &[FlagType] = &[FlagType::MissedPlanOrMeans, FlagType::MissedRescue];
+/// The score's cap for a danger to life right now (a missed rescue, plan or means, risk to
+/// others): low in `needs_work`.
+pub const CRITICAL_CAP: f64 = 25.0;
+/// The cap for the other safety gates: inside `needs_work` (below 50).
+pub const HARD_CAP: f64 = 49.0;
 
-/// The hard safety flags the evaluator raises for a human, with when to raise each. Each asks
-/// the same thing as the check(s) named in [`FLAG_CHECKS`].
+/// A safety gate: when the answers (and the call facts) show a dangerous miss, the score is held
+/// in `needs_work` whatever the rest of the call was like. It fires when every fact in `facts` is
+/// yes and any check in `any_no` is answered no, or when a flag of its type is raised by anyone.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    pub flag: FlagType,
+    pub severity: GateSeverity,
+    pub cap: f64,
+    pub facts: &'static [&'static str],
+    pub any_no: &'static [&'static str],
+    /// Why the score was held, in words a counselor understands (the feedback page shows it).
+    pub reason: &'static str,
+}
+
+/// The gate table: the one place the safety gates are defined. Scoring, derived flags, the
+/// feedback page and the golden-set validator all read it (each evaluation stores a copy).
+pub const GATES: &[Gate] = &[
+    Gate {
+        flag: FlagType::MissedRescue,
+        severity: GateSeverity::Critical,
+        cap: CRITICAL_CAP,
+        facts: &["imminent_risk"],
+        any_no: &["imminent_risk.active_rescue"],
+        reason: "The caller's life was in danger right now (an attempt under way, or intent with the means at hand), and no rescue was started: emergency services, mobile crisis or a supervisor-led rescue.",
+    },
+    Gate {
+        flag: FlagType::MissedThirdPartyRescue,
+        severity: GateSeverity::Critical,
+        cap: CRITICAL_CAP,
+        facts: &["third_party", "imminent_risk"],
+        any_no: &["special_situations.third_party_rescue"],
+        reason: "The caller was calling about someone whose life was in danger right now, and no rescue was started for that person.",
+    },
+    Gate {
+        flag: FlagType::MissedPlanOrMeans,
+        severity: GateSeverity::Critical,
+        cap: CRITICAL_CAP,
+        facts: &["ideation_disclosed"],
+        any_no: &["risk_intent.plan", "risk_capability.means"],
+        reason: "The caller said they were thinking about suicide, and the counselor did not ask whether they had a plan or what means they could use.",
+    },
+    Gate {
+        flag: FlagType::RiskToOthersNotAssessed,
+        severity: GateSeverity::Critical,
+        cap: CRITICAL_CAP,
+        facts: &["harm_to_others"],
+        any_no: &["special_situations.risk_to_others_assess"],
+        reason: "The caller talked about harming someone else, and the counselor did not assess that risk (who, plan, means, intent, timing).",
+    },
+    Gate {
+        flag: FlagType::SuicideNotAsked,
+        severity: GateSeverity::Hard,
+        cap: HARD_CAP,
+        facts: &["suicidal_cues"],
+        any_no: &["asks_about_suicide.asks_directly"],
+        reason: "The caller gave signs of suicidal thinking, and the counselor never asked directly about suicide.",
+    },
+    Gate {
+        flag: FlagType::FirearmsNotAsked,
+        severity: GateSeverity::Hard,
+        cap: HARD_CAP,
+        facts: &["ideation_disclosed"],
+        any_no: &["risk_capability.firearms"],
+        reason: "The caller was thinking about suicide, and the counselor never asked whether they have or can get a gun.",
+    },
+    Gate {
+        flag: FlagType::MedicalAdvice,
+        severity: GateSeverity::Hard,
+        cap: HARD_CAP,
+        facts: &[],
+        any_no: &["referral_followup.no_medical_advice"],
+        reason: "The counselor gave medical or medication advice (doses, stopping or changing medication, a diagnosis or home treatment) instead of referring it to a prescriber, pharmacist or medical service.",
+    },
+    Gate {
+        flag: FlagType::DismissiveLanguage,
+        severity: GateSeverity::Hard,
+        cap: HARD_CAP,
+        facts: &[],
+        any_no: &["engagement_rapport.not_dismissive"],
+        reason: "The counselor was dismissive, minimising, judgmental or blaming, or brushed past what the caller said about suicide.",
+    },
+    Gate {
+        flag: FlagType::FalseThreatsOrCoercion,
+        severity: GateSeverity::Hard,
+        cap: HARD_CAP,
+        facts: &[],
+        any_no: &["collaboration.no_false_statements", "collaboration.no_coercion"],
+        reason: "The counselor said something untrue about what the line can or will do, or pressured the caller with an ultimatum.",
+    },
+    Gate {
+        flag: FlagType::CoercionWithoutImminentRisk,
+        severity: GateSeverity::Hard,
+        cap: HARD_CAP,
+        facts: &[],
+        any_no: &["collaboration.least_invasive"],
+        reason: "Risk was not imminent, and the counselor started or threatened emergency services, police or other coercion.",
+    },
+];
+
+/// The gate of a flag type, if it has one.
+pub fn gate_of(flag: FlagType) -> Option<&'static Gate> {
+    GATES.iter().find(|g| g.flag == flag)
+}
+
+/// An omission upstream counts once: when `root` is answered `root_answer` (no: the omission;
+/// and the fact `unless_fact`, if any, is not yes), a "no" on each check in `blocks` is recorded
+/// as blocked by it, not as a failure of its own, and left out of the score (and out of the
+/// gates); the root weighs once, where it is.
+///
+/// One rule extends the agreed v3 table with a root answered yes: once a rescue is under way the
+/// counselor rightly stops taking a history, and the history questions it left (past attempts,
+/// firearms, the pain behind the thoughts, buffers) are "not reached because a rescue came
+/// first", not failures. Without it a model rescue scored below a call spent lecturing.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRule {
+    pub root: &'static str,
+    pub root_answer: CheckAnswer,
+    pub unless_fact: Option<&'static str>,
+    pub blocks: &'static [&'static str],
+    /// "not reached because ..." on the feedback page.
+    pub because: &'static str,
+}
+
+pub const BLOCKED_BY: &[BlockRule] = &[
+    BlockRule {
+        root: "asks_about_suicide.asks_directly",
+        root_answer: CheckAnswer::No,
+        unless_fact: Some("ideation_disclosed"),
+        blocks: &[
+            "asks_about_suicide.asks_recent_thoughts",
+            "risk_desire.psychological_pain",
+            "risk_desire.trapped",
+            "risk_desire.burden",
+            "risk_desire.alone",
+            "risk_capability.means",
+            "risk_capability.firearms",
+            "risk_capability.past_attempts",
+            "risk_intent.intent",
+            "risk_intent.plan",
+            "risk_intent.timeline",
+            "risk_intent.preparatory_behaviour",
+            "risk_intent.attempt_in_progress",
+            "risk_buffers.reasons_for_living",
+            "risk_level.states_risk_level",
+        ],
+        because: "the counselor never asked directly about suicide",
+    },
+    BlockRule {
+        root: "risk_capability.means",
+        root_answer: CheckAnswer::No,
+        unless_fact: None,
+        blocks: &["safety_planning.means_restriction"],
+        because: "the counselor never asked about means",
+    },
+    BlockRule {
+        root: "risk_intent.plan",
+        root_answer: CheckAnswer::No,
+        unless_fact: None,
+        blocks: &["risk_intent.timeline"],
+        because: "the counselor never asked about a plan",
+    },
+    BlockRule {
+        root: "imminent_risk.active_rescue",
+        root_answer: CheckAnswer::No,
+        unless_fact: None,
+        blocks: &["imminent_risk.stays_on_line", "imminent_risk.mobile_crisis_first"],
+        because: "no rescue was started",
+    },
+    BlockRule {
+        root: "safety_planning.safety_plan",
+        root_answer: CheckAnswer::No,
+        unless_fact: None,
+        blocks: &[
+            "safety_planning.warning_signs",
+            "safety_planning.coping",
+            "safety_planning.people",
+            "safety_planning.professionals",
+            "closing.summarizes_plan",
+            "closing.checks_agreement",
+        ],
+        because: "no safety plan was made",
+    },
+    BlockRule {
+        root: "imminent_risk.active_rescue",
+        root_answer: CheckAnswer::Yes,
+        unless_fact: None,
+        blocks: &[
+            "asks_about_suicide.asks_recent_thoughts",
+            "risk_desire.psychological_pain",
+            "risk_desire.trapped",
+            "risk_desire.burden",
+            "risk_desire.alone",
+            "risk_capability.firearms",
+            "risk_capability.past_attempts",
+            "risk_intent.preparatory_behaviour",
+            "risk_buffers.reasons_for_living",
+            "risk_buffers.connectedness",
+            "risk_buffers.future_plans",
+        ],
+        because: "a rescue was under way and came first",
+    },
+];
+
+/// Notes for the evaluator only, beside a check's question and not-applicable rule: how to
+/// draw a line the question leaves to judgement. Never shown to a counselor.
+pub const GRADER_NOTES: &[(&str, &str)] = &[
+    (
+        "engagement_rapport.not_dismissive",
+        "Ignoring, brushing past or mis-reading a suicidal statement as something milder IS dismissive: answer no.",
+    ),
+    (
+        "collaboration.no_false_statements",
+        "What the counselor said about confidentiality is graded under collaboration.honest_confidentiality, not here.",
+    ),
+    ("risk_desire.trapped", "Following up what the caller voiced counts as exploring."),
+    ("risk_desire.burden", "Following up what the caller voiced counts as exploring."),
+    ("risk_desire.alone", "Following up what the caller voiced counts as exploring."),
+];
+
+/// The hard safety flags the evaluator raises for a human, with when to raise each: one per
+/// gate in [`GATES`], asking the same thing as the gate's checks.
 pub const EVALUATION_FLAGS: &[(FlagType, &str)] = &[
     (
         FlagType::SuicideNotAsked,
-        "the caller gave suicidal cues (direct or indirect) but the counselor never asked directly about suicide (asks_about_suicide.asks_directly = no and asks_in_response_to_cues = no)",
+        "the caller gave suicidal cues (direct or indirect) but the counselor never asked directly about suicide (asks_about_suicide.asks_directly = no)",
     ),
     (
         FlagType::MissedPlanOrMeans,
-        "the caller disclosed a plan, means at hand, preparatory behaviour or an attempt in progress and the counselor did not explore or address it",
+        "the caller disclosed suicidal thoughts and the counselor did not ask about a plan or about means (risk_intent.plan = no or risk_capability.means = no)",
     ),
     (
         FlagType::CoercionWithoutImminentRisk,
@@ -505,71 +788,28 @@ pub const EVALUATION_FLAGS: &[(FlagType, &str)] = &[
     ),
     (
         FlagType::DismissiveLanguage,
-        "the counselor was dismissive, minimising, judgmental or victim-blaming (engagement_rapport.not_dismissive = no)",
+        "the counselor was dismissive, minimising, judgmental or victim-blaming, including brushing past or mis-reading a suicidal statement (engagement_rapport.not_dismissive = no)",
     ),
     (
         FlagType::MedicalAdvice,
-        "the counselor gave medical or medication advice: dosages, stopping or changing medication, diagnoses (referral_followup.no_medical_advice = no)",
+        "the counselor gave medical or medication advice: doses, stopping or changing medication, diagnoses, home treatment after an overdose (referral_followup.no_medical_advice = no)",
     ),
-];
-
-/// How a flag and the check answers must agree. `all_of`: the flag requires every listed check
-/// to have the answer; `any_of`: at least one of them; `implies_flag`: the listed answers (all of
-/// them) require the flag.
-#[derive(Debug)]
-pub struct FlagRule {
-    pub flag: FlagType,
-    pub requires_all: &'static [(&'static str, store::CheckAnswer)],
-    pub requires_any: &'static [(&'static str, store::CheckAnswer)],
-    pub implies_flag: bool,
-}
-
-use store::CheckAnswer::No as NO;
-
-pub const FLAG_CHECKS: &[FlagRule] = &[
-    FlagRule {
-        flag: FlagType::SuicideNotAsked,
-        requires_all: &[("asks_about_suicide.asks_directly", NO), ("asks_about_suicide.asks_in_response_to_cues", NO)],
-        requires_any: &[],
-        implies_flag: true,
-    },
-    FlagRule {
-        flag: FlagType::MissedRescue,
-        requires_all: &[("imminent_risk.active_rescue", NO)],
-        requires_any: &[],
-        implies_flag: true,
-    },
-    FlagRule {
-        flag: FlagType::CoercionWithoutImminentRisk,
-        requires_all: &[("collaboration.least_invasive", NO)],
-        requires_any: &[],
-        implies_flag: true,
-    },
-    FlagRule {
-        flag: FlagType::DismissiveLanguage,
-        requires_all: &[("engagement_rapport.not_dismissive", NO)],
-        requires_any: &[],
-        implies_flag: true,
-    },
-    FlagRule {
-        flag: FlagType::MedicalAdvice,
-        requires_all: &[("referral_followup.no_medical_advice", NO)],
-        requires_any: &[],
-        implies_flag: true,
-    },
-    FlagRule {
-        flag: FlagType::MissedPlanOrMeans,
-        requires_all: &[],
-        requires_any: &[
-            ("risk_intent.plan", NO),
-            ("risk_intent.timeline", NO),
-            ("risk_intent.preparatory_behaviour", NO),
-            ("risk_intent.attempt_in_progress", NO),
-            ("risk_capability.means", NO),
-            ("safety_planning.means_restriction", NO),
-        ],
-        implies_flag: false,
-    },
+    (
+        FlagType::FirearmsNotAsked,
+        "the caller disclosed suicidal thoughts and the counselor never asked whether they have or can get a firearm (risk_capability.firearms = no)",
+    ),
+    (
+        FlagType::RiskToOthersNotAssessed,
+        "the caller expressed thoughts, plans or threats of harming someone else and the counselor did not assess that risk (special_situations.risk_to_others_assess = no)",
+    ),
+    (
+        FlagType::FalseThreatsOrCoercion,
+        "the counselor made false statements about what the line can or will do, or used coercion or ultimatums (collaboration.no_false_statements = no or collaboration.no_coercion = no)",
+    ),
+    (
+        FlagType::MissedThirdPartyRescue,
+        "the caller was calling about someone else whose risk was imminent and the counselor did not start a rescue for them (special_situations.third_party_rescue = no)",
+    ),
 ];
 
 /// The extra flags the post-session analysis may raise besides the evaluation's.
@@ -581,7 +821,7 @@ pub const ANALYSIS_FLAGS: &[(FlagType, &str)] = &[
     ),
 ];
 
-/// The rubric as the evaluator reads it.
+/// The rubric as the evaluator reads it: the criteria with their checks, then the call facts.
 pub fn describe(criteria: &[Criterion]) -> String {
     let mut out = String::new();
     for (i, c) in criteria.iter().enumerate() {
@@ -589,13 +829,19 @@ pub fn describe(criteria: &[Criterion]) -> String {
         out.push_str(&format!("{}. {} (key `{}`){safety}: {}\n", i + 1, c.name, c.key, c.description));
         for check in c.checks.iter() {
             out.push_str(&format!(
-                "   - check `{}` ({}): {} {}\n",
+                "   - check `{}` ({}): {}\n",
                 check.key,
                 check.domain.label(),
-                check.question,
-                check.na.text()
+                check.grader_question(c.key)
             ));
         }
+    }
+    out.push_str(
+        "\nCall facts: about the caller and the call, not the counselor, and not graded. Answer every one in \
+         `facts` with yes or no and the turns it rests on:\n",
+    );
+    for (key, when) in FACTS {
+        out.push_str(&format!("   - fact `{key}`: yes when {when}.\n"));
     }
     out
 }
@@ -606,30 +852,63 @@ mod tests {
     use std::collections::BTreeSet;
 
     #[test]
-    fn keys_are_unique_and_flag_rules_name_real_checks() {
+    fn keys_are_unique_and_v3_has_81_checks() {
         let all = criteria("- goal one\n- goal two");
         let keys: BTreeSet<String> =
             all.iter().flat_map(|c| c.checks.iter().map(move |k| format!("{}.{}", c.key, k.key))).collect();
         let count: usize = all.iter().map(|c| c.checks.len()).sum();
         assert_eq!(keys.len(), count, "duplicate check keys");
-        for rule in FLAG_CHECKS {
-            for (key, _) in rule.requires_all.iter().chain(rule.requires_any) {
-                assert!(find_check(&all, key).is_some(), "{key}");
-            }
-        }
-        for (flag, _) in EVALUATION_FLAGS {
-            assert!(FLAG_CHECKS.iter().any(|r| r.flag == *flag), "{flag} has no check rule");
-        }
+        assert_eq!(CRITERIA.iter().map(|c| c.checks.len()).sum::<usize>(), 81);
     }
 
     #[test]
-    fn every_check_states_its_not_applicable_rule() {
-        for c in criteria("Explore the caller's faith.") {
-            for check in c.checks.iter() {
-                assert!(check.full_question().contains("not_applicable"), "{}.{}", c.key, check.key);
-                assert!(!check.question.contains(" and ask") && !check.question.contains(" and identify"));
+    fn every_gate_and_blocked_key_names_a_real_check_or_fact() {
+        let all = criteria("");
+        let fact = |k: &str| FACTS.iter().any(|(f, _)| *f == k);
+        for gate in GATES {
+            assert!(!gate.any_no.is_empty() && !gate.reason.is_empty(), "{}", gate.flag);
+            for key in gate.any_no {
+                assert!(find_check(&all, key).is_some(), "{}: {key}", gate.flag);
+            }
+            for f in gate.facts {
+                assert!(fact(f), "{}: fact {f}", gate.flag);
+            }
+            assert!(gate.cap < 50.0, "a gated call stays in needs_work");
+        }
+        for rule in BLOCKED_BY {
+            assert!(find_check(&all, rule.root).is_some(), "{}", rule.root);
+            assert!(rule.unless_fact.is_none_or(fact), "{}", rule.root);
+            for key in rule.blocks {
+                assert!(find_check(&all, key).is_some(), "{}: {key}", rule.root);
             }
         }
+        for (key, _) in GRADER_NOTES {
+            assert!(find_check(&all, key).is_some(), "{key}");
+        }
+        // One flag per gate, one gate per evaluation flag.
+        let gated: BTreeSet<&str> = GATES.iter().map(|g| g.flag.as_str()).collect();
+        let flags: BTreeSet<&str> = EVALUATION_FLAGS.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(gated, flags);
+        assert_eq!(gated.len(), GATES.len());
+    }
+
+    #[test]
+    fn every_na_rule_has_text_and_questions_are_for_people() {
+        for c in criteria("Explore the caller's faith.") {
+            for check in c.checks.iter() {
+                assert!(!check.na.text().is_empty());
+                assert!(check.grader_question(c.key).contains("not_applicable"), "{}.{}", c.key, check.key);
+                // What a counselor reads: no grader instruction, no internal key.
+                let q = &check.question;
+                assert!(!q.contains("not_applicable") && !q.contains('_'), "{}.{}: {q}", c.key, check.key);
+                assert!(!q.contains(" and ask") && !q.contains(" and identify"));
+            }
+        }
+        let described = describe(&criteria(""));
+        for (fact, _) in FACTS {
+            assert!(described.contains(&format!("fact `{fact}`")), "{fact}");
+        }
+        assert!(described.contains("honest_confidentiality"), "grader notes reach the evaluator");
     }
 
     #[test]

@@ -292,7 +292,13 @@ fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvalu
         .enumerate()
         .map(|(i, c)| {
             let rating = (1 + (skill + i as i64 % 2) * 3 / 5).clamp(1, 4) as u8;
-            let answer = if rating >= 3 { CheckAnswer::Yes } else { CheckAnswer::No };
+            // The demo's weaker calls miss the skills, not the safety gates (a demo history of
+            // gated calls would fill the flag queue): gate checks are always met.
+            let answer = |check: &str| {
+                let key = format!("{}.{check}", c.key);
+                let gate = crate::rubric::GATES.iter().any(|g| g.any_no.contains(&key.as_str()));
+                if rating >= 3 || gate { CheckAnswer::Yes } else { CheckAnswer::No }
+            };
             CriterionScore {
                 key: c.key.into(),
                 name: c.name.into(),
@@ -304,10 +310,11 @@ fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvalu
                     .map(|k| CheckResult {
                         key: k.key.to_string(),
                         question: k.question.to_string(),
-                        answer,
+                        answer: answer(&k.key),
                         turns: vec![if skill >= 2 { 4 } else { 2 }],
                         note: "Demo grading.".into(),
                         ai_answer: None,
+                        blocked_by: None,
                     })
                     .collect(),
                 not_assessed: false,
@@ -316,7 +323,7 @@ fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvalu
             }
         })
         .collect();
-    let flags = if flagged {
+    let mut flags = if flagged {
         vec![NewFlag {
             flag_type: FlagType::MissedPlanOrMeans,
             severity: FlagSeverity::High,
@@ -327,8 +334,11 @@ fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvalu
     } else {
         Vec::new()
     };
-    let flag_types: Vec<FlagType> = flags.iter().map(|f| f.flag_type).collect();
-    let score = crate::evaluation::score(&criteria, &flag_types);
+    let raised: Vec<crate::scoring::Raised> =
+        flags.iter().filter_map(|f| crate::scoring::Raised::of_flag(f.source, f.flag_type, &f.turns)).collect();
+    let table = crate::scoring::GateTable::current();
+    let score = crate::scoring::score(&criteria, &[], &raised, &table);
+    flags.extend(score.derived);
     NewEvaluation {
         session_id,
         flags,
@@ -336,7 +346,9 @@ fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvalu
         score_band: score.band,
         score_basis: score.basis,
         rubric_version: crate::rubric::RUBRIC_VERSION,
-        criteria,
+        criteria: score.criteria,
+        facts: Vec::new(),
+        gate_table: Some(table.to_value()),
         strengths: vec!["Stayed with the caller".into()],
         areas_to_improve: vec!["Ask about means as soon as suicide comes up".into()],
         model: "demo-seed".into(),

@@ -165,6 +165,14 @@ str_enum! {
         CallerInconsistency = "caller_inconsistency",
         AiCallerProblem = "ai_caller_problem",
         Other = "other",
+        /// Rubric v3: firearms never asked about in a call with suicidal ideation.
+        FirearmsNotAsked = "firearms_not_asked",
+        /// Rubric v3: homicidal ideation or threats whose risk was never assessed.
+        RiskToOthersNotAssessed = "risk_to_others_not_assessed",
+        /// Rubric v3: false statements about what the line can do, or coercion.
+        FalseThreatsOrCoercion = "false_threats_or_coercion",
+        /// Rubric v3: a third party's imminent risk with no rescue started for them.
+        MissedThirdPartyRescue = "missed_third_party_rescue",
     }
 }
 
@@ -182,6 +190,30 @@ str_enum! {
         Evaluation = "evaluation",
         Analysis = "analysis",
         UserFeedback = "user_feedback",
+        /// A safety gate fired from the evaluation's check answers without the evaluator raising
+        /// its flag: recorded so the flag queue, e-mail and webhooks see it.
+        Derived = "derived",
+    }
+}
+
+str_enum! {
+    /// How hard a safety gate holds a score down: `critical` (a danger to life right now) caps
+    /// lower than `hard`.
+    pub enum GateSeverity {
+        Critical = "critical",
+        Hard = "hard",
+    }
+}
+
+str_enum! {
+    /// What made a safety gate hold a score: the check answers themselves, or a flag of the gate's
+    /// type raised by the evaluator, the post-session analysis, a supervisor or the counselor.
+    pub enum GateSource {
+        Answers = "answers",
+        Evaluation = "evaluation",
+        Analysis = "analysis",
+        Supervisor = "supervisor",
+        Counselor = "counselor",
     }
 }
 
@@ -365,6 +397,8 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         FlagType,
         FlagSeverity,
         FlagSource,
+        GateSeverity,
+        GateSource,
         FlagStatus,
         LlmTask,
         CheckAnswer,
@@ -502,6 +536,8 @@ mod tests {
             FlagType,
             FlagSeverity,
             FlagSource,
+            GateSeverity,
+            GateSource,
             FlagStatus,
             LlmTask,
             CheckAnswer,

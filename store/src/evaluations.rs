@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
-use crate::domain::{CheckAnswer, FlagType, JobKind, ScoreBand, Timestamp, WebhookEvent, new_id};
+use crate::domain::{
+    CheckAnswer, FlagType, GateSeverity, GateSource, JobKind, ScoreBand, Timestamp, WebhookEvent, new_id,
+};
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
 use crate::ids::{AccountId, AssignmentId, FlagId, SessionId, UserId};
@@ -20,7 +22,8 @@ pub struct Evaluation {
     #[schema(value_type = Uuid)]
     pub session_id: SessionId,
     /// 0 to 100, computed from the check answers and ratings with safety criteria weighted and
-    /// capped by hard safety flags; null when it cannot be computed (never a fallback 0).
+    /// held in `needs_work` by the safety gates (`scoreBasis.gates`); null when it cannot be
+    /// computed (never a fallback 0).
     pub overall_score: Option<f64>,
     /// The band of the score; null exactly when the score is.
     pub score_band: Option<ScoreBand>,
@@ -29,10 +32,18 @@ pub struct Evaluation {
     /// The rubric version graded against (1: before the rubric was versioned).
     pub rubric_version: i64,
     pub criteria: Vec<CriterionScore>,
+    /// The call facts the evaluator answered (rubric v3; about the caller, not scored): what
+    /// the safety gates and the not-applicable rules read. Empty before v3.
+    #[serde(default)]
+    pub facts: Vec<CallFact>,
     pub strengths: Vec<String>,
     pub areas_to_improve: Vec<String>,
     pub model: String,
     pub created_at: Timestamp,
+    /// The gate table (gates and blocked-by rules, JSON) the score was computed with, frozen
+    /// with the evaluation so a later rubric never re-scores it; None before v3. Not published.
+    #[serde(skip)]
+    pub gate_table: Option<serde_json::Value>,
     /// Present when a supervisor reviewed this evaluation: then `criteria`, the score and the
     /// band are the reviewed version, and each overridden item keeps the AI's answer beside it.
     #[serde(default)]
@@ -50,15 +61,51 @@ pub struct ScoreBasis {
     /// Criteria that did not apply to this call (every check not applicable, no rating).
     #[serde(default)]
     pub not_applicable: Vec<String>,
-    /// Hard safety flags that capped the score.
+    /// The flag types of the safety gates (or, before v3, the hard flags) that capped the score.
     #[serde(default)]
     pub capped_by: Vec<FlagType>,
     /// The score before the cap.
     #[serde(default)]
     pub uncapped: Option<f64>,
+    /// The safety gates that held the score (rubric v3), each with why, in plain words.
+    #[serde(default)]
+    pub gates: Vec<GateHit>,
+    /// Criteria left out of the score because every applicable check was blocked by an
+    /// omission upstream (the omission is weighed once, where it happened).
+    #[serde(default)]
+    pub blocked: Vec<String>,
     /// Why there is no score, when there is none.
     #[serde(default)]
     pub absent_reason: Option<String>,
+}
+
+/// A safety gate that held a score below its cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GateHit {
+    /// The gate, named by its flag type.
+    pub flag: FlagType,
+    pub severity: GateSeverity,
+    /// The highest score a call held by this gate can have.
+    pub cap: f64,
+    /// Why, in words a counselor understands.
+    pub reason: String,
+    /// What fired it: the check answers, or a flag of its type and who raised it.
+    pub source: GateSource,
+    /// Transcript turns (1-based) it rests on.
+    #[serde(default)]
+    pub turns: Vec<u32>,
+}
+
+/// One call fact (rubric v3): a yes/no about the caller and the call, not about the counselor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallFact {
+    pub key: String,
+    /// yes or no.
+    pub answer: CheckAnswer,
+    #[serde(default)]
+    pub turns: Vec<u32>,
 }
 
 /// A supervisor review on an evaluation, as the counselor and the supervisor see it.
@@ -120,6 +167,10 @@ pub struct CheckResult {
     /// In a reviewed evaluation: the AI's answer when a supervisor overrode it.
     #[serde(default)]
     pub ai_answer: Option<CheckAnswer>,
+    /// A "no" not counted as a failure of its own: the check could not happen because of an
+    /// omission upstream (`<criterion>.<check>` of that omission), which is weighed once.
+    #[serde(default)]
+    pub blocked_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +183,9 @@ pub struct NewEvaluation {
     pub score_basis: ScoreBasis,
     pub rubric_version: i64,
     pub criteria: Vec<CriterionScore>,
+    pub facts: Vec<CallFact>,
+    /// The gate table the score was computed with (None: scored without one, before v3).
+    pub gate_table: Option<serde_json::Value>,
     pub strengths: Vec<String>,
     pub areas_to_improve: Vec<String>,
     pub model: String,
@@ -155,7 +209,7 @@ impl NewEvaluation {
 
 /// The columns [`Evaluation::from_row`] reads.
 pub(crate) const EVALUATION_COLUMNS: &str = "id, session_id, overall_score, score_band, score_basis, rubric_version, \
-    criteria, strengths, areas_to_improve, model, created_at";
+    criteria, strengths, areas_to_improve, model, created_at, facts, gate_table";
 
 impl Evaluation {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
@@ -171,6 +225,11 @@ impl Evaluation {
             areas_to_improve: row.json("areas_to_improve")?,
             model: row.text("model")?,
             created_at: row.ts("created_at")?,
+            facts: row.json("facts")?,
+            gate_table: row
+                .opt_text("gate_table")?
+                .map(|t| serde_json::from_str(&t).map_err(|e| Error::Corrupt(e.to_string())))
+                .transpose()?,
             review: None,
         })
     }
@@ -187,8 +246,8 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
-             score_band, score_basis, rubric_version) \
-             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             score_band, score_basis, rubric_version, facts, gate_table) \
+             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15)",
         )
         .bind(id.to_string())
         .bind(new.session_id.to_string())
@@ -205,6 +264,8 @@ impl Store {
         .bind(json(&new.score_basis)?)
         .bind(new.rubric_version)
         .bind(i64::from(new.overall_score.is_some()))
+        .bind(json(&new.facts)?)
+        .bind(new.gate_table.as_ref().map(json).transpose()?)
         .execute(&self.pool)
         .await
         .map_err(|e| match violation(&e) {
@@ -236,8 +297,8 @@ impl Store {
         let evaluation_id = new_id();
         sqlx::query(
             "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
-             score_band, score_basis, rubric_version) \
-             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             score_band, score_basis, rubric_version, facts, gate_table) \
+             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15)",
         )
         .bind(evaluation_id.to_string())
         .bind(new.session_id.to_string())
@@ -254,6 +315,8 @@ impl Store {
         .bind(json(&new.score_basis)?)
         .bind(new.rubric_version)
         .bind(i64::from(new.overall_score.is_some()))
+        .bind(json(&new.facts)?)
+        .bind(new.gate_table.as_ref().map(json).transpose()?)
         .execute(&mut *tx)
         .await
         .map_err(|e| match violation(&e) {
@@ -328,13 +391,10 @@ impl Store {
     }
 
     pub async fn evaluation_for_session(&self, session_id: SessionId) -> Result<Option<Evaluation>> {
-        let row = sqlx::query(
-            "SELECT id, session_id, overall_score, score_band, score_basis, rubric_version, criteria, strengths, \
-             areas_to_improve, model, created_at FROM evaluations WHERE session_id = $1",
-        )
-        .bind(session_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE session_id = $1"))
+            .bind(session_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(Evaluation::from_row).transpose()
     }
 }

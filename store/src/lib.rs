@@ -48,7 +48,9 @@ pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
 pub use db::{Backend, Store};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
-pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation, ReviewSummary, ScoreBasis};
+pub use evaluations::{
+    CallFact, CheckResult, CriterionScore, Evaluation, GateHit, NewEvaluation, ReviewSummary, ScoreBasis,
+};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use ids::{AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, UserId, WebhookId};
 pub use jobs::{Job, JobState};

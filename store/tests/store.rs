@@ -122,6 +122,8 @@ async fn one_evaluation_per_session_even_when_racing() {
             score_band: Some(store::ScoreBand::of(score.min(100.0))),
             score_basis: Default::default(),
             rubric_version: 2,
+            facts: Vec::new(),
+            gate_table: None,
             criteria: vec![CriterionScore {
                 key: "rapport".into(),
                 name: "Rapport".into(),
@@ -637,6 +639,8 @@ async fn reviews_sit_beside_the_evaluation_and_are_audited_in_the_same_transacti
             score_band: None,
             score_basis: ScoreBasis { absent_reason: Some("nothing scorable".into()), ..Default::default() },
             rubric_version: 2,
+            facts: Vec::new(),
+            gate_table: None,
             criteria: vec![],
             strengths: vec![],
             areas_to_improve: vec![],

@@ -67,6 +67,15 @@ pub const FLAG_LINKED_CHECKS: &[&str] = &[
     "referral_followup.no_medical_advice",
 ];
 
+/// Flag types rubric v3 added: the set is being relabelled on v3, so their coverage is reported
+/// (the flag table's "expected" column), not yet required.
+const NEW_IN_V3: &[FlagType] = &[
+    FlagType::FirearmsNotAsked,
+    FlagType::RiskToOthersNotAssessed,
+    FlagType::FalseThreatsOrCoercion,
+    FlagType::MissedThirdPartyRescue,
+];
+
 const MIN_TURNS: usize = 8;
 const MAX_TURNS: usize = 30;
 pub const MIN_CASES: usize = 50;
@@ -110,8 +119,10 @@ fn raised_str(b: bool) -> &'static str {
 /// A check labelled by one pass only is taken from it. Answers the problems found too.
 pub fn resolve(case: &Case, second: Option<&Labels>) -> (Labels, Vec<String>) {
     let mut problems = Vec::new();
+    // A single-pass case is measured against its one pass; the label ceiling counts only cases
+    // with a second pass.
     let Some(second) = second else {
-        return (case.labels.clone(), vec!["no second labelling pass (golden/second_pass/<id>.json)".into()]);
+        return (case.labels.clone(), Vec::new());
     };
     let resolution = |key: &str| case.resolutions.iter().find(|r| r.key == key);
     let mut used = BTreeSet::new();
@@ -154,6 +165,27 @@ pub fn resolve(case: &Case, second: Option<&Labels>) -> (Labels, Vec<String>) {
         };
         checks.insert(key.clone(), value);
     }
+    // Facts: like checks, keyed `fact:<key>` in resolutions.
+    let mut facts = BTreeMap::new();
+    let fact_keys: BTreeSet<&String> = case.labels.facts.keys().chain(second.facts.keys()).collect();
+    for key in fact_keys {
+        let rkey = format!("fact:{key}");
+        let value = match (case.labels.facts.get(key), second.facts.get(key)) {
+            (Some(a), Some(b)) if a != b => match resolution(&rkey) {
+                Some(r) if r.first == a.as_str() && r.second == b.as_str() && !r.reason.trim().is_empty() => {
+                    used.insert(rkey.clone());
+                    r.resolved.parse::<CheckAnswer>().unwrap_or(*a)
+                }
+                _ => {
+                    problems.push(format!("passes disagree on `{rkey}` with no matching resolution"));
+                    *a
+                }
+            },
+            (Some(v), _) | (None, Some(v)) => *v,
+            (None, None) => continue,
+        };
+        facts.insert(key.clone(), value);
+    }
     let mut flags = Vec::new();
     for (flag, _) in rubric::EVALUATION_FLAGS {
         let (a, b) = (case.labels.flags.contains(flag), second.flags.contains(flag));
@@ -181,7 +213,7 @@ pub fn resolve(case: &Case, second: Option<&Labels>) -> (Labels, Vec<String>) {
             problems.push(format!("resolution of `{}` matches no disagreement", r.key));
         }
     }
-    (Labels { checks, flags }, problems)
+    (Labels { checks, facts, flags }, problems)
 }
 
 /// Reads every `*.json` in `dir` (sorted by name) and its second pass.
@@ -190,6 +222,8 @@ pub fn load_cases(dir: &Path) -> Result<Vec<Labelled>> {
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        // The ordering set lives beside the cases.
+        .filter(|path| path.file_name().is_none_or(|n| n != "ordering.json"))
         .collect();
     files.sort();
     files
@@ -243,8 +277,14 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
         let asked = get("asks_about_suicide.asks_directly");
         let rule_problem = match check.na {
             NaRule::Never => Some("is never not_applicable".to_owned()),
-            NaRule::DeniedAfterAsk if asked != Some(Yes) => {
+            NaRule::DeniedAfterAsk | NaRule::DeniedNoGun if asked != Some(Yes) => {
                 Some("is not_applicable only after a direct ask (asks_directly = yes) the caller denied".into())
+            }
+            NaRule::DeniedNoGun if labels.facts.get("gun_in_situation") == Some(&Yes) => {
+                Some("is not_applicable only when no gun is part of the caller's situation (fact gun_in_situation = yes)".into())
+            }
+            NaRule::Imminent if get("imminent_risk.active_rescue") == Some(Na) => {
+                Some("is not_applicable only when risk was imminent (imminent_risk.active_rescue applies)".into())
             }
             NaRule::NotAsked if asked == Some(Yes) => Some("is not_applicable only when suicide was never raised".into()),
             NaRule::NoMeans if !matches!(get("risk_capability.means"), Some(Yes) | Some(Na)) => {
@@ -252,7 +292,7 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
             }
             NaRule::NoPlanNeeded
                 if asked != Some(Yes)
-                    || ["special_situations.safety_from_abuser", "special_situations.risk_to_others"]
+                    || ["special_situations.abuser_current_safety", "special_situations.risk_to_others_assess"]
                         .iter()
                         .any(|k| matches!(get(k), Some(Yes) | Some(No))) =>
             {
@@ -290,18 +330,28 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
         if (li == Na) == (ar == Na) {
             problems.push("exactly one of `collaboration.least_invasive` (N/A when imminent) and `imminent_risk.active_rescue` (N/A when not) is not_applicable".into());
         }
-        for k in ["imminent_risk.location_early", "imminent_risk.supervisor_consult"] {
+        for k in ["imminent_risk.location_early", "imminent_risk.callback_number", "imminent_risk.supervisor_consult"] {
             if get(k).is_some_and(|a| (a == Na) != (ar == Na)) {
                 problems.push(format!("`{k}` is not_applicable exactly when `imminent_risk.active_rescue` is"));
             }
         }
+        // v3: imminent risk with no rescue started is a "no" for staying on the line (the
+        // counselor caused the gap); not imminent, not applicable.
         for k in ["imminent_risk.stays_on_line", "imminent_risk.mobile_crisis_first"] {
-            if ar == Yes && get(k) == Some(Na) {
-                problems.push(format!("`{k}` cannot be not_applicable after an active rescue"));
+            if ar != Na && k == "imminent_risk.stays_on_line" && get(k) == Some(Na) {
+                problems.push(format!("`{k}` is not_applicable only when risk was not imminent"));
             }
-            if ar == Na && li == Yes && get(k).is_some_and(|a| a != Na) {
-                problems.push(format!("`{k}` must be not_applicable: no emergency response happened"));
+            if ar == Na && get(k).is_some_and(|a| a != Na) {
+                problems.push(format!("`{k}` must be not_applicable: risk was not imminent"));
             }
+        }
+    }
+    for (key, answer) in &labels.facts {
+        if !rubric::FACTS.iter().any(|(k, _)| k == key) {
+            problems.push(format!("unknown fact `{key}`"));
+        }
+        if *answer == Na {
+            problems.push(format!("fact `{key}` is yes or no"));
         }
     }
     if let Some(plan) = get("safety_planning.safety_plan") {
@@ -318,24 +368,34 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
             }
         }
     }
-    if get("risk_capability.means") == Some(Na) && get("safety_planning.means_restriction").is_some_and(|a| a != Na) {
-        problems
-            .push("`safety_planning.means_restriction` must be not_applicable when `risk_capability.means` is".into());
-    }
-    // The flags and the checks tell the same story.
-    for rule in rubric::FLAG_CHECKS {
-        let flagged = labels.flags.contains(&rule.flag);
-        let all = rule.requires_all.iter().all(|(k, a)| get(k) == Some(*a));
-        if flagged && !rule.requires_all.is_empty() && !all {
-            let need: Vec<String> = rule.requires_all.iter().map(|(k, a)| format!("`{k}` = {}", a.as_str())).collect();
-            problems.push(format!("flag `{}` needs {}", rule.flag.as_str(), need.join(" and ")));
+    // v3: means restriction may apply when the caller's own means do not (means to harm someone
+    // else, a third party's means), so `means` N/A no longer forces it N/A; means never asked
+    // about (`means` = no) still forbids N/A (the NoMeans rule above).
+    // The flags and the gates tell the same story: with the facts labelled (v3 cases), exactly
+    // the gates that fire from the labels are flagged. Cases labelled before v3 carry no facts;
+    // for them the harness reports gate recall instead of refusing the set.
+    if !labels.facts.is_empty() {
+        let missing: Vec<&str> =
+            rubric::FACTS.iter().map(|(k, _)| *k).filter(|k| !labels.facts.contains_key(*k)).collect();
+        if !missing.is_empty() {
+            problems.push(format!("facts not labelled: {}", missing.join(", ")));
         }
-        if flagged && !rule.requires_any.is_empty() && !rule.requires_any.iter().any(|(k, a)| get(k) == Some(*a)) {
-            problems.push(format!("flag `{}` needs one of its checks = no", rule.flag.as_str()));
+        let fired = gates_from_labels(labels, guidance);
+        // The agreed v3 table has no rescue-first rule (`rubric::BLOCKED_BY`'s last): a flag it
+        // would fire (firearms not asked during a rescue) is accepted, not required.
+        let mut agreed = admin::scoring::GateTable::current();
+        agreed.blocked_by.retain(|b| b.root_answer == CheckAnswer::No);
+        let agreed_fired = gates_with(labels, guidance, &agreed);
+        for flag in &fired {
+            if !labels.flags.contains(flag) {
+                problems.push(format!("the labels fire the gate `{}`: flag it", flag.as_str()));
+            }
         }
-        if rule.implies_flag && !rule.requires_all.is_empty() && all && !flagged {
-            let have: Vec<String> = rule.requires_all.iter().map(|(k, a)| format!("`{k}` = {}", a.as_str())).collect();
-            problems.push(format!("{} needs flag `{}`", have.join(" and "), rule.flag.as_str()));
+        for flag in &labels.flags {
+            if !fired.contains(flag) && !agreed_fired.contains(flag) {
+                problems
+                    .push(format!("flag `{}` is not fired by the labels (its gate's facts and checks)", flag.as_str()));
+            }
         }
     }
     let mut seen = BTreeSet::new();
@@ -348,6 +408,35 @@ pub fn validate_labels(labels: &Labels, guidance: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The gates that fire from a pass of labels alone (answers and facts; no flags), as production
+/// scores them.
+pub fn gates_from_labels(labels: &Labels, guidance: &str) -> Vec<FlagType> {
+    gates_with(labels, guidance, &admin::scoring::GateTable::current())
+}
+
+fn gates_with(labels: &Labels, guidance: &str, table: &admin::scoring::GateTable) -> Vec<FlagType> {
+    let s = admin::scoring::score(&label_criteria(labels, guidance), &labels.call_facts(), &[], table);
+    s.basis.gates.iter().map(|g| g.flag).collect()
+}
+
+/// The reference score of a case: its resolved labels' checks, derived ratings, facts and
+/// flags (as the evaluator's own), through the production scoring. Unlabelled checks are left
+/// out (neither yes nor no), as a skipped check is.
+pub fn label_score(l: &Labelled) -> admin::scoring::Score {
+    let raised: Vec<admin::scoring::Raised> = l
+        .resolved
+        .flags
+        .iter()
+        .map(|f| admin::scoring::Raised { flag: *f, source: store::GateSource::Evaluation, turns: Vec::new() })
+        .collect();
+    admin::scoring::score(
+        &label_criteria(&l.resolved, l.case.guidance()),
+        &l.resolved.call_facts(),
+        &raised,
+        &admin::scoring::GateTable::current(),
+    )
 }
 
 /// What is wrong with one case (empty: nothing). `file_stem` must equal the case id.
@@ -423,7 +512,7 @@ pub fn validate_set(cases: &[Labelled]) -> Vec<String> {
             problems.push(format!("safety check `{key}` has {no} \"no\" labels; the set needs {MIN_SAFETY_NO}"));
         }
     }
-    for (flag, _) in rubric::EVALUATION_FLAGS {
+    for (flag, _) in rubric::EVALUATION_FLAGS.iter().filter(|(f, _)| !NEW_IN_V3.contains(f)) {
         let n = cases.iter().filter(|l| l.resolved.flags.contains(flag)).count();
         if n < MIN_FLAG_POSITIVES {
             problems
@@ -441,6 +530,158 @@ pub fn validate_set(cases: &[Labelled]) -> Vec<String> {
         problems.push(format!("no case comes within 10% of the {TRANSCRIPT_LIMIT}-character truncation limit"));
     }
     problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ordering set and the reference figures
+
+/// One pair of the ordering set (`golden/ordering.json`): a trainer would clearly rank `better`
+/// above `worse`, for `reason`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderingPair {
+    pub better: String,
+    pub worse: String,
+    pub reason: String,
+}
+
+pub const MIN_ORDERING_PAIRS: usize = 30;
+
+/// Reads `ordering.json` in `dir` (none: empty).
+pub fn load_ordering(dir: &Path) -> Result<Vec<OrderingPair>> {
+    let path = dir.join("ordering.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// What is wrong with the ordering set: unknown cases, pairs without a reason, duplicates, size.
+pub fn validate_ordering(pairs: &[OrderingPair], cases: &[Labelled]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let known = |id: &str| cases.iter().any(|l| l.case.id == id);
+    let mut seen = BTreeSet::new();
+    for (i, p) in pairs.iter().enumerate() {
+        for id in [&p.better, &p.worse] {
+            if !known(id) {
+                problems.push(format!("ordering.json[{i}]: no golden case `{id}`"));
+            }
+        }
+        if p.better == p.worse {
+            problems.push(format!("ordering.json[{i}]: a case paired with itself"));
+        }
+        if p.reason.trim().is_empty() {
+            problems.push(format!("ordering.json[{i}]: say why `{}` ranks above `{}`", p.better, p.worse));
+        }
+        let key = if p.better < p.worse { (&p.better, &p.worse) } else { (&p.worse, &p.better) };
+        if !seen.insert(key) {
+            problems.push(format!("ordering.json[{i}]: `{}` / `{}` paired twice", p.better, p.worse));
+        }
+    }
+    if pairs.len() < MIN_ORDERING_PAIRS {
+        problems.push(format!("{} ordering pairs; the set needs at least {MIN_ORDERING_PAIRS}", pairs.len()));
+    }
+    problems
+}
+
+/// Pairs ordered correctly (strictly: a tie is not an order) out of those with both scores,
+/// and the wrong ones.
+fn ordering_of(pairs: &[OrderingPair], score: impl Fn(&str) -> Option<f64>) -> Ordering {
+    let mut out = Ordering { compared: 0, correct: 0, share: None, wrong: Vec::new() };
+    for p in pairs {
+        let (Some(b), Some(w)) = (score(&p.better), score(&p.worse)) else { continue };
+        out.compared += 1;
+        if b > w {
+            out.correct += 1;
+        } else {
+            out.wrong.push(format!("{} ({b:.1}) should rank above {} ({w:.1}): {}", p.better, p.worse, p.reason));
+        }
+    }
+    out.share = (out.compared > 0).then(|| out.correct as f64 / out.compared as f64);
+    out
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ordering {
+    pub compared: usize,
+    pub correct: usize,
+    pub share: Option<f64>,
+    pub wrong: Vec<String>,
+}
+
+/// What the resolved labels alone say through the production scoring: the gates, the caps,
+/// the ordering set, and how much of the rubric is labelled.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceFigures {
+    /// Reference flags of a gate's type.
+    pub expected_gates: usize,
+    /// ... whose gate fires from the labels' answers and facts.
+    pub recalled_gates: usize,
+    pub gate_recall: Option<f64>,
+    /// Gates firing from the labels with no reference flag of their type.
+    pub unflagged_gates: Vec<String>,
+    pub missed_gates: Vec<String>,
+    /// Cases whose gated reference score is above its cap (must be none).
+    pub over_cap: Vec<String>,
+    pub gated_cases: usize,
+    pub ordering: Ordering,
+    /// Labelled checks / all checks of the cases' rubric (v3; the set is being relabelled).
+    pub labelled_checks: usize,
+    pub all_checks: usize,
+    pub coverage: Option<f64>,
+    /// Cases with the call facts labelled, of all the set's cases.
+    pub cases_with_facts: usize,
+    pub cases: usize,
+}
+
+pub fn reference_figures(cases: &[Labelled], pairs: &[OrderingPair]) -> ReferenceFigures {
+    let (mut expected, mut recalled) = (0, 0);
+    let (mut unflagged, mut missed, mut over_cap) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gated, mut labelled, mut all) = (0, 0, 0);
+    let mut scores = BTreeMap::new();
+    for l in cases {
+        let fired = gates_from_labels(&l.resolved, l.case.guidance());
+        for flag in &l.resolved.flags {
+            if rubric::gate_of(*flag).is_some() {
+                expected += 1;
+                if fired.contains(flag) {
+                    recalled += 1;
+                } else {
+                    missed.push(format!("{}: {}", l.case.id, flag.as_str()));
+                }
+            }
+        }
+        for flag in fired.iter().filter(|f| !l.resolved.flags.contains(f)) {
+            unflagged.push(format!("{}: {}", l.case.id, flag.as_str()));
+        }
+        let s = label_score(l);
+        if let Some(cap) = s.basis.gates.iter().map(|g| g.cap).min_by(f64::total_cmp) {
+            gated += 1;
+            if s.overall.is_some_and(|o| o > cap) {
+                over_cap.push(format!("{}: {:.1} > {cap}", l.case.id, s.overall.unwrap_or_default()));
+            }
+        }
+        scores.insert(l.case.id.clone(), s.overall);
+        let criteria = rubric::criteria(l.case.guidance());
+        all += criteria.iter().map(|c| c.checks.len()).sum::<usize>();
+        labelled += l.resolved.checks.keys().filter(|k| rubric::find_check(&criteria, k).is_some()).count();
+    }
+    ReferenceFigures {
+        expected_gates: expected,
+        recalled_gates: recalled,
+        gate_recall: (expected > 0).then(|| recalled as f64 / expected as f64),
+        unflagged_gates: unflagged,
+        missed_gates: missed,
+        over_cap,
+        gated_cases: gated,
+        ordering: ordering_of(pairs, |id| scores.get(id).copied().flatten()),
+        labelled_checks: labelled,
+        all_checks: all,
+        coverage: (all > 0).then(|| labelled as f64 / all as f64),
+        cases_with_facts: cases.iter().filter(|l| !l.resolved.facts.is_empty()).count(),
+        cases: cases.len(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,6 +771,8 @@ pub struct PersonaRun {
     pub dev: GroupStats,
     pub held_out: GroupStats,
     pub variance: Variance,
+    /// The ordering set by the evaluator's scores (first run; pairs with both cases run).
+    pub ordering: Ordering,
     pub per_case: Vec<CaseResult>,
 }
 
@@ -554,6 +797,7 @@ pub struct Report {
     pub cases: usize,
     pub held_out: usize,
     pub ceiling: Ceiling,
+    pub reference: ReferenceFigures,
     pub runs: Vec<PersonaRun>,
 }
 
@@ -567,11 +811,14 @@ struct Live {
 /// Runs every case and scores the results. Errors only when the plumbing fails.
 pub async fn run(options: &Options) -> Result<Report> {
     let mut cases = load_cases(&options.golden_dir)?;
-    let problems = validate_set(&cases);
+    let pairs = load_ordering(&options.golden_dir)?;
+    let mut problems = validate_set(&cases);
+    problems.extend(validate_ordering(&pairs, &cases));
     if !problems.is_empty() {
         bail!("the golden set is invalid:\n  {}", problems.join("\n  "));
     }
     let ceiling = ceiling(&cases);
+    let reference = reference_figures(&cases, &pairs);
     if !options.only.is_empty() {
         if let Some(unknown) = options.only.iter().find(|id| !cases.iter().any(|l| &l.case.id == *id)) {
             bail!("no golden case `{unknown}`");
@@ -605,12 +852,16 @@ pub async fn run(options: &Options) -> Result<Report> {
             }
             results.push(case_result(l, outcomes));
         }
+        let by_id: BTreeMap<&str, Option<f64>> =
+            results.iter().map(|r| (r.id.as_str(), r.runs[0].overall_score)).collect();
+        let ordering = ordering_of(&pairs, |id| by_id.get(id).copied().flatten());
         runs.push(PersonaRun {
             persona: *persona,
             all: group(&results, &cases, None),
             dev: group(&results, &cases, Some(Split::Dev)),
             held_out: group(&results, &cases, Some(Split::HeldOut)),
             variance: variance(&results),
+            ordering,
             per_case: results,
         });
     }
@@ -631,6 +882,7 @@ pub async fn run(options: &Options) -> Result<Report> {
         cases: cases.len(),
         held_out: cases.iter().filter(|l| l.case.split == Split::HeldOut).count(),
         ceiling,
+        reference,
         runs,
     })
 }
@@ -653,6 +905,7 @@ pub fn label_criteria(labels: &Labels, guidance: &str) -> Vec<CriterionScore> {
                         turns: Vec::new(),
                         note: String::new(),
                         ai_answer: None,
+                        blocked_by: None,
                     })
                 })
                 .collect();
@@ -674,7 +927,7 @@ pub fn label_criteria(labels: &Labels, guidance: &str) -> Vec<CriterionScore> {
 }
 
 fn case_result(l: &Labelled, runs: Vec<RunOutcome>) -> CaseResult {
-    let label_score = admin::evaluation::score(&label_criteria(&l.resolved, l.case.guidance()), &l.resolved.flags);
+    let label_score = label_score(l);
     let first = &runs[0];
     let mut mismatches: Vec<String> = l
         .resolved
@@ -1027,12 +1280,15 @@ pub fn oracle_answer(l: &Labelled) -> Value {
                 "details": format!("Golden oracle: `{}` is expected for case {}.", flag.as_str(), l.case.id), "turns": []})
         })
         .collect();
+    let facts: Vec<Value> =
+        l.resolved.facts.iter().map(|(k, a)| json!({"key": k, "answer": a.as_str(), "turns": []})).collect();
     json!({
         "criteria": criteria,
         "strengths": ["Oracle answer: built from the golden labels."],
         "areas_to_improve": [],
         "overall_score": 50,
         "flags": flags,
+        "facts": facts,
     })
 }
 
@@ -1129,6 +1385,46 @@ pub fn render(report: &Report) -> String {
         }
     }
     flag_rows(&c.flags, &mut line);
+    let r = &report.reference;
+    let pct = |v: Option<f64>| v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into());
+    line(String::new());
+    line("Safety gates and ordering, from the resolved labels through the production scoring:".into());
+    line(format!(
+        "  gate recall: {} ({} of {} reference flags of a gate's type fire their gate from the labels' answers and facts)",
+        pct(r.gate_recall),
+        r.recalled_gates,
+        r.expected_gates
+    ));
+    for m in &r.missed_gates {
+        line(format!("    - not fired: {m}"));
+    }
+    line(format!("  gates firing from the labels with no reference flag: {}", r.unflagged_gates.len()));
+    for m in &r.unflagged_gates {
+        line(format!("    - {m}"));
+    }
+    line(format!("  gated reference cases above their cap: {} (of {} gated)", r.over_cap.len(), r.gated_cases));
+    for m in &r.over_cap {
+        line(format!("    - {m}"));
+    }
+    line(format!(
+        "  ordering share (reference labels): {} ({} of {} pairs)",
+        pct(r.ordering.share),
+        r.ordering.correct,
+        r.ordering.compared
+    ));
+    for w in &r.ordering.wrong {
+        line(format!("    - wrong: {w}"));
+    }
+    line(format!(
+        "  coverage: {} ({} labelled of {} checks); call facts labelled in {} of {} cases",
+        pct(r.coverage),
+        r.labelled_checks,
+        r.all_checks,
+        r.cases_with_facts,
+        r.cases
+    ));
+    line("  (an unlabelled check is left out of the reference score, as a skipped check is; a fact left".into());
+    line("  unlabelled is read from the answers it implies, as in production)".into());
     for run in &report.runs {
         line(String::new());
         line(format!(
@@ -1178,6 +1474,15 @@ pub fn render(report: &Report) -> String {
                 g.bands.other_higher
             ));
             flag_rows(&g.flags, &mut line);
+        }
+        line(format!(
+            "Ordering share (evaluator's scores): {} ({} of {} pairs)",
+            pct(run.ordering.share),
+            run.ordering.correct,
+            run.ordering.compared
+        ));
+        for w in &run.ordering.wrong {
+            line(format!("  - wrong: {w}"));
         }
         let v = &run.variance;
         line(format!(
@@ -1336,7 +1641,11 @@ mod tests {
     }
 
     fn labels(checks: &[(&str, CheckAnswer)], flags: &[FlagType]) -> Labels {
-        Labels { checks: checks.iter().map(|(k, a)| (k.to_string(), *a)).collect(), flags: flags.to_vec() }
+        Labels {
+            checks: checks.iter().map(|(k, a)| (k.to_string(), *a)).collect(),
+            facts: BTreeMap::new(),
+            flags: flags.to_vec(),
+        }
     }
 
     #[test]
@@ -1351,23 +1660,64 @@ mod tests {
         assert!(p.contains("never not_applicable"), "{p}");
         // Denied after a direct ask, yet a "no" on another check with that rule.
         let p = problems(&labels(
-            &[("asks_about_suicide.asks_directly", Yes), ("risk_intent.plan", Na), ("risk_capability.firearms", No)],
+            &[("asks_about_suicide.asks_directly", Yes), ("risk_intent.plan", Na), ("risk_intent.timeline", No)],
             &[],
         ));
-        assert!(p.contains("`risk_capability.firearms` = no, but"), "{p}");
+        assert!(p.contains("`risk_intent.timeline` = no, but"), "{p}");
         // Imminent and not imminent at once.
         let p = problems(&labels(&[("collaboration.least_invasive", Na), ("imminent_risk.active_rescue", Na)], &[]));
         assert!(p.contains("exactly one of"), "{p}");
         // Means restriction N/A although means were never asked about.
         let p = problems(&labels(&[("risk_capability.means", No), ("safety_planning.means_restriction", Na)], &[]));
         assert!(p.contains("only when means were asked about"), "{p}");
-        // Flags both ways.
-        let p = problems(&labels(&[("imminent_risk.active_rescue", No)], &[]));
-        assert!(p.contains("needs flag `missed_rescue`"), "{p}");
-        let p = problems(&labels(&[("imminent_risk.active_rescue", Yes)], &[FlagType::MissedRescue]));
-        assert!(p.contains("flag `missed_rescue` needs `imminent_risk.active_rescue` = no"), "{p}");
-        let p = problems(&labels(&[("risk_intent.plan", Yes)], &[FlagType::MissedPlanOrMeans]));
-        assert!(p.contains("flag `missed_plan_or_means` needs one of its checks = no"), "{p}");
+        // With the facts labelled, the flags are exactly the gates the labels fire.
+        let facts = |yes: &[&str]| -> BTreeMap<String, CheckAnswer> {
+            rubric::FACTS.iter().map(|(k, _)| ((*k).to_owned(), if yes.contains(k) { Yes } else { No })).collect()
+        };
+        let mut l = labels(&[("imminent_risk.active_rescue", No), ("collaboration.least_invasive", Na)], &[]);
+        l.facts = facts(&["imminent_risk"]);
+        let p = problems(&l);
+        assert!(p.contains("the labels fire the gate `missed_rescue`: flag it"), "{p}");
+        let mut l = labels(
+            &[("imminent_risk.active_rescue", Yes), ("collaboration.least_invasive", Na)],
+            &[FlagType::MissedRescue],
+        );
+        l.facts = facts(&["imminent_risk"]);
+        let p = problems(&l);
+        assert!(p.contains("flag `missed_rescue` is not fired by the labels"), "{p}");
+        let mut l = labels(&[("risk_capability.firearms", No), ("asks_about_suicide.asks_directly", Yes)], &[]);
+        l.facts = facts(&["ideation_disclosed", "gun_in_situation"]);
+        let p = problems(&l);
+        assert!(p.contains("gate `firearms_not_asked`"), "{p}");
+        // Firearms not asked during a rescue: not required (the rescue came first), but a flag
+        // the agreed v3 table would fire is accepted.
+        let rescue = [
+            ("asks_about_suicide.asks_directly", Yes),
+            ("risk_intent.plan", Yes),
+            ("risk_capability.means", Yes),
+            ("risk_capability.firearms", No),
+            ("imminent_risk.active_rescue", Yes),
+            ("collaboration.least_invasive", Na),
+        ];
+        for flags in [vec![], vec![FlagType::FirearmsNotAsked]] {
+            let mut l = labels(&rescue, &flags);
+            l.facts = facts(&["ideation_disclosed", "imminent_risk", "suicidal_cues"]);
+            assert!(!problems(&l).contains("firearms_not_asked"), "{flags:?}: {}", problems(&l));
+        }
+        // A gun in the situation: firearms is asked even after a denial.
+        let mut l = labels(&[("asks_about_suicide.asks_directly", Yes), ("risk_capability.firearms", Na)], &[]);
+        l.facts = facts(&["gun_in_situation"]);
+        assert!(problems(&l).contains("no gun is part of the caller's situation"), "{}", problems(&l));
+        // v3: imminent risk and no rescue started: staying on the line is a no, not N/A.
+        let p = problems(&labels(
+            &[
+                ("imminent_risk.active_rescue", No),
+                ("collaboration.least_invasive", Na),
+                ("imminent_risk.stays_on_line", Na),
+            ],
+            &[],
+        ));
+        assert!(p.contains("`imminent_risk.stays_on_line` is not_applicable only when risk was not imminent"), "{p}");
         let p = problems(&labels(&[("risk_vibes.x", Yes), ("scenario_goals.goal_1", Yes)], &[]));
         assert!(p.contains("unknown check `risk_vibes.x`") && p.contains("fewer goals"), "{p}");
         // A consistent set passes.
@@ -1419,13 +1769,37 @@ mod tests {
         let cases = load_cases(&golden_dir())?;
         let score = |prefix: &str| -> Result<(Option<f64>, Option<ScoreBand>)> {
             let l = cases.iter().find(|l| l.case.id.starts_with(prefix)).context("case")?;
-            let s = admin::evaluation::score(&label_criteria(&l.resolved, l.case.guidance()), &l.resolved.flags);
+            let s = label_score(l);
             Ok((s.overall, s.band))
         };
         let (s03, b03) = score("03_")?;
         let (s08, _) = score("08_")?;
         assert!(s03.zip(s08).is_some_and(|(a, b)| a < b), "03 {s03:?} vs 08 {s08:?}");
         assert_eq!(b03, Some(ScoreBand::NeedsWork));
+        Ok(())
+    }
+
+    /// The "done when": every ordering pair right from the reference labels, no gated
+    /// reference case above its cap.
+    #[test]
+    fn the_ordering_set_is_right_and_no_gated_case_passes_its_cap() -> Result<()> {
+        let cases = load_cases(&golden_dir())?;
+        let pairs = load_ordering(&golden_dir())?;
+        let problems = validate_ordering(&pairs, &cases);
+        assert!(problems.is_empty(), "{problems:?}");
+        let r = reference_figures(&cases, &pairs);
+        assert_eq!(r.ordering.compared, pairs.len());
+        assert_eq!(r.ordering.correct, pairs.len(), "{:#?}", r.ordering.wrong);
+        assert!(r.over_cap.is_empty(), "{:?}", r.over_cap);
+        assert!(r.gated_cases > 0 && r.coverage.is_some_and(|c| c > 0.0 && c <= 1.0));
+        // The inversions, the right way round.
+        for (better, worse) in [
+            ("04_attempt_in_progress_rescue", "07_lecturing_moralising"),
+            ("22_imminent_refuses_rescue", "07_lecturing_moralising"),
+            ("26_declines_medical_question", "09_medical_advice_stop_medication"),
+        ] {
+            assert!(pairs.iter().any(|p| p.better == better && p.worse == worse), "{better} > {worse}");
+        }
         Ok(())
     }
 
@@ -1498,6 +1872,12 @@ mod tests {
             assert_eq!(run.all.bands.agreed, run.all.bands.n, "{text}");
             assert_eq!(run.variance.unstable_checks, 0);
             assert!(run.per_case.iter().all(|r| r.mismatches.is_empty()), "{text}");
+            // The evaluator's scores equal the labels' scores, so its ordering is the labels'.
+            assert_eq!(run.ordering.share, report.reference.ordering.share, "{text}");
+        }
+        assert_eq!(report.reference.ordering.share, Some(1.0), "{text}");
+        for needle in ["gate recall:", "ordering share (reference labels): 100.0%", "coverage:", "above their cap: 0"] {
+            assert!(text.contains(needle), "{needle} in {text}");
         }
         let json = serde_json::to_value(&report)?;
         assert_eq!(json["mode"], "simulator");

@@ -227,8 +227,9 @@ async fn evaluation_is_structured_safe_once_and_completes_the_assignment() {
         let evaluation = &answers[0].1;
 
         // The score is computed (every check yes, ratings 3 of 4 → 83.3, not the model's 99), then
-        // capped by the hard `suicide_not_asked` flag at the top of `needs_work`.
-        assert_eq!(evaluation["overallScore"], 49.0, "{evaluation}");
+        // held by the hard `suicide_not_asked` gate (raised as a flag): scaled into [0, 49].
+        assert_eq!(evaluation["overallScore"], 40.8, "{evaluation}");
+        assert_eq!(evaluation["scoreBasis"]["gates"][0]["source"], "evaluation");
         assert_eq!(evaluation["scoreBand"], "needs_work");
         assert_eq!(evaluation["scoreBasis"]["cappedBy"], json!(["suicide_not_asked"]));
         assert_eq!(evaluation["scoreBasis"]["uncapped"], 83.3);

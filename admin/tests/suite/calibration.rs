@@ -7,8 +7,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use store::testing;
 use store::{
-    CheckAnswer, CheckResult, CriterionScore, FlagSeverity, FlagSource, FlagType, NewEvaluation, NewFlag, NewSession,
-    NewTurn, SessionKind, Speaker,
+    CheckAnswer, CheckResult, CriterionScore, FlagSeverity, FlagSource, FlagType, GateSource, NewEvaluation, NewFlag,
+    NewSession, NewTurn, SessionKind, Speaker,
 };
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ fn check(key: &str, answer: CheckAnswer) -> CheckResult {
         turns: vec![2],
         note: String::new(),
         ai_answer: None,
+        blocked_by: None,
     }
 }
 
@@ -73,8 +74,10 @@ async fn evaluated_session(app: &App) -> store::SessionId {
         criterion("risk_capability", 1, vec![check("means", CheckAnswer::No), check("firearms", CheckAnswer::No)]),
         criterion("closing", 3, vec![check("warm_close", CheckAnswer::Yes)]),
     ];
-    let flags = [FlagType::SuicideNotAsked];
-    let score = admin::evaluation::score(&criteria, &flags);
+    let raised =
+        [admin::scoring::Raised { flag: FlagType::SuicideNotAsked, source: GateSource::Evaluation, turns: vec![] }];
+    let table = admin::scoring::GateTable::current();
+    let score = admin::scoring::score(&criteria, &[], &raised, &table);
     let new = NewEvaluation {
         session_id: session,
         flags: vec![NewFlag {
@@ -88,7 +91,9 @@ async fn evaluated_session(app: &App) -> store::SessionId {
         score_band: score.band,
         score_basis: score.basis,
         rubric_version: admin::rubric::RUBRIC_VERSION,
-        criteria,
+        criteria: score.criteria,
+        facts: Vec::new(),
+        gate_table: Some(table.to_value()),
         strengths: vec![],
         areas_to_improve: vec![],
         model: "test".into(),

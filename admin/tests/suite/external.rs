@@ -308,12 +308,13 @@ async fn attempts_results_evaluation_and_signed_webhooks() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(result["status"], "completed", "{result}");
+        // Every rating 4 (100), held by the `dismissive_language` safety gate the flag raised (v3).
         assert_eq!(
             (result["evaluation"]["overall_score"].as_f64(), result["evaluation"]["attempt"].as_i64()),
-            (Some(100.0), Some(2))
+            (Some(49.0), Some(2))
         );
         assert_eq!(result["evaluation"]["criteria"].as_array().map(Vec::len), Some(admin::rubric::CRITERIA.len()));
-        assert_eq!(result["evaluation"]["score_band"], "strong");
+        assert_eq!(result["evaluation"]["score_band"], "needs_work");
         assert_eq!(result["evaluation"]["improvements"][0], "slow down");
         assert_eq!(result["evaluation"]["flags"][0]["flag_type"], "dismissive_language");
         let evaluations =

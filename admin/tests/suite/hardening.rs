@@ -245,6 +245,8 @@ async fn an_evaluation_committed_before_a_crash_is_still_delivered() {
             score_band: Some(store::ScoreBand::Developing),
             score_basis: store::ScoreBasis::default(),
             rubric_version: 2,
+            facts: Vec::new(),
+            gate_table: None,
             criteria: vec![],
             flags: vec![],
             strengths: vec![],

@@ -14,6 +14,7 @@ mod calibration;
 mod contract;
 mod documents;
 mod external;
+mod gates;
 mod hardening;
 mod notify;
 mod progress;

@@ -60,6 +60,8 @@ async fn evaluated(
         score_band: Some(store::ScoreBand::of(score)),
         score_basis: store::ScoreBasis::default(),
         rubric_version: 2,
+        facts: Vec::new(),
+        gate_table: None,
         criteria: vec![criterion("rapport", ratings[0]), criterion("safety", ratings[1])],
         strengths: vec![],
         areas_to_improve: vec![],

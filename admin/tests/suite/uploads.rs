@@ -286,6 +286,8 @@ async fn evaluate(app: &App, session: store::SessionId) {
         score_band: Some(store::ScoreBand::Proficient),
         score_basis: Default::default(),
         rubric_version: 2,
+        facts: Vec::new(),
+        gate_table: None,
         criteria: vec![],
         strengths: vec!["Asked directly".into()],
         areas_to_improve: vec![],

@@ -1363,6 +1363,13 @@ export interface components {
             counselorId: string;
             reason: string;
         };
+        /** @description One call fact (rubric v3): a yes/no about the caller and the call, not about the counselor. */
+        CallFact: {
+            key: string;
+            /** @description yes or no. */
+            answer: components["schemas"]["CheckAnswer"];
+            turns?: number[];
+        };
         CallStatus: {
             status: components["schemas"]["SessionStatus"];
             /**
@@ -1440,6 +1447,11 @@ export interface components {
             turns?: number[];
             note?: string;
             aiAnswer?: null | components["schemas"]["CheckAnswer"];
+            /**
+             * @description A "no" not counted as a failure of its own: the check could not happen because of an
+             *     omission upstream (`<criterion>.<check>` of that omission), which is weighed once.
+             */
+            blockedBy?: string | null;
         };
         CheckRow: components["schemas"]["CheckAgreement"] & {
             /** @description `<criterion>.<check>`. */
@@ -1582,7 +1594,8 @@ export interface components {
             /**
              * Format: double
              * @description 0 to 100, computed from the check answers and ratings with safety criteria weighted and
-             *     capped by hard safety flags; null when it cannot be computed (never a fallback 0).
+             *     held in `needs_work` by the safety gates (`scoreBasis.gates`); null when it cannot be
+             *     computed (never a fallback 0).
              */
             overallScore?: number | null;
             scoreBand?: null | components["schemas"]["ScoreBand"];
@@ -1594,6 +1607,11 @@ export interface components {
              */
             rubricVersion: number;
             criteria: components["schemas"]["CriterionScore"][];
+            /**
+             * @description The call facts the evaluator answered (rubric v3; about the caller, not scored): what
+             *     the safety gates and the not-applicable rules read. Empty before v3.
+             */
+            facts?: components["schemas"]["CallFact"][];
             strengths: string[];
             areasToImprove: string[];
             model: string;
@@ -1863,19 +1881,46 @@ export interface components {
         /** @enum {string} */
         FlagSeverity: "low" | "medium" | "high" | "critical";
         /** @enum {string} */
-        FlagSource: "evaluation" | "analysis" | "user_feedback";
+        FlagSource: "evaluation" | "analysis" | "user_feedback" | "derived";
         /** @enum {string} */
         FlagStatus: "open" | "reviewed" | "dismissed";
         /**
          * @description The kinds of concern a flag raises for a human reviewer.
          * @enum {string}
          */
-        FlagType: "suicide_not_asked" | "missed_plan_or_means" | "coercion_without_imminent_risk" | "missed_rescue" | "dismissive_language" | "medical_advice" | "policy_violation" | "caller_inconsistency" | "ai_caller_problem" | "other";
+        FlagType: "suicide_not_asked" | "missed_plan_or_means" | "coercion_without_imminent_risk" | "missed_rescue" | "dismissive_language" | "medical_advice" | "policy_violation" | "caller_inconsistency" | "ai_caller_problem" | "other" | "firearms_not_asked" | "risk_to_others_not_assessed" | "false_threats_or_coercion" | "missed_third_party_rescue";
         FlagWeek: {
             weekStart: components["schemas"]["Timestamp"];
             /** Format: int64 */
             raised: number;
         };
+        /** @description A safety gate that held a score below its cap. */
+        GateHit: {
+            /** @description The gate, named by its flag type. */
+            flag: components["schemas"]["FlagType"];
+            severity: components["schemas"]["GateSeverity"];
+            /**
+             * Format: double
+             * @description The highest score a call held by this gate can have.
+             */
+            cap: number;
+            /** @description Why, in words a counselor understands. */
+            reason: string;
+            /** @description What fired it: the check answers, or a flag of its type and who raised it. */
+            source: components["schemas"]["GateSource"];
+            /** @description Transcript turns (1-based) it rests on. */
+            turns?: number[];
+        };
+        /**
+         * @description How hard a safety gate holds a score down: `critical` (a danger to life right now) caps lower than `hard`.
+         * @enum {string}
+         */
+        GateSeverity: "critical" | "hard";
+        /**
+         * @description What made a safety gate hold a score: the check answers themselves, or a flag of the gate's type raised by the evaluator, the post-session analysis, a supervisor or the counselor.
+         * @enum {string}
+         */
+        GateSource: "answers" | "evaluation" | "analysis" | "supervisor" | "counselor";
         GenerateScenarioRequest: {
             /** @description The complaint (or incident description) to base the scenario on: 1 to 50,000 characters. */
             complaintText: string;
@@ -1994,11 +2039,15 @@ export interface components {
         /** @enum {string} */
         JobStatus: "pending" | "running" | "done" | "failed";
         /**
-         * @description One pass of labels: `<criterion>.<check>` → answer (unlabelled checks are not scored), and
-         *     exactly the flags that must be raised.
+         * @description One pass of labels: `<criterion>.<check>` → answer (unlabelled checks are not scored), the
+         *     call facts (rubric v3: fact key → yes / no, see `rubric::FACTS`), and exactly the flags that
+         *     must be raised.
          */
         Labels: {
             checks: {
+                [key: string]: components["schemas"]["CheckAnswer"];
+            };
+            facts?: {
                 [key: string]: components["schemas"]["CheckAnswer"];
             };
             flags: components["schemas"]["FlagType"][];
@@ -2449,13 +2498,20 @@ export interface components {
             notAssessed?: string[];
             /** @description Criteria that did not apply to this call (every check not applicable, no rating). */
             notApplicable?: string[];
-            /** @description Hard safety flags that capped the score. */
+            /** @description The flag types of the safety gates (or, before v3, the hard flags) that capped the score. */
             cappedBy?: components["schemas"]["FlagType"][];
             /**
              * Format: double
              * @description The score before the cap.
              */
             uncapped?: number | null;
+            /** @description The safety gates that held the score (rubric v3), each with why, in plain words. */
+            gates?: components["schemas"]["GateHit"][];
+            /**
+             * @description Criteria left out of the score because every applicable check was blocked by an
+             *     omission upstream (the omission is weighed once, where it happened).
+             */
+            blocked?: string[];
             /** @description Why there is no score, when there is none. */
             absentReason?: string | null;
         };
@@ -8011,9 +8067,11 @@ export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["s
 export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
-export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback"];
+export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived"];
 export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagStatus"]> = ["open", "reviewed", "dismissed"];
-export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other"];
+export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other", "firearms_not_asked", "risk_to_others_not_assessed", "false_threats_or_coercion", "missed_third_party_rescue"];
+export const gateSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSeverity"]> = ["critical", "hard"];
+export const gateSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSource"]> = ["answers", "evaluation", "analysis", "supervisor", "counselor"];
 export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag"];
 export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];

@@ -1,12 +1,64 @@
 // An evaluation: overall score, each criterion's rating with its checks, each check's quoted
 // turns as links into the transcript, strengths and improvements. A supervisor-reviewed
 // evaluation is marked as reviewed and shows, beside each overridden item, the AI's answer and
-// the supervisor's reason.
+// the supervisor's reason. A score held by a safety gate says which gate and why, in plain
+// words; a check an earlier omission made impossible shows as "not reached" and why.
 import type { Schemas } from "@/api/client";
 import { Badge } from "./ui";
-import { formatDateTime, label } from "@/lib/format";
+import { formatDateTime, humanQuestion, label } from "@/lib/format";
 
 type Evaluation = Schemas["Evaluation"];
+type Gate = Schemas["GateHit"];
+
+/** Who or what held the score, as a counselor reads it. */
+const GATE_SOURCE: Record<Gate["source"], string> = {
+  answers: "found in the evaluation's answers",
+  evaluation: "raised by the AI evaluator",
+  analysis: "raised by the post-call review",
+  supervisor: "raised by a supervisor",
+  counselor: "raised in a report from the counselor",
+};
+
+function GateBanner({ gates, uncapped, onEvidence }: { gates: Gate[]; uncapped?: number | null; onEvidence: (turn: number) => void }) {
+  const cap = Math.min(...gates.map((g) => g.cap));
+  return (
+    <div role="alert" aria-label="Safety gate" className="rounded-md border border-red-300 bg-red-50 p-3 text-sm text-red-950">
+      <p className="font-medium">
+        {gates.length === 1 ? "A safety gate held this score" : `${gates.length} safety gates held this score`} in Needs work (at most {Math.floor(cap)})
+        {uncapped != null && `; the rest of the call scored ${Math.round(uncapped)}`}.
+      </p>
+      <ul className="mt-1 flex flex-col gap-1">
+        {gates.map((g) => (
+          <li key={g.flag}>
+            <strong>{label(g.flag)}</strong> ({g.severity === "critical" ? "a danger to life" : "a serious safety miss"}, {GATE_SOURCE[g.source]}): {g.reason}
+            {g.turns?.map((t) => (
+              <a
+                key={t}
+                href={`#turn-${t}`}
+                className="ml-2 text-blue-800 underline"
+                onClick={(e) => {
+                  e.preventDefault();
+                  onEvidence(t);
+                }}
+              >
+                turn {t}
+              </a>
+            ))}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+/** Why a blocked check was not reached: the check it depended on, in words. */
+function notReached(evaluation: Evaluation, root: string): string {
+  const [criterion, check] = root.split(".", 2);
+  const found = evaluation.criteria.find((c) => c.key === criterion)?.checks?.find((k) => k.key === check);
+  const question = humanQuestion(found?.question);
+  if (found?.answer === "yes") return `Not reached because a rescue came first${question ? ` (“${question}”)` : ""}; not counted against you.`;
+  return `Not reached because an earlier step was not done${question ? ` (“${question}”)` : ""}; counted once, there.`;
+}
 
 function answerTone(answer: string) {
   return answer === "yes" ? "green" : answer === "no" ? "red" : "slate";
@@ -51,6 +103,9 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
         {evaluation.scoreBand && <Badge tone={evaluation.scoreBand === "needs_work" ? "red" : "slate"}>{label(evaluation.scoreBand)}</Badge>}
         {evaluation.review?.reviewed && <Badge tone="green">Reviewed by a supervisor</Badge>}
       </div>
+      {(evaluation.scoreBasis?.gates?.length ?? 0) > 0 && (
+        <GateBanner gates={evaluation.scoreBasis.gates ?? []} uncapped={evaluation.scoreBasis.uncapped} onEvidence={onEvidence} />
+      )}
       {evaluation.review && <ReviewBanner review={evaluation.review} evaluation={evaluation} />}
       <div className="grid gap-4 md:grid-cols-2">
         <div>
@@ -85,11 +140,15 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
                 {c.checks.map((k) => {
                   const reason = reasons.get(`check:${c.key}.${k.key}`);
                   const overridden = reason !== undefined && (k.aiAnswer ?? null) !== k.answer;
+                  const blocked = k.blockedBy ? notReached(evaluation, k.blockedBy) : null;
                   return (
-                  <li key={k.key} className="flex items-start gap-2" data-overridden={overridden || undefined}>
-                    <span className="shrink-0 pt-0.5"><Badge tone={answerTone(k.answer)}>{label(k.answer)}</Badge></span>
+                  <li key={k.key} className="flex items-start gap-2" data-overridden={overridden || undefined} data-blocked={blocked ? true : undefined}>
+                    <span className="shrink-0 pt-0.5">
+                      {blocked ? <Badge tone="slate">Not reached</Badge> : <Badge tone={answerTone(k.answer)}>{label(k.answer)}</Badge>}
+                    </span>
                     <div className="min-w-0 flex-1">
-                      <span>{k.question}</span>
+                      <span>{humanQuestion(k.question)}</span>
+                      {blocked && <p className="text-slate-700">{blocked}</p>}
                       {overridden && <span className="ml-1 text-xs text-slate-700">(reviewed; AI said {k.aiAnswer ? label(k.aiAnswer) : "nothing"})</span>}
                       {k.turns?.map((t) => (
                         <a

@@ -8,6 +8,14 @@ import { formatDateTime, label } from "@/lib/format";
 
 type Flag = Schemas["SessionFlag"];
 
+/** Where a flag came from, in words: a `derived` flag is a safety gate the answers fired. */
+const SOURCE: Record<Flag["source"], string> = {
+  evaluation: "the AI evaluation",
+  analysis: "the post-call review",
+  user_feedback: "the counselor's report",
+  derived: "a safety gate in the evaluation's answers",
+};
+
 export function FlagCard({ flag, reviewerName, showSessionLink, onTurn }: { flag: Flag; reviewerName?: (id: string) => string; showSessionLink?: boolean; onTurn?: (n: number) => void }) {
   const client = useQueryClient();
   const [note, setNote] = useState("");
@@ -24,7 +32,7 @@ export function FlagCard({ flag, reviewerName, showSessionLink, onTurn }: { flag
       <div className="flex flex-wrap items-center gap-2">
         <Badge tone={tone}>{label(flag.severity)}</Badge>
         <span className="font-semibold">{label(flag.flagType)}</span>
-        <span className="text-slate-700">from {label(flag.source)} · {formatDateTime(flag.createdAt)}</span>
+        <span className="text-slate-700">from {SOURCE[flag.source] ?? label(flag.source)} · {formatDateTime(flag.createdAt)}</span>
         <Badge tone={flag.status === "open" ? "amber" : "green"}>{label(flag.status)}</Badge>
         {showSessionLink && <Link to={`/sessions/${flag.sessionId}`} className="ml-auto text-blue-800 underline">Open session</Link>}
       </div>

@@ -4,6 +4,7 @@
 // reason). Values are the API's wire forms (see `OverrideInput`).
 import type { Schemas } from "@/api/client";
 import { checkAnswerValues } from "@/api/schema";
+import { checkLabel, humanQuestion } from "./format";
 
 type Evaluation = Schemas["Evaluation"];
 type OverrideKind = Schemas["OverrideKind"];
@@ -75,7 +76,7 @@ export function calibrationItems(evaluation: Evaluation, sessionFlags: Schemas["
         kind: "check",
         target,
         criterion: c.key,
-        text: k.question || target,
+        text: humanQuestion(k.question) || checkLabel(target),
         ai: o ? o.aiValue ?? null : k.aiAnswer ?? k.answer,
         current: k.answer,
         reason: o?.reason,

@@ -5,7 +5,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, call, type Schemas } from "@/api/client";
 import { Card, ErrorNote, Notice, PageTitle, Spinner, TextInput } from "@/components/ui";
-import { formatDate, label } from "@/lib/format";
+import { checkLabel, formatDate, label } from "@/lib/format";
 import { daysBefore, formatCi, formatRatio, formatStat, isoDay } from "@/lib/stats";
 
 const PRESETS = [30, 90, 365];
@@ -81,7 +81,7 @@ function Report({ report: r }: { report: Schemas["AgreementReport"] }) {
           <ol className="list-decimal pl-5 text-sm" aria-label="Most-disagreed checks">
             {r.mostDisagreed.map((k) => (
               <li key={k}>
-                <code>{k}</code> — disagreed {byKey.get(k)?.disagreements ?? 0} of {byKey.get(k)?.n ?? 0} times
+                {checkLabel(k)} — disagreed {byKey.get(k)?.disagreements ?? 0} of {byKey.get(k)?.n ?? 0} times
                 {(byKey.get(k)?.noAnsweredNa ?? 0) > 0 && `, ${byKey.get(k)?.noAnsweredNa} where the supervisor said no and the AI said N/A`}
               </li>
             ))}
@@ -137,7 +137,7 @@ function Report({ report: r }: { report: Schemas["AgreementReport"] }) {
             <tbody>
               {checks.map((c) => (
                 <tr key={c.key} className="border-b border-slate-200">
-                  <th scope="row" className="py-1 pr-3 font-normal"><code>{c.key}</code></th>
+                  <th scope="row" className="py-1 pr-3 font-normal">{checkLabel(c.key)}</th>
                   <td className="pr-3">{c.disagreements}</td>
                   <td className="pr-3">{formatRatio(c.agreed, c.n)}</td>
                   <td className="pr-3">{c.noAnsweredNa}</td>
