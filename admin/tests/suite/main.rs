@@ -16,6 +16,7 @@ mod documents;
 mod external;
 mod hardening;
 mod notify;
+mod privacy;
 mod progress;
 mod recordings;
 mod uploads;
