@@ -171,6 +171,7 @@ pub async fn housekeeping(state: AppState, stop: CancellationToken) {
         sweep(&state).await;
         if n.is_multiple_of(120) {
             purge_recordings(&state).await;
+            purge_expired(&state).await;
         }
         n += 1;
     }
@@ -227,6 +228,19 @@ pub async fn purge_recordings(state: &AppState) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "listing recording files"),
+    }
+}
+
+/// Purges what each account's retention no longer keeps (transcripts, evaluations, audit records).
+pub async fn purge_expired(state: &AppState) {
+    match state.store.purge_expired(Timestamp::now()).await {
+        Ok(done) => {
+            for (account_id, p) in done {
+                tracing::info!(%account_id, transcript_turns = p.transcript_turns, evaluations = p.evaluations,
+                    audit_events = p.audit_events, "records past the account's retention purged");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "purging records past their retention"),
     }
 }
 

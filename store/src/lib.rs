@@ -24,6 +24,7 @@ mod ids;
 mod jobs;
 mod partner;
 pub mod persona;
+mod privacy;
 mod progress;
 mod recordings;
 mod scenarios;
@@ -55,6 +56,7 @@ pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use ids::{AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, UserId, WebhookId};
 pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
+pub use privacy::{Purged, Retention};
 pub use progress::{
     Activity, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores, ScorePoint,
 };

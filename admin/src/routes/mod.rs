@@ -19,6 +19,7 @@ pub mod flags;
 pub mod internal;
 pub mod livekit;
 pub mod ops;
+pub mod privacy;
 pub mod progress;
 pub mod scenarios;
 pub mod sessions;
@@ -47,6 +48,7 @@ pub mod webhooks;
         (name = "internal", description = "For voice agents apart from the admin service (X-Internal-Service-Key, or a call's X-Session-Credential)"),
         (name = "external", description = "Partner API (X-API-Key; snake_case bodies, the contract partners already use)"),
         (name = "audit", description = "The account's audit trail (account admins)"),
+        (name = "privacy", description = "Data retention and erasing a user (account admins)"),
         (name = "ops", description = "Health and metrics"),
     ),
     modifiers(&SecuritySchemes),
@@ -132,7 +134,9 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(voice::get_recording))
         .routes(routes!(voice::list_recordings))
         .routes(routes!(voice::voice_usage))
-        .routes(routes!(audit::list_audit_events));
+        .routes(routes!(audit::list_audit_events))
+        .routes(routes!(privacy::get_retention, privacy::put_retention))
+        .routes(routes!(privacy::erase_user));
     let router = uploads::register(router);
     if demo { router.routes(routes!(auth::demo_users)).routes(routes!(auth::demo_login)) } else { router }
 }

@@ -265,6 +265,8 @@ fn request(
             (format!("/api/users/{}", w.user), body(json!({"displayName": "Renamed"})), None)
         }
         ("POST", "/api/users/{id}/password-reset") => (format!("/api/users/{}/password-reset", w.user), None, None),
+        ("POST", "/api/users/{id}/erase") => (format!("/api/users/{}/erase", w.user), None, None),
+        ("PUT", "/api/retention") => (path.to_owned(), body(json!({"transcriptDays": 365})), None),
         ("POST", "/api/api-keys") => (path.to_owned(), body(json!({"name": "partner"})), None),
         ("DELETE", "/api/api-keys/{id}") => (format!("/api/api-keys/{}", w.api_key), None, None),
         ("POST", "/api/scenarios") => (
@@ -497,6 +499,9 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("GET", "/api/sessions/{id}/reviews") => [401, 403, 403, 200, 200, 404, 401, 401],
         // The audit trail is for account admins (the outsider is a supervisor elsewhere).
         ("GET", "/api/audit-events") => [401, 403, 403, 403, 200, 403, 401, 401],
+        ("GET" | "PUT", "/api/retention") | ("POST", "/api/users/{id}/erase") => {
+            [401, 403, 403, 403, 200, 403, 401, 401]
+        }
         (m, p) => panic!("no expectation for {m} {p}: add the route to the authorization matrix"),
     }
 }

@@ -42,7 +42,7 @@ fn criterion(key: &str, rating: u8, checks: Vec<CheckResult>) -> CriterionScore 
 /// A counselor session with a transcript holding personal details, evaluated by "the AI":
 /// asked directly (yes), means not asked (no), firearms (no), and a wrongly raised
 /// `suicide_not_asked` that caps the score.
-async fn evaluated_session(app: &App) -> store::SessionId {
+pub(crate) async fn evaluated_session(app: &App) -> store::SessionId {
     let new = NewSession {
         user_id: app.counselor,
         assignment_id: None,

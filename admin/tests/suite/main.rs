@@ -17,6 +17,7 @@ mod external;
 mod gates;
 mod hardening;
 mod notify;
+mod privacy;
 mod progress;
 mod recordings;
 mod uploads;

@@ -1,5 +1,5 @@
 // Account administration: users (one-time passwords shown once), partner API keys (shown once,
-// revocable), webhooks with their delivery log, scenario categories, policy documents, the audit log.
+// revocable), webhooks with their delivery log, scenario categories, policy documents, the audit log, data retention (users are erased from the users list).
 import { useState } from "react";
 import { PageTitle, Tabs } from "@/components/ui";
 import { useMe } from "@/lib/session";
@@ -7,8 +7,9 @@ import { UsersPanel } from "./UsersPanel";
 import { ApiKeysPanel, WebhooksPanel } from "./IntegrationsPanels";
 import { CategoriesPanel, PoliciesPanel } from "./ContentPanels";
 import { AuditPanel } from "./AuditPanel";
+import { RetentionPanel } from "./PrivacyPanels";
 
-type Tab = "users" | "keys" | "webhooks" | "categories" | "policies" | "audit";
+type Tab = "users" | "keys" | "webhooks" | "categories" | "policies" | "audit" | "retention";
 
 export default function AdminPage() {
   const admin = useMe().data?.user.role === "admin";
@@ -21,6 +22,7 @@ export default function AdminPage() {
         { value: "categories", label: "Categories" },
         { value: "policies", label: "Policy documents" },
         { value: "audit", label: "Audit log" },
+        { value: "retention", label: "Data retention" },
       ]
     : [{ value: "policies", label: "Policy documents" }];
   return (
@@ -33,6 +35,7 @@ export default function AdminPage() {
       {tab === "categories" && <CategoriesPanel />}
       {tab === "policies" && <PoliciesPanel />}
       {tab === "audit" && <AuditPanel />}
+      {tab === "retention" && <RetentionPanel />}
     </div>
   );
 }

@@ -5,6 +5,7 @@ import { roleValues } from "@/api/schema";
 import { Badge, Button, Card, ErrorNote, Select, Spinner, TextInput } from "@/components/ui";
 import { label } from "@/lib/format";
 import { ShownOnce } from "./ShownOnce";
+import { EraseUserDialog } from "./PrivacyPanels";
 
 type Role = Schemas["Role"];
 
@@ -15,6 +16,7 @@ export function UsersPanel() {
   const [displayName, setName] = useState("");
   const [role, setRole] = useState<Role>("counselor");
   const [secret, setSecret] = useState<{ who: string; password: string } | null>(null);
+  const [erasing, setErasing] = useState<Schemas["User"] | null>(null);
   const refresh = () => client.invalidateQueries({ queryKey: ["users"] });
   const create = useMutation({
     mutationFn: () => call(api.POST("/api/users", { body: { email, displayName, role } })),
@@ -70,6 +72,9 @@ export function UsersPanel() {
                   <td className="whitespace-nowrap text-right">
                     <Button variant="ghost" onClick={() => update.mutate({ id: u.id, patch: { active: !u.active } })}>{u.active ? "Deactivate" : "Reactivate"}<span className="sr-only"> {u.displayName}</span></Button>
                     <Button variant="ghost" onClick={() => reset.mutate(u)}>Reset password<span className="sr-only"> of {u.displayName}</span></Button>
+                    {!u.displayName.startsWith("Erased user ") && (
+                      <Button variant="ghost" onClick={() => setErasing(u)}>Erase<span className="sr-only"> {u.displayName}</span></Button>
+                    )}
                   </td>
                 </tr>
               ))}
@@ -78,6 +83,7 @@ export function UsersPanel() {
         )}
       </Card>
       {secret && <ShownOnce title={`One-time password for ${secret.who}`} what="one-time password" secret={secret.password} onClose={() => setSecret(null)} />}
+      {erasing && <EraseUserDialog user={erasing} onClose={() => setErasing(null)} />}
     </div>
   );
 }
