@@ -43,6 +43,11 @@ pub const PROTOCOL_VERSION: u32 = 17;
 const MAX_RESUME_ATTEMPTS: u32 = 6;
 /// Full rejoins tried before the participant gives up.
 const MAX_REJOIN_ATTEMPTS: u32 = 3;
+/// Room events queued for the application at most (audio frames, data packets, updates).
+pub const EVENT_QUEUE: usize = 256;
+/// Slots of the event queue a data packet may not take: a flood of data packets is dropped
+/// before it can crowd out the counselor's audio (a frame every 20 ms).
+const DATA_HEADROOM: usize = EVENT_QUEUE / 4;
 
 #[derive(Debug, Error)]
 pub enum ParticipantError {
@@ -114,7 +119,7 @@ impl Participant {
         // Commands carry real-time audio: a short queue, so a stalled loop shows as back-pressure
         // instead of a growing delay.
         let (command_tx, command_rx) = mpsc::channel(64);
-        let (event_tx, event_rx) = mpsc::channel(256);
+        let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
         let task = tokio::spawn(run(config, link, sockets, command_rx, event_tx));
         Ok(Self { commands: command_tx, events: event_rx, task, sid: me.sid, identity: me.identity, others })
     }
@@ -235,6 +240,8 @@ async fn run(
     let mut recovery = Recovery::None;
     // Told once the packet of the last `PublishOpus` has been sent (by the drain below).
     let mut sent_waiting: Option<oneshot::Sender<Instant>> = None;
+    // Data packets dropped because the application was behind (logged now and then).
+    let mut data_dropped = 0u64;
 
     loop {
         // Drain: everything the last input produced goes out before we wait again.
@@ -263,6 +270,12 @@ async fn run(
                             link.signal.close().await;
                             return Ok(());
                         }
+                    }
+                }
+                SessionOutput::Event(SessionEvent::Data(_)) if events.capacity() <= DATA_HEADROOM => {
+                    data_dropped += 1;
+                    if data_dropped.is_power_of_two() {
+                        warn!(data_dropped, "data packets dropped: they arrive faster than the call takes them");
                     }
                 }
                 SessionOutput::Event(event) => {

@@ -22,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use livekit_protocol as proto;
 use thiserror::Error;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -32,10 +32,10 @@ use tracing::{info, warn};
 
 use crate::audio::{AudioError, Encoder};
 use crate::call::{Call, CallConfig, CallOutput, CallStats, Caption};
-use crate::datastream::{self, ByteStreamReceiver, TRANSCRIPTION_TOPIC};
+use crate::datastream::{self, TRANSCRIPTION_TOPIC};
 use crate::echo::AGENT_STATE_ATTRIBUTE;
 use crate::participant::{Command, Participant, ParticipantError};
-use crate::preconnect::{self, MAX_PRE_CONNECT_BYTES, PRE_CONNECT_ATTRIBUTE, PRE_CONNECT_TOPIC};
+use crate::preconnect::{PRE_CONNECT_ATTRIBUTE, PreConnectEvent, PreConnectReceiver};
 use crate::realtime::RealtimeConfig;
 use crate::recording::Recorder;
 use crate::session::SessionEvent;
@@ -43,6 +43,9 @@ use crate::turns::{CallEnd, Speaker, TurnStore, TurnStoreError, TurnWriter};
 
 /// Consecutive failed Realtime connects after which the call ends as failed (about a minute).
 const MAX_CONNECT_FAILURES: u32 = 15;
+/// Bytes the Realtime socket may leave unsent before it counts as stalled and is replaced (the
+/// call then reconnects and replays, as after a drop): 1 MiB is about 16 s of appended audio.
+pub const MAX_REALTIME_BACKLOG: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum RoleplayError {
@@ -110,6 +113,8 @@ type PollFuture = Pin<Box<dyn Future<Output = Result<bool, TurnStoreError>> + Se
 struct Socket {
     ws: Ws,
     backlog: VecDeque<Message>,
+    /// Bytes in `backlog`, bounded by [`MAX_REALTIME_BACKLOG`].
+    backlog_bytes: usize,
     unflushed: bool,
 }
 
@@ -121,7 +126,15 @@ enum SocketEvent {
 
 impl Socket {
     fn new(ws: Ws) -> Self {
-        Self { ws, backlog: VecDeque::new(), unflushed: false }
+        Self { ws, backlog: VecDeque::new(), backlog_bytes: 0, unflushed: false }
+    }
+
+    /// Queues a message; `false` when the socket has not taken [`MAX_REALTIME_BACKLOG`] bytes
+    /// (stalled: the caller replaces it rather than buffer without bound).
+    fn queue(&mut self, text: String) -> bool {
+        self.backlog_bytes += text.len();
+        self.backlog.push_back(Message::Text(text.into()));
+        self.backlog_bytes <= MAX_REALTIME_BACKLOG
     }
 
     /// Hands the queued messages to the socket and flushes, as far as it takes them now; when it
@@ -129,7 +142,10 @@ impl Socket {
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
         while let Some(message) = self.backlog.pop_front() {
             match self.ws.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => self.ws.start_send_unpin(message)?,
+                Poll::Ready(Ok(())) => {
+                    self.backlog_bytes = self.backlog_bytes.saturating_sub(message.len());
+                    self.ws.start_send_unpin(message)?
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     self.backlog.push_front(message);
@@ -209,7 +225,7 @@ pub async fn run(
         call.expect_preconnect(Instant::now());
     }
     let mut own_track_sid = String::new();
-    let mut bytes = ByteStreamReceiver::new(PRE_CONNECT_TOPIC, MAX_PRE_CONNECT_BYTES);
+    let mut preconnect = PreConnectReceiver::default();
     let mut captions: HashMap<String, CaptionStream> = HashMap::new();
     let mut socket: Option<Socket> = None;
     let mut connect: Option<ConnectFuture> = None;
@@ -219,14 +235,20 @@ pub async fn run(
     // Each answer's first delta, and word from the room loop of when its first packet was sent.
     let mut answers_sent: Vec<(Instant, oneshot::Receiver<Instant>)> = Vec::new();
     let mut handled_due = false;
+    // Captions the room loop could not queue (it was stalled): dropped, counted, logged once.
+    let mut captions_dropped = 0u64;
 
     let reason = 'call: loop {
         // Carry out everything the last input produced.
         while let Some(output) = call.poll_output() {
             match output {
                 CallOutput::Realtime(text) => {
-                    if let Some(s) = socket.as_mut() {
-                        s.backlog.push_back(Message::Text(text.into()));
+                    if let Some(s) = socket.as_mut()
+                        && !s.queue(text)
+                    {
+                        warn!(backlog = s.backlog_bytes, "realtime socket stalled; replacing it");
+                        socket = None;
+                        call.realtime_closed(Instant::now());
                     }
                 }
                 CallOutput::Connect { after } => {
@@ -271,7 +293,17 @@ pub async fn run(
                     let _ = commands.try_send(Command::SetAttributes(attributes));
                 }
                 CallOutput::Caption(caption) => {
-                    send_caption(&participant, &mut captions, caption, &own_track_sid, counselor.as_ref()).await;
+                    let sent = send_caption(
+                        &participant,
+                        &commands,
+                        &mut captions,
+                        caption,
+                        &own_track_sid,
+                        counselor.as_ref(),
+                    );
+                    if !sent {
+                        captions_dropped += 1;
+                    }
                 }
                 CallOutput::Turn(turn) => {
                     info!(segment = %turn.segment_id, speaker = ?turn.speaker, cut = turn.cut, "turn");
@@ -306,6 +338,12 @@ pub async fn run(
             continue;
         }
         handled_due = false;
+        // Live microphone audio went to the model: a pre-connect buffer would now come after it.
+        if call.audio_sent()
+            && let Some(dropped) = preconnect.mic_started()
+        {
+            log_dropped(&dropped);
+        }
         let deadline = tokio::time::Instant::from_std(call.poll_timeout());
         tokio::select! {
             biased;
@@ -324,12 +362,13 @@ pub async fn run(
                     }
                     Some(SessionEvent::TrackPublished { track_sid, .. }) => own_track_sid = track_sid,
                     Some(SessionEvent::Data(packet)) => {
-                        if let Some(buffer) = bytes.handle(&packet) {
-                            let rate = buffer.attributes.get("sampleRate").and_then(|v| v.parse().ok()).unwrap_or(48_000);
-                            let channels = buffer.attributes.get("channels").and_then(|v| v.parse().ok()).unwrap_or(1);
-                            let pcm = preconnect::decode(&buffer.mime_type, rate, channels, &buffer.bytes);
-                            info!(bytes = buffer.bytes.len(), mime = %buffer.mime_type, ms = pcm.len() / 24, "pre-connect audio");
-                            call.preconnect_audio(now, &pcm);
+                        match preconnect.handle(&packet, counselor.as_ref().map(|c| c.identity.as_str())) {
+                            Some(PreConnectEvent::Audio { bytes, format, pcm }) => {
+                                info!(bytes, ?format, ms = pcm.len() / 24, "pre-connect audio");
+                                call.preconnect_audio(now, &pcm);
+                            }
+                            Some(dropped @ PreConnectEvent::Dropped { .. }) => log_dropped(&dropped),
+                            None => {}
                         }
                     }
                     Some(SessionEvent::Participants(updates)) => {
@@ -423,6 +462,9 @@ pub async fn run(
     crate::metrics::call_ended(&stats);
     let recording = recorder.and_then(|r| r.finish().map_err(|e| warn!(error = %e, "recording not finished")).ok());
     let end = CallEnd { reason, usage, turn_metrics, recording };
+    if captions_dropped > 0 {
+        warn!(%session_id, captions_dropped, "caption packets dropped: the room loop was stalled");
+    }
     info!(%session_id, reason = ?end.reason, summary = %stats_json(&stats), "call metrics");
     let stored = writer.finish(end.clone()).await;
     METRICS.calls_ended.fetch_add(1, Ordering::Relaxed);
@@ -468,15 +510,27 @@ pub async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, 
     }
 }
 
+/// A refused pre-connect stream, named in the log (the room is not trusted, so this is where a
+/// hostile one shows).
+fn log_dropped(event: &PreConnectEvent) {
+    if let PreConnectEvent::Dropped { stream_id, sender, why } = event {
+        warn!(stream_id = %stream_id.chars().take(64).collect::<String>(),
+            sender = %sender.chars().take(64).collect::<String>(), ?why, "pre-connect stream dropped");
+    }
+}
+
 /// Sends one caption step as `lk.transcription` stream packets: the caller's from us, the
-/// counselor's on their behalf (the server lets agents do that).
-async fn send_caption(
+/// counselor's on their behalf (the server lets agents do that). Like a frame, with `try_send`:
+/// a stalled room loop must not stall the frame clock; a caption it cannot take is dropped
+/// (`false`), and the stream's next packets still go (the browser shows what arrived).
+fn send_caption(
     participant: &Participant,
+    commands: &mpsc::Sender<Command>,
     captions: &mut HashMap<String, CaptionStream>,
     caption: Caption,
     own_track_sid: &str,
     counselor: Option<&proto::ParticipantInfo>,
-) {
+) -> bool {
     let counselor_track = counselor
         .and_then(|c| c.tracks.iter().find(|t| t.r#type == proto::TrackType::Audio as i32))
         .map(|t| t.sid.clone())
@@ -500,13 +554,13 @@ async fn send_caption(
             (packet, speaker)
         }
         Caption::Text { segment_id, delta } => {
-            let Some(stream) = captions.get_mut(&segment_id) else { return };
+            let Some(stream) = captions.get_mut(&segment_id) else { return true };
             let packet = datastream::text_chunk(&stream.stream_id, stream.next_chunk, &delta);
             stream.next_chunk += 1;
             (packet, stream.speaker)
         }
         Caption::Close { segment_id } => {
-            let Some(stream) = captions.remove(&segment_id) else { return };
+            let Some(stream) = captions.remove(&segment_id) else { return true };
             (datastream::close_stream(&stream.stream_id, attributes(&segment_id, stream.speaker, true)), stream.speaker)
         }
     };
@@ -515,9 +569,7 @@ async fn send_caption(
         Speaker::Caller => participant.identity.clone(),
         Speaker::Counselor => counselor.map(|c| c.identity.clone()).unwrap_or_default(),
     };
-    if let Err(e) = participant.send(Command::SendData { packet: Box::new(packet), reliable: true }).await {
-        warn!(error = %e, "caption not sent");
-    }
+    commands.try_send(Command::SendData { packet: Box::new(packet), reliable: true }).is_ok()
 }
 
 fn record_metrics(stats: &CallStats) {
