@@ -112,20 +112,17 @@ impl PreConnectReceiver {
                 if counselor != Some(sender) {
                     return dropped(Refusal::NotTheCounselor);
                 }
+                // What is wrong with the stream itself first (the most telling reason in the
+                // log); a refused header holds nothing, so it does not use up the call's one.
+                let format = match admit(h) {
+                    Ok(format) => format,
+                    Err(why) => return dropped(why),
+                };
                 match &self.state {
                     State::Waiting => {}
                     State::Receiving { .. } => return dropped(Refusal::SecondStream),
                     State::Done(why) => return dropped(why.clone()),
                 }
-                let format = match admit(h) {
-                    Ok(format) => format,
-                    Err(why) => {
-                        // A refused header still uses up the call's one stream: the client sends
-                        // one buffer, so a second try is not the client.
-                        self.state = State::Done(Refusal::SecondStream);
-                        return dropped(why);
-                    }
-                };
                 let mut chunks = BTreeMap::new();
                 let mut bytes = 0;
                 if let Some(inline) = &h.inline_content {
@@ -184,12 +181,11 @@ impl PreConnectReceiver {
     /// so it is given up and later ones are refused.
     pub fn mic_started(&mut self) -> Option<PreConnectEvent> {
         match self.state {
-            State::Waiting => {
+            State::Receiving { .. } => self.give_up(Refusal::AfterMicAudio),
+            State::Waiting | State::Done(_) => {
                 self.state = State::Done(Refusal::AfterMicAudio);
                 None
             }
-            State::Receiving { .. } => self.give_up(Refusal::AfterMicAudio),
-            State::Done(_) => None,
         }
     }
 
@@ -207,8 +203,7 @@ impl PreConnectReceiver {
     }
 
     fn give_up(&mut self, why: Refusal) -> Option<PreConnectEvent> {
-        let later = if why == Refusal::AfterMicAudio { Refusal::AfterMicAudio } else { Refusal::SecondStream };
-        match std::mem::replace(&mut self.state, State::Done(later)) {
+        match std::mem::replace(&mut self.state, State::Done(Refusal::SecondStream)) {
             State::Receiving { stream_id, sender, .. } => Some(PreConnectEvent::Dropped { stream_id, sender, why }),
             _ => None,
         }
@@ -523,6 +518,11 @@ mod tests {
             assert_eq!(rx.handle(&chunk("a", 0, vec![0; 1000]), Some(COUNSELOR)), None);
             assert_eq!(rx.held_bytes(), 0);
         }
+        // A refused header holds nothing and does not use up the call's one buffer.
+        let mut rx = PreConnectReceiver::default();
+        assert_eq!(refusal(rx.handle(&pcm_header("bad", "1", "1"), Some(COUNSELOR))), Refusal::SampleRate("1".into()));
+        assert_eq!(rx.handle(&pcm_header("good", "16000", "2"), Some(COUNSELOR)), None);
+        assert!(rx.receiving());
         // Nobody's stream is taken before the counselor is known.
         let mut rx = PreConnectReceiver::default();
         assert_eq!(refusal(rx.handle(&pcm_header("a", "48000", "1"), None)), Refusal::NotTheCounselor);

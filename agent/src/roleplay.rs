@@ -237,6 +237,9 @@ pub async fn run(
     let mut handled_due = false;
     // Captions the room loop could not queue (it was stalled): dropped, counted, logged once.
     let mut captions_dropped = 0u64;
+    // Pre-connect streams refused (a hostile room can send thousands: the log names the first
+    // ones, then every power of two, and the total at the end).
+    let mut preconnect_dropped = 0u64;
 
     let reason = 'call: loop {
         // Carry out everything the last input produced.
@@ -342,7 +345,7 @@ pub async fn run(
         if call.audio_sent()
             && let Some(dropped) = preconnect.mic_started()
         {
-            log_dropped(&dropped);
+            log_dropped(&dropped, &mut preconnect_dropped);
         }
         let deadline = tokio::time::Instant::from_std(call.poll_timeout());
         tokio::select! {
@@ -367,7 +370,9 @@ pub async fn run(
                                 info!(bytes, ?format, ms = pcm.len() / 24, "pre-connect audio");
                                 call.preconnect_audio(now, &pcm);
                             }
-                            Some(dropped @ PreConnectEvent::Dropped { .. }) => log_dropped(&dropped),
+                            Some(dropped @ PreConnectEvent::Dropped { .. }) => {
+                                log_dropped(&dropped, &mut preconnect_dropped);
+                            }
                             None => {}
                         }
                     }
@@ -462,6 +467,9 @@ pub async fn run(
     crate::metrics::call_ended(&stats);
     let recording = recorder.and_then(|r| r.finish().map_err(|e| warn!(error = %e, "recording not finished")).ok());
     let end = CallEnd { reason, usage, turn_metrics, recording };
+    if preconnect_dropped > 0 {
+        warn!(%session_id, preconnect_dropped, "pre-connect streams dropped in this call");
+    }
     if captions_dropped > 0 {
         warn!(%session_id, captions_dropped, "caption packets dropped: the room loop was stalled");
     }
@@ -512,9 +520,12 @@ pub async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, 
 
 /// A refused pre-connect stream, named in the log (the room is not trusted, so this is where a
 /// hostile one shows).
-fn log_dropped(event: &PreConnectEvent) {
-    if let PreConnectEvent::Dropped { stream_id, sender, why } = event {
-        warn!(stream_id = %stream_id.chars().take(64).collect::<String>(),
+fn log_dropped(event: &PreConnectEvent, count: &mut u64) {
+    *count += 1;
+    if let PreConnectEvent::Dropped { stream_id, sender, why } = event
+        && (*count <= 16 || count.is_power_of_two())
+    {
+        warn!(dropped = *count, stream_id = %stream_id.chars().take(64).collect::<String>(),
             sender = %sender.chars().take(64).collect::<String>(), ?why, "pre-connect stream dropped");
     }
 }

@@ -439,11 +439,7 @@ fn to_voice_end(end: CallEnd) -> store::VoiceEnd {
         reason: end.reason.to_store(),
         usage: Some(end.usage),
         turn_metrics: end.turn_metrics,
-        recording: end.recording.map(|r| store::RecordingMeta {
-            file: r.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-            duration_ms: r.duration_ms,
-            bytes: r.bytes,
-        }),
+        recording: end.recording.map(|r| store::RecordingMeta { duration_ms: r.duration_ms, bytes: r.bytes }),
     }
 }
 
