@@ -12,6 +12,12 @@
 # SCENARIO=bargein: the counselor talks over the caller's second answer: the caller stops, the
 #   simulator saw a truncate with the played milliseconds, the stored caller turn is cut.
 # SCENARIO=early: barge-in before any caller audio: a delete, no error, nothing stored for it.
+# SCENARIO=hostile: the conversation while the room attacks the agent (voice_client.py --hostile:
+#   pre-connect streams with sampleRate 1/0/2^32, 3 channels, over the byte budget, a second one,
+#   one after speaking, one from another participant, 170 byte streams left open, 8 MiB byte and
+#   text streams, 20 000 data packets): every attack is dropped and logged, every turn is still
+#   stored once in order, and the agent's peak RSS (VmHWM) stays within HOSTILE_RSS_MIB.
+# Every scenario prints the agent's peak RSS.
 # FAULT=realtime_drop: the simulator drops the Realtime socket mid-answer (utterance 2): the agent
 #   reconnects, re-seeds, and the new socket carries the answer on from what was heard.
 # FAULT=signal_cut: the agent's LiveKit signal socket is cut after the first answer (resume).
@@ -143,6 +149,7 @@ case "$FAULT" in
 esac
 client_scenario=$SCENARIO
 [[ $SCENARIO == preconnect ]] && client_scenario=preconnect
+[[ $SCENARIO == hostile ]] && client_scenario=conversation client_args+=(--hostile)
 
 set +e
 "$CACHE/livekit-venv/bin/python" "$here/voice_client.py" --url "$url" --api-key "$LK_API_KEY" \
@@ -178,7 +185,7 @@ agent_log = re.sub(r"\x1b\[[0-9;]*m", "", open(f"{log}/agent.log").read())
 m = re.search(r"call metrics.*summary=(\{.*\})", agent_log)
 stats = json.loads(m.group(1)) if m else {}
 
-if scenario in ("conversation", "preconnect"):
+if scenario in ("conversation", "preconnect", "hostile"):
     # Every spoken turn exactly once, in order: each counselor utterance once, and after it the
     # caller's answer, whose words (over the turns it was split into by a fault) are all there
     # once. The answer a fault hit may be cut; no other is.
@@ -233,6 +240,17 @@ if scenario == "early" and events:
     errs = [e for e in kinds("server") if e.get("type") == "error"
             and e.get("event", {}).get("error", {}).get("code") != "response_cancel_not_active"]
     if errs: fails.append(f"errors: {errs}")
+if scenario == "hostile":
+    # Each attack dropped and named in the log (the over-budget stream is either counted past
+    # the budget or, if live audio went first, given up).
+    dropped = re.findall(r"pre-connect stream dropped.*?why=(.*)", agent_log)
+    want = ['SampleRate("1")', 'SampleRate("0")', 'SampleRate("4294967296")', 'Channels("3")', "SecondStream",
+            "NotTheCounselor", "AfterMicAudio"]
+    for w in want:
+        if not any(d.strip() == w for d in dropped): fails.append(f"no drop logged as {w}: {dropped}")
+    if not any(d.startswith("OverBudget") or d.strip() == "AfterMicAudio" for d in dropped):
+        fails.append(f"the over-budget stream was not dropped: {dropped}")
+    if "panicked" in agent_log: fails.append("the agent panicked")
 if end.get("usage", {}).get("outputAudioMs", 0) <= 0: fails.append("no usage")
 print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"], "closes": closes,
                   "reconnects": stats.get("reconnects"), "recycles": stats.get("recycles"), "fails": fails}), file=sys.stderr)
@@ -253,6 +271,15 @@ if [[ $SCENARIO == conversation && -z $FAULT ]]; then
     echo "no recording file (end.json: ${recording:-none})" >&2
     status=1
   fi
+fi
+
+# The agent's peak resident memory over the whole call (it served this one call only).
+peak_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$agent_pid/status" 2>/dev/null || echo 0)
+rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status" 2>/dev/null || echo 0)
+echo "agent RSS ($SCENARIO${FAULT:+ $FAULT}): peak $((peak_kib / 1024)) MiB, now $((rss_kib / 1024)) MiB" >&2
+if [[ $SCENARIO == hostile ]] && ((peak_kib > ${HOSTILE_RSS_MIB:-64} * 1024)); then
+  echo "agent peak RSS $((peak_kib / 1024)) MiB over the budget of ${HOSTILE_RSS_MIB:-64} MiB" >&2
+  status=1
 fi
 
 if [[ $FAULT != sigterm ]]; then
