@@ -17,6 +17,7 @@
 #   one after speaking, one from another participant, 170 byte streams left open, 8 MiB byte and
 #   text streams, 20 000 data packets): every attack is dropped and logged, every turn is still
 #   stored once in order, and the agent's peak RSS (VmHWM) stays within HOSTILE_RSS_MIB.
+#   HOSTILE_ATTACKS picks some (comma list of preconnect, open, big, flood; default all).
 # Every scenario prints the agent's peak RSS.
 # FAULT=realtime_drop: the simulator drops the Realtime socket mid-answer (utterance 2): the agent
 #   reconnects, re-seeds, and the new socket carries the answer on from what was heard.
@@ -149,7 +150,8 @@ case "$FAULT" in
 esac
 client_scenario=$SCENARIO
 [[ $SCENARIO == preconnect ]] && client_scenario=preconnect
-[[ $SCENARIO == hostile ]] && client_scenario=conversation client_args+=(--hostile)
+[[ $SCENARIO == hostile ]] && client_scenario=conversation \
+  client_args+=(--hostile --attacks "${HOSTILE_ATTACKS:-preconnect,open,big,flood}")
 
 set +e
 "$CACHE/livekit-venv/bin/python" "$here/voice_client.py" --url "$url" --api-key "$LK_API_KEY" \
@@ -162,9 +164,9 @@ set -e
 # The call ends when the client leaves (or at SIGTERM): the store must have the end.
 for _ in $(seq 100); do [[ -s "$LOG_DIR/turns/$room/end.json" ]] && break; sleep 0.1; done
 curl -s "http://127.0.0.1:$sim_port/_sim/realtime/events" >"$LOG_DIR/sim-events.json" || true
-python3 - "$LOG_DIR" "$room" "$SCENARIO" "$FAULT" <<'EOF' || status=1
+python3 - "$LOG_DIR" "$room" "$SCENARIO" "$FAULT" "${HOSTILE_ATTACKS:-preconnect,open,big,flood}" <<'EOF' || status=1
 import glob, json, re, sys
-log, room, scenario, fault = sys.argv[1:5]
+log, room, scenario, fault, attacks = sys.argv[1:6]
 turns = [json.loads(l) for l in open(f"{log}/turns/{room}/turns.jsonl") if l.strip()]
 end = json.load(open(f"{log}/turns/{room}/end.json"))
 script = json.load(open(f"{log}/script.json"))
@@ -240,7 +242,7 @@ if scenario == "early" and events:
     errs = [e for e in kinds("server") if e.get("type") == "error"
             and e.get("event", {}).get("error", {}).get("code") != "response_cancel_not_active"]
     if errs: fails.append(f"errors: {errs}")
-if scenario == "hostile":
+if scenario == "hostile" and "preconnect" in attacks:
     # Each attack dropped and named in the log (the over-budget stream is either counted past
     # the budget or, if live audio went first, given up).
     dropped = re.findall(r"pre-connect stream dropped.*?why=(.*)", agent_log)
@@ -250,7 +252,7 @@ if scenario == "hostile":
         if not any(d.strip() == w for d in dropped): fails.append(f"no drop logged as {w}: {dropped}")
     if not any(d.startswith("OverBudget") or d.strip() == "AfterMicAudio" for d in dropped):
         fails.append(f"the over-budget stream was not dropped: {dropped}")
-    if "panicked" in agent_log: fails.append("the agent panicked")
+if scenario == "hostile" and "panicked" in agent_log: fails.append("the agent panicked")
 if end.get("usage", {}).get("outputAudioMs", 0) <= 0: fails.append("no usage")
 print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"], "closes": closes,
                   "reconnects": stats.get("reconnects"), "recycles": stats.get("recycles"), "fails": fails}), file=sys.stderr)

@@ -23,6 +23,8 @@ counselor sends pre-connect streams over the byte budget, a second one, ones wit
 ("intruder") sends a pre-connect stream, 100 byte streams of 64 KiB left open, an 8 MiB byte
 stream and an 8 MiB text stream, and 20 000 data packets of 1 KiB. The conversation's checks
 still hold (every answer heard, every turn stored); voice-test.sh checks the agent's log and RSS.
+--attacks picks some of them (comma list of preconnect, open, big, flood; default all), to
+measure each one's memory alone.
 Prints one JSON line with the measurements; exits 0 when every check passes.
 Runs inside the loopback-only network namespace (see netns-run.sh).
 """
@@ -86,18 +88,25 @@ async def intruder(args) -> int:
     room = rtc.Room()
     await room.connect(args.url, token)
     lp, agent = room.local_participant, args.agent_identity
-    await send_bytes(lp, agent, {"sampleRate": "48000", "channels": "1"}, bytes(96000))  # not the counselor's
+    attacks = args.attacks.split(",")
     left_open = []
-    for i in range(100):
-        left_open.append(await send_bytes(lp, agent, {}, os.urandom(64 * 1024), topic="x.files", close=False, name=f"open{i}"))
-    await send_bytes(lp, agent, {}, bytes(8 * MIB), topic="x.files", name="big")
-    text = await lp.stream_text(topic="lk.chat", destination_identities=[agent])
-    await text.write("x" * (8 * MIB))
-    await text.aclose()
-    payload = os.urandom(1024)
+    if "preconnect" in attacks:
+        await send_bytes(lp, agent, {"sampleRate": "48000", "channels": "1"}, bytes(96000))  # not the counselor's
+    if "open" in attacks:
+        for i in range(100):
+            left_open.append(
+                await send_bytes(lp, agent, {}, os.urandom(64 * 1024), topic="x.files", close=False, name=f"open{i}")
+            )
+    if "big" in attacks:
+        await send_bytes(lp, agent, {}, bytes(8 * MIB), topic="x.files", name="big")
+        text = await lp.stream_text(topic="lk.chat", destination_identities=[agent])
+        await text.write("x" * (8 * MIB))
+        await text.aclose()
     flood_started = time.monotonic()
-    for i in range(20000):
-        await lp.publish_data(payload, reliable=i % 2 == 0, destination_identities=[agent])
+    if "flood" in attacks:
+        payload = os.urandom(1024)
+        for i in range(20000):
+            await lp.publish_data(payload, reliable=i % 2 == 0, destination_identities=[agent])
     flood_s = time.monotonic() - flood_started
     await room.disconnect()
     print(json.dumps({"open_streams": len(left_open), "flood_packets": 20000, "flood_s": round(flood_s, 1),
@@ -123,6 +132,7 @@ async def main() -> int:
     p.add_argument("--agent-leaves", action="store_true", help="after --mid-cmd the agent leaves")
     p.add_argument("--hostile", action="store_true", help="attack the agent through the room (see above)")
     p.add_argument("--intruder", action="store_true", help="be the hostile second participant (--hostile runs it)")
+    p.add_argument("--attacks", default="preconnect,open,big,flood", help="with --hostile: which (see above)")
     p.add_argument("--agent-identity")
     args = p.parse_args()
     if args.intruder:
@@ -249,7 +259,7 @@ async def main() -> int:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, os.path.abspath(__file__), "--intruder", "--url", args.url, "--api-key", args.api_key,
             "--api-secret", args.api_secret, "--room", args.room, "--turns-file", "-",
-            "--agent-identity", result["agent"], stdout=asyncio.subprocess.PIPE,
+            "--agent-identity", result["agent"], "--attacks", args.attacks, stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await proc.communicate()
         if proc.returncode != 0:
@@ -276,7 +286,8 @@ async def main() -> int:
         intruder_task = None
         if args.hostile:
             intruder_task = asyncio.ensure_future(run_intruder())
-            await counselor_attacks()
+            if "preconnect" in args.attacks:
+                await counselor_attacks()
         if args.preconnect_wav:
             pcm = load_wav(args.preconnect_wav)
             writer = await room.local_participant.stream_bytes(
@@ -309,12 +320,18 @@ async def main() -> int:
                     failures.append(f"no caller answer to utterance {i + 1}")
                 if i == 0 and args.mid_cmd and args.mid_at == "after1" and await run_fault():
                     break
-                if i == 0 and args.hostile:
-                    # After microphone audio: a well-formed buffer comes too late; then 70 left open.
+                if i == 0 and args.hostile and "preconnect" in args.attacks:
+                    # After microphone audio: a well-formed buffer comes too late.
                     lp, to = room.local_participant, result["agent"]
                     await send_bytes(lp, to, {"sampleRate": "48000", "channels": "1"}, bytes(9600))
+                if i == 0 and args.hostile and "open" in args.attacks:
+                    # 70 pre-connect streams left open, 256 KiB each (what took an agent from 26 to
+                    # 405 MiB when each could hold up to 10 MiB).
+                    lp, to = room.local_participant, result["agent"]
                     for k in range(70):
-                        left_open.append(await send_bytes(lp, to, {}, bytes(30000), close=False, name=f"open{k}"))
+                        left_open.append(
+                            await send_bytes(lp, to, {}, bytes(256 * 1024), close=False, name=f"open{k}")
+                        )
         elif args.scenario == "bargein":
             start = await say(utterances[0])
             answers.append(await caller_answer(start, args.reply_timeout))
