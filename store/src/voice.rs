@@ -151,8 +151,8 @@ pub struct TurnMetrics {
     pub underruns: u32,
 }
 
-/// The recording the agent wrote, at [`recording_file_name`] inside `RECORDINGS_DIR`. The report
-/// does not name the file: a name it chose could point one session at another's recording (a
+/// The recording the agent wrote, `<session id>.ogg` inside `RECORDINGS_DIR`. The report does
+/// not name the file: a name it chose could point one session at another's recording (a
 /// credential for session A naming `<B>.ogg`, which A's counselor would then download).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
