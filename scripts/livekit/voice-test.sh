@@ -243,15 +243,21 @@ if scenario == "early" and events:
             and e.get("event", {}).get("error", {}).get("code") != "response_cancel_not_active"]
     if errs: fails.append(f"errors: {errs}")
 if scenario == "hostile" and "preconnect" in attacks:
-    # Each attack dropped and named in the log (the over-budget stream is either counted past
-    # the budget or, if live audio went first, given up).
-    dropped = re.findall(r"pre-connect stream dropped.*?why=(.*)", agent_log)
-    want = ['SampleRate("1")', 'SampleRate("0")', 'SampleRate("4294967296")', 'Channels("3")', "SecondStream",
+    # Each attack dropped and named in the log. The agent holds live audio for the buffer 3 s;
+    # when sending the 2.5 MiB stream takes longer (a loaded machine), live audio goes first, and
+    # it and the second stream are refused as coming after it instead.
+    dropped = [d.strip() for d in re.findall(r"pre-connect stream dropped.*?why=(.*)", agent_log)]
+    want = ['SampleRate("1")', 'SampleRate("0")', 'SampleRate("4294967296")', 'Channels("3")',
             "NotTheCounselor", "AfterMicAudio"]
     for w in want:
-        if not any(d.strip() == w for d in dropped): fails.append(f"no drop logged as {w}: {dropped}")
-    if not any(d.startswith("OverBudget") or d.strip() == "AfterMicAudio" for d in dropped):
-        fails.append(f"the over-budget stream was not dropped: {dropped}")
+        if w not in dropped: fails.append(f"no drop logged as {w}: {dropped}")
+    late = dropped.count("AfterMicAudio")
+    over = any(d.startswith("OverBudget") for d in dropped)
+    second = "SecondStream" in dropped
+    # Over budget then second; or over budget then (late) second; or both late: plus the one
+    # sent after speaking, which is always late.
+    if not (over and second or over and late >= 2 or late >= 3):
+        fails.append(f"the over-budget or the second stream was not dropped: {dropped}")
 if scenario == "hostile" and "panicked" in agent_log: fails.append("the agent panicked")
 if end.get("usage", {}).get("outputAudioMs", 0) <= 0: fails.append("no usage")
 print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"], "closes": closes,
