@@ -729,7 +729,7 @@ mod tests {
         let mut offer = |captions: &mut Captions, sent: &mut Vec<proto::DataPacket>| {
             captions.flush(&ctx(), |p| {
                 turn += 1;
-                if turn % 2 == 0 {
+                if turn.is_multiple_of(2) {
                     sent.push(p);
                     true
                 } else {
