@@ -359,6 +359,11 @@ impl Call {
         &self.caller_frame
     }
 
+    /// Whether any counselor audio (pre-connect or live) went to the model yet.
+    pub fn audio_sent(&self) -> bool {
+        self.appended_samples > 0
+    }
+
     pub fn stats(&self) -> &CallStats {
         &self.stats
     }

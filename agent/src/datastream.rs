@@ -3,7 +3,8 @@
 //! This is how captions reach the browser: a stream on topic `lk.transcription` per segment,
 //! with `lk.segment_id`, `lk.transcribed_track_id` and `lk.transcription_final` attributes.
 //! Sending is pure functions (the caller sends the packets in order on the reliable channel);
-//! receiving is [`TextStreamReceiver`], fed every data packet, which yields whole texts.
+//! receiving is [`TextStreamReceiver`], fed every data packet, which yields whole texts (byte
+//! streams: only the pre-connect buffer is received, by `preconnect::PreConnectReceiver`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -73,7 +74,10 @@ pub struct ReceivedText {
 /// buffer without bound).
 pub const MAX_RECEIVED_TEXT: usize = 1 << 20;
 /// Streams open at once per receiver; older ones are the sender's bug, newer ones are refused.
-const MAX_OPEN_STREAMS: usize = 64;
+pub const MAX_OPEN_STREAMS: usize = 16;
+/// Bytes held over all open streams: streams left open cannot add up past it (a new stream's
+/// chunks are dropped once it is reached).
+pub const MAX_OPEN_TEXT_BYTES: usize = 2 << 20;
 
 struct PartialText {
     topic: String,
@@ -87,10 +91,13 @@ struct PartialText {
 ///
 /// We advertise the plain data-stream client protocol without compression, so senders split
 /// text into chunks; an inline header is still accepted. Byte streams and compressed streams
-/// are ignored.
+/// are ignored. What it holds is bounded: [`MAX_OPEN_STREAMS`] streams, each at most
+/// [`MAX_RECEIVED_TEXT`], all together at most [`MAX_OPEN_TEXT_BYTES`].
 #[derive(Default)]
 pub struct TextStreamReceiver {
     open: HashMap<String, PartialText>,
+    /// Bytes over all of `open`.
+    held: usize,
 }
 
 impl TextStreamReceiver {
@@ -112,24 +119,43 @@ impl TextStreamReceiver {
                     bytes: 0,
                 };
                 if let Some(inline) = &h.inline_content {
+                    if inline.len() > MAX_RECEIVED_TEXT || self.held + inline.len() > MAX_OPEN_TEXT_BYTES {
+                        return None;
+                    }
                     partial.bytes = inline.len();
                     partial.chunks.insert(0, inline.clone());
                 }
-                self.open.insert(h.stream_id.clone(), partial);
+                self.held += partial.bytes;
+                // A stream id sent again replaces its stream.
+                if let Some(old) = self.open.insert(h.stream_id.clone(), partial) {
+                    self.held -= old.bytes;
+                }
                 None
             }
             Value::StreamChunk(c) => {
+                // The sender stamped on the header owns the stream id.
                 let partial = self.open.get_mut(&c.stream_id)?;
-                partial.bytes += c.content.len();
-                if partial.bytes > MAX_RECEIVED_TEXT {
-                    self.open.remove(&c.stream_id);
+                if partial.sender_identity != packet.participant_identity {
                     return None;
                 }
+                let n = c.content.len();
+                if partial.bytes + n > MAX_RECEIVED_TEXT || self.held + n > MAX_OPEN_TEXT_BYTES {
+                    let dropped = partial.bytes;
+                    self.open.remove(&c.stream_id);
+                    self.held -= dropped;
+                    return None;
+                }
+                partial.bytes += n;
+                self.held += n;
                 partial.chunks.insert(c.chunk_index, c.content.clone());
                 None
             }
             Value::StreamTrailer(t) => {
+                if self.open.get(&t.stream_id)?.sender_identity != packet.participant_identity {
+                    return None;
+                }
                 let partial = self.open.remove(&t.stream_id)?;
+                self.held -= partial.bytes;
                 let bytes: Vec<u8> = partial.chunks.into_values().flatten().collect();
                 let mut attributes = partial.attributes;
                 // Trailer attributes are final values; they win over the header's.
@@ -187,95 +213,6 @@ pub fn close_stream(stream_id: &str, attributes: HashMap<String, String>) -> pro
     }))
 }
 
-/// A byte stream received in full.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceivedBytes {
-    pub stream_id: String,
-    pub topic: String,
-    pub sender_identity: String,
-    pub mime_type: String,
-    pub attributes: HashMap<String, String>,
-    pub bytes: Vec<u8>,
-}
-
-struct PartialBytes {
-    info: ReceivedBytes,
-    chunks: BTreeMap<u64, Vec<u8>>,
-    size: usize,
-}
-
-/// Reassembles byte streams on one topic (e.g. the pre-connect audio buffer), up to `max` bytes.
-pub struct ByteStreamReceiver {
-    topic: String,
-    max: usize,
-    open: HashMap<String, PartialBytes>,
-}
-
-impl ByteStreamReceiver {
-    pub fn new(topic: &str, max: usize) -> Self {
-        ByteStreamReceiver { topic: topic.to_owned(), max, open: HashMap::new() }
-    }
-
-    /// Feeds one data packet; returns the stream when this packet completed it.
-    pub fn handle(&mut self, packet: &proto::DataPacket) -> Option<ReceivedBytes> {
-        use proto::data_packet::Value;
-        match packet.value.as_ref()? {
-            Value::StreamHeader(h) => {
-                let is_bytes = matches!(h.content_header, Some(data_stream::header::ContentHeader::ByteHeader(_)));
-                let plain = h.compression == data_stream::CompressionType::None as i32;
-                if !is_bytes || !plain || h.topic != self.topic || self.open.len() >= MAX_OPEN_STREAMS {
-                    return None;
-                }
-                let mut partial = PartialBytes {
-                    info: ReceivedBytes {
-                        stream_id: h.stream_id.clone(),
-                        topic: h.topic.clone(),
-                        sender_identity: packet.participant_identity.clone(),
-                        mime_type: h.mime_type.clone(),
-                        attributes: h.attributes.clone(),
-                        bytes: Vec::new(),
-                    },
-                    chunks: BTreeMap::new(),
-                    size: 0,
-                };
-                if let Some(inline) = &h.inline_content {
-                    partial.size = inline.len();
-                    partial.chunks.insert(0, inline.clone());
-                }
-                self.open.insert(h.stream_id.clone(), partial);
-                None
-            }
-            Value::StreamChunk(c) => {
-                let partial = self.open.get_mut(&c.stream_id)?;
-                partial.size += c.content.len();
-                if partial.size > self.max {
-                    self.open.remove(&c.stream_id);
-                    return None;
-                }
-                partial.chunks.insert(c.chunk_index, c.content.clone());
-                None
-            }
-            Value::StreamTrailer(t) => {
-                let partial = self.open.remove(&t.stream_id)?;
-                let mut info = partial.info;
-                info.bytes = partial.chunks.into_values().flatten().collect();
-                info.attributes.extend(t.attributes.clone());
-                Some(info)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Debug for ByteStreamReceiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ByteStreamReceiver")
-            .field("topic", &self.topic)
-            .field("open_streams", &self.open.len())
-            .finish()
-    }
-}
-
 /// Caption attributes for a final segment of agent speech.
 pub fn transcription_attributes(segment_id: &str, track_sid: &str) -> HashMap<String, String> {
     HashMap::from([
@@ -312,7 +249,7 @@ fn utf8_chunks(text: &str, max: usize) -> impl Iterator<Item = &str> {
 // never be printed.
 impl std::fmt::Debug for TextStreamReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextStreamReceiver").field("open_streams", &self.open.len()).finish()
+        f.debug_struct("TextStreamReceiver").field("open_streams", &self.open.len()).field("held", &self.held).finish()
     }
 }
 
@@ -346,31 +283,24 @@ mod tests {
     }
 
     #[test]
-    fn byte_streams_on_one_topic_are_reassembled() {
-        let header = proto::DataPacket {
-            participant_identity: "counselor".into(),
-            value: Some(proto::data_packet::Value::StreamHeader(data_stream::Header {
-                stream_id: "b1".into(),
-                topic: "audio".into(),
-                mime_type: "audio/pcm".into(),
-                attributes: HashMap::from([("sampleRate".to_owned(), "24000".to_owned())]),
-                content_header: Some(data_stream::header::ContentHeader::ByteHeader(data_stream::ByteHeader {
-                    name: "x".into(),
-                })),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        let mut rx = ByteStreamReceiver::new("audio", 100);
-        assert!(rx.handle(&header).is_none());
-        assert!(rx.handle(&text_chunk("b1", 1, "cd")).is_none());
-        assert!(rx.handle(&text_chunk("b1", 0, "ab")).is_none());
-        let got = rx.handle(&close_stream("b1", HashMap::new())).unwrap();
-        assert_eq!(got.bytes, b"abcd");
-        assert_eq!(got.mime_type, "audio/pcm");
-        assert_eq!(got.attributes["sampleRate"], "24000");
-        let mut other = ByteStreamReceiver::new("elsewhere", 100);
-        assert!(other.handle(&header).is_none() && other.open.is_empty());
+    fn streams_left_open_are_bounded_in_count_and_bytes() {
+        let mut rx = TextStreamReceiver::default();
+        for i in 0..100 {
+            let id = format!("open-{i}");
+            assert!(rx.handle(&open_text_stream(&id, "t", HashMap::new(), 1)).is_none());
+            for k in 0..10 {
+                assert!(rx.handle(&text_chunk(&id, k, &"x".repeat(MAX_CHUNK))).is_none());
+            }
+            assert!(rx.open.len() <= MAX_OPEN_STREAMS);
+            assert!(rx.held <= MAX_OPEN_TEXT_BYTES);
+            assert_eq!(rx.held, rx.open.values().map(|p| p.bytes).sum::<usize>());
+        }
+        // A stream's chunks from someone else are not added to it, nor can they close it.
+        let mut foreign = text_chunk("open-0", 99, "y");
+        foreign.participant_identity = "intruder".into();
+        let before = rx.held;
+        assert!(rx.handle(&foreign).is_none());
+        assert_eq!(rx.held, before);
     }
 
     #[test]

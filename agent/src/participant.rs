@@ -15,6 +15,10 @@
 //! participant it drops ("agent worker left the room"), once it has linked the two (v1.13: about
 //! 5 s after the dispatch), and the worker stops the job.
 //!
+//! Leaving waits (at most [`LEAVE_CONFIRM_WAIT`]) for the server to confirm: its own `leave`
+//! back, or the socket closed. Closing the socket right after sending the request raced the
+//! server's handling of it, and the room then saw us go only when our peer connection timed out.
+//!
 //! The signal protocol is 17, not `livekit-signaling`'s default 18: 18 pre-negotiates the data
 //! channels (fixed SCTP ids), while we open them in-band (DCEP) as protocol 17 clients do.
 
@@ -43,6 +47,14 @@ pub const PROTOCOL_VERSION: u32 = 17;
 const MAX_RESUME_ATTEMPTS: u32 = 6;
 /// Full rejoins tried before the participant gives up.
 const MAX_REJOIN_ATTEMPTS: u32 = 3;
+/// How long a leaving participant waits for the server to confirm its leave (its own `Leave`
+/// back, or closing the socket) before it closes the socket anyway.
+const LEAVE_CONFIRM_WAIT: Duration = Duration::from_secs(2);
+/// Room events queued for the application at most (audio frames, data packets, updates).
+pub const EVENT_QUEUE: usize = 256;
+/// Slots of the event queue a data packet may not take: a flood of data packets is dropped
+/// before it can crowd out the counselor's audio (a frame every 20 ms).
+const DATA_HEADROOM: usize = EVENT_QUEUE / 4;
 
 #[derive(Debug, Error)]
 pub enum ParticipantError {
@@ -114,7 +126,7 @@ impl Participant {
         // Commands carry real-time audio: a short queue, so a stalled loop shows as back-pressure
         // instead of a growing delay.
         let (command_tx, command_rx) = mpsc::channel(64);
-        let (event_tx, event_rx) = mpsc::channel(256);
+        let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
         let task = tokio::spawn(run(config, link, sockets, command_rx, event_tx));
         Ok(Self { commands: command_tx, events: event_rx, task, sid: me.sid, identity: me.identity, others })
     }
@@ -222,7 +234,8 @@ async fn run(
     let subscriber_addr = sockets.subscriber.local_addr()?;
     let mut publisher_buf = vec![0u8; 2000];
     let mut subscriber_buf = vec![0u8; 2000];
-    let mut leaving = false;
+    // Set once we asked to leave: until then (bounded) we wait for the server to confirm.
+    let mut leaving: Option<tokio::time::Instant> = None;
     // A resume in flight: the signal socket is being re-established (`SignalClient::restart`).
     // Media keeps flowing meanwhile; only signalling waits.
     let mut resume: Option<ResumeFuture> = None;
@@ -235,6 +248,8 @@ async fn run(
     let mut recovery = Recovery::None;
     // Told once the packet of the last `PublishOpus` has been sent (by the drain below).
     let mut sent_waiting: Option<oneshot::Sender<Instant>> = None;
+    // Data packets dropped because the application was behind (logged now and then).
+    let mut data_dropped = 0u64;
 
     loop {
         // Drain: everything the last input produced goes out before we wait again.
@@ -254,15 +269,24 @@ async fn run(
                 SessionOutput::Event(SessionEvent::Left(leave)) => {
                     use proto::leave_request::Action;
                     info!(reason = leave.reason, action = leave.action, "server sent leave");
+                    // While we are leaving, any leave from the server confirms ours.
                     match Action::try_from(leave.action) {
-                        Ok(Action::Resume) => recovery = Recovery::Resume,
-                        Ok(Action::Reconnect) => recovery = Recovery::Rejoin,
+                        Ok(Action::Resume) if leaving.is_none() => recovery = Recovery::Resume,
+                        Ok(Action::Reconnect) if leaving.is_none() => recovery = Recovery::Rejoin,
                         _ => {
-                            let _ = events.send(SessionEvent::Left(leave)).await;
+                            // try_send: an application that is leaving no longer reads, and the
+                            // end of the queue (None) tells it as well.
+                            let _ = events.try_send(SessionEvent::Left(leave));
                             drop(resume.take());
                             link.signal.close().await;
                             return Ok(());
                         }
+                    }
+                }
+                SessionOutput::Event(SessionEvent::Data(_)) if events.capacity() <= DATA_HEADROOM => {
+                    data_dropped += 1;
+                    if data_dropped.is_power_of_two() {
+                        warn!(data_dropped, "data packets dropped: they arrive faster than the call takes them");
                     }
                 }
                 SessionOutput::Event(event) => {
@@ -277,9 +301,16 @@ async fn run(
         if let Some(tx) = sent_waiting.take() {
             let _ = tx.send(Instant::now());
         }
-        if leaving {
+        if let Some(deadline) = leaving
+            && (resume.is_some() || tokio::time::Instant::now() >= deadline)
+        {
             // Give up a resume in flight first: it holds the lock `close` needs. Our leave
             // request goes with it; the server drops a participant whose signal is gone anyway.
+            if resume.is_some() {
+                debug!("leaving during a resume: the leave request is not confirmed");
+            } else {
+                warn!("the server did not confirm our leave; closing the signal connection");
+            }
             drop(resume.take());
             link.signal.close().await;
             return Ok(());
@@ -328,13 +359,20 @@ async fn run(
                 Some(SignalEvent::Message(message)) => {
                     link.session.handle_signal(Instant::now(), *message)?;
                 }
+                // The server closed the socket after our leave: that is its confirmation.
+                Some(SignalEvent::Close(_)) if leaving.is_some() => {
+                    link.signal.close().await;
+                    return Ok(());
+                }
                 Some(SignalEvent::Close(reason)) => {
                     warn!(%reason, "signal connection lost; resuming");
                     recovery = Recovery::Resume;
                 }
                 None => return Ok(()),
             },
-            command = commands.recv() => match command {
+            // Once leaving, nothing more is asked of the session (and a closed queue would
+            // answer at once, forever).
+            command = commands.recv(), if leaving.is_none() => match command {
                 Some(Command::PublishAudio(pcm)) => link.session.publish_audio(Instant::now(), &pcm)?,
                 Some(Command::PublishOpus { packet, sent }) => {
                     link.session.publish_opus(Instant::now(), packet)?;
@@ -354,8 +392,13 @@ async fn run(
                     link.session.signal(proto::signal_request::Message::Simulate(scenario));
                 }
                 Some(Command::Leave) | None => {
+                    // The leave goes out with the next drain; the loop then waits for the
+                    // server's confirmation, so the room sees us go now rather than when our
+                    // peer connection times out (about 20 s later: a counselor's page would show
+                    // the caller still there). Closing the socket right after sending raced the
+                    // server's handling of the request (1 shutdown in 10 lost it).
                     link.session.leave();
-                    leaving = true;
+                    leaving = Some(tokio::time::Instant::now() + LEAVE_CONFIRM_WAIT);
                 }
             },
             result = async { resume.as_mut().expect("guarded by is_some").await }, if resume.is_some() => {
@@ -390,6 +433,7 @@ async fn run(
             _ = tokio::time::sleep_until(deadline) => {
                 link.session.handle_timeout(Instant::now())?;
             }
+            _ = tokio::time::sleep_until(leaving.unwrap_or(deadline)), if leaving.is_some() => {}
         }
     }
 }

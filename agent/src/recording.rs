@@ -36,10 +36,10 @@ pub struct RecordingInfo {
     pub bytes: u64,
 }
 
-/// Where a session's recording goes inside `RECORDINGS_DIR`; the admin service serves it from the
-/// same name.
+/// Where a session's recording goes inside `RECORDINGS_DIR`: the name the service derives from
+/// the session id too (the end report does not name the file).
 pub fn path_for(dir: &Path, session_id: Uuid) -> PathBuf {
-    dir.join(format!("{session_id}.ogg"))
+    dir.join(store::recording_file_name(session_id.into()))
 }
 
 /// A page holds about one second of packets (Ogg allows at most 255 lacing values).

@@ -22,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use livekit_protocol as proto;
 use thiserror::Error;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -32,10 +32,10 @@ use tracing::{info, warn};
 
 use crate::audio::{AudioError, Encoder};
 use crate::call::{Call, CallConfig, CallOutput, CallStats, Caption};
-use crate::datastream::{self, ByteStreamReceiver, TRANSCRIPTION_TOPIC};
+use crate::datastream::{self, TRANSCRIPTION_TOPIC};
 use crate::echo::AGENT_STATE_ATTRIBUTE;
 use crate::participant::{Command, Participant, ParticipantError};
-use crate::preconnect::{self, MAX_PRE_CONNECT_BYTES, PRE_CONNECT_ATTRIBUTE, PRE_CONNECT_TOPIC};
+use crate::preconnect::{PRE_CONNECT_ATTRIBUTE, PreConnectEvent, PreConnectReceiver};
 use crate::realtime::RealtimeConfig;
 use crate::recording::Recorder;
 use crate::session::SessionEvent;
@@ -43,6 +43,9 @@ use crate::turns::{CallEnd, Speaker, TurnStore, TurnStoreError, TurnWriter};
 
 /// Consecutive failed Realtime connects after which the call ends as failed (about a minute).
 const MAX_CONNECT_FAILURES: u32 = 15;
+/// Bytes the Realtime socket may leave unsent before it counts as stalled and is replaced (the
+/// call then reconnects and replays, as after a drop): 1 MiB is about 16 s of appended audio.
+pub const MAX_REALTIME_BACKLOG: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum RoleplayError {
@@ -110,6 +113,8 @@ type PollFuture = Pin<Box<dyn Future<Output = Result<bool, TurnStoreError>> + Se
 struct Socket {
     ws: Ws,
     backlog: VecDeque<Message>,
+    /// Bytes in `backlog`, bounded by [`MAX_REALTIME_BACKLOG`].
+    backlog_bytes: usize,
     unflushed: bool,
 }
 
@@ -121,7 +126,15 @@ enum SocketEvent {
 
 impl Socket {
     fn new(ws: Ws) -> Self {
-        Self { ws, backlog: VecDeque::new(), unflushed: false }
+        Self { ws, backlog: VecDeque::new(), backlog_bytes: 0, unflushed: false }
+    }
+
+    /// Queues a message; `false` when the socket has not taken [`MAX_REALTIME_BACKLOG`] bytes
+    /// (stalled: the caller replaces it rather than buffer without bound).
+    fn queue(&mut self, text: String) -> bool {
+        self.backlog_bytes += text.len();
+        self.backlog.push_back(Message::Text(text.into()));
+        self.backlog_bytes <= MAX_REALTIME_BACKLOG
     }
 
     /// Hands the queued messages to the socket and flushes, as far as it takes them now; when it
@@ -129,7 +142,10 @@ impl Socket {
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
         while let Some(message) = self.backlog.pop_front() {
             match self.ws.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => self.ws.start_send_unpin(message)?,
+                Poll::Ready(Ok(())) => {
+                    self.backlog_bytes = self.backlog_bytes.saturating_sub(message.len());
+                    self.ws.start_send_unpin(message)?
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     self.backlog.push_front(message);
@@ -168,11 +184,140 @@ impl Socket {
     }
 }
 
+/// Caption text a stream may hold unsent (the room loop stalled); more is dropped. An answer's
+/// caption is a few hundred bytes.
+const MAX_CAPTION_BACKLOG: usize = 64 * 1024;
+
 /// One caption stream in flight.
 struct CaptionStream {
     stream_id: String,
-    next_chunk: u64,
+    segment_id: String,
     speaker: Speaker,
+    next_chunk: u64,
+    /// Its header went out.
+    opened: bool,
+    /// Text not sent yet (deltas merge: one chunk carries them all).
+    pending: String,
+    /// Closed by the call; the trailer goes once `pending` is out.
+    closing: bool,
+}
+
+/// Who the caption packets speak for, as of sending.
+struct CaptionContext<'a> {
+    own_identity: &'a str,
+    own_track_sid: &'a str,
+    counselor_identity: &'a str,
+    counselor_track_sid: &'a str,
+}
+
+/// The call's caption streams, sent without waiting (`try_send`, like frames): what the room loop
+/// cannot take yet stays here and goes on the next try, in order. A stalled room loop so delays
+/// captions instead of stalling the frame clock, and never skips a chunk (a gap in the chunk
+/// indices makes the browser drop the whole caption).
+#[derive(Default)]
+struct Captions {
+    streams: HashMap<String, CaptionStream>,
+    /// Some stream has something unsent.
+    waiting: bool,
+    /// Caption text dropped past [`MAX_CAPTION_BACKLOG`].
+    dropped_bytes: u64,
+}
+
+impl Captions {
+    fn push(&mut self, caption: Caption) {
+        match caption {
+            Caption::Open { segment_id, speaker } => {
+                let stream = CaptionStream {
+                    stream_id: format!("{segment_id}-{}", unix_millis()),
+                    segment_id: segment_id.clone(),
+                    speaker,
+                    next_chunk: 0,
+                    opened: false,
+                    pending: String::new(),
+                    closing: false,
+                };
+                self.streams.insert(segment_id, stream);
+            }
+            Caption::Text { segment_id, delta } => {
+                let Some(stream) = self.streams.get_mut(&segment_id) else { return };
+                if stream.pending.len() + delta.len() > MAX_CAPTION_BACKLOG {
+                    self.dropped_bytes += delta.len() as u64;
+                } else {
+                    stream.pending.push_str(&delta);
+                }
+            }
+            Caption::Close { segment_id } => {
+                if let Some(stream) = self.streams.get_mut(&segment_id) {
+                    stream.closing = true;
+                }
+            }
+        }
+        self.waiting = true;
+    }
+
+    /// Sends what it can, in order per stream; stops at the first packet `send` refuses (the
+    /// queue is full), which is tried again next time.
+    fn flush(&mut self, ctx: &CaptionContext<'_>, mut send: impl FnMut(proto::DataPacket) -> bool) {
+        if !self.waiting {
+            return;
+        }
+        let mut done = Vec::new();
+        let mut blocked = false;
+        for (key, stream) in self.streams.iter_mut() {
+            let (identity, track) = match stream.speaker {
+                Speaker::Caller => (ctx.own_identity, ctx.own_track_sid),
+                Speaker::Counselor => (ctx.counselor_identity, ctx.counselor_track_sid),
+            };
+            let attributes = |last: bool| {
+                let mut a = datastream::transcription_attributes(&stream.segment_id, track);
+                a.insert("lk.transcription_final".into(), last.to_string());
+                a
+            };
+            let mut packet = |mut p: proto::DataPacket| {
+                p.participant_identity = identity.to_owned();
+                send(p)
+            };
+            if !stream.opened {
+                let header = datastream::open_text_stream(
+                    &stream.stream_id,
+                    TRANSCRIPTION_TOPIC,
+                    attributes(false),
+                    unix_millis(),
+                );
+                if !packet(header) {
+                    blocked = true;
+                    break;
+                }
+                stream.opened = true;
+            }
+            while !stream.pending.is_empty() {
+                let mut end = stream.pending.len().min(datastream::MAX_CHUNK);
+                while !stream.pending.is_char_boundary(end) {
+                    end -= 1;
+                }
+                if !packet(datastream::text_chunk(&stream.stream_id, stream.next_chunk, &stream.pending[..end])) {
+                    blocked = true;
+                    break;
+                }
+                stream.next_chunk += 1;
+                stream.pending.drain(..end);
+            }
+            if blocked {
+                break;
+            }
+            if stream.closing {
+                if !packet(datastream::close_stream(&stream.stream_id, attributes(true))) {
+                    blocked = true;
+                    break;
+                }
+                done.push(key.clone());
+            }
+        }
+        for key in done {
+            self.streams.remove(&key);
+        }
+        self.waiting = blocked;
+    }
 }
 
 /// Runs one call in the room until it ends, then ends the session in the store and leaves.
@@ -209,8 +354,8 @@ pub async fn run(
         call.expect_preconnect(Instant::now());
     }
     let mut own_track_sid = String::new();
-    let mut bytes = ByteStreamReceiver::new(PRE_CONNECT_TOPIC, MAX_PRE_CONNECT_BYTES);
-    let mut captions: HashMap<String, CaptionStream> = HashMap::new();
+    let mut preconnect = PreConnectReceiver::default();
+    let mut captions = Captions::default();
     let mut socket: Option<Socket> = None;
     let mut connect: Option<ConnectFuture> = None;
     let mut connect_failures = 0u32;
@@ -219,14 +364,21 @@ pub async fn run(
     // Each answer's first delta, and word from the room loop of when its first packet was sent.
     let mut answers_sent: Vec<(Instant, oneshot::Receiver<Instant>)> = Vec::new();
     let mut handled_due = false;
+    // Pre-connect streams refused (a hostile room can send thousands: the log names the first
+    // ones, then every power of two, and the total at the end).
+    let mut preconnect_dropped = 0u64;
 
     let reason = 'call: loop {
         // Carry out everything the last input produced.
         while let Some(output) = call.poll_output() {
             match output {
                 CallOutput::Realtime(text) => {
-                    if let Some(s) = socket.as_mut() {
-                        s.backlog.push_back(Message::Text(text.into()));
+                    if let Some(s) = socket.as_mut()
+                        && !s.queue(text)
+                    {
+                        warn!(backlog = s.backlog_bytes, "realtime socket stalled; replacing it");
+                        socket = None;
+                        call.realtime_closed(Instant::now());
                     }
                 }
                 CallOutput::Connect { after } => {
@@ -270,9 +422,7 @@ pub async fn run(
                     let attributes = HashMap::from([(AGENT_STATE_ATTRIBUTE.to_owned(), state.as_str().to_owned())]);
                     let _ = commands.try_send(Command::SetAttributes(attributes));
                 }
-                CallOutput::Caption(caption) => {
-                    send_caption(&participant, &mut captions, caption, &own_track_sid, counselor.as_ref()).await;
-                }
+                CallOutput::Caption(caption) => captions.push(caption),
                 CallOutput::Turn(turn) => {
                     info!(segment = %turn.segment_id, speaker = ?turn.speaker, cut = turn.cut, "turn");
                     writer.push(turn);
@@ -283,6 +433,11 @@ pub async fn run(
                 }
                 CallOutput::End(reason) => break 'call reason,
             }
+        }
+
+        // Captions go as far as the room loop takes them now; the rest on a later pass.
+        if captions.waiting {
+            flush_captions(&mut captions, &participant, &commands, &own_track_sid, counselor.as_ref());
         }
 
         // A deadline already due (an answer's first frame is due the moment its audio arrives)
@@ -306,6 +461,12 @@ pub async fn run(
             continue;
         }
         handled_due = false;
+        // Live microphone audio went to the model: a pre-connect buffer would now come after it.
+        if call.audio_sent()
+            && let Some(dropped) = preconnect.mic_started()
+        {
+            log_dropped(&dropped, &mut preconnect_dropped);
+        }
         let deadline = tokio::time::Instant::from_std(call.poll_timeout());
         tokio::select! {
             biased;
@@ -324,12 +485,15 @@ pub async fn run(
                     }
                     Some(SessionEvent::TrackPublished { track_sid, .. }) => own_track_sid = track_sid,
                     Some(SessionEvent::Data(packet)) => {
-                        if let Some(buffer) = bytes.handle(&packet) {
-                            let rate = buffer.attributes.get("sampleRate").and_then(|v| v.parse().ok()).unwrap_or(48_000);
-                            let channels = buffer.attributes.get("channels").and_then(|v| v.parse().ok()).unwrap_or(1);
-                            let pcm = preconnect::decode(&buffer.mime_type, rate, channels, &buffer.bytes);
-                            info!(bytes = buffer.bytes.len(), mime = %buffer.mime_type, ms = pcm.len() / 24, "pre-connect audio");
-                            call.preconnect_audio(now, &pcm);
+                        match preconnect.handle(&packet, counselor.as_ref().map(|c| c.identity.as_str())) {
+                            Some(PreConnectEvent::Audio { bytes, format, pcm }) => {
+                                info!(bytes, ?format, ms = pcm.len() / 24, "pre-connect audio");
+                                call.preconnect_audio(now, &pcm);
+                            }
+                            Some(dropped @ PreConnectEvent::Dropped { .. }) => {
+                                log_dropped(&dropped, &mut preconnect_dropped);
+                            }
+                            None => {}
                         }
                     }
                     Some(SessionEvent::Participants(updates)) => {
@@ -423,6 +587,12 @@ pub async fn run(
     crate::metrics::call_ended(&stats);
     let recording = recorder.and_then(|r| r.finish().map_err(|e| warn!(error = %e, "recording not finished")).ok());
     let end = CallEnd { reason, usage, turn_metrics, recording };
+    if preconnect_dropped > 0 {
+        warn!(%session_id, preconnect_dropped, "pre-connect streams dropped in this call");
+    }
+    if captions.dropped_bytes > 0 {
+        warn!(%session_id, dropped_bytes = captions.dropped_bytes, "caption text dropped: the room loop was stalled");
+    }
     info!(%session_id, reason = ?end.reason, summary = %stats_json(&stats), "call metrics");
     let stored = writer.finish(end.clone()).await;
     METRICS.calls_ended.fetch_add(1, Ordering::Relaxed);
@@ -468,56 +638,41 @@ pub async fn open_socket(config: RealtimeConfig, after: Duration) -> Result<Ws, 
     }
 }
 
-/// Sends one caption step as `lk.transcription` stream packets: the caller's from us, the
-/// counselor's on their behalf (the server lets agents do that).
-async fn send_caption(
+/// A refused pre-connect stream, named in the log (the room is not trusted, so this is where a
+/// hostile one shows).
+fn log_dropped(event: &PreConnectEvent, count: &mut u64) {
+    *count += 1;
+    if let PreConnectEvent::Dropped { stream_id, sender, why } = event
+        && (*count <= 16 || count.is_power_of_two())
+    {
+        warn!(dropped = *count, stream_id = %stream_id.chars().take(64).collect::<String>(),
+            sender = %sender.chars().take(64).collect::<String>(), ?why, "pre-connect stream dropped");
+    }
+}
+
+/// Sends the captions' waiting packets as `lk.transcription` streams: the caller's from us, the
+/// counselor's on their behalf (the server lets agents do that). Like a frame, with `try_send`:
+/// a stalled room loop must not stall the frame clock.
+fn flush_captions(
+    captions: &mut Captions,
     participant: &Participant,
-    captions: &mut HashMap<String, CaptionStream>,
-    caption: Caption,
+    commands: &mpsc::Sender<Command>,
     own_track_sid: &str,
     counselor: Option<&proto::ParticipantInfo>,
 ) {
     let counselor_track = counselor
         .and_then(|c| c.tracks.iter().find(|t| t.r#type == proto::TrackType::Audio as i32))
-        .map(|t| t.sid.clone())
+        .map(|t| t.sid.as_str())
         .unwrap_or_default();
-    let attributes = |segment_id: &str, speaker: Speaker, last: bool| {
-        let track = if speaker == Speaker::Caller { own_track_sid.to_owned() } else { counselor_track.clone() };
-        let mut a = datastream::transcription_attributes(segment_id, &track);
-        a.insert("lk.transcription_final".into(), last.to_string());
-        a
+    let ctx = CaptionContext {
+        own_identity: &participant.identity,
+        own_track_sid,
+        counselor_identity: counselor.map(|c| c.identity.as_str()).unwrap_or_default(),
+        counselor_track_sid: counselor_track,
     };
-    let (packet, speaker) = match caption {
-        Caption::Open { segment_id, speaker } => {
-            let stream_id = format!("{segment_id}-{}", unix_millis());
-            let packet = datastream::open_text_stream(
-                &stream_id,
-                TRANSCRIPTION_TOPIC,
-                attributes(&segment_id, speaker, false),
-                unix_millis(),
-            );
-            captions.insert(segment_id, CaptionStream { stream_id, next_chunk: 0, speaker });
-            (packet, speaker)
-        }
-        Caption::Text { segment_id, delta } => {
-            let Some(stream) = captions.get_mut(&segment_id) else { return };
-            let packet = datastream::text_chunk(&stream.stream_id, stream.next_chunk, &delta);
-            stream.next_chunk += 1;
-            (packet, stream.speaker)
-        }
-        Caption::Close { segment_id } => {
-            let Some(stream) = captions.remove(&segment_id) else { return };
-            (datastream::close_stream(&stream.stream_id, attributes(&segment_id, stream.speaker, true)), stream.speaker)
-        }
-    };
-    let mut packet = packet;
-    packet.participant_identity = match speaker {
-        Speaker::Caller => participant.identity.clone(),
-        Speaker::Counselor => counselor.map(|c| c.identity.clone()).unwrap_or_default(),
-    };
-    if let Err(e) = participant.send(Command::SendData { packet: Box::new(packet), reliable: true }).await {
-        warn!(error = %e, "caption not sent");
-    }
+    captions.flush(&ctx, |packet| {
+        commands.try_send(Command::SendData { packet: Box::new(packet), reliable: true }).is_ok()
+    });
 }
 
 fn record_metrics(stats: &CallStats) {
@@ -549,4 +704,79 @@ pub fn stats_json(stats: &CallStats) -> String {
 
 fn unix_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastream::TextStreamReceiver;
+
+    fn ctx() -> CaptionContext<'static> {
+        CaptionContext {
+            own_identity: "agent",
+            own_track_sid: "TR_agent",
+            counselor_identity: "counselor",
+            counselor_track_sid: "TR_counselor",
+        }
+    }
+
+    #[test]
+    fn captions_held_back_by_a_full_queue_arrive_whole_and_in_order() {
+        let mut captions = Captions::default();
+        let mut sent: Vec<proto::DataPacket> = Vec::new();
+        // The room loop takes every other packet offered.
+        let mut turn = 0u32;
+        let mut offer = |captions: &mut Captions, sent: &mut Vec<proto::DataPacket>| {
+            captions.flush(&ctx(), |p| {
+                turn += 1;
+                if turn.is_multiple_of(2) {
+                    sent.push(p);
+                    true
+                } else {
+                    false
+                }
+            });
+        };
+        captions.push(Caption::Open { segment_id: "s1".into(), speaker: Speaker::Caller });
+        offer(&mut captions, &mut sent);
+        for word in ["Work ", "is ", "falling ", "apart."] {
+            captions.push(Caption::Text { segment_id: "s1".into(), delta: word.into() });
+            offer(&mut captions, &mut sent);
+        }
+        captions.push(Caption::Close { segment_id: "s1".into() });
+        for _ in 0..10 {
+            offer(&mut captions, &mut sent);
+        }
+        assert!(!captions.waiting && captions.streams.is_empty());
+        // What a browser makes of it: one whole caption, chunk indices without a gap.
+        let mut rx = TextStreamReceiver::default();
+        let mut indices = Vec::new();
+        let texts: Vec<_> = sent
+            .iter()
+            .inspect(|p| {
+                if let Some(proto::data_packet::Value::StreamChunk(c)) = &p.value {
+                    indices.push(c.chunk_index);
+                }
+            })
+            .filter_map(|p| rx.handle(p))
+            .collect();
+        assert_eq!(indices, (0..indices.len() as u64).collect::<Vec<_>>());
+        assert_eq!(texts.len(), 1);
+        assert_eq!(texts[0].text, "Work is falling apart.");
+        assert_eq!(texts[0].sender_identity, "agent");
+        assert_eq!(texts[0].attributes["lk.transcription_final"], "true");
+        assert_eq!(texts[0].attributes["lk.transcribed_track_id"], "TR_agent");
+    }
+
+    #[test]
+    fn a_stalled_room_loop_bounds_what_captions_hold() {
+        let mut captions = Captions::default();
+        captions.push(Caption::Open { segment_id: "s".into(), speaker: Speaker::Counselor });
+        for _ in 0..1000 {
+            captions.push(Caption::Text { segment_id: "s".into(), delta: "x".repeat(1000) });
+            captions.flush(&ctx(), |_| false);
+        }
+        assert!(captions.streams["s"].pending.len() <= MAX_CAPTION_BACKLOG);
+        assert!(captions.dropped_bytes > 0);
+    }
 }

@@ -191,6 +191,11 @@ impl TurnWriter {
     }
 }
 
+/// Turns a writer holds unwritten at most. A call's turns come at speaking pace (one every few
+/// seconds, the call's length capped), so this is an hour of a store that does not answer;
+/// past it new turns are dropped (and logged), so the store queue has a bound.
+pub const MAX_PENDING_TURNS: usize = 2_000;
+
 struct Writer {
     store: Arc<dyn TurnStore>,
     options: WriterOptions,
@@ -199,6 +204,14 @@ struct Writer {
 }
 
 impl Writer {
+    fn hold(&mut self, turn: SpokenTurn) {
+        if self.pending.len() >= MAX_PENDING_TURNS {
+            tracing::error!(segment = %turn.segment_id, buffered = self.pending.len(), "turn dropped: the store has not taken the turns before it");
+            return;
+        }
+        self.pending.push_back(turn);
+    }
+
     /// One attempt at writing the oldest batch; on a retryable failure answers when to try again.
     async fn write_batch(&mut self) -> Option<Duration> {
         let n = self.pending.len().min(self.options.max_batch);
@@ -231,7 +244,7 @@ impl Writer {
 
     async fn finish(&mut self, end: CallEnd, rx: &mut mpsc::UnboundedReceiver<Command>) -> Result<(), TurnStoreError> {
         while let Ok(Command::Turn(t)) = rx.try_recv() {
-            self.pending.push_back(t);
+            self.hold(t);
         }
         let flush_deadline = Instant::now() + self.options.flush_within;
         while !self.pending.is_empty() {
@@ -275,7 +288,7 @@ async fn run(store: Arc<dyn TurnStore>, options: WriterOptions, mut rx: mpsc::Un
             // Take what arrived meanwhile before writing again, so batches stay large.
             while let Ok(cmd) = rx.try_recv() {
                 match cmd {
-                    Command::Turn(t) => w.pending.push_back(t),
+                    Command::Turn(t) => w.hold(t),
                     Command::Finish(end, reply) => {
                         let _ = reply.send(w.finish(*end, &mut rx).await);
                         return;
@@ -292,7 +305,7 @@ async fn run(store: Arc<dyn TurnStore>, options: WriterOptions, mut rx: mpsc::Un
         };
         tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(Command::Turn(t)) => w.pending.push_back(t),
+                Some(Command::Turn(t)) => w.hold(t),
                 Some(Command::Finish(end, reply)) => {
                     let _ = reply.send(w.finish(*end, &mut rx).await);
                     return;
@@ -426,11 +439,7 @@ fn to_voice_end(end: CallEnd) -> store::VoiceEnd {
         reason: end.reason.to_store(),
         usage: Some(end.usage),
         turn_metrics: end.turn_metrics,
-        recording: end.recording.map(|r| store::RecordingMeta {
-            file: r.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-            duration_ms: r.duration_ms,
-            bytes: r.bytes,
-        }),
+        recording: end.recording.map(|r| store::RecordingMeta { duration_ms: r.duration_ms, bytes: r.bytes }),
     }
 }
 
@@ -717,6 +726,22 @@ mod tests {
         writer.finish(end()).await.expect("finished");
         let ids: Vec<_> = store.turns().iter().map(|t| t.segment_id.clone()).collect();
         assert_eq!(ids, (0..6).map(|i| format!("seg-{i}")).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_store_queue_is_bounded_while_the_store_is_down() {
+        let store = Arc::new(MemoryTurns::default());
+        store.down.store(true, Ordering::SeqCst);
+        let writer = TurnWriter::spawn(store.clone());
+        for i in 0..(MAX_PENDING_TURNS as u64 + 500) {
+            writer.push(turn(i, Speaker::Counselor));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        store.down.store(false, Ordering::SeqCst);
+        writer.finish(end()).await.expect("finished");
+        let ids: Vec<_> = store.turns().iter().map(|t| t.segment_id.clone()).collect();
+        // The oldest are kept, in order; the ones past the bound were dropped.
+        assert_eq!(ids, (0..MAX_PENDING_TURNS).map(|i| format!("seg-{i}")).collect::<Vec<_>>());
     }
 
     #[tokio::test(start_paused = true)]

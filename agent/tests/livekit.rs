@@ -120,6 +120,17 @@ fn voice_barge_in_before_audio() {
     run_voice_test(&[("SCENARIO", "early")]);
 }
 
+/// The room attacks the agent during the conversation (`voice_client.py --hostile`): pre-connect
+/// streams with sampleRate 1, 0 and 2^32, 3 channels, over the 2 MiB budget, a second one, one
+/// after speaking, one from another participant; 170 byte streams left open; 8 MiB byte and text
+/// streams; 20 000 data packets. Each is dropped and logged, every turn is stored once in order,
+/// and the agent's peak RSS stays within `HOSTILE_RSS_MIB` (64 MiB).
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn voice_survives_a_hostile_room() {
+    run_voice_test(&[("SCENARIO", "hostile")]);
+}
+
 // Faults. After each, every spoken turn is in the store exactly once, in spoken order: each
 // counselor utterance once, each answer's words once (the answer a fault cut may be stored cut,
 // and carried on in a second turn after a reconnect), no segment id twice

@@ -12,6 +12,13 @@
 # SCENARIO=bargein: the counselor talks over the caller's second answer: the caller stops, the
 #   simulator saw a truncate with the played milliseconds, the stored caller turn is cut.
 # SCENARIO=early: barge-in before any caller audio: a delete, no error, nothing stored for it.
+# SCENARIO=hostile: the conversation while the room attacks the agent (voice_client.py --hostile:
+#   pre-connect streams with sampleRate 1/0/2^32, 3 channels, over the byte budget, a second one,
+#   one after speaking, one from another participant, 170 byte streams left open, 8 MiB byte and
+#   text streams, 20 000 data packets): every attack is dropped and logged, every turn is still
+#   stored once in order, and the agent's peak RSS (VmHWM) stays within HOSTILE_RSS_MIB.
+#   HOSTILE_ATTACKS picks some (comma list of preconnect, open, big, flood; default all).
+# Every scenario prints the agent's peak RSS.
 # FAULT=realtime_drop: the simulator drops the Realtime socket mid-answer (utterance 2): the agent
 #   reconnects, re-seeds, and the new socket carries the answer on from what was heard.
 # FAULT=signal_cut: the agent's LiveKit signal socket is cut after the first answer (resume).
@@ -143,6 +150,8 @@ case "$FAULT" in
 esac
 client_scenario=$SCENARIO
 [[ $SCENARIO == preconnect ]] && client_scenario=preconnect
+[[ $SCENARIO == hostile ]] && client_scenario=conversation \
+  client_args+=(--hostile --attacks "${HOSTILE_ATTACKS:-preconnect,open,big,flood}")
 
 set +e
 "$CACHE/livekit-venv/bin/python" "$here/voice_client.py" --url "$url" --api-key "$LK_API_KEY" \
@@ -155,9 +164,9 @@ set -e
 # The call ends when the client leaves (or at SIGTERM): the store must have the end.
 for _ in $(seq 100); do [[ -s "$LOG_DIR/turns/$room/end.json" ]] && break; sleep 0.1; done
 curl -s "http://127.0.0.1:$sim_port/_sim/realtime/events" >"$LOG_DIR/sim-events.json" || true
-python3 - "$LOG_DIR" "$room" "$SCENARIO" "$FAULT" <<'EOF' || status=1
+python3 - "$LOG_DIR" "$room" "$SCENARIO" "$FAULT" "${HOSTILE_ATTACKS:-preconnect,open,big,flood}" <<'EOF' || status=1
 import glob, json, re, sys
-log, room, scenario, fault = sys.argv[1:5]
+log, room, scenario, fault, attacks = sys.argv[1:6]
 turns = [json.loads(l) for l in open(f"{log}/turns/{room}/turns.jsonl") if l.strip()]
 end = json.load(open(f"{log}/turns/{room}/end.json"))
 script = json.load(open(f"{log}/script.json"))
@@ -178,7 +187,7 @@ agent_log = re.sub(r"\x1b\[[0-9;]*m", "", open(f"{log}/agent.log").read())
 m = re.search(r"call metrics.*summary=(\{.*\})", agent_log)
 stats = json.loads(m.group(1)) if m else {}
 
-if scenario in ("conversation", "preconnect"):
+if scenario in ("conversation", "preconnect", "hostile"):
     # Every spoken turn exactly once, in order: each counselor utterance once, and after it the
     # caller's answer, whose words (over the turns it was split into by a fault) are all there
     # once. The answer a fault hit may be cut; no other is.
@@ -233,6 +242,23 @@ if scenario == "early" and events:
     errs = [e for e in kinds("server") if e.get("type") == "error"
             and e.get("event", {}).get("error", {}).get("code") != "response_cancel_not_active"]
     if errs: fails.append(f"errors: {errs}")
+if scenario == "hostile" and "preconnect" in attacks:
+    # Each attack dropped and named in the log. The agent holds live audio for the buffer 3 s;
+    # when sending the 2.5 MiB stream takes longer (a loaded machine), live audio goes first, and
+    # it and the second stream are refused as coming after it instead.
+    dropped = [d.strip() for d in re.findall(r"pre-connect stream dropped.*?why=(.*)", agent_log)]
+    want = ['SampleRate("1")', 'SampleRate("0")', 'SampleRate("4294967296")', 'Channels("3")',
+            "NotTheCounselor", "AfterMicAudio"]
+    for w in want:
+        if w not in dropped: fails.append(f"no drop logged as {w}: {dropped}")
+    late = dropped.count("AfterMicAudio")
+    over = any(d.startswith("OverBudget") for d in dropped)
+    second = "SecondStream" in dropped
+    # Over budget then second; or over budget then (late) second; or both late: plus the one
+    # sent after speaking, which is always late.
+    if not (over and second or over and late >= 2 or late >= 3):
+        fails.append(f"the over-budget or the second stream was not dropped: {dropped}")
+if scenario == "hostile" and "panicked" in agent_log: fails.append("the agent panicked")
 if end.get("usage", {}).get("outputAudioMs", 0) <= 0: fails.append("no usage")
 print(json.dumps({"turns": len(turns), "speakers": speakers, "end": end["reason"], "closes": closes,
                   "reconnects": stats.get("reconnects"), "recycles": stats.get("recycles"), "fails": fails}), file=sys.stderr)
@@ -253,6 +279,15 @@ if [[ $SCENARIO == conversation && -z $FAULT ]]; then
     echo "no recording file (end.json: ${recording:-none})" >&2
     status=1
   fi
+fi
+
+# The agent's peak resident memory over the whole call (it served this one call only).
+peak_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$agent_pid/status" 2>/dev/null || echo 0)
+rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status" 2>/dev/null || echo 0)
+echo "agent RSS ($SCENARIO${FAULT:+ $FAULT}): peak $((peak_kib / 1024)) MiB, now $((rss_kib / 1024)) MiB" >&2
+if [[ $SCENARIO == hostile ]] && ((peak_kib > ${HOSTILE_RSS_MIB:-64} * 1024)); then
+  echo "agent peak RSS $((peak_kib / 1024)) MiB over the budget of ${HOSTILE_RSS_MIB:-64} MiB" >&2
+  status=1
 fi
 
 if [[ $FAULT != sigterm ]]; then

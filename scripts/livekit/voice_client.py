@@ -17,6 +17,14 @@ and (conversation, preconnect) the store holds it as a whole caller turn: a wait
 the run is as fast as the call, and an answer that a fault split in two is waited for in full.
 --mid-cmd runs a fault: after the first answer, or (--mid-at answer2) 0.8 s into the second
 answer; with --agent-leaves the client then waits for the agent to leave and stops.
+--hostile (with conversation) attacks the agent through the room while the call goes on: the
+counselor sends pre-connect streams over the byte budget, a second one, ones with sampleRate 1,
+0 and 2^32 and 3 channels, one after speaking and 70 left open; a second participant
+("intruder") sends a pre-connect stream, 100 byte streams of 64 KiB left open, an 8 MiB byte
+stream and an 8 MiB text stream, and 20 000 data packets of 1 KiB. The conversation's checks
+still hold (every answer heard, every turn stored); voice-test.sh checks the agent's log and RSS.
+--attacks picks some of them (comma list of preconnect, open, big, flood; default all), to
+measure each one's memory alone.
 Prints one JSON line with the measurements; exits 0 when every check passes.
 Runs inside the loopback-only network namespace (see netns-run.sh).
 """
@@ -37,6 +45,10 @@ from livekit.protocol.room import RoomConfiguration
 RATE = 48000
 FRAME = 480  # 10 ms
 SPEECH_RMS = 300.0
+PRE_CONNECT_TOPIC = "lk.agent.pre-connect-audio-buffer"
+MIB = 1 << 20
+# The agent's byte budget for a pre-connect buffer (agent/src/preconnect.rs).
+PRE_CONNECT_BUDGET = 2 * MIB
 
 
 def load_wav(path: str) -> np.ndarray:
@@ -51,6 +63,55 @@ def read_turns(path: str) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         return []
+
+
+async def send_bytes(lp, to: str, attributes, payload: bytes, topic=PRE_CONNECT_TOPIC, close=True, name="buffer"):
+    writer = await lp.stream_bytes(
+        name, mime_type="audio/pcm", topic=topic, attributes=attributes, destination_identities=[to]
+    )
+    if payload:
+        await writer.write(payload)
+    if close:
+        await writer.aclose()
+    return writer
+
+
+async def intruder(args) -> int:
+    """The second participant of --hostile: streams and packets at the agent, then leaves."""
+    started = time.monotonic()
+    token = (
+        api.AccessToken(args.api_key, args.api_secret)
+        .with_identity("intruder")
+        .with_grants(api.VideoGrants(room_join=True, room=args.room))
+        .to_jwt()
+    )
+    room = rtc.Room()
+    await room.connect(args.url, token)
+    lp, agent = room.local_participant, args.agent_identity
+    attacks = args.attacks.split(",")
+    left_open = []
+    if "preconnect" in attacks:
+        await send_bytes(lp, agent, {"sampleRate": "48000", "channels": "1"}, bytes(96000))  # not the counselor's
+    if "open" in attacks:
+        for i in range(100):
+            left_open.append(
+                await send_bytes(lp, agent, {}, os.urandom(64 * 1024), topic="x.files", close=False, name=f"open{i}")
+            )
+    if "big" in attacks:
+        await send_bytes(lp, agent, {}, bytes(8 * MIB), topic="x.files", name="big")
+        text = await lp.stream_text(topic="lk.chat", destination_identities=[agent])
+        await text.write("x" * (8 * MIB))
+        await text.aclose()
+    flood_started = time.monotonic()
+    if "flood" in attacks:
+        payload = os.urandom(1024)
+        for i in range(20000):
+            await lp.publish_data(payload, reliable=i % 2 == 0, destination_identities=[agent])
+    flood_s = time.monotonic() - flood_started
+    await room.disconnect()
+    print(json.dumps({"open_streams": len(left_open), "flood_packets": 20000, "flood_s": round(flood_s, 1),
+                      "total_s": round(time.monotonic() - started, 1)}))
+    return 0
 
 
 async def main() -> int:
@@ -69,7 +130,13 @@ async def main() -> int:
     p.add_argument("--token", help="join with this token (POST /api/livekit/token) instead of signing one")
     p.add_argument("--mid-at", choices=["after1", "answer2"], default="after1")
     p.add_argument("--agent-leaves", action="store_true", help="after --mid-cmd the agent leaves")
+    p.add_argument("--hostile", action="store_true", help="attack the agent through the room (see above)")
+    p.add_argument("--intruder", action="store_true", help="be the hostile second participant (--hostile runs it)")
+    p.add_argument("--attacks", default="preconnect,open,big,flood", help="with --hostile: which (see above)")
+    p.add_argument("--agent-identity")
     args = p.parse_args()
+    if args.intruder:
+        return await intruder(args)
     utterances = [load_wav(u) for u in args.utterance]
 
     token = (
@@ -79,7 +146,9 @@ async def main() -> int:
         .with_grants(api.VideoGrants(room_join=True, room=args.room, can_update_own_metadata=True))
         .with_room_config(RoomConfiguration(agents=[RoomAgentDispatch(agent_name=args.dispatch, metadata="{}")]))
     )
-    if args.preconnect_wav:
+    if args.preconnect_wav or args.hostile:
+        # Hostile: the agent holds live audio for the buffer, so the first streams arrive before
+        # any microphone audio went to the model (the over-budget one is then received in part).
         token = token.with_attributes({"lk.agent.pre-connect-audio": "true"})
     token = args.token or token.to_jwt()
 
@@ -173,6 +242,30 @@ async def main() -> int:
             await asyncio.sleep(0.05)
         return (first, first) if first else None
 
+    left_open = []  # writers never closed (kept referenced so they are not closed on collection)
+
+    async def counselor_attacks():
+        lp = room.local_participant
+        good = {"sampleRate": "48000", "channels": "1"}
+        to = result["agent"]
+        await send_bytes(lp, to, good, bytes(PRE_CONNECT_BUDGET + MIB // 2))  # over the byte budget
+        await send_bytes(lp, to, good, bytes(9600))  # a second stream
+        for rate, channels, size in (("1", "1", 2 * MIB), ("0", "1", 9600), ("4294967296", "1", 9600), ("48000", "3", 9600)):
+            await send_bytes(lp, to, {"sampleRate": rate, "channels": channels}, bytes(size))
+
+    async def run_intruder():
+        # Its own process: sharing this event loop, its flood would starve our microphone (a gap
+        # in an utterance splits it, which is the client's fault, not the agent's).
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, os.path.abspath(__file__), "--intruder", "--url", args.url, "--api-key", args.api_key,
+            "--api-secret", args.api_secret, "--room", args.room, "--turns-file", "-",
+            "--agent-identity", result["agent"], "--attacks", args.attacks, stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            failures.append(f"intruder failed ({proc.returncode})")
+        result["intruder"] = json.loads(out or b"{}")
+
     async def run_fault() -> bool:
         """Runs --mid-cmd; True when the call is over (the agent left, as it should)."""
         os.system(args.mid_cmd)
@@ -190,6 +283,11 @@ async def main() -> int:
         result["agent"] = agent.identity
         agent_seen = time.monotonic()  # the call (and its recording) runs from about here
         answers = []
+        intruder_task = None
+        if args.hostile:
+            intruder_task = asyncio.ensure_future(run_intruder())
+            if "preconnect" in args.attacks:
+                await counselor_attacks()
         if args.preconnect_wav:
             pcm = load_wav(args.preconnect_wav)
             writer = await room.local_participant.stream_bytes(
@@ -222,6 +320,18 @@ async def main() -> int:
                     failures.append(f"no caller answer to utterance {i + 1}")
                 if i == 0 and args.mid_cmd and args.mid_at == "after1" and await run_fault():
                     break
+                if i == 0 and args.hostile and "preconnect" in args.attacks:
+                    # After microphone audio: a well-formed buffer comes too late.
+                    lp, to = room.local_participant, result["agent"]
+                    await send_bytes(lp, to, {"sampleRate": "48000", "channels": "1"}, bytes(9600))
+                if i == 0 and args.hostile and "open" in args.attacks:
+                    # 70 pre-connect streams left open, 256 KiB each (what took an agent from 26 to
+                    # 405 MiB when each could hold up to 10 MiB).
+                    lp, to = room.local_participant, result["agent"]
+                    for k in range(70):
+                        left_open.append(
+                            await send_bytes(lp, to, {}, bytes(256 * 1024), close=False, name=f"open{k}")
+                        )
         elif args.scenario == "bargein":
             start = await say(utterances[0])
             answers.append(await caller_answer(start, args.reply_timeout))
@@ -248,6 +358,8 @@ async def main() -> int:
             await asyncio.sleep(1.0)
             await say(utterances[1])
             answers.append(await caller_answer(time.monotonic(), args.reply_timeout))
+        if intruder_task is not None:
+            await asyncio.wait_for(intruder_task, 120)
         await asyncio.sleep(0.3)
         turns = read_turns(args.turns_file)
         result["turns_during_call"] = [(t["speaker"], t["text"], t.get("cut", False)) for t in turns]

@@ -70,4 +70,5 @@ pub use users::{NewUser, User, UserFilter};
 pub use voice::{
     CREDENTIAL_GRACE_MS, CallDefaults, PriorTurn, REALTIME_VOICES, RealtimeUsage, RecordingMeta,
     SUPERVISOR_END_GRACE_MS, ScenarioVoice, TurnMetrics, VoiceEnd, VoiceSetup, VoiceUsage, realtime_cost_usd,
+    recording_file_name,
 };

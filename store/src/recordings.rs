@@ -1,6 +1,7 @@
 //! Call recordings: the stereo Ogg/Opus file a voice agent wrote (counselor left, caller right),
-//! described by a row; the file lives in `RECORDINGS_DIR` under the row's file name. Rows go
-//! with their session (foreign key cascade); files past the retention period are purged.
+//! described by a row; the file lives in `RECORDINGS_DIR` under its session's name
+//! ([`recording_file_name`], never a name a report or an old row chose). Rows go with their
+//! session (foreign key cascade); files past the retention period are purged.
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -10,6 +11,7 @@ use crate::db::{RowExt, Store, page};
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{AccountId, RecordingId, SessionId, UserId};
+use crate::voice::recording_file_name;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -25,7 +27,7 @@ pub struct Recording {
     pub byte_size: i64,
     pub duration_ms: Option<i64>,
     pub created_at: Timestamp,
-    /// The file's name inside `RECORDINGS_DIR` (not exposed).
+    /// The file's name inside `RECORDINGS_DIR`, from the session id (not exposed).
     #[serde(skip)]
     pub file: String,
 }
@@ -35,15 +37,17 @@ const COLUMNS: &str =
 
 impl Recording {
     fn from_row(r: &AnyRow) -> Result<Self> {
+        let session_id: SessionId = r.uuid("session_id")?;
         Ok(Recording {
             id: r.uuid("id")?,
-            session_id: r.uuid("session_id")?,
+            session_id,
             user_id: r.uuid("user_id")?,
             content_type: r.text("content_type")?,
             byte_size: r.int("byte_size")?,
             duration_ms: r.opt_int("duration_ms")?,
             created_at: r.ts("created_at")?,
-            file: r.text("storage_path")?,
+            // Not `storage_path`: a row an older version stored may name another session's file.
+            file: recording_file_name(session_id),
         })
     }
 }
@@ -96,13 +100,13 @@ impl Store {
     /// orphans: see [`Store::recording_files`]).
     pub async fn purge_recordings(&self, before: Timestamp) -> Result<Vec<String>> {
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query("SELECT storage_path FROM recordings WHERE created_at < $1")
+        let rows = sqlx::query("SELECT session_id FROM recordings WHERE created_at < $1")
             .bind(before.millis())
             .fetch_all(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM recordings WHERE created_at < $1").bind(before.millis()).execute(&mut *tx).await?;
         tx.commit().await?;
-        rows.iter().map(|r| r.text("storage_path")).collect()
+        rows.iter().map(|r| r.uuid::<SessionId>("session_id").map(recording_file_name)).collect()
     }
 
     /// Which of `files` a recording row still names (the rest are orphans: their session was
@@ -110,8 +114,15 @@ impl Store {
     pub async fn recording_files(&self, files: &[String]) -> Result<Vec<String>> {
         let mut known = Vec::new();
         for f in files {
-            let row = sqlx::query("SELECT 1 FROM recordings WHERE storage_path = $1")
-                .bind(f)
+            // A file is its session's recording by name; any other name is no recording's.
+            let Some(session_id) = f.strip_suffix(".ogg").and_then(|id| id.parse::<SessionId>().ok()) else {
+                continue;
+            };
+            if recording_file_name(session_id) != *f {
+                continue;
+            }
+            let row = sqlx::query("SELECT 1 FROM recordings WHERE session_id = $1")
+                .bind(session_id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
             if row.is_some() {

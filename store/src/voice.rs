@@ -151,25 +151,20 @@ pub struct TurnMetrics {
     pub underruns: u32,
 }
 
-/// The recording the agent wrote. `file` is the file's name inside `RECORDINGS_DIR`.
+/// The recording the agent wrote, `<session id>.ogg` inside `RECORDINGS_DIR`. The report does
+/// not name the file: a name it chose could point one session at another's recording (a
+/// credential for session A naming `<B>.ogg`, which A's counselor would then download).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordingMeta {
-    pub file: String,
     pub duration_ms: u64,
     pub bytes: u64,
 }
 
-impl RecordingMeta {
-    /// A plain file name: no directories, so a report cannot point the service at another file.
-    pub fn file_is_plain(&self) -> bool {
-        let f = &self.file;
-        !f.is_empty()
-            && f.len() <= 200
-            && f != "."
-            && f != ".."
-            && f.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    }
+/// The one name a session's recording has inside `RECORDINGS_DIR`, derived from the session id
+/// alone (the agent writes it there, the service serves and purges it from there).
+pub fn recording_file_name(session_id: SessionId) -> String {
+    format!("{session_id}.ogg")
 }
 
 /// How a call ended, as the agent reports it.
@@ -438,11 +433,6 @@ impl Store {
     /// the per-turn metrics, the recording row, and the evaluation queued to run now. Repeating
     /// it changes nothing.
     pub async fn end_voice_session(&self, session_id: SessionId, end: &VoiceEnd) -> Result<Session> {
-        if let Some(rec) = &end.recording
-            && !rec.file_is_plain()
-        {
-            return Err(Error::invalid("recording.file", "must be a plain file name inside RECORDINGS_DIR"));
-        }
         let session = self.session_by_id(session_id).await?;
         if session.kind != SessionKind::Voice {
             return Err(Error::invalid("sessionId", "not a voice session"));
@@ -487,7 +477,7 @@ impl Store {
             .bind(session_id.to_string())
             .bind(rec.bytes as i64)
             .bind(rec.duration_ms as i64)
-            .bind(&rec.file)
+            .bind(recording_file_name(session_id))
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -613,11 +603,11 @@ mod tests {
     }
 
     #[test]
-    fn recording_file_names_stay_inside_the_directory() {
-        let meta = |f: &str| RecordingMeta { file: f.into(), duration_ms: 1, bytes: 1 };
-        assert!(meta("0193-abc.ogg").file_is_plain());
-        for bad in ["", "..", "../x.ogg", "/etc/passwd", "a/b.ogg", "a\\b"] {
-            assert!(!meta(bad).file_is_plain(), "{bad}");
-        }
+    fn a_recording_is_named_by_its_session_alone() {
+        let id = SessionId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
+        assert_eq!(recording_file_name(id), "01930000-0000-7000-8000-000000000001.ogg");
+        // An old agent's report naming a file is refused, not obeyed.
+        let report = r#"{"reason":"counselorLeft","recording":{"file":"../b.ogg","durationMs":1,"bytes":1}}"#;
+        assert!(serde_json::from_str::<VoiceEnd>(report).is_err());
     }
 }

@@ -132,7 +132,8 @@ pub async fn call_setup(
 }
 
 /// The call is over: the session completed with the reason, the Realtime usage (with a cost
-/// estimate), per-turn metrics and the recording stored, and the evaluation queued, all in one
+/// estimate), per-turn metrics and the recording stored (its file is the session's own,
+/// `<session id>.ogg`: the report cannot name one), and the evaluation queued, all in one
 /// transaction. Repeating it changes nothing.
 #[utoipa::path(post, path = "/api/internal/sessions/{id}/call-end", tag = "internal", params(("id" = Uuid, Path)),
     request_body = VoiceEnd, security(("internal_key" = []), ("session_credential" = [])),

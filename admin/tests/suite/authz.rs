@@ -195,7 +195,7 @@ async fn world(app: &App) -> World {
         reason: store::EndReason::CounselorLeft,
         usage: Some(store::RealtimeUsage { model: "gpt-realtime".into(), ..Default::default() }),
         turn_metrics: vec![],
-        recording: Some(store::RecordingMeta { file, duration_ms: 1000, bytes: 15 }),
+        recording: Some(store::RecordingMeta { duration_ms: 1000, bytes: 15 }),
     };
     s.end_voice_session(voice_done, &end).await.expect("ended");
     let voice_live =

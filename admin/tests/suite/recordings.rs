@@ -37,7 +37,7 @@ async fn recorded_call(app: &App, dir: &Path) -> (store::SessionId, String) {
         reason: store::EndReason::CounselorLeft,
         usage: None,
         turn_metrics: vec![],
-        recording: Some(store::RecordingMeta { file: file.clone(), duration_ms: 1000, bytes: 14 }),
+        recording: Some(store::RecordingMeta { duration_ms: 1000, bytes: 14 }),
     };
     s.end_voice_session(session, &end).await.expect("ended");
     (session, file)

@@ -139,7 +139,7 @@ async fn a_call_through_the_internal_api_is_stored_and_graded_after_hang_up() {
             "reason": "counselor_left",
             "usage": {"inputAudioTokens": 1000, "outputAudioTokens": 2000, "model": "gpt-realtime"},
             "turnMetrics": [{"segmentId": "c-2", "responseLatencyMs": 420, "underruns": 0}],
-            "recording": {"file": format!("{session}.ogg"), "durationMs": 11000, "bytes": 14},
+            "recording": {"durationMs": 11000, "bytes": 14},
         });
         let hung_up = Instant::now();
         let (status, ended) =
@@ -161,12 +161,17 @@ async fn a_call_through_the_internal_api_is_stored_and_graded_after_hang_up() {
         assert_eq!(usage["usage"]["outputAudioTokens"], 2000);
         assert!((usage["costUsd"].as_f64().expect("cost") - (1000.0 * 32.0 + 2000.0 * 64.0) / 1e6).abs() < 1e-9);
         assert_eq!(usage["turnMetrics"][0]["responseLatencyMs"], 420);
-        // A recording file name with a directory in it is refused.
-        let mut evil = end.clone();
-        evil["recording"]["file"] = json!("../../etc/passwd");
-        let (status, _) =
-            send(agent(&app, &credential, reqwest::Method::POST, &format!("{base}/call-end")).json(&evil)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        // The report cannot name the file: a credential for this session pointing it at another
+        // session's recording (or anywhere else) is refused; the file is the session's own.
+        for file in [format!("{}.ogg", store::SessionId::new()), "../../etc/passwd".to_owned()] {
+            let mut evil = end.clone();
+            evil["recording"]["file"] = json!(file);
+            let (status, _) =
+                send(agent(&app, &credential, reqwest::Method::POST, &format!("{base}/call-end")).json(&evil)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{file}");
+        }
+        let stored = app.store.recording(app.account, session).await.expect("recording");
+        assert_eq!(stored.file, format!("{session}.ogg"));
 
         // The recording, with Range.
         let url = app.url(&format!("/api/sessions/{session}/recording"));

@@ -411,7 +411,8 @@ export interface paths {
         put?: never;
         /**
          * The call is over: the session completed with the reason, the Realtime usage (with a cost
-         *     estimate), per-turn metrics and the recording stored, and the evaluation queued, all in one
+         *     estimate), per-turn metrics and the recording stored (its file is the session's own,
+         *     `<session id>.ogg`: the report cannot name one), and the evaluation queued, all in one
          *     transaction. Repeating it changes nothing.
          */
         post: operations["call_end"];
@@ -2339,9 +2340,12 @@ export interface components {
             durationMs?: number | null;
             createdAt: components["schemas"]["Timestamp"];
         };
-        /** @description The recording the agent wrote. `file` is the file's name inside `RECORDINGS_DIR`. */
+        /**
+         * @description The recording the agent wrote, `<session id>.ogg` inside `RECORDINGS_DIR`. The report does
+         *     not name the file: a name it chose could point one session at another's recording (a
+         *     credential for session A naming `<B>.ogg`, which A's counselor would then download).
+         */
         RecordingMeta: {
-            file: string;
             /** Format: int64 */
             durationMs: number;
             /** Format: int64 */
