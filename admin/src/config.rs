@@ -90,7 +90,8 @@ pub struct Config {
     /// not been replaced by then no longer signs in; an admin issues a new one.
     pub one_time_password_hours: u32,
     /// `PASSWORD_HASH_CONCURRENCY` (default: the number of CPUs): argon2id hashes computed at
-    /// once. Each takes 19 MiB; the rest wait their turn, so a login flood costs time, not memory.
+    /// once, on as many threads. Each takes 19 MiB; the rest wait their turn, so a login flood
+    /// costs time, not memory.
     pub password_hash_concurrency: u32,
     /// `OPENAI_BASE_URL` (default https://api.openai.com/v1) and `OPENAI_API_KEY`.
     pub openai_base_url: String,
