@@ -451,8 +451,9 @@ async fn users_accounts_and_categories() {
 #[tokio::test]
 async fn ops_docs_and_web_ui() {
     let db = testing::sqlite().await;
-    let app = spawn(&db).await;
-    let get = |path: &str| app.http.get(format!("{}{path}", app.base)).send();
+    let app = spawn_with(&db, |c| c.metrics_token = Some(admin::Secret::new("metrics-token"))).await;
+    // `/metrics` on the public listener answers its token only (hostile_auth.rs).
+    let get = |path: &str| app.http.get(format!("{}{path}", app.base)).bearer_auth("metrics-token").send();
     assert_eq!(get("/healthz").await.expect("req").text().await.expect("body"), "ok");
     assert_eq!(get("/readyz").await.expect("req").status(), StatusCode::OK);
     app.get(app.supervisor, "/api/scenarios").await;
