@@ -109,13 +109,16 @@ async fn main() -> anyhow::Result<()> {
                 None
             };
             let admin_name = admin_name.unwrap_or_else(|| admin_email.clone());
-            let made = admin::auth::provision_account(&store, &name, &admin_email, &admin_name, password, None)
+            let hours = config.one_time_password_hours;
+            let made = admin::auth::provision_account(&store, &name, &admin_email, &admin_name, password, hours)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}: {}", describe(&e)))?;
             println!("Created account `{}` ({})", made.account.name, made.account.id);
             println!("Admin: {} ({})", made.admin.email, made.admin.id);
             if let Some(once) = made.one_time_password {
-                println!("One-time password (shown once; it must be changed at first sign-in): {once}");
+                println!(
+                    "One-time password (shown once; it must be changed at first sign-in, within {hours} hours): {once}"
+                );
             }
             store.close().await;
             Ok(())

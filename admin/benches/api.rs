@@ -162,7 +162,7 @@ async fn seeded_app(db: &TestDb) -> (String, String) {
         account.id,
         supervisor.id,
         &hash,
-        false,
+        None,
         None,
         &store::Audit::new(Some(account.id), None, "bench.password"),
     )

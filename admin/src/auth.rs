@@ -5,9 +5,14 @@
 //! hashes of passwords and SHA-256 hashes of high-entropy tokens (a slow hash adds nothing to
 //! 256 random bits, and API keys are checked on every partner request). Every comparison of a
 //! presented secret with a stored one is constant-time.
+//!
+//! Sign-in is limited per client network (an IPv4 address, an IPv6 /64: one host holds a whole
+//! /64), per (e-mail, network) pair, per e-mail from anywhere and per account (its users' failed
+//! sign-ins), and argon2id runs on a fixed set of threads, so a flood of logins queues instead
+//! of taking 19 MiB each at once. Wrong internal service keys are counted per network and logged.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -61,24 +66,85 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes a password with argon2id (PHC string). Runs on the blocking pool: it is meant to be slow.
+/// An argon2id computation for the hashing threads.
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// The argon2id computations allowed at once, process-wide: a fixed set of threads takes them
+/// from one queue. Each computation holds 19 MiB; unbounded, 256 concurrent logins took
+/// 4.5-7 GiB. Dedicated threads rather than a semaphore in front of the blocking pool: the
+/// allocator keeps a freed 19 MiB block in the arena of the thread that used it, and the
+/// blocking pool hands successive hashes to ever new threads (500 MiB after a flood, measured),
+/// while N threads keep at most N blocks. Sized once ([`limit_password_hashing`]); until
+/// then, one per CPU.
+static HASHING: OnceLock<std::sync::mpsc::Sender<HashJob>> = OnceLock::new();
+
+fn hashing_threads(n: usize) -> std::sync::mpsc::Sender<HashJob> {
+    let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n.max(1) {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+            loop {
+                // The lock is released before the job runs: one thread waits, the others work.
+                let job = match rx.lock() {
+                    Ok(queue) => queue.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return, // the process is ending
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "starting a password-hashing thread");
+        }
+    }
+    tx
+}
+
+fn hashing() -> &'static std::sync::mpsc::Sender<HashJob> {
+    HASHING.get_or_init(|| hashing_threads(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)))
+}
+
+/// Sets how many argon2id computations run at once (`PASSWORD_HASH_CONCURRENCY`). The first
+/// call wins: the limit is the process's, whatever number of services it runs.
+pub fn limit_password_hashing(concurrency: u32) {
+    let n = usize::try_from(concurrency.max(1)).unwrap_or(1);
+    let _ = HASHING.get_or_init(|| hashing_threads(n));
+}
+
+/// Runs an argon2id computation on the hashing threads, after those queued before it. A request
+/// dropped meanwhile leaves its computation to finish: the threads, not the requests, bound
+/// the memory.
+async fn on_hashing_threads<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hashing()
+        .send(Box::new(move || {
+            let _ = tx.send(work());
+        }))
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("the password-hashing threads are gone")))?;
+    rx.await.map_err(|_| ApiError::Internal(anyhow::anyhow!("a password-hashing thread failed")))
+}
+
+/// Hashes a password with argon2id (PHC string). Runs on the hashing threads: it is meant to
+/// be slow and takes 19 MiB.
 pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    on_hashing_threads(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing a password: {e}")))
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
+    .await?
 }
 
 /// Checks a password against a stored hash; with no hash (unknown user, no password set) it
 /// still spends the time of a real check, so answers do not reveal which e-mails exist.
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    tokio::task::spawn_blocking(move || {
+    on_hashing_threads(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| {
             DUMMY
@@ -109,6 +175,11 @@ pub fn check_password_rules(field: &str, password: &str) -> Result<()> {
 /// A one-time password handed to a new user or after a reset; they must change it at first login.
 pub fn one_time_password() -> String {
     random_token(15)
+}
+
+/// When a one-time password issued now stops signing in (`ONE_TIME_PASSWORD_HOURS`).
+pub fn one_time_password_expiry(config: &Config) -> Timestamp {
+    Timestamp::from_millis(Timestamp::now().millis() + i64::from(config.one_time_password_hours) * 3_600_000)
 }
 
 /// A fresh login: the cookie token (only the client keeps it) and the session's CSRF token.
@@ -149,29 +220,60 @@ pub async fn login(
 ) -> Result<Login> {
     let limits = state.config.rate_limits;
     let ip = limit_login_from(state, client).await?;
-    // Per (e-mail, client address) pair, counted before the lookup and keyed by a hash of the
-    // address typed: a known and an unknown e-mail answer alike (429 or 401, never telling them
-    // apart), and someone guessing one user's password from one place locks out neither that
-    // user elsewhere nor the rest of the organisation.
+    // Per (e-mail, client network) pair and per e-mail, counted before the lookup and keyed by a
+    // hash of the address typed: a known and an unknown e-mail answer alike (429 or 401, never
+    // telling them apart). The pair limit backs off, so someone guessing one user's password
+    // from one place is slowed exponentially without locking that user out elsewhere; the
+    // e-mail limit catches the same guess spread over many addresses, and has no backoff, so
+    // a user someone else is guessing at is kept out for one window at most.
     let typed = sha256_hex(&email.trim().to_lowercase());
+    let typed = &typed[..32];
     limit_with_backoff(
         &state.store,
-        &format!("login:pair:{}:{ip}", &typed[..32]),
+        &format!("login:pair:{typed}:{}", network_of(client.ip)),
         limits.login_per_pair,
         "login attempts for this e-mail from this address",
     )
     .await?;
+    rate_limit(&state.store, &format!("login:email:{typed}"), limits.login_per_email, "login attempts for this e-mail")
+        .await?;
     let credentials = state.store.credentials(email).await?;
+    // Failed sign-ins per account (credential stuffing across its users from many addresses):
+    // checked before the password, counted after a failure. Only known e-mails have an
+    // account, so under this limit a known e-mail answers 429 where an unknown one answers
+    // 401; that is the price of the limit, and the per-address and per-e-mail limits keep
+    // anyone from probing many e-mails with it.
+    let account_bucket = credentials.as_ref().map(|c| format!("login:account:{}", c.user.account_id));
+    if let Some(bucket) = &account_bucket {
+        let limit = limits.login_per_account;
+        let window_ms = i64::from(limit.window_secs) * 1000;
+        let failures = state.store.rate_limit_hits(bucket, window_ms, Timestamp::now()).await?;
+        if failures >= i64::from(limit.max) {
+            tracing::warn!(bucket, failures, %ip, "sign-in refused: the account's failed sign-ins are over the limit");
+            return Err(ApiError::TooManyRequests {
+                what: "failed login attempts for this organisation",
+                retry_after_secs: u64::from(limit.window_secs),
+            });
+        }
+    }
     let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
     let password_ok = verify_password(password, hash).await;
+    let now = Timestamp::now();
     let refusal = match &credentials {
         None => Some("unknown e-mail"),
         Some(_) if !password_ok => Some("wrong password"),
         Some(c) if !c.user.active => Some("user deactivated"),
         Some(c) if c.user.is_demo => Some("demo user"),
+        Some(c) if c.must_change_password && c.password_expires_at.is_some_and(|t| now >= t) => {
+            Some("one-time password expired")
+        }
         Some(_) => None,
     };
     if let Some(reason) = refusal {
+        if let Some(bucket) = &account_bucket {
+            let window_ms = i64::from(limits.login_per_account.window_secs) * 1000;
+            state.store.hit_rate_limit(bucket, window_ms, now).await?;
+        }
         let (account, user) = credentials.as_ref().map(|c| (c.user.account_id, c.user.id)).unzip();
         let failed =
             Audit::new(account, user, "login.failed").details(serde_json::json!({ "reason": reason, "ip": ip }));
@@ -189,12 +291,27 @@ pub async fn login(
     start_session(state, user, credentials.must_change_password, client, &audit).await
 }
 
-/// Counts a sign-in attempt (password or demo switcher) against the client address's limit;
+/// The rate-limit key of a client address: an IPv4 address as it is, an IPv6 address by its
+/// /64 (one subscriber, one host even, holds a whole /64, so per address it could rotate
+/// forever), an IPv4-mapped IPv6 address as the IPv4 address.
+pub fn network_of(ip: Option<IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        None => "unknown".into(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// Counts a sign-in attempt (password or demo switcher) against the client network's limit;
 /// answers the address as logged.
 pub async fn limit_login_from(state: &AppState, client: &ClientInfo) -> Result<String> {
     let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
     let limit = state.config.rate_limits.login_per_ip;
-    limit_with_backoff(&state.store, &format!("login:ip:{ip}"), limit, "login attempts from this address").await?;
+    let bucket = format!("login:ip:{}", network_of(client.ip));
+    limit_with_backoff(&state.store, &bucket, limit, "login attempts from this address").await?;
     Ok(ip)
 }
 
@@ -278,7 +395,9 @@ pub async fn resolve_session(state: &AppState, token: &str) -> Result<AuthSessio
     let now = Timestamp::now();
     let idle_ms = i64::from(state.config.session_idle_minutes) * 60_000;
     let demo_blocked = session.user.is_demo && !state.config.demo_mode;
+    let one_time_expired = session.must_change_password && session.password_expires_at.is_some_and(|t| now >= t);
     if now >= session.expires_at
+        || one_time_expired
         || now.millis() - session.last_seen_at.millis() > idle_ms
         || !session.user.active
         || demo_blocked
@@ -327,6 +446,32 @@ pub fn internal_key_matches(config: &Config, presented: &str) -> bool {
     config.internal_service_key.as_ref().is_some_and(|key| constant_eq(key.expose(), presented))
 }
 
+/// Checks a presented internal service key, throttled per client network: a network with too
+/// many wrong keys in the window is answered 429 for every key, the right one included (or the
+/// answer would still tell a guess right from wrong), and each wrong key is logged (never the
+/// key). Absent keys are plain 401s: nothing was guessed.
+pub async fn check_internal_key(state: &AppState, client: &ClientInfo, presented: Option<&str>) -> Result<()> {
+    let Some(presented) = presented.filter(|k| !k.is_empty()) else { return Err(ApiError::Unauthorized) };
+    let limit = state.config.rate_limits.internal_key_failures;
+    let window_ms = i64::from(limit.window_secs) * 1000;
+    let bucket = format!("internal-key:{}", network_of(client.ip));
+    let now = Timestamp::now();
+    let failures = state.store.rate_limit_hits(&bucket, window_ms, now).await?;
+    if failures >= i64::from(limit.max) {
+        return Err(ApiError::TooManyRequests {
+            what: "wrong internal service keys from this address",
+            retry_after_secs: u64::from(limit.window_secs),
+        });
+    }
+    if internal_key_matches(&state.config, presented) {
+        return Ok(());
+    }
+    let (failures, _) = state.store.hit_rate_limit(&bucket, window_ms, now).await?;
+    let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+    tracing::warn!(%ip, failures, "wrong internal service key");
+    Err(ApiError::Unauthorized)
+}
+
 /// Counts a hit against `limit` in `bucket`; over the limit answers 429 with the seconds until
 /// the window ends.
 pub async fn rate_limit(store: &Store, bucket: &str, limit: Limit, what: &'static str) -> Result<()> {
@@ -351,15 +496,17 @@ pub struct Provisioned {
     pub one_time_password: Option<String>,
 }
 
-/// Creates an account with its first admin. With `password` the admin uses it; without, a
-/// one-time password is generated that must be changed at first login.
+/// Creates an account with its first admin: an operator's act (`proto-trainer account create`),
+/// never an account admin's, who would otherwise mint accounts and hold their admins'
+/// passwords. With `password` the admin uses it; without, a one-time password is generated
+/// that must be changed at first login, within `one_time_password_hours`.
 pub async fn provision_account(
     store: &Store,
     name: &str,
     admin_email: &str,
     admin_name: &str,
     password: Option<String>,
-    actor: Option<(AccountId, UserId)>,
+    one_time_password_hours: u32,
 ) -> Result<Provisioned> {
     if let Some(p) = &password {
         check_password_rules("password", p)?;
@@ -388,11 +535,13 @@ pub async fn provision_account(
         }
     };
     let hash = hash_password(password).await?;
-    let (actor_account, actor_user) = actor.unzip();
-    let audit = Audit::new(actor_account.or(Some(account.id)), actor_user, "account.created")
+    let one_time_until = one_time
+        .as_ref()
+        .map(|_| Timestamp::from_millis(Timestamp::now().millis() + i64::from(one_time_password_hours) * 3_600_000));
+    let audit = Audit::new(Some(account.id), None, "account.created")
         .target("account", account.id)
         .details(serde_json::json!({ "name": account.name, "admin": admin.id }));
-    store.set_password(account.id, admin.id, &hash, one_time.is_some(), None, &audit).await?;
+    store.set_password(account.id, admin.id, &hash, one_time_until, None, &audit).await?;
     Ok(Provisioned { account, admin, one_time_password: one_time })
 }
 

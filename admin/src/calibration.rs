@@ -300,7 +300,12 @@ pub async fn review_session(
     input: ReviewInput,
 ) -> Result<Evaluation> {
     actor.require_supervisor()?;
-    state.store.session(actor.account_id, session_id).await?;
+    let session = state.store.session(actor.account_id, session_id).await?;
+    // A supervisor who practises is graded like anyone: their reviewed evaluation is what the
+    // agreement report and their progress count, so they cannot be their own reviewer.
+    if session.user_id == actor.user_id {
+        return Err(ApiError::Forbidden("a supervisor cannot review their own session"));
+    }
     let evaluation = state.store.evaluation_for_session(session_id).await?.ok_or_else(|| ApiError::Conflict {
         message: "the session has no evaluation to review yet".into(),
         existing_id: None,

@@ -2,7 +2,7 @@
 //! the prototype's where it had them (PRODUCT.md, "Configuration").
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// A secret value: usable, but never printed by `Debug` or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,18 +24,75 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A database URL: usable as a `&str`, but `Debug` hides its password (`postgres://user:***@host`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `scheme://user:password@host/...`: everything between `://` and the last `@` of the
+        // authority may be a credential; the scheme, host and database name are worth seeing.
+        let url = &self.0;
+        match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+                match rest[..authority_end].rfind('@') {
+                    Some(at) => write!(f, "\"{scheme}://[redacted]@{}\"", &rest[at + 1..]),
+                    None => write!(f, "{url:?}"),
+                }
+            }
+            None => f.write_str("\"[redacted]\""),
+        }
+    }
+}
+
+/// The shortest `INTERNAL_SERVICE_KEY` accepted: a shared secret that a guesser could find is no
+/// secret (32 random characters are well beyond guessing, throttled or not).
+pub const MIN_INTERNAL_KEY_CHARS: usize = 32;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `BIND_ADDR` (default 127.0.0.1; a container sets 0.0.0.0).
     pub bind_addr: IpAddr,
     /// `PORT` (default 3003).
     pub port: u16,
-    /// `DATABASE_URL` (default a SQLite file under ./data/).
-    pub database_url: String,
+    /// `DATABASE_URL` (default a SQLite file under ./data/). `Debug` hides its password.
+    pub database_url: DatabaseUrl,
     /// `DEMO_MODE`: the demo user switcher for seeded demo users. Never in production.
     pub demo_mode: bool,
-    /// `INTERNAL_SERVICE_KEY`: shared with voice agents that run apart from the admin service.
+    /// `INTERNAL_SERVICE_KEY`: shared with voice agents that run apart from the admin service;
+    /// at least [`MIN_INTERNAL_KEY_CHARS`] characters (a shorter one refuses to start).
     pub internal_service_key: Option<Secret>,
+    /// `INTERNAL_ADDR` (e.g. `10.0.0.5:3004`): when set, `/api/internal/*` answers only on this
+    /// address (a private network the agents share), and the public listener answers it 404.
+    pub internal_addr: Option<SocketAddr>,
+    /// `METRICS_ADDR` (e.g. `127.0.0.1:9465`): serve `/metrics` without a token on this address,
+    /// for a scraper on a private network.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `METRICS_TOKEN`: `/metrics` on the public listener answers only `Authorization: Bearer
+    /// <token>` (without a token it answers 401 there: metrics name routes and volumes).
+    pub metrics_token: Option<Secret>,
+    /// `ONE_TIME_PASSWORD_HOURS` (default 72): a one-time password (new user, reset) that has
+    /// not been replaced by then no longer signs in; an admin issues a new one.
+    pub one_time_password_hours: u32,
+    /// `PASSWORD_HASH_CONCURRENCY` (default: the number of CPUs): argon2id hashes computed at
+    /// once, on as many threads. Each takes 19 MiB; the rest wait their turn, so a login flood
+    /// costs time, not memory.
+    pub password_hash_concurrency: u32,
     /// `OPENAI_BASE_URL` (default https://api.openai.com/v1) and `OPENAI_API_KEY`.
     pub openai_base_url: String,
     pub openai_api_key: Option<Secret>,
@@ -90,9 +147,11 @@ pub struct Config {
     /// ends after this much inactivity, and in any case this long after login.
     pub session_idle_minutes: u32,
     pub session_max_hours: u32,
-    /// `TRUST_FORWARDED_FOR` (default false): take the client address from `X-Forwarded-For`.
-    /// Only behind a reverse proxy that overwrites the header.
-    pub trust_forwarded_for: bool,
+    /// `TRUSTED_PROXIES` (default 0): how many reverse proxies stand in front of the service.
+    /// With N > 0 the client address is the N-th `X-Forwarded-For` entry from the right (each
+    /// proxy appends the address it saw; entries further left are whatever the client sent, so
+    /// they are never read). `TRUST_FORWARDED_FOR=true`, the older setting, means 1.
+    pub trusted_proxies: u32,
     /// `RATE_LIMIT_<NAME>=<max>/<seconds>` for each limit.
     pub rate_limits: RateLimits,
     /// Voice calls: limits, recordings, the grading queue.
@@ -149,14 +208,18 @@ impl Limit {
     }
 }
 
-/// Limits on abuse-prone and LLM-backed routes. Keys: login per client IP and per (e-mail typed,
-/// client IP) pair,
-/// per user for chat messages, evaluation, flags and uploads, per session for analysis (as
-/// PRODUCT.md: 5 per session per hour).
+/// Limits on abuse-prone and LLM-backed routes. Keys: login per client network (an IPv4
+/// address, an IPv6 /64), per (e-mail typed, network) pair, per e-mail typed and per account
+/// (failed sign-ins of all its users); wrong internal service keys per client network; per user
+/// for chat messages, evaluation, flags and uploads, per session for analysis (as PRODUCT.md: 5
+/// per session per hour).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     pub login_per_ip: Limit,
     pub login_per_pair: Limit,
+    pub login_per_email: Limit,
+    pub login_per_account: Limit,
+    pub internal_key_failures: Limit,
     pub chat_message: Limit,
     pub evaluate: Limit,
     pub analyze: Limit,
@@ -170,6 +233,14 @@ impl Default for RateLimits {
         RateLimits {
             login_per_ip: Limit::new(20, 900),
             login_per_pair: Limit::new(10, 900),
+            // From any address: a distributed guess at one user's password. Higher than the pair
+            // limit and without backoff, so a user someone else is guessing at waits a window
+            // at most.
+            login_per_email: Limit::new(30, 900),
+            // Failed sign-ins across an account's users (credential stuffing from many
+            // addresses); a center's whole staff mistyping at shift change stays far below.
+            login_per_account: Limit::new(100, 900),
+            internal_key_failures: Limit::new(10, 60),
             chat_message: Limit::new(30, 60),
             evaluate: Limit::new(20, 3600),
             analyze: Limit::new(5, 3600),
@@ -187,6 +258,9 @@ impl RateLimits {
         RateLimits {
             login_per_ip: l,
             login_per_pair: l,
+            login_per_email: l,
+            login_per_account: l,
+            internal_key_failures: l,
             chat_message: l,
             evaluate: l,
             analyze: l,
@@ -253,6 +327,9 @@ impl Config {
         for (name, slot) in [
             ("RATE_LIMIT_LOGIN_PER_IP", &mut rate_limits.login_per_ip),
             ("RATE_LIMIT_LOGIN_PER_PAIR", &mut rate_limits.login_per_pair),
+            ("RATE_LIMIT_LOGIN_PER_EMAIL", &mut rate_limits.login_per_email),
+            ("RATE_LIMIT_LOGIN_PER_ACCOUNT", &mut rate_limits.login_per_account),
+            ("RATE_LIMIT_INTERNAL_KEY_FAILURES", &mut rate_limits.internal_key_failures),
             ("RATE_LIMIT_CHAT_MESSAGE", &mut rate_limits.chat_message),
             ("RATE_LIMIT_EVALUATE", &mut rate_limits.evaluate),
             ("RATE_LIMIT_ANALYZE", &mut rate_limits.analyze),
@@ -272,12 +349,44 @@ impl Config {
             name: "DATABASE_URL",
             problem: "must start with sqlite: or postgres:".into(),
         })?;
+        let internal_service_key = var("INTERNAL_SERVICE_KEY").map(Secret);
+        if let Some(key) = &internal_service_key
+            && key.expose().chars().count() < MIN_INTERNAL_KEY_CHARS
+        {
+            return Err(ConfigError {
+                name: "INTERNAL_SERVICE_KEY",
+                problem: format!(
+                    "must be at least {MIN_INTERNAL_KEY_CHARS} characters (e.g. `openssl rand -base64 33`)"
+                ),
+            });
+        }
+        let address = |name: &'static str| -> Result<Option<SocketAddr>, ConfigError> {
+            var(name)
+                .map(|v| v.parse().map_err(|_| ConfigError { name, problem: format!("`{v}` is not <ip>:<port>") }))
+                .transpose()
+        };
+        let trusted_proxies = match (var("TRUSTED_PROXIES"), var("TRUST_FORWARDED_FOR")) {
+            (Some(v), _) => v.parse::<u32>().map_err(|_| ConfigError {
+                name: "TRUSTED_PROXIES",
+                problem: format!("`{v}` is not a whole number"),
+            })?,
+            (None, Some(v)) => u32::from(flag("TRUST_FORWARDED_FOR", &v)?),
+            (None, None) => 0,
+        };
         Ok(Config {
             bind_addr,
             port,
-            database_url,
+            database_url: DatabaseUrl(database_url),
             demo_mode,
-            internal_service_key: var("INTERNAL_SERVICE_KEY").map(Secret),
+            internal_service_key,
+            internal_addr: address("INTERNAL_ADDR")?,
+            metrics_addr: address("METRICS_ADDR")?,
+            metrics_token: var("METRICS_TOKEN").map(Secret),
+            one_time_password_hours: number("ONE_TIME_PASSWORD_HOURS", 72)?,
+            password_hash_concurrency: number(
+                "PASSWORD_HASH_CONCURRENCY",
+                std::thread::available_parallelism().map_or(2, |n| u32::try_from(n.get()).unwrap_or(2)),
+            )?,
             openai_base_url: parse("OPENAI_BASE_URL", "https://api.openai.com/v1")?,
             openai_api_key: var("OPENAI_API_KEY").map(Secret),
             chat_model: parse("CHAT_MODEL", "gpt-4o")?,
@@ -316,10 +425,7 @@ impl Config {
                 None => public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
                 Some(v) => flag("COOKIE_SECURE", &v)?,
             },
-            trust_forwarded_for: match var("TRUST_FORWARDED_FOR") {
-                None => false,
-                Some(v) => flag("TRUST_FORWARDED_FOR", &v)?,
-            },
+            trusted_proxies,
             public_url,
             session_idle_minutes: number("SESSION_IDLE_MINUTES", 60)?,
             session_max_hours: number("SESSION_MAX_HOURS", 12)?,

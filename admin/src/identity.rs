@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = session_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let token = session_token(&parts.headers, state.config.cookie_secure).ok_or(ApiError::Unauthorized)?;
         let session = auth::resolve_session(state, &token).await?;
         if !is_safe(&parts.method) {
             check_origin(&parts.headers, state)?;
@@ -119,8 +119,10 @@ impl FromRequestParts<AppState> for Internal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = parts.headers.get(INTERNAL_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if auth::internal_key_matches(&state.config, presented) { Ok(Internal) } else { Err(ApiError::Unauthorized) }
+        let client = ClientInfo::from_request_parts(parts, state).await?;
+        let presented = parts.headers.get(INTERNAL_KEY_HEADER).and_then(|v| v.to_str().ok());
+        auth::check_internal_key(state, &client, presented).await?;
+        Ok(Internal)
     }
 }
 
@@ -143,21 +145,19 @@ impl FromRequestParts<AppState> for CallAgent {
             .strip_prefix("/api/internal/sessions/")
             .and_then(|rest| rest.split('/').next())
             .and_then(|id| id.parse::<SessionId>().ok());
+        let client = ClientInfo::from_request_parts(parts, state).await?;
         let key = parts.headers.get(INTERNAL_KEY_HEADER).and_then(|v| v.to_str().ok());
         let credential = parts.headers.get(auth::SESSION_CREDENTIAL_HEADER).and_then(|v| v.to_str().ok());
         let Some(session_id) = session_id else {
             // A malformed id: the handler's path extractor names it (400) once the caller is known.
-            return match (key, credential) {
-                (Some(k), _) if auth::internal_key_matches(&state.config, k) => {
-                    Err(ApiError::BadRequest("id: not a UUID".into()))
-                }
-                _ => Err(ApiError::Unauthorized),
-            };
-        };
-        if let Some(k) = key {
-            if !auth::internal_key_matches(&state.config, k) {
-                return Err(ApiError::Unauthorized);
+            if key.is_some() {
+                auth::check_internal_key(state, &client, key).await?;
+                return Err(ApiError::BadRequest("id: not a UUID".into()));
             }
+            return Err(ApiError::Unauthorized);
+        };
+        if key.is_some() {
+            auth::check_internal_key(state, &client, key).await?;
             return Ok(CallAgent { session: state.store.session_by_id(session_id).await? });
         }
         let credential = credential.ok_or(ApiError::Unauthorized)?;
@@ -168,39 +168,58 @@ impl FromRequestParts<AppState> for CallAgent {
     }
 }
 
-/// The client's address and user agent. The address is the peer's, or with
-/// `TRUST_FORWARDED_FOR` the first hop of `X-Forwarded-For` (set only behind a proxy that
-/// overwrites it, or clients could pick their own rate-limit bucket).
+/// The client's address and user agent. The address is the peer's or, behind
+/// `TRUSTED_PROXIES` = N proxies, the one the outermost proxy saw: see [`forwarded_client`].
 impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let forwarded = state
-            .config
-            .trust_forwarded_for
-            .then(|| {
-                parts.headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse::<IpAddr>().ok()
-            })
-            .flatten();
+        let forwarded = forwarded_client(&parts.headers, state.config.trusted_proxies);
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Ok(ClientInfo { ip: forwarded.or(peer), user_agent })
     }
+}
+
+/// The client address behind `proxies` trusted reverse proxies: the `proxies`-th entry of
+/// `X-Forwarded-For` counted from the right. Each proxy appends the address it received the
+/// request from, so the rightmost `proxies` entries were written by our proxies and the one
+/// the outermost proxy wrote is the client; anything left of it came from the client itself
+/// and is never read (reading the first entry let a client pick a fresh rate-limit bucket per
+/// request). With no proxy, or fewer entries than proxies, or a malformed entry: `None` (the
+/// peer address is used).
+fn forwarded_client(headers: &HeaderMap, proxies: u32) -> Option<IpAddr> {
+    let proxies = usize::try_from(proxies).ok().filter(|n| *n > 0)?;
+    // Several header lines form one list, in order.
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let entry = entries.len().checked_sub(proxies).map(|i| entries[i])?;
+    // `[v6]:port` and `v4:port` from proxies that append the port.
+    entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The session token from the `Cookie` header (either cookie name).
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
+/// The session token from the `Cookie` header, under the one name this deployment sets: with
+/// secure cookies only `__Host-pt_session`, which a browser accepts only from this host over
+/// HTTPS, so a plain `pt_session` planted by a sibling subdomain or over plain HTTP is never
+/// read (it used to be, and whichever came first won).
+pub fn session_token(headers: &HeaderMap, secure: bool) -> Option<String> {
+    let wanted = if secure { SECURE_COOKIE } else { COOKIE };
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE || *name == SECURE_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| !v.is_empty())
 }
@@ -244,8 +263,23 @@ mod tests {
     fn cookie_token_is_found_among_others() {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, "theme=dark; pt_session=abc123; other=1".parse().expect("header"));
-        assert_eq!(session_token(&headers).as_deref(), Some("abc123"));
+        assert_eq!(session_token(&headers, false).as_deref(), Some("abc123"));
+        assert_eq!(session_token(&headers, true), None, "secure cookies: the plain name is not read");
+        headers.insert(header::COOKIE, "pt_session=planted; __Host-pt_session=real".parse().expect("header"));
+        assert_eq!(session_token(&headers, true).as_deref(), Some("real"));
         headers.insert(header::COOKIE, "pt_session=".parse().expect("header"));
-        assert_eq!(session_token(&headers), None);
+        assert_eq!(session_token(&headers, false), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_read_from_the_right() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.2".parse().expect("header"));
+        assert_eq!(forwarded_client(&headers, 0), None, "no proxy: the header is the client's own");
+        assert_eq!(forwarded_client(&headers, 1), "10.0.0.2".parse().ok());
+        assert_eq!(forwarded_client(&headers, 2), "203.0.113.9".parse().ok());
+        assert_eq!(forwarded_client(&headers, 4), None, "fewer entries than proxies");
+        headers.append("x-forwarded-for", "[2001:db8::1]:443".parse().expect("header"));
+        assert_eq!(forwarded_client(&headers, 1), "2001:db8::1".parse().ok(), "header lines join; ports dropped");
     }
 }

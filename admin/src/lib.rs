@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
 use axum::http::{HeaderName, header};
 use tokio::net::TcpListener;
@@ -105,10 +106,41 @@ const SENSITIVE_HEADERS: [HeaderName; 6] = [
     HeaderName::from_static(auth::CSRF_HEADER),
 ];
 
-/// The whole HTTP application: API, OpenAPI document and docs UI, metrics, web UI.
+/// Which listener a request came in on: they share one application but not all of its routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `BIND_ADDR:PORT`: browsers, partners, and the internal API unless `INTERNAL_ADDR` is set.
+    Public,
+    /// `INTERNAL_ADDR`: the internal API for voice agents (and `/healthz`), nothing else.
+    Internal,
+}
+
+/// The whole HTTP application as the public listener serves it: API, OpenAPI document and docs
+/// UI, metrics (behind their token), web UI.
 pub fn app(state: AppState) -> Router {
+    app_on(state, Listener::Public)
+}
+
+/// The application as `listener` serves it: with `INTERNAL_ADDR` set, `/api/internal/*`
+/// answers only on the internal listener (404 on the public one, as a route that does not
+/// exist), and the internal listener answers nothing else.
+pub fn app_on(state: AppState, listener: Listener) -> Router {
     let (api, openapi) = routes::split(state.config.demo_mode);
     let security = Arc::new(security::SecurityHeaders::new(&state.config));
+    let separate_internal = state.config.internal_addr.is_some();
+    let scope = move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+        let path = req.uri().path();
+        let internal = path.starts_with("/api/internal/");
+        let served = match listener {
+            Listener::Public => !(separate_internal && internal),
+            Listener::Internal => internal || path == "/healthz",
+        };
+        if served {
+            next.run(req).await
+        } else {
+            axum::response::IntoResponse::into_response(ApiError::NotFound("route"))
+        }
+    };
     api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(web::fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
@@ -117,6 +149,7 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS))
         .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+        .layer(axum::middleware::from_fn(scope))
         .with_state(state)
 }
 
@@ -151,7 +184,18 @@ pub async fn run_with_store(
         tracing::warn!("DEMO_MODE is on: anyone can sign in as a seeded demo user. Never run this in production.");
     }
     telemetry::prometheus();
+    auth::limit_password_hashing(config.password_hash_concurrency);
     let grace = Duration::from_millis(u64::from(config.shutdown_grace_ms));
+    // The internal and metrics listeners are bound before anything is served, so a taken
+    // address stops the start instead of leaving a service without its agents or its scraper.
+    let internal_listener = match config.internal_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding INTERNAL_ADDR {addr}"))?),
+        None => None,
+    };
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding METRICS_ADDR {addr}"))?),
+        None => None,
+    };
     let state = AppState::new(store.clone(), config)?;
     let stop = CancellationToken::new();
     let mut background = tokio::task::JoinSet::new();
@@ -159,10 +203,38 @@ pub async fn run_with_store(
     background.spawn(webhooks::dispatch(state.clone(), stop.clone()));
     background.spawn(jobs::run(state.clone(), stop.clone()));
     background.spawn(jobs::housekeeping(state.clone(), stop.clone()));
+    // One shutdown signal for every listener.
+    let quit = CancellationToken::new();
+    tokio::spawn({
+        let quit = quit.clone();
+        async move {
+            shutdown.await;
+            quit.cancel();
+        }
+    });
+    let mut listeners = tokio::task::JoinSet::new();
+    if let Some(internal) = internal_listener {
+        tracing::info!(addr = %internal.local_addr()?, "internal API listening");
+        let app = app_on(state.clone(), Listener::Internal).into_make_service_with_connect_info::<SocketAddr>();
+        let quit = quit.clone();
+        listeners.spawn(async move { axum::serve(internal, app).with_graceful_shutdown(quit.cancelled_owned()).await });
+    }
+    if let Some(metrics) = metrics_listener {
+        tracing::info!(addr = %metrics.local_addr()?, "metrics listening");
+        listeners.spawn(telemetry::serve_metrics(metrics, quit.clone().cancelled_owned()));
+    }
     tracing::info!(addr = %listener.local_addr()?, "admin service listening");
     let served = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(quit.clone().cancelled_owned())
         .await;
+    // The other listeners stop with the same signal (or already failed: keep their error).
+    let mut served = served.map_err(anyhow::Error::from);
+    while let Some(done) = listeners.join_next().await {
+        if let Ok(Err(e)) | Err(e) = done.map_err(std::io::Error::other) {
+            tracing::error!(error = %e, "a listener failed");
+            served = served.and(Err(e.into()));
+        }
+    }
     // Drain: every worker stops taking work and finishes what it holds (a grading, an e-mail, a
     // webhook batch, a sweep), within the grace period. What is still running then is dropped;
     // its lease runs out and another replica, or the next start, takes it over.

@@ -1,7 +1,7 @@
 //! Response headers that make the browser an ally: a content security policy that allows our
 //! own scripts and the LiveKit websocket and nothing else, no framing, no MIME sniffing, a
-//! referrer policy that does not leak paths to other sites, and no caching of API answers
-//! (they carry staff and practice data).
+//! referrer policy that does not leak paths to other sites, no caching of API answers
+//! (they carry staff and practice data), and HSTS when the service is public over HTTPS.
 
 use std::sync::Arc;
 
@@ -16,6 +16,9 @@ use crate::config::Config;
 #[derive(Debug, Clone)]
 pub struct SecurityHeaders {
     csp: HeaderValue,
+    /// `Strict-Transport-Security` when `PUBLIC_URL` is https: once a browser has seen it, it
+    /// never again sends the session cookie over plain HTTP to this host.
+    hsts: Option<HeaderValue>,
 }
 
 impl SecurityHeaders {
@@ -39,9 +42,13 @@ impl SecurityHeaders {
              frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
             connect.join(" ")
         );
+        // A year, the host only: `includeSubDomains` would bind every sibling service of the
+        // organisation's domain to HTTPS, which is not this service's decision.
+        let https = config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         SecurityHeaders {
             csp: HeaderValue::from_str(&csp)
                 .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'")),
+            hsts: https.then(|| HeaderValue::from_static("max-age=31536000")),
         }
     }
 }
@@ -59,6 +66,9 @@ pub async fn headers(State(policy): State<Arc<SecurityHeaders>>, req: Request, n
         HeaderValue::from_static("microphone=(self), camera=(), geolocation=()"),
     );
     h.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    if let Some(hsts) = &policy.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
     if api && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -36,6 +36,23 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// The Prometheus text answer of `/metrics` (the public route behind its token, or the
+/// metrics listener).
+pub fn metrics_response() -> Response {
+    use axum::response::IntoResponse;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
+}
+
+/// Serves `/metrics` alone, without a token, on `METRICS_ADDR` (an address for a scraper on a
+/// private network), until `shutdown`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route("/metrics", axum::routing::get(|| async { metrics_response() }));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
 /// Counts and times every request under its route template (`/api/scenarios/{id}`), never the
 /// raw path, so ids cannot blow up the label set.
 pub async fn track(req: Request, next: Next) -> Response {

@@ -83,6 +83,8 @@ export DATABASE_URL="sqlite://$LOG_DIR/trainer.db?mode=rwc" DEMO_MODE=true PORT=
 export OPENAI_BASE_URL="http://127.0.0.1:$sim_port/v1" OPENAI_API_KEY="sk-sim"
 export LIVEKIT_URL="ws://127.0.0.1:$LK_PORT" LIVEKIT_API_KEY="$LK_API_KEY" LIVEKIT_API_SECRET="$LK_API_SECRET"
 export RECORDINGS_DIR="$LOG_DIR/recordings" VOICE_SILENCE_SECS=60 JOB_POLL_MS=500
+# The service's /metrics answers only this bearer token (the agent's own port needs none).
+export METRICS_TOKEN="stack-test-metrics-token"
 "$bin" seed --demo >"$LOG_DIR/seed.out"
 wait_port $LK_PORT 150
 wait_port $sim_port 150
@@ -158,7 +160,7 @@ else
   # The call's per-turn metrics on /metrics: the admin service's (one process) or the agent's port.
   scrape="$base/metrics"
   [[ $FAULT == admin_down ]] && scrape="http://127.0.0.1:$metrics_port/metrics"
-  curl -sf "$scrape" >"$LOG_DIR/metrics.txt" || echo "scrape of $scrape failed" >&2
+  curl -sf -H "Authorization: Bearer $METRICS_TOKEN" "$scrape" >"$LOG_DIR/metrics.txt" || echo "scrape of $scrape failed" >&2
   for m in agent_response_latency_seconds_count agent_realtime_first_audio_seconds_count \
     agent_mic_to_append_seconds_count agent_delta_to_frame_seconds_count agent_delta_to_rtp_seconds_count \
     agent_calls_ended_total; do

@@ -24,6 +24,8 @@ pub struct Credentials {
     pub user: User,
     pub password_hash: Option<String>,
     pub must_change_password: bool,
+    /// A one-time password's end: after it the password no longer signs in.
+    pub password_expires_at: Option<Timestamp>,
 }
 
 /// A login session as stored: the row behind a cookie.
@@ -33,6 +35,8 @@ pub struct AuthSession {
     pub id: String,
     pub user: User,
     pub must_change_password: bool,
+    /// A one-time password's end: a session opened with it ends then too.
+    pub password_expires_at: Option<Timestamp>,
     pub csrf_token: String,
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
@@ -102,7 +106,8 @@ pub struct UserPatch {
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 const USER_COLUMNS_U: &str = "u.id, u.account_id, u.email, u.display_name, u.role, u.external_id, u.active, \
-     u.is_demo, u.created_at, u.updated_at, u.password_hash, u.password_must_change";
+     u.is_demo, u.created_at, u.updated_at, u.password_hash, u.password_must_change, \
+     u.password_expires_at";
 
 impl Store {
     /// The user with this e-mail and their password hash, for login.
@@ -116,6 +121,7 @@ impl Store {
                 user: User::from_row(&r)?,
                 password_hash: r.opt_text("password_hash")?,
                 must_change_password: r.flag("password_must_change")?,
+                password_expires_at: r.opt_ts("password_expires_at")?,
             })
         })
         .transpose()
@@ -123,25 +129,28 @@ impl Store {
 
     /// Sets a user's password hash and ends every login session of theirs except `keep` (the
     /// caller's own, when a user changes their own password), with its audit record.
+    /// `one_time_until`: a one-time password, which must be changed at first sign-in and signs
+    /// in only until then (`None`: a password the user chose).
     pub async fn set_password(
         &self,
         account_id: AccountId,
         user_id: UserId,
         password_hash: &str,
-        must_change: bool,
+        one_time_until: Option<Timestamp>,
         keep: Option<&str>,
         audit: &Audit,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "UPDATE users SET password_hash = $1, password_must_change = $2, updated_at = $3 \
-             WHERE id = $4 AND account_id = $5",
+            "UPDATE users SET password_hash = $1, password_must_change = $2, updated_at = $3, \
+             password_expires_at = $6 WHERE id = $4 AND account_id = $5",
         )
         .bind(password_hash)
-        .bind(must_change)
+        .bind(one_time_until.is_some())
         .bind(Timestamp::now().millis())
         .bind(user_id.to_string())
         .bind(account_id.to_string())
+        .bind(one_time_until.map(Timestamp::millis))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -284,6 +293,7 @@ impl Store {
                 id: r.text("session_id")?,
                 user: User::from_row(&r)?,
                 must_change_password: r.flag("password_must_change")?,
+                password_expires_at: r.opt_ts("password_expires_at")?,
                 csrf_token: r.text("csrf_token")?,
                 created_at: r.ts("s_created")?,
                 last_seen_at: r.ts("last_seen_at")?,
@@ -465,6 +475,18 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.int("hits")?, row.ts("window_start")?))
+    }
+
+    /// The hits counted in `bucket`'s current window of `window_ms` (0 once it has ended), without
+    /// counting one: for limits that count only failures, checked before the attempt.
+    pub async fn rate_limit_hits(&self, bucket: &str, window_ms: i64, now: Timestamp) -> Result<i64> {
+        let hits: Option<i64> =
+            sqlx::query_scalar("SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start > $2")
+                .bind(bucket)
+                .bind(now.millis() - window_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(hits.unwrap_or(0))
     }
 
     /// Forgets windows that ended before `before`.

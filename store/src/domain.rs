@@ -177,6 +177,27 @@ str_enum! {
 }
 
 str_enum! {
+    /// The flags a counselor may raise on their own session: problems with the practice itself.
+    /// The safety flags (a missed risk question, dismissive language, ...) judge the counselor;
+    /// they come from grading or a supervisor, never from the counselor.
+    pub enum ReportedFlagType {
+        AiCallerProblem = "ai_caller_problem",
+        CallerInconsistency = "caller_inconsistency",
+        Other = "other",
+    }
+}
+
+impl From<ReportedFlagType> for FlagType {
+    fn from(reported: ReportedFlagType) -> Self {
+        match reported {
+            ReportedFlagType::AiCallerProblem => FlagType::AiCallerProblem,
+            ReportedFlagType::CallerInconsistency => FlagType::CallerInconsistency,
+            ReportedFlagType::Other => FlagType::Other,
+        }
+    }
+}
+
+str_enum! {
     pub enum FlagSeverity {
         Low = "low",
         Medium = "medium",
@@ -395,6 +416,7 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         SessionStatus,
         Speaker,
         FlagType,
+        ReportedFlagType,
         FlagSeverity,
         FlagSource,
         GateSeverity,
@@ -534,6 +556,7 @@ mod tests {
             SessionStatus,
             Speaker,
             FlagType,
+            ReportedFlagType,
             FlagSeverity,
             FlagSource,
             GateSeverity,

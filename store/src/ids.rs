@@ -143,7 +143,15 @@ mod tests {
     fn set_password_takes_account_then_user() {
         fn first_two<A, B, F, Fut>(_: F) -> (&'static str, &'static str)
         where
-            F: Fn(&'static crate::Store, A, B, &'static str, bool, Option<&'static str>, &'static crate::Audit) -> Fut,
+            F: Fn(
+                &'static crate::Store,
+                A,
+                B,
+                &'static str,
+                Option<crate::Timestamp>,
+                Option<&'static str>,
+                &'static crate::Audit,
+            ) -> Fut,
         {
             (std::any::type_name::<A>(), std::any::type_name::<B>())
         }

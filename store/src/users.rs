@@ -108,24 +108,28 @@ impl Store {
         self.user(account_id, id).await
     }
 
-    /// Creates a user who signs in with a password (`must_change`: a one-time one), audited as
-    /// `audit` says: the user, the password and the record exist together or not at all.
+    /// Creates a user who signs in with a password (`one_time_until`: a one-time one, which
+    /// signs in until then and must be changed at first sign-in), audited as `audit` says: the
+    /// user, the password and the record exist together or not at all.
     pub async fn create_user_with_password(
         &self,
         account_id: AccountId,
         input: NewUser,
         password_hash: &str,
-        must_change: bool,
+        one_time_until: Option<Timestamp>,
         audit: &crate::Audit,
     ) -> Result<User> {
         let mut tx = self.write_tx().await?;
         let id = insert_user_tx(&mut tx, account_id, input).await?;
-        sqlx::query("UPDATE users SET password_hash = $1, password_must_change = $2 WHERE id = $3")
-            .bind(password_hash)
-            .bind(must_change)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, password_must_change = $2, password_expires_at = $3 WHERE id = $4",
+        )
+        .bind(password_hash)
+        .bind(one_time_until.is_some())
+        .bind(one_time_until.map(Timestamp::millis))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         crate::accounts::audit_tx(&mut tx, &audit.clone().target("user", id)).await?;
         tx.commit().await?;
         self.user(account_id, id).await

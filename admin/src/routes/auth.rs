@@ -79,7 +79,7 @@ pub async fn login(
 ) -> Result<Response> {
     // Login CSRF: another site must not sign a browser into an account of its choosing.
     check_origin(&headers, &state)?;
-    let previous = session_token(&headers);
+    let previous = session_token(&headers, state.config.cookie_secure);
     let login = auth::login(&state, &input.email, input.password, &client, previous.as_deref()).await?;
     signed_in_response(&state, login).await
 }
@@ -135,10 +135,7 @@ pub async fn change_password(
     let hash = auth::hash_password(input.new_password).await?;
     let audit =
         Audit::new(Some(actor.account_id), Some(actor.user_id), "password.changed").target("user", actor.user_id);
-    state
-        .store
-        .set_password(actor.account_id, actor.user_id, &hash, false, Some(&signed_in.session.id), &audit)
-        .await?;
+    state.store.set_password(actor.account_id, actor.user_id, &hash, None, Some(&signed_in.session.id), &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,7 +169,7 @@ pub async fn demo_login(
         Some(user) if user.is_demo && user.active => user,
         _ => return Err(ApiError::NotFound("demo user")),
     };
-    if let Some(old) = session_token(&headers) {
+    if let Some(old) = session_token(&headers, state.config.cookie_secure) {
         state.store.delete_auth_session(&auth::sha256_hex(&old), None).await?;
     }
     let audit = Audit::new(Some(user.account_id), Some(user.id), "login.demo").details(serde_json::json!({ "ip": ip }));

@@ -101,6 +101,7 @@ fn complete_operation(op: &mut Operation, caller: Caller, method: &str, path_par
         }
         Caller::Internal => {
             add(op, "401", "Missing or wrong internal service key");
+            add(op, "429", "Too many wrong internal service keys from this address: every key is refused for a while");
             require(op, "internal_key");
         }
     }

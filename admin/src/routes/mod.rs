@@ -89,7 +89,7 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(auth::change_password))
-        .routes(routes!(accounts::list_accounts, accounts::create_account))
+        .routes(routes!(accounts::list_accounts))
         .routes(routes!(accounts::list_categories, accounts::add_category))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_user, users::update_user))

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use store::{
-    Analysis, Evaluation, FlagSeverity, FlagSource, FlagType, NewFlag, Session, SessionDetail, SessionFilter,
+    Analysis, Evaluation, FlagSeverity, FlagSource, NewFlag, ReportedFlagType, Session, SessionDetail, SessionFilter,
     SessionFlag, TranscriptTurn, Usage,
 };
 use utoipa::ToSchema;
@@ -243,9 +243,10 @@ pub struct FlagReport {
     /// What went wrong with the AI caller (or the session).
     #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
     pub details: String,
-    /// Default `ai_caller_problem`.
+    /// Default `ai_caller_problem`. Only these types: the safety flags judge the counselor and
+    /// come from grading or a supervisor.
     #[serde(default)]
-    pub flag_type: Option<FlagType>,
+    pub flag_type: Option<ReportedFlagType>,
 }
 
 /// A counselor reports a problem (usually with the AI caller) for a supervisor to review.
@@ -269,7 +270,7 @@ pub async fn report_flag(
     )
     .await?;
     let new = NewFlag {
-        flag_type: input.flag_type.unwrap_or(FlagType::AiCallerProblem),
+        flag_type: input.flag_type.unwrap_or(ReportedFlagType::AiCallerProblem).into(),
         severity: FlagSeverity::Medium,
         source: FlagSource::UserFeedback,
         details: input.details.trim().to_owned(),

@@ -25,18 +25,22 @@ pub async fn list_users(
     Ok(Json(state.store.list_users(actor.account_id, &filter).await?))
 }
 
-/// A new user and the one-time password to hand them (shown this once; they choose their own
-/// at first sign-in).
+/// A new user and, for an account admin, the one-time password to hand them (shown this once;
+/// they choose their own at first sign-in, within `ONE_TIME_PASSWORD_HOURS`).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedUser {
     #[serde(flatten)]
     pub user: User,
-    pub temporary_password: String,
+    /// Only in an account admin's answer: a supervisor who adds a counselor does not learn the
+    /// counselor's password (they could sign in as them); the admin hands one out with a
+    /// password reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporary_password: Option<String>,
 }
 
 /// Creates a user with a one-time password. Supervisors add counselors; only account admins add
-/// supervisors and admins.
+/// supervisors and admins, and only they see the one-time password.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = CreatedUser), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -53,7 +57,9 @@ pub async fn create_user(
     let hash = auth::hash_password(temporary_password.clone()).await?;
     let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "user.created")
         .details(serde_json::json!({ "role": input.role }));
-    let user = state.store.create_user_with_password(actor.account_id, input, &hash, true, &audit).await?;
+    let expires = auth::one_time_password_expiry(&state.config);
+    let user = state.store.create_user_with_password(actor.account_id, input, &hash, Some(expires), &audit).await?;
+    let temporary_password = (actor.role == Role::Admin).then_some(temporary_password);
     Ok((StatusCode::CREATED, Json(CreatedUser { user, temporary_password })))
 }
 
@@ -84,11 +90,12 @@ pub async fn update_user(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordReset {
-    /// The user's new one-time password (shown this once).
+    /// The user's new one-time password (shown this once; it signs in until it expires).
     pub temporary_password: String,
 }
 
-/// Resets a user's password to a one-time password and ends their sessions (account admins).
+/// Resets a user's password to a one-time password, valid for `ONE_TIME_PASSWORD_HOURS`, and
+/// ends their sessions (account admins).
 #[utoipa::path(post, path = "/api/users/{id}/password-reset", tag = "users", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = PasswordReset), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn reset_password(
@@ -104,6 +111,7 @@ pub async fn reset_password(
     let temporary_password = auth::one_time_password();
     let hash = auth::hash_password(temporary_password.clone()).await?;
     let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "password.reset").target("user", id);
-    state.store.set_password(actor.account_id, id, &hash, true, None, &audit).await?;
+    let expires = auth::one_time_password_expiry(&state.config);
+    state.store.set_password(actor.account_id, id, &hash, Some(expires), None, &audit).await?;
     Ok(Json(PasswordReset { temporary_password }))
 }

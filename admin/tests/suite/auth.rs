@@ -409,7 +409,7 @@ async fn login_is_rate_limited_with_retry_after() {
     // from elsewhere nor the rest of the account, and known and unknown e-mails answer alike.
     let db = testing::sqlite().await;
     let app = spawn_with(&db, |c| {
-        c.trust_forwarded_for = true;
+        c.trusted_proxies = 1;
         c.rate_limits.login_per_pair = admin::config::Limit::new(3, 600);
     })
     .await;
@@ -459,14 +459,7 @@ async fn demo_switcher_exists_only_in_demo_mode() {
         // Even with a password, a demo user cannot sign in normally.
         let hash = admin::auth::hash_password(PASSWORD.into()).await.expect("hash");
         db.store
-            .set_password(
-                demo_user.account_id,
-                demo_user.id,
-                &hash,
-                false,
-                None,
-                &store::Audit::new(None, None, "test"),
-            )
+            .set_password(demo_user.account_id, demo_user.id, &hash, None, None, &store::Audit::new(None, None, "test"))
             .await
             .expect("pw");
 
@@ -532,7 +525,7 @@ async fn security_headers_on_ui_and_api() {
 async fn login_lockouts_back_off_and_answer_alike() {
     for (backend, db) in testing::all().await {
         let app = spawn_with(&db, |c| {
-            c.trust_forwarded_for = true;
+            c.trusted_proxies = 1;
             c.rate_limits.login_per_ip = admin::config::Limit::new(6, 600); // spawn signs five users in
         })
         .await;

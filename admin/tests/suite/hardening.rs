@@ -319,7 +319,8 @@ async fn a_counselors_report_does_not_suppress_the_analyzers_flag() {
             .post(
                 app.counselor,
                 &format!("/api/sessions/{session}/flag"),
-                json!({"details": "nothing to see", "flagType": "policy_violation"}),
+                // Counselors raise only the report types (not `policy_violation`: hostile_auth.rs).
+                json!({"details": "nothing to see", "flagType": "other"}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{backend:?}: {report}");
@@ -373,10 +374,11 @@ async fn nul_bytes_in_text_are_a_client_error_not_a_500() {
 #[tokio::test]
 async fn unknown_http_methods_share_one_metrics_label() {
     let db = testing::sqlite().await;
-    let app = spawn(&db).await;
+    let app = spawn_with(&db, |c| c.metrics_token = Some(admin::Secret::new("metrics-token"))).await;
     let method = reqwest::Method::from_bytes(b"FROBNICATEXYZ").expect("method");
     let _ = app.http.request(method, app.url("/api/scenarios")).send().await.expect("request");
-    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = app.http.get(app.url("/metrics")).bearer_auth("metrics-token").send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
     assert!(!metrics.contains("FROBNICATEXYZ"), "{metrics}");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
 }

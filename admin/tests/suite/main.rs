@@ -16,6 +16,7 @@ mod documents;
 mod external;
 mod gates;
 mod hardening;
+mod hostile_auth;
 mod notify;
 mod privacy;
 mod progress;

@@ -14,12 +14,7 @@ export interface paths {
         /** The caller's account (a list, for the prototype's shape; users see only their own account). */
         get: operations["list_accounts"];
         put?: never;
-        /**
-         * Creates another account (e.g. a new center of a network) with the default categories and its
-         *     first admin, who signs in with the one-time password answered here. Account admins only; the
-         *     caller gets no access to the new account.
-         */
-        post: operations["create_account"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1064,7 +1059,7 @@ export interface paths {
         put?: never;
         /**
          * Creates a user with a one-time password. Supervisors add counselors; only account admins add
-         *     supervisors and admins.
+         *     supervisors and admins, and only they see the one-time password.
          */
         post: operations["create_user"];
         delete?: never;
@@ -1125,7 +1120,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Resets a user's password to a one-time password and ends their sessions (account admins). */
+        /**
+         * Resets a user's password to a one-time password, valid for `ONE_TIME_PASSWORD_HOURS`, and
+         *     ends their sessions (account admins).
+         */
         post: operations["reset_password"];
         delete?: never;
         options?: never;
@@ -1211,7 +1209,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Request counts and latencies per route, in Prometheus text format. */
+        /**
+         * Request counts and latencies per route, in Prometheus text format. On this (public) listener
+         *     only with `Authorization: Bearer <METRICS_TOKEN>`; `METRICS_ADDR` serves them without a token
+         *     on an address of their own.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -1533,11 +1535,16 @@ export interface components {
             key: string;
         };
         /**
-         * @description A new user and the one-time password to hand them (shown this once; they choose their own
-         *     at first sign-in).
+         * @description A new user and, for an account admin, the one-time password to hand them (shown this once;
+         *     they choose their own at first sign-in, within `ONE_TIME_PASSWORD_HOURS`).
          */
         CreatedUser: components["schemas"]["User"] & {
-            temporaryPassword: string;
+            /**
+             * @description Only in an account admin's answer: a supervisor who adds a counselor does not learn the
+             *     counselor's password (they could sign in as them); the admin hands one out with a
+             *     password reset.
+             */
+            temporaryPassword?: string | null;
         };
         CreatedWebhook: {
             webhook: components["schemas"]["Webhook"];
@@ -1915,7 +1922,7 @@ export interface components {
         FlagReport: {
             /** @description What went wrong with the AI caller (or the session). */
             details: string;
-            flagType?: null | components["schemas"]["FlagType"];
+            flagType?: null | components["schemas"]["ReportedFlagType"];
         };
         /** @description A supervisor's review of a flag. */
         FlagReview: {
@@ -2106,12 +2113,6 @@ export interface components {
             email: string;
             password: string;
         };
-        NewAccount: {
-            name: string;
-            /** @description The new account's first admin (every account needs one to manage it). */
-            adminEmail: string;
-            adminName: string;
-        };
         NewApiKey: {
             /** @description What the key is for, e.g. the partner system's name. */
             name: string;
@@ -2206,7 +2207,7 @@ export interface components {
             newPassword: string;
         };
         PasswordReset: {
-            /** @description The user's new one-time password (shown this once). */
+            /** @description The user's new one-time password (shown this once; it signs in until it expires). */
             temporaryPassword: string;
         };
         /** @description An uploaded policy document of an account. */
@@ -2262,12 +2263,6 @@ export interface components {
              *     written for; one-time scenarios often hold them.
              */
             confirmPersonalDetailsReviewed: boolean;
-        };
-        /** @description A new account, its first admin, and the admin's one-time password (shown this once). */
-        ProvisionedAccount: {
-            account: components["schemas"]["Account"];
-            admin: components["schemas"]["User"];
-            temporaryPassword: string;
         };
         /** @description Agreement on 1-4 ratings (null: the criterion did not apply). */
         RatingAgreement: {
@@ -2360,6 +2355,11 @@ export interface components {
             original: string;
             replacement: string;
         };
+        /**
+         * @description The flags a counselor may raise on their own session: problems with the practice itself. The safety flags (a missed risk question, dismissive language, ...) judge the counselor; they come from grading or a supervisor, never from the counselor.
+         * @enum {string}
+         */
+        ReportedFlagType: "ai_caller_problem" | "caller_inconsistency" | "other";
         /**
          * @description A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
          *     values are answers, or `raised` / `not_raised` for flags.
@@ -2931,89 +2931,6 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    create_account: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["NewAccount"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProvisionedAccount"];
-                };
-            };
-            /** @description A malformed id, query value or body */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Not signed in, or the session expired */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body is larger than this route accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body is not of a content type this route takes (application/json) */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4667,6 +4584,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Too many wrong internal service keys from this address: every key is refused for a while */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     call_end: {
@@ -4735,6 +4661,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many wrong internal service keys from this address: every key is refused for a while */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4817,6 +4752,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Too many wrong internal service keys from this address: every key is refused for a while */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     call_setup: {
@@ -4878,6 +4822,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Too many wrong internal service keys from this address: every key is refused for a while */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     call_status: {
@@ -4916,6 +4869,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many wrong internal service keys from this address: every key is refused for a while */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5000,6 +4962,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many wrong internal service keys from this address: every key is refused for a while */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8255,6 +8226,14 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     readyz: {
@@ -8313,6 +8292,7 @@ export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["s
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
 export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
+export const reportedFlagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReportedFlagType"]> = ["ai_caller_problem", "caller_inconsistency", "other"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["counselor", "supervisor", "admin"];
 export const scenarioListKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioListKind"]> = ["reusable", "one_time", "all"];
 export const scenarioModeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioMode"]> = ["phone", "chat"];

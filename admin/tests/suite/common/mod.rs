@@ -63,7 +63,7 @@ pub async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut admin::Config))
             is_demo: false,
         };
         let id = s.create_user(account, new).await.expect("user").id;
-        s.set_password(account, id, &hash, false, None, &store::Audit::new(Some(account), None, "test.password"))
+        s.set_password(account, id, &hash, None, None, &store::Audit::new(Some(account), None, "test.password"))
             .await
             .expect("password");
         emails.insert(id, email);

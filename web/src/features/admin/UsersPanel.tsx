@@ -21,7 +21,8 @@ export function UsersPanel() {
   const create = useMutation({
     mutationFn: () => call(api.POST("/api/users", { body: { email, displayName, role } })),
     onSuccess: (u) => {
-      setSecret({ who: u.displayName, password: u.temporaryPassword });
+      // Only an account admin's answer carries it; a supervisor's new counselor gets theirs from an admin's reset.
+      if (u.temporaryPassword) setSecret({ who: u.displayName, password: u.temporaryPassword });
       setEmail("");
       setName("");
       refresh();
