@@ -240,8 +240,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(user_id.to_string()).execute(&mut *tx).await?;
+        // The file name is the server's, derived from the session id, never a stored one.
         let files: Vec<String> = sqlx::query(
-            "SELECT r.storage_path FROM recordings r JOIN sessions s ON s.id = r.session_id \
+            "SELECT r.session_id FROM recordings r JOIN sessions s ON s.id = r.session_id \
              WHERE s.user_id = $1 AND r.account_id = $2",
         )
         .bind(user_id.to_string())
@@ -249,7 +250,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| r.text("storage_path"))
+        .map(|r| r.uuid("session_id").map(crate::voice::recording_file_name))
         .collect::<Result<_>>()?;
         sqlx::query(
             "DELETE FROM recordings WHERE account_id = $1 AND session_id IN (SELECT id FROM sessions WHERE user_id = $2)",

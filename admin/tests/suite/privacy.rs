@@ -118,13 +118,13 @@ async fn erasing_a_user_pseudonymises_them_and_deletes_their_recordings() {
         };
         let expires = store::Timestamp::from_millis(store::Timestamp::now().millis() + 60_000);
         let call = s.start_voice_session(app.account, &new, Some(("h", expires))).await.expect("session").0.id;
-        let file = format!("{call}.ogg");
+        let file = store::recording_file_name(call);
         std::fs::write(dir.path().join(&file), b"OggS recording").expect("file");
         let end = store::VoiceEnd {
             reason: store::EndReason::CounselorLeft,
             usage: None,
             turn_metrics: vec![],
-            recording: Some(store::RecordingMeta { file: file.clone(), duration_ms: 1000, bytes: 14 }),
+            recording: Some(store::RecordingMeta { duration_ms: 1000, bytes: 14 }),
         };
         s.end_voice_session(call, &end).await.expect("ended");
         // An audit record that names the counselor's e-mail: a failed sign-in.
