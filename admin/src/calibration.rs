@@ -288,7 +288,7 @@ pub async fn review_session(
 ) -> Result<Evaluation> {
     actor.require_supervisor()?;
     state.store.session(actor.account_id, session_id).await?;
-    let evaluation = state.store.evaluation_for_session(session_id).await?.ok_or_else(|| ApiError::Conflict {
+    let evaluation = state.store.ai_evaluation_raw(session_id).await?.ok_or_else(|| ApiError::Conflict {
         message: "the session has no evaluation to review yet".into(),
         existing_id: None,
     })?;

@@ -39,6 +39,7 @@ pub mod rubric;
 mod security;
 pub mod seed;
 pub mod telemetry;
+pub mod transcript;
 mod upload;
 mod web;
 pub mod webhooks;

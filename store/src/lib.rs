@@ -46,7 +46,10 @@ pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
 pub use db::{Backend, Store};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
-pub use evaluations::{CheckResult, CriterionScore, Evaluation, NewEvaluation, ReviewSummary, ScoreBasis};
+pub use evaluations::{
+    CheckResult, CriterionScore, DowngradedCheck, Evaluation, EvaluationHold, Integrity, ManipulationSignal,
+    NewEvaluation, ReviewSummary, ScoreBasis,
+};
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use ids::{AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, UserId, WebhookId};
 pub use jobs::{Job, JobState};
