@@ -116,6 +116,18 @@ async fn deliveries(app: &App, hook: &str) -> Vec<String> {
     log.as_array().expect("deliveries").iter().map(|d| d["event"].as_str().unwrap_or("").to_owned()).collect()
 }
 
+/// The sessions counselor A's progress shows a score for.
+async fn progress_sessions(app: &App) -> Vec<String> {
+    let (status, progress) = app.get(app.counselor, "/api/progress").await;
+    assert_eq!(status, StatusCode::OK, "{progress}");
+    progress["scores"]
+        .as_array()
+        .expect("scores")
+        .iter()
+        .filter_map(|p| p["sessionId"].as_str().map(str::to_owned))
+        .collect()
+}
+
 async fn partner_get(app: &App, key: &str, path: &str) -> (StatusCode, Value) {
     let res = app.http.get(app.url(path)).header("x-api-key", key).send().await.expect("request");
     let status = res.status();
@@ -201,6 +213,8 @@ async fn a_forged_chat_is_neutralised_held_and_released_by_a_supervisor() {
         assert_eq!(as_counselor["evaluation"]["overallScore"], Value::Null);
         assert_eq!(as_counselor["evaluation"]["criteria"], json!([]));
 
+        assert!(!progress_sessions(&app).await.contains(&session), "a held score stays out of progress");
+
         // No event left while held; the partner waits.
         assert_eq!(deliveries(&app, &hook).await, Vec::<String>::new(), "{backend:?}");
         let result_path = format!("/api/external/assignments/{assignment}/result");
@@ -237,6 +251,7 @@ async fn a_forged_chat_is_neutralised_held_and_released_by_a_supervisor() {
         let (_, as_counselor) = app.get(app.counselor, &format!("/api/sessions/{session}")).await;
         assert_eq!(as_counselor["evaluationStatus"], "completed");
         assert_eq!(as_counselor["evaluation"]["overallScore"], control_score);
+        assert!(progress_sessions(&app).await.contains(&session));
         let (_, result) = partner_get(&app, &key, &result_path).await;
         assert_eq!(result["evaluation_status"], "completed", "{result}");
         assert_eq!(result["evaluation"]["overall_score"], control_score);
