@@ -234,6 +234,15 @@ async fn a_forged_chat_is_neutralised_held_and_released_by_a_supervisor() {
         assert_eq!(res.status(), StatusCode::OK, "asking again starts nothing");
         assert_eq!(evaluator_requests(&sim).len(), requests.len());
 
+        // The supervisor re-grades before releasing: one rating overridden, with a reason.
+        let review =
+            json!({"overrides": [{"kind": "rating", "target": "closing", "value": "4", "reason": "A warm close."}]});
+        let (status, reviewed) = app.post(app.supervisor, &format!("/api/sessions/{session}/review"), review).await;
+        assert_eq!(status, StatusCode::OK, "{reviewed}");
+        let reviewed_score = reviewed["overallScore"].clone();
+        assert_ne!(reviewed_score, control_score, "the override moves the score");
+        assert_eq!(reviewed["hold"]["held"], true, "reviewing does not release");
+
         // A counselor cannot release it; a supervisor can, once.
         let release = format!("/api/sessions/{session}/evaluation/release");
         assert_eq!(app.post(app.counselor, &release, json!({})).await.0, StatusCode::FORBIDDEN);
@@ -250,12 +259,12 @@ async fn a_forged_chat_is_neutralised_held_and_released_by_a_supervisor() {
         assert_eq!(events, ["assignment.completed", "evaluation.completed"], "{backend:?}");
         let (_, as_counselor) = app.get(app.counselor, &format!("/api/sessions/{session}")).await;
         assert_eq!(as_counselor["evaluationStatus"], "completed");
-        assert_eq!(as_counselor["evaluation"]["overallScore"], control_score);
+        assert_eq!(as_counselor["evaluation"]["overallScore"], reviewed_score);
         assert!(progress_sessions(&app).await.contains(&session));
         let (_, result) = partner_get(&app, &key, &result_path).await;
         assert_eq!(result["evaluation_status"], "completed", "{result}");
-        assert_eq!(result["evaluation"]["overall_score"], control_score);
-        assert_eq!(result["evaluation"]["supervisor_reviewed"], false);
+        assert_eq!(result["evaluation"]["overall_score"], reviewed_score, "the partner sees the reviewed score");
+        assert_eq!(result["evaluation"]["supervisor_reviewed"], true);
         let actions: Vec<String> =
             app.store.audit_events(app.account, 200).await.expect("audit").into_iter().map(|e| e.action).collect();
         assert!(actions.contains(&"evaluation.released".to_owned()));

@@ -869,6 +869,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/evaluation/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Releases an evaluation held for review (supervisors): the counselor and partners see it from
+         *     now on, as reviewed (override what needs it with a calibration review first), and the
+         *     webhook events it held back fire. 409 when it is not held.
+         */
+        post: operations["release_evaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/flag": {
         parameters: {
             query?: never;
@@ -1388,7 +1409,7 @@ export interface components {
          * @description An answer to one rubric check.
          * @enum {string}
          */
-        CheckAnswer: "yes" | "no" | "not_applicable";
+        CheckAnswer: "yes" | "no" | "not_applicable" | "not_assessed";
         /** @description One rubric check: a yes/no question about the call, answered with the turns it rests on. */
         CheckResult: {
             key: string;
@@ -1514,6 +1535,17 @@ export interface components {
             createdAt: components["schemas"]["Timestamp"];
         };
         /**
+         * @description A check the evaluator answered "yes" without citing a real counselor turn: stored as
+         *     `not_assessed`, counted as neither yes nor no.
+         */
+        DowngradedCheck: {
+            /** @description `<criterion>.<check>`. */
+            target: string;
+            /** @description The turns the evaluator cited (none, missing ones or caller turns). */
+            citedTurns: number[];
+            reason: string;
+        };
+        /**
          * @description Why a voice call ended.
          * @enum {string}
          */
@@ -1557,12 +1589,31 @@ export interface components {
             model: string;
             createdAt: components["schemas"]["Timestamp"];
             review?: null | components["schemas"]["ReviewSummary"];
+            hold?: null | components["schemas"]["EvaluationHold"];
+            /**
+             * @description The evaluator's "yes" answers turned into `not_assessed` because they cited no real
+             *     counselor turn.
+             */
+            downgradedChecks?: components["schemas"]["DowngradedCheck"][];
+        };
+        /**
+         * @description Why and how an evaluation was held for review. While `held`, the counselor sees "under
+         *     review" without scores, partners see `pending`, and its webhook events wait.
+         */
+        EvaluationHold: {
+            /** @description True until a supervisor releases it. */
+            held: boolean;
+            reason: string;
+            signals: components["schemas"]["ManipulationSignal"][];
+            releasedAt?: null | components["schemas"]["Timestamp"];
+            /** Format: uuid */
+            releasedBy?: string | null;
         };
         /**
          * @description Where the session's evaluation stands.
          * @enum {string}
          */
-        EvaluationStatus: "not_started" | "running" | "failed" | "completed";
+        EvaluationStatus: "not_started" | "running" | "failed" | "completed" | "pending";
         /** @description An assignment as partners see it: the counselor by their external id. */
         ExternalAssignment: {
             /** Format: uuid */
@@ -1631,6 +1682,11 @@ export interface components {
             improvements: string[];
             flags: components["schemas"]["ExternalFlag"][];
             created_at: components["schemas"]["Timestamp"];
+            /**
+             * @description Whether a supervisor reviewed it: then the scores, ratings and flags are the reviewed
+             *     ones (the supervisor's overrides applied, the score recomputed).
+             */
+            supervisor_reviewed: boolean;
         };
         ExternalFieldError: {
             field: string;
@@ -1669,7 +1725,10 @@ export interface components {
             /** Format: int64 */
             attempts: number;
             latest_attempt: components["schemas"]["ExternalAttempt"];
-            /** @description The latest attempt's evaluation: `running` while it is being made. */
+            /**
+             * @description The latest attempt's evaluation: `running` while it is being made, `pending` while it
+             *     is held for a supervisor's review.
+             */
             evaluation_status: components["schemas"]["EvaluationStatus"];
             /** @description Why the latest evaluation attempt failed, when it did. */
             evaluation_error?: string | null;
@@ -1970,6 +2029,26 @@ export interface components {
             email: string;
             password: string;
         };
+        /**
+         * @description Text inside a transcript turn that imitates the transcript's structure or talks to the grader: neutralised before any model reads it, and a reason to hold the evaluation.
+         * @enum {string}
+         */
+        ManipulationKind: "turn_marker" | "speaker_label" | "grader_note" | "data_tag";
+        /**
+         * @description Text in a transcript turn that imitated the transcript's structure or addressed the grader;
+         *     the evaluator read it neutralised.
+         */
+        ManipulationSignal: {
+            /**
+             * Format: int32
+             * @description The turn (1-based, in spoken order) whose text held it.
+             */
+            turn: number;
+            speaker: components["schemas"]["Speaker"];
+            kind: components["schemas"]["ManipulationKind"];
+            /** @description What was found, as written (at most 80 characters). */
+            excerpt: string;
+        };
         NewAccount: {
             name: string;
             /** @description The new account's first admin (every account needs one to manage it). */
@@ -2220,6 +2299,10 @@ export interface components {
             kind: string;
             original: string;
             replacement: string;
+        };
+        ReleaseInput: {
+            /** @description Why it may be released (audited; at most 4000 characters). */
+            note?: string | null;
         };
         /**
          * @description A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
@@ -6628,6 +6711,99 @@ export interface operations {
             };
         };
     };
+    release_evaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     report_flag: {
         parameters: {
             query?: never;
@@ -7895,11 +8071,11 @@ type ReadonlyArray<T> = [
 export const pathsApiScenariosGetParametersQueryKindValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/scenarios"]["get"]["parameters"]["query"]["kind"]> = ["reusable", "one_time", "all"];
 export const pathsApiSessionsGetParametersQueryTypeValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/sessions"]["get"]["parameters"]["query"]["type"]> = ["free_practice", "assigned", "all"];
 export const assignmentStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AssignmentStatus"]> = ["pending", "in_progress", "completed"];
-export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable"];
+export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable", "not_assessed"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "delivered", "failed"];
 export const difficultyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Difficulty"]> = ["beginner", "intermediate", "advanced"];
 export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EndReason"]> = ["counselor_left", "max_duration", "silence", "ended_by_supervisor", "agent_shutdown", "failed", "never_joined", "replaced"];
-export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed"];
+export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed", "pending"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
 export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback"];
@@ -7908,6 +8084,7 @@ export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["sc
 export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag"];
 export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
+export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ManipulationKind"]> = ["turn_marker", "speaker_label", "grader_note", "data_tag"];
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
 export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["counselor", "supervisor", "admin"];
