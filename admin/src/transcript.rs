@@ -206,8 +206,8 @@ fn neutralise_inline(line: &str, found: &mut Vec<(ManipulationKind, String)>) ->
             i += phrase.len();
             continue;
         }
-        if here.starts_with('<') {
-            let after = here[1..].trim_start().trim_start_matches('/').trim_start();
+        if let Some(tag) = here.strip_prefix('<') {
+            let after = tag.trim_start().trim_start_matches('/').trim_start();
             let word = word_len(after);
             if word > 0 && TAGS.contains(&&after[..word]) {
                 found.push((ManipulationKind::DataTag, excerpt(&line[i..])));
