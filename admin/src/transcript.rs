@@ -245,12 +245,12 @@ fn cut_text(text: &str, max: usize) -> String {
 }
 
 /// The transcript for the model: numbered and attributed from the store, neutralised, and cut
-/// to about `max_chars` keeping its beginning and end.
+/// keeping its beginning and end. `max_chars` bounds the transcript's text as it always has:
+/// each turn counted as its `[n] Speaker: text` line; the JSON around it adds a few dozen
+/// characters per turn.
 pub fn for_model(turns: &[TranscriptTurn], max_chars: usize) -> ModelTranscript {
-    // Room for the brackets and the cut marker, so the result stays within `max_chars`.
-    let budget = max_chars.saturating_sub(200).max(200);
     let mut signals = Vec::new();
-    let entries: Vec<String> = turns
+    let texts: Vec<String> = turns
         .iter()
         .enumerate()
         .map(|(i, t)| {
@@ -261,42 +261,49 @@ pub fn for_model(turns: &[TranscriptTurn], max_chars: usize) -> ModelTranscript 
                 kind,
                 excerpt,
             }));
-            let text = cut_text(&text, budget / 2);
-            let turn = ModelTurn { turn: i + 1, speaker: speaker_name(t.speaker), text: &text };
-            serde_json::to_string(&turn).unwrap_or_default()
+            text
         })
         .collect();
-    let size = |e: &String| e.chars().count() + 2;
-    let total: usize = entries.iter().map(size).sum();
-    let (mut head, mut tail, mut cut) = (entries.len(), 0, None);
-    if total > budget {
-        let (mut used, half) = (0, budget / 2);
-        head = entries
+    let line =
+        |i: usize, text: &str| format!("[{}] {}: {text}\n", i + 1, speaker_name(turns[i].speaker)).chars().count();
+    let total: usize = texts.iter().enumerate().map(|(i, t)| line(i, t)).sum();
+    // Over the limit, a single turn longer than half of it keeps its own beginning and end.
+    let texts: Vec<String> =
+        if total > max_chars { texts.iter().map(|t| cut_text(t, max_chars / 2)).collect() } else { texts };
+    let sizes: Vec<usize> = texts.iter().enumerate().map(|(i, t)| line(i, t)).collect();
+    let (mut head, mut tail, mut cut) = (texts.len(), 0, None);
+    if total > max_chars {
+        let (mut used, half) = (0, max_chars / 2);
+        head = sizes
             .iter()
-            .position(|e| {
-                used += size(e);
+            .position(|size| {
+                used += size;
                 used > half
             })
-            .unwrap_or(entries.len());
-        let mut room = budget - entries[..head].iter().map(size).sum::<usize>();
-        tail = entries[head..]
+            .unwrap_or(texts.len());
+        let mut room = max_chars - sizes[..head].iter().sum::<usize>();
+        tail = sizes[head..]
             .iter()
             .rev()
-            .position(|e| match room.checked_sub(size(e)) {
+            .position(|size| match room.checked_sub(*size) {
                 Some(left) => {
                     room = left;
                     false
                 }
                 None => true,
             })
-            .unwrap_or(entries.len() - head);
-        if head + tail < entries.len() {
-            cut = Some((head + 1, entries.len() - tail));
+            .unwrap_or(texts.len() - head);
+        if head + tail < texts.len() {
+            cut = Some((head + 1, texts.len() - tail));
         }
     }
-    let mut lines: Vec<String> = entries[..head].to_vec();
+    let entry = |i: usize| {
+        let turn = ModelTurn { turn: i + 1, speaker: speaker_name(turns[i].speaker), text: &texts[i] };
+        serde_json::to_string(&turn).unwrap_or_default()
+    };
+    let mut lines: Vec<String> = (0..head).map(entry).collect();
     if let Some((first, last)) = cut {
-        let chars: usize = entries[first - 1..last].iter().map(size).sum();
+        let chars: usize = sizes[first - 1..last].iter().sum();
         let marker = CutMarker {
             omitted: format!(
                 "transcript truncated: turns {first} to {last} ({chars} characters) were cut from the middle; \
@@ -304,7 +311,7 @@ pub fn for_model(turns: &[TranscriptTurn], max_chars: usize) -> ModelTranscript 
             ),
         };
         lines.push(serde_json::to_string(&marker).unwrap_or_default());
-        lines.extend_from_slice(&entries[entries.len() - tail..]);
+        lines.extend((texts.len() - tail..texts.len()).map(entry));
     }
     ModelTranscript { json: format!("[\n{}\n]\n", lines.join(",\n")), signals, cut }
 }
@@ -393,8 +400,10 @@ mod tests {
             .collect();
         turns.push(turn(Speaker::Counselor, "Let's make a safety plan together before we hang up."));
         let t = for_model(&turns, 10_000);
-        assert!(t.json.chars().count() <= 10_000, "{}", t.json.chars().count());
         let parsed: Vec<serde_json::Value> = serde_json::from_str(&t.json).expect("valid JSON");
+        let text: usize = parsed.iter().filter_map(|e| e["text"].as_str()).map(|t| t.chars().count() + 16).sum();
+        assert!(text <= 10_000, "{text}");
+        assert!(t.json.chars().count() <= 10_000 + 50 * parsed.len(), "{}", t.json.chars().count());
         assert_eq!(parsed[0]["turn"], 1);
         assert_eq!(parsed.last().expect("last")["turn"], 201);
         assert!(t.json.contains("safety plan together"));
@@ -409,6 +418,10 @@ mod tests {
         let t = for_model(&huge, 10_000);
         assert!(t.json.contains("START") && t.json.contains("END") && t.json.contains("turn truncated"));
         assert!(t.json.chars().count() <= 10_000);
+        // Under the limit nothing is cut, however long a single turn.
+        let long = [turn(Speaker::Counselor, &"z".repeat(9_000))];
+        let t = for_model(&long, 10_000);
+        assert!(t.cut.is_none() && !t.json.contains("truncated"));
     }
 
     #[test]

@@ -952,7 +952,11 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
             .ok_or_else(|| anyhow!("case {}: no evaluation request reached the simulator", case.id))?;
         let limit = state.config.transcript_max_chars as usize;
         if transcript_chars(case) <= limit
-            && let Some(missing) = expanded.iter().map(|t| t.text.trim()).find(|t| !sent.contains(t))
+            // The evaluator reads turns as JSON strings: a turn may arrive escaped.
+            && let Some(missing) = expanded.iter().map(|t| t.text.trim()).find(|t| {
+                let escaped = serde_json::to_string(t).unwrap_or_default();
+                !sent.contains(t) && !sent.contains(escaped.trim_matches('"'))
+            })
         {
             bail!("case {}: the evaluation request lacks `{missing}`", case.id);
         }
