@@ -32,7 +32,8 @@ impl Answer {
             Some(CheckAnswer::Yes) => Answer::Yes,
             Some(CheckAnswer::No) => Answer::No,
             Some(CheckAnswer::NotApplicable) => Answer::NotApplicable,
-            None => Answer::Skipped,
+            // A yes without a counselor turn to rest on was not really answered.
+            Some(CheckAnswer::NotAssessed) | None => Answer::Skipped,
         }
     }
 

@@ -306,7 +306,7 @@ pub async fn review_session(
     if session.user_id == actor.user_id {
         return Err(ApiError::Forbidden("a supervisor cannot review their own session"));
     }
-    let evaluation = state.store.evaluation_for_session(session_id).await?.ok_or_else(|| ApiError::Conflict {
+    let evaluation = state.store.ai_evaluation_raw(session_id).await?.ok_or_else(|| ApiError::Conflict {
         message: "the session has no evaluation to review yet".into(),
         existing_id: None,
     })?;

@@ -41,6 +41,7 @@ pub mod scoring;
 mod security;
 pub mod seed;
 pub mod telemetry;
+pub mod transcript;
 mod upload;
 mod web;
 pub mod webhooks;

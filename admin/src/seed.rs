@@ -353,5 +353,6 @@ fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvalu
         areas_to_improve: vec!["Ask about means as soon as suicide comes up".into()],
         model: "demo-seed".into(),
         raw_output: "{}".into(),
+        integrity: Default::default(),
     }
 }

@@ -241,7 +241,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let running = (queued > 0 || started.is_some_and(|t| t >= Timestamp::now().millis() - STALE_CLAIM_MS))
-            && self.evaluation_for_session(session_id).await?.is_none();
+            && self.ai_evaluation_raw(session_id).await?.is_none();
         Ok((running, row.opt_text("evaluation_error")?))
     }
 

@@ -264,6 +264,24 @@ str_enum! {
         Yes = "yes",
         No = "no",
         NotApplicable = "not_applicable",
+        /// Set by validation, never by the evaluator: it answered yes without citing a real
+        /// counselor turn, so the answer counts as neither yes nor no.
+        NotAssessed = "not_assessed",
+    }
+}
+
+str_enum! {
+    /// Text inside a transcript turn that imitates the transcript's structure or talks to the
+    /// grader: neutralised before any model reads it, and a reason to hold the evaluation.
+    pub enum ManipulationKind {
+        /// A line starting like a numbered turn (`[4] Counselor:`) or a turn's JSON fields.
+        TurnMarker = "turn_marker",
+        /// A line starting with a speaker label (`Caller:`, `System:`).
+        SpeakerLabel = "speaker_label",
+        /// A note addressed to the grader or evaluator, or an order to ignore instructions.
+        GraderNote = "grader_note",
+        /// A tag imitating the prompt's data blocks (`<data>`, `</transcript>`).
+        DataTag = "data_tag",
     }
 }
 
@@ -424,6 +442,7 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         FlagStatus,
         LlmTask,
         CheckAnswer,
+        ManipulationKind,
         ScoreBand,
         OverrideKind,
         WebhookEvent,
@@ -564,6 +583,7 @@ mod tests {
             FlagStatus,
             LlmTask,
             CheckAnswer,
+            ManipulationKind,
             ScoreBand,
             OverrideKind,
             WebhookEvent,

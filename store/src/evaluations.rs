@@ -7,9 +7,11 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store};
 use crate::domain::{
-    CheckAnswer, FlagType, GateSeverity, GateSource, JobKind, ScoreBand, Timestamp, WebhookEvent, new_id,
+    CheckAnswer, FlagType, GateSeverity, GateSource, JobKind, ManipulationKind, ScoreBand, Speaker, Timestamp,
+    WebhookEvent, new_id,
 };
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
@@ -48,6 +50,53 @@ pub struct Evaluation {
     /// band are the reviewed version, and each overridden item keeps the AI's answer beside it.
     #[serde(default)]
     pub review: Option<ReviewSummary>,
+    /// Present when the evaluation was held for a supervisor's review because its transcript
+    /// tried to steer the grader (still held, or released).
+    #[serde(default)]
+    pub hold: Option<EvaluationHold>,
+    /// The evaluator's "yes" answers turned into `not_assessed` because they cited no real
+    /// counselor turn.
+    #[serde(default)]
+    pub downgraded_checks: Vec<DowngradedCheck>,
+}
+
+/// Text in a transcript turn that imitated the transcript's structure or addressed the grader;
+/// the evaluator read it neutralised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManipulationSignal {
+    /// The turn (1-based, in spoken order) whose text held it.
+    pub turn: u32,
+    pub speaker: Speaker,
+    pub kind: ManipulationKind,
+    /// What was found, as written (at most 80 characters).
+    pub excerpt: String,
+}
+
+/// A check the evaluator answered "yes" without citing a real counselor turn: stored as
+/// `not_assessed`, counted as neither yes nor no.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DowngradedCheck {
+    /// `<criterion>.<check>`.
+    pub target: String,
+    /// The turns the evaluator cited (none, missing ones or caller turns).
+    pub cited_turns: Vec<u32>,
+    pub reason: String,
+}
+
+/// Why and how an evaluation was held for review. While `held`, the counselor sees "under
+/// review" without scores, partners see `pending`, and its webhook events wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationHold {
+    /// True until a supervisor releases it.
+    pub held: bool,
+    pub reason: String,
+    pub signals: Vec<ManipulationSignal>,
+    pub released_at: Option<Timestamp>,
+    #[schema(value_type = Option<Uuid>)]
+    pub released_by: Option<UserId>,
 }
 
 /// What the overall score rests on.
@@ -191,6 +240,18 @@ pub struct NewEvaluation {
     pub model: String,
     /// The model's answer exactly as received, kept for audit.
     pub raw_output: String,
+    /// What validation found in the transcript and the answer (default: nothing).
+    pub integrity: Integrity,
+}
+
+/// What the evaluation's validation found: a reason to hold it, the manipulation signals and
+/// the downgraded checks.
+#[derive(Debug, Clone, Default)]
+pub struct Integrity {
+    /// Set when the evaluation must wait for a supervisor (its events are deferred with it).
+    pub hold_reason: Option<String>,
+    pub manipulation_signals: Vec<ManipulationSignal>,
+    pub downgraded_checks: Vec<DowngradedCheck>,
 }
 
 impl NewEvaluation {
@@ -209,7 +270,8 @@ impl NewEvaluation {
 
 /// The columns [`Evaluation::from_row`] reads.
 pub(crate) const EVALUATION_COLUMNS: &str = "id, session_id, overall_score, score_band, score_basis, rubric_version, \
-    criteria, strengths, areas_to_improve, model, created_at, facts, gate_table";
+    criteria, strengths, areas_to_improve, model, created_at, facts, gate_table, held, hold_reason, \
+    manipulation_signals, downgraded_checks, released_at, released_by";
 
 impl Evaluation {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
@@ -231,6 +293,17 @@ impl Evaluation {
                 .map(|t| serde_json::from_str(&t).map_err(|e| Error::Corrupt(e.to_string())))
                 .transpose()?,
             review: None,
+            hold: match row.opt_text("hold_reason")? {
+                Some(reason) => Some(EvaluationHold {
+                    held: row.flag("held")?,
+                    reason,
+                    signals: row.json("manipulation_signals")?,
+                    released_at: row.opt_ts("released_at")?,
+                    released_by: row.opt_uuid("released_by")?,
+                }),
+                None => None,
+            },
+            downgraded_checks: row.json("downgraded_checks")?,
         })
     }
 }
@@ -273,7 +346,7 @@ impl Store {
             Some(Violation::ForeignKey) => Error::NotFound("session"),
             _ => e.into(),
         })?;
-        self.evaluation_for_session(new.session_id).await?.ok_or(Error::NotFound("evaluation"))
+        self.ai_evaluation_raw(new.session_id).await?.ok_or(Error::NotFound("evaluation"))
     }
 
     /// Stores an evaluation with its flags, ends the session if it was still active, completes
@@ -295,11 +368,16 @@ impl Store {
             .ok_or(Error::NotFound("session"))?;
         let assignment_id: Option<AssignmentId> = session.opt_uuid("assignment_id")?;
         let evaluation_id = new_id();
-        sqlx::query(
+        // `held` is written as a literal: one statement per value keeps the SQL text shared by
+        // both backends (SQLite stores 0/1, PostgreSQL a boolean).
+        let held = if new.integrity.hold_reason.is_some() { "TRUE" } else { "FALSE" };
+        sqlx::query(&format!(
             "INSERT INTO evaluations (id, session_id, overall_score, criteria, strengths, areas_to_improve, model, raw_output, created_at, \
-             score_band, score_basis, rubric_version, facts, gate_table) \
-             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15)",
-        )
+             score_band, score_basis, rubric_version, facts, gate_table, held, hold_reason, manipulation_signals, \
+             downgraded_checks) \
+             VALUES ($1, $2, CASE WHEN $13 = 1 THEN $3 ELSE NULL END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14, $15, \
+             {held}, $16, $17, $18)",
+        ))
         .bind(evaluation_id.to_string())
         .bind(new.session_id.to_string())
         // Always bound as a number (PostgreSQL keeps the first bind's type for a prepared
@@ -317,6 +395,9 @@ impl Store {
         .bind(i64::from(new.overall_score.is_some()))
         .bind(json(&new.facts)?)
         .bind(new.gate_table.as_ref().map(json).transpose()?)
+        .bind(new.integrity.hold_reason.as_deref())
+        .bind(json(&new.integrity.manipulation_signals)?)
+        .bind(json(&new.integrity.downgraded_checks)?)
         .execute(&mut *tx)
         .await
         .map_err(|e| match violation(&e) {
@@ -345,15 +426,17 @@ impl Store {
             .rows_affected()
                 == 1;
         }
-        // The events, in this transaction: they exist exactly when the evaluation does.
+        // The events, in this transaction: they exist exactly when the evaluation does (a held
+        // evaluation keeps them deferred on its row until it is released).
         let ctx = crate::partner::session_context(&mut tx, new.session_id).await?;
         let data = serde_json::json!({
             "evaluation_id": evaluation_id, "session_id": new.session_id, "assignment_id": ctx.assignment_id,
             "attempt": ctx.attempt, "user_id": ctx.user_external_id, "overall_score": new.overall_score,
         });
-        crate::partner::enqueue_event_tx(
+        crate::partner::enqueue_or_defer_event_tx(
             &mut tx,
             account_id,
+            new.session_id,
             WebhookEvent::EvaluationCompleted,
             &serde_json::json!({ "data": data }),
         )
@@ -363,9 +446,10 @@ impl Store {
                 "assignment_id": assignment_id, "scenario_id": ctx.scenario_id, "user_id": ctx.user_external_id,
                 "session_id": new.session_id,
             });
-            crate::partner::enqueue_event_tx(
+            crate::partner::enqueue_or_defer_event_tx(
                 &mut tx,
                 account_id,
+                new.session_id,
                 WebhookEvent::AssignmentCompleted,
                 &serde_json::json!({ "data": data }),
             )
@@ -376,7 +460,7 @@ impl Store {
         crate::jobs::enqueue_tx(&mut tx, JobKind::AnalyzeSession, account_id, new.session_id, None, now).await?;
         tx.commit().await?;
         self.wake_jobs();
-        let evaluation = self.evaluation_for_session(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;
+        let evaluation = self.ai_evaluation_raw(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;
         Ok((evaluation, flag_ids))
     }
 
@@ -390,12 +474,66 @@ impl Store {
             .await?)
     }
 
-    pub async fn evaluation_for_session(&self, session_id: SessionId) -> Result<Option<Evaluation>> {
+    /// The AI's evaluation of a session exactly as stored, without supervisor overrides. Named
+    /// for what it is: whatever shows an evaluation to a person or a partner reads the reviewed
+    /// one (`admin::evaluation::session_evaluation`), which starts here.
+    pub async fn ai_evaluation_raw(&self, session_id: SessionId) -> Result<Option<Evaluation>> {
         let row = sqlx::query(&format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE session_id = $1"))
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(Evaluation::from_row).transpose()
+    }
+
+    /// Releases an evaluation held for review: it stops being held, the webhook events it
+    /// deferred are queued (`evaluation.completed` with `overall_score`, the reviewed score), and
+    /// the release is audited — one transaction, the evaluation's row locked so that a flag
+    /// raised concurrently is either deferred before or fired after. Not held: a conflict.
+    pub async fn release_held_evaluation(
+        &self,
+        account_id: AccountId,
+        session_id: SessionId,
+        overall_score: Option<f64>,
+        audit: &Audit,
+    ) -> Result<usize> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.write_tx().await?;
+        let lock = crate::db::for_update(&tx);
+        let row = sqlx::query(&format!(
+            "SELECT e.id, e.held, e.deferred_events FROM evaluations e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.session_id = $1 AND s.account_id = $2{lock}"
+        ))
+        .bind(session_id.to_string())
+        .bind(account_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("evaluation"))?;
+        if !row.flag("held")? {
+            return Err(Error::conflict("the evaluation is not held for review"));
+        }
+        let evaluation_id = row.text("id")?;
+        let deferred: Vec<crate::partner::DeferredEvent> = row.json("deferred_events")?;
+        sqlx::query(
+            "UPDATE evaluations SET held = FALSE, released_at = $1, released_by = $2, deferred_events = '[]' WHERE id = $3",
+        )
+        .bind(now)
+        .bind(audit.actor_user_id.map(|u| u.to_string()))
+        .bind(&evaluation_id)
+        .execute(&mut *tx)
+        .await?;
+        let mut queued = 0;
+        for mut event in deferred {
+            if event.event == WebhookEvent::EvaluationCompleted {
+                event.payload["data"]["overall_score"] = serde_json::json!(overall_score);
+            }
+            queued += crate::partner::enqueue_event_tx(&mut tx, account_id, event.event, &event.payload).await?;
+        }
+        let mut audit = audit.clone().target("evaluation", &evaluation_id);
+        audit.details["sessionId"] = serde_json::json!(session_id);
+        audit.details["deliveriesQueued"] = serde_json::json!(queued);
+        audit_tx(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(queued)
     }
 }
 

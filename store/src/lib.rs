@@ -50,7 +50,8 @@ pub use db::{Backend, Store};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{
-    CallFact, CheckResult, CriterionScore, Evaluation, GateHit, NewEvaluation, ReviewSummary, ScoreBasis,
+    CallFact, CheckResult, CriterionScore, DowngradedCheck, Evaluation, EvaluationHold, GateHit, Integrity,
+    ManipulationSignal, NewEvaluation, ReviewSummary, ScoreBasis,
 };
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use ids::{AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, UserId, WebhookId};

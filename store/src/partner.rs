@@ -441,6 +441,44 @@ pub(crate) async fn enqueue_event_tx(
     Ok(queued)
 }
 
+/// A webhook event a held evaluation keeps on its row until a supervisor releases it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DeferredEvent {
+    pub event: WebhookEvent,
+    pub payload: serde_json::Value,
+}
+
+/// Queues `event` about a session inside the caller's transaction — unless the session's
+/// evaluation is held for review: then the event waits on the evaluation's row and the release
+/// queues it. The evaluation's row is locked, so a release running concurrently either sees
+/// this event deferred or this transaction sees the evaluation released.
+pub(crate) async fn enqueue_or_defer_event_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: AccountId,
+    session_id: SessionId,
+    event: WebhookEvent,
+    payload: &serde_json::Value,
+) -> Result<()> {
+    let lock = crate::db::for_update(tx);
+    let held =
+        sqlx::query(&format!("SELECT id, deferred_events FROM evaluations WHERE session_id = $1 AND held{lock}"))
+            .bind(session_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(held) = held else {
+        enqueue_event_tx(tx, account_id, event, payload).await?;
+        return Ok(());
+    };
+    let mut deferred: Vec<DeferredEvent> = held.json("deferred_events")?;
+    deferred.push(DeferredEvent { event, payload: payload.clone() });
+    sqlx::query("UPDATE evaluations SET deferred_events = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&deferred).map_err(|e| Error::Corrupt(e.to_string()))?)
+        .bind(held.text("id")?)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// What event payloads say about a session: its assignment and attempt, and the partner's id
 /// for the counselor.
 pub(crate) struct SessionContext {
@@ -472,7 +510,8 @@ pub(crate) async fn session_context(
     })
 }
 
-/// `flag.raised` for each new flag, in the caller's transaction.
+/// `flag.raised` for each new flag, in the caller's transaction (deferred while the session's
+/// evaluation is held).
 pub(crate) async fn enqueue_flag_events(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     account_id: AccountId,
@@ -485,7 +524,8 @@ pub(crate) async fn enqueue_flag_events(
             "user_id": ctx.user_external_id, "flag_type": flag.flag_type, "severity": flag.severity,
             "source": flag.source,
         });
-        enqueue_event_tx(tx, account_id, WebhookEvent::FlagRaised, &serde_json::json!({ "data": data })).await?;
+        let payload = serde_json::json!({ "data": data });
+        enqueue_or_defer_event_tx(tx, account_id, ctx.session_id, WebhookEvent::FlagRaised, &payload).await?;
     }
     Ok(())
 }

@@ -161,7 +161,8 @@ impl Store {
             found.ok_or(Error::NotFound("scenario"))?;
         }
         let f = (account.as_str(), &counselor, &scenario);
-        let joins = "FROM sessions s JOIN evaluations e ON e.session_id = s.id JOIN users u ON u.id = s.user_id \
+        // An evaluation held for review counts nowhere until a supervisor releases it.
+        let joins = "FROM sessions s JOIN evaluations e ON e.session_id = s.id AND NOT e.held JOIN users u ON u.id = s.user_id \
                      LEFT JOIN assignments a ON a.id = s.assignment_id \
                      LEFT JOIN scenarios sc ON sc.id = COALESCE(s.scenario_id, a.scenario_id)";
 
@@ -193,6 +194,7 @@ impl Store {
              CAST(AVG(c.rating) AS DOUBLE PRECISION) AS average_rating, COUNT(c.rating) AS ratings \
              FROM evaluation_criteria c JOIN sessions s ON s.id = c.session_id \
              WHERE {SESSION_FILTER} AND c.rating IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM evaluations h WHERE h.session_id = s.id AND h.held) \
              GROUP BY c.criterion_key, {week_of_session} ORDER BY week_start, MIN(c.position), c.criterion_key"
         );
         let rows = bound(&sql, f).fetch_all(&self.pool).await?;
@@ -238,7 +240,7 @@ impl Store {
 
         let sql = format!(
             "SELECT COUNT(*) AS started, COUNT(CASE WHEN s.status = 'completed' THEN 1 END) AS completed, \
-             COUNT(e.id) AS evaluated FROM sessions s LEFT JOIN evaluations e ON e.session_id = s.id \
+             COUNT(e.id) AS evaluated FROM sessions s LEFT JOIN evaluations e ON e.session_id = s.id AND NOT e.held \
              WHERE {SESSION_FILTER}"
         );
         let sessions = bound(&sql, f).fetch_one(&self.pool).await?;

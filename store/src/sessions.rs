@@ -233,7 +233,7 @@ impl Store {
     pub async fn session_detail(&self, account_id: AccountId, id: SessionId) -> Result<SessionDetail> {
         let session = self.session(account_id, id).await?;
         let transcript = self.transcript(id).await?;
-        let evaluation = self.evaluation_for_session(id).await?;
+        let evaluation = self.ai_evaluation_raw(id).await?;
         Ok(SessionDetail { session, transcript, evaluation })
     }
 

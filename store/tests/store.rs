@@ -139,6 +139,7 @@ async fn one_evaluation_per_session_even_when_racing() {
             areas_to_improve: vec![],
             model: "test".into(),
             raw_output: "{}".into(),
+            integrity: Default::default(),
         };
         let attempts = (0..6).map(|i| {
             let store = db.store.clone();
@@ -149,7 +150,7 @@ async fn one_evaluation_per_session_even_when_racing() {
         let ok = results.iter().filter(|r| r.is_ok()).count();
         let conflicts = results.iter().filter(|r| is_conflict(r)).count();
         assert_eq!((ok, conflicts), (1, 5), "{backend:?}: {results:?}");
-        let stored = db.store.evaluation_for_session(session.id).await.expect("read").expect("stored");
+        let stored = db.store.ai_evaluation_raw(session.id).await.expect("read").expect("stored");
         assert_eq!(stored.criteria[0].rating, Some(3));
         assert!(db.store.insert_evaluation(&eval(10.0)).await.is_err());
         assert!(matches!(db.store.insert_evaluation(&eval(101.0)).await, Err(Error::Invalid(_))));
@@ -646,6 +647,7 @@ async fn reviews_sit_beside_the_evaluation_and_are_audited_in_the_same_transacti
             areas_to_improve: vec![],
             model: "test".into(),
             raw_output: "{}".into(),
+            integrity: Default::default(),
         };
         // A score without a band (or the reverse) is refused; an absent score is stored as null.
         let mut half = eval.clone();
@@ -677,7 +679,7 @@ async fn reviews_sit_beside_the_evaluation_and_are_audited_in_the_same_transacti
         assert_eq!(review.overrides[0].ai_value.as_deref(), Some("no"));
         assert_eq!(review.reviewer_name.as_deref(), Some("sup"));
         // The evaluation row is untouched; the audit event names the review.
-        let after = s.evaluation_for_session(session.id).await.expect("read").expect("stored");
+        let after = s.ai_evaluation_raw(session.id).await.expect("read").expect("stored");
         assert_eq!((after.overall_score, after.criteria.len(), after.review.is_none()), (None, 0, true));
         let events = s.audit_events(f.account.id, 10).await.expect("audit");
         let event = events.iter().find(|e| e.action == "evaluation.reviewed").expect("audited");

@@ -1205,7 +1205,11 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
             .ok_or_else(|| anyhow!("case {}: no evaluation request reached the simulator", case.id))?;
         let limit = state.config.transcript_max_chars as usize;
         if transcript_chars(case) <= limit
-            && let Some(missing) = expanded.iter().map(|t| t.text.trim()).find(|t| !sent.contains(t))
+            // The evaluator reads turns as JSON strings: a turn may arrive escaped.
+            && let Some(missing) = expanded.iter().map(|t| t.text.trim()).find(|t| {
+                let escaped = serde_json::to_string(t).unwrap_or_default();
+                !sent.contains(t) && !sent.contains(escaped.trim_matches('"'))
+            })
         {
             bail!("case {}: the evaluation request lacks `{missing}`", case.id);
         }
@@ -1255,13 +1259,25 @@ fn script_oracle(sim: &Simulator, l: &Labelled) {
 /// The answer a perfect evaluator would give: labelled checks as resolved (unlabelled ones
 /// left out: skipped), ratings from the labels ([`label_criteria`]), exactly the expected flags.
 pub fn oracle_answer(l: &Labelled) -> Value {
+    // A yes must cite a counselor turn or it is not assessed: the oracle cites the first one.
+    let counselor_turn: Vec<u32> = l
+        .case
+        .expanded_turns()
+        .iter()
+        .position(|t| t.speaker == Party::Counselor)
+        .map(|i| i as u32 + 1)
+        .into_iter()
+        .collect();
     let criteria: Vec<Value> = label_criteria(&l.resolved, l.case.guidance())
         .iter()
         .map(|c| {
             let checks: Vec<Value> = c
                 .checks
                 .iter()
-                .map(|k| json!({"key": k.key, "answer": k.answer.as_str(), "turns": [], "note": "golden label"}))
+                .map(|k| {
+                    let turns = if k.answer == CheckAnswer::Yes { counselor_turn.clone() } else { Vec::new() };
+                    json!({"key": k.key, "answer": k.answer.as_str(), "turns": turns, "note": "golden label"})
+                })
                 .collect();
             json!({"key": c.key, "checks": checks, "rating": c.rating, "comment": "Oracle answer from the golden labels."})
         })

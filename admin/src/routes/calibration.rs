@@ -41,7 +41,7 @@ pub async fn list_reviews(
 ) -> Result<Json<Vec<Review>>> {
     actor.require_supervisor()?;
     state.store.session(actor.account_id, id).await?;
-    match state.store.evaluation_for_session(id).await? {
+    match state.store.ai_evaluation_raw(id).await? {
         Some(e) => Ok(Json(state.store.reviews(e.id).await?)),
         None => Ok(Json(Vec::new())),
     }

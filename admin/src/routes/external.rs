@@ -368,6 +368,9 @@ pub struct ExternalEvaluation {
     pub improvements: Vec<String>,
     pub flags: Vec<ExternalFlag>,
     pub created_at: Timestamp,
+    /// Whether a supervisor reviewed it: then the scores, ratings and flags are the reviewed
+    /// ones (the supervisor's overrides applied, the score recomputed).
+    pub supervisor_reviewed: bool,
 }
 
 /// An assignment's result for the partner.
@@ -378,11 +381,13 @@ pub struct ExternalResult {
     pub status: AssignmentStatus,
     pub attempts: i64,
     pub latest_attempt: ExternalAttempt,
-    /// The latest attempt's evaluation: `running` while it is being made.
+    /// The latest attempt's evaluation: `running` while it is being made, `pending` while it
+    /// is held for a supervisor's review.
     pub evaluation_status: EvaluationStatus,
     /// Why the latest evaluation attempt failed, when it did.
     pub evaluation_error: Option<String>,
-    /// The most recent evaluation of any attempt (null before the first).
+    /// The most recent evaluation of any attempt as the supervisors reviewed it (null before
+    /// the first; one held for review is not shown until it is released).
     pub evaluation: Option<ExternalEvaluation>,
 }
 
@@ -414,9 +419,19 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Assignmen
     };
     let (running, error) = state.store.evaluation_state(latest.id).await?;
     let mut evaluation = None;
+    let mut latest_held = false;
     for session in &sessions {
-        if let Some(e) = state.store.evaluation_for_session(session.id).await? {
-            let flags = state.store.session_flags(session.id).await?;
+        if let Some(e) = crate::evaluation::session_evaluation(state, session.id).await? {
+            if crate::evaluation::is_held(&e) {
+                latest_held |= session.id == latest.id;
+                continue;
+            }
+            // The flags in force: a supervisor's review may have set some aside.
+            let in_force = e.review.as_ref().map(|r| r.flags.clone());
+            let mut flags = state.store.session_flags(session.id).await?;
+            if let Some(in_force) = &in_force {
+                flags.retain(|f| f.source != store::FlagSource::Evaluation || in_force.contains(&f.flag_type));
+            }
             evaluation = Some(ExternalEvaluation {
                 id: e.id,
                 attempt: session.attempt_number.unwrap_or(0),
@@ -442,12 +457,17 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Assignmen
                     })
                     .collect(),
                 created_at: e.created_at,
+                supervisor_reviewed: e.review.is_some(),
             });
             break;
         }
     }
     let latest_done = evaluation.as_ref().is_some_and(|e| e.session_id == latest.id);
-    let evaluation_status = EvaluationStatus::of(latest_done, running, error.as_deref());
+    let evaluation_status = if latest_held {
+        EvaluationStatus::Pending
+    } else {
+        EvaluationStatus::of(latest_done, running, error.as_deref())
+    };
     // Read after the evaluation: an evaluation and its assignment's completion commit together,
     // so having seen the one we see the other.
     let assignment = state.store.assignment(partner.account_id, assignment_id).await?;
@@ -466,7 +486,7 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Assignmen
             ended_at: latest.ended_at,
         },
         evaluation_status,
-        evaluation_error: if latest_done { None } else { error },
+        evaluation_error: if latest_done || latest_held { None } else { error },
         evaluation,
     })
 }
@@ -500,7 +520,8 @@ pub async fn evaluate_assignment(
     IdPath(id): IdPath<AssignmentId>,
 ) -> Result<Response> {
     let current = result_of(&state, &partner, id).await?;
-    if current.evaluation_status == EvaluationStatus::Completed {
+    // Evaluated (held for review or not): nothing to start.
+    if matches!(current.evaluation_status, EvaluationStatus::Completed | EvaluationStatus::Pending) {
         return Ok(AxumJson(current).into_response());
     }
     if state.llm.is_none() {

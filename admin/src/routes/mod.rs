@@ -106,6 +106,7 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::get_session))
         .routes(routes!(sessions::post_message))
         .routes(routes!(sessions::evaluate))
+        .routes(routes!(sessions::release_evaluation))
         .routes(routes!(sessions::analyze))
         .routes(routes!(sessions::report_flag))
         .routes(routes!(calibration::review_session))

@@ -39,9 +39,20 @@ pub enum EvaluationStatus {
     Running,
     Failed,
     Completed,
+    /// Evaluated, but held for a supervisor's review (the transcript tried to steer the
+    /// grader): the counselor sees "under review" without scores, partners wait.
+    Pending,
 }
 
 impl EvaluationStatus {
+    /// `of`, with an evaluation held for review answering `pending`.
+    pub fn of_evaluation(evaluation: Option<&Evaluation>, running: bool, last_error: Option<&str>) -> Self {
+        match evaluation {
+            Some(e) if evaluation::is_held(e) => EvaluationStatus::Pending,
+            e => Self::of(e.is_some(), running, last_error),
+        }
+    }
+
     /// The one derivation, for our API and the partner API: evaluated wins; else a live claim is
     /// running; else a recorded failure; else not started.
     pub fn of(evaluated: bool, running: bool, last_error: Option<&str>) -> Self {
@@ -86,13 +97,15 @@ pub async fn get_session(
                 .target("session", id),
         )
         .await?;
-    // Everyone sees the supervisor-reviewed version, marked as reviewed.
-    if let Some(e) = detail.evaluation.take() {
-        detail.evaluation = Some(crate::calibration::reviewed(&state, e).await?);
-    }
-    let (running, error) = state.store.evaluation_state(id).await?;
-    let evaluation_status = EvaluationStatus::of(detail.evaluation.is_some(), running, error.as_deref());
     let supervisor = actor.role.is_supervisor();
+    // Everyone sees the supervisor-reviewed version, marked as reviewed; while it is held for
+    // review, the counselor sees only that it is under review.
+    detail.evaluation = evaluation::session_evaluation(&state, id).await?;
+    let (running, error) = state.store.evaluation_state(id).await?;
+    let evaluation_status = EvaluationStatus::of_evaluation(detail.evaluation.as_ref(), running, error.as_deref());
+    if !supervisor {
+        detail.evaluation = detail.evaluation.map(evaluation::under_review);
+    }
     let (flags, analysis, usage) = if supervisor {
         (
             state.store.session_flags(id).await?,
@@ -201,7 +214,7 @@ pub async fn evaluate(
 ) -> Result<Json<Evaluation>> {
     let session = state.store.session(actor.account_id, id).await?;
     actor.require_sees(session.user_id, "session")?;
-    if state.store.evaluation_for_session(id).await?.is_none() {
+    if state.store.ai_evaluation_raw(id).await?.is_none() {
         crate::auth::rate_limit(
             &state.store,
             &format!("evaluate:user:{}", actor.user_id),
@@ -211,7 +224,34 @@ pub async fn evaluate(
         .await?;
     }
     let evaluated = evaluation::evaluate_session(&state, actor.account_id, id).await?.evaluation;
-    Ok(Json(crate::calibration::reviewed(&state, evaluated).await?))
+    let reviewed = crate::calibration::reviewed(&state, evaluated).await?;
+    // A held evaluation is under review for the counselor: no score until a supervisor releases it.
+    Ok(Json(if actor.role.is_supervisor() { reviewed } else { evaluation::under_review(reviewed) }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseInput {
+    /// Why it may be released (audited; at most 4000 characters).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Releases an evaluation held for review (supervisors): the counselor and partners see it from
+/// now on, as reviewed (override what needs it with a calibration review first), and the
+/// webhook events it held back fire. 409 when it is not held.
+#[utoipa::path(post, path = "/api/sessions/{id}/evaluation/release", tag = "sessions", params(("id" = Uuid, Path)),
+    request_body = ReleaseInput,
+    responses((status = 200, body = Evaluation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn release_evaluation(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+    Json(input): Json<ReleaseInput>,
+) -> Result<Json<Evaluation>> {
+    let note = input.note.unwrap_or_default();
+    Ok(Json(evaluation::release_held(&state, &actor, id, &note).await?))
 }
 
 /// Post-session analysis on demand (supervisors; idempotent: the stored analysis is answered

@@ -263,7 +263,7 @@ pub async fn upload_document_review(
     if session.user_id != actor.user_id {
         return Err(ApiError::Forbidden("only the counselor who practised the session uploads its documentation"));
     }
-    if state.store.evaluation_for_session(id).await?.is_none() {
+    if state.store.ai_evaluation_raw(id).await?.is_none() {
         return Err(ApiError::Conflict {
             message: "documentation is reviewed after the session's feedback: evaluate the session first".into(),
             existing_id: None,

@@ -304,6 +304,9 @@ fn request(
             (format!("/api/sessions/{}/message", w.session), body(json!({"content": "Are you safe right now?"})), None)
         }
         ("POST", "/api/sessions/{id}/evaluate") => (format!("/api/sessions/{}/evaluate", w.session), None, None),
+        ("POST", "/api/sessions/{id}/evaluation/release") => {
+            (format!("/api/sessions/{}/evaluation/release", w.session), body(json!({"note": "checked"})), None)
+        }
         ("POST", "/api/sessions/{id}/analyze") => (format!("/api/sessions/{}/analyze", w.session), None, None),
         ("POST", "/api/sessions/{id}/flag") => {
             (format!("/api/sessions/{}/flag", w.session), body(json!({"details": "The caller repeated itself."})), None)
@@ -450,6 +453,8 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         // Only the session's counselor chats in it.
         ("POST", "/api/sessions/{id}/message") => [401, 200, 404, 404, 404, 404, 401, 401],
         ("POST", "/api/sessions/{id}/evaluate") => [401, 200, 404, 200, 200, 404, 401, 401],
+        // Supervisors release a held evaluation; this one is not held (or not made yet): 409.
+        ("POST", "/api/sessions/{id}/evaluation/release") => [401, 403, 403, 409, 409, 404, 401, 401],
         ("POST", "/api/sessions/{id}/analyze") => [401, 403, 403, 200, 200, 404, 401, 401],
         ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
         ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],

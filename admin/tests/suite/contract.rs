@@ -22,7 +22,7 @@ fn enums_are_published_with_their_wire_values() {
         }
     }
     assert_eq!(schemas["Role"]["enum"], json!(["counselor", "supervisor", "admin"]));
-    assert_eq!(schemas["CheckAnswer"]["enum"], json!(["yes", "no", "not_applicable"]));
+    assert_eq!(schemas["CheckAnswer"]["enum"], json!(["yes", "no", "not_applicable", "not_assessed"]));
     // What the server really sends for an enum is what the document says.
     assert_eq!(serde_json::to_value(store::ScenarioMode::Phone).ok(), Some(json!("phone")));
 }

@@ -253,6 +253,7 @@ async fn an_evaluation_committed_before_a_crash_is_still_delivered() {
             areas_to_improve: vec![],
             model: "test".into(),
             raw_output: "{}".into(),
+            integrity: Default::default(),
         };
         db.store.finish_evaluation(account.id, &new).await.expect("evaluation");
         // A new replica starts on the same database and drains what the first one committed.

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod adversarial;
 mod ai;
 mod api;
 mod audit_log;

@@ -67,6 +67,7 @@ async fn evaluated(
         areas_to_improve: vec![],
         model: "test".into(),
         raw_output: "{}".into(),
+        integrity: Default::default(),
     };
     app.store.finish_evaluation(app.account, &evaluation).await.expect("evaluation");
     app.store.backdate_session(app.account, session, weeks_ago * WEEK).await.expect("backdate");

@@ -293,6 +293,7 @@ async fn evaluate(app: &App, session: store::SessionId) {
         areas_to_improve: vec![],
         model: "test".into(),
         raw_output: "{}".into(),
+        integrity: Default::default(),
     };
     app.store.finish_evaluation(app.account, &new).await.expect("evaluation");
 }

@@ -51,7 +51,7 @@ fn agent(app: &App, credential: &str, method: reqwest::Method, path: &str) -> re
 async fn evaluated_within(app: &App, session: store::SessionId, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if app.store.evaluation_for_session(session).await.expect("read").is_some() {
+        if app.store.ai_evaluation_raw(session).await.expect("read").is_some() {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -80,7 +80,8 @@ export function calibrationItems(evaluation: Evaluation, sessionFlags: Schemas["
         ai: o ? o.aiValue ?? null : k.aiAnswer ?? k.answer,
         current: k.answer,
         reason: o?.reason,
-        options: [...checkAnswerValues],
+        // `not_assessed` is the server's verdict on an uncited yes, not an answer to give.
+        options: checkAnswerValues.filter((v) => v !== "not_assessed"),
       });
     }
   }

@@ -42,7 +42,9 @@ export function FeedbackPage() {
           </p>
           <div className="grid gap-4 lg:grid-cols-2">
             <Card title="Evaluation">
-              {s.evaluation ? (
+              {s.evaluation?.hold?.held ? (
+                <Notice>Under review: a supervisor is looking at this evaluation before it is shown. Your feedback will appear here once they have.</Notice>
+              ) : s.evaluation ? (
                 <EvaluationView evaluation={s.evaluation} onEvidence={onEvidence} />
               ) : s.evaluationStatus === "running" || evaluate.isPending ? (
                 <Spinner label="Evaluating — this can take up to a minute…" />

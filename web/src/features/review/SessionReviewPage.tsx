@@ -2,7 +2,8 @@
 // their review, analysis and usage, and (voice) the recording synced to the transcript: the
 // current turn is highlighted while playing; a click on a turn or an evidence quote seeks there.
 // Calibration: the supervisor overrides the evaluation's answers with reasons (CalibrationForm),
-// sees the earlier reviews, and exports a reviewed session as a golden case.
+// sees the earlier reviews, and exports a reviewed session as a golden case. An evaluation held
+// for review (a forged transcript) shows why, with a Release button (HeldBanner).
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { useParams } from "react-router-dom";
@@ -10,6 +11,7 @@ import { api, call } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { CalibrationForm, ReviewHistory } from "./CalibrationForm";
 import { GoldenExport } from "./GoldenExport";
+import { HeldBanner } from "./HeldBanner";
 import { FlagCard } from "@/components/FlagCard";
 import { RecordingPlayer, useRecordingSync } from "@/components/RecordingPlayer";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
@@ -66,6 +68,7 @@ export default function SessionReviewPage() {
                   </div>
                 )}
               >
+                {s.evaluation?.hold && <div className="mb-3"><HeldBanner sessionId={s.id} hold={s.evaluation.hold} onTurn={goToTurn} /></div>}
                 {s.evaluation && calibrating ? <CalibrationForm session={s} onDone={() => setCalibrating(false)} /> :
                   s.evaluation ? <EvaluationView evaluation={s.evaluation} onEvidence={goToTurn} /> :
                   s.evaluationStatus === "running" ? <Spinner label="Evaluating…" /> :
