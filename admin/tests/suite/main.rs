@@ -14,6 +14,7 @@ mod contract;
 mod documents;
 mod external;
 mod hardening;
+mod load_and_spend;
 mod notify;
 mod progress;
 mod recordings;
