@@ -26,6 +26,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/accounts/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's LLM limits; absent values mean no limit. */
+        get: operations["get_budget"];
+        /**
+         * Sets the account's LLM limits (audited): over the monthly budget every AI call of the account
+         *     (chat, grading, analysis, drafting, documentation review) answers 429 `budget_exceeded`, and
+         *     a chat session over the token cap does too, until an admin raises the limit or the month
+         *     ends. Calls already running finish, so concurrent calls may overshoot by one call each.
+         */
+        put: operations["set_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/accounts/spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account's estimated LLM spend in a period, per counselor (the calls of their sessions;
+         *     calls tied to no session in one row without a counselor) and per UTC day, with the limits and
+         *     this month's spend the budget is held against.
+         */
+        get: operations["get_spend"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/api-keys": {
         parameters: {
             query?: never;
@@ -1182,6 +1226,22 @@ export interface components {
             name: string;
             createdAt: components["schemas"]["Timestamp"];
         };
+        /** @description An account's LLM spending limits, set by its admins; absent: no limit. */
+        AccountBudget: {
+            /**
+             * Format: double
+             * @description US dollars of estimated LLM cost per calendar month (UTC) for the whole account: chat,
+             *     grading, analysis, drafting, documentation review and embeddings. Realtime voice usage
+             *     is not counted (it is estimated per call, see a call's usage).
+             */
+            monthlyBudgetUsd?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens (prompt + completion) the AI caller of one chat session may use; the history
+             *     sent with every message makes a long chat grow quadratically.
+             */
+            sessionTokenCap?: number | null;
+        };
         Activity: {
             /** Format: int64 */
             sessionsStarted: number;
@@ -1409,6 +1469,23 @@ export interface components {
             /** @description What the counselor writes (1 to 4000 characters). */
             content: string;
         };
+        /**
+         * @description LLM spend of one counselor (their sessions' calls) in a period; `user_id` None sums the calls
+         *     tied to no session (drafting, documentation review, embeddings, a chat's opening message).
+         */
+        CounselorSpend: {
+            /** Format: uuid */
+            userId?: string | null;
+            displayName?: string | null;
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            promptTokens: number;
+            /** Format: int64 */
+            completionTokens: number;
+            /** Format: double */
+            costUsd: number;
+        };
         CounselorSummary: {
             displayName: string;
             email: string;
@@ -1481,6 +1558,19 @@ export interface components {
              */
             ratings: number;
         };
+        /** @description LLM spend of the account on one UTC day. */
+        DaySpend: {
+            /** @description The day, `YYYY-MM-DD` (UTC). */
+            day: string;
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            promptTokens: number;
+            /** Format: int64 */
+            completionTokens: number;
+            /** Format: double */
+            costUsd: number;
+        };
         /** @enum {string} */
         DeliveryStatus: "pending" | "delivered" | "failed";
         DemoLogin: {
@@ -1524,7 +1614,13 @@ export interface components {
         };
         /** @description The body of every error answer. */
         ErrorBody: {
-            /** @description A stable machine-readable code, e.g. `not_found`, `validation_failed`. */
+            /**
+             * @description A stable machine-readable code, e.g. `not_found`, `validation_failed`. A 429 is
+             *     `rate_limited` (too many requests; see `Retry-After`) or `budget_exceeded` (the account's
+             *     monthly AI budget, or the chat session's AI token cap, is reached: nothing was sent to the
+             *     AI provider; an account admin can raise the limit). A 503 is `unavailable`: the database
+             *     is unreachable, or a feature is not configured.
+             */
             error: string;
             message: string;
             /** @description Per-field problems (validation errors). */
@@ -2541,6 +2637,24 @@ export interface components {
         };
         /** @enum {string} */
         Speaker: "counselor" | "caller" | "system";
+        /** @description An account's LLM spend in a period, per counselor and per day, with its limits. */
+        SpendReport: {
+            from: components["schemas"]["Timestamp"];
+            to: components["schemas"]["Timestamp"];
+            budget: components["schemas"]["AccountBudget"];
+            /**
+             * Format: double
+             * @description Spent this calendar month (UTC), what the monthly budget is held against.
+             */
+            monthSpentUsd: number;
+            monthStart: components["schemas"]["Timestamp"];
+            /** Format: double */
+            totalUsd: number;
+            /** @description Most expensive first. */
+            byCounselor: components["schemas"]["CounselorSpend"][];
+            /** @description Days with calls, oldest first. */
+            byDay: components["schemas"]["DaySpend"][];
+        };
         /**
          * @description Which part of the golden set a case belongs to: `held_out` cases are never used to tune the
          *     evaluator prompt, only to measure it.
@@ -2773,6 +2887,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create_account: {
@@ -2856,6 +2979,209 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountBudget"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountBudget"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountBudget"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_spend: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Calls from (RFC 3339 or YYYY-MM-DD; default: the start of this month, UTC); at most 366
+                 *     days before `to` (422 otherwise).
+                 */
+                from?: string;
+                /** @description Calls before (RFC 3339 or YYYY-MM-DD, the end of that day; default: now). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpendReport"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_api_keys: {
@@ -2884,6 +3210,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2966,6 +3301,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     revoke_api_key: {
@@ -3019,6 +3363,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_assignments: {
@@ -3063,6 +3416,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3164,6 +3526,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_assignment: {
@@ -3212,6 +3583,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3274,6 +3654,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3366,6 +3755,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     demo_login: {
@@ -3441,6 +3839,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     demo_users: {
@@ -3466,6 +3873,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
         };
     };
@@ -3541,6 +3957,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     logout: {
@@ -3567,6 +3992,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3646,12 +4080,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     agreement_report: {
         parameters: {
             query?: {
-                /** @description Reviews from (RFC 3339 or YYYY-MM-DD; default: 90 days before `to`). */
+                /**
+                 * @description Reviews from (RFC 3339 or YYYY-MM-DD; default: 90 days before `to`); at most 366 days
+                 *     before `to` (422 otherwise).
+                 */
                 from?: string;
                 /** @description Reviews before (RFC 3339 or YYYY-MM-DD, the end of that day; default: now). */
                 to?: string;
@@ -3702,6 +4148,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_categories: {
@@ -3731,6 +4186,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3822,6 +4286,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     external_list_assignments: {
@@ -3858,6 +4331,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ExternalErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -3943,6 +4425,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ExternalErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -4074,6 +4565,15 @@ export interface operations {
                     "application/json": components["schemas"]["ExternalErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     assignment_transcript: {
@@ -4122,6 +4622,15 @@ export interface operations {
                     "application/json": components["schemas"]["ExternalErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     external_list_scenarios: {
@@ -4147,6 +4656,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ExternalErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -4226,6 +4744,15 @@ export interface operations {
                     "application/json": components["schemas"]["ExternalErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_flags: {
@@ -4269,6 +4796,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4361,6 +4897,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create_session: {
@@ -4428,6 +4973,15 @@ export interface operations {
             };
             /** @description The body is not of a content type this route takes (application/json) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4510,6 +5064,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     end_session: {
@@ -4585,6 +5148,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     call_setup: {
@@ -4646,6 +5218,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     call_status: {
@@ -4684,6 +5265,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4768,6 +5358,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4916,6 +5515,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_policies: {
@@ -4944,6 +5552,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5105,6 +5722,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_progress: {
@@ -5162,6 +5788,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_recordings: {
@@ -5204,6 +5839,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5257,6 +5901,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5347,6 +6000,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     extract_text: {
@@ -5424,6 +6086,15 @@ export interface operations {
                 };
             };
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5603,6 +6274,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_scenario: {
@@ -5651,6 +6331,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5752,6 +6441,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     delete_scenario: {
@@ -5807,6 +6505,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5910,6 +6617,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     promote_scenario: {
@@ -6004,6 +6720,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_sessions: {
@@ -6047,6 +6772,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6218,6 +6952,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6485,6 +7228,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     end_live_session: {
@@ -6531,6 +7283,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6720,6 +7481,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     golden_draft: {
@@ -6774,6 +7544,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6864,6 +7643,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7065,6 +7853,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     review_session: {
@@ -7155,6 +7952,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_reviews: {
@@ -7201,6 +8007,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7261,6 +8076,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_users: {
@@ -7305,6 +8129,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7395,6 +8228,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_user: {
@@ -7443,6 +8285,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7543,6 +8394,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     reset_password: {
@@ -7598,6 +8458,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_webhooks: {
@@ -7626,6 +8495,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7708,6 +8586,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     delete_webhook: {
@@ -7754,6 +8641,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7809,6 +8705,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,13 +1,15 @@
 // Account administration: users (one-time passwords shown once), partner API keys (shown once,
-// revocable), webhooks with their delivery log, scenario categories, policy documents.
+// revocable), webhooks with their delivery log, scenario categories, policy documents, and the AI
+// budget with spend per counselor and per day.
 import { useState } from "react";
 import { PageTitle, Tabs } from "@/components/ui";
 import { useMe } from "@/lib/session";
 import { UsersPanel } from "./UsersPanel";
 import { ApiKeysPanel, WebhooksPanel } from "./IntegrationsPanels";
 import { CategoriesPanel, PoliciesPanel } from "./ContentPanels";
+import { SpendPanel } from "./SpendPanel";
 
-type Tab = "users" | "keys" | "webhooks" | "categories" | "policies";
+type Tab = "users" | "keys" | "webhooks" | "categories" | "policies" | "spend";
 
 export default function AdminPage() {
   const admin = useMe().data?.user.role === "admin";
@@ -19,6 +21,7 @@ export default function AdminPage() {
         { value: "webhooks", label: "Webhooks" },
         { value: "categories", label: "Categories" },
         { value: "policies", label: "Policy documents" },
+        { value: "spend", label: "AI spend" },
       ]
     : [{ value: "policies", label: "Policy documents" }];
   return (
@@ -30,6 +33,7 @@ export default function AdminPage() {
       {tab === "webhooks" && <WebhooksPanel />}
       {tab === "categories" && <CategoriesPanel />}
       {tab === "policies" && <PoliciesPanel />}
+      {tab === "spend" && <SpendPanel />}
     </div>
   );
 }
