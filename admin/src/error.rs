@@ -38,6 +38,11 @@ pub enum ApiError {
     RangeNotSatisfiable(String),
     #[error("too many requests: {what}; try again in {retry_after_secs} s")]
     TooManyRequests { what: &'static str, retry_after_secs: u64 },
+    /// The account's monthly AI budget or a chat session's token cap is reached: 429 with the
+    /// code `budget_exceeded` (a quota, like the provider's own 429 for an exhausted quota), and
+    /// for the monthly budget a `Retry-After` until the next month starts.
+    #[error("{message}")]
+    BudgetExceeded { message: String, retry_after_secs: Option<u64> },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -46,7 +51,11 @@ pub enum ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
-    /// A stable machine-readable code, e.g. `not_found`, `validation_failed`.
+    /// A stable machine-readable code, e.g. `not_found`, `validation_failed`. A 429 is
+    /// `rate_limited` (too many requests; see `Retry-After`) or `budget_exceeded` (the account's
+    /// monthly AI budget, or the chat session's AI token cap, is reached: nothing was sent to the
+    /// AI provider; an account admin can raise the limit). A 503 is `unavailable`: the database
+    /// is unreachable, or a feature is not configured.
     pub error: &'static str,
     pub message: String,
     /// Per-field problems (validation errors).
@@ -63,10 +72,19 @@ impl From<store::Error> for ApiError {
             store::Error::NotFound(what) => ApiError::NotFound(what),
             store::Error::Conflict { message, existing_id } => ApiError::Conflict { message, existing_id },
             store::Error::Invalid(fields) => ApiError::Validation(fields),
+            e if e.database_unreachable() => {
+                // The detail (host, port, driver message) is for the log, once per request.
+                tracing::warn!(error = %e, "database unreachable");
+                ApiError::Unavailable(DATABASE_DOWN.into())
+            }
             other => ApiError::Internal(other.into()),
         }
     }
 }
+
+/// What a client is told while the database cannot be reached.
+pub const DATABASE_DOWN: &str =
+    "the database is unreachable; the service is temporarily unavailable, try again in a minute";
 
 impl ApiError {
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
@@ -86,6 +104,7 @@ impl ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::BudgetExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "budget_exceeded"),
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -115,6 +134,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            ApiError::BudgetExceeded { retry_after_secs, .. } => *retry_after_secs,
             _ => None,
         };
         let (fields, existing_id) = match self {

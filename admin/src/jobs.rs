@@ -26,6 +26,34 @@ const CONCURRENCY: usize = 4;
 /// A job that keeps failing is given up after this many attempts.
 const MAX_ATTEMPTS: i64 = 6;
 
+/// How a background loop paces itself while the database fails: the wait doubles from the loop's
+/// usual pace up to a minute, so a database that is down is not hammered (nor the log flooded)
+/// by every replica's loops, and the first success returns to the usual pace.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration) -> Self {
+        Backoff { base: base.max(Duration::from_millis(10)), max: Duration::from_secs(60), failures: 0 }
+    }
+
+    /// A failed round: how long to wait before the next one.
+    pub fn failed(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let doubled = self.base.saturating_mul(1u32 << (self.failures - 1).min(16));
+        doubled.min(self.max)
+    }
+
+    /// A round that reached the database: answers whether it had been failing (to log recovery).
+    pub fn succeeded(&mut self) -> bool {
+        std::mem::take(&mut self.failures) > 0
+    }
+}
+
 /// A lease outlasts the longest evaluation: every LLM attempt timing out, plus a margin.
 fn lease_ms(state: &AppState) -> i64 {
     let c = &state.config;
@@ -39,6 +67,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let poll = Duration::from_millis(u64::from(state.config.voice.job_poll_ms));
     let mut running = tokio::task::JoinSet::new();
+    let mut backoff = Backoff::new(poll);
     loop {
         while running.try_join_next().is_some() {}
         if stop.is_cancelled() {
@@ -51,10 +80,20 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         let free = permits.available_permits() as i64;
         let jobs = if free > 0 {
             match state.store.claim_jobs(&worker, lease_ms(&state), free).await {
-                Ok(jobs) => jobs,
+                Ok(jobs) => {
+                    if backoff.succeeded() {
+                        tracing::info!("claiming jobs again: the database answers");
+                    }
+                    jobs
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "claiming jobs");
-                    Vec::new()
+                    let wait = backoff.failed();
+                    tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "claiming jobs failed; backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = stop.cancelled() => {}
+                    }
+                    continue;
                 }
             }
         } else {
@@ -249,5 +288,25 @@ async fn remove(path: &std::path::Path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(error = %e, path = %path.display(), "deleting a recording file"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_back_off_while_the_database_fails_and_recover_at_once() {
+        let mut b = Backoff::new(Duration::from_millis(500));
+        let waits: Vec<u64> = (0..10).map(|_| b.failed().as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]);
+        assert!(b.succeeded(), "it had been failing");
+        assert!(!b.succeeded(), "and now it is not");
+        assert_eq!(b.failed(), Duration::from_millis(500), "a new outage starts at the usual pace");
+        // Many failures never overflow.
+        let mut b = Backoff::new(Duration::from_secs(1));
+        for _ in 0..100 {
+            assert!(b.failed() <= Duration::from_secs(60));
+        }
     }
 }

@@ -50,12 +50,23 @@ pub enum LlmError {
     Malformed(String),
     #[error("the AI provider refused the request: {0}")]
     Rejected(String),
+    /// Refused before calling: the account's monthly budget or the session's token cap is
+    /// reached (the message says which and who can change it).
+    #[error("{message}")]
+    OverBudget { message: String, retry_after_secs: Option<u64> },
+    /// The spend could not be checked (the database); nothing was sent.
+    #[error("checking the AI budget: {0}")]
+    Store(#[from] store::Error),
 }
 
 impl From<LlmError> for ApiError {
     fn from(err: LlmError) -> Self {
         match err {
             LlmError::NotConfigured | LlmError::RateLimited { .. } => ApiError::Unavailable(err.to_string()),
+            LlmError::OverBudget { message, retry_after_secs } => {
+                ApiError::BudgetExceeded { message, retry_after_secs }
+            }
+            LlmError::Store(e) => e.into(),
             other => ApiError::BadGateway(other.to_string()),
         }
     }
@@ -185,6 +196,7 @@ impl Llm {
             user: None,
             dimensions: None,
         };
+        self.check_spend(call).await?;
         let model = self.embedding_model.clone();
         let started = Instant::now();
         let result = self
@@ -220,6 +232,7 @@ impl Llm {
         request: CreateChatCompletionRequest,
         parse: impl Fn(&str) -> Result<T, LlmError>,
     ) -> Result<(T, String), LlmError> {
+        self.check_spend(call).await?;
         let started = Instant::now();
         let (outcome, attempts) = self
             .with_retries(|| async {
@@ -256,6 +269,22 @@ impl Llm {
         };
         self.record(call, &request.model, usage, started, attempts, outcome.as_ref().err()).await;
         outcome.map(|(value, text, _)| (value, text))
+    }
+
+    /// The spending ceiling, checked before every call made for an account: its monthly budget
+    /// (all tasks) and, for a chat session's caller, the session's token cap. One indexed query
+    /// ([`Store::spend_check`]), so it is cheap; the usage of a call is recorded after it
+    /// answers, so concurrent calls of one account that all pass the check may overshoot the
+    /// ceiling by at most one call each.
+    async fn check_spend(&self, call: CallFor) -> Result<(), LlmError> {
+        let Some(account_id) = call.account_id else { return Ok(()) };
+        let session = call.session_id.filter(|_| call.task == LlmTask::Chat);
+        let check = self.store.spend_check(account_id, session).await?;
+        if let Some(refusal) = over_ceiling(&check, store::Timestamp::now()) {
+            metrics::counter!("llm_calls_refused_total", "task" => call.task.as_str()).increment(1);
+            return Err(refusal);
+        }
+        Ok(())
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the retries are spent; answers the
@@ -361,6 +390,39 @@ impl Llm {
             tracing::warn!(error = %e, "recording LLM usage");
         }
     }
+}
+
+/// Why a call must not be made, if the spend reached a limit.
+fn over_ceiling(check: &store::SpendCheck, now: store::Timestamp) -> Option<LlmError> {
+    if let Some(budget) = check.budget.monthly_budget_usd
+        && check.spent_usd >= budget
+    {
+        let next = store::month_start(store::Timestamp::from_millis(check.month_start.millis() + 32 * 86_400_000));
+        let wait = ((next.millis() - now.millis()).max(0) / 1000) as u64;
+        let resets = next.to_string();
+        return Some(LlmError::OverBudget {
+            message: format!(
+                "the account's monthly AI budget of ${budget:.2} is reached (${:.2} spent this month); \
+                 an account admin can raise it, or it resets on {}",
+                check.spent_usd,
+                resets.get(..10).unwrap_or(&resets)
+            ),
+            retry_after_secs: Some(wait),
+        });
+    }
+    if let Some(cap) = check.budget.session_token_cap
+        && check.session_chat_tokens >= cap
+    {
+        return Some(LlmError::OverBudget {
+            message: format!(
+                "this chat session reached its AI token cap ({} of {cap} tokens); end it and start a new session, \
+                 or ask an account admin to raise the cap",
+                check.session_chat_tokens
+            ),
+            retry_after_secs: None,
+        });
+    }
+    None
 }
 
 /// A transport error without the request URL's query or credentials.
@@ -495,6 +557,36 @@ mod tests {
         assert!(!text.contains("\"format\"") && !text.contains("$schema"), "{text}");
         let inner = &schema["$defs"]["Inner"];
         assert_eq!(inner["additionalProperties"], false);
+    }
+
+    #[test]
+    fn the_ceiling_refuses_at_the_budget_and_at_the_cap() {
+        let now = store::Timestamp::parse("2026-03-17T12:00:00Z").expect("time");
+        let check = |budget: Option<f64>, cap: Option<i64>, spent: f64, tokens: i64| store::SpendCheck {
+            budget: store::AccountBudget { monthly_budget_usd: budget, session_token_cap: cap },
+            spent_usd: spent,
+            month_start: store::month_start(now),
+            session_chat_tokens: tokens,
+        };
+        assert!(over_ceiling(&check(None, None, 1e9, 1 << 40), now).is_none(), "no limits");
+        assert!(over_ceiling(&check(Some(10.0), Some(5_000), 9.99, 4_999), now).is_none(), "under both");
+        let Some(LlmError::OverBudget { message, retry_after_secs }) =
+            over_ceiling(&check(Some(10.0), None, 10.0, 0), now)
+        else {
+            panic!("at the budget")
+        };
+        assert!(message.contains("monthly AI budget of $10.00") && message.contains("2026-04-01"), "{message}");
+        // Until 1 April 00:00 UTC: 14 days and 12 hours.
+        assert_eq!(retry_after_secs, Some(14 * 86_400 + 12 * 3_600));
+        let Some(LlmError::OverBudget { message, retry_after_secs }) =
+            over_ceiling(&check(None, Some(5_000), 0.0, 5_000), now)
+        else {
+            panic!("at the cap")
+        };
+        assert!(message.contains("5000 of 5000 tokens"), "{message}");
+        assert_eq!(retry_after_secs, None);
+        // A budget of 0 stops every call.
+        assert!(over_ceiling(&check(Some(0.0), None, 0.0, 0), now).is_some());
     }
 
     #[test]

@@ -196,12 +196,14 @@ pub async fn resolve(url: &str, allow_private: bool) -> Result<(String, Vec<Sock
 pub async fn dispatch(state: AppState, stop: CancellationToken) {
     let timeout = Duration::from_millis(u64::from(state.config.webhook_timeout_ms.max(1)));
     let lease = lease_ms(state.config.webhook_timeout_ms);
+    let mut backoff = crate::jobs::Backoff::new(Duration::from_secs(1));
     loop {
         if stop.is_cancelled() {
             return;
         }
         match state.store.claim_due_deliveries(BATCH, PER_ENDPOINT as i64, lease).await {
             Ok(due) if !due.is_empty() => {
+                backoff.succeeded();
                 let mut limits: HashMap<store::WebhookId, Arc<tokio::sync::Semaphore>> = HashMap::new();
                 let sends = due.into_iter().map(|delivery| {
                     let limit = limits
@@ -219,8 +221,22 @@ pub async fn dispatch(state: AppState, stop: CancellationToken) {
                 // another replica.
                 continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
+            Ok(_) => {
+                if backoff.succeeded() {
+                    tracing::info!("claiming webhook deliveries again: the database answers");
+                }
+            }
+            Err(e) => {
+                // The database is failing: wait longer each time (not woken by new events,
+                // which could not be claimed either).
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "claiming webhook deliveries failed; backing off");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -514,3 +514,303 @@ impl Store {
             .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The spending ceiling (issue 22): budgets are columns of `accounts` (migration 0033); spend is
+// read from `llm_calls`, whose estimated costs every LLM call records.
+
+/// The largest monthly budget an admin can set (a typo guard, not a product limit).
+const MAX_BUDGET_USD: f64 = 1_000_000.0;
+/// A session cap below this would stop a chat after a handful of messages.
+const MIN_SESSION_TOKENS: i64 = 1_000;
+const MAX_SESSION_TOKENS: i64 = 1_000_000_000;
+/// A spend report covers at most this many days (one row per day).
+pub const MAX_SPEND_DAYS: i64 = 366;
+const DAY_MS: i64 = 86_400_000;
+
+/// An account's LLM spending limits, set by its admins; absent: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountBudget {
+    /// US dollars of estimated LLM cost per calendar month (UTC) for the whole account: chat,
+    /// grading, analysis, drafting, documentation review and embeddings. Realtime voice usage
+    /// is not counted (it is estimated per call, see a call's usage).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000)]
+    pub monthly_budget_usd: Option<f64>,
+    /// Tokens (prompt + completion) the AI caller of one chat session may use; the history
+    /// sent with every message makes a long chat grow quadratically.
+    #[serde(default)]
+    #[schema(minimum = 1000, maximum = 1000000000)]
+    pub session_token_cap: Option<i64>,
+}
+
+impl AccountBudget {
+    fn problems(&self) -> Vec<crate::error::FieldError> {
+        use crate::error::FieldError;
+        let mut out = Vec::new();
+        if let Some(b) = self.monthly_budget_usd
+            && !(b.is_finite() && (0.0..=MAX_BUDGET_USD).contains(&b))
+        {
+            out.push(FieldError::new("monthlyBudgetUsd", format!("must be 0 to {MAX_BUDGET_USD} US dollars")));
+        }
+        if let Some(c) = self.session_token_cap
+            && !(MIN_SESSION_TOKENS..=MAX_SESSION_TOKENS).contains(&c)
+        {
+            out.push(FieldError::new(
+                "sessionTokenCap",
+                format!("must be {MIN_SESSION_TOKENS} to {MAX_SESSION_TOKENS} tokens"),
+            ));
+        }
+        out
+    }
+}
+
+/// What the ceiling check before an LLM call reads, in one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendCheck {
+    pub budget: AccountBudget,
+    /// Estimated cost of the account's LLM calls since `month_start`.
+    pub spent_usd: f64,
+    pub month_start: Timestamp,
+    /// Tokens the session's chat calls used so far (0 without a session).
+    pub session_chat_tokens: i64,
+}
+
+/// LLM spend of one counselor (their sessions' calls) in a period; `user_id` None sums the calls
+/// tied to no session (drafting, documentation review, embeddings, a chat's opening message).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CounselorSpend {
+    #[schema(value_type = Option<Uuid>)]
+    pub user_id: Option<UserId>,
+    pub display_name: Option<String>,
+    pub calls: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: f64,
+}
+
+/// LLM spend of the account on one UTC day.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DaySpend {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub calls: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: f64,
+}
+
+/// An account's LLM spend in a period, per counselor and per day, with its limits.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpendReport {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub budget: AccountBudget,
+    /// Spent this calendar month (UTC), what the monthly budget is held against.
+    pub month_spent_usd: f64,
+    pub month_start: Timestamp,
+    pub total_usd: f64,
+    /// Most expensive first.
+    pub by_counselor: Vec<CounselorSpend>,
+    /// Days with calls, oldest first.
+    pub by_day: Vec<DaySpend>,
+}
+
+/// The first millisecond of `at`'s calendar month (UTC).
+pub fn month_start(at: Timestamp) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.millis()) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let first = t.date().replace_day(1).unwrap_or(t.date()).midnight().assume_utc();
+    Timestamp::from_millis((first.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn day_label(day: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(day * 86_400)
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| day.to_string())
+}
+
+/// Sums read back through `Any`: PostgreSQL sums BIGINTs as NUMERIC, so every sum is cast.
+const SUMS: &str = "COUNT(*) AS calls, CAST(COALESCE(SUM(c.prompt_tokens), 0) AS BIGINT) AS p, \
+    CAST(COALESCE(SUM(c.completion_tokens), 0) AS BIGINT) AS t, \
+    CAST(COALESCE(SUM(c.cost_usd), 0.0) AS DOUBLE PRECISION) AS cost";
+
+impl Store {
+    pub async fn account_budget(&self, account_id: AccountId) -> Result<AccountBudget> {
+        let row = sqlx::query("SELECT llm_monthly_budget_usd, session_token_cap FROM accounts WHERE id = $1")
+            .bind(account_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound("account"))?;
+        budget_from_row(&row)
+    }
+
+    /// Sets an account's limits (audited with the old and new values in the same transaction).
+    pub async fn set_account_budget(
+        &self,
+        account_id: AccountId,
+        budget: &AccountBudget,
+        audit: &Audit,
+    ) -> Result<AccountBudget> {
+        let problems = budget.problems();
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let mut tx = self.write_tx().await?;
+        let old = sqlx::query(&format!(
+            "SELECT llm_monthly_budget_usd, session_token_cap FROM accounts WHERE id = $1{}",
+            crate::db::for_update(&tx)
+        ))
+        .bind(account_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("account"))?;
+        let old = budget_from_row(&old)?;
+        sqlx::query("UPDATE accounts SET llm_monthly_budget_usd = $1, session_token_cap = $2 WHERE id = $3")
+            .bind(budget.monthly_budget_usd)
+            .bind(budget.session_token_cap)
+            .bind(account_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let mut audit = audit.clone();
+        audit.details = serde_json::json!({"old": old, "new": budget});
+        crate::accounts::audit_tx(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(*budget)
+    }
+
+    /// What the ceiling is checked against before an LLM call: the account's limits, its spend
+    /// this month and the session's chat tokens, in one query over the two `llm_calls` indexes.
+    pub async fn spend_check(&self, account_id: AccountId, session_id: Option<SessionId>) -> Result<SpendCheck> {
+        let month_start = month_start(Timestamp::now());
+        let row = sqlx::query(
+            "SELECT a.llm_monthly_budget_usd, a.session_token_cap, \
+             (SELECT CAST(COALESCE(SUM(c.cost_usd), 0.0) AS DOUBLE PRECISION) FROM llm_calls c \
+               WHERE c.account_id = a.id AND c.created_at >= $2) AS spent, \
+             (SELECT CAST(COALESCE(SUM(c.prompt_tokens + c.completion_tokens), 0) AS BIGINT) FROM llm_calls c \
+               WHERE c.session_id = $3 AND c.task = 'chat') AS tokens \
+             FROM accounts a WHERE a.id = $1",
+        )
+        .bind(account_id.to_string())
+        .bind(month_start.millis())
+        .bind(session_id.map(|s| s.to_string()))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound("account"))?;
+        Ok(SpendCheck {
+            budget: budget_from_row(&row)?,
+            spent_usd: row.float("spent")?,
+            month_start,
+            session_chat_tokens: row.int("tokens")?,
+        })
+    }
+
+    /// The account's LLM spend from `from` to `to` (at most [`MAX_SPEND_DAYS`] apart), per
+    /// counselor and per UTC day.
+    pub async fn spend_report(&self, account_id: AccountId, from: Timestamp, to: Timestamp) -> Result<SpendReport> {
+        if from > to {
+            return Err(Error::invalid("from", "must not be after `to`"));
+        }
+        if to.millis() - from.millis() > MAX_SPEND_DAYS * DAY_MS {
+            return Err(Error::invalid("from", format!("the period may span at most {MAX_SPEND_DAYS} days")));
+        }
+        let check = self.spend_check(account_id, None).await?;
+        let counselors = sqlx::query(&format!(
+            "SELECT s.user_id, u.display_name, {SUMS} FROM llm_calls c \
+             LEFT JOIN sessions s ON s.id = c.session_id \
+             LEFT JOIN users u ON u.id = s.user_id \
+             WHERE c.account_id = $1 AND c.created_at >= $2 AND c.created_at <= $3 \
+             GROUP BY s.user_id, u.display_name ORDER BY cost DESC, calls DESC"
+        ))
+        .bind(account_id.to_string())
+        .bind(from.millis())
+        .bind(to.millis())
+        .fetch_all(&self.pool)
+        .await?;
+        let by_counselor = counselors
+            .iter()
+            .map(|r| {
+                Ok(CounselorSpend {
+                    user_id: r.opt_uuid("user_id")?,
+                    display_name: r.opt_text("display_name")?,
+                    calls: r.int("calls")?,
+                    prompt_tokens: r.int("p")?,
+                    completion_tokens: r.int("t")?,
+                    cost_usd: r.float("cost")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Integer division by a day's milliseconds: the same UTC day on both backends.
+        let days = sqlx::query(&format!(
+            "SELECT c.created_at / {DAY_MS} AS day, {SUMS} FROM llm_calls c \
+             WHERE c.account_id = $1 AND c.created_at >= $2 AND c.created_at <= $3 \
+             GROUP BY c.created_at / {DAY_MS} ORDER BY day"
+        ))
+        .bind(account_id.to_string())
+        .bind(from.millis())
+        .bind(to.millis())
+        .fetch_all(&self.pool)
+        .await?;
+        let by_day = days
+            .iter()
+            .map(|r| {
+                Ok(DaySpend {
+                    day: day_label(r.int("day")?),
+                    calls: r.int("calls")?,
+                    prompt_tokens: r.int("p")?,
+                    completion_tokens: r.int("t")?,
+                    cost_usd: r.float("cost")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let total_usd = by_day.iter().map(|d| d.cost_usd).sum();
+        Ok(SpendReport {
+            from,
+            to,
+            budget: check.budget,
+            month_spent_usd: check.spent_usd,
+            month_start: check.month_start,
+            total_usd,
+            by_counselor,
+            by_day,
+        })
+    }
+}
+
+fn budget_from_row(row: &AnyRow) -> Result<AccountBudget> {
+    use sqlx::Row;
+    Ok(AccountBudget {
+        monthly_budget_usd: row
+            .try_get::<Option<f64>, _>("llm_monthly_budget_usd")
+            .map_err(|e| Error::Corrupt(format!("column llm_monthly_budget_usd: {e}")))?,
+        session_token_cap: row.opt_int("session_token_cap")?,
+    })
+}
+
+#[cfg(test)]
+mod spend_tests {
+    use super::*;
+
+    #[test]
+    fn months_start_on_the_first_at_midnight_utc() {
+        let t = Timestamp::parse("2026-03-17T15:04:05Z").expect("time");
+        assert_eq!(month_start(t), Timestamp::parse("2026-03-01T00:00:00Z").expect("time"));
+        let first = Timestamp::parse("2026-01-01T00:00:00Z").expect("time");
+        assert_eq!(month_start(first), first);
+        assert_eq!(day_label(first.millis() / DAY_MS), "2026-01-01");
+    }
+
+    #[test]
+    fn budgets_are_validated() {
+        let ok = AccountBudget { monthly_budget_usd: Some(0.0), session_token_cap: Some(50_000) };
+        assert!(ok.problems().is_empty());
+        let bad = AccountBudget { monthly_budget_usd: Some(-1.0), session_token_cap: Some(10) };
+        let fields: Vec<_> = bad.problems().into_iter().map(|f| f.field).collect();
+        assert_eq!(fields, ["monthlyBudgetUsd", "sessionTokenCap"]);
+        assert_eq!(AccountBudget { monthly_budget_usd: Some(f64::NAN), ..ok }.problems().len(), 1);
+    }
+}

@@ -37,7 +37,15 @@ pub struct Store {
     backend: Backend,
     /// Wakes this process's job workers when a job is queued (`jobs.rs`).
     pub(crate) jobs_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Voice starts of this process that may hold a connection at once ([`VOICE_STARTS`]).
+    pub(crate) voice_starts: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// How many voice-session starts of one process may hold a pooled connection at once. A burst
+/// of one counselor's requests queues on their user row; without a bound every queued request
+/// would hold a connection while it waits, and the pool (8 on SQLite, 16 on PostgreSQL) would
+/// have none left for anyone else. Starts are short transactions, so a few at a time is plenty.
+pub const VOICE_STARTS: usize = 4;
 
 impl Store {
     /// Opens a pool for `url` (`sqlite://path?mode=rwc` or `postgres://...`). For SQLite the
@@ -71,7 +79,12 @@ impl Store {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        Ok(Store { pool, backend, jobs_wake: Default::default() })
+        Ok(Store {
+            pool,
+            backend,
+            jobs_wake: Default::default(),
+            voice_starts: std::sync::Arc::new(tokio::sync::Semaphore::new(VOICE_STARTS)),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -145,6 +158,24 @@ pub(crate) async fn lock_account(tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     let sql = format!("SELECT id FROM accounts WHERE id = $1{}", for_update(tx));
     sqlx::query(&sql).bind(account_id.to_string()).fetch_optional(&mut **tx).await?;
     Ok(())
+}
+
+impl Error {
+    /// Whether this error means the database cannot be reached (down, restarting, the pool
+    /// exhausted or closed), rather than a fault of the request or the data: the service then
+    /// answers 503 and background loops back off. SQLSTATE class 08 is a connection exception;
+    /// 57P01-57P03 are an administrator's shutdown, a crash shutdown and "cannot connect now".
+    pub fn database_unreachable(&self) -> bool {
+        match self {
+            Error::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Error::Database(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")),
+            _ => false,
+        }
+    }
 }
 
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {

@@ -36,8 +36,8 @@ mod voice;
 
 pub use accounts::{Account, Audit, AuditEvent};
 pub use ai::{
-    Analysis, DocumentGap, DocumentReview, LlmCall, NewAnalysis, NewDocumentReview, NewPolicy, Policy, PolicyChunk,
-    Usage,
+    AccountBudget, Analysis, CounselorSpend, DaySpend, DocumentGap, DocumentReview, LlmCall, NewAnalysis,
+    NewDocumentReview, NewPolicy, Policy, PolicyChunk, SpendCheck, SpendReport, Usage, month_start,
 };
 pub use assignments::{
     Assignment, AssignmentFilter, AssignmentPatch, AssignmentReport, BlockedPair, CounselorSummary, NewAssignment,

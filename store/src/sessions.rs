@@ -129,86 +129,98 @@ pub struct SessionFilter {
     pub offset: Option<i64>,
 }
 
+/// Inserts a session in the caller's transaction: for an assignment it numbers the attempt and
+/// moves a pending assignment to in_progress; a completed assignment takes no new attempts.
+/// Shared by [`Store::create_session`] and the voice start, which ends the previous live call
+/// and inserts the new one in one transaction (`voice.rs`).
+pub(crate) async fn insert_session_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: AccountId,
+    new: &NewSession,
+) -> Result<SessionId> {
+    let now = Timestamp::now().millis();
+    let id = SessionId::new();
+    let (scenario_id, attempt) = match new.assignment_id {
+        Some(assignment_id) => {
+            // Locked: completing the assignment waits for this attempt, or this sees it completed.
+            let row = sqlx::query(&format!(
+                "SELECT scenario_id, counselor_id, status FROM assignments WHERE id = $1 AND account_id = $2{}",
+                for_update(tx)
+            ))
+            .bind(assignment_id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(Error::NotFound("assignment"))?;
+            if row.uuid::<UserId>("counselor_id")? != new.user_id {
+                return Err(Error::NotFound("assignment"));
+            }
+            let status: AssignmentStatus = row.parsed("status")?;
+            if status == AssignmentStatus::Completed {
+                return Err(Error::conflict("the assignment is completed; ask for a new one to practise again"));
+            }
+            if status == AssignmentStatus::Pending {
+                sqlx::query(
+                    "UPDATE assignments SET status = 'in_progress', started_at = COALESCE(started_at, $1), updated_at = $1 \
+                     WHERE id = $2",
+                )
+                .bind(now)
+                .bind(assignment_id.to_string())
+                .execute(&mut **tx)
+                .await?;
+            }
+            let attempt: i64 = sqlx::query_scalar("SELECT COUNT(*) + 1 FROM sessions WHERE assignment_id = $1")
+                .bind(assignment_id.to_string())
+                .fetch_one(&mut **tx)
+                .await?;
+            (Some(row.uuid("scenario_id")?), Some(attempt))
+        }
+        None => {
+            if let Some(scenario_id) = new.scenario_id {
+                // Tenancy: the foreign key alone would accept another account's scenario.
+                sqlx::query("SELECT 1 FROM scenarios WHERE id = $1 AND account_id = $2")
+                    .bind(scenario_id.to_string())
+                    .bind(account_id.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or(Error::NotFound("scenario"))?;
+            }
+            (new.scenario_id, None)
+        }
+    };
+    sqlx::query(
+        "INSERT INTO sessions (id, account_id, user_id, assignment_id, scenario_id, attempt_number, kind, status, room_name, started_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $9)",
+    )
+    .bind(id.to_string())
+    .bind(account_id.to_string())
+    .bind(new.user_id.to_string())
+    .bind(new.assignment_id.map(|u| u.to_string()))
+    .bind(scenario_id.map(|u| u.to_string()))
+    .bind(attempt)
+    .bind(new.kind.as_str())
+    .bind(new.room_name.as_deref())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match violation(&e) {
+        Some(Violation::Unique(what)) if what.contains("room") => Error::conflict("a session uses this room"),
+        Some(Violation::Unique(_)) => Error::conflict("another attempt started at the same moment; retry"),
+        Some(Violation::ForeignKey) => Error::invalid("scenarioId", "scenario or user not found"),
+        _ => e.into(),
+    })?;
+    Ok(id)
+}
+
 impl Store {
     /// Starts a session. For an assignment it numbers the attempt and moves a pending assignment
     /// to in_progress, in one transaction; a completed assignment takes no new attempts.
     pub async fn create_session(&self, account_id: AccountId, new: &NewSession) -> Result<Session> {
-        let now = Timestamp::now().millis();
-        let id = SessionId::new();
         let mut tx = self.write_tx().await?;
-        let (scenario_id, attempt) = match new.assignment_id {
-            Some(assignment_id) => {
-                // Locked: completing the assignment waits for this attempt, or this sees it completed.
-                let row = sqlx::query(&format!(
-                    "SELECT scenario_id, counselor_id, status FROM assignments WHERE id = $1 AND account_id = $2{}",
-                    for_update(&tx)
-                ))
-                .bind(assignment_id.to_string())
-                .bind(account_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(Error::NotFound("assignment"))?;
-                if row.uuid::<UserId>("counselor_id")? != new.user_id {
-                    return Err(Error::NotFound("assignment"));
-                }
-                let status: AssignmentStatus = row.parsed("status")?;
-                if status == AssignmentStatus::Completed {
-                    return Err(Error::conflict("the assignment is completed; ask for a new one to practise again"));
-                }
-                if status == AssignmentStatus::Pending {
-                    sqlx::query(
-                        "UPDATE assignments SET status = 'in_progress', started_at = COALESCE(started_at, $1), updated_at = $1 \
-                         WHERE id = $2",
-                    )
-                    .bind(now)
-                    .bind(assignment_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let attempt: i64 = sqlx::query_scalar("SELECT COUNT(*) + 1 FROM sessions WHERE assignment_id = $1")
-                    .bind(assignment_id.to_string())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                (Some(row.uuid("scenario_id")?), Some(attempt))
-            }
-            None => {
-                if let Some(scenario_id) = new.scenario_id {
-                    // Tenancy: the foreign key alone would accept another account's scenario.
-                    sqlx::query("SELECT 1 FROM scenarios WHERE id = $1 AND account_id = $2")
-                        .bind(scenario_id.to_string())
-                        .bind(account_id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .ok_or(Error::NotFound("scenario"))?;
-                }
-                (new.scenario_id, None)
-            }
-        };
-        sqlx::query(
-            "INSERT INTO sessions (id, account_id, user_id, assignment_id, scenario_id, attempt_number, kind, status, room_name, started_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $9)",
-        )
-        .bind(id.to_string())
-        .bind(account_id.to_string())
-        .bind(new.user_id.to_string())
-        .bind(new.assignment_id.map(|u| u.to_string()))
-        .bind(scenario_id.map(|u| u.to_string()))
-        .bind(attempt)
-        .bind(new.kind.as_str())
-        .bind(new.room_name.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match violation(&e) {
-            Some(Violation::Unique(what)) if what.contains("room") => Error::conflict("a session uses this room"),
-            Some(Violation::Unique(_)) => Error::conflict("another attempt started at the same moment; retry"),
-            Some(Violation::ForeignKey) => Error::invalid("scenarioId", "scenario or user not found"),
-            _ => e.into(),
-        })?;
+        let id = insert_session_tx(&mut tx, account_id, new).await?;
         tx.commit().await?;
         self.session(account_id, id).await
     }
-
     pub async fn session(&self, account_id: AccountId, id: SessionId) -> Result<Session> {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND account_id = $2"))
             .bind(id.to_string())

@@ -8,7 +8,6 @@
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
 use crate::domain::{EndReason, JobKind, SessionKind, SessionStatus, Speaker, Timestamp};
@@ -260,98 +259,42 @@ pub(crate) async fn close_session_tx(
 
 impl Store {
     /// Starts a voice session for a counselor, ending their previous live one (a counselor has at
-    /// most one: a partial unique index holds it, so of two racing requests the loser retries
-    /// and ends the winner's; on PostgreSQL racers also queue on a row lock). The agent's
-    /// credential, if any, is stored hashed with its expiry.
+    /// most one: a partial unique index holds it). Everything happens in one transaction on one
+    /// pooled connection: the counselor's user row locked (PostgreSQL; SQLite's `BEGIN
+    /// IMMEDIATE` already serialises writers), the live call ended, the new session inserted
+    /// with the agent's credential (stored hashed with its expiry). Holding one connection while
+    /// waiting for a second one is what exhausted the pool under concurrent requests (each held
+    /// the lock's connection and waited for another to end the previous call); and at most
+    /// [`crate::db::VOICE_STARTS`] starts of this process hold a connection at all, so a burst
+    /// of them queues here and leaves the pool to other requests.
     pub async fn start_voice_session(
         &self,
         account_id: AccountId,
         new: &NewSession,
         credential: Option<(&str, Timestamp)>,
     ) -> Result<(Session, Vec<SessionId>)> {
-        // PostgreSQL: serialise one counselor's requests on their user row. NO KEY UPDATE, so the
-        // session insert's foreign-key check (KEY SHARE) on the same row is not blocked by it.
-        let lock = match self.backend() {
-            crate::db::Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
-                    .bind(new.user_id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                Some(tx)
-            }
-            crate::db::Backend::Sqlite => None,
-        };
-        let mut replaced = Vec::new();
-        let mut attempt = 0;
-        let session = loop {
-            attempt += 1;
-            replaced.extend(self.end_live_voice_sessions(account_id, new.user_id).await?);
-            match self.create_session(account_id, new).await {
-                Ok(session) => break session,
-                // Lost a race to another request of the same counselor: end theirs and try again,
-                // after a short random pause so racers do not keep colliding in step.
-                Err(Error::Conflict { .. }) if attempt < 12 && self.has_live_voice_session(new.user_id).await? => {
-                    let jitter = u64::from(Uuid::now_v7().as_bytes()[15]) % 20;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 + jitter)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        if let Some(lock) = lock {
-            lock.commit().await?;
-        }
+        let turn = self.voice_starts.acquire().await.map_err(|_| Error::Database(sqlx::Error::PoolClosed))?;
+        let mut tx = self.write_tx().await?;
+        // NO KEY UPDATE, so the session insert's foreign-key check (KEY SHARE) on the same row is
+        // not blocked by it.
+        let lock = format!("SELECT 1 FROM users WHERE id = $1 AND account_id = $2{}", crate::db::for_update(&tx));
+        sqlx::query(&lock).bind(new.user_id.to_string()).bind(account_id.to_string()).fetch_optional(&mut *tx).await?;
+        let replaced = end_live_voice_sessions_tx(&mut tx, account_id, new.user_id).await?;
+        let id = crate::sessions::insert_session_tx(&mut tx, account_id, new).await?;
         if let Some((hash, expires_at)) = credential {
             sqlx::query("UPDATE sessions SET credential_hash = $1, credential_expires_at = $2 WHERE id = $3")
                 .bind(hash)
                 .bind(expires_at.millis())
-                .bind(session.id.to_string())
-                .execute(&self.pool)
+                .bind(id.to_string())
+                .execute(&mut *tx)
                 .await?;
         }
-        Ok((session, replaced))
-    }
-
-    async fn has_live_voice_session(&self, user_id: UserId) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM sessions WHERE user_id = $1 AND kind = 'voice' AND status = 'active'")
-            .bind(user_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
-    }
-
-    /// Ends a counselor's live voice sessions because they started another: completed (and
-    /// graded) when the counselor spoke, else abandoned.
-    async fn end_live_voice_sessions(&self, account_id: AccountId, user_id: UserId) -> Result<Vec<SessionId>> {
-        let rows = sqlx::query(
-            "SELECT id FROM sessions WHERE account_id = $1 AND user_id = $2 AND kind = 'voice' AND status = 'active'",
-        )
-        .bind(account_id.to_string())
-        .bind(user_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut ended = Vec::new();
-        for row in rows {
-            let id = row.uuid("id")?;
-            let session = self.session(account_id, id).await?;
-            let mut tx = self.write_tx().await?;
-            let spoke = sqlx::query("SELECT 1 FROM transcript_turns WHERE session_id = $1 AND speaker = 'counselor'")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            let status = if spoke { SessionStatus::Completed } else { SessionStatus::Abandoned };
-            let now = Timestamp::now().millis();
-            if close_session_tx(&mut tx, &session, status, EndReason::Replaced, Some(now)).await? {
-                ended.push(id);
-            }
-            tx.commit().await?;
-        }
-        if !ended.is_empty() {
+        tx.commit().await?;
+        drop(turn);
+        if !replaced.is_empty() {
             self.jobs_wake.notify_waiters();
         }
-        Ok(ended)
+        Ok((self.session(account_id, id).await?, replaced))
     }
 
     /// The session a per-session credential opens, if the hash matches and it has not expired.
@@ -566,6 +509,38 @@ impl Store {
         }
         Ok((unjoined, failed))
     }
+}
+
+/// Ends a counselor's live voice sessions, in the caller's transaction, because they started
+/// another: completed (and graded) when the counselor spoke, else abandoned.
+async fn end_live_voice_sessions_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: AccountId,
+    user_id: UserId,
+) -> Result<Vec<SessionId>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM sessions WHERE account_id = $1 AND user_id = $2 AND kind = 'voice' AND status = 'active'",
+        crate::sessions::SESSION_COLUMNS
+    ))
+    .bind(account_id.to_string())
+    .bind(user_id.to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    let now = Timestamp::now().millis();
+    let mut ended = Vec::new();
+    for row in &rows {
+        let session = Session::from_row(row)?;
+        let spoke = sqlx::query("SELECT 1 FROM transcript_turns WHERE session_id = $1 AND speaker = 'counselor'")
+            .bind(session.id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        let status = if spoke { SessionStatus::Completed } else { SessionStatus::Abandoned };
+        if close_session_tx(tx, &session, status, EndReason::Replaced, Some(now)).await? {
+            ended.push(session.id);
+        }
+    }
+    Ok(ended)
 }
 
 trait FloatOpt {

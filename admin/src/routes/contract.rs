@@ -48,6 +48,10 @@ pub fn complete(doc: &mut OpenApi) {
         for (method, op) in ops {
             if let Some(op) = op.as_mut() {
                 complete_operation(op, caller, method, path_params);
+                if path.starts_with("/api/") {
+                    // Every API route reads the database (a session, a key, a rate limit).
+                    add(op, "503", "The database is unreachable (or the feature is not configured); try again later");
+                }
             }
         }
     }

@@ -23,6 +23,7 @@ pub mod privacy;
 pub mod progress;
 pub mod scenarios;
 pub mod sessions;
+pub mod spend;
 pub mod uploads;
 pub mod users;
 pub mod voice;
@@ -91,6 +92,8 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(accounts::list_accounts))
         .routes(routes!(accounts::list_categories, accounts::add_category))
+        .routes(routes!(spend::get_budget, spend::set_budget))
+        .routes(routes!(spend::get_spend))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(users::reset_password))

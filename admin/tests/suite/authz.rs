@@ -250,6 +250,9 @@ fn request(
         ),
         ("POST", "/api/auth/demo-login") => (path.to_owned(), body(json!({"userId": app.counselor})), None),
         ("POST", "/api/categories") => (path.to_owned(), body(json!({"name": format!("cat-{n}")})), None),
+        ("PUT", "/api/accounts/budget") => {
+            (path.to_owned(), body(json!({"monthlyBudgetUsd": 500.0, "sessionTokenCap": 200000})), None)
+        }
         ("POST", "/api/users") => (
             path.to_owned(),
             body(json!({"email": format!("new-{n}@example.org"), "displayName": "New", "role": "counselor"})),
@@ -424,6 +427,10 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("GET", "/api/auth/demo-users") | ("POST", "/api/auth/demo-login") => [404; 8],
         ("GET", "/api/accounts" | "/api/categories") => [401, 200, 200, 200, 200, 200, 401, 401],
         ("POST", "/api/categories") => [401, 403, 403, 403, 201, 403, 401, 401],
+        // The LLM spending ceiling and spend: account admins only.
+        ("GET" | "PUT", "/api/accounts/budget") | ("GET", "/api/accounts/spend") => {
+            [401, 403, 403, 403, 200, 403, 401, 401]
+        }
         ("GET", "/api/users") => [401, 403, 403, 200, 200, 200, 401, 401],
         // Supervisors add counselors to their own account, the outsider to theirs.
         ("POST", "/api/users") => [401, 403, 403, 201, 201, 201, 401, 401],

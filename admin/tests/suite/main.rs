@@ -18,6 +18,7 @@ mod external;
 mod gates;
 mod hardening;
 mod hostile_auth;
+mod load_and_spend;
 mod notify;
 mod privacy;
 mod progress;

@@ -1,5 +1,7 @@
 // Account administration: users (one-time passwords shown once), partner API keys (shown once,
-// revocable), webhooks with their delivery log, scenario categories, policy documents, the audit log, data retention (users are erased from the users list).
+// revocable), webhooks with their delivery log, scenario categories, policy documents, the audit
+// log, data retention (users are erased from the users list), and the AI budget with spend per
+// counselor and per day.
 import { useState } from "react";
 import { PageTitle, Tabs } from "@/components/ui";
 import { useMe } from "@/lib/session";
@@ -8,8 +10,9 @@ import { ApiKeysPanel, WebhooksPanel } from "./IntegrationsPanels";
 import { CategoriesPanel, PoliciesPanel } from "./ContentPanels";
 import { AuditPanel } from "./AuditPanel";
 import { RetentionPanel } from "./PrivacyPanels";
+import { SpendPanel } from "./SpendPanel";
 
-type Tab = "users" | "keys" | "webhooks" | "categories" | "policies" | "audit" | "retention";
+type Tab = "users" | "keys" | "webhooks" | "categories" | "policies" | "audit" | "retention" | "spend";
 
 export default function AdminPage() {
   const admin = useMe().data?.user.role === "admin";
@@ -23,6 +26,7 @@ export default function AdminPage() {
         { value: "policies", label: "Policy documents" },
         { value: "audit", label: "Audit log" },
         { value: "retention", label: "Data retention" },
+        { value: "spend", label: "AI spend" },
       ]
     : [{ value: "policies", label: "Policy documents" }];
   return (
@@ -36,6 +40,7 @@ export default function AdminPage() {
       {tab === "policies" && <PoliciesPanel />}
       {tab === "audit" && <AuditPanel />}
       {tab === "retention" && <RetentionPanel />}
+      {tab === "spend" && <SpendPanel />}
     </div>
   );
 }
