@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use store::{
     Analysis, CallFact, CheckAnswer, CheckResult, CriterionScore, DowngradedCheck, Evaluation, FlagSeverity,
     FlagSource, FlagType, Integrity, LlmTask, ManipulationSignal, NewAnalysis, NewEvaluation, NewFlag, Scenario,
-    ScoreBand, ScoreBasis, SessionDetail, SessionFlag, Speaker, TranscriptTurn,
+    ScoreBasis, SessionDetail, SessionFlag, Speaker, TranscriptTurn,
 };
 use uuid::Uuid;
 

@@ -579,7 +579,7 @@ mod tests {
 
     #[test]
     fn a_recording_is_named_by_its_session_alone() {
-        let id = SessionId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
+        let id = SessionId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
         assert_eq!(recording_file_name(id), "01930000-0000-7000-8000-000000000001.ogg");
         // An old agent's report naming a file is refused, not obeyed.
         let report = r#"{"reason":"counselorLeft","recording":{"file":"../b.ogg","durationMs":1,"bytes":1}}"#;

@@ -82,14 +82,14 @@ async fn retention_purges_what_is_past_it_and_nothing_else() {
         assert_eq!(done.len(), 1, "{backend:?}: one account purged: {done:?}");
         assert!(done[0].1.transcript_turns >= 4 && done[0].1.evaluations == 0, "{backend:?}: {done:?}");
         assert!(s.transcript(old).await.expect("turns").is_empty(), "{backend:?}: the old transcript is gone");
-        assert!(s.evaluation_for_session(old).await.expect("read").is_some(), "{backend:?}: evaluations kept 2 days");
+        assert!(s.ai_evaluation_raw(old).await.expect("read").is_some(), "{backend:?}: evaluations kept 2 days");
         assert_eq!(s.transcript(live).await.expect("turns").len(), 1, "{backend:?}: a live session is never purged");
 
         // Three days later the evaluation and its flag go too; 31 days later the audit trail.
         let later = store::Timestamp::from_millis(store::Timestamp::now().millis() + 3 * DAY_MS);
         let done = s.purge_expired(later).await.expect("purge");
         assert!(done[0].1.evaluations >= 1, "{backend:?}: {done:?}");
-        assert!(s.evaluation_for_session(old).await.expect("read").is_none(), "{backend:?}");
+        assert!(s.ai_evaluation_raw(old).await.expect("read").is_none(), "{backend:?}");
         assert!(s.session_flags(old).await.expect("flags").is_empty(), "{backend:?}: flags go with the evaluation");
         let later = store::Timestamp::from_millis(store::Timestamp::now().millis() + 31 * DAY_MS);
         let done = s.purge_expired(later).await.expect("purge");
