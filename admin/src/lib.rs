@@ -36,6 +36,7 @@ mod policies;
 mod roleplay;
 mod routes;
 pub mod rubric;
+pub mod sandbox;
 mod security;
 pub mod seed;
 pub mod telemetry;

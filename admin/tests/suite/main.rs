@@ -14,6 +14,7 @@ mod contract;
 mod documents;
 mod external;
 mod hardening;
+mod hostile_documents;
 mod notify;
 mod progress;
 mod recordings;
