@@ -3,9 +3,9 @@
 //!
 //! - [`check_bytes`], on the raw file before any PDF library parses it: arrays and dictionaries
 //!   nested at most [`MAX_NESTING`] deep (the parsers recurse once per level; ~3,000 levels
-//!   overflowed the stack of lopdf < 0.42, RUSTSEC-2026-0187), and all Flate data together
-//!   inflating to at most [`MAX_INFLATED_BYTES`] (lopdf inflates object streams while loading and
-//!   pdf-extract every stream it draws, both without a cap).
+//!   overflowed the stack of lopdf < 0.42, RUSTSEC-2026-0187), at most [`MAX_STREAMS`] streams,
+//!   and all Flate data together inflating to at most [`MAX_INFLATED_BYTES`] (lopdf inflates
+//!   object streams while loading and pdf-extract every stream it draws, both without a cap).
 //! - [`check_drawings`], on the loaded document: the page tree's `Parent` chains end, and every
 //!   XObject a page draws (`Do`), followed the way pdf-extract follows it, neither draws itself
 //!   (pdf-extract recurses into it without a guard) nor nests deeper than [`MAX_DRAWING_DEPTH`] nor
@@ -49,11 +49,15 @@ pub fn check_bytes(bytes: &[u8]) -> Result<(), DocError> {
     if nesting_exceeds(bytes, MAX_NESTING) {
         return Err(refuse(&format!("nests arrays or dictionaries more than {MAX_NESTING} levels deep")));
     }
-    if inflated_size_exceeds(bytes, MAX_INFLATED_BYTES) {
-        return Err(refuse(&format!(
-            "holds compressed data that inflates to more than {} MB",
-            MAX_INFLATED_BYTES / (1024 * 1024)
-        )));
+    match inflated_size_exceeds(bytes, MAX_INFLATED_BYTES) {
+        Ok(false) => {}
+        Ok(true) => {
+            return Err(refuse(&format!(
+                "holds compressed data that inflates to more than {} MB",
+                MAX_INFLATED_BYTES / (1024 * 1024)
+            )));
+        }
+        Err(TooManyStreams) => return Err(refuse(&format!("has more than {MAX_STREAMS} streams"))),
     }
     Ok(())
 }
@@ -148,21 +152,23 @@ fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
     false
 }
 
-/// Reads `reader` to its end or until more than `budget` bytes came out, keeping none of them;
-/// returns how many came out and whether it ended cleanly.
-fn drain(mut reader: impl Read, budget: u64) -> (u64, bool) {
-    let mut buf = vec![0u8; 64 * 1024];
+/// Streams in one PDF, at most: each costs a decoder's set-up in the inflation check, and real
+/// documents, even of thousands of pages, have far fewer.
+pub const MAX_STREAMS: usize = 50_000;
+
+/// Reads `reader` to its end or until more than `budget` bytes came out, through `buf`, keeping
+/// none of them; returns how many came out.
+fn drain(mut reader: impl Read, budget: u64, buf: &mut [u8]) -> u64 {
     let mut total = 0u64;
     loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return (total, true),
+        match reader.read(buf) {
+            Ok(0) | Err(_) => return total,
             Ok(n) => {
                 total += n as u64;
                 if total > budget {
-                    return (total, false);
+                    return total;
                 }
             }
-            Err(_) => return (total, false),
         }
     }
 }
@@ -172,26 +178,35 @@ fn drain(mut reader: impl Read, budget: u64) -> (u64, bool) {
 /// `cap` bytes. Deflate data ends itself, so each stream is inflated from its first byte without
 /// trusting `/Length` or `endstream`; data that is not Flate fails within a few bytes. Nothing is
 /// kept, and the work is bounded by `cap` plus the input size per stream.
-fn inflated_size_exceeds(bytes: &[u8], cap: u64) -> bool {
-    let mut total = 0u64;
+fn inflated_size_exceeds(bytes: &[u8], cap: u64) -> Result<bool, TooManyStreams> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut total, mut streams) = (0u64, 0usize);
     let mut from = 0;
     while let Some(found) = find(&bytes[from..], b"stream") {
         let at = from + found;
         from = at + 1;
         let Some(data) = stream_keyword_at(bytes, at) else { continue };
+        streams += 1;
+        if streams > MAX_STREAMS {
+            return Err(TooManyStreams);
+        }
         let input = &bytes[data..];
         let budget = cap - total;
-        let (mut out, _) = drain(flate2::read::ZlibDecoder::new(input), budget);
+        let mut out = drain(flate2::bufread::ZlibDecoder::new(input), budget, &mut buf);
         if out == 0 && input.len() > 2 {
-            out = drain(flate2::read::DeflateDecoder::new(&input[2..]), budget).0;
+            out = drain(flate2::bufread::DeflateDecoder::new(&input[2..]), budget, &mut buf);
         }
         total += out;
         if total > cap {
-            return true;
+            return Ok(true);
         }
     }
-    false
+    Ok(false)
 }
+
+/// More than [`MAX_STREAMS`] stream keywords.
+#[derive(Debug)]
+struct TooManyStreams;
 
 /// The checks on the loaded document, before text extraction: page-tree loops and XObject
 /// drawings that draw themselves, nest too deep or multiply.
@@ -315,15 +330,18 @@ mod tests {
         let mut pdf = b"1 0 obj << /Filter /FlateDecode >>\nstream\n".to_vec();
         pdf.extend(&zlib);
         pdf.extend(b"\nendstream endobj 2 0 obj << >>\r\nstream\r\nnot deflate\nendstream");
-        assert!(!inflated_size_exceeds(&pdf, 100_000));
-        assert!(inflated_size_exceeds(&pdf, 99_999));
+        assert!(!inflated_size_exceeds(&pdf, 100_000).expect("few streams"));
+        assert!(inflated_size_exceeds(&pdf, 99_999).expect("few streams"));
         // Raw deflate after two junk header bytes, as lopdf's fallback reads it.
         let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         d.write_all(&zeros).expect("deflate");
         let mut raw = b"<< >> stream\nxx".to_vec();
         raw.extend(d.finish().expect("finish"));
-        assert!(inflated_size_exceeds(&raw, 99_999));
+        assert!(inflated_size_exceeds(&raw, 99_999).expect("one stream"));
         // `endstream` is not a `stream` keyword.
-        assert!(!inflated_size_exceeds(b"endstream\n", 0));
+        assert!(!inflated_size_exceeds(b"endstream\n", 0).expect("no stream"));
+        // Each stream keyword costs a decoder: too many are refused before they add up.
+        let many = b" stream\n".repeat(MAX_STREAMS + 1);
+        assert!(inflated_size_exceeds(&many, u64::MAX).is_err());
     }
 }

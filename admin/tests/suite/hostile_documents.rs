@@ -290,26 +290,31 @@ async fn upload(app: &App, user: store::UserId, path: &str, attack: &Attack) -> 
     send(app.as_user(user, app.http.post(app.url(path))).multipart(Form::new().part("file", part))).await
 }
 
-/// Polls `/healthz` every 50 ms until stopped; returns the slowest answer and any failure.
-fn watch_health(
-    app: &App,
-) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<(Duration, usize, Vec<String>)>) {
+/// What the `/healthz` watcher saw.
+struct Health {
+    slowest: Duration,
+    polls: usize,
+    failures: Vec<String>,
+}
+
+/// Polls `/healthz` every 50 ms until stopped.
+fn watch_health(app: &App) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Health>) {
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let url = app.url("/healthz");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
     let task = tokio::spawn(async move {
-        let (mut slowest, mut polls, mut failures) = (Duration::ZERO, 0, Vec::new());
+        let mut health = Health { slowest: Duration::ZERO, polls: 0, failures: Vec::new() };
         loop {
             let started = Instant::now();
             match http.get(&url).send().await {
                 Ok(res) if res.status() == StatusCode::OK => {}
-                Ok(res) => failures.push(format!("status {}", res.status())),
-                Err(e) => failures.push(e.to_string()),
+                Ok(res) => health.failures.push(format!("status {}", res.status())),
+                Err(e) => health.failures.push(e.to_string()),
             }
-            slowest = slowest.max(started.elapsed());
-            polls += 1;
+            health.slowest = health.slowest.max(started.elapsed());
+            health.polls += 1;
             tokio::select! {
-                _ = &mut stopped => return (slowest, polls, failures),
+                _ = &mut stopped => return health,
                 () = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
@@ -377,7 +382,7 @@ async fn every_attack_through_every_upload_route_answers_4xx_while_the_service_s
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["text"], "The counselor never asked about safety");
         let _ = stop.send(());
-        let (slowest, polls, failures) = health.await.expect("health watcher");
+        let Health { slowest, polls, failures } = health.await.expect("health watcher");
         println!("{backend:?}: /healthz polled {polls} times, slowest {:.0} ms", slowest.as_secs_f64() * 1000.0);
         assert!(failures.is_empty(), "{backend:?}: /healthz failed: {failures:?}");
         assert!(slowest < Duration::from_secs(1), "{backend:?}: /healthz took {slowest:?}");
