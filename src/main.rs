@@ -44,6 +44,10 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// The document extraction child the service runs per upload (`admin::sandbox`): one request
+    /// on stdin, the text on stdout, under memory and CPU limits. Not for people.
+    #[command(hide = true)]
+    Extract,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(true).await,
         Command::Admin => serve(false).await,
         Command::Agent => agent_alone().await,
+        Command::Extract => admin::sandbox::child_main(),
         Command::Migrate => {
             let config = admin::Config::from_env()?;
             let store = store::Store::connect(&config.database_url).await?;

@@ -156,6 +156,27 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Voice calls: limits, recordings, the grading queue.
     pub voice: VoiceConfig,
+    /// Text extraction from uploads, in a limited child process (`crate::sandbox`).
+    pub extract: ExtractConfig,
+}
+
+/// Where and within which limits uploaded documents are parsed.
+#[derive(Debug, Clone)]
+pub struct ExtractConfig {
+    /// `EXTRACT_BIN`: the program run as `<program> extract` to parse one upload (default: this
+    /// very binary, `proto-trainer extract`). Tests in-process point it at `proto-trainer-extract`.
+    pub program: Option<std::path::PathBuf>,
+    /// `EXTRACT_MEMORY_MB` (default 1024): the child's address-space limit (`RLIMIT_AS`).
+    pub memory_mb: u32,
+    /// `EXTRACT_CPU_SECS` (default 20): the child's CPU-time limit (`RLIMIT_CPU`).
+    pub cpu_secs: u32,
+    /// `EXTRACT_TIMEOUT_SECS` (default 30): wall-clock time before the service kills the child
+    /// (a child blocked, not computing, never meets the CPU limit).
+    pub timeout_secs: u32,
+    /// `EXTRACT_CONCURRENCY` (default 2): extractions at once per process; more wait their turn.
+    pub concurrency: u32,
+    /// The turns, made on first use from `concurrency` and shared by every clone of the config.
+    pub(crate) slots: std::sync::Arc<std::sync::OnceLock<tokio::sync::Semaphore>>,
 }
 
 /// Voice call settings.
@@ -437,6 +458,14 @@ impl Config {
                 recordings_dir: parse("RECORDINGS_DIR", "data/recordings")?.into(),
                 recordings_retention_days: number("RECORDINGS_RETENTION_DAYS", 90)?,
                 job_poll_ms: number("JOB_POLL_MS", 2000)?,
+            },
+            extract: ExtractConfig {
+                program: var("EXTRACT_BIN").map(Into::into),
+                memory_mb: number("EXTRACT_MEMORY_MB", 1024)?,
+                cpu_secs: number("EXTRACT_CPU_SECS", 20)?,
+                timeout_secs: number("EXTRACT_TIMEOUT_SECS", 30)?,
+                concurrency: number("EXTRACT_CONCURRENCY", 2)?,
+                slots: Default::default(),
             },
         })
     }

@@ -2,15 +2,19 @@
 //! written call documentation and complaint texts to draft scenarios from.
 //!
 //! [`sniff`] decides what a file is from its bytes (a name can lie or be missing), then
-//! [`extract_text`] turns it into normalised plain text; [`read_upload`] does both on tokio's
-//! blocking pool, which is what handlers call. [`chunk`] splits policy text into overlapping
-//! passages for retrieval and [`truncate_with_marker`] bounds what is sent to an LLM.
+//! [`extract_text`] turns it into normalised plain text; [`read_document`] does both. [`chunk`]
+//! splits policy text into overlapping passages for retrieval and [`truncate_with_marker`] bounds
+//! what is sent to an LLM.
 //!
-//! Uploads are hostile input. Parsers run under `catch_unwind` so a malformed PDF cannot take the
-//! server down, DOCX parts are read through a size cap so a zip bomb cannot exhaust memory, and
-//! every function refuses inputs above [`crate::MAX_UPLOAD_BYTES`] even though the HTTP layer
-//! already limits request bodies. Known limit: a PDF whose content streams inflate enormously is
-//! bounded only by the 10 MB upload size and the PDF library's own behaviour.
+//! Uploads are hostile input, and a parser can fail in ways no Rust code can catch (a stack
+//! overflow, an allocation failure): the service never calls [`read_document`] itself but runs it
+//! in a child process with memory, CPU and time limits (`crate::sandbox`). Inside, the cheap
+//! defences answer the common attacks precisely before they reach the limits: parsers run under
+//! `catch_unwind`, DOCX parts are read through a size cap (zip bombs), PDFs pass [`pdf`]'s
+//! pre-checks (nesting depth, inflated size, self-drawing XObjects), and every function refuses
+//! inputs above [`crate::MAX_UPLOAD_BYTES`] even though the HTTP layer already limits bodies.
+
+pub mod pdf;
 
 use std::io::{self, BufReader, Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -29,7 +33,7 @@ const DOCX_BODY: &str = "word/document.xml";
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The kinds of document the product accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DocKind {
     Pdf,
@@ -73,7 +77,8 @@ impl DocKind {
 }
 
 /// Why an upload cannot be used. Messages are written for the person who uploaded the file.
-#[derive(Debug, thiserror::Error)]
+/// Serializable: the extraction child sends it to the service.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum DocError {
     /// The content is none of the kinds allowed here; `allowed` lists them, e.g. `PDF, TXT`.
     #[error("unsupported file type; upload one of: {allowed}")]
@@ -81,7 +86,8 @@ pub enum DocError {
     /// The file name claims one kind but the bytes are another (or nothing we know).
     #[error("the file is named as {claimed} but its content is {found}")]
     Mismatch { claimed: String, found: String },
-    /// The file is the right kind but cannot be read: damaged, password-protected, a zip bomb.
+    /// The file is the right kind but cannot be read: damaged, password-protected, a zip bomb,
+    /// or it made the extraction process crash or exceed its limits.
     #[error("{0}")]
     Unreadable(String),
     /// The file holds no text we can extract.
@@ -92,6 +98,9 @@ pub enum DocError {
     /// Larger than [`crate::MAX_UPLOAD_BYTES`].
     #[error("the file is larger than {} MB", MAX_UPLOAD_BYTES / (1024 * 1024))]
     TooLarge,
+    /// The extraction process could not be run at all (a deployment fault, not the file's).
+    #[error("documents cannot be read right now ({0})")]
+    Unavailable(String),
 }
 
 /// What the bytes look like, before the file name and the allowed list are considered.
@@ -190,8 +199,8 @@ pub fn sniff(file_name: Option<&str>, bytes: &[u8], allowed: &[DocKind]) -> Resu
 
 /// Extracts normalised plain text from a document already identified by [`sniff`].
 ///
-/// CPU-bound (a large PDF takes a while): async callers run it with
-/// `tokio::task::spawn_blocking`, as [`read_upload`] does. PDFs go through `pdf_extract`;
+/// CPU-bound, and trusted with hostile bytes only inside the extraction child (see
+/// [`read_document`]). PDFs pass [`pdf`]'s checks, then go through `pdf_extract`;
 /// password-protected PDFs are refused. DOCX text comes from `word/document.xml`: each paragraph
 /// is a line, `w:tab` is a tab, `w:br`/`w:cr` a line break; the part may inflate to at most 50 MB.
 /// TXT and MD must be UTF-8 (a BOM is dropped).
@@ -203,35 +212,32 @@ pub fn extract_text(kind: DocKind, bytes: &[u8]) -> Result<String, DocError> {
     if bytes.len() > MAX_UPLOAD_BYTES {
         return Err(DocError::TooLarge);
     }
-    // Third-party parsers can panic on hostile input; an upload must never take the server down.
-    // Nothing is shared with the closure but the input slice, so observing a half-done state
-    // after a panic is impossible.
+    // Third-party parsers panic on hostile input (pdf-extract `unwrap`s freely); a panic is a
+    // damaged file, answered like one. Nothing is shared with the closure but the input slice, so
+    // observing a half-done state after a panic is impossible. (No log here: this runs in the
+    // extraction child, whose standard output is the answer; the service logs the outcome.)
     let raw = catch_unwind(AssertUnwindSafe(|| match kind {
         DocKind::Pdf => extract_pdf(bytes),
         DocKind::Docx => extract_docx(bytes, MAX_DOCX_XML_BYTES),
         DocKind::Txt | DocKind::Md => extract_plain(bytes),
     }))
     .unwrap_or_else(|_| {
-        tracing::warn!(kind = kind.as_str(), "document parser panicked on an upload");
         Err(DocError::Unreadable(format!("the {} file is damaged and cannot be read", kind.as_str().to_uppercase())))
     })?;
     let text = normalise(&raw);
     if text.is_empty() { Err(DocError::Empty) } else { Ok(text) }
 }
 
-/// [`sniff`] then [`extract_text`], on the blocking pool so parsing never stalls the runtime.
-pub async fn read_upload(
-    file_name: Option<String>,
-    bytes: Vec<u8>,
-    allowed: &'static [DocKind],
+/// [`sniff`] then [`extract_text`]: what the extraction child runs on an upload. The service
+/// calls `crate::sandbox::read_upload`, never this: a hostile file may crash the process that
+/// parses it.
+pub fn read_document(
+    file_name: Option<&str>,
+    bytes: &[u8],
+    allowed: &[DocKind],
 ) -> Result<(DocKind, String), DocError> {
-    tokio::task::spawn_blocking(move || {
-        let kind = sniff(file_name.as_deref(), &bytes, allowed)?;
-        Ok((kind, extract_text(kind, &bytes)?))
-    })
-    .await
-    // Panics are caught inside; a join error means the runtime is shutting down.
-    .unwrap_or_else(|e| Err(DocError::Unreadable(format!("the document could not be processed ({e})"))))
+    let kind = sniff(file_name, bytes, allowed)?;
+    Ok((kind, extract_text(kind, bytes)?))
 }
 
 fn extract_plain(bytes: &[u8]) -> Result<String, DocError> {
@@ -242,6 +248,7 @@ fn extract_plain(bytes: &[u8]) -> Result<String, DocError> {
 }
 
 fn extract_pdf(bytes: &[u8]) -> Result<String, DocError> {
+    pdf::check_bytes(bytes)?;
     let doc = pdf_extract::Document::load_mem(bytes)
         .map_err(|e| DocError::Unreadable(format!("the PDF is damaged and cannot be read ({e})")))?;
     // Loading already decrypts files protected only by an owner password (empty user password);
@@ -251,6 +258,7 @@ fn extract_pdf(bytes: &[u8]) -> Result<String, DocError> {
             "the PDF is password-protected; remove the password and upload it again".into(),
         ));
     }
+    pdf::check_drawings(&doc)?;
     let mut text = String::new();
     pdf_extract::output_doc(&doc, &mut pdf_extract::PlainTextOutput::new(&mut text))
         .map_err(|e| DocError::Unreadable(format!("the PDF's text cannot be read ({e})")))?;
@@ -290,31 +298,36 @@ fn extract_docx(bytes: &[u8], cap: u64) -> Result<String, DocError> {
         };
         match event {
             Event::Start(e) => match e.local_name().as_ref() {
-                b"Fallback" => in_fallback += 1,
+                "Fallback" => in_fallback += 1,
                 _ if in_fallback > 0 => {}
-                b"t" => in_text = true,
-                b"tabs" => in_tab_stops += 1,
+                "t" => in_text = true,
+                "tabs" => in_tab_stops += 1,
                 _ => {}
             },
             Event::End(e) => match e.local_name().as_ref() {
-                b"Fallback" => in_fallback = in_fallback.saturating_sub(1),
+                "Fallback" => in_fallback = in_fallback.saturating_sub(1),
                 _ if in_fallback > 0 => {}
-                b"t" => in_text = false,
-                b"tabs" => in_tab_stops = in_tab_stops.saturating_sub(1),
-                b"p" => text.push('\n'),
+                "t" => in_text = false,
+                "tabs" => in_tab_stops = in_tab_stops.saturating_sub(1),
+                "p" => text.push('\n'),
                 _ => {}
             },
             Event::Empty(e) if in_fallback == 0 => match e.local_name().as_ref() {
-                b"p" | b"br" | b"cr" => text.push('\n'),
-                b"tab" if in_tab_stops == 0 => text.push('\t'),
+                "p" | "br" | "cr" => text.push('\n'),
+                "tab" if in_tab_stops == 0 => text.push('\t'),
                 _ => {}
             },
-            Event::Text(t) if in_text && in_fallback == 0 => match t.unescape() {
-                Ok(s) => text.push_str(&s),
-                // An entity we do not know: keep the raw text rather than lose the run.
-                Err(_) => text.push_str(&String::from_utf8_lossy(&t)),
+            Event::Text(t) if in_text && in_fallback == 0 => text.push_str(&t.xml10_content()),
+            // `&amp;`, `&#233;`: the reader reports references apart from the text around them.
+            Event::GeneralRef(r) if in_text && in_fallback == 0 => match r.resolve_char_ref() {
+                Ok(Some(c)) => text.push(c),
+                _ => match quick_xml::escape::resolve_predefined_entity(&r) {
+                    Some(s) => text.push_str(s),
+                    // An entity we do not know: keep it as written rather than lose it.
+                    None => text.push_str(&format!("&{};", &*r)),
+                },
             },
-            Event::CData(t) if in_text && in_fallback == 0 => text.push_str(&String::from_utf8_lossy(&t)),
+            Event::CData(t) if in_text && in_fallback == 0 => text.push_str(&t.xml10_content()),
             Event::Eof => break,
             _ => {}
         }

@@ -37,6 +37,7 @@ mod policies;
 mod roleplay;
 mod routes;
 pub mod rubric;
+pub mod sandbox;
 pub mod scoring;
 mod security;
 pub mod seed;

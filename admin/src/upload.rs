@@ -4,14 +4,16 @@
 //! filename="x.pdf"` header names it), at most [`crate::MAX_UPLOAD_BYTES`] (413 beyond).
 //!
 //! [`UploadedFile`] is extracted without reading the body, so a handler authorizes (and counts
-//! the rate limit) before [`UploadedFile::read`] takes the bytes; [`Upload::document`] sniffs
-//! them and extracts the text (415 for a kind the route does not take or a name that
-//! contradicts the bytes, 422 for a damaged or empty document).
+//! the rate limit) before [`UploadedFile::read`] takes the bytes; [`Upload::document`] has them
+//! sniffed and their text extracted in the extraction child ([`crate::sandbox`]): 415 for a kind
+//! the route does not take or a name that contradicts the bytes, 422 for a damaged, empty or
+//! hostile document (one that crashed the child or hit its limits).
 
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 
-use crate::documents::{self, DocKind};
+use crate::config::ExtractConfig;
+use crate::documents::DocKind;
 use crate::error::{ApiError, Result};
 
 /// Stored file names are cut to this many characters.
@@ -162,16 +164,21 @@ async fn receive(req: Request) -> Result<Upload> {
 }
 
 impl Upload {
-    /// Sniffs and extracts the upload's text, mapping refusals to HTTP: a kind not allowed here
-    /// or a name contradicting the bytes → 415 naming the allowed kinds; damaged or empty → 422.
-    pub async fn document(&self, allowed: &'static [DocKind]) -> Result<(DocKind, String)> {
-        read_document(self, allowed).await
+    /// Sniffs and extracts the upload's text in the extraction child, mapping refusals to HTTP: a
+    /// kind not allowed here or a name contradicting the bytes → 415 naming the allowed kinds;
+    /// damaged, empty or hostile → 422; no extraction child can run → 500.
+    pub async fn document(&self, extract: &ExtractConfig, allowed: &'static [DocKind]) -> Result<(DocKind, String)> {
+        read_document(self, extract, allowed).await
     }
 }
 
-async fn read_document(upload: &Upload, allowed: &'static [DocKind]) -> Result<(DocKind, String)> {
-    use documents::DocError;
-    documents::read_upload(upload.claimed_name(), upload.bytes.clone(), allowed).await.map_err(|e| match e {
+async fn read_document(
+    upload: &Upload,
+    extract: &ExtractConfig,
+    allowed: &'static [DocKind],
+) -> Result<(DocKind, String)> {
+    use crate::documents::DocError;
+    crate::sandbox::read_upload(extract, upload.claimed_name(), &upload.bytes, allowed).await.map_err(|e| match e {
         DocError::Unsupported { .. } => ApiError::UnsupportedMediaType(e.to_string()),
         DocError::Mismatch { .. } => {
             let kinds: Vec<String> = allowed.iter().map(|k| k.as_str().to_ascii_uppercase()).collect();
@@ -179,6 +186,7 @@ async fn read_document(upload: &Upload, allowed: &'static [DocKind]) -> Result<(
         }
         DocError::TooLarge => too_large(),
         DocError::Unreadable(_) | DocError::Empty => ApiError::validation("file", e.to_string()),
+        DocError::Unavailable(_) => ApiError::Internal(anyhow::anyhow!("document extraction: {e}")),
     })
 }
 

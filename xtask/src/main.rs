@@ -1,9 +1,11 @@
 //! `cargo xtask <task>`: the project's developer tasks in Rust instead of shell sprawl.
 //!
 //! - `demo`: build, seed the demo data into SQLite, and serve on http://localhost:3003.
-//! - `ci`: everything CI checks: formatting, clippy, generated-file drift, the whole test suite on
+//! - `ci`: everything CI checks: formatting, known advisories in `Cargo.lock` (offline), clippy,
+//!   generated-file drift, the whole test suite on
 //!   SQLite and on a throwaway PostgreSQL server this task installs and starts, and the voice
 //!   agent's end-to-end tests against a real livekit-server and LiveKit client.
+//! - `audit`: the CI step that checks `Cargo.lock` against the RustSec advisory snapshot.
 //! - `web-build`: `npm ci` (when the lockfile changed) and the Vite build into `web/dist`, which
 //!   the binary embeds; `demo` and `ci` run it first.
 //! - `codegen`: regenerate checked-in generated files (the OpenAPI document and the web UI's
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
         ["demo"] => demo(true),
         ["demo", "--no-build"] => demo(false),
         ["ci"] => ci(),
+        ["audit"] => audit(),
         ["web-build"] => web_build(),
         ["e2e"] => e2e(),
         ["bench", "web"] => bench_web(),
@@ -54,7 +57,7 @@ fn main() -> Result<()> {
         ["pg"] => pg(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--no-build] | ci | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
+                "usage: cargo xtask <demo [--no-build] | ci | audit | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
             );
             std::process::exit(2);
         }
@@ -257,6 +260,7 @@ fn ci() -> Result<()> {
 
 fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
     steps.time("fmt", || run(Command::new("cargo").args(["fmt", "--all", "--", "--check"])))?;
+    steps.time("advisories (cargo audit, offline)", audit)?;
     // The UI first: the binary that clippy, the tests and the E2E run build embeds web/dist.
     steps.time("web build", web_build)?;
     steps.time("clippy", || {
@@ -288,6 +292,32 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
             .args(["test", "--workspace", "--locked", "--test", "livekit", "--", "--ignored", "--test-threads=2"])
             .env("PROTO_TRAINER_PREBUILT", "1"))
     })
+}
+
+/// `Cargo.lock` against the RustSec advisory database snapshot beside the clone
+/// (`../shared/advisory-db`, or `ADVISORY_DB`), offline: a known advisory fails unless
+/// `.cargo/audit.toml` ignores it with its reason. cargo-audit is installed once, pinned and
+/// `--locked`, into the tool cache the live peers use (`PROTO_TRAINER_CACHE`, default
+/// `~/.cache/proto-trainer`), and reused from there.
+fn audit() -> Result<()> {
+    let db =
+        std::env::var_os("ADVISORY_DB").map_or_else(|| project_root().join("../shared/advisory-db"), PathBuf::from);
+    if !db.join("crates").is_dir() {
+        bail!("no advisory database at {} (set ADVISORY_DB to a copy of rustsec/advisory-db)", db.display());
+    }
+    let cache = std::env::var_os("PROTO_TRAINER_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/proto-trainer")))
+        .context("HOME is not set (cargo-audit is installed under ~/.cache/proto-trainer)")?;
+    let audit = cache.join("bin/cargo-audit");
+    if !audit.exists() {
+        run(Command::new("cargo")
+            .args(["install", "--locked", "cargo-audit", "--version", "0.22.2", "--no-default-features", "--root"])
+            .arg(&cache)
+            // Its own target dir: the workspace's build lock stays free for the other steps.
+            .env("CARGO_TARGET_DIR", cache.join("cargo-audit-build")))?;
+    }
+    run(Command::new(audit).args(["audit", "--no-fetch", "--stale", "--db"]).arg(db))
 }
 
 /// Wall-clock time per CI step, printed at the end (also when a step failed), so the time budget

@@ -6,7 +6,9 @@
 //! type or `application/octet-stream`; a `Content-Disposition: ...; filename="x.pdf"` header
 //! names it). At most [`crate::MAX_UPLOAD_BYTES`] (413 beyond). What a file is comes from its
 //! bytes ([`documents::sniff`]); a name or Content-Type that contradicts them, or a kind the
-//! route does not take, answers 415 naming the kinds it takes; a damaged or empty document 422.
+//! route does not take, answers 415 naming the kinds it takes; a damaged, empty or hostile
+//! document 422. Files are parsed only in the extraction child process (`crate::sandbox`), so a
+//! file that crashes a parser or exhausts its limits is one 422, never the service's end.
 //! Uploads count against the per-user `RATE_LIMIT_UPLOAD` (429), as does scenario generation.
 //!
 //! Who may do what:
@@ -104,7 +106,7 @@ pub async fn upload_policy(
     actor.require_supervisor()?;
     upload_rate_limit(&state, &actor).await?;
     let upload = file.read().await?;
-    let (kind, text) = upload.document(POLICY_KINDS).await?;
+    let (kind, text) = upload.document(&state.config.extract, POLICY_KINDS).await?;
     let file_name = upload.stored_name("policy", kind);
     let new =
         policies::prepare(state.llm.as_ref(), actor.account_id, actor.user_id, file_name, kind, &upload, text).await?;
@@ -151,7 +153,7 @@ pub async fn upload_evaluator_context(
     state.store.scenario(actor.account_id, id).await?;
     upload_rate_limit(&state, &actor).await?;
     let upload = file.read().await?;
-    let (kind, text) = upload.document(CONTEXT_KINDS).await?;
+    let (kind, text) = upload.document(&state.config.extract, CONTEXT_KINDS).await?;
     let characters = text.chars().count();
     if characters > MAX_EVALUATOR_CONTEXT_CHARS {
         return Err(ApiError::validation(
@@ -202,7 +204,7 @@ pub async fn extract_text(
     actor.require_supervisor()?;
     upload_rate_limit(&state, &actor).await?;
     let upload = file.read().await?;
-    let (kind, text) = upload.document(EXTRACT_KINDS).await?;
+    let (kind, text) = upload.document(&state.config.extract, EXTRACT_KINDS).await?;
     let characters = text.chars().count();
     let (text, truncated) = documents::truncate_with_marker(&text, MAX_EXTRACT_CHARS);
     let kind = if kind == DocKind::Pdf { ExtractedKind::Pdf } else { ExtractedKind::Txt };
@@ -272,7 +274,7 @@ pub async fn upload_document_review(
     let llm = state.llm()?;
     upload_rate_limit(&state, &actor).await?;
     let upload = file.read().await?;
-    let (kind, text) = upload.document(DOCUMENTATION_KINDS).await?;
+    let (kind, text) = upload.document(&state.config.extract, DOCUMENTATION_KINDS).await?;
     let file_name = upload.stored_name("documentation", kind);
     let review = docreview::review_documentation(&state, llm, actor, id, file_name, text).await?;
     Ok((StatusCode::CREATED, Json(review)))

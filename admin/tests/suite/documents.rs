@@ -3,7 +3,7 @@
 
 use std::io::{Cursor, Write};
 
-use admin::documents::{Chunk, DocError, DocKind, chunk, extract_text, read_upload, sniff, truncate_with_marker};
+use admin::documents::{Chunk, DocError, DocKind, chunk, extract_text, sniff, truncate_with_marker};
 
 const ALL: &[DocKind] = &[DocKind::Pdf, DocKind::Docx, DocKind::Txt, DocKind::Md];
 
@@ -188,12 +188,17 @@ fn text_is_normalised() {
 }
 
 #[tokio::test]
-async fn read_upload_sniffs_and_extracts() {
+async fn read_upload_sniffs_and_extracts_in_the_child() {
     static ALLOWED: &[DocKind] = &[DocKind::Pdf, DocKind::Txt];
-    let (kind, text) =
-        read_upload(Some("c.pdf".into()), pdf_with_text("A caller complained"), ALLOWED).await.expect("read");
+    let config = crate::common::extract_config();
+    let read = |name: &str, bytes: Vec<u8>| {
+        let config = config.clone();
+        let name = name.to_owned();
+        async move { admin::sandbox::read_upload(&config, Some(name), &bytes, ALLOWED).await }
+    };
+    let (kind, text) = read("c.pdf", pdf_with_text("A caller complained")).await.expect("read");
     assert_eq!((kind, text.as_str()), (DocKind::Pdf, "A caller complained"));
-    let err = read_upload(Some("c.docx".into()), docx("<w:p/>"), ALLOWED).await.expect_err("not allowed");
+    let err = read("c.docx", docx("<w:p/>")).await.expect_err("not allowed");
     assert!(matches!(err, DocError::Unsupported { .. }));
 }
 

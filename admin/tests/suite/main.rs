@@ -19,6 +19,7 @@ mod gates;
 mod hardening;
 mod hostile_auth;
 mod load_and_spend;
+mod hostile_documents;
 mod notify;
 mod privacy;
 mod progress;

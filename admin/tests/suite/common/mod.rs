@@ -18,6 +18,17 @@ use uuid::Uuid;
 /// Every test user's password (a fixture, not a secret of any deployment).
 pub const PASSWORD: &str = "test-password-not-secret";
 
+/// The extraction child for tests: the app runs in this process, which cannot re-execute itself
+/// as `proto-trainer extract`, so uploads are parsed by the admin crate's own binary.
+pub const EXTRACT_BIN: &str = env!("CARGO_BIN_EXE_proto-trainer-extract");
+
+/// The default extraction settings with the tests' extraction child.
+pub fn extract_config() -> admin::config::ExtractConfig {
+    let mut extract = admin::Config::for_database("sqlite::memory:").extract;
+    extract.program = Some(EXTRACT_BIN.into());
+    extract
+}
+
 /// A signed-in user's credentials as a browser holds them.
 #[derive(Debug, Clone)]
 pub struct Creds {
@@ -77,6 +88,7 @@ pub async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut admin::Config))
 
     let mut config = admin::Config::for_database(&db.url);
     config.rate_limits = admin::config::RateLimits::unlimited();
+    config.extract.program = Some(EXTRACT_BIN.into());
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
