@@ -1093,6 +1093,8 @@ mod tests {
             created_at: Timestamp::now(),
             gate_table,
             review: None,
+            hold: None,
+            downgraded_checks: Vec::new(),
         }
     }
 

@@ -21,6 +21,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/accounts/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's LLM limits; absent values mean no limit. */
+        get: operations["get_budget"];
+        /**
+         * Sets the account's LLM limits (audited): over the monthly budget every AI call of the account
+         *     (chat, grading, analysis, drafting, documentation review) answers 429 `budget_exceeded`, and
+         *     a chat session over the token cap does too, until an admin raises the limit or the month
+         *     ends. Calls already running finish, so concurrent calls may overshoot by one call each.
+         */
+        put: operations["set_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/accounts/spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account's estimated LLM spend in a period, per counselor (the calls of their sessions;
+         *     calls tied to no session in one row without a counselor) and per UTC day, with the limits and
+         *     this month's spend the budget is held against.
+         */
+        get: operations["get_spend"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/api-keys": {
         parameters: {
             query?: never;
@@ -907,6 +951,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/evaluation/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Releases an evaluation held for review (supervisors): the counselor and partners see it from
+         *     now on, as reviewed (override what needs it with a calibration review first), and the
+         *     webhook events it held back fire. 409 when it is not held.
+         */
+        post: operations["release_evaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/flag": {
         parameters: {
             query?: never;
@@ -1250,6 +1315,22 @@ export interface components {
             name: string;
             createdAt: components["schemas"]["Timestamp"];
         };
+        /** @description An account's LLM spending limits, set by its admins; absent: no limit. */
+        AccountBudget: {
+            /**
+             * Format: double
+             * @description US dollars of estimated LLM cost per calendar month (UTC) for the whole account: chat,
+             *     grading, analysis, drafting, documentation review and embeddings. Realtime voice usage
+             *     is not counted (it is estimated per call, see a call's usage).
+             */
+            monthlyBudgetUsd?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens (prompt + completion) the AI caller of one chat session may use; the history
+             *     sent with every message makes a long chat grow quadratically.
+             */
+            sessionTokenCap?: number | null;
+        };
         Activity: {
             /** Format: int64 */
             sessionsStarted: number;
@@ -1484,7 +1565,7 @@ export interface components {
          * @description An answer to one rubric check.
          * @enum {string}
          */
-        CheckAnswer: "yes" | "no" | "not_applicable";
+        CheckAnswer: "yes" | "no" | "not_applicable" | "not_assessed";
         /** @description One rubric check: a yes/no question about the call, answered with the turns it rests on. */
         CheckResult: {
             key: string;
@@ -1509,6 +1590,23 @@ export interface components {
         CounselorMessage: {
             /** @description What the counselor writes (1 to 4000 characters). */
             content: string;
+        };
+        /**
+         * @description LLM spend of one counselor (their sessions' calls) in a period; `user_id` None sums the calls
+         *     tied to no session (drafting, documentation review, embeddings, a chat's opening message).
+         */
+        CounselorSpend: {
+            /** Format: uuid */
+            userId?: string | null;
+            displayName?: string | null;
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            promptTokens: number;
+            /** Format: int64 */
+            completionTokens: number;
+            /** Format: double */
+            costUsd: number;
         };
         CounselorSummary: {
             displayName: string;
@@ -1587,6 +1685,19 @@ export interface components {
              */
             ratings: number;
         };
+        /** @description LLM spend of the account on one UTC day. */
+        DaySpend: {
+            /** @description The day, `YYYY-MM-DD` (UTC). */
+            day: string;
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            promptTokens: number;
+            /** Format: int64 */
+            completionTokens: number;
+            /** Format: double */
+            costUsd: number;
+        };
         /** @enum {string} */
         DeliveryStatus: "pending" | "delivered" | "failed";
         DemoLogin: {
@@ -1620,6 +1731,17 @@ export interface components {
             createdAt: components["schemas"]["Timestamp"];
         };
         /**
+         * @description A check the evaluator answered "yes" without citing a real counselor turn: stored as
+         *     `not_assessed`, counted as neither yes nor no.
+         */
+        DowngradedCheck: {
+            /** @description `<criterion>.<check>`. */
+            target: string;
+            /** @description The turns the evaluator cited (none, missing ones or caller turns). */
+            citedTurns: number[];
+            reason: string;
+        };
+        /**
          * @description Why a voice call ended.
          * @enum {string}
          */
@@ -1630,7 +1752,13 @@ export interface components {
         };
         /** @description The body of every error answer. */
         ErrorBody: {
-            /** @description A stable machine-readable code, e.g. `not_found`, `validation_failed`. */
+            /**
+             * @description A stable machine-readable code, e.g. `not_found`, `validation_failed`. A 429 is
+             *     `rate_limited` (too many requests; see `Retry-After`) or `budget_exceeded` (the account's
+             *     monthly AI budget, or the chat session's AI token cap, is reached: nothing was sent to the
+             *     AI provider; an account admin can raise the limit). A 503 is `unavailable`: the database
+             *     is unreachable, or a feature is not configured.
+             */
             error: string;
             message: string;
             /** @description Per-field problems (validation errors). */
@@ -1669,12 +1797,31 @@ export interface components {
             model: string;
             createdAt: components["schemas"]["Timestamp"];
             review?: null | components["schemas"]["ReviewSummary"];
+            hold?: null | components["schemas"]["EvaluationHold"];
+            /**
+             * @description The evaluator's "yes" answers turned into `not_assessed` because they cited no real
+             *     counselor turn.
+             */
+            downgradedChecks?: components["schemas"]["DowngradedCheck"][];
+        };
+        /**
+         * @description Why and how an evaluation was held for review. While `held`, the counselor sees "under
+         *     review" without scores, partners see `pending`, and its webhook events wait.
+         */
+        EvaluationHold: {
+            /** @description True until a supervisor releases it. */
+            held: boolean;
+            reason: string;
+            signals: components["schemas"]["ManipulationSignal"][];
+            releasedAt?: null | components["schemas"]["Timestamp"];
+            /** Format: uuid */
+            releasedBy?: string | null;
         };
         /**
          * @description Where the session's evaluation stands.
          * @enum {string}
          */
-        EvaluationStatus: "not_started" | "running" | "failed" | "completed";
+        EvaluationStatus: "not_started" | "running" | "failed" | "completed" | "pending";
         /** @description An assignment as partners see it: the counselor by their external id. */
         ExternalAssignment: {
             /** Format: uuid */
@@ -1743,6 +1890,11 @@ export interface components {
             improvements: string[];
             flags: components["schemas"]["ExternalFlag"][];
             created_at: components["schemas"]["Timestamp"];
+            /**
+             * @description Whether a supervisor reviewed it: then the scores, ratings and flags are the reviewed
+             *     ones (the supervisor's overrides applied, the score recomputed).
+             */
+            supervisor_reviewed: boolean;
         };
         ExternalFieldError: {
             field: string;
@@ -1781,7 +1933,10 @@ export interface components {
             /** Format: int64 */
             attempts: number;
             latest_attempt: components["schemas"]["ExternalAttempt"];
-            /** @description The latest attempt's evaluation: `running` while it is being made. */
+            /**
+             * @description The latest attempt's evaluation: `running` while it is being made, `pending` while it
+             *     is held for a supervisor's review.
+             */
             evaluation_status: components["schemas"]["EvaluationStatus"];
             /** @description Why the latest evaluation attempt failed, when it did. */
             evaluation_error?: string | null;
@@ -2113,6 +2268,26 @@ export interface components {
             email: string;
             password: string;
         };
+        /**
+         * @description Text inside a transcript turn that imitates the transcript's structure or talks to the grader: neutralised before any model reads it, and a reason to hold the evaluation.
+         * @enum {string}
+         */
+        ManipulationKind: "turn_marker" | "speaker_label" | "grader_note" | "data_tag";
+        /**
+         * @description Text in a transcript turn that imitated the transcript's structure or addressed the grader;
+         *     the evaluator read it neutralised.
+         */
+        ManipulationSignal: {
+            /**
+             * Format: int32
+             * @description The turn (1-based, in spoken order) whose text held it.
+             */
+            turn: number;
+            speaker: components["schemas"]["Speaker"];
+            kind: components["schemas"]["ManipulationKind"];
+            /** @description What was found, as written (at most 80 characters). */
+            excerpt: string;
+        };
         NewApiKey: {
             /** @description What the key is for, e.g. the partner system's name. */
             name: string;
@@ -2354,6 +2529,10 @@ export interface components {
             kind: string;
             original: string;
             replacement: string;
+        };
+        ReleaseInput: {
+            /** @description Why it may be released (audited; at most 4000 characters). */
+            note?: string | null;
         };
         /**
          * @description The flags a counselor may raise on their own session: problems with the practice itself. The safety flags (a missed risk question, dismissive language, ...) judge the counselor; they come from grading or a supervisor, never from the counselor.
@@ -2706,6 +2885,24 @@ export interface components {
         };
         /** @enum {string} */
         Speaker: "counselor" | "caller" | "system";
+        /** @description An account's LLM spend in a period, per counselor and per day, with its limits. */
+        SpendReport: {
+            from: components["schemas"]["Timestamp"];
+            to: components["schemas"]["Timestamp"];
+            budget: components["schemas"]["AccountBudget"];
+            /**
+             * Format: double
+             * @description Spent this calendar month (UTC), what the monthly budget is held against.
+             */
+            monthSpentUsd: number;
+            monthStart: components["schemas"]["Timestamp"];
+            /** Format: double */
+            totalUsd: number;
+            /** @description Most expensive first. */
+            byCounselor: components["schemas"]["CounselorSpend"][];
+            /** @description Days with calls, oldest first. */
+            byDay: components["schemas"]["DaySpend"][];
+        };
         /**
          * @description Which part of the golden set a case belongs to: `held_out` cases are never used to tune the
          *     evaluator prompt, only to measure it.
@@ -2938,6 +3135,209 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountBudget"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountBudget"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountBudget"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_spend: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Calls from (RFC 3339 or YYYY-MM-DD; default: the start of this month, UTC); at most 366
+                 *     days before `to` (422 otherwise).
+                 */
+                from?: string;
+                /** @description Calls before (RFC 3339 or YYYY-MM-DD, the end of that day; default: now). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpendReport"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_api_keys: {
@@ -2966,6 +3366,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3048,6 +3457,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     revoke_api_key: {
@@ -3101,6 +3519,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_assignments: {
@@ -3145,6 +3572,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3246,6 +3682,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_assignment: {
@@ -3294,6 +3739,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3356,6 +3810,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3448,6 +3911,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_audit_events: {
@@ -3508,6 +3980,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3590,6 +4071,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     demo_users: {
@@ -3615,6 +4105,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
         };
     };
@@ -3690,6 +4189,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     logout: {
@@ -3716,6 +4224,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3795,12 +4312,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     agreement_report: {
         parameters: {
             query?: {
-                /** @description Reviews from (RFC 3339 or YYYY-MM-DD; default: 90 days before `to`). */
+                /**
+                 * @description Reviews from (RFC 3339 or YYYY-MM-DD; default: 90 days before `to`); at most 366 days
+                 *     before `to` (422 otherwise).
+                 */
                 from?: string;
                 /** @description Reviews before (RFC 3339 or YYYY-MM-DD, the end of that day; default: now). */
                 to?: string;
@@ -3851,6 +4380,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_categories: {
@@ -3880,6 +4418,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3971,6 +4518,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     external_list_assignments: {
@@ -4007,6 +4563,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ExternalErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -4092,6 +4657,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ExternalErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -4223,6 +4797,15 @@ export interface operations {
                     "application/json": components["schemas"]["ExternalErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     assignment_transcript: {
@@ -4271,6 +4854,15 @@ export interface operations {
                     "application/json": components["schemas"]["ExternalErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     external_list_scenarios: {
@@ -4296,6 +4888,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ExternalErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -4375,6 +4976,15 @@ export interface operations {
                     "application/json": components["schemas"]["ExternalErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_flags: {
@@ -4418,6 +5028,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4510,6 +5129,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create_session: {
@@ -4586,6 +5214,15 @@ export interface operations {
             };
             /** @description Too many wrong internal service keys from this address: every key is refused for a while */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4677,6 +5314,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     end_session: {
@@ -4761,6 +5407,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     call_setup: {
@@ -4831,6 +5486,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     call_status: {
@@ -4878,6 +5542,15 @@ export interface operations {
             };
             /** @description Too many wrong internal service keys from this address: every key is refused for a while */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4971,6 +5644,15 @@ export interface operations {
             };
             /** @description Too many wrong internal service keys from this address: every key is refused for a while */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5119,6 +5801,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_policies: {
@@ -5147,6 +5838,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5308,6 +6008,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_progress: {
@@ -5365,6 +6074,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_recordings: {
@@ -5414,6 +6132,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_retention: {
@@ -5442,6 +6169,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5522,6 +6258,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_scenarios: {
@@ -5568,6 +6313,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5658,6 +6412,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     extract_text: {
@@ -5735,6 +6498,15 @@ export interface operations {
                 };
             };
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5914,6 +6686,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_scenario: {
@@ -5962,6 +6743,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6063,6 +6853,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     delete_scenario: {
@@ -6118,6 +6917,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6221,6 +7029,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     promote_scenario: {
@@ -6315,6 +7132,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_sessions: {
@@ -6358,6 +7184,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6529,6 +7364,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6796,6 +7640,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     end_live_session: {
@@ -6842,6 +7695,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6929,6 +7791,108 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    release_evaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7031,6 +7995,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     golden_draft: {
@@ -7085,6 +8058,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7175,6 +8157,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7376,6 +8367,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     review_session: {
@@ -7466,6 +8466,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_reviews: {
@@ -7512,6 +8521,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7572,6 +8590,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_users: {
@@ -7616,6 +8643,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7706,6 +8742,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_user: {
@@ -7754,6 +8799,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7854,6 +8908,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     erase_user: {
@@ -7908,6 +8971,15 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7970,6 +9042,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_webhooks: {
@@ -7998,6 +9079,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8080,6 +9170,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     delete_webhook: {
@@ -8126,6 +9225,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8181,6 +9289,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8275,11 +9392,11 @@ type ReadonlyArray<T> = [
 export const pathsApiScenariosGetParametersQueryKindValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/scenarios"]["get"]["parameters"]["query"]["kind"]> = ["reusable", "one_time", "all"];
 export const pathsApiSessionsGetParametersQueryTypeValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/sessions"]["get"]["parameters"]["query"]["type"]> = ["free_practice", "assigned", "all"];
 export const assignmentStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AssignmentStatus"]> = ["pending", "in_progress", "completed"];
-export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable"];
+export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable", "not_assessed"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "delivered", "failed"];
 export const difficultyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Difficulty"]> = ["beginner", "intermediate", "advanced"];
 export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EndReason"]> = ["counselor_left", "max_duration", "silence", "ended_by_supervisor", "agent_shutdown", "failed", "never_joined", "replaced"];
-export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed"];
+export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed", "pending"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
 export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived"];
@@ -8290,6 +9407,7 @@ export const gateSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["
 export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag"];
 export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
+export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ManipulationKind"]> = ["turn_marker", "speaker_label", "grader_note", "data_tag"];
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
 export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
 export const reportedFlagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReportedFlagType"]> = ["ai_caller_problem", "caller_inconsistency", "other"];
