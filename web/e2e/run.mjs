@@ -49,8 +49,22 @@ function check(cond, what) {
   if (!cond) throw new Error(`expected: ${what}`);
 }
 
+// Pages that show rubric checks: none may show the grader's instructions or an internal check key
+// (`asks_about_suicide.not_leading`), only the questions written for people.
+const CHECK_PAGES = new Set(["10-feedback", "13-session-review", "13b-calibrate", "13d-calibration-report", "15b-feedback-reviewed", "15d-review-held", "15e-feedback-released", "21-voice-feedback", "22-voice-review"]);
+const GRADER_WORDS = [/not_applicable/, /answer yes or no/i, /Never not.applicable/i, /\b[a-z]+_[a-z_]+\.[a-z]+[a-z_]*\b/];
+
+async function noInternalWords(page, name) {
+  const text = await page.evaluate(() => document.body.innerText);
+  for (const pattern of GRADER_WORDS) {
+    const hit = text.match(pattern);
+    if (hit) throw new Error(`${name} shows internal words to people: "${hit[0]}" (${pattern})`);
+  }
+}
+
 async function audit(page, name) {
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+  if (CHECK_PAGES.has(name)) await noInternalWords(page, name);
   const result = await page.evaluate(`${AXE}\n;axe.run(document, { resultTypes: ["violations"] })`);
   const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   axeReport.push({ page: name, violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) })) });

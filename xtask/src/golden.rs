@@ -722,6 +722,8 @@ pub struct RunOutcome {
     pub overall_score: Option<f64>,
     pub score_band: Option<ScoreBand>,
     pub flags: Vec<FlagType>,
+    /// Held for a supervisor's review (the transcript carried manipulation signals).
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1245,6 +1247,7 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
         overall_score: e.overall_score,
         score_band: e.score_band,
         flags,
+        held: e.hold.is_some(),
     })
 }
 
@@ -1450,6 +1453,11 @@ pub fn render(report: &Report) -> String {
                 Persona::With => "shown to",
             },
             run.variance.runs
+        ));
+        let held = run.per_case.iter().filter(|c| c.runs.iter().any(|o| o.held)).count();
+        line(format!(
+            "  held for review: {held} of {} cases (a golden transcript carries no manipulation, so 0 is right)",
+            run.per_case.len()
         ));
         line("Per check (all cases):".into());
         line(agreement_header());
@@ -1892,7 +1900,9 @@ mod tests {
             assert_eq!(run.ordering.share, report.reference.ordering.share, "{text}");
         }
         assert_eq!(report.reference.ordering.share, Some(1.0), "{text}");
-        for needle in ["gate recall:", "ordering share (reference labels): 100.0%", "coverage:", "above their cap: 0"] {
+        for needle in
+            ["gate recall:", "ordering share (reference labels): 100.0%", "coverage:", "above their cap: 0", "held for review: 0 of"]
+        {
             assert!(text.contains(needle), "{needle} in {text}");
         }
         let json = serde_json::to_value(&report)?;
