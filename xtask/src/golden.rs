@@ -1900,9 +1900,13 @@ mod tests {
             assert_eq!(run.ordering.share, report.reference.ordering.share, "{text}");
         }
         assert_eq!(report.reference.ordering.share, Some(1.0), "{text}");
-        for needle in
-            ["gate recall:", "ordering share (reference labels): 100.0%", "coverage:", "above their cap: 0", "held for review: 0 of"]
-        {
+        for needle in [
+            "gate recall:",
+            "ordering share (reference labels): 100.0%",
+            "coverage:",
+            "above their cap: 0",
+            "held for review: 0 of",
+        ] {
             assert!(text.contains(needle), "{needle} in {text}");
         }
         let json = serde_json::to_value(&report)?;
