@@ -487,7 +487,12 @@ pub fn validate_case(l: &Labelled, file_stem: &str) -> Vec<String> {
                 problems.push(format!("{name}: required check `{key}` is not labelled"));
             }
         }
-        problems.extend(validate_labels(labels, case.guidance()).into_iter().map(|p| format!("{name}: {p}")));
+        let found = validate_labels(labels, case.guidance());
+        // A blind second pass may break a rule where it disagreed with the first and the
+        // disagreement was resolved (the resolved labels are held to every rule); elsewhere not.
+        let resolved_keys: Vec<&str> = case.resolutions.iter().map(|r| r.key.as_str()).collect();
+        let excused = |p: &str| name == "second pass" && resolved_keys.iter().any(|k| p.starts_with(&format!("`{k}`")));
+        problems.extend(found.into_iter().filter(|p| !excused(p)).map(|p| format!("{name}: {p}")));
     }
     problems
 }
@@ -519,6 +524,7 @@ pub fn validate_set(cases: &[Labelled]) -> Vec<String> {
                 .push(format!("flag `{}` is expected in {n} cases; the set needs {MIN_FLAG_POSITIVES}", flag.as_str()));
         }
     }
+    problems.extend(validate_v2_coverage(cases));
     if !cases.iter().any(|l| l.resolved.flags.is_empty()) {
         problems.push("no case expects no flags (false positives would go unmeasured)".into());
     }
@@ -531,6 +537,58 @@ pub fn validate_set(cases: &[Labelled]) -> Vec<String> {
     }
     problems
 }
+
+/// Golden set v2's coverage (issue 21): every case labels every check in two passes; every
+/// check has at least [`MIN_CHECK_NO`] "no" labels across the set; the held-out split has at
+/// least [`MIN_FLAG_POSITIVES`] positives of every flag and [`MIN_HELD_OUT_SAFETY_NO`] "no"
+/// labels of every check of a safety criterion.
+pub fn validate_v2_coverage(cases: &[Labelled]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if cases.len() < MIN_CASES_V2 {
+        problems.push(format!("{} cases; golden set v2 has at least {MIN_CASES_V2}", cases.len()));
+    }
+    for l in cases.iter().filter(|l| l.second.is_none()) {
+        problems.push(format!("{}: no second labelling pass", l.case.id));
+    }
+    let held_out: Vec<&Labelled> = cases.iter().filter(|l| l.case.split == Split::HeldOut).collect();
+    for criterion in rubric::CRITERIA {
+        for check in criterion.checks.iter() {
+            let key = format!("{}.{}", criterion.key, check.key);
+            let no = |set: &mut dyn Iterator<Item = &Labelled>| {
+                set.filter(|l| l.resolved.checks.get(&key) == Some(&CheckAnswer::No)).count()
+            };
+            let all = no(&mut cases.iter());
+            if all < MIN_CHECK_NO {
+                problems.push(format!("check `{key}` has {all} \"no\" labels; the set needs {MIN_CHECK_NO}"));
+            }
+            let held = no(&mut held_out.iter().copied());
+            if criterion.safety && held < MIN_HELD_OUT_SAFETY_NO {
+                problems.push(format!(
+                    "safety check `{key}` has {held} \"no\" labels in the held-out split; it needs {MIN_HELD_OUT_SAFETY_NO}"
+                ));
+            }
+            for l in cases {
+                if !l.resolved.checks.contains_key(&key) {
+                    problems.push(format!("{}: `{key}` is not labelled", l.case.id));
+                }
+            }
+        }
+    }
+    for (flag, _) in rubric::EVALUATION_FLAGS {
+        let n = held_out.iter().filter(|l| l.resolved.flags.contains(flag)).count();
+        if n < MIN_FLAG_POSITIVES {
+            problems.push(format!(
+                "flag `{}` is expected in {n} held-out cases; the held-out split needs {MIN_FLAG_POSITIVES}",
+                flag.as_str()
+            ));
+        }
+    }
+    problems
+}
+
+pub const MIN_CASES_V2: usize = 80;
+pub const MIN_CHECK_NO: usize = 3;
+pub const MIN_HELD_OUT_SAFETY_NO: usize = 3;
 
 // ---------------------------------------------------------------------------------------------
 // The ordering set and the reference figures
