@@ -294,7 +294,15 @@ pub fn score(criteria: &[CriterionScore], facts: &[CallFact], raised: &[Raised],
             turns.sort_unstable();
             turns.dedup();
             if !flagged.iter().any(|r| r.source == GateSource::Evaluation) {
-                let said: Vec<String> = misses.iter().map(|k| format!("{k} = no")).collect();
+                // In words, as the check's question: flag details are shown to supervisors and
+                // mailed, where an internal key means nothing.
+                let said: Vec<String> = misses
+                    .iter()
+                    .map(|k| match rubric::find_check(rubric::CRITERIA, k) {
+                        Some((_, check)) => format!("\u{201c}{}\u{201d} was answered no", check.question),
+                        None => "a check was answered no".to_owned(),
+                    })
+                    .collect();
                 derived.push(NewFlag {
                     flag_type: gate.flag,
                     severity: match gate.severity {
