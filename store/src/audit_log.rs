@@ -63,17 +63,9 @@ fn cursor(created_at: i64, id: &str) -> String {
     format!("{created_at}_{id}")
 }
 
-/// `prefix%` with `%`, `_` and `\` escaped for `ESCAPE '\'` (actions are case-sensitive).
+/// `prefix%` for `ESCAPE '\'` (actions are case-sensitive).
 fn prefix_pattern(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
+    format!("{}%", crate::db::like_escape(prefix))
 }
 
 fn parse_cursor(text: &str) -> Result<(i64, String)> {

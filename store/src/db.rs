@@ -255,18 +255,21 @@ impl RowExt for AnyRow {
     }
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
-pub(crate) fn like_pattern(needle: &str) -> String {
-    let mut out = String::with_capacity(needle.len() + 2);
-    out.push('%');
-    for c in needle.to_lowercase().chars() {
+/// `text` with `%`, `_` and `\` escaped, for a LIKE pattern used with `ESCAPE '\'`.
+pub(crate) fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push('%');
     out
+}
+
+/// A case-insensitive "contains" pattern (`%needle%`, lowercased) for `ESCAPE '\'`.
+pub(crate) fn like_pattern(needle: &str) -> String {
+    format!("%{}%", like_escape(&needle.to_lowercase()))
 }
 
 /// A list page: size 1 to 500 (default 100) and a non-negative offset.

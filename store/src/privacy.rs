@@ -60,18 +60,9 @@ impl Purged {
     }
 }
 
-/// `text` with `%`, `_` and `\` escaped for `LIKE … ESCAPE '\'`, between `%`s (case kept).
+/// `%text%` for `ESCAPE '\'`, case kept.
 fn contains_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
+    format!("%{}%", crate::db::like_escape(text))
 }
 
 impl Store {
