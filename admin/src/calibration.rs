@@ -25,7 +25,7 @@ use crate::agreement::{self, Answer, BandAgreement, CheckAgreement, FlagAgreemen
 use crate::error::{ApiError, Result};
 use crate::identity::Actor;
 use crate::{rubric, scoring};
-use store::SessionId;
+use store::{SessionId, SessionRef};
 
 const MAX_OVERRIDES: usize = 500;
 const MAX_REASON_CHARS: usize = 2000;
@@ -204,10 +204,10 @@ fn flag_value(raised: bool) -> &'static str {
 }
 
 /// The AI's flag types for a session (the evaluation's own flags).
-async fn ai_flags(state: &AppState, session_id: SessionId) -> Result<Vec<FlagType>> {
+async fn ai_flags(state: &AppState, session: &SessionRef) -> Result<Vec<FlagType>> {
     let mut flags: Vec<FlagType> = state
         .store
-        .session_flags(session_id)
+        .session_flags(session)
         .await?
         .into_iter()
         .filter(|f| f.source == FlagSource::Evaluation)
@@ -300,13 +300,13 @@ pub async fn review_session(
     input: ReviewInput,
 ) -> Result<Evaluation> {
     actor.require_supervisor()?;
-    let session = state.store.session(actor.account_id, session_id).await?;
+    let session = actor.session(&state.store, session_id).await?;
     // A supervisor who practises is graded like anyone: their reviewed evaluation is what the
     // agreement report and their progress count, so they cannot be their own reviewer.
     if session.user_id == actor.user_id {
         return Err(ApiError::Forbidden("a supervisor cannot review their own session"));
     }
-    let evaluation = state.store.ai_evaluation_raw(session_id).await?.ok_or_else(|| ApiError::Conflict {
+    let evaluation = state.store.ai_evaluation_raw(&session).await?.ok_or_else(|| ApiError::Conflict {
         message: "the session has no evaluation to review yet".into(),
         existing_id: None,
     })?;
@@ -317,7 +317,7 @@ pub async fn review_session(
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(ApiError::validation("note", "at most 4000 characters"));
     }
-    let flags = ai_flags(state, session_id).await?;
+    let flags = ai_flags(state, &session).await?;
     let mut seen = BTreeSet::new();
     let mut new = Vec::with_capacity(input.overrides.len());
     for (i, o) in input.overrides.iter().enumerate() {
@@ -334,17 +334,17 @@ pub async fn review_session(
         });
     }
     state.store.record_review(actor.account_id, session_id, actor.user_id, &note, &new).await?;
-    reviewed(state, evaluation).await
+    reviewed(state, &session, evaluation).await
 }
 
 /// The evaluation as everyone sees it: the reviewed version when a supervisor reviewed it, and
 /// (rubric v3) scored with every flag of the session, whoever raised it.
-pub async fn reviewed(state: &AppState, evaluation: Evaluation) -> Result<Evaluation> {
-    let reviews = state.store.reviews(evaluation.id).await?;
+pub async fn reviewed(state: &AppState, session: &SessionRef, evaluation: Evaluation) -> Result<Evaluation> {
+    let reviews = state.store.reviews(session).await?;
     if reviews.is_empty() && evaluation.gate_table.is_none() {
         return Ok(evaluation);
     }
-    let flags = state.store.session_flags(evaluation.session_id).await?;
+    let flags = state.store.session_flags(session).await?;
     Ok(apply(evaluation, &flags, &reviews))
 }
 
@@ -687,12 +687,13 @@ fn resolved_labels(evaluation: &Evaluation) -> Labels {
 /// The masked draft of a reviewed session as a golden case (supervisors).
 pub async fn golden_draft(state: &AppState, actor: &Actor, session_id: SessionId) -> Result<GoldenDraft> {
     actor.require_supervisor()?;
-    let detail = state.store.session_detail(actor.account_id, session_id).await?;
+    let session = actor.session(&state.store, session_id).await?;
+    let detail = state.store.session_detail(&session).await?;
     let evaluation = detail
         .evaluation
         .clone()
         .ok_or_else(|| ApiError::Conflict { message: "the session has no evaluation".into(), existing_id: None })?;
-    let evaluation = reviewed(state, evaluation).await?;
+    let evaluation = reviewed(state, &session, evaluation).await?;
     if evaluation.review.is_none() {
         return Err(ApiError::Conflict {
             message: "only a supervisor-reviewed session can be exported as a golden case".into(),

@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{DocumentGap, DocumentReview, LlmTask, NewDocumentReview, SessionId};
+use store::{DocumentGap, DocumentReview, LlmTask, NewDocumentReview, SessionRef};
 
 use crate::AppState;
 use crate::documents;
@@ -60,11 +60,12 @@ pub async fn review_documentation(
     state: &AppState,
     llm: &Llm,
     actor: Actor,
-    session_id: SessionId,
+    session: &SessionRef,
     file_name: String,
     text: String,
 ) -> Result<DocumentReview> {
-    let detail = state.store.session_detail(actor.account_id, session_id).await?;
+    let session_id = session.id();
+    let detail = state.store.session_detail(session).await?;
     let scenario = match detail.session.scenario_id {
         Some(sid) => Some(state.store.scenario(actor.account_id, sid).await?),
         None => None,

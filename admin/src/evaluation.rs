@@ -43,7 +43,7 @@ use crate::error::{ApiError, Result};
 use crate::llm::{self, CallFor, Llm, fence};
 use crate::rubric::{self, Criterion};
 use crate::scoring;
-use store::{AccountId, SessionId};
+use store::{AccountId, SessionId, SessionRef};
 
 /// Policy text given to the evaluator when no passages can be ranked (PRODUCT.md: 50k characters).
 const POLICY_FALLBACK_CHARS: usize = 50_000;
@@ -457,9 +457,9 @@ fn validate_facts(session_id: SessionId, raw: &[Value], turn_count: usize) -> Ve
 /// A session's evaluation as everyone sees it: the supervisor-reviewed version when there is a
 /// review (overrides applied, score recomputed, marked reviewed). The one reader for anything
 /// that shows an evaluation; the store's `ai_evaluation_raw` is the AI's answer alone.
-pub async fn session_evaluation(state: &AppState, session_id: SessionId) -> Result<Option<Evaluation>> {
-    match state.store.ai_evaluation_raw(session_id).await? {
-        Some(evaluation) => Ok(Some(crate::calibration::reviewed(state, evaluation).await?)),
+pub async fn session_evaluation(state: &AppState, session: &SessionRef) -> Result<Option<Evaluation>> {
+    match state.store.ai_evaluation_raw(session).await? {
+        Some(evaluation) => Ok(Some(crate::calibration::reviewed(state, session, evaluation).await?)),
         None => Ok(None),
     }
 }
@@ -516,8 +516,8 @@ pub async fn release_held(
     note: &str,
 ) -> Result<Evaluation> {
     actor.require_supervisor()?;
-    state.store.session(actor.account_id, session_id).await?;
-    let evaluation = session_evaluation(state, session_id).await?.ok_or_else(|| ApiError::Conflict {
+    let session = actor.session(&state.store, session_id).await?;
+    let evaluation = session_evaluation(state, &session).await?.ok_or_else(|| ApiError::Conflict {
         message: "the session has no evaluation to release".into(),
         existing_id: None,
     })?;
@@ -531,7 +531,7 @@ pub async fn release_held(
         .details(json!({ "note": note.trim() }));
     state.store.release_held_evaluation(actor.account_id, session_id, evaluation.overall_score, &audit).await?;
     state.webhook_wake.notify_one();
-    session_evaluation(state, session_id).await?.ok_or(ApiError::NotFound("evaluation"))
+    session_evaluation(state, &session).await?.ok_or(ApiError::NotFound("evaluation"))
 }
 
 /// The outcome of asking for a session's evaluation.
@@ -545,20 +545,20 @@ pub struct Evaluated {
 /// Evaluates a session once: the stored evaluation if there is one, else this call (or a
 /// concurrent one it waits for) makes it. Storing it queues the post-session analysis and the
 /// flags' e-mails (`jobs.rs` runs them).
-pub async fn evaluate_session(state: &AppState, account_id: AccountId, session_id: SessionId) -> Result<Evaluated> {
-    if let Some(evaluation) = state.store.ai_evaluation_raw(session_id).await? {
-        state.store.session(account_id, session_id).await?;
+pub async fn evaluate_session(state: &AppState, session: &SessionRef) -> Result<Evaluated> {
+    let session_id = session.id();
+    if let Some(evaluation) = state.store.ai_evaluation_raw(session).await? {
         return Ok(Evaluated { evaluation, created: false });
     }
-    let detail = state.store.session_detail(account_id, session_id).await?;
+    let detail = state.store.session_detail(session).await?;
     if !detail.transcript.iter().any(|t| t.speaker == Speaker::Counselor) {
         return Err(ApiError::validation("sessionId", "the session has no counselor turns to evaluate"));
     }
     let llm = state.llm()?;
     if !state.store.claim_evaluation(session_id).await? {
-        return wait_for_evaluation(state, session_id).await;
+        return wait_for_evaluation(state, session).await;
     }
-    match run_evaluation(state, llm, account_id, &detail).await {
+    match run_evaluation(state, llm, session, &detail).await {
         Ok((evaluation, flags)) => {
             // Its events were queued with it; wake the dispatcher.
             state.webhook_wake.notify_one();
@@ -586,20 +586,20 @@ pub async fn evaluate_session(state: &AppState, account_id: AccountId, session_i
 }
 
 /// Another caller holds the claim: wait for its evaluation (or its failure).
-async fn wait_for_evaluation(state: &AppState, session_id: SessionId) -> Result<Evaluated> {
+async fn wait_for_evaluation(state: &AppState, session: &SessionRef) -> Result<Evaluated> {
     let limit = Duration::from_secs(
         u64::from(state.config.llm_timeout_secs) * u64::from(state.config.llm_max_retries + 1) + 30,
     );
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Some(evaluation) = state.store.ai_evaluation_raw(session_id).await? {
+        if let Some(evaluation) = state.store.ai_evaluation_raw(session).await? {
             return Ok(Evaluated { evaluation, created: false });
         }
-        let (running, error) = state.store.evaluation_state(session_id).await?;
+        let (running, error) = state.store.evaluation_state(session).await?;
         if !running {
             // It may have finished between the two reads.
-            if let Some(evaluation) = state.store.ai_evaluation_raw(session_id).await? {
+            if let Some(evaluation) = state.store.ai_evaluation_raw(session).await? {
                 return Ok(Evaluated { evaluation, created: false });
             }
             return Err(ApiError::BadGateway(error.unwrap_or_else(|| "the evaluation did not finish".into())));
@@ -613,10 +613,10 @@ async fn wait_for_evaluation(state: &AppState, session_id: SessionId) -> Result<
 async fn run_evaluation(
     state: &AppState,
     llm: &Llm,
-    account_id: AccountId,
+    session: &SessionRef,
     detail: &SessionDetail,
 ) -> Result<(Evaluation, Vec<SessionFlag>)> {
-    let session_id = detail.session.id;
+    let (account_id, session_id) = (session.account_id(), session.id());
     let scenario = match detail.session.scenario_id {
         Some(id) => Some(state.store.scenario(account_id, id).await?),
         None => None,
@@ -674,8 +674,7 @@ async fn run_evaluation(
         }
         // A stale claim was taken over and both finished: the first one stands.
         Err(store::Error::Conflict { .. }) => {
-            let evaluation =
-                state.store.ai_evaluation_raw(session_id).await?.ok_or(ApiError::NotFound("evaluation"))?;
+            let evaluation = state.store.ai_evaluation_raw(session).await?.ok_or(ApiError::NotFound("evaluation"))?;
             Ok((evaluation, Vec::new()))
         }
         Err(e) => Err(e.into()),
@@ -702,12 +701,12 @@ struct AnalysisParsed {
 /// Post-session analysis: a second pass (`ANALYZER_MODEL`) for safety and consistency. Idempotent:
 /// the stored analysis is answered again. Finding nothing leaves an "analysis clean" audit record.
 /// Run by the job queue after each evaluation (`analyze_session` jobs), and on a supervisor's request.
-pub async fn analyze_session(state: &AppState, account_id: AccountId, session_id: SessionId) -> Result<Analysis> {
-    if let Some(existing) = state.store.analysis(session_id).await? {
-        state.store.session(account_id, session_id).await?;
+pub async fn analyze_session(state: &AppState, session: &SessionRef) -> Result<Analysis> {
+    let (account_id, session_id) = (session.account_id(), session.id());
+    if let Some(existing) = state.store.analysis(session).await? {
         return Ok(existing);
     }
-    let detail = state.store.session_detail(account_id, session_id).await?;
+    let detail = state.store.session_detail(session).await?;
     if detail.transcript.is_empty() {
         return Err(ApiError::validation("sessionId", "the session has no transcript to analyse"));
     }
@@ -720,7 +719,7 @@ pub async fn analyze_session(state: &AppState, account_id: AccountId, session_id
     // must not silence the analyzer's flag of that type.
     let existing_flags: Vec<SessionFlag> = state
         .store
-        .session_flags(session_id)
+        .session_flags(session)
         .await?
         .into_iter()
         .filter(|f| f.source != FlagSource::UserFeedback)
@@ -782,7 +781,7 @@ pub async fn analyze_session(state: &AppState, account_id: AccountId, session_id
             Ok(analysis)
         }
         Err(store::Error::Conflict { .. }) => {
-            state.store.analysis(session_id).await?.ok_or(ApiError::NotFound("analysis"))
+            state.store.analysis(session).await?.ok_or(ApiError::NotFound("analysis"))
         }
         Err(e) => Err(e.into()),
     }

@@ -51,6 +51,12 @@ impl Actor {
     pub fn require_sees(&self, owner: UserId, what: &'static str) -> Result<(), ApiError> {
         if self.sees_user(owner) { Ok(()) } else { Err(ApiError::NotFound(what)) }
     }
+
+    /// The session `id` as this caller may see it — a counselor their own, supervisors and
+    /// admins the account's — as the handle every read of its data takes; 404 otherwise.
+    pub async fn session(&self, store: &store::Store, id: SessionId) -> Result<store::SessionRef, ApiError> {
+        Ok(store.session_for_reader(self.account_id, self.user_id, self.role, id).await?)
+    }
 }
 
 /// Routes a user who must change a one-time password may still use.
@@ -132,7 +138,9 @@ impl FromRequestParts<AppState> for Internal {
 /// credential never opens another session.
 #[derive(Debug, Clone)]
 pub struct CallAgent {
-    pub session: store::Session,
+    /// The call's session: the credential's, or any under the internal key (which acts for
+    /// every account: `Store::session_for_system`).
+    pub session: store::SessionRef,
 }
 
 impl FromRequestParts<AppState> for CallAgent {
@@ -158,7 +166,7 @@ impl FromRequestParts<AppState> for CallAgent {
         };
         if key.is_some() {
             auth::check_internal_key(state, &client, key).await?;
-            return Ok(CallAgent { session: state.store.session_by_id(session_id).await? });
+            return Ok(CallAgent { session: state.store.session_for_system(session_id).await? });
         }
         let credential = credential.ok_or(ApiError::Unauthorized)?;
         match state.store.session_for_credential(session_id, &auth::sha256_hex(credential.trim())).await? {

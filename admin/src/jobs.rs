@@ -130,25 +130,34 @@ enum Outcome {
     Failed { error: String, retry: bool },
 }
 
+/// The job's session, in the account that queued it.
+async fn job_session(state: &AppState, job: &Job) -> crate::error::Result<store::SessionRef> {
+    Ok(state.store.session_in(job.account_id, job.session_id).await?)
+}
+
 async fn run_job(state: &AppState, worker: &str, job: &Job) {
     let started = std::time::Instant::now();
     let session_id = job.session_id;
     let outcome = match job.kind {
-        JobKind::EvaluateSession => match evaluation::evaluate_session(state, job.account_id, session_id).await {
-            Ok(done) => {
-                tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
-                metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
-                Outcome::Done(None)
+        JobKind::EvaluateSession => {
+            match async { evaluation::evaluate_session(state, &job_session(state, job).await?).await }.await {
+                Ok(done) => {
+                    tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
+                    metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
+                    Outcome::Done(None)
+                }
+                Err(e) => api_outcome(e, state.llm.is_some()),
             }
-            Err(e) => api_outcome(e, state.llm.is_some()),
-        },
-        JobKind::AnalyzeSession => match evaluation::analyze_session(state, job.account_id, session_id).await {
-            Ok(analysis) => {
-                tracing::info!(%session_id, findings = analysis.findings, "session analysed");
-                Outcome::Done(None)
+        }
+        JobKind::AnalyzeSession => {
+            match async { evaluation::analyze_session(state, &job_session(state, job).await?).await }.await {
+                Ok(analysis) => {
+                    tracing::info!(%session_id, findings = analysis.findings, "session analysed");
+                    Outcome::Done(None)
+                }
+                Err(e) => api_outcome(e, state.llm.is_some()),
             }
-            Err(e) => api_outcome(e, state.llm.is_some()),
-        },
+        }
         JobKind::NotifyFlag => notify(state, job).await,
     };
     let recorded = match outcome {

@@ -104,6 +104,7 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
         room_name: None,
     };
     let session = state.store.create_session(actor.account_id, &new).await?;
+    let handle = actor.session(&state.store, session.id).await?;
     let turn = NewTurn {
         speaker: Speaker::Caller,
         text: opening.trim().to_owned(),
@@ -112,7 +113,7 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
         segment_id: None,
     };
     state.store.append_turns(actor.account_id, session.id, &[turn]).await?;
-    let transcript = state.store.transcript(session.id).await?;
+    let transcript = state.store.transcript(&handle).await?;
     let opening = transcript.into_iter().next().ok_or(ApiError::NotFound("turn"))?;
     Ok((session, opening))
 }
@@ -129,7 +130,7 @@ pub async fn counselor_message(
     if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ApiError::validation("content", format!("must be 1 to {MAX_MESSAGE_CHARS} characters")));
     }
-    let session = state.store.session(actor.account_id, session_id).await?;
+    let session = state.store.session_in(actor.account_id, session_id).await?;
     if session.user_id != actor.user_id {
         return Err(ApiError::NotFound("session"));
     }
@@ -143,7 +144,7 @@ pub async fn counselor_message(
         Some(id) => Some(state.store.scenario(actor.account_id, id).await?),
         None => None,
     };
-    let transcript = state.store.transcript(session_id).await?;
+    let transcript = state.store.transcript(&session).await?;
     let llm = state.llm()?;
     let call = CallFor { account_id: Some(actor.account_id), session_id: Some(session_id), task: LlmTask::Chat };
     let messages = caller_messages(scenario.as_ref(), &transcript, text);
@@ -169,7 +170,7 @@ pub async fn counselor_message(
         },
     ];
     state.store.append_turns(actor.account_id, session_id, &turns).await?;
-    let transcript = state.store.transcript(session_id).await?;
+    let transcript = state.store.transcript(&session).await?;
     let n = transcript.len();
     if n < 2 {
         return Err(ApiError::NotFound("turn"));

@@ -222,7 +222,7 @@ async fn history(
                 let flagged = skill < 2;
                 store.finish_evaluation(account, &demo_evaluation(session.id, skill, flagged)).await?;
                 if flagged && days_ago > 21 {
-                    for flag in store.session_flags(session.id).await? {
+                    for flag in store.session_flags(&store.session_in(account, session.id).await?).await? {
                         let review = FlagReview {
                             status: FlagStatus::Reviewed,
                             note: Some("Went through means questions together in supervision.".into()),

@@ -459,10 +459,18 @@ struct StoreTurns {
     session_id: store::SessionId,
 }
 
+impl StoreTurns {
+    /// The call's session, looked up in the account the dispatch named (never across accounts).
+    async fn session(&self) -> Result<store::SessionRef, TurnStoreError> {
+        self.store.session_in(self.account_id, self.session_id).await.map_err(store_error)
+    }
+}
+
 impl TurnStore for StoreTurns {
     fn setup(&self) -> BoxFuture<'_, Result<CallSetup, TurnStoreError>> {
         Box::pin(async move {
-            let setup = self.store.voice_setup(self.session_id, &self.defaults).await.map_err(store_error)?;
+            let session = self.session().await?;
+            let setup = self.store.voice_setup(&session, &self.defaults).await.map_err(store_error)?;
             Ok(from_setup(setup))
         })
     }
@@ -477,13 +485,17 @@ impl TurnStore for StoreTurns {
 
     fn end(&self, end: CallEnd) -> BoxFuture<'_, Result<(), TurnStoreError>> {
         Box::pin(async move {
-            self.store.end_voice_session(self.session_id, &to_voice_end(end)).await.map_err(store_error)?;
+            let session = self.session().await?;
+            self.store.end_voice_session(&session, &to_voice_end(end)).await.map_err(store_error)?;
             Ok(())
         })
     }
 
     fn ended_elsewhere(&self) -> BoxFuture<'_, Result<bool, TurnStoreError>> {
-        Box::pin(async move { self.store.session_ended(self.session_id).await.map_err(store_error) })
+        Box::pin(async move {
+            let session = self.session().await?;
+            self.store.session_ended(&session).await.map_err(store_error)
+        })
     }
 }
 

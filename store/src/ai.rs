@@ -14,6 +14,7 @@ use crate::domain::{LlmTask, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
 use crate::ids::{AccountId, FlagId, ScenarioId, SessionId, UserId};
+use crate::scoped::SessionRef;
 
 /// One LLM call, as recorded for usage and cost accounting.
 #[derive(Debug, Clone)]
@@ -178,14 +179,14 @@ impl Store {
     }
 
     /// LLM usage of a session, summed over its successful calls.
-    pub async fn session_usage(&self, session_id: SessionId) -> Result<Usage> {
+    pub async fn session_usage(&self, session: &SessionRef) -> Result<Usage> {
         let row = sqlx::query(
             // PostgreSQL sums BIGINTs as NUMERIC, which `Any` cannot read: cast back.
             "SELECT COUNT(*) AS calls, CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS p, \
              CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS c, \
              CAST(COALESCE(SUM(cost_usd), 0.0) AS DOUBLE PRECISION) AS cost FROM llm_calls WHERE session_id = $1 AND outcome = 'ok'",
         )
-        .bind(session_id.to_string())
+        .bind(session.id().to_string())
         .fetch_one(&self.pool)
         .await?;
         Ok(Usage {
@@ -224,7 +225,8 @@ impl Store {
     }
 
     /// Whether an evaluation of the session is running now, and the last failure if any.
-    pub async fn evaluation_state(&self, session_id: SessionId) -> Result<(bool, Option<String>)> {
+    pub async fn evaluation_state(&self, session: &SessionRef) -> Result<(bool, Option<String>)> {
+        let session_id = session.id();
         let row = sqlx::query("SELECT evaluation_started_at, evaluation_error FROM sessions WHERE id = $1")
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)
@@ -241,7 +243,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let running = (queued > 0 || started.is_some_and(|t| t >= Timestamp::now().millis() - STALE_CLAIM_MS))
-            && self.ai_evaluation_raw(session_id).await?.is_none();
+            && self.evaluation_of(session_id).await?.is_none();
         Ok((running, row.opt_text("evaluation_error")?))
     }
 
@@ -275,10 +277,15 @@ impl Store {
         }
         tx.commit().await?;
         self.wake_jobs();
-        Ok((self.analysis(new.session_id).await?.ok_or(Error::NotFound("analysis"))?, ids))
+        Ok((self.analysis_of(new.session_id).await?.ok_or(Error::NotFound("analysis"))?, ids))
     }
 
-    pub async fn analysis(&self, session_id: SessionId) -> Result<Option<Analysis>> {
+    pub async fn analysis(&self, session: &SessionRef) -> Result<Option<Analysis>> {
+        self.analysis_of(session.id()).await
+    }
+
+    /// By session id, for the store's own write that has just stored it.
+    async fn analysis_of(&self, session_id: SessionId) -> Result<Option<Analysis>> {
         let row = sqlx::query(
             "SELECT id, session_id, findings, summary, model, created_at FROM session_analyses WHERE session_id = $1",
         )
@@ -484,11 +491,16 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&self.pool)
         .await?;
-        let reviews = self.document_reviews(new.session_id).await?;
+        let reviews = self.document_reviews_of(new.session_id).await?;
         reviews.into_iter().find(|r| r.id == id).ok_or(Error::NotFound("document review"))
     }
 
-    pub async fn document_reviews(&self, session_id: SessionId) -> Result<Vec<DocumentReview>> {
+    pub async fn document_reviews(&self, session: &SessionRef) -> Result<Vec<DocumentReview>> {
+        self.document_reviews_of(session.id()).await
+    }
+
+    /// By session id, for the store's own write that has just stored one.
+    async fn document_reviews_of(&self, session_id: SessionId) -> Result<Vec<DocumentReview>> {
         let rows = sqlx::query(
             "SELECT id, session_id, user_id, file_name, completeness_score, accuracy_score, consistency_score, gaps, model, created_at \
              FROM document_reviews WHERE session_id = $1 ORDER BY created_at, id",

@@ -14,6 +14,7 @@ use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::{EVALUATION_COLUMNS, Evaluation};
 use crate::flags::SessionFlag;
 use crate::ids::{AccountId, SessionId, UserId};
+use crate::scoped::SessionRef;
 
 /// One override: what the AI said and what the supervisor says instead, with why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -165,11 +166,19 @@ impl Store {
         .await?;
         tx.commit().await?;
         let evaluation_id: Uuid = evaluation_id.parse().map_err(|_| Error::Corrupt("evaluation id".into()))?;
-        self.reviews(evaluation_id).await?.into_iter().find(|r| r.id == review_id).ok_or(Error::NotFound("review"))
+        self.reviews_of(evaluation_id).await?.into_iter().find(|r| r.id == review_id).ok_or(Error::NotFound("review"))
     }
 
-    /// The reviews of an evaluation, oldest first, each with its overrides.
-    pub async fn reviews(&self, evaluation_id: Uuid) -> Result<Vec<Review>> {
+    /// The reviews of the session's evaluation, oldest first, each with its overrides.
+    pub async fn reviews(&self, session: &SessionRef) -> Result<Vec<Review>> {
+        match self.evaluation_of(session.id()).await? {
+            Some(evaluation) => self.reviews_of(evaluation.id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// By evaluation id, for the store's own reads that have checked the session's account.
+    async fn reviews_of(&self, evaluation_id: Uuid) -> Result<Vec<Review>> {
         let rows = sqlx::query(
             "SELECT r.id, r.evaluation_id, r.session_id, r.reviewer_id, u.display_name, r.note, r.created_at \
              FROM evaluation_reviews r LEFT JOIN users u ON u.id = r.reviewer_id \
@@ -229,8 +238,8 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let evaluation = Evaluation::from_row(row)?;
-            let flags = self.session_flags(evaluation.session_id).await?;
-            let reviews = self.reviews(evaluation.id).await?;
+            let flags = self.flags_of(evaluation.session_id).await?;
+            let reviews = self.reviews_of(evaluation.id).await?;
             out.push(ReviewedEvaluation { guidance: row.text("guidance")?, evaluation, flags, reviews });
         }
         Ok(out)

@@ -16,6 +16,7 @@ use crate::domain::{
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
 use crate::ids::{AccountId, AssignmentId, FlagId, SessionId, UserId};
+use crate::scoped::SessionRef;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -346,7 +347,7 @@ impl Store {
             Some(Violation::ForeignKey) => Error::NotFound("session"),
             _ => e.into(),
         })?;
-        self.ai_evaluation_raw(new.session_id).await?.ok_or(Error::NotFound("evaluation"))
+        self.evaluation_of(new.session_id).await?.ok_or(Error::NotFound("evaluation"))
     }
 
     /// Stores an evaluation with its flags, ends the session if it was still active, completes
@@ -460,16 +461,16 @@ impl Store {
         crate::jobs::enqueue_tx(&mut tx, JobKind::AnalyzeSession, account_id, new.session_id, None, now).await?;
         tx.commit().await?;
         self.wake_jobs();
-        let evaluation = self.ai_evaluation_raw(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;
+        let evaluation = self.evaluation_of(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;
         Ok((evaluation, flag_ids))
     }
 
     /// The raw model output of a session's evaluation (audit).
     /// For tests only (not in the production binary).
     #[cfg(feature = "testing")]
-    pub async fn evaluation_raw_output(&self, session_id: SessionId) -> Result<Option<String>> {
+    pub async fn evaluation_raw_output(&self, session: &SessionRef) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT raw_output FROM evaluations WHERE session_id = $1")
-            .bind(session_id.to_string())
+            .bind(session.id().to_string())
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -477,7 +478,13 @@ impl Store {
     /// The AI's evaluation of a session exactly as stored, without supervisor overrides. Named
     /// for what it is: whatever shows an evaluation to a person or a partner reads the reviewed
     /// one (`admin::evaluation::session_evaluation`), which starts here.
-    pub async fn ai_evaluation_raw(&self, session_id: SessionId) -> Result<Option<Evaluation>> {
+    pub async fn ai_evaluation_raw(&self, session: &SessionRef) -> Result<Option<Evaluation>> {
+        self.evaluation_of(session.id()).await
+    }
+
+    /// The stored evaluation by session id, for the store's own writes that have just checked
+    /// the session's account.
+    pub(crate) async fn evaluation_of(&self, session_id: SessionId) -> Result<Option<Evaluation>> {
         let row = sqlx::query(&format!("SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE session_id = $1"))
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)

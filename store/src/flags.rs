@@ -10,6 +10,7 @@ use crate::db::{RowExt, Store, page};
 use crate::domain::{FlagSeverity, FlagSource, FlagStatus, FlagType, JobKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::ids::{AccountId, FlagId, SessionId, UserId};
+use crate::scoped::SessionRef;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -187,7 +188,12 @@ impl Store {
     }
 
     /// Flags of one session, oldest first.
-    pub async fn session_flags(&self, session_id: SessionId) -> Result<Vec<SessionFlag>> {
+    pub async fn session_flags(&self, session: &SessionRef) -> Result<Vec<SessionFlag>> {
+        self.flags_of(session.id()).await
+    }
+
+    /// By session id, for the store's own reads that have checked the session's account.
+    pub(crate) async fn flags_of(&self, session_id: SessionId) -> Result<Vec<SessionFlag>> {
         let rows = sqlx::query(&format!(
             "SELECT {FLAG_COLUMNS} FROM session_flags WHERE session_id = $1 ORDER BY created_at, id"
         ))

@@ -28,6 +28,7 @@ mod privacy;
 mod progress;
 mod recordings;
 mod scenarios;
+mod scoped;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -66,6 +67,7 @@ pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,
 };
+pub use scoped::SessionRef;
 pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};
 pub use voice::{

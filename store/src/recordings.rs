@@ -11,6 +11,7 @@ use crate::db::{RowExt, Store, page};
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{AccountId, RecordingId, SessionId, UserId};
+use crate::scoped::SessionRef;
 use crate::voice::recording_file_name;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -64,8 +65,9 @@ pub struct RecordingFilter {
 }
 
 impl Store {
-    /// A session's recording, in the account.
-    pub async fn recording(&self, account_id: AccountId, session_id: SessionId) -> Result<Recording> {
+    /// A session's recording.
+    pub async fn recording(&self, session: &SessionRef) -> Result<Recording> {
+        let (account_id, session_id) = (session.account_id(), session.id());
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM recordings r JOIN sessions s ON s.id = r.session_id \
              WHERE r.session_id = $1 AND r.account_id = $2"

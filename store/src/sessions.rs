@@ -12,6 +12,7 @@ use crate::domain::{
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
 use crate::ids::{AccountId, AssignmentId, ScenarioId, SessionId, UserId};
+use crate::scoped::SessionRef;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -221,32 +222,18 @@ impl Store {
         tx.commit().await?;
         self.session(account_id, id).await
     }
+    /// The account's session row (its metadata, no transcript): what lists and writes need. Its
+    /// data is read through a [`SessionRef`] from [`Store::session_in`] or
+    /// [`Store::session_for_reader`].
     pub async fn session(&self, account_id: AccountId, id: SessionId) -> Result<Session> {
-        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND account_id = $2"))
-            .bind(id.to_string())
-            .bind(account_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NotFound("session"))?;
-        Session::from_row(&row)
+        Ok(self.session_in(account_id, id).await?.into_session())
     }
 
-    /// A session by id whatever its account, for internal callers (voice agents) that act across
-    /// accounts; everything else goes through [`Store::session`].
-    pub async fn session_by_id(&self, id: SessionId) -> Result<Session> {
-        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NotFound("session"))?;
-        Session::from_row(&row)
-    }
-
-    pub async fn session_detail(&self, account_id: AccountId, id: SessionId) -> Result<SessionDetail> {
-        let session = self.session(account_id, id).await?;
-        let transcript = self.transcript(id).await?;
-        let evaluation = self.ai_evaluation_raw(id).await?;
-        Ok(SessionDetail { session, transcript, evaluation })
+    /// The session with its transcript and the AI's evaluation.
+    pub async fn session_detail(&self, session: &SessionRef) -> Result<SessionDetail> {
+        let transcript = self.transcript(session).await?;
+        let evaluation = self.ai_evaluation_raw(session).await?;
+        Ok(SessionDetail { session: session.session().clone(), transcript, evaluation })
     }
 
     pub async fn list_sessions(&self, account_id: AccountId, filter: &SessionFilter) -> Result<Vec<Session>> {
@@ -275,12 +262,12 @@ impl Store {
     }
 
     /// The transcript in the order it was spoken (not the order transcriptions arrived).
-    pub async fn transcript(&self, session_id: SessionId) -> Result<Vec<TranscriptTurn>> {
+    pub async fn transcript(&self, session: &SessionRef) -> Result<Vec<TranscriptTurn>> {
         let rows = sqlx::query(
             "SELECT id, speaker, text, started_ms, ended_ms FROM transcript_turns WHERE session_id = $1 \
              ORDER BY started_ms, created_at, id",
         )
-        .bind(session_id.to_string())
+        .bind(session.id().to_string())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -14,6 +14,7 @@ use crate::domain::{EndReason, JobKind, SessionKind, SessionStatus, Speaker, Tim
 use crate::error::{Error, FieldError, Result};
 use crate::ids::{AccountId, ScenarioId, SessionId, UserId};
 use crate::persona::{Medium, caller_instructions};
+use crate::scoped::SessionRef;
 use crate::sessions::{NewSession, Session};
 
 /// The voices the Realtime API offers.
@@ -302,7 +303,7 @@ impl Store {
         &self,
         session_id: SessionId,
         credential_hash: &str,
-    ) -> Result<Option<Session>> {
+    ) -> Result<Option<SessionRef>> {
         let row = sqlx::query(
             "SELECT id, account_id FROM sessions WHERE id = $1 AND credential_hash = $2 AND credential_expires_at > $3",
         )
@@ -312,7 +313,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(r) => Ok(Some(self.session(r.uuid("account_id")?, session_id).await?)),
+            Some(r) => Ok(Some(self.session_in(r.uuid("account_id")?, session_id).await?)),
             None => Ok(None),
         }
     }
@@ -320,8 +321,10 @@ impl Store {
     /// The call's setup, for the agent that has just joined the counselor in the room: marks the
     /// session joined (so it is no longer swept as abandoned) and builds the caller's
     /// instructions from the scenario persona alone.
-    pub async fn voice_setup(&self, session_id: SessionId, defaults: &CallDefaults) -> Result<VoiceSetup> {
-        let session = self.session_by_id(session_id).await?;
+    pub async fn voice_setup(&self, session: &SessionRef, defaults: &CallDefaults) -> Result<VoiceSetup> {
+        // Read again: the handle's row may be older than the call's last change.
+        let session = self.session(session.account_id(), session.id()).await?;
+        let session_id = session.id;
         if session.kind != SessionKind::Voice {
             return Err(Error::invalid("sessionId", "not a voice session"));
         }
@@ -375,8 +378,9 @@ impl Store {
     /// (unless it had ended already, e.g. by a supervisor), the usage with its cost estimate and
     /// the per-turn metrics, the recording row, and the evaluation queued to run now. Repeating
     /// it changes nothing.
-    pub async fn end_voice_session(&self, session_id: SessionId, end: &VoiceEnd) -> Result<Session> {
-        let session = self.session_by_id(session_id).await?;
+    pub async fn end_voice_session(&self, session: &SessionRef, end: &VoiceEnd) -> Result<Session> {
+        let (account_id, session_id) = (session.account_id(), session.id());
+        let session = self.session(account_id, session_id).await?;
         if session.kind != SessionKind::Voice {
             return Err(Error::invalid("sessionId", "not a voice session"));
         }
@@ -427,7 +431,7 @@ impl Store {
         }
         tx.commit().await?;
         self.jobs_wake.notify_waiters();
-        self.session_by_id(session_id).await
+        self.session(account_id, session_id).await
     }
 
     /// A supervisor (or the counselor) ends a live session. A voice call is completed and graded
@@ -445,11 +449,12 @@ impl Store {
     }
 
     /// Whether the session is no longer active (ended by a supervisor, replaced, swept).
-    pub async fn session_ended(&self, session_id: SessionId) -> Result<bool> {
-        Ok(self.session_by_id(session_id).await?.status != SessionStatus::Active)
+    pub async fn session_ended(&self, session: &SessionRef) -> Result<bool> {
+        Ok(self.session(session.account_id(), session.id()).await?.status != SessionStatus::Active)
     }
 
-    pub async fn voice_usage(&self, session_id: SessionId) -> Result<Option<VoiceUsage>> {
+    pub async fn voice_usage(&self, session: &SessionRef) -> Result<Option<VoiceUsage>> {
+        let session_id = session.id();
         let row = sqlx::query("SELECT * FROM voice_usage WHERE session_id = $1")
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)

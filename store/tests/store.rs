@@ -150,7 +150,12 @@ async fn one_evaluation_per_session_even_when_racing() {
         let ok = results.iter().filter(|r| r.is_ok()).count();
         let conflicts = results.iter().filter(|r| is_conflict(r)).count();
         assert_eq!((ok, conflicts), (1, 5), "{backend:?}: {results:?}");
-        let stored = db.store.ai_evaluation_raw(session.id).await.expect("read").expect("stored");
+        let stored = db
+            .store
+            .ai_evaluation_raw(&db.store.session_in(f.account.id, session.id).await.expect("session"))
+            .await
+            .expect("read")
+            .expect("stored");
         assert_eq!(stored.criteria[0].rating, Some(3));
         assert!(db.store.insert_evaluation(&eval(10.0)).await.is_err());
         assert!(matches!(db.store.insert_evaluation(&eval(101.0)).await, Err(Error::Invalid(_))));
@@ -390,7 +395,14 @@ async fn transcripts_keep_spoken_order_and_ignore_resent_segments() {
         assert_eq!(added, 1);
         let batch = [turn(Speaker::Counselor, "question", 1_000, "u1"), turn(Speaker::Caller, "reply", 2_000, "c1")];
         assert_eq!(db.store.append_turns(f.account.id, session.id, &batch).await.expect("append"), 1, "{backend:?}");
-        let texts: Vec<_> = db.store.transcript(session.id).await.expect("read").into_iter().map(|t| t.text).collect();
+        let texts: Vec<_> = db
+            .store
+            .transcript(&db.store.session_in(f.account.id, session.id).await.expect("session"))
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|t| t.text)
+            .collect();
         assert_eq!(texts, vec!["question", "reply"]);
         let bad = [NewTurn {
             speaker: Speaker::Caller,
@@ -679,7 +691,11 @@ async fn reviews_sit_beside_the_evaluation_and_are_audited_in_the_same_transacti
         assert_eq!(review.overrides[0].ai_value.as_deref(), Some("no"));
         assert_eq!(review.reviewer_name.as_deref(), Some("sup"));
         // The evaluation row is untouched; the audit event names the review.
-        let after = s.ai_evaluation_raw(session.id).await.expect("read").expect("stored");
+        let after = s
+            .ai_evaluation_raw(&s.session_in(f.account.id, session.id).await.expect("session"))
+            .await
+            .expect("read")
+            .expect("stored");
         assert_eq!((after.overall_score, after.criteria.len(), after.review.is_none()), (None, 0, true));
         let events = s.audit_events(f.account.id, 10).await.expect("audit");
         let event = events.iter().find(|e| e.action == "evaluation.reviewed").expect("audited");

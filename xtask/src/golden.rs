@@ -1251,7 +1251,8 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
     config.llm_timeout_secs = if live.sim.is_some() { 30 } else { 180 };
     config.evaluator_sees_persona = persona == Persona::With;
     let state = AppState::new(store.clone(), config)?;
-    let evaluated = admin::evaluation::evaluate_session(&state, account.id, session.id)
+    let handle = store.session_in(account.id, session.id).await?;
+    let evaluated = admin::evaluation::evaluate_session(&state, &handle)
         .await
         .map_err(|e| anyhow!("case {}: the evaluation failed: {e} ({e:?})", case.id))?;
     if let Some(sim) = &live.sim {
@@ -1285,7 +1286,7 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
         }
     }
     let mut flags: Vec<FlagType> = store
-        .session_flags(session.id)
+        .session_flags(&handle)
         .await?
         .into_iter()
         .filter(|f| f.source == FlagSource::Evaluation)

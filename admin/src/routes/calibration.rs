@@ -40,11 +40,8 @@ pub async fn list_reviews(
     IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Vec<Review>>> {
     actor.require_supervisor()?;
-    state.store.session(actor.account_id, id).await?;
-    match state.store.ai_evaluation_raw(id).await? {
-        Some(e) => Ok(Json(state.store.reviews(e.id).await?)),
-        None => Ok(Json(Vec::new())),
-    }
+    let session = actor.session(&state.store, id).await?;
+    Ok(Json(state.store.reviews(&session).await?))
 }
 
 /// AI vs supervisor agreement over the evaluations reviewed in a period: per check and criterion

@@ -396,7 +396,7 @@ async fn attempts(
     state: &AppState,
     partner: &Partner,
     assignment_id: AssignmentId,
-) -> Result<(Assignment, Vec<store::Session>)> {
+) -> Result<(Assignment, Vec<store::SessionRef>)> {
     let assignment = state.store.assignment(partner.account_id, assignment_id).await?;
     let filter = store::SessionFilter {
         list_type: store::SessionListType::All,
@@ -404,7 +404,7 @@ async fn attempts(
         limit: Some(500),
         ..Default::default()
     };
-    let mut sessions = state.store.list_sessions(partner.account_id, &filter).await?;
+    let mut sessions = state.store.sessions_in(partner.account_id, &filter).await?;
     // A voice session whose room the counselor never joined is not an attempt (it is swept as
     // abandoned); it never hides the real latest attempt.
     sessions.retain(|s| s.kind != store::SessionKind::Voice || s.joined_at.is_some());
@@ -417,18 +417,18 @@ async fn result_of(state: &AppState, partner: &Partner, assignment_id: Assignmen
     let Some(latest) = sessions.first() else {
         return Err(ApiError::NotFound("attempt (the assignment has not been practised yet)").into());
     };
-    let (running, error) = state.store.evaluation_state(latest.id).await?;
+    let (running, error) = state.store.evaluation_state(latest).await?;
     let mut evaluation = None;
     let mut latest_held = false;
     for session in &sessions {
-        if let Some(e) = crate::evaluation::session_evaluation(state, session.id).await? {
+        if let Some(e) = crate::evaluation::session_evaluation(state, session).await? {
             if crate::evaluation::is_held(&e) {
                 latest_held |= session.id == latest.id;
                 continue;
             }
             // The flags in force: a supervisor's review may have set some aside.
             let in_force = e.review.as_ref().map(|r| r.flags.clone());
-            let mut flags = state.store.session_flags(session.id).await?;
+            let mut flags = state.store.session_flags(session).await?;
             if let Some(in_force) = &in_force {
                 flags.retain(|f| f.source != store::FlagSource::Evaluation || in_force.contains(&f.flag_type));
             }
@@ -529,7 +529,7 @@ pub async fn evaluate_assignment(
     }
     let session = current.latest_attempt.session_id;
     if current.evaluation_status != EvaluationStatus::Running {
-        let transcript = state.store.transcript(session).await?;
+        let transcript = state.store.transcript(&state.store.session_in(partner.account_id, session).await?).await?;
         if !transcript.iter().any(|t| t.speaker == store::Speaker::Counselor) {
             return Err(ApiError::validation("attempt", "the latest attempt has no counselor turns to evaluate").into());
         }
@@ -598,7 +598,7 @@ pub async fn assignment_transcript(
                 .details(serde_json::json!({ "apiKeyId": partner.key_id })),
         )
         .await?;
-    let turns = state.store.transcript(session.id).await?;
+    let turns = state.store.transcript(session).await?;
     Ok(AxumJson(ExternalTranscript {
         assignment_id: id,
         attempt: session.attempt_number.unwrap_or(0),

@@ -128,7 +128,7 @@ pub async fn call_setup(
 ) -> Result<Json<VoiceSetup>> {
     let defaults = state.config.voice.call_defaults(&state.config.realtime_voice);
     debug_assert_eq!(caller.session.id, id);
-    Ok(Json(state.store.voice_setup(caller.session.id, &defaults).await?))
+    Ok(Json(state.store.voice_setup(&caller.session, &defaults).await?))
 }
 
 /// The call is over: the session completed with the reason, the Realtime usage (with a cost
@@ -145,7 +145,7 @@ pub async fn call_end(
     IdPath(_id): IdPath<SessionId>,
     Json(end): Json<VoiceEnd>,
 ) -> Result<Json<Session>> {
-    let session = state.store.end_voice_session(caller.session.id, &end).await?;
+    let session = state.store.end_voice_session(&caller.session, &end).await?;
     Ok(Json(session))
 }
 

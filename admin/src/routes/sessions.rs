@@ -87,8 +87,8 @@ pub async fn get_session(
     actor: Actor,
     IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<SessionView>> {
-    let mut detail = state.store.session_detail(actor.account_id, id).await?;
-    actor.require_sees(detail.session.user_id, "session")?;
+    let session = actor.session(&state.store, id).await?;
+    let mut detail = state.store.session_detail(&session).await?;
     // Reading a transcript is audited (polling is one read: see `Store::audit_read`).
     state
         .store
@@ -100,17 +100,17 @@ pub async fn get_session(
     let supervisor = actor.role.is_supervisor();
     // Everyone sees the supervisor-reviewed version, marked as reviewed; while it is held for
     // review, the counselor sees only that it is under review.
-    detail.evaluation = evaluation::session_evaluation(&state, id).await?;
-    let (running, error) = state.store.evaluation_state(id).await?;
+    detail.evaluation = evaluation::session_evaluation(&state, &session).await?;
+    let (running, error) = state.store.evaluation_state(&session).await?;
     let evaluation_status = EvaluationStatus::of_evaluation(detail.evaluation.as_ref(), running, error.as_deref());
     if !supervisor {
         detail.evaluation = detail.evaluation.map(evaluation::under_review);
     }
     let (flags, analysis, usage) = if supervisor {
         (
-            state.store.session_flags(id).await?,
-            state.store.analysis(id).await?,
-            Some(state.store.session_usage(id).await?),
+            state.store.session_flags(&session).await?,
+            state.store.analysis(&session).await?,
+            Some(state.store.session_usage(&session).await?),
         )
     } else {
         (Vec::new(), None, None)
@@ -212,9 +212,8 @@ pub async fn evaluate(
     actor: Actor,
     IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Evaluation>> {
-    let session = state.store.session(actor.account_id, id).await?;
-    actor.require_sees(session.user_id, "session")?;
-    if state.store.ai_evaluation_raw(id).await?.is_none() {
+    let session = actor.session(&state.store, id).await?;
+    if state.store.ai_evaluation_raw(&session).await?.is_none() {
         crate::auth::rate_limit(
             &state.store,
             &format!("evaluate:user:{}", actor.user_id),
@@ -223,8 +222,8 @@ pub async fn evaluate(
         )
         .await?;
     }
-    let evaluated = evaluation::evaluate_session(&state, actor.account_id, id).await?.evaluation;
-    let reviewed = crate::calibration::reviewed(&state, evaluated).await?;
+    let evaluated = evaluation::evaluate_session(&state, &session).await?.evaluation;
+    let reviewed = crate::calibration::reviewed(&state, &session, evaluated).await?;
     // A held evaluation is under review for the counselor: no score until a supervisor releases it.
     Ok(Json(if actor.role.is_supervisor() { reviewed } else { evaluation::under_review(reviewed) }))
 }
@@ -266,7 +265,7 @@ pub async fn analyze(
     IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Analysis>> {
     actor.require_supervisor()?;
-    state.store.session(actor.account_id, id).await?;
+    let session = actor.session(&state.store, id).await?;
     crate::auth::rate_limit(
         &state.store,
         &format!("analyze:session:{id}"),
@@ -274,7 +273,7 @@ pub async fn analyze(
         "analyses of this session",
     )
     .await?;
-    Ok(Json(evaluation::analyze_session(&state, actor.account_id, id).await?))
+    Ok(Json(evaluation::analyze_session(&state, &session).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -300,8 +299,7 @@ pub async fn report_flag(
     IdPath(id): IdPath<SessionId>,
     Json(input): Json<FlagReport>,
 ) -> Result<(StatusCode, Json<SessionFlag>)> {
-    let detail = state.store.session_detail(actor.account_id, id).await?;
-    actor.require_sees(detail.session.user_id, "session")?;
+    actor.session(&state.store, id).await?;
     crate::auth::rate_limit(
         &state.store,
         &format!("flag:user:{}", actor.user_id),

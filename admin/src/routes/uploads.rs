@@ -260,12 +260,11 @@ pub async fn upload_document_review(
     IdPath(id): IdPath<SessionId>,
     file: UploadedFile,
 ) -> Result<(StatusCode, Json<DocumentReview>)> {
-    let session = state.store.session(actor.account_id, id).await?;
-    actor.require_sees(session.user_id, "session")?;
+    let session = actor.session(&state.store, id).await?;
     if session.user_id != actor.user_id {
         return Err(ApiError::Forbidden("only the counselor who practised the session uploads its documentation"));
     }
-    if state.store.ai_evaluation_raw(id).await?.is_none() {
+    if state.store.ai_evaluation_raw(&session).await?.is_none() {
         return Err(ApiError::Conflict {
             message: "documentation is reviewed after the session's feedback: evaluate the session first".into(),
             existing_id: None,
@@ -276,7 +275,7 @@ pub async fn upload_document_review(
     let upload = file.read().await?;
     let (kind, text) = upload.document(&state.config.extract, DOCUMENTATION_KINDS).await?;
     let file_name = upload.stored_name("documentation", kind);
-    let review = docreview::review_documentation(&state, llm, actor, id, file_name, text).await?;
+    let review = docreview::review_documentation(&state, llm, actor, &session, file_name, text).await?;
     Ok((StatusCode::CREATED, Json(review)))
 }
 
@@ -288,9 +287,8 @@ pub async fn list_document_reviews(
     actor: Actor,
     IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Vec<DocumentReview>>> {
-    let session = state.store.session(actor.account_id, id).await?;
-    actor.require_sees(session.user_id, "session")?;
-    Ok(Json(state.store.document_reviews(id).await?))
+    let session = actor.session(&state.store, id).await?;
+    Ok(Json(state.store.document_reviews(&session).await?))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,14 +16,6 @@ use crate::identity::Actor;
 use store::SessionId;
 
 /// The session if the actor may see it: a counselor their own, a supervisor any in the account.
-async fn visible_session(state: &AppState, actor: &Actor, id: SessionId) -> Result<Session> {
-    let session = state.store.session(actor.account_id, id).await?;
-    if !actor.sees_user(session.user_id) {
-        return Err(ApiError::NotFound("session"));
-    }
-    Ok(session)
-}
-
 /// Ends a live session now. A voice call is completed: the agent hangs up between turns and
 /// the evaluation is queued. Supervisors end any session in the account, counselors their own.
 /// Ending an ended session changes nothing.
@@ -35,7 +27,7 @@ pub async fn end_session(
     actor: Actor,
     IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<Session>> {
-    visible_session(&state, &actor, id).await?;
+    actor.session(&state.store, id).await?;
     let session = state.store.end_session_elsewhere(actor.account_id, id).await?;
     Ok(Json(session))
 }
@@ -107,8 +99,8 @@ pub async fn get_recording(
     IdPath(id): IdPath<SessionId>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    visible_session(&state, &actor, id).await?;
-    let recording = state.store.recording(actor.account_id, id).await?;
+    let session = actor.session(&state.store, id).await?;
+    let recording = state.store.recording(&session).await?;
     let path = state.config.voice.recordings_dir.join(&recording.file);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
@@ -171,8 +163,8 @@ pub async fn voice_usage(
     IdPath(id): IdPath<SessionId>,
 ) -> Result<Json<VoiceUsage>> {
     actor.require_supervisor()?;
-    state.store.session(actor.account_id, id).await?;
-    state.store.voice_usage(id).await?.map(Json).ok_or(ApiError::NotFound("voice usage"))
+    let session = actor.session(&state.store, id).await?;
+    state.store.voice_usage(&session).await?.map(Json).ok_or(ApiError::NotFound("voice usage"))
 }
 
 #[cfg(test)]

@@ -270,7 +270,8 @@ async fn a_forged_chat_is_neutralised_held_and_released_by_a_supervisor() {
         let raised = events.iter().filter(|e| e.as_str() == "flag.raised").count();
         events.retain(|e| e.as_str() != "flag.raised");
         assert_eq!(events, ["assignment.completed", "evaluation.completed"], "{backend:?}");
-        let flags = app.store.session_flags(session.parse().expect("session id")).await.expect("flags");
+        let flags =
+            app.store.session_flags(&crate::common::session_ref(&app.store, &session).await).await.expect("flags");
         assert_eq!(raised, flags.len(), "{backend:?}: one flag.raised per flag, after the release");
         let (_, as_counselor) = app.get(app.counselor, &format!("/api/sessions/{session}")).await;
         assert_eq!(as_counselor["evaluationStatus"], "completed");

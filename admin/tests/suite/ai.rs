@@ -264,7 +264,12 @@ async fn evaluation_is_structured_safe_once_and_completes_the_assignment() {
             (Some("suicide_not_asked"), Some("evaluation"))
         );
         assert_eq!(stored_flags[0]["turns"], json!([3]));
-        let raw = app.store.evaluation_raw_output(session.parse().expect("uuid")).await.expect("db").expect("raw");
+        let raw = app
+            .store
+            .evaluation_raw_output(&common::session_ref(&app.store, &session).await)
+            .await
+            .expect("db")
+            .expect("raw");
         assert!(raw.contains("made_up_type"), "the raw answer keeps what was not stored");
         let (_, a) = app.get(app.counselor, &format!("/api/assignments/{}", id(&assignment))).await;
         assert_eq!(a["status"], "completed");

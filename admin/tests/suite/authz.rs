@@ -197,7 +197,7 @@ async fn world(app: &App) -> World {
         turn_metrics: vec![],
         recording: Some(store::RecordingMeta { duration_ms: 1000, bytes: 15 }),
     };
-    s.end_voice_session(voice_done, &end).await.expect("ended");
+    s.end_voice_session(&common::session_ref(s, voice_done).await, &end).await.expect("ended");
     let voice_live =
         s.start_voice_session(app.account, &voice(app.counselor), Some((&n, expires))).await.expect("voice").0.id;
     World {

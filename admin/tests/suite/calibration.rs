@@ -126,7 +126,12 @@ async fn overrides_sit_beside_the_ai_answer_are_audited_and_reach_the_counselor(
     for (backend, db) in testing::all().await {
         let app = common::spawn(&db).await;
         let session = evaluated_session(&app).await;
-        let stored_before = app.store.ai_evaluation_raw(session).await.expect("read").expect("stored");
+        let stored_before = app
+            .store
+            .ai_evaluation_raw(&common::session_ref(&app.store, session).await)
+            .await
+            .expect("read")
+            .expect("stored");
         assert_eq!(stored_before.score_band, Some(store::ScoreBand::NeedsWork), "capped by the flag");
         let review_path = format!("/api/sessions/{session}/review");
 
@@ -227,11 +232,16 @@ async fn overrides_sit_beside_the_ai_answer_are_audited_and_reach_the_counselor(
         assert!(reviewed["overallScore"].as_f64() > stored_before.overall_score, "{reviewed}");
 
         // The stored AI answer never changes.
-        let stored_after = app.store.ai_evaluation_raw(session).await.expect("read").expect("stored");
+        let stored_after = app
+            .store
+            .ai_evaluation_raw(&common::session_ref(&app.store, session).await)
+            .await
+            .expect("read")
+            .expect("stored");
         assert_eq!(stored_after.criteria, stored_before.criteria);
         assert_eq!(stored_after.overall_score, stored_before.overall_score);
         assert_eq!(stored_after.score_band, stored_before.score_band);
-        let flags = app.store.session_flags(session).await.expect("flags");
+        let flags = app.store.session_flags(&common::session_ref(&app.store, session).await).await.expect("flags");
         assert!(flags.iter().any(|f| f.flag_type == FlagType::SuicideNotAsked), "the AI's flag stays");
 
         // Audited with the overrides.

@@ -331,7 +331,8 @@ async fn a_counselors_report_does_not_suppress_the_analyzers_flag() {
         })));
         let (status, analysis) = app.post(app.supervisor, &format!("/api/sessions/{session}/analyze"), json!({})).await;
         assert_eq!((status, analysis["findings"].as_i64()), (StatusCode::OK, Some(1)), "{backend:?}: {analysis}");
-        let flags = app.store.session_flags(session.parse().expect("uuid")).await.expect("flags");
+        let flags =
+            app.store.session_flags(&crate::common::session_ref(&app.store, &session).await).await.expect("flags");
         assert!(
             flags
                 .iter()

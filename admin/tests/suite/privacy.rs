@@ -52,7 +52,7 @@ async fn retention_purges_what_is_past_it_and_nothing_else() {
 
         // Today nothing is old enough.
         assert!(s.purge_expired(store::Timestamp::now()).await.expect("purge").is_empty(), "{backend:?}");
-        assert!(!s.transcript(old).await.expect("turns").is_empty());
+        assert!(!s.transcript(&crate::common::session_ref(s, old).await).await.expect("turns").is_empty());
 
         // A day and a half later: transcripts go, evaluations stay (two days), a live session too.
         let live = s
@@ -81,16 +81,32 @@ async fn retention_purges_what_is_past_it_and_nothing_else() {
         let done = s.purge_expired(later).await.expect("purge");
         assert_eq!(done.len(), 1, "{backend:?}: one account purged: {done:?}");
         assert!(done[0].1.transcript_turns >= 4 && done[0].1.evaluations == 0, "{backend:?}: {done:?}");
-        assert!(s.transcript(old).await.expect("turns").is_empty(), "{backend:?}: the old transcript is gone");
-        assert!(s.ai_evaluation_raw(old).await.expect("read").is_some(), "{backend:?}: evaluations kept 2 days");
-        assert_eq!(s.transcript(live).await.expect("turns").len(), 1, "{backend:?}: a live session is never purged");
+        assert!(
+            s.transcript(&crate::common::session_ref(s, old).await).await.expect("turns").is_empty(),
+            "{backend:?}: the old transcript is gone"
+        );
+        assert!(
+            s.ai_evaluation_raw(&crate::common::session_ref(s, old).await).await.expect("read").is_some(),
+            "{backend:?}: evaluations kept 2 days"
+        );
+        assert_eq!(
+            s.transcript(&crate::common::session_ref(s, live).await).await.expect("turns").len(),
+            1,
+            "{backend:?}: a live session is never purged"
+        );
 
         // Three days later the evaluation and its flag go too; 31 days later the audit trail.
         let later = store::Timestamp::from_millis(store::Timestamp::now().millis() + 3 * DAY_MS);
         let done = s.purge_expired(later).await.expect("purge");
         assert!(done[0].1.evaluations >= 1, "{backend:?}: {done:?}");
-        assert!(s.ai_evaluation_raw(old).await.expect("read").is_none(), "{backend:?}");
-        assert!(s.session_flags(old).await.expect("flags").is_empty(), "{backend:?}: flags go with the evaluation");
+        assert!(
+            s.ai_evaluation_raw(&crate::common::session_ref(s, old).await).await.expect("read").is_none(),
+            "{backend:?}"
+        );
+        assert!(
+            s.session_flags(&crate::common::session_ref(s, old).await).await.expect("flags").is_empty(),
+            "{backend:?}: flags go with the evaluation"
+        );
         let later = store::Timestamp::from_millis(store::Timestamp::now().millis() + 31 * DAY_MS);
         let done = s.purge_expired(later).await.expect("purge");
         assert!(done[0].1.audit_events >= 1, "{backend:?}: {done:?}");
@@ -126,7 +142,7 @@ async fn erasing_a_user_pseudonymises_them_and_deletes_their_recordings() {
             turn_metrics: vec![],
             recording: Some(store::RecordingMeta { duration_ms: 1000, bytes: 14 }),
         };
-        s.end_voice_session(call, &end).await.expect("ended");
+        s.end_voice_session(&crate::common::session_ref(s, call).await, &end).await.expect("ended");
         // An audit record that names the counselor's e-mail: a failed sign-in.
         let email = app.emails[&app.counselor].clone();
         let (status, _) = app.login(&email, "wrong password").await.expect_err("refused");
@@ -151,7 +167,10 @@ async fn erasing_a_user_pseudonymises_them_and_deletes_their_recordings() {
         let (status, _) = app.login(&email, PASSWORD).await.expect_err("refused");
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend:?}");
         // The recording: row and file.
-        assert!(matches!(s.recording(app.account, call).await, Err(store::Error::NotFound(_))), "{backend:?}");
+        assert!(
+            matches!(s.recording(&crate::common::session_ref(s, call).await).await, Err(store::Error::NotFound(_))),
+            "{backend:?}"
+        );
         assert!(!dir.path().join(&file).exists(), "{backend:?}: the recording file is deleted");
         // The session itself stays, under the pseudonym.
         assert_eq!(s.session(app.account, call).await.expect("session").user_id, app.counselor);

@@ -39,7 +39,7 @@ async fn recorded_call(app: &App, dir: &Path) -> (store::SessionId, String) {
         turn_metrics: vec![],
         recording: Some(store::RecordingMeta { duration_ms: 1000, bytes: 14 }),
     };
-    s.end_voice_session(session, &end).await.expect("ended");
+    s.end_voice_session(&crate::common::session_ref(s, session).await, &end).await.expect("ended");
     (session, file)
 }
 
@@ -71,7 +71,11 @@ async fn retention_deletes_old_recordings_and_stray_files_and_keeps_the_rest() {
         let keeping = app_keeping(&db, dir.path(), 90).await;
         assert!(eventually(|| !stray_old.exists()).await, "{backend:?}: a day-old file no row names is deleted");
         assert!(dir.path().join(&file).exists(), "{backend:?}: a fresh recording's file is kept");
-        keeping.store.recording(account, session).await.expect("a fresh recording's row is kept");
+        keeping
+            .store
+            .recording(&keeping.store.session_in(account, session).await.expect("session"))
+            .await
+            .expect("a fresh recording's row is kept");
         assert!(stray_new.exists(), "{backend:?}: a fresh unnamed file may be one being written");
         assert!(other.exists(), "{backend:?}: only recordings are touched");
         drop(keeping);
@@ -79,7 +83,7 @@ async fn retention_deletes_old_recordings_and_stray_files_and_keeps_the_rest() {
         // A zero-day retention: everything recorded before now goes, file and row.
         let purging = app_keeping(&db, dir.path(), 0).await;
         assert!(eventually(|| !dir.path().join(&file).exists()).await, "{backend:?}: the expired file is deleted");
-        let row = purging.store.recording(account, session).await;
+        let row = purging.store.recording(&purging.store.session_in(account, session).await.expect("session")).await;
         assert!(matches!(row, Err(store::Error::NotFound(_))), "{backend:?}: the expired row is deleted: {row:?}");
         assert!(stray_new.exists() && other.exists(), "{backend:?}: fresh and foreign files survive");
     }

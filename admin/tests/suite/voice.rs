@@ -51,7 +51,13 @@ fn agent(app: &App, credential: &str, method: reqwest::Method, path: &str) -> re
 async fn evaluated_within(app: &App, session: store::SessionId, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if app.store.ai_evaluation_raw(session).await.expect("read").is_some() {
+        if app
+            .store
+            .ai_evaluation_raw(&crate::common::session_ref(&app.store, session).await)
+            .await
+            .expect("read")
+            .is_some()
+        {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -128,7 +134,14 @@ async fn a_call_through_the_internal_api_is_stored_and_graded_after_hang_up() {
             let (status, body) = send(req).await;
             assert_eq!((status, body["appended"].as_i64()), (StatusCode::OK, Some(expected)), "{body}");
         }
-        let order: Vec<_> = app.store.transcript(session).await.expect("t").into_iter().map(|t| t.started_ms).collect();
+        let order: Vec<_> = app
+            .store
+            .transcript(&crate::common::session_ref(&app.store, session).await)
+            .await
+            .expect("t")
+            .into_iter()
+            .map(|t| t.started_ms)
+            .collect();
         assert_eq!(order, vec![500, 3000, 9000]);
         let (_, status) = send(agent(&app, &credential, reqwest::Method::GET, &format!("{base}/status"))).await;
         assert_eq!(status["ended"], false);
@@ -170,7 +183,8 @@ async fn a_call_through_the_internal_api_is_stored_and_graded_after_hang_up() {
                 send(agent(&app, &credential, reqwest::Method::POST, &format!("{base}/call-end")).json(&evil)).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{file}");
         }
-        let stored = app.store.recording(app.account, session).await.expect("recording");
+        let stored =
+            app.store.recording(&crate::common::session_ref(&app.store, session).await).await.expect("recording");
         assert_eq!(stored.file, format!("{session}.ogg"));
 
         // The recording, with Range.
@@ -344,7 +358,7 @@ async fn grading_survives_a_restart_and_two_replicas_grade_once() {
                 turn_metrics: vec![],
                 recording: None,
             };
-            s.end_voice_session(session, &end).await.expect("ended");
+            s.end_voice_session(&crate::common::session_ref(s, session).await, &end).await.expect("ended");
             sessions.push(session);
         }
         // Nothing graded them yet: the queue holds them.

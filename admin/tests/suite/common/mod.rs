@@ -237,3 +237,10 @@ pub fn scenario_body(title: &str) -> Value {
 pub fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
+
+/// The handle the store's session-data reads take, for a test that inspects what was stored
+/// (looked up across accounts, as the system's own paths do).
+pub async fn session_ref(store: &store::Store, id: impl ToString) -> store::SessionRef {
+    let id: store::SessionId = id.to_string().parse().expect("a session id");
+    store.session_for_system(id).await.expect("the session")
+}
