@@ -188,18 +188,40 @@ impl Store {
 /// An audit-trail record, written in the transaction of the change it reports so that a change
 /// and its record exist together or not at all. Details are free-form JSON and must never hold
 /// secrets.
+///
+/// The writes that must be audited (erasure, retention, an evaluation's release, role and
+/// activity changes, API keys, scenario deletion, flag resolution, ...) take an `Audit` as a
+/// required argument and write it in their own transaction. Its fields are private and it has
+/// no `Default`: the only way to make one is [`Audit::new`], which names the account, who acted
+/// (`None`: the system itself) and what was done.
 #[derive(Debug, Clone)]
 pub struct Audit {
-    pub account_id: Option<AccountId>,
-    pub actor_user_id: Option<UserId>,
-    pub action: &'static str,
-    pub target: Option<(&'static str, String)>,
-    pub details: serde_json::Value,
+    pub(crate) account_id: Option<AccountId>,
+    pub(crate) actor_user_id: Option<UserId>,
+    pub(crate) action: &'static str,
+    pub(crate) target: Option<(&'static str, String)>,
+    pub(crate) details: serde_json::Value,
 }
 
 impl Audit {
     pub fn new(account_id: Option<AccountId>, actor_user_id: Option<UserId>, action: &'static str) -> Audit {
         Audit { account_id, actor_user_id, action, target: None, details: serde_json::json!({}) }
+    }
+
+    /// Who acted (`None`: the system).
+    pub fn actor(&self) -> Option<UserId> {
+        self.actor_user_id
+    }
+
+    /// What was done, e.g. `user.erased`.
+    pub fn action(&self) -> &'static str {
+        self.action
+    }
+
+    /// The same actor in the same account doing `action`: for a write that records several
+    /// changes (a role change and a deactivation) under their own names.
+    pub(crate) fn as_action(&self, action: &'static str) -> Audit {
+        Audit::new(self.account_id, self.actor_user_id, action)
     }
 
     pub fn target(mut self, kind: &'static str, id: impl ToString) -> Audit {

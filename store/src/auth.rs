@@ -168,13 +168,15 @@ impl Store {
 
     /// Changes a user's name, role, active flag or external id. Deactivation ends their
     /// sessions; an account never loses its last active admin (409). A role change and an
-    /// (de)activation are audited, as done by `actor`, in the same transaction.
+    /// (de)activation are audited in the same transaction, as done by `audit`'s actor, each
+    /// under its own action (`user.role_changed`, `user.deactivated`, `user.reactivated`; the
+    /// caller's action, `user.updated`, names the request).
     pub async fn update_user(
         &self,
         account_id: AccountId,
         id: UserId,
         patch: &UserPatch,
-        actor: Option<UserId>,
+        audit: &Audit,
     ) -> Result<User> {
         let mut errors = Vec::new();
         let display_name = patch.display_name.as_deref().map(str::trim);
@@ -242,14 +244,15 @@ impl Store {
             sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         }
         if role != current.role {
-            let changed = Audit::new(Some(account_id), actor, "user.role_changed")
+            let changed = audit
+                .as_action("user.role_changed")
                 .target("user", id)
                 .details(serde_json::json!({ "from": current.role, "to": role }));
             audit_tx(&mut tx, &changed).await?;
         }
         if active != current.active {
             let action = if active { "user.reactivated" } else { "user.deactivated" };
-            audit_tx(&mut tx, &Audit::new(Some(account_id), actor, action).target("user", id)).await?;
+            audit_tx(&mut tx, &audit.as_action(action).target("user", id)).await?;
         }
         tx.commit().await?;
         self.user(account_id, id).await

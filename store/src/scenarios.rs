@@ -441,12 +441,14 @@ impl Store {
     }
 
     /// Deletes a scenario nothing depends on; one with assignments or sessions is refused, never
-    /// orphaned (the foreign keys restrict it, so a racing assignment cannot slip in).
-    pub async fn delete_scenario(&self, account_id: AccountId, id: ScenarioId) -> Result<()> {
+    /// orphaned (the foreign keys restrict it, so a racing assignment cannot slip in). Audited
+    /// with `audit` in the same transaction.
+    pub async fn delete_scenario(&self, account_id: AccountId, id: ScenarioId, audit: &crate::Audit) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM scenarios WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
             .bind(account_id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| match violation(&e) {
                 Some(Violation::ForeignKey) => {
@@ -457,6 +459,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("scenario"));
         }
+        crate::accounts::audit_tx(&mut tx, &audit.clone().target("scenario", id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

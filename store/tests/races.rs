@@ -61,18 +61,21 @@ async fn concurrent_demotions_never_leave_an_account_without_an_admin() {
             for _ in 0..6 {
                 admins.push(user(&db, account.id, Role::Admin).await.id);
             }
-            let results = race(admins.len(), |i| {
-                let store = db.store.clone();
-                let id = admins[i];
-                // Half demote, half deactivate: both must count against the last-admin rule.
-                let patch = if i % 2 == 0 {
-                    UserPatch { role: Some(Role::Supervisor), ..Default::default() }
-                } else {
-                    UserPatch { active: Some(false), ..Default::default() }
-                };
-                async move { store.update_user(account.id, id, &patch, None).await }
-            })
-            .await;
+            let results =
+                race(admins.len(), |i| {
+                    let store = db.store.clone();
+                    let id = admins[i];
+                    // Half demote, half deactivate: both must count against the last-admin rule.
+                    let patch = if i % 2 == 0 {
+                        UserPatch { role: Some(Role::Supervisor), ..Default::default() }
+                    } else {
+                        UserPatch { active: Some(false), ..Default::default() }
+                    };
+                    async move {
+                        store.update_user(account.id, id, &patch, &Audit::new(Some(account.id), None, "test")).await
+                    }
+                })
+                .await;
             let ok = results.iter().filter(|r| r.is_ok()).count();
             let admins_left = db
                 .store

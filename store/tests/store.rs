@@ -175,12 +175,18 @@ async fn scenario_with_assignments_cannot_be_deleted_and_mode_is_locked() {
     for (backend, db) in testing::all().await {
         let f = fixture(&db).await;
         let free = scenario(&db, &f, "Free to delete").await;
-        db.store.delete_scenario(f.account.id, free.id).await.expect("delete unassigned");
+        db.store
+            .delete_scenario(f.account.id, free.id, &Audit::new(None, None, "test"))
+            .await
+            .expect("delete unassigned");
         assert!(matches!(db.store.scenario(f.account.id, free.id).await, Err(Error::NotFound(_))));
 
         let s = scenario(&db, &f, "Assigned").await;
         db.store.create_assignment(f.account.id, None, &assign(&s, &f.counselor)).await.expect("assign");
-        assert!(is_conflict(&db.store.delete_scenario(f.account.id, s.id).await), "{backend:?}");
+        assert!(
+            is_conflict(&db.store.delete_scenario(f.account.id, s.id, &Audit::new(None, None, "test")).await),
+            "{backend:?}"
+        );
         assert_eq!(db.store.scenario(f.account.id, s.id).await.expect("still there").assignment_count, 1);
 
         let mut input = scenario_input("Assigned");
@@ -427,7 +433,10 @@ async fn other_accounts_records_are_not_found() {
         let other = theirs.account.id;
         assert!(matches!(db.store.scenario(other, s.id).await, Err(Error::NotFound(_))));
         assert!(matches!(db.store.assignment(other, a.id).await, Err(Error::NotFound(_))));
-        assert!(matches!(db.store.delete_scenario(other, s.id).await, Err(Error::NotFound(_))));
+        assert!(matches!(
+            db.store.delete_scenario(other, s.id, &Audit::new(None, None, "test")).await,
+            Err(Error::NotFound(_))
+        ));
         assert!(matches!(db.store.user(other, mine.counselor.id).await, Err(Error::NotFound(_))));
         // Cross-account assignment is refused: their counselor is unknown here.
         let cross = NewAssignment { scenario_id: s.id, counselor_id: theirs.counselor.id, due_at: None, notes: None };
@@ -739,5 +748,97 @@ async fn reviews_sit_beside_the_evaluation_and_are_audited_in_the_same_transacti
             let stored = s.insert_evaluation(&banded).await;
             assert!(stored.is_ok(), "{band:?}: {stored:?}");
         }
+    }
+}
+
+/// The audit records of `action` in the account.
+async fn audited(s: &Store, account: AccountId, action: &str) -> usize {
+    s.audit_events(account, 500).await.expect("audit").iter().filter(|e| e.action == action).count()
+}
+
+/// Every audited write takes its `Audit` and writes it in the change's transaction: with a
+/// record the database refuses (its actor is no user: a foreign-key violation at the record's
+/// INSERT, the change's last statement) the change is rolled back too, so neither exists; with a
+/// good record both do.
+#[tokio::test]
+async fn audited_writes_commit_with_their_record_or_not_at_all() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let s = &db.store;
+        let a = f.account.id;
+        let good = |action| Audit::new(Some(a), Some(f.supervisor.id), action);
+        // Refused by the database: no such user.
+        let bad = |action| Audit::new(Some(a), Some(UserId::new()), action);
+
+        // Retention.
+        let keep = Retention { transcript_days: Some(7), evaluation_days: None, audit_days: None };
+        assert!(s.set_retention(a, &keep, bad("retention.changed")).await.is_err(), "{backend:?}");
+        assert_eq!(s.retention(a).await.expect("read"), Retention::default(), "{backend:?}: rolled back");
+        assert_eq!(audited(s, a, "retention.changed").await, 0, "{backend:?}");
+        s.set_retention(a, &keep, good("retention.changed")).await.expect("set");
+        assert_eq!(s.retention(a).await.expect("read"), keep, "{backend:?}");
+        assert_eq!(audited(s, a, "retention.changed").await, 1, "{backend:?}");
+
+        // Role change and deactivation.
+        let promote = UserPatch { role: Some(Role::Supervisor), ..Default::default() };
+        assert!(s.update_user(a, f.counselor.id, &promote, &bad("user.updated")).await.is_err(), "{backend:?}");
+        assert_eq!(s.user(a, f.counselor.id).await.expect("user").role, Role::Counselor, "{backend:?}: rolled back");
+        assert_eq!(audited(s, a, "user.role_changed").await, 0, "{backend:?}");
+        s.update_user(a, f.counselor.id, &promote, &good("user.updated")).await.expect("promote");
+        assert_eq!(audited(s, a, "user.role_changed").await, 1, "{backend:?}");
+        let off = UserPatch { active: Some(false), ..Default::default() };
+        assert!(s.update_user(a, f.counselor.id, &off, &bad("user.updated")).await.is_err(), "{backend:?}");
+        assert!(s.user(a, f.counselor.id).await.expect("user").active, "{backend:?}: still active");
+        s.update_user(a, f.counselor.id, &off, &good("user.updated")).await.expect("deactivate");
+        assert_eq!(audited(s, a, "user.deactivated").await, 1, "{backend:?}");
+
+        // API key: created and revoked.
+        let hash = format!("{:064x}", 7);
+        assert!(s.create_api_key(a, "partner", "ptk_aaaa", &hash, None, &bad("api_key.created")).await.is_err());
+        assert!(s.list_api_keys(a).await.expect("keys").is_empty(), "{backend:?}: no key without its record");
+        let key = s.create_api_key(a, "partner", "ptk_aaaa", &hash, None, &good("api_key.created")).await.expect("key");
+        assert_eq!(audited(s, a, "api_key.created").await, 1, "{backend:?}");
+        assert!(s.revoke_api_key(a, key.id, &bad("api_key.revoked")).await.is_err(), "{backend:?}");
+        assert!(s.api_key(a, key.id).await.expect("key").revoked_at.is_none(), "{backend:?}: still valid");
+        s.revoke_api_key(a, key.id, &good("api_key.revoked")).await.expect("revoke");
+        assert_eq!(audited(s, a, "api_key.revoked").await, 1, "{backend:?}");
+
+        // Scenario deletion.
+        let gone = scenario(&db, &f, "To delete").await;
+        assert!(s.delete_scenario(a, gone.id, &bad("scenario.deleted")).await.is_err(), "{backend:?}");
+        s.scenario(a, gone.id).await.expect("the scenario stays");
+        s.delete_scenario(a, gone.id, &good("scenario.deleted")).await.expect("delete");
+        assert_eq!(audited(s, a, "scenario.deleted").await, 1, "{backend:?}");
+
+        // Flag resolution.
+        let new = NewSession {
+            user_id: f.other_counselor.id,
+            assignment_id: None,
+            scenario_id: None,
+            kind: SessionKind::Chat,
+            room_name: None,
+        };
+        let session = s.create_session(a, &new).await.expect("session");
+        let raised = NewFlag {
+            flag_type: FlagType::AiCallerProblem,
+            severity: FlagSeverity::Medium,
+            source: FlagSource::UserFeedback,
+            details: "the caller repeated itself".into(),
+            turns: Vec::new(),
+        };
+        let flag = s.insert_flag(a, session.id, &raised).await.expect("flag");
+        let review = FlagReview { status: FlagStatus::Dismissed, note: None };
+        assert!(s.review_flag(a, flag.id, f.supervisor.id, &review, &bad("flag.reviewed")).await.is_err());
+        assert_eq!(s.flag(a, flag.id).await.expect("flag").status, FlagStatus::Open, "{backend:?}: still open");
+        s.review_flag(a, flag.id, f.supervisor.id, &review, &good("flag.reviewed")).await.expect("review");
+        assert_eq!(audited(s, a, "flag.reviewed").await, 1, "{backend:?}");
+
+        // Erasure.
+        assert!(s.erase_user(a, f.other_counselor.id, bad("user.erased")).await.is_err(), "{backend:?}");
+        let kept = s.user(a, f.other_counselor.id).await.expect("user");
+        assert_eq!(kept.display_name, "robin", "{backend:?}: not pseudonymised without its record");
+        let (erased, _) = s.erase_user(a, f.other_counselor.id, good("user.erased")).await.expect("erase");
+        assert!(erased.display_name.starts_with("Erased user"), "{backend:?}: {}", erased.display_name);
+        assert_eq!(audited(s, a, "user.erased").await, 1, "{backend:?}");
     }
 }

@@ -82,7 +82,8 @@ pub async fn delete_scenario(
     IdPath(id): IdPath<ScenarioId>,
 ) -> Result<StatusCode> {
     actor.require_supervisor()?;
-    state.store.delete_scenario(actor.account_id, id).await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "scenario.deleted");
+    state.store.delete_scenario(actor.account_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -83,7 +83,8 @@ pub async fn update_user(
 ) -> Result<Json<User>> {
     actor.require_admin()?;
     // Role and activity changes are audited in the change's transaction.
-    let user = state.store.update_user(actor.account_id, id, &patch, Some(actor.user_id)).await?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "user.updated");
+    let user = state.store.update_user(actor.account_id, id, &patch, &audit).await?;
     Ok(Json(user))
 }
 
