@@ -194,6 +194,9 @@ pub struct VoiceConfig {
     pub recordings_dir: std::path::PathBuf,
     /// `RECORDINGS_RETENTION_DAYS` (default 90): older recordings are deleted.
     pub recordings_retention_days: u32,
+    /// `RETENTION_PURGE_SECS` (default 3600, at least 1): how often each account's retention of
+    /// transcripts, evaluations and audit records is applied (the first run at start).
+    pub retention_purge_secs: u32,
     /// `JOB_POLL_MS` (default 2000): how often a worker looks for queued jobs another replica
     /// queued (this replica's own wake it at once).
     pub job_poll_ms: u32,
@@ -457,6 +460,7 @@ impl Config {
                 join_timeout_ms: u64::from(number("VOICE_JOIN_TIMEOUT_SECS", 120)?) * 1000,
                 recordings_dir: parse("RECORDINGS_DIR", "data/recordings")?.into(),
                 recordings_retention_days: number("RECORDINGS_RETENTION_DAYS", 90)?,
+                retention_purge_secs: number("RETENTION_PURGE_SECS", 3600)?.max(1),
                 job_poll_ms: number("JOB_POLL_MS", 2000)?,
             },
             extract: ExtractConfig {

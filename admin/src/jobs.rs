@@ -206,22 +206,25 @@ async fn notify(state: &AppState, job: &Job) -> Outcome {
     }
 }
 
-/// Voice housekeeping, every 30 s: the sweeps, and once an hour the recording retention. Returns
-/// when `stop` is cancelled, between rounds (a round in progress finishes).
+/// Voice housekeeping, every 30 s: the sweeps, and once an hour the recording retention; each
+/// account's retention every `RETENTION_PURGE_SECS` (an hour by default). Returns when `stop` is
+/// cancelled, between rounds (a round in progress finishes).
 pub async fn housekeeping(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut purge = tokio::time::interval(Duration::from_secs(u64::from(state.config.voice.retention_purge_secs)));
     let mut n: u64 = 0;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                sweep(&state).await;
+                if n.is_multiple_of(120) {
+                    purge_recordings(&state).await;
+                }
+                n += 1;
+            }
+            _ = purge.tick() => purge_expired(&state).await,
             () = stop.cancelled() => return,
         }
-        sweep(&state).await;
-        if n.is_multiple_of(120) {
-            purge_recordings(&state).await;
-            purge_expired(&state).await;
-        }
-        n += 1;
     }
 }
 

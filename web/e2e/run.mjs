@@ -22,6 +22,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
+import * as scopedSteps from "./steps/scoped.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -427,7 +428,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   for (const f of readdirSync(OUT)) if (f.startsWith("FAILED-")) rmSync(join(OUT, f));
   const lk = VOICE ? await startLivekit() : null;
-  const { base } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: lk?.appEnv ?? {}, logFile: lk ? join(OUT, "service.log") : null });
+  const { base, dir } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: { ...scopedSteps.env, ...(lk?.appEnv ?? {}) }, logFile: lk ? join(OUT, "service.log") : null });
   // The in-process agent registers with livekit-server as the service starts.
   if (lk) await waitForLog(join(OUT, "service.log"), /worker connected/, "the voice agent did not register with livekit-server");
   const api = await apiSession(base, ADMIN.email, ADMIN.password);
@@ -469,6 +470,7 @@ async function main() {
   await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
+  await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));
   await browser.close();
   writeFileSync(join(OUT, "axe-report.json"), JSON.stringify(axeReport, null, 2));

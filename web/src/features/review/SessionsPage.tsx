@@ -8,7 +8,8 @@ import { formatDateTime, label } from "@/lib/format";
 
 export default function SessionsPage() {
   const [userId, setUserId] = useState("");
-  const users = useQuery({ queryKey: ["users", "counselor", ""], queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", limit: 500 } } })) });
+  // Deactivated and erased counselors too: their sessions stay, under their (pseudonymised) name.
+  const users = useQuery({ queryKey: ["users", "counselor", "all"], queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", limit: 500, includeInactive: true } } })) });
   const sessions = useQuery({
     queryKey: ["sessions", "all", userId],
     queryFn: () => call(api.GET("/api/sessions", { params: { query: { type: "all", userId: userId || undefined, limit: 200 } } })),
