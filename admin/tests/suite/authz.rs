@@ -592,3 +592,95 @@ async fn every_route_answers_every_caller_as_expected() {
         assert!(failures.is_empty(), "{backend:?}: {} cells differ:\n{}", failures.len(), failures.join("\n"));
     }
 }
+
+/// Tenancy: every route that reads or acts on a session's data (`/api/sessions/{id}/...`),
+/// asked by a counselor, a supervisor or an admin of another account about this account's
+/// sessions, answers 404 — never 200 or 409 — exactly as for an id that exists nowhere (a
+/// counselor asking a supervisors' route gets the same 403 for both: the role is refused before
+/// any lookup, so nothing is confirmed); and every partner route about this account's
+/// assignments (and their sessions) with another account's key answers 404. The sessions hold
+/// data: a transcript, a flag, a recording and usage.
+#[tokio::test]
+async fn another_accounts_sessions_are_not_found_for_everyone() {
+    let routes = documented_routes();
+    let session_routes: Vec<_> = routes.iter().filter(|(_, p)| p.starts_with("/api/sessions/{id}")).collect();
+    let partner_routes: Vec<_> =
+        routes.iter().filter(|(_, p)| p.starts_with("/api/external/assignments/{id}")).collect();
+    assert!(session_routes.len() >= 15 && partner_routes.len() >= 3, "{session_routes:?} {partner_routes:?}");
+    for (backend, db) in testing::all().await {
+        let sim = openai_sim::Simulator::start().await.expect("simulator");
+        let sim_url = sim.base_url();
+        let app = spawn_with(&db, |c| {
+            c.openai_api_key = Some(admin::Secret::new("sim-key"));
+            c.openai_base_url = sim_url;
+            c.voice.recordings_dir = RECORDINGS.clone();
+        })
+        .await;
+        // Account B's people: the outsider (a supervisor), a counselor and an admin.
+        let mut outsiders = vec![("supervisor", app.creds[&app.outsider].clone())];
+        for (role, name) in [(Role::Counselor, "counselor"), (Role::Admin, "admin")] {
+            let email = format!("b-{name}-{}@example.org", Uuid::now_v7().simple());
+            let new =
+                NewUser { email: email.clone(), display_name: name.into(), role, external_id: None, is_demo: false };
+            let id = app.store.create_user(app.other_account, new).await.expect("user").id;
+            let hash = admin::auth::hash_password(PASSWORD.into()).await.expect("hash");
+            let audit = store::Audit::new(Some(app.other_account), None, "test.password");
+            app.store.set_password(app.other_account, id, &hash, None, None, &audit).await.expect("password");
+            outsiders.push((name, app.login(&email, PASSWORD).await.expect("sign in")));
+        }
+        let (_, other_key) =
+            admin::auth::create_api_key(&app.store, app.other_account, "other", None).await.expect("key");
+        let mut failures = Vec::new();
+        for (method, path) in &session_routes {
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            for (who, creds) in &outsiders {
+                let w = world(&app).await;
+                let (url, body, raw) = request(&app, &method, path, &w);
+                // The same request about a session that does not exist anywhere.
+                let mut missing_url = url.clone();
+                for id in [w.session, w.voice_live, w.voice_done] {
+                    missing_url = missing_url.replace(&id.to_string(), &Uuid::now_v7().to_string());
+                }
+                let mut answers = Vec::new();
+                for url in [&url, &missing_url] {
+                    let mut req = with_creds(creds, app.http.request(method.clone(), app.url(url)));
+                    if let Some(body) = body.clone() {
+                        req = req.json(&body);
+                    }
+                    if let Some((content_type, text)) = raw.clone() {
+                        req = req.header("content-type", content_type).body(text);
+                    }
+                    answers.push(common::send(req).await);
+                }
+                let ((got, text), (missing, _)) = (&answers[0], &answers[1]);
+                // 404; or, for a route the caller's role may not use at all, the same 403 a
+                // missing id gets (the role is refused before any lookup, so it confirms nothing).
+                let refused_by_role = *got == StatusCode::FORBIDDEN && who == &"counselor";
+                if !(*got == StatusCode::NOT_FOUND || refused_by_role) || got != missing {
+                    failures.push(format!(
+                        "{method} {path} as account B's {who}: got {got} (a missing id: {missing}): {text}"
+                    ));
+                }
+            }
+        }
+        for (method, path) in &partner_routes {
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            let w = world(&app).await;
+            let (url, body, _) = request(&app, &method, path, &w);
+            let mut req = app.http.request(method.clone(), app.url(&url)).header("x-api-key", &other_key);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let (got, text) = common::send(req).await;
+            if got != StatusCode::NOT_FOUND {
+                failures.push(format!("{method} {path} with account B's key: got {got}: {text}"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{backend:?}: {} answers confirm another account's ids:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}
