@@ -157,9 +157,9 @@ print(json.dumps({"status": status, "reason": reason, "speakers": speakers, "job
 sys.exit(1 if fails else 0)
 EOF
 else
-  # The call's per-turn metrics on /metrics: the admin service's (one process) or the agent's port.
-  scrape="$base/metrics"
-  [[ $FAULT == admin_down ]] && scrape="http://127.0.0.1:$metrics_port/metrics"
+  # The call's per-turn metrics on the agent process's own /metrics port (`serve`'s agent child
+  # or `proto-trainer agent` alone).
+  scrape="http://127.0.0.1:$metrics_port/metrics"
   curl -sf -H "Authorization: Bearer $METRICS_TOKEN" "$scrape" >"$LOG_DIR/metrics.txt" || echo "scrape of $scrape failed" >&2
   for m in agent_response_latency_seconds_count agent_realtime_first_audio_seconds_count \
     agent_mic_to_append_seconds_count agent_delta_to_frame_seconds_count agent_delta_to_rtp_seconds_count \
