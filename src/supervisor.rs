@@ -188,7 +188,7 @@ pub fn describe(status: ExitStatus) -> String {
     let name =
         nix::sys::signal::Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.to_string());
     let why = match signal {
-        9 => " (SIGKILL: the kernel's OOM killer or an operator)",
+        9 => " (the kernel's OOM killer, or an operator)",
         6 => " (an abort: a failed allocation or a panic while panicking)",
         11 | 7 | 4 => " (a crash)",
         15 | 2 => " (told to stop by someone else)",
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(exits.len(), 3, "{exits:?}");
         for exit in exits {
             let Exit::Died(reason) = exit else { panic!("{exit:?}") };
-            assert!(reason.contains("SIGKILL") && reason.contains("OOM"), "{reason}");
+            assert!(reason.contains("killed by SIGKILL (the kernel's OOM killer"), "{reason}");
         }
     }
 

@@ -192,11 +192,11 @@ fn run_stack_test(env: &[(&str, &str)]) {
     assert!(status.success(), "stack-test.sh {env:?} failed: {status}");
 }
 
-/// The product as deployed: `proto-trainer serve` (admin service and voice agent in one process,
-/// SQLite, seeded) with the counselor signed in and its token from `POST /api/livekit/token`:
-/// six turns in the store during the call, the evaluation stored within the simulator's latency
-/// plus 1 s of the hang-up, the call's per-turn metrics on the service's `/metrics`, and one
-/// SIGTERM stopping both.
+/// The product as deployed: `proto-trainer serve` (the admin service, and the voice agent as its
+/// supervised child process; SQLite, seeded) with the counselor signed in and its token from
+/// `POST /api/livekit/token`: six turns in the store during the call, the evaluation stored
+/// within the simulator's latency plus 1 s of the hang-up (the child wakes the parent's graders),
+/// the call's per-turn metrics on the agent's `/metrics`, and one SIGTERM stopping both.
 #[test]
 #[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
 fn stack_serve_grades_a_voice_call() {
@@ -219,4 +219,26 @@ fn stack_agent_survives_the_admin_service_down() {
 #[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
 fn stack_sigterm_ends_the_call_cleanly() {
     run_stack_test(&[("FAULT", "sigterm")]);
+}
+
+/// Two calls at once under `proto-trainer serve`; after call A's first answer the agent child is
+/// killed (SIGKILL): `/healthz` answers 200 in under 1 s throughout (probed every 100 ms), the
+/// death is logged with its reason, the supervisor starts a new agent, a third call is answered
+/// and graded, and every turn the killed agent made final (its log) for either call is stored,
+/// once (call A's first exchange at least).
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_agent_child_killed_mid_call() {
+    run_stack_test(&[("FAULT", "agent_kill")]);
+}
+
+/// Two calls at once under `proto-trainer serve`; after call A's first answer the service itself
+/// is killed (SIGKILL) and started again 3 s later. Its orphaned agent child takes no new call
+/// but carries both calls to their end, writing to the database meanwhile: each call's six turns
+/// are stored once, in order, both are graded by the new service, a third call goes to the new
+/// agent, and the orphan exits once its calls have ended.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_admin_killed_mid_call() {
+    run_stack_test(&[("FAULT", "admin_kill")]);
 }
