@@ -257,11 +257,12 @@ mod tests {
         let spec = sh("kill -9 $$", Duration::from_secs(5));
         let started = Instant::now();
         let run = tokio::spawn(supervise(spec, || {}, rx));
-        // Deaths at about 0, 0.5, 1.5 s (back-off 0.5 s, 1 s, 2 s, ...).
-        tokio::time::sleep(Duration::from_millis(1_800)).await;
+        // Deaths at about 0, 0.5, 1.5 s, the next at 3.5 s (back-off 0.5 s, 1 s, 2 s, ...): the
+        // stop at 2.5 s is a second from either side.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
         tx.send(true).unwrap();
         let exits = run.await.unwrap();
-        assert!(started.elapsed() < Duration::from_secs(3), "the stop waits for no back-off");
+        assert!(started.elapsed() < Duration::from_millis(3_300), "the stop waits for no back-off");
         assert_eq!(exits.len(), 3, "{exits:?}");
         for exit in exits {
             let Exit::Died(reason) = exit else { panic!("{exit:?}") };
