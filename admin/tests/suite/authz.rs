@@ -289,6 +289,7 @@ fn request(
             body(json!({"confirmPersonalDetailsReviewed": true})),
             None,
         ),
+        ("POST", "/api/scenarios/preview-caller") => (path.to_owned(), body(json!({"prompt": "You are Al."})), None),
         ("POST", "/api/scenarios/import") => (
             path.to_owned(),
             None,
@@ -449,6 +450,7 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         }
         ("DELETE", "/api/scenarios/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
         ("POST", "/api/scenarios/import") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("POST", "/api/scenarios/preview-caller") => [401, 403, 403, 200, 200, 200, 401, 401],
         ("GET", "/api/assignments" | "/api/sessions") => [401, 200, 200, 200, 200, 200, 401, 401],
         // The outsider's account has neither the scenario nor the counselor: the field is named,
         // exactly as for ids that exist nowhere.
