@@ -39,8 +39,10 @@ pub struct GeneratedScenario {
     pub evaluator_context: String,
     /// The drafted clinical truth, when the model's draft held together.
     pub risk_profile: Option<RiskProfile>,
-    /// Why the model's drafted risk profile was left out (empty when it is present or none was
-    /// drafted), for the supervisor to write it by hand.
+    /// Why the model's drafted risk profile was left out, for the supervisor to write it by hand;
+    /// absent when there is nothing to say (so a draft saves through `POST /api/scenarios` as is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub risk_profile_problems: Vec<String>,
 }
 

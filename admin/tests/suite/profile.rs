@@ -180,6 +180,35 @@ async fn partner_api_and_csv_carry_profiles_in_their_own_spelling() {
     }
 }
 
+/// "Generate from a complaint" drafts a profile too; the simulator's default answer is one that
+/// holds together, and the draft saves as is.
+#[tokio::test]
+async fn drafts_from_a_complaint_carry_a_profile() {
+    for (backend, db) in testing::all().await {
+        let sim = Simulator::start().await.expect("sim");
+        let base = sim.base_url();
+        let app: App = spawn_with(&db, |c| {
+            c.openai_api_key = Some(admin::Secret::new("sim-key"));
+            c.openai_base_url = base;
+            c.llm_max_retries = 0;
+        })
+        .await;
+        let (status, draft) =
+            app.post(app.supervisor, "/api/scenarios/generate", json!({"complaintText": "The volunteer rushed me."})).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {draft}");
+        let facts = draft["riskProfile"]["facts"].as_array().cloned().unwrap_or_default();
+        assert!(!facts.is_empty(), "{draft}");
+        assert_eq!(facts[0]["key"], facts[0]["kind"], "keys are made from the kinds");
+        let schema = &sim.chat_requests()[0]["response_format"]["json_schema"]["schema"];
+        assert_eq!(schema["$defs"]["DraftFact"]["properties"]["disclosure"]["enum"][1], "when_asked");
+        let mut body = draft.clone();
+        body["title"] = json!(format!("Drafted {}", uuid::Uuid::now_v7()));
+        let (status, saved) = app.post(app.supervisor, "/api/scenarios", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{saved}");
+        assert_eq!(saved["riskProfile"], draft["riskProfile"]);
+    }
+}
+
 /// Every counselor-visible read of a scenario they practise leaves the profile out.
 #[tokio::test]
 async fn counselors_never_see_the_profile_and_the_caller_follows_it() {

@@ -71,8 +71,8 @@ export default function ScenarioEditPage() {
       <PageTitle>{id ? "Edit scenario" : "New scenario"}</PageTitle>
       <ErrorNote error={existing.error ?? categories.error} />
       {draft && <Notice>This draft was generated from a complaint: review every field before saving.</Notice>}
-      {draft && draft.riskProfileProblems.length > 0 && (
-        <Notice tone="warning">The AI's draft of the risk profile was left out ({draft.riskProfileProblems.join("; ")}); write it below.</Notice>
+      {draft && (draft.riskProfileProblems?.length ?? 0) > 0 && (
+        <Notice tone="warning">The AI's draft of the risk profile was left out ({draft.riskProfileProblems?.join("; ")}); write it below.</Notice>
       )}
       <form onSubmit={submit} className="mt-3 flex flex-col gap-4">
         <Card>
