@@ -193,8 +193,9 @@ async fn drafts_from_a_complaint_carry_a_profile() {
             c.llm_max_retries = 0;
         })
         .await;
-        let (status, draft) =
-            app.post(app.supervisor, "/api/scenarios/generate", json!({"complaintText": "The volunteer rushed me."})).await;
+        let (status, draft) = app
+            .post(app.supervisor, "/api/scenarios/generate", json!({"complaintText": "The volunteer rushed me."}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{backend:?}: {draft}");
         let facts = draft["riskProfile"]["facts"].as_array().cloned().unwrap_or_default();
         assert!(!facts.is_empty(), "{draft}");

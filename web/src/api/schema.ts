@@ -2207,10 +2207,10 @@ export interface components {
             evaluatorContext: string;
             riskProfile?: null | components["schemas"]["RiskProfile"];
             /**
-             * @description Why the model's drafted risk profile was left out (empty when it is present or none was
-             *     drafted), for the supervisor to write it by hand.
+             * @description Why the model's drafted risk profile was left out, for the supervisor to write it by hand;
+             *     absent when there is nothing to say (so a draft saves through `POST /api/scenarios` as is).
              */
-            riskProfileProblems: string[];
+            riskProfileProblems?: string[];
         };
         /** @description One golden case (`golden/<id>.json`; snake_case, the file format). */
         GoldenCase: {
