@@ -277,3 +277,38 @@ async fn counselors_never_see_the_profile_and_the_caller_follows_it() {
         }
     }
 }
+
+/// The voice agent's setup carries the same compiled caller (the agent plays what chat plays).
+#[tokio::test]
+async fn a_voice_call_gets_the_compiled_caller() {
+    for (backend, db) in testing::all().await {
+        let app = spawn_with(&db, |_| {}).await;
+        let (status, created) =
+            app.post(app.supervisor, "/api/scenarios", scenario("Voice profiled", "phone", profile())).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let scenario_id: store::ScenarioId = id(&created).parse().expect("id");
+        let session = app
+            .store
+            .create_session(
+                app.account,
+                &store::NewSession {
+                    user_id: app.counselor,
+                    assignment_id: None,
+                    scenario_id: Some(scenario_id),
+                    kind: store::SessionKind::Voice,
+                    room_name: Some(format!("room-{}", uuid::Uuid::now_v7())),
+                },
+            )
+            .await
+            .expect("session");
+        let setup = app.store.voice_setup(session.id, &store::CallDefaults::default()).await.expect("setup");
+        let scenario = app.store.scenario(app.account, scenario_id).await.expect("scenario");
+        let expected = store::persona::caller_instructions(
+            Some(&scenario.prompt),
+            scenario.risk_profile.as_ref(),
+            store::persona::Medium::Voice,
+        );
+        assert_eq!(setup.instructions, expected, "{backend:?}");
+        assert_eq!(setup.instructions.matches("\n- Topic: ").count(), 4);
+    }
+}
