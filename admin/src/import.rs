@@ -53,8 +53,8 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, ApiError> {
     let mut fact_columns: Vec<(String, usize)> = Vec::new();
     let mut unknown = Vec::new();
     for (i, header) in headers.iter().enumerate() {
-        if let Some(key) = header.strip_prefix(FACT_PREFIX).or_else(|| header.strip_prefix("Fact:")) {
-            fact_columns.push((key.trim().to_owned(), i));
+        if header.get(..FACT_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(FACT_PREFIX)) {
+            fact_columns.push((header[FACT_PREFIX.len()..].trim().to_owned(), i));
             continue;
         }
         let key = squash(header);

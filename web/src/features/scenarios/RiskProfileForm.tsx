@@ -76,6 +76,7 @@ export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: 
   const compiled = useQuery({
     queryKey: ["caller-preview", preview],
     queryFn: () => call(api.POST("/api/scenarios/preview-caller", { body: preview })),
+    enabled: !!preview.riskProfile,
     retry: false,
   });
   return (
