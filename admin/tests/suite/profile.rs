@@ -312,3 +312,20 @@ async fn a_voice_call_gets_the_compiled_caller() {
         assert_eq!(setup.instructions.matches("\n- Topic: ").count(), 4);
     }
 }
+
+/// The demo seeds six profiled scenarios: every level, and a third-party caller.
+#[tokio::test]
+async fn the_demo_seeds_profiled_scenarios_of_every_level() {
+    for (backend, db) in testing::all().await {
+        let seeded = admin::seed::demo(&db.store).await.expect("seeds");
+        let account = seeded.users.first().expect("users").account_id;
+        let scenarios = db.store.list_scenarios(account, &Default::default()).await.expect("scenarios");
+        let profiles: Vec<&store::RiskProfile> = scenarios.iter().filter_map(|s| s.risk_profile.as_ref()).collect();
+        assert!(profiles.len() >= 6, "{backend:?}: {}", profiles.len());
+        for level in store::RiskLevel::ALL {
+            assert!(profiles.iter().any(|p| p.expected_level == *level), "{level}");
+        }
+        assert!(profiles.iter().any(|p| p.third_party));
+        assert!(profiles.iter().all(|p| p.gated_facts().count() >= 2), "every profiled caller hides something");
+    }
+}
