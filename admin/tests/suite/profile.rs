@@ -301,7 +301,8 @@ async fn a_voice_call_gets_the_compiled_caller() {
             )
             .await
             .expect("session");
-        let setup = app.store.voice_setup(session.id, &store::CallDefaults::default()).await.expect("setup");
+        let handle = crate::common::session_ref(&app.store, session.id).await;
+        let setup = app.store.voice_setup(&handle, &store::CallDefaults::default()).await.expect("setup");
         let scenario = app.store.scenario(app.account, scenario_id).await.expect("scenario");
         let expected = store::persona::caller_instructions(
             Some(&scenario.prompt),
