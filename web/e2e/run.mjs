@@ -50,10 +50,20 @@ function check(cond, what) {
   if (!cond) throw new Error(`expected: ${what}`);
 }
 
-// Pages that show rubric checks: none may show the grader's instructions or an internal check key
-// (`asks_about_suicide.not_leading`), only the questions written for people.
-const CHECK_PAGES = new Set(["10-feedback", "13-session-review", "13b-calibrate", "13d-calibration-report", "15b-feedback-reviewed", "15d-review-held", "15e-feedback-released", "21-voice-feedback", "22-voice-review"]);
-const GRADER_WORDS = [/not_applicable/, /answer yes or no/i, /Never not.applicable/i, /\b[a-z]+_[a-z_]+\.[a-z]+[a-z_]*\b/];
+// No page may show the grader's instructions, an internal check key (`asks_about_suicide.not_leading`),
+// a snake_case wire value (`cohort_training`), a field by its API name (`sessionId: …`) or the
+// server's bare 401 words: only words written for people. Checked on every audited page.
+const GRADER_WORDS = [
+  /not_applicable/,
+  /answer yes or no/i,
+  /Never not.applicable/i,
+  /\b[a-z]+_[a-z_]+\.[a-z]+[a-z_]*\b/,
+  /\b[a-z]+_[a-z]+(?:_[a-z]+)*\b/,
+  /\b[a-z]+[A-Z][a-zA-Z]*: /,
+  /authentication required/i,
+  /\bAi caller\b/,
+  /\b1 attempts\b/,
+];
 
 async function noInternalWords(page, name) {
   const text = await page.evaluate(() => document.body.innerText);
@@ -65,7 +75,7 @@ async function noInternalWords(page, name) {
 
 async function audit(page, name) {
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
-  if (CHECK_PAGES.has(name)) await noInternalWords(page, name);
+  await noInternalWords(page, name);
   const result = await page.evaluate(`${AXE}\n;axe.run(document, { resultTypes: ["violations"] })`);
   const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   axeReport.push({ page: name, violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) })) });
