@@ -23,6 +23,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
 import * as scopedSteps from "./steps/scoped.mjs";
+import * as ui2bSteps from "./steps/ui2b.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -478,6 +479,7 @@ async function main() {
   await step("3. supervisor reviews the session and its flag; progress chart has the point", () => scenarios.supervisorReviews(ctx));
   await step("3b. a forged chat is held: under review, the supervisor releases it, the score appears", () => scenarios.forgedChatHeld(ctx));
   await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
+  await step("ui2b. a wrong password is named; revoking a key asks first (Cancel, Escape keep it) and says it is done", () => ui2bSteps.confirmRevoke(ctx, { ADMIN, check, audit, signIn, signOut }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
