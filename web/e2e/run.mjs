@@ -480,6 +480,7 @@ async function main() {
   await step("3b. a forged chat is held: under review, the supervisor releases it, the score appears", () => scenarios.forgedChatHeld(ctx));
   await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
   await step("ui2b. a wrong password is named; revoking a key asks first (Cancel, Escape keep it) and says it is done", () => ui2bSteps.confirmRevoke(ctx, { ADMIN, check, audit, signIn, signOut }));
+  await step("ui2b. every route has its own title and moves focus to its heading", () => ui2bSteps.titlesAndFocus(ctx, { ADMIN, check, signIn, signOut }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));

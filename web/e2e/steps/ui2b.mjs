@@ -40,3 +40,39 @@ export async function confirmRevoke(ctx, { ADMIN, check, audit, signIn, signOut 
   await audit(page, "ui2b-03-revoked-notice");
   await signOut(page);
 }
+
+/**
+ * Every supervisor route through the navigation: the tab is titled after the page's heading and
+ * the heading has the focus (a screen reader announces the page), and Back does the same.
+ */
+export async function titlesAndFocus(ctx, { ADMIN, check, signIn, signOut }) {
+  const { page, base } = ctx;
+  await signIn(page, base, ADMIN.email, ADMIN.password);
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await nav.waitFor();
+  const links = await nav.getByRole("link").allTextContents();
+  check(links.length >= 5, `the admin's navigation has its links (${links.join(", ")})`);
+  const seen = new Set();
+  const expectPage = async (what) => {
+    const h1 = page.locator("main h1");
+    await h1.waitFor();
+    // The heading can fill in from data after it appears; the title follows it.
+    await page.waitForFunction(() => {
+      const h = document.querySelector("main h1");
+      return h && document.title === `${h.textContent.trim()} · Proto Trainer` && document.activeElement === h;
+    }, null, { timeout: 5000 }).catch(async () => {
+      const state = await page.evaluate(() => ({ title: document.title, h1: document.querySelector("main h1")?.textContent, focus: document.activeElement?.outerHTML.slice(0, 80) }));
+      throw new Error(`${what}: expected the title "<h1> · Proto Trainer" and focus on the h1, got ${JSON.stringify(state)}`);
+    });
+    seen.add(await page.title());
+  };
+  for (const text of links) {
+    await nav.getByRole("link", { name: text, exact: true }).click();
+    await expectPage(`after clicking "${text}"`);
+  }
+  check(seen.size === links.length, `each route has its own title (${[...seen].join(" | ")})`);
+  await page.goBack();
+  await expectPage("after Back");
+  await signOut(page);
+  check((await page.title()) === "Sign in · Proto Trainer", `the sign-in page is titled (${await page.title()})`);
+}

@@ -1,6 +1,6 @@
 // Small shared building blocks: buttons, fields, messages, badges. Colours keep WCAG AA contrast.
 import clsx from "clsx";
-import { useId, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from "react";
+import { useEffect, useId, useRef, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from "react";
 
 type Variant = "primary" | "secondary" | "danger" | "ghost";
 
@@ -122,10 +122,43 @@ export function Card({ title, children, actions }: { title?: string; children: R
   );
 }
 
+const APP = "Proto Trainer";
+
+/** The tab's title for pages without a `PageTitle` (sign-in): "<page> · Proto Trainer". */
+export function useDocumentTitle(title: string) {
+  useEffect(() => {
+    document.title = `${title} · ${APP}`;
+  }, [title]);
+}
+
+/**
+ * The page's h1. It names the browser tab after itself ("Sessions · Proto Trainer", following
+ * the text as data fills it in) and takes the focus when it appears, so a screen reader
+ * announces the new page after a client-side navigation; a page that put the focus in its own
+ * content (a reply box) keeps it.
+ */
 export function PageTitle({ children, actions }: { children: ReactNode; actions?: ReactNode }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    const h1 = ref.current;
+    if (!h1) return;
+    const active = document.activeElement;
+    if (!active || active === document.body || !document.getElementById("main")?.contains(active)) h1.focus({ preventScroll: true });
+  }, []);
+  useEffect(() => {
+    const h1 = ref.current;
+    if (!h1) return;
+    const name = () => {
+      document.title = `${h1.textContent?.trim() || APP} · ${APP}`;
+    };
+    name();
+    const observer = new MutationObserver(name);
+    observer.observe(h1, { subtree: true, characterData: true, childList: true });
+    return () => observer.disconnect();
+  }, []);
   return (
     <div className="mb-4 flex flex-wrap items-center justify-between gap-2">
-      <h1 className="text-2xl font-bold">{children}</h1>
+      <h1 ref={ref} tabIndex={-1} className="text-2xl font-bold focus:outline-none">{children}</h1>
       {actions && <div className="flex gap-2">{actions}</div>}
     </div>
   );

@@ -3,11 +3,12 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
 import { api, ApiError, call } from "@/api/client";
-import { Button, Card, ErrorNote, Notice, TextInput } from "@/components/ui";
+import { Button, Card, ErrorNote, Notice, TextInput, useDocumentTitle } from "@/components/ui";
 import { useSetMe } from "@/lib/session";
 import { label } from "@/lib/format";
 
 export function SignInPage() {
+  useDocumentTitle("Sign in");
   const setMe = useSetMe();
   const navigate = useNavigate();
   const [email, setEmail] = useState("");
