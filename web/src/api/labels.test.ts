@@ -24,7 +24,7 @@ describe("words for people", () => {
         { field: "prompt", message: "must not be empty" },
       ],
     });
-    expect(error.message).toBe("Title: must be 1 to 200 characters. Caller prompt: must not be empty.");
+    expect(error.message).toBe("Title: must be 1 to 200 characters. Caller persona: must not be empty.");
     expect(error.message).not.toMatch(/(^|\. )(title|prompt):/);
   });
 });
