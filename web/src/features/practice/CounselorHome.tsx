@@ -92,9 +92,9 @@ export function CounselorHome() {
               <Badge>{label(s.kind)}</Badge>
               <Badge tone={s.status === "completed" ? "green" : "slate"}>{label(s.status)}</Badge>
               {s.status === "active" && s.kind === "chat" ? (
-                <Link className="ml-auto text-blue-800 underline" to={`/practice/chat/${s.id}`}>Continue</Link>
+                <Link className="ml-auto text-blue-800 underline" to={`/practice/chat/${s.id}`}>Continue<span className="sr-only"> the chat from {formatDateTime(s.startedAt)}</span></Link>
               ) : (
-                <Link className="ml-auto text-blue-800 underline" to={`/feedback/${s.id}`}>Feedback</Link>
+                <Link className="ml-auto text-blue-800 underline" to={`/feedback/${s.id}`}>Feedback<span className="sr-only"> for the {label(s.kind).toLowerCase()} session of {formatDateTime(s.startedAt)}</span></Link>
               )}
             </li>
           ))}
