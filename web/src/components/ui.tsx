@@ -124,6 +124,30 @@ export function Card({ title, children, actions }: { title?: string; children: R
 
 const APP = "Proto Trainer";
 
+/**
+ * After each client-side navigation, moves the focus to the new page's h1 (in `#main`) once it is
+ * shown, so a screen reader announces the page; the focus would otherwise stay on the link
+ * clicked or fall to the body. A page that already put the focus in its own content (a reply
+ * box) keeps it. Lazy pages and data arrive later, so it waits for a visible h1 (up to 5 s).
+ */
+export function useFocusHeadingOnNavigation(path: string) {
+  useEffect(() => {
+    let frame = 0;
+    const until = performance.now() + 5000;
+    const tryFocus = () => {
+      const main = document.getElementById("main");
+      const h1 = main?.querySelector<HTMLElement>("h1");
+      if (main && h1 && h1.getClientRects().length > 0) {
+        if (!main.contains(document.activeElement) || document.activeElement === main) h1.focus({ preventScroll: true });
+        return;
+      }
+      if (performance.now() < until) frame = requestAnimationFrame(tryFocus);
+    };
+    frame = requestAnimationFrame(tryFocus);
+    return () => cancelAnimationFrame(frame);
+  }, [path]);
+}
+
 /** The tab's title for pages without a `PageTitle` (sign-in): "<page> · Proto Trainer". */
 export function useDocumentTitle(title: string) {
   useEffect(() => {
@@ -133,18 +157,10 @@ export function useDocumentTitle(title: string) {
 
 /**
  * The page's h1. It names the browser tab after itself ("Sessions · Proto Trainer", following
- * the text as data fills it in) and takes the focus when it appears, so a screen reader
- * announces the new page after a client-side navigation; a page that put the focus in its own
- * content (a reply box) keeps it.
+ * the text as data fills it in); `useFocusHeadingOnNavigation` gives it the focus.
  */
 export function PageTitle({ children, actions }: { children: ReactNode; actions?: ReactNode }) {
   const ref = useRef<HTMLHeadingElement>(null);
-  useEffect(() => {
-    const h1 = ref.current;
-    if (!h1) return;
-    const active = document.activeElement;
-    if (!active || active === document.body || !document.getElementById("main")?.contains(active)) h1.focus({ preventScroll: true });
-  }, []);
   useEffect(() => {
     const h1 = ref.current;
     if (!h1) return;
