@@ -11,7 +11,7 @@ export function Layout() {
   const me = useMe().data!;
   const setMe = useSetMe();
   const navigate = useNavigate();
-  useFocusHeadingOnNavigation(useLocation().pathname);
+  useFocusHeadingOnNavigation(useLocation().key);
   const logout = useMutation({
     mutationFn: () => call(api.POST("/api/auth/logout")),
     onSettled: () => {

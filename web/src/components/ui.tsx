@@ -130,7 +130,7 @@ const APP = "Proto Trainer";
  * clicked or fall to the body. A page that already put the focus in its own content (a reply
  * box) keeps it. Lazy pages and data arrive later, so it waits for a visible h1 (up to 5 s).
  */
-export function useFocusHeadingOnNavigation(path: string) {
+export function useFocusHeadingOnNavigation(navigationKey: string) {
   useEffect(() => {
     let frame = 0;
     const until = performance.now() + 5000;
@@ -145,7 +145,7 @@ export function useFocusHeadingOnNavigation(path: string) {
     };
     frame = requestAnimationFrame(tryFocus);
     return () => cancelAnimationFrame(frame);
-  }, [path]);
+  }, [navigationKey]);
 }
 
 /** The tab's title for pages without a `PageTitle` (sign-in): "<page> · Proto Trainer". */
