@@ -1,9 +1,12 @@
 //! `proto-trainer`: one binary for the whole product. `serve` runs the admin service and, when
-//! LiveKit is configured, the voice agent in the same process (its calls' turns go straight to
-//! the shared store, and the admin service's durable queue grades each ended call); `admin` and
-//! `agent` run one of them alone (the agent then writes through the internal API with each
+//! LiveKit is configured, the voice agent as its supervised child process (`agent --supervised`,
+//! see `supervisor`: restarted when it dies, drained on shutdown; its calls' turns go straight to
+//! the shared database, and the admin service's durable queue grades each ended call); `admin`
+//! and `agent` run one of them alone (the agent then writes through the internal API with each
 //! call's own credential); `migrate` and `seed --demo` prepare a database; `openapi` prints the
 //! API document for code generation.
+
+mod supervisor;
 
 use agent::service::{Job, LiveKitAccess, Turns};
 use agent::turns::TurnsConfig;
@@ -28,7 +31,12 @@ enum Command {
     /// Run the voice agent alone: it registers with LiveKit and writes each call through the
     /// admin service's internal API at PROTO_TRAINER_ADMIN_URL; its Prometheus metrics are on
     /// AGENT_METRICS_ADDR (default 127.0.0.1:9464).
-    Agent,
+    Agent {
+        /// Run as `serve`'s child: turns straight to the database (DATABASE_URL, migrated by the
+        /// parent), standard input is the parent's socket. Not for people.
+        #[arg(long, hide = true)]
+        supervised: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Load data into the database.
@@ -77,7 +85,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(true).await,
         Command::Admin => serve(false).await,
-        Command::Agent => agent_alone().await,
+        Command::Agent { supervised: false } => agent_alone().await,
+        Command::Agent { supervised: true } => agent_supervised().await,
         Command::Extract => admin::sandbox::child_main(),
         Command::Migrate => {
             let config = admin::Config::from_env()?;
@@ -135,42 +144,36 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The admin service, with the voice agent in-process when `with_agent` and LiveKit and the
-/// Realtime provider are configured.
+/// The admin service, with the voice agent as its supervised child process when `with_agent`
+/// and LiveKit and the Realtime provider are configured.
 async fn serve(with_agent: bool) -> anyhow::Result<()> {
     let config = admin::Config::from_env()?;
     let addr = std::net::SocketAddr::new(config.bind_addr, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    let voice = if with_agent { co_deployed_agent(&config) } else { None };
-    let Some((livekit, options)) = voice else {
+    if !with_agent || co_deployed_agent(&config).is_none() {
         return admin::run(config, listener, shutdown_signal()).await;
-    };
+    }
+    // Migrated before the child starts: it connects to the same database and never migrates.
     let store = store::Store::connect(&config.database_url).await?;
     store.migrate().await?;
-    let defaults = config.voice.call_defaults(&config.realtime_voice);
-    let job = Job::Roleplay { options, turns: Turns::Connect(TurnsConfig::Store(store.clone(), defaults)) };
-    let worker = WorkerConfig { agent_name: config.agent_name.clone(), max_jobs: max_jobs()?, ..Default::default() };
-    tracing::info!(url = %livekit.url, agent_name = %worker.agent_name, "voice agent starting beside the admin service");
+    let spec = supervisor::ChildSpec::agent(AGENT_DRAIN)?;
+    tracing::info!("voice agent starting as a child process beside the admin service");
 
-    // One signal stops both, the agent first: its calls end (`agentShutdown`) and are written
-    // through the store while the admin service still runs, then the service drains and closes it.
+    // One signal stops both, the agent first: SIGTERM to the child, whose calls end
+    // (`agentShutdown`) and are written to the database while the admin service still runs;
+    // then the service drains and closes.
     let (term_tx, term_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = term_tx.send(true);
     });
-    let mut agent_term = term_rx.clone();
-    let agent = tokio::spawn(agent::service::run(livekit, worker, job, async move {
-        let _ = agent_term.wait_for(|t| *t).await;
-    }));
+    let waker = store.clone();
+    let agent = tokio::spawn(supervisor::supervise(spec, move || waker.wake_jobs(), term_rx.clone()));
     let mut admin_term = term_rx;
     let agent_done = async move {
         let _ = admin_term.wait_for(|t| *t).await;
-        match tokio::time::timeout(AGENT_DRAIN, agent).await {
-            Ok(Ok(Ok(()))) => tracing::info!("voice agent stopped"),
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "voice agent failed"),
-            Ok(Err(e)) => tracing::error!(error = %e, "voice agent task failed"),
-            Err(_) => tracing::warn!("voice agent did not drain in time; the sweep will complete its calls"),
+        if let Err(e) = agent.await {
+            tracing::error!(error = %e, "voice agent supervisor failed");
         }
     };
     admin::run_with_store(config, store, listener, agent_done).await
@@ -179,8 +182,8 @@ async fn serve(with_agent: bool) -> anyhow::Result<()> {
 /// How long a shutdown waits for running calls to end and be written before the service stops.
 const AGENT_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The in-process agent's LiveKit access and call settings, or `None` (logged) when voice is
-/// not configured.
+/// The agent's LiveKit access and call settings, or `None` (logged) when voice is not
+/// configured.
 fn co_deployed_agent(config: &admin::Config) -> Option<(LiveKitAccess, agent::roleplay::RoleplayOptions)> {
     let (Some(url), Some(api_key), Some(secret)) =
         (&config.livekit_url, &config.livekit_api_key, &config.livekit_api_secret)
@@ -199,6 +202,68 @@ fn co_deployed_agent(config: &admin::Config) -> Option<(LiveKitAccess, agent::ro
             tracing::warn!(error = %e, "voice agent off (no Realtime provider): admin alone");
             None
         }
+    }
+}
+
+/// `serve`'s agent child: the service's configuration, turns straight to its database (so they
+/// are stored while the admin service is down), a wake-up to the parent for every job it queues,
+/// metrics on its own `AGENT_METRICS_ADDR`. When the parent goes away it takes no new call and
+/// exits once its running calls have ended; SIGTERM ends them at once (`agentShutdown`).
+async fn agent_supervised() -> anyhow::Result<()> {
+    let lifeline = std::sync::Arc::new(supervisor::Lifeline::from_stdin()?);
+    let config = admin::Config::from_env()?;
+    let (livekit, options) = co_deployed_agent(&config).context("`serve` started its agent without voice settings")?;
+    let store = store::Store::connect(&config.database_url).await?;
+    let defaults = config.voice.call_defaults(&config.realtime_voice);
+    let job = Job::Roleplay { options, turns: Turns::Connect(TurnsConfig::Store(store.clone(), defaults)) };
+    let worker = WorkerConfig { agent_name: config.agent_name.clone(), max_jobs: max_jobs()?, ..Default::default() };
+    let metrics = tokio::spawn(supervised_metrics());
+    let wake = tokio::spawn({
+        let (store, lifeline) = (store.clone(), lifeline.clone());
+        async move {
+            loop {
+                let queued = store.job_queued();
+                tokio::pin!(queued);
+                // Registered before the wait, so a job queued meanwhile is not missed.
+                queued.as_mut().enable();
+                queued.await;
+                lifeline.wake().await;
+            }
+        }
+    });
+    let parent_gone = async move {
+        lifeline.parent_gone().await;
+        tracing::warn!("the admin service (this agent's parent) is gone: no new calls here; the running ones go on");
+    };
+    tracing::info!(url = %livekit.url, agent_name = %worker.agent_name, pid = std::process::id(), "voice agent process starting");
+    let result = agent::service::run_draining(livekit, worker, job, parent_gone, shutdown_signal()).await;
+    wake.abort();
+    metrics.abort();
+    store.close().await;
+    tracing::info!("voice agent process exits");
+    result.map_err(Into::into)
+}
+
+/// The child's metrics on `AGENT_METRICS_ADDR` (default 127.0.0.1:9464; empty: off). The
+/// address may still be held by an agent whose parent died and who is finishing its calls, so a
+/// refused bind is retried rather than stopping the agent.
+async fn supervised_metrics() {
+    let addr = std::env::var("AGENT_METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9464".into());
+    if addr.is_empty() {
+        return;
+    }
+    let handle = agent::metrics::install();
+    let mut warned = false;
+    loop {
+        match tokio::net::TcpListener::bind(&addr).await {
+            Ok(listener) => return agent::metrics::serve(listener, handle).await,
+            Err(e) if !warned => {
+                tracing::warn!(error = %e, %addr, "agent metrics address taken; retrying every 5 s");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
 }
 

@@ -21,7 +21,11 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 
 /// The chat caller's system prompt (shared with voice: `store::persona`).
 fn caller_system_prompt(scenario: Option<&Scenario>) -> String {
-    persona::caller_instructions(scenario.map(|s| s.prompt.as_str()), persona::Medium::Chat)
+    persona::caller_instructions(
+        scenario.map(|s| s.prompt.as_str()),
+        scenario.and_then(|s| s.risk_profile.as_ref()),
+        persona::Medium::Chat,
+    )
 }
 
 const OPENING_CUE: &str = "[The counselor has just accepted your chat. Write your first message to them.]";

@@ -78,40 +78,267 @@ pub async fn demo(store: &Store) -> anyhow::Result<Seeded> {
                 is_one_time: None,
                 assign_to: None,
                 voice: None,
+                risk_profile: None,
             }
         };
+    use store::{DisclosureRule as D, RequiredAction as A, RiskFactKind as K, RiskLevel};
+    let fact = |key: &str, kind: K, disclosure: D, text: &str| store::RiskFact {
+        key: key.into(),
+        kind,
+        text: text.into(),
+        disclosure,
+    };
+    let profile =
+        |expected_level: RiskLevel, required_actions: &[A], third_party: bool, facts: Vec<store::RiskFact>| {
+            Some(store::RiskProfile {
+                schema_version: store::RISK_PROFILE_SCHEMA_VERSION,
+                expected_level,
+                required_actions: required_actions.to_vec(),
+                third_party,
+                facts,
+            })
+        };
+    let with = |mut input: ScenarioInput, risk_profile: Option<store::RiskProfile>| {
+        input.risk_profile = risk_profile;
+        input
+    };
+    // Six scenarios carry a risk profile (low, moderate twice, high, imminent twice, one of them
+    // a third-party caller): the persona says who the caller is, the profile what they know and
+    // when they tell it.
     let inputs = [
-        scenario(
-            "First call: overwhelmed student",
-            "You are Maya, 19, a college student calling late at night. Exams, a breakup and money worries pile up. You feel hopeless and have had passing thoughts of not wanting to wake up, but no plan. You open up slowly if the counselor is warm; you go quiet if lectured.",
-            "Build rapport, reflect feelings, ask about suicide directly.",
-            ScenarioMode::Phone,
-            "onboarding",
-            &["active-listening", "rapport", "asking-about-suicide"],
+        with(
+            scenario(
+                "First call: overwhelmed student",
+                "You are Maya, 19, a college student calling late at night. Exams, a breakup and money worries pile up. You open up slowly if the counselor is warm; you go quiet if lectured.",
+                "Build rapport, reflect feelings, ask about suicide directly.",
+                ScenarioMode::Phone,
+                "onboarding",
+                &["active-listening", "rapport", "asking-about-suicide"],
+            ),
+            profile(
+                RiskLevel::Low,
+                &[A::FollowUp],
+                false,
+                vec![
+                    fact(
+                        "exams",
+                        K::Context,
+                        D::Volunteered,
+                        "I have three exams next week and I just broke up with my boyfriend",
+                    ),
+                    fact(
+                        "hopeless",
+                        K::Hopelessness,
+                        D::WhenAsked,
+                        "Some nights it feels like nothing is ever going to get better",
+                    ),
+                    fact(
+                        "passive_thoughts",
+                        K::Ideation,
+                        D::AskedDirectlyAfterRapport,
+                        "Sometimes I wish I just wouldn't wake up, but I've never thought about actually doing anything",
+                    ),
+                    fact(
+                        "roommate",
+                        K::Buffer,
+                        D::WhenAsked,
+                        "My roommate is really kind and I don't want to let my little brother down",
+                    ),
+                ],
+            ),
         ),
-        scenario(
-            "Caller with financial stress",
-            "You are Sarah, 34, calling after losing your job. Rent is due, you are ashamed to tell your family. You have thought about suicide and have pills at home. You are ambivalent and respond to empathy.",
-            "Practice de-escalation and risk assessment including means.",
-            ScenarioMode::Phone,
-            "refresher",
-            &["de-escalation", "risk-assessment", "means-restriction"],
+        with(
+            scenario(
+                "Caller with financial stress",
+                "You are Sarah, 34, calling after losing your job. Rent is due and you are ashamed to tell your family. You are ambivalent and respond to empathy.",
+                "Practice de-escalation and risk assessment including means.",
+                ScenarioMode::Phone,
+                "refresher",
+                &["de-escalation", "risk-assessment", "means-restriction"],
+            ),
+            profile(
+                RiskLevel::High,
+                &[A::SafetyPlan, A::MeansRestriction, A::FollowUp],
+                false,
+                vec![
+                    fact(
+                        "job_loss",
+                        K::Context,
+                        D::Volunteered,
+                        "I lost my job two weeks ago and the rent is due on Friday",
+                    ),
+                    fact(
+                        "burden",
+                        K::Burden,
+                        D::WhenAsked,
+                        "My family would honestly be better off not having to deal with me",
+                    ),
+                    fact(
+                        "ideation",
+                        K::Ideation,
+                        D::NeverVolunteered,
+                        "Yes, I've been thinking about killing myself most days this week",
+                    ),
+                    fact(
+                        "pills",
+                        K::MeansAccess,
+                        D::AskedDirectlyAfterRapport,
+                        "I've been saving up my sleeping pills in a jar in the bathroom",
+                    ),
+                    fact(
+                        "no_date",
+                        K::Timeline,
+                        D::WhenAsked,
+                        "I haven't picked a day; I keep telling myself I'll wait until after my son's birthday",
+                    ),
+                ],
+            ),
         ),
-        scenario(
-            "Chat: isolated older adult",
-            "You are Frank, 72, widowed last year, typing slowly in a chat. You mostly want someone to talk to. You mention you have stopped taking your heart medication.",
-            "Engagement in text, exploring passive suicidal ideation.",
-            ScenarioMode::Chat,
-            "advanced",
-            &["engagement", "risk-assessment"],
+        with(
+            scenario(
+                "Chat: isolated older adult",
+                "You are Frank, 72, widowed last year, typing slowly in a chat. You mostly want someone to talk to.",
+                "Engagement in text, exploring passive suicidal ideation.",
+                ScenarioMode::Chat,
+                "advanced",
+                &["engagement", "risk-assessment"],
+            ),
+            profile(
+                RiskLevel::Moderate,
+                &[A::SafetyPlan, A::FollowUp],
+                false,
+                vec![
+                    fact(
+                        "widowed",
+                        K::Alone,
+                        D::Volunteered,
+                        "Since my wife died last spring the house is so quiet I talk to the radio",
+                    ),
+                    fact(
+                        "stopped_meds",
+                        K::PreparatoryBehavior,
+                        D::NeverVolunteered,
+                        "I stopped taking my heart medication three weeks ago; I figure nature can take its course",
+                    ),
+                    fact(
+                        "wish_dead",
+                        K::Ideation,
+                        D::AskedDirectlyAfterRapport,
+                        "I wouldn't mind if I didn't wake up, I'd get to see her again",
+                    ),
+                    fact("dog", K::Buffer, D::WhenAsked, "My old dog Biscuit still needs me to walk him every morning"),
+                ],
+            ),
         ),
-        scenario(
-            "Third-party caller: worried friend",
-            "You are Chris, 27, calling about a friend who posted a goodbye message. You are panicked and want the counselor to tell you what to do right now.",
-            "Supporting a third-party caller; imminent risk decisions.",
-            ScenarioMode::Phone,
-            "assessment",
-            &["third-party", "imminent-risk", "collaboration"],
+        with(
+            scenario(
+                "Third-party caller: worried friend",
+                "You are Chris, 27, calling about your friend Jess who posted a goodbye message. You are panicked and want the counselor to tell you what to do right now.",
+                "Supporting a third-party caller; imminent risk decisions.",
+                ScenarioMode::Phone,
+                "assessment",
+                &["third-party", "imminent-risk", "collaboration"],
+            ),
+            profile(
+                RiskLevel::Imminent,
+                &[A::ActiveRescue, A::ThirdPartyGuidance],
+                true,
+                vec![
+                    fact(
+                        "goodbye_post",
+                        K::PreparatoryBehavior,
+                        D::Volunteered,
+                        "Jess posted a goodbye message to everyone an hour ago",
+                    ),
+                    fact("tonight", K::Timeline, D::WhenAsked, "She wrote that she would be gone before midnight"),
+                    fact(
+                        "pills_at_home",
+                        K::MeansAccess,
+                        D::WhenAsked,
+                        "She has a big bottle of her mother's painkillers at her apartment",
+                    ),
+                    fact("alone_now", K::Alone, D::WhenAsked, "She lives alone and she isn't answering her phone"),
+                    fact("address", K::Context, D::WhenAsked, "I know her address, it's ten minutes from me"),
+                ],
+            ),
+        ),
+        with(
+            scenario(
+                "Caller who has already taken pills",
+                "You are Dev, 41, calling in a flat, tired voice. You say you only wanted to talk to someone one last time. You are calm on the surface and polite.",
+                "Recognising an attempt in progress and moving to active rescue.",
+                ScenarioMode::Phone,
+                "assessment",
+                &["imminent-risk", "active-rescue", "asking-about-suicide"],
+            ),
+            profile(
+                RiskLevel::Imminent,
+                &[A::ActiveRescue],
+                false,
+                vec![
+                    fact("last_call", K::Context, D::Volunteered, "I just wanted to talk to someone one last time"),
+                    fact(
+                        "took_pills",
+                        K::AttemptInProgress,
+                        D::NeverVolunteered,
+                        "I took about thirty of my pain pills twenty minutes ago",
+                    ),
+                    fact("drinking", K::Intoxication, D::WhenAsked, "I've had most of a bottle of whisky tonight"),
+                    fact(
+                        "past_attempt",
+                        K::PastAttempts,
+                        D::WhenAsked,
+                        "I tried once before, five years ago, with pills too",
+                    ),
+                ],
+            ),
+        ),
+        with(
+            scenario(
+                "Chat: veteran with a firearm",
+                "You are Leah, 38, an Army veteran writing in a chat at 2 a.m. You are guarded, dry and quick to end the chat if you feel judged.",
+                "Asking about firearms and agreeing on means safety with a guarded caller.",
+                ScenarioMode::Chat,
+                "advanced",
+                &["risk-assessment", "means-restriction", "rapport"],
+            ),
+            profile(
+                RiskLevel::Moderate,
+                &[A::SafetyPlan, A::MeansRestriction],
+                false,
+                vec![
+                    fact(
+                        "cant_sleep",
+                        K::Agitation,
+                        D::Volunteered,
+                        "I haven't slept more than three hours a night in weeks",
+                    ),
+                    fact(
+                        "trapped",
+                        K::Trapped,
+                        D::WhenAsked,
+                        "It feels like I'm stuck with the same nightmares and there's no way out",
+                    ),
+                    fact(
+                        "handgun",
+                        K::Firearms,
+                        D::AskedDirectlyAfterRapport,
+                        "There's a loaded handgun in my nightstand",
+                    ),
+                    fact(
+                        "thoughts",
+                        K::Ideation,
+                        D::NeverVolunteered,
+                        "I've thought about using it, but I haven't made a plan",
+                    ),
+                    fact(
+                        "sister",
+                        K::Buffer,
+                        D::WhenAsked,
+                        "My sister would be wrecked; she's the reason I'm still here",
+                    ),
+                ],
+            ),
         ),
     ];
     let mut scenarios = Vec::new();

@@ -136,6 +136,11 @@ impl Participant {
         self.events.recv().await
     }
 
+    /// Events received and not yet taken (at most [`EVENT_QUEUE`]).
+    pub fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// A cloneable sender of commands, for feeding audio from another task.
     pub fn commands(&self) -> mpsc::Sender<Command> {
         self.commands.clone()

@@ -364,6 +364,8 @@ pub async fn run(
     // Each answer's first delta, and word from the room loop of when its first packet was sent.
     let mut answers_sent: Vec<(Instant, oneshot::Receiver<Instant>)> = Vec::new();
     let mut handled_due = false;
+    // How many queued events may still go before a due deadline (see `events_first`).
+    let mut queued_first = crate::participant::EVENT_QUEUE;
     // Pre-connect streams refused (a hostile room can send thousands: the log names the first
     // ones, then every power of two, and the total at the end).
     let mut preconnect_dropped = 0u64;
@@ -454,10 +456,16 @@ pub async fn run(
             call.realtime_closed(Instant::now());
             continue;
         }
+        // Events already received go before a due deadline, at most one queue's worth: under a
+        // data flood the counselor's audio waits behind up to three quarters of the queue, and a
+        // deadline handled first would take that audio's delay for a silence (DTX) and feed the
+        // model silence inside the counselor's speech, splitting one utterance into two turns.
+        let events_first = queued_first > 0 && participant.queued_events() > 0;
         let now = Instant::now();
-        if !handled_due && call.poll_timeout() <= now {
+        if !handled_due && !events_first && call.poll_timeout() <= now {
             call.handle_timeout(now);
             handled_due = true;
+            queued_first = crate::participant::EVENT_QUEUE;
             continue;
         }
         handled_due = false;
@@ -470,8 +478,12 @@ pub async fn run(
         let deadline = tokio::time::Instant::from_std(call.poll_timeout());
         tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(deadline) => call.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(deadline), if !events_first => {
+                call.handle_timeout(Instant::now());
+                queued_first = crate::participant::EVENT_QUEUE;
+            }
             event = participant.next_event() => {
+                queued_first = queued_first.saturating_sub(1);
                 let now = Instant::now();
                 match event {
                     None | Some(SessionEvent::Left(_)) => call.counselor_left(now),

@@ -149,8 +149,23 @@ pub async fn run(
     job: Job,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
+    run_draining(livekit, config, job, std::future::pending(), shutdown).await
+}
+
+/// [`run`], and when `drain` resolves the worker takes no new job but lets its running calls go
+/// on to their natural end, then returns (`proto-trainer serve`'s agent child whose parent died:
+/// its calls outlive the admin service, a new agent takes the new ones). `shutdown` still ends
+/// them at once.
+pub async fn run_draining(
+    livekit: LiveKitAccess,
+    config: WorkerConfig,
+    job: Job,
+    drain: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
     let token = worker_shell::worker_token(&livekit.api_key, &livekit.api_secret)?;
     let (term_tx, term_rx) = watch::channel(false);
+    let (drain_tx, drain_seen) = watch::channel(false);
     let job_fn = move |ctx: JobContext| {
         let job = job.clone();
         let mut term = term_rx.clone();
@@ -188,28 +203,41 @@ pub async fn run(
     };
     tokio::pin!(signal);
     let mut signalled = false;
+    let drain = async move {
+        drain.await;
+        let _ = drain_tx.send(true);
+    };
+    tokio::pin!(drain);
+    let mut drained = false;
+    let stopping = || *term_seen.borrow() || *drain_seen.borrow();
     loop {
         let mut term_worker = term_seen.clone();
+        let mut drain_worker = drain_seen.clone();
         let worker = worker_shell::run(&livekit.url, &token, config.clone(), &job_fn, async move {
-            let _ = term_worker.wait_for(|t| *t).await;
+            tokio::select! {
+                _ = term_worker.wait_for(|t| *t) => {}
+                _ = drain_worker.wait_for(|d| *d) => {}
+            }
         });
         tokio::pin!(worker);
         let result = loop {
             tokio::select! {
                 result = &mut worker => break result,
                 () = &mut signal, if !signalled => signalled = true,
+                () = &mut drain, if !drained => drained = true,
             }
         };
         match result {
             Ok(()) => return Ok(()),
-            Err(e) if *term_seen.borrow() => return Err(e.into()),
+            Err(e) if stopping() => return Err(e.into()),
             Err(e) => warn!(error = %e, url = %livekit.url, "voice agent cannot reach LiveKit; retrying in 1 s"),
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = &mut signal, if !signalled => signalled = true,
+            () = &mut drain, if !drained => drained = true,
         }
-        if *term_seen.borrow() {
+        if stopping() {
             return Ok(());
         }
     }

@@ -124,27 +124,13 @@ fn voice_barge_in_before_audio() {
 /// streams with sampleRate 1, 0 and 2^32, 3 channels, over the 2 MiB budget, a second one, one
 /// after speaking, one from another participant; 170 byte streams left open; 8 MiB byte and text
 /// streams; 20 000 data packets. Each is dropped and logged, every turn is stored once in order,
-/// and the agent's peak RSS stays within `HOSTILE_RSS_MIB` (64 MiB).
+/// and the agent's peak RSS stays within `HOSTILE_RSS_MIB` (64 MiB). The counselor's first
+/// utterance (a 0.33 s pause between its sentences) stays one turn under the flood: the agent
+/// once took the delay of audio queued behind data packets for silence and fed the model silence
+/// inside it, which split it in two (`roleplay`: queued events go before a due deadline).
 #[test]
 #[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
 fn voice_survives_a_hostile_room() {
-    // Known flake (about 1 run in 10 on a 2-core box running two live tests): the scripted
-    // counselor's first utterance can reach the simulator split in two while the intruder floods,
-    // so the turn-order check sees two counselor turns first. Each attempt checks everything
-    // (every attack dropped, RSS budget, turns stored); a second attempt is allowed, loudly,
-    // until the harness is fixed (issue 22 stays open for it).
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/livekit/voice-test.sh");
-    let attempt = || {
-        Command::new(&script)
-            .env("AGENT_BIN", env!("CARGO_BIN_EXE_proto-trainer-agent"))
-            .env("SCENARIO", "hostile")
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
-    };
-    if attempt().success() {
-        return;
-    }
-    eprintln!("voice_survives_a_hostile_room: FIRST ATTEMPT FAILED (known harness flake); trying once more");
     run_voice_test(&[("SCENARIO", "hostile")]);
 }
 
@@ -192,11 +178,11 @@ fn run_stack_test(env: &[(&str, &str)]) {
     assert!(status.success(), "stack-test.sh {env:?} failed: {status}");
 }
 
-/// The product as deployed: `proto-trainer serve` (admin service and voice agent in one process,
-/// SQLite, seeded) with the counselor signed in and its token from `POST /api/livekit/token`:
-/// six turns in the store during the call, the evaluation stored within the simulator's latency
-/// plus 1 s of the hang-up, the call's per-turn metrics on the service's `/metrics`, and one
-/// SIGTERM stopping both.
+/// The product as deployed: `proto-trainer serve` (the admin service, and the voice agent as its
+/// supervised child process; SQLite, seeded) with the counselor signed in and its token from
+/// `POST /api/livekit/token`: six turns in the store during the call, the evaluation stored
+/// within the simulator's latency plus 1 s of the hang-up (the child wakes the parent's graders),
+/// the call's per-turn metrics on the agent's `/metrics`, and one SIGTERM stopping both.
 #[test]
 #[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
 fn stack_serve_grades_a_voice_call() {
@@ -219,4 +205,26 @@ fn stack_agent_survives_the_admin_service_down() {
 #[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
 fn stack_sigterm_ends_the_call_cleanly() {
     run_stack_test(&[("FAULT", "sigterm")]);
+}
+
+/// Two calls at once under `proto-trainer serve`; after call A's first answer the agent child is
+/// killed (SIGKILL): `/healthz` answers 200 in under 1 s throughout (probed every 100 ms), the
+/// death is logged with its reason, the supervisor starts a new agent, a third call is answered
+/// and graded, and every turn the killed agent made final (its log) for either call is stored,
+/// once (call A's first exchange at least).
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_agent_child_killed_mid_call() {
+    run_stack_test(&[("FAULT", "agent_kill")]);
+}
+
+/// Two calls at once under `proto-trainer serve`; after call A's first answer the service itself
+/// is killed (SIGKILL) and started again 3 s later. Its orphaned agent child takes no new call
+/// but carries both calls to their end, writing to the database meanwhile: each call's six turns
+/// are stored once, in order, both are graded by the new service, a third call goes to the new
+/// agent, and the orphan exits once its calls have ended.
+#[test]
+#[ignore = "needs root, livekit-server and the Python client (scripts/livekit/install.sh)"]
+fn stack_admin_killed_mid_call() {
+    run_stack_test(&[("FAULT", "admin_kill")]);
 }

@@ -2,7 +2,7 @@
 # The offline demo's voice path, checked the way a newcomer would use it but inside the
 # loopback-only namespace: `cargo xtask demo --no-build` (seeded SQLite, the OpenAI simulator as
 # chat, grader and Realtime caller, a local livekit-server on 127.0.0.1 with loopback candidates,
-# `proto-trainer serve` with the agent in-process) and one voice call by LiveKit's Python client
+# `proto-trainer serve` with the agent as its child process) and one voice call by LiveKit's Python client
 # signed in as a demo counselor (stack_counselor.py): six turns stored during the call, the
 # evaluation after the hang-up, and SIGTERM to the demo stopping every process it started.
 # Installs and builds (debug) outside; runs the demo and the client inside a fresh namespace.

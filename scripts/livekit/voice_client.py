@@ -16,7 +16,8 @@ simulator's VAD sees the end of each utterance. An answer is over when its audio
 and (conversation, preconnect) the store holds it as a whole caller turn: a wait that polls, so
 the run is as fast as the call, and an answer that a fault split in two is waited for in full.
 --mid-cmd runs a fault: after the first answer, or (--mid-at answer2) 0.8 s into the second
-answer; with --agent-leaves the client then waits for the agent to leave and stops.
+answer; with --agent-leaves the client then waits for the agent to leave and stops. --stop-file:
+the counselor hangs up as soon as that file exists (a killed agent answers nothing more).
 --hostile (with conversation) attacks the agent through the room while the call goes on: the
 counselor sends pre-connect streams over the byte budget, a second one, ones with sampleRate 1,
 0 and 2^32 and 3 channels, one after speaking and 70 left open; a second participant
@@ -134,6 +135,7 @@ async def main() -> int:
     p.add_argument("--intruder", action="store_true", help="be the hostile second participant (--hostile runs it)")
     p.add_argument("--attacks", default="preconnect,open,big,flood", help="with --hostile: which (see above)")
     p.add_argument("--agent-identity")
+    p.add_argument("--stop-file", help="hang up once this file exists (the agent was killed: no answer comes)")
     args = p.parse_args()
     if args.intruder:
         return await intruder(args)
@@ -224,6 +226,11 @@ async def main() -> int:
             await asyncio.sleep(0.01)
         return started
 
+    def stopped() -> bool:
+        if args.stop_file and os.path.exists(args.stop_file):
+            result["stopped"] = True
+        return bool(result.get("stopped"))
+
     def whole_caller_turns() -> int:
         return sum(1 for t in read_turns(args.turns_file) if t["speaker"] == "caller" and not t.get("cut"))
 
@@ -233,6 +240,8 @@ async def main() -> int:
         deadline = time.monotonic() + timeout
         first = None
         while time.monotonic() < deadline:
+            if stopped():
+                return None
             loud = [t for t, r in heard if t > since and r > SPEECH_RMS]
             if loud:
                 first = loud[0]
@@ -315,6 +324,8 @@ async def main() -> int:
                     if await run_fault():
                         break
                 got = await caller_answer(start, args.reply_timeout, turns=len(answers) + 1)
+                if stopped():
+                    break
                 answers.append(got)
                 if not got:
                     failures.append(f"no caller answer to utterance {i + 1}")

@@ -132,7 +132,20 @@ pub(crate) async fn completions(
             json_schema.schema.as_ref().map_or_else(|| "{}".to_owned(), |schema| schema::generate(schema).to_string())
         }
         (None, Some(ResponseFormat::JsonObject)) => "{}".to_owned(),
-        (None, _) => caller_line(last_user).to_owned(),
+        (None, _) => {
+            // A scenario with a risk profile: the caller follows its disclosure rules.
+            let system = request.messages.iter().position(|m| matches!(m.role, Role::System | Role::Developer));
+            let turns: Vec<(bool, &str)> = request
+                .messages
+                .iter()
+                .zip(&texts)
+                .filter(|(m, _)| matches!(m.role, Role::User | Role::Assistant))
+                .map(|(m, t)| (m.role == Role::User, t.as_str()))
+                .collect();
+            system
+                .and_then(|i| crate::caller::profiled_reply(&texts[i], &turns))
+                .unwrap_or_else(|| caller_line(last_user).to_owned())
+        }
     };
     let prompt_tokens = 3 + texts.iter().map(|text| 4 + server::estimate_tokens(text)).sum::<u64>();
     let choices = request.n.unwrap_or(1);

@@ -28,6 +28,7 @@
 //! (`/_sim/`), `error` (OpenAI's error body), `realtime` (the WebSocket: protocol state machine,
 //! session validation, VAD, voice, recorded events).
 
+mod caller;
 mod chat;
 mod control;
 mod embeddings;
@@ -44,6 +45,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use caller::profiled_reply;
 pub use chat::caller_line;
 pub use embeddings::{DEFAULT_DIMENSIONS, embed};
 pub use error::ApiError;

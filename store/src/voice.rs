@@ -336,12 +336,12 @@ impl Store {
             .bind(session_id.to_string())
             .execute(&self.pool)
             .await?;
-        let (persona, voice) = match session.scenario_id {
+        let (persona, voice, profile) = match session.scenario_id {
             Some(id) => {
                 let scenario = self.scenario(session.account_id, id).await?;
-                (Some(scenario.prompt), scenario.voice)
+                (Some(scenario.prompt), scenario.voice, scenario.risk_profile)
             }
-            None => (None, ScenarioVoice::default()),
+            None => (None, ScenarioVoice::default(), None),
         };
         let rows = sqlx::query(
             "SELECT segment_id, speaker, text, started_ms, ended_ms FROM transcript_turns WHERE session_id = $1 \
@@ -364,7 +364,7 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         Ok(VoiceSetup {
             session_id,
-            instructions: caller_instructions(persona.as_deref(), Medium::Voice),
+            instructions: caller_instructions(persona.as_deref(), profile.as_ref(), Medium::Voice),
             voice: voice.voice.unwrap_or_else(|| defaults.voice.clone()),
             caller_speaks_first: voice.caller_speaks_first,
             phone_line: voice.phone_line,

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use store::{
-    Assignment, AssignmentFilter, AssignmentStatus, Difficulty, NewAssignment, Scenario, ScenarioFilter, ScenarioInput,
-    ScenarioListKind, ScenarioMode, Timestamp,
+    Assignment, AssignmentFilter, AssignmentStatus, Difficulty, NewAssignment, RequiredAction, RiskFact, RiskLevel,
+    RiskProfile, Scenario, ScenarioFilter, ScenarioInput, ScenarioListKind, ScenarioMode, Timestamp,
 };
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -113,8 +113,56 @@ pub struct ExternalScenario {
     pub estimated_time: Option<i64>,
     pub is_one_time: bool,
     pub relevant_policy_sections: String,
+    /// The scenario's clinical truth, if written.
+    pub risk_profile: Option<ExternalRiskProfile>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// A scenario's risk profile in the partner API's spelling (our API's `RiskProfile`, snake_case):
+/// the caller's facts with their disclosure rules, the expected risk level, the required actions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalRiskProfile {
+    /// The profile format's version; absent means the current one (1).
+    #[serde(default = "risk_profile_version")]
+    #[schema(minimum = 1, maximum = 1)]
+    pub schema_version: u32,
+    pub expected_level: RiskLevel,
+    #[serde(default)]
+    pub required_actions: Vec<RequiredAction>,
+    /// The caller is calling about someone else.
+    #[serde(default)]
+    pub third_party: bool,
+    pub facts: Vec<RiskFact>,
+}
+
+fn risk_profile_version() -> u32 {
+    store::RISK_PROFILE_SCHEMA_VERSION
+}
+
+impl From<RiskProfile> for ExternalRiskProfile {
+    fn from(p: RiskProfile) -> Self {
+        ExternalRiskProfile {
+            schema_version: p.schema_version,
+            expected_level: p.expected_level,
+            required_actions: p.required_actions,
+            third_party: p.third_party,
+            facts: p.facts,
+        }
+    }
+}
+
+impl From<ExternalRiskProfile> for RiskProfile {
+    fn from(p: ExternalRiskProfile) -> Self {
+        RiskProfile {
+            schema_version: p.schema_version,
+            expected_level: p.expected_level,
+            required_actions: p.required_actions,
+            third_party: p.third_party,
+            facts: p.facts,
+        }
+    }
 }
 
 impl From<Scenario> for ExternalScenario {
@@ -131,6 +179,7 @@ impl From<Scenario> for ExternalScenario {
             estimated_time: s.estimated_time,
             is_one_time: s.is_one_time,
             relevant_policy_sections: s.relevant_policy_sections,
+            risk_profile: s.risk_profile.map(ExternalRiskProfile::from),
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -167,6 +216,9 @@ pub struct ExternalScenarioInput {
     pub relevant_policy_sections: Option<String>,
     #[serde(default)]
     pub evaluator_context: Option<String>,
+    /// Optional clinical truth; validation problems are named `risk_profile.<field>`.
+    #[serde(default)]
+    pub risk_profile: Option<ExternalRiskProfile>,
 }
 
 /// Reusable scenarios of the key's account (one-time scenarios are not listed).
@@ -206,6 +258,7 @@ pub async fn create_scenario(
         is_one_time: Some(input.is_one_time),
         assign_to: None,
         voice: None,
+        risk_profile: input.risk_profile.map(RiskProfile::from),
     };
     let audit = partner_audit(&partner, "external.scenario.created");
     let (scenario, _) = state.store.create_scenario_audited(partner.account_id, None, &input, Some(&audit)).await?;

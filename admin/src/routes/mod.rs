@@ -102,6 +102,7 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(scenarios::list_scenarios, scenarios::create_scenario))
         .routes(routes!(scenarios::get_scenario, scenarios::update_scenario, scenarios::delete_scenario))
         .routes(routes!(scenarios::promote_scenario))
+        .routes(routes!(scenarios::preview_caller))
         .routes(with_upload_limit(routes!(scenarios::import_scenarios)))
         .routes(routes!(assignments::list_assignments, assignments::create_assignments))
         .routes(routes!(assignments::get_assignment, assignments::patch_assignment, assignments::delete_assignment))

@@ -4,7 +4,8 @@
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
-use store::{Assignment, ImportReport, Scenario, ScenarioFilter, ScenarioInput};
+use store::persona::{self, Medium};
+use store::{Assignment, ImportReport, RiskProfile, Scenario, ScenarioFilter, ScenarioInput, ScenarioMode};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -85,6 +86,53 @@ pub async fn delete_scenario(
     let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "scenario.deleted");
     state.store.delete_scenario(actor.account_id, id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the caller preview compiles: the persona and risk profile being edited.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallerPreviewRequest {
+    /// The caller persona (the scenario's `prompt`); empty: the free-practice caller.
+    #[serde(default)]
+    #[schema(max_length = 50000)]
+    pub prompt: String,
+    /// Chat or phone wording; default phone.
+    #[serde(default)]
+    pub mode: Option<ScenarioMode>,
+    #[serde(default)]
+    pub risk_profile: Option<RiskProfile>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerPreview {
+    /// The AI caller's instructions exactly as chat or voice would send them.
+    pub instructions: String,
+}
+
+/// The AI caller's instructions that a persona and risk profile compile to, for the editor's
+/// live preview (nothing is stored). An invalid profile answers 422 with the same per-field
+/// problems a save would.
+#[utoipa::path(post, path = "/api/scenarios/preview-caller", tag = "scenarios", request_body = CallerPreviewRequest,
+    responses((status = 200, body = CallerPreview), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn preview_caller(actor: Actor, Json(input): Json<CallerPreviewRequest>) -> Result<Json<CallerPreview>> {
+    actor.require_supervisor()?;
+    if input.prompt.chars().count() > store::MAX_EVALUATOR_CONTEXT_CHARS {
+        return Err(ApiError::validation("prompt", "must be at most 50000 characters"));
+    }
+    let profile = input
+        .risk_profile
+        .as_ref()
+        .map(|p| p.validate("riskProfile"))
+        .transpose()
+        .map_err(|fields| ApiError::from(store::Error::Invalid(fields)))?;
+    let medium = match input.mode.unwrap_or(ScenarioMode::Phone) {
+        ScenarioMode::Chat => Medium::Chat,
+        ScenarioMode::Phone => Medium::Voice,
+    };
+    Ok(Json(CallerPreview {
+        instructions: persona::caller_instructions(Some(&input.prompt), profile.as_ref(), medium),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -83,6 +83,7 @@ async fn world(app: &App) -> World {
         is_one_time: Some(one_time),
         assign_to: None,
         voice: None,
+        risk_profile: None,
     };
     let scenario =
         s.create_scenario(app.account, None, &scenario_input(format!("S {n}"), false)).await.expect("s").0.id;
@@ -288,6 +289,7 @@ fn request(
             body(json!({"confirmPersonalDetailsReviewed": true})),
             None,
         ),
+        ("POST", "/api/scenarios/preview-caller") => (path.to_owned(), body(json!({"prompt": "You are Al."})), None),
         ("POST", "/api/scenarios/import") => (
             path.to_owned(),
             None,
@@ -448,6 +450,7 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         }
         ("DELETE", "/api/scenarios/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
         ("POST", "/api/scenarios/import") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("POST", "/api/scenarios/preview-caller") => [401, 403, 403, 200, 200, 200, 401, 401],
         ("GET", "/api/assignments" | "/api/sessions") => [401, 200, 200, 200, 200, 200, 401, 401],
         // The outsider's account has neither the scenario nor the counselor: the field is named,
         // exactly as for ids that exist nowhere.

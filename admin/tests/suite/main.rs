@@ -22,6 +22,7 @@ mod hostile_documents;
 mod load_and_spend;
 mod notify;
 mod privacy;
+mod profile;
 mod progress;
 mod recordings;
 mod uploads;

@@ -760,7 +760,18 @@ impl Conn {
 
     fn start_response(&mut self, plan: TurnPlan, params: &Value, now: Instant) {
         let last_user = self.items.iter().rev().find(|item| item.role == "user").map(Item::text);
-        let text = plan.reply.clone().unwrap_or_else(|| caller_line(last_user.as_deref()).to_owned());
+        let text = plan.reply.clone().unwrap_or_else(|| {
+            // A scenario with a risk profile: the caller follows its disclosure rules.
+            let texts: Vec<(bool, String)> = self
+                .items
+                .iter()
+                .filter(|item| item.role == "user" || item.role == "assistant")
+                .map(|item| (item.role == "user", item.text()))
+                .collect();
+            let turns: Vec<(bool, &str)> = texts.iter().map(|(user, t)| (*user, t.as_str())).collect();
+            crate::caller::profiled_reply(&self.instructions(), &turns)
+                .unwrap_or_else(|| caller_line(last_user.as_deref()).to_owned())
+        });
         // A response that follows the assistant's own message carries on from where that one was
         // cut off (as a model does with its interrupted words), rather than starting again.
         let text = match self.items.last() {

@@ -755,6 +755,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/scenarios/preview-caller": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The AI caller's instructions that a persona and risk profile compile to, for the editor's
+         *     live preview (nothing is stored). An invalid profile answers 422 with the same per-field
+         *     problems a save would.
+         */
+        post: operations["preview_caller"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/scenarios/{id}": {
         parameters: {
             query?: never;
@@ -1506,6 +1527,17 @@ export interface components {
              */
             ended: boolean;
         };
+        CallerPreview: {
+            /** @description The AI caller's instructions exactly as chat or voice would send them. */
+            instructions: string;
+        };
+        /** @description What the caller preview compiles: the persona and risk profile being edited. */
+        CallerPreviewRequest: {
+            /** @description The caller persona (the scenario's `prompt`); empty: the free-practice caller. */
+            prompt?: string;
+            mode?: null | components["schemas"]["ScenarioMode"];
+            riskProfile?: null | components["schemas"]["RiskProfile"];
+        };
         Categories: {
             /** @description The account's scenario categories, in display order; validation accepts exactly these. */
             categories: string[];
@@ -1706,6 +1738,11 @@ export interface components {
         };
         /** @enum {string} */
         Difficulty: "beginner" | "intermediate" | "advanced";
+        /**
+         * @description When the AI caller reveals one fact of a scenario's risk profile.
+         * @enum {string}
+         */
+        DisclosureRule: "volunteered" | "when_asked" | "asked_directly_after_rapport" | "never_volunteered";
         /** @description One gap an LLM found in a counselor's documentation. */
         DocumentGap: {
             description: string;
@@ -1942,6 +1979,22 @@ export interface components {
             evaluation_error?: string | null;
             evaluation?: null | components["schemas"]["ExternalEvaluation"];
         };
+        /**
+         * @description A scenario's risk profile in the partner API's spelling (our API's `RiskProfile`, snake_case):
+         *     the caller's facts with their disclosure rules, the expected risk level, the required actions.
+         */
+        ExternalRiskProfile: {
+            /**
+             * Format: int32
+             * @description The profile format's version; absent means the current one (1).
+             */
+            schema_version?: number;
+            expected_level: components["schemas"]["RiskLevel"];
+            required_actions?: components["schemas"]["RequiredAction"][];
+            /** @description The caller is calling about someone else. */
+            third_party?: boolean;
+            facts: components["schemas"]["RiskFact"][];
+        };
         /** @description A scenario as partners see it. */
         ExternalScenario: {
             /** Format: uuid */
@@ -1960,6 +2013,7 @@ export interface components {
             estimated_time?: number | null;
             is_one_time: boolean;
             relevant_policy_sections: string;
+            risk_profile?: null | components["schemas"]["ExternalRiskProfile"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
         };
@@ -1995,6 +2049,7 @@ export interface components {
             is_one_time?: boolean;
             relevant_policy_sections?: string | null;
             evaluator_context?: string | null;
+            risk_profile?: null | components["schemas"]["ExternalRiskProfile"];
         };
         ExternalTranscript: {
             /** Format: uuid */
@@ -2150,6 +2205,12 @@ export interface components {
             estimatedTime?: number | null;
             relevantPolicySections: string;
             evaluatorContext: string;
+            riskProfile?: null | components["schemas"]["RiskProfile"];
+            /**
+             * @description Why the model's drafted risk profile was left out, for the supervisor to write it by hand;
+             *     absent when there is nothing to say (so a draft saves through `POST /api/scenarios` as is).
+             */
+            riskProfileProblems?: string[];
         };
         /** @description One golden case (`golden/<id>.json`; snake_case, the file format). */
         GoldenCase: {
@@ -2540,6 +2601,11 @@ export interface components {
          */
         ReportedFlagType: "ai_caller_problem" | "caller_inconsistency" | "other";
         /**
+         * @description What a counselor must do on a scenario's call, given its risk (a risk profile's required actions).
+         * @enum {string}
+         */
+        RequiredAction: "safety_plan" | "means_restriction" | "active_rescue" | "follow_up" | "warm_handoff" | "third_party_guidance";
+        /**
          * @description A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
          *     values are answers, or `raised` / `not_raised` for flags.
          */
@@ -2613,6 +2679,47 @@ export interface components {
             /** @description The flags the AI raised. */
             aiFlags: components["schemas"]["FlagType"][];
         };
+        /** @description One fact of a risk profile. */
+        RiskFact: {
+            /**
+             * @description A short stable key, unique in the profile (lowercase letters, digits, `_`; at most 40):
+             *     grading and the call record refer to the fact by it.
+             */
+            key: string;
+            kind: components["schemas"]["RiskFactKind"];
+            /** @description The fact as the caller knows it, in the caller's words (at most 600 characters). */
+            text: string;
+            disclosure: components["schemas"]["DisclosureRule"];
+        };
+        /**
+         * @description What one fact of a risk profile is about, in the 988 Lifeline's assessment's terms: suicidal desire, capability, intent, buffers, risk to others, or other context.
+         * @enum {string}
+         */
+        RiskFactKind: "psychological_pain" | "hopelessness" | "trapped" | "burden" | "alone" | "means_access" | "firearms" | "past_attempts" | "intoxication" | "agitation" | "ideation" | "plan" | "timeline" | "preparatory_behavior" | "attempt_in_progress" | "buffer" | "risk_to_others" | "context";
+        /**
+         * @description The risk level a scenario's caller is at, on the center's scale (the 988 Lifeline's assessment: low, moderate, high, imminent risk of suicide). A scenario's risk profile names the level a counselor should reach; never shown to the AI caller.
+         * @enum {string}
+         */
+        RiskLevel: "low" | "moderate" | "high" | "imminent";
+        /**
+         * @description A scenario's clinical truth: what the caller knows about their own risk, when they reveal
+         *     each part, and what a counselor should conclude and do.
+         */
+        RiskProfile: {
+            /**
+             * Format: int32
+             * @description The profile format's version; absent means the current one (1).
+             */
+            schemaVersion?: number;
+            /** @description The risk level a counselor should reach on this call. */
+            expectedLevel: components["schemas"]["RiskLevel"];
+            /** @description What the counselor must do on the call (each at most once). */
+            requiredActions?: components["schemas"]["RequiredAction"][];
+            /** @description The caller is calling about someone else (the person at risk is not on the line). */
+            thirdParty?: boolean;
+            /** @description What the caller knows, 1 to 40 facts with unique keys. */
+            facts: components["schemas"]["RiskFact"][];
+        };
         /**
          * @description What a user may do. Account admins manage users and keys and can do all a supervisor can.
          * @enum {string}
@@ -2650,6 +2757,7 @@ export interface components {
             assignmentCount: number;
             /** @description How a voice call of this scenario sounds and starts. */
             voice: components["schemas"]["ScenarioVoice"];
+            riskProfile?: null | components["schemas"]["RiskProfile"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
@@ -2677,6 +2785,7 @@ export interface components {
             isOneTime?: boolean | null;
             assignTo?: null | components["schemas"]["OneTimeAssignment"];
             voice?: null | components["schemas"]["ScenarioVoice"];
+            riskProfile?: null | components["schemas"]["RiskProfile"];
         };
         /**
          * @description Which scenarios a list shows: reusable ones (the default; one-time scenarios are hidden from lists), one-time ones, or all.
@@ -6697,6 +6806,90 @@ export interface operations {
             };
         };
     };
+    preview_caller: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallerPreviewRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallerPreview"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this role, a missing or wrong CSRF token, a cross-site request, or a one-time password still to change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_scenario: {
         parameters: {
             query?: never;
@@ -9395,6 +9588,7 @@ export const assignmentStatusValues: ReadonlyArray<FlattenedDeepRequired<compone
 export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable", "not_assessed"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "delivered", "failed"];
 export const difficultyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Difficulty"]> = ["beginner", "intermediate", "advanced"];
+export const disclosureRuleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DisclosureRule"]> = ["volunteered", "when_asked", "asked_directly_after_rapport", "never_volunteered"];
 export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EndReason"]> = ["counselor_left", "max_duration", "silence", "ended_by_supervisor", "agent_shutdown", "failed", "never_joined", "replaced"];
 export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed", "pending"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
@@ -9411,6 +9605,9 @@ export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<compone
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
 export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
 export const reportedFlagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReportedFlagType"]> = ["ai_caller_problem", "caller_inconsistency", "other"];
+export const requiredActionValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RequiredAction"]> = ["safety_plan", "means_restriction", "active_rescue", "follow_up", "warm_handoff", "third_party_guidance"];
+export const riskFactKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RiskFactKind"]> = ["psychological_pain", "hopelessness", "trapped", "burden", "alone", "means_access", "firearms", "past_attempts", "intoxication", "agitation", "ideation", "plan", "timeline", "preparatory_behavior", "attempt_in_progress", "buffer", "risk_to_others", "context"];
+export const riskLevelValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RiskLevel"]> = ["low", "moderate", "high", "imminent"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["counselor", "supervisor", "admin"];
 export const scenarioListKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioListKind"]> = ["reusable", "one_time", "all"];
 export const scenarioModeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioMode"]> = ["phone", "chat"];

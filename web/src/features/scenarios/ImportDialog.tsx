@@ -18,7 +18,7 @@ export function ImportDialog({ onClose }: { onClose: () => void }) {
   const report = run.data;
   return (
     <Modal title="Import scenarios from CSV" onClose={onClose}>
-      <p className="mb-2 text-sm text-slate-700">Columns: title, prompt, mode, category, and optionally description, skills (separated by ;), difficulty, estimated_time, relevant_policy_sections, evaluator_context.</p>
+      <p className="mb-2 text-sm text-slate-700">Columns: title, prompt, mode, category, and optionally description, skills (separated by ;), difficulty, estimated_time, relevant_policy_sections, evaluator_context. A risk profile in compact columns: risk_level (low, moderate, high, imminent), required_actions (separated by ;, e.g. safety_plan;means_restriction), third_party (yes/no), and one column per fact named fact:&lt;key&gt; holding rule|text when the key is a fact kind (fact:firearms → when_asked|A rifle in the truck) or kind|rule|text otherwise (fact:tonight → timeline|never_volunteered|Tonight after work). Rules: volunteered, when_asked, asked_directly_after_rapport, never_volunteered.</p>
       <div className="flex items-end gap-2">
         <Field label="CSV file">{(id) => <input id={id} type="file" accept=".csv,text/csv" onChange={(e) => setFile(e.target.files?.[0] ?? null)} className="text-sm" />}</Field>
         <Button disabled={!file || run.isPending} onClick={() => file && run.mutate(file)}>Import</Button>

@@ -10,6 +10,7 @@ import { CounselorPicker } from "@/components/CounselorPicker";
 import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner, TextArea, TextInput } from "@/components/ui";
 import { label } from "@/lib/format";
 import { useCategories } from "./api";
+import { RiskProfileForm } from "./RiskProfileForm";
 
 type Input = Schemas["ScenarioInput"];
 type User = Schemas["User"];
@@ -24,12 +25,17 @@ export default function ScenarioEditPage() {
   const categories = useCategories();
   const draft = (location.state as { draft?: Schemas["GeneratedScenario"] } | null)?.draft;
   const existing = useQuery({ queryKey: ["scenario", id], queryFn: () => call(api.GET("/api/scenarios/{id}", { params: { path: { id: id! } } })), enabled: !!id });
-  const [form, setForm] = useState<Input>(draft ? { ...empty, ...draft } : empty);
+  const [form, setForm] = useState<Input>(() => {
+    if (!draft) return empty;
+    // The draft's notes on a profile the AI got wrong are shown, not sent back.
+    const { riskProfileProblems: _problems, ...fields } = draft;
+    return { ...empty, ...fields };
+  });
   const [skill, setSkill] = useState("");
   const [learner, setLearner] = useState<User[]>([]);
   useEffect(() => {
     const s = existing.data;
-    if (s) setForm({ title: s.title, prompt: s.prompt, description: s.description, mode: s.mode, category: s.category, skills: s.skills, difficulty: s.difficulty ?? null, estimatedTime: s.estimatedTime ?? null, relevantPolicySections: s.relevantPolicySections, evaluatorContext: s.evaluatorContext, isOneTime: s.isOneTime });
+    if (s) setForm({ title: s.title, prompt: s.prompt, description: s.description, mode: s.mode, category: s.category, skills: s.skills, difficulty: s.difficulty ?? null, estimatedTime: s.estimatedTime ?? null, relevantPolicySections: s.relevantPolicySections, evaluatorContext: s.evaluatorContext, isOneTime: s.isOneTime, riskProfile: s.riskProfile ?? null });
   }, [existing.data]);
   useEffect(() => {
     if (!form.category && categories.data?.categories[0]) setForm((f) => ({ ...f, category: categories.data!.categories[0]! }));
@@ -65,6 +71,9 @@ export default function ScenarioEditPage() {
       <PageTitle>{id ? "Edit scenario" : "New scenario"}</PageTitle>
       <ErrorNote error={existing.error ?? categories.error} />
       {draft && <Notice>This draft was generated from a complaint: review every field before saving.</Notice>}
+      {draft && (draft.riskProfileProblems?.length ?? 0) > 0 && (
+        <Notice tone="warning">The AI's draft of the risk profile was left out ({draft.riskProfileProblems?.join("; ")}); write it below.</Notice>
+      )}
       <form onSubmit={submit} className="mt-3 flex flex-col gap-4">
         <Card>
           <div className="grid gap-3 md:grid-cols-2">
@@ -111,6 +120,7 @@ export default function ScenarioEditPage() {
             {oneTimeCreate && <CounselorPicker label="Learner" multiple={false} value={learner} onChange={setLearner} />}
           </div>
         </Card>
+        <RiskProfileForm profile={form.riskProfile} onChange={(p) => set("riskProfile", p)} prompt={form.prompt} mode={form.mode} />
         <ErrorNote error={save.error} />
         <div className="flex gap-2">
           {oneTimeCreate ? (
