@@ -23,6 +23,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
 import * as scopedSteps from "./steps/scoped.mjs";
+import * as ui2bSteps from "./steps/ui2b.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -50,10 +51,20 @@ function check(cond, what) {
   if (!cond) throw new Error(`expected: ${what}`);
 }
 
-// Pages that show rubric checks: none may show the grader's instructions or an internal check key
-// (`asks_about_suicide.not_leading`), only the questions written for people.
-const CHECK_PAGES = new Set(["10-feedback", "13-session-review", "13b-calibrate", "13d-calibration-report", "15b-feedback-reviewed", "15d-review-held", "15e-feedback-released", "21-voice-feedback", "22-voice-review"]);
-const GRADER_WORDS = [/not_applicable/, /answer yes or no/i, /Never not.applicable/i, /\b[a-z]+_[a-z_]+\.[a-z]+[a-z_]*\b/];
+// No page may show the grader's instructions, an internal check key (`asks_about_suicide.not_leading`),
+// a snake_case wire value (`cohort_training`), a field by its API name (`sessionId: …`) or the
+// server's bare 401 words: only words written for people. Checked on every audited page.
+const GRADER_WORDS = [
+  /not_applicable/,
+  /answer yes or no/i,
+  /Never not.applicable/i,
+  /\b[a-z]+_[a-z_]+\.[a-z]+[a-z_]*\b/,
+  /\b[a-z]+_[a-z]+(?:_[a-z]+)*\b/,
+  /\b[a-z]+[A-Z][a-zA-Z]*: /,
+  /authentication required/i,
+  /\bAi caller\b/,
+  /\b1 attempts\b/,
+];
 
 async function noInternalWords(page, name) {
   const text = await page.evaluate(() => document.body.innerText);
@@ -65,7 +76,7 @@ async function noInternalWords(page, name) {
 
 async function audit(page, name) {
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
-  if (CHECK_PAGES.has(name)) await noInternalWords(page, name);
+  await noInternalWords(page, name);
   const result = await page.evaluate(`${AXE}\n;axe.run(document, { resultTypes: ["violations"] })`);
   const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   axeReport.push({ page: name, violations: result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) })) });
@@ -468,6 +479,8 @@ async function main() {
   await step("3. supervisor reviews the session and its flag; progress chart has the point", () => scenarios.supervisorReviews(ctx));
   await step("3b. a forged chat is held: under review, the supervisor releases it, the score appears", () => scenarios.forgedChatHeld(ctx));
   await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
+  await step("ui2b. a wrong password is named; revoking a key asks first (Cancel, Escape keep it) and says it is done", () => ui2bSteps.confirmRevoke(ctx, { ADMIN, check, audit, signIn, signOut }));
+  await step("ui2b. every route has its own title and moves focus to its heading", () => ui2bSteps.titlesAndFocus(ctx, { ADMIN, check, signIn, signOut }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));

@@ -2,6 +2,7 @@
 // the generated `paths` type (schema.ts, from web/openapi.json), so a renamed field breaks the
 // build, not the page.
 import createClient, { type Middleware } from "openapi-fetch";
+import { fieldLabel } from "./labels";
 import type { components, paths } from "./schema";
 
 export type Schemas = components["schemas"];
@@ -35,10 +36,11 @@ export class ApiError extends Error {
   }
 }
 
+// A validation answer's message repeats its fields by API name ("title: must be …"); people read
+// the fields by the form's label instead, one sentence each.
 function describe(status: number, body: Partial<Schemas["ErrorBody"]> | undefined): string {
-  const base = body?.message ?? `The server answered ${status}.`;
-  const fields = body?.fields?.map((f) => `${f.field}: ${f.message}`).filter((f) => !base.includes(f)).join("; ");
-  return fields ? `${base} (${fields})` : base;
+  if (body?.fields?.length) return body.fields.map((f) => `${fieldLabel(f.field)}: ${f.message}.`.replace(/\.\.$/, ".")).join(" ");
+  return body?.message ?? `The server answered ${status}.`;
 }
 
 /** Unwraps an openapi-fetch result: the data, or an `ApiError` with the server's message. */

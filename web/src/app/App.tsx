@@ -4,6 +4,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { lazy, Suspense, type ReactNode } from "react";
 import { BrowserRouter, Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { ErrorNote, Spinner } from "@/components/ui";
+import { NoticeProvider } from "@/components/Notices";
 import { isSupervisor, useMe } from "@/lib/session";
 import { Layout } from "./Layout";
 import { SignInPage } from "@/features/auth/SignInPage";
@@ -56,6 +57,7 @@ function Home() {
 export function App() {
   return (
     <QueryClientProvider client={queryClient}>
+      <NoticeProvider>
       <BrowserRouter>
         <Suspense fallback={<Loading />}>
           <Routes>
@@ -83,6 +85,7 @@ export function App() {
           </Routes>
         </Suspense>
       </BrowserRouter>
+      </NoticeProvider>
     </QueryClientProvider>
   );
 }

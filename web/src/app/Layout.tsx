@@ -1,9 +1,9 @@
 // The frame of every signed-in page: navigation by role, the user, sign-out.
 import { useMutation } from "@tanstack/react-query";
 import clsx from "clsx";
-import { NavLink, Outlet, useNavigate } from "react-router-dom";
+import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { api, call } from "@/api/client";
-import { Badge } from "@/components/ui";
+import { Badge, useFocusHeadingOnNavigation } from "@/components/ui";
 import { label } from "@/lib/format";
 import { isSupervisor, useMe, useSetMe } from "@/lib/session";
 
@@ -11,6 +11,7 @@ export function Layout() {
   const me = useMe().data!;
   const setMe = useSetMe();
   const navigate = useNavigate();
+  useFocusHeadingOnNavigation(useLocation().key);
   const logout = useMutation({
     mutationFn: () => call(api.POST("/api/auth/logout")),
     onSettled: () => {

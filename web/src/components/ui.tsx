@@ -1,6 +1,6 @@
 // Small shared building blocks: buttons, fields, messages, badges. Colours keep WCAG AA contrast.
 import clsx from "clsx";
-import { useId, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from "react";
+import { useEffect, useId, useRef, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from "react";
 
 type Variant = "primary" | "secondary" | "danger" | "ghost";
 
@@ -122,10 +122,59 @@ export function Card({ title, children, actions }: { title?: string; children: R
   );
 }
 
+const APP = "Proto Trainer";
+
+/**
+ * After each client-side navigation, moves the focus to the new page's h1 (in `#main`) once it is
+ * shown, so a screen reader announces the page; the focus would otherwise stay on the link
+ * clicked or fall to the body. A page that already put the focus in its own content (a reply
+ * box) keeps it. Lazy pages and data arrive later, so it waits for a visible h1 (up to 5 s).
+ */
+export function useFocusHeadingOnNavigation(navigationKey: string) {
+  useEffect(() => {
+    let frame = 0;
+    const until = performance.now() + 5000;
+    const tryFocus = () => {
+      const main = document.getElementById("main");
+      const h1 = main?.querySelector<HTMLElement>("h1");
+      if (main && h1 && h1.getClientRects().length > 0) {
+        if (!main.contains(document.activeElement) || document.activeElement === main) h1.focus({ preventScroll: true });
+        return;
+      }
+      if (performance.now() < until) frame = requestAnimationFrame(tryFocus);
+    };
+    frame = requestAnimationFrame(tryFocus);
+    return () => cancelAnimationFrame(frame);
+  }, [navigationKey]);
+}
+
+/** The tab's title for pages without a `PageTitle` (sign-in): "<page> · Proto Trainer". */
+export function useDocumentTitle(title: string) {
+  useEffect(() => {
+    document.title = `${title} · ${APP}`;
+  }, [title]);
+}
+
+/**
+ * The page's h1. It names the browser tab after itself ("Sessions · Proto Trainer", following
+ * the text as data fills it in); `useFocusHeadingOnNavigation` gives it the focus.
+ */
 export function PageTitle({ children, actions }: { children: ReactNode; actions?: ReactNode }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    const h1 = ref.current;
+    if (!h1) return;
+    const name = () => {
+      document.title = `${h1.textContent?.trim() || APP} · ${APP}`;
+    };
+    name();
+    const observer = new MutationObserver(name);
+    observer.observe(h1, { subtree: true, characterData: true, childList: true });
+    return () => observer.disconnect();
+  }, []);
   return (
     <div className="mb-4 flex flex-wrap items-center justify-between gap-2">
-      <h1 className="text-2xl font-bold">{children}</h1>
+      <h1 ref={ref} tabIndex={-1} className="text-2xl font-bold focus:outline-none">{children}</h1>
       {actions && <div className="flex gap-2">{actions}</div>}
     </div>
   );

@@ -1,4 +1,6 @@
-/** Display helpers shared by features (no API knowledge). */
+/** Display helpers shared by features; enum words come from the one table in `@/api/labels`. */
+import { anyLabel } from "@/api/labels";
+
 export function formatDate(value: string | null | undefined): string {
   if (!value) return "—";
   const d = new Date(value);
@@ -10,11 +12,10 @@ export function formatDateTime(value: string | null | undefined): string {
   return new Date(value).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-/** `in_progress` -> `In progress`: wire values shown as words. */
+/** `ai_caller_problem` -> `AI caller problem`: wire values shown through the label table. */
 export function label(value: string | null | undefined): string {
   if (!value) return "—";
-  const words = value.replace(/_/g, " ");
-  return words.charAt(0).toUpperCase() + words.slice(1);
+  return anyLabel(value);
 }
 
 export function formatClock(ms: number): string {

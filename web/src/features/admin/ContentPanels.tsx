@@ -3,6 +3,8 @@ import { useState } from "react";
 import { api, call, upload, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Field, Spinner, TextInput } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
+import { useConfirm } from "@/components/ConfirmDialog";
+import { useNotify } from "@/components/Notices";
 
 export function CategoriesPanel() {
   const client = useQueryClient();
@@ -37,10 +39,16 @@ export function PoliciesPanel() {
     mutationFn: (f: File) => upload<Schemas["Policy"]>("/api/policies", f),
     onSuccess: () => client.invalidateQueries({ queryKey: ["policies"] }),
   });
+  const [confirm, confirmDialog] = useConfirm();
+  const notify = useNotify();
   const remove = useMutation({
-    mutationFn: (id: string) => call(api.DELETE("/api/policies/{id}", { params: { path: { id } } })),
+    mutationFn: (p: Schemas["Policy"]) => call(api.DELETE("/api/policies/{id}", { params: { path: { id: p.id } } })).then(() => p),
+    onSuccess: (p) => notify(`“${p.fileName}” deleted. New evaluations no longer use it.`),
     onSettled: () => client.invalidateQueries({ queryKey: ["policies"] }),
   });
+  const askRemove = async (p: Schemas["Policy"]) => {
+    if (await confirm({ title: `Delete the policy “${p.fileName}”?`, body: "The evaluator stops grading against it. To use it again you must upload it again.", confirmLabel: "Delete policy" })) remove.mutate(p);
+  };
   return (
     <Card title="Policy documents">
       <p className="mb-2 text-sm text-slate-700">The evaluator grades sessions against these (PDF, DOCX, TXT or Markdown).</p>
@@ -55,10 +63,11 @@ export function PoliciesPanel() {
           <li key={p.id} className="flex items-center gap-3 py-2">
             <span className="font-medium">{p.fileName}</span>
             <span className="text-slate-700">{p.textChars.toLocaleString()} characters, {p.embeddedChunks}/{p.chunks} passages indexed, {formatDateTime(p.createdAt)}</span>
-            <Button variant="danger" className="ml-auto" onClick={() => remove.mutate(p.id)}>Delete<span className="sr-only"> {p.fileName}</span></Button>
+            <Button variant="danger" className="ml-auto" onClick={() => askRemove(p)}>Delete<span className="sr-only"> {p.fileName}</span></Button>
           </li>
         ))}
       </ul>
+      {confirmDialog}
     </Card>
   );
 }

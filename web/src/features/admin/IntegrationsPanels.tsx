@@ -5,6 +5,8 @@ import { webhookEventValues } from "@/api/schema";
 import { Badge, Button, Card, ErrorNote, Spinner, TextInput } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
 import { ShownOnce } from "./ShownOnce";
+import { useConfirm } from "@/components/ConfirmDialog";
+import { useNotify } from "@/components/Notices";
 
 export function ApiKeysPanel() {
   const client = useQueryClient();
@@ -19,10 +21,21 @@ export function ApiKeysPanel() {
       client.invalidateQueries({ queryKey: ["api-keys"] });
     },
   });
+  const [confirm, confirmDialog] = useConfirm();
+  const notify = useNotify();
   const revoke = useMutation({
-    mutationFn: (id: string) => call(api.DELETE("/api/api-keys/{id}", { params: { path: { id } } })),
+    mutationFn: (k: Schemas["ApiKey"]) => call(api.DELETE("/api/api-keys/{id}", { params: { path: { id: k.id } } })).then(() => k),
+    onSuccess: (k) => notify(`Key “${k.name}” revoked. Partners using it can no longer connect.`),
     onSettled: () => client.invalidateQueries({ queryKey: ["api-keys"] }),
   });
+  const askRevoke = async (k: Schemas["ApiKey"]) => {
+    const yes = await confirm({
+      title: `Revoke the key “${k.name}”?`,
+      body: "Anything using this key stops working at once. This cannot be undone; you can create a new key.",
+      confirmLabel: "Revoke key",
+    });
+    if (yes) revoke.mutate(k);
+  };
   const submit = (e: FormEvent) => {
     e.preventDefault();
     create.mutate();
@@ -45,12 +58,13 @@ export function ApiKeysPanel() {
                 <span className="font-medium">{k.name}</span>
                 <code>{k.prefix}…</code>
                 <span className="text-slate-700">created {formatDateTime(k.createdAt)}, last used {formatDateTime(k.lastUsedAt)}</span>
-                {k.revokedAt ? <Badge>Revoked</Badge> : <Button variant="danger" className="ml-auto" onClick={() => revoke.mutate(k.id)}>Revoke<span className="sr-only"> {k.name}</span></Button>}
+                {k.revokedAt ? <Badge>Revoked</Badge> : <Button variant="danger" className="ml-auto" onClick={() => askRevoke(k)}>Revoke<span className="sr-only"> {k.name}</span></Button>}
               </li>
             ))}
           </ul>
         )}
       </Card>
+      {confirmDialog}
       {secret && <ShownOnce title="Your new API key" what="API key" secret={secret} onClose={() => setSecret(null)} />}
     </div>
   );
@@ -73,10 +87,16 @@ export function WebhooksPanel() {
       client.invalidateQueries({ queryKey: ["webhooks"] });
     },
   });
+  const [confirm, confirmDialog] = useConfirm();
+  const notify = useNotify();
   const remove = useMutation({
     mutationFn: (id: string) => call(api.DELETE("/api/webhooks/{id}", { params: { path: { id } } })),
+    onSuccess: () => notify("Webhook deleted. It receives no more events."),
     onSettled: () => client.invalidateQueries({ queryKey: ["webhooks"] }),
   });
+  const askRemove = async (id: string, url: string) => {
+    if (await confirm({ title: "Delete this webhook?", body: `${url} will receive no more events, and its delivery log is deleted with it.`, confirmLabel: "Delete webhook" })) remove.mutate(id);
+  };
   return (
     <div className="flex flex-col gap-4">
       <Card title="New webhook">
@@ -104,13 +124,14 @@ export function WebhooksPanel() {
                 <code className="break-all">{w.url}</code>
                 {w.events.map((e) => <Badge key={e}>{e}</Badge>)}
                 <Button variant="ghost" className="ml-auto" aria-expanded={open === w.id} onClick={() => setOpen(open === w.id ? null : w.id)}>Delivery log</Button>
-                <Button variant="danger" onClick={() => remove.mutate(w.id)}>Delete<span className="sr-only"> webhook {w.url}</span></Button>
+                <Button variant="danger" onClick={() => askRemove(w.id, w.url)}>Delete<span className="sr-only"> webhook {w.url}</span></Button>
               </div>
               {open === w.id && <Deliveries id={w.id} />}
             </li>
           ))}
         </ul>
       </Card>
+      {confirmDialog}
       {secret && <ShownOnce title="Webhook signing secret" what="signing secret" secret={secret} onClose={() => setSecret(null)} />}
     </div>
   );

@@ -5,6 +5,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { api, call, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, Spinner, TextInput } from "@/components/ui";
 import { Modal } from "@/components/Modal";
+import { useNotify } from "@/components/Notices";
 
 type Retention = Schemas["Retention"];
 
@@ -58,9 +59,11 @@ export function RetentionPanel() {
 export function EraseUserDialog({ user, onClose }: { user: Schemas["User"]; onClose: () => void }) {
   const client = useQueryClient();
   const [typed, setTyped] = useState("");
+  const notify = useNotify();
   const erase = useMutation({
     mutationFn: () => call(api.POST("/api/users/{id}/erase", { params: { path: { id: user.id } } })),
     onSuccess: () => {
+      notify(`${user.displayName} is erased: their name and e-mail are gone and they cannot sign in.`);
       client.invalidateQueries({ queryKey: ["users"] });
       onClose();
     },

@@ -5,6 +5,8 @@ import { roleValues } from "@/api/schema";
 import { Badge, Button, Card, ErrorNote, Select, Spinner, TextInput } from "@/components/ui";
 import { label } from "@/lib/format";
 import { ShownOnce } from "./ShownOnce";
+import { useConfirm } from "@/components/ConfirmDialog";
+import { useNotify } from "@/components/Notices";
 import { EraseUserDialog } from "./PrivacyPanels";
 
 type Role = Schemas["Role"];
@@ -28,10 +30,32 @@ export function UsersPanel() {
       refresh();
     },
   });
+  const [confirm, confirmDialog] = useConfirm();
+  const notify = useNotify();
   const update = useMutation({
-    mutationFn: ({ id, patch }: { id: string; patch: Schemas["UserPatch"] }) => call(api.PATCH("/api/users/{id}", { params: { path: { id } }, body: patch })),
+    mutationFn: ({ id, patch }: { id: string; patch: Schemas["UserPatch"]; done: string }) => call(api.PATCH("/api/users/{id}", { params: { path: { id } }, body: patch })),
+    onSuccess: (_, { done }) => notify(done),
     onSettled: refresh,
   });
+  const askRole = async (u: Schemas["User"], next: Role) => {
+    if (next === u.role) return;
+    const yes = await confirm({
+      title: `Make ${u.displayName} ${/^[aeiou]/i.test(label(next)) ? "an" : "a"} ${label(next).toLowerCase()}?`,
+      body: `${u.displayName} is now ${/^[aeiou]/i.test(label(u.role)) ? "an" : "a"} ${label(u.role).toLowerCase()}. What they can see and change follows the new role.`,
+      confirmLabel: "Change role",
+      danger: false,
+    });
+    if (yes) update.mutate({ id: u.id, patch: { role: next }, done: `${u.displayName} is now ${/^[aeiou]/i.test(label(next)) ? "an" : "a"} ${label(next).toLowerCase()}.` });
+  };
+  const askActive = async (u: Schemas["User"]) => {
+    if (!u.active) return update.mutate({ id: u.id, patch: { active: true }, done: `${u.displayName} can sign in again.` });
+    const yes = await confirm({
+      title: `Deactivate ${u.displayName}?`,
+      body: "They are signed out and cannot sign in until reactivated. Their sessions and feedback are kept.",
+      confirmLabel: "Deactivate",
+    });
+    if (yes) update.mutate({ id: u.id, patch: { active: false }, done: `${u.displayName} is deactivated.` });
+  };
   const reset = useMutation({
     mutationFn: (u: Schemas["User"]) => call(api.POST("/api/users/{id}/password-reset", { params: { path: { id: u.id } } })).then((r) => ({ r, u })),
     onSuccess: ({ r, u }) => setSecret({ who: u.displayName, password: r.temporaryPassword }),
@@ -65,13 +89,13 @@ export function UsersPanel() {
                   <td>{u.email}</td>
                   <td>
                     <label className="sr-only" htmlFor={`role-${u.id}`}>Role of {u.displayName}</label>
-                    <select id={`role-${u.id}`} className="rounded border border-slate-400 px-2 py-1" value={u.role} onChange={(e) => update.mutate({ id: u.id, patch: { role: e.target.value as Role } })}>
+                    <select id={`role-${u.id}`} className="rounded border border-slate-400 px-2 py-1" value={u.role} onChange={(e) => askRole(u, e.target.value as Role)}>
                       {roleValues.map((r) => <option key={r} value={r}>{label(r)}</option>)}
                     </select>
                   </td>
                   <td><Badge tone={u.active ? "green" : "slate"}>{u.active ? "Active" : "Deactivated"}</Badge></td>
                   <td className="whitespace-nowrap text-right">
-                    <Button variant="ghost" onClick={() => update.mutate({ id: u.id, patch: { active: !u.active } })}>{u.active ? "Deactivate" : "Reactivate"}<span className="sr-only"> {u.displayName}</span></Button>
+                    <Button variant="ghost" onClick={() => askActive(u)}>{u.active ? "Deactivate" : "Reactivate"}<span className="sr-only"> {u.displayName}</span></Button>
                     <Button variant="ghost" onClick={() => reset.mutate(u)}>Reset password<span className="sr-only"> of {u.displayName}</span></Button>
                     {!u.displayName.startsWith("Erased user ") && (
                       <Button variant="ghost" onClick={() => setErasing(u)}>Erase<span className="sr-only"> {u.displayName}</span></Button>
@@ -84,6 +108,7 @@ export function UsersPanel() {
         )}
       </Card>
       {secret && <ShownOnce title={`One-time password for ${secret.who}`} what="one-time password" secret={secret.password} onClose={() => setSecret(null)} />}
+      {confirmDialog}
       {erasing && <EraseUserDialog user={erasing} onClose={() => setErasing(null)} />}
     </div>
   );

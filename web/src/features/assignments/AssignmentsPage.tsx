@@ -1,5 +1,6 @@
 // Assignments: bulk assign (counselors by type-ahead x scenarios) with a per-pair report that
 // closes itself only on pure success, and the list with "reset an abandoned attempt".
+import { enumLabel } from "@/api/labels";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useState } from "react";
 import { useSearchParams } from "react-router-dom";
@@ -8,7 +9,7 @@ import { assignmentStatusValues } from "@/api/schema";
 import { CounselorPicker } from "@/components/CounselorPicker";
 import { Modal } from "@/components/Modal";
 import { Badge, Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner, TextInput } from "@/components/ui";
-import { formatDate, label } from "@/lib/format";
+import { formatDate } from "@/lib/format";
 import { useAutoClose } from "@/lib/useAutoClose";
 
 type User = Schemas["User"];
@@ -76,7 +77,7 @@ export default function AssignmentsPage() {
         <div className="w-48">
           <Select label="Status" value={status} onChange={(e) => setStatus(e.target.value as Status | "")}>
             <option value="">Any</option>
-            {assignmentStatusValues.map((s) => <option key={s} value={s}>{label(s)}</option>)}
+            {assignmentStatusValues.map((s) => <option key={s} value={s}>{enumLabel("AssignmentStatus", s)}</option>)}
           </Select>
         </div>
       }>
@@ -92,7 +93,7 @@ export default function AssignmentsPage() {
               <tr key={a.id} className="border-b border-slate-200">
                 <td className="py-2">{a.counselor.displayName}</td>
                 <td>{a.scenario.title}</td>
-                <td><Badge tone={a.status === "completed" ? "green" : a.status === "in_progress" ? "blue" : "amber"}>{label(a.status)}</Badge></td>
+                <td><Badge tone={a.status === "completed" ? "green" : a.status === "in_progress" ? "blue" : "amber"}>{enumLabel("AssignmentStatus", a.status)}</Badge></td>
                 <td>{formatDate(a.dueAt)}</td>
                 <td>{a.attempts}</td>
                 <td className="text-right">

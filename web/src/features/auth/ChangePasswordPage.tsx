@@ -3,10 +3,11 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
 import { api, call } from "@/api/client";
-import { Button, Card, ErrorNote, Notice, TextInput } from "@/components/ui";
+import { Button, Card, ErrorNote, Notice, TextInput, useDocumentTitle } from "@/components/ui";
 import { useMe } from "@/lib/session";
 
 export function ChangePasswordPage() {
+  useDocumentTitle("Choose your password");
   const me = useMe();
   const client = useQueryClient();
   const navigate = useNavigate();

@@ -3,11 +3,12 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
 import { api, ApiError, call } from "@/api/client";
-import { Button, Card, ErrorNote, Notice, TextInput } from "@/components/ui";
+import { Button, Card, ErrorNote, Notice, TextInput, useDocumentTitle } from "@/components/ui";
 import { useSetMe } from "@/lib/session";
 import { label } from "@/lib/format";
 
 export function SignInPage() {
+  useDocumentTitle("Sign in");
   const setMe = useSetMe();
   const navigate = useNavigate();
   const [email, setEmail] = useState("");
@@ -49,7 +50,7 @@ export function SignInPage() {
         <form onSubmit={submit} className="flex flex-col gap-3">
           <TextInput label="E-mail" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} />
           <TextInput label="Password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
-          <ErrorNote error={login.error} />
+          <ErrorNote error={signInError(login.error)} />
           <Button type="submit" disabled={login.isPending}>
             {login.isPending ? "Signing in…" : "Sign in"}
           </Button>
@@ -77,4 +78,11 @@ export function SignInPage() {
       {demoUsers.error && <Notice tone="warning">Could not load the demo users: {String(demoUsers.error)}</Notice>}
     </main>
   );
+}
+
+// The server answers a wrong e-mail or password with a bare 401 ("authentication required");
+// people need to hear which thing to retype.
+function signInError(error: Error | null): Error | null {
+  if (error instanceof ApiError && error.status === 401) return new Error("Wrong e-mail or password. Check both and try again.");
+  return error;
 }

@@ -1,5 +1,6 @@
 // The counselor's home: assignments (status, due date, attempts) with start by chat or voice,
 // free practice, and past sessions leading to their feedback.
+import { enumLabel } from "@/api/labels";
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
@@ -40,7 +41,7 @@ export function CounselorHome() {
                   <p className="font-medium">{a.scenario.title}</p>
                   <p className="text-sm text-slate-700">{a.scenario.description}</p>
                   <p className="mt-1 flex flex-wrap gap-2 text-xs text-slate-700">
-                    <Badge tone={statusTone(a.status)}>{label(a.status)}</Badge>
+                    <Badge tone={statusTone(a.status)}>{enumLabel("AssignmentStatus", a.status)}</Badge>
                     <span>Due {formatDate(a.dueAt)}</span>
                     <span>{a.attempts} attempt{a.attempts === 1 ? "" : "s"}</span>
                     <span>{label(a.scenario.mode)}</span>
@@ -75,7 +76,7 @@ export function CounselorHome() {
           <ul className="text-sm">
             {done.map((a) => (
               <li key={a.id} className="py-1">
-                {a.scenario.title} — completed {formatDate(a.completedAt)} ({a.attempts} attempts)
+                {a.scenario.title} — completed {formatDate(a.completedAt)} ({a.attempts} attempt{a.attempts === 1 ? "" : "s"})
               </li>
             ))}
           </ul>
@@ -91,9 +92,9 @@ export function CounselorHome() {
               <Badge>{label(s.kind)}</Badge>
               <Badge tone={s.status === "completed" ? "green" : "slate"}>{label(s.status)}</Badge>
               {s.status === "active" && s.kind === "chat" ? (
-                <Link className="ml-auto text-blue-800 underline" to={`/practice/chat/${s.id}`}>Continue</Link>
+                <Link className="ml-auto text-blue-800 underline" to={`/practice/chat/${s.id}`}>Continue<span className="sr-only"> the chat from {formatDateTime(s.startedAt)}</span></Link>
               ) : (
-                <Link className="ml-auto text-blue-800 underline" to={`/feedback/${s.id}`}>Feedback</Link>
+                <Link className="ml-auto text-blue-800 underline" to={`/feedback/${s.id}`}>Feedback<span className="sr-only"> for the {label(s.kind).toLowerCase()} session of {formatDateTime(s.startedAt)}</span></Link>
               )}
             </li>
           ))}

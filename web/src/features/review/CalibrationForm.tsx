@@ -8,7 +8,7 @@ import { api, call, type Schemas } from "@/api/client";
 import { flagTypeValues } from "@/api/schema";
 import { Badge, Button, ErrorNote, Notice, Spinner, TextArea } from "@/components/ui";
 import { calibrationItems, isOverridden, itemKey, pendingReview, type CalibrationItem, type Edit } from "@/lib/calibration";
-import { formatDateTime, label } from "@/lib/format";
+import { checkLabel, formatDateTime, label } from "@/lib/format";
 
 function valueLabel(kind: Schemas["OverrideKind"], value: string | null | undefined): string {
   if (value == null) return "no answer";
@@ -162,7 +162,7 @@ export function ReviewHistory({ sessionId }: { sessionId: string }) {
           <ul className="list-disc pl-5">
             {r.overrides.map((o) => (
               <li key={o.id}>
-                {label(o.kind)} <code>{o.target}</code>: AI {valueLabel(o.kind, o.aiValue)} → {valueLabel(o.kind, o.value)} — {o.reason}
+                {label(o.kind)} “{o.kind === "check" ? checkLabel(o.target) : label(o.target)}”: AI {valueLabel(o.kind, o.aiValue)} → {valueLabel(o.kind, o.value)} — {o.reason}
               </li>
             ))}
           </ul>

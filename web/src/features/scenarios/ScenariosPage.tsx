@@ -5,6 +5,7 @@ import { useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { api, ApiError, call, type Schemas } from "@/api/client";
 import { Modal } from "@/components/Modal";
+import { useNotify } from "@/components/Notices";
 import { Badge, Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner, Tabs } from "@/components/ui";
 import { label } from "@/lib/format";
 import { useCategories } from "./api";
@@ -122,9 +123,11 @@ function PromoteDialog({ scenario, onClose }: { scenario: Scenario; onClose: () 
 
 function DeleteDialog({ scenario, onClose }: { scenario: Scenario; onClose: () => void }) {
   const client = useQueryClient();
+  const notify = useNotify();
   const remove = useMutation({
     mutationFn: () => call(api.DELETE("/api/scenarios/{id}", { params: { path: { id: scenario.id } } })),
     onSuccess: async () => {
+      notify(`“${scenario.title}” deleted.`);
       await client.invalidateQueries({ queryKey: ["scenarios"] });
       onClose();
     },
