@@ -330,3 +330,81 @@ async fn the_demo_seeds_profiled_scenarios_of_every_level() {
         assert!(profiles.iter().all(|p| p.gated_facts().count() >= 2), "every profiled caller hides something");
     }
 }
+
+/// A counselor's natural question about each kind of fact (not the prompt's topic words).
+fn question(kind: store::RiskFactKind) -> &'static str {
+    use store::RiskFactKind::*;
+    match kind {
+        PsychologicalPain => "How much pain are you in right now?",
+        Hopelessness => "Do you feel any hope about the future?",
+        Trapped => "Do you feel trapped, like you're stuck?",
+        Burden => "Do you ever feel like a burden to people?",
+        Alone => "Do you have friends or family you can lean on?",
+        MeansAccess => "Do you have pills or medication you could use to hurt yourself?",
+        Firearms => "Do you have a gun at home?",
+        PastAttempts => "Have you ever attempted suicide in the past?",
+        Intoxication => "Have you been drinking or using drugs tonight?",
+        Agitation => "Have you been able to sleep, or do you feel restless?",
+        Ideation => "Are you thinking about suicide?",
+        Plan => "Do you have a plan for how you would do it?",
+        Timeline => "Have you thought about timing, like tonight or soon?",
+        PreparatoryBehavior => "Have you made any preparations, like giving things away or writing goodbye notes?",
+        AttemptInProgress => "Have you already taken something? Are you safe right now?",
+        Buffer => "What are your reasons for living?",
+        RiskToOthers => "Are you thinking about hurting someone else?",
+        Context => "What happened today?",
+    }
+}
+
+/// Measures the offline caller on the demo's profiles: a thorough counselor (two empathic turns,
+/// then a direct question per fact) uncovers every fact; a poor one (no empathy, never asks
+/// directly) uncovers no fact that waits for a direct question.
+#[tokio::test]
+async fn the_simulated_caller_rewards_a_thorough_assessment_on_the_demo_profiles() {
+    let db = testing::sqlite().await;
+    let seeded = admin::seed::demo(&db.store).await.expect("seeds");
+    let account = seeded.users.first().expect("users").account_id;
+    let scenarios = db.store.list_scenarios(account, &Default::default()).await.expect("scenarios");
+    let (mut gated, mut thorough_found, mut poor_found) = (0, 0, 0);
+    for s in scenarios.iter().filter(|s| s.risk_profile.is_some()) {
+        let profile = s.risk_profile.as_ref().expect("profile");
+        let prompt = store::persona::caller_instructions(Some(&s.prompt), Some(profile), store::persona::Medium::Chat);
+        let converse = |counselor: &[String]| {
+            let mut turns: Vec<(bool, String)> = Vec::new();
+            let mut said = String::new();
+            for line in counselor {
+                turns.push((true, line.clone()));
+                let view: Vec<(bool, &str)> = turns.iter().map(|(c, t)| (*c, t.as_str())).collect();
+                let reply = openai_sim::profiled_reply(&prompt, &view).expect("profiled");
+                said.push_str(&reply);
+                said.push('\n');
+                turns.push((false, reply));
+            }
+            said
+        };
+        let mut thorough = vec!["That sounds really hard.".to_owned(), "I hear how tired you are.".to_owned()];
+        thorough.extend(profile.facts().iter().map(|f| question(f.kind).to_owned()));
+        let poor: Vec<String> =
+            profile.facts().iter().map(|f| question(f.kind).trim_end_matches('?').replace('?', ".") + ".").collect();
+        let (t, p) = (converse(&thorough), converse(&poor));
+        for f in profile.gated_facts() {
+            gated += 1;
+            let text = f.text.trim_end_matches('.');
+            assert!(t.contains(text), "{}: a thorough counselor should uncover `{}`:\n{t}", s.title, f.key);
+            thorough_found += 1;
+            if p.contains(text) {
+                poor_found += 1;
+                assert_eq!(
+                    f.disclosure,
+                    store::DisclosureRule::WhenAsked,
+                    "{}: `{}` leaked to a poor counselor",
+                    s.title,
+                    f.key
+                );
+            }
+        }
+    }
+    println!(
+        "simulated caller on the demo profiles: thorough counselor uncovered {thorough_found}/{gated} gated facts, poor counselor {poor_found}/{gated} (only facts told when their topic comes up)"
+    );
+}
