@@ -31,6 +31,8 @@ pub struct Assignment {
     pub assigned_by: Option<UserId>,
     pub status: AssignmentStatus,
     pub due_at: Option<Timestamp>,
+    /// Past its due date and not completed.
+    pub overdue: bool,
     /// Supervisor notes for the counselor.
     pub notes: String,
     /// Practice sessions started for this assignment.
@@ -93,6 +95,8 @@ impl Assignment {
             assigned_by: row.opt_uuid("assigned_by")?,
             status: row.parsed("status")?,
             due_at: row.opt_ts("due_at")?,
+            overdue: row.parsed::<AssignmentStatus>("status")? != AssignmentStatus::Completed
+                && row.opt_ts("due_at")?.is_some_and(|d| d.millis() < Timestamp::now().millis()),
             notes: row.text("notes")?,
             attempts: row.int("attempts")?,
             started_at: row.opt_ts("started_at")?,
@@ -185,6 +189,17 @@ pub struct BlockedPair {
     #[schema(value_type = Uuid)]
     pub counselor_id: UserId,
     pub reason: String,
+}
+
+/// A due date given now must lie ahead: one already past would make the assignment overdue the
+/// moment it is made (a date alone means the end of that day, so today is accepted).
+fn check_due(due_at: Option<Timestamp>) -> Result<()> {
+    match due_at {
+        Some(d) if d.millis() < Timestamp::now().millis() => {
+            Err(Error::invalid("dueAt", "the due date has passed: choose today or a later day"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Why a counselor or scenario cannot take an assignment, if it cannot.
@@ -325,6 +340,7 @@ impl Store {
         new: &NewAssignment,
         audit: Option<&crate::Audit>,
     ) -> Result<Assignment> {
+        check_due(new.due_at)?;
         let mut tx = self.write_tx().await?;
         let id = insert_assignment(&mut tx, account_id, assigned_by, new).await?;
         if let Some(audit) = audit {
@@ -351,6 +367,7 @@ impl Store {
         if pairs == 0 {
             return Err(Error::invalid("scenarioIds", "give at least one scenario and one counselor"));
         }
+        check_due(due_at)?;
         if pairs > MAX_BULK_PAIRS {
             return Err(Error::invalid(
                 "counselorIds",
@@ -435,6 +452,7 @@ impl Store {
         patch: &AssignmentPatch,
         audit: Option<&crate::Audit>,
     ) -> Result<Assignment> {
+        check_due(patch.due_at.flatten())?;
         let current = self.assignment(account_id, id).await?;
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;

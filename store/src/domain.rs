@@ -214,6 +214,8 @@ str_enum! {
         /// A safety gate fired from the evaluation's check answers without the evaluator raising
         /// its flag: recorded so the flag queue, e-mail and webhooks see it.
         Derived = "derived",
+        /// A supervisor raised it in a calibration review of the evaluation.
+        Supervisor = "supervisor",
     }
 }
 
@@ -417,6 +419,24 @@ impl Default for SessionListType {
     }
 }
 
+str_enum! {
+    /// How a session list is ordered: newest (the default) or oldest first, or by score.
+    pub enum SessionSort {
+        Newest = "newest",
+        Oldest = "oldest",
+        ScoreLow = "score_low",
+        ScoreHigh = "score_high",
+    }
+}
+
+// By hand: `str_enum!` takes no `#[default]` on a variant.
+#[allow(clippy::derivable_impls)]
+impl Default for SessionSort {
+    fn default() -> Self {
+        Self::Newest
+    }
+}
+
 /// Every enum above as a named OpenAPI schema: the API document lists them all as components,
 /// so a reference from a query parameter always resolves.
 pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
@@ -452,6 +472,7 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         JobStatus,
         ScenarioListKind,
         SessionListType,
+        SessionSort,
     ]
 }
 
@@ -593,6 +614,7 @@ mod tests {
             JobStatus,
             ScenarioListKind,
             SessionListType,
+            SessionSort,
         ];
         let published: Vec<(String, serde_json::Value)> = enum_schemas()
             .into_iter()

@@ -66,7 +66,7 @@ pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,
 };
-pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, TranscriptTurn};
+pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListItem, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};
 pub use voice::{
     CREDENTIAL_GRACE_MS, CallDefaults, PriorTurn, REALTIME_VOICES, RealtimeUsage, RecordingMeta,

@@ -26,3 +26,4 @@ mod progress;
 mod recordings;
 mod uploads;
 mod voice;
+mod worklists;
