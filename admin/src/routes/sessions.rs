@@ -98,6 +98,8 @@ impl EvaluationStatus {
 pub struct SessionView {
     #[serde(flatten)]
     pub detail: SessionDetail,
+    /// The scenario practised; none for free practice with an improvised caller.
+    pub scenario_title: Option<String>,
     pub evaluation_status: EvaluationStatus,
     /// Why the last evaluation attempt failed, if it did.
     pub evaluation_error: Option<String>,
@@ -141,7 +143,15 @@ pub async fn get_session(
     } else {
         (Vec::new(), None, None)
     };
-    Ok(Json(SessionView { detail, evaluation_status, evaluation_error: error, flags, analysis, usage }))
+    let scenario_title = match detail.session.scenario_id {
+        Some(scenario) => match state.store.scenario(actor.account_id, scenario).await {
+            Ok(s) => Some(s.title),
+            Err(store::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(Json(SessionView { detail, scenario_title, evaluation_status, evaluation_error: error, flags, analysis, usage }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -2947,6 +2947,8 @@ export interface components {
          *     flags, analysis and LLM usage.
          */
         SessionView: components["schemas"]["SessionDetail"] & {
+            /** @description The scenario practised; none for free practice with an improvised caller. */
+            scenarioTitle?: string | null;
             evaluationStatus: components["schemas"]["EvaluationStatus"];
             /** @description Why the last evaluation attempt failed, if it did. */
             evaluationError?: string | null;

@@ -1,5 +1,6 @@
-// The frame of every signed-in page: navigation by role, the user, sign-out.
-import { useMutation } from "@tanstack/react-query";
+// The frame of every signed-in page: navigation by role (for supervisors, the open-flag count on
+// Flags and a "Needs review" queue), the user, sign-out.
+import { useMutation, useQuery } from "@tanstack/react-query";
 import clsx from "clsx";
 import { NavLink, Outlet, useNavigate } from "react-router-dom";
 import { api, call } from "@/api/client";
@@ -19,7 +20,14 @@ export function Layout() {
     },
   });
   const role = me.user.role;
-  const links: { to: string; text: string }[] = [];
+  const links: { to: string; text: string; count?: number }[] = [];
+  // Polled gently: a badge a minute old is fine, and it refreshes when a flag is reviewed here.
+  const openFlags = useQuery({
+    queryKey: ["flags", "count"],
+    queryFn: () => call(api.GET("/api/flags/count")),
+    enabled: isSupervisor(role),
+    refetchInterval: 60_000,
+  });
   if (role === "counselor") {
     links.push({ to: "/practice", text: "My assignments" }, { to: "/my-progress", text: "My progress" });
   }
@@ -28,7 +36,7 @@ export function Layout() {
       { to: "/scenarios", text: "Scenarios" },
       { to: "/assignments", text: "Assignments" },
       { to: "/sessions", text: "Sessions" },
-      { to: "/flags", text: "Flags" },
+      { to: "/flags", text: "Flags", count: openFlags.data?.open },
       { to: "/progress", text: "Progress" },
       { to: "/calibration", text: "Calibration" },
     );
@@ -52,6 +60,12 @@ export function Layout() {
                 }
               >
                 {l.text}
+                {l.count ? (
+                  <span className="ml-1 rounded-full bg-red-700 px-1.5 text-xs font-semibold text-white">
+                    {l.count}
+                    <span className="sr-only"> open</span>
+                  </span>
+                ) : null}
               </NavLink>
             ))}
           </nav>

@@ -37,7 +37,7 @@ export function FeedbackPage() {
       {s && (
         <>
           <p className="text-sm text-slate-700">
-            {label(s.kind)} session, {formatDateTime(s.startedAt)} · {label(s.status)}
+            {s.scenarioTitle ?? "Free practice"} · {label(s.kind)} session, {formatDateTime(s.startedAt)} · {label(s.status)}
             {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : ""}
           </p>
           <div className="grid gap-4 lg:grid-cols-2">
