@@ -35,7 +35,8 @@ pub struct Assignment {
     pub overdue: bool,
     /// Supervisor notes for the counselor.
     pub notes: String,
-    /// Practice sessions started for this assignment.
+    /// Practice sessions started for this assignment; an ended voice call in which the counselor
+    /// never spoke is not an attempt.
     pub attempts: i64,
     pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
@@ -66,7 +67,8 @@ pub struct CounselorSummary {
 
 const ASSIGNMENT_SELECT: &str = "SELECT a.id, a.account_id, a.scenario_id, a.counselor_id, a.assigned_by, a.status, \
     a.due_at, a.notes, a.started_at, a.completed_at, a.created_at, a.updated_at, \
-    (SELECT COUNT(*) FROM sessions x WHERE x.assignment_id = a.id) AS attempts, \
+    (SELECT COUNT(*) FROM sessions x WHERE x.assignment_id = a.id AND NOT (x.kind = 'voice' AND x.status <> 'active' \
+        AND NOT EXISTS (SELECT 1 FROM transcript_turns t WHERE t.session_id = x.id AND t.speaker = 'counselor'))) AS attempts, \
     s.title, s.description, s.mode, s.category, s.difficulty, s.estimated_time_minutes, s.is_one_time, \
     u.display_name, u.email, u.external_id \
     FROM assignments a JOIN scenarios s ON s.id = a.scenario_id JOIN users u ON u.id = a.counselor_id";

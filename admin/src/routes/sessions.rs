@@ -103,6 +103,9 @@ pub struct SessionView {
     pub evaluation_status: EvaluationStatus,
     /// Why the last evaluation attempt failed, if it did.
     pub evaluation_error: Option<String>,
+    /// Why this session will not be graded, in words for the counselor (a voice call they never
+    /// joined or never spoke in is not an attempt); none when it is or will be.
+    pub not_graded_reason: Option<String>,
     pub flags: Vec<SessionFlag>,
     pub analysis: Option<Analysis>,
     pub usage: Option<Usage>,
@@ -143,6 +146,7 @@ pub async fn get_session(
     } else {
         (Vec::new(), None, None)
     };
+    let not_graded_reason = not_graded_reason(&detail);
     let scenario_title = match detail.session.scenario_id {
         Some(scenario) => match state.store.scenario(actor.account_id, scenario).await {
             Ok(s) => Some(s.title),
@@ -151,7 +155,35 @@ pub async fn get_session(
         },
         None => None,
     };
-    Ok(Json(SessionView { detail, scenario_title, evaluation_status, evaluation_error: error, flags, analysis, usage }))
+    Ok(Json(SessionView {
+        detail,
+        scenario_title,
+        evaluation_status,
+        evaluation_error: error,
+        not_graded_reason,
+        flags,
+        analysis,
+        usage,
+    }))
+}
+
+/// An ended voice call without an evaluation that will never get one: never joined, or the
+/// counselor never spoke (the store ends those as abandoned, not graded).
+fn not_graded_reason(detail: &SessionDetail) -> Option<String> {
+    let s = &detail.session;
+    if s.kind != store::SessionKind::Voice || s.status != store::SessionStatus::Abandoned || detail.evaluation.is_some()
+    {
+        return None;
+    }
+    let spoke = detail.transcript.iter().any(|t| t.speaker == store::Speaker::Counselor);
+    Some(match (s.joined_at, spoke) {
+        (None, _) => "You did not join this call, so it is not an attempt and is not graded.".to_owned(),
+        (Some(_), false) => {
+            "You did not speak during this call, so it is not an attempt and is not graded. Start a new call when you are ready."
+                .to_owned()
+        }
+        (Some(_), true) => "This call was ended before it could be graded; it is not an attempt.".to_owned(),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -313,3 +313,75 @@ async fn the_sessions_list_filters_sorts_searches_and_finds_what_needs_review() 
         assert_eq!((&mine[0]["openFlags"], &mine[0]["needsReview"]), (&json!(0), &json!(false)));
     }
 }
+
+#[tokio::test]
+async fn a_voice_call_the_counselor_never_spoke_in_is_not_an_attempt() {
+    for (backend, db) in testing::all().await {
+        let app = common::spawn(&db).await;
+        let scenario = id(&app.scenario("Quiet line").await);
+        let (status, assignment) = app
+            .post(app.supervisor, "/api/assignments", json!({"scenarioId": scenario, "counselorId": app.counselor}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{assignment}");
+        let new = NewSession {
+            user_id: app.counselor,
+            assignment_id: Some(id(&assignment).parse().expect("id")),
+            scenario_id: None,
+            kind: SessionKind::Voice,
+            room_name: Some(format!("pt-{}", uuid::Uuid::now_v7())),
+        };
+        let expires = store::Timestamp::from_millis(store::Timestamp::now().millis() + 600_000);
+        let (session, _) = app.store.start_voice_session(app.account, &new, Some(("h", expires))).await.expect("voice");
+        let caller = store::NewTurn {
+            speaker: store::Speaker::Caller,
+            text: "Hello? Is anyone there?".into(),
+            started_ms: 0,
+            ended_ms: Some(900),
+            segment_id: Some("c1".into()),
+        };
+        app.store.append_turns(app.account, session.id, &[caller]).await.expect("turn");
+        let end =
+            store::VoiceEnd { reason: store::EndReason::Silence, usage: None, turn_metrics: vec![], recording: None };
+        let ended = app.store.end_voice_session(session.id, &end).await.expect("ended");
+        assert_eq!(ended.status, store::SessionStatus::Abandoned, "{backend:?}");
+        let (_, view) = app.get(app.counselor, &format!("/api/sessions/{}", session.id)).await;
+        assert!(view["notGradedReason"].as_str().unwrap_or("").contains("not an attempt"), "{backend:?}: {view}");
+        let (_, after) = app.get(app.counselor, &format!("/api/assignments/{}", id(&assignment))).await;
+        assert_eq!((after["attempts"].as_i64(), after["status"].as_str()), (Some(0), Some("in_progress")), "{after}");
+    }
+}
+
+#[tokio::test]
+async fn a_live_voice_call_is_rejoined_in_its_own_room() {
+    for (backend, db) in testing::all().await {
+        let secret = format!("test-secret-{}", uuid::Uuid::now_v7().simple());
+        let app = common::spawn_with(&db, |c| {
+            c.livekit_url = Some("ws://127.0.0.1:7880".into());
+            c.livekit_api_key = Some("devkey".into());
+            c.livekit_api_secret = Some(admin::Secret::new(secret.clone()));
+        })
+        .await;
+        let (status, first) = app.post(app.counselor, "/api/livekit/token", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{first}");
+        let session = first["sessionId"].as_str().expect("id").to_owned();
+        // After a reload: a token for the same room and session, dispatching no second agent.
+        let (status, again) = app.post(app.counselor, "/api/livekit/token", json!({"rejoinSessionId": session})).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {again}");
+        assert_eq!((&again["sessionId"], &again["roomName"]), (&first["sessionId"], &first["roomName"]));
+        let claims = livekit_api::access_token::TokenVerifier::with_api_key("devkey", &secret)
+            .verify(again["token"].as_str().expect("token"))
+            .expect("signed");
+        assert_eq!(claims.video.room, first["roomName"].as_str().expect("room"));
+        assert!(claims.room_config.is_none_or(|c| c.agents.is_empty()), "{backend:?}: no second dispatch");
+        let (_, live) = app.get(app.counselor, &format!("/api/sessions/{session}")).await;
+        assert_eq!(live["status"], "active");
+        // Someone else's call is not found; an ended one answers 409.
+        let body = json!({"rejoinSessionId": session});
+        assert_eq!(app.post(app.other_counselor, "/api/livekit/token", body.clone()).await.0, StatusCode::NOT_FOUND);
+        app.store
+            .end_session(app.account, session.parse().expect("id"), store::SessionStatus::Abandoned)
+            .await
+            .expect("end");
+        assert_eq!(app.post(app.counselor, "/api/livekit/token", body).await.0, StatusCode::CONFLICT);
+    }
+}

@@ -1446,7 +1446,8 @@ export interface components {
             notes: string;
             /**
              * Format: int64
-             * @description Practice sessions started for this assignment.
+             * @description Practice sessions started for this assignment; an ended voice call in which the counselor
+             *     never spoke is not an attempt.
              */
             attempts: number;
             startedAt?: null | components["schemas"]["Timestamp"];
@@ -2952,6 +2953,11 @@ export interface components {
             evaluationStatus: components["schemas"]["EvaluationStatus"];
             /** @description Why the last evaluation attempt failed, if it did. */
             evaluationError?: string | null;
+            /**
+             * @description Why this session will not be graded, in words for the counselor (a voice call they never
+             *     joined or never spoke in is not an attempt); none when it is or will be.
+             */
+            notGradedReason?: string | null;
             flags: components["schemas"]["SessionFlag"][];
             analysis?: null | components["schemas"]["Analysis"];
             usage?: null | components["schemas"]["Usage"];
@@ -3128,6 +3134,12 @@ export interface components {
              * @description The assignment to practise; absent for free practice.
              */
             assignmentId?: string | null;
+            /**
+             * Format: uuid
+             * @description Rejoin this live voice session of yours (same room, same session) instead of starting a
+             *     new one; 409 once it has ended.
+             */
+            rejoinSessionId?: string | null;
         };
         /** @description A call's stored usage and metrics. */
         VoiceUsage: {
@@ -5809,6 +5821,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description a token to rejoin a live call */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceToken"];
+                };
+            };
             201: {
                 headers: {
                     [name: string]: unknown;
