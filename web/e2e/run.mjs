@@ -22,6 +22,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
+import * as ui2 from "./steps/ui2.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -460,13 +461,17 @@ async function main() {
     if (m.type() === "error" && /Content Security Policy|Refused to/.test(m.text())) problems.push(`CSP: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  const ctx = { page, base, temporary };
+  const ctx = { page, base, temporary, api, ids, people, audit, check, signIn, signOut, scenarioTitle: SCENARIO };
   currentPage = page;
   await step("1. supervisor signs in, creates a scenario, bulk-assigns it (report rules)", () => scenarios.supervisorAssigns(ctx));
   await step("2. counselor completes a chat; evidence links scroll to the quoted turn", () => scenarios.counselorChats(ctx));
   await step("3. supervisor reviews the session and its flag; progress chart has the point", () => scenarios.supervisorReviews(ctx));
   await step("3b. a forged chat is held: under review, the supervisor releases it, the score appears", () => scenarios.forgedChatHeld(ctx));
   await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
+  await step("ui2a. a double-clicked Start chat is one attempt; Start resumes it", () => ui2.doubleClickStartIsOneAttempt(ctx));
+  await step("ui2b. a supervisor-raised flag is first in the queue, named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
+  await step("ui2c. scenario names on the sessions list and review; CSV export; needs review", () => ui2.scenarioNamesAndCsv(ctx));
+  await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));
