@@ -469,7 +469,7 @@ async function main() {
   await step("3b. a forged chat is held: under review, the supervisor releases it, the score appears", () => scenarios.forgedChatHeld(ctx));
   await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
   await step("ui2a. a double-clicked Start chat is one attempt; Start resumes it", () => ui2.doubleClickStartIsOneAttempt(ctx));
-  await step("ui2b. a supervisor-raised flag is first in the queue, named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
+  await step("ui2b. a supervisor-raised flag is in the queue (severity order), named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
   await step("ui2c. scenario names on the sessions list and review; CSV export; needs review", () => ui2.scenarioNamesAndCsv(ctx));
   await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));

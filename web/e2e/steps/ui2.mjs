@@ -39,7 +39,7 @@ export async function doubleClickStartIsOneAttempt(ctx) {
   await ctx.signOut(page);
 }
 
-/** Item 3: a supervisor-raised "missed rescue" reaches the queue, first, and the webhook. */
+/** Item 3: a supervisor-raised flag reaches the queue (sorted by severity), named, and the webhook. */
 export async function supervisorFlagInQueueAndWebhook(ctx) {
   const { page, api, ids, people, check } = ctx;
   const { webhook } = await api("POST", "/api/webhooks", { url: "https://partner.example.org/ui2-hook", events: ["flag.raised"] });
@@ -48,19 +48,23 @@ export async function supervisorFlagInQueueAndWebhook(ctx) {
   await signedIn(ctx, people.supervisor, "Scenarios");
   // Raised in a calibration review (what the review page's override form sends), as the admin.
   await api("POST", `/api/sessions/${session.id}/review`, {
-    overrides: [{ kind: "flag", target: "missed_rescue", value: "raised", reason: "Pills at home and no rescue was started." }],
+    overrides: [{ kind: "flag", target: "dismissive_language", value: "raised", reason: "Turn 3 brushed the caller's fear aside." }],
     note: "E2E: raised by a supervisor",
   });
   await page.goto(`${ctx.base}/flags`);
   await page.getByRole("heading", { name: "Flags", exact: true }).waitFor();
-  const first = page.getByRole("article").first();
-  await first.getByText("Missed rescue", { exact: true }).waitFor();
+  // The scripted grading already raised (or derived) the critical ones; the supervisor's is high.
+  const first = page.getByRole("article").filter({ hasText: "a supervisor's review" }).first();
+  await first.getByText("Dismissive language", { exact: true }).waitFor();
   check((await first.innerText()).includes(people.casey.name), "the flag card names the counselor");
   check((await first.innerText()).includes("a supervisor's review"), "the flag card says a supervisor raised it");
-  // Critical: neither closing button works without a note.
-  check(await first.getByRole("button", { name: "Dismiss", exact: true }).isDisabled(), "a critical flag needs a note to close");
-  const badge = page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: /Flags/ });
-  check(/\d+\s*open/.test(await badge.innerText()), "the navigation shows the open-flag count");
+  // High: neither closing button works without a note.
+  check(await first.getByRole("button", { name: "Dismiss", exact: true }).isDisabled(), "a high flag needs a note to close");
+  const severities = await page.getByRole("article").evaluateAll((cards) => cards.map((c) => c.querySelector("span")?.textContent ?? ""));
+  const rank = { Critical: 0, High: 1, Medium: 2, Low: 3 };
+  check(severities.every((s, i) => i === 0 || (rank[severities[i - 1]] ?? 9) <= (rank[s] ?? 9)), `the queue sorts by severity: ${severities.join(", ")}`);
+  const badge = page.getByTestId("open-flags");
+  check(Number(await badge.innerText()) >= 1, "the navigation shows the open-flag count");
   await ctx.audit(page, "ui2-02-flag-queue");
   const deliveries = await api("GET", `/api/webhooks/${webhook.id}/deliveries`);
   // The hook was made just before the review: its one `flag.raised` is the supervisor's flag.

@@ -55,20 +55,22 @@ export function Layout() {
               <NavLink
                 key={l.to}
                 to={l.to}
+                aria-describedby={l.count ? "open-flag-count" : undefined}
                 className={({ isActive }) =>
                   clsx("rounded px-3 py-1.5 text-sm font-medium focus-visible:ring-2 focus-visible:ring-blue-700", isActive ? "bg-blue-100 text-blue-950" : "text-slate-800 hover:bg-slate-100")
                 }
               >
                 {l.text}
                 {l.count ? (
-                  <span className="ml-1 rounded-full bg-red-700 px-1.5 text-xs font-semibold text-white">
+                  // The link keeps its name ("Flags"); the count is its description.
+                  <span className="ml-1 rounded-full bg-red-700 px-1.5 text-xs font-semibold text-white" aria-hidden="true" data-testid="open-flags">
                     {l.count}
-                    <span className="sr-only"> open</span>
                   </span>
                 ) : null}
               </NavLink>
             ))}
           </nav>
+          {openFlags.data?.open ? <span id="open-flag-count" className="sr-only">{openFlags.data.open} open flags</span> : null}
           <div className="ml-auto flex items-center gap-3 text-sm">
             {me.demoMode && <Badge tone="amber">Demo mode</Badge>}
             <span>

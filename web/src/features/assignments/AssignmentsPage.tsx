@@ -1,6 +1,6 @@
 // Assignments: bulk assign (counselors by type-ahead x scenarios) with a per-pair report that
-// closes itself only on pure success, and the list: filters (status, counselor, scenario, overdue,
-// search; `?scenario=` from a scenario that cannot be deleted), overdue marked, due-date edit,
+// closes itself only on pure success, and the list: filters (status, scenario, overdue, search by
+// counselor or scenario, `?counselor=`; `?scenario=` from a scenario that cannot be deleted), overdue marked, due-date edit,
 // unassign (confirmed; only without attempts: attempts are a training record), "reset an
 // abandoned attempt", CSV export of what is shown.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
@@ -38,7 +38,9 @@ export default function AssignmentsPage() {
   const [due, setDue] = useState("");
   const [report, setReport] = useState<{ report: Report | null; error: unknown } | null>(null);
   const [status, setStatus] = useState<Status | "">("");
-  const [counselorFilter, setCounselorFilter] = useState("");
+  // A counselor is found by the search (name or e-mail) or `?counselor=`: a second list of
+  // counselor options beside the picker's would be one too many.
+  const counselorFilter = params.get("counselor") ?? "";
   const [scenarioFilter, setScenarioFilter] = useState(params.get("scenario") ?? "");
   const [overdueOnly, setOverdueOnly] = useState(false);
   const [search, setSearch] = useState("");
@@ -51,7 +53,6 @@ export default function AssignmentsPage() {
     queryFn: () =>
       call(api.GET("/api/assignments", { params: { query: { status: status || undefined, counselorId: counselorFilter || undefined, scenarioId: scenarioFilter || undefined, limit: 500 } } })),
   });
-  const counselorList = useQuery({ queryKey: ["users", "counselor", ""], queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", limit: 500 } } })) });
   const words = search.trim().toLowerCase();
   const shown = (assignments.data ?? []).filter(
     (a) => (!overdueOnly || a.overdue) && (!words || `${a.counselor.displayName} ${a.counselor.email} ${a.scenario.title}`.toLowerCase().includes(words)),
@@ -117,14 +118,10 @@ export default function AssignmentsPage() {
         </div>
       </Card>
       <Card title="All assignments" actions={<Button variant="secondary" onClick={exportCsv} disabled={shown.length === 0}>Export CSV</Button>}>
-        <div className="mb-3 grid gap-3 md:grid-cols-5">
+        <div className="mb-3 grid gap-3 md:grid-cols-4">
           <Select label="Status" value={status} onChange={(e) => setStatus(e.target.value as Status | "")}>
             <option value="">Any</option>
             {assignmentStatusValues.map((s) => <option key={s} value={s}>{label(s)}</option>)}
-          </Select>
-          <Select label="Counselor" value={counselorFilter} onChange={(e) => setCounselorFilter(e.target.value)}>
-            <option value="">All counselors</option>
-            {counselorList.data?.map((u) => <option key={u.id} value={u.id}>{u.displayName}</option>)}
           </Select>
           <Select label="Scenario" value={scenarioFilter} onChange={(e) => setScenarioFilter(e.target.value)}>
             <option value="">All scenarios</option>
@@ -155,10 +152,10 @@ export default function AssignmentsPage() {
                 <td className="text-right">
                   <div className="flex flex-wrap justify-end gap-1">
                     {a.status !== "completed" && (
-                      <Button variant="ghost" onClick={() => setEditing(a)} aria-label={`Change the due date of ${a.counselor.displayName} on ${a.scenario.title}`}>Due date</Button>
+                      <Button variant="ghost" onClick={() => setEditing(a)} aria-label={`Due date of ${a.counselor.displayName} on ${a.scenario.title}`}>Due date</Button>
                     )}
                     {a.status === "in_progress" && (
-                      <Button variant="ghost" onClick={() => reset.mutate(a.id)} aria-label={`Reset the attempt of ${a.counselor.displayName} on ${a.scenario.title}`}>Reset attempt</Button>
+                      <Button variant="ghost" onClick={() => reset.mutate(a.id)} aria-label={`Reset attempt of ${a.counselor.displayName} on ${a.scenario.title}`}>Reset attempt</Button>
                     )}
                     {a.attempts === 0 && (
                       <Button variant="ghost" onClick={() => { setDone(""); setRemoving(a); }} aria-label={`Unassign ${a.scenario.title} from ${a.counselor.displayName}`}>Unassign</Button>
