@@ -333,8 +333,56 @@ pub async fn review_session(
             reason: o.reason.trim().to_owned(),
         });
     }
-    state.store.record_review(actor.account_id, session_id, actor.user_id, &note, &new).await?;
+    let raised = supervisor_flags(state, &session, &new).await?;
+    state.store.record_review_raising(actor.account_id, session_id, actor.user_id, &note, &new, &raised).await?;
+    if !raised.is_empty() {
+        let flags = state.store.session_flags(&session).await?;
+        let theirs: Vec<SessionFlag> = flags.into_iter().filter(|f| f.source == FlagSource::Supervisor).collect();
+        crate::flags_raised(state, &theirs);
+    }
     reviewed(state, &session, evaluation).await
+}
+
+/// The flags a review raises: each flag override to `raised` whose type the session has no
+/// standing flag of (one dismissed does not count), as a `supervisor` flag with the gate's
+/// severity, so it reaches the queue, the session's panel and webhooks. Before this, such a flag
+/// only lived in the override: it cut the score but no supervisor queue or partner ever saw it.
+async fn supervisor_flags(
+    state: &AppState,
+    session: &store::SessionRef,
+    overrides: &[store::NewOverride],
+) -> Result<Vec<store::NewFlag>> {
+    let standing: Vec<FlagType> = state
+        .store
+        .session_flags(session)
+        .await?
+        .into_iter()
+        .filter(|f| f.status != FlagStatus::Dismissed)
+        .map(|f| f.flag_type)
+        .collect();
+    let mut out: Vec<store::NewFlag> = Vec::new();
+    for o in overrides.iter().filter(|o| o.kind == OverrideKind::Flag && o.value.as_deref() == Some("raised")) {
+        let Ok(flag) = o.target.parse::<FlagType>() else { continue };
+        if standing.contains(&flag) || out.iter().any(|f| f.flag_type == flag) {
+            continue;
+        }
+        let gate = rubric::GATES.iter().find(|g| g.flag == flag);
+        out.push(store::NewFlag {
+            flag_type: flag,
+            severity: match gate.map(|g| g.severity) {
+                Some(store::GateSeverity::Critical) => store::FlagSeverity::Critical,
+                Some(store::GateSeverity::Hard) => store::FlagSeverity::High,
+                None => store::FlagSeverity::Medium,
+            },
+            source: FlagSource::Supervisor,
+            details: match gate {
+                Some(g) => format!("Raised by a supervisor: {} (Their reason: {}.)", g.reason, o.reason.trim()),
+                None => format!("Raised by a supervisor: {}", o.reason.trim()),
+            },
+            turns: Vec::new(),
+        });
+    }
+    Ok(out)
 }
 
 /// The evaluation as everyone sees it: the reviewed version when a supervisor reviewed it, and
@@ -1065,6 +1113,9 @@ mod tests {
             reviewed_at: None,
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+            counselor_id: store::UserId::new(),
+            counselor_name: "c".into(),
+            scenario_title: None,
         }
     }
 

@@ -62,7 +62,9 @@ pub struct ChatStart {
 /// Starts a chat session (assignment, scenario or free practice) with the caller's first
 /// message. The LLM is asked first: if it fails, nothing is written and the assignment does not
 /// start.
-pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Result<(Session, TranscriptTurn)> {
+/// Answers the session, the caller's opening turn and whether an attempt in progress was
+/// resumed rather than started.
+pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Result<(Session, TranscriptTurn, bool)> {
     let scenario = match (start.assignment_id, start.scenario_id) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation("scenarioId", "give an assignment or a scenario, not both"));
@@ -96,10 +98,6 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
     {
         return Err(ApiError::validation("assignmentId", "the scenario is practised by voice, not by chat"));
     }
-    let llm = state.llm()?;
-    let call = CallFor { account_id: Some(actor.account_id), session_id: None, task: LlmTask::Chat };
-    let messages = vec![llm::system(caller_system_prompt(scenario.as_ref())), llm::user(OPENING_CUE)];
-    let opening = llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?;
     let new = NewSession {
         user_id: actor.user_id,
         assignment_id: start.assignment_id,
@@ -107,8 +105,16 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
         kind: SessionKind::Chat,
         room_name: None,
     };
-    let session = state.store.create_session(actor.account_id, &new).await?;
-    let handle = actor.session(&state.store, session.id).await?;
+    // A repeated start (double click, second tab, Start on an assignment in progress) resumes
+    // the attempt in progress instead of opening another one.
+    if let Some(session) = state.store.resumable_chat(actor.account_id, &new).await? {
+        let opening = first_turn(state, actor, session.id).await?;
+        return Ok((session, opening, true));
+    }
+    let llm = state.llm()?;
+    let call = CallFor { account_id: Some(actor.account_id), session_id: None, task: LlmTask::Chat };
+    let messages = vec![llm::system(caller_system_prompt(scenario.as_ref())), llm::user(OPENING_CUE)];
+    let opening = llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?;
     let turn = NewTurn {
         speaker: Speaker::Caller,
         text: opening.trim().to_owned(),
@@ -116,10 +122,16 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
         ended_ms: Some(0),
         segment_id: None,
     };
-    state.store.append_turns(actor.account_id, session.id, &[turn]).await?;
+    // Decided again under the counselor's lock: of two racing starts, the second resumes.
+    let (session, resumed) = state.store.start_chat_session(actor.account_id, &new, &turn).await?;
+    let opening = first_turn(state, actor, session.id).await?;
+    Ok((session, opening, resumed))
+}
+
+async fn first_turn(state: &AppState, actor: &Actor, session_id: SessionId) -> Result<TranscriptTurn> {
+    let handle = actor.session(&state.store, session_id).await?;
     let transcript = state.store.transcript(&handle).await?;
-    let opening = transcript.into_iter().next().ok_or(ApiError::NotFound("turn"))?;
-    Ok((session, opening))
+    transcript.into_iter().next().ok_or(ApiError::NotFound("turn"))
 }
 
 /// One counselor message in, the caller's reply out. The reply is generated first and both

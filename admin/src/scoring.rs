@@ -133,13 +133,14 @@ pub struct Raised {
 }
 
 impl Raised {
-    /// A stored flag as a gate source; `derived` flags are not one (the answers are re-read).
+    /// A stored flag as a gate source; `derived` flags are not one (the answers are re-read), nor
+    /// `supervisor` flags (the calibration review's flag override that raised them is).
     pub fn of_flag(source: FlagSource, flag: FlagType, turns: &[u32]) -> Option<Self> {
         let source = match source {
             FlagSource::Evaluation => GateSource::Evaluation,
             FlagSource::Analysis => GateSource::Analysis,
             FlagSource::UserFeedback => GateSource::Counselor,
-            FlagSource::Derived => return None,
+            FlagSource::Derived | FlagSource::Supervisor => return None,
         };
         Some(Raised { flag, source, turns: turns.to_vec() })
     }

@@ -43,6 +43,11 @@ use crate::turns::{CallEnd, Speaker, TurnStore, TurnStoreError, TurnWriter};
 
 /// Consecutive failed Realtime connects after which the call ends as failed (about a minute).
 const MAX_CONNECT_FAILURES: u32 = 15;
+
+/// How long a call waits for a counselor who left the room (a reload, an accidental click away,
+/// a dropped connection) to come back before it ends as `counselor_left`: the web page rejoins
+/// the same room with a fresh token, and the session is not ended by a brief absence.
+pub const COUNSELOR_REJOIN_GRACE: Duration = Duration::from_secs(60);
 /// Bytes the Realtime socket may leave unsent before it counts as stalled and is replaced (the
 /// call then reconnects and replays, as after a drop): 1 MiB is about 16 s of appended audio.
 pub const MAX_REALTIME_BACKLOG: usize = 1 << 20;
@@ -350,6 +355,9 @@ pub async fn run(
     // The counselor: the first participant who is not an agent.
     let is_agent = |p: &proto::ParticipantInfo| p.kind == proto::participant_info::Kind::Agent as i32;
     let mut counselor: Option<proto::ParticipantInfo> = participant.others.iter().find(|p| !is_agent(p)).cloned();
+    // The counselor who left (a reload, a dropped connection) and since when: the call waits
+    // [`COUNSELOR_REJOIN_GRACE`] for them (same identity) to come back before it ends.
+    let mut away: Option<(String, Instant)> = None;
     if counselor.as_ref().is_some_and(|c| c.attributes.contains_key(PRE_CONNECT_ATTRIBUTE)) {
         call.expect_preconnect(Instant::now());
     }
@@ -475,11 +483,20 @@ pub async fn run(
         {
             log_dropped(&dropped, &mut preconnect_dropped);
         }
-        let deadline = tokio::time::Instant::from_std(call.poll_timeout());
+        let mut deadline = tokio::time::Instant::from_std(call.poll_timeout());
+        if let Some((_, since)) = &away {
+            deadline = deadline.min(tokio::time::Instant::from_std(*since + COUNSELOR_REJOIN_GRACE));
+        }
         tokio::select! {
             biased;
             _ = tokio::time::sleep_until(deadline), if !events_first => {
-                call.handle_timeout(Instant::now());
+                let now = Instant::now();
+                if away.as_ref().is_some_and(|(_, since)| now >= *since + COUNSELOR_REJOIN_GRACE) {
+                    away = None;
+                    call.counselor_left(now);
+                } else {
+                    call.handle_timeout(now);
+                }
                 queued_first = crate::participant::EVENT_QUEUE;
             }
             event = participant.next_event() => {
@@ -515,9 +532,19 @@ pub async fn run(
                             }
                             let gone = p.state == proto::participant_info::State::Disconnected as i32;
                             match &counselor {
-                                Some(c) if c.sid == p.sid && gone => call.counselor_left(now),
+                                Some(c) if c.sid == p.sid && gone => {
+                                    info!(grace_s = COUNSELOR_REJOIN_GRACE.as_secs(), "the counselor left; waiting for a rejoin");
+                                    away = Some((c.identity.clone(), now));
+                                    counselor = None;
+                                }
                                 Some(c) if c.sid == p.sid => counselor = Some(p),
-                                None if !gone => {
+                                // Back within the grace period (a reload): the call goes on with them.
+                                None if !gone && away.as_ref().is_some_and(|(who, _)| *who == p.identity) => {
+                                    info!("the counselor rejoined");
+                                    away = None;
+                                    counselor = Some(p);
+                                }
+                                None if !gone && away.is_none() => {
                                     if p.attributes.contains_key(PRE_CONNECT_ATTRIBUTE) {
                                         call.expect_preconnect(now);
                                     }

@@ -31,9 +31,12 @@ pub struct Assignment {
     pub assigned_by: Option<UserId>,
     pub status: AssignmentStatus,
     pub due_at: Option<Timestamp>,
+    /// Past its due date and not completed.
+    pub overdue: bool,
     /// Supervisor notes for the counselor.
     pub notes: String,
-    /// Practice sessions started for this assignment.
+    /// Practice sessions started for this assignment; an ended voice call in which the counselor
+    /// never spoke is not an attempt.
     pub attempts: i64,
     pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
@@ -64,7 +67,8 @@ pub struct CounselorSummary {
 
 const ASSIGNMENT_SELECT: &str = "SELECT a.id, a.account_id, a.scenario_id, a.counselor_id, a.assigned_by, a.status, \
     a.due_at, a.notes, a.started_at, a.completed_at, a.created_at, a.updated_at, \
-    (SELECT COUNT(*) FROM sessions x WHERE x.assignment_id = a.id) AS attempts, \
+    (SELECT COUNT(*) FROM sessions x WHERE x.assignment_id = a.id AND NOT (x.kind = 'voice' AND x.status <> 'active' \
+        AND NOT EXISTS (SELECT 1 FROM transcript_turns t WHERE t.session_id = x.id AND t.speaker = 'counselor'))) AS attempts, \
     s.title, s.description, s.mode, s.category, s.difficulty, s.estimated_time_minutes, s.is_one_time, \
     u.display_name, u.email, u.external_id \
     FROM assignments a JOIN scenarios s ON s.id = a.scenario_id JOIN users u ON u.id = a.counselor_id";
@@ -93,6 +97,8 @@ impl Assignment {
             assigned_by: row.opt_uuid("assigned_by")?,
             status: row.parsed("status")?,
             due_at: row.opt_ts("due_at")?,
+            overdue: row.parsed::<AssignmentStatus>("status")? != AssignmentStatus::Completed
+                && row.opt_ts("due_at")?.is_some_and(|d| d.millis() < Timestamp::now().millis()),
             notes: row.text("notes")?,
             attempts: row.int("attempts")?,
             started_at: row.opt_ts("started_at")?,
@@ -185,6 +191,17 @@ pub struct BlockedPair {
     #[schema(value_type = Uuid)]
     pub counselor_id: UserId,
     pub reason: String,
+}
+
+/// A due date given now must lie ahead: one already past would make the assignment overdue the
+/// moment it is made (a date alone means the end of that day, so today is accepted).
+fn check_due(due_at: Option<Timestamp>) -> Result<()> {
+    match due_at {
+        Some(d) if d.millis() < Timestamp::now().millis() => {
+            Err(Error::invalid("dueAt", "the due date has passed: choose today or a later day"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Why a counselor or scenario cannot take an assignment, if it cannot.
@@ -325,6 +342,7 @@ impl Store {
         new: &NewAssignment,
         audit: Option<&crate::Audit>,
     ) -> Result<Assignment> {
+        check_due(new.due_at)?;
         let mut tx = self.write_tx().await?;
         let id = insert_assignment(&mut tx, account_id, assigned_by, new).await?;
         if let Some(audit) = audit {
@@ -351,6 +369,7 @@ impl Store {
         if pairs == 0 {
             return Err(Error::invalid("scenarioIds", "give at least one scenario and one counselor"));
         }
+        check_due(due_at)?;
         if pairs > MAX_BULK_PAIRS {
             return Err(Error::invalid(
                 "counselorIds",
@@ -435,6 +454,7 @@ impl Store {
         patch: &AssignmentPatch,
         audit: Option<&crate::Audit>,
     ) -> Result<Assignment> {
+        check_due(patch.due_at.flatten())?;
         let current = self.assignment(account_id, id).await?;
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;

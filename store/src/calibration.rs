@@ -12,7 +12,7 @@ use crate::db::{RowExt, Store};
 use crate::domain::{OverrideKind, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::{EVALUATION_COLUMNS, Evaluation};
-use crate::flags::SessionFlag;
+use crate::flags::{NewFlag, SessionFlag};
 use crate::ids::{AccountId, SessionId, UserId};
 use crate::scoped::SessionRef;
 
@@ -95,6 +95,21 @@ impl Store {
         note: &str,
         overrides: &[NewOverride],
     ) -> Result<Review> {
+        self.record_review_raising(account_id, session_id, reviewer_id, note, overrides, &[]).await
+    }
+
+    /// [`Store::record_review`], also storing the flags the review raised (`supervisor` source)
+    /// in its transaction, with their `flag.raised` events and e-mail jobs: a flag a supervisor
+    /// raises reaches the queue, the session's panel and webhooks like any other.
+    pub async fn record_review_raising(
+        &self,
+        account_id: AccountId,
+        session_id: SessionId,
+        reviewer_id: UserId,
+        note: &str,
+        overrides: &[NewOverride],
+        raised: &[NewFlag],
+    ) -> Result<Review> {
         if overrides.iter().any(|o| o.reason.trim().is_empty()) {
             return Err(Error::invalid("overrides", "every override needs a reason"));
         }
@@ -164,7 +179,11 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        Store::insert_flags_tx(&mut tx, account_id, session_id, raised).await?;
         tx.commit().await?;
+        if !raised.is_empty() {
+            self.wake_jobs();
+        }
         let evaluation_id: Uuid = evaluation_id.parse().map_err(|_| Error::Corrupt("evaluation id".into()))?;
         self.reviews_of(evaluation_id).await?.into_iter().find(|r| r.id == review_id).ok_or(Error::NotFound("review"))
     }

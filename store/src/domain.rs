@@ -214,6 +214,8 @@ str_enum! {
         /// A safety gate fired from the evaluation's check answers without the evaluator raising
         /// its flag: recorded so the flag queue, e-mail and webhooks see it.
         Derived = "derived",
+        /// A supervisor raised it in a calibration review of the evaluation.
+        Supervisor = "supervisor",
     }
 }
 
@@ -487,6 +489,24 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// How a session list is ordered: newest (the default) or oldest first, or by score.
+    pub enum SessionSort {
+        Newest = "newest",
+        Oldest = "oldest",
+        ScoreLow = "score_low",
+        ScoreHigh = "score_high",
+    }
+}
+
+// By hand: `str_enum!` takes no `#[default]` on a variant.
+#[allow(clippy::derivable_impls)]
+impl Default for SessionSort {
+    fn default() -> Self {
+        Self::Newest
+    }
+}
+
 /// Every enum above as a named OpenAPI schema: the API document lists them all as components,
 /// so a reference from a query parameter always resolves.
 pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
@@ -526,6 +546,7 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         RequiredAction,
         DisclosureRule,
         RiskFactKind,
+        SessionSort,
     ]
 }
 
@@ -671,6 +692,7 @@ mod tests {
             RequiredAction,
             DisclosureRule,
             RiskFactKind,
+            SessionSort,
         ];
         let published: Vec<(String, serde_json::Value)> = enum_schemas()
             .into_iter()

@@ -34,10 +34,23 @@ pub struct SessionFlag {
     pub reviewed_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The counselor whose session it is (the queue names them).
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
+    pub counselor_name: String,
+    /// The session's scenario; none for free practice with an improvised caller.
+    pub scenario_title: Option<String>,
 }
 
-const FLAG_COLUMNS: &str = "id, account_id, session_id, flag_type, severity, source, status, details, turns, \
-    review_note, reviewed_by, reviewed_at, created_at, updated_at";
+/// A flag's columns with the session's counselor and scenario (`f` the flag, `s` the session).
+const FLAG_SELECT: &str = "SELECT f.id, f.account_id, f.session_id, f.flag_type, f.severity, f.source, f.status, \
+    f.details, f.turns, f.review_note, f.reviewed_by, f.reviewed_at, f.created_at, f.updated_at, \
+    s.user_id AS counselor_id, u.display_name AS counselor_name, sc.title AS scenario_title \
+    FROM session_flags f JOIN sessions s ON s.id = f.session_id JOIN users u ON u.id = s.user_id \
+    LEFT JOIN scenarios sc ON sc.id = s.scenario_id";
+
+/// Severity as a rank for sorting (most severe first).
+const SEVERITY_RANK: &str = "CASE f.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END";
 
 impl SessionFlag {
     fn from_row(row: &AnyRow) -> Result<Self> {
@@ -56,6 +69,9 @@ impl SessionFlag {
             reviewed_at: row.opt_ts("reviewed_at")?,
             created_at: row.ts("created_at")?,
             updated_at: row.ts("updated_at")?,
+            counselor_id: row.uuid("counselor_id")?,
+            counselor_name: row.text("counselor_name")?,
+            scenario_title: row.opt_text("scenario_title")?,
         })
     }
 }
@@ -153,7 +169,7 @@ impl Store {
     }
 
     pub async fn flag(&self, account_id: AccountId, id: FlagId) -> Result<SessionFlag> {
-        let row = sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM session_flags WHERE id = $1 AND account_id = $2"))
+        let row = sqlx::query(&format!("{FLAG_SELECT} WHERE f.id = $1 AND f.account_id = $2"))
             .bind(id.to_string())
             .bind(account_id.to_string())
             .fetch_optional(&self.pool)
@@ -170,21 +186,36 @@ impl Store {
         Ok(out)
     }
 
-    /// The account's flags, newest first.
+    /// The account's flags, the queue's order: most severe first, then oldest first (the longest
+    /// waiting); reviewed and dismissed ones newest first.
     pub async fn list_flags(&self, account_id: AccountId, filter: &FlagFilter) -> Result<Vec<SessionFlag>> {
         let (limit, offset) = page(filter.limit, filter.offset);
+        let status = filter.status.unwrap_or(FlagStatus::Open);
+        let order = if status == FlagStatus::Open {
+            format!("{SEVERITY_RANK}, f.created_at, f.id")
+        } else {
+            "f.updated_at DESC, f.id DESC".to_owned()
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {FLAG_COLUMNS} FROM session_flags WHERE account_id = $1 AND status = $2 \
-             AND ($3 IS NULL OR session_id = $3) ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+            "{FLAG_SELECT} WHERE f.account_id = $1 AND f.status = $2 \
+             AND ($3 IS NULL OR f.session_id = $3) ORDER BY {order} LIMIT $4 OFFSET $5"
         ))
         .bind(account_id.to_string())
-        .bind(filter.status.unwrap_or(FlagStatus::Open).as_str())
+        .bind(status.as_str())
         .bind(filter.session_id.map(|s| s.to_string()))
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(SessionFlag::from_row).collect()
+    }
+
+    /// How many flags of the account are open (the navigation's badge).
+    pub async fn open_flag_count(&self, account_id: AccountId) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM session_flags WHERE account_id = $1 AND status = 'open'")
+            .bind(account_id.to_string())
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Flags of one session, oldest first.
@@ -194,16 +225,16 @@ impl Store {
 
     /// By session id, for the store's own reads that have checked the session's account.
     pub(crate) async fn flags_of(&self, session_id: SessionId) -> Result<Vec<SessionFlag>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {FLAG_COLUMNS} FROM session_flags WHERE session_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(session_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{FLAG_SELECT} WHERE f.session_id = $1 ORDER BY f.created_at, f.id"))
+            .bind(session_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(SessionFlag::from_row).collect()
     }
 
-    /// Records a supervisor's review (or reopens the flag).
+    /// Records a supervisor's review (or reopens the flag). Closing a high or critical flag takes
+    /// a note saying what was done: the record a later reader relies on. Reopening clears the
+    /// review; its audit record keeps what it was.
     pub async fn review_flag(
         &self,
         account_id: AccountId,
@@ -219,7 +250,25 @@ impl Store {
         let now = Timestamp::now().millis();
         let reopened = review.status == FlagStatus::Open;
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let severity: FlagSeverity = sqlx::query(&format!(
+            "SELECT severity FROM session_flags WHERE id = $1 AND account_id = $2{}",
+            crate::db::for_update(&tx)
+        ))
+        .bind(id.to_string())
+        .bind(account_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("flag"))?
+        .parsed("severity")?;
+        if !reopened && note.is_none() && matches!(severity, FlagSeverity::High | FlagSeverity::Critical) {
+            return Err(Error::invalid(
+                "note",
+                format!(
+                    "a {severity} flag is closed with a note: say what was done about it or why it is not a concern"
+                ),
+            ));
+        }
+        sqlx::query(
             "UPDATE session_flags SET status = $1, review_note = $2, reviewed_by = $3, reviewed_at = $4, updated_at = $5 \
              WHERE id = $6 AND account_id = $7",
         )
@@ -232,9 +281,6 @@ impl Store {
         .bind(account_id.to_string())
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound("flag"));
-        }
         audit_tx(&mut tx, &audit.clone().target("flag", id)).await?;
         tx.commit().await?;
         self.flag(account_id, id).await

@@ -70,7 +70,7 @@ pub use scenarios::{
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,
 };
 pub use scoped::SessionRef;
-pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, TranscriptTurn};
+pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListItem, TranscriptTurn};
 pub use users::{NewUser, User, UserFilter};
 pub use voice::{
     CREDENTIAL_GRACE_MS, CallDefaults, PriorTurn, REALTIME_VOICES, RealtimeUsage, RecordingMeta,

@@ -1,13 +1,15 @@
 //! Practice sessions (chat or voice attempts) and their transcripts.
 
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store, for_update, page};
 use crate::domain::{
-    AssignmentStatus, EndReason, SessionKind, SessionListType, SessionStatus, Speaker, Timestamp, new_id,
+    AssignmentStatus, EndReason, ScoreBand, SessionKind, SessionListType, SessionSort, SessionStatus, Speaker,
+    Timestamp, new_id,
 };
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::Evaluation;
@@ -126,8 +128,68 @@ pub struct SessionFilter {
     pub user_id: Option<UserId>,
     #[param(value_type = Option<Uuid>)]
     pub assignment_id: Option<AssignmentId>,
+    #[param(value_type = Option<Uuid>)]
+    pub scenario_id: Option<ScenarioId>,
+    pub status: Option<SessionStatus>,
+    /// Started at or after this instant.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Started before this instant.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    /// Words in the scenario's title or the counselor's name or e-mail (at most 200 characters).
+    pub q: Option<String>,
+    /// Default `newest`; by score, sessions without one come last.
+    pub sort: Option<SessionSort>,
+    /// Only sessions a supervisor should look at: an open flag, an evaluation held for review,
+    /// or evaluated below 50 and not yet reviewed by a supervisor.
+    pub needs_review: Option<bool>,
+    /// Page size, 1 to 500 (default 100).
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+}
+
+/// A row of a session list: the session with what a supervisor scans a list for.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionListItem {
+    #[serde(flatten)]
+    pub session: Session,
+    /// None for free practice with an improvised caller.
+    pub scenario_title: Option<String>,
+    pub counselor_name: String,
+    /// The stored score; the service answers the reviewed one (none while held, for counselors).
+    pub overall_score: Option<f64>,
+    pub score_band: Option<ScoreBand>,
+    /// Evaluated and held for a supervisor's review.
+    pub held: bool,
+    /// A supervisor reviewed (calibrated) the evaluation.
+    pub reviewed: bool,
+    /// Flags raised on the session, and how many are open (supervisors only; 0 for counselors).
+    pub flags: i64,
+    pub open_flags: i64,
+    pub needs_review: bool,
+}
+
+/// The "needs review" rule, over `s` (session), `e` (its evaluation, left-joined).
+const NEEDS_REVIEW: &str = "(EXISTS (SELECT 1 FROM session_flags nf WHERE nf.session_id = s.id AND nf.status = 'open') \
+    OR (e.held = TRUE AND e.released_at IS NULL) \
+    OR (e.overall_score < 50 AND NOT EXISTS (SELECT 1 FROM evaluation_reviews nr WHERE nr.session_id = s.id)))";
+
+impl SessionFilter {
+    /// Refuses what no list can answer (422): a date range ending before it starts, a search
+    /// too long to be one.
+    pub fn validate(&self) -> Result<()> {
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from.millis() > to.millis()
+        {
+            return Err(Error::invalid("to", "the end date is before the start date"));
+        }
+        if self.q.as_deref().is_some_and(|q| q.chars().count() > 200) {
+            return Err(Error::invalid("q", "the search is at most 200 characters"));
+        }
+        Ok(())
+    }
 }
 
 /// Inserts a session in the caller's transaction: for an assignment it numbers the attempt and
@@ -213,6 +275,43 @@ pub(crate) async fn insert_session_tx(
     Ok(id)
 }
 
+/// See [`Store::resumable_chat`].
+async fn resumable_chat_tx(
+    conn: &mut sqlx::AnyConnection,
+    account_id: AccountId,
+    new: &NewSession,
+) -> Result<Option<SessionId>> {
+    let row = match new.assignment_id {
+        Some(assignment_id) => {
+            sqlx::query(
+                "SELECT s.id FROM sessions s JOIN assignments a ON a.id = s.assignment_id \
+                 WHERE s.account_id = $1 AND s.user_id = $2 AND s.kind = 'chat' AND s.status = 'active' \
+                 AND s.assignment_id = $3 AND a.status = 'in_progress' ORDER BY s.created_at DESC, s.id DESC LIMIT 1",
+            )
+            .bind(account_id.to_string())
+            .bind(new.user_id.to_string())
+            .bind(assignment_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT s.id FROM sessions s WHERE s.account_id = $1 AND s.user_id = $2 AND s.kind = 'chat' \
+                 AND s.status = 'active' AND s.assignment_id IS NULL \
+                 AND (($3 IS NULL AND s.scenario_id IS NULL) OR s.scenario_id = $3) \
+                 AND NOT EXISTS (SELECT 1 FROM transcript_turns t WHERE t.session_id = s.id AND t.speaker = 'counselor') \
+                 ORDER BY s.created_at DESC, s.id DESC LIMIT 1",
+            )
+            .bind(account_id.to_string())
+            .bind(new.user_id.to_string())
+            .bind(new.scenario_id.map(|u| u.to_string()))
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+    };
+    row.map(|r| r.uuid("id")).transpose()
+}
+
 impl Store {
     /// Starts a session. For an assignment it numbers the attempt and moves a pending assignment
     /// to in_progress, in one transaction; a completed assignment takes no new attempts.
@@ -222,6 +321,60 @@ impl Store {
         tx.commit().await?;
         self.session(account_id, id).await
     }
+    /// The chat attempt in progress that a start would repeat, if any: for an assignment in
+    /// progress, its active chat session (a supervisor's reset to pending puts an abandoned one
+    /// aside: the next start is a new attempt); for free practice, an active one on the same scenario (or none)
+    /// where the counselor has not written yet. Starting again resumes it, so a double click or
+    /// a second tab is one attempt, not two.
+    pub async fn resumable_chat(&self, account_id: AccountId, new: &NewSession) -> Result<Option<Session>> {
+        let mut conn = self.pool.acquire().await?;
+        let id = resumable_chat_tx(&mut conn, account_id, new).await?;
+        drop(conn);
+        match id {
+            Some(id) => Ok(Some(self.session(account_id, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a chat session with the caller's opening turn, in one transaction, unless a start
+    /// already made one ([`Store::resumable_chat`], decided under the counselor's row lock so two
+    /// racing starts cannot both insert): answers the session and whether it was resumed (then
+    /// `opening` is not stored).
+    pub async fn start_chat_session(
+        &self,
+        account_id: AccountId,
+        new: &NewSession,
+        opening: &NewTurn,
+    ) -> Result<(Session, bool)> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(&format!("SELECT 1 FROM users WHERE id = $1 AND account_id = $2{}", for_update(&tx)))
+            .bind(new.user_id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        if let Some(id) = resumable_chat_tx(&mut tx, account_id, new).await? {
+            tx.commit().await?;
+            return Ok((self.session(account_id, id).await?, true));
+        }
+        let id = insert_session_tx(&mut tx, account_id, new).await?;
+        sqlx::query(
+            "INSERT INTO transcript_turns (id, session_id, speaker, text, started_ms, ended_ms, segment_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
+        )
+        .bind(new_id().to_string())
+        .bind(id.to_string())
+        .bind(opening.speaker.as_str())
+        .bind(&opening.text)
+        .bind(opening.started_ms)
+        .bind(opening.ended_ms)
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((self.session(account_id, id).await?, false))
+    }
+
     /// The account's session row (its metadata, no transcript): what lists and writes need. Its
     /// data is read through a [`SessionRef`] from [`Store::session_in`] or
     /// [`Store::session_for_reader`].
@@ -236,29 +389,87 @@ impl Store {
         Ok(SessionDetail { session: session.session().clone(), transcript, evaluation })
     }
 
+    /// Sessions by the filter (see [`SessionFilter`]); newest first unless sorted otherwise.
     pub async fn list_sessions(&self, account_id: AccountId, filter: &SessionFilter) -> Result<Vec<Session>> {
+        Ok(self.session_list(account_id, filter).await?.into_iter().map(|i| i.session).collect())
+    }
+
+    /// [`Store::list_sessions`] with each row's scenario, counselor, stored score and flags.
+    pub async fn session_list(&self, account_id: AccountId, filter: &SessionFilter) -> Result<Vec<SessionListItem>> {
+        filter.validate()?;
         let assigned = match filter.list_type {
             SessionListType::FreePractice => Some(false),
             SessionListType::Assigned => Some(true),
             SessionListType::All => None,
         };
         let (limit, offset) = page(filter.limit, filter.offset);
+        let order = match filter.sort.unwrap_or_default() {
+            SessionSort::Newest => "s.created_at DESC, s.id DESC",
+            SessionSort::Oldest => "s.created_at, s.id",
+            SessionSort::ScoreLow => {
+                "CASE WHEN e.overall_score IS NULL THEN 1 ELSE 0 END, e.overall_score, s.created_at DESC, s.id DESC"
+            }
+            SessionSort::ScoreHigh => {
+                "CASE WHEN e.overall_score IS NULL THEN 1 ELSE 0 END, e.overall_score DESC, s.created_at DESC, s.id DESC"
+            }
+        };
+        let columns = SESSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+        let q = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(crate::db::like_pattern);
         let rows = sqlx::query(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1 \
-             AND ($2 IS NULL OR (assignment_id IS NOT NULL) = $2) \
-             AND ($3 IS NULL OR user_id = $3) \
-             AND ($4 IS NULL OR assignment_id = $4) \
-             ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
+            "SELECT {columns}, sc.title AS scenario_title, u.display_name AS counselor_name, \
+             e.overall_score, e.score_band, \
+             CASE WHEN e.held = TRUE AND e.released_at IS NULL THEN 1 ELSE 0 END AS held_now, \
+             CASE WHEN EXISTS (SELECT 1 FROM evaluation_reviews r WHERE r.session_id = s.id) THEN 1 ELSE 0 END AS reviewed, \
+             (SELECT COUNT(*) FROM session_flags f WHERE f.session_id = s.id) AS flag_count, \
+             (SELECT COUNT(*) FROM session_flags f WHERE f.session_id = s.id AND f.status = 'open') AS open_flag_count, \
+             CASE WHEN {NEEDS_REVIEW} THEN 1 ELSE 0 END AS needs_review \
+             FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN scenarios sc ON sc.id = s.scenario_id \
+             LEFT JOIN evaluations e ON e.session_id = s.id \
+             WHERE s.account_id = $1 \
+             AND ($2 IS NULL OR (s.assignment_id IS NOT NULL) = $2) \
+             AND ($3 IS NULL OR s.user_id = $3) \
+             AND ($4 IS NULL OR s.assignment_id = $4) \
+             AND ($5 IS NULL OR s.scenario_id = $5) \
+             AND ($6 IS NULL OR s.status = $6) \
+             AND ($7 IS NULL OR s.started_at >= $7) \
+             AND ($8 IS NULL OR s.started_at < $8) \
+             AND ($9 IS NULL OR LOWER(COALESCE(sc.title, '')) LIKE $9 ESCAPE '\\' OR LOWER(u.display_name) LIKE $9 ESCAPE '\\' \
+                  OR LOWER(u.email) LIKE $9 ESCAPE '\\') \
+             AND ($10 IS NULL OR $10 = FALSE OR {NEEDS_REVIEW}) \
+             ORDER BY {order} LIMIT $11 OFFSET $12"
         ))
         .bind(account_id.to_string())
         .bind(assigned)
         .bind(filter.user_id.map(|u| u.to_string()))
         .bind(filter.assignment_id.map(|u| u.to_string()))
+        .bind(filter.scenario_id.map(|u| u.to_string()))
+        .bind(filter.status.map(SessionStatus::as_str))
+        .bind(filter.from.map(Timestamp::millis))
+        .bind(filter.to.map(Timestamp::millis))
+        .bind(q)
+        .bind(filter.needs_review)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(Session::from_row).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(SessionListItem {
+                    session: Session::from_row(row)?,
+                    scenario_title: row.opt_text("scenario_title")?,
+                    counselor_name: row.text("counselor_name")?,
+                    overall_score: row
+                        .try_get::<Option<f64>, _>("overall_score")
+                        .map_err(|e| Error::Corrupt(format!("overall_score: {e}")))?,
+                    score_band: row.opt_parsed("score_band")?,
+                    held: row.flag("held_now")?,
+                    reviewed: row.flag("reviewed")?,
+                    flags: row.int("flag_count")?,
+                    open_flags: row.int("open_flag_count")?,
+                    needs_review: row.flag("needs_review")?,
+                })
+            })
+            .collect()
     }
 
     /// The transcript in the order it was spoken (not the order transcriptions arrived).

@@ -386,7 +386,15 @@ impl Store {
         }
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;
-        close_session_tx(&mut tx, &session, SessionStatus::Completed, end.reason, Some(now)).await?;
+        // A call in which the counselor never spoke is not an attempt: abandoned, not graded
+        // (its feedback page says so), and not counted against the assignment.
+        let spoke: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM transcript_turns WHERE session_id = $1 AND speaker = 'counselor'")
+                .bind(session_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        let status = if spoke > 0 { SessionStatus::Completed } else { SessionStatus::Abandoned };
+        close_session_tx(&mut tx, &session, status, end.reason, Some(now)).await?;
         // A supervisor's end queued grading after a grace period; the agent's report is what it
         // waited for, so start now.
         sqlx::query("UPDATE jobs SET run_after = $1 WHERE session_id = $2 AND status = 'pending' AND run_after > $1")

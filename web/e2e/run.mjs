@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
 import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
+import * as ui2 from "./steps/ui2.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -472,7 +473,7 @@ async function main() {
     if (m.type() === "error" && /Content Security Policy|Refused to/.test(m.text())) problems.push(`CSP: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  const ctx = { page, base, temporary };
+  const ctx = { page, base, temporary, api, ids, people, audit, check, signIn, signOut, scenarioTitle: SCENARIO };
   currentPage = page;
   await step("1. supervisor signs in, creates a scenario, bulk-assigns it (report rules)", () => scenarios.supervisorAssigns(ctx));
   await step("2. counselor completes a chat; evidence links scroll to the quoted turn", () => scenarios.counselorChats(ctx));
@@ -481,6 +482,10 @@ async function main() {
   await step("admin pages: users, a key shown once, webhooks, the audit log", () => scenarios.adminPages(ctx));
   await step("ui2b. a wrong password is named; revoking a key asks first (Cancel, Escape keep it) and says it is done", () => ui2bSteps.confirmRevoke(ctx, { ADMIN, check, audit, signIn, signOut }));
   await step("ui2b. every route has its own title and moves focus to its heading", () => ui2bSteps.titlesAndFocus(ctx, { ADMIN, check, signIn, signOut }));
+  await step("ui2a. a double-clicked Start chat is one attempt; Start resumes it", () => ui2.doubleClickStartIsOneAttempt(ctx));
+  await step("ui2b. a supervisor-raised flag is in the queue (severity order), named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
+  await step("ui2c. scenario names on the sessions list and review; CSV export; needs review", () => ui2.scenarioNamesAndCsv(ctx));
+  await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));

@@ -104,11 +104,12 @@ pub async fn get_assignment(
 
 /// Changes status, due date or notes. A counselor may only start their own assignment
 /// (`status: in_progress`); supervisors edit due date and notes and reset an abandoned attempt
-/// (`in_progress -> pending`). Completion comes from the evaluation, never from here.
+/// (`in_progress -> pending`). Completion comes from the evaluation, never from here. A due
+/// date already past is refused (422).
 #[utoipa::path(patch, path = "/api/assignments/{id}", tag = "assignments", params(("id" = Uuid, Path)),
     request_body = AssignmentPatch,
     responses((status = 200, body = Assignment), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn patch_assignment(
     State(state): State<AppState>,
     actor: Actor,
@@ -129,7 +130,8 @@ pub async fn patch_assignment(
     Ok(Json(assignment))
 }
 
-/// Deletes an assignment without attempts; one with practice sessions answers 409.
+/// Unassigns: deletes an assignment without attempts; one with practice sessions answers 409
+/// (its attempts are a training record: reset or leave it instead).
 #[utoipa::path(delete, path = "/api/assignments/{id}", tag = "assignments", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_assignment(

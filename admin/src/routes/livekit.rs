@@ -1,4 +1,6 @@
-//! Voice practice: a LiveKit token for the counselor's room, with the voice agent dispatched.
+//! Voice practice: a LiveKit token for the counselor's room, with the voice agent dispatched; or,
+//! to rejoin a live call after a reload or a dropped connection, a token for the same room (the
+//! agent waits for the counselor for a grace period).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,6 +26,11 @@ pub struct VoiceTokenRequest {
     #[serde(default)]
     #[schema(value_type = Option<Uuid>)]
     pub assignment_id: Option<AssignmentId>,
+    /// Rejoin this live voice session of yours (same room, same session) instead of starting a
+    /// new one; 409 once it has ended.
+    #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
+    pub rejoin_session_id: Option<SessionId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,7 +55,7 @@ pub struct VoiceToken {
 /// has one live voice session: this ends the previous one. Rate-limited per user
 /// (`RATE_LIMIT_VOICE_TOKEN`).
 #[utoipa::path(post, path = "/api/livekit/token", tag = "sessions", request_body = VoiceTokenRequest,
-    responses((status = 201, body = VoiceToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = VoiceToken), (status = 200, body = VoiceToken, description = "a token to rejoin a live call"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn voice_token(
@@ -71,6 +78,44 @@ pub async fn voice_token(
         "voice sessions",
     )
     .await?;
+    if let Some(id) = input.rejoin_session_id {
+        let session = state.store.session(actor.account_id, id).await?;
+        if session.user_id != actor.user_id || session.kind != SessionKind::Voice {
+            return Err(ApiError::NotFound("session"));
+        }
+        let (store::SessionStatus::Active, Some(room_name)) = (session.status, session.room_name) else {
+            return Err(ApiError::Conflict {
+                message: "the call has ended; start a new one".into(),
+                existing_id: None,
+            });
+        };
+        let user = state.store.user(actor.account_id, actor.user_id).await?;
+        // No dispatch: the agent is still in the room, waiting for the counselor to come back.
+        let token = livekit_api::access_token::AccessToken::with_api_key(key, secret.expose())
+            .with_identity(&user.id.to_string())
+            .with_name(&user.display_name)
+            .with_ttl(TOKEN_TTL)
+            .with_grants(livekit_api::access_token::VideoGrants {
+                room_join: true,
+                room: room_name.clone(),
+                can_publish: Some(true),
+                can_subscribe: Some(true),
+                can_publish_data: Some(true),
+                ..Default::default()
+            })
+            .to_jwt()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing the LiveKit token: {e}")))?;
+        return Ok((
+            StatusCode::OK,
+            Json(VoiceToken {
+                token,
+                url: url.clone(),
+                room_name,
+                session_id: session.id,
+                agent_name: config.agent_name.clone(),
+            }),
+        ));
+    }
     if let Some(id) = input.assignment_id {
         let assignment = state.store.assignment(actor.account_id, id).await?;
         if assignment.counselor_id != actor.user_id {

@@ -118,6 +118,7 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(calibration::agreement_report))
         .routes(routes!(calibration::golden_draft, calibration::golden_export))
         .routes(routes!(flags::list_flags))
+        .routes(routes!(flags::count_flags))
         .routes(routes!(flags::review_flag))
         .routes(routes!(progress::get_progress))
         .routes(routes!(livekit::voice_token))

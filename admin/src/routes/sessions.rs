@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use store::{
     Analysis, Evaluation, FlagSeverity, FlagSource, NewFlag, ReportedFlagType, Session, SessionDetail, SessionFilter,
-    SessionFlag, TranscriptTurn, Usage,
+    SessionFlag, SessionListItem, TranscriptTurn, Usage,
 };
 use utoipa::ToSchema;
 
@@ -16,19 +16,46 @@ use crate::identity::Actor;
 use crate::{AppState, evaluation, roleplay};
 use store::{AssignmentId, ScenarioId, SessionId};
 
-/// Sessions, newest first. `type` = free_practice (default) | assigned | all. Counselors see
-/// their own; supervisors see the account's and may filter by `userId`.
+/// Sessions, newest first unless `sort` says otherwise. `type` = free_practice (default) |
+/// assigned | all. Counselors see their own; supervisors see the account's and may filter by
+/// `userId`. Each row names its scenario and counselor, with the reviewed score everyone sees
+/// (none while held, for counselors) and, for supervisors, its flags and whether it needs review.
 #[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(SessionFilter),
-    responses((status = 200, body = Vec<Session>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<SessionListItem>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     actor: Actor,
     Query(mut filter): Query<SessionFilter>,
-) -> Result<Json<Vec<Session>>> {
-    if !actor.role.is_supervisor() {
+) -> Result<Json<Vec<SessionListItem>>> {
+    let supervisor = actor.role.is_supervisor();
+    if !supervisor {
         filter.user_id = Some(actor.user_id);
+        // Review state is the supervisors' business.
+        filter.needs_review = None;
     }
-    Ok(Json(state.store.list_sessions(actor.account_id, &filter).await?))
+    let mut rows = state.store.session_list(actor.account_id, &filter).await?;
+    for row in &mut rows {
+        if row.overall_score.is_some() || row.held {
+            // The score everyone reads is the reviewed one (overrides and every flag applied).
+            let handle = state.store.session_in(actor.account_id, row.session.id).await?;
+            if let Some(e) = evaluation::session_evaluation(&state, &handle).await? {
+                row.overall_score = e.overall_score;
+                row.score_band = e.score_band;
+            }
+        }
+        if !supervisor {
+            if row.held {
+                row.overall_score = None;
+                row.score_band = None;
+            }
+            row.flags = 0;
+            row.open_flags = 0;
+            row.needs_review = false;
+            row.reviewed = false;
+        }
+    }
+    Ok(Json(rows))
 }
 
 /// Where the session's evaluation stands.
@@ -72,9 +99,14 @@ impl EvaluationStatus {
 pub struct SessionView {
     #[serde(flatten)]
     pub detail: SessionDetail,
+    /// The scenario practised; none for free practice with an improvised caller.
+    pub scenario_title: Option<String>,
     pub evaluation_status: EvaluationStatus,
     /// Why the last evaluation attempt failed, if it did.
     pub evaluation_error: Option<String>,
+    /// Why this session will not be graded, in words for the counselor (a voice call they never
+    /// joined or never spoke in is not an attempt); none when it is or will be.
+    pub not_graded_reason: Option<String>,
     pub flags: Vec<SessionFlag>,
     pub analysis: Option<Analysis>,
     pub usage: Option<Usage>,
@@ -115,7 +147,44 @@ pub async fn get_session(
     } else {
         (Vec::new(), None, None)
     };
-    Ok(Json(SessionView { detail, evaluation_status, evaluation_error: error, flags, analysis, usage }))
+    let not_graded_reason = not_graded_reason(&detail);
+    let scenario_title = match detail.session.scenario_id {
+        Some(scenario) => match state.store.scenario(actor.account_id, scenario).await {
+            Ok(s) => Some(s.title),
+            Err(store::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(Json(SessionView {
+        detail,
+        scenario_title,
+        evaluation_status,
+        evaluation_error: error,
+        not_graded_reason,
+        flags,
+        analysis,
+        usage,
+    }))
+}
+
+/// An ended voice call without an evaluation that will never get one: never joined, or the
+/// counselor never spoke (the store ends those as abandoned, not graded).
+fn not_graded_reason(detail: &SessionDetail) -> Option<String> {
+    let s = &detail.session;
+    if s.kind != store::SessionKind::Voice || s.status != store::SessionStatus::Abandoned || detail.evaluation.is_some()
+    {
+        return None;
+    }
+    let spoke = detail.transcript.iter().any(|t| t.speaker == store::Speaker::Counselor);
+    Some(match (s.joined_at, spoke) {
+        (None, _) => "You did not join this call, so it is not an attempt and is not graded.".to_owned(),
+        (Some(_), false) => {
+            "You did not speak during this call, so it is not an attempt and is not graded. Start a new call when you are ready."
+                .to_owned()
+        }
+        (Some(_), true) => "This call was ended before it could be graded; it is not an attempt.".to_owned(),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,12 +206,18 @@ pub struct ChatStarted {
     pub session: Session,
     /// The caller's first message.
     pub opening: TranscriptTurn,
+    /// An attempt in progress was resumed (200) rather than started (201): the transcript may
+    /// hold more than the opening.
+    pub resumed: bool,
 }
 
 /// Starts a chat practice session and answers the AI caller's opening message. Starting an
 /// assignment moves it to in progress. If the AI provider fails, nothing is stored (502/503).
+/// Idempotent per attempt: with a chat attempt in progress for the assignment (or, in free
+/// practice, one on the same scenario the counselor has not written in yet) it answers that one
+/// with 200 and `resumed`, so a double click or Start again is one attempt.
 #[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = NewChatSession,
-    responses((status = 201, body = ChatStarted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 201, body = ChatStarted), (status = 200, body = ChatStarted, description = "an attempt in progress, resumed"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn create_chat_session(
@@ -158,8 +233,9 @@ pub async fn create_chat_session(
     )
     .await?;
     let start = roleplay::ChatStart { assignment_id: input.assignment_id, scenario_id: input.scenario_id };
-    let (session, opening) = roleplay::start_chat(&state, &actor, start).await?;
-    Ok((StatusCode::CREATED, Json(ChatStarted { session, opening })))
+    let (session, opening, resumed) = roleplay::start_chat(&state, &actor, start).await?;
+    let status = if resumed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(ChatStarted { session, opening, resumed })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

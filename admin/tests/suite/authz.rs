@@ -468,6 +468,7 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("POST", "/api/sessions/{id}/analyze") => [401, 403, 403, 200, 200, 404, 401, 401],
         ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
         ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],
+        ("GET", "/api/flags/count") => [401, 403, 403, 200, 200, 200, 401, 401],
         // Counselors get their own progress; staff any counselor's or a cohort's.
         ("GET", "/api/progress") => [401, 200, 200, 200, 200, 200, 401, 401],
         ("GET", "/api/external/assignments/{id}/result" | "/api/external/assignments/{id}/transcript") => {

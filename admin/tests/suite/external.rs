@@ -250,8 +250,11 @@ async fn attempts_results_evaluation_and_signed_webhooks() {
             .await;
         let id = assignment["id"].as_str().expect("id").to_owned();
 
-        // Two attempts: the counselor practises twice (the first abandoned).
+        // Two attempts: the counselor practises twice (the first abandoned: a supervisor resets
+        // the assignment, else a start resumes the attempt in progress).
         for text in ["First try, hello.", "Second try: are you thinking about suicide?"] {
+            let reset = Some(json!({"status": "pending"}));
+            app.call(Some(app.supervisor), reqwest::Method::PATCH, &format!("/api/assignments/{id}"), reset).await;
             let (status, started) = app.post(app.counselor, "/api/sessions", json!({"assignmentId": id})).await;
             assert_eq!(status, StatusCode::CREATED, "{started}");
             let session = started["session"]["id"].as_str().expect("id").to_owned();

@@ -27,3 +27,4 @@ mod progress;
 mod recordings;
 mod uploads;
 mod voice;
+mod worklists;

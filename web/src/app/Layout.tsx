@@ -1,5 +1,6 @@
-// The frame of every signed-in page: navigation by role, the user, sign-out.
-import { useMutation } from "@tanstack/react-query";
+// The frame of every signed-in page: navigation by role (for supervisors, the open-flag count on
+// Flags and a "Needs review" queue), the user, sign-out.
+import { useMutation, useQuery } from "@tanstack/react-query";
 import clsx from "clsx";
 import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { api, call } from "@/api/client";
@@ -20,7 +21,14 @@ export function Layout() {
     },
   });
   const role = me.user.role;
-  const links: { to: string; text: string }[] = [];
+  const links: { to: string; text: string; count?: number }[] = [];
+  // Polled gently: a badge a minute old is fine, and it refreshes when a flag is reviewed here.
+  const openFlags = useQuery({
+    queryKey: ["flags", "count"],
+    queryFn: () => call(api.GET("/api/flags/count")),
+    enabled: isSupervisor(role),
+    refetchInterval: 60_000,
+  });
   if (role === "counselor") {
     links.push({ to: "/practice", text: "My assignments" }, { to: "/my-progress", text: "My progress" });
   }
@@ -29,7 +37,7 @@ export function Layout() {
       { to: "/scenarios", text: "Scenarios" },
       { to: "/assignments", text: "Assignments" },
       { to: "/sessions", text: "Sessions" },
-      { to: "/flags", text: "Flags" },
+      { to: "/flags", text: "Flags", count: openFlags.data?.open },
       { to: "/progress", text: "Progress" },
       { to: "/calibration", text: "Calibration" },
     );
@@ -48,14 +56,22 @@ export function Layout() {
               <NavLink
                 key={l.to}
                 to={l.to}
+                aria-describedby={l.count ? "open-flag-count" : undefined}
                 className={({ isActive }) =>
                   clsx("rounded px-3 py-1.5 text-sm font-medium focus-visible:ring-2 focus-visible:ring-blue-700", isActive ? "bg-blue-100 text-blue-950" : "text-slate-800 hover:bg-slate-100")
                 }
               >
                 {l.text}
+                {l.count ? (
+                  // The link keeps its name ("Flags"); the count is its description.
+                  <span className="ml-1 rounded-full bg-red-700 px-1.5 text-xs font-semibold text-white" aria-hidden="true" data-testid="open-flags">
+                    {l.count}
+                  </span>
+                ) : null}
               </NavLink>
             ))}
           </nav>
+          {openFlags.data?.open ? <span id="open-flag-count" className="sr-only">{openFlags.data.open} open flags</span> : null}
           <div className="ml-auto flex items-center gap-3 text-sm">
             {me.demoMode && <Badge tone="amber">Demo mode</Badge>}
             <span>

@@ -31,6 +31,7 @@ const ACTIONS: Record<string, string> = {
   "assignment.reset": "Reset an assignment",
   "flag.raised": "A flag was raised",
   "flag.reviewed": "Reviewed a flag",
+  "flag.reopened": "Reopened a flag",
   "evaluation.completed": "A session was graded",
   "evaluation.golden_exported": "Exported a golden case",
   "analysis.clean": "The safety analysis found nothing",

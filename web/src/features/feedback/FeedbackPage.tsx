@@ -37,12 +37,14 @@ export function FeedbackPage() {
       {s && (
         <>
           <p className="text-sm text-slate-700">
-            {label(s.kind)} session, {formatDateTime(s.startedAt)} · {label(s.status)}
+            {s.scenarioTitle ?? "Free practice"} · {label(s.kind)} session, {formatDateTime(s.startedAt)} · {label(s.status)}
             {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : ""}
           </p>
           <div className="grid gap-4 lg:grid-cols-2">
             <Card title="Evaluation">
-              {s.evaluation?.hold?.held ? (
+              {s.notGradedReason ? (
+                <Notice>{s.notGradedReason}</Notice>
+              ) : s.evaluation?.hold?.held ? (
                 <Notice>Under review: a supervisor is looking at this evaluation before it is shown. Your feedback will appear here once they have.</Notice>
               ) : s.evaluation ? (
                 <EvaluationView evaluation={s.evaluation} onEvidence={onEvidence} />
@@ -52,9 +54,12 @@ export function FeedbackPage() {
                 <Spinner label={s.status === "active" ? "Saving the call…" : "The call is saved; grading starts in a moment…"} />
               ) : (
                 <div className="flex flex-col gap-2">
-                  {s.evaluationStatus === "failed" && <ErrorNote error={`The last evaluation failed: ${s.evaluationError ?? "unknown reason"}`} />}
-                  <p className="text-sm">No evaluation yet.</p>
-                  <div><Button onClick={() => evaluate.mutate()}>Evaluate this session</Button></div>
+                  {s.evaluationStatus === "failed" ? (
+                    <Notice tone="warning">Grading did not work this time (the grading service may be busy). Try again in a few minutes.</Notice>
+                  ) : (
+                    <p className="text-sm">{s.kind === "voice" && s.status === "completed" ? "Grading has not started yet. Try again in a few minutes." : "No evaluation yet."}</p>
+                  )}
+                  <div><Button onClick={() => evaluate.mutate()} disabled={evaluate.isPending}>{s.evaluationStatus === "failed" ? "Try grading again" : "Evaluate this session"}</Button></div>
                   <ErrorNote error={evaluate.error} />
                 </div>
               )}

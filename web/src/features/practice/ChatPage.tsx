@@ -47,6 +47,7 @@ export function ChatPage() {
       <PageTitle actions={<Button variant="secondary" onClick={() => finish.mutate()} disabled={finish.isPending || turns.length < 2}>End and get feedback</Button>}>
         Chat practice
       </PageTitle>
+      {session.data && <p className="-mt-3 text-sm text-slate-700">{session.data.scenarioTitle ? `Scenario: ${session.data.scenarioTitle}` : "Free practice with an improvised caller"}</p>}
       <ErrorNote error={session.error} />
       <Card>
         <div aria-live="polite">

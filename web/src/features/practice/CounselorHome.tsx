@@ -1,5 +1,7 @@
-// The counselor's home: assignments (status, due date, attempts) with start by chat or voice,
-// free practice, and past sessions leading to their feedback.
+// The counselor's home: assignments (status, due date, overdue, attempts) with start by chat or
+// voice, free practice, and past sessions (named by scenario) leading to their feedback. Start
+// on an assignment in progress resumes its attempt (the server answers the one in progress), and
+// every start button waits while a start is pending: one click, one attempt.
 import { enumLabel } from "@/api/labels";
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router-dom";
@@ -42,7 +44,7 @@ export function CounselorHome() {
                   <p className="text-sm text-slate-700">{a.scenario.description}</p>
                   <p className="mt-1 flex flex-wrap gap-2 text-xs text-slate-700">
                     <Badge tone={statusTone(a.status)}>{enumLabel("AssignmentStatus", a.status)}</Badge>
-                    <span>Due {formatDate(a.dueAt)}</span>
+                    {a.overdue ? <Badge tone="red">Overdue: was due {formatDate(a.dueAt)}</Badge> : <span>Due {formatDate(a.dueAt)}</span>}
                     <span>{a.attempts} attempt{a.attempts === 1 ? "" : "s"}</span>
                     <span>{label(a.scenario.mode)}</span>
                   </p>
@@ -50,8 +52,8 @@ export function CounselorHome() {
                 </div>
                 <div className="flex gap-2">
                   {a.scenario.mode === "chat" ? (
-                    <Button onClick={() => startChat.mutate(a.id)} disabled={startChat.isPending} aria-label={`Start chat: ${a.scenario.title}`}>
-                      Start chat
+                    <Button onClick={() => startChat.mutate(a.id)} disabled={startChat.isPending} aria-label={`${a.status === "in_progress" ? "Resume" : "Start"} chat: ${a.scenario.title}`}>
+                      {a.status === "in_progress" ? "Resume chat" : "Start chat"}
                     </Button>
                   ) : (
                     <Button onClick={() => navigate(`/practice/voice?assignmentId=${a.id}`)} aria-label={`Start voice call: ${a.scenario.title}`}>
@@ -89,12 +91,13 @@ export function CounselorHome() {
           {sessions.data?.map((s) => (
             <li key={s.id} className="flex items-center gap-3 py-2">
               <span>{formatDateTime(s.startedAt)}</span>
+              <span className="font-medium">{s.scenarioTitle ?? "Improvised caller"}</span>
               <Badge>{label(s.kind)}</Badge>
               <Badge tone={s.status === "completed" ? "green" : "slate"}>{label(s.status)}</Badge>
               {s.status === "active" && s.kind === "chat" ? (
-                <Link className="ml-auto text-blue-800 underline" to={`/practice/chat/${s.id}`}>Continue<span className="sr-only"> the chat from {formatDateTime(s.startedAt)}</span></Link>
+                <Link className="ml-auto text-blue-800 underline" to={`/practice/chat/${s.id}`}>Continue<span className="sr-only"> {s.scenarioTitle ?? "free practice"}</span></Link>
               ) : (
-                <Link className="ml-auto text-blue-800 underline" to={`/feedback/${s.id}`}>Feedback<span className="sr-only"> for the {label(s.kind).toLowerCase()} session of {formatDateTime(s.startedAt)}</span></Link>
+                <Link className="ml-auto text-blue-800 underline" to={`/feedback/${s.id}`}>Feedback<span className="sr-only"> for {s.scenarioTitle ?? "free practice"}, {formatDateTime(s.startedAt)}</span></Link>
               )}
             </li>
           ))}

@@ -5,8 +5,8 @@
 // sees the earlier reviews, and exports a reviewed session as a golden case. An evaluation held
 // for review (a forged transcript) shows why, with a Release button (HeldBanner).
 import { useQuery } from "@tanstack/react-query";
-import { useState } from "react";
-import { useParams } from "react-router-dom";
+import { useEffect, useState } from "react";
+import { useParams, useSearchParams } from "react-router-dom";
 import { api, call } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { CalibrationForm, ReviewHistory } from "./CalibrationForm";
@@ -39,6 +39,16 @@ export default function SessionReviewPage() {
     scrollToTurn(n);
   };
   const name = (uid: string) => users.data?.find((u) => u.id === uid)?.displayName ?? "a supervisor";
+  // `?turn=N` (a flag's turn link from the queue): open at that turn once the transcript is here.
+  const [params] = useSearchParams();
+  const turnParam = Number(params.get("turn"));
+  const loaded = !!s;
+  useEffect(() => {
+    if (loaded && Number.isInteger(turnParam) && turnParam > 0) {
+      setHighlighted(turnParam);
+      scrollToTurn(turnParam);
+    }
+  }, [loaded, turnParam]);
   return (
     <div className="flex flex-col gap-4">
       <PageTitle>Session review</PageTitle>
@@ -47,7 +57,7 @@ export default function SessionReviewPage() {
       {s && (
         <>
           <p className="text-sm text-slate-700">
-            {name(s.userId)} · {label(s.kind)} · {formatDateTime(s.startedAt)} · {label(s.status)}
+            {name(s.userId)} · {s.scenarioTitle ?? "Free practice, improvised caller"} · {label(s.kind)} · {formatDateTime(s.startedAt)} · {label(s.status)}
             {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : " · free practice"}
             {s.usage && ` · ${s.usage.calls} AI calls, $${s.usage.costUsd.toFixed(3)}`}
           </p>

@@ -137,7 +137,8 @@ function DeleteDialog({ scenario, onClose }: { scenario: Scenario; onClose: () =
     <Modal title={`Delete “${scenario.title}”?`} onClose={onClose}>
       {conflict ? (
         <Notice tone="warning">
-          This scenario cannot be deleted because counselors have been assigned it ({remove.error?.message}). Their assignments and sessions keep their history; delete those assignments first, or leave the scenario in place.
+          This scenario cannot be deleted because counselors have been assigned it ({remove.error?.message}). Their assignments and sessions keep their history; delete those assignments first, or leave the scenario in place.{" "}
+          <Link className="text-blue-800 underline" to={`/assignments?scenario=${scenario.id}`}>See the assignments of “{scenario.title}”</Link>
         </Notice>
       ) : (
         <>

@@ -3,7 +3,9 @@
 // starts with a pre-connect buffer so the counselor can speak at once; agent state, a bar
 // visualizer of the caller's voice, live captions for both sides (`useTranscriptions`), device
 // selection, `StartAudio` for autoplay blocks, mute, a timer and hang up. If the caller has not
-// joined in time, the page says so instead of waiting silently.
+// joined in time, the page says so instead of waiting silently. While connected, leaving the page
+// asks first (`beforeunload`); after a reload or a dropped connection the page offers "Rejoin
+// call": a token for the same room (the agent waits for the counselor for a grace period).
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
 import { BarVisualizer, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useMediaDeviceSelect, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
 import { useMutation, useQuery } from "@tanstack/react-query";
@@ -24,9 +26,15 @@ export default function VoicePage() {
   const assignmentId = params.get("assignmentId");
   const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true }), []);
   const [call_, setCall] = useState<Token | null>(null);
+  // A live call of this assignment (or free practice) left by a reload: offered to rejoin.
+  const live = useQuery({
+    queryKey: ["sessions", "live-voice", assignmentId],
+    queryFn: () => call(api.GET("/api/sessions", { params: { query: { type: assignmentId ? "assigned" : "free_practice", status: "active", assignmentId: assignmentId ?? undefined, limit: 20 } } })),
+    select: (rows) => rows.find((s) => s.kind === "voice" && (s.assignmentId ?? null) === assignmentId) ?? null,
+  });
   const start = useMutation({
-    mutationFn: async () => {
-      const token = await call(api.POST("/api/livekit/token", { body: { assignmentId } }));
+    mutationFn: async (rejoinSessionId?: string) => {
+      const token = await call(api.POST("/api/livekit/token", { body: rejoinSessionId ? { rejoinSessionId } : { assignmentId } }));
       // Microphone first with a pre-connect buffer: what the counselor says while the room
       // connects reaches the agent once it joins.
       await Promise.all([
@@ -53,21 +61,25 @@ export default function VoicePage() {
         {!call_ ? (
           <Card>
             <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call; captions appear for both of you.</p>
-            <div className="flex items-center gap-3">
-              <Button onClick={() => start.mutate()} disabled={start.isPending}>Connect</Button>
+            {live.data && (
+              <Notice tone="warning">Your call is still open: the caller is waiting for you. Rejoin it to carry on where you left off.</Notice>
+            )}
+            <div className="mt-3 flex items-center gap-3">
+              {live.data && <Button onClick={() => start.mutate(live.data!.id)} disabled={start.isPending}>Rejoin call</Button>}
+              <Button variant={live.data ? "secondary" : "primary"} onClick={() => start.mutate(undefined)} disabled={start.isPending}>{live.data ? "Start a new call" : "Connect"}</Button>
               {start.isPending && <Spinner label="Connecting…" />}
             </div>
             <div className="mt-3"><ErrorNote error={start.error} /></div>
           </Card>
         ) : (
-          <InCall room={room} token={call_} />
+          <InCall room={room} token={call_} onRejoin={() => start.mutate(call_.sessionId)} rejoining={start.isPending} />
         )}
       </div>
     </RoomContext.Provider>
   );
 }
 
-function InCall({ room, token }: { room: Room; token: Token }) {
+function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token; onRejoin: () => void; rejoining: boolean }) {
   const navigate = useNavigate();
   const { state, audioTrack, agent } = useVoiceAssistant();
   const { isMicrophoneEnabled, localParticipant } = useLocalParticipant();
@@ -93,7 +105,24 @@ function InCall({ room, token }: { room: Room; token: Token }) {
     room.on(RoomEvent.Disconnected, onDisconnect);
     return () => void room.off(RoomEvent.Disconnected, onDisconnect);
   }, [room]);
+  const hungUp = useRef(false);
+  // While connected, leaving the page (reload, closing the tab, a stray click) asks first.
+  useEffect(() => {
+    if (ended) return;
+    const warn = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = "";
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [ended]);
+  useEffect(() => {
+    const onConnected = () => setEnded(false);
+    room.on(RoomEvent.Connected, onConnected);
+    return () => void room.off(RoomEvent.Connected, onConnected);
+  }, [room]);
   const hangUp = async () => {
+    hungUp.current = true;
     await room.disconnect();
     navigate(`/feedback/${token.sessionId}`);
   };
@@ -110,7 +139,12 @@ function InCall({ room, token }: { room: Room; token: Token }) {
           The AI caller has not joined after {AGENT_JOIN_TIMEOUT_MS / 1000} seconds. The voice service may be busy or down: hang up and try again, or practise by chat.
         </Notice>
       )}
-      {ended && <Notice>The call has ended.</Notice>}
+      {ended && !hungUp.current && (
+        <Notice tone="warning">
+          The connection dropped. The caller waits about a minute for you:{" "}
+          <Button onClick={onRejoin} disabled={rejoining}>Rejoin call</Button>
+        </Notice>
+      )}
       <div className="grid gap-4 md:grid-cols-3">
         <Card title="Caller">
           <p className="mb-2 text-sm" aria-live="polite">
