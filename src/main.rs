@@ -39,6 +39,22 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON).
     Openapi,
+    /// Check this installation (configuration, database, OpenAI, LiveKit, recordings disk,
+    /// clock) and say what is wrong and how to fix it. Exits non-zero on any problem.
+    Doctor,
+    /// Copy the SQLite database to FILE while the service runs (PostgreSQL: prints the pg_dump line).
+    Backup {
+        /// The new backup file (must not exist).
+        file: std::path::PathBuf,
+    },
+    /// Replace the SQLite database with a backup; refuses while the service runs.
+    Restore {
+        /// The backup file `proto-trainer backup` wrote.
+        file: std::path::PathBuf,
+        /// Replace a database that holds data (the old file is kept beside it, renamed).
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage accounts (first run: create the organisation and its first admin).
     Account {
         #[command(subcommand)]
@@ -130,6 +146,31 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Openapi => {
             println!("{}", admin::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Command::Doctor => {
+            let report = admin::doctor::run_from_env().await;
+            print!("{}", report.render());
+            if report.failed() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let config = admin::Config::from_env()?;
+            println!("{}", admin::backup::backup(&config.database_url, &file).await?);
+            Ok(())
+        }
+        Command::Restore { file, force } => {
+            let config = admin::Config::from_env()?;
+            let service = std::net::SocketAddr::new(config.bind_addr, config.port);
+            let request = admin::backup::Restore {
+                database_url: config.database_url.to_string(),
+                source: file,
+                force,
+                service: Some(service),
+            };
+            println!("{}", admin::backup::restore(&request).await?);
             Ok(())
         }
     }

@@ -19,9 +19,11 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub mod agreement;
 pub mod auth;
+pub mod backup;
 pub mod calibration;
 pub mod config;
 pub mod docreview;
+pub mod doctor;
 pub mod documents;
 pub mod drafting;
 mod error;
