@@ -41,7 +41,12 @@ enum Command {
     Openapi,
     /// Check this installation (configuration, database, OpenAI, LiveKit, recordings disk,
     /// clock) and say what is wrong and how to fix it. Exits non-zero on any problem.
-    Doctor,
+    Doctor {
+        /// Only ask this URL (e.g. http://127.0.0.1:3003/readyz) and exit 0 when it answers 2xx:
+        /// a container health check without curl in the image.
+        #[arg(long, value_name = "URL")]
+        probe: Option<String>,
+    },
     /// Copy the SQLite database to FILE while the service runs (PostgreSQL: prints the pg_dump line).
     Backup {
         /// The new backup file (must not exist).
@@ -148,7 +153,14 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", admin::openapi().to_pretty_json()?);
             Ok(())
         }
-        Command::Doctor => {
+        Command::Doctor { probe: Some(url) } => {
+            if let Err(problem) = admin::doctor::probe(&url).await {
+                eprintln!("{problem}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Doctor { probe: None } => {
             let report = admin::doctor::run_from_env().await;
             print!("{}", report.render());
             if report.failed() {

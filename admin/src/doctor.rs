@@ -103,6 +103,16 @@ pub async fn run_from_env() -> Report {
     run(|name| std::env::var(name).ok()).await
 }
 
+/// One GET of `url` within 5 s: `Ok` on a 2xx answer (container health checks).
+pub async fn probe(url: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("{url} answered {}", r.status())),
+        Err(e) => Err(format!("{url}: {}", plain_error(&e))),
+    }
+}
+
 /// Checks the installation that these variables describe.
 pub async fn run(lookup: impl Fn(&str) -> Option<String>) -> Report {
     let mut report = Report::default();

@@ -5,7 +5,7 @@
 #   - a Python venv with podman-compose (renders compose.yaml) and kubernetes-validate, whose
 #     wheel carries the Kubernetes JSON schemas kubeconform reads offline (kubeconform would
 #     otherwise fetch them from the network at run time);
-#   - systemd-analyze (Debian's `systemd` package) when missing.
+#   - systemd-analyze, podman, runc, debootstrap (Debian packages) when missing.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 
@@ -46,11 +46,19 @@ if ! "$VENV/bin/python" -c 'import kubernetes_validate, podman_compose' 2>/dev/n
   "$VENV/bin/pip" install --quiet "${PY_PACKAGES[@]}"
 fi
 
-if ! command -v systemd-analyze >/dev/null; then
-  log "apt-get install systemd (for systemd-analyze verify)"
+# systemd-analyze (verify the units), podman + runc (build and run the image; crun fails here),
+# debootstrap (the image's Debian base from Debian's packages), strip (binutils).
+missing=()
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v strip >/dev/null || missing+=(binutils)
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq systemd >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 log "ready: $BIN/helm, $BIN/kubeconform, $VENV"
