@@ -1,12 +1,14 @@
-//! Operations on the database file itself: the migration state `proto-trainer doctor` reports,
-//! and SQLite's online backup (`VACUUM INTO`), which `proto-trainer backup` runs while the
-//! service serves. PostgreSQL is backed up with its own tools (`pg_dump`), never here.
+//! What operations read from and do to the database as a whole: the migration state
+//! `proto-trainer doctor` reports, the job queue's depth and age the metrics gauges sample, and
+//! SQLite's online backup (`VACUUM INTO`), which `proto-trainer backup` runs while the service
+//! serves. PostgreSQL is backed up with its own tools (`pg_dump`), never here.
 
 use std::path::Path;
 
 use sqlx::Row;
 
 use crate::db::{Backend, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Store};
+use crate::domain::{JobKind, Timestamp};
 use crate::error::{Error, Result};
 
 /// Which embedded migrations a database has applied.
@@ -29,6 +31,26 @@ impl MigrationState {
 }
 
 impl Store {
+    /// Per kind of job not yet done (queued or running): how many, and how long the oldest has
+    /// waited since it was queued (milliseconds at `now`). Kinds with none are absent.
+    pub async fn job_queue_stats(&self, now: Timestamp) -> Result<Vec<(JobKind, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs \
+             WHERE status IN ('pending', 'running') GROUP BY kind",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let kind: String = row.try_get("kind")?;
+            let kind = kind.parse::<JobKind>().map_err(|_| Error::Corrupt(format!("job kind {kind}")))?;
+            let n: i64 = row.try_get("n")?;
+            let oldest: i64 = row.try_get("oldest")?;
+            out.push((kind, n, (now.millis() - oldest).max(0)));
+        }
+        Ok(out)
+    }
+
     /// The embedded migrations against those the database recorded (`_sqlx_migrations`; a
     /// database that never migrated has none). Failed migrations count as not applied.
     pub async fn migration_state(&self) -> Result<MigrationState> {
