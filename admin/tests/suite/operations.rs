@@ -263,3 +263,68 @@ async fn postgres_backups_name_their_own_tools() {
     assert!(said.to_string().contains("pg_restore"), "{said}");
     assert!(!said.to_string().contains("secret"), "the password is never printed");
 }
+
+/// A writer the JSON subscriber fills, for reading the lines back.
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_request_logs_its_id_account_user_and_session() {
+    let db = testing::sqlite().await;
+    let app = common::spawn(&db).await;
+    let new = store::NewSession {
+        user_id: app.counselor,
+        assignment_id: None,
+        scenario_id: None,
+        kind: store::SessionKind::Chat,
+        room_name: None,
+    };
+    let session = db.store.create_session(app.account, &new).await.expect("session").id;
+    // JSON lines as LOG_FORMAT=json writes them, plus one line per closed span (its fields).
+    // The test runtime has one thread, so the server's tasks log through this subscriber too.
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let req = app.http.get(app.url(&format!("/api/sessions/{session}"))).header("x-request-id", "support-ticket-77");
+    let res = app.as_user(app.counselor, req).send().await.expect("request");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-request-id"], "support-ticket-77", "the id is answered back");
+
+    // The span's closing line may be written just after the answer reached us: wait for it.
+    let mut text = String::new();
+    let mut spans: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..100 {
+        text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
+        spans = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["span"]["name"] == "request" && v["span"]["request_id"] == "support-ticket-77")
+            .filter(|v| v["span"].get("account_id").is_some())
+            .collect();
+        if !spans.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let span = &spans.last().unwrap_or_else(|| panic!("no line of the request's span in:\n{text}"))["span"];
+    assert_eq!(span["route"], "/api/sessions/{id}", "{text}");
+    assert_eq!(span["session_id"], session.to_string(), "{text}");
+    assert_eq!(span["account_id"], app.account.to_string(), "{text}");
+    assert_eq!(span["user_id"], app.counselor.to_string(), "{text}");
+}
