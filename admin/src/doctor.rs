@@ -240,7 +240,7 @@ fn recordings(dir: &Path) -> Finding {
     }
     let _ = std::fs::remove_file(&probe);
     let free = match nix::sys::statvfs::statvfs(dir) {
-        Ok(s) => u64::from(s.blocks_available()) * u64::from(s.fragment_size()),
+        Ok(s) => s.blocks_available() * s.fragment_size(),
         Err(e) => {
             return Finding::warn(
                 "recordings",

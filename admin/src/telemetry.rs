@@ -159,7 +159,7 @@ pub async fn sample_gauges(
             Err(e) => tracing::debug!(error = %e, "job queue gauges not sampled"),
         }
         if let Ok(stat) = nix::sys::statvfs::statvfs(&recordings_dir) {
-            let free = u64::from(stat.blocks_available()) * u64::from(stat.fragment_size());
+            let free = stat.blocks_available() * stat.fragment_size();
             metrics::gauge!("recordings_free_bytes").set(free as f64);
         }
         tokio::select! {

@@ -170,7 +170,7 @@ async fn backup_during_a_call_restores_every_turn_stored_before_it() {
             let mut n = 0usize;
             while !stop.load(Ordering::SeqCst) {
                 let turn = store::NewTurn {
-                    speaker: if n % 2 == 0 { store::Speaker::Caller } else { store::Speaker::Counselor },
+                    speaker: if n.is_multiple_of(2) { store::Speaker::Caller } else { store::Speaker::Counselor },
                     text: format!("turn {n}"),
                     started_ms: i64::try_from(n).expect("small") * 1000,
                     ended_ms: None,
