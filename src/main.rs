@@ -47,6 +47,27 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON).
     Openapi,
+    /// Check this installation (configuration, database, OpenAI, LiveKit, recordings disk,
+    /// clock) and say what is wrong and how to fix it. Exits non-zero on any problem.
+    Doctor {
+        /// Only ask this URL (e.g. http://127.0.0.1:3003/readyz) and exit 0 when it answers 2xx:
+        /// a container health check without curl in the image.
+        #[arg(long, value_name = "URL")]
+        probe: Option<String>,
+    },
+    /// Copy the SQLite database to FILE while the service runs (PostgreSQL: prints the pg_dump line).
+    Backup {
+        /// The new backup file (must not exist).
+        file: std::path::PathBuf,
+    },
+    /// Replace the SQLite database with a backup; refuses while the service runs.
+    Restore {
+        /// The backup file `proto-trainer backup` wrote.
+        file: std::path::PathBuf,
+        /// Replace a database that holds data (the old file is kept beside it, renamed).
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage accounts (first run: create the organisation and its first admin).
     Account {
         #[command(subcommand)]
@@ -139,6 +160,38 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Openapi => {
             println!("{}", admin::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Command::Doctor { probe: Some(url) } => {
+            if let Err(problem) = admin::doctor::probe(&url).await {
+                eprintln!("{problem}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Doctor { probe: None } => {
+            let report = admin::doctor::run_from_env().await;
+            print!("{}", report.render());
+            if report.failed() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let config = admin::Config::from_env()?;
+            println!("{}", admin::backup::backup(&config.database_url, &file).await?);
+            Ok(())
+        }
+        Command::Restore { file, force } => {
+            let config = admin::Config::from_env()?;
+            let service = std::net::SocketAddr::new(config.bind_addr, config.port);
+            let request = admin::backup::Restore {
+                database_url: config.database_url.to_string(),
+                source: file,
+                force,
+                service: Some(service),
+            };
+            println!("{}", admin::backup::restore(&request).await?);
             Ok(())
         }
     }

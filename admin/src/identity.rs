@@ -87,6 +87,7 @@ impl FromRequestParts<AppState> for SignedIn {
         }
         let user = &session.user;
         let actor = Actor { user_id: user.id, account_id: user.account_id, role: user.role };
+        crate::telemetry::record_caller(actor.account_id, Some(actor.user_id));
         Ok(SignedIn { actor, session })
     }
 }
@@ -113,6 +114,7 @@ impl FromRequestParts<AppState> for Partner {
         let presented =
             parts.headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
         let key = auth::resolve_api_key(&state.store, presented.trim()).await?;
+        crate::telemetry::record_caller(key.account_id, None);
         Ok(Partner { account_id: key.account_id, key_id: key.id })
     }
 }

@@ -19,9 +19,11 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub mod agreement;
 pub mod auth;
+pub mod backup;
 pub mod calibration;
 pub mod config;
 pub mod docreview;
+pub mod doctor;
 pub mod documents;
 pub mod drafting;
 mod error;
@@ -205,6 +207,7 @@ pub async fn run_with_store(
     background.spawn(webhooks::dispatch(state.clone(), stop.clone()));
     background.spawn(jobs::run(state.clone(), stop.clone()));
     background.spawn(jobs::housekeeping(state.clone(), stop.clone()));
+    background.spawn(telemetry::sample_gauges(store.clone(), state.config.voice.recordings_dir.clone(), stop.clone()));
     // One shutdown signal for every listener.
     let quit = CancellationToken::new();
     tokio::spawn({

@@ -13,6 +13,7 @@ mod ai;
 mod assignments;
 mod audit_log;
 mod auth;
+mod backup;
 mod calibration;
 pub mod credential;
 mod db;
@@ -47,8 +48,9 @@ pub use assignments::{
 };
 pub use audit_log::{AUDIT_PAGE_MAX, AuditEntry, AuditFilter, AuditPage};
 pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
+pub use backup::MigrationState;
 pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
-pub use db::{Backend, Store};
+pub use db::{Backend, Store, sqlite_path};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{

@@ -2,7 +2,7 @@
 //!
 //! - `demo`: build, seed the demo data into SQLite, and serve on http://localhost:3003.
 //! - `ci`: everything CI checks: formatting, known advisories in `Cargo.lock` (offline), clippy,
-//!   generated-file drift, the whole test suite on
+//!   generated-file drift, the deployment files and the container image, the whole test suite on
 //!   SQLite and on a throwaway PostgreSQL server this task installs and starts, and the voice
 //!   agent's end-to-end tests against a real livekit-server and LiveKit client.
 //! - `audit`: the CI step that checks `Cargo.lock` against the RustSec advisory snapshot.
@@ -19,9 +19,14 @@
 //!   seconds per session-minute and RSS per session of the agent process.
 //! - `bench voice [N ...]`: N concurrent role-play calls (synthetic counselors, the simulator as
 //!   OpenAI) through a real livekit-server; CPU, RSS per call, underruns and latency percentiles.
+//! - `deploy-check`: the deployment files against the tools that read them (systemd-analyze,
+//!   podman-compose, helm, kubeconform; `deploy/tools/install.sh` installs them pinned).
+//! - `image-test`: builds the container image from the host's binary and checks it answers
+//!   (`deploy/image-test.sh`).
 //! - `eval-golden --base-url <url> | --sim`: the evaluator against the labelled transcripts in
 //!   `golden/` (agreement, Cohen's kappa, flag precision/recall); see `golden/README.md`.
 
+mod deploy;
 mod golden;
 mod postgres;
 
@@ -55,9 +60,11 @@ fn main() -> Result<()> {
         }
         ["eval-golden", rest @ ..] => golden::main(rest),
         ["pg"] => pg(),
+        ["deploy-check"] => deploy::check(),
+        ["image-test"] => deploy::image_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--no-build] | ci | audit | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg>"
+                "usage: cargo xtask <demo [--no-build] | ci | audit | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg | deploy-check | image-test>"
             );
             std::process::exit(2);
         }
@@ -273,6 +280,10 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
         run(Command::new("cargo").args(["build", "--workspace", "--locked", "--lib", "--bins", "--tests"]))
     })?;
     steps.time("codegen drift", || codegen_with(true, true))?;
+    steps.time("deploy check (systemd, compose, Helm)", deploy::check)?;
+    // The image from the debug binary just built (the release build is the image's own stage
+    // elsewhere); the Debian base is made once with debootstrap and cached in target/image.
+    steps.time("container image (podman build + run)", deploy::image_test)?;
     steps.time("vitest", || run(Command::new("npm").args(["test", "--silent"]).current_dir("web")))?;
     steps.time("cargo test (SQLite + PostgreSQL)", || {
         let server = postgres::TestServer::start()?;

@@ -21,6 +21,7 @@ mod hostile_auth;
 mod hostile_documents;
 mod load_and_spend;
 mod notify;
+mod operations;
 mod privacy;
 mod profile;
 mod progress;
