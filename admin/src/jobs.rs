@@ -6,6 +6,9 @@
 //! an internal API request that reached this replica) and otherwise polls every `JOB_POLL_MS`;
 //! claims are leases, so a restart between hang-up and grading only delays the grade.
 //!
+//! Scenario test runs (`test_run` jobs) hold their AI counselor's call and grade it
+//! ([`crate::testrun`]), renewing their lease as the call goes.
+//!
 //! Also the voice housekeeping: sessions whose room the counselor never joined are closed as
 //! abandoned, calls whose agent vanished are completed, and old recordings are deleted.
 
@@ -150,6 +153,10 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
             Err(e) => api_outcome(e, state.llm.is_some()),
         },
         JobKind::NotifyFlag => notify(state, job).await,
+        JobKind::TestRun => match crate::testrun::run(state, job, worker, lease_ms(state)).await {
+            Ok(note) => Outcome::Done(note),
+            Err(e) => api_outcome(e, state.llm.is_some()),
+        },
     };
     let recorded = match outcome {
         Outcome::Done(note) => state.store.complete_job(job, worker, note.as_deref()).await,
@@ -160,6 +167,9 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
                 Timestamp::from_millis(Timestamp::now().millis() + wait)
             });
             tracing::warn!(%session_id, kind = job.kind.as_str(), %error, attempt = job.attempts, will_retry = retry.is_some(), "job failed");
+            if retry.is_none() && job.kind == JobKind::TestRun {
+                crate::testrun::give_up(state, job, &error).await;
+            }
             state.store.fail_job(job, worker, &error, retry).await
         }
     };

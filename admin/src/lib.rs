@@ -42,6 +42,7 @@ pub mod scoring;
 mod security;
 pub mod seed;
 pub mod telemetry;
+pub mod testrun;
 pub mod transcript;
 mod upload;
 mod web;

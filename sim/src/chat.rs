@@ -132,7 +132,7 @@ pub(crate) async fn completions(
             json_schema.schema.as_ref().map_or_else(|| "{}".to_owned(), |schema| schema::generate(schema).to_string())
         }
         (None, Some(ResponseFormat::JsonObject)) => "{}".to_owned(),
-        (None, _) => caller_line(last_user).to_owned(),
+        (None, _) => counselor_line(&request.messages, &texts).unwrap_or_else(|| caller_line(last_user)).to_owned(),
     };
     let prompt_tokens = 3 + texts.iter().map(|text| 4 + server::estimate_tokens(text)).sum::<u64>();
     let choices = request.n.unwrap_or(1);
@@ -241,6 +241,14 @@ fn text_of(content: Option<&Value>) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// A counselor's line when the system prompt casts the model as the counselor (a scenario test
+/// run's AI counselor, `counselor.rs`).
+fn counselor_line(messages: &[Message], texts: &[String]) -> Option<&'static str> {
+    let system = messages.iter().position(|m| matches!(m.role, Role::System | Role::Developer))?;
+    let said = messages.iter().filter(|m| m.role == Role::Assistant).count();
+    crate::counselor::line(&texts[system], said)
 }
 
 /// The default caller line for the counselor's last message.

@@ -23,13 +23,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: `server` (router, accept loop, recording, auth, faults), `chat`, `embeddings`,
+//! Modules: `server` (router, accept loop, recording, auth, faults), `chat`, `counselor` (the
+//! AI counselor of scenario test runs), `embeddings`,
 //! `schema` (structured-output generation), `script` (rules and recorded requests), `control`
 //! (`/_sim/`), `error` (OpenAI's error body), `realtime` (the WebSocket: protocol state machine,
 //! session validation, VAD, voice, recorded events).
 
 mod chat;
 mod control;
+mod counselor;
 mod embeddings;
 mod error;
 mod realtime;

@@ -370,6 +370,27 @@ str_enum! {
         AnalyzeSession = "analyze_session",
         /// One flag's e-mail to the account's supervisors, queued with the flag.
         NotifyFlag = "notify_flag",
+        /// A scenario test run: the AI counselor's call, then its grading (`test_runs`).
+        TestRun = "test_run",
+    }
+}
+
+str_enum! {
+    /// The AI counselor of a scenario test run: a thorough 988-style risk assessment, or a
+    /// deliberately poor call that never asks directly (to see what the scenario hides from it).
+    pub enum TestRunKind {
+        Thorough = "thorough",
+        Poor = "poor",
+    }
+}
+
+str_enum! {
+    /// Where a scenario test run stands.
+    pub enum TestRunStatus {
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
     }
 }
 
@@ -450,6 +471,8 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         EndReason,
         JobKind,
         JobStatus,
+        TestRunKind,
+        TestRunStatus,
         ScenarioListKind,
         SessionListType,
     ]
@@ -591,6 +614,8 @@ mod tests {
             EndReason,
             JobKind,
             JobStatus,
+            TestRunKind,
+            TestRunStatus,
             ScenarioListKind,
             SessionListType,
         ];

@@ -429,35 +429,38 @@ impl Store {
         // The events, in this transaction: they exist exactly when the evaluation does (a held
         // evaluation keeps them deferred on its row until it is released).
         let ctx = crate::partner::session_context(&mut tx, new.session_id).await?;
-        let data = serde_json::json!({
-            "evaluation_id": evaluation_id, "session_id": new.session_id, "assignment_id": ctx.assignment_id,
-            "attempt": ctx.attempt, "user_id": ctx.user_external_id, "overall_score": new.overall_score,
-        });
-        crate::partner::enqueue_or_defer_event_tx(
-            &mut tx,
-            account_id,
-            new.session_id,
-            WebhookEvent::EvaluationCompleted,
-            &serde_json::json!({ "data": data }),
-        )
-        .await?;
-        if let (true, Some(assignment_id)) = (completed, ctx.assignment_id) {
+        // A test run grades an AI counselor: no partner hears of it and no analysis follows.
+        if !ctx.test_run {
             let data = serde_json::json!({
-                "assignment_id": assignment_id, "scenario_id": ctx.scenario_id, "user_id": ctx.user_external_id,
-                "session_id": new.session_id,
+                "evaluation_id": evaluation_id, "session_id": new.session_id, "assignment_id": ctx.assignment_id,
+                "attempt": ctx.attempt, "user_id": ctx.user_external_id, "overall_score": new.overall_score,
             });
             crate::partner::enqueue_or_defer_event_tx(
                 &mut tx,
                 account_id,
                 new.session_id,
-                WebhookEvent::AssignmentCompleted,
+                WebhookEvent::EvaluationCompleted,
                 &serde_json::json!({ "data": data }),
             )
             .await?;
+            if let (true, Some(assignment_id)) = (completed, ctx.assignment_id) {
+                let data = serde_json::json!({
+                    "assignment_id": assignment_id, "scenario_id": ctx.scenario_id, "user_id": ctx.user_external_id,
+                    "session_id": new.session_id,
+                });
+                crate::partner::enqueue_or_defer_event_tx(
+                    &mut tx,
+                    account_id,
+                    new.session_id,
+                    WebhookEvent::AssignmentCompleted,
+                    &serde_json::json!({ "data": data }),
+                )
+                .await?;
+            }
+            // The second pass over the call follows every evaluation; queued here so that a restart
+            // right after this commit still runs it.
+            crate::jobs::enqueue_tx(&mut tx, JobKind::AnalyzeSession, account_id, new.session_id, None, now).await?;
         }
-        // The second pass over the call follows every evaluation; queued here so that a restart
-        // right after this commit still runs it.
-        crate::jobs::enqueue_tx(&mut tx, JobKind::AnalyzeSession, account_id, new.session_id, None, now).await?;
         tx.commit().await?;
         self.wake_jobs();
         let evaluation = self.ai_evaluation_raw(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;

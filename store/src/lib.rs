@@ -29,6 +29,7 @@ mod progress;
 mod recordings;
 mod scenarios;
 mod sessions;
+mod test_runs;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -54,7 +55,9 @@ pub use evaluations::{
     ManipulationSignal, NewEvaluation, ReviewSummary, ScoreBasis,
 };
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
-pub use ids::{AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, UserId, WebhookId};
+pub use ids::{
+    AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, TestRunId, UserId, WebhookId,
+};
 pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use privacy::{Purged, Retention};
@@ -67,6 +70,7 @@ pub use scenarios::{
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,
 };
 pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, TranscriptTurn};
+pub use test_runs::{MAX_TEST_RUN_TURNS, NewTestRun, TestRun};
 pub use users::{NewUser, User, UserFilter};
 pub use voice::{
     CREDENTIAL_GRACE_MS, CallDefaults, PriorTurn, REALTIME_VOICES, RealtimeUsage, RecordingMeta,

@@ -113,7 +113,7 @@ pub struct FlagWeek {
 }
 
 /// Sessions of the account, of one counselor ($2), of the cohort assigned a scenario ($3).
-const SESSION_FILTER: &str = "s.account_id = $1 AND ($2 IS NULL OR s.user_id = $2) \
+const SESSION_FILTER: &str = "s.account_id = $1 AND s.test_run = FALSE AND ($2 IS NULL OR s.user_id = $2) \
      AND ($3 IS NULL OR s.user_id IN (SELECT counselor_id FROM assignments WHERE account_id = $1 AND scenario_id = $3))";
 
 /// Epoch milliseconds of the Monday (00:00 UTC) starting the week of `at`; 1970-01-01 was a

@@ -260,7 +260,7 @@ impl Store {
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1 \
              AND ($2 IS NULL OR (assignment_id IS NOT NULL) = $2) \
              AND ($3 IS NULL OR user_id = $3) \
-             AND ($4 IS NULL OR assignment_id = $4) \
+             AND ($4 IS NULL OR assignment_id = $4) AND test_run = FALSE \
              ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
         ))
         .bind(account_id.to_string())

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod scenarios;
 pub mod sessions;
 pub mod spend;
+pub mod test_runs;
 pub mod uploads;
 pub mod users;
 pub mod voice;
@@ -102,6 +103,8 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(scenarios::list_scenarios, scenarios::create_scenario))
         .routes(routes!(scenarios::get_scenario, scenarios::update_scenario, scenarios::delete_scenario))
         .routes(routes!(scenarios::promote_scenario))
+        .routes(routes!(test_runs::list_test_runs, test_runs::start_test_run))
+        .routes(routes!(test_runs::rerun_all))
         .routes(with_upload_limit(routes!(scenarios::import_scenarios)))
         .routes(routes!(assignments::list_assignments, assignments::create_assignments))
         .routes(routes!(assignments::get_assignment, assignments::patch_assignment, assignments::delete_assignment))

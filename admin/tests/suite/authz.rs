@@ -332,6 +332,12 @@ fn request(
             (path.to_owned(), None, Some(("text/plain", format!("Policy {n}: call a supervisor."))))
         }
         ("DELETE", "/api/policies/{id}") => (format!("/api/policies/{}", w.policy), None, None),
+        ("GET" | "POST", "/api/scenarios/{id}/test-runs") => (
+            format!("/api/scenarios/{}/test-runs", w.scenario),
+            (method.as_str() == "POST").then(|| json!({"kind": "poor", "maxTurns": 1})),
+            None,
+        ),
+        ("POST", "/api/scenarios/test-runs/rerun-all") => (path.to_owned(), None, None),
         ("POST", "/api/scenarios/{id}/evaluator-context") => (
             format!("/api/scenarios/{}/evaluator-context", w.scenario),
             None,
@@ -480,6 +486,10 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("POST", "/api/policies") => [401, 403, 403, 201, 201, 201, 401, 401],
         ("DELETE", "/api/policies/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
         ("POST", "/api/scenarios/{id}/evaluator-context") => [401, 403, 403, 200, 200, 404, 401, 401],
+        // Test runs are supervisors' (queued: 202); the outsider's account has no such scenario.
+        ("GET", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 200, 200, 404, 401, 401],
+        ("POST", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 202, 202, 404, 401, 401],
+        ("POST", "/api/scenarios/test-runs/rerun-all") => [401, 403, 403, 202, 202, 202, 401, 401],
         ("POST", "/api/scenarios/extract-text" | "/api/scenarios/generate") => [401, 403, 403, 200, 200, 200, 401, 401],
         // The owner reviews their documentation once the session is evaluated (here it is not yet).
         ("POST", "/api/sessions/{id}/document-review") => [401, 409, 404, 403, 403, 404, 401, 401],

@@ -755,6 +755,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/scenarios/test-runs/rerun-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-runs every profiled scenario of the account, a thorough and a poor run each (after a
+         *     model or rubric change). 409 while an earlier re-run has unfinished runs.
+         */
+        post: operations["rerun_all"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/scenarios/{id}": {
         parameters: {
             query?: never;
@@ -805,6 +825,30 @@ export interface paths {
         put?: never;
         /** Turns a one-time scenario into a reusable one, after the personal-details warning. */
         post: operations["promote_scenario"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/scenarios/{id}/test-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A scenario's test runs, newest first (at most 50), each with its call's length and its
+         *     evaluation (as reviewed) once graded.
+         */
+        get: operations["list_test_runs"];
+        put?: never;
+        /**
+         * Queues a test run of the scenario: an AI counselor's text call against its caller, then the
+         *     normal grading. Answers the queued run (202); the list shows it running, then graded.
+         */
+        post: operations["start_test_run"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2242,7 +2286,7 @@ export interface components {
          * @description Durable background work (the `jobs` table).
          * @enum {string}
          */
-        JobKind: "evaluate_session" | "analyze_session" | "notify_flag";
+        JobKind: "evaluate_session" | "analyze_session" | "notify_flag" | "test_run";
         /** @enum {string} */
         JobStatus: "pending" | "running" | "done" | "failed";
         /**
@@ -2539,6 +2583,10 @@ export interface components {
          * @enum {string}
          */
         ReportedFlagType: "ai_caller_problem" | "caller_inconsistency" | "other";
+        RerunQueued: {
+            /** @description Runs queued: both kinds for each profiled scenario. */
+            queued: number;
+        };
         /**
          * @description A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
          *     values are answers, or `raised` / `not_raised` for flags.
@@ -2909,6 +2957,67 @@ export interface components {
          * @enum {string}
          */
         Split: "dev" | "held_out";
+        TestRun: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            scenarioId: string;
+            /**
+             * Format: uuid
+             * @description The practice call (a session flagged as a test run; its transcript is at
+             *     `GET /api/sessions/{id}`).
+             */
+            sessionId: string;
+            kind: components["schemas"]["TestRunKind"];
+            status: components["schemas"]["TestRunStatus"];
+            /**
+             * Format: int64
+             * @description The most counselor turns the call takes.
+             */
+            maxTurns: number;
+            /** @description Queued by "re-run all". */
+            rerun: boolean;
+            /** Format: uuid */
+            requestedBy?: string | null;
+            /** @description Why the run failed, if it did. */
+            error?: string | null;
+            createdAt: components["schemas"]["Timestamp"];
+            startedAt?: null | components["schemas"]["Timestamp"];
+            finishedAt?: null | components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description The AI counselor of a scenario test run: a thorough 988-style risk assessment, or a deliberately poor call that never asks directly (to see what the scenario hides from it).
+         * @enum {string}
+         */
+        TestRunKind: "thorough" | "poor";
+        TestRunRequest: {
+            /** @description Which AI counselor practises: a thorough risk assessment or a poor call. */
+            kind: components["schemas"]["TestRunKind"];
+            /**
+             * Format: int64
+             * @description The most counselor turns (1 to 30; default 8).
+             */
+            maxTurns?: number | null;
+        };
+        /**
+         * @description Where a scenario test run stands.
+         * @enum {string}
+         */
+        TestRunStatus: "queued" | "running" | "done" | "failed";
+        /** @description A test run as supervisors see it: the run, how long its call got, and its grading. */
+        TestRunView: components["schemas"]["TestRun"] & {
+            /**
+             * Format: int64
+             * @description Counselor turns the call has so far.
+             */
+            counselorTurns: number;
+            /**
+             * Format: int64
+             * @description Caller turns the call has so far.
+             */
+            callerTurns: number;
+            evaluation?: null | components["schemas"]["Evaluation"];
+        };
         /**
          * Format: date-time
          * @description RFC 3339 date-time
@@ -6697,6 +6806,59 @@ export interface operations {
             };
         };
     };
+    rerun_all: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RerunQueued"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_scenario: {
         parameters: {
             query?: never;
@@ -7099,6 +7261,163 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_test_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestRunView"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestRunRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestRunView"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9404,7 +9723,7 @@ export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["
 export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other", "firearms_not_asked", "risk_to_others_not_assessed", "false_threats_or_coercion", "missed_third_party_rescue"];
 export const gateSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSeverity"]> = ["critical", "hard"];
 export const gateSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSource"]> = ["answers", "evaluation", "analysis", "supervisor", "counselor"];
-export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag"];
+export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag", "test_run"];
 export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
 export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ManipulationKind"]> = ["turn_marker", "speaker_label", "grader_note", "data_tag"];
@@ -9420,4 +9739,6 @@ export const sessionListTypeValues: ReadonlyArray<FlattenedDeepRequired<componen
 export const sessionStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionStatus"]> = ["active", "completed", "abandoned"];
 export const speakerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Speaker"]> = ["counselor", "caller", "system"];
 export const splitValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Split"]> = ["dev", "held_out"];
+export const testRunKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestRunKind"]> = ["thorough", "poor"];
+export const testRunStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestRunStatus"]> = ["queued", "running", "done", "failed"];
 export const webhookEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookEvent"]> = ["assignment.completed", "evaluation.completed", "flag.raised"];
