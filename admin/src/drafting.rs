@@ -130,6 +130,7 @@ pub async fn draft_scenario(
         is_one_time: None,
         assign_to: None,
         voice: None,
+        risk_profile: None,
     };
     let valid = match input.validate(&categories) {
         Ok(valid) => valid,

@@ -130,6 +130,7 @@ fn parse_row(cell: &dyn Fn(&str) -> String) -> Result<ScenarioInput, Vec<FieldEr
             is_one_time: Some(false),
             assign_to: None,
             voice: None,
+            risk_profile: None,
         }),
         _ => Err(errors),
     }

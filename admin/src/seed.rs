@@ -78,6 +78,7 @@ pub async fn demo(store: &Store) -> anyhow::Result<Seeded> {
                 is_one_time: None,
                 assign_to: None,
                 voice: None,
+                risk_profile: None,
             }
         };
     let inputs = [

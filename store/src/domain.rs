@@ -438,6 +438,76 @@ impl Default for SessionListType {
     }
 }
 
+str_enum! {
+    /// The risk level a scenario's caller is at, on the center's scale (the 988 Lifeline's
+    /// assessment: low, moderate, high, imminent risk of suicide). A scenario's risk profile
+    /// names the level a counselor should reach; never shown to the AI caller.
+    pub enum RiskLevel {
+        Low = "low",
+        Moderate = "moderate",
+        High = "high",
+        Imminent = "imminent",
+    }
+}
+
+str_enum! {
+    /// What a counselor must do on a scenario's call, given its risk (a risk profile's required
+    /// actions).
+    pub enum RequiredAction {
+        /// Build a safety plan with the caller (warning signs, coping, people, professionals).
+        SafetyPlan = "safety_plan",
+        /// Reduce access to the means the caller has (lock away, hand over, remove).
+        MeansRestriction = "means_restriction",
+        /// Send emergency help without or against the caller's consent when life is at stake.
+        ActiveRescue = "active_rescue",
+        /// Agree a follow-up contact with the caller.
+        FollowUp = "follow_up",
+        /// Connect the caller to another service while on the line.
+        WarmHandoff = "warm_handoff",
+        /// Guide a third-party caller on helping the person at risk.
+        ThirdPartyGuidance = "third_party_guidance",
+    }
+}
+
+str_enum! {
+    /// When the AI caller reveals one fact of a scenario's risk profile.
+    pub enum DisclosureRule {
+        /// The caller brings it up on their own, early.
+        Volunteered = "volunteered",
+        /// The caller tells it when the counselor asks about its topic.
+        WhenAsked = "when_asked",
+        /// The caller tells it only when asked directly, after the counselor has built rapport.
+        AskedDirectlyAfterRapport = "asked_directly_after_rapport",
+        /// The caller never brings it up; asked directly and specifically, they answer truthfully.
+        NeverVolunteered = "never_volunteered",
+    }
+}
+
+str_enum! {
+    /// What one fact of a risk profile is about, in the 988 Lifeline's assessment's terms:
+    /// suicidal desire, capability, intent, buffers, risk to others, or other context.
+    pub enum RiskFactKind {
+        PsychologicalPain = "psychological_pain",
+        Hopelessness = "hopelessness",
+        Trapped = "trapped",
+        Burden = "burden",
+        Alone = "alone",
+        MeansAccess = "means_access",
+        Firearms = "firearms",
+        PastAttempts = "past_attempts",
+        Intoxication = "intoxication",
+        Agitation = "agitation",
+        Ideation = "ideation",
+        Plan = "plan",
+        Timeline = "timeline",
+        PreparatoryBehavior = "preparatory_behavior",
+        AttemptInProgress = "attempt_in_progress",
+        Buffer = "buffer",
+        RiskToOthers = "risk_to_others",
+        Context = "context",
+    }
+}
+
 /// Every enum above as a named OpenAPI schema: the API document lists them all as components,
 /// so a reference from a query parameter always resolves.
 pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
@@ -475,6 +545,10 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         TestRunStatus,
         ScenarioListKind,
         SessionListType,
+        RiskLevel,
+        RequiredAction,
+        DisclosureRule,
+        RiskFactKind,
     ]
 }
 
@@ -618,6 +692,10 @@ mod tests {
             TestRunStatus,
             ScenarioListKind,
             SessionListType,
+            RiskLevel,
+            RequiredAction,
+            DisclosureRule,
+            RiskFactKind,
         ];
         let published: Vec<(String, serde_json::Value)> = enum_schemas()
             .into_iter()

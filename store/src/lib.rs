@@ -25,6 +25,7 @@ mod jobs;
 mod partner;
 pub mod persona;
 mod privacy;
+pub mod profile;
 mod progress;
 mod recordings;
 mod scenarios;
@@ -61,6 +62,7 @@ pub use ids::{
 pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use privacy::{Purged, Retention};
+pub use profile::{RISK_PROFILE_SCHEMA_VERSION, RiskDomain, RiskFact, RiskProfile};
 pub use progress::{
     Activity, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores, ScorePoint,
 };

@@ -14,6 +14,7 @@ use crate::db::{RowExt, Store, for_update, like_pattern, page};
 use crate::domain::{Difficulty, ScenarioListKind, ScenarioMode, Timestamp};
 use crate::error::{Error, FieldError, Result, Violation, violation};
 use crate::ids::{AccountId, ScenarioId, UserId};
+use crate::profile::RiskProfile;
 
 /// Limits from PRODUCT.md.
 pub const MAX_EVALUATOR_CONTEXT_CHARS: usize = 50_000;
@@ -47,6 +48,9 @@ pub struct Scenario {
     pub assignment_count: i64,
     /// How a voice call of this scenario sounds and starts.
     pub voice: crate::voice::ScenarioVoice,
+    /// The scenario's clinical truth, if written: for supervisors, the caller's prompt compiler
+    /// and grading; never shown to counselors before feedback.
+    pub risk_profile: Option<RiskProfile>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -54,7 +58,7 @@ pub struct Scenario {
 const SCENARIO_COLUMNS: &str = "s.id, s.account_id, s.title, s.prompt, s.description, s.mode, s.category, \
     s.skills, s.difficulty, s.estimated_time_minutes, s.relevant_policy_sections, s.evaluator_context, \
     s.is_one_time, s.created_by, s.created_at, s.updated_at, s.caller_speaks_first, s.voice, s.phone_line, \
-    (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS assignment_count";
+    s.risk_profile, (SELECT COUNT(*) FROM assignments a WHERE a.scenario_id = s.id) AS assignment_count";
 
 impl Scenario {
     fn from_row(row: &AnyRow) -> Result<Self> {
@@ -75,6 +79,7 @@ impl Scenario {
             created_by: row.opt_uuid("created_by")?,
             assignment_count: row.int("assignment_count")?,
             voice: crate::voice::ScenarioVoice::from_row(row)?,
+            risk_profile: row.opt_text("risk_profile")?.as_deref().map(RiskProfile::from_stored).transpose()?,
             created_at: row.ts("created_at")?,
             updated_at: row.ts("updated_at")?,
         })
@@ -114,6 +119,10 @@ pub struct ScenarioInput {
     /// Voice call settings; absent: the defaults on create, unchanged on update.
     #[serde(default)]
     pub voice: Option<crate::voice::ScenarioVoice>,
+    /// The scenario's clinical truth; absent or null: none (an update replaces it like the
+    /// other fields).
+    #[serde(default)]
+    pub risk_profile: Option<RiskProfile>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -141,6 +150,7 @@ pub struct ScenarioDraft {
     pub relevant_policy_sections: String,
     pub evaluator_context: String,
     pub is_one_time: bool,
+    pub risk_profile: Option<RiskProfile>,
 }
 
 impl ScenarioInput {
@@ -208,6 +218,13 @@ impl ScenarioInput {
         if let Some(voice) = &self.voice {
             errors.extend(voice.problems());
         }
+        let risk_profile = match self.risk_profile.as_ref().map(|p| p.validate("riskProfile")).transpose() {
+            Ok(p) => p,
+            Err(problems) => {
+                errors.extend(problems);
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
@@ -223,6 +240,7 @@ impl ScenarioInput {
             relevant_policy_sections: self.relevant_policy_sections.as_deref().unwrap_or("").trim().to_owned(),
             evaluator_context,
             is_one_time,
+            risk_profile,
         })
     }
 }
@@ -415,7 +433,7 @@ impl Store {
         sqlx::query(
             "UPDATE scenarios SET title = $1, prompt = $2, description = $3, mode = $4, category = $5, skills = $6, \
              difficulty = $7, estimated_time_minutes = $8, relevant_policy_sections = $9, evaluator_context = $10, \
-             updated_at = $11 WHERE id = $12 AND account_id = $13",
+             risk_profile = $11, updated_at = $12 WHERE id = $13 AND account_id = $14",
         )
         .bind(&draft.title)
         .bind(&draft.prompt)
@@ -427,6 +445,7 @@ impl Store {
         .bind(draft.estimated_time)
         .bind(&draft.relevant_policy_sections)
         .bind(&draft.evaluator_context)
+        .bind(draft.risk_profile.as_ref().map(RiskProfile::to_stored))
         .bind(Timestamp::now().millis())
         .bind(id.to_string())
         .bind(account_id.to_string())
@@ -574,8 +593,8 @@ async fn insert_scenario(
     let now = Timestamp::now().millis();
     sqlx::query(
         "INSERT INTO scenarios (id, account_id, title, prompt, description, mode, category, skills, difficulty, \
-         estimated_time_minutes, relevant_policy_sections, evaluator_context, is_one_time, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+         estimated_time_minutes, relevant_policy_sections, evaluator_context, is_one_time, created_by, created_at, updated_at, \
+         risk_profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)",
     )
     .bind(id.to_string())
     .bind(account_id.to_string())
@@ -592,6 +611,7 @@ async fn insert_scenario(
     .bind(draft.is_one_time)
     .bind(created_by.map(|u| u.to_string()))
     .bind(now)
+    .bind(draft.risk_profile.as_ref().map(RiskProfile::to_stored))
     .execute(&mut **tx)
     .await
     .map_err(|e| title_conflict(e, &draft.title))?;

@@ -1209,6 +1209,7 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
                 is_one_time: None,
                 assign_to: None,
                 voice: None,
+                risk_profile: None,
             };
             Some(store.create_scenario(account.id, None, &input).await?.0.id)
         }

@@ -206,6 +206,7 @@ pub async fn create_scenario(
         is_one_time: Some(input.is_one_time),
         assign_to: None,
         voice: None,
+        risk_profile: None,
     };
     let audit = partner_audit(&partner, "external.scenario.created");
     let (scenario, _) = state.store.create_scenario_audited(partner.account_id, None, &input, Some(&audit)).await?;

@@ -83,6 +83,7 @@ async fn world(app: &App) -> World {
         is_one_time: Some(one_time),
         assign_to: None,
         voice: None,
+        risk_profile: None,
     };
     let scenario =
         s.create_scenario(app.account, None, &scenario_input(format!("S {n}"), false)).await.expect("s").0.id;
