@@ -43,6 +43,7 @@ mod security;
 pub mod seed;
 pub mod telemetry;
 pub mod transcript;
+pub mod truth;
 mod upload;
 mod web;
 pub mod webhooks;

@@ -36,6 +36,7 @@ mod realtime;
 mod schema;
 mod script;
 mod server;
+mod truth;
 
 use std::net::SocketAddr;
 
