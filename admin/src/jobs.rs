@@ -130,20 +130,29 @@ pub async fn run(state: AppState, stop: CancellationToken) {
 /// `retry`).
 enum Outcome {
     Done(Option<String>),
-    Failed { error: String, retry: bool },
+    Failed {
+        error: String,
+        retry: bool,
+    },
+    /// Not yet: run again at this time (a profiled session's grading waits for the call record).
+    Deferred {
+        why: String,
+        until: Timestamp,
+    },
 }
 
 async fn run_job(state: &AppState, worker: &str, job: &Job) {
     let started = std::time::Instant::now();
     let session_id = job.session_id;
     let outcome = match job.kind {
-        JobKind::EvaluateSession => match evaluation::evaluate_session(state, job.account_id, session_id).await {
-            Ok(done) => {
+        JobKind::EvaluateSession => match evaluate_when_due(state, job).await {
+            Grading::Waits(until) => Outcome::Deferred { why: "waiting for the counselor's call record".into(), until },
+            Grading::Done(Err(e)) => api_outcome(e, state.llm.is_some()),
+            Grading::Done(Ok(done)) => {
                 tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
                 metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
                 Outcome::Done(None)
             }
-            Err(e) => api_outcome(e, state.llm.is_some()),
         },
         JobKind::AnalyzeSession => match evaluation::analyze_session(state, job.account_id, session_id).await {
             Ok(analysis) => {
@@ -160,6 +169,10 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     };
     let recorded = match outcome {
         Outcome::Done(note) => state.store.complete_job(job, worker, note.as_deref()).await,
+        Outcome::Deferred { why, until } => {
+            tracing::info!(%session_id, %until, "grading deferred: {why}");
+            state.store.fail_job(job, worker, &why, Some(until)).await
+        }
         Outcome::Failed { error, retry } => {
             let retry = (retry && job.attempts < MAX_ATTEMPTS).then(|| {
                 // 10 s, 20 s, 40 s, ... capped at 10 minutes.
@@ -175,6 +188,25 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     };
     if let Err(e) = recorded {
         tracing::error!(%session_id, error = %e, "recording a job's outcome");
+    }
+}
+
+/// A grading job's turn: it waits for the counselor's call record, or it ran.
+enum Grading {
+    Waits(Timestamp),
+    Done(Result<evaluation::Evaluated, ApiError>),
+}
+
+/// Grades the job's session unless it must wait for the counselor's call record.
+async fn evaluate_when_due(state: &AppState, job: &Job) -> Grading {
+    let detail = match state.store.session_detail(job.account_id, job.session_id).await {
+        Ok(detail) => detail,
+        Err(e) => return Grading::Done(Err(e.into())),
+    };
+    match evaluation::awaiting_call_record(state, job.account_id, &detail).await {
+        Ok(Some(until)) => Grading::Waits(until),
+        Ok(None) => Grading::Done(evaluation::evaluate_session(state, job.account_id, job.session_id).await),
+        Err(e) => Grading::Done(Err(e)),
     }
 }
 

@@ -44,6 +44,7 @@ pub mod seed;
 pub mod telemetry;
 pub mod testrun;
 pub mod transcript;
+pub mod truth;
 mod upload;
 mod web;
 pub mod webhooks;

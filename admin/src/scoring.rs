@@ -287,7 +287,8 @@ pub fn score(criteria: &[CriterionScore], facts: &[CallFact], raised: &[Raised],
             .iter()
             .filter(|k| answers.get(*k) == Some(&CheckAnswer::No) && !blocked.contains_key(*k))
             .collect();
-        let from_answers = facts_hold && !misses.is_empty();
+        // A gate without checks (the risk determination's) fires from its facts alone.
+        let from_answers = facts_hold && (!misses.is_empty() || (gate.any_no.is_empty() && !gate.facts.is_empty()));
         let flagged: Vec<&Raised> = raised.iter().filter(|r| r.flag == gate.flag).collect();
         let hit = if from_answers {
             let mut turns: Vec<u32> = misses.iter().flat_map(|k| turns_of(k)).collect();
@@ -310,7 +311,11 @@ pub fn score(criteria: &[CriterionScore], facts: &[CallFact], raised: &[Raised],
                         GateSeverity::Hard => FlagSeverity::High,
                     },
                     source: FlagSource::Derived,
-                    details: format!("{} (Raised from the evaluation's answers: {}.)", gate.reason, said.join(", ")),
+                    details: if said.is_empty() {
+                        format!("{} (Raised by grading against the scenario's risk profile.)", gate.reason)
+                    } else {
+                        format!("{} (Raised from the evaluation's answers: {}.)", gate.reason, said.join(", "))
+                    },
                     turns: turns.clone(),
                 });
             }

@@ -2,7 +2,8 @@
 //! shapes — one `chat.completion` object, or `chat.completion.chunk` server-sent events.
 //!
 //! Default replies are deterministic so tests and demos repeat: a `json_schema` request gets
-//! [`schema::generate`]'s value, `json_object` gets `{}`, and plain text gets one of a few lines
+//! [`schema::generate`]'s value (the `truth_assessment` one an answer read from its transcript,
+//! `crate::truth`), `json_object` gets `{}`, and plain text gets one of a few lines
 //! a crisis-line caller might say, chosen by a hash of the last user message (so an offline demo
 //! conversation reads plausibly, and the same counselor line always gets the same answer).
 //!
@@ -128,6 +129,10 @@ pub(crate) async fn completions(
 
     let content = match (&plan.reply, &request.response_format) {
         (Some(reply), _) => reply.content(),
+        // Grading against a scenario's truth: answered from the transcript, not the schema.
+        (None, Some(ResponseFormat::JsonSchema { json_schema })) if json_schema.name == "truth_assessment" => {
+            crate::truth::answer(&all_text).to_string()
+        }
         (None, Some(ResponseFormat::JsonSchema { json_schema })) => {
             json_schema.schema.as_ref().map_or_else(|| "{}".to_owned(), |schema| schema::generate(schema).to_string())
         }

@@ -38,6 +38,7 @@ mod realtime;
 mod schema;
 mod script;
 mod server;
+mod truth;
 
 use std::net::SocketAddr;
 

@@ -14,6 +14,7 @@ mod assignments;
 mod audit_log;
 mod auth;
 mod calibration;
+mod call_records;
 pub mod credential;
 mod db;
 pub mod domain;
@@ -48,12 +49,14 @@ pub use assignments::{
 pub use audit_log::{AUDIT_PAGE_MAX, AuditEntry, AuditFilter, AuditPage};
 pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
+pub use call_records::{CALL_RECORD_NOTES_MAX, CallRecord, CallRecordInput, CallerDeviation, ScenarioDeviations};
 pub use db::{Backend, Store};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{
-    CallFact, CheckResult, CriterionScore, DowngradedCheck, Evaluation, EvaluationHold, GateHit, Integrity,
-    ManipulationSignal, NewEvaluation, ReviewSummary, ScoreBasis,
+    ActionAssessment, CallFact, CheckResult, CriterionScore, DeterminationResult, DowngradedCheck, Evaluation,
+    EvaluationHold, FactAssessment, GateHit, HeldHarmless, Integrity, ManipulationSignal, NewEvaluation, NewSuggestion,
+    ReviewSummary, ScoreBasis, Suggestion, TruthAssessment, TruthRecord,
 };
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use ids::{

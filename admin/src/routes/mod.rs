@@ -25,6 +25,7 @@ pub mod scenarios;
 pub mod sessions;
 pub mod spend;
 pub mod test_runs;
+pub mod truth;
 pub mod uploads;
 pub mod users;
 pub mod voice;
@@ -115,6 +116,8 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::release_evaluation))
         .routes(routes!(sessions::analyze))
         .routes(routes!(sessions::report_flag))
+        .routes(routes!(truth::file_call_record))
+        .routes(routes!(truth::edit_suggestion, truth::remove_suggestion))
         .routes(routes!(calibration::review_session))
         .routes(routes!(calibration::list_reviews))
         .routes(routes!(calibration::agreement_report))

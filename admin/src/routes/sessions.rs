@@ -78,6 +78,8 @@ pub struct SessionView {
     pub flags: Vec<SessionFlag>,
     pub analysis: Option<Analysis>,
     pub usage: Option<Usage>,
+    /// The counselor's call record (filed or skipped), if any.
+    pub call_record: Option<store::CallRecord>,
 }
 
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path)),
@@ -115,7 +117,8 @@ pub async fn get_session(
     } else {
         (Vec::new(), None, None)
     };
-    Ok(Json(SessionView { detail, evaluation_status, evaluation_error: error, flags, analysis, usage }))
+    let call_record = state.store.call_record(id).await?;
+    Ok(Json(SessionView { detail, evaluation_status, evaluation_error: error, flags, analysis, usage, call_record }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
