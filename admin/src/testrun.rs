@@ -12,12 +12,15 @@
 //! steps that each store an exchange (counselor line + caller reply, together) and renew the
 //! job's lease, so a restart resumes the call from its stored transcript and a worker whose
 //! lease was taken over stops; grading is the shared [`evaluation::evaluate_session`], which
-//! grades a session once however often it is asked.
+//! grades a session once however often it is asked. A profiled scenario's call is graded
+//! against a call record, which the AI counselor files from its own conclusion, as counselors
+//! do after hanging up.
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use store::{
-    AccountId, Evaluation, Job, LlmTask, NewTurn, Scenario, ScenarioId, SessionStatus, Speaker, TestRun, TestRunKind,
-    TestRunStatus, TranscriptTurn,
+    AccountId, CallRecordInput, CallRecordStatus, Evaluation, Job, LlmTask, NewTurn, RequiredAction, RiskFactKind,
+    RiskLevel, Scenario, ScenarioId, SessionStatus, Speaker, TestRun, TestRunKind, TestRunStatus, TranscriptTurn,
 };
 use utoipa::ToSchema;
 
@@ -124,6 +127,69 @@ fn counselor_messages(kind: TestRunKind, transcript: &[TranscriptTurn]) -> Vec<l
     std::iter::once(llm::system(counselor_prompt(kind))).chain(history.skip(skip)).collect()
 }
 
+/// What the AI counselor is asked after the call: the call record a counselor files.
+const RECORD_CUE: &str = "[The call has ended. File your call record as a counselor would, from what you learned in \
+this call only: the risk level you judged (low, moderate, high or imminent), the kinds of risk facts you learned, the \
+actions you took or planned, and a one-sentence note. Answer in JSON.]";
+
+/// The AI counselor's call record, as the schema asks for it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RecordAnswer {
+    risk_level: String,
+    fact_kinds: Vec<String>,
+    actions: Vec<String>,
+    notes: String,
+}
+
+/// The structured-output schema of [`RecordAnswer`] with the allowed values spelled out.
+fn record_schema() -> serde_json::Value {
+    let mut schema = llm::schema_for::<RecordAnswer>();
+    let names = |all: &[&str]| all.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let levels: Vec<&str> = RiskLevel::ALL.iter().map(|l| l.as_str()).collect();
+    let kinds: Vec<&str> = RiskFactKind::ALL.iter().map(|k| k.as_str()).collect();
+    let actions: Vec<&str> = RequiredAction::ALL.iter().map(|a| a.as_str()).collect();
+    llm::restrict(&mut schema, "/properties/risk_level", names(&levels));
+    llm::restrict(&mut schema, "/properties/fact_kinds/items", names(&kinds));
+    llm::restrict(&mut schema, "/properties/actions/items", names(&actions));
+    schema
+}
+
+/// The record to file from the AI counselor's answer: unknown kinds and actions are dropped;
+/// an unknown level is the provider's fault.
+fn record_input(answer: RecordAnswer) -> Result<CallRecordInput> {
+    let risk_level = answer
+        .risk_level
+        .parse::<RiskLevel>()
+        .map_err(|e| ApiError::BadGateway(format!("the AI counselor's call record: {e}")))?;
+    Ok(CallRecordInput {
+        status: CallRecordStatus::Filed,
+        risk_level: Some(risk_level),
+        fact_kinds: answer.fact_kinds.iter().filter_map(|k| k.parse().ok()).collect(),
+        actions: answer.actions.iter().filter_map(|a| a.parse().ok()).collect(),
+        notes: answer.notes.chars().take(store::CALL_RECORD_NOTES_MAX).collect(),
+    })
+}
+
+/// A profiled scenario's call is graded against the counselor's call record: the AI counselor
+/// files its own, from its conclusion (once; a resumed run finds it filed).
+async fn file_record(state: &AppState, job: &Job, run: &TestRun, scenario: &Scenario) -> Result<()> {
+    let (account_id, session_id) = (job.account_id, job.session_id);
+    if scenario.risk_profile.is_none() || state.store.call_record(session_id).await?.is_some() {
+        return Ok(());
+    }
+    let llm = state.llm()?;
+    let transcript = state.store.transcript(session_id).await?;
+    let mut messages = counselor_messages(run.kind, &transcript);
+    messages.push(llm::user(RECORD_CUE));
+    let call = CallFor { account_id: Some(account_id), session_id: Some(session_id), task: LlmTask::Chat };
+    let answer = llm.json(call, &llm.chat_model, messages, "test_run_call_record", record_schema()).await?;
+    let parsed: RecordAnswer = serde_json::from_value(answer.value)
+        .map_err(|e| ApiError::BadGateway(format!("the AI counselor's call record does not parse: {e}")))?;
+    state.store.file_call_record(account_id, session_id, &record_input(parsed)?).await?;
+    Ok(())
+}
+
 /// A counselor line as stored: without the end marker, and whether it ends the call.
 fn strip_end(line: &str) -> (String, bool) {
     match line.find(END_MARKER) {
@@ -198,6 +264,7 @@ async fn call_and_grade(state: &AppState, job: &Job, worker: &str, lease_ms: i64
     if !state.store.extend_job_lease(job, worker, lease_ms).await? {
         return Ok(Step::LeaseLost);
     }
+    file_record(state, job, run, &scenario).await?;
     evaluation::evaluate_session(state, account_id, session_id).await?;
     Ok(Step::Graded)
 }

@@ -130,6 +130,13 @@ pub(crate) async fn completions(
     let content = match (&plan.reply, &request.response_format) {
         (Some(reply), _) => reply.content(),
         // Grading against a scenario's truth: answered from the transcript, not the schema.
+        // A scenario test run's AI counselor files its call record.
+        (None, Some(ResponseFormat::JsonSchema { json_schema }))
+            if json_schema.name == "test_run_call_record"
+                && let Some(record) = counselor_record(&request.messages, &texts) =>
+        {
+            record.to_string()
+        }
         (None, Some(ResponseFormat::JsonSchema { json_schema })) if json_schema.name == "truth_assessment" => {
             crate::truth::answer(&all_text).to_string()
         }
@@ -254,6 +261,16 @@ fn counselor_line(messages: &[Message], texts: &[String]) -> Option<&'static str
     let system = messages.iter().position(|m| matches!(m.role, Role::System | Role::Developer))?;
     let said = messages.iter().filter(|m| m.role == Role::Assistant).count();
     crate::counselor::line(&texts[system], said)
+}
+
+/// The AI counselor's call record, from the caller's (user) messages.
+fn counselor_record(messages: &[Message], texts: &[String]) -> Option<Value> {
+    let system = messages.iter().position(|m| matches!(m.role, Role::System | Role::Developer))?;
+    let heard: Vec<&str> =
+        messages.iter().zip(texts).filter(|(m, _)| m.role == Role::User).map(|(_, t)| t.as_str()).collect();
+    // The request's own cue (a bracketed stage direction) is not the caller speaking.
+    let heard: Vec<&str> = heard.into_iter().filter(|t| !t.trim_start().starts_with('[')).collect();
+    crate::counselor::call_record(&texts[system], &heard)
 }
 
 /// The default caller line for the counselor's last message.

@@ -63,6 +63,10 @@ async fn finished_runs(app: &App, scenario: &str) -> Vec<Value> {
     }
 }
 
+fn schema_name(request: &Value) -> Option<&str> {
+    request["response_format"]["json_schema"]["name"].as_str()
+}
+
 fn counselor_lines(session: &Value) -> Vec<String> {
     session["transcript"]
         .as_array()
@@ -120,9 +124,15 @@ async fn a_test_run_is_queued_called_with_the_counselors_caller_graded_and_kept_
         // practice of the scenario gets.
         let requests = sim.chat_requests();
         let system = |r: &Value| r["messages"][0]["content"].as_str().unwrap_or_default().to_owned();
-        let counselor_calls =
-            requests.iter().filter(|r| system(r).starts_with("You are playing a crisis-line counselor"));
-        assert_eq!(counselor_calls.count(), 7, "{backend:?}: one AI counselor call per counselor turn");
+        let counselor = |r: &&Value| system(r).starts_with("You are playing a crisis-line counselor");
+        let lines = requests.iter().filter(counselor).filter(|r| r["response_format"].is_null()).count();
+        assert_eq!(lines, 7, "{backend:?}: one AI counselor call per counselor turn");
+        // Then each files its call record (the scenario has a risk profile), which grading read.
+        let records = requests.iter().filter(counselor).filter(|r| schema_name(r) == Some("test_run_call_record"));
+        assert_eq!(records.count(), 2, "{backend:?}");
+        assert_eq!(poor["evaluation"]["truth"]["determination"]["filed"], "low", "{poor}");
+        assert!(thorough["evaluation"]["truth"]["determination"]["filed"].is_string(), "{thorough}");
+        assert!(thorough["evaluation"]["truth"]["facts"].as_array().is_some_and(|f| f.len() == 3), "{thorough}");
         let callers: std::collections::BTreeSet<String> = requests
             .iter()
             .filter(|r| r["response_format"].is_null())
