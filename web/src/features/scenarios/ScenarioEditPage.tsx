@@ -10,6 +10,7 @@ import { CounselorPicker } from "@/components/CounselorPicker";
 import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner, TextArea, TextInput } from "@/components/ui";
 import { label } from "@/lib/format";
 import { useCategories } from "./api";
+import { TestRunsPanel } from "./TestRunsPanel";
 
 type Input = Schemas["ScenarioInput"];
 type User = Schemas["User"];
@@ -124,6 +125,7 @@ export default function ScenarioEditPage() {
           <Button variant="ghost" onClick={() => navigate("/scenarios")}>Cancel</Button>
         </div>
       </form>
+      {id && <div className="mt-6"><TestRunsPanel scenarioId={id} /></div>}
     </div>
   );
 }
