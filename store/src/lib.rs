@@ -67,7 +67,8 @@ pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDel
 pub use privacy::{Purged, Retention};
 pub use profile::{RISK_PROFILE_SCHEMA_VERSION, RiskDomain, RiskFact, RiskProfile};
 pub use progress::{
-    Activity, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores, ScorePoint,
+    Activity, CounselorCriterion, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores,
+    ScorePoint, TruthWeek,
 };
 pub use recordings::{Recording, RecordingFilter};
 pub use scenarios::{

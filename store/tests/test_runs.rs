@@ -261,3 +261,142 @@ async fn deleting_a_scenario_takes_its_test_runs_along() {
         assert_eq!(db.store.test_runs(f.account.id, kept.id).await.expect("runs").len(), 1, "{backend:?}: rolled back");
     }
 }
+
+fn truth(filed: Option<RiskLevel>, result: Determination, outcomes: &[FactOutcome], taken: bool) -> TruthAssessment {
+    let fact = |(i, outcome): (usize, &FactOutcome)| FactAssessment {
+        key: format!("f{i}"),
+        kind: RiskFactKind::Plan,
+        text: "A plan.".into(),
+        rule: DisclosureRule::WhenAsked,
+        outcome: *outcome,
+        asked_turns: vec![],
+        disclosed_turns: vec![],
+        denied_turns: vec![],
+    };
+    let mut facts: Vec<FactAssessment> = outcomes.iter().enumerate().map(fact).collect();
+    // A volunteered fact is heard, never elicited: it is not a hidden fact.
+    facts.push(FactAssessment {
+        rule: DisclosureRule::Volunteered,
+        outcome: FactOutcome::Volunteered,
+        ..fact((9, &FactOutcome::Volunteered))
+    });
+    TruthAssessment {
+        facts,
+        determination: DeterminationResult { expected: RiskLevel::High, filed, result, held_harmless: None },
+        actions: vec![ActionAssessment {
+            action: RequiredAction::SafetyPlan,
+            answer: if taken { CheckAnswer::Yes } else { CheckAnswer::No },
+            turns: vec![],
+            in_call_record: taken,
+            note: String::new(),
+        }],
+        deviations: vec![],
+        held_harmless: vec![],
+    }
+}
+
+fn rated(session_id: SessionId, rating: u8) -> NewEvaluation {
+    NewEvaluation {
+        criteria: vec![CriterionScore {
+            key: "rapport".into(),
+            name: "Rapport".into(),
+            rating: Some(rating),
+            comment: "ok".into(),
+            checks: vec![],
+            not_assessed: false,
+            rating_overridden: false,
+            ai_rating: None,
+        }],
+        ..evaluation(session_id, vec![])
+    }
+}
+
+#[tokio::test]
+async fn progress_counts_determinations_hidden_facts_and_actions_per_counselor_and_a_heat_map() {
+    for (backend, db) in testing::all().await {
+        let f = fixture(&db).await;
+        let new_user = NewUser {
+            email: format!("robin-{}@example.org", Uuid::now_v7().simple()),
+            display_name: "robin".into(),
+            role: Role::Counselor,
+            external_id: None,
+            is_demo: false,
+        };
+        let robin = db.store.create_user(f.account.id, new_user).await.expect("counselor");
+        let s = scenario(&db, &f, "Measured", true).await;
+        let graded = async |user: UserId, rating: u8, t: TruthAssessment| {
+            let new = NewSession {
+                user_id: user,
+                assignment_id: None,
+                scenario_id: Some(s.id),
+                kind: SessionKind::Chat,
+                room_name: None,
+            };
+            let session = db.store.create_session(f.account.id, &new).await.expect("session");
+            let turn = NewTurn {
+                speaker: Speaker::Counselor,
+                text: "hi".into(),
+                started_ms: 0,
+                ended_ms: None,
+                segment_id: None,
+            };
+            db.store.append_turns(f.account.id, session.id, &[turn]).await.expect("turn");
+            let record = TruthRecord { truth: Some(t), scenario_id: Some(s.id), suggestions: vec![] };
+            db.store.finish_evaluation_with(f.account.id, &rated(session.id, rating), &record).await.expect("graded");
+        };
+        use FactOutcome::*;
+        graded(f.counselor.id, 4, truth(Some(RiskLevel::High), Determination::Correct, &[Elicited, Elicited], true))
+            .await;
+        graded(
+            f.counselor.id,
+            2,
+            truth(Some(RiskLevel::Low), Determination::UnderEstimate, &[Missed, WithheldByCaller], false),
+        )
+        .await;
+        graded(robin.id, 3, truth(Some(RiskLevel::Imminent), Determination::OverEstimate, &[Elicited, Missed], true))
+            .await;
+        // A test run graded the same way counts for nobody.
+        let run = db.store.create_test_run(f.account.id, s.id, &run_of(&f, TestRunKind::Thorough)).await.expect("run");
+        let turn =
+            NewTurn { speaker: Speaker::Counselor, text: "hi".into(), started_ms: 0, ended_ms: None, segment_id: None };
+        db.store.append_turns(f.account.id, run.session_id, &[turn]).await.expect("turn");
+        let record = TruthRecord {
+            truth: Some(truth(None, Determination::NotFiled, &[Missed], false)),
+            scenario_id: Some(s.id),
+            suggestions: vec![],
+        };
+        db.store.finish_evaluation_with(f.account.id, &rated(run.session_id, 1), &record).await.expect("graded");
+
+        let all = db.store.progress(f.account.id, &ProgressQuery::default()).await.expect("progress");
+        let casey = all.truth.iter().find(|w| w.counselor_id == f.counselor.id).expect("casey's week");
+        assert_eq!(all.truth.len(), 2, "{backend:?}: one week per counselor: {:?}", all.truth);
+        assert_eq!(
+            (casey.sessions, casey.correct, casey.under, casey.over, casey.not_filed),
+            (2, 1, 1, 0, 0),
+            "{backend:?}"
+        );
+        assert_eq!(
+            (casey.hidden_facts, casey.elicited),
+            (3, 2),
+            "{backend:?}: withheld by the caller and volunteered left out"
+        );
+        assert_eq!((casey.required_actions, casey.actions_taken), (2, 1), "{backend:?}");
+        let r = all.truth.iter().find(|w| w.counselor_id == robin.id).expect("robin's week");
+        assert_eq!((r.sessions, r.over, r.hidden_facts, r.elicited, r.actions_taken), (1, 1, 2, 1, 1), "{backend:?}");
+        // The heat map: each counselor's average per criterion.
+        let cell = |u: UserId| {
+            all.counselor_criteria
+                .iter()
+                .find(|c| c.counselor_id == u && c.key == "rapport")
+                .map(|c| (c.average_rating, c.ratings))
+        };
+        assert_eq!(cell(f.counselor.id), Some((3.0, 2)), "{backend:?}: {:?}", all.counselor_criteria);
+        assert_eq!(cell(robin.id), Some((3.0, 1)));
+        assert_eq!(cell(f.supervisor.id), None, "{backend:?}: the test run is nobody's");
+        // One counselor's own.
+        let own = ProgressQuery { counselor_id: Some(robin.id), ..Default::default() };
+        let own = db.store.progress(f.account.id, &own).await.expect("progress");
+        assert_eq!(own.truth.len(), 1);
+        assert_eq!(own.truth[0].counselor_id, robin.id);
+    }
+}

@@ -1717,6 +1717,20 @@ export interface components {
             criterion: string;
             disagreements: number;
         };
+        CounselorCriterion: {
+            /** Format: uuid */
+            counselorId: string;
+            counselorName: string;
+            key: string;
+            name: string;
+            /** Format: double */
+            averageRating: number;
+            /**
+             * Format: int64
+             * @description How many ratings the average is over.
+             */
+            ratings: number;
+        };
         CounselorMessage: {
             /** @description What the counselor writes (1 to 4000 characters). */
             content: string;
@@ -2623,6 +2637,14 @@ export interface components {
             flags: components["schemas"]["FlagCounts"];
             /** @description Flags raised per week. */
             flagsByWeek: components["schemas"]["FlagWeek"][];
+            /** @description Each counselor's average rating (1-4) per criterion over the whole period (the heat map). */
+            counselorCriteria: components["schemas"]["CounselorCriterion"][];
+            /**
+             * @description What matters on a profiled scenario, per counselor and week: the risk determination
+             *     (exact, under, over), the hidden facts elicited and the required actions taken. A cohort's
+             *     figures are the sums over its counselors.
+             */
+            truth: components["schemas"]["TruthWeek"][];
         };
         PromoteRequest: {
             /**
@@ -3272,6 +3294,45 @@ export interface components {
             deviations: components["schemas"]["CallerDeviation"][];
             /** @description Checks not held against the counselor because the caller withheld what they rested on. */
             heldHarmless: components["schemas"]["HeldHarmless"][];
+        };
+        /** @description One counselor's calls on profiled scenarios in one week (Monday 00:00 UTC). */
+        TruthWeek: {
+            /** Format: uuid */
+            counselorId: string;
+            counselorName: string;
+            weekStart: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description Evaluated sessions graded against a risk profile.
+             */
+            sessions: number;
+            /**
+             * Format: int64
+             * @description Risk determinations: the filed level matched the profile's, was lower (the dangerous
+             *     direction), was higher, or no call record was filed.
+             */
+            correct: number;
+            /** Format: int64 */
+            under: number;
+            /** Format: int64 */
+            over: number;
+            /** Format: int64 */
+            notFiled: number;
+            /**
+             * Format: int64
+             * @description Facts the caller does not volunteer, and of those the ones the counselor drew out (a
+             *     fact the caller withheld against the profile is left out: nobody could elicit it).
+             */
+            hiddenFacts: number;
+            /** Format: int64 */
+            elicited: number;
+            /**
+             * Format: int64
+             * @description Required actions of the profiles, and of those the ones taken in the call.
+             */
+            requiredActions: number;
+            /** Format: int64 */
+            actionsTaken: number;
         };
         /** @description Per caller turn: latencies in milliseconds. */
         TurnMetrics: {
