@@ -286,6 +286,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/evaluation-suggestions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** A supervisor removes a suggestion of an evaluation (audited). */
+        delete: operations["remove_suggestion"];
+        options?: never;
+        head?: never;
+        /** A supervisor edits a suggestion of an evaluation (audited; the evaluator's text is kept). */
+        patch: operations["edit_suggestion"];
+        trace?: never;
+    };
     "/api/external/assignments": {
         parameters: {
             query?: never;
@@ -871,6 +889,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/call-record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Files the call record of the counselor's own session, as on a real line: the risk level
+         *     they judged, the kinds of facts they noted, the actions taken or planned — or `skipped`.
+         *     It can be changed until grading reads it (then 409). A scenario with a risk profile is
+         *     graded against it.
+         */
+        put: operations["file_call_record"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/document-review": {
         parameters: {
             query?: never;
@@ -1331,6 +1371,16 @@ export interface components {
              */
             sessionTokenCap?: number | null;
         };
+        /** @description One required action of the profile in a graded call. */
+        ActionAssessment: {
+            action: components["schemas"]["RequiredAction"];
+            /** @description yes (with counselor turns), no, or not_assessed (a yes that cited no counselor turn). */
+            answer: components["schemas"]["CheckAnswer"];
+            turns?: number[];
+            /** @description Whether the counselor's call record lists it as taken or planned. */
+            inCallRecord: boolean;
+            note?: string;
+        };
         Activity: {
             /** Format: int64 */
             sessionsStarted: number;
@@ -1498,6 +1548,34 @@ export interface components {
             answer: components["schemas"]["CheckAnswer"];
             turns?: number[];
         };
+        /** @description A session's call record as filed (or skipped). */
+        CallRecord: {
+            /** Format: uuid */
+            sessionId: string;
+            status: components["schemas"]["CallRecordStatus"];
+            riskLevel?: null | components["schemas"]["RiskLevel"];
+            /** @description The kinds of facts the counselor noted (a checklist, not the facts themselves). */
+            factKinds: components["schemas"]["RiskFactKind"][];
+            /** @description Actions taken on the call or planned after it. */
+            actions: components["schemas"]["RequiredAction"][];
+            /** @description Free text, at most 2000 characters. */
+            notes: string;
+            createdAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
+        };
+        /** @description What the counselor files. `skipped` carries nothing else. */
+        CallRecordInput: {
+            status: components["schemas"]["CallRecordStatus"];
+            riskLevel?: null | components["schemas"]["RiskLevel"];
+            factKinds?: components["schemas"]["RiskFactKind"][];
+            actions?: components["schemas"]["RequiredAction"][];
+            notes?: string;
+        };
+        /**
+         * @description Whether the counselor filed a call record after hanging up, or skipped it.
+         * @enum {string}
+         */
+        CallRecordStatus: "filed" | "skipped";
         CallStatus: {
             status: components["schemas"]["SessionStatus"];
             /**
@@ -1505,6 +1583,14 @@ export interface components {
              *     sweeper): hang up.
              */
             ended: boolean;
+        };
+        /** @description One deviation of the AI caller from the risk profile, as grading found it. */
+        CallerDeviation: {
+            /** @description The profile fact's key. */
+            factKey: string;
+            kind: components["schemas"]["DeviationKind"];
+            /** @description Transcript turns (1-based) it rests on. */
+            turns?: number[];
         };
         Categories: {
             /** @description The account's scenario categories, in display order; validation accepts exactly these. */
@@ -1704,8 +1790,34 @@ export interface components {
             /** Format: uuid */
             userId: string;
         };
+        /**
+         * @description The counselor's risk level (call record) against the scenario's expected level.
+         * @enum {string}
+         */
+        Determination: "correct" | "under_estimate" | "over_estimate" | "not_filed";
+        /** @description The counselor's risk level (from the call record) against the profile's. */
+        DeterminationResult: {
+            expected: components["schemas"]["RiskLevel"];
+            filed?: null | components["schemas"]["RiskLevel"];
+            result: components["schemas"]["Determination"];
+            /**
+             * @description Why an under-estimate is not held against the counselor (the caller withheld what the
+             *     level rests on), when it is not.
+             */
+            heldHarmless?: string | null;
+        };
+        /**
+         * @description How the AI caller departed from the scenario's risk profile.
+         * @enum {string}
+         */
+        DeviationKind: "withheld" | "denied" | "volunteered_gated";
         /** @enum {string} */
         Difficulty: "beginner" | "intermediate" | "advanced";
+        /**
+         * @description When the AI caller reveals one fact of a scenario's risk profile.
+         * @enum {string}
+         */
+        DisclosureRule: "volunteered" | "when_asked" | "asked_directly_after_rapport" | "never_volunteered";
         /** @description One gap an LLM found in a counselor's documentation. */
         DocumentGap: {
             description: string;
@@ -1803,6 +1915,12 @@ export interface components {
              *     counselor turn.
              */
             downgradedChecks?: components["schemas"]["DowngradedCheck"][];
+            truth?: null | components["schemas"]["TruthAssessment"];
+            /**
+             * @description What the counselor could have said instead, at the turn where it mattered: one per failed
+             *     check or missed fact at most, as reviewed (a supervisor may edit or remove one).
+             */
+            suggestions?: components["schemas"]["Suggestion"][];
         };
         /**
          * @description Why and how an evaluation was held for review. While `held`, the counselor sees "under
@@ -2028,6 +2146,26 @@ export interface components {
             characters: number;
             truncated: boolean;
         };
+        /** @description One profile fact in a graded call. */
+        FactAssessment: {
+            key: string;
+            kind: components["schemas"]["RiskFactKind"];
+            /** @description The fact as the profile states it (shown only after the call, with the feedback). */
+            text: string;
+            rule: components["schemas"]["DisclosureRule"];
+            outcome: components["schemas"]["FactOutcome"];
+            /** @description Counselor turns that asked about it. */
+            askedTurns?: number[];
+            /** @description Caller turns that disclosed it. */
+            disclosedTurns?: number[];
+            /** @description Caller turns that denied it when asked directly. */
+            deniedTurns?: number[];
+        };
+        /**
+         * @description What became of one fact of a scenario's risk profile in a call.
+         * @enum {string}
+         */
+        FactOutcome: "elicited" | "volunteered" | "missed" | "withheld_by_caller";
         /** @description A problem with one field of an input, reported back to the client as-is. */
         FieldError: {
             /** @description The field's name as the client spelled it (camelCase, or the CSV column). */
@@ -2095,7 +2233,7 @@ export interface components {
          * @description The kinds of concern a flag raises for a human reviewer.
          * @enum {string}
          */
-        FlagType: "suicide_not_asked" | "missed_plan_or_means" | "coercion_without_imminent_risk" | "missed_rescue" | "dismissive_language" | "medical_advice" | "policy_violation" | "caller_inconsistency" | "ai_caller_problem" | "other" | "firearms_not_asked" | "risk_to_others_not_assessed" | "false_threats_or_coercion" | "missed_third_party_rescue";
+        FlagType: "suicide_not_asked" | "missed_plan_or_means" | "coercion_without_imminent_risk" | "missed_rescue" | "dismissive_language" | "medical_advice" | "policy_violation" | "caller_inconsistency" | "ai_caller_problem" | "other" | "firearms_not_asked" | "risk_to_others_not_assessed" | "false_threats_or_coercion" | "missed_third_party_rescue" | "imminent_risk_underestimated" | "high_risk_underestimated";
         FlagWeek: {
             weekStart: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -2196,6 +2334,16 @@ export interface components {
         GoldenTurn: {
             speaker: components["schemas"]["Party"];
             text: string;
+        };
+        /**
+         * @description A check answered "no" that is not held against the counselor: it rested on a fact the
+         *     caller withheld against the profile.
+         */
+        HeldHarmless: {
+            /** @description `<criterion>.<check>`. */
+            target: string;
+            factKey: string;
+            reason: string;
         };
         /** @description Per-row outcome of a bulk import: every row is accounted for in exactly one list. */
         ImportReport: {
@@ -2540,6 +2688,11 @@ export interface components {
          */
         ReportedFlagType: "ai_caller_problem" | "caller_inconsistency" | "other";
         /**
+         * @description What a counselor must do on a scenario's call, given its risk (a risk profile's required actions).
+         * @enum {string}
+         */
+        RequiredAction: "safety_plan" | "means_restriction" | "active_rescue" | "follow_up" | "warm_handoff" | "third_party_guidance";
+        /**
          * @description A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
          *     values are answers, or `raised` / `not_raised` for flags.
          */
@@ -2613,6 +2766,47 @@ export interface components {
             /** @description The flags the AI raised. */
             aiFlags: components["schemas"]["FlagType"][];
         };
+        /** @description One fact of a risk profile. */
+        RiskFact: {
+            /**
+             * @description A short stable key, unique in the profile (lowercase letters, digits, `_`; at most 40):
+             *     grading and the call record refer to the fact by it.
+             */
+            key: string;
+            kind: components["schemas"]["RiskFactKind"];
+            /** @description The fact as the caller knows it, in the caller's words (at most 600 characters). */
+            text: string;
+            disclosure: components["schemas"]["DisclosureRule"];
+        };
+        /**
+         * @description What one fact of a risk profile is about, in the 988 Lifeline's assessment's terms: suicidal desire, capability, intent, buffers, risk to others, or other context.
+         * @enum {string}
+         */
+        RiskFactKind: "psychological_pain" | "hopelessness" | "trapped" | "burden" | "alone" | "means_access" | "firearms" | "past_attempts" | "intoxication" | "agitation" | "ideation" | "plan" | "timeline" | "preparatory_behavior" | "attempt_in_progress" | "buffer" | "risk_to_others" | "context";
+        /**
+         * @description The risk level a scenario's caller is at, on the center's scale (the 988 Lifeline's assessment: low, moderate, high, imminent risk of suicide). A scenario's risk profile names the level a counselor should reach; never shown to the AI caller.
+         * @enum {string}
+         */
+        RiskLevel: "low" | "moderate" | "high" | "imminent";
+        /**
+         * @description A scenario's clinical truth: what the caller knows about their own risk, when they reveal
+         *     each part, and what a counselor should conclude and do.
+         */
+        RiskProfile: {
+            /**
+             * Format: int32
+             * @description The profile format's version; absent means the current one (1).
+             */
+            schemaVersion?: number;
+            /** @description The risk level a counselor should reach on this call. */
+            expectedLevel: components["schemas"]["RiskLevel"];
+            /** @description What the counselor must do on the call (each at most once). */
+            requiredActions?: components["schemas"]["RequiredAction"][];
+            /** @description The caller is calling about someone else (the person at risk is not on the line). */
+            thirdParty?: boolean;
+            /** @description What the caller knows, 1 to 40 facts with unique keys. */
+            facts: components["schemas"]["RiskFact"][];
+        };
         /**
          * @description What a user may do. Account admins manage users and keys and can do all a supervisor can.
          * @enum {string}
@@ -2650,6 +2844,7 @@ export interface components {
             assignmentCount: number;
             /** @description How a voice call of this scenario sounds and starts. */
             voice: components["schemas"]["ScenarioVoice"];
+            riskProfile?: null | components["schemas"]["RiskProfile"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
@@ -2677,6 +2872,7 @@ export interface components {
             isOneTime?: boolean | null;
             assignTo?: null | components["schemas"]["OneTimeAssignment"];
             voice?: null | components["schemas"]["ScenarioVoice"];
+            riskProfile?: null | components["schemas"]["RiskProfile"];
         };
         /**
          * @description Which scenarios a list shows: reusable ones (the default; one-time scenarios are hidden from lists), one-time ones, or all.
@@ -2873,6 +3069,7 @@ export interface components {
             flags: components["schemas"]["SessionFlag"][];
             analysis?: null | components["schemas"]["Analysis"];
             usage?: null | components["schemas"]["Usage"];
+            callRecord?: null | components["schemas"]["CallRecord"];
         };
         SkippedPair: {
             /** Format: uuid */
@@ -2909,6 +3106,26 @@ export interface components {
          * @enum {string}
          */
         Split: "dev" | "held_out";
+        /** @description What the counselor could have said at one turn. */
+        Suggestion: {
+            /** Format: uuid */
+            id: string;
+            /** @description What it answers: `check:<criterion>.<check>` or `fact:<fact key>`. */
+            target: string;
+            /**
+             * Format: int32
+             * @description The transcript turn (1-based) it belongs at: a counselor turn to say instead, or the
+             *     caller turn it answers.
+             */
+            turn: number;
+            text: string;
+            /** @description Set when a supervisor edited it: the evaluator's text. */
+            aiText?: string | null;
+        };
+        SuggestionEdit: {
+            /** @description One or two sentences (1 to 300 characters). */
+            text: string;
+        };
         /**
          * Format: date-time
          * @description RFC 3339 date-time
@@ -2934,6 +3151,18 @@ export interface components {
             startedMs: number;
             /** Format: int64 */
             endedMs?: number | null;
+        };
+        /** @description An evaluation graded against the scenario's clinical truth (its risk profile). */
+        TruthAssessment: {
+            /** @description Per profile fact: what became of it in the call. */
+            facts: components["schemas"]["FactAssessment"][];
+            determination: components["schemas"]["DeterminationResult"];
+            /** @description Per required action of the profile: whether it happened in the call. */
+            actions: components["schemas"]["ActionAssessment"][];
+            /** @description Where the AI caller departed from the profile. */
+            deviations: components["schemas"]["CallerDeviation"][];
+            /** @description Checks not held against the counselor because the caller withheld what they rested on. */
+            heldHarmless: components["schemas"]["HeldHarmless"][];
         };
         /** @description Per caller turn: latencies in milliseconds. */
         TurnMetrics: {
@@ -4485,6 +4714,162 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_suggestion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_suggestion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SuggestionEdit"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suggestion"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7470,6 +7855,108 @@ export interface operations {
             };
         };
     };
+    file_call_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallRecordInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRecord"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     upload_document_review: {
         parameters: {
             query?: never;
@@ -9392,16 +9879,21 @@ type ReadonlyArray<T> = [
 export const pathsApiScenariosGetParametersQueryKindValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/scenarios"]["get"]["parameters"]["query"]["kind"]> = ["reusable", "one_time", "all"];
 export const pathsApiSessionsGetParametersQueryTypeValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/sessions"]["get"]["parameters"]["query"]["type"]> = ["free_practice", "assigned", "all"];
 export const assignmentStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AssignmentStatus"]> = ["pending", "in_progress", "completed"];
+export const callRecordStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CallRecordStatus"]> = ["filed", "skipped"];
 export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable", "not_assessed"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "delivered", "failed"];
+export const determinationValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Determination"]> = ["correct", "under_estimate", "over_estimate", "not_filed"];
+export const deviationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeviationKind"]> = ["withheld", "denied", "volunteered_gated"];
 export const difficultyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Difficulty"]> = ["beginner", "intermediate", "advanced"];
+export const disclosureRuleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DisclosureRule"]> = ["volunteered", "when_asked", "asked_directly_after_rapport", "never_volunteered"];
 export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EndReason"]> = ["counselor_left", "max_duration", "silence", "ended_by_supervisor", "agent_shutdown", "failed", "never_joined", "replaced"];
 export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed", "pending"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
+export const factOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FactOutcome"]> = ["elicited", "volunteered", "missed", "withheld_by_caller"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
 export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived"];
 export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagStatus"]> = ["open", "reviewed", "dismissed"];
-export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other", "firearms_not_asked", "risk_to_others_not_assessed", "false_threats_or_coercion", "missed_third_party_rescue"];
+export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other", "firearms_not_asked", "risk_to_others_not_assessed", "false_threats_or_coercion", "missed_third_party_rescue", "imminent_risk_underestimated", "high_risk_underestimated"];
 export const gateSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSeverity"]> = ["critical", "hard"];
 export const gateSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSource"]> = ["answers", "evaluation", "analysis", "supervisor", "counselor"];
 export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag"];
@@ -9411,6 +9903,9 @@ export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<compone
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
 export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
 export const reportedFlagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReportedFlagType"]> = ["ai_caller_problem", "caller_inconsistency", "other"];
+export const requiredActionValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RequiredAction"]> = ["safety_plan", "means_restriction", "active_rescue", "follow_up", "warm_handoff", "third_party_guidance"];
+export const riskFactKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RiskFactKind"]> = ["psychological_pain", "hopelessness", "trapped", "burden", "alone", "means_access", "firearms", "past_attempts", "intoxication", "agitation", "ideation", "plan", "timeline", "preparatory_behavior", "attempt_in_progress", "buffer", "risk_to_others", "context"];
+export const riskLevelValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RiskLevel"]> = ["low", "moderate", "high", "imminent"];
 export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["counselor", "supervisor", "admin"];
 export const scenarioListKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioListKind"]> = ["reusable", "one_time", "all"];
 export const scenarioModeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScenarioMode"]> = ["phone", "chat"];
