@@ -24,5 +24,6 @@ mod notify;
 mod privacy;
 mod progress;
 mod recordings;
+mod truth;
 mod uploads;
 mod voice;
