@@ -642,6 +642,24 @@ mod tests {
         assert_eq!(v3(&clean, &[], &other).overall, Some(100.0));
     }
 
+    /// The risk determination's gates fire from grading's derived facts alone, with their flag.
+    #[test]
+    fn an_underestimated_risk_is_gated_from_its_derived_fact() {
+        let clean = evaluation(Yes, &[]);
+        let derived = |key: &str| CallFact { key: key.into(), answer: Yes, turns: vec![] };
+        let s = v3(&clean, &[derived(rubric::IMMINENT_UNDERESTIMATED)], &[]);
+        assert!(s.overall.is_some_and(|o| o <= 25.0), "{:?}", s.overall);
+        assert_eq!(s.basis.capped_by, [FlagType::ImminentRiskUnderestimated]);
+        assert_eq!(s.derived[0].flag_type, FlagType::ImminentRiskUnderestimated);
+        assert_eq!(s.derived[0].severity, FlagSeverity::Critical);
+        assert!(s.derived[0].details.contains("risk profile"), "{}", s.derived[0].details);
+        let h = v3(&clean, &[derived(rubric::HIGH_UNDERESTIMATED)], &[]);
+        assert_eq!(h.basis.capped_by, [FlagType::HighRiskUnderestimated]);
+        assert!(h.overall.is_some_and(|o| o > 25.0 && o <= 49.0), "{:?}", h.overall);
+        // Without the fact, nothing fires.
+        assert_eq!(v3(&clean, &[], &[]).overall, Some(100.0));
+    }
+
     #[test]
     fn the_stored_table_scores_and_old_evaluations_keep_their_caps() {
         let table = GateTable::current();

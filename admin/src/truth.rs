@@ -650,3 +650,280 @@ pub async fn review_suggestion(
     let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), action);
     Ok(state.store.review_suggestion(actor.account_id, suggestion_id, text.as_deref(), &audit).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::{CheckResult, Timestamp};
+
+    fn fact(key: &str, kind: RiskFactKind, rule: DisclosureRule) -> TruthFact {
+        TruthFact { key: key.into(), kind, text: format!("the {key}"), rule }
+    }
+
+    fn truth(expected: RiskLevel) -> Truth {
+        Truth {
+            facts: vec![
+                fact("pain", RiskFactKind::PsychologicalPain, DisclosureRule::Volunteered),
+                fact("plan", RiskFactKind::Plan, DisclosureRule::WhenAsked),
+                fact("gun", RiskFactKind::Firearms, DisclosureRule::NeverVolunteered),
+                fact("attempt", RiskFactKind::PastAttempts, DisclosureRule::AskedDirectlyAfterRapport),
+            ],
+            expected,
+            actions: vec![RequiredAction::SafetyPlan, RequiredAction::MeansRestriction],
+        }
+    }
+
+    fn answer(key: &str, asked: &[u32], rule_met: &[u32], disclosed: &[u32], denied: &[u32]) -> FactAnswer {
+        FactAnswer {
+            key: key.into(),
+            asked_turns: asked.to_vec(),
+            rule_met_turns: rule_met.to_vec(),
+            disclosed_turns: disclosed.to_vec(),
+            denied_turns: denied.to_vec(),
+        }
+    }
+
+    fn record(level: Option<RiskLevel>, actions: &[RequiredAction]) -> CallRecord {
+        CallRecord {
+            session_id: SessionId::new(),
+            status: if level.is_some() { CallRecordStatus::Filed } else { CallRecordStatus::Skipped },
+            risk_level: level,
+            fact_kinds: Vec::new(),
+            actions: actions.to_vec(),
+            notes: String::new(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    fn criteria(answers: &[(&str, CheckAnswer)]) -> Vec<CriterionScore> {
+        rubric::criteria("")
+            .iter()
+            .map(|c| CriterionScore {
+                key: c.key.into(),
+                name: c.name.into(),
+                rating: Some(3),
+                comment: String::new(),
+                checks: c
+                    .checks
+                    .iter()
+                    .map(|k| {
+                        let key = format!("{}.{}", c.key, k.key);
+                        CheckResult {
+                            key: k.key.to_string(),
+                            question: k.question.to_string(),
+                            answer: answers
+                                .iter()
+                                .find(|(a, _)| *a == key)
+                                .map(|(_, v)| *v)
+                                .unwrap_or(CheckAnswer::Yes),
+                            turns: vec![2],
+                            note: String::new(),
+                            ai_answer: None,
+                            blocked_by: None,
+                        }
+                    })
+                    .collect(),
+                not_assessed: false,
+                rating_overridden: false,
+                ai_rating: None,
+            })
+            .collect()
+    }
+
+    fn outcome(a: &Assessed, key: &str) -> FactOutcome {
+        a.assessment.facts.iter().find(|f| f.key == key).map(|f| f.outcome).expect("fact")
+    }
+
+    #[test]
+    fn facts_are_elicited_volunteered_missed_or_withheld() {
+        let answers = [
+            answer("pain", &[], &[], &[1], &[]),
+            answer("plan", &[2], &[2], &[3], &[]),
+            answer("gun", &[], &[], &[], &[]),
+            answer("attempt", &[4], &[4], &[], &[]),
+        ];
+        let a = assess(&truth(RiskLevel::High), &answers, Some(&record(Some(RiskLevel::High), &[])), &criteria(&[]));
+        assert_eq!(outcome(&a, "pain"), FactOutcome::Volunteered);
+        assert_eq!(outcome(&a, "plan"), FactOutcome::Elicited);
+        assert_eq!(outcome(&a, "gun"), FactOutcome::Missed);
+        // Asked directly after rapport, and the caller kept it back: the caller's deviation.
+        assert_eq!(outcome(&a, "attempt"), FactOutcome::WithheldByCaller);
+        assert_eq!(
+            a.assessment.deviations,
+            [CallerDeviation { fact_key: "attempt".into(), kind: DeviationKind::Withheld, turns: vec![4] }]
+        );
+        assert_eq!(a.assessment.determination.result, Determination::Correct);
+        assert!(a.derived_facts.is_empty());
+    }
+
+    #[test]
+    fn a_gated_fact_volunteered_or_denied_is_a_deviation() {
+        let answers = [
+            answer("pain", &[], &[], &[], &[]),
+            answer("plan", &[], &[], &[], &[]),
+            answer("gun", &[], &[], &[2], &[]),
+            answer("attempt", &[3], &[], &[], &[4]),
+        ];
+        let a = assess(&truth(RiskLevel::Low), &answers, None, &criteria(&[]));
+        assert_eq!(outcome(&a, "gun"), FactOutcome::Volunteered);
+        // A volunteered fact the caller never brought up is the caller's, not a miss.
+        assert_eq!(outcome(&a, "pain"), FactOutcome::WithheldByCaller);
+        assert_eq!(outcome(&a, "plan"), FactOutcome::Missed);
+        assert_eq!(outcome(&a, "attempt"), FactOutcome::WithheldByCaller);
+        let kinds: Vec<(&str, DeviationKind)> =
+            a.assessment.deviations.iter().map(|d| (d.fact_key.as_str(), d.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("pain", DeviationKind::Withheld),
+                ("gun", DeviationKind::VolunteeredGated),
+                ("attempt", DeviationKind::Denied)
+            ]
+        );
+        assert_eq!(a.assessment.determination.result, Determination::NotFiled);
+    }
+
+    #[test]
+    fn an_under_estimate_of_imminent_or_high_risk_is_gated_and_over_is_not() {
+        let none: [FactAnswer; 0] = [];
+        let c = criteria(&[]);
+        let under = assess(&truth(RiskLevel::Imminent), &none, Some(&record(Some(RiskLevel::High), &[])), &c);
+        assert_eq!(under.assessment.determination.result, Determination::UnderEstimate);
+        assert_eq!(
+            under.derived_facts.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+            [rubric::IMMINENT_UNDERESTIMATED]
+        );
+        let high = assess(&truth(RiskLevel::High), &none, Some(&record(Some(RiskLevel::Moderate), &[])), &c);
+        assert_eq!(high.derived_facts[0].key, rubric::HIGH_UNDERESTIMATED);
+        let moderate = assess(&truth(RiskLevel::Moderate), &none, Some(&record(Some(RiskLevel::Low), &[])), &c);
+        assert_eq!(moderate.assessment.determination.result, Determination::UnderEstimate);
+        assert!(moderate.derived_facts.is_empty(), "moderate judged low is reported, not gated");
+        let over = assess(&truth(RiskLevel::Low), &none, Some(&record(Some(RiskLevel::Imminent), &[])), &c);
+        assert_eq!(over.assessment.determination.result, Determination::OverEstimate);
+        assert!(over.derived_facts.is_empty());
+        assert_eq!(determination(RiskLevel::High, Some(RiskLevel::High)), Determination::Correct);
+        let skipped = assess(&truth(RiskLevel::Imminent), &none, Some(&record(None, &[])), &c);
+        assert_eq!(skipped.assessment.determination.result, Determination::NotFiled);
+    }
+
+    #[test]
+    fn what_the_caller_withheld_is_not_held_against_the_counselor() {
+        // The gun was asked about directly and denied: the means restriction that rested on it
+        // and the under-estimate of a high risk are not the counselor's.
+        let answers = [answer("gun", &[5], &[5], &[], &[6])];
+        let c = criteria(&[
+            ("safety_planning.means_restriction", CheckAnswer::No),
+            ("closing.warm_close", CheckAnswer::No),
+        ]);
+        let a = assess(&truth(RiskLevel::High), &answers, Some(&record(Some(RiskLevel::Low), &[])), &c);
+        assert_eq!(outcome(&a, "gun"), FactOutcome::WithheldByCaller);
+        let check = |key: &str| {
+            let (cr, k) = key.split_once('.').expect("key");
+            a.criteria
+                .iter()
+                .find(|c| c.key == cr)
+                .and_then(|c| c.checks.iter().find(|x| x.key == k))
+                .cloned()
+                .expect("check")
+        };
+        assert_eq!(check("safety_planning.means_restriction").answer, CheckAnswer::NotApplicable);
+        assert!(check("safety_planning.means_restriction").note.contains("Not held against you"));
+        assert_eq!(check("closing.warm_close").answer, CheckAnswer::No, "unrelated checks stand");
+        assert_eq!(a.assessment.held_harmless.len(), 1);
+        assert_eq!(a.assessment.determination.result, Determination::UnderEstimate);
+        assert!(a.assessment.determination.held_harmless.is_some());
+        assert!(a.derived_facts.is_empty(), "no gate for what the caller hid");
+        // The required actions: from their checks; the record's list beside them.
+        let means = a.assessment.actions.iter().find(|x| x.action == RequiredAction::MeansRestriction).expect("action");
+        assert_eq!(means.answer, CheckAnswer::No);
+        // Without the caller's deviation the same call is gated.
+        let honest = [answer("gun", &[5], &[5], &[6], &[])];
+        let b = assess(&truth(RiskLevel::High), &honest, Some(&record(Some(RiskLevel::Low), &[])), &c);
+        assert_eq!(b.derived_facts.len(), 1);
+        let check_b = b
+            .criteria
+            .iter()
+            .find(|c| c.key == "safety_planning")
+            .and_then(|c| c.checks.iter().find(|k| k.key == "means_restriction"))
+            .map(|k| k.answer);
+        assert_eq!(check_b, Some(CheckAnswer::No));
+    }
+
+    #[test]
+    fn fact_answers_keep_known_keys_and_turns_of_the_right_speaker() {
+        use Speaker::{Caller, Counselor};
+        let speakers = [Caller, Counselor, Caller, Counselor, Caller];
+        let raw = vec![
+            json!({"key": "plan", "asked_turns": [2, 3, 9], "rule_met_turns": [4], "disclosed_turns": [3, 2], "denied_turns": [5]}),
+            json!({"key": "plan", "asked_turns": [], "rule_met_turns": [], "disclosed_turns": [1], "denied_turns": []}),
+            json!({"key": "made_up", "asked_turns": [], "rule_met_turns": [], "disclosed_turns": [], "denied_turns": []}),
+            json!({"key": "gun"}),
+        ];
+        let got = validate_facts(SessionId::new(), &truth(RiskLevel::Low), &raw, &speakers);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].asked_turns.clone(), got[0].disclosed_turns.clone()), (vec![2], vec![3]));
+        assert_eq!((got[0].rule_met_turns.clone(), got[0].denied_turns.clone()), (vec![4], vec![5]));
+    }
+
+    #[test]
+    fn suggestions_are_validated_against_what_failed_and_the_transcript() {
+        use Speaker::{Caller, Counselor, System};
+        let speakers = [Caller, Counselor, Caller, Counselor, System];
+        let c = criteria(&[("risk_capability.firearms", CheckAnswer::No), ("closing.warm_close", CheckAnswer::No)]);
+        let truth = assess(&truth(RiskLevel::Low), &[answer("plan", &[2], &[2], &[3], &[])], None, &c).assessment;
+        let s = |target: &str, turn: u32, text: &str| json!({"target": target, "turn": turn, "text": text});
+        let raw = vec![
+            s("check:risk_capability.firearms", 2, "Do you have a gun,   or access to one?"),
+            s("check:risk_capability.firearms", 4, "A second one for the same target."),
+            s("check:closing.warm_close", 5, "A system turn is not where it belongs."),
+            s("check:closing.warm_close", 9, "A turn that does not exist."),
+            s("check:asks_about_suicide.asks_directly", 2, "Answered yes: nothing failed."),
+            s("fact:gun", 3, "You could ask: \"Is there a gun in the house?\""),
+            s("fact:plan", 3, "The plan was elicited: not missed."),
+            s("fact:attempt", 1, &"x".repeat(SUGGESTION_MAX_CHARS + 1)),
+            s("fact:attempt", 1, "One. Two. Three sentences is too many."),
+            json!({"target": "fact:pain"}),
+        ];
+        let got = validate_suggestions(SessionId::new(), &raw, &c, Some(&truth), &speakers);
+        let kept: Vec<(&str, u32, &str)> = got.iter().map(|g| (g.target.as_str(), g.turn, g.text.as_str())).collect();
+        assert_eq!(
+            kept,
+            [
+                ("check:risk_capability.firearms", 2, "Do you have a gun, or access to one?"),
+                ("fact:gun", 3, "You could ask: \"Is there a gun in the house?\""),
+            ]
+        );
+        assert!(check_suggestion_text("  ").is_err());
+        assert_eq!(check_suggestion_text(" Try  this. ").ok().as_deref(), Some("Try this."));
+    }
+
+    #[test]
+    fn grading_waits_for_the_record_at_most_ten_minutes() {
+        let now = 1_000_000_000;
+        assert_eq!(wait_until(None, now - 60_000, now), Some(now - 60_000 + CALL_RECORD_WAIT_MS));
+        assert_eq!(wait_until(None, now - CALL_RECORD_WAIT_MS, now), None);
+        assert_eq!(wait_until(Some(&record(None, &[])), now, now), None, "skipped is an answer");
+    }
+
+    #[test]
+    fn every_dependent_and_action_check_is_a_real_check() {
+        let all = rubric::criteria("");
+        for kind in RiskFactKind::ALL {
+            for key in dependent_checks(*kind) {
+                assert!(rubric::find_check(&all, key).is_some(), "{kind}: {key}");
+            }
+            assert!(!topic(*kind).0.is_empty());
+        }
+        for action in RequiredAction::ALL {
+            assert!(rubric::find_check(&all, action_check(*action)).is_some(), "{action}");
+        }
+    }
+
+    #[test]
+    fn the_schema_is_strict_and_names_the_facts() {
+        let s = schema(Some(&truth(RiskLevel::Low)));
+        assert_eq!(s["$defs"]["FactAnswer"]["properties"]["key"]["enum"], json!(["pain", "plan", "gun", "attempt"]));
+        assert_eq!(s["$defs"]["SuggestionAnswer"]["additionalProperties"], json!(false));
+    }
+}

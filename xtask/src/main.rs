@@ -23,6 +23,7 @@
 //!   `golden/` (agreement, Cohen's kappa, flag precision/recall); see `golden/README.md`.
 
 mod golden;
+mod golden_truth;
 mod postgres;
 
 use std::path::{Path, PathBuf};

@@ -80,6 +80,9 @@ pub struct SessionView {
     pub usage: Option<Usage>,
     /// The counselor's call record (filed or skipped), if any.
     pub call_record: Option<store::CallRecord>,
+    /// The session's scenario has a risk profile: the counselor files a call record after the
+    /// call, and grading waits for it (or its skip).
+    pub call_record_expected: bool,
 }
 
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path)),
@@ -118,7 +121,20 @@ pub async fn get_session(
         (Vec::new(), None, None)
     };
     let call_record = state.store.call_record(id).await?;
-    Ok(Json(SessionView { detail, evaluation_status, evaluation_error: error, flags, analysis, usage, call_record }))
+    let call_record_expected = match detail.session.scenario_id {
+        Some(scenario) => state.store.scenario(actor.account_id, scenario).await?.risk_profile.is_some(),
+        None => false,
+    };
+    Ok(Json(SessionView {
+        detail,
+        evaluation_status,
+        evaluation_error: error,
+        flags,
+        analysis,
+        usage,
+        call_record,
+        call_record_expected,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -206,9 +222,12 @@ pub async fn post_message(
 
 /// Evaluates the session against the rubric (once: a repeated or concurrent request answers the
 /// same evaluation), completes its assignment, then starts the post-session analysis in the
-/// background. The counselor evaluates their own session; supervisors any of the account.
+/// background. The counselor evaluates their own session; supervisors any of the account. A
+/// scenario with a risk profile waits for the counselor's call record (409 until it is filed or
+/// skipped, or 10 minutes passed).
 #[utoipa::path(post, path = "/api/sessions/{id}/evaluate", tag = "sessions", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Evaluation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    responses((status = 200, body = Evaluation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn evaluate(
     State(state): State<AppState>,

@@ -312,6 +312,19 @@ fn request(
             (format!("/api/sessions/{}/evaluation/release", w.session), body(json!({"note": "checked"})), None)
         }
         ("POST", "/api/sessions/{id}/analyze") => (format!("/api/sessions/{}/analyze", w.session), None, None),
+        ("PUT", "/api/sessions/{id}/call-record") => (
+            format!("/api/sessions/{}/call-record", w.session),
+            body(json!({"status": "filed", "riskLevel": "moderate", "actions": ["safety_plan"]})),
+            None,
+        ),
+        // No suggestion exists in the matrix's world: who may ask is what is checked here
+        // (`truth.rs` edits real ones).
+        ("PATCH", "/api/evaluation-suggestions/{id}") => {
+            (format!("/api/evaluation-suggestions/{}", Uuid::now_v7()), body(json!({"text": "Try asking."})), None)
+        }
+        ("DELETE", "/api/evaluation-suggestions/{id}") => {
+            (format!("/api/evaluation-suggestions/{}", Uuid::now_v7()), None, None)
+        }
         ("POST", "/api/sessions/{id}/flag") => {
             (format!("/api/sessions/{}/flag", w.session), body(json!({"details": "The caller repeated itself."})), None)
         }
@@ -470,6 +483,9 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         // Supervisors release a held evaluation; this one is not held (or not made yet): 409.
         ("POST", "/api/sessions/{id}/evaluation/release") => [401, 403, 403, 409, 409, 404, 401, 401],
         ("POST", "/api/sessions/{id}/analyze") => [401, 403, 403, 200, 200, 404, 401, 401],
+        // Only the counselor who took the call files its record.
+        ("PUT", "/api/sessions/{id}/call-record") => [401, 200, 404, 403, 403, 404, 401, 401],
+        ("PATCH" | "DELETE", "/api/evaluation-suggestions/{id}") => [401, 403, 403, 404, 404, 404, 401, 401],
         ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
         ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],
         // Counselors get their own progress; staff any counselor's or a cohort's.

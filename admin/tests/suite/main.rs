@@ -24,6 +24,10 @@ mod notify;
 mod privacy;
 mod progress;
 mod recordings;
+<<<<<<< HEAD
 mod test_runs;
+=======
+mod truth;
+>>>>>>> truth
 mod uploads;
 mod voice;

@@ -1026,7 +1026,9 @@ export interface paths {
         /**
          * Evaluates the session against the rubric (once: a repeated or concurrent request answers the
          *     same evaluation), completes its assignment, then starts the post-session analysis in the
-         *     background. The counselor evaluates their own session; supervisors any of the account.
+         *     background. The counselor evaluates their own session; supervisors any of the account. A
+         *     scenario with a risk profile waits for the counselor's call record (409 until it is filed or
+         *     skipped, or 10 minutes passed).
          */
         post: operations["evaluate"];
         delete?: never;
@@ -3140,6 +3142,11 @@ export interface components {
             analysis?: null | components["schemas"]["Analysis"];
             usage?: null | components["schemas"]["Usage"];
             callRecord?: null | components["schemas"]["CallRecord"];
+            /**
+             * @description The session's scenario has a risk profile: the counselor files a call record after the
+             *     call, and grading waits for it (or its skip).
+             */
+            callRecordExpected: boolean;
         };
         SkippedPair: {
             /** Format: uuid */
@@ -8627,6 +8634,14 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
