@@ -24,10 +24,7 @@ mod notify;
 mod privacy;
 mod progress;
 mod recordings;
-<<<<<<< HEAD
 mod test_runs;
-=======
 mod truth;
->>>>>>> truth
 mod uploads;
 mod voice;
