@@ -1147,6 +1147,8 @@ mod tests {
             review: None,
             hold: None,
             downgraded_checks: Vec::new(),
+            truth: None,
+            suggestions: Vec::new(),
         }
     }
 

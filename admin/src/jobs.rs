@@ -6,6 +6,9 @@
 //! an internal API request that reached this replica) and otherwise polls every `JOB_POLL_MS`;
 //! claims are leases, so a restart between hang-up and grading only delays the grade.
 //!
+//! Scenario test runs (`test_run` jobs) hold their AI counselor's call and grade it
+//! ([`crate::testrun`]), renewing their lease as the call goes.
+//!
 //! Also the voice housekeeping: sessions whose room the counselor never joined are closed as
 //! abandoned, calls whose agent vanished are completed, and old recordings are deleted.
 
@@ -127,7 +130,15 @@ pub async fn run(state: AppState, stop: CancellationToken) {
 /// `retry`).
 enum Outcome {
     Done(Option<String>),
-    Failed { error: String, retry: bool },
+    Failed {
+        error: String,
+        retry: bool,
+    },
+    /// Not yet: run again at this time (a profiled session's grading waits for the call record).
+    Deferred {
+        why: String,
+        until: Timestamp,
+    },
 }
 
 /// The job's session, in the account that queued it.
@@ -139,16 +150,15 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     let started = std::time::Instant::now();
     let session_id = job.session_id;
     let outcome = match job.kind {
-        JobKind::EvaluateSession => {
-            match async { evaluation::evaluate_session(state, &job_session(state, job).await?).await }.await {
-                Ok(done) => {
-                    tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
-                    metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
-                    Outcome::Done(None)
-                }
-                Err(e) => api_outcome(e, state.llm.is_some()),
+        JobKind::EvaluateSession => match evaluate_when_due(state, job).await {
+            Grading::Waits(until) => Outcome::Deferred { why: "waiting for the counselor's call record".into(), until },
+            Grading::Done(Err(e)) => api_outcome(e, state.llm.is_some()),
+            Grading::Done(Ok(done)) => {
+                tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
+                metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
+                Outcome::Done(None)
             }
-        }
+        },
         JobKind::AnalyzeSession => {
             match async { evaluation::analyze_session(state, &job_session(state, job).await?).await }.await {
                 Ok(analysis) => {
@@ -159,9 +169,17 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
             }
         }
         JobKind::NotifyFlag => notify(state, job).await,
+        JobKind::TestRun => match crate::testrun::run(state, job, worker, lease_ms(state)).await {
+            Ok(note) => Outcome::Done(note),
+            Err(e) => api_outcome(e, state.llm.is_some()),
+        },
     };
     let recorded = match outcome {
         Outcome::Done(note) => state.store.complete_job(job, worker, note.as_deref()).await,
+        Outcome::Deferred { why, until } => {
+            tracing::info!(%session_id, %until, "grading deferred: {why}");
+            state.store.fail_job(job, worker, &why, Some(until)).await
+        }
         Outcome::Failed { error, retry } => {
             let retry = (retry && job.attempts < MAX_ATTEMPTS).then(|| {
                 // 10 s, 20 s, 40 s, ... capped at 10 minutes.
@@ -169,11 +187,39 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
                 Timestamp::from_millis(Timestamp::now().millis() + wait)
             });
             tracing::warn!(%session_id, kind = job.kind.as_str(), %error, attempt = job.attempts, will_retry = retry.is_some(), "job failed");
+            if retry.is_none() && job.kind == JobKind::TestRun {
+                crate::testrun::give_up(state, job, &error).await;
+            }
             state.store.fail_job(job, worker, &error, retry).await
         }
     };
     if let Err(e) = recorded {
         tracing::error!(%session_id, error = %e, "recording a job's outcome");
+    }
+}
+
+/// A grading job's turn: it waits for the counselor's call record, or it ran.
+// Short-lived and matched at once: boxing the evaluation would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Grading {
+    Waits(Timestamp),
+    Done(Result<evaluation::Evaluated, ApiError>),
+}
+
+/// Grades the job's session unless it must wait for the counselor's call record.
+async fn evaluate_when_due(state: &AppState, job: &Job) -> Grading {
+    let session = match job_session(state, job).await {
+        Ok(session) => session,
+        Err(e) => return Grading::Done(Err(e)),
+    };
+    let detail = match state.store.session_detail(&session).await {
+        Ok(detail) => detail,
+        Err(e) => return Grading::Done(Err(e.into())),
+    };
+    match evaluation::awaiting_call_record(state, job.account_id, &detail).await {
+        Ok(Some(until)) => Grading::Waits(until),
+        Ok(None) => Grading::Done(evaluation::evaluate_session(state, &session).await),
+        Err(e) => Grading::Done(Err(e)),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::error::{ApiError, Result};
 use crate::identity::Actor;
 use crate::llm::{self, CallFor};
-use store::{AssignmentId, ScenarioId, SessionId};
+use store::{AccountId, AssignmentId, ScenarioId, SessionId};
 
 /// PRODUCT.md: chat keeps at most 100 messages of history per request.
 pub const MAX_HISTORY: usize = 100;
@@ -50,6 +50,35 @@ fn caller_messages(
     let mut messages = vec![llm::system(caller_system_prompt(scenario))];
     messages.extend(history.into_iter().skip(skip));
     messages
+}
+
+/// The caller's first message (the LLM's answer; nothing is stored). Shared by counselors' chat
+/// practice and scenario test runs, so a test run hears the caller counselors will.
+pub(crate) async fn caller_opening(
+    state: &AppState,
+    account_id: AccountId,
+    scenario: Option<&Scenario>,
+    session_id: Option<SessionId>,
+) -> Result<String> {
+    let llm = state.llm()?;
+    let call = CallFor { account_id: Some(account_id), session_id, task: LlmTask::Chat };
+    let messages = vec![llm::system(caller_system_prompt(scenario)), llm::user(OPENING_CUE)];
+    Ok(llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?)
+}
+
+/// The caller's reply to the counselor's newest message (the LLM's answer; nothing is stored).
+pub(crate) async fn caller_reply(
+    state: &AppState,
+    account_id: AccountId,
+    session_id: SessionId,
+    scenario: Option<&Scenario>,
+    transcript: &[TranscriptTurn],
+    text: &str,
+) -> Result<String> {
+    let llm = state.llm()?;
+    let call = CallFor { account_id: Some(account_id), session_id: Some(session_id), task: LlmTask::Chat };
+    let messages = caller_messages(scenario, transcript, text);
+    Ok(llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?)
 }
 
 /// What a chat session starts from.
@@ -111,10 +140,7 @@ pub async fn start_chat(state: &AppState, actor: &Actor, start: ChatStart) -> Re
         let opening = first_turn(state, actor, session.id).await?;
         return Ok((session, opening, true));
     }
-    let llm = state.llm()?;
-    let call = CallFor { account_id: Some(actor.account_id), session_id: None, task: LlmTask::Chat };
-    let messages = vec![llm::system(caller_system_prompt(scenario.as_ref())), llm::user(OPENING_CUE)];
-    let opening = llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?;
+    let opening = caller_opening(state, actor.account_id, scenario.as_ref(), None).await?;
     let turn = NewTurn {
         speaker: Speaker::Caller,
         text: opening.trim().to_owned(),
@@ -161,10 +187,7 @@ pub async fn counselor_message(
         None => None,
     };
     let transcript = state.store.transcript(&session).await?;
-    let llm = state.llm()?;
-    let call = CallFor { account_id: Some(actor.account_id), session_id: Some(session_id), task: LlmTask::Chat };
-    let messages = caller_messages(scenario.as_ref(), &transcript, text);
-    let reply = llm.chat(call, &llm.chat_model, messages, MAX_CALLER_TOKENS).await?;
+    let reply = caller_reply(state, actor.account_id, session_id, scenario.as_ref(), &transcript, text).await?;
     let now = Timestamp::now().millis() - session.started_at.millis();
     let last = transcript.iter().map(|t| t.ended_ms.unwrap_or(t.started_ms)).max().unwrap_or(0);
     // Spoken order, even if the clock moved backwards.

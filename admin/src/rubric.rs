@@ -542,6 +542,16 @@ pub const FACTS: &[(&str, &str)] = &[
     ("caller_left_early", "the caller left (hung up, stopped answering) before the call could reach its end"),
 ];
 
+/// Call facts no evaluator answers: grading against a scenario's risk profile sets them
+/// (`crate::truth`) when the counselor's call record under-estimated a high or imminent risk
+/// the caller did not hide. Only their gates read them; the evaluator's answer cannot set them.
+pub const DERIVED_FACTS: &[(&str, &str)] = &[
+    (IMMINENT_UNDERESTIMATED, "the scenario's risk was imminent and the counselor's call record put it lower"),
+    (HIGH_UNDERESTIMATED, "the scenario's risk was high and the counselor's call record put it at low or moderate"),
+];
+pub const IMMINENT_UNDERESTIMATED: &str = "imminent_risk_underestimated";
+pub const HIGH_UNDERESTIMATED: &str = "high_risk_underestimated";
+
 /// The score's cap for a danger to life right now (a missed rescue, plan or means, risk to
 /// others): low in `needs_work`.
 pub const CRITICAL_CAP: f64 = 25.0;
@@ -550,7 +560,8 @@ pub const HARD_CAP: f64 = 49.0;
 
 /// A safety gate: when the answers (and the call facts) show a dangerous miss, the score is held
 /// in `needs_work` whatever the rest of the call was like. It fires when every fact in `facts` is
-/// yes and any check in `any_no` is answered no, or when a flag of its type is raised by anyone.
+/// yes and any check in `any_no` is answered no (a gate without checks: when its facts hold, all
+/// of them derived by grading, [`DERIVED_FACTS`]), or when a flag of its type is raised by anyone.
 #[derive(Debug, Clone, Copy)]
 pub struct Gate {
     pub flag: FlagType,
@@ -644,6 +655,28 @@ pub const GATES: &[Gate] = &[
         facts: &[],
         any_no: &["collaboration.least_invasive"],
         reason: "Risk was not imminent, and the counselor started or threatened emergency services, police or other coercion.",
+    },
+    // The risk determination (issue 18). Imminent risk judged lower leaves a life in danger
+    // without a rescue: critical, like a missed rescue. High risk judged low or moderate is
+    // gated too, but hard: the caller has a plan or the means without intent right now, and the
+    // lower level skips the means restriction and follow-up a high-risk caller needs (the
+    // Lifeline's assessment treats it as the dangerous direction, not as a danger this minute).
+    // Moderate judged low is reported, not gated: the actions a counselor takes barely differ.
+    Gate {
+        flag: FlagType::ImminentRiskUnderestimated,
+        severity: GateSeverity::Critical,
+        cap: CRITICAL_CAP,
+        facts: &[IMMINENT_UNDERESTIMATED],
+        any_no: &[],
+        reason: "The caller's risk was imminent, and your call record put it lower: a caller at imminent risk needs a rescue now.",
+    },
+    Gate {
+        flag: FlagType::HighRiskUnderestimated,
+        severity: GateSeverity::Hard,
+        cap: HARD_CAP,
+        facts: &[HIGH_UNDERESTIMATED],
+        any_no: &[],
+        reason: "The caller's risk was high, and your call record put it at low or moderate: a high-risk caller needs means restriction, a safety plan and follow-up.",
     },
 ];
 
@@ -865,13 +898,20 @@ mod tests {
     fn every_gate_and_blocked_key_names_a_real_check_or_fact() {
         let all = criteria("");
         let fact = |k: &str| FACTS.iter().any(|(f, _)| *f == k);
+        let derived = |k: &str| DERIVED_FACTS.iter().any(|(f, _)| *f == k);
         for gate in GATES {
-            assert!(!gate.any_no.is_empty() && !gate.reason.is_empty(), "{}", gate.flag);
+            assert!(!gate.reason.is_empty(), "{}", gate.flag);
+            // A gate without checks fires from its facts alone: they must be grading's own.
+            assert!(
+                !gate.any_no.is_empty() || (!gate.facts.is_empty() && gate.facts.iter().all(|f| derived(f))),
+                "{}",
+                gate.flag
+            );
             for key in gate.any_no {
                 assert!(find_check(&all, key).is_some(), "{}: {key}", gate.flag);
             }
             for f in gate.facts {
-                assert!(fact(f), "{}: fact {f}", gate.flag);
+                assert!(fact(f) || derived(f), "{}: fact {f}", gate.flag);
             }
             assert!(gate.cap < 50.0, "a gated call stays in needs_work");
         }
@@ -885,11 +925,17 @@ mod tests {
         for (key, _) in GRADER_NOTES {
             assert!(find_check(&all, key).is_some(), "{key}");
         }
-        // One flag per gate, one gate per evaluation flag.
-        let gated: BTreeSet<&str> = GATES.iter().map(|g| g.flag.as_str()).collect();
+        // One flag per gate, one gate per evaluation flag; the determination's gates are
+        // grading's (the evaluator never sees the call record), so no evaluator flag.
+        let by_evaluator: BTreeSet<&str> =
+            GATES.iter().filter(|g| !g.any_no.is_empty()).map(|g| g.flag.as_str()).collect();
         let flags: BTreeSet<&str> = EVALUATION_FLAGS.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(gated, flags);
+        assert_eq!(by_evaluator, flags);
+        let gated: BTreeSet<&str> = GATES.iter().map(|g| g.flag.as_str()).collect();
         assert_eq!(gated.len(), GATES.len());
+        for (f, _) in DERIVED_FACTS {
+            assert!(!fact(f), "{f} is grading's, not the evaluator's");
+        }
     }
 
     #[test]

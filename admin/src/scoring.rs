@@ -288,7 +288,8 @@ pub fn score(criteria: &[CriterionScore], facts: &[CallFact], raised: &[Raised],
             .iter()
             .filter(|k| answers.get(*k) == Some(&CheckAnswer::No) && !blocked.contains_key(*k))
             .collect();
-        let from_answers = facts_hold && !misses.is_empty();
+        // A gate without checks (the risk determination's) fires from its facts alone.
+        let from_answers = facts_hold && (!misses.is_empty() || (gate.any_no.is_empty() && !gate.facts.is_empty()));
         let flagged: Vec<&Raised> = raised.iter().filter(|r| r.flag == gate.flag).collect();
         let hit = if from_answers {
             let mut turns: Vec<u32> = misses.iter().flat_map(|k| turns_of(k)).collect();
@@ -311,7 +312,11 @@ pub fn score(criteria: &[CriterionScore], facts: &[CallFact], raised: &[Raised],
                         GateSeverity::Hard => FlagSeverity::High,
                     },
                     source: FlagSource::Derived,
-                    details: format!("{} (Raised from the evaluation's answers: {}.)", gate.reason, said.join(", ")),
+                    details: if said.is_empty() {
+                        format!("{} (Raised by grading against the scenario's risk profile.)", gate.reason)
+                    } else {
+                        format!("{} (Raised from the evaluation's answers: {}.)", gate.reason, said.join(", "))
+                    },
                     turns: turns.clone(),
                 });
             }
@@ -636,6 +641,24 @@ mod tests {
         assert!(v3(&clean, &[], &by_supervisor).overall.is_some_and(|o| o <= 49.0));
         let other = [Raised { flag: FlagType::PolicyViolation, source: GateSource::Analysis, turns: vec![] }];
         assert_eq!(v3(&clean, &[], &other).overall, Some(100.0));
+    }
+
+    /// The risk determination's gates fire from grading's derived facts alone, with their flag.
+    #[test]
+    fn an_underestimated_risk_is_gated_from_its_derived_fact() {
+        let clean = evaluation(Yes, &[]);
+        let derived = |key: &str| CallFact { key: key.into(), answer: Yes, turns: vec![] };
+        let s = v3(&clean, &[derived(rubric::IMMINENT_UNDERESTIMATED)], &[]);
+        assert!(s.overall.is_some_and(|o| o <= 25.0), "{:?}", s.overall);
+        assert_eq!(s.basis.capped_by, [FlagType::ImminentRiskUnderestimated]);
+        assert_eq!(s.derived[0].flag_type, FlagType::ImminentRiskUnderestimated);
+        assert_eq!(s.derived[0].severity, FlagSeverity::Critical);
+        assert!(s.derived[0].details.contains("risk profile"), "{}", s.derived[0].details);
+        let h = v3(&clean, &[derived(rubric::HIGH_UNDERESTIMATED)], &[]);
+        assert_eq!(h.basis.capped_by, [FlagType::HighRiskUnderestimated]);
+        assert!(h.overall.is_some_and(|o| o > 25.0 && o <= 49.0), "{:?}", h.overall);
+        // Without the fact, nothing fires.
+        assert_eq!(v3(&clean, &[], &[]).overall, Some(100.0));
     }
 
     #[test]

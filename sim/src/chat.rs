@@ -2,7 +2,8 @@
 //! shapes — one `chat.completion` object, or `chat.completion.chunk` server-sent events.
 //!
 //! Default replies are deterministic so tests and demos repeat: a `json_schema` request gets
-//! [`schema::generate`]'s value, `json_object` gets `{}`, and plain text gets one of a few lines
+//! [`schema::generate`]'s value (the `truth_assessment` one an answer read from its transcript,
+//! `crate::truth`), `json_object` gets `{}`, and plain text gets one of a few lines
 //! a crisis-line caller might say, chosen by a hash of the last user message (so an offline demo
 //! conversation reads plausibly, and the same counselor line always gets the same answer).
 //!
@@ -128,6 +129,17 @@ pub(crate) async fn completions(
 
     let content = match (&plan.reply, &request.response_format) {
         (Some(reply), _) => reply.content(),
+        // Grading against a scenario's truth: answered from the transcript, not the schema.
+        // A scenario test run's AI counselor files its call record.
+        (None, Some(ResponseFormat::JsonSchema { json_schema }))
+            if json_schema.name == "test_run_call_record"
+                && let Some(record) = counselor_record(&request.messages, &texts) =>
+        {
+            record.to_string()
+        }
+        (None, Some(ResponseFormat::JsonSchema { json_schema })) if json_schema.name == "truth_assessment" => {
+            crate::truth::answer(&all_text).to_string()
+        }
         (None, Some(ResponseFormat::JsonSchema { json_schema })) => {
             json_schema.schema.as_ref().map_or_else(|| "{}".to_owned(), |schema| schema::generate(schema).to_string())
         }
@@ -142,8 +154,9 @@ pub(crate) async fn completions(
                 .filter(|(m, _)| matches!(m.role, Role::User | Role::Assistant))
                 .map(|(m, t)| (m.role == Role::User, t.as_str()))
                 .collect();
-            system
-                .and_then(|i| crate::caller::profiled_reply(&texts[i], &turns))
+            counselor_line(&request.messages, &texts)
+                .map(str::to_owned)
+                .or_else(|| system.and_then(|i| crate::caller::profiled_reply(&texts[i], &turns)))
                 .unwrap_or_else(|| caller_line(last_user).to_owned())
         }
     };
@@ -254,6 +267,24 @@ fn text_of(content: Option<&Value>) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// A counselor's line when the system prompt casts the model as the counselor (a scenario test
+/// run's AI counselor, `counselor.rs`).
+fn counselor_line(messages: &[Message], texts: &[String]) -> Option<&'static str> {
+    let system = messages.iter().position(|m| matches!(m.role, Role::System | Role::Developer))?;
+    let said = messages.iter().filter(|m| m.role == Role::Assistant).count();
+    crate::counselor::line(&texts[system], said)
+}
+
+/// The AI counselor's call record, from the caller's (user) messages.
+fn counselor_record(messages: &[Message], texts: &[String]) -> Option<Value> {
+    let system = messages.iter().position(|m| matches!(m.role, Role::System | Role::Developer))?;
+    let heard: Vec<&str> =
+        messages.iter().zip(texts).filter(|(m, _)| m.role == Role::User).map(|(_, t)| t.as_str()).collect();
+    // The request's own cue (a bracketed stage direction) is not the caller speaking.
+    let heard: Vec<&str> = heard.into_iter().filter(|t| !t.trim_start().starts_with('[')).collect();
+    crate::counselor::call_record(&texts[system], &heard)
 }
 
 /// The default caller line for the counselor's last message.

@@ -23,7 +23,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: `server` (router, accept loop, recording, auth, faults), `chat`, `embeddings`,
+//! Modules: `server` (router, accept loop, recording, auth, faults), `chat`, `counselor` (the
+//! AI counselor of scenario test runs), `embeddings`,
 //! `schema` (structured-output generation), `script` (rules and recorded requests), `control`
 //! (`/_sim/`), `error` (OpenAI's error body), `realtime` (the WebSocket: protocol state machine,
 //! session validation, VAD, voice, recorded events).
@@ -31,12 +32,14 @@
 mod caller;
 mod chat;
 mod control;
+mod counselor;
 mod embeddings;
 mod error;
 mod realtime;
 mod schema;
 mod script;
 mod server;
+mod truth;
 
 use std::net::SocketAddr;
 

@@ -173,6 +173,11 @@ str_enum! {
         FalseThreatsOrCoercion = "false_threats_or_coercion",
         /// Rubric v3: a third party's imminent risk with no rescue started for them.
         MissedThirdPartyRescue = "missed_third_party_rescue",
+        /// A profiled scenario's risk was imminent and the counselor's call record put it lower.
+        ImminentRiskUnderestimated = "imminent_risk_underestimated",
+        /// A profiled scenario's risk was high and the counselor's call record put it at low or
+        /// moderate.
+        HighRiskUnderestimated = "high_risk_underestimated",
     }
 }
 
@@ -237,6 +242,53 @@ str_enum! {
         Analysis = "analysis",
         Supervisor = "supervisor",
         Counselor = "counselor",
+    }
+}
+
+str_enum! {
+    /// Whether the counselor filed a call record after hanging up, or skipped it.
+    pub enum CallRecordStatus {
+        Filed = "filed",
+        Skipped = "skipped",
+    }
+}
+
+str_enum! {
+    /// The counselor's risk level (call record) against the scenario's expected level.
+    pub enum Determination {
+        Correct = "correct",
+        /// Lower than the truth: the dangerous direction.
+        UnderEstimate = "under_estimate",
+        OverEstimate = "over_estimate",
+        /// No call record was filed (skipped, or grading could not wait longer).
+        NotFiled = "not_filed",
+    }
+}
+
+str_enum! {
+    /// What became of one fact of a scenario's risk profile in a call.
+    pub enum FactOutcome {
+        /// The counselor asked and the caller disclosed it.
+        Elicited = "elicited",
+        /// The caller said it before anyone asked: heard, not elicited.
+        Volunteered = "volunteered",
+        /// Never came out, and the caller was not at fault.
+        Missed = "missed",
+        /// The caller kept it back against the profile (its rule was met, or asked directly the
+        /// caller denied it): not held against the counselor.
+        WithheldByCaller = "withheld_by_caller",
+    }
+}
+
+str_enum! {
+    /// How the AI caller departed from the scenario's risk profile.
+    pub enum DeviationKind {
+        /// The fact's disclosure rule was met and the caller did not reveal it.
+        Withheld = "withheld",
+        /// Asked directly, the caller denied a true fact.
+        Denied = "denied",
+        /// The caller volunteered a fact its rule keeps back until asked.
+        VolunteeredGated = "volunteered_gated",
     }
 }
 
@@ -372,6 +424,27 @@ str_enum! {
         AnalyzeSession = "analyze_session",
         /// One flag's e-mail to the account's supervisors, queued with the flag.
         NotifyFlag = "notify_flag",
+        /// A scenario test run: the AI counselor's call, then its grading (`test_runs`).
+        TestRun = "test_run",
+    }
+}
+
+str_enum! {
+    /// The AI counselor of a scenario test run: a thorough 988-style risk assessment, or a
+    /// deliberately poor call that never asks directly (to see what the scenario hides from it).
+    pub enum TestRunKind {
+        Thorough = "thorough",
+        Poor = "poor",
+    }
+}
+
+str_enum! {
+    /// Where a scenario test run stands.
+    pub enum TestRunStatus {
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
     }
 }
 
@@ -529,6 +602,10 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         FlagSource,
         GateSeverity,
         GateSource,
+        CallRecordStatus,
+        Determination,
+        FactOutcome,
+        DeviationKind,
         FlagStatus,
         LlmTask,
         CheckAnswer,
@@ -540,6 +617,8 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         EndReason,
         JobKind,
         JobStatus,
+        TestRunKind,
+        TestRunStatus,
         ScenarioListKind,
         SessionListType,
         RiskLevel,
@@ -675,6 +754,10 @@ mod tests {
             FlagSource,
             GateSeverity,
             GateSource,
+            CallRecordStatus,
+            Determination,
+            FactOutcome,
+            DeviationKind,
             FlagStatus,
             LlmTask,
             CheckAnswer,
@@ -686,6 +769,8 @@ mod tests {
             EndReason,
             JobKind,
             JobStatus,
+            TestRunKind,
+            TestRunStatus,
             ScenarioListKind,
             SessionListType,
             RiskLevel,

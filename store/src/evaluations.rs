@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::accounts::{Audit, audit_tx};
 use crate::db::{RowExt, Store};
 use crate::domain::{
-    CheckAnswer, FlagType, GateSeverity, GateSource, JobKind, ManipulationKind, ScoreBand, Speaker, Timestamp,
-    WebhookEvent, new_id,
+    CheckAnswer, Determination, DisclosureRule, FactOutcome, FlagType, GateSeverity, GateSource, JobKind,
+    ManipulationKind, RequiredAction, RiskFactKind, RiskLevel, ScoreBand, Speaker, Timestamp, WebhookEvent, new_id,
 };
 use crate::error::{Error, Result, Violation, violation};
 use crate::flags::NewFlag;
@@ -59,6 +59,124 @@ pub struct Evaluation {
     /// counselor turn.
     #[serde(default)]
     pub downgraded_checks: Vec<DowngradedCheck>,
+    /// Graded against the scenario's risk profile (null when the scenario has none): which
+    /// facts were uncovered, the counselor's risk determination, the required actions and
+    /// whether the AI caller followed the profile.
+    #[serde(default)]
+    pub truth: Option<TruthAssessment>,
+    /// What the counselor could have said instead, at the turn where it mattered: one per failed
+    /// check or missed fact at most, as reviewed (a supervisor may edit or remove one).
+    #[serde(default)]
+    pub suggestions: Vec<Suggestion>,
+}
+
+/// An evaluation graded against the scenario's clinical truth (its risk profile).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TruthAssessment {
+    /// Per profile fact: what became of it in the call.
+    pub facts: Vec<FactAssessment>,
+    pub determination: DeterminationResult,
+    /// Per required action of the profile: whether it happened in the call.
+    pub actions: Vec<ActionAssessment>,
+    /// Where the AI caller departed from the profile.
+    pub deviations: Vec<crate::call_records::CallerDeviation>,
+    /// Checks not held against the counselor because the caller withheld what they rested on.
+    pub held_harmless: Vec<HeldHarmless>,
+}
+
+/// One profile fact in a graded call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FactAssessment {
+    pub key: String,
+    pub kind: RiskFactKind,
+    /// The fact as the profile states it (shown only after the call, with the feedback).
+    pub text: String,
+    pub rule: DisclosureRule,
+    pub outcome: FactOutcome,
+    /// Counselor turns that asked about it.
+    #[serde(default)]
+    pub asked_turns: Vec<u32>,
+    /// Caller turns that disclosed it.
+    #[serde(default)]
+    pub disclosed_turns: Vec<u32>,
+    /// Caller turns that denied it when asked directly.
+    #[serde(default)]
+    pub denied_turns: Vec<u32>,
+}
+
+/// The counselor's risk level (from the call record) against the profile's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeterminationResult {
+    pub expected: RiskLevel,
+    /// Null when no call record was filed.
+    pub filed: Option<RiskLevel>,
+    pub result: Determination,
+    /// Why an under-estimate is not held against the counselor (the caller withheld what the
+    /// level rests on), when it is not.
+    #[serde(default)]
+    pub held_harmless: Option<String>,
+}
+
+/// One required action of the profile in a graded call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionAssessment {
+    pub action: RequiredAction,
+    /// yes (with counselor turns), no, or not_assessed (a yes that cited no counselor turn).
+    pub answer: CheckAnswer,
+    #[serde(default)]
+    pub turns: Vec<u32>,
+    /// Whether the counselor's call record lists it as taken or planned.
+    pub in_call_record: bool,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A check answered "no" that is not held against the counselor: it rested on a fact the
+/// caller withheld against the profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldHarmless {
+    /// `<criterion>.<check>`.
+    pub target: String,
+    pub fact_key: String,
+    pub reason: String,
+}
+
+/// What the counselor could have said at one turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    pub id: Uuid,
+    /// What it answers: `check:<criterion>.<check>` or `fact:<fact key>`.
+    pub target: String,
+    /// The transcript turn (1-based) it belongs at: a counselor turn to say instead, or the
+    /// caller turn it answers.
+    pub turn: u32,
+    pub text: String,
+    /// Set when a supervisor edited it: the evaluator's text.
+    #[serde(default)]
+    pub ai_text: Option<String>,
+}
+
+/// A suggestion to store with an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSuggestion {
+    pub target: String,
+    pub turn: u32,
+    pub text: String,
+}
+
+/// What grading against the truth adds to an evaluation, stored in its transaction.
+#[derive(Debug, Clone, Default)]
+pub struct TruthRecord {
+    pub truth: Option<TruthAssessment>,
+    /// The session's scenario (the deviations are counted against it).
+    pub scenario_id: Option<crate::ids::ScenarioId>,
+    pub suggestions: Vec<NewSuggestion>,
 }
 
 /// Text in a transcript turn that imitated the transcript's structure or addressed the grader;
@@ -272,7 +390,7 @@ impl NewEvaluation {
 /// The columns [`Evaluation::from_row`] reads.
 pub(crate) const EVALUATION_COLUMNS: &str = "id, session_id, overall_score, score_band, score_basis, rubric_version, \
     criteria, strengths, areas_to_improve, model, created_at, facts, gate_table, held, hold_reason, \
-    manipulation_signals, downgraded_checks, released_at, released_by";
+    manipulation_signals, downgraded_checks, released_at, released_by, truth";
 
 impl Evaluation {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
@@ -305,6 +423,12 @@ impl Evaluation {
                 None => None,
             },
             downgraded_checks: row.json("downgraded_checks")?,
+            truth: row
+                .opt_text("truth")?
+                .map(|t| serde_json::from_str(&t).map_err(|e| Error::Corrupt(e.to_string())))
+                .transpose()?,
+            // Read separately (`Store::suggestions`).
+            suggestions: Vec::new(),
         })
     }
 }
@@ -358,6 +482,18 @@ impl Store {
         account_id: AccountId,
         new: &NewEvaluation,
     ) -> Result<(Evaluation, Vec<FlagId>)> {
+        self.finish_evaluation_with(account_id, new, &TruthRecord::default()).await
+    }
+
+    /// [`Store::finish_evaluation`] with what grading against the truth adds: the truth
+    /// assessment on the evaluation, its suggestions and the caller's deviations (counted
+    /// against the scenario), in the same transaction.
+    pub async fn finish_evaluation_with(
+        &self,
+        account_id: AccountId,
+        new: &NewEvaluation,
+        truth: &TruthRecord,
+    ) -> Result<(Evaluation, Vec<FlagId>)> {
         new.check()?;
         let now = Timestamp::now().millis();
         let mut tx = self.write_tx().await?;
@@ -406,6 +542,7 @@ impl Store {
             _ => e.into(),
         })?;
         let flag_ids = Self::insert_flags_tx(&mut tx, account_id, new.session_id, &new.flags).await?;
+        Self::insert_truth_tx(&mut tx, account_id, new.session_id, evaluation_id, truth, now).await?;
         sqlx::query(
             "UPDATE sessions SET status = CASE WHEN status = 'active' THEN 'completed' ELSE status END, \
              ended_at = COALESCE(ended_at, $1), evaluation_error = NULL WHERE id = $2",
@@ -430,35 +567,38 @@ impl Store {
         // The events, in this transaction: they exist exactly when the evaluation does (a held
         // evaluation keeps them deferred on its row until it is released).
         let ctx = crate::partner::session_context(&mut tx, new.session_id).await?;
-        let data = serde_json::json!({
-            "evaluation_id": evaluation_id, "session_id": new.session_id, "assignment_id": ctx.assignment_id,
-            "attempt": ctx.attempt, "user_id": ctx.user_external_id, "overall_score": new.overall_score,
-        });
-        crate::partner::enqueue_or_defer_event_tx(
-            &mut tx,
-            account_id,
-            new.session_id,
-            WebhookEvent::EvaluationCompleted,
-            &serde_json::json!({ "data": data }),
-        )
-        .await?;
-        if let (true, Some(assignment_id)) = (completed, ctx.assignment_id) {
+        // A test run grades an AI counselor: no partner hears of it and no analysis follows.
+        if !ctx.test_run {
             let data = serde_json::json!({
-                "assignment_id": assignment_id, "scenario_id": ctx.scenario_id, "user_id": ctx.user_external_id,
-                "session_id": new.session_id,
+                "evaluation_id": evaluation_id, "session_id": new.session_id, "assignment_id": ctx.assignment_id,
+                "attempt": ctx.attempt, "user_id": ctx.user_external_id, "overall_score": new.overall_score,
             });
             crate::partner::enqueue_or_defer_event_tx(
                 &mut tx,
                 account_id,
                 new.session_id,
-                WebhookEvent::AssignmentCompleted,
+                WebhookEvent::EvaluationCompleted,
                 &serde_json::json!({ "data": data }),
             )
             .await?;
+            if let (true, Some(assignment_id)) = (completed, ctx.assignment_id) {
+                let data = serde_json::json!({
+                    "assignment_id": assignment_id, "scenario_id": ctx.scenario_id, "user_id": ctx.user_external_id,
+                    "session_id": new.session_id,
+                });
+                crate::partner::enqueue_or_defer_event_tx(
+                    &mut tx,
+                    account_id,
+                    new.session_id,
+                    WebhookEvent::AssignmentCompleted,
+                    &serde_json::json!({ "data": data }),
+                )
+                .await?;
+            }
+            // The second pass over the call follows every evaluation; queued here so that a restart
+            // right after this commit still runs it.
+            crate::jobs::enqueue_tx(&mut tx, JobKind::AnalyzeSession, account_id, new.session_id, None, now).await?;
         }
-        // The second pass over the call follows every evaluation; queued here so that a restart
-        // right after this commit still runs it.
-        crate::jobs::enqueue_tx(&mut tx, JobKind::AnalyzeSession, account_id, new.session_id, None, now).await?;
         tx.commit().await?;
         self.wake_jobs();
         let evaluation = self.evaluation_of(new.session_id).await?.ok_or(Error::NotFound("evaluation"))?;
@@ -489,7 +629,142 @@ impl Store {
             .bind(session_id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(Evaluation::from_row).transpose()
+        let Some(mut evaluation) = row.as_ref().map(Evaluation::from_row).transpose()? else { return Ok(None) };
+        evaluation.suggestions = self.suggestions(session_id).await?;
+        Ok(Some(evaluation))
+    }
+
+    /// The truth assessment's column and rows, in the evaluation's transaction.
+    async fn insert_truth_tx(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        account_id: AccountId,
+        session_id: SessionId,
+        evaluation_id: Uuid,
+        truth: &TruthRecord,
+        now: i64,
+    ) -> Result<()> {
+        if let Some(assessment) = &truth.truth {
+            sqlx::query("UPDATE evaluations SET truth = $1 WHERE id = $2")
+                .bind(json(assessment)?)
+                .bind(evaluation_id.to_string())
+                .execute(&mut **tx)
+                .await?;
+            if let Some(scenario_id) = truth.scenario_id {
+                for d in &assessment.deviations {
+                    sqlx::query(
+                        "INSERT INTO caller_deviations (id, account_id, session_id, scenario_id, fact_key, kind, turns, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(new_id().to_string())
+                    .bind(account_id.to_string())
+                    .bind(session_id.to_string())
+                    .bind(scenario_id.to_string())
+                    .bind(&d.fact_key)
+                    .bind(d.kind.as_str())
+                    .bind(json(&d.turns)?)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+        for (position, s) in truth.suggestions.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO evaluation_suggestions (id, session_id, target, turn, text, ai_text, position, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7) ON CONFLICT (session_id, target) DO NOTHING",
+            )
+            .bind(new_id().to_string())
+            .bind(session_id.to_string())
+            .bind(&s.target)
+            .bind(i64::from(s.turn))
+            .bind(&s.text)
+            .bind(position as i64)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A session's suggestions in force (not removed), in the evaluator's order.
+    pub async fn suggestions(&self, session_id: SessionId) -> Result<Vec<Suggestion>> {
+        let rows = sqlx::query(
+            "SELECT id, target, turn, text, ai_text FROM evaluation_suggestions \
+             WHERE session_id = $1 AND removed_at IS NULL ORDER BY position, id",
+        )
+        .bind(session_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let text = row.text("text")?;
+                let ai_text = row.text("ai_text")?;
+                Ok(Suggestion {
+                    id: row.uuid("id")?,
+                    target: row.text("target")?,
+                    turn: u32::try_from(row.int("turn")?).map_err(|e| Error::Corrupt(e.to_string()))?,
+                    ai_text: (ai_text != text).then_some(ai_text),
+                    text,
+                })
+            })
+            .collect()
+    }
+
+    /// A supervisor edits (`Some(text)`) or removes (`None`) one of the account's suggestions,
+    /// audited in the same transaction. Answers the suggestion as it now stands (None: removed).
+    pub async fn review_suggestion(
+        &self,
+        account_id: AccountId,
+        suggestion_id: Uuid,
+        text: Option<&str>,
+        audit: &Audit,
+    ) -> Result<Option<Suggestion>> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.write_tx().await?;
+        let lock = crate::db::for_update(&tx);
+        let row = sqlx::query(&format!(
+            "SELECT g.text, g.target, g.session_id FROM evaluation_suggestions g JOIN sessions s ON s.id = g.session_id \
+             WHERE g.id = $1 AND s.account_id = $2 AND g.removed_at IS NULL{lock}"
+        ))
+        .bind(suggestion_id.to_string())
+        .bind(account_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("suggestion"))?;
+        let before = row.text("text")?;
+        let session_id: SessionId = row.uuid("session_id")?;
+        let editor = audit.actor_user_id.map(|u| u.to_string());
+        match text {
+            Some(text) => {
+                sqlx::query(
+                    "UPDATE evaluation_suggestions SET text = $1, edited_by = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(text)
+                .bind(editor)
+                .bind(now)
+                .bind(suggestion_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE evaluation_suggestions SET removed_at = $1, edited_by = $2, updated_at = $1 WHERE id = $3",
+                )
+                .bind(now)
+                .bind(editor)
+                .bind(suggestion_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let mut audit = audit.clone().target("suggestion", suggestion_id);
+        audit.details["sessionId"] = serde_json::json!(session_id);
+        audit.details["suggestionTarget"] = serde_json::json!(row.text("target")?);
+        audit.details["before"] = serde_json::json!(before);
+        audit.details["after"] = serde_json::json!(text);
+        audit_tx(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(self.suggestions(session_id).await?.into_iter().find(|s| s.id == suggestion_id))
     }
 
     /// Releases an evaluation held for review: it stops being held, the webhook events it

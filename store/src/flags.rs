@@ -139,8 +139,9 @@ impl Store {
             .await?;
             ids.push(id);
         }
-        if !flags.is_empty() {
-            let ctx = crate::partner::session_context(tx, session_id).await?;
+        let ctx = if flags.is_empty() { None } else { Some(crate::partner::session_context(tx, session_id).await?) };
+        // A test run's flags judge an AI counselor: nobody is mailed and no partner hears of them.
+        if let Some(ctx) = ctx.filter(|c| !c.test_run) {
             let pairs: Vec<(FlagId, &NewFlag)> = ids.iter().copied().zip(flags.iter()).collect();
             crate::partner::enqueue_flag_events(tx, account_id, &ctx, &pairs).await?;
             for id in &ids {
@@ -198,7 +199,8 @@ impl Store {
         };
         let rows = sqlx::query(&format!(
             "{FLAG_SELECT} WHERE f.account_id = $1 AND f.status = $2 \
-             AND ($3 IS NULL OR f.session_id = $3) ORDER BY {order} LIMIT $4 OFFSET $5"
+             AND ($3 IS NULL OR f.session_id = $3) \
+             AND NOT EXISTS (SELECT 1 FROM sessions t WHERE t.id = f.session_id AND t.test_run = TRUE) ORDER BY {order} LIMIT $4 OFFSET $5"
         ))
         .bind(account_id.to_string())
         .bind(status.as_str())

@@ -112,6 +112,8 @@ typed_id! {
     WebhookId;
     ApiKeyId;
     RecordingId;
+    /// A scenario test run (an AI counselor's practice call against the scenario).
+    TestRunId;
 }
 
 #[cfg(test)]

@@ -158,6 +158,25 @@ impl Store {
         Ok(())
     }
 
+    /// Extends a claimed job's lease to `lease_ms` from now, for long jobs that work in steps (a
+    /// test run's call). Answers false when the lease was taken over: the job is someone else's
+    /// now and this worker must stop.
+    pub async fn extend_job_lease(&self, job: &Job, worker: &str, lease_ms: i64) -> Result<bool> {
+        let now = Timestamp::now().millis();
+        let done = sqlx::query(
+            "UPDATE jobs SET locked_until = $1, updated_at = $2 WHERE id = $3 AND locked_by = $4 AND attempts = $5 \
+             AND status = 'running'",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(job.id.to_string())
+        .bind(worker)
+        .bind(job.attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Gives a failed job back to run again at `retry_at`, or fails it for good without one.
     pub async fn fail_job(&self, job: &Job, worker: &str, error: &str, retry_at: Option<Timestamp>) -> Result<()> {
         let now = Timestamp::now().millis();

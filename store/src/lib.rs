@@ -15,6 +15,7 @@ mod audit_log;
 mod auth;
 mod backup;
 mod calibration;
+mod call_records;
 pub mod credential;
 mod db;
 pub mod domain;
@@ -32,6 +33,7 @@ mod recordings;
 mod scenarios;
 mod scoped;
 mod sessions;
+mod test_runs;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -50,21 +52,26 @@ pub use audit_log::{AUDIT_PAGE_MAX, AuditEntry, AuditFilter, AuditPage};
 pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use backup::MigrationState;
 pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
+pub use call_records::{CALL_RECORD_NOTES_MAX, CallRecord, CallRecordInput, CallerDeviation, ScenarioDeviations};
 pub use db::{Backend, Store, sqlite_path};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{
-    CallFact, CheckResult, CriterionScore, DowngradedCheck, Evaluation, EvaluationHold, GateHit, Integrity,
-    ManipulationSignal, NewEvaluation, ReviewSummary, ScoreBasis,
+    ActionAssessment, CallFact, CheckResult, CriterionScore, DeterminationResult, DowngradedCheck, Evaluation,
+    EvaluationHold, FactAssessment, GateHit, HeldHarmless, Integrity, ManipulationSignal, NewEvaluation, NewSuggestion,
+    ReviewSummary, ScoreBasis, Suggestion, TruthAssessment, TruthRecord,
 };
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
-pub use ids::{AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, UserId, WebhookId};
+pub use ids::{
+    AccountId, ApiKeyId, AssignmentId, FlagId, RecordingId, ScenarioId, SessionId, TestRunId, UserId, WebhookId,
+};
 pub use jobs::{Job, JobState};
 pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDelivery};
 pub use privacy::{Purged, Retention};
 pub use profile::{RISK_PROFILE_SCHEMA_VERSION, RiskDomain, RiskFact, RiskProfile};
 pub use progress::{
-    Activity, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores, ScorePoint,
+    Activity, CounselorCriterion, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores,
+    ScorePoint, TruthWeek,
 };
 pub use recordings::{Recording, RecordingFilter};
 pub use scenarios::{
@@ -73,6 +80,7 @@ pub use scenarios::{
 };
 pub use scoped::SessionRef;
 pub use sessions::{NewSession, NewTurn, Session, SessionDetail, SessionFilter, SessionListItem, TranscriptTurn};
+pub use test_runs::{MAX_TEST_RUN_TURNS, NewTestRun, TestRun};
 pub use users::{NewUser, User, UserFilter};
 pub use voice::{
     CREDENTIAL_GRACE_MS, CallDefaults, PriorTurn, REALTIME_VOICES, RealtimeUsage, RecordingMeta,

@@ -487,6 +487,9 @@ pub(crate) struct SessionContext {
     pub scenario_id: Option<ScenarioId>,
     pub attempt: Option<i64>,
     pub user_external_id: Option<String>,
+    /// A scenario test run's session (an AI counselor's call): no partner event, flag e-mail or
+    /// analysis is about it.
+    pub test_run: bool,
 }
 
 pub(crate) async fn session_context(
@@ -494,7 +497,7 @@ pub(crate) async fn session_context(
     session_id: SessionId,
 ) -> Result<SessionContext> {
     let row = sqlx::query(
-        "SELECT s.assignment_id, s.scenario_id, s.attempt_number, u.external_id FROM sessions s \
+        "SELECT s.assignment_id, s.scenario_id, s.attempt_number, s.test_run, u.external_id FROM sessions s \
          JOIN users u ON u.id = s.user_id WHERE s.id = $1",
     )
     .bind(session_id.to_string())
@@ -507,6 +510,7 @@ pub(crate) async fn session_context(
         scenario_id: row.opt_uuid("scenario_id")?,
         attempt: row.opt_int("attempt_number")?,
         user_external_id: row.opt_text("external_id")?,
+        test_run: row.flag("test_run")?,
     })
 }
 

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::{RowExt, Store};
-use crate::domain::{SessionKind, Timestamp};
+use crate::domain::{CheckAnswer, Determination, DisclosureRule, FactOutcome, SessionKind, Timestamp};
 use crate::error::{Error, Result};
+use crate::evaluations::TruthAssessment;
 use crate::ids::{AccountId, ScenarioId, SessionId, UserId};
 
 /// Whose progress: a counselor, a cohort (those assigned a scenario), or the whole account.
@@ -39,6 +40,50 @@ pub struct Progress {
     pub flags: FlagCounts,
     /// Flags raised per week.
     pub flags_by_week: Vec<FlagWeek>,
+    /// Each counselor's average rating (1-4) per criterion over the whole period (the heat map).
+    pub counselor_criteria: Vec<CounselorCriterion>,
+    /// What matters on a profiled scenario, per counselor and week: the risk determination
+    /// (exact, under, over), the hidden facts elicited and the required actions taken. A cohort's
+    /// figures are the sums over its counselors.
+    pub truth: Vec<TruthWeek>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CounselorCriterion {
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
+    pub counselor_name: String,
+    pub key: String,
+    pub name: String,
+    pub average_rating: f64,
+    /// How many ratings the average is over.
+    pub ratings: i64,
+}
+
+/// One counselor's calls on profiled scenarios in one week (Monday 00:00 UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TruthWeek {
+    #[schema(value_type = Uuid)]
+    pub counselor_id: UserId,
+    pub counselor_name: String,
+    pub week_start: Timestamp,
+    /// Evaluated sessions graded against a risk profile.
+    pub sessions: i64,
+    /// Risk determinations: the filed level matched the profile's, was lower (the dangerous
+    /// direction), was higher, or no call record was filed.
+    pub correct: i64,
+    pub under: i64,
+    pub over: i64,
+    pub not_filed: i64,
+    /// Facts the caller does not volunteer, and of those the ones the counselor drew out (a
+    /// fact the caller withheld against the profile is left out: nobody could elicit it).
+    pub hidden_facts: i64,
+    pub elicited: i64,
+    /// Required actions of the profiles, and of those the ones taken in the call.
+    pub required_actions: i64,
+    pub actions_taken: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -113,7 +158,7 @@ pub struct FlagWeek {
 }
 
 /// Sessions of the account, of one counselor ($2), of the cohort assigned a scenario ($3).
-const SESSION_FILTER: &str = "s.account_id = $1 AND ($2 IS NULL OR s.user_id = $2) \
+const SESSION_FILTER: &str = "s.account_id = $1 AND s.test_run = FALSE AND ($2 IS NULL OR s.user_id = $2) \
      AND ($3 IS NULL OR s.user_id IN (SELECT counselor_id FROM assignments WHERE account_id = $1 AND scenario_id = $3))";
 
 /// Epoch milliseconds of the Monday (00:00 UTC) starting the week of `at`; 1970-01-01 was a
@@ -285,7 +330,94 @@ impl Store {
             .map(|r| Ok(FlagWeek { week_start: r.ts("week_start")?, raised: r.int("raised")? }))
             .collect::<Result<Vec<_>>>()?;
 
-        Ok(Progress { scores, criteria, scenarios, activity, flags, flags_by_week })
+        let sql = format!(
+            "SELECT s.user_id, MIN(u.display_name) AS display_name, c.criterion_key, MIN(c.name) AS name, \
+             CAST(AVG(c.rating) AS DOUBLE PRECISION) AS average_rating, COUNT(c.rating) AS ratings \
+             FROM evaluation_criteria c JOIN sessions s ON s.id = c.session_id JOIN users u ON u.id = s.user_id \
+             WHERE {SESSION_FILTER} AND c.rating IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM evaluations h WHERE h.session_id = s.id AND h.held) \
+             GROUP BY s.user_id, c.criterion_key ORDER BY MIN(u.display_name), s.user_id, MIN(c.position), c.criterion_key"
+        );
+        let rows = bound(&sql, f).fetch_all(&self.pool).await?;
+        let counselor_criteria = rows
+            .iter()
+            .map(|r| {
+                Ok(CounselorCriterion {
+                    counselor_id: r.uuid("user_id")?,
+                    counselor_name: r.text("display_name")?,
+                    key: r.text("criterion_key")?,
+                    name: r.text("name")?,
+                    average_rating: r.float("average_rating")?,
+                    ratings: r.int("ratings")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        // The truth assessment is JSON whose reading the two backends do not share: rows are
+        // read here and counted per counselor and week below.
+        let sql = format!(
+            "SELECT s.user_id, u.display_name, {week_of_session} AS week_start, e.truth \
+             {joins} WHERE {SESSION_FILTER} AND e.truth IS NOT NULL ORDER BY week_start, u.display_name, s.user_id"
+        );
+        let rows = bound(&sql, f).fetch_all(&self.pool).await?;
+        let mut truth: Vec<TruthWeek> = Vec::new();
+        for r in &rows {
+            let counselor_id: UserId = r.uuid("user_id")?;
+            let week_start = r.ts("week_start")?;
+            let assessment: TruthAssessment = r.json("truth")?;
+            let at = match truth.iter().position(|w| w.counselor_id == counselor_id && w.week_start == week_start) {
+                Some(i) => i,
+                None => {
+                    let name = r.text("display_name")?;
+                    truth.push(TruthWeek::new(counselor_id, name, week_start));
+                    truth.len() - 1
+                }
+            };
+            truth[at].add(&assessment);
+        }
+
+        Ok(Progress { scores, criteria, scenarios, activity, flags, flags_by_week, counselor_criteria, truth })
+    }
+}
+
+impl TruthWeek {
+    fn new(counselor_id: UserId, counselor_name: String, week_start: Timestamp) -> Self {
+        TruthWeek {
+            counselor_id,
+            counselor_name,
+            week_start,
+            sessions: 0,
+            correct: 0,
+            under: 0,
+            over: 0,
+            not_filed: 0,
+            hidden_facts: 0,
+            elicited: 0,
+            required_actions: 0,
+            actions_taken: 0,
+        }
+    }
+
+    /// Counts one graded call.
+    fn add(&mut self, t: &TruthAssessment) {
+        self.sessions += 1;
+        match t.determination.result {
+            Determination::Correct => self.correct += 1,
+            Determination::UnderEstimate => self.under += 1,
+            Determination::OverEstimate => self.over += 1,
+            Determination::NotFiled => self.not_filed += 1,
+        }
+        for fact in t.facts.iter().filter(|f| f.rule != DisclosureRule::Volunteered) {
+            if fact.outcome == FactOutcome::WithheldByCaller {
+                continue;
+            }
+            self.hidden_facts += 1;
+            self.elicited += i64::from(fact.outcome == FactOutcome::Elicited);
+        }
+        for action in &t.actions {
+            self.required_actions += 1;
+            self.actions_taken += i64::from(action.answer == CheckAnswer::Yes);
+        }
     }
 }
 

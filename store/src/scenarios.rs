@@ -460,10 +460,16 @@ impl Store {
     }
 
     /// Deletes a scenario nothing depends on; one with assignments or sessions is refused, never
-    /// orphaned (the foreign keys restrict it, so a racing assignment cannot slip in). Audited
-    /// with `audit` in the same transaction.
+    /// orphaned (the foreign keys restrict it, so a racing assignment cannot slip in). Its test
+    /// runs go with it: they are the scenario's own trials, nobody's practice. Audited with
+    /// `audit` in the same transaction.
     pub async fn delete_scenario(&self, account_id: AccountId, id: ScenarioId, audit: &crate::Audit) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM sessions WHERE scenario_id = $1 AND account_id = $2 AND test_run = TRUE")
+            .bind(id.to_string())
+            .bind(account_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM scenarios WHERE id = $1 AND account_id = $2")
             .bind(id.to_string())
             .bind(account_id.to_string())

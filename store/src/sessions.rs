@@ -425,7 +425,7 @@ impl Store {
              CASE WHEN {NEEDS_REVIEW} THEN 1 ELSE 0 END AS needs_review \
              FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN scenarios sc ON sc.id = s.scenario_id \
              LEFT JOIN evaluations e ON e.session_id = s.id \
-             WHERE s.account_id = $1 \
+             WHERE s.account_id = $1 AND s.test_run = FALSE \
              AND ($2 IS NULL OR (s.assignment_id IS NOT NULL) = $2) \
              AND ($3 IS NULL OR s.user_id = $3) \
              AND ($4 IS NULL OR s.assignment_id = $4) \

@@ -1696,10 +1696,32 @@ pub fn main(args: &[&str]) -> Result<()> {
         }
         (false, None) => usage_exit("--base-url (or --sim) is required"),
     };
+    // The profiled cases (`golden/truth/`) are named by `--case` too.
+    let truth_ids: Vec<String> = crate::golden_truth::load(&golden_dir)?.into_iter().map(|c| c.id).collect();
+    let (truth_only, only): (Vec<String>, Vec<String>) = only.into_iter().partition(|id| truth_ids.contains(id));
+    let main_set = !(only.is_empty() && !truth_only.is_empty());
     let options = Options { target, model, golden_dir, only, runs, personas, split };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(run(&options))?;
-    print!("{}", render(&report));
+    let report = if main_set { Some(runtime.block_on(run(&options))?) } else { None };
+    if let Some(report) = &report {
+        print!("{}", render(report));
+    }
+    if options.only.is_empty() || !truth_only.is_empty() {
+        let target = match &options.target {
+            Target::Sim => None,
+            Target::Api { base_url, api_key } => Some((base_url.as_str(), api_key.as_str())),
+        };
+        let work = WorkDir::new()?;
+        let truth = runtime.block_on(crate::golden_truth::run(
+            &options.golden_dir,
+            &truth_only,
+            target,
+            &options.model,
+            &work.0,
+        ))?;
+        print!("{}", crate::golden_truth::render(&truth));
+    }
+    let Some(report) = report else { return Ok(()) };
     if let Some(path) = report_path {
         std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

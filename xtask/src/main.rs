@@ -28,6 +28,7 @@
 
 mod deploy;
 mod golden;
+mod golden_truth;
 mod postgres;
 
 use std::path::{Path, PathBuf};

@@ -24,6 +24,8 @@ pub mod progress;
 pub mod scenarios;
 pub mod sessions;
 pub mod spend;
+pub mod test_runs;
+pub mod truth;
 pub mod uploads;
 pub mod users;
 pub mod voice;
@@ -103,6 +105,8 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(scenarios::get_scenario, scenarios::update_scenario, scenarios::delete_scenario))
         .routes(routes!(scenarios::promote_scenario))
         .routes(routes!(scenarios::preview_caller))
+        .routes(routes!(test_runs::list_test_runs, test_runs::start_test_run))
+        .routes(routes!(test_runs::rerun_all))
         .routes(with_upload_limit(routes!(scenarios::import_scenarios)))
         .routes(routes!(assignments::list_assignments, assignments::create_assignments))
         .routes(routes!(assignments::get_assignment, assignments::patch_assignment, assignments::delete_assignment))
@@ -113,6 +117,8 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::release_evaluation))
         .routes(routes!(sessions::analyze))
         .routes(routes!(sessions::report_flag))
+        .routes(routes!(truth::file_call_record))
+        .routes(routes!(truth::edit_suggestion, truth::remove_suggestion))
         .routes(routes!(calibration::review_session))
         .routes(routes!(calibration::list_reviews))
         .routes(routes!(calibration::agreement_report))

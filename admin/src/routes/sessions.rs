@@ -110,6 +110,11 @@ pub struct SessionView {
     pub flags: Vec<SessionFlag>,
     pub analysis: Option<Analysis>,
     pub usage: Option<Usage>,
+    /// The counselor's call record (filed or skipped), if any.
+    pub call_record: Option<store::CallRecord>,
+    /// The session's scenario has a risk profile: the counselor files a call record after the
+    /// call, and grading waits for it (or its skip).
+    pub call_record_expected: bool,
 }
 
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path)),
@@ -156,6 +161,15 @@ pub async fn get_session(
         },
         None => None,
     };
+    let call_record = state.store.call_record(id).await?;
+    let call_record_expected = match detail.session.scenario_id {
+        Some(scenario) => match state.store.scenario(actor.account_id, scenario).await {
+            Ok(s) => s.risk_profile.is_some(),
+            Err(store::Error::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        },
+        None => false,
+    };
     Ok(Json(SessionView {
         detail,
         scenario_title,
@@ -165,6 +179,8 @@ pub async fn get_session(
         flags,
         analysis,
         usage,
+        call_record,
+        call_record_expected,
     }))
 }
 
@@ -279,9 +295,12 @@ pub async fn post_message(
 
 /// Evaluates the session against the rubric (once: a repeated or concurrent request answers the
 /// same evaluation), completes its assignment, then starts the post-session analysis in the
-/// background. The counselor evaluates their own session; supervisors any of the account.
+/// background. The counselor evaluates their own session; supervisors any of the account. A
+/// scenario with a risk profile waits for the counselor's call record (409 until it is filed or
+/// skipped, or 10 minutes passed).
 #[utoipa::path(post, path = "/api/sessions/{id}/evaluate", tag = "sessions", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Evaluation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    responses((status = 200, body = Evaluation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn evaluate(
     State(state): State<AppState>,

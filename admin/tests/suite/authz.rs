@@ -313,6 +313,19 @@ fn request(
             (format!("/api/sessions/{}/evaluation/release", w.session), body(json!({"note": "checked"})), None)
         }
         ("POST", "/api/sessions/{id}/analyze") => (format!("/api/sessions/{}/analyze", w.session), None, None),
+        ("PUT", "/api/sessions/{id}/call-record") => (
+            format!("/api/sessions/{}/call-record", w.session),
+            body(json!({"status": "filed", "riskLevel": "moderate", "actions": ["safety_plan"]})),
+            None,
+        ),
+        // No suggestion exists in the matrix's world: who may ask is what is checked here
+        // (`truth.rs` edits real ones).
+        ("PATCH", "/api/evaluation-suggestions/{id}") => {
+            (format!("/api/evaluation-suggestions/{}", Uuid::now_v7()), body(json!({"text": "Try asking."})), None)
+        }
+        ("DELETE", "/api/evaluation-suggestions/{id}") => {
+            (format!("/api/evaluation-suggestions/{}", Uuid::now_v7()), None, None)
+        }
         ("POST", "/api/sessions/{id}/flag") => {
             (format!("/api/sessions/{}/flag", w.session), body(json!({"details": "The caller repeated itself."})), None)
         }
@@ -334,6 +347,12 @@ fn request(
             (path.to_owned(), None, Some(("text/plain", format!("Policy {n}: call a supervisor."))))
         }
         ("DELETE", "/api/policies/{id}") => (format!("/api/policies/{}", w.policy), None, None),
+        ("GET" | "POST", "/api/scenarios/{id}/test-runs") => (
+            format!("/api/scenarios/{}/test-runs", w.scenario),
+            (method.as_str() == "POST").then(|| json!({"kind": "poor", "maxTurns": 1})),
+            None,
+        ),
+        ("POST", "/api/scenarios/test-runs/rerun-all") => (path.to_owned(), None, None),
         ("POST", "/api/scenarios/{id}/evaluator-context") => (
             format!("/api/scenarios/{}/evaluator-context", w.scenario),
             None,
@@ -466,6 +485,9 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         // Supervisors release a held evaluation; this one is not held (or not made yet): 409.
         ("POST", "/api/sessions/{id}/evaluation/release") => [401, 403, 403, 409, 409, 404, 401, 401],
         ("POST", "/api/sessions/{id}/analyze") => [401, 403, 403, 200, 200, 404, 401, 401],
+        // Only the counselor who took the call files its record.
+        ("PUT", "/api/sessions/{id}/call-record") => [401, 200, 404, 403, 403, 404, 401, 401],
+        ("PATCH" | "DELETE", "/api/evaluation-suggestions/{id}") => [401, 403, 403, 404, 404, 404, 401, 401],
         ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
         ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],
         ("GET", "/api/flags/count") => [401, 403, 403, 200, 200, 200, 401, 401],
@@ -484,6 +506,10 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("POST", "/api/policies") => [401, 403, 403, 201, 201, 201, 401, 401],
         ("DELETE", "/api/policies/{id}") => [401, 403, 403, 204, 204, 404, 401, 401],
         ("POST", "/api/scenarios/{id}/evaluator-context") => [401, 403, 403, 200, 200, 404, 401, 401],
+        // Test runs are supervisors' (queued: 202); the outsider's account has no such scenario.
+        ("GET", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 200, 200, 404, 401, 401],
+        ("POST", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 202, 202, 404, 401, 401],
+        ("POST", "/api/scenarios/test-runs/rerun-all") => [401, 403, 403, 202, 202, 202, 401, 401],
         ("POST", "/api/scenarios/extract-text" | "/api/scenarios/generate") => [401, 403, 403, 200, 200, 200, 401, 401],
         // The owner reviews their documentation once the session is evaluated (here it is not yet).
         ("POST", "/api/sessions/{id}/document-review") => [401, 409, 404, 403, 403, 404, 401, 401],

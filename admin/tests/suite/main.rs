@@ -26,6 +26,8 @@ mod privacy;
 mod profile;
 mod progress;
 mod recordings;
+mod test_runs;
+mod truth;
 mod uploads;
 mod voice;
 mod worklists;

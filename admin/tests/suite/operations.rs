@@ -212,7 +212,7 @@ async fn backup_during_a_call_restores_every_turn_stored_before_it() {
     let said = admin::backup::restore(&request).await.expect("restore into a new place");
     assert!(said.contains("Restored"), "{said}");
     let restored = store::Store::connect(&target_url).await.expect("open restored");
-    let turns = restored.transcript(session).await.expect("transcript");
+    let turns = restored.transcript(&crate::common::session_ref(&restored, session).await).await.expect("transcript");
     assert!(turns.len() >= before, "every turn stored before the backup is there: {} < {before}", turns.len());
     assert!(turns.len() <= after, "nothing written after the backup returned: {} > {after}", turns.len());
     for (i, turn) in turns.iter().enumerate() {
@@ -248,7 +248,11 @@ async fn backup_during_a_call_restores_every_turn_stored_before_it() {
         admin::backup::restore(&admin::backup::Restore { source: junk, force: true, ..request.clone() }).await;
     assert!(refused.is_err(), "junk restored");
     let still = store::Store::connect(&target_url).await.expect("open");
-    assert_eq!(still.transcript(session).await.expect("transcript").len(), turns.len(), "target untouched");
+    assert_eq!(
+        still.transcript(&crate::common::session_ref(&still, session).await).await.expect("transcript").len(),
+        turns.len(),
+        "target untouched"
+    );
     still.close().await;
 }
 

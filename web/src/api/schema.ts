@@ -124,18 +124,14 @@ export interface paths {
         get: operations["get_assignment"];
         put?: never;
         post?: never;
-        /**
-         * Unassigns: deletes an assignment without attempts; one with practice sessions answers 409
-         *     (its attempts are a training record: reset or leave it instead).
-         */
+        /** Deletes an assignment without attempts; one with practice sessions answers 409. */
         delete: operations["delete_assignment"];
         options?: never;
         head?: never;
         /**
          * Changes status, due date or notes. A counselor may only start their own assignment
          *     (`status: in_progress`); supervisors edit due date and notes and reset an abandoned attempt
-         *     (`in_progress -> pending`). Completion comes from the evaluation, never from here. A due
-         *     date already past is refused (422).
+         *     (`in_progress -> pending`). Completion comes from the evaluation, never from here.
          */
         patch: operations["patch_assignment"];
         trace?: never;
@@ -290,6 +286,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/evaluation-suggestions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** A supervisor removes a suggestion of an evaluation (audited). */
+        delete: operations["remove_suggestion"];
+        options?: never;
+        head?: never;
+        /** A supervisor edits a suggestion of an evaluation (audited; the evaluator's text is kept). */
+        patch: operations["edit_suggestion"];
+        trace?: never;
+    };
     "/api/external/assignments": {
         parameters: {
             query?: never;
@@ -395,27 +409,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Flags of the account: open ones (unless `status` says otherwise) most severe first, then
-         *     the longest waiting; each names the counselor and scenario.
-         */
+        /** Flags of the account, newest first; open ones unless `status` says otherwise. */
         get: operations["list_flags"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/flags/count": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["count_flags"];
         put?: never;
         post?: never;
         delete?: never;
@@ -437,10 +432,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /**
-         * Records a supervisor's review: `reviewed` or `dismissed` with a note (required for a high or
-         *     critical flag: 422), or `open` to reopen a closed flag (audited as `flag.reopened`).
-         */
+        /** Records a supervisor's review: `reviewed` or `dismissed` with a note (or `open` to reopen). */
         patch: operations["review_flag"];
         trace?: never;
     };
@@ -781,7 +773,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/scenarios/preview-caller": {
+    "/api/scenarios/test-runs/rerun-all": {
         parameters: {
             query?: never;
             header?: never;
@@ -791,11 +783,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * The AI caller's instructions that a persona and risk profile compile to, for the editor's
-         *     live preview (nothing is stored). An invalid profile answers 422 with the same per-field
-         *     problems a save would.
+         * Re-runs every profiled scenario of the account, a thorough and a poor run each (after a
+         *     model or rubric change). 409 while an earlier re-run has unfinished runs.
          */
-        post: operations["preview_caller"];
+        post: operations["rerun_all"];
         delete?: never;
         options?: never;
         head?: never;
@@ -858,6 +849,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/scenarios/{id}/test-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A scenario's test runs, newest first (at most 50), each with its call's length and its
+         *     evaluation (as reviewed) once graded.
+         */
+        get: operations["list_test_runs"];
+        put?: never;
+        /**
+         * Queues a test run of the scenario: an AI counselor's text call against its caller, then the
+         *     normal grading. Answers the queued run (202); the list shows it running, then graded.
+         */
+        post: operations["start_test_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions": {
         parameters: {
             query?: never;
@@ -866,19 +881,14 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Sessions, newest first unless `sort` says otherwise. `type` = free_practice (default) |
-         *     assigned | all. Counselors see their own; supervisors see the account's and may filter by
-         *     `userId`. Each row names its scenario and counselor, with the reviewed score everyone sees
-         *     (none while held, for counselors) and, for supervisors, its flags and whether it needs review.
+         * Sessions, newest first. `type` = free_practice (default) | assigned | all. Counselors see
+         *     their own; supervisors see the account's and may filter by `userId`.
          */
         get: operations["list_sessions"];
         put?: never;
         /**
          * Starts a chat practice session and answers the AI caller's opening message. Starting an
          *     assignment moves it to in progress. If the AI provider fails, nothing is stored (502/503).
-         *     Idempotent per attempt: with a chat attempt in progress for the assignment (or, in free
-         *     practice, one on the same scenario the counselor has not written in yet) it answers that one
-         *     with 200 and `resumed`, so a double click or Start again is one attempt.
          */
         post: operations["create_chat_session"];
         delete?: never;
@@ -917,6 +927,28 @@ export interface paths {
          *     again; at most 5 requests per session per hour).
          */
         post: operations["analyze"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/call-record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Files the call record of the counselor's own session, as on a real line: the risk level
+         *     they judged, the kinds of facts they noted, the actions taken or planned — or `skipped`.
+         *     It can be changed until grading reads it (then 409). A scenario with a risk profile is
+         *     graded against it.
+         */
+        put: operations["file_call_record"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -994,7 +1026,9 @@ export interface paths {
         /**
          * Evaluates the session against the rubric (once: a repeated or concurrent request answers the
          *     same evaluation), completes its assignment, then starts the post-session analysis in the
-         *     background. The counselor evaluates their own session; supervisors any of the account.
+         *     background. The counselor evaluates their own session; supervisors any of the account. A
+         *     scenario with a risk profile waits for the counselor's call record (409 until it is filed or
+         *     skipped, or 10 minutes passed).
          */
         post: operations["evaluate"];
         delete?: never;
@@ -1383,6 +1417,16 @@ export interface components {
              */
             sessionTokenCap?: number | null;
         };
+        /** @description One required action of the profile in a graded call. */
+        ActionAssessment: {
+            action: components["schemas"]["RequiredAction"];
+            /** @description yes (with counselor turns), no, or not_assessed (a yes that cited no counselor turn). */
+            answer: components["schemas"]["CheckAnswer"];
+            turns?: number[];
+            /** @description Whether the counselor's call record lists it as taken or planned. */
+            inCallRecord: boolean;
+            note?: string;
+        };
         Activity: {
             /** Format: int64 */
             sessionsStarted: number;
@@ -1461,14 +1505,11 @@ export interface components {
             assignedBy?: string | null;
             status: components["schemas"]["AssignmentStatus"];
             dueAt?: null | components["schemas"]["Timestamp"];
-            /** @description Past its due date and not completed. */
-            overdue: boolean;
             /** @description Supervisor notes for the counselor. */
             notes: string;
             /**
              * Format: int64
-             * @description Practice sessions started for this assignment; an ended voice call in which the counselor
-             *     never spoke is not an attempt.
+             * @description Practice sessions started for this assignment.
              */
             attempts: number;
             startedAt?: null | components["schemas"]["Timestamp"];
@@ -1553,6 +1594,34 @@ export interface components {
             answer: components["schemas"]["CheckAnswer"];
             turns?: number[];
         };
+        /** @description A session's call record as filed (or skipped). */
+        CallRecord: {
+            /** Format: uuid */
+            sessionId: string;
+            status: components["schemas"]["CallRecordStatus"];
+            riskLevel?: null | components["schemas"]["RiskLevel"];
+            /** @description The kinds of facts the counselor noted (a checklist, not the facts themselves). */
+            factKinds: components["schemas"]["RiskFactKind"][];
+            /** @description Actions taken on the call or planned after it. */
+            actions: components["schemas"]["RequiredAction"][];
+            /** @description Free text, at most 2000 characters. */
+            notes: string;
+            createdAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
+        };
+        /** @description What the counselor files. `skipped` carries nothing else. */
+        CallRecordInput: {
+            status: components["schemas"]["CallRecordStatus"];
+            riskLevel?: null | components["schemas"]["RiskLevel"];
+            factKinds?: components["schemas"]["RiskFactKind"][];
+            actions?: components["schemas"]["RequiredAction"][];
+            notes?: string;
+        };
+        /**
+         * @description Whether the counselor filed a call record after hanging up, or skipped it.
+         * @enum {string}
+         */
+        CallRecordStatus: "filed" | "skipped";
         CallStatus: {
             status: components["schemas"]["SessionStatus"];
             /**
@@ -1561,16 +1630,13 @@ export interface components {
              */
             ended: boolean;
         };
-        CallerPreview: {
-            /** @description The AI caller's instructions exactly as chat or voice would send them. */
-            instructions: string;
-        };
-        /** @description What the caller preview compiles: the persona and risk profile being edited. */
-        CallerPreviewRequest: {
-            /** @description The caller persona (the scenario's `prompt`); empty: the free-practice caller. */
-            prompt?: string;
-            mode?: null | components["schemas"]["ScenarioMode"];
-            riskProfile?: null | components["schemas"]["RiskProfile"];
+        /** @description One deviation of the AI caller from the risk profile, as grading found it. */
+        CallerDeviation: {
+            /** @description The profile fact's key. */
+            factKey: string;
+            kind: components["schemas"]["DeviationKind"];
+            /** @description Transcript turns (1-based) it rests on. */
+            turns?: number[];
         };
         Categories: {
             /** @description The account's scenario categories, in display order; validation accepts exactly these. */
@@ -1585,11 +1651,6 @@ export interface components {
             session: components["schemas"]["Session"];
             /** @description The caller's first message. */
             opening: components["schemas"]["TranscriptTurn"];
-            /**
-             * @description An attempt in progress was resumed (200) rather than started (201): the transcript may
-             *     hold more than the opening.
-             */
-            resumed: boolean;
         };
         /** @description Agreement on check answers: reference (a label, a supervisor) vs the other rater. */
         CheckAgreement: {
@@ -1657,6 +1718,20 @@ export interface components {
             key: string;
             criterion: string;
             disagreements: number;
+        };
+        CounselorCriterion: {
+            /** Format: uuid */
+            counselorId: string;
+            counselorName: string;
+            key: string;
+            name: string;
+            /** Format: double */
+            averageRating: number;
+            /**
+             * Format: int64
+             * @description How many ratings the average is over.
+             */
+            ratings: number;
         };
         CounselorMessage: {
             /** @description What the counselor writes (1 to 4000 characters). */
@@ -1775,6 +1850,27 @@ export interface components {
             /** Format: uuid */
             userId: string;
         };
+        /**
+         * @description The counselor's risk level (call record) against the scenario's expected level.
+         * @enum {string}
+         */
+        Determination: "correct" | "under_estimate" | "over_estimate" | "not_filed";
+        /** @description The counselor's risk level (from the call record) against the profile's. */
+        DeterminationResult: {
+            expected: components["schemas"]["RiskLevel"];
+            filed?: null | components["schemas"]["RiskLevel"];
+            result: components["schemas"]["Determination"];
+            /**
+             * @description Why an under-estimate is not held against the counselor (the caller withheld what the
+             *     level rests on), when it is not.
+             */
+            heldHarmless?: string | null;
+        };
+        /**
+         * @description How the AI caller departed from the scenario's risk profile.
+         * @enum {string}
+         */
+        DeviationKind: "withheld" | "denied" | "volunteered_gated";
         /** @enum {string} */
         Difficulty: "beginner" | "intermediate" | "advanced";
         /**
@@ -1879,6 +1975,12 @@ export interface components {
              *     counselor turn.
              */
             downgradedChecks?: components["schemas"]["DowngradedCheck"][];
+            truth?: null | components["schemas"]["TruthAssessment"];
+            /**
+             * @description What the counselor could have said instead, at the turn where it mattered: one per failed
+             *     check or missed fact at most, as reviewed (a supervisor may edit or remove one).
+             */
+            suggestions?: components["schemas"]["Suggestion"][];
         };
         /**
          * @description Why and how an evaluation was held for review. While `held`, the counselor sees "under
@@ -2018,22 +2120,6 @@ export interface components {
             evaluation_error?: string | null;
             evaluation?: null | components["schemas"]["ExternalEvaluation"];
         };
-        /**
-         * @description A scenario's risk profile in the partner API's spelling (our API's `RiskProfile`, snake_case):
-         *     the caller's facts with their disclosure rules, the expected risk level, the required actions.
-         */
-        ExternalRiskProfile: {
-            /**
-             * Format: int32
-             * @description The profile format's version; absent means the current one (1).
-             */
-            schema_version?: number;
-            expected_level: components["schemas"]["RiskLevel"];
-            required_actions?: components["schemas"]["RequiredAction"][];
-            /** @description The caller is calling about someone else. */
-            third_party?: boolean;
-            facts: components["schemas"]["RiskFact"][];
-        };
         /** @description A scenario as partners see it. */
         ExternalScenario: {
             /** Format: uuid */
@@ -2052,7 +2138,6 @@ export interface components {
             estimated_time?: number | null;
             is_one_time: boolean;
             relevant_policy_sections: string;
-            risk_profile?: null | components["schemas"]["ExternalRiskProfile"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
         };
@@ -2088,7 +2173,6 @@ export interface components {
             is_one_time?: boolean;
             relevant_policy_sections?: string | null;
             evaluator_context?: string | null;
-            risk_profile?: null | components["schemas"]["ExternalRiskProfile"];
         };
         ExternalTranscript: {
             /** Format: uuid */
@@ -2122,6 +2206,26 @@ export interface components {
             characters: number;
             truncated: boolean;
         };
+        /** @description One profile fact in a graded call. */
+        FactAssessment: {
+            key: string;
+            kind: components["schemas"]["RiskFactKind"];
+            /** @description The fact as the profile states it (shown only after the call, with the feedback). */
+            text: string;
+            rule: components["schemas"]["DisclosureRule"];
+            outcome: components["schemas"]["FactOutcome"];
+            /** @description Counselor turns that asked about it. */
+            askedTurns?: number[];
+            /** @description Caller turns that disclosed it. */
+            disclosedTurns?: number[];
+            /** @description Caller turns that denied it when asked directly. */
+            deniedTurns?: number[];
+        };
+        /**
+         * @description What became of one fact of a scenario's risk profile in a call.
+         * @enum {string}
+         */
+        FactOutcome: "elicited" | "volunteered" | "missed" | "withheld_by_caller";
         /** @description A problem with one field of an input, reported back to the client as-is. */
         FieldError: {
             /** @description The field's name as the client spelled it (camelCase, or the CSV column). */
@@ -2158,11 +2262,6 @@ export interface components {
              */
             kappa?: number | null;
         };
-        /** @description The open-flag count for the navigation's badge (supervisors). */
-        FlagCount: {
-            /** Format: int64 */
-            open: number;
-        };
         FlagCounts: {
             /** Format: int64 */
             raised: number;
@@ -2187,14 +2286,14 @@ export interface components {
         /** @enum {string} */
         FlagSeverity: "low" | "medium" | "high" | "critical";
         /** @enum {string} */
-        FlagSource: "evaluation" | "analysis" | "user_feedback" | "derived" | "supervisor";
+        FlagSource: "evaluation" | "analysis" | "user_feedback" | "derived";
         /** @enum {string} */
         FlagStatus: "open" | "reviewed" | "dismissed";
         /**
          * @description The kinds of concern a flag raises for a human reviewer.
          * @enum {string}
          */
-        FlagType: "suicide_not_asked" | "missed_plan_or_means" | "coercion_without_imminent_risk" | "missed_rescue" | "dismissive_language" | "medical_advice" | "policy_violation" | "caller_inconsistency" | "ai_caller_problem" | "other" | "firearms_not_asked" | "risk_to_others_not_assessed" | "false_threats_or_coercion" | "missed_third_party_rescue";
+        FlagType: "suicide_not_asked" | "missed_plan_or_means" | "coercion_without_imminent_risk" | "missed_rescue" | "dismissive_language" | "medical_advice" | "policy_violation" | "caller_inconsistency" | "ai_caller_problem" | "other" | "firearms_not_asked" | "risk_to_others_not_assessed" | "false_threats_or_coercion" | "missed_third_party_rescue" | "imminent_risk_underestimated" | "high_risk_underestimated";
         FlagWeek: {
             weekStart: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -2249,12 +2348,6 @@ export interface components {
             estimatedTime?: number | null;
             relevantPolicySections: string;
             evaluatorContext: string;
-            riskProfile?: null | components["schemas"]["RiskProfile"];
-            /**
-             * @description Why the model's drafted risk profile was left out, for the supervisor to write it by hand;
-             *     absent when there is nothing to say (so a draft saves through `POST /api/scenarios` as is).
-             */
-            riskProfileProblems?: string[];
         };
         /** @description One golden case (`golden/<id>.json`; snake_case, the file format). */
         GoldenCase: {
@@ -2302,6 +2395,16 @@ export interface components {
             speaker: components["schemas"]["Party"];
             text: string;
         };
+        /**
+         * @description A check answered "no" that is not held against the counselor: it rested on a fact the
+         *     caller withheld against the profile.
+         */
+        HeldHarmless: {
+            /** @description `<criterion>.<check>`. */
+            target: string;
+            factKey: string;
+            reason: string;
+        };
         /** @description Per-row outcome of a bulk import: every row is accounted for in exactly one list. */
         ImportReport: {
             created: components["schemas"]["ImportRowCreated"][];
@@ -2347,7 +2450,7 @@ export interface components {
          * @description Durable background work (the `jobs` table).
          * @enum {string}
          */
-        JobKind: "evaluate_session" | "analyze_session" | "notify_flag";
+        JobKind: "evaluate_session" | "analyze_session" | "notify_flag" | "test_run";
         /** @enum {string} */
         JobStatus: "pending" | "running" | "done" | "failed";
         /**
@@ -2536,6 +2639,14 @@ export interface components {
             flags: components["schemas"]["FlagCounts"];
             /** @description Flags raised per week. */
             flagsByWeek: components["schemas"]["FlagWeek"][];
+            /** @description Each counselor's average rating (1-4) per criterion over the whole period (the heat map). */
+            counselorCriteria: components["schemas"]["CounselorCriterion"][];
+            /**
+             * @description What matters on a profiled scenario, per counselor and week: the risk determination
+             *     (exact, under, over), the hidden facts elicited and the required actions taken. A cohort's
+             *     figures are the sums over its counselors.
+             */
+            truth: components["schemas"]["TruthWeek"][];
         };
         PromoteRequest: {
             /**
@@ -2649,6 +2760,10 @@ export interface components {
          * @enum {string}
          */
         RequiredAction: "safety_plan" | "means_restriction" | "active_rescue" | "follow_up" | "warm_handoff" | "third_party_guidance";
+        RerunQueued: {
+            /** @description Runs queued: both kinds for each profiled scenario. */
+            queued: number;
+        };
         /**
          * @description A disagreement between the passes and its resolution. `key` is a check key or `flag:<type>`;
          *     values are answers, or `raised` / `not_raised` for flags.
@@ -2989,14 +3104,6 @@ export interface components {
             reviewedAt?: null | components["schemas"]["Timestamp"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
-            /**
-             * Format: uuid
-             * @description The counselor whose session it is (the queue names them).
-             */
-            counselorId: string;
-            counselorName: string;
-            /** @description The session's scenario; none for free practice with an improvised caller. */
-            scenarioTitle?: string | null;
         };
         /**
          * @description The signed-in user, their account, and the CSRF token to send as `x-csrf-token` on every
@@ -3016,40 +3123,11 @@ export interface components {
          * @enum {string}
          */
         SessionKind: "chat" | "voice";
-        /** @description A row of a session list: the session with what a supervisor scans a list for. */
-        SessionListItem: components["schemas"]["Session"] & {
-            /** @description None for free practice with an improvised caller. */
-            scenarioTitle?: string | null;
-            counselorName: string;
-            /**
-             * Format: double
-             * @description The stored score; the service answers the reviewed one (none while held, for counselors).
-             */
-            overallScore?: number | null;
-            scoreBand?: null | components["schemas"]["ScoreBand"];
-            /** @description Evaluated and held for a supervisor's review. */
-            held: boolean;
-            /** @description A supervisor reviewed (calibrated) the evaluation. */
-            reviewed: boolean;
-            /**
-             * Format: int64
-             * @description Flags raised on the session, and how many are open (supervisors only; 0 for counselors).
-             */
-            flags: number;
-            /** Format: int64 */
-            openFlags: number;
-            needsReview: boolean;
-        };
         /**
          * @description Which sessions a list shows: free practice (the default), assigned attempts, or all.
          * @enum {string}
          */
         SessionListType: "free_practice" | "assigned" | "all";
-        /**
-         * @description How a session list is ordered: newest (the default) or oldest first, or by score.
-         * @enum {string}
-         */
-        SessionSort: "newest" | "oldest" | "score_low" | "score_high";
         /** @enum {string} */
         SessionStatus: "active" | "completed" | "abandoned";
         /**
@@ -3057,19 +3135,18 @@ export interface components {
          *     flags, analysis and LLM usage.
          */
         SessionView: components["schemas"]["SessionDetail"] & {
-            /** @description The scenario practised; none for free practice with an improvised caller. */
-            scenarioTitle?: string | null;
             evaluationStatus: components["schemas"]["EvaluationStatus"];
             /** @description Why the last evaluation attempt failed, if it did. */
             evaluationError?: string | null;
-            /**
-             * @description Why this session will not be graded, in words for the counselor (a voice call they never
-             *     joined or never spoke in is not an attempt); none when it is or will be.
-             */
-            notGradedReason?: string | null;
             flags: components["schemas"]["SessionFlag"][];
             analysis?: null | components["schemas"]["Analysis"];
             usage?: null | components["schemas"]["Usage"];
+            callRecord?: null | components["schemas"]["CallRecord"];
+            /**
+             * @description The session's scenario has a risk profile: the counselor files a call record after the
+             *     call, and grading waits for it (or its skip).
+             */
+            callRecordExpected: boolean;
         };
         SkippedPair: {
             /** Format: uuid */
@@ -3106,6 +3183,87 @@ export interface components {
          * @enum {string}
          */
         Split: "dev" | "held_out";
+        /** @description What the counselor could have said at one turn. */
+        Suggestion: {
+            /** Format: uuid */
+            id: string;
+            /** @description What it answers: `check:<criterion>.<check>` or `fact:<fact key>`. */
+            target: string;
+            /**
+             * Format: int32
+             * @description The transcript turn (1-based) it belongs at: a counselor turn to say instead, or the
+             *     caller turn it answers.
+             */
+            turn: number;
+            text: string;
+            /** @description Set when a supervisor edited it: the evaluator's text. */
+            aiText?: string | null;
+        };
+        SuggestionEdit: {
+            /** @description One or two sentences (1 to 300 characters). */
+            text: string;
+        };
+        TestRun: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            scenarioId: string;
+            /**
+             * Format: uuid
+             * @description The practice call (a session flagged as a test run; its transcript is at
+             *     `GET /api/sessions/{id}`).
+             */
+            sessionId: string;
+            kind: components["schemas"]["TestRunKind"];
+            status: components["schemas"]["TestRunStatus"];
+            /**
+             * Format: int64
+             * @description The most counselor turns the call takes.
+             */
+            maxTurns: number;
+            /** @description Queued by "re-run all". */
+            rerun: boolean;
+            /** Format: uuid */
+            requestedBy?: string | null;
+            /** @description Why the run failed, if it did. */
+            error?: string | null;
+            createdAt: components["schemas"]["Timestamp"];
+            startedAt?: null | components["schemas"]["Timestamp"];
+            finishedAt?: null | components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description The AI counselor of a scenario test run: a thorough 988-style risk assessment, or a deliberately poor call that never asks directly (to see what the scenario hides from it).
+         * @enum {string}
+         */
+        TestRunKind: "thorough" | "poor";
+        TestRunRequest: {
+            /** @description Which AI counselor practises: a thorough risk assessment or a poor call. */
+            kind: components["schemas"]["TestRunKind"];
+            /**
+             * Format: int64
+             * @description The most counselor turns (1 to 30; default 8).
+             */
+            maxTurns?: number | null;
+        };
+        /**
+         * @description Where a scenario test run stands.
+         * @enum {string}
+         */
+        TestRunStatus: "queued" | "running" | "done" | "failed";
+        /** @description A test run as supervisors see it: the run, how long its call got, and its grading. */
+        TestRunView: components["schemas"]["TestRun"] & {
+            /**
+             * Format: int64
+             * @description Counselor turns the call has so far.
+             */
+            counselorTurns: number;
+            /**
+             * Format: int64
+             * @description Caller turns the call has so far.
+             */
+            callerTurns: number;
+            evaluation?: null | components["schemas"]["Evaluation"];
+        };
         /**
          * Format: date-time
          * @description RFC 3339 date-time
@@ -3131,6 +3289,57 @@ export interface components {
             startedMs: number;
             /** Format: int64 */
             endedMs?: number | null;
+        };
+        /** @description An evaluation graded against the scenario's clinical truth (its risk profile). */
+        TruthAssessment: {
+            /** @description Per profile fact: what became of it in the call. */
+            facts: components["schemas"]["FactAssessment"][];
+            determination: components["schemas"]["DeterminationResult"];
+            /** @description Per required action of the profile: whether it happened in the call. */
+            actions: components["schemas"]["ActionAssessment"][];
+            /** @description Where the AI caller departed from the profile. */
+            deviations: components["schemas"]["CallerDeviation"][];
+            /** @description Checks not held against the counselor because the caller withheld what they rested on. */
+            heldHarmless: components["schemas"]["HeldHarmless"][];
+        };
+        /** @description One counselor's calls on profiled scenarios in one week (Monday 00:00 UTC). */
+        TruthWeek: {
+            /** Format: uuid */
+            counselorId: string;
+            counselorName: string;
+            weekStart: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description Evaluated sessions graded against a risk profile.
+             */
+            sessions: number;
+            /**
+             * Format: int64
+             * @description Risk determinations: the filed level matched the profile's, was lower (the dangerous
+             *     direction), was higher, or no call record was filed.
+             */
+            correct: number;
+            /** Format: int64 */
+            under: number;
+            /** Format: int64 */
+            over: number;
+            /** Format: int64 */
+            notFiled: number;
+            /**
+             * Format: int64
+             * @description Facts the caller does not volunteer, and of those the ones the counselor drew out (a
+             *     fact the caller withheld against the profile is left out: nobody could elicit it).
+             */
+            hiddenFacts: number;
+            /** Format: int64 */
+            elicited: number;
+            /**
+             * Format: int64
+             * @description Required actions of the profiles, and of those the ones taken in the call.
+             */
+            requiredActions: number;
+            /** Format: int64 */
+            actionsTaken: number;
         };
         /** @description Per caller turn: latencies in milliseconds. */
         TurnMetrics: {
@@ -3243,12 +3452,6 @@ export interface components {
              * @description The assignment to practise; absent for free practice.
              */
             assignmentId?: string | null;
-            /**
-             * Format: uuid
-             * @description Rejoin this live voice session of yours (same room, same session) instead of starting a
-             *     new one; 409 once it has ended.
-             */
-            rejoinSessionId?: string | null;
         };
         /** @description A call's stored usage and metrics. */
         VoiceUsage: {
@@ -4114,14 +4317,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
             /** @description The database is unreachable (or the feature is not configured); try again later */
             503: {
                 headers: {
@@ -4740,6 +4935,162 @@ export interface operations {
             };
         };
     };
+    remove_suggestion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_suggestion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SuggestionEdit"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Suggestion"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     external_list_assignments: {
         parameters: {
             query: {
@@ -5228,50 +5579,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The database is unreachable (or the feature is not configured); try again later */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    count_flags: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FlagCount"];
                 };
             };
             401: {
@@ -5930,15 +6237,6 @@ export interface operations {
             };
         };
         responses: {
-            /** @description a token to rejoin a live call */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["VoiceToken"];
-                };
-            };
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -6961,33 +7259,21 @@ export interface operations {
             };
         };
     };
-    preview_caller: {
+    rerun_all: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CallerPreviewRequest"];
-            };
-        };
+        requestBody?: never;
         responses: {
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CallerPreview"];
-                };
-            };
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["RerunQueued"];
                 };
             };
             /** @description Not signed in, or the session expired */
@@ -6999,7 +7285,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not allowed for this role, a missing or wrong CSRF token, a cross-site request, or a one-time password still to change */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7008,25 +7293,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The body is larger than this route accepts */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body is not of a content type this route takes (application/json) */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            422: {
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7491,28 +7758,169 @@ export interface operations {
             };
         };
     };
+    list_test_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestRunView"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestRunRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestRunView"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_sessions: {
         parameters: {
             query?: {
                 type?: "free_practice" | "assigned" | "all";
                 userId?: string;
                 assignmentId?: string;
-                scenarioId?: string;
-                status?: components["schemas"]["SessionStatus"];
-                /** @description Started at or after this instant. */
-                from?: string;
-                /** @description Started before this instant. */
-                to?: string;
-                /** @description Words in the scenario's title or the counselor's name or e-mail (at most 200 characters). */
-                q?: string;
-                /** @description Default `newest`; by score, sessions without one come last. */
-                sort?: components["schemas"]["SessionSort"];
-                /**
-                 * @description Only sessions a supervisor should look at: an open flag, an evaluation held for review,
-                 *     or evaluated below 50 and not yet reviewed by a supervisor.
-                 */
-                needsReview?: boolean;
-                /** @description Page size, 1 to 500 (default 100). */
                 limit?: number;
                 offset?: number;
             };
@@ -7527,7 +7935,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SessionListItem"][];
+                    "application/json": components["schemas"]["Session"][];
                 };
             };
             400: {
@@ -7548,14 +7956,6 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7587,15 +7987,6 @@ export interface operations {
             };
         };
         responses: {
-            /** @description an attempt in progress, resumed */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ChatStarted"];
-                };
-            };
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -7841,6 +8232,108 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    file_call_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallRecordInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRecord"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8141,6 +8634,14 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9773,20 +10274,24 @@ type ReadonlyArray<T> = [
 export const pathsApiScenariosGetParametersQueryKindValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/scenarios"]["get"]["parameters"]["query"]["kind"]> = ["reusable", "one_time", "all"];
 export const pathsApiSessionsGetParametersQueryTypeValues: ReadonlyArray<FlattenedDeepRequired<paths>["/api/sessions"]["get"]["parameters"]["query"]["type"]> = ["free_practice", "assigned", "all"];
 export const assignmentStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AssignmentStatus"]> = ["pending", "in_progress", "completed"];
+export const callRecordStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CallRecordStatus"]> = ["filed", "skipped"];
 export const checkAnswerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["CheckAnswer"]> = ["yes", "no", "not_applicable", "not_assessed"];
 export const deliveryStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryStatus"]> = ["pending", "delivered", "failed"];
+export const determinationValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Determination"]> = ["correct", "under_estimate", "over_estimate", "not_filed"];
+export const deviationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeviationKind"]> = ["withheld", "denied", "volunteered_gated"];
 export const difficultyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Difficulty"]> = ["beginner", "intermediate", "advanced"];
 export const disclosureRuleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DisclosureRule"]> = ["volunteered", "when_asked", "asked_directly_after_rapport", "never_volunteered"];
 export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EndReason"]> = ["counselor_left", "max_duration", "silence", "ended_by_supervisor", "agent_shutdown", "failed", "never_joined", "replaced"];
 export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed", "pending"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
+export const factOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FactOutcome"]> = ["elicited", "volunteered", "missed", "withheld_by_caller"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
-export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived", "supervisor"];
+export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived"];
 export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagStatus"]> = ["open", "reviewed", "dismissed"];
-export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other", "firearms_not_asked", "risk_to_others_not_assessed", "false_threats_or_coercion", "missed_third_party_rescue"];
+export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other", "firearms_not_asked", "risk_to_others_not_assessed", "false_threats_or_coercion", "missed_third_party_rescue", "imminent_risk_underestimated", "high_risk_underestimated"];
 export const gateSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSeverity"]> = ["critical", "hard"];
 export const gateSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSource"]> = ["answers", "evaluation", "analysis", "supervisor", "counselor"];
-export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag"];
+export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag", "test_run"];
 export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
 export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
 export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ManipulationKind"]> = ["turn_marker", "speaker_label", "grader_note", "data_tag"];
@@ -9802,8 +10307,9 @@ export const scenarioModeValues: ReadonlyArray<FlattenedDeepRequired<components>
 export const scoreBandValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScoreBand"]> = ["needs_work", "developing", "proficient", "strong"];
 export const sessionKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionKind"]> = ["chat", "voice"];
 export const sessionListTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionListType"]> = ["free_practice", "assigned", "all"];
-export const sessionSortValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionSort"]> = ["newest", "oldest", "score_low", "score_high"];
 export const sessionStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionStatus"]> = ["active", "completed", "abandoned"];
 export const speakerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Speaker"]> = ["counselor", "caller", "system"];
 export const splitValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Split"]> = ["dev", "held_out"];
+export const testRunKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestRunKind"]> = ["thorough", "poor"];
+export const testRunStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestRunStatus"]> = ["queued", "running", "done", "failed"];
 export const webhookEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookEvent"]> = ["assignment.completed", "evaluation.completed", "flag.raised"];

@@ -2,6 +2,7 @@
 // #turn-N so evidence links can scroll to it; the current turn (while a recording plays, or the
 // one an evidence link points to) is highlighted.
 import clsx from "clsx";
+import type { ReactNode } from "react";
 import type { Schemas } from "@/api/client";
 import { formatClock, label } from "@/lib/format";
 
@@ -24,11 +25,14 @@ export function Transcript({
   current,
   onTurnClick,
   highlighted,
+  annotations,
 }: {
   turns: Turn[];
   current?: number;
   highlighted?: number | null;
   onTurnClick?: (index: number) => void;
+  /** Shown under a turn (1-based), e.g. what the counselor could have said there. */
+  annotations?: Record<number, ReactNode>;
 }) {
   if (turns.length === 0) return <p className="text-sm text-slate-700">No transcript yet.</p>;
   // Chat turns carry no spoken time (all 0): a clock there would only say 0:00.
@@ -66,6 +70,7 @@ export function Transcript({
             ) : (
               body
             )}
+            {annotations?.[n]}
           </li>
         );
       })}

@@ -1,15 +1,19 @@
 // Feedback on one of the counselor's sessions: the evaluation with evidence links into the
 // transcript, a way to report a problem with the AI caller, and documentation upload with its
-// review.
+// review. A scenario with a risk profile first asks for the call record (CallRecordForm), then
+// grades; its feedback compares the record and the call with the scenario (TruthPanel) and shows
+// what the counselor could have said beside the transcript at each turn where it mattered.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { useParams } from "react-router-dom";
 import { api, call, upload, type Schemas } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
+import { suggestionAnnotations, TruthPanel } from "@/components/Truth";
 import { Button, Card, ErrorNote, Field, Notice, PageTitle, Spinner, TextArea } from "@/components/ui";
 import { feedbackPollMs, voiceGradingPending } from "@/lib/feedbackPoll";
 import { formatDateTime, label } from "@/lib/format";
+import { CallRecordForm } from "./CallRecordForm";
 
 export function FeedbackPage() {
   const { sessionId = "" } = useParams();
@@ -29,6 +33,13 @@ export function FeedbackPage() {
     scrollToTurn(turn);
   };
   const s = session.data;
+  // Grading of a profiled scenario waits for the record: ask for it before anything else.
+  const needsRecord = !!s && s.callRecordExpected && !s.callRecord && !s.evaluation && s.evaluationStatus !== "running";
+  const recordFiled = async () => {
+    await client.invalidateQueries({ queryKey: ["session", sessionId] });
+    // A chat is graded on request; a voice call's queued grading was woken by the record.
+    if (s?.kind === "chat") evaluate.mutate();
+  };
   return (
     <div className="flex flex-col gap-4">
       <PageTitle>Feedback</PageTitle>
@@ -41,13 +52,16 @@ export function FeedbackPage() {
             {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : ""}
           </p>
           <div className="grid gap-4 lg:grid-cols-2">
-            <Card title="Evaluation">
+            {needsRecord ? <CallRecordForm sessionId={sessionId} onFiled={recordFiled} /> : <Card title="Evaluation">
               {s.notGradedReason ? (
                 <Notice>{s.notGradedReason}</Notice>
               ) : s.evaluation?.hold?.held ? (
                 <Notice>Under review: a supervisor is looking at this evaluation before it is shown. Your feedback will appear here once they have.</Notice>
               ) : s.evaluation ? (
-                <EvaluationView evaluation={s.evaluation} onEvidence={onEvidence} />
+                <div className="flex flex-col gap-4">
+                  {s.evaluation.truth && <TruthPanel truth={s.evaluation.truth} onTurn={onEvidence} />}
+                  <EvaluationView evaluation={s.evaluation} onEvidence={onEvidence} />
+                </div>
               ) : s.evaluationStatus === "running" || evaluate.isPending ? (
                 <Spinner label="Evaluating — this can take up to a minute…" />
               ) : voiceGradingPending(s, Date.now()) ? (
@@ -63,9 +77,9 @@ export function FeedbackPage() {
                   <ErrorNote error={evaluate.error} />
                 </div>
               )}
-            </Card>
+            </Card>}
             <Card title="Transcript">
-              <Transcript turns={s.transcript} highlighted={highlighted} />
+              <Transcript turns={s.transcript} highlighted={highlighted} annotations={s.evaluation?.hold?.held ? undefined : suggestionAnnotations(s.evaluation)} />
             </Card>
           </div>
           <ReportProblem sessionId={sessionId} />

@@ -31,7 +31,12 @@ export function ChatPage() {
     },
   });
   const finish = useMutation({
-    mutationFn: () => call(api.POST("/api/sessions/{id}/evaluate", { params: { path: { id: sessionId } } })),
+    // A scenario with a risk profile asks for the call record first (on the feedback page);
+    // its grading waits for it.
+    mutationFn: async () => {
+      if (session.data?.callRecordExpected) return null;
+      return call(api.POST("/api/sessions/{id}/evaluate", { params: { path: { id: sessionId } } }));
+    },
     onSuccess: async () => {
       await client.invalidateQueries({ queryKey: ["session", sessionId] });
       navigate(`/feedback/${sessionId}`);

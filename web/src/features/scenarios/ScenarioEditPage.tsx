@@ -11,6 +11,7 @@ import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner, TextArea, 
 import { label } from "@/lib/format";
 import { useCategories } from "./api";
 import { RiskProfileForm } from "./RiskProfileForm";
+import { TestRunsPanel } from "./TestRunsPanel";
 
 type Input = Schemas["ScenarioInput"];
 type User = Schemas["User"];
@@ -134,6 +135,7 @@ export default function ScenarioEditPage() {
           <Button variant="ghost" onClick={() => navigate("/scenarios")}>Cancel</Button>
         </div>
       </form>
+      {id && <div className="mt-6"><TestRunsPanel scenarioId={id} /></div>}
     </div>
   );
 }

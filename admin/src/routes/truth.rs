@@ -1,0 +1,66 @@
+//! Grading against a scenario's clinical truth: the counselor's call record after hanging up,
+//! and a supervisor's review of the suggestions stored with an evaluation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use store::{CallRecord, CallRecordInput, SessionId, Suggestion};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, Result};
+use crate::extract::{IdPath, Json};
+use crate::identity::Actor;
+
+/// Files the call record of the counselor's own session, as on a real line: the risk level
+/// they judged, the kinds of facts they noted, the actions taken or planned — or `skipped`.
+/// It can be changed until grading reads it (then 409). A scenario with a risk profile is
+/// graded against it.
+#[utoipa::path(put, path = "/api/sessions/{id}/call-record", tag = "sessions", params(("id" = Uuid, Path)),
+    request_body = CallRecordInput,
+    responses((status = 200, body = CallRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn file_call_record(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+    Json(input): Json<CallRecordInput>,
+) -> Result<Json<CallRecord>> {
+    Ok(Json(crate::truth::file_call_record(&state, &actor, id, &input).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuggestionEdit {
+    /// One or two sentences (1 to 300 characters).
+    #[schema(min_length = 1, max_length = 300, pattern = r"\S")]
+    pub text: String,
+}
+
+/// A supervisor edits a suggestion of an evaluation (audited; the evaluator's text is kept).
+#[utoipa::path(patch, path = "/api/evaluation-suggestions/{id}", tag = "calibration", params(("id" = Uuid, Path)),
+    request_body = SuggestionEdit,
+    responses((status = 200, body = Suggestion), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn edit_suggestion(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<Uuid>,
+    Json(edit): Json<SuggestionEdit>,
+) -> Result<Json<Suggestion>> {
+    let edited = crate::truth::review_suggestion(&state, &actor, id, Some(&edit.text)).await?;
+    edited.map(Json).ok_or(ApiError::NotFound("suggestion"))
+}
+
+/// A supervisor removes a suggestion of an evaluation (audited).
+#[utoipa::path(delete, path = "/api/evaluation-suggestions/{id}", tag = "calibration", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_suggestion(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<Uuid>,
+) -> Result<StatusCode> {
+    crate::truth::review_suggestion(&state, &actor, id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
