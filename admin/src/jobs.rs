@@ -142,14 +142,17 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     let started = std::time::Instant::now();
     let session_id = job.session_id;
     let outcome = match job.kind {
-        JobKind::EvaluateSession => match evaluate_when_due(state, job).await {
-            Grading::Waits(until) => Outcome::Deferred { why: "waiting for the counselor's call record".into(), until },
-            Grading::Done(Err(e)) => api_outcome(e, state.llm.is_some()),
-            Grading::Done(Ok(done)) => {
-                tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
-                metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
-                Outcome::Done(None)
-            }
+        JobKind::EvaluateSession => match call_record_wait(state, job).await {
+            Ok(Some(until)) => Outcome::Deferred { why: "waiting for the counselor's call record".into(), until },
+            Ok(None) => match evaluation::evaluate_session(state, job.account_id, session_id).await {
+                Ok(done) => {
+                    tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
+                    metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
+                    Outcome::Done(None)
+                }
+                Err(e) => api_outcome(e, state.llm.is_some()),
+            },
+            Err(e) => api_outcome(e, state.llm.is_some()),
         },
         JobKind::AnalyzeSession => match evaluation::analyze_session(state, job.account_id, session_id).await {
             Ok(analysis) => {
@@ -181,23 +184,10 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     }
 }
 
-/// A grading job's turn: it waits for the counselor's call record, or it ran.
-enum Grading {
-    Waits(Timestamp),
-    Done(Result<evaluation::Evaluated, ApiError>),
-}
-
-/// Grades the job's session unless it must wait for the counselor's call record.
-async fn evaluate_when_due(state: &AppState, job: &Job) -> Grading {
-    let detail = match state.store.session_detail(job.account_id, job.session_id).await {
-        Ok(detail) => detail,
-        Err(e) => return Grading::Done(Err(e.into())),
-    };
-    match evaluation::awaiting_call_record(state, job.account_id, &detail).await {
-        Ok(Some(until)) => Grading::Waits(until),
-        Ok(None) => Grading::Done(evaluation::evaluate_session(state, job.account_id, job.session_id).await),
-        Err(e) => Grading::Done(Err(e)),
-    }
+/// Until when a grading job waits for the counselor's call record (None: grade now).
+async fn call_record_wait(state: &AppState, job: &Job) -> Result<Option<Timestamp>, ApiError> {
+    let detail = state.store.session_detail(job.account_id, job.session_id).await?;
+    evaluation::awaiting_call_record(state, job.account_id, &detail).await
 }
 
 /// An evaluation's or analysis's error as a job outcome.
