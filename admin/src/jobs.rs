@@ -150,14 +150,19 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     let started = std::time::Instant::now();
     let session_id = job.session_id;
     let outcome = match job.kind {
-        JobKind::EvaluateSession => match evaluate_when_due(state, job).await {
-            Grading::Waits(until) => Outcome::Deferred { why: "waiting for the counselor's call record".into(), until },
-            Grading::Done(Err(e)) => api_outcome(e, state.llm.is_some()),
-            Grading::Done(Ok(done)) => {
-                tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
-                metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
-                Outcome::Done(None)
+        JobKind::EvaluateSession => match call_record_wait(state, job).await {
+            Ok(Some(until)) => Outcome::Deferred { why: "waiting for the counselor's call record".into(), until },
+            Ok(None) => {
+                match async { evaluation::evaluate_session(state, &job_session(state, job).await?).await }.await {
+                    Ok(done) => {
+                        tracing::info!(%session_id, created = done.created, ms = started.elapsed().as_millis() as u64, "session graded");
+                        metrics::histogram!("voice_grading_seconds").record(started.elapsed().as_secs_f64());
+                        Outcome::Done(None)
+                    }
+                    Err(e) => api_outcome(e, state.llm.is_some()),
+                }
             }
+            Err(e) => api_outcome(e, state.llm.is_some()),
         },
         JobKind::AnalyzeSession => {
             match async { evaluation::analyze_session(state, &job_session(state, job).await?).await }.await {
@@ -198,29 +203,11 @@ async fn run_job(state: &AppState, worker: &str, job: &Job) {
     }
 }
 
-/// A grading job's turn: it waits for the counselor's call record, or it ran.
-// Short-lived and matched at once: boxing the evaluation would buy nothing.
-#[allow(clippy::large_enum_variant)]
-enum Grading {
-    Waits(Timestamp),
-    Done(Result<evaluation::Evaluated, ApiError>),
-}
-
-/// Grades the job's session unless it must wait for the counselor's call record.
-async fn evaluate_when_due(state: &AppState, job: &Job) -> Grading {
-    let session = match job_session(state, job).await {
-        Ok(session) => session,
-        Err(e) => return Grading::Done(Err(e)),
-    };
-    let detail = match state.store.session_detail(&session).await {
-        Ok(detail) => detail,
-        Err(e) => return Grading::Done(Err(e.into())),
-    };
-    match evaluation::awaiting_call_record(state, job.account_id, &detail).await {
-        Ok(Some(until)) => Grading::Waits(until),
-        Ok(None) => Grading::Done(evaluation::evaluate_session(state, &session).await),
-        Err(e) => Grading::Done(Err(e)),
-    }
+/// Until when a grading job waits for the counselor's call record (None: grade now).
+async fn call_record_wait(state: &AppState, job: &Job) -> Result<Option<Timestamp>, ApiError> {
+    let session = job_session(state, job).await?;
+    let detail = state.store.session_detail(&session).await?;
+    evaluation::awaiting_call_record(state, job.account_id, &detail).await
 }
 
 /// An evaluation's or analysis's error as a job outcome.

@@ -1699,7 +1699,7 @@ pub fn main(args: &[&str]) -> Result<()> {
     // The profiled cases (`golden/truth/`) are named by `--case` too.
     let truth_ids: Vec<String> = crate::golden_truth::load(&golden_dir)?.into_iter().map(|c| c.id).collect();
     let (truth_only, only): (Vec<String>, Vec<String>) = only.into_iter().partition(|id| truth_ids.contains(id));
-    let main_set = !(only.is_empty() && !truth_only.is_empty());
+    let main_set = !only.is_empty() || truth_only.is_empty();
     let options = Options { target, model, golden_dir, only, runs, personas, split };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = if main_set { Some(runtime.block_on(run(&options))?) } else { None };

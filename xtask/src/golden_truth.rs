@@ -37,6 +37,8 @@ pub struct TruthCase {
     pub turns: Vec<GoldenTurn>,
     pub call_record: CallRecordInput,
     pub expected: Expected,
+    /// Why the labels are what they are (for people; not measured).
+    #[allow(dead_code)]
     pub notes: String,
 }
 
@@ -65,19 +67,20 @@ pub fn load(dir: &Path) -> Result<Vec<TruthCase>> {
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+            let case: TruthCase = serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+            if p.file_stem().is_none_or(|stem| stem != case.id.as_str()) {
+                bail!("{}: the id `{}` differs from the file name", p.display(), case.id);
+            }
+            Ok(case)
         })
         .collect()
 }
 
 /// What is wrong with a case, if anything: an invalid profile or record, expectations that do
 /// not name exactly the profile's facts, or a determination the record and level do not give.
-pub fn validate(case: &TruthCase, file_stem: &str) -> Vec<String> {
+pub fn validate(case: &TruthCase) -> Vec<String> {
     let mut problems = Vec::new();
     let at = |p: String| format!("{}: {p}", case.id);
-    if case.id != file_stem {
-        problems.push(at(format!("the id differs from the file name `{file_stem}`")));
-    }
     if let Err(errors) = case.profile.validate("profile") {
         problems.extend(errors.iter().map(|e| at(format!("profile: {} {}", e.field, e.message))));
     }
@@ -114,7 +117,6 @@ pub fn validate(case: &TruthCase, file_stem: &str) -> Vec<String> {
 /// One case's outcome.
 #[derive(Debug, Clone)]
 pub struct TruthResult {
-    pub id: String,
     pub facts: BTreeMap<String, FactOutcome>,
     pub determination: Determination,
     pub gated: bool,
@@ -246,7 +248,6 @@ async fn run_case(
             matches!(f, store::FlagType::ImminentRiskUnderestimated | store::FlagType::HighRiskUnderestimated)
         });
     Ok(TruthResult {
-        id: case.id.clone(),
         facts: truth.facts.iter().map(|f| (f.key.clone(), f.outcome)).collect(),
         determination: truth.determination.result,
         gated,
@@ -262,6 +263,10 @@ pub async fn run(
     work: &Path,
 ) -> Result<TruthReport> {
     let mut cases = load(golden_dir)?;
+    let problems: Vec<String> = cases.iter().flat_map(validate).collect();
+    if !problems.is_empty() {
+        bail!("the profiled golden cases are invalid:\n  {}", problems.join("\n  "));
+    }
     if !only.is_empty() {
         cases.retain(|c| only.contains(&c.id));
     }
@@ -339,7 +344,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden");
         let cases = load(&dir)?;
         assert!(cases.len() >= 10, "{} profiled cases", cases.len());
-        let problems: Vec<String> = cases.iter().flat_map(|c| validate(c, &c.id)).collect();
+        let problems: Vec<String> = cases.iter().flat_map(validate).collect();
         assert!(problems.is_empty(), "{}", problems.join("\n"));
         // Every outcome and determination is represented, and both gates.
         let outcomes: std::collections::HashSet<FactOutcome> =
