@@ -280,6 +280,10 @@ pub struct Call {
     poll_in_flight: bool,
 
     usage: RealtimeUsage,
+    /// When the Realtime tokens reached the session's cap: the call ends once the answer in
+    /// progress has been heard (and the counselor's pending transcripts came, within
+    /// [`TRANSCRIPT_WAIT`]).
+    cap_reached_at: Option<Instant>,
     metrics: Vec<TurnMetrics>,
     stats: CallStats,
 }
@@ -342,6 +346,7 @@ impl Call {
             last_poll: now,
             poll_in_flight: false,
             usage,
+            cap_reached_at: None,
             metrics: Vec::new(),
             stats: CallStats::default(),
         };
@@ -691,6 +696,17 @@ impl Call {
                 self.usage.output_text_tokens += usage.output_text_tokens;
                 self.usage.output_audio_tokens += usage.output_audio_tokens;
                 self.usage.cached_tokens += usage.cached_tokens;
+                if self.cap_reached_at.is_none()
+                    && let Some(cap) = self.setup.token_cap
+                    && self.usage.total_tokens() >= cap
+                {
+                    tracing::info!(
+                        tokens = self.usage.total_tokens(),
+                        cap,
+                        "the session's token cap is reached; ending the call"
+                    );
+                    self.cap_reached_at = Some(now);
+                }
                 if let Some(r) = self.current(&response_id) {
                     r.generating = false;
                     // A reply that ends without a transcript (cancelled by the server, failed)
@@ -1283,7 +1299,14 @@ impl Call {
     }
 
     fn check_limits(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.start) >= self.setup.max_duration {
+        let capped = self.cap_reached_at.is_some_and(|at| {
+            self.reply.is_none()
+                && self.playout.is_empty()
+                && (self.order.is_empty() || now.saturating_duration_since(at) >= TRANSCRIPT_WAIT)
+        });
+        if capped {
+            self.end(now, EndReason::TokenCap);
+        } else if now.saturating_duration_since(self.start) >= self.setup.max_duration {
             self.end(now, EndReason::MaxDuration);
         } else if self.between_turns()
             && now.saturating_duration_since(self.last_activity) >= self.setup.silence_timeout
@@ -1348,6 +1371,7 @@ mod tests {
             max_duration: Duration::from_secs(3600),
             silence_timeout: Duration::from_secs(600),
             prior_turns: vec![],
+            token_cap: None,
         }
     }
 
