@@ -26,8 +26,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 mod reply;
+pub mod socket;
 
 use self::reply::{Cancelled, Reply};
+use self::socket::Lifecycle;
 use crate::audio::FRAME_SAMPLES;
 use crate::phone::PhoneLine;
 use crate::realtime::{self, RealtimeConfig, ServerEvent};
@@ -170,13 +172,6 @@ enum Slot {
     Ready(SpokenTurn),
 }
 
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Socket {
-    Down,
-    Connecting,
-    Open,
-}
-
 /// One role-play call.
 pub struct Call {
     config: CallConfig,
@@ -187,13 +182,7 @@ pub struct Call {
     ended: bool,
     state: AgentState,
 
-    socket: Socket,
-    socket_opened_at: Instant,
-    first_socket: bool,
-    backoff: Duration,
-    recycle_pending: bool,
-    /// Counts socket opens; a reply from an older socket is not in the current conversation.
-    socket_gen: u32,
+    socket: Lifecycle,
     /// A drop left the counselor's last turn without its (whole) answer: ask the next socket.
     answer_owed: bool,
 
@@ -275,12 +264,7 @@ impl Call {
             outputs: VecDeque::new(),
             ended: false,
             state: AgentState::Initializing,
-            socket: Socket::Connecting,
-            socket_opened_at: now,
-            first_socket: true,
-            backoff: Duration::from_millis(250),
-            recycle_pending: false,
-            socket_gen: 0,
+            socket: Lifecycle::new(now),
             answer_owed: false,
             down: Converter::down(),
             in_frame: vec![0; FRAME_SAMPLES],
@@ -376,11 +360,7 @@ impl Call {
         if self.ended {
             return;
         }
-        self.socket = Socket::Open;
-        self.recycle_pending = false;
-        self.socket_opened_at = now;
-        self.socket_gen += 1;
-        self.backoff = Duration::from_millis(250);
+        let first_socket = self.socket.opened(now);
         let update = realtime::session_update(&self.realtime, &self.setup.instructions, &self.setup.voice);
         self.outputs.push_back(CallOutput::Realtime(update));
         // The stored turns, then the final ones still waiting for their place in spoken order.
@@ -401,9 +381,8 @@ impl Call {
                 *deadline = Some(now + replay_wait);
             }
         }
-        let fresh_call = self.first_socket && self.history.is_empty();
-        if self.first_socket {
-            self.first_socket = false;
+        let fresh_call = first_socket && self.history.is_empty();
+        if first_socket {
             self.set_state(AgentState::Listening);
         }
         if fresh_call && self.setup.caller_speaks_first {
@@ -422,10 +401,9 @@ impl Call {
         if self.ended {
             return;
         }
-        let was_open = self.socket == Socket::Open;
-        self.socket = Socket::Down;
         // A replacement socket (recycle) that failed to open is retried like a drop.
-        self.recycle_pending = false;
+        let closed = self.socket.closed();
+        let was_open = closed.was_open;
         if was_open {
             self.stats.reconnects += 1;
         }
@@ -471,10 +449,7 @@ impl Call {
         }
         self.counselor_speaking = false;
         self.batch_started = self.batch_started.or(Some(now));
-        self.socket = Socket::Connecting;
-        let after = self.backoff;
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-        self.outputs.push_back(CallOutput::Connect { after });
+        self.outputs.push_back(CallOutput::Connect { after: closed.reconnect_after });
     }
 
     /// One decoded piece of the counselor's audio (48 kHz mono, any length).
@@ -585,7 +560,7 @@ impl Call {
                     self.finish_reply(now, true);
                 }
                 let segment_id = self.new_segment("caller");
-                let socket_gen = self.socket_gen;
+                let socket_gen = self.socket.generation();
                 self.reply = Some(Reply::new(response_id, segment_id, self.speech_stopped_at.take(), socket_gen));
                 self.set_state(AgentState::Thinking);
             }
@@ -748,7 +723,7 @@ impl Call {
         if self.batch.is_empty() {
             return;
         }
-        if self.socket != Socket::Open || self.holding_for_preconnect.is_some() {
+        if !self.socket.is_open() || self.holding_for_preconnect.is_some() {
             self.held.extend(self.batch.drain(..));
             let over = self.held.len().saturating_sub(MAX_HELD_INPUT);
             self.held.drain(..over);
@@ -772,7 +747,7 @@ impl Call {
     /// Sends held audio (pre-connect, or what arrived while the socket was down) in 100 ms
     /// appends; the live batch follows it.
     fn flush_held(&mut self, _now: Instant) {
-        if self.socket != Socket::Open || self.holding_for_preconnect.is_some() {
+        if !self.socket.is_open() || self.holding_for_preconnect.is_some() {
             return;
         }
         if let Some(from) = self.replay_rebase.take() {
@@ -1011,7 +986,7 @@ impl Call {
             };
             // A reply from a socket that is gone, finished after its successor opened: the new
             // conversation has not seen it (the seed at open only had the turns final by then).
-            if self.socket == Socket::Open && r.socket_gen < self.socket_gen {
+            if self.socket.is_open() && r.socket_gen < self.socket.generation() {
                 self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(&turn)));
             }
             self.order.push_back(Slot::Ready(turn));
@@ -1026,7 +1001,7 @@ impl Call {
     /// After a drop: once the cut reply has been heard and the new socket knows the conversation,
     /// ask for the answer the counselor is still owed.
     fn maybe_request_owed_answer(&mut self, now: Instant) {
-        if self.answer_owed && self.socket == Socket::Open && self.reply.is_none() && !self.counselor_speaking {
+        if self.answer_owed && self.socket.is_open() && self.reply.is_none() && !self.counselor_speaking {
             self.answer_owed = false;
             self.speech_stopped_at = Some(now);
             self.outputs.push_back(CallOutput::Realtime(realtime::response_create()));
@@ -1202,15 +1177,10 @@ impl Call {
     }
 
     fn maybe_recycle(&mut self, now: Instant) {
-        if self.socket == Socket::Open
-            && !self.recycle_pending
-            && now.saturating_duration_since(self.socket_opened_at) >= self.config.session_cap
-            && self.between_turns()
-        {
-            self.recycle_pending = true;
+        if self.socket.recycle_due(now, self.config.session_cap) && self.between_turns() {
             self.stats.recycles += 1;
             // Audio the counselor speaks meanwhile is held and appended on the new socket.
-            self.socket = Socket::Connecting;
+            self.socket.recycle();
             self.outputs.push_back(CallOutput::Connect { after: Duration::ZERO });
         }
     }
