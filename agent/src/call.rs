@@ -25,9 +25,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod order;
 mod reply;
 pub mod socket;
 
+use self::order::SpokenOrder;
 use self::reply::{Cancelled, Reply};
 use self::socket::Lifecycle;
 use crate::audio::FRAME_SAMPLES;
@@ -154,24 +156,6 @@ pub struct CallStats {
     pub barge_in_stop_ms: Vec<u32>,
 }
 
-/// A turn waiting for its place in spoken order.
-#[derive(Debug)]
-enum Slot {
-    Counselor {
-        item_id: String,
-        segment_id: String,
-        started_ms: u64,
-        deadline: Option<Instant>,
-        turn: Option<SpokenTurn>,
-        /// Where its audio begins in the appended stream (`Call::appended_samples`).
-        audio_from: u64,
-        /// Its socket dropped before the transcript came: its audio is appended again and the
-        /// next `speech_started` is this turn.
-        replay: bool,
-    },
-    Ready(SpokenTurn),
-}
-
 /// One role-play call.
 pub struct Call {
     config: CallConfig,
@@ -229,8 +213,8 @@ pub struct Call {
     cancelled: Cancelled,
 
     // Conversation.
-    history: Vec<SpokenTurn>,
-    order: VecDeque<Slot>,
+    /// The turns released so far and those waiting for their place.
+    order: SpokenOrder,
     /// Counselor caption segments opened and not yet closed.
     open_counselor: Vec<String>,
     next_segment: u64,
@@ -292,8 +276,7 @@ impl Call {
             clock_debt: Duration::ZERO,
             reply: None,
             cancelled: Cancelled::default(),
-            history,
-            order: VecDeque::new(),
+            order: SpokenOrder::new(history),
             open_counselor: Vec::new(),
             next_segment,
             counselor_speaking: false,
@@ -345,10 +328,8 @@ impl Call {
         if let Some(h) = self.holding_for_preconnect {
             t = t.min(h);
         }
-        for slot in &self.order {
-            if let Slot::Counselor { deadline: Some(d), .. } = slot {
-                t = t.min(*d);
-            }
+        if let Some(d) = self.order.next_deadline() {
+            t = t.min(d);
         }
         t
     }
@@ -364,11 +345,7 @@ impl Call {
         let update = realtime::session_update(&self.realtime, &self.setup.instructions, &self.setup.voice);
         self.outputs.push_back(CallOutput::Realtime(update));
         // The stored turns, then the final ones still waiting for their place in spoken order.
-        let waiting = self.order.iter().filter_map(|slot| match slot {
-            Slot::Ready(turn) | Slot::Counselor { turn: Some(turn), .. } => Some(turn),
-            Slot::Counselor { turn: None, .. } => None,
-        });
-        for turn in self.history.iter().chain(waiting) {
+        for turn in self.order.known_turns() {
             if !turn.text.is_empty() {
                 self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(turn)));
             }
@@ -376,12 +353,8 @@ impl Call {
         // A replayed turn the new socket's VAD does not find again (merged with the next one) is
         // given up like a transcript that never came.
         let replay_wait = Duration::from_millis(self.held.len() as u64 / 24) + TRANSCRIPT_WAIT;
-        for slot in self.order.iter_mut() {
-            if let Slot::Counselor { replay: true, deadline, .. } = slot {
-                *deadline = Some(now + replay_wait);
-            }
-        }
-        let fresh_call = first_socket && self.history.is_empty();
+        self.order.arm_replays(now + replay_wait);
+        let fresh_call = first_socket && self.order.history().is_empty();
         if first_socket {
             self.set_state(AgentState::Listening);
         }
@@ -414,30 +387,16 @@ impl Call {
         if was_open && (reply_incomplete || awaiting_reply) {
             self.answer_owed = true;
         }
-        // Counselor turns still waiting for their transcript: their audio goes again, first.
-        let replay_from = self
-            .order
-            .iter()
-            .filter_map(|s| match s {
-                // Replayed turns too: a second drop before the new socket heard them.
-                Slot::Counselor { turn: None, audio_from, .. } => Some(*audio_from),
-                _ => None,
-            })
-            .min();
-        if was_open && let Some(from) = replay_from {
+        // Counselor turns still waiting for their transcript (replayed ones too: a second drop
+        // before the new socket heard them): their audio goes again, first.
+        let replay_from = if was_open { self.order.mark_replays() } else { None };
+        if let Some(from) = replay_from {
             self.replay_rebase = Some(from);
             let base = self.appended_samples - self.recent.len() as u64;
             let skip = from.saturating_sub(base) as usize;
             let live: Vec<i16> = self.held.drain(..).collect();
             self.held.extend(self.recent.iter().skip(skip).copied());
             self.held.extend(live);
-            for slot in self.order.iter_mut() {
-                if let Slot::Counselor { turn: None, item_id, deadline, replay, .. } = slot {
-                    item_id.clear();
-                    *deadline = None;
-                    *replay = true;
-                }
-            }
             // The new socket's turn detection answers the replayed speech itself.
             self.answer_owed = false;
         }
@@ -522,14 +481,7 @@ impl Call {
                 self.last_activity = now;
                 self.speech_stopped_at = Some(now);
                 self.last_stop_at = self.appended_samples;
-                for slot in self.order.iter_mut() {
-                    if let Slot::Counselor { item_id: id, deadline, .. } = slot
-                        && (*id == item_id || item_id.is_empty())
-                        && deadline.is_none()
-                    {
-                        *deadline = Some(now + TRANSCRIPT_WAIT);
-                    }
-                }
+                self.order.speech_stopped(&item_id, now + TRANSCRIPT_WAIT);
                 if self.reply.is_none() {
                     self.set_state(AgentState::Thinking);
                 }
@@ -707,8 +659,7 @@ impl Call {
     }
 
     fn new_segment(&mut self, who: &str) -> String {
-        self.next_segment += 1;
-        format!("{}-{who}-{}", self.setup.session_id.simple(), self.next_segment)
+        segment_name(&mut self.next_segment, self.setup.session_id, who)
     }
 
     /// The reply `response_id` names, unless it was cancelled or is not ours.
@@ -751,12 +702,7 @@ impl Call {
             return;
         }
         if let Some(from) = self.replay_rebase.take() {
-            let at = self.appended_samples;
-            for slot in self.order.iter_mut() {
-                if let Slot::Counselor { turn: None, replay: true, audio_from, .. } = slot {
-                    *audio_from = at + audio_from.saturating_sub(from);
-                }
-            }
+            self.order.rebase_replays(from, self.appended_samples);
         }
         let mut chunk: Vec<i16> = Vec::with_capacity(2400);
         while !self.held.is_empty() {
@@ -776,12 +722,7 @@ impl Call {
     fn recent_needed(&self) -> usize {
         let from = self
             .order
-            .iter()
-            .filter_map(|s| match s {
-                Slot::Counselor { turn: None, audio_from, .. } => Some(*audio_from),
-                _ => None,
-            })
-            .min()
+            .pending_audio_from()
             .unwrap_or(self.appended_samples)
             .min(self.appended_samples.saturating_sub(SPEECH_LOOKBACK));
         (self.appended_samples - from).min(MAX_HELD_INPUT as u64) as usize
@@ -989,7 +930,7 @@ impl Call {
             if self.socket.is_open() && r.socket_gen < self.socket.generation() {
                 self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(&turn)));
             }
-            self.order.push_back(Slot::Ready(turn));
+            self.order.caller_final(turn);
             self.release_turns();
         }
         if !self.counselor_speaking {
@@ -1047,47 +988,17 @@ impl Call {
             self.finish_reply(now, true);
         }
         let audio_from = self.appended_samples.saturating_sub(SPEECH_LOOKBACK).max(self.last_stop_at);
-        let replayed = self.order.iter_mut().find_map(|s| match s {
-            Slot::Counselor { replay: r @ true, item_id: id, deadline, audio_from: from, .. } => {
-                Some((r, id, deadline, from))
-            }
-            _ => None,
-        });
-        if let Some((replay, id, deadline, from)) = replayed {
-            // The replayed speech of a turn the dropped socket did not transcribe: the same turn.
-            *replay = false;
-            *id = item_id;
-            *deadline = None;
-            *from = audio_from;
-        } else {
-            let segment_id = self.new_segment("counselor");
-            let started_ms = self.ms(now);
-            self.order.push_back(Slot::Counselor {
-                item_id,
-                segment_id,
-                started_ms,
-                deadline: None,
-                turn: None,
-                audio_from,
-                replay: false,
-            });
-        }
+        let started_ms = self.ms(now);
+        let (next_segment, session_id) = (&mut self.next_segment, self.setup.session_id);
+        // A replayed turn (speech a dropped socket did not transcribe) keeps its segment.
+        self.order
+            .speech_started(item_id, audio_from, started_ms, || segment_name(next_segment, session_id, "counselor"));
         self.set_state(AgentState::Listening);
     }
 
     /// The segment of the counselor turn `item_id` (or the oldest one still waiting for words).
     fn counselor_segment(&self, item_id: &str) -> Option<String> {
-        let pending = || {
-            self.order.iter().filter_map(|s| match s {
-                Slot::Counselor { item_id, segment_id, turn: None, replay: false, .. } => Some((item_id, segment_id)),
-                _ => None,
-            })
-        };
-        pending()
-            .find(|(id, _)| *id == item_id)
-            .or_else(|| pending().find(|(id, _)| id.is_empty()))
-            .or_else(|| pending().next())
-            .map(|(_, s)| s.clone())
+        self.order.counselor_segment(item_id)
     }
 
     fn open_counselor_caption(&mut self, segment_id: &str) {
@@ -1118,57 +1029,20 @@ impl Call {
             self.outputs.push_back(CallOutput::Caption(Caption::Close { segment_id: segment_id.clone() }));
         }
         let ended_ms = self.ms(now);
-        let mut drop_index = None;
-        for (i, slot) in self.order.iter_mut().enumerate() {
-            if let Slot::Counselor { segment_id: s, started_ms, turn, .. } = slot
-                && *s == segment_id
-            {
-                if text.is_empty() {
-                    drop_index = Some(i);
-                } else {
-                    *turn = Some(SpokenTurn {
-                        segment_id: s.clone(),
-                        speaker: Speaker::Counselor,
-                        text: text.clone(),
-                        started_ms: *started_ms,
-                        ended_ms: ended_ms.max(*started_ms),
-                        cut: false,
-                    });
-                }
-                break;
-            }
-        }
-        if let Some(i) = drop_index {
-            self.order.remove(i);
-        }
+        self.order.counselor_final(&segment_id, &text, ended_ms);
         self.release_turns();
     }
 
     fn expire_slots(&mut self, now: Instant) {
-        let before = self.order.len();
-        self.order.retain(|s| !matches!(s, Slot::Counselor { deadline: Some(d), turn: None, .. } if *d <= now));
-        if self.order.len() != before {
+        if self.order.expire(now) {
             self.release_turns();
         }
     }
 
     /// Emits the turns at the front of the spoken order that are final.
     fn release_turns(&mut self) {
-        loop {
-            let turn = match self.order.front_mut() {
-                Some(Slot::Ready(_)) => match self.order.pop_front() {
-                    Some(Slot::Ready(t)) => t,
-                    _ => unreachable!("front was ready"),
-                },
-                Some(Slot::Counselor { turn: Some(_), .. }) => match self.order.pop_front() {
-                    Some(Slot::Counselor { turn: Some(t), .. }) => t,
-                    _ => unreachable!("front was final"),
-                },
-                _ => return,
-            };
-            self.history.push(turn.clone());
-            self.outputs.push_back(CallOutput::Turn(turn));
-        }
+        let outputs = &mut self.outputs;
+        self.order.release(|turn| outputs.push_back(CallOutput::Turn(turn.clone())));
     }
 
     /// Between turns: nobody speaking, no reply, no transcript pending.
@@ -1223,7 +1097,7 @@ impl Call {
             self.playout.clear();
             self.finish_reply(now, !heard_all);
         }
-        self.order.retain(|s| !matches!(s, Slot::Counselor { turn: None, .. }));
+        self.order.give_up_pending();
         self.release_turns();
         for segment_id in std::mem::take(&mut self.open_counselor) {
             self.outputs.push_back(CallOutput::Caption(Caption::Close { segment_id }));
@@ -1231,6 +1105,12 @@ impl Call {
         self.ended = true;
         self.outputs.push_back(CallOutput::End(reason));
     }
+}
+
+/// The next segment id of the session (`<session>-<who>-<n>`).
+fn segment_name(next: &mut u64, session_id: uuid::Uuid, who: &str) -> String {
+    *next += 1;
+    format!("{}-{who}-{next}", session_id.simple())
 }
 
 /// Appends `pcm` to the recent-audio window and keeps its last `keep` samples.
