@@ -26,21 +26,20 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 mod order;
+mod playout;
 mod reply;
 pub mod socket;
 
 use self::order::SpokenOrder;
+pub use self::playout::RESYNC_AFTER;
+use self::playout::{Due, Frame, Playout};
 use self::reply::{Cancelled, Reply};
 use self::socket::Lifecycle;
 use crate::audio::FRAME_SAMPLES;
-use crate::phone::PhoneLine;
 use crate::realtime::{self, RealtimeConfig, ServerEvent};
 use crate::resample::{Converter, REALTIME_FRAME_SAMPLES};
 use crate::turns::{CallSetup, EndReason, RealtimeUsage, Speaker, SpokenTurn, TurnMetrics};
 
-const FRAME: Duration = Duration::from_millis(20);
-/// A tick later than this re-anchors the frame grid instead of catching up in a burst.
-pub const RESYNC_AFTER: Duration = Duration::from_millis(100);
 /// How long a caller turn waits for an earlier counselor turn's transcript.
 pub const TRANSCRIPT_WAIT: Duration = Duration::from_secs(10);
 /// Counselor audio kept while the Realtime socket is down (24 kHz samples: 30 s).
@@ -195,19 +194,8 @@ pub struct Call {
     last_counselor_input: Option<Instant>,
 
     // Audio out.
-    up: Converter,
-    generated_chunk: Vec<i16>,
-    gen_len: usize,
-    up_out: Vec<i16>,
-    playout: VecDeque<i16>,
-    caller_frame: Vec<i16>,
-    phone: Option<PhoneLine>,
-    next_tick: Instant,
-    /// Whether the last tick played a caller frame.
-    playing: bool,
-    /// Time the clock gained by starting replies at once (see the audio delta): paid back by
-    /// skipping idle ticks, so over a call there is one tick (and one recorded frame) per 20 ms.
-    clock_debt: Duration,
+    /// Realtime audio -> paced caller frames.
+    playout: Playout,
     /// The reply in progress; none: idle.
     reply: Option<Reply>,
     cancelled: Cancelled,
@@ -236,7 +224,7 @@ pub struct Call {
 
 impl Call {
     pub fn new(now: Instant, setup: CallSetup, realtime: RealtimeConfig, config: CallConfig) -> Self {
-        let phone = setup.phone_line.then(PhoneLine::new);
+        let playout = Playout::new(now, setup.phone_line);
         let history = setup.prior_turns.clone();
         let next_segment = history.len() as u64;
         let usage = RealtimeUsage { model: realtime.model.clone(), ..Default::default() };
@@ -264,16 +252,7 @@ impl Call {
             last_stop_at: 0,
             holding_for_preconnect: None,
             last_counselor_input: None,
-            up: Converter::up(),
-            generated_chunk: vec![0; REALTIME_FRAME_SAMPLES],
-            gen_len: 0,
-            up_out: vec![0; FRAME_SAMPLES],
-            playout: VecDeque::with_capacity(48_000 * 4),
-            caller_frame: vec![0; FRAME_SAMPLES],
-            phone,
-            next_tick: now + FRAME,
-            playing: false,
-            clock_debt: Duration::ZERO,
+            playout,
             reply: None,
             cancelled: Cancelled::default(),
             order: SpokenOrder::new(history),
@@ -301,7 +280,7 @@ impl Call {
 
     /// The caller frame of the last `Tick { caller: true }`.
     pub fn caller_frame(&self) -> &[i16] {
-        &self.caller_frame
+        self.playout.frame()
     }
 
     /// Whether any counselor audio (pre-connect or live) went to the model yet.
@@ -324,7 +303,7 @@ impl Call {
 
     /// The next moment [`Call::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Instant {
-        let mut t = self.next_tick;
+        let mut t = self.playout.next_tick();
         if let Some(h) = self.holding_for_preconnect {
             t = t.min(h);
         }
@@ -507,8 +486,6 @@ impl Call {
                 if self.reply.is_some() {
                     // An orphan still playing is cut here: the new reply must not queue behind it.
                     self.playout.clear();
-                    self.gen_len = 0;
-                    self.up.reset();
                     self.finish_reply(now, true);
                 }
                 let segment_id = self.new_segment("caller");
@@ -535,9 +512,8 @@ impl Call {
                 self.push_generated(&pcm);
                 // The first frame of an answer goes out now, not at the next 20 ms tick: the
                 // clock only has to be steady while the caller speaks.
-                if starting && !self.playing && self.playout.len() >= FRAME_SAMPLES && self.next_tick > now {
-                    self.clock_debt += self.next_tick - now;
-                    self.next_tick = now;
+                if starting {
+                    self.playout.start_now(now);
                 }
             }
             ServerEvent::AudioDone { response_id } => {
@@ -605,18 +581,11 @@ impl Call {
             self.flush_held(now);
         }
         self.expire_slots(now);
-        if now >= self.next_tick {
-            if now.saturating_duration_since(self.next_tick) > RESYNC_AFTER {
+        if let Due::Tick { late } = self.playout.due(now, self.reply.is_none()) {
+            if late {
                 self.stats.late_ticks += 1;
-                self.next_tick = now;
             }
-            self.next_tick += FRAME;
-            let idle = !self.playing && self.playout.is_empty() && self.reply.is_none();
-            if idle && self.clock_debt >= FRAME {
-                self.clock_debt -= FRAME;
-            } else {
-                self.tick(now);
-            }
+            self.tick(now);
         }
         self.check_limits(now);
     }
@@ -728,40 +697,20 @@ impl Call {
         (self.appended_samples - from).min(MAX_HELD_INPUT as u64) as usize
     }
 
+    /// An answer's audio delta goes to the playout; the reply counts what it queued.
     fn push_generated(&mut self, pcm: &[i16]) {
-        let mut rest = pcm;
-        while !rest.is_empty() {
-            let take = (REALTIME_FRAME_SAMPLES - self.gen_len).min(rest.len());
-            self.generated_chunk[self.gen_len..self.gen_len + take].copy_from_slice(&rest[..take]);
-            self.gen_len += take;
-            rest = &rest[take..];
-            if self.gen_len == REALTIME_FRAME_SAMPLES {
-                self.gen_len = 0;
-                self.upsample_chunk();
-            }
-        }
-    }
-
-    fn upsample_chunk(&mut self) {
-        self.up.process(&self.generated_chunk, &mut self.up_out);
-        self.playout.extend(self.up_out.iter().copied());
+        let queued = self.playout.push(pcm);
         if let Some(r) = self.reply.as_mut() {
-            r.queued += FRAME_SAMPLES;
+            r.queued += queued;
         }
     }
 
-    /// The reply's audio is complete: pad the last partial chunk and push the filter's tail out.
+    /// The reply's audio is complete: the playout's tail is queued for it.
     fn flush_generated(&mut self) {
-        if self.gen_len > 0 {
-            self.generated_chunk[self.gen_len..].fill(0);
-            self.gen_len = 0;
-            self.upsample_chunk();
+        let queued = self.playout.flush();
+        if let Some(r) = self.reply.as_mut() {
+            r.queued += queued;
         }
-        if self.up.delay() > 0 {
-            self.generated_chunk.fill(0);
-            self.upsample_chunk();
-        }
-        self.up.reset();
     }
 
     fn tick(&mut self, now: Instant) {
@@ -778,26 +727,12 @@ impl Call {
                 m.barge_in_stop_ms = Some(ms);
             }
         }
-        let mut caller = false;
         let mut answer_from = None;
-        if self.playout.len() >= FRAME_SAMPLES {
-            for (d, s) in self.caller_frame.iter_mut().zip(self.playout.drain(..FRAME_SAMPLES)) {
-                *d = s;
-            }
-            caller = true;
-        } else if !self.playout.is_empty() && self.reply.as_ref().is_none_or(Reply::audio_done) {
-            let n = self.playout.len();
-            for (d, s) in self.caller_frame.iter_mut().zip(self.playout.drain(..)) {
-                *d = s;
-            }
-            self.caller_frame[n..].fill(0);
-            caller = true;
-        }
-        self.playing = caller;
+        let audio_done = self.reply.as_ref().is_none_or(Reply::audio_done);
+        let expecting = self.reply.as_ref().is_some_and(|r| r.first_frame_at.is_some() && !r.audio_done());
+        let frame = self.playout.next_frame(audio_done, expecting);
+        let caller = frame == Frame::Played;
         if caller {
-            if let Some(phone) = self.phone.as_mut() {
-                phone.process(&mut self.caller_frame);
-            }
             self.stats.frames_played += 1;
             self.last_activity = now;
             let start_ms = self.ms(now);
@@ -817,9 +752,8 @@ impl Call {
             }
             self.set_state(AgentState::Speaking);
             self.reveal_caption(false);
-        } else if let Some(r) = self.reply.as_mut()
-            && r.first_frame_at.is_some()
-            && !r.audio_done()
+        } else if frame == Frame::Underrun
+            && let Some(r) = self.reply.as_mut()
         {
             r.underruns += 1;
             self.stats.underruns += 1;
@@ -964,8 +898,6 @@ impl Call {
             self.stats.barge_ins += 1;
             let playing = !self.playout.is_empty();
             self.playout.clear();
-            self.gen_len = 0;
-            self.up.reset();
             if playing {
                 self.barge_in_at = Some(now);
             }

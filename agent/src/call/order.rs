@@ -189,10 +189,8 @@ impl SpokenOrder {
     /// Releases the final turns at the front, in order, into the history and `emit`.
     pub fn release(&mut self, mut emit: impl FnMut(&SpokenTurn)) {
         loop {
-            let front_final = match self.slots.front() {
-                Some(Slot::Ready(_)) | Some(Slot::Counselor { turn: Some(_), .. }) => true,
-                _ => false,
-            };
+            let front_final =
+                matches!(self.slots.front(), Some(Slot::Ready(_)) | Some(Slot::Counselor { turn: Some(_), .. }));
             if !front_final {
                 return;
             }
