@@ -25,11 +25,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod input;
 mod order;
 mod playout;
 mod reply;
 pub mod socket;
 
+use self::input::{Input, InputSink, SPEECH_LOOKBACK};
 use self::order::SpokenOrder;
 pub use self::playout::RESYNC_AFTER;
 use self::playout::{Due, Frame, Playout};
@@ -37,16 +39,22 @@ use self::reply::{Cancelled, Reply};
 use self::socket::Lifecycle;
 use crate::audio::FRAME_SAMPLES;
 use crate::realtime::{self, RealtimeConfig, ServerEvent};
-use crate::resample::{Converter, REALTIME_FRAME_SAMPLES};
 use crate::turns::{CallSetup, EndReason, RealtimeUsage, Speaker, SpokenTurn, TurnMetrics};
+
+/// The input's sink over the call's disjoint fields (so `self.input` can be borrowed beside it).
+macro_rules! sink {
+    ($call:ident) => {
+        CallSink {
+            socket: &$call.socket,
+            order: &mut $call.order,
+            outputs: &mut $call.outputs,
+            stats: &mut $call.stats,
+        }
+    };
+}
 
 /// How long a caller turn waits for an earlier counselor turn's transcript.
 pub const TRANSCRIPT_WAIT: Duration = Duration::from_secs(10);
-/// Counselor audio kept while the Realtime socket is down (24 kHz samples: 30 s).
-const MAX_HELD_INPUT: usize = 30 * 24_000;
-/// How far before `speech_started` a counselor turn's audio is taken to begin (the event comes
-/// after the VAD's onset and prefix padding), for a replay after a drop (24 kHz samples: 1 s).
-const SPEECH_LOOKBACK: u64 = 24_000;
 /// How often `ended_elsewhere` is polled (between turns only).
 const POLL_EVERY: Duration = Duration::from_secs(3);
 /// No counselor audio for this long means the sender stopped sending in silence (DTX).
@@ -170,27 +178,10 @@ pub struct Call {
     answer_owed: bool,
 
     // Audio in.
-    down: Converter,
-    in_frame: Vec<i16>,
-    in_frame_len: usize,
-    half: Vec<i16>,
-    batch: Vec<i16>,
-    batch_started: Option<Instant>,
-    held: VecDeque<i16>,
-    /// Set by a drop that put untranscribed speech first in `held`: the appended-sample position
-    /// that speech started at on the dead socket. The next flush moves the replayed turns'
-    /// `audio_from` to where their speech lands on the new socket, so a second drop before the
-    /// new socket heard them replays them again (once) instead of losing them.
-    replay_rebase: Option<u64>,
-    append_bytes: Vec<u8>,
-    appended_samples: u64,
-    /// The last appended counselor audio, ending at `appended_samples`: what a dropped socket had
-    /// not transcribed yet is appended again from here. It reaches back to the oldest counselor
-    /// turn still waiting for its transcript (else [`SPEECH_LOOKBACK`]), at most [`MAX_HELD_INPUT`].
-    recent: VecDeque<i16>,
-    /// `appended_samples` at the last `speech_stopped`.
+    /// Counselor audio -> appends (held while no socket takes them).
+    input: Input,
+    /// Appended samples at the last `speech_stopped`.
     last_stop_at: u64,
-    holding_for_preconnect: Option<Instant>,
     last_counselor_input: Option<Instant>,
 
     // Audio out.
@@ -225,6 +216,7 @@ pub struct Call {
 impl Call {
     pub fn new(now: Instant, setup: CallSetup, realtime: RealtimeConfig, config: CallConfig) -> Self {
         let playout = Playout::new(now, setup.phone_line);
+        let input = Input::new(config.append_batch);
         let history = setup.prior_turns.clone();
         let next_segment = history.len() as u64;
         let usage = RealtimeUsage { model: realtime.model.clone(), ..Default::default() };
@@ -238,19 +230,8 @@ impl Call {
             state: AgentState::Initializing,
             socket: Lifecycle::new(now),
             answer_owed: false,
-            down: Converter::down(),
-            in_frame: vec![0; FRAME_SAMPLES],
-            in_frame_len: 0,
-            half: vec![0; REALTIME_FRAME_SAMPLES],
-            batch: Vec::with_capacity(4800),
-            batch_started: None,
-            held: VecDeque::new(),
-            replay_rebase: None,
-            append_bytes: Vec::with_capacity(9600),
-            appended_samples: 0,
-            recent: VecDeque::new(),
+            input,
             last_stop_at: 0,
-            holding_for_preconnect: None,
             last_counselor_input: None,
             playout,
             reply: None,
@@ -285,7 +266,7 @@ impl Call {
 
     /// Whether any counselor audio (pre-connect or live) went to the model yet.
     pub fn audio_sent(&self) -> bool {
-        self.appended_samples > 0
+        self.input.appended() > 0
     }
 
     pub fn stats(&self) -> &CallStats {
@@ -304,7 +285,7 @@ impl Call {
     /// The next moment [`Call::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.playout.next_tick();
-        if let Some(h) = self.holding_for_preconnect {
+        if let Some(h) = self.input.holding_until() {
             t = t.min(h);
         }
         if let Some(d) = self.order.next_deadline() {
@@ -331,7 +312,7 @@ impl Call {
         }
         // A replayed turn the new socket's VAD does not find again (merged with the next one) is
         // given up like a transcript that never came.
-        let replay_wait = Duration::from_millis(self.held.len() as u64 / 24) + TRANSCRIPT_WAIT;
+        let replay_wait = Duration::from_millis(self.input.held() as u64 / 24) + TRANSCRIPT_WAIT;
         self.order.arm_replays(now + replay_wait);
         let fresh_call = first_socket && self.order.history().is_empty();
         if first_socket {
@@ -342,9 +323,7 @@ impl Call {
             self.outputs.push_back(CallOutput::Realtime(realtime::response_create()));
             self.set_state(AgentState::Thinking);
         }
-        if self.holding_for_preconnect.is_none() {
-            self.flush_held(now);
-        }
+        self.input.flush_held(&mut sink!(self));
         self.maybe_request_owed_answer(now);
     }
 
@@ -370,12 +349,7 @@ impl Call {
         // before the new socket heard them): their audio goes again, first.
         let replay_from = if was_open { self.order.mark_replays() } else { None };
         if let Some(from) = replay_from {
-            self.replay_rebase = Some(from);
-            let base = self.appended_samples - self.recent.len() as u64;
-            let skip = from.saturating_sub(base) as usize;
-            let live: Vec<i16> = self.held.drain(..).collect();
-            self.held.extend(self.recent.iter().skip(skip).copied());
-            self.held.extend(live);
+            self.input.replay(from);
             // The new socket's turn detection answers the replayed speech itself.
             self.answer_owed = false;
         }
@@ -386,7 +360,7 @@ impl Call {
             self.flush_generated();
         }
         self.counselor_speaking = false;
-        self.batch_started = self.batch_started.or(Some(now));
+        self.input.mark_waiting(now);
         self.outputs.push_back(CallOutput::Connect { after: closed.reconnect_after });
     }
 
@@ -398,49 +372,20 @@ impl Call {
             return;
         }
         self.last_counselor_input = Some(now);
-        self.feed_input(now, received.min(now), pcm);
+        self.input.feed(now, received.min(now), pcm, &mut sink!(self));
     }
 
-    fn feed_input(&mut self, now: Instant, received: Instant, pcm: &[i16]) {
-        let mut rest = pcm;
-        while !rest.is_empty() {
-            let take = (FRAME_SAMPLES - self.in_frame_len).min(rest.len());
-            self.in_frame[self.in_frame_len..self.in_frame_len + take].copy_from_slice(&rest[..take]);
-            self.in_frame_len += take;
-            rest = &rest[take..];
-            if self.in_frame_len == FRAME_SAMPLES {
-                self.in_frame_len = 0;
-                self.down.process(&self.in_frame, &mut self.half);
-                if self.batch.is_empty() {
-                    self.batch_started = Some(received);
-                }
-                self.batch.extend_from_slice(&self.half);
-                let batch_samples = (self.config.append_batch.as_millis() as usize * 24).max(REALTIME_FRAME_SAMPLES);
-                if self.batch.len() >= batch_samples {
-                    self.send_batch(now);
-                }
-            }
-        }
-    }
-
-    /// The counselor advertised a pre-connect buffer: hold live audio until it arrives (bounded).
+    /// The counselor advertised    /// The counselor advertised a pre-connect buffer: hold live audio until it arrives (bounded).
     pub fn expect_preconnect(&mut self, now: Instant) {
-        if self.holding_for_preconnect.is_none() && self.appended_samples == 0 {
-            self.holding_for_preconnect = Some(now + self.config.preconnect_timeout);
-        }
+        self.input.expect_preconnect(now + self.config.preconnect_timeout);
     }
 
     /// The pre-connect buffer (24 kHz mono): it goes to the model before any live audio.
-    pub fn preconnect_audio(&mut self, now: Instant, pcm24: &[i16]) {
+    pub fn preconnect_audio(&mut self, _now: Instant, pcm24: &[i16]) {
         if self.ended {
             return;
         }
-        // Ahead of whatever live audio was held meanwhile.
-        let live: Vec<i16> = self.held.drain(..).collect();
-        self.held.extend(pcm24.iter().copied());
-        self.held.extend(live);
-        self.holding_for_preconnect = None;
-        self.flush_held(now);
+        self.input.preconnect(pcm24, &mut sink!(self));
     }
 
     /// One text message from the Realtime socket.
@@ -459,7 +404,7 @@ impl Call {
                 self.counselor_speaking = false;
                 self.last_activity = now;
                 self.speech_stopped_at = Some(now);
-                self.last_stop_at = self.appended_samples;
+                self.last_stop_at = self.input.appended();
                 self.order.speech_stopped(&item_id, now + TRANSCRIPT_WAIT);
                 if self.reply.is_none() {
                     self.set_state(AgentState::Thinking);
@@ -574,12 +519,7 @@ impl Call {
         if self.ended {
             return;
         }
-        if let Some(h) = self.holding_for_preconnect
-            && now >= h
-        {
-            self.holding_for_preconnect = None;
-            self.flush_held(now);
-        }
+        self.input.preconnect_timeout(now, &mut sink!(self));
         self.expire_slots(now);
         if let Due::Tick { late } = self.playout.due(now, self.reply.is_none()) {
             if late {
@@ -614,7 +554,7 @@ impl Call {
     /// Usage, per-turn metrics and counters, once the call has ended.
     pub fn summary(&self) -> (RealtimeUsage, Vec<TurnMetrics>, CallStats) {
         let mut usage = self.usage.clone();
-        usage.input_audio_ms = self.appended_samples / 24;
+        usage.input_audio_ms = self.input.appended() / 24;
         (usage, self.metrics.clone(), self.stats.clone())
     }
 
@@ -639,65 +579,7 @@ impl Call {
         self.reply.as_mut().filter(|r| r.live() && (response_id.is_empty() || r.response_id == response_id))
     }
 
-    fn send_batch(&mut self, now: Instant) {
-        if self.batch.is_empty() {
-            return;
-        }
-        if !self.socket.is_open() || self.holding_for_preconnect.is_some() {
-            self.held.extend(self.batch.drain(..));
-            let over = self.held.len().saturating_sub(MAX_HELD_INPUT);
-            self.held.drain(..over);
-            return;
-        }
-        if !self.held.is_empty() {
-            self.flush_held(now);
-        }
-        let mut text = String::with_capacity(self.batch.len() * 8 / 3 + 64);
-        realtime::append_audio(&self.batch, &mut self.append_bytes, &mut text);
-        self.appended_samples += self.batch.len() as u64;
-        let keep = self.recent_needed();
-        keep_recent(&mut self.recent, &self.batch, keep);
-        self.batch.clear();
-        if let Some(started) = self.batch_started.take() {
-            self.stats.mic_to_append_ms.push(now.saturating_duration_since(started).as_millis() as u32);
-        }
-        self.outputs.push_back(CallOutput::Realtime(text));
-    }
-
-    /// Sends held audio (pre-connect, or what arrived while the socket was down) in 100 ms
-    /// appends; the live batch follows it.
-    fn flush_held(&mut self, _now: Instant) {
-        if !self.socket.is_open() || self.holding_for_preconnect.is_some() {
-            return;
-        }
-        if let Some(from) = self.replay_rebase.take() {
-            self.order.rebase_replays(from, self.appended_samples);
-        }
-        let mut chunk: Vec<i16> = Vec::with_capacity(2400);
-        while !self.held.is_empty() {
-            chunk.clear();
-            let n = self.held.len().min(2400);
-            chunk.extend(self.held.drain(..n));
-            let mut text = String::with_capacity(n * 8 / 3 + 64);
-            realtime::append_audio(&chunk, &mut self.append_bytes, &mut text);
-            self.appended_samples += n as u64;
-            let keep = self.recent_needed();
-            keep_recent(&mut self.recent, &chunk, keep);
-            self.outputs.push_back(CallOutput::Realtime(text));
-        }
-    }
-
-    /// How much recent audio a replay could need (see [`Call::recent`]).
-    fn recent_needed(&self) -> usize {
-        let from = self
-            .order
-            .pending_audio_from()
-            .unwrap_or(self.appended_samples)
-            .min(self.appended_samples.saturating_sub(SPEECH_LOOKBACK));
-        (self.appended_samples - from).min(MAX_HELD_INPUT as u64) as usize
-    }
-
-    /// An answer's audio delta goes to the playout; the reply counts what it queued.
+    /// An answer's audio delta goes to the playout    /// An answer's audio delta goes to the playout; the reply counts what it queued.
     fn push_generated(&mut self, pcm: &[i16]) {
         let queued = self.playout.push(pcm);
         if let Some(r) = self.reply.as_mut() {
@@ -717,7 +599,7 @@ impl Call {
         // Senders stop sending packets in silence (Opus DTX): the model's VAD only sees elapsed
         // silence as appended audio, so a counselor who went quiet is fed digital silence.
         if self.last_counselor_input.is_some_and(|t| now.saturating_duration_since(t) >= DTX_GAP) {
-            self.feed_input(now, now, &SILENCE);
+            self.input.feed(now, now, &SILENCE, &mut sink!(self));
         }
         // A stopped caller (barge-in) shows here: the first tick after it is silent.
         if let Some(at) = self.barge_in_at.take() {
@@ -919,7 +801,7 @@ impl Call {
             }
             self.finish_reply(now, true);
         }
-        let audio_from = self.appended_samples.saturating_sub(SPEECH_LOOKBACK).max(self.last_stop_at);
+        let audio_from = self.input.appended().saturating_sub(SPEECH_LOOKBACK).max(self.last_stop_at);
         let started_ms = self.ms(now);
         let (next_segment, session_id) = (&mut self.next_segment, self.setup.session_id);
         // A replayed turn (speech a dropped socket did not transcribe) keeps its segment.
@@ -1045,11 +927,30 @@ fn segment_name(next: &mut u64, session_id: uuid::Uuid, who: &str) -> String {
     format!("{}-{who}-{next}", session_id.simple())
 }
 
-/// Appends `pcm` to the recent-audio window and keeps its last `keep` samples.
-fn keep_recent(recent: &mut VecDeque<i16>, pcm: &[i16], keep: usize) {
-    recent.extend(pcm.iter().copied());
-    let over = recent.len().saturating_sub(keep);
-    recent.drain(..over);
+/// The input's view of the call: the socket, spoken order (for replays), outputs and stats.
+struct CallSink<'a> {
+    socket: &'a Lifecycle,
+    order: &'a mut SpokenOrder,
+    outputs: &'a mut VecDeque<CallOutput>,
+    stats: &'a mut CallStats,
+}
+
+impl InputSink for CallSink<'_> {
+    fn open(&self) -> bool {
+        self.socket.is_open()
+    }
+    fn pending_from(&self) -> Option<u64> {
+        self.order.pending_audio_from()
+    }
+    fn rebase(&mut self, from: u64, at: u64) {
+        self.order.rebase_replays(from, at);
+    }
+    fn append(&mut self, text: String) {
+        self.outputs.push_back(CallOutput::Realtime(text));
+    }
+    fn mic_to_append(&mut self, ms: u32) {
+        self.stats.mic_to_append_ms.push(ms);
+    }
 }
 
 impl std::fmt::Debug for Call {

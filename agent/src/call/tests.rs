@@ -525,10 +525,10 @@ fn speech_then_drop() -> (Harness, usize) {
     let mut h = Harness::new(setup(), CallConfig::default());
     h.open();
     h.run(Duration::from_millis(400), false);
-    let before = h.call.appended_samples;
+    let before = h.call.input.appended();
     h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
     h.run(Duration::from_millis(1000), true);
-    let spoken = (h.call.appended_samples - before) as usize;
+    let spoken = (h.call.input.appended() - before) as usize;
     h.call.realtime_closed(h.now);
     h.drain();
     (h, spoken)
