@@ -3,6 +3,15 @@
 //! captions, final turns and the end of the call. No sockets, no clock, no tasks: the tokio
 //! shell in `roleplay` drives it, and the tests drive it in simulated time.
 //!
+//! [`Call`] composes sans-IO parts, each a module with its own tests, and holds only what ties
+//! them together (the conversation's state, captions, limits, the outputs queue):
+//! `input` (counselor audio -> appends, held audio, the pre-connect hold, the replay after a
+//! drop), `playout` (answer audio -> paced frames, the frame clock, underruns), `reply` (the
+//! reply in progress as a state machine, and the cancelled ids), `order` (spoken order and the
+//! turns released so far) and `socket` (the Realtime socket's lifecycle and the write backlog's
+//! bound). A call whose Realtime tokens reach the session's cap (`CallSetup::token_cap`) ends
+//! once the answer in progress was heard ([`EndReason::TokenCap`]).
+//!
 //! - Audio in: 20 ms frames of 48 kHz -> 24 kHz (rubato) -> `input_audio_buffer.append` batches.
 //! - Audio out: deltas (24 kHz) -> 48 kHz -> a playout queue, one 20 ms frame per tick. Ticks
 //!   are deadlines `start + k * 20 ms` on the caller's monotonic clock, so nothing drifts; a

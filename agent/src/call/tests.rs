@@ -650,3 +650,24 @@ fn shutdown_keeps_what_was_heard() {
     assert!(turns[0].cut);
     assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::AgentShutdown))));
 }
+
+#[test]
+fn the_token_cap_ends_the_call_once_the_answer_that_crossed_it_was_heard() {
+    let mut s = setup();
+    // Each scripted reply reports 30 tokens: the second crosses the cap.
+    s.token_cap = Some(50);
+    let mut h = Harness::new(s, CallConfig::default());
+    h.open();
+    h.reply("r1", "Hello?", 400, true);
+    h.run(Duration::from_secs(1), false);
+    assert!(!h.call.is_ended());
+    h.reply("r2", "I can't sleep.", 1000, true);
+    h.run(Duration::from_millis(500), false);
+    assert!(!h.call.is_ended(), "the answer is still being heard");
+    h.run(Duration::from_secs(1), false);
+    assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::TokenCap))), "{:?}", h.out.last());
+    let turns = h.turns();
+    let last = turns.last().expect("turns");
+    assert_eq!((last.text.as_str(), last.cut), ("I can't sleep.", false));
+    assert_eq!(h.call.summary().0.total_tokens(), 60);
+}
