@@ -393,6 +393,18 @@ impl Llm {
 }
 
 /// Why a call must not be made, if the spend reached a limit.
+/// The account's monthly budget alone, for work that is not one LLM request: a voice call (its
+/// Realtime usage is recorded when it ends) is refused with the same 429 `budget_exceeded` as a
+/// chat message once the month's budget is spent.
+pub async fn check_monthly_budget(store: &Store, account_id: AccountId) -> Result<(), LlmError> {
+    let check = store.spend_check(account_id, None).await?;
+    if let Some(refusal) = over_ceiling(&check, store::Timestamp::now()) {
+        metrics::counter!("llm_calls_refused_total", "task" => LlmTask::Voice.as_str()).increment(1);
+        return Err(refusal);
+    }
+    Ok(())
+}
+
 fn over_ceiling(check: &store::SpendCheck, now: store::Timestamp) -> Option<LlmError> {
     if let Some(budget) = check.budget.monthly_budget_usd
         && check.spent_usd >= budget

@@ -3,6 +3,15 @@
 //! captions, final turns and the end of the call. No sockets, no clock, no tasks: the tokio
 //! shell in `roleplay` drives it, and the tests drive it in simulated time.
 //!
+//! [`Call`] composes sans-IO parts, each a module with its own tests, and holds only what ties
+//! them together (the conversation's state, captions, limits, the outputs queue):
+//! `input` (counselor audio -> appends, held audio, the pre-connect hold, the replay after a
+//! drop), `playout` (answer audio -> paced frames, the frame clock, underruns), `reply` (the
+//! reply in progress as a state machine, and the cancelled ids), `order` (spoken order and the
+//! turns released so far) and `socket` (the Realtime socket's lifecycle and the write backlog's
+//! bound). A call whose Realtime tokens reach the session's cap (`CallSetup::token_cap`) ends
+//! once the answer in progress was heard ([`EndReason::TokenCap`]).
+//!
 //! - Audio in: 20 ms frames of 48 kHz -> 24 kHz (rubato) -> `input_audio_buffer.append` batches.
 //! - Audio out: deltas (24 kHz) -> 48 kHz -> a playout queue, one 20 ms frame per tick. Ticks
 //!   are deadlines `start + k * 20 ms` on the caller's monotonic clock, so nothing drifts; a
@@ -25,22 +34,36 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+mod input;
+mod order;
+mod playout;
+mod reply;
+pub mod socket;
+
+use self::input::{Input, InputSink, SPEECH_LOOKBACK};
+use self::order::SpokenOrder;
+pub use self::playout::RESYNC_AFTER;
+use self::playout::{Due, Frame, Playout};
+use self::reply::{Cancelled, Reply};
+use self::socket::Lifecycle;
 use crate::audio::FRAME_SAMPLES;
-use crate::phone::PhoneLine;
 use crate::realtime::{self, RealtimeConfig, ServerEvent};
-use crate::resample::{Converter, REALTIME_FRAME_SAMPLES};
 use crate::turns::{CallSetup, EndReason, RealtimeUsage, Speaker, SpokenTurn, TurnMetrics};
 
-const FRAME: Duration = Duration::from_millis(20);
-/// A tick later than this re-anchors the frame grid instead of catching up in a burst.
-pub const RESYNC_AFTER: Duration = Duration::from_millis(100);
+/// The input's sink over the call's disjoint fields (so `self.input` can be borrowed beside it).
+macro_rules! sink {
+    ($call:ident) => {
+        CallSink {
+            socket: &$call.socket,
+            order: &mut $call.order,
+            outputs: &mut $call.outputs,
+            stats: &mut $call.stats,
+        }
+    };
+}
+
 /// How long a caller turn waits for an earlier counselor turn's transcript.
 pub const TRANSCRIPT_WAIT: Duration = Duration::from_secs(10);
-/// Counselor audio kept while the Realtime socket is down (24 kHz samples: 30 s).
-const MAX_HELD_INPUT: usize = 30 * 24_000;
-/// How far before `speech_started` a counselor turn's audio is taken to begin (the event comes
-/// after the VAD's onset and prefix padding), for a replay after a drop (24 kHz samples: 1 s).
-const SPEECH_LOOKBACK: u64 = 24_000;
 /// How often `ended_elsewhere` is polled (between turns only).
 const POLL_EVERY: Duration = Duration::from_secs(3);
 /// No counselor audio for this long means the sender stopped sending in silence (DTX).
@@ -149,62 +172,6 @@ pub struct CallStats {
     pub barge_in_stop_ms: Vec<u32>,
 }
 
-/// The caller's reply in progress.
-#[derive(Debug)]
-struct Reply {
-    response_id: String,
-    item_id: String,
-    segment_id: String,
-    generating: bool,
-    audio_done: bool,
-    transcript: String,
-    transcript_done: bool,
-    /// Bytes of `transcript` already captioned.
-    revealed: usize,
-    caption_open: bool,
-    /// 24 kHz samples received; 48 kHz samples played.
-    generated: u64,
-    played: u64,
-    /// 48 kHz samples queued for this reply and not yet played.
-    queued: usize,
-    trigger_at: Option<Instant>,
-    first_delta_at: Option<Instant>,
-    first_frame_at: Option<Instant>,
-    started_ms: u64,
-    underruns: u32,
-    /// The socket it came from is gone: nothing more will arrive for it.
-    orphaned: bool,
-    /// The drop came before the reply was complete: what was heard is a cut turn.
-    cut_by_drop: bool,
-    /// [`Call::socket_gen`] of the socket it came from.
-    socket_gen: u32,
-}
-
-/// A turn waiting for its place in spoken order.
-#[derive(Debug)]
-enum Slot {
-    Counselor {
-        item_id: String,
-        segment_id: String,
-        started_ms: u64,
-        deadline: Option<Instant>,
-        turn: Option<SpokenTurn>,
-        /// Where its audio begins in the appended stream (`Call::appended_samples`).
-        audio_from: u64,
-        /// Its socket dropped before the transcript came: its audio is appended again and the
-        /// next `speech_started` is this turn.
-        replay: bool,
-    },
-    Ready(SpokenTurn),
-}
-
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Socket {
-    Down,
-    Connecting,
-    Open,
-}
-
 /// One role-play call.
 pub struct Call {
     config: CallConfig,
@@ -215,60 +182,27 @@ pub struct Call {
     ended: bool,
     state: AgentState,
 
-    socket: Socket,
-    socket_opened_at: Instant,
-    first_socket: bool,
-    backoff: Duration,
-    recycle_pending: bool,
-    /// Counts socket opens; a reply from an older socket is not in the current conversation.
-    socket_gen: u32,
+    socket: Lifecycle,
     /// A drop left the counselor's last turn without its (whole) answer: ask the next socket.
     answer_owed: bool,
 
     // Audio in.
-    down: Converter,
-    in_frame: Vec<i16>,
-    in_frame_len: usize,
-    half: Vec<i16>,
-    batch: Vec<i16>,
-    batch_started: Option<Instant>,
-    held: VecDeque<i16>,
-    /// Set by a drop that put untranscribed speech first in `held`: the appended-sample position
-    /// that speech started at on the dead socket. The next flush moves the replayed turns'
-    /// `audio_from` to where their speech lands on the new socket, so a second drop before the
-    /// new socket heard them replays them again (once) instead of losing them.
-    replay_rebase: Option<u64>,
-    append_bytes: Vec<u8>,
-    appended_samples: u64,
-    /// The last appended counselor audio, ending at `appended_samples`: what a dropped socket had
-    /// not transcribed yet is appended again from here. It reaches back to the oldest counselor
-    /// turn still waiting for its transcript (else [`SPEECH_LOOKBACK`]), at most [`MAX_HELD_INPUT`].
-    recent: VecDeque<i16>,
-    /// `appended_samples` at the last `speech_stopped`.
+    /// Counselor audio -> appends (held while no socket takes them).
+    input: Input,
+    /// Appended samples at the last `speech_stopped`.
     last_stop_at: u64,
-    holding_for_preconnect: Option<Instant>,
     last_counselor_input: Option<Instant>,
 
     // Audio out.
-    up: Converter,
-    generated_chunk: Vec<i16>,
-    gen_len: usize,
-    up_out: Vec<i16>,
-    playout: VecDeque<i16>,
-    caller_frame: Vec<i16>,
-    phone: Option<PhoneLine>,
-    next_tick: Instant,
-    /// Whether the last tick played a caller frame.
-    playing: bool,
-    /// Time the clock gained by starting replies at once (see the audio delta): paid back by
-    /// skipping idle ticks, so over a call there is one tick (and one recorded frame) per 20 ms.
-    clock_debt: Duration,
+    /// Realtime audio -> paced caller frames.
+    playout: Playout,
+    /// The reply in progress; none: idle.
     reply: Option<Reply>,
-    cancelled: Vec<String>,
+    cancelled: Cancelled,
 
     // Conversation.
-    history: Vec<SpokenTurn>,
-    order: VecDeque<Slot>,
+    /// The turns released so far and those waiting for their place.
+    order: SpokenOrder,
     /// Counselor caption segments opened and not yet closed.
     open_counselor: Vec<String>,
     next_segment: u64,
@@ -280,13 +214,18 @@ pub struct Call {
     poll_in_flight: bool,
 
     usage: RealtimeUsage,
+    /// When the Realtime tokens reached the session's cap: the call ends once the answer in
+    /// progress has been heard (and the counselor's pending transcripts came, within
+    /// [`TRANSCRIPT_WAIT`]).
+    cap_reached_at: Option<Instant>,
     metrics: Vec<TurnMetrics>,
     stats: CallStats,
 }
 
 impl Call {
     pub fn new(now: Instant, setup: CallSetup, realtime: RealtimeConfig, config: CallConfig) -> Self {
-        let phone = setup.phone_line.then(PhoneLine::new);
+        let playout = Playout::new(now, setup.phone_line);
+        let input = Input::new(config.append_batch);
         let history = setup.prior_turns.clone();
         let next_segment = history.len() as u64;
         let usage = RealtimeUsage { model: realtime.model.clone(), ..Default::default() };
@@ -298,41 +237,15 @@ impl Call {
             outputs: VecDeque::new(),
             ended: false,
             state: AgentState::Initializing,
-            socket: Socket::Connecting,
-            socket_opened_at: now,
-            first_socket: true,
-            backoff: Duration::from_millis(250),
-            recycle_pending: false,
-            socket_gen: 0,
+            socket: Lifecycle::new(now),
             answer_owed: false,
-            down: Converter::down(),
-            in_frame: vec![0; FRAME_SAMPLES],
-            in_frame_len: 0,
-            half: vec![0; REALTIME_FRAME_SAMPLES],
-            batch: Vec::with_capacity(4800),
-            batch_started: None,
-            held: VecDeque::new(),
-            replay_rebase: None,
-            append_bytes: Vec::with_capacity(9600),
-            appended_samples: 0,
-            recent: VecDeque::new(),
+            input,
             last_stop_at: 0,
-            holding_for_preconnect: None,
             last_counselor_input: None,
-            up: Converter::up(),
-            generated_chunk: vec![0; REALTIME_FRAME_SAMPLES],
-            gen_len: 0,
-            up_out: vec![0; FRAME_SAMPLES],
-            playout: VecDeque::with_capacity(48_000 * 4),
-            caller_frame: vec![0; FRAME_SAMPLES],
-            phone,
-            next_tick: now + FRAME,
-            playing: false,
-            clock_debt: Duration::ZERO,
+            playout,
             reply: None,
-            cancelled: Vec::new(),
-            history,
-            order: VecDeque::new(),
+            cancelled: Cancelled::default(),
+            order: SpokenOrder::new(history),
             open_counselor: Vec::new(),
             next_segment,
             counselor_speaking: false,
@@ -342,6 +255,7 @@ impl Call {
             last_poll: now,
             poll_in_flight: false,
             usage,
+            cap_reached_at: None,
             metrics: Vec::new(),
             stats: CallStats::default(),
         };
@@ -356,12 +270,12 @@ impl Call {
 
     /// The caller frame of the last `Tick { caller: true }`.
     pub fn caller_frame(&self) -> &[i16] {
-        &self.caller_frame
+        self.playout.frame()
     }
 
     /// Whether any counselor audio (pre-connect or live) went to the model yet.
     pub fn audio_sent(&self) -> bool {
-        self.appended_samples > 0
+        self.input.appended() > 0
     }
 
     pub fn stats(&self) -> &CallStats {
@@ -379,14 +293,12 @@ impl Call {
 
     /// The next moment [`Call::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Instant {
-        let mut t = self.next_tick;
-        if let Some(h) = self.holding_for_preconnect {
+        let mut t = self.playout.next_tick();
+        if let Some(h) = self.input.holding_until() {
             t = t.min(h);
         }
-        for slot in &self.order {
-            if let Slot::Counselor { deadline: Some(d), .. } = slot {
-                t = t.min(*d);
-            }
+        if let Some(d) = self.order.next_deadline() {
+            t = t.min(d);
         }
         t
     }
@@ -398,34 +310,21 @@ impl Call {
         if self.ended {
             return;
         }
-        self.socket = Socket::Open;
-        self.recycle_pending = false;
-        self.socket_opened_at = now;
-        self.socket_gen += 1;
-        self.backoff = Duration::from_millis(250);
+        let first_socket = self.socket.opened(now);
         let update = realtime::session_update(&self.realtime, &self.setup.instructions, &self.setup.voice);
         self.outputs.push_back(CallOutput::Realtime(update));
         // The stored turns, then the final ones still waiting for their place in spoken order.
-        let waiting = self.order.iter().filter_map(|slot| match slot {
-            Slot::Ready(turn) | Slot::Counselor { turn: Some(turn), .. } => Some(turn),
-            Slot::Counselor { turn: None, .. } => None,
-        });
-        for turn in self.history.iter().chain(waiting) {
+        for turn in self.order.known_turns() {
             if !turn.text.is_empty() {
                 self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(turn)));
             }
         }
         // A replayed turn the new socket's VAD does not find again (merged with the next one) is
         // given up like a transcript that never came.
-        let replay_wait = Duration::from_millis(self.held.len() as u64 / 24) + TRANSCRIPT_WAIT;
-        for slot in self.order.iter_mut() {
-            if let Slot::Counselor { replay: true, deadline, .. } = slot {
-                *deadline = Some(now + replay_wait);
-            }
-        }
-        let fresh_call = self.first_socket && self.history.is_empty();
-        if self.first_socket {
-            self.first_socket = false;
+        let replay_wait = Duration::from_millis(self.input.held() as u64 / 24) + TRANSCRIPT_WAIT;
+        self.order.arm_replays(now + replay_wait);
+        let fresh_call = first_socket && self.order.history().is_empty();
+        if first_socket {
             self.set_state(AgentState::Listening);
         }
         if fresh_call && self.setup.caller_speaks_first {
@@ -433,9 +332,7 @@ impl Call {
             self.outputs.push_back(CallOutput::Realtime(realtime::response_create()));
             self.set_state(AgentState::Thinking);
         }
-        if self.holding_for_preconnect.is_none() {
-            self.flush_held(now);
-        }
+        self.input.flush_held(&mut sink!(self));
         self.maybe_request_owed_answer(now);
     }
 
@@ -444,66 +341,36 @@ impl Call {
         if self.ended {
             return;
         }
-        let was_open = self.socket == Socket::Open;
-        self.socket = Socket::Down;
         // A replacement socket (recycle) that failed to open is retried like a drop.
-        self.recycle_pending = false;
+        let closed = self.socket.closed();
+        let was_open = closed.was_open;
         if was_open {
             self.stats.reconnects += 1;
         }
         // The counselor is owed an answer when the drop came after their turn ended and before
         // its reply was complete (a reply that had all arrived just plays out).
-        let reply_incomplete = self.reply.as_ref().is_some_and(|r| !r.orphaned && (r.generating || !r.audio_done));
+        let reply_incomplete = self.reply.as_ref().is_some_and(Reply::generating);
         let awaiting_reply = self.reply.is_none() && self.speech_stopped_at.is_some() && !self.counselor_speaking;
         if was_open && (reply_incomplete || awaiting_reply) {
             self.answer_owed = true;
         }
-        // Counselor turns still waiting for their transcript: their audio goes again, first.
-        let replay_from = self
-            .order
-            .iter()
-            .filter_map(|s| match s {
-                // Replayed turns too: a second drop before the new socket heard them.
-                Slot::Counselor { turn: None, audio_from, .. } => Some(*audio_from),
-                _ => None,
-            })
-            .min();
-        if was_open && let Some(from) = replay_from {
-            self.replay_rebase = Some(from);
-            let base = self.appended_samples - self.recent.len() as u64;
-            let skip = from.saturating_sub(base) as usize;
-            let live: Vec<i16> = self.held.drain(..).collect();
-            self.held.extend(self.recent.iter().skip(skip).copied());
-            self.held.extend(live);
-            for slot in self.order.iter_mut() {
-                if let Slot::Counselor { turn: None, item_id, deadline, replay, .. } = slot {
-                    item_id.clear();
-                    *deadline = None;
-                    *replay = true;
-                }
-            }
+        // Counselor turns still waiting for their transcript (replayed ones too: a second drop
+        // before the new socket heard them): their audio goes again, first.
+        let replay_from = if was_open { self.order.mark_replays() } else { None };
+        if let Some(from) = replay_from {
+            self.input.replay(from);
             // The new socket's turn detection answers the replayed speech itself.
             self.answer_owed = false;
         }
         // A reply in flight keeps playing what already arrived; nothing more will come for it.
-        if let Some(r) = self.reply.as_mut() {
-            if !r.orphaned && reply_incomplete {
-                r.cut_by_drop = true;
-            }
-            r.orphaned = true;
-            r.generating = false;
-            r.transcript_done = true;
-            if !r.audio_done {
-                r.audio_done = true;
-                self.flush_generated();
-            }
+        if let Some(r) = self.reply.as_mut()
+            && r.socket_dropped().flush_audio
+        {
+            self.flush_generated();
         }
         self.counselor_speaking = false;
-        self.batch_started = self.batch_started.or(Some(now));
-        self.socket = Socket::Connecting;
-        let after = self.backoff;
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-        self.outputs.push_back(CallOutput::Connect { after });
+        self.input.mark_waiting(now);
+        self.outputs.push_back(CallOutput::Connect { after: closed.reconnect_after });
     }
 
     /// One decoded piece of the counselor's audio (48 kHz mono, any length).
@@ -514,49 +381,20 @@ impl Call {
             return;
         }
         self.last_counselor_input = Some(now);
-        self.feed_input(now, received.min(now), pcm);
+        self.input.feed(now, received.min(now), pcm, &mut sink!(self));
     }
 
-    fn feed_input(&mut self, now: Instant, received: Instant, pcm: &[i16]) {
-        let mut rest = pcm;
-        while !rest.is_empty() {
-            let take = (FRAME_SAMPLES - self.in_frame_len).min(rest.len());
-            self.in_frame[self.in_frame_len..self.in_frame_len + take].copy_from_slice(&rest[..take]);
-            self.in_frame_len += take;
-            rest = &rest[take..];
-            if self.in_frame_len == FRAME_SAMPLES {
-                self.in_frame_len = 0;
-                self.down.process(&self.in_frame, &mut self.half);
-                if self.batch.is_empty() {
-                    self.batch_started = Some(received);
-                }
-                self.batch.extend_from_slice(&self.half);
-                let batch_samples = (self.config.append_batch.as_millis() as usize * 24).max(REALTIME_FRAME_SAMPLES);
-                if self.batch.len() >= batch_samples {
-                    self.send_batch(now);
-                }
-            }
-        }
-    }
-
-    /// The counselor advertised a pre-connect buffer: hold live audio until it arrives (bounded).
+    /// The counselor advertised    /// The counselor advertised a pre-connect buffer: hold live audio until it arrives (bounded).
     pub fn expect_preconnect(&mut self, now: Instant) {
-        if self.holding_for_preconnect.is_none() && self.appended_samples == 0 {
-            self.holding_for_preconnect = Some(now + self.config.preconnect_timeout);
-        }
+        self.input.expect_preconnect(now + self.config.preconnect_timeout);
     }
 
     /// The pre-connect buffer (24 kHz mono): it goes to the model before any live audio.
-    pub fn preconnect_audio(&mut self, now: Instant, pcm24: &[i16]) {
+    pub fn preconnect_audio(&mut self, _now: Instant, pcm24: &[i16]) {
         if self.ended {
             return;
         }
-        // Ahead of whatever live audio was held meanwhile.
-        let live: Vec<i16> = self.held.drain(..).collect();
-        self.held.extend(pcm24.iter().copied());
-        self.held.extend(live);
-        self.holding_for_preconnect = None;
-        self.flush_held(now);
+        self.input.preconnect(pcm24, &mut sink!(self));
     }
 
     /// One text message from the Realtime socket.
@@ -575,15 +413,8 @@ impl Call {
                 self.counselor_speaking = false;
                 self.last_activity = now;
                 self.speech_stopped_at = Some(now);
-                self.last_stop_at = self.appended_samples;
-                for slot in self.order.iter_mut() {
-                    if let Slot::Counselor { item_id: id, deadline, .. } = slot
-                        && (*id == item_id || item_id.is_empty())
-                        && deadline.is_none()
-                    {
-                        *deadline = Some(now + TRANSCRIPT_WAIT);
-                    }
-                }
+                self.last_stop_at = self.input.appended();
+                self.order.speech_stopped(&item_id, now + TRANSCRIPT_WAIT);
                 if self.reply.is_none() {
                     self.set_state(AgentState::Thinking);
                 }
@@ -601,7 +432,7 @@ impl Call {
             }
             ServerEvent::InputTranscriptFailed { item_id } => self.counselor_final(now, &item_id, None),
             ServerEvent::ResponseCreated { response_id } => {
-                if self.reply.as_ref().is_some_and(|r| !r.orphaned) {
+                if self.reply.as_ref().is_some_and(Reply::live) {
                     // One reply at a time: a second would talk over the first.
                     return;
                 }
@@ -609,34 +440,11 @@ impl Call {
                 if self.reply.is_some() {
                     // An orphan still playing is cut here: the new reply must not queue behind it.
                     self.playout.clear();
-                    self.gen_len = 0;
-                    self.up.reset();
                     self.finish_reply(now, true);
                 }
                 let segment_id = self.new_segment("caller");
-                let socket_gen = self.socket_gen;
-                self.reply = Some(Reply {
-                    response_id,
-                    item_id: String::new(),
-                    segment_id,
-                    generating: true,
-                    audio_done: false,
-                    transcript: String::new(),
-                    transcript_done: false,
-                    revealed: 0,
-                    caption_open: false,
-                    generated: 0,
-                    played: 0,
-                    queued: 0,
-                    trigger_at: self.speech_stopped_at.take(),
-                    first_delta_at: None,
-                    first_frame_at: None,
-                    started_ms: 0,
-                    underruns: 0,
-                    orphaned: false,
-                    cut_by_drop: false,
-                    socket_gen,
-                });
+                let socket_gen = self.socket.generation();
+                self.reply = Some(Reply::new(response_id, segment_id, self.speech_stopped_at.take(), socket_gen));
                 self.set_state(AgentState::Thinking);
             }
             ServerEvent::ReplyItem { response_id, item_id } => {
@@ -658,15 +466,13 @@ impl Call {
                 self.push_generated(&pcm);
                 // The first frame of an answer goes out now, not at the next 20 ms tick: the
                 // clock only has to be steady while the caller speaks.
-                if starting && !self.playing && self.playout.len() >= FRAME_SAMPLES && self.next_tick > now {
-                    self.clock_debt += self.next_tick - now;
-                    self.next_tick = now;
+                if starting {
+                    self.playout.start_now(now);
                 }
             }
             ServerEvent::AudioDone { response_id } => {
                 let Some(r) = self.current(&response_id) else { return };
-                if !r.audio_done {
-                    r.audio_done = true;
+                if r.audio_finished() {
                     self.flush_generated();
                 }
             }
@@ -679,28 +485,30 @@ impl Call {
             }
             ServerEvent::TranscriptDone { response_id, transcript, .. } => {
                 let Some(r) = self.current(&response_id) else { return };
-                if !transcript.is_empty() {
-                    r.transcript = transcript;
-                }
-                r.transcript_done = true;
+                r.transcript_finished(transcript);
                 self.maybe_finish_reply(now);
             }
-            ServerEvent::ResponseDone { response_id, status, usage } => {
+            ServerEvent::ResponseDone { response_id, usage, .. } => {
                 self.usage.input_text_tokens += usage.input_text_tokens;
                 self.usage.input_audio_tokens += usage.input_audio_tokens;
                 self.usage.output_text_tokens += usage.output_text_tokens;
                 self.usage.output_audio_tokens += usage.output_audio_tokens;
                 self.usage.cached_tokens += usage.cached_tokens;
+                if self.cap_reached_at.is_none()
+                    && let Some(cap) = self.setup.token_cap
+                    && self.usage.total_tokens() >= cap
+                {
+                    tracing::info!(
+                        tokens = self.usage.total_tokens(),
+                        cap,
+                        "the session's token cap is reached; ending the call"
+                    );
+                    self.cap_reached_at = Some(now);
+                }
                 if let Some(r) = self.current(&response_id) {
-                    r.generating = false;
-                    // A reply that ends without a transcript (cancelled by the server, failed)
-                    // is final with what it has.
-                    if status != "completed" || !r.transcript_done {
-                        r.transcript_done = true;
-                    }
-                    let flush = !r.audio_done;
-                    r.audio_done = true;
-                    if flush {
+                    // Whatever its status: a reply that ends without a transcript (cancelled by
+                    // the server, failed) is final with what it has.
+                    if r.response_finished() {
                         self.flush_generated();
                     }
                     self.maybe_finish_reply(now);
@@ -720,25 +528,13 @@ impl Call {
         if self.ended {
             return;
         }
-        if let Some(h) = self.holding_for_preconnect
-            && now >= h
-        {
-            self.holding_for_preconnect = None;
-            self.flush_held(now);
-        }
+        self.input.preconnect_timeout(now, &mut sink!(self));
         self.expire_slots(now);
-        if now >= self.next_tick {
-            if now.saturating_duration_since(self.next_tick) > RESYNC_AFTER {
+        if let Due::Tick { late } = self.playout.due(now, self.reply.is_none()) {
+            if late {
                 self.stats.late_ticks += 1;
-                self.next_tick = now;
             }
-            self.next_tick += FRAME;
-            let idle = !self.playing && self.playout.is_empty() && self.reply.is_none();
-            if idle && self.clock_debt >= FRAME {
-                self.clock_debt -= FRAME;
-            } else {
-                self.tick(now);
-            }
+            self.tick(now);
         }
         self.check_limits(now);
     }
@@ -767,7 +563,7 @@ impl Call {
     /// Usage, per-turn metrics and counters, once the call has ended.
     pub fn summary(&self) -> (RealtimeUsage, Vec<TurnMetrics>, CallStats) {
         let mut usage = self.usage.clone();
-        usage.input_audio_ms = self.appended_samples / 24;
+        usage.input_audio_ms = self.input.appended() / 24;
         (usage, self.metrics.clone(), self.stats.clone())
     }
 
@@ -781,127 +577,38 @@ impl Call {
     }
 
     fn new_segment(&mut self, who: &str) -> String {
-        self.next_segment += 1;
-        format!("{}-{who}-{}", self.setup.session_id.simple(), self.next_segment)
+        segment_name(&mut self.next_segment, self.setup.session_id, who)
     }
 
     /// The reply `response_id` names, unless it was cancelled or is not ours.
     fn current(&mut self, response_id: &str) -> Option<&mut Reply> {
-        if self.cancelled.iter().any(|c| c == response_id) {
+        if self.cancelled.contains(response_id) {
             return None;
         }
-        self.reply.as_mut().filter(|r| !r.orphaned && (response_id.is_empty() || r.response_id == response_id))
+        self.reply.as_mut().filter(|r| r.live() && (response_id.is_empty() || r.response_id == response_id))
     }
 
-    fn send_batch(&mut self, now: Instant) {
-        if self.batch.is_empty() {
-            return;
-        }
-        if self.socket != Socket::Open || self.holding_for_preconnect.is_some() {
-            self.held.extend(self.batch.drain(..));
-            let over = self.held.len().saturating_sub(MAX_HELD_INPUT);
-            self.held.drain(..over);
-            return;
-        }
-        if !self.held.is_empty() {
-            self.flush_held(now);
-        }
-        let mut text = String::with_capacity(self.batch.len() * 8 / 3 + 64);
-        realtime::append_audio(&self.batch, &mut self.append_bytes, &mut text);
-        self.appended_samples += self.batch.len() as u64;
-        let keep = self.recent_needed();
-        keep_recent(&mut self.recent, &self.batch, keep);
-        self.batch.clear();
-        if let Some(started) = self.batch_started.take() {
-            self.stats.mic_to_append_ms.push(now.saturating_duration_since(started).as_millis() as u32);
-        }
-        self.outputs.push_back(CallOutput::Realtime(text));
-    }
-
-    /// Sends held audio (pre-connect, or what arrived while the socket was down) in 100 ms
-    /// appends; the live batch follows it.
-    fn flush_held(&mut self, _now: Instant) {
-        if self.socket != Socket::Open || self.holding_for_preconnect.is_some() {
-            return;
-        }
-        if let Some(from) = self.replay_rebase.take() {
-            let at = self.appended_samples;
-            for slot in self.order.iter_mut() {
-                if let Slot::Counselor { turn: None, replay: true, audio_from, .. } = slot {
-                    *audio_from = at + audio_from.saturating_sub(from);
-                }
-            }
-        }
-        let mut chunk: Vec<i16> = Vec::with_capacity(2400);
-        while !self.held.is_empty() {
-            chunk.clear();
-            let n = self.held.len().min(2400);
-            chunk.extend(self.held.drain(..n));
-            let mut text = String::with_capacity(n * 8 / 3 + 64);
-            realtime::append_audio(&chunk, &mut self.append_bytes, &mut text);
-            self.appended_samples += n as u64;
-            let keep = self.recent_needed();
-            keep_recent(&mut self.recent, &chunk, keep);
-            self.outputs.push_back(CallOutput::Realtime(text));
-        }
-    }
-
-    /// How much recent audio a replay could need (see [`Call::recent`]).
-    fn recent_needed(&self) -> usize {
-        let from = self
-            .order
-            .iter()
-            .filter_map(|s| match s {
-                Slot::Counselor { turn: None, audio_from, .. } => Some(*audio_from),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(self.appended_samples)
-            .min(self.appended_samples.saturating_sub(SPEECH_LOOKBACK));
-        (self.appended_samples - from).min(MAX_HELD_INPUT as u64) as usize
-    }
-
+    /// An answer's audio delta goes to the playout    /// An answer's audio delta goes to the playout; the reply counts what it queued.
     fn push_generated(&mut self, pcm: &[i16]) {
-        let mut rest = pcm;
-        while !rest.is_empty() {
-            let take = (REALTIME_FRAME_SAMPLES - self.gen_len).min(rest.len());
-            self.generated_chunk[self.gen_len..self.gen_len + take].copy_from_slice(&rest[..take]);
-            self.gen_len += take;
-            rest = &rest[take..];
-            if self.gen_len == REALTIME_FRAME_SAMPLES {
-                self.gen_len = 0;
-                self.upsample_chunk();
-            }
-        }
-    }
-
-    fn upsample_chunk(&mut self) {
-        self.up.process(&self.generated_chunk, &mut self.up_out);
-        self.playout.extend(self.up_out.iter().copied());
+        let queued = self.playout.push(pcm);
         if let Some(r) = self.reply.as_mut() {
-            r.queued += FRAME_SAMPLES;
+            r.queued += queued;
         }
     }
 
-    /// The reply's audio is complete: pad the last partial chunk and push the filter's tail out.
+    /// The reply's audio is complete: the playout's tail is queued for it.
     fn flush_generated(&mut self) {
-        if self.gen_len > 0 {
-            self.generated_chunk[self.gen_len..].fill(0);
-            self.gen_len = 0;
-            self.upsample_chunk();
+        let queued = self.playout.flush();
+        if let Some(r) = self.reply.as_mut() {
+            r.queued += queued;
         }
-        if self.up.delay() > 0 {
-            self.generated_chunk.fill(0);
-            self.upsample_chunk();
-        }
-        self.up.reset();
     }
 
     fn tick(&mut self, now: Instant) {
         // Senders stop sending packets in silence (Opus DTX): the model's VAD only sees elapsed
         // silence as appended audio, so a counselor who went quiet is fed digital silence.
         if self.last_counselor_input.is_some_and(|t| now.saturating_duration_since(t) >= DTX_GAP) {
-            self.feed_input(now, now, &SILENCE);
+            self.input.feed(now, now, &SILENCE, &mut sink!(self));
         }
         // A stopped caller (barge-in) shows here: the first tick after it is silent.
         if let Some(at) = self.barge_in_at.take() {
@@ -911,26 +618,12 @@ impl Call {
                 m.barge_in_stop_ms = Some(ms);
             }
         }
-        let mut caller = false;
         let mut answer_from = None;
-        if self.playout.len() >= FRAME_SAMPLES {
-            for (d, s) in self.caller_frame.iter_mut().zip(self.playout.drain(..FRAME_SAMPLES)) {
-                *d = s;
-            }
-            caller = true;
-        } else if !self.playout.is_empty() && self.reply.as_ref().is_none_or(|r| r.audio_done) {
-            let n = self.playout.len();
-            for (d, s) in self.caller_frame.iter_mut().zip(self.playout.drain(..)) {
-                *d = s;
-            }
-            self.caller_frame[n..].fill(0);
-            caller = true;
-        }
-        self.playing = caller;
+        let audio_done = self.reply.as_ref().is_none_or(Reply::audio_done);
+        let expecting = self.reply.as_ref().is_some_and(|r| r.first_frame_at.is_some() && !r.audio_done());
+        let frame = self.playout.next_frame(audio_done, expecting);
+        let caller = frame == Frame::Played;
         if caller {
-            if let Some(phone) = self.phone.as_mut() {
-                phone.process(&mut self.caller_frame);
-            }
             self.stats.frames_played += 1;
             self.last_activity = now;
             let start_ms = self.ms(now);
@@ -950,9 +643,8 @@ impl Call {
             }
             self.set_state(AgentState::Speaking);
             self.reveal_caption(false);
-        } else if let Some(r) = self.reply.as_mut()
-            && r.first_frame_at.is_some()
-            && !r.audio_done
+        } else if frame == Frame::Underrun
+            && let Some(r) = self.reply.as_mut()
         {
             r.underruns += 1;
             self.stats.underruns += 1;
@@ -969,7 +661,7 @@ impl Call {
         let len = r.transcript.len();
         let target = if all {
             len
-        } else if r.audio_done && r.transcript_done {
+        } else if r.audio_done() && r.transcript_done() {
             let total = (r.generated * 2).max(1);
             (len as u64 * r.played / total) as usize
         } else {
@@ -1015,10 +707,7 @@ impl Call {
 
     /// A reply whose audio has all been played and whose transcript is known is a final turn.
     fn maybe_finish_reply(&mut self, now: Instant) {
-        let done = self
-            .reply
-            .as_ref()
-            .is_some_and(|r| r.audio_done && r.transcript_done && r.queued == 0 && self.playout.is_empty());
+        let done = self.reply.as_ref().is_some_and(|r| r.is_complete(self.playout.is_empty()));
         if done {
             self.finish_reply(now, false);
         }
@@ -1026,7 +715,7 @@ impl Call {
 
     /// Ends the reply: full text when `cut` is false, what was heard otherwise.
     fn finish_reply(&mut self, now: Instant, cut: bool) {
-        let orphaned = self.reply.as_ref().is_some_and(|r| r.orphaned);
+        let orphaned = self.reply.as_ref().is_some_and(Reply::orphaned);
         self.reveal_caption(!cut && !orphaned);
         let Some(r) = self.reply.take() else { return };
         let heard = r.transcript[..r.revealed].trim().to_owned();
@@ -1051,6 +740,7 @@ impl Call {
             self.stats.realtime_first_audio_ms.push(v);
         }
         if r.played > 0 && !heard.is_empty() {
+            let cut = cut || r.cut_by_drop() || r.revealed < r.transcript.len();
             self.metrics.push(metrics);
             let turn = SpokenTurn {
                 segment_id: r.segment_id,
@@ -1058,14 +748,14 @@ impl Call {
                 text: heard,
                 started_ms: r.started_ms,
                 ended_ms: self.ms(now),
-                cut: cut || r.cut_by_drop || r.revealed < r.transcript.len(),
+                cut,
             };
             // A reply from a socket that is gone, finished after its successor opened: the new
             // conversation has not seen it (the seed at open only had the turns final by then).
-            if self.socket == Socket::Open && r.socket_gen < self.socket_gen {
+            if self.socket.is_open() && r.socket_gen < self.socket.generation() {
                 self.outputs.push_back(CallOutput::Realtime(realtime::seed_item(&turn)));
             }
-            self.order.push_back(Slot::Ready(turn));
+            self.order.caller_final(turn);
             self.release_turns();
         }
         if !self.counselor_speaking {
@@ -1077,7 +767,7 @@ impl Call {
     /// After a drop: once the cut reply has been heard and the new socket knows the conversation,
     /// ask for the answer the counselor is still owed.
     fn maybe_request_owed_answer(&mut self, now: Instant) {
-        if self.answer_owed && self.socket == Socket::Open && self.reply.is_none() && !self.counselor_speaking {
+        if self.answer_owed && self.socket.is_open() && self.reply.is_none() && !self.counselor_speaking {
             self.answer_owed = false;
             self.speech_stopped_at = Some(now);
             self.outputs.push_back(CallOutput::Realtime(realtime::response_create()));
@@ -1094,28 +784,20 @@ impl Call {
         let barging = self
             .reply
             .as_ref()
-            .is_some_and(|r| !r.orphaned && (r.generating || r.queued > 0 || !self.playout.is_empty()))
-            || self.reply.as_ref().is_some_and(|r| r.orphaned && !self.playout.is_empty());
+            .is_some_and(|r| !self.playout.is_empty() || (!r.orphaned() && (r.generating() || r.queued > 0)));
         if barging && let Some(r) = self.reply.as_mut() {
             self.stats.barge_ins += 1;
             let playing = !self.playout.is_empty();
             self.playout.clear();
-            self.gen_len = 0;
-            self.up.reset();
-            r.queued = 0;
             if playing {
                 self.barge_in_at = Some(now);
             }
-            if r.generating && !r.orphaned {
+            let orphaned = r.orphaned();
+            if r.barged_in() {
                 self.outputs.push_back(CallOutput::Realtime(realtime::response_cancel()));
             }
-            if !r.response_id.is_empty() {
-                self.cancelled.push(r.response_id.clone());
-                if self.cancelled.len() > 16 {
-                    self.cancelled.remove(0);
-                }
-            }
-            if !r.item_id.is_empty() && !r.orphaned {
+            self.cancelled.insert(&r.response_id);
+            if !r.item_id.is_empty() && !orphaned {
                 // Never more than was generated, or the server refuses the truncate.
                 let played_ms = r.played / 48;
                 let generated_ms = r.generated / 24;
@@ -1126,52 +808,20 @@ impl Call {
                         .push_back(CallOutput::Realtime(realtime::truncate(&r.item_id, played_ms.min(generated_ms))));
                 }
             }
-            r.audio_done = true;
-            r.transcript_done = true;
             self.finish_reply(now, true);
         }
-        let audio_from = self.appended_samples.saturating_sub(SPEECH_LOOKBACK).max(self.last_stop_at);
-        let replayed = self.order.iter_mut().find_map(|s| match s {
-            Slot::Counselor { replay: r @ true, item_id: id, deadline, audio_from: from, .. } => {
-                Some((r, id, deadline, from))
-            }
-            _ => None,
-        });
-        if let Some((replay, id, deadline, from)) = replayed {
-            // The replayed speech of a turn the dropped socket did not transcribe: the same turn.
-            *replay = false;
-            *id = item_id;
-            *deadline = None;
-            *from = audio_from;
-        } else {
-            let segment_id = self.new_segment("counselor");
-            let started_ms = self.ms(now);
-            self.order.push_back(Slot::Counselor {
-                item_id,
-                segment_id,
-                started_ms,
-                deadline: None,
-                turn: None,
-                audio_from,
-                replay: false,
-            });
-        }
+        let audio_from = self.input.appended().saturating_sub(SPEECH_LOOKBACK).max(self.last_stop_at);
+        let started_ms = self.ms(now);
+        let (next_segment, session_id) = (&mut self.next_segment, self.setup.session_id);
+        // A replayed turn (speech a dropped socket did not transcribe) keeps its segment.
+        self.order
+            .speech_started(item_id, audio_from, started_ms, || segment_name(next_segment, session_id, "counselor"));
         self.set_state(AgentState::Listening);
     }
 
     /// The segment of the counselor turn `item_id` (or the oldest one still waiting for words).
     fn counselor_segment(&self, item_id: &str) -> Option<String> {
-        let pending = || {
-            self.order.iter().filter_map(|s| match s {
-                Slot::Counselor { item_id, segment_id, turn: None, replay: false, .. } => Some((item_id, segment_id)),
-                _ => None,
-            })
-        };
-        pending()
-            .find(|(id, _)| *id == item_id)
-            .or_else(|| pending().find(|(id, _)| id.is_empty()))
-            .or_else(|| pending().next())
-            .map(|(_, s)| s.clone())
+        self.order.counselor_segment(item_id)
     }
 
     fn open_counselor_caption(&mut self, segment_id: &str) {
@@ -1202,57 +852,20 @@ impl Call {
             self.outputs.push_back(CallOutput::Caption(Caption::Close { segment_id: segment_id.clone() }));
         }
         let ended_ms = self.ms(now);
-        let mut drop_index = None;
-        for (i, slot) in self.order.iter_mut().enumerate() {
-            if let Slot::Counselor { segment_id: s, started_ms, turn, .. } = slot
-                && *s == segment_id
-            {
-                if text.is_empty() {
-                    drop_index = Some(i);
-                } else {
-                    *turn = Some(SpokenTurn {
-                        segment_id: s.clone(),
-                        speaker: Speaker::Counselor,
-                        text: text.clone(),
-                        started_ms: *started_ms,
-                        ended_ms: ended_ms.max(*started_ms),
-                        cut: false,
-                    });
-                }
-                break;
-            }
-        }
-        if let Some(i) = drop_index {
-            self.order.remove(i);
-        }
+        self.order.counselor_final(&segment_id, &text, ended_ms);
         self.release_turns();
     }
 
     fn expire_slots(&mut self, now: Instant) {
-        let before = self.order.len();
-        self.order.retain(|s| !matches!(s, Slot::Counselor { deadline: Some(d), turn: None, .. } if *d <= now));
-        if self.order.len() != before {
+        if self.order.expire(now) {
             self.release_turns();
         }
     }
 
     /// Emits the turns at the front of the spoken order that are final.
     fn release_turns(&mut self) {
-        loop {
-            let turn = match self.order.front_mut() {
-                Some(Slot::Ready(_)) => match self.order.pop_front() {
-                    Some(Slot::Ready(t)) => t,
-                    _ => unreachable!("front was ready"),
-                },
-                Some(Slot::Counselor { turn: Some(_), .. }) => match self.order.pop_front() {
-                    Some(Slot::Counselor { turn: Some(t), .. }) => t,
-                    _ => unreachable!("front was final"),
-                },
-                _ => return,
-            };
-            self.history.push(turn.clone());
-            self.outputs.push_back(CallOutput::Turn(turn));
-        }
+        let outputs = &mut self.outputs;
+        self.order.release(|turn| outputs.push_back(CallOutput::Turn(turn.clone())));
     }
 
     /// Between turns: nobody speaking, no reply, no transcript pending.
@@ -1261,15 +874,10 @@ impl Call {
     }
 
     fn maybe_recycle(&mut self, now: Instant) {
-        if self.socket == Socket::Open
-            && !self.recycle_pending
-            && now.saturating_duration_since(self.socket_opened_at) >= self.config.session_cap
-            && self.between_turns()
-        {
-            self.recycle_pending = true;
+        if self.socket.recycle_due(now, self.config.session_cap) && self.between_turns() {
             self.stats.recycles += 1;
             // Audio the counselor speaks meanwhile is held and appended on the new socket.
-            self.socket = Socket::Connecting;
+            self.socket.recycle();
             self.outputs.push_back(CallOutput::Connect { after: Duration::ZERO });
         }
     }
@@ -1283,7 +891,14 @@ impl Call {
     }
 
     fn check_limits(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.start) >= self.setup.max_duration {
+        let capped = self.cap_reached_at.is_some_and(|at| {
+            self.reply.is_none()
+                && self.playout.is_empty()
+                && (self.order.is_empty() || now.saturating_duration_since(at) >= TRANSCRIPT_WAIT)
+        });
+        if capped {
+            self.end(now, EndReason::TokenCap);
+        } else if now.saturating_duration_since(self.start) >= self.setup.max_duration {
             self.end(now, EndReason::MaxDuration);
         } else if self.between_turns()
             && now.saturating_duration_since(self.last_activity) >= self.setup.silence_timeout
@@ -1301,11 +916,11 @@ impl Call {
         // given up (their words never came).
         if self.reply.is_some() {
             let heard_all =
-                self.reply.as_ref().is_some_and(|r| r.audio_done && r.transcript_done && self.playout.is_empty());
+                self.reply.as_ref().is_some_and(|r| r.audio_done() && r.transcript_done() && self.playout.is_empty());
             self.playout.clear();
             self.finish_reply(now, !heard_all);
         }
-        self.order.retain(|s| !matches!(s, Slot::Counselor { turn: None, .. }));
+        self.order.give_up_pending();
         self.release_turns();
         for segment_id in std::mem::take(&mut self.open_counselor) {
             self.outputs.push_back(CallOutput::Caption(Caption::Close { segment_id }));
@@ -1315,11 +930,36 @@ impl Call {
     }
 }
 
-/// Appends `pcm` to the recent-audio window and keeps its last `keep` samples.
-fn keep_recent(recent: &mut VecDeque<i16>, pcm: &[i16], keep: usize) {
-    recent.extend(pcm.iter().copied());
-    let over = recent.len().saturating_sub(keep);
-    recent.drain(..over);
+/// The next segment id of the session (`<session>-<who>-<n>`).
+fn segment_name(next: &mut u64, session_id: uuid::Uuid, who: &str) -> String {
+    *next += 1;
+    format!("{}-{who}-{next}", session_id.simple())
+}
+
+/// The input's view of the call: the socket, spoken order (for replays), outputs and stats.
+struct CallSink<'a> {
+    socket: &'a Lifecycle,
+    order: &'a mut SpokenOrder,
+    outputs: &'a mut VecDeque<CallOutput>,
+    stats: &'a mut CallStats,
+}
+
+impl InputSink for CallSink<'_> {
+    fn open(&self) -> bool {
+        self.socket.is_open()
+    }
+    fn pending_from(&self) -> Option<u64> {
+        self.order.pending_audio_from()
+    }
+    fn rebase(&mut self, from: u64, at: u64) {
+        self.order.rebase_replays(from, at);
+    }
+    fn append(&mut self, text: String) {
+        self.outputs.push_back(CallOutput::Realtime(text));
+    }
+    fn mic_to_append(&mut self, ms: u32) {
+        self.stats.mic_to_append_ms.push(ms);
+    }
 }
 
 impl std::fmt::Debug for Call {
@@ -1332,661 +972,4 @@ impl std::fmt::Debug for Call {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::realtime::TurnDetection;
-    use base64::Engine as _;
-    use serde_json::{Value, json};
-
-    fn setup() -> CallSetup {
-        CallSetup {
-            session_id: uuid::Uuid::nil(),
-            instructions: "You are Sam, a caller.".into(),
-            voice: "alloy".into(),
-            caller_speaks_first: false,
-            phone_line: false,
-            max_duration: Duration::from_secs(3600),
-            silence_timeout: Duration::from_secs(600),
-            prior_turns: vec![],
-        }
-    }
-
-    fn rt_config() -> RealtimeConfig {
-        RealtimeConfig {
-            base_url: "http://127.0.0.1:1/v1".into(),
-            api_key: "k".into(),
-            model: "gpt-realtime".into(),
-            transcription_model: "gpt-4o-mini-transcribe".into(),
-            turn_detection: TurnDetection::ServerVad {
-                threshold: 0.5,
-                prefix_padding_ms: 300,
-                silence_duration_ms: 500,
-            },
-            session_cap: Duration::from_secs(1500),
-        }
-    }
-
-    /// A call driven in simulated time, with everything it output collected.
-    struct Harness {
-        call: Call,
-        now: Instant,
-        out: Vec<CallOutput>,
-        played_frames: u64,
-        last_tick_caller: bool,
-    }
-
-    impl Harness {
-        fn new(setup: CallSetup, config: CallConfig) -> Self {
-            let now = Instant::now();
-            let mut h = Harness {
-                call: Call::new(now, setup, rt_config(), config),
-                now,
-                out: vec![],
-                played_frames: 0,
-                last_tick_caller: false,
-            };
-            h.drain();
-            h
-        }
-
-        fn drain(&mut self) {
-            while let Some(o) = self.call.poll_output() {
-                if let CallOutput::Tick { caller, .. } = o {
-                    self.last_tick_caller = caller;
-                    if caller {
-                        self.played_frames += 1;
-                    }
-                }
-                self.out.push(o);
-            }
-        }
-
-        fn open(&mut self) {
-            self.call.realtime_opened(self.now);
-            self.drain();
-        }
-
-        fn event(&mut self, v: Value) {
-            self.call.realtime_message(self.now, &v.to_string());
-            self.drain();
-        }
-
-        /// Advances time to `until`, running every deadline on the way, feeding a counselor frame
-        /// each 20 ms when `speaking`.
-        fn run(&mut self, d: Duration, counselor: bool) {
-            let until = self.now + d;
-            loop {
-                let next = self.call.poll_timeout();
-                if next > until {
-                    break;
-                }
-                self.now = next.max(self.now);
-                if counselor {
-                    self.call.counselor_audio(self.now, self.now, &[1000; FRAME_SAMPLES]);
-                }
-                self.call.handle_timeout(self.now);
-                self.drain();
-                if self.call.is_ended() {
-                    return;
-                }
-            }
-            self.now = until;
-        }
-
-        fn sent(&self) -> Vec<Value> {
-            self.out
-                .iter()
-                .filter_map(|o| match o {
-                    CallOutput::Realtime(t) => Some(serde_json::from_str(t).unwrap()),
-                    _ => None,
-                })
-                .collect()
-        }
-
-        fn sent_types(&self) -> Vec<String> {
-            self.sent()
-                .iter()
-                .map(|v| v["type"].as_str().unwrap().to_owned())
-                .filter(|t| t != "input_audio_buffer.append")
-                .collect()
-        }
-
-        fn turns(&self) -> Vec<SpokenTurn> {
-            self.out.iter().filter_map(|o| if let CallOutput::Turn(t) = o { Some(t.clone()) } else { None }).collect()
-        }
-
-        fn states(&self) -> Vec<AgentState> {
-            self.out.iter().filter_map(|o| if let CallOutput::State(s) = o { Some(*s) } else { None }).collect()
-        }
-
-        fn caption_text(&self, speaker: Speaker) -> String {
-            let mut segs = Vec::new();
-            let mut text = String::new();
-            for o in &self.out {
-                match o {
-                    CallOutput::Caption(Caption::Open { segment_id, speaker: s }) if *s == speaker => {
-                        segs.push(segment_id.clone())
-                    }
-                    CallOutput::Caption(Caption::Text { segment_id, delta }) if segs.contains(segment_id) => {
-                        text.push_str(delta)
-                    }
-                    _ => {}
-                }
-            }
-            text
-        }
-
-        /// A reply of `ms` of audio in one burst, with its transcript.
-        fn reply(&mut self, id: &str, text: &str, ms: usize, done: bool) {
-            self.event(json!({"type": "response.created", "response": {"id": id}}));
-            self.event(
-                json!({"type": "response.output_item.added", "response_id": id, "item": {"id": format!("item-{id}")}}),
-            );
-            self.event(json!({"type": "response.output_audio_transcript.delta", "response_id": id, "item_id": format!("item-{id}"), "delta": text}));
-            let pcm: Vec<u8> =
-                (0..ms * 24).flat_map(|i| (((i as f64 * 0.1).sin() * 5000.0) as i16).to_le_bytes()).collect();
-            for chunk in pcm.chunks(4800) {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
-                self.event(json!({"type": "response.output_audio.delta", "response_id": id, "item_id": format!("item-{id}"), "delta": b64}));
-            }
-            if done {
-                self.event(json!({"type": "response.output_audio.done", "response_id": id}));
-                self.event(json!({"type": "response.output_audio_transcript.done", "response_id": id, "item_id": format!("item-{id}"), "transcript": text}));
-                self.event(json!({"type": "response.done", "response": {"id": id, "status": "completed", "usage": {"input_token_details": {"audio_tokens": 10}, "output_token_details": {"audio_tokens": 20}}}}));
-            }
-        }
-    }
-
-    #[test]
-    fn an_answer_starts_when_its_audio_arrives_and_the_clock_keeps_one_tick_per_frame() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        let start = h.now;
-        h.open();
-        for round in 0..5 {
-            // Mid-way between two ticks.
-            h.run(Duration::from_millis(1007), false);
-            let played = h.played_frames;
-            h.reply(&format!("r{round}"), "Okay.", 400, true);
-            h.run(Duration::ZERO, false);
-            assert_eq!(h.played_frames, played + 1, "the first frame goes out with the first delta");
-        }
-        h.run(Duration::from_secs(10), false);
-        let ticks = h.out.iter().filter(|o| matches!(o, CallOutput::Tick { .. })).count() as u128;
-        let frames = h.now.duration_since(start).as_millis() / 20;
-        // Each early start is paid back in the silence after it: one recorded frame per 20 ms.
-        assert!(ticks.abs_diff(frames) <= 1, "{ticks} ticks in {frames} frames of time");
-    }
-
-    #[test]
-    fn a_turn_each_way_in_spoken_order() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        assert_eq!(h.states(), [AgentState::Initializing]);
-        assert!(matches!(h.out[1], CallOutput::Connect { after } if after == Duration::ZERO));
-        h.open();
-        assert_eq!(h.sent_types(), ["session.update"]);
-        // The counselor speaks for 1 s: audio goes out in 20 ms appends of 24 kHz PCM.
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.run(Duration::from_secs(1), true);
-        let appends: Vec<Value> = h.sent().into_iter().filter(|v| v["type"] == "input_audio_buffer.append").collect();
-        assert_eq!(appends.len(), 50);
-        let bytes = base64::engine::general_purpose::STANDARD.decode(appends[0]["audio"].as_str().unwrap()).unwrap();
-        assert_eq!(bytes.len(), 20 * 24 * 2);
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
-        assert_eq!(*h.states().last().unwrap(), AgentState::Thinking);
-        h.reply("r1", "I just feel so alone tonight.", 2000, true);
-        // Caption not ahead of the audio: after 0.5 s of a 2 s reply, at most about a quarter.
-        h.run(Duration::from_millis(500), false);
-        let partial = h.caption_text(Speaker::Caller);
-        assert!(partial.len() < "I just feel so alone tonight.".len() / 2, "caption ran ahead: {partial:?}");
-        assert_eq!(*h.states().last().unwrap(), AgentState::Speaking);
-        h.run(Duration::from_millis(1700), false);
-        assert_eq!(h.caption_text(Speaker::Caller), "I just feel so alone tonight.");
-        assert_eq!(*h.states().last().unwrap(), AgentState::Listening);
-        // The caller's turn is final, but waits for the counselor's transcript that came later.
-        assert!(h.turns().is_empty());
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "How are you doing?"}));
-        let turns = h.turns();
-        assert_eq!(turns.len(), 2);
-        assert_eq!((turns[0].speaker, turns[0].text.as_str()), (Speaker::Counselor, "How are you doing?"));
-        assert_eq!(
-            (turns[1].speaker, turns[1].text.as_str(), turns[1].cut),
-            (Speaker::Caller, "I just feel so alone tonight.", false)
-        );
-        assert!(turns[0].started_ms < turns[1].started_ms);
-        assert_eq!(h.caption_text(Speaker::Counselor), "How are you doing?");
-        // 2 s of audio is 100 frames (plus the resampler's tail frame).
-        assert!((100..=102).contains(&h.played_frames), "{}", h.played_frames);
-        assert_eq!(h.call.stats().underruns, 0);
-        h.call.counselor_left(h.now);
-        h.drain();
-        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::CounselorLeft))));
-        let (usage, metrics, stats) = h.call.summary();
-        assert_eq!((usage.input_audio_tokens, usage.output_audio_tokens), (10, 20));
-        assert_eq!(usage.output_audio_ms, 2000);
-        assert_eq!(metrics.len(), 1);
-        // speech_stopped -> first frame: the next 20 ms deadline at most.
-        assert!(metrics[0].response_latency_ms.unwrap() <= 20);
-        // Each frame goes out as it arrives.
-        assert_eq!(stats.mic_to_append_ms.iter().max(), Some(&0));
-    }
-
-    #[test]
-    fn barge_in_stops_within_a_frame_and_truncates_to_what_was_played() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hello"}));
-        // 3 s generated, still generating; the counselor cuts in after 1 s of it.
-        h.reply("r1", "one two three four five six seven eight nine ten eleven twelve", 3000, false);
-        h.run(Duration::from_millis(1000), false);
-        let before = h.played_frames;
-        assert!(before >= 49, "{before}");
-        h.now += Duration::from_millis(7);
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c2"}));
-        h.run(Duration::from_millis(20), false);
-        assert!(!h.last_tick_caller, "caller audio must stop at the next frame");
-        assert_eq!(h.played_frames, before);
-        let sent = h.sent();
-        let cancel = sent.iter().position(|v| v["type"] == "response.cancel").expect("cancel");
-        let truncate = sent.iter().position(|v| v["type"] == "conversation.item.truncate").expect("truncate");
-        assert!(cancel < truncate);
-        let played_ms = before * 20;
-        assert_eq!(sent[truncate]["audio_end_ms"].as_u64().unwrap(), played_ms);
-        assert_eq!(sent[truncate]["item_id"], "item-r1");
-        // Late deltas of the cancelled reply are ignored.
-        h.reply("r1", "more", 500, true);
-        h.run(Duration::from_millis(200), false);
-        assert_eq!(h.played_frames, before);
-        let turns = h.turns();
-        let caller = turns.iter().find(|t| t.speaker == Speaker::Caller).expect("cut caller turn");
-        assert!(caller.cut);
-        assert!(!caller.text.is_empty() && caller.text.len() < 40, "{:?}", caller.text);
-        assert_eq!(h.caption_text(Speaker::Caller).trim(), caller.text);
-        assert!(h.call.stats().barge_in_stop_ms[0] <= 20);
-    }
-
-    #[test]
-    fn captions_survive_audio_outgrowing_the_text_and_a_shorter_final_transcript() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.reply("r1", "I think so. I am at home and I am not going to do anything tonight.", 400, false);
-        h.run(Duration::from_millis(300), false);
-        // Much more audio arrives: the played share of it falls below what was captioned.
-        h.reply("r1", "", 3000, false);
-        h.run(Duration::from_millis(100), false);
-        h.event(json!({"type": "response.output_audio_transcript.done", "response_id": "r1", "item_id": "item-r1", "transcript": "I think so."}));
-        h.event(json!({"type": "response.done", "response": {"id": "r1", "status": "completed"}}));
-        h.run(Duration::from_secs(4), false);
-        assert_eq!(h.turns().len(), 1);
-    }
-
-    #[test]
-    fn a_counselor_gone_quiet_is_fed_silence() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.run(Duration::from_millis(200), true);
-        let before = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
-        // No packets for a second (DTX): the appends go on, about one per 20 ms.
-        h.run(Duration::from_secs(1), false);
-        let after = h.sent().iter().filter(|v| v["type"] == "input_audio_buffer.append").count();
-        assert!((44..=51).contains(&(after - before)), "{before} -> {after}");
-    }
-
-    #[test]
-    fn barge_in_before_any_audio_deletes_the_item() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.event(json!({"type": "response.created", "response": {"id": "r1"}}));
-        h.event(json!({"type": "response.output_item.added", "response_id": "r1", "item": {"id": "a1"}}));
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        let types = h.sent_types();
-        assert!(types.contains(&"conversation.item.delete".to_string()), "{types:?}");
-        assert!(!types.contains(&"conversation.item.truncate".to_string()));
-        assert!(h.turns().is_empty());
-    }
-
-    #[test]
-    fn the_frame_clock_neither_bursts_nor_drifts_over_thirty_minutes() {
-        let mut s = setup();
-        s.silence_timeout = Duration::from_secs(7200);
-        let mut h = Harness::new(s, CallConfig::default());
-        h.open();
-        let start = h.now;
-        let mut ticks = 0u64;
-        let mut last: Option<Instant> = None;
-        let mut min_gap = Duration::from_secs(1);
-        // The shell wakes up to 7 ms late, pseudo-randomly.
-        let mut seed = 12345u64;
-        while h.now < start + Duration::from_secs(1800) {
-            let deadline = h.call.poll_timeout();
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            h.now = deadline + Duration::from_micros((seed >> 33) % 7000);
-            h.call.handle_timeout(h.now);
-            while let Some(o) = h.call.poll_output() {
-                if let CallOutput::Tick { .. } = o {
-                    ticks += 1;
-                    if let Some(l) = last {
-                        min_gap = min_gap.min(h.now - l);
-                    }
-                    last = Some(h.now);
-                }
-            }
-        }
-        assert_eq!(ticks, 90_000);
-        // Lateness never accumulates into a burst: consecutive ticks stay well apart.
-        assert!(min_gap >= Duration::from_millis(13), "{min_gap:?}");
-    }
-
-    #[test]
-    fn session_cap_recycles_between_turns_and_reseeds() {
-        let config = CallConfig { session_cap: Duration::from_secs(2), ..Default::default() };
-        let mut h = Harness::new(setup(), config);
-        h.open();
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hi there"}));
-        h.reply("r1", "Hello, I need help.", 3000, true);
-        // The cap passes mid-reply: no recycle until the reply has been heard.
-        h.run(Duration::from_millis(2500), false);
-        assert_eq!(h.out.iter().filter(|o| matches!(o, CallOutput::Connect { .. })).count(), 1);
-        h.run(Duration::from_millis(1000), false);
-        assert_eq!(h.out.iter().filter(|o| matches!(o, CallOutput::Connect { .. })).count(), 2);
-        // Counselor audio while the new socket opens is held, then follows the seed.
-        h.run(Duration::from_millis(100), true);
-        let n = h.out.len();
-        h.open();
-        let after: Vec<Value> = h.out[n..]
-            .iter()
-            .filter_map(|o| if let CallOutput::Realtime(t) = o { Some(serde_json::from_str(t).unwrap()) } else { None })
-            .collect();
-        let types: Vec<&str> = after.iter().map(|v| v["type"].as_str().unwrap()).collect();
-        assert_eq!(&types[..3], ["session.update", "conversation.item.create", "conversation.item.create"]);
-        assert_eq!(after[1]["item"]["role"], "user");
-        assert_eq!(after[1]["item"]["content"][0]["text"], "Hi there");
-        assert_eq!(after[2]["item"]["role"], "assistant");
-        assert_eq!(after[2]["item"]["content"][0]["type"], "output_text");
-        assert!(types[3..].iter().all(|t| *t == "input_audio_buffer.append") && types.len() > 3);
-        assert!(!types.contains(&"response.create"));
-        assert_eq!(h.call.stats().recycles, 1);
-    }
-
-    #[test]
-    fn a_dropped_socket_plays_out_what_arrived_and_reconnects_with_backoff() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hi"}));
-        h.reply("r1", "alpha beta gamma delta", 1000, false);
-        h.run(Duration::from_millis(200), false);
-        h.call.realtime_closed(h.now);
-        h.drain();
-        assert!(matches!(h.out.last(), Some(CallOutput::Connect { after }) if *after > Duration::ZERO));
-        // The second attempt fails too: a longer pause.
-        h.call.realtime_closed(h.now);
-        h.drain();
-        let pauses: Vec<Duration> = h
-            .out
-            .iter()
-            .filter_map(|o| if let CallOutput::Connect { after } = o { Some(*after) } else { None })
-            .collect();
-        assert!(pauses[2] > pauses[1], "{pauses:?}");
-        h.run(Duration::from_millis(1200), false);
-        assert!(h.played_frames >= 50);
-        let turns = h.turns();
-        assert_eq!(turns.len(), 2, "{turns:?}");
-        h.open();
-        let seeds = h.sent().into_iter().filter(|v| v["type"] == "conversation.item.create").count();
-        assert_eq!(seeds, 2);
-        assert_eq!(h.call.stats().reconnects, 1);
-    }
-
-    fn sent_since(h: &Harness, n: usize) -> Vec<Value> {
-        h.out[n..]
-            .iter()
-            .filter_map(|o| if let CallOutput::Realtime(t) = o { Some(serde_json::from_str(t).unwrap()) } else { None })
-            .filter(|v: &Value| v["type"] != "input_audio_buffer.append")
-            .collect()
-    }
-
-    fn assert_spoken_once_in_order(turns: &[SpokenTurn]) {
-        let mut ids: Vec<&str> = turns.iter().map(|t| t.segment_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), turns.len(), "a turn stored twice: {turns:?}");
-        assert!(turns.windows(2).all(|w| w[0].started_ms <= w[1].started_ms), "out of order: {turns:?}");
-    }
-
-    #[test]
-    fn a_drop_mid_reply_reseeds_then_asks_for_the_rest_of_the_answer_once_the_cut_part_was_heard() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.run(Duration::from_millis(400), true);
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Tell me more."}));
-        // 600 ms of the answer arrived, then the socket dropped mid-generation.
-        h.reply("r1", "Work has been falling apart", 600, false);
-        h.run(Duration::from_millis(200), false);
-        h.call.realtime_closed(h.now);
-        h.drain();
-        let Some(CallOutput::Connect { after }) = h.out.last().cloned() else { panic!("no reconnect") };
-        h.run(after, false);
-        // The new socket opens while the cut answer still plays: the conversation so far is seeded,
-        // and no new answer is asked for yet (it would talk over the rest of the cut one).
-        let n = h.out.len();
-        h.open();
-        let sent = sent_since(&h, n);
-        let types: Vec<&str> = sent.iter().map(|v| v["type"].as_str().unwrap()).collect();
-        assert_eq!(types, ["session.update", "conversation.item.create"]);
-        assert_eq!(sent[1]["item"]["content"][0]["text"], "Tell me more.");
-        // Once it has been heard: it is a cut turn, seeded, and then the answer is asked for.
-        let n = h.out.len();
-        h.run(Duration::from_millis(500), false);
-        let sent = sent_since(&h, n);
-        let types: Vec<&str> = sent.iter().map(|v| v["type"].as_str().unwrap()).collect();
-        assert_eq!(types, ["conversation.item.create", "response.create"]);
-        assert_eq!(sent[0]["item"]["role"], "assistant");
-        assert_eq!(sent[0]["item"]["content"][0]["text"], "Work has been falling apart");
-        assert_eq!(*h.states().last().unwrap(), AgentState::Thinking);
-        // The model carries on; its answer is heard and stored after the cut part.
-        h.reply("r2", "and my sister stopped talking to me.", 1000, true);
-        h.run(Duration::from_millis(1200), false);
-        let turns = h.turns();
-        let said: Vec<(Speaker, &str, bool)> = turns.iter().map(|t| (t.speaker, t.text.as_str(), t.cut)).collect();
-        assert_eq!(
-            said,
-            [
-                (Speaker::Counselor, "Tell me more.", false),
-                (Speaker::Caller, "Work has been falling apart", true),
-                (Speaker::Caller, "and my sister stopped talking to me.", false),
-            ]
-        );
-        assert_spoken_once_in_order(&turns);
-        // Asked once: a later turn is answered by the server's own turn detection.
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c2"}));
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c2"}));
-        h.run(Duration::from_millis(200), false);
-        assert_eq!(h.sent_types().iter().filter(|t| *t == "response.create").count(), 1);
-        assert_eq!(h.call.stats().reconnects, 1);
-    }
-
-    #[test]
-    fn a_drop_before_the_answer_arrived_asks_the_new_socket_for_it() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "c1"}));
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "c1", "transcript": "Hello?"}));
-        h.event(json!({"type": "response.created", "response": {"id": "r1"}}));
-        h.call.realtime_closed(h.now);
-        h.drain();
-        h.run(Duration::from_millis(300), false);
-        let n = h.out.len();
-        h.open();
-        let types: Vec<String> = sent_since(&h, n).iter().map(|v| v["type"].as_str().unwrap().to_owned()).collect();
-        assert_eq!(types, ["session.update", "conversation.item.create", "response.create"]);
-        h.reply("r2", "Hi. I need to talk.", 800, true);
-        h.run(Duration::from_secs(1), false);
-        let turns = h.turns();
-        assert_eq!(turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["Hello?", "Hi. I need to talk."]);
-        assert!(!turns[1].cut);
-        assert_spoken_once_in_order(&turns);
-
-        // A drop between turns owes nothing.
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.reply("r1", "Hello.", 300, true);
-        h.run(Duration::from_millis(500), false);
-        h.call.realtime_closed(h.now);
-        h.drain();
-        h.run(Duration::from_millis(300), false);
-        h.open();
-        assert!(!h.sent_types().contains(&"response.create".to_string()));
-    }
-
-    /// The counselor audio a burst of outputs appended, in samples.
-    fn appended_in(out: &[CallOutput]) -> usize {
-        out.iter()
-            .filter_map(|o| if let CallOutput::Realtime(t) = o { serde_json::from_str::<Value>(t).ok() } else { None })
-            .filter(|v| v["type"] == "input_audio_buffer.append")
-            .map(|v| base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str().unwrap()).unwrap().len() / 2)
-            .sum()
-    }
-
-    /// A call where the counselor speaks 1 s after 400 ms and the socket drops before any
-    /// transcript came; answers the samples spoken.
-    fn speech_then_drop() -> (Harness, usize) {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.run(Duration::from_millis(400), false);
-        let before = h.call.appended_samples;
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "c1"}));
-        h.run(Duration::from_millis(1000), true);
-        let spoken = (h.call.appended_samples - before) as usize;
-        h.call.realtime_closed(h.now);
-        h.drain();
-        (h, spoken)
-    }
-
-    #[test]
-    fn counselor_speech_the_dropped_socket_did_not_transcribe_is_appended_again_as_the_same_turn() {
-        let (mut h, spoken) = speech_then_drop();
-        // They go on speaking while it reconnects.
-        h.run(Duration::from_millis(300), true);
-        let n = h.out.len();
-        h.open();
-        let replayed = appended_in(&h.out[n..]);
-        assert!(replayed >= spoken + 300 * 24 - 960, "{replayed} samples, spoken {spoken}");
-        // No answer is asked for: the new socket's turn detection answers the replayed speech.
-        assert!(!h.sent_types().contains(&"response.create".to_string()));
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "n1"}));
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "n1"}));
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "n1", "transcript": "I am here with you."}));
-        h.reply("r1", "Thank you.", 600, true);
-        h.run(Duration::from_millis(800), false);
-        let turns = h.turns();
-        assert_eq!(turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["I am here with you.", "Thank you."]);
-        // Stamped when it was first spoken, not when the new socket heard it again.
-        assert!(turns[0].started_ms <= 400, "{}", turns[0].started_ms);
-        assert_spoken_once_in_order(&turns);
-    }
-
-    #[test]
-    fn a_second_drop_before_the_new_socket_heard_the_replay_replays_it_once_more() {
-        let (mut h, spoken) = speech_then_drop();
-        let n = h.out.len();
-        h.open();
-        let first_replay = appended_in(&h.out[n..]);
-        assert!(first_replay >= spoken, "{first_replay} < {spoken}");
-        // The new socket drops too, 200 ms later, before its VAD found the replayed speech.
-        h.run(Duration::from_millis(200), false);
-        h.call.realtime_closed(h.now);
-        h.drain();
-        let n = h.out.len();
-        h.open();
-        let second_replay = appended_in(&h.out[n..]);
-        // The speech again, once: from where it landed on the second socket, not from the first
-        // socket's position (which would send it twice) and not nothing (which would lose it).
-        assert!(second_replay >= spoken, "replayed {second_replay} < spoken {spoken}");
-        assert!(second_replay < spoken + first_replay / 2 + 200 * 24, "replayed {second_replay}: spoken twice?");
-        h.event(json!({"type": "input_audio_buffer.speech_started", "item_id": "n1"}));
-        h.event(json!({"type": "input_audio_buffer.speech_stopped", "item_id": "n1"}));
-        h.event(json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": "n1", "transcript": "Are you safe right now?"}));
-        h.reply("r1", "I think so.", 600, true);
-        h.run(Duration::from_millis(800), false);
-        let turns = h.turns();
-        assert_eq!(
-            turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
-            ["Are you safe right now?", "I think so."]
-        );
-        assert!(turns[0].started_ms <= 400, "stamped when first spoken: {}", turns[0].started_ms);
-        assert_spoken_once_in_order(&turns);
-    }
-
-    #[test]
-    fn preconnect_audio_goes_first_and_the_wait_is_bounded() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.call.expect_preconnect(h.now);
-        h.open();
-        h.run(Duration::from_millis(100), true);
-        assert!(h.sent().iter().all(|v| v["type"] != "input_audio_buffer.append"));
-        h.call.preconnect_audio(h.now, &[7; 2400]);
-        h.drain();
-        let appends: Vec<Value> = h.sent().into_iter().filter(|v| v["type"] == "input_audio_buffer.append").collect();
-        let first = base64::engine::general_purpose::STANDARD.decode(appends[0]["audio"].as_str().unwrap()).unwrap();
-        assert_eq!(&first[..4], &[7, 0, 7, 0]);
-        assert!(appends.len() >= 2, "live audio follows");
-
-        let mut late = Harness::new(setup(), CallConfig::default());
-        late.call.expect_preconnect(late.now);
-        late.open();
-        late.run(Duration::from_millis(3100), true);
-        assert!(late.sent().iter().any(|v| v["type"] == "input_audio_buffer.append"));
-    }
-
-    #[test]
-    fn caller_speaks_first_and_limits_end_the_call() {
-        let mut s = setup();
-        s.caller_speaks_first = true;
-        s.silence_timeout = Duration::from_secs(5);
-        let mut h = Harness::new(s, CallConfig::default());
-        h.open();
-        assert_eq!(h.sent_types(), ["session.update", "response.create"]);
-        h.run(Duration::from_secs(6), false);
-        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::Silence))));
-
-        let mut s = setup();
-        s.max_duration = Duration::from_secs(2);
-        let mut h = Harness::new(s, CallConfig::default());
-        h.open();
-        h.run(Duration::from_secs(3), true);
-        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::MaxDuration))));
-    }
-
-    #[test]
-    fn supervisor_end_is_polled_between_turns() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.run(Duration::from_secs(4), false);
-        assert!(h.out.iter().any(|o| matches!(o, CallOutput::PollEndedElsewhere)));
-        h.call.ended_elsewhere(h.now, true);
-        h.drain();
-        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::EndedBySupervisor))));
-    }
-
-    #[test]
-    fn shutdown_keeps_what_was_heard() {
-        let mut h = Harness::new(setup(), CallConfig::default());
-        h.open();
-        h.reply("r1", "one two three four five six seven eight", 2000, true);
-        h.run(Duration::from_millis(1000), false);
-        h.call.shutdown(h.now);
-        h.drain();
-        let turns = h.turns();
-        assert_eq!(turns.len(), 1);
-        assert!(turns[0].cut);
-        assert!(matches!(h.out.last(), Some(CallOutput::End(EndReason::AgentShutdown))));
-    }
-}
+mod tests;

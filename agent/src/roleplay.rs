@@ -9,7 +9,7 @@
 //! in a queue that the loop flushes whenever the socket is writable, so a slow socket never stalls
 //! the frame clock, and the append a frame produced leaves in the same pass (no task hop).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -31,6 +31,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{info, warn};
 
 use crate::audio::{AudioError, Encoder};
+use crate::call::socket::Backlog;
 use crate::call::{Call, CallConfig, CallOutput, CallStats, Caption};
 use crate::datastream::{self, TRANSCRIPTION_TOPIC};
 use crate::echo::AGENT_STATE_ATTRIBUTE;
@@ -43,14 +44,12 @@ use crate::turns::{CallEnd, Speaker, TurnStore, TurnStoreError, TurnWriter};
 
 /// Consecutive failed Realtime connects after which the call ends as failed (about a minute).
 const MAX_CONNECT_FAILURES: u32 = 15;
+pub use crate::call::socket::MAX_REALTIME_BACKLOG;
 
 /// How long a call waits for a counselor who left the room (a reload, an accidental click away,
 /// a dropped connection) to come back before it ends as `counselor_left`: the web page rejoins
 /// the same room with a fresh token, and the session is not ended by a brief absence.
 pub const COUNSELOR_REJOIN_GRACE: Duration = Duration::from_secs(60);
-/// Bytes the Realtime socket may leave unsent before it counts as stalled and is replaced (the
-/// call then reconnects and replays, as after a drop): 1 MiB is about 16 s of appended audio.
-pub const MAX_REALTIME_BACKLOG: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum RoleplayError {
@@ -117,9 +116,8 @@ type PollFuture = Pin<Box<dyn Future<Output = Result<bool, TurnStoreError>> + Se
 /// An open Realtime socket and the messages it has not taken yet.
 struct Socket {
     ws: Ws,
-    backlog: VecDeque<Message>,
-    /// Bytes in `backlog`, bounded by [`MAX_REALTIME_BACKLOG`].
-    backlog_bytes: usize,
+    /// Bounded by [`MAX_REALTIME_BACKLOG`] (`call::socket::Backlog`).
+    backlog: Backlog<Message>,
     unflushed: bool,
 }
 
@@ -131,29 +129,26 @@ enum SocketEvent {
 
 impl Socket {
     fn new(ws: Ws) -> Self {
-        Self { ws, backlog: VecDeque::new(), backlog_bytes: 0, unflushed: false }
+        Self { ws, backlog: Backlog::default(), unflushed: false }
     }
 
     /// Queues a message; `false` when the socket has not taken [`MAX_REALTIME_BACKLOG`] bytes
     /// (stalled: the caller replaces it rather than buffer without bound).
     fn queue(&mut self, text: String) -> bool {
-        self.backlog_bytes += text.len();
-        self.backlog.push_back(Message::Text(text.into()));
-        self.backlog_bytes <= MAX_REALTIME_BACKLOG
+        let len = text.len();
+        self.backlog.push(Message::Text(text.into()), len)
     }
 
     /// Hands the queued messages to the socket and flushes, as far as it takes them now; when it
     /// is full, `cx` is woken once it can take more.
     fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
-        while let Some(message) = self.backlog.pop_front() {
+        while let Some(message) = self.backlog.pop() {
             match self.ws.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.backlog_bytes = self.backlog_bytes.saturating_sub(message.len());
-                    self.ws.start_send_unpin(message)?
-                }
+                Poll::Ready(Ok(())) => self.ws.start_send_unpin(message)?,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
-                    self.backlog.push_front(message);
+                    let len = message.len();
+                    self.backlog.unpop(message, len);
                     return Poll::Pending;
                 }
             }
@@ -177,7 +172,8 @@ impl Socket {
     /// Sends what is still queued and closes the socket (a close frame, as a clean client
     /// sends), in the background.
     fn close_later(self) {
-        let Socket { mut ws, backlog, .. } = self;
+        let Socket { mut ws, mut backlog, .. } = self;
+        let backlog: Vec<Message> = backlog.drain().collect();
         tokio::spawn(tokio::time::timeout(Duration::from_secs(2), async move {
             for message in backlog {
                 if ws.feed(message).await.is_err() {
@@ -386,7 +382,7 @@ pub async fn run(
                     if let Some(s) = socket.as_mut()
                         && !s.queue(text)
                     {
-                        warn!(backlog = s.backlog_bytes, "realtime socket stalled; replacing it");
+                        warn!(backlog = s.backlog.bytes(), "realtime socket stalled; replacing it");
                         socket = None;
                         call.realtime_closed(Instant::now());
                     }

@@ -59,6 +59,8 @@ pub struct CallSetup {
     pub silence_timeout: Duration,
     /// For a restarted agent re-seeding the conversation.
     pub prior_turns: Vec<SpokenTurn>,
+    /// The account's per-session token cap: the call ends once its Realtime tokens reach it.
+    pub token_cap: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +71,17 @@ pub enum EndReason {
     EndedBySupervisor,
     AgentShutdown,
     Failed,
+    /// The call's Realtime tokens reached the account's per-session token cap. Stored as the
+    /// session limit (`max_duration`): the store's reasons are a CHECKed enum that the session
+    /// timer's end already covers, and to the counselor both are "the session reached its limit".
+    TokenCap,
 }
 
 impl EndReason {
     fn to_store(self) -> store::EndReason {
         match self {
             EndReason::CounselorLeft => store::EndReason::CounselorLeft,
-            EndReason::MaxDuration => store::EndReason::MaxDuration,
+            EndReason::MaxDuration | EndReason::TokenCap => store::EndReason::MaxDuration,
             EndReason::Silence => store::EndReason::Silence,
             EndReason::EndedBySupervisor => store::EndReason::EndedBySupervisor,
             EndReason::AgentShutdown => store::EndReason::AgentShutdown,
@@ -431,6 +437,7 @@ fn from_setup(s: store::VoiceSetup) -> CallSetup {
         max_duration: Duration::from_millis(s.max_duration_ms),
         silence_timeout: Duration::from_millis(s.silence_timeout_ms),
         prior_turns,
+        token_cap: s.session_token_cap,
     }
 }
 

@@ -66,6 +66,7 @@ impl TurnStore for FileTurnStore {
                 max_duration: Duration::from_secs(file.max_duration_secs.unwrap_or(1800)),
                 silence_timeout: Duration::from_secs(file.silence_timeout_secs.unwrap_or(120)),
                 prior_turns: Vec::new(),
+                token_cap: None,
             })
         })
     }

@@ -3,14 +3,15 @@
 //! barge-in is truncated to what was played without the server refusing it.
 //!
 //! The driver below is what `roleplay` does minus the room: it feeds the counselor's audio (a
-//! loud tone for speech, zeros for silence) one 20 ms frame per tick.
+//! loud tone for speech, zeros for silence) one 20 ms frame per tick. The last test ends its call
+//! through the co-deployed store, as `roleplay` does, to see the voice spend land in the budget.
 
 use std::time::{Duration, Instant};
 
 use agent::call::{Call, CallConfig, CallOutput};
 use agent::realtime::{RealtimeConfig, TurnDetection};
 use agent::roleplay::open_socket;
-use agent::turns::{CallSetup, Speaker, SpokenTurn};
+use agent::turns::{CallEnd, CallSetup, EndReason, Speaker, SpokenTurn, TurnsConfig};
 use futures_util::{SinkExt, StreamExt};
 use openai_sim::{Direction, Rule, Simulator};
 use tokio_tungstenite::tungstenite::Message;
@@ -25,6 +26,7 @@ fn setup() -> CallSetup {
         max_duration: Duration::from_secs(60),
         silence_timeout: Duration::from_secs(60),
         prior_turns: vec![],
+        token_cap: None,
     }
 }
 
@@ -49,6 +51,7 @@ fn tone(k: u64) -> Vec<i16> {
 struct Seen {
     turns: Vec<SpokenTurn>,
     caller_frames: u64,
+    ended: Option<EndReason>,
 }
 
 /// Runs the call for `total`, asking `speak(elapsed, seen)` each tick whether the counselor speaks.
@@ -83,7 +86,10 @@ async fn drive(call: &mut Call, total: Duration, mut speak: impl FnMut(Duration,
                     }
                 }
                 CallOutput::Turn(t) => seen.turns.push(t),
-                CallOutput::End(_) => return seen,
+                CallOutput::End(reason) => {
+                    seen.ended = Some(reason);
+                    return seen;
+                }
                 _ => {}
             }
         }
@@ -168,5 +174,84 @@ async fn a_barge_in_is_truncated_to_what_was_played() {
     let errors: Vec<_> =
         conns[0].events.iter().filter(|e| e.direction == Direction::Server && e.kind == "error").collect();
     assert!(errors.iter().all(|e| e.event["error"]["code"] == "response_cancel_not_active"), "{errors:?}");
+    sim.shutdown().await;
+}
+
+/// Realtime usage is spend: the simulator reports `usage` in `response.done` as OpenAI does, the
+/// call sums it, and once it reaches the account's per-session token cap the call ends after
+/// the answer in progress was heard (as the session limit). Its end, stored like `roleplay`
+/// stores it, records the spend under the account and the counselor.
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_records_its_spend_and_the_token_cap_ends_it() {
+    let db = store::testing::sqlite().await;
+    let s = &db.store;
+    let account = s.create_account("Center").await.expect("account");
+    let counselor = s
+        .create_user(
+            account.id,
+            store::NewUser {
+                email: "casey@example.org".into(),
+                display_name: "Casey".into(),
+                role: store::Role::Counselor,
+                external_id: None,
+                is_demo: false,
+            },
+        )
+        .await
+        .expect("counselor");
+    // Far below a long call: the first answers reach it.
+    let budget = store::AccountBudget { monthly_budget_usd: None, session_token_cap: Some(1_000) };
+    s.set_account_budget(account.id, &budget, &store::Audit::new(Some(account.id), None, "account.budget_set"))
+        .await
+        .expect("budget");
+    let new = store::NewSession {
+        user_id: counselor.id,
+        assignment_id: None,
+        scenario_id: None,
+        kind: store::SessionKind::Voice,
+        room_name: Some("pt-spend".into()),
+    };
+    let session = s.start_voice_session(account.id, &new, None).await.expect("session").0;
+    let metadata = serde_json::json!({"sessionId": session.id, "accountId": account.id, "credential": ""}).to_string();
+    let defaults = store::CallDefaults { voice: "alloy".into(), max_duration_ms: 60_000, silence_timeout_ms: 60_000 };
+    let turns = agent::turns::connect(&metadata, &TurnsConfig::Store(s.clone(), defaults)).expect("turns");
+    let setup = turns.setup().await.expect("setup");
+    assert_eq!(setup.token_cap, Some(1_000));
+
+    let sim = Simulator::start().await.unwrap();
+    sim.add_rule(
+        Rule::realtime()
+            .transcript("Crisis line, I'm listening. Tell me what's going on tonight, take your time.")
+            .reply_text("I haven't slept in days."),
+    );
+    BASE.with(|b| *b.borrow_mut() = sim.base_url());
+    let mut call = Call::new(Instant::now(), setup, config(sim.base_url()), CallConfig::default());
+    // The counselor speaks for a second every five seconds, the caller answers briefly.
+    let seen = drive(&mut call, Duration::from_secs(60), |t, _| {
+        let phase = t.as_millis() % 5000;
+        (300..1300).contains(&phase)
+    })
+    .await;
+    let (usage, turn_metrics, _) = call.summary();
+    assert_eq!(seen.ended, Some(EndReason::TokenCap), "tokens {} of 1000", usage.total_tokens());
+    assert!(usage.total_tokens() >= 1_000, "{usage:?}");
+    assert!(usage.input_audio_tokens > 0 && usage.output_audio_tokens > 0, "{usage:?}");
+    // Ended after an answer was heard whole, not in the middle of one.
+    let last = seen.turns.last().expect("turns");
+    assert!(last.speaker == Speaker::Caller && !last.cut, "{last:?}");
+
+    let end = CallEnd { reason: EndReason::TokenCap, usage: usage.clone(), turn_metrics, recording: None };
+    turns.end(end).await.expect("end stored");
+    let ended = s.session(account.id, session.id).await.expect("session");
+    assert_eq!(ended.end_reason, Some(store::EndReason::MaxDuration));
+    let cost = store::realtime_cost_usd(&usage).expect("priced");
+    let spent = s.spend_check(account.id, None).await.expect("spend").spent_usd;
+    assert!(cost > 0.0 && (spent - cost).abs() < 1e-9, "spent {spent}, cost {cost}");
+    let now = store::Timestamp::now();
+    let report =
+        s.spend_report(account.id, store::Timestamp::from_millis(now.millis() - 3_600_000), now).await.expect("report");
+    let mine = report.by_counselor.iter().find(|r| r.user_id == Some(counselor.id)).expect("the counselor's row");
+    assert_eq!(mine.calls, 1);
+    assert_eq!(mine.prompt_tokens + mine.completion_tokens, usage.total_tokens() as i64);
     sim.shutdown().await;
 }

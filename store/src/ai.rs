@@ -545,13 +545,16 @@ const DAY_MS: i64 = 86_400_000;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountBudget {
     /// US dollars of estimated LLM cost per calendar month (UTC) for the whole account: chat,
-    /// grading, analysis, drafting, documentation review and embeddings. Realtime voice usage
-    /// is not counted (it is estimated per call, see a call's usage).
+    /// grading, analysis, drafting, documentation review, embeddings and voice calls (a call's
+    /// Realtime usage counts once it has ended). Over it, new chat messages, gradings and voice
+    /// calls are refused.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1000000)]
     pub monthly_budget_usd: Option<f64>,
-    /// Tokens (prompt + completion) the AI caller of one chat session may use; the history
-    /// sent with every message makes a long chat grow quadratically.
+    /// Tokens (prompt + completion) the AI caller of one session may use: a chat's messages
+    /// are refused past it, a voice call is ended when its Realtime tokens (text and audio, in
+    /// and out) reach it. The history sent with every turn makes a long session grow
+    /// quadratically.
     #[serde(default)]
     #[schema(minimum = 1000, maximum = 1000000000)]
     pub session_token_cap: Option<i64>,
@@ -791,6 +794,39 @@ impl Store {
             by_day,
         })
     }
+}
+
+/// Records a voice call's Realtime usage as one `llm_calls` row (task `voice`), inside the
+/// transaction that stores the call's end: it then counts toward the account's monthly budget
+/// and shows in the spend report under the call's counselor. Prompt tokens are the input (text
+/// and audio, cached included), completion tokens the output; `cost_usd` is the per-model
+/// estimate (audio priced apart, [`crate::voice::realtime_cost_usd`]), 0 for an unknown model.
+pub(crate) async fn record_voice_spend_tx(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    session: &crate::sessions::Session,
+    usage: &crate::voice::RealtimeUsage,
+    cost_usd: Option<f64>,
+    now: i64,
+) -> Result<()> {
+    let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO llm_calls (id, account_id, session_id, task, model, prompt_tokens, completion_tokens, cost_usd, \
+         latency_ms, attempts, outcome, error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 'ok', NULL, $10)",
+    )
+    .bind(new_id().to_string())
+    .bind(session.account_id.to_string())
+    .bind(session.id.to_string())
+    .bind(LlmTask::Voice.as_str())
+    .bind(&usage.model)
+    .bind(tokens(usage.input_text_tokens.saturating_add(usage.input_audio_tokens)))
+    .bind(tokens(usage.output_text_tokens.saturating_add(usage.output_audio_tokens)))
+    .bind(cost_usd.unwrap_or(0.0))
+    // The call's length: the "latency" of one call that lasted the whole session.
+    .bind((now - session.started_at.millis()).max(0))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn budget_from_row(row: &AnyRow) -> Result<AccountBudget> {

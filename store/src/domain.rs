@@ -309,6 +309,9 @@ str_enum! {
         DocumentReview = "document_review",
         ScenarioGeneration = "scenario_generation",
         Embedding = "embedding",
+        /// A voice call's Realtime usage (audio and text tokens), one row per call, recorded
+        /// with the call's end.
+        Voice = "voice",
     }
 }
 

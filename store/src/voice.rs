@@ -110,6 +110,10 @@ pub struct VoiceSetup {
     pub silence_timeout_ms: u64,
     /// Turns already stored, in spoken order (a restarted agent re-seeds the conversation).
     pub prior_turns: Vec<PriorTurn>,
+    /// The account's per-session token cap (`accounts.session_token_cap`): the agent ends the
+    /// call once its Realtime tokens (input and output, text and audio) reach it. None: no cap.
+    #[serde(default)]
+    pub session_token_cap: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -135,6 +139,17 @@ pub struct RealtimeUsage {
     pub input_audio_ms: u64,
     pub output_audio_ms: u64,
     pub model: String,
+}
+
+impl RealtimeUsage {
+    /// Every token billed: input and output, text and audio (cached input included), what the
+    /// per-session token cap is held against.
+    pub fn total_tokens(&self) -> u64 {
+        self.input_text_tokens
+            .saturating_add(self.input_audio_tokens)
+            .saturating_add(self.output_text_tokens)
+            .saturating_add(self.output_audio_tokens)
+    }
 }
 
 /// Per caller turn: latencies in milliseconds.
@@ -362,6 +377,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let budget = self.account_budget(session.account_id).await?;
         Ok(VoiceSetup {
             session_id,
             instructions: caller_instructions(persona.as_deref(), profile.as_ref(), Medium::Voice),
@@ -371,6 +387,7 @@ impl Store {
             max_duration_ms: defaults.max_duration_ms,
             silence_timeout_ms: defaults.silence_timeout_ms,
             prior_turns,
+            session_token_cap: budget.session_token_cap.map(|c| c.max(0) as u64),
         })
     }
 
@@ -403,7 +420,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let usage = end.usage.clone().unwrap_or_default();
-        sqlx::query(
+        let cost_usd = realtime_cost_usd(&usage);
+        let recorded = sqlx::query(
             "INSERT INTO voice_usage (session_id, model, input_text_tokens, input_audio_tokens, output_text_tokens, \
              output_audio_tokens, cached_tokens, input_audio_ms, output_audio_ms, cost_usd, turn_metrics, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (session_id) DO NOTHING",
@@ -417,11 +435,17 @@ impl Store {
         .bind(usage.cached_tokens as i64)
         .bind(usage.input_audio_ms as i64)
         .bind(usage.output_audio_ms as i64)
-        .bind(realtime_cost_usd(&usage))
+        .bind(cost_usd)
         .bind(serde_json::to_string(&end.turn_metrics).map_err(|e| Error::Corrupt(e.to_string()))?)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        // The call's spend counts toward the account's budget like any LLM call; with its usage
+        // row only, so a repeated end records it once.
+        if recorded == 1 {
+            crate::ai::record_voice_spend_tx(&mut tx, &session, &usage, cost_usd, now).await?;
+        }
         if let Some(rec) = &end.recording {
             sqlx::query(
                 "INSERT INTO recordings (id, account_id, session_id, content_type, byte_size, duration_ms, storage_path, created_at) \

@@ -554,6 +554,14 @@ async fn schema_checks_match_the_enums() {
             ))
             .await
             .expect("turn row");
+        db.store
+            .raw_execute(&format!(
+                "INSERT INTO llm_calls (id, account_id, session_id, task, model, latency_ms, attempts, outcome, created_at) \
+                 VALUES ('c1', '{}', '{}', 'chat', 'm', 0, 1, 'ok', 0)",
+                f.account.id, session.id
+            ))
+            .await
+            .expect("llm call row");
         let (user_id, scenario_id, session_id) = (f.counselor.id.to_string(), s.id.to_string(), session.id.to_string());
         let checks: Vec<(&str, &str, &str, Vec<&str>)> = vec![
             ("users", "role", &user_id, Role::ALL.iter().map(|v| v.as_str()).collect()),
@@ -565,6 +573,7 @@ async fn schema_checks_match_the_enums() {
             ("session_flags", "flag_type", "f1", FlagType::ALL.iter().map(|v| v.as_str()).collect()),
             ("session_flags", "severity", "f1", FlagSeverity::ALL.iter().map(|v| v.as_str()).collect()),
             ("session_flags", "source", "f1", FlagSource::ALL.iter().map(|v| v.as_str()).collect()),
+            ("llm_calls", "task", "c1", LlmTask::ALL.iter().map(|v| v.as_str()).collect()),
         ];
         for (table, column, id, values) in checks {
             for value in values {

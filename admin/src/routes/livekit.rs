@@ -125,6 +125,8 @@ pub async fn voice_token(
             return Err(ApiError::validation("assignmentId", "the scenario is practised by chat, not by voice"));
         }
     }
+    // A month's budget already spent refuses the call before anything is created.
+    crate::llm::check_monthly_budget(&state.store, actor.account_id).await?;
     let user = state.store.user(actor.account_id, actor.user_id).await?;
     let room_name = format!("pt-{}", Uuid::now_v7());
     let new = NewSession {

@@ -326,3 +326,86 @@ async fn a_chat_session_stops_at_its_token_cap() {
         assert_eq!(status, StatusCode::OK, "{backend:?}: a new session has its own allowance: {body}");
     }
 }
+
+/// A voice call's Realtime usage is LLM spend: its end records it once (priced per model,
+/// audio apart) under the account and the call's counselor, the agent's setup carries the
+/// session token cap, and once the month's budget is spent a new call is refused with the same
+/// 429 `budget_exceeded` as chat, before any session is created.
+#[tokio::test]
+async fn voice_calls_count_toward_the_budget_and_are_refused_over_it() {
+    for (backend, db) in testing::all().await {
+        let app = spawn_with(&db, |c| {
+            c.livekit_url = Some("ws://127.0.0.1:7880".into());
+            c.livekit_api_key = Some("devkey".into());
+            c.livekit_api_secret = Some(admin::Secret::new(LIVEKIT_SECRET));
+        })
+        .await;
+        let (status, _) = app
+            .call(Some(app.admin), reqwest::Method::PUT, "/api/accounts/budget", Some(json!({"sessionTokenCap": 5000})))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, voice) = app.post(app.counselor, "/api/livekit/token", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {voice}");
+        let session: store::SessionId = voice["sessionId"].as_str().expect("id").parse().expect("uuid");
+        let defaults =
+            store::CallDefaults { voice: "alloy".into(), max_duration_ms: 60_000, silence_timeout_ms: 60_000 };
+        let handle = crate::common::session_ref(&app.store, session).await;
+        let setup = app.store.voice_setup(&handle, &defaults).await.expect("setup");
+        assert_eq!(setup.session_token_cap, Some(5000), "{backend:?}: the agent learns the cap");
+        let usage = store::RealtimeUsage {
+            input_text_tokens: 1200,
+            input_audio_tokens: 3000,
+            output_text_tokens: 300,
+            output_audio_tokens: 2500,
+            cached_tokens: 1000,
+            input_audio_ms: 30_000,
+            output_audio_ms: 25_000,
+            model: "gpt-realtime".into(),
+        };
+        let end = store::VoiceEnd {
+            reason: store::EndReason::CounselorLeft,
+            usage: Some(usage.clone()),
+            turn_metrics: vec![],
+            recording: None,
+        };
+        app.store.end_voice_session(&handle, &end).await.expect("ended");
+        // The agent's end is retried after a lost answer: the spend is still recorded once.
+        app.store.end_voice_session(&handle, &end).await.expect("ended again");
+        let cost = store::realtime_cost_usd(&usage).expect("priced");
+        assert!(cost > 0.0);
+        let spent = app.store.spend_check(app.account, None).await.expect("spend").spent_usd;
+        assert!((spent - cost).abs() < 1e-9, "{backend:?}: spent {spent}, the call cost {cost}");
+        let usage_row = app.store.session_usage(&handle).await.expect("usage");
+        assert_eq!((usage_row.calls, usage_row.prompt_tokens, usage_row.completion_tokens), (1, 4200, 2800));
+        let (status, report) = app.get(app.admin, "/api/accounts/spend").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {report}");
+        let mine = report["byCounselor"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["userId"] == json!(app.counselor))
+            .unwrap_or_else(|| panic!("the counselor's row: {report}"));
+        assert_eq!(mine["calls"], 1, "{report}");
+        assert!((mine["costUsd"].as_f64().expect("cost") - cost).abs() < 1e-9, "{report}");
+        assert_eq!(app.store.spend_check(app.other_account, None).await.expect("spend").spent_usd, 0.0);
+
+        // A budget the calls so far have used up: the next call is refused, nothing created.
+        app.store
+            .set_account_budget(
+                app.account,
+                &store::AccountBudget { monthly_budget_usd: Some(cost * 0.99), session_token_cap: None },
+                &store::Audit::new(Some(app.account), Some(app.admin), "account.budget_set"),
+            )
+            .await
+            .expect("budget");
+        let (status, body) = app.post(app.counselor, "/api/livekit/token", json!({})).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{backend:?}: {body}");
+        assert_eq!(body["error"], "budget_exceeded", "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("monthly AI budget")), "{body}");
+        let (_, sessions) = app.get(app.counselor, "/api/sessions").await;
+        assert_eq!(sessions.as_array().map(Vec::len), Some(1), "{backend:?}: no session was started: {sessions}");
+        // The account's budget, not the counselor's: a colleague is refused too.
+        let (status, body) = app.post(app.other_counselor, "/api/livekit/token", json!({})).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{backend:?}: {body}");
+    }
+}

@@ -1406,14 +1406,17 @@ export interface components {
             /**
              * Format: double
              * @description US dollars of estimated LLM cost per calendar month (UTC) for the whole account: chat,
-             *     grading, analysis, drafting, documentation review and embeddings. Realtime voice usage
-             *     is not counted (it is estimated per call, see a call's usage).
+             *     grading, analysis, drafting, documentation review, embeddings and voice calls (a call's
+             *     Realtime usage counts once it has ended). Over it, new chat messages, gradings and voice
+             *     calls are refused.
              */
             monthlyBudgetUsd?: number | null;
             /**
              * Format: int64
-             * @description Tokens (prompt + completion) the AI caller of one chat session may use; the history
-             *     sent with every message makes a long chat grow quadratically.
+             * @description Tokens (prompt + completion) the AI caller of one session may use: a chat's messages
+             *     are refused past it, a voice call is ended when its Realtime tokens (text and audio, in
+             *     and out) reach it. The history sent with every turn makes a long session grow
+             *     quadratically.
              */
             sessionTokenCap?: number | null;
         };
@@ -2471,7 +2474,7 @@ export interface components {
          * @description What an LLM call was for (usage and cost are summed per task and session).
          * @enum {string}
          */
-        LlmTask: "chat" | "evaluation" | "analysis" | "document_review" | "scenario_generation" | "embedding";
+        LlmTask: "chat" | "evaluation" | "analysis" | "document_review" | "scenario_generation" | "embedding" | "voice";
         LoginRequest: {
             email: string;
             password: string;
@@ -3431,6 +3434,12 @@ export interface components {
             silenceTimeoutMs: number;
             /** @description Turns already stored, in spoken order (a restarted agent re-seeds the conversation). */
             priorTurns: components["schemas"]["PriorTurn"][];
+            /**
+             * Format: int64
+             * @description The account's per-session token cap (`accounts.session_token_cap`): the agent ends the
+             *     call once its Realtime tokens (input and output, text and audio) reach it. None: no cap.
+             */
+            sessionTokenCap?: number | null;
         };
         VoiceToken: {
             /** @description LiveKit access token (JWT) for this counselor and room. */
@@ -10293,7 +10302,7 @@ export const gateSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>
 export const gateSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSource"]> = ["answers", "evaluation", "analysis", "supervisor", "counselor"];
 export const jobKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobKind"]> = ["evaluate_session", "analyze_session", "notify_flag", "test_run"];
 export const jobStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["JobStatus"]> = ["pending", "running", "done", "failed"];
-export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding"];
+export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["LlmTask"]> = ["chat", "evaluation", "analysis", "document_review", "scenario_generation", "embedding", "voice"];
 export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ManipulationKind"]> = ["turn_marker", "speaker_label", "grader_note", "data_tag"];
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
 export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
