@@ -6,7 +6,7 @@ CREATE TABLE session_flags_v39 (
     id            TEXT PRIMARY KEY NOT NULL,
     account_id    TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-    flag_type     TEXT NOT NULL CHECK (flag_type IN ('suicide_not_asked', 'missed_plan_or_means', 'coercion_without_imminent_risk', 'missed_rescue', 'dismissive_language', 'medical_advice', 'policy_violation', 'caller_inconsistency', 'ai_caller_problem', 'other', 'firearms_not_asked', 'risk_to_others_not_assessed', 'false_threats_or_coercion', 'missed_third_party_rescue')),
+    flag_type     TEXT NOT NULL CHECK (flag_type IN ('suicide_not_asked', 'missed_plan_or_means', 'coercion_without_imminent_risk', 'missed_rescue', 'dismissive_language', 'medical_advice', 'policy_violation', 'caller_inconsistency', 'ai_caller_problem', 'other', 'firearms_not_asked', 'risk_to_others_not_assessed', 'false_threats_or_coercion', 'missed_third_party_rescue', 'imminent_risk_underestimated', 'high_risk_underestimated')),
     severity      TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
     source        TEXT NOT NULL CHECK (source IN ('evaluation', 'analysis', 'user_feedback', 'derived', 'supervisor')),
     status        TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'reviewed', 'dismissed')),
