@@ -24,7 +24,7 @@ const endReason: Table<"EndReason"> = {
 };
 const evaluationStatus: Table<"EvaluationStatus"> = { not_started: "Not started", running: "Grading", failed: "Grading failed", completed: "Completed", pending: "Waiting to be graded" };
 const flagSeverity: Table<"FlagSeverity"> = { low: "Low", medium: "Medium", high: "High", critical: "Critical" };
-const flagSource: Table<"FlagSource"> = { evaluation: "Evaluation", analysis: "Analysis", user_feedback: "Counselor report", derived: "Derived from answers" };
+const flagSource: Table<"FlagSource"> = { evaluation: "Evaluation", analysis: "Analysis", user_feedback: "Counselor report", derived: "Derived from answers", supervisor: "Supervisor" };
 const flagStatus: Table<"FlagStatus"> = { open: "Open", reviewed: "Reviewed", dismissed: "Dismissed" };
 const flagType: Table<"FlagType"> = {
   suicide_not_asked: "Suicide not asked about",
@@ -41,10 +41,12 @@ const flagType: Table<"FlagType"> = {
   risk_to_others_not_assessed: "Risk to others not assessed",
   false_threats_or_coercion: "False threats or coercion",
   missed_third_party_rescue: "Missed third-party rescue",
+  imminent_risk_underestimated: "Imminent risk under-estimated",
+  high_risk_underestimated: "High risk under-estimated",
 };
 const gateSource: Table<"GateSource"> = { answers: "Check answers", evaluation: "Evaluation", analysis: "Analysis", supervisor: "Supervisor", counselor: "Counselor" };
 const jobStatus: Table<"JobStatus"> = { pending: "Pending", running: "Running", done: "Done", failed: "Failed" };
-const llmTask: Table<"LlmTask"> = { chat: "Chat", evaluation: "Evaluation", analysis: "Analysis", document_review: "Document review", scenario_generation: "Scenario generation", embedding: "Embedding" };
+const llmTask: Table<"LlmTask"> = { chat: "Chat", evaluation: "Evaluation", analysis: "Analysis", document_review: "Document review", scenario_generation: "Scenario generation", embedding: "Embedding", voice: "Voice call" };
 const manipulationKind: Table<"ManipulationKind"> = { turn_marker: "Turn marker", speaker_label: "Speaker label", grader_note: "Grader note", data_tag: "Data tag" };
 const overrideKind: Table<"OverrideKind"> = { check: "Check", rating: "Rating", flag: "Flag" };
 const reportedFlagType: Table<"ReportedFlagType"> = { ai_caller_problem: "AI caller problem", caller_inconsistency: "Caller inconsistency", other: "Other" };

@@ -124,14 +124,18 @@ export interface paths {
         get: operations["get_assignment"];
         put?: never;
         post?: never;
-        /** Deletes an assignment without attempts; one with practice sessions answers 409. */
+        /**
+         * Unassigns: deletes an assignment without attempts; one with practice sessions answers 409
+         *     (its attempts are a training record: reset or leave it instead).
+         */
         delete: operations["delete_assignment"];
         options?: never;
         head?: never;
         /**
          * Changes status, due date or notes. A counselor may only start their own assignment
          *     (`status: in_progress`); supervisors edit due date and notes and reset an abandoned attempt
-         *     (`in_progress -> pending`). Completion comes from the evaluation, never from here.
+         *     (`in_progress -> pending`). Completion comes from the evaluation, never from here. A due
+         *     date already past is refused (422).
          */
         patch: operations["patch_assignment"];
         trace?: never;
@@ -409,8 +413,27 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Flags of the account, newest first; open ones unless `status` says otherwise. */
+        /**
+         * Flags of the account: open ones (unless `status` says otherwise) most severe first, then
+         *     the longest waiting; each names the counselor and scenario.
+         */
         get: operations["list_flags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/flags/count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["count_flags"];
         put?: never;
         post?: never;
         delete?: never;
@@ -432,7 +455,10 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Records a supervisor's review: `reviewed` or `dismissed` with a note (or `open` to reopen). */
+        /**
+         * Records a supervisor's review: `reviewed` or `dismissed` with a note (required for a high or
+         *     critical flag: 422), or `open` to reopen a closed flag (audited as `flag.reopened`).
+         */
         patch: operations["review_flag"];
         trace?: never;
     };
@@ -773,6 +799,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/scenarios/preview-caller": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The AI caller's instructions that a persona and risk profile compile to, for the editor's
+         *     live preview (nothing is stored). An invalid profile answers 422 with the same per-field
+         *     problems a save would.
+         */
+        post: operations["preview_caller"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/scenarios/test-runs/rerun-all": {
         parameters: {
             query?: never;
@@ -881,14 +928,19 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Sessions, newest first. `type` = free_practice (default) | assigned | all. Counselors see
-         *     their own; supervisors see the account's and may filter by `userId`.
+         * Sessions, newest first unless `sort` says otherwise. `type` = free_practice (default) |
+         *     assigned | all. Counselors see their own; supervisors see the account's and may filter by
+         *     `userId`. Each row names its scenario and counselor, with the reviewed score everyone sees
+         *     (none while held, for counselors) and, for supervisors, its flags and whether it needs review.
          */
         get: operations["list_sessions"];
         put?: never;
         /**
          * Starts a chat practice session and answers the AI caller's opening message. Starting an
          *     assignment moves it to in progress. If the AI provider fails, nothing is stored (502/503).
+         *     Idempotent per attempt: with a chat attempt in progress for the assignment (or, in free
+         *     practice, one on the same scenario the counselor has not written in yet) it answers that one
+         *     with 200 and `resumed`, so a double click or Start again is one attempt.
          */
         post: operations["create_chat_session"];
         delete?: never;
@@ -1003,7 +1055,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Ends a live session now. A voice call is completed: the agent hangs up between turns and
+         * The session if the actor may see it: a counselor their own, a supervisor any in the account.
+         *     Ends a live session now. A voice call is completed: the agent hangs up between turns and
          *     the evaluation is queued. Supervisors end any session in the account, counselors their own.
          *     Ending an ended session changes nothing.
          */
@@ -1508,11 +1561,14 @@ export interface components {
             assignedBy?: string | null;
             status: components["schemas"]["AssignmentStatus"];
             dueAt?: null | components["schemas"]["Timestamp"];
+            /** @description Past its due date and not completed. */
+            overdue: boolean;
             /** @description Supervisor notes for the counselor. */
             notes: string;
             /**
              * Format: int64
-             * @description Practice sessions started for this assignment.
+             * @description Practice sessions started for this assignment; an ended voice call in which the counselor
+             *     never spoke is not an attempt.
              */
             attempts: number;
             startedAt?: null | components["schemas"]["Timestamp"];
@@ -1641,6 +1697,17 @@ export interface components {
             /** @description Transcript turns (1-based) it rests on. */
             turns?: number[];
         };
+        CallerPreview: {
+            /** @description The AI caller's instructions exactly as chat or voice would send them. */
+            instructions: string;
+        };
+        /** @description What the caller preview compiles: the persona and risk profile being edited. */
+        CallerPreviewRequest: {
+            /** @description The caller persona (the scenario's `prompt`); empty: the free-practice caller. */
+            prompt?: string;
+            mode?: null | components["schemas"]["ScenarioMode"];
+            riskProfile?: null | components["schemas"]["RiskProfile"];
+        };
         Categories: {
             /** @description The account's scenario categories, in display order; validation accepts exactly these. */
             categories: string[];
@@ -1654,6 +1721,11 @@ export interface components {
             session: components["schemas"]["Session"];
             /** @description The caller's first message. */
             opening: components["schemas"]["TranscriptTurn"];
+            /**
+             * @description An attempt in progress was resumed (200) rather than started (201): the transcript may
+             *     hold more than the opening.
+             */
+            resumed: boolean;
         };
         /** @description Agreement on check answers: reference (a label, a supervisor) vs the other rater. */
         CheckAgreement: {
@@ -2123,6 +2195,22 @@ export interface components {
             evaluation_error?: string | null;
             evaluation?: null | components["schemas"]["ExternalEvaluation"];
         };
+        /**
+         * @description A scenario's risk profile in the partner API's spelling (our API's `RiskProfile`, snake_case):
+         *     the caller's facts with their disclosure rules, the expected risk level, the required actions.
+         */
+        ExternalRiskProfile: {
+            /**
+             * Format: int32
+             * @description The profile format's version; absent means the current one (1).
+             */
+            schema_version?: number;
+            expected_level: components["schemas"]["RiskLevel"];
+            required_actions?: components["schemas"]["RequiredAction"][];
+            /** @description The caller is calling about someone else. */
+            third_party?: boolean;
+            facts: components["schemas"]["RiskFact"][];
+        };
         /** @description A scenario as partners see it. */
         ExternalScenario: {
             /** Format: uuid */
@@ -2141,6 +2229,7 @@ export interface components {
             estimated_time?: number | null;
             is_one_time: boolean;
             relevant_policy_sections: string;
+            risk_profile?: null | components["schemas"]["ExternalRiskProfile"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
         };
@@ -2176,6 +2265,7 @@ export interface components {
             is_one_time?: boolean;
             relevant_policy_sections?: string | null;
             evaluator_context?: string | null;
+            risk_profile?: null | components["schemas"]["ExternalRiskProfile"];
         };
         ExternalTranscript: {
             /** Format: uuid */
@@ -2265,6 +2355,11 @@ export interface components {
              */
             kappa?: number | null;
         };
+        /** @description The open-flag count for the navigation's badge (supervisors). */
+        FlagCount: {
+            /** Format: int64 */
+            open: number;
+        };
         FlagCounts: {
             /** Format: int64 */
             raised: number;
@@ -2289,7 +2384,7 @@ export interface components {
         /** @enum {string} */
         FlagSeverity: "low" | "medium" | "high" | "critical";
         /** @enum {string} */
-        FlagSource: "evaluation" | "analysis" | "user_feedback" | "derived";
+        FlagSource: "evaluation" | "analysis" | "user_feedback" | "derived" | "supervisor";
         /** @enum {string} */
         FlagStatus: "open" | "reviewed" | "dismissed";
         /**
@@ -2351,6 +2446,12 @@ export interface components {
             estimatedTime?: number | null;
             relevantPolicySections: string;
             evaluatorContext: string;
+            riskProfile?: null | components["schemas"]["RiskProfile"];
+            /**
+             * @description Why the model's drafted risk profile was left out, for the supervisor to write it by hand;
+             *     absent when there is nothing to say (so a draft saves through `POST /api/scenarios` as is).
+             */
+            riskProfileProblems?: string[];
         };
         /** @description One golden case (`golden/<id>.json`; snake_case, the file format). */
         GoldenCase: {
@@ -3107,6 +3208,14 @@ export interface components {
             reviewedAt?: null | components["schemas"]["Timestamp"];
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
+            /**
+             * Format: uuid
+             * @description The counselor whose session it is (the queue names them).
+             */
+            counselorId: string;
+            counselorName: string;
+            /** @description The session's scenario; none for free practice with an improvised caller. */
+            scenarioTitle?: string | null;
         };
         /**
          * @description The signed-in user, their account, and the CSRF token to send as `x-csrf-token` on every
@@ -3126,11 +3235,40 @@ export interface components {
          * @enum {string}
          */
         SessionKind: "chat" | "voice";
+        /** @description A row of a session list: the session with what a supervisor scans a list for. */
+        SessionListItem: components["schemas"]["Session"] & {
+            /** @description None for free practice with an improvised caller. */
+            scenarioTitle?: string | null;
+            counselorName: string;
+            /**
+             * Format: double
+             * @description The stored score; the service answers the reviewed one (none while held, for counselors).
+             */
+            overallScore?: number | null;
+            scoreBand?: null | components["schemas"]["ScoreBand"];
+            /** @description Evaluated and held for a supervisor's review. */
+            held: boolean;
+            /** @description A supervisor reviewed (calibrated) the evaluation. */
+            reviewed: boolean;
+            /**
+             * Format: int64
+             * @description Flags raised on the session, and how many are open (supervisors only; 0 for counselors).
+             */
+            flags: number;
+            /** Format: int64 */
+            openFlags: number;
+            needsReview: boolean;
+        };
         /**
          * @description Which sessions a list shows: free practice (the default), assigned attempts, or all.
          * @enum {string}
          */
         SessionListType: "free_practice" | "assigned" | "all";
+        /**
+         * @description How a session list is ordered: newest (the default) or oldest first, or by score.
+         * @enum {string}
+         */
+        SessionSort: "newest" | "oldest" | "score_low" | "score_high";
         /** @enum {string} */
         SessionStatus: "active" | "completed" | "abandoned";
         /**
@@ -3138,9 +3276,16 @@ export interface components {
          *     flags, analysis and LLM usage.
          */
         SessionView: components["schemas"]["SessionDetail"] & {
+            /** @description The scenario practised; none for free practice with an improvised caller. */
+            scenarioTitle?: string | null;
             evaluationStatus: components["schemas"]["EvaluationStatus"];
             /** @description Why the last evaluation attempt failed, if it did. */
             evaluationError?: string | null;
+            /**
+             * @description Why this session will not be graded, in words for the counselor (a voice call they never
+             *     joined or never spoke in is not an attempt); none when it is or will be.
+             */
+            notGradedReason?: string | null;
             flags: components["schemas"]["SessionFlag"][];
             analysis?: null | components["schemas"]["Analysis"];
             usage?: null | components["schemas"]["Usage"];
@@ -3461,6 +3606,12 @@ export interface components {
              * @description The assignment to practise; absent for free practice.
              */
             assignmentId?: string | null;
+            /**
+             * Format: uuid
+             * @description Rejoin this live voice session of yours (same room, same session) instead of starting a
+             *     new one; 409 once it has ended.
+             */
+            rejoinSessionId?: string | null;
         };
         /** @description A call's stored usage and metrics. */
         VoiceUsage: {
@@ -4319,6 +4470,14 @@ export interface operations {
             };
             /** @description The body is not of a content type this route takes (application/json) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5617,6 +5776,50 @@ export interface operations {
             };
         };
     };
+    count_flags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagCount"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     review_flag: {
         parameters: {
             query?: never;
@@ -6246,6 +6449,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description a token to rejoin a live call */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceToken"];
+                };
+            };
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -7268,6 +7480,90 @@ export interface operations {
             };
         };
     };
+    preview_caller: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallerPreviewRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallerPreview"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this role, a missing or wrong CSRF token, a cross-site request, or a one-time password still to change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     rerun_all: {
         parameters: {
             query?: never;
@@ -7930,6 +8226,22 @@ export interface operations {
                 type?: "free_practice" | "assigned" | "all";
                 userId?: string;
                 assignmentId?: string;
+                scenarioId?: string;
+                status?: components["schemas"]["SessionStatus"];
+                /** @description Started at or after this instant. */
+                from?: string;
+                /** @description Started before this instant. */
+                to?: string;
+                /** @description Words in the scenario's title or the counselor's name or e-mail (at most 200 characters). */
+                q?: string;
+                /** @description Default `newest`; by score, sessions without one come last. */
+                sort?: components["schemas"]["SessionSort"];
+                /**
+                 * @description Only sessions a supervisor should look at: an open flag, an evaluation held for review,
+                 *     or evaluated below 50 and not yet reviewed by a supervisor.
+                 */
+                needsReview?: boolean;
+                /** @description Page size, 1 to 500 (default 100). */
                 limit?: number;
                 offset?: number;
             };
@@ -7944,7 +8256,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Session"][];
+                    "application/json": components["schemas"]["SessionListItem"][];
                 };
             };
             400: {
@@ -7965,6 +8277,14 @@ export interface operations {
             };
             /** @description Not allowed for this role, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7996,6 +8316,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description an attempt in progress, resumed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatStarted"];
+                };
+            };
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -10295,7 +10624,7 @@ export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<compone
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
 export const factOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FactOutcome"]> = ["elicited", "volunteered", "missed", "withheld_by_caller"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
-export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived"];
+export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived", "supervisor"];
 export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagStatus"]> = ["open", "reviewed", "dismissed"];
 export const flagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagType"]> = ["suicide_not_asked", "missed_plan_or_means", "coercion_without_imminent_risk", "missed_rescue", "dismissive_language", "medical_advice", "policy_violation", "caller_inconsistency", "ai_caller_problem", "other", "firearms_not_asked", "risk_to_others_not_assessed", "false_threats_or_coercion", "missed_third_party_rescue", "imminent_risk_underestimated", "high_risk_underestimated"];
 export const gateSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["GateSeverity"]> = ["critical", "hard"];
@@ -10316,6 +10645,7 @@ export const scenarioModeValues: ReadonlyArray<FlattenedDeepRequired<components>
 export const scoreBandValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ScoreBand"]> = ["needs_work", "developing", "proficient", "strong"];
 export const sessionKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionKind"]> = ["chat", "voice"];
 export const sessionListTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionListType"]> = ["free_practice", "assigned", "all"];
+export const sessionSortValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionSort"]> = ["newest", "oldest", "score_low", "score_high"];
 export const sessionStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionStatus"]> = ["active", "completed", "abandoned"];
 export const speakerValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Speaker"]> = ["counselor", "caller", "system"];
 export const splitValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Split"]> = ["dev", "held_out"];
