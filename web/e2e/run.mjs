@@ -202,8 +202,16 @@ const scenarios = {
       const el = document.getElementById("turn-2");
       if (!el) return false;
       const r = el.getBoundingClientRect();
-      return el.classList.contains("turn-highlight") && r.top >= 0 && r.bottom <= window.innerHeight && document.activeElement === el;
-    }, null, { timeout: 5000 });
+      // Its start in view: a turn with suggested alternatives under it can be taller than the window.
+      return el.classList.contains("turn-highlight") && r.top >= 0 && r.top < window.innerHeight - 40 && document.activeElement === el;
+    }, null, { timeout: 5000 }).catch(async (e) => {
+      const state = await page.evaluate(() => {
+        const el = document.getElementById("turn-2");
+        const r = el?.getBoundingClientRect();
+        return { cls: el?.className, top: r?.top, bottom: r?.bottom, h: window.innerHeight, focus: document.activeElement?.outerHTML.slice(0, 120), url: location.href };
+      });
+      throw new Error(`the quoted turn is not highlighted, focused and in view: ${JSON.stringify(state)} (${e.message})`);
+    });
     check(await turn.isVisible(), "the quoted turn is on screen");
     await audit(page, "10-feedback");
     await page.getByRole("link", { name: "My progress", exact: true }).click();

@@ -16,7 +16,10 @@ export function turnAnchor(n: number) {
 export function scrollToTurn(n: number) {
   const el = document.getElementById(turnAnchor(n));
   if (!el) return;
-  el.scrollIntoView({ behavior: "smooth", block: "center" });
+  // Centred when it fits; a turn with suggested alternatives under it can be taller than the
+  // window, and then its start (what was said) goes to the top.
+  const fits = el.getBoundingClientRect().height < window.innerHeight * 0.8;
+  el.scrollIntoView({ behavior: "smooth", block: fits ? "center" : "start" });
   el.focus({ preventScroll: true });
 }
 
