@@ -51,6 +51,22 @@ pub use crate::call::socket::MAX_REALTIME_BACKLOG;
 /// the same room with a fresh token, and the session is not ended by a brief absence.
 pub const COUNSELOR_REJOIN_GRACE: Duration = Duration::from_secs(60);
 
+/// Whether a participant's disconnect reason is a lost connection rather than a leave.
+fn connection_lost(reason: i32) -> bool {
+    use proto::DisconnectReason as R;
+    [
+        R::DuplicateIdentity,
+        R::StateMismatch,
+        R::JoinFailure,
+        R::Migration,
+        R::SignalClose,
+        R::ConnectionTimeout,
+        R::MediaFailure,
+    ]
+    .iter()
+    .any(|r| *r as i32 == reason)
+}
+
 #[derive(Debug, Error)]
 pub enum RoleplayError {
     #[error("turn store: {0}")]
@@ -528,10 +544,17 @@ pub async fn run(
                             }
                             let gone = p.state == proto::participant_info::State::Disconnected as i32;
                             match &counselor {
-                                Some(c) if c.sid == p.sid && gone => {
-                                    info!(grace_s = COUNSELOR_REJOIN_GRACE.as_secs(), "the counselor left; waiting for a rejoin");
+                                // A lost connection (a drop, a timeout, the same identity
+                                // joining again) waits for a rejoin; a hang-up the client chose
+                                // (its leave) ends the call at once, as it always did.
+                                Some(c) if c.sid == p.sid && gone && connection_lost(p.disconnect_reason) => {
+                                    info!(grace_s = COUNSELOR_REJOIN_GRACE.as_secs(), reason = p.disconnect_reason, "the counselor's connection was lost; waiting for a rejoin");
                                     away = Some((c.identity.clone(), now));
                                     counselor = None;
+                                }
+                                Some(c) if c.sid == p.sid && gone => {
+                                    counselor = None;
+                                    call.counselor_left(now);
                                 }
                                 Some(c) if c.sid == p.sid => counselor = Some(p),
                                 // Back within the grace period (a reload): the call goes on with them.
