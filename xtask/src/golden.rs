@@ -1174,13 +1174,13 @@ fn message_text(body: &Value) -> String {
     text
 }
 
-/// One case through the production path: store → `evaluate_session` → stored evaluation and flags.
-async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, persona: Persona) -> Result<RunOutcome> {
-    let case = &l.case;
-    let url = format!("sqlite://{}?mode=rwc", dir.join(format!("{}.db", case.id)).display());
+/// A fresh SQLite store for one golden case, with its account and its counselor: each case is
+/// graded in a database of its own.
+pub async fn case_store(dir: &Path, case_id: &str) -> Result<(String, store::Store, store::Account, store::User)> {
+    let url = format!("sqlite://{}?mode=rwc", dir.join(format!("{}.db", case_id)).display());
     let store = store::Store::connect(&url).await?;
     store.migrate().await?;
-    let account = store.create_account(&format!("Golden {}", case.id)).await?;
+    let account = store.create_account(&format!("Golden {}", case_id)).await?;
     let counselor = store
         .create_user(
             account.id,
@@ -1193,6 +1193,13 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
             },
         )
         .await?;
+    Ok((url, store, account, counselor))
+}
+
+/// One case through the production path: store → `evaluate_session` → stored evaluation and flags.
+async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, persona: Persona) -> Result<RunOutcome> {
+    let case = &l.case;
+    let (url, store, account, counselor) = case_store(dir, &case.id).await?;
     let scenario_id = match &case.scenario {
         Some(s) => {
             let input = ScenarioInput {

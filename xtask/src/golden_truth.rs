@@ -21,8 +21,8 @@ use openai_sim::{Rule, Simulator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use store::{
-    CallRecordInput, Determination, FactOutcome, NewSession, NewTurn, NewUser, RiskProfile, Role, ScenarioInput,
-    ScenarioMode, SessionKind, SessionStatus, Speaker,
+    CallRecordInput, Determination, FactOutcome, NewSession, NewTurn, RiskProfile, ScenarioInput, ScenarioMode,
+    SessionKind, SessionStatus, Speaker,
 };
 
 /// One profiled golden case.
@@ -159,22 +159,7 @@ async fn run_case(
     model: &str,
     sim: Option<&Simulator>,
 ) -> Result<TruthResult> {
-    let url = format!("sqlite://{}?mode=rwc", dir.join(format!("{}.db", case.id)).display());
-    let store = store::Store::connect(&url).await?;
-    store.migrate().await?;
-    let account = store.create_account(&format!("Golden {}", case.id)).await?;
-    let counselor = store
-        .create_user(
-            account.id,
-            NewUser {
-                email: "counselor@golden.example.org".into(),
-                display_name: "Golden Counselor".into(),
-                role: Role::Counselor,
-                external_id: None,
-                is_demo: false,
-            },
-        )
-        .await?;
+    let (url, store, account, counselor) = crate::golden::case_store(dir, &case.id).await?;
     let input = ScenarioInput {
         title: case.title.clone(),
         prompt: case.prompt.clone(),
