@@ -3,6 +3,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { useId, useState } from "react";
 import { api, call, type Schemas } from "@/api/client";
+import { keys } from "@/api/keys";
 
 type User = Schemas["User"];
 
@@ -11,9 +12,10 @@ export function CounselorPicker({ value, onChange, multiple = true, label = "Cou
   const [q, setQ] = useState("");
   const [open, setOpen] = useState(false);
   const [active, setActive] = useState(0);
+  const query = { role: "counselor", q: q || undefined, limit: 20 } as const;
   const found = useQuery({
-    queryKey: ["users", "counselor", q],
-    queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", q: q || undefined, limit: 20 } } })),
+    queryKey: keys.users.list(query),
+    queryFn: () => call(api.GET("/api/users", { params: { query } })),
     enabled: open,
   });
   const options = (found.data ?? []).filter((u) => !value.some((v) => v.id === u.id));

@@ -5,16 +5,17 @@ import { Button, Card, ErrorNote, Field, Spinner, TextInput } from "@/components
 import { formatDateTime, label } from "@/lib/format";
 import { useConfirm } from "@/components/ConfirmDialog";
 import { useNotify } from "@/components/Notices";
+import { keys } from "@/api/keys";
 
 export function CategoriesPanel() {
   const client = useQueryClient();
-  const categories = useQuery({ queryKey: ["categories"], queryFn: () => call(api.GET("/api/categories")) });
+  const categories = useQuery({ queryKey: keys.categories(), queryFn: () => call(api.GET("/api/categories")) });
   const [name, setName] = useState("");
   const add = useMutation({
     mutationFn: () => call(api.POST("/api/categories", { body: { name } })),
     onSuccess: () => {
       setName("");
-      client.invalidateQueries({ queryKey: ["categories"] });
+      client.invalidateQueries({ queryKey: keys.categories() });
     },
   });
   return (
@@ -33,18 +34,18 @@ export function CategoriesPanel() {
 
 export function PoliciesPanel() {
   const client = useQueryClient();
-  const policies = useQuery({ queryKey: ["policies"], queryFn: () => call(api.GET("/api/policies")) });
+  const policies = useQuery({ queryKey: keys.policies(), queryFn: () => call(api.GET("/api/policies")) });
   const [file, setFile] = useState<File | null>(null);
   const send = useMutation({
     mutationFn: (f: File) => upload<Schemas["Policy"]>("/api/policies", f),
-    onSuccess: () => client.invalidateQueries({ queryKey: ["policies"] }),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.policies() }),
   });
   const [confirm, confirmDialog] = useConfirm();
   const notify = useNotify();
   const remove = useMutation({
     mutationFn: (p: Schemas["Policy"]) => call(api.DELETE("/api/policies/{id}", { params: { path: { id: p.id } } })).then(() => p),
     onSuccess: (p) => notify(`“${p.fileName}” deleted. New evaluations no longer use it.`),
-    onSettled: () => client.invalidateQueries({ queryKey: ["policies"] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.policies() }),
   });
   const askRemove = async (p: Schemas["Policy"]) => {
     if (await confirm({ title: `Delete the policy “${p.fileName}”?`, body: "The evaluator stops grading against it. To use it again you must upload it again.", confirmLabel: "Delete policy" })) remove.mutate(p);

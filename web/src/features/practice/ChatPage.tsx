@@ -6,6 +6,7 @@ import { useNavigate, useParams } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
 import { Transcript } from "@/components/Transcript";
 import { Button, Card, ErrorNote, PageTitle, Spinner, TextArea } from "@/components/ui";
+import { keys } from "@/api/keys";
 
 type Turn = Schemas["TranscriptTurn"];
 
@@ -13,7 +14,7 @@ export function ChatPage() {
   const { sessionId = "" } = useParams();
   const navigate = useNavigate();
   const client = useQueryClient();
-  const session = useQuery({ queryKey: ["session", sessionId], queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id: sessionId } } })) });
+  const session = useQuery({ queryKey: keys.session.detail(sessionId), queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id: sessionId } } })) });
   const [turns, setTurns] = useState<Turn[]>([]);
   const [draft, setDraft] = useState("");
   const bottom = useRef<HTMLDivElement>(null);
@@ -38,7 +39,7 @@ export function ChatPage() {
       return call(api.POST("/api/sessions/{id}/evaluate", { params: { path: { id: sessionId } } }));
     },
     onSuccess: async () => {
-      await client.invalidateQueries({ queryKey: ["session", sessionId] });
+      await client.invalidateQueries({ queryKey: keys.session.detail(sessionId) });
       navigate(`/feedback/${sessionId}`);
     },
   });

@@ -7,6 +7,7 @@ import { Link } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
 import { Badge, Button, Card, ErrorNote, Notice } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 type Run = Schemas["TestRunView"];
 
@@ -42,7 +43,7 @@ function elicited(r: Run): string {
 
 export function TestRunsPanel({ scenarioId }: { scenarioId: string }) {
   const client = useQueryClient();
-  const key = ["test-runs", scenarioId];
+  const key = keys.scenarios.testRuns(scenarioId);
   const runs = useQuery({
     queryKey: key,
     queryFn: () => call(api.GET("/api/scenarios/{id}/test-runs", { params: { path: { id: scenarioId } } })),

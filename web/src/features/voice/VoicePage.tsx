@@ -15,6 +15,7 @@ import { useNavigate, useSearchParams } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner } from "@/components/ui";
 import { formatClock, label } from "@/lib/format";
+import { keys, lists } from "@/api/keys";
 
 /** How long the AI caller may take to join before the page reports it. */
 export const AGENT_JOIN_TIMEOUT_MS = 20_000;
@@ -27,9 +28,10 @@ export default function VoicePage() {
   const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true }), []);
   const [call_, setCall] = useState<Token | null>(null);
   // A live call of this assignment (or free practice) left by a reload: offered to rejoin.
+  const liveQuery = { type: assignmentId ? "assigned" : "free_practice", status: "active", assignmentId: assignmentId ?? undefined, limit: 20 } as const;
   const live = useQuery({
-    queryKey: ["sessions", "live-voice", assignmentId],
-    queryFn: () => call(api.GET("/api/sessions", { params: { query: { type: assignmentId ? "assigned" : "free_practice", status: "active", assignmentId: assignmentId ?? undefined, limit: 20 } } })),
+    queryKey: keys.sessions.list(liveQuery),
+    queryFn: () => call(api.GET("/api/sessions", { params: { query: liveQuery } })),
     select: (rows) => rows.find((s) => s.kind === "voice" && (s.assignmentId ?? null) === assignmentId) ?? null,
   });
   const start = useMutation({
@@ -48,8 +50,8 @@ export default function VoicePage() {
   useEffect(() => () => void room.disconnect(), [room]);
   // The same query (and cache) as the counselor's home, to name what is being practised.
   const assignments = useQuery({
-    queryKey: ["assignments", "mine"],
-    queryFn: () => call(api.GET("/api/assignments", { params: { query: { limit: 200 } } })),
+    queryKey: keys.assignments.list(lists.myAssignments),
+    queryFn: () => call(api.GET("/api/assignments", { params: { query: lists.myAssignments } })),
     enabled: !!assignmentId,
   });
   const scenario = assignments.data?.find((a) => a.id === assignmentId)?.scenario.title;
