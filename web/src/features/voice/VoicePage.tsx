@@ -16,6 +16,9 @@ import { api, call, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner } from "@/components/ui";
 import { formatClock, label } from "@/lib/format";
 import { keys, lists } from "@/api/keys";
+import { CaptionList } from "./CaptionList";
+import { MicMeter } from "./MicMeter";
+import { MicTest } from "./MicTest";
 
 /** How long the AI caller may take to join before the page reports it. */
 export const AGENT_JOIN_TIMEOUT_MS = 20_000;
@@ -63,6 +66,7 @@ export default function VoicePage() {
         {!call_ ? (
           <Card>
             <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call; captions appear for both of you.</p>
+            <div className="mb-3"><MicTest onDevice={(id) => void room.switchActiveDevice("audioinput", id).catch(() => {})} /></div>
             {live.data && (
               <Notice tone="warning">Your call is still open: the caller is waiting for you. Rejoin it to carry on where you left off.</Notice>
             )}
@@ -84,7 +88,7 @@ export default function VoicePage() {
 function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token; onRejoin: () => void; rejoining: boolean }) {
   const navigate = useNavigate();
   const { state, audioTrack, agent } = useVoiceAssistant();
-  const { isMicrophoneEnabled, localParticipant } = useLocalParticipant();
+  const { isMicrophoneEnabled, localParticipant, microphoneTrack } = useLocalParticipant();
   const transcriptions = useTranscriptions();
   const [elapsed, setElapsed] = useState(0);
   const [timedOut, setTimedOut] = useState(false);
@@ -128,10 +132,6 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
     await room.disconnect();
     navigate(`/feedback/${token.sessionId}`);
   };
-  const captionsEnd = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    captionsEnd.current?.scrollIntoView?.({ block: "end" });
-  }, [transcriptions.length]);
   return (
     <>
       <RoomAudioRenderer />
@@ -162,24 +162,14 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
             <Button variant="secondary" onClick={() => localParticipant.setMicrophoneEnabled(!isMicrophoneEnabled)} aria-pressed={!isMicrophoneEnabled}>
               {isMicrophoneEnabled ? "Mute microphone" : "Unmute microphone"}
             </Button>
+            <MicMeter track={microphoneTrack?.track?.mediaStreamTrack} muted={!isMicrophoneEnabled} />
             <DeviceSelect kind="audioinput" label="Microphone" room={room} />
             <DeviceSelect kind="audiooutput" label="Speaker" room={room} />
             <Button variant="danger" onClick={hangUp}>Hang up</Button>
           </div>
         </Card>
         <Card title="Live captions">
-          <ol className="flex max-h-80 flex-col gap-2 overflow-y-auto text-sm" aria-live="polite" aria-label="Live captions">
-            {transcriptions.map((t) => {
-              const mine = t.participantInfo.identity === room.localParticipant.identity;
-              return (
-                <li key={t.streamInfo.id} className={mine ? "ml-4 rounded bg-blue-50 p-2" : "mr-4 rounded bg-slate-100 p-2"}>
-                  <span className="block text-xs font-semibold text-slate-700">{mine ? "You" : "Caller"}</span>
-                  {t.text}
-                </li>
-              );
-            })}
-          </ol>
-          <div ref={captionsEnd} />
+          <CaptionList captions={transcriptions.map((t) => ({ id: t.streamInfo.id, mine: t.participantInfo.identity === room.localParticipant.identity, text: t.text }))} />
         </Card>
       </div>
     </>
