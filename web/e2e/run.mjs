@@ -25,6 +25,7 @@ import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./li
 import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
+import * as uiweb from "./steps/uiweb.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -459,7 +460,8 @@ async function main() {
     temporary[key] = created.temporaryPassword;
     ids[key] = created.id;
   }
-  const voiceArgs = [];
+  // A fake microphone (a beeping tone) and no permission prompt, for the microphone test.
+  const voiceArgs = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"];
   if (VOICE) {
     // Setup, not under test: a phone scenario (the caller speaks first) assigned to Casey.
     const { categories } = await api("GET", "/api/categories");
@@ -472,7 +474,7 @@ async function main() {
     });
     await api("POST", "/api/assignments", { scenarioId: scenario.id, counselorId: ids.casey });
     const wav = speechWav(COUNSELOR_SPEECH, LEAD_SECONDS);
-    voiceArgs.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${wav}%noloop`, "--autoplay-policy=no-user-gesture-required");
+    voiceArgs.push(`--use-file-for-fake-audio-capture=${wav}%noloop`, "--autoplay-policy=no-user-gesture-required");
   }
   const browser = await launch(voiceArgs);
   const page = browser.pages()[0] ?? (await browser.newPage());
@@ -494,6 +496,11 @@ async function main() {
   await step("ui2b. a supervisor-raised flag is in the queue (severity order), named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
   await step("ui2c. scenario names on the sessions list and review; CSV export; needs review", () => ui2.scenarioNamesAndCsv(ctx));
   await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
+  await step("uiweb. 390 px chat: the reply box and End stay on screen after many messages; no sideways scroll", () => uiweb.phoneChat(ctx));
+  await step("uiweb. 390 px progress: legends under the charts, every chart as a table", () => uiweb.phoneProgress(ctx));
+  await step("uiweb. the counselor picker exposes its highlighted option (aria-activedescendant)", () => uiweb.comboboxActiveDescendant(ctx));
+  if (!VOICE) await step("uiweb. microphone test: the fake microphone's level, a warning for silence", () => uiweb.micTest(ctx));
+  await step("uiweb. an upload goes through the typed client", () => uiweb.uploadThroughTypedClient(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));

@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { api, call, upload, type Schemas } from "@/api/client";
+import { api, call, fileForm, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Field, Spinner, TextInput } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
 import { useConfirm } from "@/components/ConfirmDialog";
@@ -37,7 +37,7 @@ export function PoliciesPanel() {
   const policies = useQuery({ queryKey: keys.policies(), queryFn: () => call(api.GET("/api/policies")) });
   const [file, setFile] = useState<File | null>(null);
   const send = useMutation({
-    mutationFn: (f: File) => upload<Schemas["Policy"]>("/api/policies", f),
+    mutationFn: (f: File) => call(api.POST("/api/policies", { body: fileForm(f) })),
     onSuccess: () => client.invalidateQueries({ queryKey: keys.policies() }),
   });
   const [confirm, confirmDialog] = useConfirm();

@@ -6,7 +6,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { useParams } from "react-router-dom";
-import { api, call, upload, type Schemas } from "@/api/client";
+import { api, call, fileForm } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
 import { suggestionAnnotations, TruthPanel } from "@/components/Truth";
@@ -118,7 +118,7 @@ function Documentation({ sessionId }: { sessionId: string }) {
   const [file, setFile] = useState<File | null>(null);
   const reviews = useQuery({ queryKey: keys.session.documentReviews(sessionId), queryFn: () => call(api.GET("/api/sessions/{id}/document-reviews", { params: { path: { id: sessionId } } })) });
   const send = useMutation({
-    mutationFn: (f: File) => upload<Schemas["DocumentReview"]>(`/api/sessions/${sessionId}/document-review`, f),
+    mutationFn: (f: File) => call(api.POST("/api/sessions/{id}/document-review", { params: { path: { id: sessionId } }, body: fileForm(f) })),
     onSuccess: () => client.invalidateQueries({ queryKey: keys.session.documentReviews(sessionId) }),
   });
   return (

@@ -48,3 +48,14 @@ export function ChartTable({ caption, columns, rows }: { caption: string; column
     </details>
   );
 }
+
+/** A table wider than a phone scrolls inside this box, never the page; the box takes the focus
+ * so keyboard users can scroll it too (axe: scrollable-region-focusable). */
+export function ScrollX({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    // eslint-disable-next-line jsx-a11y/no-noninteractive-tabindex
+    <div role="region" aria-label={label} tabIndex={0} className="overflow-x-auto focus-visible:ring-2 focus-visible:ring-blue-700">
+      {children}
+    </div>
+  );
+}

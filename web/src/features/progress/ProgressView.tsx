@@ -7,7 +7,7 @@ import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YA
 import type { Schemas } from "@/api/client";
 import { Card } from "@/components/ui";
 import { formatDate } from "@/lib/format";
-import { ChartLegend, ChartTable } from "./ChartParts";
+import { ChartLegend, ChartTable, ScrollX } from "./ChartParts";
 
 type Progress = Schemas["Progress"];
 
@@ -70,7 +70,7 @@ function TruthCard({ weeks, showCounselor }: { weeks: TruthWeek[]; showCounselor
             Risk level judged correctly in <strong>{pct(total.correct, total.sessions)}</strong> of calls; under-estimated {total.under}, over-estimated {total.over}
             {total.notFiled > 0 ? `, no call record ${total.notFiled}` : ""}. Hidden facts elicited: <strong>{pct(total.elicited, total.hidden)}</strong>. Required actions taken: <strong>{pct(total.taken, total.actions)}</strong>.
           </p>
-          <div className="overflow-x-auto">
+          <ScrollX label="Risk determination table">
           <table className="w-full text-left text-sm">
             <caption className="sr-only">Risk determination, hidden facts and required actions</caption>
             <thead><tr className="border-b border-slate-300"><th scope="col" className="py-1">{showCounselor ? "Counselor / week" : "Week"}</th><th scope="col">Calls</th><th scope="col">Level correct</th><th scope="col">Under</th><th scope="col">Over</th><th scope="col">Hidden facts elicited</th><th scope="col">Actions taken</th></tr></thead>
@@ -79,7 +79,7 @@ function TruthCard({ weeks, showCounselor }: { weeks: TruthWeek[]; showCounselor
               {Array.from(byWeek.entries()).map(([week, ws]) => row(`Week of ${formatDate(week)}`, sum(ws)))}
             </tbody>
           </table>
-          </div>
+          </ScrollX>
         </div>
       )}
     </Card>
@@ -93,7 +93,7 @@ function HeatMap({ cells }: { cells: Schemas["CounselorCriterion"][] }) {
   return (
     <Card title="Counselors by rubric criterion: average rating (1–4)">
       {cells.length === 0 ? <p className="text-sm text-slate-700">No ratings yet.</p> : (
-        <div className="overflow-x-auto">
+        <ScrollX label="Heat map table">
           <table className="text-left text-xs" data-testid="criterion-heatmap">
             <caption className="sr-only">Average rating of each counselor on each rubric criterion; 1 is not demonstrated, 4 exemplary</caption>
             <thead>
@@ -115,7 +115,7 @@ function HeatMap({ cells }: { cells: Schemas["CounselorCriterion"][] }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollX>
       )}
     </Card>
   );
@@ -211,7 +211,7 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
       <div className="grid gap-4 md:grid-cols-2">
         <Card title="Per scenario: first, best, latest">
           {progress.scenarios.length === 0 ? <p className="text-sm text-slate-700">No assigned scenarios evaluated yet.</p> : (
-            <div className="overflow-x-auto">
+            <ScrollX label="Scores per scenario table">
             <table className="w-full text-left text-sm">
               <caption className="sr-only">First, best and latest score per scenario</caption>
               <thead><tr className="border-b border-slate-300">{showCounselor && <th>Counselor</th>}<th className="py-1">Scenario</th><th>Attempts</th><th>First</th><th>Best</th><th>Latest</th></tr></thead>
@@ -228,7 +228,7 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
                 ))}
               </tbody>
             </table>
-            </div>
+            </ScrollX>
           )}
         </Card>
         <Card title="Flags raised per week">

@@ -78,7 +78,7 @@ export default function ScenariosPage() {
                   <td className="whitespace-nowrap py-1 text-right">
                     <Link className="px-2 text-blue-800 underline" to={`/scenarios/${s.id}/edit`} aria-label={`Edit ${s.title}`}>Edit</Link>
                     <Link className="px-2 text-blue-800 underline" to={`/assignments?scenarioId=${s.id}`} aria-label={`Assign ${s.title}`}>Assign</Link>
-                    {s.isOneTime && <button type="button" className="px-2 text-blue-800 underline" onClick={() => setPromoting(s)}>Promote</button>}
+                    {s.isOneTime && <button type="button" className="px-2 text-blue-800 underline" onClick={() => setPromoting(s)} aria-label={`Promote ${s.title}`}>Promote</button>}
                     <button type="button" className="px-2 text-red-800 underline" onClick={() => setDeleting(s)} aria-label={`Delete ${s.title}`}>Delete</button>
                   </td>
                 </tr>

@@ -94,7 +94,7 @@ export function TestRunsPanel({ scenarioId }: { scenarioId: string }) {
                   <td>{r.counselorTurns}</td>
                   <td>{score(r)}</td>
                   <td>{determination(r)}</td>
-                  <td>{r.counselorTurns > 0 ? <Link className="underline" to={`/sessions/${r.sessionId}`}>Open</Link> : "—"}</td>
+                  <td>{r.counselorTurns > 0 ? <Link className="underline" to={`/sessions/${r.sessionId}`}>Open<span className="sr-only"> the {label(r.kind).toLowerCase()} test run of {formatDateTime(r.startedAt ?? r.createdAt)}</span></Link> : "—"}</td>
                 </tr>
               ))}
             </tbody>
