@@ -449,7 +449,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   for (const f of readdirSync(OUT)) if (f.startsWith("FAILED-")) rmSync(join(OUT, f));
   const lk = VOICE ? await startLivekit() : null;
-  const { base, dir } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: { ...scopedSteps.env, ...(lk?.appEnv ?? {}) }, logFile: lk ? join(OUT, "service.log") : null });
+  const { base, dir } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: { ...scopedSteps.env, ...uiweb.env, ...(lk?.appEnv ?? {}) }, logFile: lk ? join(OUT, "service.log") : null });
   // The in-process agent registers with livekit-server as the service starts.
   if (lk) await waitForLog(join(OUT, "service.log"), /worker connected/, "the voice agent did not register with livekit-server");
   const api = await apiSession(base, ADMIN.email, ADMIN.password);

@@ -94,7 +94,7 @@ export default function AssignmentsPage() {
     <div className="flex flex-col gap-6">
       <PageTitle>Assignments</PageTitle>
       <Card title="Assign scenarios">
-        <div className="grid gap-4 md:grid-cols-2">
+        <div className="grid grid-cols-1 gap-4 md:grid-cols-2">
           <CounselorPicker value={counselors} onChange={setCounselors} />
           <fieldset>
             <legend className="text-sm font-medium text-slate-800">Scenarios</legend>

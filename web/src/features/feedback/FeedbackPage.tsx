@@ -52,7 +52,7 @@ export function FeedbackPage() {
             {s.scenarioTitle ?? "Free practice"} · {label(s.kind)} session, {formatDateTime(s.startedAt)} · {label(s.status)}
             {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : ""}
           </p>
-          <div className="grid gap-4 lg:grid-cols-2">
+          <div className="grid grid-cols-1 gap-4 lg:grid-cols-2">
             {needsRecord ? <CallRecordForm sessionId={sessionId} onFiled={recordFiled} /> : <Card title="Evaluation">
               {s.notGradedReason ? (
                 <Notice>{s.notGradedReason}</Notice>

@@ -208,7 +208,8 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
           </>
         )}
       </Card>}
-      <div className="grid gap-4 md:grid-cols-2">
+      {/* grid-cols-1 (minmax(0, 1fr)) keeps a wide table from widening the page on a phone. */}
+      <div className="grid grid-cols-1 gap-4 md:grid-cols-2">
         <Card title="Per scenario: first, best, latest">
           {progress.scenarios.length === 0 ? <p className="text-sm text-slate-700">No assigned scenarios evaluated yet.</p> : (
             <ScrollX label="Scores per scenario table">
