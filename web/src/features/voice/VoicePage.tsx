@@ -6,6 +6,8 @@
 // joined in time, the page says so instead of waiting silently. While connected, leaving the page
 // asks first (`beforeunload`); after a reload or a dropped connection the page offers "Rejoin
 // call": a token for the same room (the agent waits for the counselor for a grace period).
+// Before connecting, a microphone test (MicTest); during the call, a level meter (MicMeter);
+// both say so when the microphone sends silence. Captions follow the newest line (CaptionList).
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
 import { BarVisualizer, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useMediaDeviceSelect, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
 import { useMutation, useQuery } from "@tanstack/react-query";
