@@ -100,9 +100,7 @@ export PT_BIN="$LOG_DIR/bin/proto-trainer"
 DATABASE_URL="$PG_URL" "$PT_BIN" seed --demo >"$LOG_DIR/seed.out" 2>&1
 
 set +e
-# The counselors' side (LiveKit's Python client, stand-ins for remote browsers) runs niced, so the
-# servers under test get the shared CPU first; it starts those servers at normal priority.
-nice -n 10 "$CACHE/livekit-venv/bin/python" "$here/scale-test.py" --u1 "$LOG_DIR/u1.wav" --u2 "$LOG_DIR/u2.wav" "$@" \
+"$CACHE/livekit-venv/bin/python" "$here/scale-test.py" --u1 "$LOG_DIR/u1.wav" --u2 "$LOG_DIR/u2.wav" "$@" \
   | tee "$LOG_DIR/result.json"
 status=${PIPESTATUS[0]}
 set -e
