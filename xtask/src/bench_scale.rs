@@ -73,6 +73,8 @@ fn cell(v: &Value) -> String {
     match v {
         Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(" / "),
         Value::Null => "-".into(),
+        // Loads are fractions (f32 on the wire): two decimals are what a reader compares.
+        Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or_default()),
         other => other.to_string(),
     }
 }
@@ -87,7 +89,7 @@ mod tests {
             {"workers": 1, "calls": 10, "answered": 10, "held_at_once": 10, "dispatch_p50_ms": 400, "dispatch_p95_ms": 900,
              "per_worker_calls": [10], "per_worker_load": [1.0], "turns_lost": 0},
             {"workers": 2, "calls": 10, "answered": 9, "held_at_once": 10, "dispatch_p50_ms": 350, "dispatch_p95_ms": null,
-             "per_worker_calls": [6, 4], "per_worker_load": [0.6, 0.4], "turns_lost": 1},
+             "per_worker_calls": [6, 4], "per_worker_load": [0.6000000238418579, 0.4], "turns_lost": 1},
         ]);
         let t = table(rows.as_array().unwrap());
         let lines: Vec<&str> = t.lines().collect();
@@ -103,5 +105,6 @@ mod tests {
             "{t}"
         );
         assert!(lines.iter().any(|l| l.starts_with("turns lost") && l.trim_end().ends_with('1')), "{t}");
+        assert!(lines.iter().any(|l| l.starts_with("load per worker") && l.contains("0.60 / 0.40")), "{t}");
     }
 }
