@@ -11,6 +11,8 @@ Phases (each assertion can fail; the failures are collected and printed as one J
             until all 20 have been answered: all answered; spread over both workers; worker 1
             (AGENT_MAX_JOBS=3) took at most 3, logged "worker status reported ... WsFull", and its
             /metrics showed agent_load 1 while full; the requests alternated between replicas.
+  chat      meanwhile a chat practice (start, three messages, grading) whose requests went to
+            both replicas: the opening and six turns in order, one evaluation.
   grading   the 20 hang-ups queue 20 gradings (the simulator answers each after 4 s); the replica
             holding one mid-grading (jobs.locked_by) is SIGKILLed; the other finishes every job:
             one evaluation per session, none lost, none twice.
@@ -464,9 +466,31 @@ def percentile(values: list[float], q: float):
 
 # ---- the proof ------------------------------------------------------------------------------------
 
+async def chat_practice(user_id: str) -> None:
+    """A chat practice through the balancer: start, three messages answered by the AI caller,
+    graded. Each request is its own connection, so they alternate between the replicas; the
+    session is whole (the caller's opening, then six turns, in order) and graded once."""
+    client = await api(lambda: Api().login(user_id))
+    started = await api(client.call, "POST", "/api/sessions", {})
+    session = started["session"]["id"]
+    for text in ("Hello, this is the crisis line.", "That sounds hard. Tell me more.", "Are you safe tonight?"):
+        exchange = await api(client.call, "POST", f"/api/sessions/{session}/message", {"content": text})
+        check(bool(exchange["caller"]["text"]), f"chat: no caller answer to {text!r}")
+    evaluation = await api(client.call, "POST", f"/api/sessions/{session}/evaluate", {}, 30.0)
+    detail = await api(client.call, "GET", f"/api/sessions/{session}")
+    speakers = [t["speaker"] for t in detail["transcript"]]
+    served = [b for b, line in (l.split(" ", 1) for l in open(f"{LOG}/proxy-requests.log")) if session in line]
+    REPORT["chat"] = {"requests": len(served), "replicas": sorted(set(served)), "turns": len(speakers)}
+    # The caller opens; then each message and its answer.
+    check(speakers == ["caller"] + ["counselor", "caller"] * 3, f"chat: transcript {speakers}")
+    check(len(set(served)) == 2, f"chat: its requests went to {sorted(set(served))}, not both replicas")
+    check(bool(evaluation) and int(psql(f"SELECT count(*) FROM evaluations WHERE session_id = '{session}'")[0][0]) == 1,
+          "chat: not graded exactly once")
+
+
 async def proof(u1, u2) -> None:
     replicas = await start_admin()
-    users = await counselors(24)
+    users = await counselors(25)
     # LiveKit offers a node's workers a job only while one of them is under the server's
     # `agents.target_load` (0.7 by default): a worker of AGENT_MAX_JOBS=N takes about 0.7 N calls.
     # Worker 2 has room for all the calls worker 1 leaves (30 x 0.7 = 21).
@@ -484,6 +508,8 @@ async def proof(u1, u2) -> None:
     check(await all_set([c.answered for c in calls], 120),
           f"dispatch: calls still waiting for an answer: {[c.summary() for c in calls if not c.answered.is_set()]}")
     peak = {w.name: scrape(w) for w in (w1, w2)}
+    # -- a chat practice meanwhile, its requests alternating between the replicas
+    await chat_practice(users[24])
     for c in calls:
         c.hang_up.set()
     await asyncio.wait(tasks, timeout=30)

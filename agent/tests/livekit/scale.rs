@@ -7,7 +7,8 @@
 use std::process::Command;
 
 /// 20 calls spread over two workers, one of them full at `AGENT_MAX_JOBS`=3 (reports full, gets
-/// no more, `agent_load` 1 on its `/metrics`); the requests alternate between the replicas; the
+/// no more, `agent_load` 1 on its `/metrics`); the requests alternate between the replicas (a
+/// chat practice's too: both serve it, every turn in order, graded once); the
 /// replica holding a grading is SIGKILLed and the other grades every session once; SIGTERM drains
 /// a worker (its call goes on to the counselor's hang-up, the next call goes to the other); a
 /// SIGKILLed worker's call: the counselor sees the agent leave, the turns so far are stored, the
