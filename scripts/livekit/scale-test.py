@@ -352,7 +352,7 @@ class Call:
             for i, pcm in enumerate(self.utterances):
                 speaking.append(pcm.copy())
                 start = time.monotonic()
-                said_by = start + len(pcm) / RATE + 10
+                said_by = start + len(pcm) / RATE + 30  # a starved process sends late
                 while speaking and time.monotonic() < said_by and not mic_task.done():
                     await asyncio.sleep(0.01)
                 if speaking:
@@ -627,6 +627,9 @@ async def proof(u1, u2) -> None:
         w = worker_of(call, live)
         killed["worker"] = w
         if check(w is not None, "failure: K1's worker not found"):
+            # The first exchange in the store first (its write may trail the audio under load),
+            # so that what is checked below is the kill, not a race with the write.
+            await wait_for(lambda: len(stored_turns(call.session)) >= 2, 10, 0.2)
             w.kill()
             killed["at"] = time.monotonic()
 
@@ -652,7 +655,10 @@ async def proof(u1, u2) -> None:
         check(k2.answers == 1, f"failure: K2 not answered: {k2.summary()}")
         REPORT["failure_calls"] = [k1.summary(), k2.summary()]
         check_turns(k1, "K1")
-        check(len(stored_turns(k1.session)) >= 2, "failure: K1's first exchange not stored")
+        # Every turn the killed worker made final (its log) is stored.
+        final = set(re.findall(r"turn segment=(%s-\S+)" % k1.session.replace("-", ""), killed["worker"].log()))
+        stored = {t[1] for t in stored_turns(k1.session)}
+        check(len(final) >= 2 and final <= stored, f"failure: K1's final turns {sorted(final)} not all stored: {sorted(stored)}")
         evaluated = await wait_for(lambda: psql(f"SELECT count(*) FROM evaluations WHERE session_id = '{k1.session}'")[0][0] == "1", 30, 0.5)
         check(bool(evaluated), "failure: K1 not graded after the end")
         REPORT["failure"] = {"killed": killed["worker"].name, "agent_left_after_s": drop_s, "k1_status": ended.get("status"),
