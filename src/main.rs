@@ -328,6 +328,18 @@ fn max_jobs() -> anyhow::Result<usize> {
     }
 }
 
+/// `AGENT_DRAIN_SECS` (default 0: calls end at the signal): how long `proto-trainer agent` lets
+/// its running calls go on after SIGTERM while taking no new one. Keep it under the orchestrator's
+/// grace period (the Helm chart: 45 of terminationGracePeriodSeconds 60).
+fn drain_grace() -> anyhow::Result<std::time::Duration> {
+    match std::env::var("AGENT_DRAIN_SECS") {
+        Ok(v) if !v.is_empty() => Ok(std::time::Duration::from_secs(
+            v.parse().with_context(|| format!("AGENT_DRAIN_SECS: not a number of seconds: {v}"))?,
+        )),
+        _ => Ok(std::time::Duration::ZERO),
+    }
+}
+
 /// The voice agent alone, through the admin service's internal API.
 async fn agent_alone() -> anyhow::Result<()> {
     let livekit = LiveKitAccess::from_env()
@@ -351,8 +363,27 @@ async fn agent_alone() -> anyhow::Result<()> {
             .with_context(|| format!("binding AGENT_METRICS_ADDR {metrics_addr}"))?;
         Some(tokio::spawn(agent::metrics::serve(listener, agent::metrics::install())))
     };
-    tracing::info!(url = %livekit.url, agent_name = %worker.agent_name, "voice agent starting alone");
-    let result = agent::service::run(livekit, worker, Job::Roleplay { options, turns }, shutdown_signal()).await;
+    let grace = drain_grace()?;
+    tracing::info!(url = %livekit.url, agent_name = %worker.agent_name, drain_secs = grace.as_secs(), "voice agent starting alone");
+    // A rolling update or a scale-in: the first signal makes the worker report full (LiveKit
+    // sends its new calls to the others) while its calls go on for up to AGENT_DRAIN_SECS; then,
+    // or at a second signal, the calls still running end as `agentShutdown`, their turns written.
+    let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
+    let drain = async move {
+        let _ = drain_rx.wait_for(|d| *d).await;
+    };
+    let shutdown = async move {
+        shutdown_signal().await;
+        if !grace.is_zero() {
+            let _ = drain_tx.send(true);
+            tracing::info!(secs = grace.as_secs(), "draining: no new calls; running calls may go on this long");
+            tokio::select! {
+                () = tokio::time::sleep(grace) => tracing::info!("drain time over: ending the calls still running"),
+                () = shutdown_signal() => {}
+            }
+        }
+    };
+    let result = agent::service::run_draining(livekit, worker, Job::Roleplay { options, turns }, drain, shutdown).await;
     if let Some(m) = metrics {
         m.abort();
     }

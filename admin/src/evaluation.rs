@@ -566,7 +566,7 @@ pub async fn evaluate_session(state: &AppState, session: &SessionRef) -> Result<
         });
     }
     let llm = state.llm()?;
-    if !state.store.claim_evaluation(session_id).await? {
+    if !state.store.claim_evaluation(session_id, crate::jobs::lease_ms(state)).await? {
         return wait_for_evaluation(state, session).await;
     }
     match run_evaluation(state, llm, session, &detail).await {

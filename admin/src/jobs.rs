@@ -58,7 +58,7 @@ impl Backoff {
 }
 
 /// A lease outlasts the longest evaluation: every LLM attempt timing out, plus a margin.
-fn lease_ms(state: &AppState) -> i64 {
+pub(crate) fn lease_ms(state: &AppState) -> i64 {
     let c = &state.config;
     i64::from(c.llm_timeout_secs) * i64::from(c.llm_max_retries + 1) * 1000 + 60_000
 }

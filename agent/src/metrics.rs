@@ -33,6 +33,20 @@ pub const DELTA_TO_RTP: &str = "agent_delta_to_rtp_seconds";
 /// Histogram buckets, seconds (the admin service's, so both recorders agree).
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// The load this worker reports to LiveKit's dispatch: calls held plus calls promised (an
+/// availability "yes" whose assignment has not come yet) over `AGENT_MAX_JOBS`, 0..=1, and that
+/// maximum. At 1 the worker reports FULL and is offered no new call, so `agent_load` is what an
+/// autoscaler should hold below 1 (the Helm chart's HPA targets its average).
+pub const LOAD: &str = "agent_load";
+/// `AGENT_MAX_JOBS`: the calls one worker takes before it reports full.
+pub const MAX_CALLS: &str = "agent_calls_max";
+
+/// The worker's load as last reported to the server (set by the worker shell on every change).
+pub fn worker_load(load: f32, max_calls: usize) {
+    metrics::gauge!(LOAD).set(f64::from(load));
+    metrics::gauge!(MAX_CALLS).set(max_calls as f64);
+}
+
 /// A call started.
 pub fn call_started() {
     metrics::counter!("agent_calls_started_total").increment(1);
@@ -143,6 +157,7 @@ mod tests {
         };
         call_started();
         call_ended(&stats);
+        worker_load(0.25, 4);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(serve(listener, handle));
@@ -165,6 +180,8 @@ mod tests {
             "agent_playout_underruns_total 1",
             "agent_realtime_reconnects_total 2",
             "agent_calls_ended_total 1",
+            "agent_load 0.25",
+            "agent_calls_max 4",
         ] {
             assert!(body.lines().any(|l| l == line), "missing `{line}` in\n{body}");
         }

@@ -96,6 +96,11 @@ impl Worker {
         self.worker_id.as_deref()
     }
 
+    /// The calls this worker takes at once (`AGENT_MAX_JOBS`).
+    pub fn max_jobs(&self) -> usize {
+        self.config.max_jobs
+    }
+
     pub fn job_count(&self) -> usize {
         self.running.len()
     }
@@ -243,6 +248,12 @@ impl Worker {
         let current = (status, self.running.len());
         if !periodic && self.last_reported == Some(current) {
             return;
+        }
+        // A change between available and full is an operator's question ("why did this worker
+        // get no calls?"); logged once per change, not per periodic report.
+        if self.last_reported.map(|(s, _)| s) != Some(status) {
+            info!(status = ?status, load = self.load(), jobs = self.running.len(), draining = self.draining,
+                "worker status reported");
         }
         self.last_reported = Some(current);
         self.next_status = now + self.config.status_interval;

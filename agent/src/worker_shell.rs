@@ -81,8 +81,16 @@ where
     let mut stops: HashMap<String, oneshot::Sender<()>> = HashMap::new();
     tokio::pin!(shutdown);
     let mut draining = false;
+    let max_calls = worker.max_jobs();
+    let mut shown_load = None;
 
     loop {
+        // The load gauge follows what the server is told (an autoscaler reads the same number).
+        let load = worker.load();
+        if shown_load != Some(load) {
+            crate::metrics::worker_load(load, max_calls);
+            shown_load = Some(load);
+        }
         while let Some(output) = worker.poll_output() {
             match output {
                 WorkerOutput::Send(message) => {

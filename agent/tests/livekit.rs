@@ -228,3 +228,7 @@ fn stack_agent_child_killed_mid_call() {
 fn stack_admin_killed_mid_call() {
     run_stack_test(&[("FAULT", "admin_kill")]);
 }
+
+// Scale-out across workers, LiveKit nodes and admin replicas (its own module: its own stack).
+#[path = "livekit/scale.rs"]
+mod scale;

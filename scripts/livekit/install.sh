@@ -3,7 +3,9 @@
 #   - livekit-server (built from source with `go install`, cached by version),
 #   - a Python venv with LiveKit's Python SDK (its wheel carries LiveKit's native WebRTC),
 #     and soundfile (libsndfile: an independent Ogg/Opus decoder for checking recordings),
-#   - espeak-ng and sox (test speech and audio analysis).
+#   - espeak-ng and sox (test speech and audio analysis),
+#   - for the scale-out test (scale-test.sh): Redis (two livekit-server nodes share it) and
+#     PostgreSQL (the admin replicas share it), Debian's packages.
 # Idempotent: each step is skipped when its result is already present. Runs OUTSIDE any network
 # namespace (it needs the package registries); the tests then run inside one (see netns-run.sh).
 set -euo pipefail
@@ -54,6 +56,10 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v envsubst >/dev/null || missing+=(gettext-base)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v psql >/dev/null || missing+=(postgresql-client)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

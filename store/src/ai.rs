@@ -147,7 +147,8 @@ pub struct NewDocumentReview {
     pub raw_output: String,
 }
 
-/// An evaluator claim older than this belongs to an evaluator that died; another may take over.
+/// An evaluator claim older than this belongs to an evaluator that died; another may take over
+/// (sooner when the caller's own bound on an evaluation is shorter: `claim_evaluation`).
 const STALE_CLAIM_MS: i64 = 10 * 60_000;
 
 fn json<T: Serialize>(value: &T) -> Result<String> {
@@ -198,8 +199,12 @@ impl Store {
     }
 
     /// Claims the right to evaluate a session: true for exactly one of any number of racing
-    /// callers (and for a taker-over of a stale claim).
-    pub async fn claim_evaluation(&self, session_id: SessionId) -> Result<bool> {
+    /// callers, and for a taker-over of a claim older than `stale_ms` (its evaluator died: a
+    /// replica killed mid-grading). `stale_ms` is the caller's bound on one evaluation (every LLM
+    /// attempt timing out, plus a margin), the grading job's lease: when the lease has run out
+    /// and another replica holds the job, the claim is stale too, and the job is finished then
+    /// rather than failing until a fixed ten minutes have passed.
+    pub async fn claim_evaluation(&self, session_id: SessionId, stale_ms: i64) -> Result<bool> {
         let now = Timestamp::now().millis();
         let done = sqlx::query(
             "UPDATE sessions SET evaluation_started_at = $1, evaluation_error = NULL WHERE id = $2 \
@@ -208,7 +213,7 @@ impl Store {
         )
         .bind(now)
         .bind(session_id.to_string())
-        .bind(now - STALE_CLAIM_MS)
+        .bind(now - stale_ms.min(STALE_CLAIM_MS))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

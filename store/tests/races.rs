@@ -163,3 +163,37 @@ async fn a_one_time_scenario_is_assigned_once_under_a_race() {
         }
     }
 }
+
+/// A grading replica killed mid-evaluation leaves its claim behind: racing claimers get exactly one
+/// claim while it is fresh, none while it is younger than their bound on an evaluation, and exactly
+/// one once it is older (a survivor finishes the grading when the job's lease runs out, not after a
+/// fixed ten minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evaluation_claim_is_taken_over_once_older_than_the_bound() {
+    for (backend, db) in testing::all().await {
+        let account = account(&db).await;
+        let counselor = user(&db, account.id, Role::Counselor).await;
+        let start = NewSession {
+            user_id: counselor.id,
+            assignment_id: None,
+            scenario_id: None,
+            kind: SessionKind::Voice,
+            room_name: Some(format!("pt-{}", Uuid::now_v7())),
+        };
+        let session = db.store.create_session(account.id, &start).await.expect("session").id;
+        let claims = |stale_ms: i64| {
+            let store = db.store.clone();
+            race(8, move |_| {
+                let store = store.clone();
+                async move { store.claim_evaluation(session, stale_ms).await.expect("claim") }
+            })
+        };
+        let won = claims(60_000).await;
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{backend:?}: a fresh session is claimed once");
+        let won = claims(60_000).await;
+        assert!(won.iter().all(|w| !w), "{backend:?}: a live claim was taken over");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let won = claims(1000).await;
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{backend:?}: a stale claim is taken over once");
+    }
+}

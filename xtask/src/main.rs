@@ -19,6 +19,9 @@
 //!   seconds per session-minute and RSS per session of the agent process.
 //! - `bench voice [N ...]`: N concurrent role-play calls (synthetic counselors, the simulator as
 //!   OpenAI) through a real livekit-server; CPU, RSS per call, underruns and latency percentiles.
+//! - `bench scale [N]`: N voice calls dispatched to one, then two agent workers through two
+//!   livekit-server nodes over Redis and two admin replicas on PostgreSQL; calls held, dispatch
+//!   latency, per-worker load and turns lost side by side (`bench_scale.rs`).
 //! - `deploy-check`: the deployment files against the tools that read them (systemd-analyze,
 //!   podman-compose, helm, kubeconform; `deploy/tools/install.sh` installs them pinned).
 //! - `image-test`: builds the container image from the host's binary and checks it answers
@@ -26,6 +29,7 @@
 //! - `eval-golden --base-url <url> | --sim`: the evaluator against the labelled transcripts in
 //!   `golden/` (agreement, Cohen's kappa, flag precision/recall); see `golden/README.md`.
 
+mod bench_scale;
 mod deploy;
 mod golden;
 mod golden_truth;
@@ -59,13 +63,14 @@ fn main() -> Result<()> {
             let sizes = if sizes.is_empty() { vec!["1", "10", "50", "100"] } else { sizes.to_vec() };
             run(Command::new("scripts/livekit/bench-voice.sh").args(sizes))
         }
+        ["bench", "scale", rest @ ..] => bench_scale::main(rest),
         ["eval-golden", rest @ ..] => golden::main(rest),
         ["pg"] => pg(),
         ["deploy-check"] => deploy::check(),
         ["image-test"] => deploy::image_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [--no-build] | ci | audit | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | eval-golden ... | pg | deploy-check | image-test>"
+                "usage: cargo xtask <demo [--no-build] | ci | audit | web-build | e2e | codegen [--check] | bench api | bench web | bench agent-media [N ...] | bench voice [N ...] | bench scale [N] | eval-golden ... | pg | deploy-check | image-test>"
             );
             std::process::exit(2);
         }

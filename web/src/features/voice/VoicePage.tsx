@@ -3,7 +3,9 @@
 // starts with a pre-connect buffer so the counselor can speak at once; agent state, a bar
 // visualizer of the caller's voice, live captions for both sides (`useTranscriptions`), device
 // selection, `StartAudio` for autoplay blocks, mute, a timer and hang up. If the caller has not
-// joined in time, the page says so instead of waiting silently. While connected, leaving the page
+// joined in time, the page says so instead of waiting silently; if the caller leaves while the
+// counselor is still connected (its agent worker died), the page says the caller dropped, and
+// hanging up ends the session so it is graded at once. While connected, leaving the page
 // asks first (`beforeunload`); after a reload or a dropped connection the page offers "Rejoin
 // call": a token for the same room (the agent waits for the counselor for a grace period).
 // Before connecting, a microphone test (MicTest); during the call, a level meter (MicMeter);
@@ -87,7 +89,7 @@ export default function VoicePage() {
   );
 }
 
-function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token; onRejoin: () => void; rejoining: boolean }) {
+export function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token; onRejoin: () => void; rejoining: boolean }) {
   const navigate = useNavigate();
   const { state, audioTrack, agent } = useVoiceAssistant();
   const { isMicrophoneEnabled, localParticipant, microphoneTrack } = useLocalParticipant();
@@ -108,6 +110,13 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
     const timer = setTimeout(() => setTimedOut(true), AGENT_JOIN_TIMEOUT_MS);
     return () => clearTimeout(timer);
   }, [agent]);
+  // The caller was in the call and is gone while the counselor is still connected: its agent
+  // worker died, or the service ended the call. Said plainly, instead of "waiting to join".
+  const [agentSeen, setAgentSeen] = useState(false);
+  useEffect(() => {
+    if (agent) setAgentSeen(true);
+  }, [agent]);
+  const callerDropped = agentSeen && !agent && !ended;
   useEffect(() => {
     const onDisconnect = () => setEnded(true);
     room.on(RoomEvent.Disconnected, onDisconnect);
@@ -131,6 +140,8 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
   }, [room]);
   const hangUp = async () => {
     hungUp.current = true;
+    // A dropped call is ended now, so its grading starts instead of waiting for the sweep.
+    if (callerDropped) await call(api.POST("/api/sessions/{id}/end", { params: { path: { id: token.sessionId } } })).catch(() => undefined);
     await room.disconnect();
     navigate(`/feedback/${token.sessionId}`);
   };
@@ -138,7 +149,12 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
     <>
       <RoomAudioRenderer />
       <StartAudio label="Click to allow the caller's audio" className="rounded-md bg-amber-600 px-3 py-2 text-sm font-medium text-white" />
-      {timedOut && !agent && (
+      {callerDropped && (
+        <Notice tone="warning">
+          The caller dropped: the voice service lost or ended this call. What was said so far is saved. Hang up to see your feedback.
+        </Notice>
+      )}
+      {timedOut && !agent && !agentSeen && (
         <Notice tone="warning">
           The AI caller has not joined after {AGENT_JOIN_TIMEOUT_MS / 1000} seconds. The voice service may be busy or down: hang up and try again, or practise by chat.
         </Notice>
@@ -152,7 +168,7 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
       <div className="grid gap-4 md:grid-cols-3">
         <Card title="Caller">
           <p className="mb-2 text-sm" aria-live="polite">
-            {agent ? `The caller is ${state === "speaking" ? "speaking" : state === "thinking" ? "thinking" : state === "listening" ? "listening" : label(state)}.` : "Waiting for the caller to join…"}
+            {agent ? `The caller is ${state === "speaking" ? "speaking" : state === "thinking" ? "thinking" : state === "listening" ? "listening" : label(state)}.` : agentSeen ? "The caller has left the call." : "Waiting for the caller to join…"}
           </p>
           <div className="h-24 text-blue-700" aria-hidden>
             <BarVisualizer state={state} track={audioTrack} barCount={7} className="flex h-full items-center justify-center gap-1 [&>span]:w-3 [&>span]:rounded [&>span]:bg-current" />
