@@ -58,8 +58,8 @@ pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{
     ActionAssessment, CallFact, CheckResult, CriterionScore, DeterminationResult, DowngradedCheck, Evaluation,
-    EvaluationHold, FactAssessment, GateHit, HeldHarmless, Integrity, ManipulationSignal, NewEvaluation, NewSuggestion,
-    ReviewSummary, ScoreBasis, Suggestion, TruthAssessment, TruthRecord,
+    EvaluationHold, FactAssessment, GateHit, GraderAudit, GraderOutput, HeldHarmless, Integrity, ManipulationSignal,
+    NewEvaluation, NewSuggestion, ReviewSummary, ScoreBasis, Suggestion, TruthAssessment, TruthRecord,
 };
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use ids::{

@@ -25,6 +25,7 @@ import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./li
 import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
+import * as truthSteps from "./steps/truth.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -494,6 +495,9 @@ async function main() {
   await step("ui2b. a supervisor-raised flag is in the queue (severity order), named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
   await step("ui2c. scenario names on the sessions list and review; CSV export; needs review", () => ui2.scenarioNamesAndCsv(ctx));
   await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
+  await step("truth a. a supervisor authors a profiled scenario (preview without labels) and reads two test runs side by side", () => truthSteps.authorAndTestRun(ctx));
+  await step("truth b. a counselor practises it by chat, files the call record, sees the missed fact and its suggestion at its turn", () => truthSteps.practiseAndFeedback(ctx));
+  await step("truth c. the supervisor sees the under-estimate in determination accuracy on progress", () => truthSteps.determinationOnProgress(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));

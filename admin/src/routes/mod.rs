@@ -118,6 +118,7 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::analyze))
         .routes(routes!(sessions::report_flag))
         .routes(routes!(truth::file_call_record))
+        .routes(routes!(truth::grader_output))
         .routes(routes!(truth::edit_suggestion, truth::remove_suggestion))
         .routes(routes!(calibration::review_session))
         .routes(routes!(calibration::list_reviews))

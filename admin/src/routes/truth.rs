@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use store::{CallRecord, CallRecordInput, SessionId, Suggestion};
+use store::{CallRecord, CallRecordInput, GraderAudit, SessionId, Suggestion};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -63,4 +63,18 @@ pub async fn remove_suggestion(
 ) -> Result<StatusCode> {
     crate::truth::review_suggestion(&state, &actor, id, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the graders answered for a session's evaluation, exactly as received, with the model
+/// and the prompt's version: the rubric grader's and, when one was made, the truth grader's
+/// (uncovered facts and suggestions). Supervisors' audit; 404 before the evaluation.
+#[utoipa::path(get, path = "/api/sessions/{id}/grader-output", tag = "calibration", params(("id" = Uuid, Path)),
+    responses((status = 200, body = GraderAudit), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn grader_output(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<SessionId>,
+) -> Result<Json<GraderAudit>> {
+    Ok(Json(crate::truth::grader_output(&state, &actor, id).await?))
 }

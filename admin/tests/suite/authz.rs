@@ -313,6 +313,9 @@ fn request(
             (format!("/api/sessions/{}/evaluation/release", w.session), body(json!({"note": "checked"})), None)
         }
         ("POST", "/api/sessions/{id}/analyze") => (format!("/api/sessions/{}/analyze", w.session), None, None),
+        ("GET", "/api/sessions/{id}/grader-output") => {
+            (format!("/api/sessions/{}/grader-output", w.session), None, None)
+        }
         ("PUT", "/api/sessions/{id}/call-record") => (
             format!("/api/sessions/{}/call-record", w.session),
             body(json!({"status": "filed", "riskLevel": "moderate", "actions": ["safety_plan"]})),
@@ -488,6 +491,8 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         // Only the counselor who took the call files its record.
         ("PUT", "/api/sessions/{id}/call-record") => [401, 200, 404, 403, 403, 404, 401, 401],
         ("PATCH" | "DELETE", "/api/evaluation-suggestions/{id}") => [401, 403, 403, 404, 404, 404, 401, 401],
+        // Supervisors audit what the graders answered; the matrix's session is not evaluated.
+        ("GET", "/api/sessions/{id}/grader-output") => [401, 403, 403, 404, 404, 404, 401, 401],
         ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
         ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],
         ("GET", "/api/flags/count") => [401, 403, 403, 200, 200, 200, 401, 401],

@@ -176,6 +176,22 @@ async fn a_profiled_call_is_graded_against_the_truth_and_its_record() {
         assert!(gun["text"].as_str().is_some_and(|t| t.contains("gun")), "{suggestions}");
         assert!(find(suggestions, "target", "fact:plan").is_null(), "an elicited fact gets none");
 
+        // Both graders' answers are kept for audit, with the model and prompt version:
+        // supervisors read them, a counselor may not.
+        let (status, _) = app.get(app.counselor, &format!("{base}/grader-output")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, audit) = app.get(app.supervisor, &format!("{base}/grader-output")).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {audit}");
+        assert_eq!(audit["rubric"]["promptVersion"], admin::rubric::RUBRIC_VERSION);
+        let rubric_raw: Value =
+            serde_json::from_str(audit["rubric"]["rawOutput"].as_str().expect("raw")).expect("json");
+        assert_eq!(rubric_raw["overall_score"], 95, "the rubric grader's answer as received");
+        assert_eq!(audit["truth"]["promptVersion"], admin::truth::PROMPT_VERSION);
+        assert!(audit["truth"]["model"].as_str().is_some_and(|m| !m.is_empty()), "{audit}");
+        let truth_raw: Value = serde_json::from_str(audit["truth"]["rawOutput"].as_str().expect("raw")).expect("json");
+        let raw_plan = find(&truth_raw["facts"], "key", "plan");
+        assert_eq!(raw_plan["disclosed_turns"], json!([3]), "the truth grader's answer as received: {truth_raw}");
+
         // The record is frozen once graded.
         let (status, _) = put(&app, app.counselor, &format!("{base}/call-record"), record).await;
         assert_eq!(status, StatusCode::CONFLICT);

@@ -1153,6 +1153,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/grader-output": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the graders answered for a session's evaluation, exactly as received, with the model
+         *     and the prompt's version: the rubric grader's and, when one was made, the truth grader's
+         *     (uncovered facts and suggestions). Supervisors' audit; 404 before the evaluation.
+         */
+        get: operations["grader_output"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/message": {
         parameters: {
             query?: never;
@@ -2498,6 +2519,28 @@ export interface components {
         GoldenTurn: {
             speaker: components["schemas"]["Party"];
             text: string;
+        };
+        /**
+         * @description What the graders of a session's evaluation answered, for a supervisor's audit: the rubric
+         *     grader's and, when one was made, the truth grader's (uncovered facts, suggestions).
+         */
+        GraderAudit: {
+            rubric: components["schemas"]["GraderOutput"];
+            truth?: null | components["schemas"]["GraderOutput"];
+        };
+        /**
+         * @description A grader call's answer kept for audit: the model, the prompt's version, the answer exactly
+         *     as received.
+         */
+        GraderOutput: {
+            model: string;
+            /**
+             * Format: int64
+             * @description The version of the prompt that asked (the rubric's version for the rubric grader).
+             */
+            promptVersion: number;
+            /** @description The model's answer exactly as received. */
+            rawOutput: string;
         };
         /**
          * @description A check answered "no" that is not held against the counselor: it rested on a fact the
@@ -9377,6 +9420,69 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    grader_output: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraderAudit"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

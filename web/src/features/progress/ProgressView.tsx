@@ -90,7 +90,8 @@ function HeatMap({ cells }: { cells: Schemas["CounselorCriterion"][] }) {
   return (
     <Card title="Counselors by rubric criterion: average rating (1–4)">
       {cells.length === 0 ? <p className="text-sm text-slate-700">No ratings yet.</p> : (
-        <div className="overflow-x-auto">
+        // A wide table scrolls: focusable so a keyboard can scroll it (axe: scrollable-region-focusable).
+        <div className="overflow-x-auto" tabIndex={0} role="region" aria-label="Heat map of counselors by criterion">
           <table className="text-left text-xs" data-testid="criterion-heatmap">
             <caption className="sr-only">Average rating of each counselor on each rubric criterion; 1 is not demonstrated, 4 exemplary</caption>
             <thead>

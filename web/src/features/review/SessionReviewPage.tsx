@@ -14,6 +14,7 @@ import { api, call, type Schemas } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { CalibrationForm, ReviewHistory } from "./CalibrationForm";
 import { GoldenExport } from "./GoldenExport";
+import { GraderOutput } from "./GraderOutput";
 import { HeldBanner } from "./HeldBanner";
 import { FlagCard } from "@/components/FlagCard";
 import { RecordingPlayer, useRecordingSync } from "@/components/RecordingPlayer";
@@ -91,6 +92,7 @@ export default function SessionReviewPage() {
               {(s.callRecordExpected || s.callRecord) && <CallRecordCard record={s.callRecord ?? null} />}
               {s.evaluation?.truth && <Card title="Against the scenario's truth"><TruthPanel truth={s.evaluation.truth} onTurn={goToTurn} /></Card>}
               {s.evaluation && <Card title="Reviews"><ReviewHistory sessionId={s.id} /></Card>}
+              {s.evaluation && <GraderOutput sessionId={s.id} />}
             </div>
             <Card title="Transcript">
               {voice && (
