@@ -192,6 +192,31 @@ async fn a_profiled_call_is_graded_against_the_truth_and_its_record() {
         let raw_plan = find(&truth_raw["facts"], "key", "plan");
         assert_eq!(raw_plan["disclosed_turns"], json!([3]), "the truth grader's answer as received: {truth_raw}");
 
+        // A supervisor's override is re-read through the truth: answering the means-restriction
+        // check yes makes the required action taken; the determination and its gate stay
+        // (the record did not change), and the score is still capped.
+        let review = json!({"overrides": [{"kind": "check", "target": "safety_planning.means_restriction",
+                                           "value": "yes", "reason": "It was discussed at turn 4."}]});
+        let (status, reviewed) = app.post(app.supervisor, &format!("{base}/review"), review).await;
+        assert!(status.is_success(), "{backend:?}: {reviewed}");
+        let (_, view) = app.get(app.counselor, &base).await;
+        let truth = &view["evaluation"]["truth"];
+        assert_eq!(find(&truth["actions"], "action", "means_restriction")["answer"], "yes", "{truth}");
+        assert_eq!(truth["determination"]["result"], "under_estimate");
+        let capped = view["evaluation"]["scoreBasis"]["cappedBy"].to_string();
+        assert!(capped.contains("high_risk_underestimated"), "{capped}");
+        // The record cannot change once graded (the feedback shows the scenario's level), in
+        // the store too; the reviewed evaluation reads it as it is (`truth::reassess`).
+        app.store
+            .file_call_record(
+                app.account,
+                id.parse().expect("id"),
+                &serde_json::from_value(json!({"status": "filed", "riskLevel": "high", "actions": ["safety_plan"]}))
+                    .expect("input"),
+            )
+            .await
+            .expect_err("the record is frozen once graded");
+
         // The record is frozen once graded.
         let (status, _) = put(&app, app.counselor, &format!("{base}/call-record"), record).await;
         assert_eq!(status, StatusCode::CONFLICT);
