@@ -28,7 +28,7 @@
 use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{
     ActionAssessment, CallFact, CallRecord, CallRecordStatus, CallerDeviation, CheckAnswer, CriterionScore,
@@ -733,6 +733,67 @@ pub async fn grader_output(
     actor.require_supervisor()?;
     let session = actor.session(&state.store, session_id).await?;
     state.store.grader_audit(&session).await?.ok_or(ApiError::NotFound("evaluation"))
+}
+
+/// How many deviations a scenario's list shows at most (newest first); the counts cover all.
+pub const FIDELITY_LIST_MAX: i64 = 200;
+
+/// Where the AI caller departed from a scenario's risk profile, across its graded sessions and
+/// test runs: the counts, and each deviation with its fact as the profile says it now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioFidelity {
+    /// Sessions and test runs graded against the profile.
+    pub sessions_checked: i64,
+    /// Of those, how many had at least one deviation.
+    pub sessions_with_deviations: i64,
+    pub deviations: i64,
+    pub withheld: i64,
+    pub denied: i64,
+    pub volunteered_gated: i64,
+    /// Newest first, at most 200.
+    pub entries: Vec<FidelityEntry>,
+}
+
+/// One deviation, with its fact's text and disclosure rule in the profile now (none when the
+/// fact was removed from the profile since).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FidelityEntry {
+    #[serde(flatten)]
+    pub found: store::SessionDeviation,
+    pub fact_text: Option<String>,
+    pub rule: Option<DisclosureRule>,
+}
+
+/// A scenario's caller fidelity (supervisors; another account's scenario is 404).
+pub async fn scenario_fidelity(
+    state: &crate::AppState,
+    actor: &crate::identity::Actor,
+    scenario_id: store::ScenarioId,
+) -> Result<ScenarioFidelity> {
+    actor.require_supervisor()?;
+    let scenario = state.store.scenario(actor.account_id, scenario_id).await?;
+    let counts = state.store.deviations_per_scenario(actor.account_id).await?;
+    let count = counts.into_iter().find(|c| c.scenario_id == scenario_id);
+    let found = state.store.scenario_deviations(actor.account_id, scenario_id, FIDELITY_LIST_MAX).await?;
+    let facts = scenario.risk_profile.as_ref().map(|p| p.facts.as_slice()).unwrap_or_default();
+    let entries = found
+        .into_iter()
+        .map(|found| {
+            let fact = facts.iter().find(|f| f.key == found.deviation.fact_key);
+            FidelityEntry { fact_text: fact.map(|f| f.text.clone()), rule: fact.map(|f| f.disclosure), found }
+        })
+        .collect();
+    Ok(ScenarioFidelity {
+        sessions_checked: count.as_ref().map_or(0, |c| c.sessions_checked),
+        sessions_with_deviations: count.as_ref().map_or(0, |c| c.sessions_with_deviations),
+        deviations: count.as_ref().map_or(0, |c| c.deviations),
+        withheld: count.as_ref().map_or(0, |c| c.withheld),
+        denied: count.as_ref().map_or(0, |c| c.denied),
+        volunteered_gated: count.as_ref().map_or(0, |c| c.volunteered_gated),
+        entries,
+    })
 }
 
 /// A supervisor edits (`Some(text)`) or removes (`None`) a suggestion, audited.

@@ -119,6 +119,8 @@ pub fn api(demo: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::report_flag))
         .routes(routes!(truth::file_call_record))
         .routes(routes!(truth::grader_output))
+        .routes(routes!(truth::scenario_fidelity))
+        .routes(routes!(truth::get_risk_levels, truth::set_risk_levels))
         .routes(routes!(truth::edit_suggestion, truth::remove_suggestion))
         .routes(routes!(calibration::review_session))
         .routes(routes!(calibration::list_reviews))

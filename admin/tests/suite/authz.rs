@@ -355,6 +355,13 @@ fn request(
             (method.as_str() == "POST").then(|| json!({"kind": "poor", "maxTurns": 1})),
             None,
         ),
+        ("GET", "/api/scenarios/{id}/fidelity") => (format!("/api/scenarios/{}/fidelity", w.scenario), None, None),
+        ("PUT", "/api/accounts/risk-levels") => (
+            path.to_owned(),
+            body(json!({"levels": [{"label": "Low", "standard": "low"}, {"label": "Moderate", "standard": "moderate"},
+                                   {"label": "High", "standard": "high"}, {"label": "Imminent", "standard": "imminent"}]})),
+            None,
+        ),
         ("POST", "/api/scenarios/test-runs/rerun-all") => (path.to_owned(), None, None),
         ("POST", "/api/scenarios/{id}/evaluator-context") => (
             format!("/api/scenarios/{}/evaluator-context", w.scenario),
@@ -513,6 +520,10 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("POST", "/api/scenarios/{id}/evaluator-context") => [401, 403, 403, 200, 200, 404, 401, 401],
         // Test runs are supervisors' (queued: 202); the outsider's account has no such scenario.
         ("GET", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 200, 200, 404, 401, 401],
+        ("GET", "/api/scenarios/{id}/fidelity") => [401, 403, 403, 200, 200, 404, 401, 401],
+        // Everyone reads the center's risk levels (forms and feedback show them); admins set them.
+        ("GET", "/api/accounts/risk-levels") => [401, 200, 200, 200, 200, 200, 401, 401],
+        ("PUT", "/api/accounts/risk-levels") => [401, 403, 403, 403, 200, 403, 401, 401],
         ("POST", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 202, 202, 404, 401, 401],
         ("POST", "/api/scenarios/test-runs/rerun-all") => [401, 403, 403, 202, 202, 202, 401, 401],
         ("POST", "/api/scenarios/extract-text" | "/api/scenarios/generate") => [401, 403, 403, 200, 200, 200, 401, 401],

@@ -301,6 +301,25 @@ async fn what_the_caller_withheld_is_not_held_against_the_counselor() {
             (1, 1, 1),
             "{backend:?}"
         );
+        // The scenario's fidelity for its supervisor: counted, with the fact, its rule and
+        // where (session, turns); a counselor may not read it.
+        let path = format!("/api/scenarios/{scenario}/fidelity");
+        let (status, _) = app.get(app.counselor, &path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, fidelity) = app.get(app.supervisor, &path).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {fidelity}");
+        assert_eq!((fidelity["sessionsChecked"].as_i64(), fidelity["withheld"].as_i64()), (Some(1), Some(1)));
+        let entry = &fidelity["entries"][0];
+        assert_eq!(
+            (&entry["factKey"], &entry["kind"], &entry["turns"], &entry["sessionId"], &entry["testRun"]),
+            (&json!("gun"), &json!("withheld"), &json!([4]), &json!(id), &json!(false)),
+            "{entry}"
+        );
+        assert_eq!(
+            (&entry["rule"], &entry["factText"]),
+            (&json!("never_volunteered"), &json!("There is a loaded handgun in my nightstand."))
+        );
+        assert!(entry["counselorName"].is_string(), "{entry}");
     }
 }
 
@@ -322,4 +341,71 @@ async fn an_unprofiled_call_grades_as_before_with_suggestions_for_failed_checks(
             put(&app, app.counselor, &format!("/api/sessions/{id}/call-record"), json!({"status": "skipped"})).await;
         assert_eq!(status, StatusCode::CONFLICT);
     }
+}
+
+/// The center's own risk levels: defaults, an admin's list (checked per field), and a level in
+/// use that cannot be removed; the partner-facing standard levels are unchanged.
+#[tokio::test]
+async fn the_center_names_its_own_risk_levels() {
+    for (backend, db) in testing::all().await {
+        let (app, _sim) = app_with_sim(&db).await;
+        let path = "/api/accounts/risk-levels";
+        let (status, levels) = app.get(app.counselor, path).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {levels}");
+        assert_eq!(
+            levels["levels"],
+            json!([{"label": "Low", "standard": "low"}, {"label": "Moderate", "standard": "moderate"},
+                   {"label": "High", "standard": "high"}, {"label": "Imminent", "standard": "imminent"}])
+        );
+        // Per field: an empty label, a duplicate, levels out of order.
+        let (status, body) = put_levels(&app, json!([{"label": " ", "standard": "low"}])).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("levels[0].label"), "{body}");
+        let (status, body) = put_levels(
+            &app,
+            json!([{"label": "Green", "standard": "low"}, {"label": "green", "standard": "moderate"}]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("levels[1].label"), "{body}");
+        let (status, body) =
+            put_levels(&app, json!([{"label": "Red", "standard": "high"}, {"label": "Green", "standard": "low"}]))
+                .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("levels[1].standard"), "{body}");
+        let (status, _) =
+            put(&app, app.supervisor, path, json!({"levels": [{"label": "Any", "standard": "low"}]})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // The center's five levels, two of them mapped to high.
+        let five = json!([{"label": "Green", "standard": "low"}, {"label": "Amber", "standard": "moderate"},
+                          {"label": "Red", "standard": "high"}, {"label": "Red with a firearm", "standard": "high"},
+                          {"label": "Emergency", "standard": "imminent"}]);
+        let (status, body) = put_levels(&app, five.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        let (_, levels) = app.get(app.counselor, path).await;
+        assert_eq!(levels["levels"], five);
+
+        // A scenario expects high: one of the two high levels may go, not both.
+        let scenario = profiled_scenario(&app).await;
+        let without_firearm = json!([{"label": "Green", "standard": "low"}, {"label": "Amber", "standard": "moderate"},
+                                     {"label": "Red", "standard": "high"}, {"label": "Emergency", "standard": "imminent"}]);
+        let (status, body) = put_levels(&app, without_firearm).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let no_high = json!([{"label": "Green", "standard": "low"}, {"label": "Amber", "standard": "moderate"},
+                             {"label": "Emergency", "standard": "imminent"}]);
+        let (status, body) = put_levels(&app, no_high).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend:?}: {body}");
+        assert!(body.to_string().contains("Red") && body.to_string().contains("1 scenario"), "{body}");
+        // The scenario still speaks the standard level.
+        let (_, s) = app.get(app.supervisor, &format!("/api/scenarios/{scenario}")).await;
+        assert_eq!(s["riskProfile"]["expectedLevel"], "high");
+        let (status, audit) = app.get(app.admin, "/api/audit-events?action=account.risk_levels_set").await;
+        assert_eq!(status, StatusCode::OK, "{audit}");
+        assert!(audit.to_string().contains("account.risk_levels_set"), "{audit}");
+    }
+}
+
+async fn put_levels(app: &App, levels: Value) -> (StatusCode, Value) {
+    put(app, app.admin, "/api/accounts/risk-levels", json!({ "levels": levels })).await
 }

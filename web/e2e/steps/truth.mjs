@@ -9,7 +9,9 @@
 //      under-estimates the risk, and sees the determination, the fact they missed, and the
 //      suggested alternative beside the transcript at its turn;
 //   c. the supervisor sees determination accuracy (the under-estimate) on the progress page,
-//      and on the session's review what the truth grader answered (kept for audit).
+//      the caller's fidelity counted on the scenario's page, and on the session's review what
+//      the truth grader answered (kept for audit).
+// Step a also asks for a test run longer than allowed and reads the 422 naming the field.
 // The helpers (`check`, `audit`, `signIn`, `signOut`, `people`, `api`, `ids`) come in `ctx`
 // from run.mjs.
 
@@ -62,6 +64,13 @@ export async function authorAndTestRun(ctx) {
   check((await page.getByLabel("Expected risk level").inputValue()) === "high", "the saved profile is loaded into the form");
 
   const panel = page.getByRole("region", { name: "Test runs", exact: true });
+  // The run's length out of bounds: the server's 422 names the field and its bounds.
+  const turnsField = panel.getByLabel("Most counselor turns");
+  await turnsField.fill("31");
+  await panel.getByRole("button", { name: "Run a thorough counselor", exact: true }).click();
+  await panel.getByText(/Most counselor turns: must be 1 to 30/).waitFor();
+  check((await panel.getByTestId("test-run").count()) === 0, "no run was queued");
+  await turnsField.fill("");
   await panel.getByRole("button", { name: "Run a thorough counselor", exact: true }).click();
   const runs = panel.getByTestId("test-run");
   await runs.first().waitFor();
@@ -150,6 +159,14 @@ export async function determinationOnProgress(ctx) {
   const casey = accuracy.getByRole("row").filter({ has: page.getByRole("rowheader", { name: people.casey.name, exact: true }) });
   check((await casey.count()) === 1, "Casey has a row of her own");
   await audit(page, "truth-05-progress-determination");
+  // The scenario's page counts the caller's departures from the profile across its sessions
+  // and test runs (the scripted caller follows its rules: none).
+  await page.goto(`${base}/scenarios/${ctx.truthScenarioId}/edit`);
+  const fidelity = page.getByTestId("fidelity-summary");
+  await fidelity.waitFor();
+  const said = await fidelity.textContent();
+  check(/departed from the profile 0 times, in 0 of 3 graded sessions/.test(said), `fidelity counted over the call and both test runs (${said})`);
+  await audit(page, "truth-06-scenario-fidelity");
   // The review shows the same comparison, and what the truth grader answered, kept for audit
   // with its model and prompt version (raw JSON: screenshotted, not checked for people's words).
   await page.goto(`${base}/sessions/${ctx.truthFeedbackUrl.split("/").pop()}`);
@@ -159,6 +176,42 @@ export async function determinationOnProgress(ctx) {
   const truthAnswer = page.getByLabel("Truth grader (facts and suggestions), as received");
   await truthAnswer.filter({ hasText: "disclosed_turns" }).waitFor();
   await page.getByText(/prompt version 1/).first().waitFor();
-  await page.screenshot({ path: `${process.env.E2E_OUT ?? "target/e2e"}/truth-06-review-grader-output.png`, fullPage: true });
+  await page.screenshot({ path: `${process.env.E2E_OUT ?? "target/e2e"}/truth-07-review-grader-output.png`, fullPage: true });
+  await signOut(page);
+}
+
+/**
+ * d. An admin names the center's own risk levels (the settings tab): an empty label is named by
+ * the server (422), removing the only level a scenario expects is refused (409), and the
+ * counselor's feedback then reads the center's label for the level they judged.
+ */
+export async function centerRiskLevels(ctx) {
+  const { page, base, check, audit, signIn, signOut, admin, people } = ctx;
+  await signIn(page, base, admin.email, admin.password);
+  await page.getByRole("link", { name: "Account", exact: true }).click();
+  await page.getByRole("tab", { name: "Risk levels", exact: true }).click();
+  const form = page.getByRole("form", { name: "Risk levels" });
+  await form.getByLabel("Level 2 label").waitFor();
+  check((await form.getByLabel("Level 2 label").inputValue()) === "Moderate", "the defaults are the four standard levels");
+  await form.getByLabel("Level 2 label").fill(" ");
+  await form.getByRole("button", { name: "Save risk levels", exact: true }).click();
+  await page.getByText(/a label is required/).waitFor();
+  await form.getByLabel("Level 2 label").fill("Amber: ideation without a plan");
+  // The only level mapped to high: the profiled scenario expects high.
+  await form.getByRole("button", { name: "Remove level 3", exact: true }).click();
+  await form.getByRole("button", { name: "Save risk levels", exact: true }).click();
+  await page.getByText(/is in use \(1 scenario/).waitFor();
+  await page.reload();
+  await page.getByRole("tab", { name: "Risk levels", exact: true }).click();
+  await form.getByLabel("Level 2 label").fill("Amber: ideation without a plan");
+  await form.getByRole("button", { name: "Save risk levels", exact: true }).click();
+  await page.getByText("Risk levels saved.").waitFor();
+  await audit(page, "truth-08-risk-levels");
+  await signOut(page);
+  await signIn(page, base, people.casey.email, people.casey.password);
+  await page.getByRole("heading", { name: "My assignments", exact: true }).waitFor();
+  await page.goto(ctx.truthFeedbackUrl);
+  const truth = page.getByRole("region", { name: "Against the scenario's truth" });
+  await truth.getByText("Amber: ideation without a plan", { exact: true }).waitFor();
   await signOut(page);
 }

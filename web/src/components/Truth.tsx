@@ -7,6 +7,7 @@ import type { ReactNode } from "react";
 import type { Schemas } from "@/api/client";
 import { Badge, Notice } from "@/components/ui";
 import { label } from "@/lib/format";
+import { levelLabel, useRiskLevels } from "@/lib/riskLevels";
 
 type Evaluation = Schemas["Evaluation"];
 type Truth = Schemas["TruthAssessment"];
@@ -45,6 +46,8 @@ function TurnLinks({ turns, onTurn }: { turns: number[]; onTurn: (n: number) => 
 /** What grading against the scenario's risk profile found. */
 export function TruthPanel({ truth, onTurn }: { truth: Truth; onTurn: (n: number) => void }) {
   const d = truth.determination;
+  // The center's names for the levels (grading compares the standard levels they map to).
+  const levels = useRiskLevels().data?.levels;
   const det = DETERMINATION[d.result];
   const uncovered = truth.facts.filter((f) => f.outcome === "elicited" || f.outcome === "volunteered").length;
   const counted = truth.facts.filter((f) => f.outcome !== "withheld_by_caller").length;
@@ -53,7 +56,7 @@ export function TruthPanel({ truth, onTurn }: { truth: Truth; onTurn: (n: number
       <div>
         <h3 className="font-semibold">Your risk determination</h3>
         <p>
-          You judged <strong>{d.filed ? label(d.filed) : "—"}</strong>; the scenario's risk was <strong>{label(d.expected)}</strong>.{" "}
+          You judged <strong>{d.filed ? levelLabel(levels, d.filed) : "—"}</strong>; the scenario's risk was <strong>{levelLabel(levels, d.expected)}</strong>.{" "}
           <Badge tone={det.tone}>{det.text}</Badge>
         </p>
         {d.heldHarmless && <p className="text-slate-700">{d.heldHarmless}</p>}

@@ -5,8 +5,9 @@
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { api, call, type Schemas } from "@/api/client";
-import { disclosureRuleValues, requiredActionValues, riskLevelValues } from "@/api/schema";
+import { disclosureRuleValues, requiredActionValues } from "@/api/schema";
 import { Button, Card, ErrorNote, Select, TextArea, TextInput } from "@/components/ui";
+import { DEFAULT_LEVELS, levelLabel, useRiskLevels } from "@/lib/riskLevels";
 
 type Profile = Schemas["RiskProfile"];
 type Fact = Schemas["RiskFact"];
@@ -68,6 +69,8 @@ function useDebounced<T>(value: T, ms: number): T {
 
 export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: Profile | null | undefined; onChange: (p: Profile | null) => void; prompt: string; mode: Schemas["ScenarioMode"] }) {
   const p = profile ?? null;
+  // The center's own levels; the profile stores the standard level each maps to.
+  const levels = useRiskLevels().data?.levels ?? DEFAULT_LEVELS;
   const facts = p?.facts ?? [];
   const setFacts = (next: Fact[]) => p && onChange({ ...p, facts: next });
   const setFact = (i: number, patch: Partial<Fact>) => setFacts(facts.map((f, j) => (j === i ? { ...f, ...patch } : f)));
@@ -90,7 +93,8 @@ export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: 
           <div className="flex flex-col gap-3">
             <div className="grid gap-3 md:grid-cols-2">
               <Select label="Expected risk level" value={p.expectedLevel} onChange={(e) => onChange({ ...p, expectedLevel: e.target.value as Profile["expectedLevel"] })}>
-                {riskLevelValues.map((l) => <option key={l} value={l}>{LEVEL_LABELS[l]}</option>)}
+                {levels.map((l, i) => <option key={i} value={l.standard}>{l.label}</option>)}
+                {!levels.some((l) => l.standard === p.expectedLevel) && <option value={p.expectedLevel}>{levelLabel(levels, p.expectedLevel)}</option>}
               </Select>
               <label className="flex items-center gap-2 self-end text-sm">
                 <input type="checkbox" checked={!!p.thirdParty} onChange={(e) => onChange({ ...p, thirdParty: e.target.checked })} />
