@@ -8,10 +8,12 @@
 //      the disclosure rules), asks about suicide but never about means, files a call record that
 //      under-estimates the risk, and sees the determination, the fact they missed, and the
 //      suggested alternative beside the transcript at its turn;
-//   c. the supervisor sees determination accuracy (the under-estimate) on the progress page,
+//   c. the admin (a supervisor too) sees determination accuracy (the under-estimate) on the progress page,
 //      the caller's fidelity counted on the scenario's page, and on the session's review what
 //      the truth grader answered (kept for audit).
-// Step a also asks for a test run longer than allowed and reads the 422 naming the field.
+// Step a also asks for a test run longer than allowed and reads the 422 naming the field;
+// d. the admin names the center's risk levels (422 for an empty label, 409 for one in use) and
+//    the review shows the center's label for the level the counselor judged.
 // The helpers (`check`, `audit`, `signIn`, `signOut`, `people`, `api`, `ids`) come in `ctx`
 // from run.mjs.
 
@@ -147,9 +149,10 @@ export async function practiseAndFeedback(ctx) {
 
 /** c. The supervisor's progress page counts the under-estimate. */
 export async function determinationOnProgress(ctx) {
-  const { page, base, people, check, audit, signIn, signOut } = ctx;
-  await signIn(page, base, people.supervisor.email, people.supervisor.password);
-  await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+  const { page, base, people, check, audit, signIn, admin } = ctx;
+  // The account admin (a supervisor too) reads progress and reviews, then names the levels
+  // (step d, signed in still: the run stays under the sign-in rate limit per address).
+  await signIn(page, base, admin.email, admin.password);
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Progress", exact: true }).click();
   await page.getByRole("heading", { name: "Progress", exact: true }).waitFor();
   const accuracy = page.getByTestId("determination-accuracy");
@@ -177,17 +180,15 @@ export async function determinationOnProgress(ctx) {
   await truthAnswer.filter({ hasText: "disclosed_turns" }).waitFor();
   await page.getByText(/prompt version 1/).first().waitFor();
   await page.screenshot({ path: `${process.env.E2E_OUT ?? "target/e2e"}/truth-07-review-grader-output.png`, fullPage: true });
-  await signOut(page);
 }
 
 /**
- * d. An admin names the center's own risk levels (the settings tab): an empty label is named by
- * the server (422), removing the only level a scenario expects is refused (409), and the
- * counselor's feedback then reads the center's label for the level they judged.
+ * d. (Signed in as the admin from step c.) The admin names the center's own risk levels (the
+ * settings tab): an empty label is named by the server (422), removing the only level a scenario
+ * expects is refused (409), and the review then reads the center's label for the judged level.
  */
 export async function centerRiskLevels(ctx) {
-  const { page, base, check, audit, signIn, signOut, admin, people } = ctx;
-  await signIn(page, base, admin.email, admin.password);
+  const { page, base, check, audit, signOut } = ctx;
   await page.getByRole("link", { name: "Account", exact: true }).click();
   await page.getByRole("tab", { name: "Risk levels", exact: true }).click();
   const form = page.getByRole("form", { name: "Risk levels" });
@@ -207,10 +208,8 @@ export async function centerRiskLevels(ctx) {
   await form.getByRole("button", { name: "Save risk levels", exact: true }).click();
   await page.getByText("Risk levels saved.").waitFor();
   await audit(page, "truth-08-risk-levels");
-  await signOut(page);
-  await signIn(page, base, people.casey.email, people.casey.password);
-  await page.getByRole("heading", { name: "My assignments", exact: true }).waitFor();
-  await page.goto(ctx.truthFeedbackUrl);
+  // The review (as the feedback) names the level the counselor judged by the center's label.
+  await page.goto(`${base}/sessions/${ctx.truthFeedbackUrl.split("/").pop()}`);
   const truth = page.getByRole("region", { name: "Against the scenario's truth" });
   await truth.getByText("Amber: ideation without a plan", { exact: true }).waitFor();
   await signOut(page);

@@ -7,7 +7,7 @@ import type { ReactNode } from "react";
 import type { Schemas } from "@/api/client";
 import { Badge, Notice } from "@/components/ui";
 import { label } from "@/lib/format";
-import { levelLabel, useRiskLevels } from "@/lib/riskLevels";
+import { levelLabel, type CenterLevel } from "@/lib/riskLevels";
 
 type Evaluation = Schemas["Evaluation"];
 type Truth = Schemas["TruthAssessment"];
@@ -44,10 +44,10 @@ function TurnLinks({ turns, onTurn }: { turns: number[]; onTurn: (n: number) => 
 }
 
 /** What grading against the scenario's risk profile found. */
-export function TruthPanel({ truth, onTurn }: { truth: Truth; onTurn: (n: number) => void }) {
+/** `levels`: the center's names for the risk levels (grading compares the standard levels they
+ * map to); the standard names without them. */
+export function TruthPanel({ truth, onTurn, levels }: { truth: Truth; onTurn: (n: number) => void; levels?: CenterLevel[] }) {
   const d = truth.determination;
-  // The center's names for the levels (grading compares the standard levels they map to).
-  const levels = useRiskLevels().data?.levels;
   const det = DETERMINATION[d.result];
   const uncovered = truth.facts.filter((f) => f.outcome === "elicited" || f.outcome === "volunteered").length;
   const counted = truth.facts.filter((f) => f.outcome !== "withheld_by_caller").length;

@@ -20,7 +20,7 @@ function Output({ title, output }: { title: string; output: Schemas["GraderOutpu
     <div className="mt-2">
       <h3 className="text-sm font-semibold">{title}</h3>
       <p className="text-xs text-slate-700">Model {output.model} · prompt version {output.promptVersion}</p>
-      <pre tabIndex={0} aria-label={`${title}, as received`} className="mt-1 max-h-96 overflow-auto whitespace-pre-wrap rounded bg-slate-50 p-2 text-xs">{pretty(output.rawOutput)}</pre>
+      <pre tabIndex={0} role="region" aria-label={`${title}, as received`} className="mt-1 max-h-96 overflow-auto whitespace-pre-wrap rounded bg-slate-50 p-2 text-xs">{pretty(output.rawOutput)}</pre>
     </div>
   );
 }

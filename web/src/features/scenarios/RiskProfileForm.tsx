@@ -142,7 +142,7 @@ export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: 
             <h3 className="text-sm font-semibold">Caller instructions preview</h3>
             <p className="text-xs text-slate-600">What the AI caller is told, compiled from the persona and this profile. It never sees the level or the rule names.</p>
             <ErrorNote error={compiled.error} />
-            <pre tabIndex={0} aria-label="Caller instructions preview" className="mt-2 max-h-[40rem] overflow-auto whitespace-pre-wrap rounded bg-slate-50 p-2 text-xs">{compiled.data?.instructions ?? ""}</pre>
+            <pre tabIndex={0} role="region" aria-label="Caller instructions preview" className="mt-2 max-h-[40rem] overflow-auto whitespace-pre-wrap rounded bg-slate-50 p-2 text-xs">{compiled.data?.instructions ?? ""}</pre>
           </div>
         </div>
       )}
