@@ -497,7 +497,7 @@ async function main() {
   await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
   await step("truth a. a supervisor authors a profiled scenario (preview without labels) and reads two test runs side by side", () => truthSteps.authorAndTestRun(ctx));
   await step("truth b. a counselor practises it by chat, files the call record, sees the missed fact and its suggestion at its turn", () => truthSteps.practiseAndFeedback(ctx));
-  await step("truth c. the supervisor sees the under-estimate in determination accuracy on progress", () => truthSteps.determinationOnProgress({ ...ctx, admin: ADMIN }));
+  await step("truth c. the admin (a supervisor too) sees the under-estimate on progress, the caller fidelity, the grader output", () => truthSteps.determinationOnProgress({ ...ctx, admin: ADMIN }));
   await step("truth d. an admin names the center's risk levels (422 empty, 409 in use); feedback reads them", () => truthSteps.centerRiskLevels({ ...ctx, admin: ADMIN }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
