@@ -388,10 +388,16 @@ async fn supervisor_flags(
 
 /// The evaluation as everyone sees it: the reviewed version when a supervisor reviewed it, and
 /// (rubric v3) scored with every flag of the session, whoever raised it.
-pub async fn reviewed(state: &AppState, session: &SessionRef, evaluation: Evaluation) -> Result<Evaluation> {
+pub async fn reviewed(state: &AppState, session: &SessionRef, mut evaluation: Evaluation) -> Result<Evaluation> {
     let reviews = state.store.reviews(session).await?;
     if reviews.is_empty() && evaluation.gate_table.is_none() {
         return Ok(evaluation);
+    }
+    // The determination follows the call record as it is now ([`apply`] then re-reads the rest
+    // against the answers in force).
+    if let Some(assessment) = &evaluation.truth {
+        let record = state.store.call_record(session.id()).await?;
+        evaluation.truth = Some(crate::truth::reassess(assessment, &evaluation.criteria, Some(record.as_ref())).0);
     }
     let flags = state.store.session_flags(session).await?;
     Ok(apply(evaluation, &flags, &reviews))
@@ -477,6 +483,14 @@ pub fn apply(mut evaluation: Evaluation, session_flags: &[SessionFlag], reviews:
         }
     }
     flags.sort_by_key(|f| f.as_str());
+    // Grading against the truth re-read against the answers in force: the required actions,
+    // the held-harmless list, and the under-estimate gate's call facts the score reads.
+    if let Some(assessment) = &evaluation.truth {
+        let (reassessed, gate_facts) = crate::truth::reassess(assessment, &evaluation.criteria, None);
+        evaluation.facts.retain(|f| !crate::truth::TRUTH_FACTS.contains(&f.key.as_str()));
+        evaluation.facts.extend(gate_facts);
+        evaluation.truth = Some(reassessed);
+    }
     let computed = match &table {
         Some(table) => {
             let mut raised: Vec<scoring::Raised> = flags

@@ -676,19 +676,19 @@ async fn run_evaluation(
     // or when a check failed (what failed is read from a first scoring, blocked-by applied).
     let truth = scenario.as_ref().and_then(truth::Truth::of_scenario);
     let failed = truth::failed_checks(&scoring::score(&scores, &facts, &raised, &table).criteria);
-    let follow_up = if truth.is_some() || !failed.is_empty() {
+    let (follow_up, grader) = if truth.is_some() || !failed.is_empty() {
         let call = CallFor { account_id: Some(account_id), session_id: Some(session_id), task: LlmTask::Evaluation };
         match truth::ask(llm, call, truth.as_ref(), &failed, &transcript).await {
-            Ok(answer) => answer,
+            Ok((answer, kept)) => (answer, Some(kept)),
             // Without a profile the follow-up only brings suggestions: the grade stands without.
             Err(e) if truth.is_none() => {
                 tracing::warn!(%session_id, error = %e, "suggestions failed; the evaluation is stored without");
-                truth::Answer::default()
+                (truth::Answer::default(), None)
             }
             Err(e) => return Err(e),
         }
     } else {
-        truth::Answer::default()
+        (truth::Answer::default(), None)
     };
     let assessed = match &truth {
         Some(t) => {
@@ -734,7 +734,8 @@ async fn run_evaluation(
         raw_output: answer.raw,
         integrity,
     };
-    let truth_record = store::TruthRecord { truth: assessed, scenario_id: detail.session.scenario_id, suggestions };
+    let truth_record =
+        store::TruthRecord { truth: assessed, scenario_id: detail.session.scenario_id, suggestions, grader };
     match state.store.finish_evaluation_with(account_id, &new, &truth_record).await {
         Ok((evaluation, flag_ids)) => {
             let flags = state.store.flags_by_ids(account_id, &flag_ids).await?;

@@ -28,7 +28,7 @@
 use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{
     ActionAssessment, CallFact, CallRecord, CallRecordStatus, CallerDeviation, CheckAnswer, CriterionScore,
@@ -43,6 +43,9 @@ use crate::rubric;
 /// The name of the structured answer (the simulator recognises it and answers from the
 /// transcript deterministically).
 pub const SCHEMA_NAME: &str = "truth_assessment";
+/// The version of the truth call's prompt and schema, stored with its answer for audit: raise
+/// it when `messages` or the answer's shape changes meaning.
+pub const PROMPT_VERSION: i64 = 1;
 /// How long grading of a profiled scenario waits for the counselor's call record after the
 /// call's last activity, before it grades without one ("not filed").
 pub const CALL_RECORD_WAIT_MS: i64 = 10 * 60_000;
@@ -345,18 +348,21 @@ fn messages(
     vec![llm::system(system), llm::user(data)]
 }
 
-/// Asks the truth call (see the module comment).
+/// Asks the truth call (see the module comment). Answers the parsed answer and what to keep
+/// for audit (the model, [`PROMPT_VERSION`], the answer exactly as received).
 pub async fn ask(
     llm: &Llm,
     call: CallFor,
     truth: Option<&Truth>,
     failed: &[FailedCheck],
     transcript: &crate::transcript::ModelTranscript,
-) -> Result<Answer> {
+) -> Result<(Answer, store::GraderOutput)> {
     let answer =
         llm.json(call, &llm.evaluator_model, messages(truth, failed, transcript), SCHEMA_NAME, schema(truth)).await?;
-    serde_json::from_value(answer.value)
-        .map_err(|e| ApiError::BadGateway(format!("the truth assessment answer has the wrong shape: {e}")))
+    let kept = store::GraderOutput { model: answer.model, prompt_version: PROMPT_VERSION, raw_output: answer.raw };
+    let parsed = serde_json::from_value(answer.value)
+        .map_err(|e| ApiError::BadGateway(format!("the truth assessment answer has the wrong shape: {e}")))?;
+    Ok((parsed, kept))
 }
 
 // ---- Validation and the derivations ------------------------------------------------------
@@ -483,10 +489,42 @@ pub fn assess(
         }
     }
 
-    // The determination.
     let filed = record.filter(|r| r.status == CallRecordStatus::Filed).and_then(|r| r.risk_level);
-    let result = determination(truth.expected, filed);
-    let level_withheld: Vec<&&FactAssessment> = withheld.iter().filter(|f| LEVEL_KINDS.contains(&f.kind)).collect();
+    let derived = derive(&facts, truth.expected, &truth.actions, filed, record, &criteria);
+    Assessed {
+        assessment: TruthAssessment {
+            facts,
+            determination: derived.determination,
+            actions: derived.actions,
+            deviations,
+            held_harmless,
+        },
+        derived_facts: derived.facts,
+        criteria,
+    }
+}
+
+/// What rests on the call record and on the checks' answers, given the facts' outcomes.
+struct Derived {
+    determination: DeterminationResult,
+    actions: Vec<ActionAssessment>,
+    facts: Vec<CallFact>,
+}
+
+/// The determination (excused when the caller withheld what the level rests on), the call facts
+/// that gate an under-estimate, and the required actions read from the checks. One function for
+/// grading and for a re-reading ([`reassess`]), so they cannot disagree.
+fn derive(
+    facts: &[FactAssessment],
+    expected: RiskLevel,
+    required: &[RequiredAction],
+    filed: Option<RiskLevel>,
+    record: Option<&CallRecord>,
+    criteria: &[CriterionScore],
+) -> Derived {
+    let result = determination(expected, filed);
+    let level_withheld: Vec<&FactAssessment> =
+        facts.iter().filter(|f| f.outcome == FactOutcome::WithheldByCaller && LEVEL_KINDS.contains(&f.kind)).collect();
     let excused = (result == Determination::UnderEstimate && !level_withheld.is_empty()).then(|| {
         format!(
             "The caller kept back what the level rests on ({}), so the lower level is not held against you.",
@@ -495,7 +533,7 @@ pub fn assess(
     });
     let mut derived_facts = Vec::new();
     if result == Determination::UnderEstimate && excused.is_none() {
-        let key = match truth.expected {
+        let key = match expected {
             RiskLevel::Imminent => Some(rubric::IMMINENT_UNDERESTIMATED),
             RiskLevel::High => Some(rubric::HIGH_UNDERESTIMATED),
             _ => None,
@@ -510,8 +548,7 @@ pub fn assess(
         let (c, k) = key.split_once('.')?;
         criteria.iter().find(|x| x.key == c)?.checks.iter().find(|x| x.key == k).cloned()
     };
-    let actions = truth
-        .actions
+    let actions = required
         .iter()
         .map(|action| {
             let in_call_record = record.is_some_and(|r| r.actions.contains(action));
@@ -524,18 +561,55 @@ pub fn assess(
             ActionAssessment { action: *action, answer, turns, in_call_record, note }
         })
         .collect();
-
-    Assessed {
-        assessment: TruthAssessment {
-            facts,
-            determination: DeterminationResult { expected: truth.expected, filed, result, held_harmless: excused },
-            actions,
-            deviations,
-            held_harmless,
-        },
-        derived_facts,
-        criteria,
+    Derived {
+        determination: DeterminationResult { expected, filed, result, held_harmless: excused },
+        actions,
+        facts: derived_facts,
     }
+}
+
+/// The call facts only grading against the truth sets (the under-estimate gates).
+pub const TRUTH_FACTS: &[&str] = &[rubric::IMMINENT_UNDERESTIMATED, rubric::HIGH_UNDERESTIMATED];
+
+/// A stored assessment re-read against the answers in force (a supervisor's overrides) and the
+/// call record as it is now (`record`; `None`: keep the stored filing, e.g. where the record is
+/// not at hand): the determination, its gate's call facts, the required actions, and the
+/// held-harmless list (a check a supervisor answered again is theirs, no longer excused). The
+/// facts' outcomes and the caller's deviations rest on the transcript only and stay.
+pub fn reassess(
+    assessment: &TruthAssessment,
+    criteria: &[CriterionScore],
+    record: Option<Option<&CallRecord>>,
+) -> (TruthAssessment, Vec<CallFact>) {
+    let (filed, record) = match record {
+        Some(r) => (r.filter(|r| r.status == CallRecordStatus::Filed).and_then(|r| r.risk_level), r),
+        None => (assessment.determination.filed, None),
+    };
+    let required: Vec<RequiredAction> = assessment.actions.iter().map(|a| a.action).collect();
+    let mut derived = derive(&assessment.facts, assessment.determination.expected, &required, filed, record, criteria);
+    if record.is_none() {
+        // Where the record is not at hand, what it listed is kept as stored.
+        for a in &mut derived.actions {
+            a.in_call_record = assessment.actions.iter().any(|s| s.action == a.action && s.in_call_record);
+        }
+    }
+    let still_excused = |target: &str| {
+        target.split_once('.').is_some_and(|(c, k)| {
+            criteria
+                .iter()
+                .find(|x| x.key == c)
+                .and_then(|x| x.checks.iter().find(|x| x.key == k))
+                .is_some_and(|x| x.answer == CheckAnswer::NotApplicable)
+        })
+    };
+    let reassessed = TruthAssessment {
+        facts: assessment.facts.clone(),
+        determination: derived.determination,
+        actions: derived.actions,
+        deviations: assessment.deviations.clone(),
+        held_harmless: assessment.held_harmless.iter().filter(|h| still_excused(&h.target)).cloned().collect(),
+    };
+    (reassessed, derived.facts)
 }
 
 /// The suggestions kept: for a check still failed after scoring (answered no, not blocked) or
@@ -554,8 +628,15 @@ pub fn validate_suggestions(
             t.facts.iter().filter(|f| f.outcome == FactOutcome::Missed).map(|f| format!("fact:{}", f.key)).collect()
         })
         .unwrap_or_default();
+    // Missed facts are weighed first: under the cap, what the caller was hiding matters more
+    // than another failed check (a call with many failed checks kept none of them otherwise).
+    // The kept suggestions are then put back in the evaluator's order.
+    let is_fact = |v: &Value| v.get("target").and_then(Value::as_str).is_some_and(|t| t.starts_with("fact:"));
+    let mut order: Vec<usize> = (0..raw.len()).collect();
+    order.sort_by_key(|i| !is_fact(&raw[*i]));
     let mut out: Vec<NewSuggestion> = Vec::new();
-    for value in raw {
+    let mut positions: Vec<usize> = Vec::new();
+    for value in order.iter().map(|i| &raw[*i]) {
         let Ok(s) = serde_json::from_value::<SuggestionAnswer>(value.clone()) else {
             tracing::warn!(%session_id, raw = %llm::log_form(&value.to_string()), "invalid suggestion; dropped");
             continue;
@@ -581,10 +662,15 @@ pub fn validate_suggestions(
         };
         match why {
             Some(why) => tracing::warn!(%session_id, target = %s.target, turn = s.turn, %why, "suggestion dropped"),
-            None => out.push(NewSuggestion { target: s.target, turn: s.turn, text }),
+            None => {
+                positions.push(raw.iter().position(|v| std::ptr::eq(v, value)).unwrap_or(usize::MAX));
+                out.push(NewSuggestion { target: s.target, turn: s.turn, text });
+            }
         }
     }
-    out
+    let mut kept: Vec<(usize, NewSuggestion)> = positions.into_iter().zip(out).collect();
+    kept.sort_by_key(|(i, _)| *i);
+    kept.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Sentences in a suggestion: ends of sentence followed by more text, plus the last one.
@@ -635,6 +721,79 @@ pub async fn file_call_record(
         return Err(ApiError::Forbidden("only the counselor who took the call files its record"));
     }
     Ok(state.store.file_call_record(actor.account_id, session_id, input).await?)
+}
+
+/// What the graders answered for a session's evaluation (supervisors: a counselor is refused
+/// by role before any lookup, so it confirms nothing; another account's session is 404).
+pub async fn grader_output(
+    state: &crate::AppState,
+    actor: &crate::identity::Actor,
+    session_id: SessionId,
+) -> Result<store::GraderAudit> {
+    actor.require_supervisor()?;
+    let session = actor.session(&state.store, session_id).await?;
+    state.store.grader_audit(&session).await?.ok_or(ApiError::NotFound("evaluation"))
+}
+
+/// How many deviations a scenario's list shows at most (newest first); the counts cover all.
+pub const FIDELITY_LIST_MAX: i64 = 200;
+
+/// Where the AI caller departed from a scenario's risk profile, across its graded sessions and
+/// test runs: the counts, and each deviation with its fact as the profile says it now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioFidelity {
+    /// Sessions and test runs graded against the profile.
+    pub sessions_checked: i64,
+    /// Of those, how many had at least one deviation.
+    pub sessions_with_deviations: i64,
+    pub deviations: i64,
+    pub withheld: i64,
+    pub denied: i64,
+    pub volunteered_gated: i64,
+    /// Newest first, at most 200.
+    pub entries: Vec<FidelityEntry>,
+}
+
+/// One deviation, with its fact's text and disclosure rule in the profile now (none when the
+/// fact was removed from the profile since).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FidelityEntry {
+    #[serde(flatten)]
+    pub found: store::SessionDeviation,
+    pub fact_text: Option<String>,
+    pub rule: Option<DisclosureRule>,
+}
+
+/// A scenario's caller fidelity (supervisors; another account's scenario is 404).
+pub async fn scenario_fidelity(
+    state: &crate::AppState,
+    actor: &crate::identity::Actor,
+    scenario_id: store::ScenarioId,
+) -> Result<ScenarioFidelity> {
+    actor.require_supervisor()?;
+    let scenario = state.store.scenario(actor.account_id, scenario_id).await?;
+    let counts = state.store.deviations_per_scenario(actor.account_id).await?;
+    let count = counts.into_iter().find(|c| c.scenario_id == scenario_id);
+    let found = state.store.scenario_deviations(actor.account_id, scenario_id, FIDELITY_LIST_MAX).await?;
+    let facts = scenario.risk_profile.as_ref().map(|p| p.facts.as_slice()).unwrap_or_default();
+    let entries = found
+        .into_iter()
+        .map(|found| {
+            let fact = facts.iter().find(|f| f.key == found.deviation.fact_key);
+            FidelityEntry { fact_text: fact.map(|f| f.text.clone()), rule: fact.map(|f| f.disclosure), found }
+        })
+        .collect();
+    Ok(ScenarioFidelity {
+        sessions_checked: count.as_ref().map_or(0, |c| c.sessions_checked),
+        sessions_with_deviations: count.as_ref().map_or(0, |c| c.sessions_with_deviations),
+        deviations: count.as_ref().map_or(0, |c| c.deviations),
+        withheld: count.as_ref().map_or(0, |c| c.withheld),
+        denied: count.as_ref().map_or(0, |c| c.denied),
+        volunteered_gated: count.as_ref().map_or(0, |c| c.volunteered_gated),
+        entries,
+    })
 }
 
 /// A supervisor edits (`Some(text)`) or removes (`None`) a suggestion, audited.
@@ -807,6 +966,40 @@ mod tests {
         assert_eq!(skipped.assessment.determination.result, Determination::NotFiled);
     }
 
+    /// Re-reading a stored assessment (a supervisor's override, a record as it is now) gives
+    /// what grading would have given with those answers and that record.
+    #[test]
+    fn a_reassessment_follows_the_answers_in_force_and_the_record() {
+        let none: [FactAnswer; 0] = [];
+        let means = action_check(RequiredAction::MeansRestriction);
+        let no = criteria(&[(means, CheckAnswer::No)]);
+        let graded = assess(&truth(RiskLevel::High), &none, Some(&record(Some(RiskLevel::Moderate), &[])), &no);
+        assert_eq!(graded.derived_facts[0].key, rubric::HIGH_UNDERESTIMATED);
+        let action =
+            |a: &TruthAssessment| a.actions.iter().find(|x| x.action == RequiredAction::MeansRestriction).cloned();
+        assert_eq!(action(&graded.assessment).map(|a| a.answer), Some(CheckAnswer::No));
+
+        // A supervisor answers the means-restriction check yes: the action is taken; the stored
+        // filing stands when the record is not at hand.
+        let yes = criteria(&[(means, CheckAnswer::Yes)]);
+        let (again, gate) = reassess(&graded.assessment, &yes, None);
+        assert_eq!(action(&again).map(|a| a.answer), Some(CheckAnswer::Yes));
+        assert_eq!(again.determination, graded.assessment.determination);
+        assert_eq!(gate, graded.derived_facts);
+        // With the same answers and record, nothing changes.
+        let (same, same_gate) = reassess(&graded.assessment, &no, Some(Some(&record(Some(RiskLevel::Moderate), &[]))));
+        assert_eq!((same, same_gate), (graded.assessment.clone(), graded.derived_facts.clone()));
+        // The record now says high, listing means restriction: correct, no gate.
+        let high = record(Some(RiskLevel::High), &[RequiredAction::MeansRestriction]);
+        let (now, gate) = reassess(&graded.assessment, &no, Some(Some(&high)));
+        assert_eq!(now.determination.result, Determination::Correct);
+        assert!(gate.is_empty());
+        assert!(action(&now).is_some_and(|a| a.in_call_record));
+        // No record at all: not filed, no gate.
+        let (gone, gate) = reassess(&graded.assessment, &no, Some(None));
+        assert_eq!((gone.determination.result, gate.len()), (Determination::NotFiled, 0));
+    }
+
     #[test]
     fn what_the_caller_withheld_is_not_held_against_the_counselor() {
         // The gun was asked about directly and denied: the means restriction that rested on it
@@ -896,6 +1089,30 @@ mod tests {
         );
         assert!(check_suggestion_text("  ").is_err());
         assert_eq!(check_suggestion_text(" Try  this. ").ok().as_deref(), Some("Try this."));
+    }
+
+    /// Under the cap, a missed fact's suggestion is kept before more failed checks' (the
+    /// E2E's call had more failed checks than the cap and lost the one for the hidden means).
+    #[test]
+    fn missed_facts_are_kept_first_under_the_cap() {
+        let speakers = [Speaker::Caller, Speaker::Counselor];
+        let failed: Vec<(String, CheckAnswer)> = rubric::criteria("")
+            .iter()
+            .flat_map(|c| c.checks.iter().map(move |k| (format!("{}.{}", c.key, k.key), CheckAnswer::No)))
+            .collect();
+        assert!(failed.len() > MAX_SUGGESTIONS, "the rubric has more checks than the cap");
+        let refs: Vec<(&str, CheckAnswer)> = failed.iter().map(|(k, a)| (k.as_str(), *a)).collect();
+        let c = criteria(&refs);
+        let truth = assess(&truth(RiskLevel::Low), &[], None, &c).assessment;
+        let mut raw: Vec<Value> = failed
+            .iter()
+            .map(|(k, _)| json!({"target": format!("check:{k}"), "turn": 2, "text": "Try this."}))
+            .collect();
+        raw.push(json!({"target": "fact:plan", "turn": 1, "text": "You could ask about a plan."}));
+        let got = validate_suggestions(SessionId::new(), &raw, &c, Some(&truth), &speakers);
+        assert_eq!(got.len(), MAX_SUGGESTIONS);
+        assert_eq!(got.last().map(|s| s.target.as_str()), Some("fact:plan"), "kept, in the evaluator's order");
+        assert_eq!(got[0].target, format!("check:{}", failed[0].0));
     }
 
     #[test]

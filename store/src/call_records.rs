@@ -117,6 +117,22 @@ pub struct ScenarioDeviations {
     pub volunteered_gated: i64,
 }
 
+/// One deviation of the AI caller in one session of a scenario, for the supervisor's list.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDeviation {
+    #[schema(value_type = uuid::Uuid)]
+    pub session_id: SessionId,
+    /// The session was a test run (an AI counselor), not a counselor's practice.
+    pub test_run: bool,
+    /// Who practised (none for a test run).
+    pub counselor_name: Option<String>,
+    #[serde(flatten)]
+    pub deviation: CallerDeviation,
+    /// When the evaluation that found it was stored.
+    pub found_at: Timestamp,
+}
+
 impl CallRecord {
     fn from_row(row: &sqlx::any::AnyRow) -> Result<Self> {
         Ok(CallRecord {
@@ -260,6 +276,44 @@ impl Store {
                     withheld: row.int("withheld")?,
                     denied: row.int("denied")?,
                     volunteered_gated: row.int("volunteered")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One scenario's caller deviations across its sessions and test runs, newest first (at
+    /// most `limit`).
+    pub async fn scenario_deviations(
+        &self,
+        account_id: AccountId,
+        scenario_id: ScenarioId,
+        limit: i64,
+    ) -> Result<Vec<SessionDeviation>> {
+        let rows = sqlx::query(
+            "SELECT d.session_id, d.fact_key, d.kind, d.turns, d.created_at, s.test_run, u.display_name \
+             FROM caller_deviations d JOIN sessions s ON s.id = d.session_id \
+             LEFT JOIN users u ON u.id = s.user_id \
+             WHERE d.account_id = $1 AND d.scenario_id = $2 \
+             ORDER BY d.created_at DESC, d.id LIMIT $3",
+        )
+        .bind(account_id.to_string())
+        .bind(scenario_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let test_run = row.flag("test_run")?;
+                Ok(SessionDeviation {
+                    session_id: row.uuid("session_id")?,
+                    test_run,
+                    counselor_name: if test_run { None } else { row.opt_text("display_name")? },
+                    deviation: CallerDeviation {
+                        fact_key: row.text("fact_key")?,
+                        kind: row.parsed("kind")?,
+                        turns: row.json("turns")?,
+                    },
+                    found_at: row.ts("created_at")?,
                 })
             })
             .collect()

@@ -177,6 +177,29 @@ pub struct TruthRecord {
     /// The session's scenario (the deviations are counted against it).
     pub scenario_id: Option<crate::ids::ScenarioId>,
     pub suggestions: Vec<NewSuggestion>,
+    /// The truth grader's answer as received (None: no follow-up call was made).
+    pub grader: Option<GraderOutput>,
+}
+
+/// A grader call's answer kept for audit: the model, the prompt's version, the answer exactly
+/// as received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraderOutput {
+    pub model: String,
+    /// The version of the prompt that asked (the rubric's version for the rubric grader).
+    pub prompt_version: i64,
+    /// The model's answer exactly as received.
+    pub raw_output: String,
+}
+
+/// What the graders of a session's evaluation answered, for a supervisor's audit: the rubric
+/// grader's and, when one was made, the truth grader's (uncovered facts, suggestions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraderAudit {
+    pub rubric: GraderOutput,
+    pub truth: Option<GraderOutput>,
 }
 
 /// Text in a transcript turn that imitated the transcript's structure or addressed the grader;
@@ -634,6 +657,34 @@ impl Store {
         Ok(Some(evaluation))
     }
 
+    /// What the graders answered for a session's evaluation, exactly as received (audit).
+    pub async fn grader_audit(&self, session: &SessionRef) -> Result<Option<GraderAudit>> {
+        let row = sqlx::query(
+            "SELECT model, rubric_version, raw_output, truth_model, truth_prompt_version, truth_raw_output \
+             FROM evaluations WHERE session_id = $1",
+        )
+        .bind(session.id().to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let truth = match (row.opt_text("truth_model")?, row.opt_int("truth_prompt_version")?) {
+            (Some(model), Some(prompt_version)) => Some(GraderOutput {
+                model,
+                prompt_version,
+                raw_output: row.opt_text("truth_raw_output")?.unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Ok(Some(GraderAudit {
+            rubric: GraderOutput {
+                model: row.text("model")?,
+                prompt_version: row.int("rubric_version")?,
+                raw_output: row.text("raw_output")?,
+            },
+            truth,
+        }))
+    }
+
     /// The truth assessment's column and rows, in the evaluation's transaction.
     async fn insert_truth_tx(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -643,6 +694,17 @@ impl Store {
         truth: &TruthRecord,
         now: i64,
     ) -> Result<()> {
+        if let Some(grader) = &truth.grader {
+            sqlx::query(
+                "UPDATE evaluations SET truth_model = $1, truth_prompt_version = $2, truth_raw_output = $3 WHERE id = $4",
+            )
+            .bind(&grader.model)
+            .bind(grader.prompt_version)
+            .bind(&grader.raw_output)
+            .bind(evaluation_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
         if let Some(assessment) = &truth.truth {
             sqlx::query("UPDATE evaluations SET truth = $1 WHERE id = $2")
                 .bind(json(assessment)?)

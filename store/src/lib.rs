@@ -30,6 +30,7 @@ mod privacy;
 pub mod profile;
 mod progress;
 mod recordings;
+mod risk_levels;
 mod scenarios;
 mod scoped;
 mod sessions;
@@ -52,14 +53,16 @@ pub use audit_log::{AUDIT_PAGE_MAX, AuditEntry, AuditFilter, AuditPage};
 pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use backup::MigrationState;
 pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
-pub use call_records::{CALL_RECORD_NOTES_MAX, CallRecord, CallRecordInput, CallerDeviation, ScenarioDeviations};
+pub use call_records::{
+    CALL_RECORD_NOTES_MAX, CallRecord, CallRecordInput, CallerDeviation, ScenarioDeviations, SessionDeviation,
+};
 pub use db::{Backend, Store, sqlite_path};
 pub use domain::*;
 pub use error::{Error, FieldError, Result};
 pub use evaluations::{
     ActionAssessment, CallFact, CheckResult, CriterionScore, DeterminationResult, DowngradedCheck, Evaluation,
-    EvaluationHold, FactAssessment, GateHit, HeldHarmless, Integrity, ManipulationSignal, NewEvaluation, NewSuggestion,
-    ReviewSummary, ScoreBasis, Suggestion, TruthAssessment, TruthRecord,
+    EvaluationHold, FactAssessment, GateHit, GraderAudit, GraderOutput, HeldHarmless, Integrity, ManipulationSignal,
+    NewEvaluation, NewSuggestion, ReviewSummary, ScoreBasis, Suggestion, TruthAssessment, TruthRecord,
 };
 pub use flags::{FlagFilter, FlagReview, NewFlag, SessionFlag};
 pub use ids::{
@@ -74,6 +77,9 @@ pub use progress::{
     ScorePoint, TruthWeek,
 };
 pub use recordings::{Recording, RecordingFilter};
+pub use risk_levels::{
+    CenterRiskLevel, RISK_LEVEL_LABEL_MAX, RISK_LEVELS_MAX, default_risk_levels, validate_risk_levels,
+};
 pub use scenarios::{
     ImportReport, ImportRowCreated, ImportRowFailed, ImportRowSkipped, MAX_EVALUATOR_CONTEXT_CHARS, OneTimeAssignment,
     Scenario, ScenarioDraft, ScenarioFilter, ScenarioInput,

@@ -354,7 +354,7 @@ async fn progress_counts_determinations_hidden_facts_and_actions_per_counselor_a
                 segment_id: None,
             };
             db.store.append_turns(f.account.id, session.id, &[turn]).await.expect("turn");
-            let record = TruthRecord { truth: Some(t), scenario_id: Some(s.id), suggestions: vec![] };
+            let record = TruthRecord { truth: Some(t), scenario_id: Some(s.id), suggestions: vec![], grader: None };
             db.store.finish_evaluation_with(f.account.id, &rated(session.id, rating), &record).await.expect("graded");
         };
         use FactOutcome::*;
@@ -377,6 +377,7 @@ async fn progress_counts_determinations_hidden_facts_and_actions_per_counselor_a
             truth: Some(truth(None, Determination::NotFiled, &[Missed], false)),
             scenario_id: Some(s.id),
             suggestions: vec![],
+            grader: None,
         };
         db.store.finish_evaluation_with(f.account.id, &rated(run.session_id, 1), &record).await.expect("graded");
 

@@ -26,6 +26,7 @@ import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
 import * as uiweb from "./steps/uiweb.mjs";
+import * as truthSteps from "./steps/truth.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -501,6 +502,10 @@ async function main() {
   await step("uiweb. the counselor picker exposes its highlighted option (aria-activedescendant)", () => uiweb.comboboxActiveDescendant(ctx));
   if (!VOICE) await step("uiweb. microphone test: the fake microphone's level, a warning for silence", () => uiweb.micTest(ctx));
   await step("uiweb. an upload goes through the typed client", () => uiweb.uploadThroughTypedClient(ctx));
+  await step("truth a. a supervisor authors a profiled scenario (preview without labels) and reads two test runs side by side", () => truthSteps.authorAndTestRun(ctx));
+  await step("truth b. a counselor practises it by chat, files the call record, sees the missed fact and its suggestion at its turn", () => truthSteps.practiseAndFeedback(ctx));
+  await step("truth c. the admin (a supervisor too) sees the under-estimate on progress, the caller fidelity, the grader output", () => truthSteps.determinationOnProgress({ ...ctx, admin: ADMIN }));
+  await step("truth d. an admin names the center's risk levels (422 empty, 409 in use); feedback reads them", () => truthSteps.centerRiskLevels({ ...ctx, admin: ADMIN }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));

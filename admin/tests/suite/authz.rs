@@ -313,6 +313,9 @@ fn request(
             (format!("/api/sessions/{}/evaluation/release", w.session), body(json!({"note": "checked"})), None)
         }
         ("POST", "/api/sessions/{id}/analyze") => (format!("/api/sessions/{}/analyze", w.session), None, None),
+        ("GET", "/api/sessions/{id}/grader-output") => {
+            (format!("/api/sessions/{}/grader-output", w.session), None, None)
+        }
         ("PUT", "/api/sessions/{id}/call-record") => (
             format!("/api/sessions/{}/call-record", w.session),
             body(json!({"status": "filed", "riskLevel": "moderate", "actions": ["safety_plan"]})),
@@ -350,6 +353,13 @@ fn request(
         ("GET" | "POST", "/api/scenarios/{id}/test-runs") => (
             format!("/api/scenarios/{}/test-runs", w.scenario),
             (method.as_str() == "POST").then(|| json!({"kind": "poor", "maxTurns": 1})),
+            None,
+        ),
+        ("GET", "/api/scenarios/{id}/fidelity") => (format!("/api/scenarios/{}/fidelity", w.scenario), None, None),
+        ("PUT", "/api/accounts/risk-levels") => (
+            path.to_owned(),
+            body(json!({"levels": [{"label": "Low", "standard": "low"}, {"label": "Moderate", "standard": "moderate"},
+                                   {"label": "High", "standard": "high"}, {"label": "Imminent", "standard": "imminent"}]})),
             None,
         ),
         ("POST", "/api/scenarios/test-runs/rerun-all") => (path.to_owned(), None, None),
@@ -488,6 +498,8 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         // Only the counselor who took the call files its record.
         ("PUT", "/api/sessions/{id}/call-record") => [401, 200, 404, 403, 403, 404, 401, 401],
         ("PATCH" | "DELETE", "/api/evaluation-suggestions/{id}") => [401, 403, 403, 404, 404, 404, 401, 401],
+        // Supervisors audit what the graders answered; the matrix's session is not evaluated.
+        ("GET", "/api/sessions/{id}/grader-output") => [401, 403, 403, 404, 404, 404, 401, 401],
         ("POST", "/api/sessions/{id}/flag") => [401, 201, 404, 201, 201, 404, 401, 401],
         ("GET", "/api/flags") => [401, 403, 403, 200, 200, 200, 401, 401],
         ("GET", "/api/flags/count") => [401, 403, 403, 200, 200, 200, 401, 401],
@@ -508,6 +520,10 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("POST", "/api/scenarios/{id}/evaluator-context") => [401, 403, 403, 200, 200, 404, 401, 401],
         // Test runs are supervisors' (queued: 202); the outsider's account has no such scenario.
         ("GET", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 200, 200, 404, 401, 401],
+        ("GET", "/api/scenarios/{id}/fidelity") => [401, 403, 403, 200, 200, 404, 401, 401],
+        // Everyone reads the center's risk levels (forms and feedback show them); admins set them.
+        ("GET", "/api/accounts/risk-levels") => [401, 200, 200, 200, 200, 200, 401, 401],
+        ("PUT", "/api/accounts/risk-levels") => [401, 403, 403, 403, 200, 403, 401, 401],
         ("POST", "/api/scenarios/{id}/test-runs") => [401, 403, 403, 202, 202, 404, 401, 401],
         ("POST", "/api/scenarios/test-runs/rerun-all") => [401, 403, 403, 202, 202, 202, 401, 401],
         ("POST", "/api/scenarios/extract-text" | "/api/scenarios/generate") => [401, 403, 403, 200, 200, 200, 401, 401],

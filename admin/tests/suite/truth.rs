@@ -176,6 +176,47 @@ async fn a_profiled_call_is_graded_against_the_truth_and_its_record() {
         assert!(gun["text"].as_str().is_some_and(|t| t.contains("gun")), "{suggestions}");
         assert!(find(suggestions, "target", "fact:plan").is_null(), "an elicited fact gets none");
 
+        // Both graders' answers are kept for audit, with the model and prompt version:
+        // supervisors read them, a counselor may not.
+        let (status, _) = app.get(app.counselor, &format!("{base}/grader-output")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, audit) = app.get(app.supervisor, &format!("{base}/grader-output")).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {audit}");
+        assert_eq!(audit["rubric"]["promptVersion"], admin::rubric::RUBRIC_VERSION);
+        let rubric_raw: Value =
+            serde_json::from_str(audit["rubric"]["rawOutput"].as_str().expect("raw")).expect("json");
+        assert_eq!(rubric_raw["overall_score"], 95, "the rubric grader's answer as received");
+        assert_eq!(audit["truth"]["promptVersion"], admin::truth::PROMPT_VERSION);
+        assert!(audit["truth"]["model"].as_str().is_some_and(|m| !m.is_empty()), "{audit}");
+        let truth_raw: Value = serde_json::from_str(audit["truth"]["rawOutput"].as_str().expect("raw")).expect("json");
+        let raw_plan = find(&truth_raw["facts"], "key", "plan");
+        assert_eq!(raw_plan["disclosed_turns"], json!([3]), "the truth grader's answer as received: {truth_raw}");
+
+        // A supervisor's override is re-read through the truth: answering the means-restriction
+        // check yes makes the required action taken; the determination and its gate stay
+        // (the record did not change), and the score is still capped.
+        let review = json!({"overrides": [{"kind": "check", "target": "safety_planning.means_restriction",
+                                           "value": "yes", "reason": "It was discussed at turn 4."}]});
+        let (status, reviewed) = app.post(app.supervisor, &format!("{base}/review"), review).await;
+        assert!(status.is_success(), "{backend:?}: {reviewed}");
+        let (_, view) = app.get(app.counselor, &base).await;
+        let truth = &view["evaluation"]["truth"];
+        assert_eq!(find(&truth["actions"], "action", "means_restriction")["answer"], "yes", "{truth}");
+        assert_eq!(truth["determination"]["result"], "under_estimate");
+        let capped = view["evaluation"]["scoreBasis"]["cappedBy"].to_string();
+        assert!(capped.contains("high_risk_underestimated"), "{capped}");
+        // The record cannot change once graded (the feedback shows the scenario's level), in
+        // the store too; the reviewed evaluation reads it as it is (`truth::reassess`).
+        app.store
+            .file_call_record(
+                app.account,
+                id.parse().expect("id"),
+                &serde_json::from_value(json!({"status": "filed", "riskLevel": "high", "actions": ["safety_plan"]}))
+                    .expect("input"),
+            )
+            .await
+            .expect_err("the record is frozen once graded");
+
         // The record is frozen once graded.
         let (status, _) = put(&app, app.counselor, &format!("{base}/call-record"), record).await;
         assert_eq!(status, StatusCode::CONFLICT);
@@ -260,6 +301,25 @@ async fn what_the_caller_withheld_is_not_held_against_the_counselor() {
             (1, 1, 1),
             "{backend:?}"
         );
+        // The scenario's fidelity for its supervisor: counted, with the fact, its rule and
+        // where (session, turns); a counselor may not read it.
+        let path = format!("/api/scenarios/{scenario}/fidelity");
+        let (status, _) = app.get(app.counselor, &path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, fidelity) = app.get(app.supervisor, &path).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {fidelity}");
+        assert_eq!((fidelity["sessionsChecked"].as_i64(), fidelity["withheld"].as_i64()), (Some(1), Some(1)));
+        let entry = &fidelity["entries"][0];
+        assert_eq!(
+            (&entry["factKey"], &entry["kind"], &entry["turns"], &entry["sessionId"], &entry["testRun"]),
+            (&json!("gun"), &json!("withheld"), &json!([4]), &json!(id), &json!(false)),
+            "{entry}"
+        );
+        assert_eq!(
+            (&entry["rule"], &entry["factText"]),
+            (&json!("never_volunteered"), &json!("There is a loaded handgun in my nightstand."))
+        );
+        assert!(entry["counselorName"].is_string(), "{entry}");
     }
 }
 
@@ -281,4 +341,71 @@ async fn an_unprofiled_call_grades_as_before_with_suggestions_for_failed_checks(
             put(&app, app.counselor, &format!("/api/sessions/{id}/call-record"), json!({"status": "skipped"})).await;
         assert_eq!(status, StatusCode::CONFLICT);
     }
+}
+
+/// The center's own risk levels: defaults, an admin's list (checked per field), and a level in
+/// use that cannot be removed; the partner-facing standard levels are unchanged.
+#[tokio::test]
+async fn the_center_names_its_own_risk_levels() {
+    for (backend, db) in testing::all().await {
+        let (app, _sim) = app_with_sim(&db).await;
+        let path = "/api/accounts/risk-levels";
+        let (status, levels) = app.get(app.counselor, path).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {levels}");
+        assert_eq!(
+            levels["levels"],
+            json!([{"label": "Low", "standard": "low"}, {"label": "Moderate", "standard": "moderate"},
+                   {"label": "High", "standard": "high"}, {"label": "Imminent", "standard": "imminent"}])
+        );
+        // Per field: an empty label, a duplicate, levels out of order.
+        let (status, body) = put_levels(&app, json!([{"label": " ", "standard": "low"}])).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("levels[0].label"), "{body}");
+        let (status, body) = put_levels(
+            &app,
+            json!([{"label": "Green", "standard": "low"}, {"label": "green", "standard": "moderate"}]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("levels[1].label"), "{body}");
+        let (status, body) =
+            put_levels(&app, json!([{"label": "Red", "standard": "high"}, {"label": "Green", "standard": "low"}]))
+                .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("levels[1].standard"), "{body}");
+        let (status, _) =
+            put(&app, app.supervisor, path, json!({"levels": [{"label": "Any", "standard": "low"}]})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // The center's five levels, two of them mapped to high.
+        let five = json!([{"label": "Green", "standard": "low"}, {"label": "Amber", "standard": "moderate"},
+                          {"label": "Red", "standard": "high"}, {"label": "Red with a firearm", "standard": "high"},
+                          {"label": "Emergency", "standard": "imminent"}]);
+        let (status, body) = put_levels(&app, five.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        let (_, levels) = app.get(app.counselor, path).await;
+        assert_eq!(levels["levels"], five);
+
+        // A scenario expects high: one of the two high levels may go, not both.
+        let scenario = profiled_scenario(&app).await;
+        let without_firearm = json!([{"label": "Green", "standard": "low"}, {"label": "Amber", "standard": "moderate"},
+                                     {"label": "Red", "standard": "high"}, {"label": "Emergency", "standard": "imminent"}]);
+        let (status, body) = put_levels(&app, without_firearm).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let no_high = json!([{"label": "Green", "standard": "low"}, {"label": "Amber", "standard": "moderate"},
+                             {"label": "Emergency", "standard": "imminent"}]);
+        let (status, body) = put_levels(&app, no_high).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend:?}: {body}");
+        assert!(body.to_string().contains("Red") && body.to_string().contains("1 scenario"), "{body}");
+        // The scenario still speaks the standard level.
+        let (_, s) = app.get(app.supervisor, &format!("/api/scenarios/{scenario}")).await;
+        assert_eq!(s["riskProfile"]["expectedLevel"], "high");
+        let (status, audit) = app.get(app.admin, "/api/audit-events?action=account.risk_levels_set").await;
+        assert_eq!(status, StatusCode::OK, "{audit}");
+        assert!(audit.to_string().contains("account.risk_levels_set"), "{audit}");
+    }
+}
+
+async fn put_levels(app: &App, levels: Value) -> (StatusCode, Value) {
+    put(app, app.admin, "/api/accounts/risk-levels", json!({ "levels": levels })).await
 }

@@ -27,6 +27,7 @@ export const keys = {
     reviews: (id: string) => ["reviews", id] as const,
     documentReviews: (id: string) => ["document-reviews", id] as const,
     goldenDraft: (id: string) => ["golden-draft", id] as const,
+    graderOutput: (id: string) => ["grader-output", id] as const,
   },
   assignments: {
     all: () => ["assignments"] as const,
@@ -38,6 +39,7 @@ export const keys = {
     detail: (id: string) => ["scenario", id] as const,
     testRuns: (id: string) => ["test-runs", id] as const,
     callerPreview: (body: unknown) => ["caller-preview", body] as const,
+    fidelity: (id: string) => ["scenario-fidelity", id] as const,
   },
   categories: () => ["categories"] as const,
   flags: {
@@ -59,6 +61,7 @@ export const keys = {
     deliveries: (id: string) => ["webhooks", "deliveries", id] as const,
   },
   policies: () => ["policies"] as const,
+  riskLevels: () => ["risk-levels"] as const,
   retention: () => ["retention"] as const,
   auditEvents: (filter: unknown) => ["audit-events", filter] as const,
 };

@@ -156,6 +156,7 @@ const FIELDS: Record<string, string> = {
   details: "Details",
   action: "Action",
   row: "Row",
+  maxTurns: "Most counselor turns",
 };
 
 /** A field's label for an error message. */

@@ -44,6 +44,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/accounts/risk-levels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account's risk levels (the four standard levels until an admin sets its own). Everyone
+         *     signed in reads them: the forms and feedback show the center's labels.
+         */
+        get: operations["get_risk_levels"];
+        /**
+         * Sets the account's risk levels (account admins; audited). 422 per field: an empty or
+         *     duplicate label, levels out of order; 409 when a level is in use (the only one mapped to a
+         *     standard level that a scenario's profile expects or a filed call record carries).
+         */
+        put: operations["set_risk_levels"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/accounts/spend": {
         parameters: {
             query?: never;
@@ -879,6 +904,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/scenarios/{id}/fidelity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the AI caller departed from the scenario's risk profile across its graded sessions and
+         *     test runs (a fact withheld when its rule was met, a true fact denied, a gated fact
+         *     volunteered): the counts and each deviation with its fact, rule, session and turns.
+         *     Supervisors.
+         */
+        get: operations["scenario_fidelity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/scenarios/{id}/promote": {
         parameters: {
             query?: never;
@@ -1147,6 +1194,27 @@ export interface paths {
          *     review (422 while a detectable detail is left). Audited; answers the case file's content.
          */
         post: operations["golden_export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/grader-output": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the graders answered for a session's evaluation, exactly as received, with the model
+         *     and the prompt's version: the rubric grader's and, when one was made, the truth grader's
+         *     (uncovered facts and suggestions). Supervisors' audit; 404 before the evaluation.
+         */
+        get: operations["grader_output"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1711,6 +1779,13 @@ export interface components {
         Categories: {
             /** @description The account's scenario categories, in display order; validation accepts exactly these. */
             categories: string[];
+        };
+        /** @description One of the center's risk levels. */
+        CenterRiskLevel: {
+            /** @description The center's name for it (1 to 60 characters, unique in the account ignoring case). */
+            label: string;
+            /** @description The standard level it maps to: grading's gates and the under/over comparison read it. */
+            standard: components["schemas"]["RiskLevel"];
         };
         ChatExchange: {
             counselor: components["schemas"]["TranscriptTurn"];
@@ -2319,6 +2394,14 @@ export interface components {
          * @enum {string}
          */
         FactOutcome: "elicited" | "volunteered" | "missed" | "withheld_by_caller";
+        /**
+         * @description One deviation, with its fact's text and disclosure rule in the profile now (none when the
+         *     fact was removed from the profile since).
+         */
+        FidelityEntry: components["schemas"]["SessionDeviation"] & {
+            factText?: string | null;
+            rule?: null | components["schemas"]["DisclosureRule"];
+        };
         /** @description A problem with one field of an input, reported back to the client as-is. */
         FieldError: {
             /** @description The field's name as the client spelled it (camelCase, or the CSV column). */
@@ -2503,6 +2586,28 @@ export interface components {
         GoldenTurn: {
             speaker: components["schemas"]["Party"];
             text: string;
+        };
+        /**
+         * @description What the graders of a session's evaluation answered, for a supervisor's audit: the rubric
+         *     grader's and, when one was made, the truth grader's (uncovered facts, suggestions).
+         */
+        GraderAudit: {
+            rubric: components["schemas"]["GraderOutput"];
+            truth?: null | components["schemas"]["GraderOutput"];
+        };
+        /**
+         * @description A grader call's answer kept for audit: the model, the prompt's version, the answer exactly
+         *     as received.
+         */
+        GraderOutput: {
+            model: string;
+            /**
+             * Format: int64
+             * @description The version of the prompt that asked (the rubric's version for the rubric grader).
+             */
+            promptVersion: number;
+            /** @description The model's answer exactly as received. */
+            rawOutput: string;
         };
         /**
          * @description A check answered "no" that is not held against the counselor: it rested on a fact the
@@ -2975,6 +3080,13 @@ export interface components {
          */
         RiskLevel: "low" | "moderate" | "high" | "imminent";
         /**
+         * @description The center's risk levels, in order from least to most severe, each with the standard level it
+         *     maps to (which grading reads).
+         */
+        RiskLevels: {
+            levels: components["schemas"]["CenterRiskLevel"][];
+        };
+        /**
          * @description A scenario's clinical truth: what the caller knows about their own risk, when they reveal
          *     each part, and what a counselor should conclude and do.
          */
@@ -3037,6 +3149,32 @@ export interface components {
         /** @description A created scenario, with its assignment when a one-time scenario was assigned on creation. */
         ScenarioCreated: components["schemas"]["Scenario"] & {
             assignment?: null | components["schemas"]["Assignment"];
+        };
+        /**
+         * @description Where the AI caller departed from a scenario's risk profile, across its graded sessions and
+         *     test runs: the counts, and each deviation with its fact as the profile says it now.
+         */
+        ScenarioFidelity: {
+            /**
+             * Format: int64
+             * @description Sessions and test runs graded against the profile.
+             */
+            sessionsChecked: number;
+            /**
+             * Format: int64
+             * @description Of those, how many had at least one deviation.
+             */
+            sessionsWithDeviations: number;
+            /** Format: int64 */
+            deviations: number;
+            /** Format: int64 */
+            withheld: number;
+            /** Format: int64 */
+            denied: number;
+            /** Format: int64 */
+            volunteeredGated: number;
+            /** @description Newest first, at most 200. */
+            entries: components["schemas"]["FidelityEntry"][];
         };
         /** @description A scenario as a client sends it. */
         ScenarioInput: {
@@ -3197,6 +3335,17 @@ export interface components {
         SessionDetail: components["schemas"]["Session"] & {
             transcript: components["schemas"]["TranscriptTurn"][];
             evaluation?: null | components["schemas"]["Evaluation"];
+        };
+        /** @description One deviation of the AI caller in one session of a scenario, for the supervisor's list. */
+        SessionDeviation: components["schemas"]["CallerDeviation"] & {
+            /** Format: uuid */
+            sessionId: string;
+            /** @description The session was a test run (an AI counselor), not a counselor's practice. */
+            testRun: boolean;
+            /** @description Who practised (none for a test run). */
+            counselorName?: string | null;
+            /** @description When the evaluation that found it was stored. */
+            foundAt: components["schemas"]["Timestamp"];
         };
         SessionFlag: {
             /** Format: uuid */
@@ -3804,6 +3953,141 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_risk_levels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RiskLevels"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this role, or a one-time password still to change */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_risk_levels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RiskLevels"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RiskLevels"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7970,6 +8254,69 @@ export interface operations {
             };
         };
     };
+    scenario_fidelity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScenarioFidelity"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     promote_scenario: {
         parameters: {
             query?: never;
@@ -9387,6 +9734,69 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    grader_output: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraderAudit"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -7,6 +7,7 @@ import type { ReactNode } from "react";
 import type { Schemas } from "@/api/client";
 import { Badge, Notice } from "@/components/ui";
 import { label } from "@/lib/format";
+import { levelLabel, type CenterLevel } from "@/lib/riskLevels";
 
 type Evaluation = Schemas["Evaluation"];
 type Truth = Schemas["TruthAssessment"];
@@ -43,7 +44,9 @@ function TurnLinks({ turns, onTurn }: { turns: number[]; onTurn: (n: number) => 
 }
 
 /** What grading against the scenario's risk profile found. */
-export function TruthPanel({ truth, onTurn }: { truth: Truth; onTurn: (n: number) => void }) {
+/** `levels`: the center's names for the risk levels (grading compares the standard levels they
+ * map to); the standard names without them. */
+export function TruthPanel({ truth, onTurn, levels }: { truth: Truth; onTurn: (n: number) => void; levels?: CenterLevel[] }) {
   const d = truth.determination;
   const det = DETERMINATION[d.result];
   const uncovered = truth.facts.filter((f) => f.outcome === "elicited" || f.outcome === "volunteered").length;
@@ -53,7 +56,7 @@ export function TruthPanel({ truth, onTurn }: { truth: Truth; onTurn: (n: number
       <div>
         <h3 className="font-semibold">Your risk determination</h3>
         <p>
-          You judged <strong>{d.filed ? label(d.filed) : "—"}</strong>; the scenario's risk was <strong>{label(d.expected)}</strong>.{" "}
+          You judged <strong>{d.filed ? levelLabel(levels, d.filed) : "—"}</strong>; the scenario's risk was <strong>{levelLabel(levels, d.expected)}</strong>.{" "}
           <Badge tone={det.tone}>{det.text}</Badge>
         </p>
         {d.heldHarmless && <p className="text-slate-700">{d.heldHarmless}</p>}

@@ -6,18 +6,20 @@
 import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { api, call, type Schemas } from "@/api/client";
-import { requiredActionValues, riskFactKindValues, riskLevelValues } from "@/api/schema";
+import { requiredActionValues, riskFactKindValues } from "@/api/schema";
 import { Button, Card, ErrorNote, TextArea } from "@/components/ui";
+import { DEFAULT_LEVELS, useRiskLevels } from "@/lib/riskLevels";
 
 type Level = Schemas["RiskLevel"];
 type Kind = Schemas["RiskFactKind"];
 type Action = Schemas["RequiredAction"];
 
-const LEVELS: Record<Level, string> = {
-  low: "Low — thoughts of suicide may be there, but no plan, intent or means at hand",
-  moderate: "Moderate — suicidal desire with some capability, no plan or intent",
-  high: "High — a plan, means or past attempts, without intent to act right now",
-  imminent: "Imminent — intent and means to act now, or an attempt under way",
+/** What each standard level means, beside the center's label for it. */
+const MEANS: Record<Level, string> = {
+  low: "thoughts of suicide may be there, but no plan, intent or means at hand",
+  moderate: "suicidal desire with some capability, no plan or intent",
+  high: "a plan, means or past attempts, without intent to act right now",
+  imminent: "intent and means to act now, or an attempt under way",
 };
 
 const KIND_LABELS: Record<Kind, string> = {
@@ -55,7 +57,10 @@ function toggle<T>(list: T[], value: T): T[] {
 }
 
 export function CallRecordForm({ sessionId, onFiled }: { sessionId: string; onFiled: () => void }) {
-  const [level, setLevel] = useState<Level | null>(null);
+  // The center's levels (several may map to one standard level: the choice is kept by position).
+  const levels = useRiskLevels().data?.levels ?? DEFAULT_LEVELS;
+  const [chosen, setChosen] = useState<number | null>(null);
+  const level: Level | null = chosen === null ? null : (levels[chosen]?.standard ?? null);
   const [kinds, setKinds] = useState<Kind[]>([]);
   const [actions, setActions] = useState<Action[]>([]);
   const [notes, setNotes] = useState("");
@@ -78,10 +83,10 @@ export function CallRecordForm({ sessionId, onFiled }: { sessionId: string; onFi
         </p>
         <fieldset className="flex flex-col gap-1">
           <legend className="text-sm font-semibold">Risk level you judged</legend>
-          {riskLevelValues.map((l) => (
-            <label key={l} className="flex items-start gap-2 text-sm">
-              <input type="radio" name="riskLevel" value={l} checked={level === l} onChange={() => setLevel(l)} />
-              <span>{LEVELS[l]}</span>
+          {levels.map((l, i) => (
+            <label key={i} className="flex items-start gap-2 text-sm">
+              <input type="radio" name="riskLevel" value={l.standard} checked={chosen === i} onChange={() => setChosen(i)} />
+              <span>{l.label} — {MEANS[l.standard]}</span>
             </label>
           ))}
         </fieldset>

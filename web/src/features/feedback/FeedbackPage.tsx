@@ -9,6 +9,7 @@ import { useParams } from "react-router-dom";
 import { api, call, fileForm } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
+import { useRiskLevels } from "@/lib/riskLevels";
 import { suggestionAnnotations, TruthPanel } from "@/components/Truth";
 import { Button, Card, ErrorNote, Field, Notice, PageTitle, Spinner, TextArea } from "@/components/ui";
 import { feedbackPollMs, voiceGradingPending } from "@/lib/feedbackPoll";
@@ -19,6 +20,7 @@ import { keys } from "@/api/keys";
 export function FeedbackPage() {
   const { sessionId = "" } = useParams();
   const client = useQueryClient();
+  const levels = useRiskLevels().data?.levels;
   const session = useQuery({
     queryKey: keys.session.detail(sessionId),
     queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id: sessionId } } })),
@@ -60,7 +62,7 @@ export function FeedbackPage() {
                 <Notice>Under review: a supervisor is looking at this evaluation before it is shown. Your feedback will appear here once they have.</Notice>
               ) : s.evaluation ? (
                 <div className="flex flex-col gap-4">
-                  {s.evaluation.truth && <TruthPanel truth={s.evaluation.truth} onTurn={onEvidence} />}
+                  {s.evaluation.truth && <TruthPanel truth={s.evaluation.truth} onTurn={onEvidence} levels={levels} />}
                   <EvaluationView evaluation={s.evaluation} onEvidence={onEvidence} />
                 </div>
               ) : s.evaluationStatus === "running" || evaluate.isPending ? (

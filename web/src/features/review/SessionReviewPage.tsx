@@ -14,10 +14,12 @@ import { api, call, type Schemas } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { CalibrationForm, ReviewHistory } from "./CalibrationForm";
 import { GoldenExport } from "./GoldenExport";
+import { GraderOutput } from "./GraderOutput";
 import { HeldBanner } from "./HeldBanner";
 import { FlagCard } from "@/components/FlagCard";
 import { RecordingPlayer, useRecordingSync } from "@/components/RecordingPlayer";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
+import { useRiskLevels } from "@/lib/riskLevels";
 import { suggestionAnnotations, SuggestionNote, TruthPanel } from "@/components/Truth";
 import { Button, Card, ErrorNote, Notice, PageTitle, Spinner, TextArea } from "@/components/ui";
 import { feedbackPollMs } from "@/lib/feedbackPoll";
@@ -26,6 +28,7 @@ import { keys, lists } from "@/api/keys";
 
 export default function SessionReviewPage() {
   const { id = "" } = useParams();
+  const levels = useRiskLevels().data?.levels;
   const session = useQuery({
     queryKey: keys.session.detail(id),
     queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id } } })),
@@ -90,8 +93,9 @@ export default function SessionReviewPage() {
                   <p className="text-sm text-slate-700">{s.evaluationStatus === "failed" ? `Evaluation failed: ${s.evaluationError ?? ""}` : "Not evaluated yet."}</p>}
               </Card>
               {(s.callRecordExpected || s.callRecord) && <CallRecordCard record={s.callRecord ?? null} />}
-              {s.evaluation?.truth && <Card title="Against the scenario's truth"><TruthPanel truth={s.evaluation.truth} onTurn={goToTurn} /></Card>}
+              {s.evaluation?.truth && <Card title="Against the scenario's truth"><TruthPanel truth={s.evaluation.truth} onTurn={goToTurn} levels={levels} /></Card>}
               {s.evaluation && <Card title="Reviews"><ReviewHistory sessionId={s.id} /></Card>}
+              {s.evaluation && <GraderOutput sessionId={s.id} />}
             </div>
             <Card title="Transcript">
               {voice && (

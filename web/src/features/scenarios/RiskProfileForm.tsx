@@ -5,9 +5,10 @@
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { api, call, type Schemas } from "@/api/client";
-import { disclosureRuleValues, requiredActionValues, riskLevelValues } from "@/api/schema";
+import { disclosureRuleValues, requiredActionValues } from "@/api/schema";
 import { Button, Card, ErrorNote, Select, TextArea, TextInput } from "@/components/ui";
 import { keys } from "@/api/keys";
+import { DEFAULT_LEVELS, levelLabel, useRiskLevels } from "@/lib/riskLevels";
 
 type Profile = Schemas["RiskProfile"];
 type Fact = Schemas["RiskFact"];
@@ -69,6 +70,8 @@ function useDebounced<T>(value: T, ms: number): T {
 
 export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: Profile | null | undefined; onChange: (p: Profile | null) => void; prompt: string; mode: Schemas["ScenarioMode"] }) {
   const p = profile ?? null;
+  // The center's own levels; the profile stores the standard level each maps to.
+  const levels = useRiskLevels().data?.levels ?? DEFAULT_LEVELS;
   const facts = p?.facts ?? [];
   const setFacts = (next: Fact[]) => p && onChange({ ...p, facts: next });
   const setFact = (i: number, patch: Partial<Fact>) => setFacts(facts.map((f, j) => (j === i ? { ...f, ...patch } : f)));
@@ -91,7 +94,8 @@ export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: 
           <div className="flex flex-col gap-3">
             <div className="grid gap-3 md:grid-cols-2">
               <Select label="Expected risk level" value={p.expectedLevel} onChange={(e) => onChange({ ...p, expectedLevel: e.target.value as Profile["expectedLevel"] })}>
-                {riskLevelValues.map((l) => <option key={l} value={l}>{LEVEL_LABELS[l]}</option>)}
+                {levels.map((l, i) => <option key={i} value={l.standard}>{l.label}</option>)}
+                {!levels.some((l) => l.standard === p.expectedLevel) && <option value={p.expectedLevel}>{levelLabel(levels, p.expectedLevel)}</option>}
               </Select>
               <label className="flex items-center gap-2 self-end text-sm">
                 <input type="checkbox" checked={!!p.thirdParty} onChange={(e) => onChange({ ...p, thirdParty: e.target.checked })} />
@@ -139,7 +143,8 @@ export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: 
             <h3 className="text-sm font-semibold">Caller instructions preview</h3>
             <p className="text-xs text-slate-600">What the AI caller is told, compiled from the persona and this profile. It never sees the level or the rule names.</p>
             <ErrorNote error={compiled.error} />
-            <pre aria-label="Caller instructions preview" className="mt-2 max-h-[40rem] overflow-auto whitespace-pre-wrap rounded bg-slate-50 p-2 text-xs">{compiled.data?.instructions ?? ""}</pre>
+            {/* eslint-disable-next-line jsx-a11y/no-noninteractive-tabindex -- a long preview scrolls; a keyboard must reach it */}
+            <pre tabIndex={0} role="region" aria-label="Caller instructions preview" className="mt-2 max-h-[40rem] overflow-auto whitespace-pre-wrap rounded bg-slate-50 p-2 text-xs">{compiled.data?.instructions ?? ""}</pre>
           </div>
         </div>
       )}

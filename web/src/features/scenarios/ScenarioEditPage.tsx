@@ -11,6 +11,7 @@ import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner, TextArea, 
 import { label } from "@/lib/format";
 import { useCategories } from "./api";
 import { RiskProfileForm } from "./RiskProfileForm";
+import { FidelityPanel } from "./FidelityPanel";
 import { TestRunsPanel } from "./TestRunsPanel";
 import { keys } from "@/api/keys";
 
@@ -137,6 +138,7 @@ export default function ScenarioEditPage() {
         </div>
       </form>
       {id && <div className="mt-6"><TestRunsPanel scenarioId={id} /></div>}
+      {id && existing.data?.riskProfile && <div className="mt-6"><FidelityPanel scenarioId={id} /></div>}
     </div>
   );
 }

@@ -3,11 +3,13 @@
 // (polling while one is unfinished) and sets the last two finished runs side by side: which
 // facts came out, whether the caller stayed true to the profile, the determination and the grade.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
 import { Link } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
-import { Badge, Button, Card, ErrorNote, Notice } from "@/components/ui";
+import { Badge, Button, Card, ErrorNote, Notice, TextInput } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
 import { keys } from "@/api/keys";
+import { levelLabel, useRiskLevels, type CenterLevel } from "@/lib/riskLevels";
 
 type Run = Schemas["TestRunView"];
 
@@ -22,10 +24,10 @@ function score(r: Run): string {
   return s == null ? "—" : `${Math.round(s)}${r.evaluation?.scoreBand ? ` (${label(r.evaluation.scoreBand)})` : ""}`;
 }
 
-function determination(r: Run): string {
+function determination(r: Run, levels?: CenterLevel[]): string {
   const d = r.evaluation?.truth?.determination;
   if (!d) return "—";
-  return `${d.filed ? label(d.filed) : "not filed"} vs ${label(d.expected)}: ${label(d.result)}`;
+  return `${d.filed ? levelLabel(levels, d.filed) : "not filed"} vs ${levelLabel(levels, d.expected)}: ${label(d.result)}`;
 }
 
 function fidelity(r: Run): string {
@@ -43,14 +45,19 @@ function elicited(r: Run): string {
 
 export function TestRunsPanel({ scenarioId }: { scenarioId: string }) {
   const client = useQueryClient();
+  const levels = useRiskLevels().data?.levels;
   const key = keys.scenarios.testRuns(scenarioId);
   const runs = useQuery({
     queryKey: key,
     queryFn: () => call(api.GET("/api/scenarios/{id}/test-runs", { params: { path: { id: scenarioId } } })),
     refetchInterval: (q) => ((q.state.data ?? []).some(unfinished) ? 1500 : false),
   });
+  // The run's length: empty sends nothing (the server's default); out of bounds, the server's
+  // 422 names the field and its bounds.
+  const [maxTurns, setMaxTurns] = useState("");
   const start = useMutation({
-    mutationFn: (kind: Run["kind"]) => call(api.POST("/api/scenarios/{id}/test-runs", { params: { path: { id: scenarioId } }, body: { kind } })),
+    mutationFn: (kind: Run["kind"]) =>
+      call(api.POST("/api/scenarios/{id}/test-runs", { params: { path: { id: scenarioId } }, body: { kind, maxTurns: maxTurns.trim() === "" ? undefined : Number(maxTurns) } })),
     onSuccess: () => client.invalidateQueries({ queryKey: key }),
   });
   const rerun = useMutation({
@@ -75,6 +82,9 @@ export function TestRunsPanel({ scenarioId }: { scenarioId: string }) {
         <p className="text-sm text-slate-600">
           An AI counselor practises a text call with this scenario's caller; the call is graded like a counselor's. Try a thorough and a poor counselor before assigning the scenario.
         </p>
+        <div className="mt-2 max-w-xs">
+          <TextInput label="Most counselor turns" type="number" inputMode="numeric" min={1} max={30} value={maxTurns} placeholder="8" onChange={(e) => setMaxTurns(e.target.value)} hint="1 to 30; empty: 8. The AI counselor ends the call after this many turns." />
+        </div>
         <ErrorNote error={runs.error ?? start.error ?? rerun.error} />
         {rerun.data && <Notice tone="success">{rerun.data.queued} runs queued.</Notice>}
         {list.length === 0 ? (
@@ -93,20 +103,20 @@ export function TestRunsPanel({ scenarioId }: { scenarioId: string }) {
                   <td>{formatDateTime(r.startedAt ?? r.createdAt)}</td>
                   <td>{r.counselorTurns}</td>
                   <td>{score(r)}</td>
-                  <td>{determination(r)}</td>
+                  <td>{determination(r, levels)}</td>
                   <td>{r.counselorTurns > 0 ? <Link className="underline" to={`/sessions/${r.sessionId}`}>Open<span className="sr-only"> the {label(r.kind).toLowerCase()} test run of {formatDateTime(r.startedAt ?? r.createdAt)}</span></Link> : "—"}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         )}
-        {finished.length === 2 && <SideBySide newer={finished[0]} older={finished[1]} />}
+        {finished.length === 2 && <SideBySide newer={finished[0]} older={finished[1]} levels={levels} />}
       </Card>
     </section>
   );
 }
 
-function SideBySide({ newer, older }: { newer: Run; older: Run }) {
+function SideBySide({ newer, older, levels }: { newer: Run; older: Run; levels?: CenterLevel[] }) {
   const keys = Array.from(new Set([...(older.evaluation?.truth?.facts ?? []), ...(newer.evaluation?.truth?.facts ?? [])].map((f) => f.key)));
   const outcome = (r: Run, key: string) => {
     const f = r.evaluation?.truth?.facts.find((x) => x.key === key);
@@ -124,7 +134,7 @@ function SideBySide({ newer, older }: { newer: Run; older: Run }) {
         <tr className="border-t border-slate-200"><th scope="row">Grade</th><td>{score(older)}</td><td>{score(newer)}</td></tr>
         <tr className="border-t border-slate-200"><th scope="row">Hidden facts elicited</th><td>{elicited(older)}</td><td>{elicited(newer)}</td></tr>
         <tr className="border-t border-slate-200"><th scope="row">Caller followed the profile</th><td>{fidelity(older)}</td><td>{fidelity(newer)}</td></tr>
-        <tr className="border-t border-slate-200"><th scope="row">Risk determination</th><td>{determination(older)}</td><td>{determination(newer)}</td></tr>
+        <tr className="border-t border-slate-200"><th scope="row">Risk determination</th><td>{determination(older, levels)}</td><td>{determination(newer, levels)}</td></tr>
         {keys.map((k) => (
           <tr key={k} className="border-t border-slate-200"><th scope="row" className="font-normal">Fact: {text(k)}</th><td>{outcome(older, k)}</td><td>{outcome(newer, k)}</td></tr>
         ))}
