@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 use admin::{rubric, scoring};
 use store::testing::{self, TestDb};
 use store::{
-    CheckAnswer, CheckResult, CriterionScore, FlagSeverity, FlagSource, FlagType, NewEvaluation, NewFlag,
-    NewOverride, NewSession, NewTurn, NewUser, OverrideKind, Role, ScenarioMode, SessionKind, SessionStatus,
-    Speaker,
+    CheckAnswer, CheckResult, CriterionScore, FlagSeverity, FlagSource, FlagType, NewEvaluation, NewFlag, NewOverride,
+    NewSession, NewTurn, NewUser, OverrideKind, Role, ScenarioMode, SessionKind, SessionStatus, Speaker,
 };
 
 const ROWS: usize = 1_000;
@@ -228,17 +227,13 @@ async fn hello_server() -> String {
 async fn seeded_app(db: &TestDb) -> (String, String) {
     let s = &db.store;
     let account = s.create_account("Bench Center").await.expect("account");
-    let person = |email: String, role| NewUser {
-        display_name: email.clone(),
-        email,
-        role,
-        external_id: None,
-        is_demo: false,
-    };
+    let person =
+        |email: String, role| NewUser { display_name: email.clone(), email, role, external_id: None, is_demo: false };
     let supervisor = s.create_user(account.id, person("sup@bench.test".into(), Role::Supervisor)).await.expect("user");
     let mut counselors = Vec::new();
     for i in 0..COUNSELORS {
-        counselors.push(s.create_user(account.id, person(format!("c{i}@bench.test"), Role::Counselor)).await.expect("user"));
+        counselors
+            .push(s.create_user(account.id, person(format!("c{i}@bench.test"), Role::Counselor)).await.expect("user"));
     }
     let mut rows = Vec::new();
     for i in 0..ROWS {

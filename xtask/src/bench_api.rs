@@ -12,6 +12,18 @@ use crate::{postgres, run};
 pub fn main() -> Result<()> {
     let mut cmd = Command::new("cargo");
     cmd.args(["bench", "-p", "proto-trainer-admin", "--bench", "api"]);
+    // `cargo run` gave this process the xtask package's own variables. Build scripts (ring's)
+    // rerun when those change, so passed on they would rebuild the release tree's dependencies
+    // on every alternation with a plain `cargo bench`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(&*name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR")
+        {
+            cmd.env_remove(&*name);
+        }
+    }
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(_) => run(&mut cmd),
         Err(_) => {
