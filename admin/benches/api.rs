@@ -1,72 +1,171 @@
-//! `cargo xtask bench api`: HTTP throughput and latency of list routes over 1,000 stored rows,
-//! next to a bare axum "hello" handler measured in the same run on the same machine, so the
-//! numbers say what the API costs above the HTTP stack. Client and server share the machine.
+//! `cargo xtask bench api`: HTTP throughput and latency of the main list routes (scenarios,
+//! assignments, sessions, flags, progress) over 1,000 stored rows each, on SQLite and on
+//! PostgreSQL side by side, next to a bare axum "hello" handler measured in the same run on the
+//! same machine, so the numbers say what the API costs above the HTTP stack. Client and server
+//! share the machine (and its cores), as they share this process.
+//!
+//! Every measured request is a signed-in supervisor's (cookie): it pays for the session lookup
+//! as real ones do. The target (issue 19, section 5) is each list route at or above 10% of the
+//! bare handler's requests per second with p99 at or under 10 ms; the last column says whether
+//! it was met.
 //!
 //! Environment: `BENCH_SECONDS` per measurement (default 5), `BENCH_CONCURRENCY` (default 16),
-//! `TEST_POSTGRES_URL` to also measure PostgreSQL.
+//! `TEST_POSTGRES_URL` to also measure PostgreSQL (`cargo xtask bench api` starts a throwaway
+//! server when it is unset), `BENCH_ROUTES` (comma-separated substrings of the paths to measure,
+//! for profiling one route), `BENCH_DBS` (`sqlite`, `postgres` or both, the default).
 
 use std::time::{Duration, Instant};
 
+use admin::{rubric, scoring};
 use store::testing::{self, TestDb};
-use store::{NewUser, Role, ScenarioMode};
+use store::{
+    CheckAnswer, CheckResult, CriterionScore, FlagSeverity, FlagSource, FlagType, NewEvaluation, NewFlag, NewOverride,
+    NewSession, NewTurn, NewUser, OverrideKind, Role, ScenarioMode, SessionKind, SessionStatus, Speaker,
+};
 
 const ROWS: usize = 1_000;
+const COUNSELORS: usize = 10;
+/// The list routes the target applies to, each at its default page (100 rows).
+const ROUTES: [&str; 6] =
+    ["/api/scenarios", "/api/assignments", "/api/sessions", "/api/flags", "/api/progress", "/api/scenarios?limit=500"];
+/// The target: at least this share of the bare handler's requests per second...
+const TARGET_SHARE: f64 = 0.10;
+/// ... with p99 at or under this many milliseconds.
+const TARGET_P99_MS: f64 = 10.0;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-        let concurrency: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|s| s.parse().ok()).unwrap_or(16);
+        let seconds: u64 = env_or("BENCH_SECONDS", 5);
+        let concurrency: usize = env_or("BENCH_CONCURRENCY", 16);
         let duration = Duration::from_secs(seconds);
-        println!(
-            "bench api: {ROWS} scenarios and {ROWS} assignments, {concurrency} concurrent clients, {seconds}s each"
-        );
-        println!("{:<44} {:>10} {:>10} {:>10} {:>8}", "target", "req/s", "p50 ms", "p99 ms", "errors");
+        let routes: Vec<&str> = match std::env::var("BENCH_ROUTES") {
+            Ok(only) => ROUTES.into_iter().filter(|r| only.split(',').any(|o| r.contains(o.trim()))).collect(),
+            Err(_) => ROUTES.to_vec(),
+        };
+        let wanted = std::env::var("BENCH_DBS").unwrap_or_else(|_| "sqlite,postgres".into());
 
-        let hello = hello_server().await;
-        report("bare axum hello", &load(&format!("{hello}/"), None, concurrency, duration).await);
-
-        let mut dbs = vec![("sqlite", testing::sqlite().await)];
-        if let Some(pg) = testing::postgres().await {
-            dbs.push(("postgres", pg));
+        let mut dbs: Vec<(&str, TestDb)> = Vec::new();
+        if wanted.contains("sqlite") {
+            dbs.push(("sqlite", testing::sqlite().await));
         }
-        for (name, db) in &dbs {
-            let (base, supervisor) = seeded_app(db).await;
-            for path in ["/api/scenarios", "/api/assignments", "/api/scenarios?limit=500"] {
-                let stats = load(&format!("{base}{path}"), Some(&supervisor), concurrency, duration).await;
-                report(&format!("{name} GET {path}"), &stats);
+        if wanted.contains("postgres") {
+            match testing::postgres().await {
+                Some(pg) => dbs.push(("postgres", pg)),
+                None => eprintln!("TEST_POSTGRES_URL is unset: PostgreSQL is not measured"),
             }
         }
+        let mut apps = Vec::new();
+        for (name, db) in &dbs {
+            let started = Instant::now();
+            let app = seeded_app(db).await;
+            eprintln!("{name}: seeded in {:.1}s", started.elapsed().as_secs_f64());
+            apps.push((*name, app));
+        }
+
+        println!(
+            "bench api: {ROWS} scenarios, assignments, sessions (evaluated; a third flagged, a tenth reviewed), \
+             {concurrency} concurrent clients, {seconds}s per measurement, release build"
+        );
+        let hello = hello_server().await;
+        let before = load(&format!("{hello}/"), None, concurrency, duration).await;
+        let mut results: Vec<(&str, Vec<Stats>)> = Vec::new();
+        for path in &routes {
+            let mut row = Vec::new();
+            for (_, (base, cookie)) in &apps {
+                row.push(load(&format!("{base}{path}"), Some(cookie), concurrency, duration).await);
+            }
+            results.push((path, row));
+        }
+        let after = load(&format!("{hello}/"), None, concurrency, duration).await;
+        // The faster of the two bare measurements is the reference: the share is not flattered by
+        // a slow moment of the machine.
+        let bare = before.rate().max(after.rate());
+
+        println!(
+            "bare axum hello: {:.0} req/s (p50 {:.2} ms, p99 {:.2} ms) before, {:.0} req/s (p50 {:.2} ms, p99 {:.2} ms) after",
+            before.rate(),
+            before.pct(0.50),
+            before.pct(0.99),
+            after.rate(),
+            after.pct(0.50),
+            after.pct(0.99)
+        );
+        let mut header = format!("{:<26}", "GET");
+        for (name, _) in &apps {
+            header.push_str(&format!(
+                " | {:>8} {:>7} {:>7} {:>6} {:>4}",
+                format!("{name} r/s"),
+                "p50 ms",
+                "p99 ms",
+                "%axum",
+                "met"
+            ));
+        }
+        println!("{header}");
+        let mut missed = 0;
+        for (path, row) in &results {
+            let mut line = format!("{path:<26}");
+            for s in row {
+                let share = s.rate() / bare;
+                let met = share >= TARGET_SHARE && s.pct(0.99) <= TARGET_P99_MS && s.errors == 0;
+                missed += usize::from(!met && !path.contains("limit="));
+                line.push_str(&format!(
+                    " | {:>8.0} {:>7.2} {:>7.2} {:>5.1}% {:>4}",
+                    s.rate(),
+                    s.pct(0.50),
+                    s.pct(0.99),
+                    share * 100.0,
+                    if s.errors > 0 {
+                        "ERR"
+                    } else if met {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                ));
+            }
+            println!("{line}");
+        }
+        println!(
+            "target: every default-page list route >= {:.0}% of bare axum with p99 <= {TARGET_P99_MS} ms \
+             (the 500-row page is shown, not counted): {}",
+            TARGET_SHARE * 100.0,
+            if missed == 0 { "met".to_owned() } else { format!("{missed} missed") }
+        );
     });
 }
 
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 struct Stats {
-    count: usize,
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
-fn report(name: &str, s: &Stats) {
-    let pct = |p: f64| {
-        let i = ((s.latencies.len() as f64 - 1.0) * p).round() as usize;
-        s.latencies.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN)
-    };
-    println!(
-        "{name:<44} {:>10.0} {:>10.2} {:>10.2} {:>8}",
-        s.count as f64 / s.elapsed.as_secs_f64(),
-        pct(0.50),
-        pct(0.99),
-        s.errors
-    );
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The `p` quantile of the latencies, in milliseconds.
+    fn pct(&self, p: f64) -> f64 {
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN)
+    }
 }
 
 /// Closed-loop load: each client sends its next request when the last one answered.
 async fn load(url: &str, user: Option<&str>, concurrency: usize, duration: Duration) -> Stats {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
-    // Warm up connections and caches.
+    // Warm up connections and caches; a failing route fails here, loudly.
     for _ in 0..concurrency {
-        let _ = request(&client, url, user).await;
+        if request(&client, url, user).await.is_err() {
+            eprintln!("warm-up request to {url} failed");
+        }
     }
     let start = Instant::now();
     let deadline = start + duration;
@@ -86,14 +185,13 @@ async fn load(url: &str, user: Option<&str>, concurrency: usize, duration: Durat
             })
         })
         .collect();
-    let mut stats = Stats { count: 0, errors: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut stats = Stats { errors: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
     for task in tasks {
         let (latencies, errors) = task.await.expect("load task");
         stats.errors += errors;
         stats.latencies.extend(latencies);
     }
     stats.elapsed = start.elapsed();
-    stats.count = stats.latencies.len();
     stats.latencies.sort();
     stats
 }
@@ -119,25 +217,30 @@ async fn hello_server() -> String {
     base
 }
 
-/// Seeds 1,000 scenarios, each assigned to one counselor, and starts the app on a free port.
+/// Seeds the account and starts the app on a free port; answers its base URL and a signed-in
+/// supervisor's cookie.
+///
+/// 1,000 scenarios, each assigned to one of 10 counselors; 1,000 ended free-practice chat
+/// sessions (one per scenario, spread over the last 1,000 hours) each with a short transcript
+/// and a rubric-v3 evaluation (gate table, so lists re-score it with the session's flags), every
+/// third flagged (open), every tenth reviewed by a supervisor with a rating override.
 async fn seeded_app(db: &TestDb) -> (String, String) {
     let s = &db.store;
     let account = s.create_account("Bench Center").await.expect("account");
-    let person = |email: &str, role| NewUser {
-        email: email.into(),
-        display_name: email.into(),
-        role,
-        external_id: None,
-        is_demo: false,
-    };
-    let supervisor = s.create_user(account.id, person("sup@bench.test", Role::Supervisor)).await.expect("user");
-    let counselor = s.create_user(account.id, person("c@bench.test", Role::Counselor)).await.expect("user");
+    let person =
+        |email: String, role| NewUser { display_name: email.clone(), email, role, external_id: None, is_demo: false };
+    let supervisor = s.create_user(account.id, person("sup@bench.test".into(), Role::Supervisor)).await.expect("user");
+    let mut counselors = Vec::new();
+    for i in 0..COUNSELORS {
+        counselors
+            .push(s.create_user(account.id, person(format!("c{i}@bench.test"), Role::Counselor)).await.expect("user"));
+    }
     let mut rows = Vec::new();
     for i in 0..ROWS {
         let input = serde_json::json!({
             "title": format!("Scenario {i}"),
             "prompt": "You are a caller in distress; open slowly, respond to empathy.",
-            "description": "Benchmark scenario", "mode": ScenarioMode::Phone, "category": "onboarding",
+            "description": "Benchmark scenario", "mode": ScenarioMode::Chat, "category": "onboarding",
             "skills": ["active-listening", "risk-assessment"], "estimatedTime": 15,
         });
         rows.push((i + 1, Ok(serde_json::from_value(input).expect("input"))));
@@ -146,15 +249,62 @@ async fn seeded_app(db: &TestDb) -> (String, String) {
         }
     }
     let filter = store::ScenarioFilter { limit: Some(500), ..Default::default() };
-    let mut ids = Vec::new();
+    let mut scenarios = Vec::new();
     for offset in [0, 500] {
         let page = store::ScenarioFilter { offset: Some(offset), ..filter.clone() };
-        ids.extend(s.list_scenarios(account.id, &page).await.expect("list").into_iter().map(|x| x.id));
+        scenarios.extend(s.list_scenarios(account.id, &page).await.expect("list").into_iter().map(|x| x.id));
     }
-    for chunk in ids.chunks(500) {
-        let report = s.bulk_assign(account.id, None, chunk, &[counselor.id], None, None).await.expect("assign");
-        assert_eq!(report.created.len(), chunk.len());
+    assert_eq!(scenarios.len(), ROWS);
+    for (c, counselor) in counselors.iter().enumerate() {
+        let mine: Vec<_> = scenarios.iter().skip(c).step_by(COUNSELORS).copied().collect();
+        let report = s.bulk_assign(account.id, None, &mine, &[counselor.id], None, None).await.expect("assign");
+        assert_eq!(report.created.len(), mine.len());
     }
+
+    // Sessions, written by a few tasks at once (PostgreSQL takes them in parallel; SQLite queues
+    // them on its write lock).
+    let workers = 4;
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let (s, scenarios, counselors) = (s.clone(), scenarios.clone(), counselors.clone());
+            let (account, supervisor) = (account.id, supervisor.id);
+            tokio::spawn(async move {
+                for i in (w..ROWS).step_by(workers) {
+                    let new = NewSession {
+                        user_id: counselors[i % COUNSELORS].id,
+                        assignment_id: None,
+                        scenario_id: Some(scenarios[i]),
+                        kind: SessionKind::Chat,
+                        room_name: None,
+                    };
+                    let session = s.create_session(account, &new).await.expect("session");
+                    s.append_turns(account, session.id, &transcript()).await.expect("turns");
+                    s.end_session(account, session.id, SessionStatus::Completed).await.expect("end");
+                    let skill = (i % 5) as i64;
+                    s.finish_evaluation(account, &evaluation(session.id, skill, i % 3 == 0)).await.expect("evaluation");
+                    if i % 10 == 0 {
+                        let rating = NewOverride {
+                            kind: OverrideKind::Rating,
+                            target: rubric::criteria("")[0].key.to_owned(),
+                            ai_value: None,
+                            value: Some("4".into()),
+                            reason: "Listened well in the second half.".into(),
+                        };
+                        s.record_review(account, session.id, supervisor, "Benchmark review", &[rating])
+                            .await
+                            .expect("review");
+                    }
+                    s.backdate_session(account, session.id, i as i64 * 3_600_000).await.expect("backdate");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("seed task");
+    }
+    // Grading's follow-ups (analysis, flag e-mail) would run against no model during the
+    // measurement: the benchmark measures lists, not background retries.
+    s.raw_execute("DELETE FROM jobs").await.expect("clear jobs");
 
     let password = "bench-password-not-secret";
     let hash = admin::auth::hash_password(password.into()).await.expect("hash");
@@ -188,4 +338,90 @@ async fn seeded_app(db: &TestDb) -> (String, String) {
         .expect("session cookie")
         .to_owned();
     (base, cookie)
+}
+
+fn transcript() -> Vec<NewTurn> {
+    [
+        (Speaker::Caller, "Hi. I don't know if I should even be calling."),
+        (Speaker::Counselor, "I'm really glad you called. What's happening for you tonight?"),
+        (Speaker::Caller, "I lost my job and I keep thinking everyone would be better off without me."),
+        (Speaker::Counselor, "That sounds so heavy. Are you thinking about suicide?"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (speaker, text))| NewTurn {
+        speaker,
+        text: text.into(),
+        started_ms: i as i64 * 7_000,
+        ended_ms: Some(i as i64 * 7_000 + 5_500),
+        segment_id: None,
+    })
+    .collect()
+}
+
+/// A full rubric-v3 evaluation, as grading stores it: every criterion and check answered, the
+/// gate table kept, `flagged` adding one high-severity flag of the evaluator's.
+fn evaluation(session_id: store::SessionId, skill: i64, flagged: bool) -> NewEvaluation {
+    let criteria: Vec<CriterionScore> = rubric::criteria("")
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let rating = (1 + (skill + i as i64 % 2) * 3 / 5).clamp(1, 4) as u8;
+            CriterionScore {
+                key: c.key.into(),
+                name: c.name.into(),
+                rating: Some(rating),
+                comment: format!("{}: rating {rating} of 4.", c.name),
+                checks: c
+                    .checks
+                    .iter()
+                    .map(|k| CheckResult {
+                        key: k.key.to_string(),
+                        question: k.question.to_string(),
+                        answer: CheckAnswer::Yes,
+                        turns: vec![2, 4],
+                        note: "Benchmark grading.".into(),
+                        ai_answer: None,
+                        blocked_by: None,
+                    })
+                    .collect(),
+                not_assessed: false,
+                rating_overridden: false,
+                ai_rating: None,
+            }
+        })
+        .collect();
+    let flags = if flagged {
+        vec![NewFlag {
+            flag_type: FlagType::MissedPlanOrMeans,
+            severity: FlagSeverity::High,
+            source: FlagSource::Evaluation,
+            details: "The caller mentioned pills; the counselor moved on without asking about access.".into(),
+            turns: vec![3, 4],
+        }]
+    } else {
+        Vec::new()
+    };
+    let raised: Vec<scoring::Raised> =
+        flags.iter().filter_map(|f| scoring::Raised::of_flag(f.source, f.flag_type, &f.turns)).collect();
+    let table = scoring::GateTable::current();
+    let score = scoring::score(&criteria, &[], &raised, &table);
+    let mut flags = flags;
+    flags.extend(score.derived);
+    NewEvaluation {
+        session_id,
+        flags,
+        overall_score: score.overall,
+        score_band: score.band,
+        score_basis: score.basis,
+        rubric_version: rubric::RUBRIC_VERSION,
+        criteria: score.criteria,
+        facts: Vec::new(),
+        gate_table: Some(table.to_value()),
+        strengths: vec!["Stayed with the caller".into()],
+        areas_to_improve: vec!["Ask about means as soon as suicide comes up".into()],
+        model: "bench".into(),
+        raw_output: "{}".into(),
+        integrity: Default::default(),
+    }
 }

@@ -465,6 +465,109 @@ pub async fn session_evaluation(state: &AppState, session: &SessionRef) -> Resul
     }
 }
 
+/// The score everyone sees ([`session_evaluation`]'s overall score and band) of many sessions
+/// at once, for lists. Re-scoring an evaluation means reading and parsing all of it, which for a
+/// page of 100 was most of the list's time; but the score is a pure function
+/// (`calibration::apply`) of the stored evaluation, which never changes once written (a new
+/// grading is a new evaluation id), and of its reviews and the session's flags, which are small.
+/// So those are read for the whole page, and a score is computed again only when its
+/// evaluation is new to this process or its reviews or flags differ from what it was computed
+/// with ([`ScoreCache`]); the evaluations to score are read in one query. Sessions without an
+/// evaluation are absent.
+pub async fn session_scores(
+    state: &AppState,
+    sessions: &[&SessionRef],
+) -> Result<std::collections::HashMap<SessionId, (Option<f64>, Option<store::ScoreBand>)>> {
+    let mut out = std::collections::HashMap::new();
+    if sessions.is_empty() {
+        return Ok(out);
+    }
+    let inputs = state.store.scoring_inputs(sessions).await?;
+    let mut keys = std::collections::HashMap::new();
+    let mut missing = Vec::new();
+    for session in sessions {
+        let Some(input) = inputs.get(&session.id()) else { continue };
+        let key = ScoreCache::key(input);
+        match state.scores.get(input.evaluation_id, &key) {
+            Some(score) => {
+                out.insert(session.id(), score);
+            }
+            None => missing.push(*session),
+        }
+        keys.insert(session.id(), key);
+    }
+    for evaluation in state.store.ai_evaluations_raw(&missing).await? {
+        let session_id = evaluation.session_id;
+        let (Some(input), Some(key)) = (inputs.get(&session_id), keys.remove(&session_id)) else { continue };
+        let evaluation_id = evaluation.id;
+        let reviewed = crate::calibration::apply(evaluation, &input.flags, &input.reviews);
+        let score = (reviewed.overall_score, reviewed.score_band);
+        // Graded again between the two reads: the inputs belong to the other evaluation.
+        if evaluation_id == input.evaluation_id {
+            state.scores.put(evaluation_id, key, score);
+        }
+        out.insert(session_id, score);
+    }
+    Ok(out)
+}
+
+/// Scores computed for lists ([`session_scores`]), by evaluation id, each with the key of the
+/// reviews and flags it was computed from: an entry serves only while they are the same, so
+/// every replica answers what the database holds now. Bounded: when full it starts afresh.
+#[derive(Debug, Default)]
+pub struct ScoreCache {
+    entries: std::sync::Mutex<std::collections::HashMap<Uuid, CachedScore>>,
+}
+
+#[derive(Debug)]
+struct CachedScore {
+    key: String,
+    score: (Option<f64>, Option<store::ScoreBand>),
+}
+
+/// At a few hundred bytes each, a few MB at most.
+const SCORE_CACHE_MAX: usize = 20_000;
+
+impl ScoreCache {
+    /// Everything of the reviews and flags that the score reads (`calibration::apply`): each
+    /// flag's source, type, status and turns, each review's overrides; with their ids.
+    fn key(input: &store::ScoringInput) -> String {
+        use std::fmt::Write;
+        let mut key = String::new();
+        for f in &input.flags {
+            let _ = write!(
+                key,
+                "f{}:{}:{}:{}:{:?};",
+                f.id,
+                f.source.as_str(),
+                f.flag_type.as_str(),
+                f.status.as_str(),
+                f.turns
+            );
+        }
+        for r in &input.reviews {
+            let _ = write!(key, "r{};", r.id);
+            for o in &r.overrides {
+                let _ = write!(key, "o{}:{}:{}:{:?};", o.id, o.kind.as_str(), o.target, o.value);
+            }
+        }
+        key
+    }
+
+    fn get(&self, evaluation_id: Uuid, key: &str) -> Option<(Option<f64>, Option<store::ScoreBand>)> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(&evaluation_id).filter(|e| e.key == key).map(|e| e.score)
+    }
+
+    fn put(&self, evaluation_id: Uuid, key: String, score: (Option<f64>, Option<store::ScoreBand>)) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= SCORE_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(evaluation_id, CachedScore { key, score });
+    }
+}
+
 /// Why an evaluation with these signals waits for a supervisor (none: it does not).
 fn hold_reason(signals: &[ManipulationSignal]) -> Option<String> {
     if signals.is_empty() {

@@ -68,6 +68,8 @@ pub struct AppState {
     pub mailer: Option<notify::Mailer>,
     /// Wakes the webhook dispatcher when an event is queued.
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Sessions' reviewed scores as lists show them (`evaluation::session_scores`).
+    pub scores: Arc<evaluation::ScoreCache>,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             llm,
             mailer,
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
+            scores: Default::default(),
         })
     }
 }

@@ -3,12 +3,14 @@
 //! updated: the AI's answer stays readable, and the reviewed version is computed from both. Each
 //! review is audited in the same transaction that stores it.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{RowExt, Store};
+use crate::db::{IN_LIST_MAX, RowExt, Store, placeholders};
 use crate::domain::{OverrideKind, Timestamp, new_id};
 use crate::error::{Error, Result, Violation, violation};
 use crate::evaluations::{EVALUATION_COLUMNS, Evaluation};
@@ -66,6 +68,40 @@ pub struct ReviewedEvaluation {
     pub guidance: String,
     pub flags: Vec<SessionFlag>,
     pub reviews: Vec<Review>,
+}
+
+/// One session's part of [`Store::scoring_inputs`].
+#[derive(Debug, Clone)]
+pub struct ScoringInput {
+    pub evaluation_id: Uuid,
+    pub reviews: Vec<Review>,
+    pub flags: Vec<SessionFlag>,
+}
+
+/// Binds `ids` in order, for an `IN (...)` list of [`placeholders`].
+fn bind_ids<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ids: &[Uuid],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    query
+}
+
+/// A review row with its overrides, picked from `overrides` (its evaluation's, or more).
+fn review_from_row(row: &AnyRow, overrides: &[Override]) -> Result<Review> {
+    let id = row.uuid("id")?;
+    Ok(Review {
+        id,
+        evaluation_id: row.uuid("evaluation_id")?,
+        session_id: row.uuid("session_id")?,
+        reviewer_id: row.opt_uuid("reviewer_id")?,
+        reviewer_name: row.opt_text("display_name")?,
+        note: row.text("note")?,
+        created_at: row.ts("created_at")?,
+        overrides: overrides.iter().filter(|o| o.review_id == id).cloned().collect(),
+    })
 }
 
 impl Override {
@@ -196,6 +232,79 @@ impl Store {
         }
     }
 
+    /// What the score everyone sees of many sessions depends on besides their stored
+    /// evaluations — each evaluation's id, its reviews and its session's flags — read in a few
+    /// small queries for the whole list. Sessions without an evaluation are absent. The parts
+    /// are as [`Store::reviews`] and [`Store::session_flags`] read them.
+    pub async fn scoring_inputs(&self, sessions: &[&SessionRef]) -> Result<HashMap<SessionId, ScoringInput>> {
+        let ids: Vec<SessionId> = sessions.iter().map(|s| s.id()).collect();
+        let mut evaluations: Vec<(Uuid, SessionId)> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_LIST_MAX) {
+            let sql = format!(
+                "SELECT id, session_id FROM evaluations WHERE session_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                evaluations.push((row.uuid("id")?, row.uuid("session_id")?));
+            }
+        }
+        let mut reviews = self.reviews_of_many(&evaluations.iter().map(|(id, _)| *id).collect::<Vec<_>>()).await?;
+        let mut flags = self.flags_of_many(&ids).await?;
+        Ok(evaluations
+            .into_iter()
+            .map(|(evaluation_id, session_id)| {
+                let input = ScoringInput {
+                    evaluation_id,
+                    reviews: reviews.remove(&evaluation_id).unwrap_or_default(),
+                    flags: flags.remove(&session_id).unwrap_or_default(),
+                };
+                (session_id, input)
+            })
+            .collect())
+    }
+
+    /// [`Store::ai_evaluation_raw`] for many sessions at once (in one query per page), without
+    /// the suggestions, which no score reads. Sessions without an evaluation are absent.
+    pub async fn ai_evaluations_raw(&self, sessions: &[&SessionRef]) -> Result<Vec<Evaluation>> {
+        self.evaluations_of_many(&sessions.iter().map(|s| s.id()).collect::<Vec<_>>()).await
+    }
+
+    /// [`Store::reviews_of`] for many evaluations (by evaluation id) at once.
+    async fn reviews_of_many(&self, evaluation_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<Review>>> {
+        let mut out: HashMap<Uuid, Vec<Review>> = HashMap::new();
+        for chunk in evaluation_ids.chunks(IN_LIST_MAX) {
+            let list = placeholders(1, chunk.len());
+            let reviews_sql = format!(
+                "SELECT r.id, r.evaluation_id, r.session_id, r.reviewer_id, u.display_name, r.note, r.created_at \
+                 FROM evaluation_reviews r LEFT JOIN users u ON u.id = r.reviewer_id \
+                 WHERE r.evaluation_id IN ({list}) ORDER BY r.created_at, r.id"
+            );
+            let rows = bind_ids(sqlx::query(&reviews_sql), chunk).fetch_all(&self.pool).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let overrides_sql = format!(
+                "SELECT id, review_id, kind, target, ai_value, value, reason, created_at FROM evaluation_overrides \
+                 WHERE evaluation_id IN ({list}) ORDER BY created_at, id"
+            );
+            let overrides = bind_ids(sqlx::query(&overrides_sql), chunk)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Override::from_row)
+                .collect::<Result<Vec<_>>>()?;
+            for row in &rows {
+                let review = review_from_row(row, &overrides)?;
+                out.entry(review.evaluation_id).or_default().push(review);
+            }
+        }
+        Ok(out)
+    }
+
     /// By evaluation id, for the store's own reads that have checked the session's account.
     async fn reviews_of(&self, evaluation_id: Uuid) -> Result<Vec<Review>> {
         let rows = sqlx::query(
@@ -216,21 +325,7 @@ impl Store {
         .iter()
         .map(Override::from_row)
         .collect::<Result<Vec<_>>>()?;
-        rows.iter()
-            .map(|row| {
-                let id = row.uuid("id")?;
-                Ok(Review {
-                    id,
-                    evaluation_id: row.uuid("evaluation_id")?,
-                    session_id: row.uuid("session_id")?,
-                    reviewer_id: row.opt_uuid("reviewer_id")?,
-                    reviewer_name: row.opt_text("display_name")?,
-                    note: row.text("note")?,
-                    created_at: row.ts("created_at")?,
-                    overrides: overrides.iter().filter(|o| o.review_id == id).cloned().collect(),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| review_from_row(row, &overrides)).collect()
     }
 
     /// Evaluations of the account reviewed at least once in `[from, to)` (by review time),

@@ -273,6 +273,15 @@ pub(crate) fn like_pattern(needle: &str) -> String {
     format!("%{}%", like_escape(&needle.to_lowercase()))
 }
 
+/// `$first, $first+1, ...` (`n` placeholders), for an `IN (...)` list bound in that order.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// How many ids one `IN (...)` list binds: a list page at most, well within both databases'
+/// limits on bound parameters.
+pub(crate) const IN_LIST_MAX: usize = 500;
+
 /// A list page: size 1 to 500 (default 100) and a non-negative offset.
 pub(crate) fn page(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
     (limit.unwrap_or(100).clamp(1, 500), offset.unwrap_or(0).max(0))

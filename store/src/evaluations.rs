@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::{Audit, audit_tx};
-use crate::db::{RowExt, Store};
+use crate::db::{IN_LIST_MAX, RowExt, Store, placeholders};
 use crate::domain::{
     CheckAnswer, Determination, DisclosureRule, FactOutcome, FlagType, GateSeverity, GateSource, JobKind,
     ManipulationKind, RequiredAction, RiskFactKind, RiskLevel, ScoreBand, Speaker, Timestamp, WebhookEvent, new_id,
@@ -683,6 +683,27 @@ impl Store {
             },
             truth,
         }))
+    }
+
+    /// The stored evaluations of many sessions (without their suggestions, which no score
+    /// reads), in one query per [`IN_LIST_MAX`] sessions: for lists. The ids come from handles
+    /// (account-checked) the caller holds.
+    pub(crate) async fn evaluations_of_many(&self, ids: &[SessionId]) -> Result<Vec<Evaluation>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_LIST_MAX) {
+            let sql = format!(
+                "SELECT {EVALUATION_COLUMNS} FROM evaluations WHERE session_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.push(Evaluation::from_row(&row)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The truth assessment's column and rows, in the evaluation's transaction.

@@ -1,12 +1,14 @@
 //! Safety and consistency flags on practice sessions, raised by the evaluation, the analysis or a
 //! counselor's report, and reviewed by a supervisor.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::accounts::{Audit, audit_tx};
-use crate::db::{RowExt, Store, page};
+use crate::db::{IN_LIST_MAX, RowExt, Store, page, placeholders};
 use crate::domain::{FlagSeverity, FlagSource, FlagStatus, FlagType, JobKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::ids::{AccountId, FlagId, SessionId, UserId};
@@ -232,6 +234,28 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(SessionFlag::from_row).collect()
+    }
+
+    /// The flags of many sessions, each session's oldest first as [`Store::session_flags`] reads
+    /// them, in one query per [`IN_LIST_MAX`] sessions: for lists. The ids come from handles
+    /// (account-checked) the caller holds.
+    pub(crate) async fn flags_of_many(&self, ids: &[SessionId]) -> Result<HashMap<SessionId, Vec<SessionFlag>>> {
+        let mut out: HashMap<SessionId, Vec<SessionFlag>> = HashMap::new();
+        for chunk in ids.chunks(IN_LIST_MAX) {
+            let sql = format!(
+                "{FLAG_SELECT} WHERE f.session_id IN ({}) ORDER BY f.created_at, f.id",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let flag = SessionFlag::from_row(&row)?;
+                out.entry(flag.session_id).or_default().push(flag);
+            }
+        }
+        Ok(out)
     }
 
     /// Records a supervisor's review (or reopens the flag). Closing a high or critical flag takes

@@ -52,7 +52,7 @@ pub use assignments::{
 pub use audit_log::{AUDIT_PAGE_MAX, AuditEntry, AuditFilter, AuditPage};
 pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use backup::MigrationState;
-pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation};
+pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation, ScoringInput};
 pub use call_records::{
     CALL_RECORD_NOTES_MAX, CallRecord, CallRecordInput, CallerDeviation, ScenarioDeviations, SessionDeviation,
 };

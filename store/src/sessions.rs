@@ -396,6 +396,16 @@ impl Store {
 
     /// [`Store::list_sessions`] with each row's scenario, counselor, stored score and flags.
     pub async fn session_list(&self, account_id: AccountId, filter: &SessionFilter) -> Result<Vec<SessionListItem>> {
+        Ok(self.session_list_with_handles(account_id, filter).await?.into_iter().map(|(_, item)| item).collect())
+    }
+
+    /// [`Store::session_list`] with each listed session's handle, so the list's sessions' data
+    /// (their evaluations, for the score everyone reads) can be read for the whole page at once.
+    pub async fn session_list_with_handles(
+        &self,
+        account_id: AccountId,
+        filter: &SessionFilter,
+    ) -> Result<Vec<(SessionRef, SessionListItem)>> {
         filter.validate()?;
         let assigned = match filter.list_type {
             SessionListType::FreePractice => Some(false),
@@ -454,8 +464,9 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok(SessionListItem {
-                    session: Session::from_row(row)?,
+                let session = Session::from_row(row)?;
+                let item = SessionListItem {
+                    session: session.clone(),
                     scenario_title: row.opt_text("scenario_title")?,
                     counselor_name: row.text("counselor_name")?,
                     overall_score: row
@@ -467,7 +478,9 @@ impl Store {
                     flags: row.int("flag_count")?,
                     open_flags: row.int("open_flag_count")?,
                     needs_review: row.flag("needs_review")?,
-                })
+                };
+                // Read under the account's check above, like `Store::sessions_in`'s handles.
+                Ok((SessionRef::new(session), item))
             })
             .collect()
     }

@@ -14,7 +14,8 @@
 //!   `chromium`) against the real binary, a fresh SQLite database and the OpenAI simulator.
 //! - `bench web`: first-load JavaScript (gzip) and time to interactive of the counselor home and
 //!   the voice page in headless Chromium.
-//! - `bench api`: HTTP throughput and latency of the API next to a bare axum handler.
+//! - `bench api`: HTTP throughput and latency of the list routes on SQLite and PostgreSQL (a
+//!   throwaway server unless `TEST_POSTGRES_URL` is set) next to a bare axum handler.
 //! - `bench agent-media [N ...]`: N concurrent echo sessions through a real livekit-server; CPU
 //!   seconds per session-minute and RSS per session of the agent process.
 //! - `bench voice [N ...]`: N concurrent role-play calls (synthetic counselors, the simulator as
@@ -29,6 +30,7 @@
 //! - `eval-golden --base-url <url> | --sim`: the evaluator against the labelled transcripts in
 //!   `golden/` (agreement, Cohen's kappa, flag precision/recall); see `golden/README.md`.
 
+mod bench_api;
 mod bench_scale;
 mod deploy;
 mod golden;
@@ -54,7 +56,7 @@ fn main() -> Result<()> {
         ["bench", "web"] => bench_web(),
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
-        ["bench", "api"] => run(Command::new("cargo").args(["bench", "-p", "proto-trainer-admin", "--bench", "api"])),
+        ["bench", "api"] => bench_api::main(),
         ["bench", "agent-media", sizes @ ..] => {
             let sizes = if sizes.is_empty() { vec!["1", "10", "50"] } else { sizes.to_vec() };
             run(Command::new("scripts/livekit/bench-agent-media.sh").args(sizes))

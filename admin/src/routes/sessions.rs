@@ -34,15 +34,17 @@ pub async fn list_sessions(
         // Review state is the supervisors' business.
         filter.needs_review = None;
     }
-    let mut rows = state.store.session_list(actor.account_id, &filter).await?;
+    let listed = state.store.session_list_with_handles(actor.account_id, &filter).await?;
+    // The score everyone reads is the reviewed one (overrides and every flag applied), read for
+    // the whole page at once.
+    let scored: Vec<&store::SessionRef> =
+        listed.iter().filter(|(_, row)| row.overall_score.is_some() || row.held).map(|(handle, _)| handle).collect();
+    let reviewed = evaluation::session_scores(&state, &scored).await?;
+    let mut rows: Vec<SessionListItem> = listed.into_iter().map(|(_, row)| row).collect();
     for row in &mut rows {
-        if row.overall_score.is_some() || row.held {
-            // The score everyone reads is the reviewed one (overrides and every flag applied).
-            let handle = state.store.session_in(actor.account_id, row.session.id).await?;
-            if let Some(e) = evaluation::session_evaluation(&state, &handle).await? {
-                row.overall_score = e.overall_score;
-                row.score_band = e.score_band;
-            }
+        if let Some(&(score, band)) = reviewed.get(&row.session.id) {
+            row.overall_score = score;
+            row.score_band = band;
         }
         if !supervisor {
             if row.held {

@@ -386,3 +386,34 @@ async fn a_live_voice_call_is_rejoined_in_its_own_room() {
         assert_eq!(app.post(app.counselor, "/api/livekit/token", body).await.0, StatusCode::CONFLICT);
     }
 }
+
+/// The list shows the score everyone reads (the reviewed one), and follows a review made after
+/// the list was read: lists keep each evaluation's score with the reviews and flags it came
+/// from (`evaluation::session_scores`), so a stale one would show here.
+#[tokio::test]
+async fn the_session_list_follows_a_review_made_after_it_was_read() {
+    for (backend, db) in testing::all().await {
+        let app = common::spawn(&db).await;
+        let session = crate::calibration::evaluated_session(&app).await;
+        let (listed, detail) = list_and_detail_scores(&app, session).await;
+        assert!(listed.is_number() && listed == detail, "{backend:?}: {listed} vs {detail}");
+
+        let review = json!({"overrides": [{"kind": "flag", "target": "missed_rescue", "value": "raised",
+            "reason": "Turn 4: pills at home and no rescue started."}]});
+        let (status, reviewed) = app.post(app.supervisor, &format!("/api/sessions/{session}/review"), review).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {reviewed}");
+        let (after, detail_after) = list_and_detail_scores(&app, session).await;
+        assert_eq!(after, reviewed["overallScore"], "{backend:?}");
+        assert_eq!(after, detail_after, "{backend:?}");
+        assert_ne!(after, listed, "{backend:?}: the review capped the score");
+    }
+}
+
+/// A session's score in the supervisor's list and in its own view.
+async fn list_and_detail_scores(app: &App, session: store::SessionId) -> (Value, Value) {
+    let (status, list) = app.get(app.supervisor, "/api/sessions?type=all").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let row = list.as_array().expect("list").iter().find(|r| r["id"] == session.to_string()).cloned();
+    let (_, detail) = app.get(app.supervisor, &format!("/api/sessions/{session}")).await;
+    (row.expect("listed")["overallScore"].clone(), detail["evaluation"]["overallScore"].clone())
+}
