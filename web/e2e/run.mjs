@@ -25,6 +25,7 @@ import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./li
 import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
+import * as uiserver from "./steps/uiserver.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -448,7 +449,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   for (const f of readdirSync(OUT)) if (f.startsWith("FAILED-")) rmSync(join(OUT, f));
   const lk = VOICE ? await startLivekit() : null;
-  const { base, dir } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: { ...scopedSteps.env, ...(lk?.appEnv ?? {}) }, logFile: lk ? join(OUT, "service.log") : null });
+  const { base, dir } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: { ...scopedSteps.env, ...uiserver.env, ...(lk?.appEnv ?? {}) }, logFile: lk ? join(OUT, "service.log") : null });
   // The in-process agent registers with livekit-server as the service starts.
   if (lk) await waitForLog(join(OUT, "service.log"), /worker connected/, "the voice agent did not register with livekit-server");
   const api = await apiSession(base, ADMIN.email, ADMIN.password);
@@ -494,7 +495,11 @@ async function main() {
   await step("ui2b. a supervisor-raised flag is in the queue (severity order), named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
   await step("ui2c. scenario names on the sessions list and review; CSV export; needs review", () => ui2.scenarioNamesAndCsv(ctx));
   await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
+  await step("uiserver-a. categories renamed with & and +, capitals kept; deleting one in use says what to do", () => uiserver.categoriesRenameAndDelete(ctx, { ADMIN }));
+  await step("uiserver-b. a webhook to localhost is refused on the form; Send test event shows the delivery", () => uiserver.webhookPrivateUrlAndTestEvent(ctx, { ADMIN }));
+  await step("uiserver-c. a capped score says why beside it, naming who raised the flag", () => uiserver.scoreExplanation(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
+  if (VOICE) await step("uiserver-d. a reload mid-call rejoins the same call; one session with turns from both halves", () => uiserver.voiceReloadRejoins(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));

@@ -4,8 +4,12 @@
 // visualizer of the caller's voice, live captions for both sides (`useTranscriptions`), device
 // selection, `StartAudio` for autoplay blocks, mute, a timer and hang up. If the caller has not
 // joined in time, the page says so instead of waiting silently. While connected, leaving the page
-// asks first (`beforeunload`); after a reload or a dropped connection the page offers "Rejoin
-// call": a token for the same room (the agent waits for the counselor for a grace period).
+// asks first (`beforeunload`). Hang-up and reload differ: only "Hang up" (or leaving the page
+// inside the app) sends LiveKit's leave, which ends the call at once; the room does not leave on
+// page unload (`disconnectOnPageLeave: false`), so a reload or a closed tab is a lost connection,
+// which the agent waits `COUNSELOR_REJOIN_GRACE` (60 s) for. After a reload in the same tab the
+// page rejoins that call by itself (the tab's sessionStorage remembers it); elsewhere, or after
+// a dropped connection, it offers "Rejoin call": a token for the same room and session.
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
 import { BarVisualizer, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useMediaDeviceSelect, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
 import { useMutation, useQuery } from "@tanstack/react-query";
@@ -24,7 +28,9 @@ type Token = Schemas["VoiceToken"];
 export default function VoicePage() {
   const [params] = useSearchParams();
   const assignmentId = params.get("assignmentId");
-  const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true }), []);
+  // No leave on page unload: a reload must look like a lost connection (the agent waits for a
+  // rejoin), not a hang-up (the agent ends the call at once).
+  const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false }), []);
   const [call_, setCall] = useState<Token | null>(null);
   // A live call of this assignment (or free practice) left by a reload: offered to rejoin.
   const live = useQuery({
@@ -43,9 +49,19 @@ export default function VoicePage() {
       ]);
       return token;
     },
-    onSuccess: setCall,
+    onSuccess: (token) => {
+      rememberCall(token.sessionId);
+      setCall(token);
+    },
   });
   useEffect(() => () => void room.disconnect(), [room]);
+  // Reloaded mid-call: the call this tab was in is still live, so rejoin it without a click.
+  const autoRejoined = useRef(false);
+  useEffect(() => {
+    if (autoRejoined.current || call_ || !live.data || live.data.id !== rememberedCall()) return;
+    autoRejoined.current = true;
+    start.mutate(live.data.id);
+  }, [live.data, call_, start]);
   // The same query (and cache) as the counselor's home, to name what is being practised.
   const assignments = useQuery({
     queryKey: ["assignments", "mine"],
@@ -62,7 +78,7 @@ export default function VoicePage() {
           <Card>
             <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call; captions appear for both of you.</p>
             {live.data && (
-              <Notice tone="warning">Your call is still open: the caller is waiting for you. Rejoin it to carry on where you left off.</Notice>
+              <Notice tone="warning">{start.isPending && autoRejoined.current ? "Rejoining your call…" : "Your call is still open: the caller is waiting for you. Rejoin it to carry on where you left off."}</Notice>
             )}
             <div className="mt-3 flex items-center gap-3">
               {live.data && <Button onClick={() => start.mutate(live.data!.id)} disabled={start.isPending}>Rejoin call</Button>}
@@ -123,6 +139,7 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
   }, [room]);
   const hangUp = async () => {
     hungUp.current = true;
+    forgetCall();
     await room.disconnect();
     navigate(`/feedback/${token.sessionId}`);
   };
@@ -182,6 +199,34 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
       </div>
     </>
   );
+}
+
+/** The call this tab is in, kept across a reload (sessionStorage is per tab), so a reload
+ * rejoins it by itself while another tab or a later visit only offers to. */
+const CALL_KEY = "pt-voice-call";
+
+function rememberCall(sessionId: string) {
+  try {
+    sessionStorage.setItem(CALL_KEY, sessionId);
+  } catch {
+    // Storage blocked: the page offers "Rejoin call" instead.
+  }
+}
+
+function rememberedCall(): string | null {
+  try {
+    return sessionStorage.getItem(CALL_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function forgetCall() {
+  try {
+    sessionStorage.removeItem(CALL_KEY);
+  } catch {
+    // Nothing remembered.
+  }
 }
 
 /**
