@@ -500,6 +500,7 @@ async function main() {
   await step("uiserver-c. a capped score says why beside it, naming who raised the flag", () => uiserver.scoreExplanation(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   if (VOICE) await step("uiserver-d. a reload mid-call rejoins the same call; one session with turns from both halves", () => uiserver.voiceReloadRejoins(ctx));
+  if (VOICE) await step("uiserver-e. a closed tab ends the call after the rejoin grace, and it is graded", () => uiserver.voiceClosedTabEndsAfterGrace(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));

@@ -587,7 +587,10 @@ async fn voice_token_starts_a_session_and_dispatches_the_agent() {
         assert_eq!(claims.sub, app.counselor.to_string());
         assert_eq!(claims.video.room, voice["roomName"].as_str().expect("room"));
         assert!(claims.video.room_join && claims.video.can_publish == Some(true));
-        let agents = claims.room_config.expect("room config").agents;
+        let room_config = claims.room_config.expect("room config");
+        // The room outlives the agent's 60 s rejoin grace (LiveKit's default is 20 s).
+        assert!(room_config.departure_timeout >= 80, "{}", room_config.departure_timeout);
+        let agents = room_config.agents;
         assert_eq!(agents[0].agent_name, "proto-trainer");
         let meta: Value = serde_json::from_str(&agents[0].metadata).expect("metadata JSON");
         assert_eq!(meta["sessionId"], voice["sessionId"]);

@@ -2,7 +2,8 @@
 // renamed with "&" and "+" and its capitals kept, and deleting one in use says what to do; a
 // webhook to `https://localhost:3003` is refused with the reason on the form; "Send test event"
 // shows the ping's delivery; a capped score says why beside it, naming who raised the flag; and
-// (E2E_VOICE=1) a reload mid-call rejoins the same call, which goes on in the same session.
+// (E2E_VOICE=1) a reload mid-call rejoins the same call, which goes on in the same session,
+// while a closed tab ends the call after the rejoin grace, and it is graded.
 // Each takes run.mjs's `ctx` (page, base, api as the account admin, ids, people, and the
 // audit/check/signIn/signOut helpers) and leaves the browser signed out.
 
@@ -152,5 +153,41 @@ export async function voiceReloadRejoins(ctx) {
   check(after.length === before.length + 1, `one session for the call and its rejoin (${before.length} -> ${after.length})`);
   await page.getByLabel(/Overall score \d+ of 100/).waitFor({ timeout: 30_000 });
   lap("graded");
+  await ctx.signOut(page);
+}
+
+/**
+ * Item 1 (E2E_VOICE=1): a closed tab is not a hang-up either, but nobody comes back: the agent
+ * waits its rejoin grace (60 s), ends the call, and the call is graded.
+ */
+export async function voiceClosedTabEndsAfterGrace(ctx) {
+  const { page, api, people, check } = ctx;
+  const tab = await page.context().newPage();
+  tab.setDefaultTimeout(15_000);
+  await ctx.signIn(tab, ctx.base, people.casey.email, people.casey.password);
+  await tab.getByRole("heading", { name: "My assignments", exact: true }).waitFor();
+  await tab.goto(`${ctx.base}/practice/voice`);
+  await tab.getByRole("button", { name: "Connect", exact: true }).click();
+  await tab.getByRole("list", { name: "Live captions" }).getByRole("listitem").filter({ hasText: /^You/ }).first().waitFor({ timeout: 30_000 });
+  const sessionId = await tab.evaluate(() => sessionStorage.getItem("pt-voice-call"));
+  check(sessionId, "the tab remembers its call");
+  await tab.close();
+  const closed = Date.now();
+  let detail = await api("GET", `/api/sessions/${sessionId}`);
+  while (detail.status === "active" && Date.now() - closed < 120_000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    detail = await api("GET", `/api/sessions/${sessionId}`);
+  }
+  const endedAfter = (Date.now() - closed) / 1000;
+  console.log(`     the call ended ${endedAfter.toFixed(1)} s after the tab closed (${detail.status})`);
+  check(detail.status !== "active" && endedAfter >= 55 && endedAfter <= 100, `the call ends after the 60 s grace (LiveKit notices the loss first), not at once nor never (${endedAfter.toFixed(1)} s, ${detail.status})`);
+  while (!detail.evaluation && Date.now() - closed < 150_000) {
+    await new Promise((r) => setTimeout(r, 1000));
+    detail = await api("GET", `/api/sessions/${sessionId}`);
+  }
+  check(detail.evaluation?.overallScore != null || detail.evaluation?.scoreBasis, `the call is graded: ${JSON.stringify(detail.evaluation)?.slice(0, 200)}`);
+  console.log(`     graded ${((Date.now() - closed) / 1000).toFixed(1)} s after the tab closed`);
+  // The main page shares the tab's cookies: start the next step signed out.
+  await page.goto(`${ctx.base}/`);
   await ctx.signOut(page);
 }

@@ -25,6 +25,24 @@ export const AGENT_JOIN_TIMEOUT_MS = 20_000;
 
 type Token = Schemas["VoiceToken"];
 
+// Hanging up (or a drop) while a caption is still streaming ends that stream with LiveKit's
+// "Room disconnected in the middle of receiving data"; the captions hook subscribes without an
+// error handler, so RxJS rethrows it from a timer as an uncaught error. The caption simply stops
+// there: no error for the page. Registered once, with the page's module, because it lands after
+// the call's components have unmounted.
+function isCutCaption(error: unknown): boolean {
+  const e = error as { name?: string; reasonName?: string } | null;
+  return e?.name === "DataStreamError" && e.reasonName === "AbnormalEnd";
+}
+if (typeof window !== "undefined") {
+  window.addEventListener("error", (e: ErrorEvent) => {
+    if (isCutCaption(e.error)) e.preventDefault();
+  });
+  window.addEventListener("unhandledrejection", (e: PromiseRejectionEvent) => {
+    if (isCutCaption(e.reason)) e.preventDefault();
+  });
+}
+
 export default function VoicePage() {
   const [params] = useSearchParams();
   const assignmentId = params.get("assignmentId");
