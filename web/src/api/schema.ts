@@ -2653,7 +2653,7 @@ export interface components {
         };
         /**
          * @description A category's name as people read it ("Youth and LGBTQ+"): capitals kept, letters, digits,
-         *     spaces and `& + - _ / ' . , ( )`; unique in the account ignoring capitals (409).
+         *     spaces and `& + - _ / ' , ( )`; unique in the account ignoring capitals (409).
          */
         NewCategory: {
             /** @example Youth and LGBTQ+ */
