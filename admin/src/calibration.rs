@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use store::{
-    CheckAnswer, Evaluation, FlagSource, FlagStatus, FlagType, GateSource, OverrideKind, Review, ReviewSummary,
-    SessionFlag, Speaker, Timestamp,
+    CheckAnswer, Evaluation, FlagOverride, FlagSource, FlagStatus, FlagType, GateSource, OverrideKind, RatingOverride,
+    Review, ReviewSummary, SessionFlag, Speaker, Timestamp,
 };
 use utoipa::ToSchema;
 
@@ -200,7 +200,7 @@ fn rating_value(rating: Option<u8>) -> String {
 }
 
 fn flag_value(raised: bool) -> &'static str {
-    if raised { "raised" } else { "not_raised" }
+    if raised { FlagOverride::Raised } else { FlagOverride::NotRaised }.as_str()
 }
 
 /// The AI's flag types for a session (the evaluation's own flags).
@@ -275,20 +275,21 @@ fn validate_override(
 }
 
 fn parse_rating(value: &str) -> std::result::Result<Option<u8>, String> {
-    match value {
-        "none" => Ok(None),
-        v => match v.parse::<u8>() {
-            Ok(r) if (1..=4).contains(&r) => Ok(Some(r)),
-            _ => Err(format!("`{v}` is not a rating: 1, 2, 3, 4 or none")),
-        },
+    match value.parse::<RatingOverride>() {
+        Ok(RatingOverride::One) => Ok(Some(1)),
+        Ok(RatingOverride::Two) => Ok(Some(2)),
+        Ok(RatingOverride::Three) => Ok(Some(3)),
+        Ok(RatingOverride::Four) => Ok(Some(4)),
+        Ok(RatingOverride::Unrated) => Ok(None),
+        Err(_) => Err(format!("`{value}` is not a rating: 1, 2, 3, 4 or none")),
     }
 }
 
 fn parse_flag(value: &str) -> std::result::Result<bool, String> {
-    match value {
-        "raised" => Ok(true),
-        "not_raised" => Ok(false),
-        v => Err(format!("`{v}` is not raised or not_raised")),
+    match value.parse::<FlagOverride>() {
+        Ok(FlagOverride::Raised) => Ok(true),
+        Ok(FlagOverride::NotRaised) => Ok(false),
+        Err(_) => Err(format!("`{value}` is not raised or not_raised")),
     }
 }
 

@@ -387,6 +387,27 @@ str_enum! {
 }
 
 str_enum! {
+    /// The value of a rating override (`OverrideKind::Rating`): a rating from 1 (not
+    /// demonstrated) to 4 (exemplary), or `none` (the criterion did not apply). Published so the
+    /// calibration form offers exactly what the server accepts.
+    pub enum RatingOverride {
+        One = "1",
+        Two = "2",
+        Three = "3",
+        Four = "4",
+        Unrated = "none",
+    }
+}
+
+str_enum! {
+    /// The value of a flag override (`OverrideKind::Flag`).
+    pub enum FlagOverride {
+        Raised = "raised",
+        NotRaised = "not_raised",
+    }
+}
+
+str_enum! {
     /// Events a partner webhook can subscribe to, and `ping`, the test event an admin sends on
     /// request ("Send test event"; never subscribed to).
     pub enum WebhookEvent {
@@ -617,6 +638,8 @@ pub fn enum_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::sc
         ManipulationKind,
         ScoreBand,
         OverrideKind,
+        RatingOverride,
+        FlagOverride,
         WebhookEvent,
         DeliveryStatus,
         EndReason,
@@ -769,6 +792,8 @@ mod tests {
             ManipulationKind,
             ScoreBand,
             OverrideKind,
+            RatingOverride,
+            FlagOverride,
             WebhookEvent,
             DeliveryStatus,
             EndReason,

@@ -26,6 +26,7 @@ import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
 import * as uiserver from "./steps/uiserver.mjs";
+import * as uiweb from "./steps/uiweb.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -449,7 +450,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   for (const f of readdirSync(OUT)) if (f.startsWith("FAILED-")) rmSync(join(OUT, f));
   const lk = VOICE ? await startLivekit() : null;
-  const { base, dir } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: { ...scopedSteps.env, ...uiserver.env, ...(lk?.appEnv ?? {}) }, logFile: lk ? join(OUT, "service.log") : null });
+  const { base, dir } = await startApp({ adminEmail: ADMIN.email, adminPassword: ADMIN.password, extraEnv: { ...scopedSteps.env, ...uiweb.env, ...(lk?.appEnv ?? {}) }, logFile: lk ? join(OUT, "service.log") : null });
   // The in-process agent registers with livekit-server as the service starts.
   if (lk) await waitForLog(join(OUT, "service.log"), /worker connected/, "the voice agent did not register with livekit-server");
   const api = await apiSession(base, ADMIN.email, ADMIN.password);
@@ -460,7 +461,8 @@ async function main() {
     temporary[key] = created.temporaryPassword;
     ids[key] = created.id;
   }
-  const voiceArgs = [];
+  // A fake microphone (a beeping tone) and no permission prompt, for the microphone test.
+  const voiceArgs = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"];
   if (VOICE) {
     // Setup, not under test: a phone scenario (the caller speaks first) assigned to Casey.
     const { categories } = await api("GET", "/api/categories");
@@ -473,7 +475,7 @@ async function main() {
     });
     await api("POST", "/api/assignments", { scenarioId: scenario.id, counselorId: ids.casey });
     const wav = speechWav(COUNSELOR_SPEECH, LEAD_SECONDS);
-    voiceArgs.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${wav}%noloop`, "--autoplay-policy=no-user-gesture-required");
+    voiceArgs.push(`--use-file-for-fake-audio-capture=${wav}%noloop`, "--autoplay-policy=no-user-gesture-required");
   }
   const browser = await launch(voiceArgs);
   const page = browser.pages()[0] ?? (await browser.newPage());
@@ -498,10 +500,15 @@ async function main() {
   await step("uiserver-a. categories renamed with & and +, capitals kept; deleting one in use says what to do", () => uiserver.categoriesRenameAndDelete(ctx, { ADMIN }));
   await step("uiserver-b. a webhook to localhost is refused on the form; Send test event shows the delivery", () => uiserver.webhookPrivateUrlAndTestEvent(ctx, { ADMIN }));
   await step("uiserver-c. a capped score says why beside it, naming who raised the flag", () => uiserver.scoreExplanation(ctx));
+  await step("uiweb. 390 px chat: the reply box and End stay on screen after many messages; no sideways scroll", () => uiweb.phoneChat(ctx));
+  await step("uiweb. 390 px progress: legends under the charts, every chart as a table", () => uiweb.phoneProgress(ctx));
+  await step("uiweb. the counselor picker exposes its highlighted option (aria-activedescendant)", () => uiweb.comboboxActiveDescendant(ctx));
+  if (!VOICE) await step("uiweb. microphone test: the fake microphone's level, a warning for silence", () => uiweb.micTest(ctx));
+  await step("uiweb. an upload goes through the typed client", () => uiweb.uploadThroughTypedClient(ctx));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
+  else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   if (VOICE) await step("uiserver-d. a reload mid-call rejoins the same call; one session with turns from both halves", () => uiserver.voiceReloadRejoins(ctx));
   if (VOICE) await step("uiserver-e. a closed tab ends the call after the rejoin grace, and it is graded", () => uiserver.voiceClosedTabEndsAfterGrace(ctx));
-  else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));
   await browser.close();

@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's developer tasks in Rust instead of shell sprawl.
 //!
 //! - `demo`: build, seed the demo data into SQLite, and serve on http://localhost:3003.
-//! - `ci`: everything CI checks: formatting, known advisories in `Cargo.lock` (offline), clippy,
+//! - `ci`: everything CI checks: formatting, ESLint on the web UI, known advisories in `Cargo.lock` (offline), clippy,
 //!   generated-file drift, the deployment files and the container image, the whole test suite on
 //!   SQLite and on a throwaway PostgreSQL server this task installs and starts, and the voice
 //!   agent's end-to-end tests against a real livekit-server and LiveKit client.
@@ -285,6 +285,9 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
     // The image from the debug binary just built (the release build is the image's own stage
     // elsewhere); the Debian base is made once with debootstrap and cached in target/image.
     steps.time("container image (podman build + run)", deploy::image_test)?;
+    // ESLint (hook rules, jsx-a11y, feature import boundaries, query keys from the factory):
+    // web/eslint.config.js.
+    steps.time("eslint", || run(Command::new("npm").args(["run", "--silent", "lint"]).current_dir("web")))?;
     steps.time("vitest", || run(Command::new("npm").args(["test", "--silent"]).current_dir("web")))?;
     steps.time("cargo test (SQLite + PostgreSQL)", || {
         let server = postgres::TestServer::start()?;

@@ -7,12 +7,6 @@
 // Each takes run.mjs's `ctx` (page, base, api as the account admin, ids, people, and the
 // audit/check/signIn/signOut helpers) and leaves the browser signed out.
 
-/**
- * The service's environment for this run: the whole E2E signs in from 127.0.0.1 more than the
- * default 20 times in 15 minutes per address (`RATE_LIMIT_LOGIN_PER_IP`, an ordinary setting).
- */
-export const env = { RATE_LIMIT_LOGIN_PER_IP: "100/900" };
-
 async function signedIn(ctx, email, password, heading) {
   await ctx.signIn(ctx.page, ctx.base, email, password);
   if (heading) await ctx.page.getByRole("heading", { name: heading, exact: true }).waitFor();

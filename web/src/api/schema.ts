@@ -2417,6 +2417,11 @@ export interface components {
             /** Format: int64 */
             dismissed: number;
         };
+        /**
+         * @description The value of a flag override (`OverrideKind::Flag`).
+         * @enum {string}
+         */
+        FlagOverride: "raised" | "not_raised";
         FlagReport: {
             /** @description What went wrong with the AI caller (or the session). */
             details: string;
@@ -2824,6 +2829,11 @@ export interface components {
             weightedKappa?: number | null;
             weightedKappaCi?: number[] | null;
         };
+        /**
+         * @description The value of a rating override (`OverrideKind::Rating`): a rating from 1 (not demonstrated) to 4 (exemplary), or `none` (the criterion did not apply). Published so the calibration form offers exactly what the server accepts.
+         * @enum {string}
+         */
+        RatingOverride: "1" | "2" | "3" | "4" | "none";
         /** @description Tokens and audio of a call's Realtime responses, summed over responses and sockets. */
         RealtimeUsage: {
             /**
@@ -10931,6 +10941,7 @@ export const endReasonValues: ReadonlyArray<FlattenedDeepRequired<components>["s
 export const evaluationStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluationStatus"]> = ["not_started", "running", "failed", "completed", "pending"];
 export const extractedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ExtractedKind"]> = ["pdf", "txt"];
 export const factOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FactOutcome"]> = ["elicited", "volunteered", "missed", "withheld_by_caller"];
+export const flagOverrideValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagOverride"]> = ["raised", "not_raised"];
 export const flagSeverityValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSeverity"]> = ["low", "medium", "high", "critical"];
 export const flagSourceValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagSource"]> = ["evaluation", "analysis", "user_feedback", "derived", "supervisor"];
 export const flagStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FlagStatus"]> = ["open", "reviewed", "dismissed"];
@@ -10943,6 +10954,7 @@ export const llmTaskValues: ReadonlyArray<FlattenedDeepRequired<components>["sch
 export const manipulationKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ManipulationKind"]> = ["turn_marker", "speaker_label", "grader_note", "data_tag"];
 export const overrideKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["OverrideKind"]> = ["check", "rating", "flag"];
 export const partyValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Party"]> = ["counselor", "caller"];
+export const ratingOverrideValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RatingOverride"]> = ["1", "2", "3", "4", "none"];
 export const reportedFlagTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["ReportedFlagType"]> = ["ai_caller_problem", "caller_inconsistency", "other"];
 export const requiredActionValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RequiredAction"]> = ["safety_plan", "means_restriction", "active_rescue", "follow_up", "warm_handoff", "third_party_guidance"];
 export const riskFactKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["RiskFactKind"]> = ["psychological_pain", "hopelessness", "trapped", "burden", "alone", "means_access", "firearms", "past_attempts", "intoxication", "agitation", "ideation", "plan", "timeline", "preparatory_behavior", "attempt_in_progress", "buffer", "risk_to_others", "context"];

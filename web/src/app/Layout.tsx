@@ -7,6 +7,7 @@ import { api, call } from "@/api/client";
 import { Badge, useFocusHeadingOnNavigation } from "@/components/ui";
 import { label } from "@/lib/format";
 import { isSupervisor, useMe, useSetMe } from "@/lib/session";
+import { keys } from "@/api/keys";
 
 export function Layout() {
   const me = useMe().data!;
@@ -24,7 +25,7 @@ export function Layout() {
   const links: { to: string; text: string; count?: number }[] = [];
   // Polled gently: a badge a minute old is fine, and it refreshes when a flag is reviewed here.
   const openFlags = useQuery({
-    queryKey: ["flags", "count"],
+    queryKey: keys.flags.count(),
     queryFn: () => call(api.GET("/api/flags/count")),
     enabled: isSupervisor(role),
     refetchInterval: 60_000,

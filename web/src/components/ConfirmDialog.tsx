@@ -44,7 +44,9 @@ export function ConfirmDialog({ title, body, confirmLabel, danger = true, onConf
       <h2 id={titleId} className="mb-2 text-lg font-semibold">{title}</h2>
       {body && <div id={bodyId} className="mb-4 text-sm text-slate-800">{body}</div>}
       <div className="flex justify-end gap-2">
-        {/* The safe choice has the focus first. */}
+        {/* The safe choice has the focus first (the ARIA dialog pattern's advice for destructive
+            actions; showModal would otherwise focus the first button in order). */}
+        {/* eslint-disable-next-line jsx-a11y/no-autofocus */}
         <Button variant="secondary" autoFocus onClick={onCancel}>Cancel</Button>
         <Button variant={danger ? "danger" : "primary"} onClick={onConfirm}>{confirmLabel}</Button>
       </div>

@@ -1,8 +1,12 @@
 // Type-ahead over the account's counselors (`GET /api/users?role=counselor&q=`), picking one or
-// many; chosen counselors show as removable chips.
+// many; chosen counselors show as removable chips. The ARIA 1.2 combobox pattern: focus stays in
+// the input while arrow keys move a highlight through the list, and `aria-activedescendant`
+// names the highlighted option, so a screen reader reads each one as it is highlighted (before,
+// the highlight was only a colour). The highlighted option is scrolled into view.
 import { useQuery } from "@tanstack/react-query";
-import { useId, useState } from "react";
+import { useEffect, useId, useState } from "react";
 import { api, call, type Schemas } from "@/api/client";
+import { keys } from "@/api/keys";
 
 type User = Schemas["User"];
 
@@ -11,12 +15,20 @@ export function CounselorPicker({ value, onChange, multiple = true, label = "Cou
   const [q, setQ] = useState("");
   const [open, setOpen] = useState(false);
   const [active, setActive] = useState(0);
+  const query = { role: "counselor", q: q || undefined, limit: 20 } as const;
   const found = useQuery({
-    queryKey: ["users", "counselor", q],
-    queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", q: q || undefined, limit: 20 } } })),
+    queryKey: keys.users.list(query),
+    queryFn: () => call(api.GET("/api/users", { params: { query } })),
     enabled: open,
   });
   const options = (found.data ?? []).filter((u) => !value.some((v) => v.id === u.id));
+  const listId = `${id}-list`;
+  const optionId = (i: number) => `${id}-option-${i}`;
+  const expanded = open && options.length > 0;
+  const current = expanded ? Math.min(active, options.length - 1) : -1;
+  useEffect(() => {
+    if (current >= 0) document.getElementById(`${id}-option-${current}`)?.scrollIntoView?.({ block: "nearest" });
+  }, [current, id]);
   const pick = (u: User) => {
     onChange(multiple ? [...value, u] : [u]);
     setQ("");
@@ -39,9 +51,10 @@ export function CounselorPicker({ value, onChange, multiple = true, label = "Cou
         <input
           id={id}
           role="combobox"
-          aria-expanded={open && options.length > 0}
-          aria-controls={`${id}-list`}
+          aria-expanded={expanded}
+          aria-controls={listId}
           aria-autocomplete="list"
+          aria-activedescendant={current >= 0 ? optionId(current) : undefined}
           autoComplete="off"
           placeholder="Type a name or e-mail"
           className="w-full rounded-md border border-slate-400 px-3 py-2 text-sm focus:outline-none focus:ring-2 focus:ring-blue-700"
@@ -54,20 +67,27 @@ export function CounselorPicker({ value, onChange, multiple = true, label = "Cou
           onFocus={() => setOpen(true)}
           onBlur={() => setTimeout(() => setOpen(false), 150)}
           onKeyDown={(e) => {
-            if (e.key === "ArrowDown") { e.preventDefault(); setActive((a) => Math.min(a + 1, options.length - 1)); }
+            if (e.key === "ArrowDown") {
+              e.preventDefault();
+              if (!open) setOpen(true);
+              else setActive((a) => Math.min(a + 1, options.length - 1));
+            }
             if (e.key === "ArrowUp") { e.preventDefault(); setActive((a) => Math.max(a - 1, 0)); }
-            if (e.key === "Enter" && options[active]) { e.preventDefault(); pick(options[active]!); }
+            if (expanded && e.key === "Home") { e.preventDefault(); setActive(0); }
+            if (expanded && e.key === "End") { e.preventDefault(); setActive(options.length - 1); }
+            if (e.key === "Enter" && current >= 0) { e.preventDefault(); pick(options[current]!); }
             if (e.key === "Escape") setOpen(false);
           }}
         />
-        {open && options.length > 0 && (
-          <ul id={`${id}-list`} role="listbox" className="absolute z-10 mt-1 max-h-60 w-full overflow-auto rounded-md border border-slate-300 bg-white shadow">
+        {expanded && (
+          <ul id={listId} role="listbox" aria-label={label} className="absolute z-10 mt-1 max-h-60 w-full overflow-auto rounded-md border border-slate-300 bg-white shadow">
             {options.map((u, i) => (
               <li
                 key={u.id}
+                id={optionId(i)}
                 role="option"
-                aria-selected={i === active}
-                className={`cursor-pointer px-3 py-2 text-sm ${i === active ? "bg-blue-100" : ""}`}
+                aria-selected={i === current}
+                className={`cursor-pointer px-3 py-2 text-sm ${i === current ? "bg-blue-100" : ""}`}
                 onMouseDown={(e) => { e.preventDefault(); pick(u); }}
               >
                 {u.displayName} <span className="text-slate-700">{u.email}</span>
@@ -75,6 +95,7 @@ export function CounselorPicker({ value, onChange, multiple = true, label = "Cou
             ))}
           </ul>
         )}
+        {open && q && found.isSuccess && options.length === 0 && <p className="mt-1 text-sm text-slate-700" role="status">No counselor matches “{q}”.</p>}
       </div>
     </div>
   );

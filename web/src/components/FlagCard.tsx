@@ -7,6 +7,7 @@ import { Link } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
 import { Badge, Button, ErrorNote, TextArea } from "./ui";
 import { formatDateTime, label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 type Flag = Schemas["SessionFlag"];
 
@@ -27,9 +28,9 @@ export function FlagCard({ flag, reviewerName, showSessionLink, onTurn }: { flag
     mutationFn: (status: Flag["status"]) => call(api.PATCH("/api/flags/{id}", { params: { path: { id: flag.id } }, body: { status, note: note || null } })),
     onSuccess: () => {
       setNote("");
-      client.invalidateQueries({ queryKey: ["flags"] });
-      client.invalidateQueries({ queryKey: ["session", flag.sessionId] });
-      client.invalidateQueries({ queryKey: ["sessions"] });
+      client.invalidateQueries({ queryKey: keys.flags.all() });
+      client.invalidateQueries({ queryKey: keys.session.detail(flag.sessionId) });
+      client.invalidateQueries({ queryKey: keys.sessions.all() });
     },
   });
   const tone = flag.severity === "critical" || flag.severity === "high" ? "red" : flag.severity === "medium" ? "amber" : "slate";

@@ -13,6 +13,9 @@ export const RecordingPlayer = forwardRef<HTMLAudioElement, { sessionId: string;
   // exist yet is asked for again.
   if (failed) return <p className="text-sm text-slate-700">No recording is available for this session.</p>;
   return (
+    // The transcript beside the player is the recording's text alternative (it follows the
+    // playback); a caption track would repeat it.
+    // eslint-disable-next-line jsx-a11y/media-has-caption
     <audio
       ref={ref}
       controls

@@ -3,7 +3,7 @@
 // the review to send from the supervisor's edits (only the items they changed, each with its
 // reason). Values are the API's wire forms (see `OverrideInput`).
 import type { Schemas } from "@/api/client";
-import { checkAnswerValues } from "@/api/schema";
+import { checkAnswerValues, flagOverrideValues, ratingOverrideValues } from "@/api/schema";
 import { checkLabel, humanQuestion } from "./format";
 
 type Evaluation = Schemas["Evaluation"];
@@ -31,9 +31,6 @@ export interface Edit {
   value: string;
   reason: string;
 }
-
-export const RATING_VALUES = ["1", "2", "3", "4", "none"] as const;
-export const FLAG_VALUES = ["raised", "not_raised"] as const;
 
 export function itemKey(item: Pick<CalibrationItem, "kind" | "target">): string {
   return `${item.kind}:${item.target}`;
@@ -67,7 +64,7 @@ export function calibrationItems(evaluation: Evaluation, sessionFlags: Schemas["
       ai: ro ? ro.aiValue ?? null : ratingValue(c.ratingOverridden ? c.aiRating : c.rating),
       current: ratingValue(c.rating),
       reason: ro?.reason,
-      options: [...RATING_VALUES],
+      options: [...ratingOverrideValues],
     });
     for (const k of c.checks ?? []) {
       const target = `${c.key}.${k.key}`;
@@ -97,7 +94,7 @@ export function calibrationItems(evaluation: Evaluation, sessionFlags: Schemas["
       ai: ai.includes(f) ? "raised" : "not_raised",
       current: inForce.includes(f) ? "raised" : "not_raised",
       reason: o?.reason,
-      options: [...FLAG_VALUES],
+      options: [...flagOverrideValues],
     });
   }
   return items;

@@ -2,13 +2,14 @@
 // "signed out", not an error.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError, call, setCsrfToken, type Schemas } from "@/api/client";
+import { keys } from "@/api/keys";
 
 export type Me = Schemas["SessionInfo"];
 export type Role = Schemas["Role"];
 
 export function useMe() {
   return useQuery({
-    queryKey: ["me"],
+    queryKey: keys.me(),
     queryFn: async (): Promise<Me | null> => {
       try {
         const me = await call(api.GET("/api/me"));
@@ -31,8 +32,8 @@ export function useSetMe() {
   const client = useQueryClient();
   return (me: Me | null) => {
     setCsrfToken(me?.csrfToken ?? null);
-    client.setQueryData(["me"], me);
-    if (!me) client.removeQueries({ predicate: (q) => q.queryKey[0] !== "me" });
+    client.setQueryData(keys.me(), me);
+    if (!me) client.removeQueries({ predicate: (q) => q.queryKey[0] !== keys.me()[0] });
   };
 }
 

@@ -5,6 +5,7 @@ import { useState, type FormEvent } from "react";
 import { api, call } from "@/api/client";
 import { Button, Card, ErrorNote, Select, Spinner, TextInput } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 /** What each recorded action means, in words; an unknown one is shown as its words. */
 const ACTIONS: Record<string, string> = {
@@ -70,11 +71,11 @@ function dayBound(day: string, next: boolean): string | undefined {
 }
 
 export function AuditPanel() {
-  const users = useQuery({ queryKey: ["users"], queryFn: () => call(api.GET("/api/users")) });
+  const users = useQuery({ queryKey: keys.users.list(), queryFn: () => call(api.GET("/api/users")) });
   const [draft, setDraft] = useState<Filter>({ userId: "", action: "", from: "", to: "" });
   const [filter, setFilter] = useState<Filter>(draft);
   const log = useInfiniteQuery({
-    queryKey: ["audit-events", filter],
+    queryKey: keys.auditEvents(filter),
     initialPageParam: undefined as string | undefined,
     queryFn: ({ pageParam }) =>
       call(

@@ -1,10 +1,11 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { api, call, upload, type Schemas } from "@/api/client";
+import { api, call, fileForm, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Field, Spinner, TextInput } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
 import { useConfirm } from "@/components/ConfirmDialog";
 import { useNotify } from "@/components/Notices";
+import { keys } from "@/api/keys";
 
 /**
  * The account's scenario categories: add, rename (the scenarios in one follow) and delete one no
@@ -13,12 +14,12 @@ import { useNotify } from "@/components/Notices";
  */
 export function CategoriesPanel() {
   const client = useQueryClient();
-  const categories = useQuery({ queryKey: ["categories"], queryFn: () => call(api.GET("/api/categories")) });
+  const categories = useQuery({ queryKey: keys.categories(), queryFn: () => call(api.GET("/api/categories")) });
   const [name, setName] = useState("");
   const [editing, setEditing] = useState<{ from: string; to: string } | null>(null);
   const [confirm, confirmDialog] = useConfirm();
   const notify = useNotify();
-  const refresh = () => client.invalidateQueries({ queryKey: ["categories"] });
+  const refresh = () => client.invalidateQueries({ queryKey: keys.categories() });
   const add = useMutation({
     mutationFn: () => call(api.POST("/api/categories", { body: { name } })),
     onSuccess: () => {
@@ -90,18 +91,18 @@ function categoryName(c: string): string {
 
 export function PoliciesPanel() {
   const client = useQueryClient();
-  const policies = useQuery({ queryKey: ["policies"], queryFn: () => call(api.GET("/api/policies")) });
+  const policies = useQuery({ queryKey: keys.policies(), queryFn: () => call(api.GET("/api/policies")) });
   const [file, setFile] = useState<File | null>(null);
   const send = useMutation({
-    mutationFn: (f: File) => upload<Schemas["Policy"]>("/api/policies", f),
-    onSuccess: () => client.invalidateQueries({ queryKey: ["policies"] }),
+    mutationFn: (f: File) => call(api.POST("/api/policies", { body: fileForm(f) })),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.policies() }),
   });
   const [confirm, confirmDialog] = useConfirm();
   const notify = useNotify();
   const remove = useMutation({
     mutationFn: (p: Schemas["Policy"]) => call(api.DELETE("/api/policies/{id}", { params: { path: { id: p.id } } })).then(() => p),
     onSuccess: (p) => notify(`“${p.fileName}” deleted. New evaluations no longer use it.`),
-    onSettled: () => client.invalidateQueries({ queryKey: ["policies"] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.policies() }),
   });
   const askRemove = async (p: Schemas["Policy"]) => {
     if (await confirm({ title: `Delete the policy “${p.fileName}”?`, body: "The evaluator stops grading against it. To use it again you must upload it again.", confirmLabel: "Delete policy" })) remove.mutate(p);

@@ -7,10 +7,11 @@ import { formatDateTime, label } from "@/lib/format";
 import { ShownOnce } from "./ShownOnce";
 import { useConfirm } from "@/components/ConfirmDialog";
 import { useNotify } from "@/components/Notices";
+import { keys } from "@/api/keys";
 
 export function ApiKeysPanel() {
   const client = useQueryClient();
-  const keys = useQuery({ queryKey: ["api-keys"], queryFn: () => call(api.GET("/api/api-keys")) });
+  const apiKeys = useQuery({ queryKey: keys.apiKeys(), queryFn: () => call(api.GET("/api/api-keys")) });
   const [name, setName] = useState("");
   const [secret, setSecret] = useState<string | null>(null);
   const create = useMutation({
@@ -18,7 +19,7 @@ export function ApiKeysPanel() {
     onSuccess: (k) => {
       setSecret(k.key);
       setName("");
-      client.invalidateQueries({ queryKey: ["api-keys"] });
+      client.invalidateQueries({ queryKey: keys.apiKeys() });
     },
   });
   const [confirm, confirmDialog] = useConfirm();
@@ -26,7 +27,7 @@ export function ApiKeysPanel() {
   const revoke = useMutation({
     mutationFn: (k: Schemas["ApiKey"]) => call(api.DELETE("/api/api-keys/{id}", { params: { path: { id: k.id } } })).then(() => k),
     onSuccess: (k) => notify(`Key “${k.name}” revoked. Partners using it can no longer connect.`),
-    onSettled: () => client.invalidateQueries({ queryKey: ["api-keys"] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.apiKeys() }),
   });
   const askRevoke = async (k: Schemas["ApiKey"]) => {
     const yes = await confirm({
@@ -50,10 +51,10 @@ export function ApiKeysPanel() {
         <ErrorNote error={create.error} />
       </Card>
       <Card title="API keys">
-        <ErrorNote error={keys.error ?? revoke.error} />
-        {keys.isPending ? <Spinner label="Loading keys…" /> : (
+        <ErrorNote error={apiKeys.error ?? revoke.error} />
+        {apiKeys.isPending ? <Spinner label="Loading keys…" /> : (
           <ul className="divide-y divide-slate-200 text-sm">
-            {keys.data?.map((k) => (
+            {apiKeys.data?.map((k) => (
               <li key={k.id} className="flex items-center gap-3 py-2">
                 <span className="font-medium">{k.name}</span>
                 <code>{k.prefix}…</code>
@@ -76,7 +77,7 @@ const SUBSCRIBABLE: Event[] = webhookEventValues.filter((ev) => ev !== "ping");
 
 export function WebhooksPanel() {
   const client = useQueryClient();
-  const hooks = useQuery({ queryKey: ["webhooks"], queryFn: () => call(api.GET("/api/webhooks")) });
+  const hooks = useQuery({ queryKey: keys.webhooks.all(), queryFn: () => call(api.GET("/api/webhooks")) });
   const [url, setUrl] = useState("");
   const [events, setEvents] = useState<Event[]>([...SUBSCRIBABLE]);
   const [secret, setSecret] = useState<string | null>(null);
@@ -86,7 +87,7 @@ export function WebhooksPanel() {
     onSuccess: (w) => {
       setSecret(w.secret);
       setUrl("");
-      client.invalidateQueries({ queryKey: ["webhooks"] });
+      client.invalidateQueries({ queryKey: keys.webhooks.all() });
     },
   });
   const [confirm, confirmDialog] = useConfirm();
@@ -94,7 +95,7 @@ export function WebhooksPanel() {
   const remove = useMutation({
     mutationFn: (id: string) => call(api.DELETE("/api/webhooks/{id}", { params: { path: { id } } })),
     onSuccess: () => notify("Webhook deleted. It receives no more events."),
-    onSettled: () => client.invalidateQueries({ queryKey: ["webhooks"] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.webhooks.all() }),
   });
   // "Send test event": a ping through the ordinary outbox; the delivery log opens and follows it.
   const [testing, setTesting] = useState<{ hook: string; delivery: string } | null>(null);
@@ -103,7 +104,7 @@ export function WebhooksPanel() {
     onSuccess: (sent, id) => {
       setTesting({ hook: id, delivery: sent.deliveryId });
       setOpen(id);
-      client.invalidateQueries({ queryKey: ["deliveries", id] });
+      client.invalidateQueries({ queryKey: keys.webhooks.deliveries(id) });
     },
   });
   const askRemove = async (id: string, url: string) => {
@@ -160,7 +161,7 @@ function testOutcome(d: Schemas["WebhookDelivery"]): string {
 
 function Deliveries({ id, following }: { id: string; following?: string }) {
   const log = useQuery({
-    queryKey: ["deliveries", id],
+    queryKey: keys.webhooks.deliveries(id),
     queryFn: () => call(api.GET("/api/webhooks/{id}/deliveries", { params: { path: { id } } })),
     // While a test event is on its way, poll until its first attempt is recorded.
     refetchInterval: (q) => {

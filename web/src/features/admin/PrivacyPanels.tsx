@@ -6,6 +6,7 @@ import { api, call, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, Spinner, TextInput } from "@/components/ui";
 import { Modal } from "@/components/Modal";
 import { useNotify } from "@/components/Notices";
+import { keys } from "@/api/keys";
 
 type Retention = Schemas["Retention"];
 
@@ -17,7 +18,7 @@ function days(text: string): number | null {
 
 export function RetentionPanel() {
   const client = useQueryClient();
-  const current = useQuery({ queryKey: ["retention"], queryFn: () => call(api.GET("/api/retention")) });
+  const current = useQuery({ queryKey: keys.retention(), queryFn: () => call(api.GET("/api/retention")) });
   const [form, setForm] = useState({ transcript: "", evaluation: "", audit: "" });
   useEffect(() => {
     if (current.data) {
@@ -27,7 +28,7 @@ export function RetentionPanel() {
   }, [current.data]);
   const save = useMutation({
     mutationFn: (body: Retention) => call(api.PUT("/api/retention", { body })),
-    onSuccess: () => client.invalidateQueries({ queryKey: ["retention"] }),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.retention() }),
   });
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -64,7 +65,7 @@ export function EraseUserDialog({ user, onClose }: { user: Schemas["User"]; onCl
     mutationFn: () => call(api.POST("/api/users/{id}/erase", { params: { path: { id: user.id } } })),
     onSuccess: () => {
       notify(`${user.displayName} is erased: their name and e-mail are gone and they cannot sign in.`);
-      client.invalidateQueries({ queryKey: ["users"] });
+      client.invalidateQueries({ queryKey: keys.users.all() });
       onClose();
     },
   });

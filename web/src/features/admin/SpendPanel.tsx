@@ -6,6 +6,7 @@ import { api, call } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, Spinner, TextInput } from "@/components/ui";
 import { formatDate } from "@/lib/format";
 import { budgetUse, formatUsd, fromForm, toForm, type BudgetForm } from "./spend";
+import { keys } from "@/api/keys";
 
 export function SpendPanel() {
   return (
@@ -18,15 +19,15 @@ export function SpendPanel() {
 
 function BudgetCard() {
   const client = useQueryClient();
-  const budget = useQuery({ queryKey: ["budget"], queryFn: () => call(api.GET("/api/accounts/budget")) });
+  const budget = useQuery({ queryKey: keys.budget(), queryFn: () => call(api.GET("/api/accounts/budget")) });
   const [form, setForm] = useState<BudgetForm>(toForm(undefined));
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => setForm(toForm(budget.data)), [budget.data]);
   const save = useMutation({
     mutationFn: (body: NonNullable<typeof budget.data>) => call(api.PUT("/api/accounts/budget", { body })),
     onSuccess: () => {
-      client.invalidateQueries({ queryKey: ["budget"] });
-      client.invalidateQueries({ queryKey: ["spend"] });
+      client.invalidateQueries({ queryKey: keys.budget() });
+      client.invalidateQueries({ queryKey: keys.spend.all() });
     },
   });
   const submit = (e: FormEvent) => {
@@ -76,7 +77,7 @@ function SpendTables() {
   const [to, setTo] = useState("");
   const query = { ...(from ? { from } : {}), ...(to ? { to } : {}) };
   const spend = useQuery({
-    queryKey: ["spend", from, to],
+    queryKey: keys.spend.report(query),
     queryFn: () => call(api.GET("/api/accounts/spend", { params: { query } })),
   });
   const report = spend.data;

@@ -8,18 +8,19 @@ import { ShownOnce } from "./ShownOnce";
 import { useConfirm } from "@/components/ConfirmDialog";
 import { useNotify } from "@/components/Notices";
 import { EraseUserDialog } from "./PrivacyPanels";
+import { keys, lists } from "@/api/keys";
 
 type Role = Schemas["Role"];
 
 export function UsersPanel() {
   const client = useQueryClient();
-  const users = useQuery({ queryKey: ["users", "admin"], queryFn: () => call(api.GET("/api/users", { params: { query: { includeInactive: true, limit: 500 } } })) });
+  const users = useQuery({ queryKey: keys.users.list(lists.everyone), queryFn: () => call(api.GET("/api/users", { params: { query: lists.everyone } })) });
   const [email, setEmail] = useState("");
   const [displayName, setName] = useState("");
   const [role, setRole] = useState<Role>("counselor");
   const [secret, setSecret] = useState<{ who: string; password: string } | null>(null);
   const [erasing, setErasing] = useState<Schemas["User"] | null>(null);
-  const refresh = () => client.invalidateQueries({ queryKey: ["users"] });
+  const refresh = () => client.invalidateQueries({ queryKey: keys.users.all() });
   const create = useMutation({
     mutationFn: () => call(api.POST("/api/users", { body: { email, displayName, role } })),
     onSuccess: (u) => {

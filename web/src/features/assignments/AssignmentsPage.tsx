@@ -15,6 +15,7 @@ import { Badge, Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner, Tex
 import { downloadCsv, toCsv } from "@/lib/csv";
 import { formatDate, label } from "@/lib/format";
 import { useAutoClose } from "@/lib/useAutoClose";
+import { keys, lists } from "@/api/keys";
 
 type User = Schemas["User"];
 type Report = Schemas["AssignmentReport"];
@@ -48,11 +49,11 @@ export default function AssignmentsPage() {
   const [editing, setEditing] = useState<Assignment | null>(null);
   const [removing, setRemoving] = useState<Assignment | null>(null);
   const [done, setDone] = useState("");
-  const scenarios = useQuery({ queryKey: ["scenarios", "all"], queryFn: () => call(api.GET("/api/scenarios", { params: { query: { kind: "all", limit: 500 } } })) });
+  const scenarios = useQuery({ queryKey: keys.scenarios.list(lists.allScenarios), queryFn: () => call(api.GET("/api/scenarios", { params: { query: lists.allScenarios } })) });
+  const query = { status: status || undefined, counselorId: counselorFilter || undefined, scenarioId: scenarioFilter || undefined, limit: 500 };
   const assignments = useQuery({
-    queryKey: ["assignments", status, counselorFilter, scenarioFilter],
-    queryFn: () =>
-      call(api.GET("/api/assignments", { params: { query: { status: status || undefined, counselorId: counselorFilter || undefined, scenarioId: scenarioFilter || undefined, limit: 500 } } })),
+    queryKey: keys.assignments.list(query),
+    queryFn: () => call(api.GET("/api/assignments", { params: { query } })),
   });
   const words = search.trim().toLowerCase();
   const shown = (assignments.data ?? []).filter(
@@ -72,18 +73,18 @@ export default function AssignmentsPage() {
       setDone(`Unassigned “${removing?.scenario.title}” from ${removing?.counselor.displayName}.`);
       setRemoving(null);
     },
-    onSettled: () => client.invalidateQueries({ queryKey: ["assignments"] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.assignments.all() }),
   });
   const assign = useMutation({
     mutationFn: () =>
       call(api.POST("/api/assignments", { body: { counselorIds: counselors.map((c) => c.id), scenarioIds, dueAt: due ? endOfDay(due) : null } })) as Promise<Report>,
     onSuccess: (r) => setReport({ report: r, error: null }),
     onError: (e) => setReport({ report: null, error: e }),
-    onSettled: () => client.invalidateQueries({ queryKey: ["assignments"] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.assignments.all() }),
   });
   const reset = useMutation({
     mutationFn: (id: string) => call(api.PATCH("/api/assignments/{id}", { params: { path: { id } }, body: { status: "pending" } })),
-    onSettled: () => client.invalidateQueries({ queryKey: ["assignments"] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.assignments.all() }),
   });
   const title = (id: string) => scenarios.data?.find((s) => s.id === id)?.title ?? id;
   const person = (id: string) => counselors.find((c) => c.id === id)?.displayName ?? assignments.data?.find((a) => a.counselorId === id)?.counselor.displayName ?? id;
@@ -93,7 +94,7 @@ export default function AssignmentsPage() {
     <div className="flex flex-col gap-6">
       <PageTitle>Assignments</PageTitle>
       <Card title="Assign scenarios">
-        <div className="grid gap-4 md:grid-cols-2">
+        <div className="grid grid-cols-1 gap-4 md:grid-cols-2">
           <CounselorPicker value={counselors} onChange={setCounselors} />
           <fieldset>
             <legend className="text-sm font-medium text-slate-800">Scenarios</legend>
@@ -193,7 +194,7 @@ function DueDateModal({ assignment, onClose }: { assignment: Assignment; onClose
   const save = useMutation({
     mutationFn: (dueAt: string | null) => call(api.PATCH("/api/assignments/{id}", { params: { path: { id: assignment.id } }, body: { dueAt } })),
     onSuccess: () => {
-      client.invalidateQueries({ queryKey: ["assignments"] });
+      client.invalidateQueries({ queryKey: keys.assignments.all() });
       onClose();
     },
   });

@@ -5,6 +5,7 @@ import { useNavigate } from "react-router-dom";
 import { api, call } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, TextInput, useDocumentTitle } from "@/components/ui";
 import { useMe } from "@/lib/session";
+import { keys } from "@/api/keys";
 
 export function ChangePasswordPage() {
   useDocumentTitle("Choose your password");
@@ -18,7 +19,7 @@ export function ChangePasswordPage() {
   const change = useMutation({
     mutationFn: () => call(api.POST("/api/auth/password", { body: { currentPassword, newPassword } })),
     onSuccess: async () => {
-      await client.invalidateQueries({ queryKey: ["me"] });
+      await client.invalidateQueries({ queryKey: keys.me() });
       navigate("/", { replace: true });
     },
   });

@@ -6,6 +6,7 @@ import { api, ApiError, call } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, TextInput, useDocumentTitle } from "@/components/ui";
 import { useSetMe } from "@/lib/session";
 import { label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 export function SignInPage() {
   useDocumentTitle("Sign in");
@@ -21,7 +22,7 @@ export function SignInPage() {
     },
   });
   const demoUsers = useQuery({
-    queryKey: ["demo-users"],
+    queryKey: keys.demoUsers(),
     queryFn: async () => {
       try {
         return await call(api.GET("/api/auth/demo-users"));

@@ -7,6 +7,7 @@ import { api, call, type Schemas } from "@/api/client";
 import { Card, ErrorNote, Notice, PageTitle, Spinner, TextInput } from "@/components/ui";
 import { checkLabel, formatDate, label } from "@/lib/format";
 import { daysBefore, formatCi, formatRatio, formatStat, isoDay } from "@/lib/stats";
+import { keys } from "@/api/keys";
 
 const PRESETS = [30, 90, 365];
 
@@ -14,9 +15,10 @@ export default function AgreementPage() {
   const today = isoDay(new Date());
   const [from, setFrom] = useState(daysBefore(today, 90));
   const [to, setTo] = useState(today);
+  const query = { from: from || undefined, to: to || undefined };
   const report = useQuery({
-    queryKey: ["agreement", from, to],
-    queryFn: () => call(api.GET("/api/calibration/agreement", { params: { query: { from: from || undefined, to: to || undefined } } })),
+    queryKey: keys.agreement(query),
+    queryFn: () => call(api.GET("/api/calibration/agreement", { params: { query } })),
   });
   const r = report.data;
   return (

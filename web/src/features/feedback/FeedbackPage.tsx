@@ -6,7 +6,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useRef, useState, type FormEvent } from "react";
 import { useParams } from "react-router-dom";
-import { api, call, upload, type Schemas } from "@/api/client";
+import { api, call, fileForm } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
 import { scrollToTurn, Transcript } from "@/components/Transcript";
 import { suggestionAnnotations, TruthPanel } from "@/components/Truth";
@@ -14,19 +14,20 @@ import { Button, Card, ErrorNote, Field, Notice, PageTitle, Spinner, TextArea } 
 import { feedbackPollMs, voiceGradingPending } from "@/lib/feedbackPoll";
 import { formatDateTime, label } from "@/lib/format";
 import { CallRecordForm } from "./CallRecordForm";
+import { keys } from "@/api/keys";
 
 export function FeedbackPage() {
   const { sessionId = "" } = useParams();
   const client = useQueryClient();
   const session = useQuery({
-    queryKey: ["session", sessionId],
+    queryKey: keys.session.detail(sessionId),
     queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id: sessionId } } })),
     refetchInterval: (q) => feedbackPollMs(q.state.data, Date.now()),
   });
   const [highlighted, setHighlighted] = useState<number | null>(null);
   const evaluate = useMutation({
     mutationFn: () => call(api.POST("/api/sessions/{id}/evaluate", { params: { path: { id: sessionId } } })),
-    onSettled: () => client.invalidateQueries({ queryKey: ["session", sessionId] }),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.session.detail(sessionId) }),
   });
   const onEvidence = (turn: number) => {
     setHighlighted(turn);
@@ -36,7 +37,7 @@ export function FeedbackPage() {
   // Grading of a profiled scenario waits for the record: ask for it before anything else.
   const needsRecord = !!s && s.callRecordExpected && !s.callRecord && !s.evaluation && s.evaluationStatus !== "running";
   const recordFiled = async () => {
-    await client.invalidateQueries({ queryKey: ["session", sessionId] });
+    await client.invalidateQueries({ queryKey: keys.session.detail(sessionId) });
     // A chat is graded on request; a voice call's queued grading was woken by the record.
     if (s?.kind === "chat") evaluate.mutate();
   };
@@ -51,7 +52,7 @@ export function FeedbackPage() {
             {s.scenarioTitle ?? "Free practice"} · {label(s.kind)} session, {formatDateTime(s.startedAt)} · {label(s.status)}
             {s.attemptNumber ? ` · attempt ${s.attemptNumber}` : ""}
           </p>
-          <div className="grid gap-4 lg:grid-cols-2">
+          <div className="grid grid-cols-1 gap-4 lg:grid-cols-2">
             {needsRecord ? <CallRecordForm sessionId={sessionId} onFiled={recordFiled} /> : <Card title="Evaluation">
               {s.notGradedReason ? (
                 <Notice>{s.notGradedReason}</Notice>
@@ -115,15 +116,15 @@ function ReportProblem({ sessionId }: { sessionId: string }) {
 function Documentation({ sessionId }: { sessionId: string }) {
   const client = useQueryClient();
   const [file, setFile] = useState<File | null>(null);
-  const reviews = useQuery({ queryKey: ["document-reviews", sessionId], queryFn: () => call(api.GET("/api/sessions/{id}/document-reviews", { params: { path: { id: sessionId } } })) });
+  const reviews = useQuery({ queryKey: keys.session.documentReviews(sessionId), queryFn: () => call(api.GET("/api/sessions/{id}/document-reviews", { params: { path: { id: sessionId } } })) });
   // One click, one review: a second submit before the first re-render is dropped here, and the
   // server answers a repeat of the same file with the first review anyway.
   const sending = useRef(false);
   const send = useMutation({
-    mutationFn: (f: File) => upload<Schemas["DocumentReview"]>(`/api/sessions/${sessionId}/document-review`, f),
+    mutationFn: (f: File) => call(api.POST("/api/sessions/{id}/document-review", { params: { path: { id: sessionId } }, body: fileForm(f) })),
     onSettled: () => {
       sending.current = false;
-      client.invalidateQueries({ queryKey: ["document-reviews", sessionId] });
+      client.invalidateQueries({ queryKey: keys.session.documentReviews(sessionId) });
     },
   });
   return (

@@ -6,13 +6,14 @@ import { flagStatusValues } from "@/api/schema";
 import { FlagCard } from "@/components/FlagCard";
 import { ErrorNote, PageTitle, Spinner, Tabs } from "@/components/ui";
 import { label } from "@/lib/format";
+import { keys, lists } from "@/api/keys";
 
 type Status = Schemas["FlagStatus"];
 
 export default function FlagsPage() {
   const [status, setStatus] = useState<Status>("open");
-  const flags = useQuery({ queryKey: ["flags", status], queryFn: () => call(api.GET("/api/flags", { params: { query: { status, limit: 200 } } })) });
-  const users = useQuery({ queryKey: ["users", "all"], queryFn: () => call(api.GET("/api/users", { params: { query: { limit: 500, includeInactive: true } } })) });
+  const flags = useQuery({ queryKey: keys.flags.list({ status, limit: 200 }), queryFn: () => call(api.GET("/api/flags", { params: { query: { status, limit: 200 } } })) });
+  const users = useQuery({ queryKey: keys.users.list(lists.everyone), queryFn: () => call(api.GET("/api/users", { params: { query: lists.everyone } })) });
   const name = (id: string) => users.data?.find((u) => u.id === id)?.displayName ?? "a supervisor";
   return (
     <div>

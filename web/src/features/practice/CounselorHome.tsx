@@ -8,6 +8,7 @@ import { Link, useNavigate } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
 import { Badge, Button, Card, ErrorNote, PageTitle, Spinner } from "@/components/ui";
 import { formatDate, formatDateTime, label } from "@/lib/format";
+import { keys, lists } from "@/api/keys";
 
 type Assignment = Schemas["Assignment"];
 
@@ -17,8 +18,8 @@ function statusTone(s: Assignment["status"]) {
 
 export function CounselorHome() {
   const navigate = useNavigate();
-  const assignments = useQuery({ queryKey: ["assignments", "mine"], queryFn: () => call(api.GET("/api/assignments", { params: { query: { limit: 200 } } })) });
-  const sessions = useQuery({ queryKey: ["sessions", "mine"], queryFn: () => call(api.GET("/api/sessions", { params: { query: { type: "all", limit: 50 } } })) });
+  const assignments = useQuery({ queryKey: keys.assignments.list(lists.myAssignments), queryFn: () => call(api.GET("/api/assignments", { params: { query: lists.myAssignments } })) });
+  const sessions = useQuery({ queryKey: keys.sessions.list(lists.mySessions), queryFn: () => call(api.GET("/api/sessions", { params: { query: lists.mySessions } })) });
   const startChat = useMutation({
     mutationFn: (assignmentId: string | null) => call(api.POST("/api/sessions", { body: { assignmentId } })),
     onSuccess: (started) => navigate(`/practice/chat/${started.session.id}`),

@@ -3,9 +3,10 @@ import { useQuery } from "@tanstack/react-query";
 import { api, call } from "@/api/client";
 import { ErrorNote, PageTitle, Spinner } from "@/components/ui";
 import { ProgressView } from "./ProgressView";
+import { keys } from "@/api/keys";
 
 export default function MyProgressPage() {
-  const progress = useQuery({ queryKey: ["progress", "mine"], queryFn: () => call(api.GET("/api/progress")) });
+  const progress = useQuery({ queryKey: keys.progress(), queryFn: () => call(api.GET("/api/progress")) });
   return (
     <div>
       <PageTitle>My progress</PageTitle>

@@ -4,15 +4,17 @@ import { useState } from "react";
 import { api, call } from "@/api/client";
 import { ErrorNote, PageTitle, Select, Spinner } from "@/components/ui";
 import { ProgressView } from "./ProgressView";
+import { keys, lists } from "@/api/keys";
 
 export default function ProgressPage() {
   const [counselorId, setCounselor] = useState("");
   const [scenarioId, setScenario] = useState("");
-  const users = useQuery({ queryKey: ["users", "counselor", ""], queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", limit: 500 } } })) });
-  const scenarios = useQuery({ queryKey: ["scenarios", "all"], queryFn: () => call(api.GET("/api/scenarios", { params: { query: { kind: "all", limit: 500 } } })) });
+  const users = useQuery({ queryKey: keys.users.list(lists.activeCounselors), queryFn: () => call(api.GET("/api/users", { params: { query: lists.activeCounselors } })) });
+  const scenarios = useQuery({ queryKey: keys.scenarios.list(lists.allScenarios), queryFn: () => call(api.GET("/api/scenarios", { params: { query: lists.allScenarios } })) });
+  const query = { counselorId: counselorId || undefined, scenarioId: scenarioId || undefined };
   const progress = useQuery({
-    queryKey: ["progress", counselorId, scenarioId],
-    queryFn: () => call(api.GET("/api/progress", { params: { query: { counselorId: counselorId || undefined, scenarioId: scenarioId || undefined } } })),
+    queryKey: keys.progress(query),
+    queryFn: () => call(api.GET("/api/progress", { params: { query } })),
   });
   return (
     <div>

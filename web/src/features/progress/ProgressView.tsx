@@ -3,10 +3,11 @@
 // required actions on profiled scenarios, a counselor x criterion heat map for supervisors (a
 // table: colour plus the value as text) or each criterion's weekly average for a counselor,
 // flags raised per week; first / best / latest per scenario; attempts and completion.
-import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis, Bar, BarChart } from "recharts";
+import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis, Bar, BarChart } from "recharts";
 import type { Schemas } from "@/api/client";
 import { Card } from "@/components/ui";
 import { formatDate } from "@/lib/format";
+import { ChartLegend, ChartTable, ScrollX } from "./ChartParts";
 
 type Progress = Schemas["Progress"];
 
@@ -69,6 +70,7 @@ function TruthCard({ weeks, showCounselor }: { weeks: TruthWeek[]; showCounselor
             Risk level judged correctly in <strong>{pct(total.correct, total.sessions)}</strong> of calls; under-estimated {total.under}, over-estimated {total.over}
             {total.notFiled > 0 ? `, no call record ${total.notFiled}` : ""}. Hidden facts elicited: <strong>{pct(total.elicited, total.hidden)}</strong>. Required actions taken: <strong>{pct(total.taken, total.actions)}</strong>.
           </p>
+          <ScrollX label="Risk determination table">
           <table className="w-full text-left text-sm">
             <caption className="sr-only">Risk determination, hidden facts and required actions</caption>
             <thead><tr className="border-b border-slate-300"><th scope="col" className="py-1">{showCounselor ? "Counselor / week" : "Week"}</th><th scope="col">Calls</th><th scope="col">Level correct</th><th scope="col">Under</th><th scope="col">Over</th><th scope="col">Hidden facts elicited</th><th scope="col">Actions taken</th></tr></thead>
@@ -77,6 +79,7 @@ function TruthCard({ weeks, showCounselor }: { weeks: TruthWeek[]; showCounselor
               {Array.from(byWeek.entries()).map(([week, ws]) => row(`Week of ${formatDate(week)}`, sum(ws)))}
             </tbody>
           </table>
+          </ScrollX>
         </div>
       )}
     </Card>
@@ -90,7 +93,7 @@ function HeatMap({ cells }: { cells: Schemas["CounselorCriterion"][] }) {
   return (
     <Card title="Counselors by rubric criterion: average rating (1–4)">
       {cells.length === 0 ? <p className="text-sm text-slate-700">No ratings yet.</p> : (
-        <div className="overflow-x-auto">
+        <ScrollX label="Heat map table">
           <table className="text-left text-xs" data-testid="criterion-heatmap">
             <caption className="sr-only">Average rating of each counselor on each rubric criterion; 1 is not demonstrated, 4 exemplary</caption>
             <thead>
@@ -112,7 +115,7 @@ function HeatMap({ cells }: { cells: Schemas["CounselorCriterion"][] }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollX>
       )}
     </Card>
   );
@@ -161,13 +164,20 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
                 <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} scale="time" tickFormatter={day} stroke="#334155" allowDuplicatedCategory={false} />
                 <YAxis domain={[0, 100]} stroke="#334155" />
                 <Tooltip labelFormatter={(t) => day(Number(t))} formatter={(v, _n, item) => [v, `${showCounselor ? `${item.payload.who}: ` : ""}${item.payload.title}`]} />
-                {showCounselor && series.length > 1 && <Legend />}
                 {series.map(([id, s], i) => (
                   <Line key={id} data={s.points} type="monotone" dataKey="score" name={showCounselor ? s.name : "Overall score"} stroke={COLORS[i % COLORS.length]} strokeWidth={2} dot={{ r: 4 }} isAnimationActive={false} />
                 ))}
               </LineChart>
             </ResponsiveContainer>
           </div>
+        )}
+        {showCounselor && series.length > 1 && <ChartLegend label="Counselors" items={series.map(([, s], i) => ({ name: s.name, color: COLORS[i % COLORS.length]! }))} />}
+        {scorePoints.length > 0 && (
+          <ChartTable
+            caption="Overall score per session"
+            columns={["Date", ...(showCounselor ? ["Counselor"] : []), "Scenario", "Score"]}
+            rows={[...scorePoints].sort((x, y) => x.t - y.t).map((p, i) => ({ key: `${p.id}-${p.t}-${i}`, cells: [formatDate(new Date(p.t).toISOString()), ...(showCounselor ? [p.who] : []), p.title, p.score] }))}
+          />
         )}
       </Card>
       <TruthCard weeks={progress.truth} showCounselor={showCounselor} />
@@ -180,7 +190,6 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
                 <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} scale="time" tickFormatter={day} stroke="#334155" />
                 <YAxis domain={[1, 4]} ticks={[1, 2, 3, 4]} stroke="#334155" />
                 <Tooltip labelFormatter={(t) => `Week of ${day(Number(t))}`} />
-                <Legend />
                 {keys.map(([key, name], i) => (
                   <Line key={key} type="monotone" dataKey={key} name={name} stroke={COLORS[i % COLORS.length]} strokeWidth={2} dot isAnimationActive={false} connectNulls />
                 ))}
@@ -188,11 +197,24 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
             </ResponsiveContainer>
           </div>
         )}
+        {criteriaRows.length > 0 && (
+          <>
+            <ChartLegend label="Rubric criteria" items={keys.map(([, name], i) => ({ name, color: COLORS[i % COLORS.length]! }))} />
+            <ChartTable
+              caption="Average rating of each rubric criterion per week (1 to 4)"
+              columns={["Week of", ...keys.map(([, name]) => name)]}
+              rows={criteriaRows.map((r) => ({ key: String(r.t), cells: [formatDate(new Date(r.t!).toISOString()), ...keys.map(([k]) => (r[k] === undefined ? "—" : r[k]!.toFixed(2)))] }))}
+            />
+          </>
+        )}
       </Card>}
-      <div className="grid gap-4 md:grid-cols-2">
+      {/* grid-cols-1 (minmax(0, 1fr)) keeps a wide table from widening the page on a phone. */}
+      <div className="grid grid-cols-1 gap-4 md:grid-cols-2">
         <Card title="Per scenario: first, best, latest">
           {progress.scenarios.length === 0 ? <p className="text-sm text-slate-700">No assigned scenarios evaluated yet.</p> : (
+            <ScrollX label="Scores per scenario table">
             <table className="w-full text-left text-sm">
+              <caption className="sr-only">First, best and latest score per scenario</caption>
               <thead><tr className="border-b border-slate-300">{showCounselor && <th>Counselor</th>}<th className="py-1">Scenario</th><th>Attempts</th><th>First</th><th>Best</th><th>Latest</th></tr></thead>
               <tbody>
                 {progress.scenarios.map((s) => (
@@ -207,6 +229,7 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
                 ))}
               </tbody>
             </table>
+            </ScrollX>
           )}
         </Card>
         <Card title="Flags raised per week">
@@ -222,6 +245,9 @@ export function ProgressView({ progress, showCounselor }: { progress: Progress; 
                 </BarChart>
               </ResponsiveContainer>
             </div>
+          )}
+          {flagRows.length > 0 && (
+            <ChartTable caption="Flags raised per week" columns={["Week of", "Flags raised"]} rows={flagRows.map((r) => ({ key: String(r.t), cells: [formatDate(new Date(r.t).toISOString()), r.raised] }))} />
           )}
         </Card>
       </div>

@@ -9,6 +9,7 @@ import { flagTypeValues } from "@/api/schema";
 import { Badge, Button, ErrorNote, Notice, Spinner, TextArea } from "@/components/ui";
 import { calibrationItems, isOverridden, itemKey, pendingReview, type CalibrationItem, type Edit } from "@/lib/calibration";
 import { checkLabel, formatDateTime, label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 function valueLabel(kind: Schemas["OverrideKind"], value: string | null | undefined): string {
   if (value == null) return "no answer";
@@ -29,8 +30,8 @@ export function CalibrationForm({ session, onDone }: { session: Schemas["Session
     mutationFn: () =>
       call(api.POST("/api/sessions/{id}/review", { params: { path: { id: session.id } }, body: { overrides: pending.overrides, note: note.trim() || null } })),
     onSuccess: async () => {
-      await client.invalidateQueries({ queryKey: ["session", session.id] });
-      await client.invalidateQueries({ queryKey: ["reviews", session.id] });
+      await client.invalidateQueries({ queryKey: keys.session.detail(session.id) });
+      await client.invalidateQueries({ queryKey: keys.session.reviews(session.id) });
       onDone();
     },
   });
@@ -149,7 +150,7 @@ function ItemRow({ item, edit, onEdit, missing }: { item: CalibrationItem; edit?
 
 /** The session's reviews, oldest first, with each override's AI value beside the supervisor's. */
 export function ReviewHistory({ sessionId }: { sessionId: string }) {
-  const reviews = useQuery({ queryKey: ["reviews", sessionId], queryFn: () => call(api.GET("/api/sessions/{id}/reviews", { params: { path: { id: sessionId } } })) });
+  const reviews = useQuery({ queryKey: keys.session.reviews(sessionId), queryFn: () => call(api.GET("/api/sessions/{id}/reviews", { params: { path: { id: sessionId } } })) });
   if (reviews.isPending) return <Spinner label="Loading reviews…" />;
   if (reviews.error) return <ErrorNote error={reviews.error} />;
   if (reviews.data.length === 0) return <p className="text-sm text-slate-700">Not reviewed yet.</p>;

@@ -8,10 +8,11 @@ import { splitValues } from "@/api/schema";
 import { Modal } from "@/components/Modal";
 import { Button, ErrorNote, Notice, Select, Spinner, TextInput } from "@/components/ui";
 import { label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 export function GoldenExport({ sessionId, onClose }: { sessionId: string; onClose: () => void }) {
   const draft = useQuery({
-    queryKey: ["golden-draft", sessionId],
+    queryKey: keys.session.goldenDraft(sessionId),
     queryFn: () => call(api.GET("/api/sessions/{id}/golden-case", { params: { path: { id: sessionId } } })),
     gcTime: 0,
   });

@@ -7,13 +7,14 @@ import { useState } from "react";
 import { api, call, type Schemas } from "@/api/client";
 import { Button, ErrorNote, Notice, TextArea } from "@/components/ui";
 import { label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 export function HeldBanner({ sessionId, hold, onTurn }: { sessionId: string; hold: Schemas["EvaluationHold"]; onTurn: (turn: number) => void }) {
   const client = useQueryClient();
   const [note, setNote] = useState("");
   const release = useMutation({
     mutationFn: () => call(api.POST("/api/sessions/{id}/evaluation/release", { params: { path: { id: sessionId } }, body: { note } })),
-    onSuccess: () => client.invalidateQueries({ queryKey: ["session", sessionId] }),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.session.detail(sessionId) }),
   });
   if (!hold.held) {
     return <Notice>This evaluation was held for review ({hold.signals.length} {hold.signals.length === 1 ? "signal" : "signals"}) and released.</Notice>;

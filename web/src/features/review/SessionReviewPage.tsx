@@ -22,15 +22,16 @@ import { suggestionAnnotations, SuggestionNote, TruthPanel } from "@/components/
 import { Button, Card, ErrorNote, Notice, PageTitle, Spinner, TextArea } from "@/components/ui";
 import { feedbackPollMs } from "@/lib/feedbackPoll";
 import { formatDateTime, label } from "@/lib/format";
+import { keys, lists } from "@/api/keys";
 
 export default function SessionReviewPage() {
   const { id = "" } = useParams();
   const session = useQuery({
-    queryKey: ["session", id],
+    queryKey: keys.session.detail(id),
     queryFn: () => call(api.GET("/api/sessions/{id}", { params: { path: { id } } })),
     refetchInterval: (q) => feedbackPollMs(q.state.data, Date.now()),
   });
-  const users = useQuery({ queryKey: ["users", "all"], queryFn: () => call(api.GET("/api/users", { params: { query: { limit: 500, includeInactive: true } } })) });
+  const users = useQuery({ queryKey: keys.users.list(lists.everyone), queryFn: () => call(api.GET("/api/users", { params: { query: lists.everyone } })) });
   const s = session.data;
   const sync = useRecordingSync(s?.transcript ?? []);
   const [highlighted, setHighlighted] = useState<number | null>(null);
@@ -146,7 +147,7 @@ function EditableSuggestion({ sessionId, evaluation, suggestion }: { sessionId: 
   const client = useQueryClient();
   const [editing, setEditing] = useState(false);
   const [text, setText] = useState(suggestion.text);
-  const done = () => client.invalidateQueries({ queryKey: ["session", sessionId] });
+  const done = () => client.invalidateQueries({ queryKey: keys.session.detail(sessionId) });
   const save = useMutation({
     mutationFn: () => call(api.PATCH("/api/evaluation-suggestions/{id}", { params: { path: { id: suggestion.id } }, body: { text } })),
     onSuccess: async () => {

@@ -10,6 +10,7 @@ import { sessionSortValues, sessionStatusValues } from "@/api/schema";
 import { Badge, Button, Card, ErrorNote, PageTitle, Select, Spinner, Tabs, TextInput } from "@/components/ui";
 import { downloadCsv, toCsv } from "@/lib/csv";
 import { formatDateTime, label } from "@/lib/format";
+import { keys, lists } from "@/api/keys";
 
 type Sort = Schemas["SessionSort"];
 type Status = Schemas["SessionStatus"];
@@ -42,8 +43,8 @@ export default function SessionsPage() {
   const [q, setQ] = useState("");
   const [sort, setSort] = useState<Sort>("newest");
   const [offset, setOffset] = useState(0);
-  const users = useQuery({ queryKey: ["users", "counselor", "all"], queryFn: () => call(api.GET("/api/users", { params: { query: { role: "counselor", limit: 500, includeInactive: true } } })) });
-  const scenarios = useQuery({ queryKey: ["scenarios", "all"], queryFn: () => call(api.GET("/api/scenarios", { params: { query: { kind: "all", limit: 500 } } })) });
+  const users = useQuery({ queryKey: keys.users.list(lists.counselors), queryFn: () => call(api.GET("/api/users", { params: { query: lists.counselors } })) });
+  const scenarios = useQuery({ queryKey: keys.scenarios.list(lists.allScenarios), queryFn: () => call(api.GET("/api/scenarios", { params: { query: lists.allScenarios } })) });
   const query = {
     type: "all" as const,
     userId: userId || undefined,
@@ -57,7 +58,7 @@ export default function SessionsPage() {
     limit: PAGE,
     offset,
   };
-  const sessions = useQuery({ queryKey: ["sessions", "list", query], queryFn: () => call(api.GET("/api/sessions", { params: { query } })) });
+  const sessions = useQuery({ queryKey: keys.sessions.list(query), queryFn: () => call(api.GET("/api/sessions", { params: { query } })) });
   const reset = <T,>(set: (v: T) => void) => (v: T) => {
     setOffset(0);
     set(v);

@@ -3,7 +3,7 @@
 import { useMutation } from "@tanstack/react-query";
 import { useState } from "react";
 import { useNavigate } from "react-router-dom";
-import { api, call, upload, type Schemas } from "@/api/client";
+import { api, call, fileForm } from "@/api/client";
 import { Modal } from "@/components/Modal";
 import { Button, ErrorNote, Field, Notice, Spinner, TextArea } from "@/components/ui";
 
@@ -11,7 +11,7 @@ export function GenerateDialog({ onClose }: { onClose: () => void }) {
   const navigate = useNavigate();
   const [text, setText] = useState("");
   const extract = useMutation({
-    mutationFn: (f: File) => upload<Schemas["ExtractedText"]>("/api/scenarios/extract-text", f),
+    mutationFn: (f: File) => call(api.POST("/api/scenarios/extract-text", { body: fileForm(f) })),
     onSuccess: (r) => setText(r.text),
   });
   const generate = useMutation({

@@ -4,6 +4,7 @@ import { useState } from "react";
 import { api, call } from "@/api/client";
 import { Modal } from "@/components/Modal";
 import { Button, ErrorNote, Field, Spinner } from "@/components/ui";
+import { keys } from "@/api/keys";
 
 export function ImportDialog({ onClose }: { onClose: () => void }) {
   const client = useQueryClient();
@@ -13,7 +14,7 @@ export function ImportDialog({ onClose }: { onClose: () => void }) {
       const text = await f.text();
       return call(api.POST("/api/scenarios/import", { body: text, bodySerializer: (b) => b as string, headers: { "content-type": "text/csv" } }));
     },
-    onSuccess: () => client.invalidateQueries({ queryKey: ["scenarios"] }),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.scenarios.all() }),
   });
   const report = run.data;
   return (

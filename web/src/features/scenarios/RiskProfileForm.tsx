@@ -7,6 +7,7 @@ import { useEffect, useState } from "react";
 import { api, call, type Schemas } from "@/api/client";
 import { disclosureRuleValues, requiredActionValues, riskLevelValues } from "@/api/schema";
 import { Button, Card, ErrorNote, Select, TextArea, TextInput } from "@/components/ui";
+import { keys } from "@/api/keys";
 
 type Profile = Schemas["RiskProfile"];
 type Fact = Schemas["RiskFact"];
@@ -74,7 +75,7 @@ export function RiskProfileForm({ profile, onChange, prompt, mode }: { profile: 
   const actions = p?.requiredActions ?? [];
   const preview = useDebounced({ prompt, mode, riskProfile: p }, 400);
   const compiled = useQuery({
-    queryKey: ["caller-preview", preview],
+    queryKey: keys.scenarios.callerPreview(preview),
     queryFn: () => call(api.POST("/api/scenarios/preview-caller", { body: preview })),
     enabled: !!preview.riskProfile,
     retry: false,

@@ -12,6 +12,7 @@ import { label } from "@/lib/format";
 import { useCategories } from "./api";
 import { RiskProfileForm } from "./RiskProfileForm";
 import { TestRunsPanel } from "./TestRunsPanel";
+import { keys } from "@/api/keys";
 
 type Input = Schemas["ScenarioInput"];
 type User = Schemas["User"];
@@ -25,7 +26,7 @@ export default function ScenarioEditPage() {
   const client = useQueryClient();
   const categories = useCategories();
   const draft = (location.state as { draft?: Schemas["GeneratedScenario"] } | null)?.draft;
-  const existing = useQuery({ queryKey: ["scenario", id], queryFn: () => call(api.GET("/api/scenarios/{id}", { params: { path: { id: id! } } })), enabled: !!id });
+  const existing = useQuery({ queryKey: keys.scenarios.detail(id ?? ""), queryFn: () => call(api.GET("/api/scenarios/{id}", { params: { path: { id: id! } } })), enabled: !!id });
   const [form, setForm] = useState<Input>(() => {
     if (!draft) return empty;
     // The draft's notes on a profile the AI got wrong are shown, not sent back.
@@ -51,7 +52,7 @@ export default function ScenarioEditPage() {
       return { saved, andAssign };
     },
     onSuccess: async ({ saved, andAssign }) => {
-      await client.invalidateQueries({ queryKey: ["scenarios"] });
+      await client.invalidateQueries({ queryKey: keys.scenarios.all() });
       navigate(andAssign ? `/assignments?scenarioId=${saved.id}` : "/scenarios");
     },
   });

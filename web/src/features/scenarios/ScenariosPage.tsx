@@ -11,6 +11,7 @@ import { label } from "@/lib/format";
 import { useCategories } from "./api";
 import { ImportDialog } from "./ImportDialog";
 import { GenerateDialog } from "./GenerateDialog";
+import { keys } from "@/api/keys";
 
 type Scenario = Schemas["Scenario"];
 type Kind = "reusable" | "one_time";
@@ -23,9 +24,10 @@ export default function ScenariosPage() {
   const [deleting, setDeleting] = useState<Scenario | null>(null);
   const navigate = useNavigate();
   const categories = useCategories();
+  const query = { kind, category: category || undefined, limit: 500 };
   const list = useQuery({
-    queryKey: ["scenarios", kind, category],
-    queryFn: () => call(api.GET("/api/scenarios", { params: { query: { kind, category: category || undefined, limit: 500 } } })),
+    queryKey: keys.scenarios.list(query),
+    queryFn: () => call(api.GET("/api/scenarios", { params: { query } })),
   });
   return (
     <div>
@@ -76,7 +78,7 @@ export default function ScenariosPage() {
                   <td className="whitespace-nowrap py-1 text-right">
                     <Link className="px-2 text-blue-800 underline" to={`/scenarios/${s.id}/edit`} aria-label={`Edit ${s.title}`}>Edit</Link>
                     <Link className="px-2 text-blue-800 underline" to={`/assignments?scenarioId=${s.id}`} aria-label={`Assign ${s.title}`}>Assign</Link>
-                    {s.isOneTime && <button type="button" className="px-2 text-blue-800 underline" onClick={() => setPromoting(s)}>Promote</button>}
+                    {s.isOneTime && <button type="button" className="px-2 text-blue-800 underline" onClick={() => setPromoting(s)} aria-label={`Promote ${s.title}`}>Promote</button>}
                     <button type="button" className="px-2 text-red-800 underline" onClick={() => setDeleting(s)} aria-label={`Delete ${s.title}`}>Delete</button>
                   </td>
                 </tr>
@@ -99,7 +101,7 @@ function PromoteDialog({ scenario, onClose }: { scenario: Scenario; onClose: () 
   const promote = useMutation({
     mutationFn: () => call(api.POST("/api/scenarios/{id}/promote", { params: { path: { id: scenario.id } }, body: { confirmPersonalDetailsReviewed: confirmed } })),
     onSuccess: async () => {
-      await client.invalidateQueries({ queryKey: ["scenarios"] });
+      await client.invalidateQueries({ queryKey: keys.scenarios.all() });
       onClose();
     },
   });
@@ -128,7 +130,7 @@ function DeleteDialog({ scenario, onClose }: { scenario: Scenario; onClose: () =
     mutationFn: () => call(api.DELETE("/api/scenarios/{id}", { params: { path: { id: scenario.id } } })),
     onSuccess: async () => {
       notify(`“${scenario.title}” deleted.`);
-      await client.invalidateQueries({ queryKey: ["scenarios"] });
+      await client.invalidateQueries({ queryKey: keys.scenarios.all() });
       onClose();
     },
   });

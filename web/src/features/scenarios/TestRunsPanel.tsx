@@ -7,6 +7,7 @@ import { Link } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
 import { Badge, Button, Card, ErrorNote, Notice } from "@/components/ui";
 import { formatDateTime, label } from "@/lib/format";
+import { keys } from "@/api/keys";
 
 type Run = Schemas["TestRunView"];
 
@@ -42,7 +43,7 @@ function elicited(r: Run): string {
 
 export function TestRunsPanel({ scenarioId }: { scenarioId: string }) {
   const client = useQueryClient();
-  const key = ["test-runs", scenarioId];
+  const key = keys.scenarios.testRuns(scenarioId);
   const runs = useQuery({
     queryKey: key,
     queryFn: () => call(api.GET("/api/scenarios/{id}/test-runs", { params: { path: { id: scenarioId } } })),
@@ -93,7 +94,7 @@ export function TestRunsPanel({ scenarioId }: { scenarioId: string }) {
                   <td>{r.counselorTurns}</td>
                   <td>{score(r)}</td>
                   <td>{determination(r)}</td>
-                  <td>{r.counselorTurns > 0 ? <Link className="underline" to={`/sessions/${r.sessionId}`}>Open</Link> : "—"}</td>
+                  <td>{r.counselorTurns > 0 ? <Link className="underline" to={`/sessions/${r.sessionId}`}>Open<span className="sr-only"> the {label(r.kind).toLowerCase()} test run of {formatDateTime(r.startedAt ?? r.createdAt)}</span></Link> : "—"}</td>
                 </tr>
               ))}
             </tbody>

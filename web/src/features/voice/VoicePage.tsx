@@ -10,6 +10,8 @@
 // which the agent waits `COUNSELOR_REJOIN_GRACE` (60 s) for. After a reload in the same tab the
 // page rejoins that call by itself (the tab's sessionStorage remembers it); elsewhere, or after
 // a dropped connection, it offers "Rejoin call": a token for the same room and session.
+// Before connecting, a microphone test (MicTest); during the call, a level meter (MicMeter);
+// both say so when the microphone sends silence. Captions follow the newest line (CaptionList).
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
 import { BarVisualizer, RoomAudioRenderer, RoomContext, StartAudio, useLocalParticipant, useMediaDeviceSelect, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
 import { useMutation, useQuery } from "@tanstack/react-query";
@@ -19,6 +21,10 @@ import { useNavigate, useSearchParams } from "react-router-dom";
 import { api, call, type Schemas } from "@/api/client";
 import { Button, Card, ErrorNote, Notice, PageTitle, Select, Spinner } from "@/components/ui";
 import { formatClock, label } from "@/lib/format";
+import { keys, lists } from "@/api/keys";
+import { CaptionList } from "./CaptionList";
+import { MicMeter } from "./MicMeter";
+import { MicTest } from "./MicTest";
 
 /** How long the AI caller may take to join before the page reports it. */
 export const AGENT_JOIN_TIMEOUT_MS = 20_000;
@@ -51,9 +57,10 @@ export default function VoicePage() {
   const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false }), []);
   const [call_, setCall] = useState<Token | null>(null);
   // A live call of this assignment (or free practice) left by a reload: offered to rejoin.
+  const liveQuery = { type: assignmentId ? "assigned" : "free_practice", status: "active", assignmentId: assignmentId ?? undefined, limit: 20 } as const;
   const live = useQuery({
-    queryKey: ["sessions", "live-voice", assignmentId],
-    queryFn: () => call(api.GET("/api/sessions", { params: { query: { type: assignmentId ? "assigned" : "free_practice", status: "active", assignmentId: assignmentId ?? undefined, limit: 20 } } })),
+    queryKey: keys.sessions.list(liveQuery),
+    queryFn: () => call(api.GET("/api/sessions", { params: { query: liveQuery } })),
     select: (rows) => rows.find((s) => s.kind === "voice" && (s.assignmentId ?? null) === assignmentId) ?? null,
   });
   const start = useMutation({
@@ -82,8 +89,8 @@ export default function VoicePage() {
   }, [live.data, call_, start]);
   // The same query (and cache) as the counselor's home, to name what is being practised.
   const assignments = useQuery({
-    queryKey: ["assignments", "mine"],
-    queryFn: () => call(api.GET("/api/assignments", { params: { query: { limit: 200 } } })),
+    queryKey: keys.assignments.list(lists.myAssignments),
+    queryFn: () => call(api.GET("/api/assignments", { params: { query: lists.myAssignments } })),
     enabled: !!assignmentId,
   });
   const scenario = assignments.data?.find((a) => a.id === assignmentId)?.scenario.title;
@@ -95,6 +102,7 @@ export default function VoicePage() {
         {!call_ ? (
           <Card>
             <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call; captions appear for both of you.</p>
+            <div className="mb-3"><MicTest onDevice={(id) => void room.switchActiveDevice("audioinput", id).catch(() => {})} /></div>
             {live.data && (
               <Notice tone="warning">{start.isPending && autoRejoined.current ? "Rejoining your call…" : "Your call is still open: the caller is waiting for you. Rejoin it to carry on where you left off."}</Notice>
             )}
@@ -116,7 +124,7 @@ export default function VoicePage() {
 function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token; onRejoin: () => void; rejoining: boolean }) {
   const navigate = useNavigate();
   const { state, audioTrack, agent } = useVoiceAssistant();
-  const { isMicrophoneEnabled, localParticipant } = useLocalParticipant();
+  const { isMicrophoneEnabled, localParticipant, microphoneTrack } = useLocalParticipant();
   const transcriptions = useTranscriptions();
   const [elapsed, setElapsed] = useState(0);
   const [timedOut, setTimedOut] = useState(false);
@@ -161,10 +169,6 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
     await room.disconnect();
     navigate(`/feedback/${token.sessionId}`);
   };
-  const captionsEnd = useRef<HTMLDivElement>(null);
-  useEffect(() => {
-    captionsEnd.current?.scrollIntoView?.({ block: "end" });
-  }, [transcriptions.length]);
   return (
     <>
       <RoomAudioRenderer />
@@ -195,24 +199,14 @@ function InCall({ room, token, onRejoin, rejoining }: { room: Room; token: Token
             <Button variant="secondary" onClick={() => localParticipant.setMicrophoneEnabled(!isMicrophoneEnabled)} aria-pressed={!isMicrophoneEnabled}>
               {isMicrophoneEnabled ? "Mute microphone" : "Unmute microphone"}
             </Button>
+            <MicMeter track={microphoneTrack?.track?.mediaStreamTrack} muted={!isMicrophoneEnabled} />
             <DeviceSelect kind="audioinput" label="Microphone" room={room} />
             <DeviceSelect kind="audiooutput" label="Speaker" room={room} />
             <Button variant="danger" onClick={hangUp}>Hang up</Button>
           </div>
         </Card>
         <Card title="Live captions">
-          <ol className="flex max-h-80 flex-col gap-2 overflow-y-auto text-sm" aria-live="polite" aria-label="Live captions">
-            {transcriptions.map((t) => {
-              const mine = t.participantInfo.identity === room.localParticipant.identity;
-              return (
-                <li key={t.streamInfo.id} className={mine ? "ml-4 rounded bg-blue-50 p-2" : "mr-4 rounded bg-slate-100 p-2"}>
-                  <span className="block text-xs font-semibold text-slate-700">{mine ? "You" : "Caller"}</span>
-                  {t.text}
-                </li>
-              );
-            })}
-          </ol>
-          <div ref={captionsEnd} />
+          <CaptionList captions={transcriptions.map((t) => ({ id: t.streamInfo.id, mine: t.participantInfo.identity === room.localParticipant.identity, text: t.text }))} />
         </Card>
       </div>
     </>
