@@ -58,7 +58,7 @@ export function CategoriesPanel() {
                   rename.mutate(editing);
                 }}
               >
-                <TextInput label={`New name for ${categoryName(c)}`} required maxLength={64} value={editing.to} onChange={(e) => setEditing({ from: c, to: e.target.value })} autoFocus />
+                <TextInput label={`New name for ${categoryName(c)}`} required maxLength={64} value={editing.to} onChange={(e) => setEditing({ from: c, to: e.target.value })} />
                 <Button type="submit" disabled={rename.isPending}>Save</Button>
                 <Button type="button" variant="ghost" onClick={() => { setEditing(null); rename.reset(); }}>Cancel</Button>
               </form>
