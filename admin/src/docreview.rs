@@ -55,7 +55,8 @@ fn review_schema() -> Value {
     schema
 }
 
-/// Reviews `text`, the documentation `actor` wrote for the session, and stores the review.
+/// Reviews `text`, the documentation `actor` wrote for the session, and stores the review (with
+/// the upload's claim, `content_sha256`, when it holds one).
 pub async fn review_documentation(
     state: &AppState,
     llm: &Llm,
@@ -63,6 +64,7 @@ pub async fn review_documentation(
     session: &SessionRef,
     file_name: String,
     text: String,
+    content_sha256: Option<String>,
 ) -> Result<DocumentReview> {
     let session_id = session.id();
     let detail = state.store.session_detail(session).await?;
@@ -143,6 +145,7 @@ pub async fn review_documentation(
         gaps,
         model: answer.model.clone(),
         raw_output: answer.raw.clone(),
+        content_sha256,
     };
     Ok(state.store.insert_document_review(actor.account_id, &new).await?)
 }

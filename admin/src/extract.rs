@@ -97,6 +97,21 @@ impl<T: FromStr, S: Send + Sync> FromRequestParts<S> for IdPath<T> {
     }
 }
 
+/// A `{name}` in a route path that is text, not an id (a category's name), percent-decoded.
+#[derive(Debug, Clone)]
+pub struct NamePath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for NamePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e: PathRejection| ApiError::BadRequest(e.body_text()))?;
+        Ok(NamePath(raw))
+    }
+}
+
 /// Query parameters; bad values answer 400 naming the parameter.
 #[derive(Debug)]
 pub struct Query<T>(pub T);

@@ -89,6 +89,51 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// How long creation waits for a name's lookup: an endpoint being set up may not resolve yet,
+/// and a slow resolver must not hold the admin's request.
+const CREATION_LOOKUP: Duration = Duration::from_secs(3);
+
+/// [`check_url`], plus what a named host points at now, for creating a webhook: `localhost`,
+/// `*.localhost`, `*.local` (mDNS, the local network) and `*.internal` are refused outright, and a
+/// name whose addresses are all non-public (loopback, private, link-local, ...) is refused with a
+/// 422 naming `url`. A name that does not resolve yet is accepted; every delivery resolves and
+/// checks it again ([`resolve`]), since DNS can change after creation.
+pub async fn check_new_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
+    check_url(url, allow_private)?;
+    if allow_private {
+        return Ok(());
+    }
+    let refused = || {
+        ApiError::validation(
+            "url",
+            "must point at a public address: this name is on the local machine or a private network (loopback, \
+             private, link-local or .local); use the partner's public https:// address"
+                .to_owned(),
+        )
+    };
+    let Ok(parsed) = reqwest::Url::parse(url.trim()) else { return Ok(()) };
+    let Some(host) = parsed.host_str() else { return Ok(()) };
+    if literal_ip(host).is_some() {
+        return Ok(()); // checked by `check_url`
+    }
+    let domain = host.trim_end_matches('.').to_ascii_lowercase();
+    if is_localhost(&domain) || domain.ends_with(".local") || domain.ends_with(".internal") {
+        return Err(refused());
+    }
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    match tokio::time::timeout(CREATION_LOOKUP, tokio::net::lookup_host((domain.as_str(), port))).await {
+        Ok(Ok(found)) => {
+            let found: Vec<SocketAddr> = found.collect();
+            if !found.is_empty() && !found.iter().any(|a| is_public(a.ip())) {
+                return Err(refused());
+            }
+            Ok(())
+        }
+        // Not resolvable (yet), or the resolver is slow: the delivery decides.
+        _ => Ok(()),
+    }
+}
+
 /// The address a URL's host names literally (`[v6]` in brackets, as URLs write it).
 fn literal_ip(host: &str) -> Option<IpAddr> {
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).parse().ok()

@@ -557,6 +557,14 @@ pub async fn run(
                                     call.counselor_left(now);
                                 }
                                 Some(c) if c.sid == p.sid => counselor = Some(p),
+                                // The same identity under a new sid while the old one is not yet
+                                // reported gone: a reload's join overtook the lost connection's
+                                // departure. The new one is the counselor; the old one's later
+                                // "gone" no longer matches and is ignored.
+                                Some(c) if c.identity == p.identity && !gone => {
+                                    info!("the counselor rejoined, replacing the lost connection");
+                                    counselor = Some(p);
+                                }
                                 // Back within the grace period (a reload): the call goes on with them.
                                 None if !gone && away.as_ref().is_some_and(|(who, _)| *who == p.identity) => {
                                     info!("the counselor rejoined");

@@ -41,16 +41,24 @@ pub struct AuditEvent {
     pub created_at: Timestamp,
 }
 
-/// Category names: lower-case words joined by `_`, as the defaults are.
+/// Category names as typed ("Youth and LGBTQ+"): spaces collapsed, capitals kept, letters,
+/// digits and the punctuation names use (`&`, `+`, `-`, `_`, `/`, `'`, `,`, parentheses; not `.`,
+/// which the UI's label table reads as a key separator).
+/// Uniqueness ignores case (the schema's `account_categories_lower_name_key`).
 pub(crate) fn normalize_category(name: &str) -> Result<String, String> {
-    let name = name.trim().to_lowercase().replace([' ', '-'], "_");
-    if name.is_empty() || name.len() > 64 {
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    if name.is_empty() || name.chars().count() > 64 {
         return Err("must be 1 to 64 characters".into());
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err("may hold only letters, digits, spaces, '-' and '_'".into());
+    if !name.chars().all(|c| c.is_alphanumeric() || " &+-_/',()".contains(c)) {
+        return Err("may hold letters, digits, spaces and & + - _ / ' , ( ) only".into());
     }
     Ok(name)
+}
+
+/// A category name the account already has, in a 409 people can act on.
+fn duplicate_category(name: &str) -> Error {
+    Error::conflict(format!("a category named \"{name}\" exists already (names are compared ignoring capitals)"))
 }
 
 impl Store {
@@ -124,7 +132,7 @@ impl Store {
         rows.iter().map(|r| r.text("name")).collect()
     }
 
-    /// Adds a category to the account's list; answers the normalized name.
+    /// Adds a category to the account's list; answers the name as stored.
     pub async fn add_category(&self, account_id: AccountId, name: &str) -> Result<String> {
         let name = normalize_category(name).map_err(|m| Error::invalid("name", m))?;
         let mut tx = self.write_tx().await?;
@@ -142,12 +150,89 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| match violation(&e) {
-                Some(Violation::Unique(_)) => Error::conflict(format!("category `{name}` exists")),
+                Some(Violation::Unique(_)) => duplicate_category(&name),
                 Some(Violation::ForeignKey) => Error::NotFound("account"),
                 _ => e.into(),
             })?;
         tx.commit().await?;
         Ok(name)
+    }
+
+    /// Renames a category (found ignoring case) in place: its scenarios follow through the
+    /// foreign key's `ON UPDATE CASCADE`, its position is kept. A change of capitals only
+    /// ("youth" -> "Youth") is a rename too. Answers the new name as stored.
+    pub async fn rename_category(
+        &self,
+        account_id: AccountId,
+        current: &str,
+        name: &str,
+        audit: &Audit,
+    ) -> Result<String> {
+        let name = normalize_category(name).map_err(|m| Error::invalid("name", m))?;
+        let mut tx = self.write_tx().await?;
+        crate::db::lock_account(&mut tx, account_id).await?;
+        let stored = stored_category(&mut tx, account_id, current).await?;
+        if stored != name {
+            sqlx::query("UPDATE account_categories SET name = $1 WHERE account_id = $2 AND name = $3")
+                .bind(&name)
+                .bind(account_id.to_string())
+                .bind(&stored)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match violation(&e) {
+                    Some(Violation::Unique(_)) => duplicate_category(&name),
+                    _ => e.into(),
+                })?;
+            let audit =
+                audit.clone().target("category", &name).details(serde_json::json!({ "from": stored, "to": name }));
+            audit_tx(&mut tx, &audit).await?;
+        }
+        tx.commit().await?;
+        Ok(name)
+    }
+
+    /// Deletes a category no scenario uses. One in use is refused with a 409 that says how many
+    /// scenarios use it and what to do: a supervisor decides where those scenarios go (move them,
+    /// or rename the category), nothing is moved behind their back. The last category stays, so
+    /// scenarios can still be written.
+    pub async fn delete_category(&self, account_id: AccountId, name: &str, audit: &Audit) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        crate::db::lock_account(&mut tx, account_id).await?;
+        let stored = stored_category(&mut tx, account_id, name).await?;
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM scenarios WHERE account_id = $1 AND category = $2")
+            .bind(account_id.to_string())
+            .bind(&stored)
+            .fetch_one(&mut *tx)
+            .await?;
+        if used > 0 {
+            let scenarios = if used == 1 { "1 scenario uses".to_owned() } else { format!("{used} scenarios use") };
+            return Err(Error::conflict(format!(
+                "{scenarios} \"{stored}\": move them to another category first (edit each scenario), or rename the category instead"
+            )));
+        }
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_categories WHERE account_id = $1")
+            .bind(account_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        if total <= 1 {
+            return Err(Error::conflict(
+                "the account needs at least one category: add another before deleting this one",
+            ));
+        }
+        sqlx::query("DELETE FROM account_categories WHERE account_id = $1 AND name = $2")
+            .bind(account_id.to_string())
+            .bind(&stored)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match violation(&e) {
+                // A scenario written since the count (not possible under the account lock, but
+                // the schema's RESTRICT says the same thing).
+                Some(Violation::ForeignKey) => Error::conflict(format!("scenarios use \"{stored}\": move them first")),
+                _ => e.into(),
+            })?;
+        audit_tx(&mut tx, &audit.clone().target("category", &stored)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Appends to the audit trail an event that is not part of a change (a failed sign-in);
@@ -253,4 +338,18 @@ pub(crate) async fn audit_tx(tx: &mut sqlx::Transaction<'static, sqlx::Any>, aud
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The stored spelling of a category named ignoring case; 404 when the account has none.
+async fn stored_category(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: AccountId,
+    name: &str,
+) -> Result<String> {
+    sqlx::query_scalar("SELECT name FROM account_categories WHERE account_id = $1 AND lower(name) = lower($2)")
+        .bind(account_id.to_string())
+        .bind(name.split_whitespace().collect::<Vec<_>>().join(" "))
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(Error::NotFound("category"))
 }

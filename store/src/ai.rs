@@ -145,7 +145,25 @@ pub struct NewDocumentReview {
     pub gaps: Vec<DocumentGap>,
     pub model: String,
     pub raw_output: String,
+    /// The uploaded file's SHA-256 (hex) when the upload holds a claim
+    /// ([`Store::claim_document_review`]): the claim records this review in its transaction.
+    pub content_sha256: Option<String>,
 }
+
+/// Who reviews an uploaded documentation file (one claim per session and file content).
+#[derive(Debug)]
+pub enum ReviewClaim {
+    /// This request reviews it: store the review with the hash, or release the claim on failure.
+    Claimed,
+    /// The same file was reviewed already: this is its review.
+    Done(DocumentReview),
+    /// Another request is reviewing the same file now.
+    InProgress,
+}
+
+/// A documentation-review claim without a review after this long belongs to a request that died
+/// (the review's model call is bounded well below it); another upload may take it over.
+const STALE_REVIEW_CLAIM_MS: i64 = 5 * 60_000;
 
 /// An evaluator claim older than this belongs to an evaluator that died; another may take over
 /// (sooner when the caller's own bound on an evaluation is shorter: `claim_evaluation`).
@@ -476,6 +494,7 @@ impl Store {
         new: &NewDocumentReview,
     ) -> Result<DocumentReview> {
         let id = new_id();
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO document_reviews (id, account_id, session_id, user_id, file_name, extracted_text, completeness_score, \
              accuracy_score, consistency_score, gaps, model, raw_output, created_at) \
@@ -494,10 +513,96 @@ impl Store {
         .bind(&new.model)
         .bind(&new.raw_output)
         .bind(Timestamp::now().millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(sha) = &new.content_sha256 {
+            // The claim answers repeats of this upload from now on, committed with the review.
+            sqlx::query(
+                "UPDATE document_review_claims SET review_id = $1 WHERE session_id = $2 AND content_sha256 = $3",
+            )
+            .bind(id.to_string())
+            .bind(new.session_id.to_string())
+            .bind(sha)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         let reviews = self.document_reviews_of(new.session_id).await?;
         reviews.into_iter().find(|r| r.id == id).ok_or(Error::NotFound("document review"))
+    }
+
+    /// Claims the review of an uploaded documentation file, identified by its SHA-256 (hex), for
+    /// this session. The claim is a row keyed by session and hash, inserted with `ON CONFLICT DO
+    /// NOTHING`: of concurrent uploads of the same file (a double click) exactly one inserts it,
+    /// on both databases (PostgreSQL's unique check waits for the other transaction), and the
+    /// others see it in progress, then its review.
+    pub async fn claim_document_review(&self, session: &SessionRef, content_sha256: &str) -> Result<ReviewClaim> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO document_review_claims (session_id, content_sha256, claimed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(session.id().to_string())
+        .bind(content_sha256)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            tx.commit().await?;
+            return Ok(ReviewClaim::Claimed);
+        }
+        let row = sqlx::query(
+            "SELECT review_id, claimed_at FROM document_review_claims WHERE session_id = $1 AND content_sha256 = $2",
+        )
+        .bind(session.id().to_string())
+        .bind(content_sha256)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            // Released between the insert and the read: the caller asks again.
+            return Ok(ReviewClaim::InProgress);
+        };
+        let review_id: Option<String> = row.opt_text("review_id")?;
+        let claimed_at: i64 = row.int("claimed_at")?;
+        if let Some(review_id) = review_id {
+            tx.commit().await?;
+            let review =
+                self.document_reviews_of(session.id()).await?.into_iter().find(|r| r.id.to_string() == review_id);
+            return review.map(ReviewClaim::Done).ok_or(Error::NotFound("document review"));
+        }
+        if claimed_at < now - STALE_REVIEW_CLAIM_MS {
+            // Taken over from a request that died: one winner, by the conditional update.
+            let taken = sqlx::query(
+                "UPDATE document_review_claims SET claimed_at = $1 \
+                 WHERE session_id = $2 AND content_sha256 = $3 AND review_id IS NULL AND claimed_at = $4",
+            )
+            .bind(now)
+            .bind(session.id().to_string())
+            .bind(content_sha256)
+            .bind(claimed_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            return Ok(if taken == 1 { ReviewClaim::Claimed } else { ReviewClaim::InProgress });
+        }
+        tx.commit().await?;
+        Ok(ReviewClaim::InProgress)
+    }
+
+    /// Gives up a claim whose review failed (the model failed, the file was refused), so the
+    /// same file can be uploaded again at once.
+    pub async fn release_document_review(&self, session: &SessionRef, content_sha256: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM document_review_claims WHERE session_id = $1 AND content_sha256 = $2 AND review_id IS NULL",
+        )
+        .bind(session.id().to_string())
+        .bind(content_sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn document_reviews(&self, session: &SessionRef) -> Result<Vec<DocumentReview>> {

@@ -408,11 +408,13 @@ str_enum! {
 }
 
 str_enum! {
-    /// Events a partner webhook can subscribe to.
+    /// Events a partner webhook can subscribe to, and `ping`, the test event an admin sends on
+    /// request ("Send test event"; never subscribed to).
     pub enum WebhookEvent {
         AssignmentCompleted = "assignment.completed",
         EvaluationCompleted = "evaluation.completed",
         FlagRaised = "flag.raised",
+        Ping = "ping",
     }
 }
 

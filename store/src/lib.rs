@@ -43,7 +43,7 @@ mod voice;
 pub use accounts::{Account, Audit, AuditEvent};
 pub use ai::{
     AccountBudget, Analysis, CounselorSpend, DaySpend, DocumentGap, DocumentReview, LlmCall, NewAnalysis,
-    NewDocumentReview, NewPolicy, Policy, PolicyChunk, SpendCheck, SpendReport, Usage, month_start,
+    NewDocumentReview, NewPolicy, Policy, PolicyChunk, ReviewClaim, SpendCheck, SpendReport, Usage, month_start,
 };
 pub use assignments::{
     Assignment, AssignmentFilter, AssignmentPatch, AssignmentReport, BlockedPair, CounselorSummary, NewAssignment,

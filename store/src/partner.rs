@@ -220,6 +220,12 @@ impl Store {
         if events.is_empty() {
             return Err(Error::Invalid(vec![FieldError::new("events", "subscribe to at least one event")]));
         }
+        if events.contains(&WebhookEvent::Ping) {
+            return Err(Error::Invalid(vec![FieldError::new(
+                "events",
+                "ping is the test event, sent on request (Send test event); it cannot be subscribed to",
+            )]));
+        }
         let id = WebhookId::new();
         let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
         let mut tx = self.write_tx().await?;
@@ -274,6 +280,44 @@ impl Store {
         audit_tx(&mut tx, &audit.clone().target("webhook", id)).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Queues a `ping` for one webhook (an admin's "Send test event"), whatever it subscribes to:
+    /// an ordinary delivery of the outbox, so it is signed, retried and logged like any event.
+    /// Answers the delivery's id.
+    pub async fn enqueue_ping(&self, account_id: AccountId, webhook_id: WebhookId, audit: &Audit) -> Result<Uuid> {
+        let mut tx = self.write_tx().await?;
+        let found = sqlx::query("SELECT id FROM webhooks WHERE id = $1 AND account_id = $2")
+            .bind(webhook_id.to_string())
+            .bind(account_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(Error::NotFound("webhook"));
+        }
+        let id = new_id();
+        let now = Timestamp::now();
+        let body = serde_json::json!({
+            "id": id,
+            "event": WebhookEvent::Ping.as_str(),
+            "created_at": now,
+            "data": { "webhook_id": webhook_id, "message": "A test event sent from Proto Trainer's admin page." },
+        });
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, account_id, event, payload, status, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+        )
+        .bind(id.to_string())
+        .bind(webhook_id.to_string())
+        .bind(account_id.to_string())
+        .bind(WebhookEvent::Ping.as_str())
+        .bind(body.to_string())
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
+        audit_tx(&mut tx, &audit.clone().target("webhook", webhook_id)).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Queues an event for every active webhook of the account subscribed to it; answers how many

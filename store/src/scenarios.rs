@@ -167,8 +167,10 @@ impl ScenarioInput {
         } else if prompt.chars().count() > MAX_EVALUATOR_CONTEXT_CHARS {
             errors.push(FieldError::new("prompt", "must be at most 50000 characters"));
         }
-        let category = self.category.trim().to_lowercase();
-        if !categories.contains(&category) {
+        // Matched ignoring case and extra spaces, stored as the account spells it.
+        let typed = self.category.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let category = categories.iter().find(|c| c.to_lowercase() == typed).cloned().unwrap_or_default();
+        if category.is_empty() {
             errors.push(FieldError::new(
                 "category",
                 format!("unknown category `{}`; allowed: {}", self.category, categories.join(", ")),
@@ -369,7 +371,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {SCENARIO_COLUMNS} FROM scenarios s WHERE s.account_id = $1 \
              AND ($2 IS NULL OR s.is_one_time = $2) \
-             AND ($3 IS NULL OR s.category = $3) \
+             AND ($3 IS NULL OR lower(s.category) = $3) \
              AND ($4 IS NULL OR s.mode = $4) \
              AND ($5 IS NULL OR lower(s.title) LIKE $5 ESCAPE '\\') \
              ORDER BY s.created_at DESC, s.id DESC LIMIT $6 OFFSET $7"

@@ -499,11 +499,21 @@ async fn categories_are_per_account_and_enforced_by_the_schema() {
     for (backend, db) in testing::all().await {
         let f = fixture(&db).await;
         assert_eq!(db.store.categories(f.account.id).await.expect("list"), DEFAULT_CATEGORIES);
-        assert_eq!(db.store.add_category(f.account.id, "Sales").await.expect("add"), "sales");
+        // Capitals kept as typed; a duplicate ignoring them is a conflict.
+        assert_eq!(db.store.add_category(f.account.id, "Sales").await.expect("add"), "Sales");
         assert!(is_conflict(&db.store.add_category(f.account.id, "sales").await), "{backend:?}");
         let mut input = scenario_input("Upsell");
-        input.category = "Sales".into();
-        assert_eq!(db.store.create_scenario(f.account.id, None, &input).await.expect("create").0.category, "sales");
+        input.category = "SALES".into();
+        assert_eq!(db.store.create_scenario(f.account.id, None, &input).await.expect("create").0.category, "Sales");
+        // The schema holds the rule too (the index on lower(name)), whatever the code does.
+        let dup = db
+            .store
+            .raw_execute(&format!(
+                "INSERT INTO account_categories (account_id, name, position, created_at) VALUES ('{}', 'sALES', 99, 0)",
+                f.account.id
+            ))
+            .await;
+        assert!(dup.is_err(), "{backend:?}: a duplicate ignoring case");
         // The foreign key refuses a category the account does not have, whatever the code does.
         let raw = db
             .store

@@ -25,6 +25,7 @@ import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./li
 import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
+import * as uiserver from "./steps/uiserver.mjs";
 import * as uiweb from "./steps/uiweb.mjs";
 import * as truthSteps from "./steps/truth.mjs";
 
@@ -497,6 +498,9 @@ async function main() {
   await step("ui2b. a supervisor-raised flag is in the queue (severity order), named, badged, and sent as a webhook", () => ui2.supervisorFlagInQueueAndWebhook(ctx));
   await step("ui2c. scenario names on the sessions list and review; CSV export; needs review", () => ui2.scenarioNamesAndCsv(ctx));
   await step("ui2d. an overdue assignment is marked", () => ui2.overdueAssignmentShown(ctx));
+  await step("uiserver-a. categories renamed with & and +, capitals kept; deleting one in use says what to do", () => uiserver.categoriesRenameAndDelete(ctx, { ADMIN }));
+  await step("uiserver-b. a webhook to localhost is refused on the form; Send test event shows the delivery", () => uiserver.webhookPrivateUrlAndTestEvent(ctx, { ADMIN }));
+  await step("uiserver-c. a capped score says why beside it, naming who raised the flag", () => uiserver.scoreExplanation(ctx));
   await step("uiweb. 390 px chat: the reply box and End stay on screen after many messages; no sideways scroll", () => uiweb.phoneChat(ctx));
   await step("uiweb. 390 px progress: legends under the charts, every chart as a table", () => uiweb.phoneProgress(ctx));
   await step("uiweb. the counselor picker exposes its highlighted option (aria-activedescendant)", () => uiweb.comboboxActiveDescendant(ctx));
@@ -508,6 +512,8 @@ async function main() {
   await step("truth d. an admin names the center's risk levels (422 empty, 409 in use); feedback reads them", () => truthSteps.centerRiskLevels({ ...ctx, admin: ADMIN }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
+  if (VOICE) await step("uiserver-d. a reload mid-call rejoins the same call; one session with turns from both halves", () => uiserver.voiceReloadRejoins(ctx));
+  if (VOICE) await step("uiserver-e. a closed tab ends the call after the rejoin grace, and it is graded", () => uiserver.voiceClosedTabEndsAfterGrace(ctx));
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
   await step("no CSP violations or page errors", async () => check(problems.length === 0, problems.join("\n")));
   await browser.close();

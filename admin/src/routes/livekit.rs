@@ -18,6 +18,12 @@ use store::{AssignmentId, SessionId};
 /// How long the join token is valid; LiveKit refreshes tokens for a connected participant, so
 /// this only bounds how long after issue the room may be joined.
 const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How long LiveKit keeps a call's room after its last participant left. Its default (20 s)
+/// closed the room, and so ended the call, before the agent's rejoin grace
+/// (`agent::roleplay::COUNSELOR_REJOIN_GRACE`, 60 s) was over: a closed tab or a long drop ended
+/// the call about 40 s after the counselor went (LiveKit takes ~20 s to notice a lost
+/// connection, then 20 s more). The grace, LiveKit's detection and a margin.
+pub const ROOM_DEPARTURE_TIMEOUT_SECS: u32 = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -181,6 +187,9 @@ pub async fn voice_token(
                 metadata,
                 ..Default::default()
             }],
+            // The room outlives a lost connection by the agent's rejoin grace (a reload, a
+            // closed tab): the agent, not LiveKit, decides when the call is over.
+            departure_timeout: ROOM_DEPARTURE_TIMEOUT_SECS,
             ..Default::default()
         })
         .to_jwt()

@@ -246,11 +246,13 @@ pub async fn generate_scenario(
 
 /// The counselor who practised the session uploads the documentation they wrote for the call
 /// (a PDF), after the session's feedback; the LLM scores it against the transcript (0-100
-/// completeness, accuracy, consistency) and lists its gaps. Before the evaluation: 409.
+/// completeness, accuracy, consistency) and lists its gaps. Before the evaluation: 409. The same
+/// file again for the session (a double click) is reviewed once: 200 with the first review.
 #[utoipa::path(post, path = "/api/sessions/{id}/document-review", tag = "sessions", params(("id" = Uuid, Path)),
     request_body(description = "A multipart form with a `file` field, or the PDF as the body",
         content((FileUpload = "multipart/form-data"), (String = "application/pdf"))),
-    responses((status = 201, body = DocumentReview), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = DocumentReview), (status = 200, description = "The same file was uploaded for this session before: its review", body = DocumentReview),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
@@ -273,11 +275,46 @@ pub async fn upload_document_review(
     let llm = state.llm()?;
     upload_rate_limit(&state, &actor).await?;
     let upload = file.read().await?;
-    let (kind, text) = upload.document(&state.config.extract, DOCUMENTATION_KINDS).await?;
-    let file_name = upload.stored_name("documentation", kind);
-    let review = docreview::review_documentation(&state, llm, actor, &session, file_name, text).await?;
-    Ok((StatusCode::CREATED, Json(review)))
+    // One review per session and file: a repeat of the same bytes (a double click, a retried
+    // request) answers the first upload's review with 200, waiting for it if it is under way.
+    let sha = crate::auth::sha256_bytes_hex(&upload.bytes);
+    let started = std::time::Instant::now();
+    loop {
+        match state.store.claim_document_review(&session, &sha).await? {
+            store::ReviewClaim::Claimed => break,
+            store::ReviewClaim::Done(review) => return Ok((StatusCode::OK, Json(review))),
+            store::ReviewClaim::InProgress if started.elapsed() < REPEAT_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            store::ReviewClaim::InProgress => {
+                return Err(ApiError::Conflict {
+                    message: "this file is still being reviewed; its review appears in the list when it is done".into(),
+                    existing_id: None,
+                });
+            }
+        }
+    }
+    let reviewed = async {
+        let (kind, text) = upload.document(&state.config.extract, DOCUMENTATION_KINDS).await?;
+        let file_name = upload.stored_name("documentation", kind);
+        docreview::review_documentation(&state, llm, actor, &session, file_name, text, Some(sha.clone())).await
+    }
+    .await;
+    match reviewed {
+        Ok(review) => Ok((StatusCode::CREATED, Json(review))),
+        Err(e) => {
+            // Failed: the same file may be sent again at once.
+            if let Err(release) = state.store.release_document_review(&session, &sha).await {
+                tracing::error!(error = %release, "releasing a documentation review claim");
+            }
+            Err(e)
+        }
+    }
 }
+
+/// How long a repeated documentation upload waits for the first one's review before answering
+/// 409 (the review is one model call; the client has disabled its button meanwhile).
+const REPEAT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A session's documentation reviews, oldest first (its counselor and supervisors).
 #[utoipa::path(get, path = "/api/sessions/{id}/document-reviews", tag = "sessions", params(("id" = Uuid, Path)),

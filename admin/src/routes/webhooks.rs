@@ -1,5 +1,6 @@
 //! Webhook endpoints of the caller's account (account admins): register (the signing secret is
-//! shown once), list, remove, and read the delivery log.
+//! shown once; a URL to a local or private destination is refused), list, remove, send a test
+//! event, and read the delivery log.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,7 +42,7 @@ pub async fn create_webhook(
     Json(input): Json<NewWebhook>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>)> {
     actor.require_admin()?;
-    webhooks::check_url(&input.url, state.config.webhook_allow_private)?;
+    webhooks::check_new_url(&input.url, state.config.webhook_allow_private).await?;
     let secret = format!("whsec_{}", auth::random_token(32));
     let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "webhook.created")
         .details(serde_json::json!({ "url": input.url.trim(), "events": input.events }));
@@ -75,4 +76,28 @@ pub async fn list_deliveries(
 ) -> Result<Json<Vec<WebhookDelivery>>> {
     actor.require_admin()?;
     Ok(Json(state.store.webhook_deliveries(actor.account_id, id, 200).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestEvent {
+    /// The queued `ping` delivery: its result appears in the delivery log.
+    pub delivery_id: uuid::Uuid,
+}
+
+/// Sends a test event: queues a `ping` delivery to this webhook through the ordinary outbox
+/// (signed, retried and logged like any event) and answers 202 with the delivery's id; the
+/// delivery log shows its result.
+#[utoipa::path(post, path = "/api/webhooks/{id}/test", tag = "webhooks", params(("id" = uuid::Uuid, Path)),
+    responses((status = 202, body = TestEvent), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn send_test_event(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath<WebhookId>,
+) -> Result<(StatusCode, Json<TestEvent>)> {
+    actor.require_admin()?;
+    let audit = store::Audit::new(Some(actor.account_id), Some(actor.user_id), "webhook.test_sent");
+    let delivery_id = state.store.enqueue_ping(actor.account_id, id, &audit).await?;
+    state.webhook_wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(TestEvent { delivery_id })))
 }

@@ -435,17 +435,89 @@ async fn users_accounts_and_categories() {
         let (status, cats) = app.post(app.admin, "/api/categories", json!({"name": "Sales"})).await;
         assert_eq!(
             (status, cats["categories"].as_array().and_then(|c| c.last()).cloned()),
-            (StatusCode::CREATED, Some(json!("sales")))
+            (StatusCode::CREATED, Some(json!("Sales"))),
+            "capitals kept as typed"
         );
         assert_eq!(app.post(app.admin, "/api/categories", json!({"name": "sales"})).await.0, StatusCode::CONFLICT);
-        assert_eq!(
-            app.post(app.admin, "/api/categories", json!({"name": "bad/name"})).await.0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
+        let (status, body) = app.post(app.admin, "/api/categories", json!({"name": "bad<name>"})).await;
+        assert_eq!((status, &body["fields"][0]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("name")));
         let mut sales = scenario_body("Upsell caller");
         sales["category"] = json!("sales");
-        assert_eq!(app.post(app.supervisor, "/api/scenarios", sales).await.0, StatusCode::CREATED);
+        let (status, created) = app.post(app.supervisor, "/api/scenarios", sales).await;
+        assert_eq!((status, &created["category"]), (StatusCode::CREATED, &json!("Sales")), "{backend:?}: {created}");
     }
+}
+
+#[tokio::test]
+async fn categories_are_renamed_and_deleted_as_typed() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db).await;
+        let (status, cats) = app.post(app.admin, "/api/categories", json!({"name": "  Youth   and LGBTQ+ "})).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {cats}");
+        assert!(cats["categories"].as_array().is_some_and(|c| c.contains(&json!("Youth and LGBTQ+"))), "{cats}");
+        let (status, _) = app.post(app.admin, "/api/categories", json!({"name": "youth AND lgbtq+"})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend:?}: duplicates ignore capitals");
+
+        // A scenario in it follows the rename.
+        let mut youth = scenario_body("Teen caller");
+        youth["category"] = json!("youth and lgbtq+");
+        let (status, scenario) = app.post(app.supervisor, "/api/scenarios", youth).await;
+        assert_eq!((status, &scenario["category"]), (StatusCode::CREATED, &json!("Youth and LGBTQ+")), "{scenario}");
+        let scenario_path = format!("/api/scenarios/{}", id(&scenario));
+
+        let app = &app;
+        let patch = |from: &str, to: &str| {
+            let path = format!("/api/categories/{}", urlencode(from));
+            let body = json!({ "name": to });
+            async move { app.call(Some(app.admin), Method::PATCH, &path, Some(body)).await }
+        };
+        let (status, cats) = patch("Youth and LGBTQ+", "Youth & LGBTQ+").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {cats}");
+        assert!(cats["categories"].as_array().is_some_and(|c| c.contains(&json!("Youth & LGBTQ+"))), "{cats}");
+        assert_eq!(app.get(app.supervisor, &scenario_path).await.1["category"], "Youth & LGBTQ+", "{backend:?}");
+        // Capitals alone, and the old name found ignoring them.
+        let (status, cats) = patch("youth & lgbtq+", "YOUTH & LGBTQ+").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {cats}");
+        assert_eq!(app.get(app.supervisor, &scenario_path).await.1["category"], "YOUTH & LGBTQ+");
+        // Onto another category's name: 409; a bad name: 422; a missing one: 404.
+        assert_eq!(patch("YOUTH & LGBTQ+", "Onboarding").await.0, StatusCode::CONFLICT, "{backend:?}");
+        let (status, body) = patch("YOUTH & LGBTQ+", "semi;colon").await;
+        assert_eq!((status, &body["fields"][0]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("name")));
+        assert_eq!(patch("No such", "Whatever").await.0, StatusCode::NOT_FOUND);
+        let path = format!("/api/categories/{}", urlencode("YOUTH & LGBTQ+"));
+        assert_eq!(
+            app.call(Some(app.supervisor), Method::PATCH, &path, Some(json!({"name": "x"}))).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            app.call(Some(app.outsider), Method::DELETE, &path, None).await.0,
+            StatusCode::FORBIDDEN,
+            "a supervisor of another account is not an admin"
+        );
+
+        // In use: refused with what to do; the scenario is untouched.
+        let (status, body) = app.call(Some(app.admin), Method::DELETE, &path, None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend:?}: {body}");
+        let message = body["message"].as_str().unwrap_or("");
+        assert!(message.contains("1 scenario uses") && message.contains("move them"), "{message}");
+        // Moved elsewhere, it can go.
+        let mut moved = scenario_body("Teen caller");
+        moved["category"] = json!("onboarding");
+        let (status, body) = app.call(Some(app.supervisor), Method::PUT, &scenario_path, Some(moved)).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        let (status, cats) = app.call(Some(app.admin), Method::DELETE, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {cats}");
+        assert!(!cats["categories"].to_string().to_lowercase().contains("youth"), "{cats}");
+        assert_eq!(app.call(Some(app.admin), Method::DELETE, &path, None).await.0, StatusCode::NOT_FOUND);
+        let actions: Vec<String> =
+            app.store.audit_events(app.account, 50).await.expect("audit").into_iter().map(|e| e.action).collect();
+        assert!(actions.iter().any(|a| a == "category.renamed") && actions.iter().any(|a| a == "category.deleted"));
+    }
+}
+
+/// Percent-encodes a path segment (spaces, `&`, `+`).
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 #[tokio::test]
@@ -515,7 +587,10 @@ async fn voice_token_starts_a_session_and_dispatches_the_agent() {
         assert_eq!(claims.sub, app.counselor.to_string());
         assert_eq!(claims.video.room, voice["roomName"].as_str().expect("room"));
         assert!(claims.video.room_join && claims.video.can_publish == Some(true));
-        let agents = claims.room_config.expect("room config").agents;
+        let room_config = claims.room_config.expect("room config");
+        // The room outlives the agent's 60 s rejoin grace (LiveKit's default is 20 s).
+        assert!(room_config.departure_timeout >= 80, "{}", room_config.departure_timeout);
+        let agents = room_config.agents;
         assert_eq!(agents[0].agent_name, "proto-trainer");
         let meta: Value = serde_json::from_str(&agents[0].metadata).expect("metadata JSON");
         assert_eq!(meta["sessionId"], voice["sessionId"]);

@@ -179,6 +179,8 @@ async fn world(app: &App) -> World {
         .expect("user")
         .id;
     let api_key = admin::auth::create_api_key(s, app.account, "spare", None).await.expect("key").0.id;
+    // A category no scenario uses (rename, delete).
+    s.add_category(app.account, &format!("Spare {n}")).await.expect("category");
     let voice = |user| NewSession {
         user_id: user,
         assignment_id: None,
@@ -251,6 +253,10 @@ fn request(
         ),
         ("POST", "/api/auth/demo-login") => (path.to_owned(), body(json!({"userId": app.counselor})), None),
         ("POST", "/api/categories") => (path.to_owned(), body(json!({"name": format!("cat-{n}")})), None),
+        ("PATCH", "/api/categories/{name}") => {
+            (format!("/api/categories/Spare%20{n}"), body(json!({"name": format!("Renamed & {n}")})), None)
+        }
+        ("DELETE", "/api/categories/{name}") => (format!("/api/categories/Spare%20{n}"), None, None),
         ("PUT", "/api/accounts/budget") => {
             (path.to_owned(), body(json!({"monthlyBudgetUsd": 500.0, "sessionTokenCap": 200000})), None)
         }
@@ -381,6 +387,7 @@ fn request(
             (format!("/api/sessions/{}/document-reviews", w.session), None, None)
         }
         ("GET", "/api/webhooks/{id}/deliveries") => (format!("/api/webhooks/{}/deliveries", w.webhook), None, None),
+        ("POST", "/api/webhooks/{id}/test") => (format!("/api/webhooks/{}/test", w.webhook), None, None),
         ("POST", "/api/livekit/token") => (path.to_owned(), body(json!({})), None),
         ("POST", "/api/internal/sessions") => {
             (path.to_owned(), body(json!({"accountId": app.account, "userId": app.counselor})), None)
@@ -458,6 +465,7 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("GET", "/api/auth/demo-users") | ("POST", "/api/auth/demo-login") => [404; 8],
         ("GET", "/api/accounts" | "/api/categories") => [401, 200, 200, 200, 200, 200, 401, 401],
         ("POST", "/api/categories") => [401, 403, 403, 403, 201, 403, 401, 401],
+        ("PATCH" | "DELETE", "/api/categories/{name}") => [401, 403, 403, 403, 200, 403, 401, 401],
         // The LLM spending ceiling and spend: account admins only.
         ("GET" | "PUT", "/api/accounts/budget") | ("GET", "/api/accounts/spend") => {
             [401, 403, 403, 403, 200, 403, 401, 401]
@@ -513,6 +521,7 @@ fn expected(method: &Method, path: &str) -> [u16; 8] {
         ("GET", "/api/webhooks") | ("GET", "/api/webhooks/{id}/deliveries") => [401, 403, 403, 403, 200, 403, 401, 401],
         ("POST", "/api/webhooks") => [401, 403, 403, 403, 201, 403, 401, 401],
         ("DELETE", "/api/webhooks/{id}") => [401, 403, 403, 403, 204, 403, 401, 401],
+        ("POST", "/api/webhooks/{id}/test") => [401, 403, 403, 403, 202, 403, 401, 401],
         // Supervisors maintain training material, policies included.
         ("GET", "/api/policies") => [401, 403, 403, 200, 200, 200, 401, 401],
         ("POST", "/api/policies") => [401, 403, 403, 201, 201, 201, 401, 401],

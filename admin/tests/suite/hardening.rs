@@ -110,11 +110,24 @@ async fn webhook_urls_to_non_public_addresses_are_refused_at_creation() {
             "http://localhost/hook",
             "http://127.0.0.1:9000/hook",
             "http://partner.example.org/hook",
+            // Names of this machine or the local network, refused by name or by what they
+            // resolve to now (issue 20: `https://localhost:3003` was accepted).
+            "https://localhost:3003/hook",
+            "https://LOCALHOST./hook",
+            "https://api.localhost/hook",
+            "https://printer.local/hook",
+            "https://metadata.google.internal/computeMetadata",
         ] {
             let (status, body) =
                 app.post(app.admin, "/api/webhooks", json!({"url": url, "events": ["flag.raised"]})).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend:?}: {url} -> {body}");
+            assert_eq!(body["fields"][0]["field"], "url", "{backend:?}: {url} -> {body}");
         }
+        // `ping` is the test event, never a subscription.
+        let (status, body) = app
+            .post(app.admin, "/api/webhooks", json!({"url": "https://partner.example.org/hook", "events": ["ping"]}))
+            .await;
+        assert_eq!((status, &body["fields"][0]["field"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("events")));
         let (status, body) = app
             .post(
                 app.admin,
@@ -141,9 +154,23 @@ async fn a_webhook_host_that_resolves_to_loopback_is_refused_at_delivery() {
             }
         });
         let url = format!("https://localhost:{port}/hook");
-        let (status, hook) = app.post(app.admin, "/api/webhooks", json!({"url": url, "events": ["flag.raised"]})).await;
-        assert_eq!(status, StatusCode::CREATED, "{backend:?}: a named host is checked at delivery: {hook}");
-        let hook_id = hook["webhook"]["id"].as_str().expect("id").to_owned();
+        // Creation refuses it now; a webhook stored before (or a name whose DNS changed since
+        // creation, which only delivery can see) is checked again at every delivery.
+        let (status, body) = app.post(app.admin, "/api/webhooks", json!({"url": url, "events": ["flag.raised"]})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend:?}: {body}");
+        let hook = app
+            .store
+            .create_webhook(
+                app.account,
+                &url,
+                &[store::WebhookEvent::FlagRaised],
+                "whsec_test",
+                None,
+                &store::Audit::new(None, None, "test"),
+            )
+            .await
+            .expect("webhook");
+        let hook_id = hook.id.to_string();
         app.store
             .enqueue_event(app.account, store::WebhookEvent::FlagRaised, &json!({"data": {}}))
             .await
@@ -500,5 +527,72 @@ async fn a_slow_partner_does_not_hold_up_other_accounts() {
         assert_eq!(fast.lock().expect("lock").len(), 1, "{backend:?}: delivered");
         let slow_done = slow.lock().expect("lock").len();
         assert!(slow_done <= 4, "{backend:?}: the other account waited for {slow_done} slow deliveries");
+    }
+}
+
+#[tokio::test]
+async fn a_test_event_is_a_signed_ping_through_the_outbox() {
+    for (backend, db) in testing::all().await {
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>> = Default::default();
+        let log = seen.clone();
+        let receiver = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let log = log.clone();
+                async move {
+                    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    log.lock().expect("lock").push((
+                        header("x-prototrainer-event"),
+                        header("x-prototrainer-signature"),
+                        body,
+                    ));
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+        let app = spawn_with(&db, |c| c.webhook_allow_private = true).await;
+        let (status, created) =
+            app.post(app.admin, "/api/webhooks", json!({"url": url, "events": ["evaluation.completed"]})).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {created}");
+        let hook_id = created["webhook"]["id"].as_str().expect("id").to_owned();
+        let secret = created["secret"].as_str().expect("secret").to_owned();
+        let path = format!("/api/webhooks/{hook_id}/test");
+
+        assert_eq!(app.post(app.supervisor, &path, json!(null)).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(app.post(app.outsider, &path, json!(null)).await.0, StatusCode::FORBIDDEN);
+        let missing = format!("/api/webhooks/{}/test", Uuid::now_v7());
+        assert_eq!(app.post(app.admin, &missing, json!(null)).await.0, StatusCode::NOT_FOUND);
+
+        let (status, sent) = app.post(app.admin, &path, json!(null)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend:?}: {sent}");
+        let delivery = sent["deliveryId"].as_str().expect("delivery id").to_owned();
+        let mut log = Value::Null;
+        for _ in 0..100 {
+            log = app.get(app.admin, &format!("/api/webhooks/{hook_id}/deliveries")).await.1;
+            if log[0]["status"] == "delivered" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            (&log[0]["id"], &log[0]["event"], &log[0]["status"]),
+            (&json!(delivery), &json!("ping"), &json!("delivered")),
+            "{backend:?}: {log}"
+        );
+        let got = seen.lock().expect("lock").clone();
+        assert_eq!(got.len(), 1, "{backend:?}: one ping, though the hook subscribes to another event");
+        let (event, signature, body) = &got[0];
+        assert_eq!(event, "ping");
+        let t: i64 =
+            signature.split(',').next().and_then(|t| t.strip_prefix("t=")).and_then(|t| t.parse().ok()).expect("t");
+        assert_eq!(signature, &admin::webhooks::sign(&secret, t, body), "signed like any event");
+        let payload: Value = serde_json::from_str(body).expect("json");
+        assert_eq!((&payload["event"], &payload["data"]["webhook_id"]), (&json!("ping"), &json!(hook_id)));
+        let actions: Vec<String> =
+            app.store.audit_events(app.account, 50).await.expect("audit").into_iter().map(|e| e.action).collect();
+        assert!(actions.iter().any(|a| a == "webhook.test_sent"), "{actions:?}");
     }
 }

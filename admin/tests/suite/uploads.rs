@@ -393,6 +393,43 @@ async fn documentation_is_reviewed_against_the_transcript_after_feedback() {
 }
 
 #[tokio::test]
+async fn a_documentation_upload_sent_twice_at_once_is_reviewed_once() {
+    for (backend, db) in testing::all().await {
+        let sim = Simulator::start().await.expect("sim");
+        let app = spawn_with_sim(&db, &sim).await;
+        let session = evaluated_session(&app).await;
+        let path = format!("/api/sessions/{session}/document-review");
+        let notes = pdf_with_text("Caller disclosed suicidal thoughts; safety plan agreed.");
+        // The review takes a while, so the second click arrives while the first is under way.
+        sim.add_rule(
+            Rule::chat()
+                .schema_name("document_review")
+                .latency_ms(600)
+                .reply_json(json!({"completeness": 70, "accuracy": 80, "consistency": 90, "gaps": []})),
+        );
+        let (a, b) = tokio::join!(
+            upload(&app, app.counselor, &path, "notes.pdf", "application/pdf", notes.clone()),
+            upload(&app, app.counselor, &path, "notes.pdf", "application/pdf", notes.clone()),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::CREATED], "{backend:?}: {a:?} {b:?}");
+        assert_eq!(a.1["id"], b.1["id"], "{backend:?}: the repeat answers the first upload's review");
+        assert_eq!(sim.chat_requests().len(), 1, "{backend:?}: the model was asked once");
+        let list = app.get(app.counselor, &format!("/api/sessions/{session}/document-reviews")).await.1;
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{backend:?}: {list}");
+        // Later, the same file again: still that review; another file: a new one.
+        let (status, again) = upload(&app, app.counselor, &path, "copy.pdf", "application/pdf", notes.clone()).await;
+        assert_eq!((status, &again["id"]), (StatusCode::OK, &a.1["id"]));
+        let other = pdf_with_text("Second draft: caller has pills at home; safety plan agreed.");
+        let (status, _) = upload(&app, app.counselor, &path, "notes2.pdf", "application/pdf", other).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}");
+        let list = app.get(app.counselor, &format!("/api/sessions/{session}/document-reviews")).await.1;
+        assert_eq!(list.as_array().map(Vec::len), Some(2), "{backend:?}: {list}");
+    }
+}
+
+#[tokio::test]
 async fn extract_text_reads_pdf_and_txt_only() {
     for (backend, db) in testing::all().await {
         let app = spawn(&db).await;

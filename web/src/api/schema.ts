@@ -315,6 +315,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/categories/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a category no scenario uses (account admins only). In use: 409 saying how many
+         *     scenarios use it and to move them (or rename the category) first; nothing is moved silently.
+         *     The last category is kept (409), so scenarios can still be written.
+         */
+        delete: operations["delete_category"];
+        options?: never;
+        head?: never;
+        /**
+         * Renames a category (account admins only); the scenarios in it follow. `{name}` is the current
+         *     name (any capitals); a change of capitals alone is a rename too.
+         */
+        patch: operations["rename_category"];
+        trace?: never;
+    };
     "/api/evaluation-suggestions/{id}": {
         parameters: {
             query?: never;
@@ -1066,7 +1091,8 @@ export interface paths {
         /**
          * The counselor who practised the session uploads the documentation they wrote for the call
          *     (a PDF), after the session's feedback; the LLM scores it against the transcript (0-100
-         *     completeness, accuracy, consistency) and lists its gaps. Before the evaluation: 409.
+         *     completeness, accuracy, consistency) and lists its gaps. Before the evaluation: 409. The same
+         *     file again for the session (a double click) is reviewed once: 200 with the first review.
          */
         post: operations["upload_document_review"];
         delete?: never;
@@ -1451,6 +1477,27 @@ export interface paths {
         get: operations["list_deliveries"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a test event: queues a `ping` delivery to this webhook through the ordinary outbox
+         *     (signed, retried and logged like any event) and answers 202 with the delivery's id; the
+         *     delivery log shows its result.
+         */
+        post: operations["send_test_event"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2714,7 +2761,12 @@ export interface components {
             /** @description What the key is for, e.g. the partner system's name. */
             name: string;
         };
+        /**
+         * @description A category's name as people read it ("Youth and LGBTQ+"): capitals kept, letters, digits,
+         *     spaces and `& + - _ / ' , ( )`; unique in the account ignoring capitals (409).
+         */
         NewCategory: {
+            /** @example Youth and LGBTQ+ */
             name: string;
         };
         NewChatSession: {
@@ -3510,6 +3562,13 @@ export interface components {
             /** @description One or two sentences (1 to 300 characters). */
             text: string;
         };
+        TestEvent: {
+            /**
+             * Format: uuid
+             * @description The queued `ping` delivery: its result appears in the delivery log.
+             */
+            deliveryId: string;
+        };
         TestRun: {
             /** Format: uuid */
             id: string;
@@ -3813,10 +3872,10 @@ export interface components {
             deliveredAt?: null | components["schemas"]["Timestamp"];
         };
         /**
-         * @description Events a partner webhook can subscribe to.
+         * @description Events a partner webhook can subscribe to, and `ping`, the test event an admin sends on request ("Send test event"; never subscribed to).
          * @enum {string}
          */
-        WebhookEvent: "assignment.completed" | "evaluation.completed" | "flag.raised";
+        WebhookEvent: "assignment.completed" | "evaluation.completed" | "flag.raised" | "ping";
     };
     responses: never;
     parameters: never;
@@ -5345,6 +5404,182 @@ export interface operations {
             };
             /** @description Not allowed for this role, a missing or wrong CSRF token, a cross-site request, or a one-time password still to change */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not of a content type this route takes (application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_category: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The category's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Categories"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rename_category: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The category's current name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewCategory"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Categories"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9056,6 +9291,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The same file was uploaded for this session before: its review */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentReview"];
+                };
+            };
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -10947,6 +11191,70 @@ export interface operations {
             };
         };
     };
+    send_test_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestEvent"];
+                };
+            };
+            /** @description A malformed id, query value or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable (or the feature is not configured); try again later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     healthz: {
         parameters: {
             query?: never;
@@ -11073,4 +11381,4 @@ export const speakerValues: ReadonlyArray<FlattenedDeepRequired<components>["sch
 export const splitValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Split"]> = ["dev", "held_out"];
 export const testRunKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestRunKind"]> = ["thorough", "poor"];
 export const testRunStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["TestRunStatus"]> = ["queued", "running", "done", "failed"];
-export const webhookEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookEvent"]> = ["assignment.completed", "evaluation.completed", "flag.raised"];
+export const webhookEventValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["WebhookEvent"]> = ["assignment.completed", "evaluation.completed", "flag.raised", "ping"];

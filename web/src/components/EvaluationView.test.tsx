@@ -34,6 +34,13 @@ describe("EvaluationView", () => {
     expect(gate.textContent).toContain("found in the evaluation's answers");
     expect(gate.textContent).toContain("the rest of the call scored 80");
   });
+  it("says beside the score why it was capped, naming who raised the flag", () => {
+    const byHand = { ...evaluation, overallScore: 25, scoreBasis: { ...evaluation.scoreBasis, uncapped: 59, gates: [{ ...evaluation.scoreBasis.gates[0]!, source: "supervisor" }] } };
+    render(<EvaluationView evaluation={byHand as never} onEvidence={() => {}} />);
+    const score = screen.getByLabelText("Overall score 25 of 100");
+    const note = document.getElementById(score.getAttribute("aria-describedby") ?? "");
+    expect(note?.textContent).toBe("Capped at 25 because of a safety flag: Missed rescue (raised by a supervisor); the rest of the call scored 59.");
+  });
   it("marks blocked checks as not reached, with human questions only", () => {
     const { container } = render(<EvaluationView evaluation={evaluation as never} onEvidence={() => {}} />);
     expect(screen.getByText("Not reached")).toBeTruthy();

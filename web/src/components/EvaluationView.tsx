@@ -19,6 +19,20 @@ const GATE_SOURCE: Record<Gate["source"], string> = {
   counselor: "raised in a report from the counselor",
 };
 
+/**
+ * One sentence beside the score saying why a gate capped it: "Capped at 25 because of a safety
+ * flag: Missed rescue (raised by a supervisor); the rest of the call scored 59." (issue 20: a
+ * supervisor's flag cut 59 to 25 with no word why).
+ */
+export function scoreExplanation(gates: Gate[], uncapped?: number | null): string | null {
+  if (gates.length === 0) return null;
+  const cap = Math.floor(Math.min(...gates.map((g) => g.cap)));
+  const causes = gates.map((g) => `${label(g.flag)} (${GATE_SOURCE[g.source]})`).join("; ");
+  const flags = gates.length === 1 ? "a safety flag" : `${gates.length} safety flags`;
+  const rest = uncapped != null ? `; the rest of the call scored ${Math.round(uncapped)}` : "";
+  return `Capped at ${cap} because of ${flags}: ${causes}${rest}.`;
+}
+
 function GateBanner({ gates, uncapped, onEvidence }: { gates: Gate[]; uncapped?: number | null; onEvidence: (turn: number) => void }) {
   const cap = Math.min(...gates.map((g) => g.cap));
   return (
@@ -85,6 +99,7 @@ function ReviewBanner({ review, evaluation }: { review: Schemas["ReviewSummary"]
 
 export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluation; onEvidence: (turn: number) => void }) {
   const reasons = new Map((evaluation.review?.overrides ?? []).map((o) => [`${o.kind}:${o.target}`, o.reason]));
+  const explanation = scoreExplanation(evaluation.scoreBasis?.gates ?? [], evaluation.scoreBasis?.uncapped);
   return (
     <div className="flex flex-col gap-4">
       <div className="flex flex-wrap items-baseline gap-3">
@@ -94,7 +109,7 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
           </span>
         ) : (
           <>
-            <span className="text-4xl font-bold text-blue-900" aria-label={`Overall score ${Math.round(evaluation.overallScore)} of 100`}>
+            <span className="text-4xl font-bold text-blue-900" aria-label={`Overall score ${Math.round(evaluation.overallScore)} of 100`} aria-describedby={explanation ? "score-explanation" : undefined}>
               {Math.round(evaluation.overallScore)}
             </span>
             <span className="text-slate-700">/ 100 overall</span>
@@ -103,6 +118,7 @@ export function EvaluationView({ evaluation, onEvidence }: { evaluation: Evaluat
         {evaluation.scoreBand && <Badge tone={evaluation.scoreBand === "needs_work" ? "red" : "slate"}>{label(evaluation.scoreBand)}</Badge>}
         {evaluation.review?.reviewed && <Badge tone="green">Reviewed by a supervisor</Badge>}
       </div>
+      {explanation && evaluation.overallScore != null && <p id="score-explanation" className="-mt-2 text-sm font-medium text-red-900">{explanation}</p>}
       {(evaluation.scoreBasis?.gates?.length ?? 0) > 0 && (
         <GateBanner gates={evaluation.scoreBasis.gates ?? []} uncapped={evaluation.scoreBasis.uncapped} onEvidence={onEvidence} />
       )}

@@ -7,29 +7,86 @@ import { useConfirm } from "@/components/ConfirmDialog";
 import { useNotify } from "@/components/Notices";
 import { keys } from "@/api/keys";
 
+/**
+ * The account's scenario categories: add, rename (the scenarios in one follow) and delete one no
+ * scenario uses. Names keep their capitals and may hold "&" and "+" ("Youth & LGBTQ+"); the
+ * server refuses a duplicate (ignoring capitals) and a category in use, saying what to do.
+ */
 export function CategoriesPanel() {
   const client = useQueryClient();
   const categories = useQuery({ queryKey: keys.categories(), queryFn: () => call(api.GET("/api/categories")) });
   const [name, setName] = useState("");
+  const [editing, setEditing] = useState<{ from: string; to: string } | null>(null);
+  const [confirm, confirmDialog] = useConfirm();
+  const notify = useNotify();
+  const refresh = () => client.invalidateQueries({ queryKey: keys.categories() });
   const add = useMutation({
     mutationFn: () => call(api.POST("/api/categories", { body: { name } })),
     onSuccess: () => {
+      notify(`Category “${name.trim()}” added.`);
       setName("");
-      client.invalidateQueries({ queryKey: keys.categories() });
+      refresh();
     },
   });
+  const rename = useMutation({
+    mutationFn: (r: { from: string; to: string }) => call(api.PATCH("/api/categories/{name}", { params: { path: { name: r.from } }, body: { name: r.to } })),
+    onSuccess: (_, r) => {
+      notify(`Category renamed to “${r.to.trim()}”; its scenarios moved with it.`);
+      setEditing(null);
+      refresh();
+    },
+  });
+  const remove = useMutation({
+    mutationFn: (c: string) => call(api.DELETE("/api/categories/{name}", { params: { path: { name: c } } })),
+    onSuccess: (_, c) => notify(`Category “${categoryName(c)}” deleted.`),
+    onSettled: refresh,
+  });
+  const askRemove = async (c: string) => {
+    rename.reset();
+    if (await confirm({ title: `Delete the category “${categoryName(c)}”?`, body: "Scenarios cannot be filed under it any more. A category that scenarios still use cannot be deleted: move them first, or rename it.", confirmLabel: "Delete category" })) remove.mutate(c);
+  };
   return (
     <Card title="Scenario categories">
-      <ul className="mb-3 flex flex-wrap gap-2 text-sm">
-        {categories.data?.categories.map((c) => <li key={c} className="rounded-full bg-slate-200 px-3 py-1">{label(c)}</li>)}
+      <ul className="mb-3 flex flex-col gap-2 text-sm" aria-label="Categories">
+        {categories.data?.categories.map((c) => (
+          <li key={c} className="flex flex-wrap items-end gap-2">
+            {editing?.from === c ? (
+              <form
+                className="flex flex-wrap items-end gap-2"
+                onSubmit={(e) => {
+                  e.preventDefault();
+                  rename.mutate(editing);
+                }}
+              >
+                <TextInput label={`New name for ${categoryName(c)}`} required maxLength={64} value={editing.to} onChange={(e) => setEditing({ from: c, to: e.target.value })} />
+                <Button type="submit" disabled={rename.isPending}>Save</Button>
+                <Button type="button" variant="ghost" onClick={() => { setEditing(null); rename.reset(); }}>Cancel</Button>
+              </form>
+            ) : (
+              <>
+                <span className="rounded-full bg-slate-200 px-3 py-1">{categoryName(c)}</span>
+                <Button variant="ghost" onClick={() => { remove.reset(); rename.reset(); setEditing({ from: c, to: categoryName(c) }); }}>Rename<span className="sr-only"> {categoryName(c)}</span></Button>
+                <Button variant="ghost" onClick={() => askRemove(c)} disabled={remove.isPending}>Delete<span className="sr-only"> {categoryName(c)}</span></Button>
+              </>
+            )}
+          </li>
+        ))}
       </ul>
+      <ErrorNote error={rename.error ?? remove.error} />
       <form onSubmit={(e) => { e.preventDefault(); add.mutate(); }} className="flex items-end gap-3">
-        <TextInput label="New category" required value={name} onChange={(e) => setName(e.target.value)} />
+        <TextInput label="New category" hint="Letters, digits, spaces and & + - / ' , ( ); capitals are kept." required maxLength={64} value={name} onChange={(e) => setName(e.target.value)} />
         <Button type="submit" disabled={add.isPending}>Add</Button>
       </form>
       <ErrorNote error={categories.error ?? add.error} />
+      {confirmDialog}
     </Card>
   );
+}
+
+/** A category as people read it: the built-in keys (`cohort_training`) through the label table,
+ * names an admin typed ("Youth & LGBTQ+") exactly as typed. */
+function categoryName(c: string): string {
+  return /^[a-z0-9_]+$/.test(c) ? label(c) : c;
 }
 
 export function PoliciesPanel() {

@@ -72,12 +72,14 @@ export function ApiKeysPanel() {
 }
 
 type Event = Schemas["WebhookEvent"];
+/** What a webhook can subscribe to: `ping` is the test event, sent on request only. */
+const SUBSCRIBABLE: Event[] = webhookEventValues.filter((ev) => ev !== "ping");
 
 export function WebhooksPanel() {
   const client = useQueryClient();
   const hooks = useQuery({ queryKey: keys.webhooks.all(), queryFn: () => call(api.GET("/api/webhooks")) });
   const [url, setUrl] = useState("");
-  const [events, setEvents] = useState<Event[]>([...webhookEventValues]);
+  const [events, setEvents] = useState<Event[]>([...SUBSCRIBABLE]);
   const [secret, setSecret] = useState<string | null>(null);
   const [open, setOpen] = useState<string | null>(null);
   const create = useMutation({
@@ -95,6 +97,16 @@ export function WebhooksPanel() {
     onSuccess: () => notify("Webhook deleted. It receives no more events."),
     onSettled: () => client.invalidateQueries({ queryKey: keys.webhooks.all() }),
   });
+  // "Send test event": a ping through the ordinary outbox; the delivery log opens and follows it.
+  const [testing, setTesting] = useState<{ hook: string; delivery: string } | null>(null);
+  const test = useMutation({
+    mutationFn: (id: string) => call(api.POST("/api/webhooks/{id}/test", { params: { path: { id } } })),
+    onSuccess: (sent, id) => {
+      setTesting({ hook: id, delivery: sent.deliveryId });
+      setOpen(id);
+      client.invalidateQueries({ queryKey: keys.webhooks.deliveries(id) });
+    },
+  });
   const askRemove = async (id: string, url: string) => {
     if (await confirm({ title: "Delete this webhook?", body: `${url} will receive no more events, and its delivery log is deleted with it.`, confirmLabel: "Delete webhook" })) remove.mutate(id);
   };
@@ -105,7 +117,7 @@ export function WebhooksPanel() {
           <TextInput label="URL (https)" type="url" required value={url} onChange={(e) => setUrl(e.target.value)} />
           <fieldset className="flex flex-wrap gap-3 text-sm">
             <legend className="font-medium">Events</legend>
-            {webhookEventValues.map((ev) => (
+            {SUBSCRIBABLE.map((ev) => (
               <label key={ev} className="flex items-center gap-1">
                 <input type="checkbox" checked={events.includes(ev)} onChange={(e) => setEvents((xs) => (e.target.checked ? [...xs, ev] : xs.filter((x) => x !== ev)))} />
                 {ev}
@@ -117,17 +129,18 @@ export function WebhooksPanel() {
         <ErrorNote error={create.error} />
       </Card>
       <Card title="Webhooks">
-        <ErrorNote error={hooks.error ?? remove.error} />
+        <ErrorNote error={hooks.error ?? remove.error ?? test.error} />
         <ul className="divide-y divide-slate-200 text-sm">
           {hooks.data?.map((w) => (
             <li key={w.id} className="py-2">
               <div className="flex flex-wrap items-center gap-2">
                 <code className="break-all">{w.url}</code>
                 {w.events.map((e) => <Badge key={e}>{e}</Badge>)}
-                <Button variant="ghost" className="ml-auto" aria-expanded={open === w.id} onClick={() => setOpen(open === w.id ? null : w.id)}>Delivery log</Button>
+                <Button variant="secondary" className="ml-auto" disabled={test.isPending} onClick={() => test.mutate(w.id)}>Send test event<span className="sr-only"> to {w.url}</span></Button>
+                <Button variant="ghost" aria-expanded={open === w.id} onClick={() => setOpen(open === w.id ? null : w.id)}>Delivery log</Button>
                 <Button variant="danger" onClick={() => askRemove(w.id, w.url)}>Delete<span className="sr-only"> webhook {w.url}</span></Button>
               </div>
-              {open === w.id && <Deliveries id={w.id} />}
+              {open === w.id && <Deliveries id={w.id} following={testing?.hook === w.id ? testing.delivery : undefined} />}
             </li>
           ))}
         </ul>
@@ -138,25 +151,52 @@ export function WebhooksPanel() {
   );
 }
 
-function Deliveries({ id }: { id: string }) {
-  const log = useQuery({ queryKey: keys.webhooks.deliveries(id), queryFn: () => call(api.GET("/api/webhooks/{id}/deliveries", { params: { path: { id } } })) });
+/** What became of a test event, in words. */
+function testOutcome(d: Schemas["WebhookDelivery"]): string {
+  if (d.status === "delivered") return `Test event delivered: the endpoint answered ${d.lastStatusCode ?? "OK"}.`;
+  if (d.status === "failed") return `Test event not delivered: ${d.lastError ?? "the endpoint refused it"}.`;
+  if (d.attempts > 0) return `Test event not delivered yet (${d.lastStatusCode ? `HTTP ${d.lastStatusCode}` : d.lastError ?? "no answer"}); it is retried with the usual backoff.`;
+  return "Test event queued; sending…";
+}
+
+function Deliveries({ id, following }: { id: string; following?: string }) {
+  const log = useQuery({
+    queryKey: keys.webhooks.deliveries(id),
+    queryFn: () => call(api.GET("/api/webhooks/{id}/deliveries", { params: { path: { id } } })),
+    // While a test event is on its way, poll until its first attempt is recorded.
+    refetchInterval: (q) => {
+      const d = following ? q.state.data?.find((x) => x.id === following) : undefined;
+      return following && (!d || (d.status === "pending" && d.attempts === 0)) ? 1000 : false;
+    },
+  });
   if (log.isPending) return <Spinner label="Loading deliveries…" />;
   if (log.error) return <ErrorNote error={log.error} />;
-  if (!log.data?.length) return <p className="mt-2 text-slate-700">No deliveries yet.</p>;
+  const test = following ? log.data?.find((d) => d.id === following) : undefined;
   return (
-    <table className="mt-2 w-full text-left text-xs">
-      <thead><tr><th>Event</th><th>Status</th><th>Attempts</th><th>Last answer</th><th>Created</th></tr></thead>
-      <tbody>
-        {log.data.map((d) => (
-          <tr key={d.id}>
-            <td>{d.event}</td>
-            <td>{label(d.status)}</td>
-            <td>{d.attempts}</td>
-            <td>{d.lastStatusCode ?? d.lastError ?? "—"}</td>
-            <td>{formatDateTime(d.createdAt)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <>
+      {following && (
+        <p role="status" className="mt-2 text-slate-800">
+          {test ? testOutcome(test) : "Test event queued; sending…"}
+        </p>
+      )}
+      {!log.data?.length ? (
+        <p className="mt-2 text-slate-700">No deliveries yet.</p>
+      ) : (
+        <table className="mt-2 w-full text-left text-xs">
+          <thead><tr><th>Event</th><th>Status</th><th>Attempts</th><th>Last answer</th><th>Created</th></tr></thead>
+          <tbody>
+            {log.data.map((d) => (
+              <tr key={d.id}>
+                <td>{d.event === "ping" ? "ping (test event)" : d.event}</td>
+                <td>{label(d.status)}</td>
+                <td>{d.attempts}</td>
+                <td>{d.lastStatusCode ?? d.lastError ?? "—"}</td>
+                <td>{formatDateTime(d.createdAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }

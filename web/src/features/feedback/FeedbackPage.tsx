@@ -4,7 +4,7 @@
 // grades; its feedback compares the record and the call with the scenario (TruthPanel) and shows
 // what the counselor could have said beside the transcript at each turn where it mattered.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+import { useRef, useState, type FormEvent } from "react";
 import { useParams } from "react-router-dom";
 import { api, call, fileForm } from "@/api/client";
 import { EvaluationView } from "@/components/EvaluationView";
@@ -119,9 +119,15 @@ function Documentation({ sessionId }: { sessionId: string }) {
   const client = useQueryClient();
   const [file, setFile] = useState<File | null>(null);
   const reviews = useQuery({ queryKey: keys.session.documentReviews(sessionId), queryFn: () => call(api.GET("/api/sessions/{id}/document-reviews", { params: { path: { id: sessionId } } })) });
+  // One click, one review: a second submit before the first re-render is dropped here, and the
+  // server answers a repeat of the same file with the first review anyway.
+  const sending = useRef(false);
   const send = useMutation({
     mutationFn: (f: File) => call(api.POST("/api/sessions/{id}/document-review", { params: { path: { id: sessionId } }, body: fileForm(f) })),
-    onSuccess: () => client.invalidateQueries({ queryKey: keys.session.documentReviews(sessionId) }),
+    onSettled: () => {
+      sending.current = false;
+      client.invalidateQueries({ queryKey: keys.session.documentReviews(sessionId) });
+    },
   });
   return (
     <Card title="Your documentation">
@@ -129,7 +135,9 @@ function Documentation({ sessionId }: { sessionId: string }) {
         className="flex flex-wrap items-end gap-3"
         onSubmit={(e) => {
           e.preventDefault();
-          if (file) send.mutate(file);
+          if (!file || sending.current) return;
+          sending.current = true;
+          send.mutate(file);
         }}
       >
         <Field label="Call notes (PDF)">

@@ -3,11 +3,15 @@
 // starts with a pre-connect buffer so the counselor can speak at once; agent state, a bar
 // visualizer of the caller's voice, live captions for both sides (`useTranscriptions`), device
 // selection, `StartAudio` for autoplay blocks, mute, a timer and hang up. If the caller has not
-// joined in time, the page says so instead of waiting silently; if the caller leaves while the
+// joined in time, the page says so instead of waiting silently. While connected, leaving the page
+// asks first (`beforeunload`). Hang-up and reload differ: only "Hang up" (or leaving the page
+// inside the app) sends LiveKit's leave, which ends the call at once; the room does not leave on
+// page unload (`disconnectOnPageLeave: false`), so a reload or a closed tab is a lost connection,
+// which the agent waits `COUNSELOR_REJOIN_GRACE` (60 s) for. If the caller leaves while the
 // counselor is still connected (its agent worker died), the page says the caller dropped, and
-// hanging up ends the session so it is graded at once. While connected, leaving the page
-// asks first (`beforeunload`); after a reload or a dropped connection the page offers "Rejoin
-// call": a token for the same room (the agent waits for the counselor for a grace period).
+// hanging up ends the session so it is graded at once. After a reload in the same tab the
+// page rejoins that call by itself (the tab's sessionStorage remembers it); elsewhere, or after
+// a dropped connection, it offers "Rejoin call": a token for the same room and session.
 // Before connecting, a microphone test (MicTest); during the call, a level meter (MicMeter);
 // both say so when the microphone sends silence. Captions follow the newest line (CaptionList).
 // Loaded on demand (React.lazy): LiveKit's client is large and only this page needs it.
@@ -29,10 +33,30 @@ export const AGENT_JOIN_TIMEOUT_MS = 20_000;
 
 type Token = Schemas["VoiceToken"];
 
+// Hanging up (or a drop) while a caption is still streaming ends that stream with LiveKit's
+// "Room disconnected in the middle of receiving data"; the captions hook subscribes without an
+// error handler, so RxJS rethrows it from a timer as an uncaught error. The caption simply stops
+// there: no error for the page. Registered once, with the page's module, because it lands after
+// the call's components have unmounted.
+function isCutCaption(error: unknown): boolean {
+  const e = error as { name?: string; reasonName?: string } | null;
+  return e?.name === "DataStreamError" && e.reasonName === "AbnormalEnd";
+}
+if (typeof window !== "undefined") {
+  window.addEventListener("error", (e: ErrorEvent) => {
+    if (isCutCaption(e.error)) e.preventDefault();
+  });
+  window.addEventListener("unhandledrejection", (e: PromiseRejectionEvent) => {
+    if (isCutCaption(e.reason)) e.preventDefault();
+  });
+}
+
 export default function VoicePage() {
   const [params] = useSearchParams();
   const assignmentId = params.get("assignmentId");
-  const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true }), []);
+  // No leave on page unload: a reload must look like a lost connection (the agent waits for a
+  // rejoin), not a hang-up (the agent ends the call at once).
+  const room = useMemo(() => new Room({ adaptiveStream: true, dynacast: true, disconnectOnPageLeave: false }), []);
   const [call_, setCall] = useState<Token | null>(null);
   // A live call of this assignment (or free practice) left by a reload: offered to rejoin.
   const liveQuery = { type: assignmentId ? "assigned" : "free_practice", status: "active", assignmentId: assignmentId ?? undefined, limit: 20 } as const;
@@ -52,9 +76,19 @@ export default function VoicePage() {
       ]);
       return token;
     },
-    onSuccess: setCall,
+    onSuccess: (token) => {
+      rememberCall(token.sessionId);
+      setCall(token);
+    },
   });
   useEffect(() => () => void room.disconnect(), [room]);
+  // Reloaded mid-call: the call this tab was in is still live, so rejoin it without a click.
+  const autoRejoined = useRef(false);
+  useEffect(() => {
+    if (autoRejoined.current || call_ || !live.data || live.data.id !== rememberedCall()) return;
+    autoRejoined.current = true;
+    start.mutate(live.data.id);
+  }, [live.data, call_, start]);
   // The same query (and cache) as the counselor's home, to name what is being practised.
   const assignments = useQuery({
     queryKey: keys.assignments.list(lists.myAssignments),
@@ -72,7 +106,7 @@ export default function VoicePage() {
             <p className="mb-3 text-sm">When you connect, your browser asks for the microphone. The AI caller joins the call; captions appear for both of you.</p>
             <div className="mb-3"><MicTest onDevice={(id) => void room.switchActiveDevice("audioinput", id).catch(() => {})} /></div>
             {live.data && (
-              <Notice tone="warning">Your call is still open: the caller is waiting for you. Rejoin it to carry on where you left off.</Notice>
+              <Notice tone="warning">{start.isPending && autoRejoined.current ? "Rejoining your call…" : "Your call is still open: the caller is waiting for you. Rejoin it to carry on where you left off."}</Notice>
             )}
             <div className="mt-3 flex items-center gap-3">
               {live.data && <Button onClick={() => start.mutate(live.data!.id)} disabled={start.isPending}>Rejoin call</Button>}
@@ -140,6 +174,7 @@ export function InCall({ room, token, onRejoin, rejoining }: { room: Room; token
   }, [room]);
   const hangUp = async () => {
     hungUp.current = true;
+    forgetCall();
     // A dropped call is ended now, so its grading starts instead of waiting for the sweep.
     if (callerDropped) await call(api.POST("/api/sessions/{id}/end", { params: { path: { id: token.sessionId } } })).catch(() => undefined);
     await room.disconnect();
@@ -192,6 +227,34 @@ export function InCall({ room, token, onRejoin, rejoining }: { room: Room; token
       </div>
     </>
   );
+}
+
+/** The call this tab is in, kept across a reload (sessionStorage is per tab), so a reload
+ * rejoins it by itself while another tab or a later visit only offers to. */
+const CALL_KEY = "pt-voice-call";
+
+function rememberCall(sessionId: string) {
+  try {
+    sessionStorage.setItem(CALL_KEY, sessionId);
+  } catch {
+    // Storage blocked: the page offers "Rejoin call" instead.
+  }
+}
+
+function rememberedCall(): string | null {
+  try {
+    return sessionStorage.getItem(CALL_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function forgetCall() {
+  try {
+    sessionStorage.removeItem(CALL_KEY);
+  } catch {
+    // Nothing remembered.
+  }
 }
 
 /**
