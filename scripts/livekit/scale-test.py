@@ -607,13 +607,15 @@ async def partner_results(flow: dict, sinks: Sinks) -> None:
     """After a replica was killed: the result and transcript through the partner API; every
     webhook event delivered exactly once (by delivery id) and every flag e-mail sent once."""
     partner, aid = flow["partner"], flow["assignment"]
+    began = time.monotonic()
 
     def completed():
         r = partner.call("GET", f"/api/external/assignments/{aid}/result")
         return r if r.get("evaluation_status") == "completed" else None
 
     result = await wait_for(lambda: completed(), 120, 1.0)
-    check(bool(result) and result["evaluation"] is not None, f"partner: the assignment was not graded: {result}")
+    check(bool(result) and result["evaluation"] is not None and result["evaluation"]["session_id"] == flow["session"],
+          f"partner: the assignment was not graded: {result}")
     transcript = await api(partner.call, "GET", f"/api/external/assignments/{aid}/transcript")
     check([t["speaker"] for t in transcript["turns"]] == ["caller", "counselor", "caller", "counselor", "caller"],
           f"partner: transcript {[t['speaker'] for t in transcript['turns']]}")
@@ -648,7 +650,8 @@ async def partner_results(flow: dict, sinks: Sinks) -> None:
         "requests_per_replica": {p: requests.count(str(p)) for p in REPLICA_PORTS},
         "webhook_deliveries": len(got), "webhook_events": {e: sum(1 for _, x in sinks.deliveries if x == e) for e in events},
         "mails": len(sinks.mails), "notify_flag_jobs": len(jobs),
-        "score": result["evaluation"].get("overall_score") if result and result.get("evaluation") else None,
+        "evaluation_status": result.get("evaluation_status") if result else None,
+        "checked_in_s": round(time.monotonic() - began, 1),
     }
 
 
