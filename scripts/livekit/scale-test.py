@@ -633,6 +633,12 @@ async def partner_results(flow: dict, sinks: Sinks) -> None:
     check(all(r[2] == "delivered" for r in rows), f"webhooks: not all delivered: {rows}")
     events = sorted({e for _, e in sinks.deliveries})
     check(events == ["assignment.completed", "evaluation.completed", "flag.raised"], f"webhooks: events {events}")
+    # Gradings finished after the kill (the killed replica's among them) queue their events then:
+    # only the survivor can have sent those.
+    before = REPORT.get("grading", {}).get("deliveries_before_kill")
+    if before is not None:
+        REPORT["grading"]["deliveries_after_kill"] = len(rows) - before
+        check(len(rows) > before, f"webhooks: no event queued after the replica kill ({len(rows)} in all, {before} before)")
 
     def mailed():
         jobs = psql("SELECT status, attempts FROM jobs WHERE kind = 'notify_flag'")
@@ -642,6 +648,8 @@ async def partner_results(flow: dict, sinks: Sinks) -> None:
     await asyncio.sleep(1)
     check(len(jobs) >= 1 and all(j[0] == "done" for j in jobs), f"e-mail: notify_flag jobs {jobs}")
     check(len(sinks.mails) == len(jobs), f"e-mail: {len(sinks.mails)} messages for {len(jobs)} notify_flag jobs")
+    if "mail_jobs_before_kill" in REPORT.get("grading", {}):
+        REPORT["grading"]["mail_jobs_after_kill"] = len(jobs) - REPORT["grading"]["mail_jobs_before_kill"]
     flows = {p: served_by(p) for p in ("/api/external/", "/api/api-keys", "/api/webhooks", f"/api/sessions/{flow['session']}")}
     requests = [b for v in flows.values() for b in v]
     check(len(set(served_by("/api/external/"))) == 2, f"partner: its API requests went to {sorted(set(served_by('/api/external/')))}")
@@ -723,8 +731,12 @@ async def proof(u1, u2) -> None:
     victim = await wait_for(holder, 30, 0.05)
     if check(victim is not None, "grading: no replica was seen holding a grading job"):
         held = {r[0] for r in psql(f"SELECT session_id FROM jobs WHERE status = 'running' AND locked_by LIKE '{victim.p.pid}-%'")}
+        open_work = psql("SELECT (SELECT count(*) FROM webhook_deliveries), (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),"
+                         " (SELECT count(*) FROM jobs WHERE kind = 'notify_flag' AND status <> 'done'), (SELECT count(*) FROM jobs WHERE kind = 'notify_flag')")[0]
         victim.kill()
-        REPORT["grading"] = {"killed": victim.name, "jobs_it_held": len(held)}
+        REPORT["grading"] = {"killed": victim.name, "jobs_it_held": len(held), "deliveries_before_kill": int(open_work[0]),
+                             "deliveries_pending_at_kill": int(open_work[1]), "mail_jobs_open_at_kill": int(open_work[2]),
+                             "mail_jobs_before_kill": int(open_work[3])}
     survivor = next(r for r in replicas if r is not victim)
 
     async def graded():
