@@ -23,6 +23,12 @@ Phases (each assertion can fail; the failures are collected and printed as one J
             counselor sees the agent participant leave (the event the web UI shows as "the caller
             dropped"), the turns spoken so far are stored, ending the call (POST .../end, the
             page's hang-up) completes it and it is graded; call K2 goes to the surviving worker.
+  partner   meanwhile the partner flow: an API key and a webhook (to a receiver in this
+            process), a scenario and an assignment through the partner API, the counselor's chat
+            practice with a reported flag, the grading asked for by the partner before the replica
+            kill and its result and transcript read after it; its requests went to both replicas;
+            every webhook delivery received exactly once (by delivery id, all of them delivered)
+            and every flag e-mail (`notify_flag` job, an SMTP sink here) sent once.
   multinode both livekit-server nodes registered in Redis; every transcript is in PostgreSQL.
 Every speaking call: stored turns == spoken turns (the counselor's utterances and each answer
 heard), each once.
@@ -46,6 +52,9 @@ import urllib.error
 import urllib.request
 import http.client
 import http.cookiejar
+import http.server
+import socketserver
+import threading
 import wave
 
 import numpy as np
@@ -61,6 +70,8 @@ NODE_A = os.environ["NODE_A_URL"]
 NODE_B = os.environ["NODE_B_URL"]
 REPLICA_PORTS = [3201, 3202]
 PROXY_PORT = 3200
+HOOK_PORT = 3290
+SMTP_PORT = 2525
 BASE = f"http://127.0.0.1:{PROXY_PORT}"
 FAILS: list[str] = []
 REPORT: dict = {}
@@ -88,6 +99,7 @@ class Api:
     def __init__(self):
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.csrf = ""
+        self.headers: dict[str, str] = {}
 
     def call(self, method: str, path: str, body=None, timeout: float = 10.0):
         data = None if body is None else json.dumps(body).encode()
@@ -96,6 +108,8 @@ class Api:
             req.add_header("content-type", "application/json")
         if self.csrf:
             req.add_header("x-csrf-token", self.csrf)
+        for name, value in self.headers.items():
+            req.add_header(name, value)
         # A replica killed while it held this connection drops it: as a browser's user would,
         # try again (the balancer sends the retry to a live replica).
         for attempt in range(3):
@@ -171,6 +185,13 @@ def start_replica(i: int) -> Proc:
         "RATE_LIMIT_LOGIN_PER_EMAIL": "100000/60",
         "RATE_LIMIT_VOICE_TOKEN": "100000/60",
         "METRICS_TOKEN": "scale-test-metrics",
+        # The partner flow's webhook receiver and e-mail sink are in this process, on loopback.
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_RETRY_BASE_MS": "500",
+        # A short attempt timeout keeps the delivery lease short (a killed replica's batch is
+        # taken over sooner).
+        "WEBHOOK_TIMEOUT_MS": "3000",
+        "SMTP_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
     }
     proc = Proc(f"admin{i + 1}", [BIN, "admin"], env)
     PROCS.append(proc)
@@ -488,7 +509,162 @@ async def chat_practice(user_id: str) -> None:
           "chat: not graded exactly once")
 
 
+# ---- the partner flow: webhooks and e-mail, exactly once across the replicas ---------------------
+
+class Sinks:
+    """A partner's webhook receiver (answers 200, records each delivery's id and event) and an
+    SMTP sink (records each message), both on loopback in threads of this process: what both
+    replicas send lands here, so a delivery or an e-mail sent twice is seen twice."""
+
+    def __init__(self):
+        self.deliveries: list[tuple[str, str]] = []  # (X-ProtoTrainer-Delivery, X-ProtoTrainer-Event)
+        self.mails: list[bytes] = []
+        sinks = self
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                sinks.deliveries.append((self.headers.get("x-prototrainer-delivery", ""), self.headers.get("x-prototrainer-event", "")))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_):
+                pass
+
+        class Smtp(socketserver.StreamRequestHandler):
+            """Just enough SMTP for lettre: no extensions offered, every command accepted."""
+
+            def handle(self):
+                self.wfile.write(b"220 sink ESMTP\r\n")
+                while line := self.rfile.readline():
+                    verb = line[:4].upper()
+                    if verb in (b"EHLO", b"HELO"):
+                        self.wfile.write(b"250 sink\r\n")
+                    elif verb == b"DATA":
+                        self.wfile.write(b"354 go on\r\n")
+                        body = b""
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                            body += chunk
+                        sinks.mails.append(body)
+                        self.wfile.write(b"250 queued\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"250 ok\r\n")
+
+        for server in (http.server.ThreadingHTTPServer(("127.0.0.1", HOOK_PORT), Hook),
+                       socketserver.ThreadingTCPServer(("127.0.0.1", SMTP_PORT), Smtp)):
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def served_by(fragment: str) -> list[str]:
+    """The replica ports the balancer gave each request whose first line contains `fragment`."""
+    return [b for b, line in (l.split(" ", 1) for l in open(f"{LOG}/proxy-requests.log")) if fragment in line]
+
+
+async def partner_practice(sinks: Sinks) -> dict:
+    """The partner flow through the balancer, while both replicas run: an admin creates an API
+    key and registers a webhook at the receiver; the partner (X-API-Key, snake_case) creates a
+    scenario and assigns it to a counselor by external id; the counselor practises it in chat and
+    reports a problem with the AI caller (a flag: a `flag.raised` event and an e-mail job). The
+    grading is asked for later, through the partner API (`partner_results`)."""
+    admin_id = next(u["id"] for u in await api(Api().call, "GET", "/api/auth/demo-users") if u["role"] == "admin")
+    admin = await api(lambda: Api().login(admin_id))
+    key = (await api(admin.call, "POST", "/api/api-keys", {"name": "scale-partner"}))["key"]
+    hook = await api(admin.call, "POST", "/api/webhooks", {
+        "url": f"http://127.0.0.1:{HOOK_PORT}/hook", "events": ["evaluation.completed", "assignment.completed", "flag.raised"]})
+    try:
+        await api(admin.call, "POST", "/api/categories", {"name": "scale"})
+    except urllib.error.HTTPError as e:
+        check(e.code == 409, f"partner: adding the category answered {e.code}")
+    partner = Api()
+    partner.headers["x-api-key"] = key
+    scenario = await api(partner.call, "POST", "/api/external/scenarios", {
+        "title": "Scale partner caller", "prompt": "You are Max, 40, calling at night.", "mode": "chat", "category": "scale"})
+    assignment = await api(partner.call, "POST", "/api/external/assignments",
+                           {"user_id": "ptg-learner-1", "scenario_id": scenario["id"], "notes": "scale test"})
+    learner = psql("SELECT id FROM users WHERE external_id = 'ptg-learner-1'")[0][0]
+    counselor = await api(lambda: Api().login(learner))
+    started = await api(counselor.call, "POST", "/api/sessions", {"assignmentId": assignment["id"]})
+    session = started["session"]["id"]
+    for text in ("Hello, this is the crisis line.", "Are you thinking about suicide?"):
+        exchange = await api(counselor.call, "POST", f"/api/sessions/{session}/message", {"content": text})
+        check(bool(exchange["caller"]["text"]), f"partner: no caller answer to {text!r}")
+    await api(counselor.call, "POST", f"/api/sessions/{session}/flag", {"details": "The caller repeated itself."})
+    return {"partner": partner, "assignment": assignment["id"], "session": session, "hook": hook["webhook"]["id"]}
+
+
+async def partner_evaluate(flow: dict) -> None:
+    """The partner asks for the grading (202, a background job among the voice calls' gradings)."""
+    body = await api(flow["partner"].call, "POST", f"/api/external/assignments/{flow['assignment']}/evaluate", {})
+    check(body.get("evaluation_status") in ("pending", "running", "completed"), f"partner: evaluate answered {body}")
+
+
+async def partner_results(flow: dict, sinks: Sinks) -> None:
+    """After a replica was killed: the result and transcript through the partner API; every
+    webhook event delivered exactly once (by delivery id) and every flag e-mail sent once."""
+    partner, aid = flow["partner"], flow["assignment"]
+    began = time.monotonic()
+
+    def completed():
+        r = partner.call("GET", f"/api/external/assignments/{aid}/result")
+        return r if r.get("evaluation_status") == "completed" else None
+
+    result = await wait_for(lambda: completed(), 120, 1.0)
+    check(bool(result) and result["evaluation"] is not None and result["evaluation"]["session_id"] == flow["session"],
+          f"partner: the assignment was not graded: {result}")
+    transcript = await api(partner.call, "GET", f"/api/external/assignments/{aid}/transcript")
+    check([t["speaker"] for t in transcript["turns"]] == ["caller", "counselor", "caller", "counselor", "caller"],
+          f"partner: transcript {[t['speaker'] for t in transcript['turns']]}")
+
+    def settled():
+        rows = psql("SELECT id, event, status FROM webhook_deliveries")
+        return rows if rows and all(r[2] != "pending" for r in rows) and len(sinks.deliveries) >= len(rows) else None
+
+    rows = await wait_for(settled, 90, 0.5) or psql("SELECT id, event, status FROM webhook_deliveries")
+    await asyncio.sleep(1)  # a second send, if any, would land now
+    got = [d for d, _ in sinks.deliveries]
+    twice = sorted({d for d in got if got.count(d) > 1})
+    check(not twice, f"webhooks: delivered more than once: {twice}")
+    check(sorted(got) == sorted(r[0] for r in rows), f"webhooks: received {sorted(got)}, stored {rows}")
+    check(all(r[2] == "delivered" for r in rows), f"webhooks: not all delivered: {rows}")
+    events = sorted({e for _, e in sinks.deliveries})
+    check(events == ["assignment.completed", "evaluation.completed", "flag.raised"], f"webhooks: events {events}")
+    # Gradings finished after the kill (the killed replica's among them) queue their events then:
+    # only the survivor can have sent those.
+    before = REPORT.get("grading", {}).get("deliveries_before_kill")
+    if before is not None:
+        REPORT["grading"]["deliveries_after_kill"] = len(rows) - before
+        check(len(rows) > before, f"webhooks: no event queued after the replica kill ({len(rows)} in all, {before} before)")
+
+    def mailed():
+        jobs = psql("SELECT status, attempts FROM jobs WHERE kind = 'notify_flag'")
+        return jobs if jobs and all(j[0] == "done" for j in jobs) and len(sinks.mails) >= len(jobs) else None
+
+    jobs = await wait_for(mailed, 60, 0.5) or psql("SELECT status, attempts FROM jobs WHERE kind = 'notify_flag'")
+    await asyncio.sleep(1)
+    check(len(jobs) >= 1 and all(j[0] == "done" for j in jobs), f"e-mail: notify_flag jobs {jobs}")
+    check(len(sinks.mails) == len(jobs), f"e-mail: {len(sinks.mails)} messages for {len(jobs)} notify_flag jobs")
+    if "mail_jobs_before_kill" in REPORT.get("grading", {}):
+        REPORT["grading"]["mail_jobs_after_kill"] = len(jobs) - REPORT["grading"]["mail_jobs_before_kill"]
+    flows = {p: served_by(p) for p in ("/api/external/", "/api/api-keys", "/api/webhooks", f"/api/sessions/{flow['session']}")}
+    requests = [b for v in flows.values() for b in v]
+    check(len(set(served_by("/api/external/"))) == 2, f"partner: its API requests went to {sorted(set(served_by('/api/external/')))}")
+    check(len(set(requests)) == 2, f"partner: the flow's requests went to {sorted(set(requests))}, not both replicas")
+    REPORT["partner"] = {
+        "requests_per_replica": {p: requests.count(str(p)) for p in REPLICA_PORTS},
+        "webhook_deliveries": len(got), "webhook_events": {e: sum(1 for _, x in sinks.deliveries if x == e) for e in events},
+        "mails": len(sinks.mails), "notify_flag_jobs": len(jobs),
+        "evaluation_status": result.get("evaluation_status") if result else None,
+        "checked_in_s": round(time.monotonic() - began, 1),
+    }
+
+
 async def proof(u1, u2) -> None:
+    sinks = Sinks()
     replicas = await start_admin()
     users = await counselors(25)
     # LiveKit offers a node's workers a job only while one of them is under the server's
@@ -508,11 +684,14 @@ async def proof(u1, u2) -> None:
     check(await all_set([c.answered for c in calls], 120),
           f"dispatch: calls still waiting for an answer: {[c.summary() for c in calls if not c.answered.is_set()]}")
     peak = {w.name: scrape(w) for w in (w1, w2)}
-    # -- a chat practice meanwhile, its requests alternating between the replicas
-    await chat_practice(users[24])
+    # -- a chat practice and the partner flow meanwhile, their requests alternating between the replicas
+    _, flow = await asyncio.gather(chat_practice(users[24]), partner_practice(sinks))
     for c in calls:
         c.hang_up.set()
     await asyncio.wait(tasks, timeout=30)
+    # The partner's grading is queued among the 20 calls' gradings, so one of the replicas below
+    # may be killed holding it, or its webhooks and e-mail: the other must send each once.
+    await partner_evaluate(flow)
     answered = sum(1 for c in calls if c.answers == 1)
     per_worker = {w.name: len([c for c in calls if worker_of(c, [w])]) for w in (w1, w2)}
     REPORT["dispatch"] = {
@@ -552,8 +731,12 @@ async def proof(u1, u2) -> None:
     victim = await wait_for(holder, 30, 0.05)
     if check(victim is not None, "grading: no replica was seen holding a grading job"):
         held = {r[0] for r in psql(f"SELECT session_id FROM jobs WHERE status = 'running' AND locked_by LIKE '{victim.p.pid}-%'")}
+        open_work = psql("SELECT (SELECT count(*) FROM webhook_deliveries), (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),"
+                         " (SELECT count(*) FROM jobs WHERE kind = 'notify_flag' AND status <> 'done'), (SELECT count(*) FROM jobs WHERE kind = 'notify_flag')")[0]
         victim.kill()
-        REPORT["grading"] = {"killed": victim.name, "jobs_it_held": len(held)}
+        REPORT["grading"] = {"killed": victim.name, "jobs_it_held": len(held), "deliveries_before_kill": int(open_work[0]),
+                             "deliveries_pending_at_kill": int(open_work[1]), "mail_jobs_open_at_kill": int(open_work[2]),
+                             "mail_jobs_before_kill": int(open_work[3])}
     survivor = next(r for r in replicas if r is not victim)
 
     async def graded():
@@ -674,6 +857,7 @@ async def proof(u1, u2) -> None:
 
     await grading
     REPORT["survivor_replica"] = survivor.name
+    await partner_results(flow, sinks)
 
 
 async def bench(n: int, u1) -> None:
