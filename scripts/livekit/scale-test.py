@@ -63,6 +63,8 @@ from livekit import rtc
 RATE = 48000
 FRAME = 960  # 20 ms: half the Python wake-ups of 10 ms frames, with twenty microphones in one process
 SPEECH_RMS = 300.0
+# Loud caller audio that counts as an answer heard (the simulator's shortest answer is longer).
+ANSWER_MIN_S = 0.8
 LOG = os.environ["LOG_DIR"]
 BIN = os.environ["PT_BIN"]
 PG = os.environ["PG_URL"]
@@ -312,13 +314,13 @@ class Call:
         if grant["url"] != NODE_A:
             self.failures.append(f"token for {grant['url']}, not node A")
         room = rtc.Room()
-        heard: list[tuple[float, float]] = []
+        heard: list[tuple[float, float, float]] = []  # (when, RMS, seconds of audio)
         joined = asyncio.get_running_loop().create_future()
 
         async def record(track):
             async for ev in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
                 s = np.frombuffer(ev.frame.data, dtype=np.int16)
-                heard.append((time.monotonic(), float(np.sqrt(np.mean(s.astype(np.float64) ** 2)))))
+                heard.append((time.monotonic(), float(np.sqrt(np.mean(s.astype(np.float64) ** 2))), len(s) / RATE))
 
         @room.on("participant_connected")
         def _joined(p):
@@ -379,12 +381,16 @@ class Call:
                 if speaking:
                     raise RuntimeError(f"the microphone did not send utterance {i + 1}: {mic_task}")
                 self.spoken += 1
-                # The answer: loud caller audio after our speech, then 1 s of quiet.
+                # The answer: at least ANSWER_MIN_S of loud caller audio after our speech, then 1 s
+                # of quiet. A few loud frames are not an answer: under CPU load the model may hear
+                # our utterance as two, and the second piece cuts its first reply before any of
+                # its words are shown, so that reply is rightly not stored (a reply cut before its
+                # text is revealed was never heard as words); the reply to the second piece is.
                 deadline = time.monotonic() + 25
                 got = False
                 while time.monotonic() < deadline and not self.agent_left.is_set():
-                    loud = [t for t, r in heard if t > start and r > SPEECH_RMS]
-                    if loud and time.monotonic() - loud[-1] > 1.0:
+                    loud = [(t, d) for t, r, d in heard if t > start and r > SPEECH_RMS]
+                    if sum(d for _, d in loud) >= ANSWER_MIN_S and time.monotonic() - loud[-1][0] > 1.0:
                         got = True
                         break
                     await asyncio.sleep(0.05)
