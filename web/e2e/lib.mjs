@@ -13,6 +13,14 @@ import { chromium } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 export const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+// The run's account admin and three people with the passwords they choose at first sign-in
+// (the whole run and the steps that can also run alone).
+export const E2E_ADMIN = { email: "ada@e2e.test", password: "admin-password-e2e-only" };
+export const E2E_PEOPLE = {
+  supervisor: { email: "sue@e2e.test", name: "Sue Supervisor", role: "supervisor", password: "supervisor-chosen-pass" },
+  casey: { email: "casey@e2e.test", name: "Casey Counselor", role: "counselor", password: "casey-chosen-password" },
+  robin: { email: "robin@e2e.test", name: "Robin Counselor", role: "counselor", password: "robin-chosen-password" },
+};
 export const OUT = resolve(process.env.E2E_OUT ?? "target/e2e");
 
 /** Debian's chromium, installed with apt when missing (outside any network namespace). */

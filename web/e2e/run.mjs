@@ -21,7 +21,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { apiSession, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
+import { apiSession, E2E_ADMIN, E2E_PEOPLE, launch, OUT, speechWav, startApp, startLivekit } from "./lib.mjs";
 import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
@@ -31,12 +31,8 @@ import * as truthSteps from "./steps/truth.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-const ADMIN = { email: "ada@e2e.test", password: "admin-password-e2e-only" };
-const people = {
-  supervisor: { email: "sue@e2e.test", name: "Sue Supervisor", role: "supervisor", password: "supervisor-chosen-pass" },
-  casey: { email: "casey@e2e.test", name: "Casey Counselor", role: "counselor", password: "casey-chosen-password" },
-  robin: { email: "robin@e2e.test", name: "Robin Counselor", role: "counselor", password: "robin-chosen-password" },
-};
+const ADMIN = E2E_ADMIN;
+const people = E2E_PEOPLE;
 const SCENARIO = "E2E: caller with pills at home";
 const VOICE_SCENARIO = "E2E: voice caller who cannot sleep";
 const VOICE = process.env.E2E_VOICE === "1";

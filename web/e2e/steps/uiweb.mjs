@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { apiSession, launch, OUT, startApp } from "../lib.mjs";
+import { apiSession, E2E_ADMIN, E2E_PEOPLE, launch, OUT, startApp } from "../lib.mjs";
 
 /** The service's settings for the run: the E2E signs its five people in from 127.0.0.1 far more
  * often than 20 times in 15 minutes (the default limit per address, which stopped the run once
@@ -266,12 +266,8 @@ export async function uploadThroughTypedClient(ctx) {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const require = createRequire(import.meta.url);
   const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-  const ADMIN = { email: "ada@e2e.test", password: "admin-password-e2e-only" };
-  const people = {
-    supervisor: { email: "sue@e2e.test", name: "Sue Supervisor", role: "supervisor", password: "supervisor-chosen-pass" },
-    casey: { email: "casey@e2e.test", name: "Casey Counselor", role: "counselor", password: "casey-chosen-password" },
-    robin: { email: "robin@e2e.test", name: "Robin Counselor", role: "counselor", password: "robin-chosen-password" },
-  };
+  const ADMIN = E2E_ADMIN;
+  const people = E2E_PEOPLE;
   const check = (cond, what) => {
     if (!cond) throw new Error(`expected: ${what}`);
   };
