@@ -26,6 +26,7 @@ import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
 import * as uiserver from "./steps/uiserver.mjs";
+import * as ui3 from "./steps/ui3.mjs";
 import * as uiweb from "./steps/uiweb.mjs";
 import * as truthSteps from "./steps/truth.mjs";
 
@@ -512,6 +513,7 @@ async function main() {
   await step("truth d. an admin names the center's risk levels (422 empty, 409 in use); feedback reads them", () => truthSteps.centerRiskLevels({ ...ctx, admin: ADMIN }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
+  if (VOICE) await step("ui3. captions follow the newest line; scrolled up, a new line leaves them; Jump to newest", () => ui3.captionsFollowNewestLine(ctx));
   if (VOICE) await step("uiserver-d. a reload mid-call rejoins the same call; one session with turns from both halves", () => uiserver.voiceReloadRejoins(ctx));
   if (VOICE) await step("uiserver-e. a closed tab ends the call after the rejoin grace, and it is graded", () => uiserver.voiceClosedTabEndsAfterGrace(ctx));
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
