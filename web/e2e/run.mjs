@@ -505,6 +505,7 @@ async function main() {
   await step("uiweb. 390 px chat: the reply box and End stay on screen after many messages; no sideways scroll", () => uiweb.phoneChat(ctx));
   await step("uiweb. 390 px progress: legends under the charts, every chart as a table", () => uiweb.phoneProgress(ctx));
   await step("uiweb. the counselor picker exposes its highlighted option (aria-activedescendant)", () => uiweb.comboboxActiveDescendant(ctx));
+  await step("ui3. the scenario form's Learner picker (Downshift): highlight, Enter picks and closes, a second pick replaces, leaving picks nobody", () => ui3.learnerPicker(ctx));
   if (!VOICE) await step("uiweb. microphone test: the fake microphone's level, a warning for silence", () => uiweb.micTest(ctx));
   await step("uiweb. an upload goes through the typed client", () => uiweb.uploadThroughTypedClient(ctx));
   await step("truth a. a supervisor authors a profiled scenario (preview without labels) and reads two test runs side by side", () => truthSteps.authorAndTestRun(ctx));

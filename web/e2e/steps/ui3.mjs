@@ -1,8 +1,10 @@
-// Issue 20, item 5 in Chromium (E2E_VOICE=1): live captions follow the newest line unless the
+// Issue 20 in Chromium. Item 5 (E2E_VOICE=1): live captions follow the newest line unless the
 // counselor scrolled up. The vitest (CaptionList.test.tsx) fakes the box sizes, since jsdom lays
 // nothing out; here the real list, in a real call, is shrunk to about three lines of text so two
 // captions overflow it, and the browser's own scroll positions are read as lines arrive.
-// Takes run.mjs's `ctx` and leaves the browser signed out.
+// Accessibility: the counselor picker, now on Downshift, on its second page (the scenario form's
+// "Learner"; uiweb.mjs checks the assignments page's).
+// Each takes run.mjs's `ctx` and leaves the browser signed out.
 
 /** CaptionList's NEAR_BOTTOM_PX: within this many pixels of the end counts as "at the newest line". */
 const NEAR_BOTTOM_PX = 24;
@@ -73,5 +75,47 @@ export async function captionsFollowNewestLine(ctx) {
   await ctx.audit(page, "ui3-02-captions-jumped-to-newest");
   await page.getByRole("button", { name: "Hang up", exact: true }).click();
   await page.getByRole("heading", { name: "Feedback", exact: true }).waitFor();
+  await ctx.signOut(page);
+}
+
+/**
+ * The counselor picker's second user, on Downshift: the one-time scenario's single "Learner"
+ * picker on the scenario form. Type, the first answer highlighted and named by
+ * `aria-activedescendant`, Enter picks it and closes the list; a second pick (by mouse) replaces
+ * it; "Create & assign" waits for a learner. Nothing is saved.
+ */
+export async function learnerPicker(ctx) {
+  const { page, people, check } = ctx;
+  await ctx.signIn(page, ctx.base, people.supervisor.email, people.supervisor.password);
+  await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
+  await page.getByRole("button", { name: "New scenario", exact: true }).click();
+  await page.getByLabel("One-time scenario", { exact: false }).check();
+  const create = page.getByRole("button", { name: "Create & assign", exact: true });
+  check(await create.isDisabled(), "no learner, no Create & assign");
+  const box = page.getByRole("combobox", { name: "Learner", exact: true });
+  await box.fill("Robin");
+  const robin = page.getByRole("option", { name: /^Robin Counselor/ });
+  await robin.waitFor();
+  check((await box.getAttribute("aria-expanded")) === "true", "the list is open");
+  check((await box.getAttribute("aria-activedescendant")) === (await robin.getAttribute("id")), "the first answer is highlighted and named by aria-activedescendant");
+  check((await robin.getAttribute("aria-selected")) === "true", "the highlighted option is marked selected");
+  await ctx.audit(page, "ui3-03-learner-picker-open");
+  await box.press("Enter");
+  await page.getByRole("button", { name: "Remove Robin Counselor", exact: true }).waitFor();
+  check((await box.getAttribute("aria-expanded")) === "false" && !(await box.getAttribute("aria-activedescendant")), "a single pick closes the list");
+  check((await box.inputValue()) === "", "the search is emptied after the pick");
+  await box.fill("Casey");
+  await page.getByRole("option", { name: /^Casey Counselor/ }).click();
+  await page.getByRole("button", { name: "Remove Casey Counselor", exact: true }).waitFor();
+  check((await page.getByRole("button", { name: "Remove Robin Counselor", exact: true }).count()) === 0, "the single picker replaces its learner");
+  check(await create.isEnabled(), "a learner enables Create & assign");
+  // Leaving the field with a search typed picks nobody.
+  await box.fill("Robin");
+  await robin.waitFor();
+  await page.getByLabel("Title", { exact: true }).focus();
+  check((await page.getByRole("button", { name: "Remove Robin Counselor", exact: true }).count()) === 0, "leaving the field picks nobody");
+  await ctx.audit(page, "ui3-04-learner-picked");
+  await page.getByRole("button", { name: "Cancel", exact: true }).click();
+  await page.getByRole("heading", { name: "Scenarios", exact: true }).waitFor();
   await ctx.signOut(page);
 }
