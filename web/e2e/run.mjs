@@ -26,6 +26,7 @@ import * as scopedSteps from "./steps/scoped.mjs";
 import * as ui2bSteps from "./steps/ui2b.mjs";
 import * as ui2 from "./steps/ui2.mjs";
 import * as uiserver from "./steps/uiserver.mjs";
+import * as ui3 from "./steps/ui3.mjs";
 import * as uiweb from "./steps/uiweb.mjs";
 import * as truthSteps from "./steps/truth.mjs";
 
@@ -500,6 +501,7 @@ async function main() {
   await step("uiweb. 390 px chat: the reply box and End stay on screen after many messages; no sideways scroll", () => uiweb.phoneChat(ctx));
   await step("uiweb. 390 px progress: legends under the charts, every chart as a table", () => uiweb.phoneProgress(ctx));
   await step("uiweb. the counselor picker exposes its highlighted option (aria-activedescendant)", () => uiweb.comboboxActiveDescendant(ctx));
+  await step("ui3. the scenario form's Learner picker (Downshift): highlight, Enter picks and closes, a second pick replaces, leaving picks nobody", () => ui3.learnerPicker(ctx));
   if (!VOICE) await step("uiweb. microphone test: the fake microphone's level, a warning for silence", () => uiweb.micTest(ctx));
   await step("uiweb. an upload goes through the typed client", () => uiweb.uploadThroughTypedClient(ctx));
   await step("truth a. a supervisor authors a profiled scenario (preview without labels) and reads two test runs side by side", () => truthSteps.authorAndTestRun(ctx));
@@ -508,6 +510,7 @@ async function main() {
   await step("truth d. an admin names the center's risk levels (422 empty, 409 in use); feedback reads them", () => truthSteps.centerRiskLevels({ ...ctx, admin: ADMIN }));
   if (VOICE) await step("4. voice call in the loopback namespace: captions, feedback, recording seek", () => scenarios.voiceCall(ctx));
   else console.log("skip 4. voice (E2E_VOICE=1 inside scripts/livekit/netns-run.sh; cargo xtask e2e does it)");
+  if (VOICE) await step("ui3. captions follow the newest line; scrolled up, a new line leaves them; Jump to newest", () => ui3.captionsFollowNewestLine(ctx));
   if (VOICE) await step("uiserver-d. a reload mid-call rejoins the same call; one session with turns from both halves", () => uiserver.voiceReloadRejoins(ctx));
   if (VOICE) await step("uiserver-e. a closed tab ends the call after the rejoin grace, and it is graded", () => uiserver.voiceClosedTabEndsAfterGrace(ctx));
   await step("5. retention purges an expired transcript; erasing a user pseudonymises them, ends their sign-in, is audited", () => scopedSteps.retentionAndErasure({ ...ctx, dir }, { ADMIN, people, check, audit, signIn, signOut }));
