@@ -658,7 +658,9 @@ async def partner_results(flow: dict, sinks: Sinks) -> None:
         REPORT["grading"]["mail_jobs_after_kill"] = len(jobs) - REPORT["grading"]["mail_jobs_before_kill"]
     flows = {p: served_by(p) for p in ("/api/external/", "/api/api-keys", "/api/webhooks", f"/api/sessions/{flow['session']}")}
     requests = [b for v in flows.values() for b in v]
-    check(len(set(served_by("/api/external/"))) == 2, f"partner: its API requests went to {sorted(set(served_by('/api/external/')))}")
+    # The partner API's own few requests share the round robin with the calls' traffic, and those
+    # after the replica kill can only go to the survivor, so they alone may all land on one
+    # replica by chance (one CI run in several): the flow as a whole is what must reach both.
     check(len(set(requests)) == 2, f"partner: the flow's requests went to {sorted(set(requests))}, not both replicas")
     REPORT["partner"] = {
         "requests_per_replica": {p: requests.count(str(p)) for p in REPLICA_PORTS},
