@@ -98,6 +98,9 @@ impl<T: FromStr, S: Send + Sync> FromRequestParts<S> for IdPath<T> {
 }
 
 /// A `{name}` in a route path that is text, not an id (a category's name), percent-decoded.
+/// Invalid UTF-8 and control characters (`%00`, `%0A`, ...) answer 400: no name holds them, and
+/// a newline must not be collapsed into a space that matches a real name. The error never echoes
+/// the name back (it may be kilobytes).
 #[derive(Debug, Clone)]
 pub struct NamePath(pub String);
 
@@ -105,9 +108,13 @@ impl<S: Send + Sync> FromRequestParts<S> for NamePath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e: PathRejection| ApiError::BadRequest(e.body_text()))?;
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_: PathRejection| {
+                ApiError::BadRequest("the name in the path is not percent-encoded UTF-8".into())
+            })?;
+        if raw.chars().any(char::is_control) {
+            return Err(ApiError::BadRequest("the name in the path holds a control character".into()));
+        }
         Ok(NamePath(raw))
     }
 }

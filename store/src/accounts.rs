@@ -346,9 +346,15 @@ async fn stored_category(
     account_id: AccountId,
     name: &str,
 ) -> Result<String> {
+    // A name no category can hold (too long, control characters, a NUL PostgreSQL would refuse
+    // as text) is simply not there; it never reaches the query.
+    if name.chars().any(char::is_control) {
+        return Err(Error::NotFound("category"));
+    }
+    let name = normalize_category(name).map_err(|_| Error::NotFound("category"))?;
     sqlx::query_scalar("SELECT name FROM account_categories WHERE account_id = $1 AND lower(name) = lower($2)")
         .bind(account_id.to_string())
-        .bind(name.split_whitespace().collect::<Vec<_>>().join(" "))
+        .bind(name)
         .fetch_optional(&mut **tx)
         .await?
         .ok_or(Error::NotFound("category"))

@@ -18,6 +18,7 @@ mod external;
 mod gates;
 mod hardening;
 mod hostile_auth;
+mod hostile_categories;
 mod hostile_documents;
 mod load_and_spend;
 mod notify;
