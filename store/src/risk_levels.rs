@@ -51,12 +51,17 @@ fn rank(level: RiskLevel) -> usize {
 
 /// The list checked and tidied (labels trimmed), or one error per field.
 pub fn validate_risk_levels(levels: &[CenterRiskLevel]) -> std::result::Result<Vec<CenterRiskLevel>, Vec<FieldError>> {
+    // An oversize list is one error, checked before any level: 10,000 duplicates would otherwise
+    // be compared pairwise (quadratic) and answered with 10,000 field errors.
+    if levels.len() > RISK_LEVELS_MAX {
+        return Err(vec![FieldError::new(
+            "levels",
+            format!("at most {RISK_LEVELS_MAX} levels (this list has {})", levels.len()),
+        )]);
+    }
     let mut errors = Vec::new();
     if levels.is_empty() {
         errors.push(FieldError::new("levels", "needs at least one level"));
-    }
-    if levels.len() > RISK_LEVELS_MAX {
-        errors.push(FieldError::new("levels", format!("at most {RISK_LEVELS_MAX} levels")));
     }
     let mut out: Vec<CenterRiskLevel> = Vec::new();
     for (i, level) in levels.iter().enumerate() {
@@ -214,5 +219,15 @@ mod tests {
         assert_eq!(fields(validate_risk_levels(&[level("Red", Low), level("red", High)])), ["levels[1].label"]);
         assert_eq!(fields(validate_risk_levels(&[level("High", High), level("Low", Low)])), ["levels[1].standard"]);
         assert_eq!(fields(validate_risk_levels(&[level(&"x".repeat(61), Low)])), ["levels[0].label"]);
+    }
+
+    #[test]
+    fn an_oversize_list_is_one_error_whatever_its_levels() {
+        use RiskLevel::*;
+        let at_cap: Vec<_> = (0..RISK_LEVELS_MAX).map(|i| level(&format!("L{i}"), Low)).collect();
+        assert!(validate_risk_levels(&at_cap).is_ok());
+        let over: Vec<_> = (0..10_000).map(|i| level("Same", if i % 2 == 0 { Imminent } else { Low })).collect();
+        assert_eq!(fields(validate_risk_levels(&over)), ["levels"]);
+        assert_eq!(fields(validate_risk_levels(&over[..RISK_LEVELS_MAX + 1])), ["levels"]);
     }
 }

@@ -99,6 +99,10 @@ pub async fn scenario_fidelity(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RiskLevels {
+    /// From least to most severe; 1 to 12 levels (more answer 422 naming `levels`).
+    // 12 is `store::RISK_LEVELS_MAX`, which the domain enforces; `hostile_risk_levels` holds
+    // the document to it.
+    #[schema(min_items = 1, max_items = 12)]
     pub levels: Vec<store::CenterRiskLevel>,
 }
 

@@ -20,6 +20,7 @@ mod hardening;
 mod hostile_auth;
 mod hostile_categories;
 mod hostile_documents;
+mod hostile_risk_levels;
 mod load_and_spend;
 mod notify;
 mod operations;

@@ -3136,6 +3136,7 @@ export interface components {
          *     maps to (which grading reads).
          */
         RiskLevels: {
+            /** @description From least to most severe; 1 to 12 levels (more answer 422 naming `levels`). */
             levels: components["schemas"]["CenterRiskLevel"][];
         };
         /**
