@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::accounts::Account;
 use crate::db::{Backend, Store};
-use crate::domain::new_id;
+use crate::domain::{Role, new_id};
+use crate::users::{NewUser, User};
 
 /// A migrated store that cleans up after itself (SQLite file) when dropped.
 #[derive(Debug)]
@@ -62,6 +64,34 @@ pub async fn all() -> Vec<(Backend, TestDb)> {
         out.push((Backend::Postgres, pg));
     }
     out
+}
+
+/// The people most store tests start from: a new account (with the default categories), its
+/// supervisor and two counselors, "casey" and "robin". Names and e-mails are unique per call, so
+/// several fixtures can share one database.
+#[derive(Debug)]
+pub struct Fixture {
+    pub account: Account,
+    pub supervisor: User,
+    pub counselor: User,
+    pub other_counselor: User,
+}
+
+/// A new [`Fixture`] in `db`.
+pub async fn fixture(db: &TestDb) -> Fixture {
+    let s = &db.store;
+    let account = s.create_account(&format!("Center {}", new_id())).await.expect("account");
+    let user = |name: &str, role| NewUser {
+        email: format!("{name}-{}@example.org", new_id().simple()),
+        display_name: name.to_owned(),
+        role,
+        external_id: None,
+        is_demo: false,
+    };
+    let supervisor = s.create_user(account.id, user("sup", Role::Supervisor)).await.expect("supervisor");
+    let counselor = s.create_user(account.id, user("casey", Role::Counselor)).await.expect("counselor");
+    let other_counselor = s.create_user(account.id, user("robin", Role::Counselor)).await.expect("counselor");
+    Fixture { account, supervisor, counselor, other_counselor }
 }
 
 impl Store {

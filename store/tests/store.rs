@@ -1,32 +1,9 @@
 //! The shared store suite: every test runs against each available backend (SQLite always,
 //! PostgreSQL when `TEST_POSTGRES_URL` is set, which `cargo xtask ci` does).
 
-use store::testing::{self, TestDb};
+use store::testing::{self, Fixture, TestDb, fixture};
 use store::*;
 use uuid::Uuid;
-
-struct Fixture {
-    account: Account,
-    supervisor: User,
-    counselor: User,
-    other_counselor: User,
-}
-
-async fn fixture(db: &TestDb) -> Fixture {
-    let s = &db.store;
-    let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account");
-    let user = |email: &str, role| NewUser {
-        email: format!("{email}-{}@example.org", Uuid::now_v7().simple()),
-        display_name: email.to_owned(),
-        role,
-        external_id: None,
-        is_demo: false,
-    };
-    let supervisor = s.create_user(account.id, user("sup", Role::Supervisor)).await.expect("supervisor");
-    let counselor = s.create_user(account.id, user("casey", Role::Counselor)).await.expect("counselor");
-    let other_counselor = s.create_user(account.id, user("robin", Role::Counselor)).await.expect("counselor");
-    Fixture { account, supervisor, counselor, other_counselor }
-}
 
 fn scenario_input(title: &str) -> ScenarioInput {
     serde_json::from_value(serde_json::json!({

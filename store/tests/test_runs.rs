@@ -3,30 +3,9 @@
 //! flag e-mails, partner events and analysis; "re-run all" covers the profiled scenarios and
 //! refuses while it is unfinished; a scenario's deletion takes its runs along.
 
-use store::testing::{self, TestDb};
+use store::testing::{self, Fixture, TestDb, fixture};
 use store::*;
 use uuid::Uuid;
-
-struct Fixture {
-    account: Account,
-    supervisor: User,
-    counselor: User,
-}
-
-async fn fixture(db: &TestDb) -> Fixture {
-    let s = &db.store;
-    let account = s.create_account(&format!("Center {}", Uuid::now_v7())).await.expect("account");
-    let user = |name: &str, role| NewUser {
-        email: format!("{name}-{}@example.org", Uuid::now_v7().simple()),
-        display_name: name.to_owned(),
-        role,
-        external_id: None,
-        is_demo: false,
-    };
-    let supervisor = s.create_user(account.id, user("sup", Role::Supervisor)).await.expect("supervisor");
-    let counselor = s.create_user(account.id, user("casey", Role::Counselor)).await.expect("counselor");
-    Fixture { account, supervisor, counselor }
-}
 
 async fn scenario(db: &TestDb, f: &Fixture, title: &str, profiled: bool) -> Scenario {
     let mut input = serde_json::json!({
@@ -328,14 +307,7 @@ fn rated(session_id: SessionId, rating: u8) -> NewEvaluation {
 async fn progress_counts_determinations_hidden_facts_and_actions_per_counselor_and_a_heat_map() {
     for (backend, db) in testing::all().await {
         let f = fixture(&db).await;
-        let new_user = NewUser {
-            email: format!("robin-{}@example.org", Uuid::now_v7().simple()),
-            display_name: "robin".into(),
-            role: Role::Counselor,
-            external_id: None,
-            is_demo: false,
-        };
-        let robin = db.store.create_user(f.account.id, new_user).await.expect("counselor");
+        let robin = &f.other_counselor;
         let s = scenario(&db, &f, "Measured", true).await;
         let graded = async |user: UserId, rating: u8, t: TruthAssessment| {
             let new = NewSession {
