@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use admin::agreement::{self, Answer, BandAgreement, CheckAgreement, FlagAgreement, RatingAgreement};
-use admin::calibration::{GoldenCase, Labels, Party, Split};
+use admin::calibration::{GoldenCase, GoldenTurn, Labels, Party, Split};
 use admin::rubric::{self, NaRule};
 use admin::{AppState, Config, Secret};
 use anyhow::{Context, Result, anyhow, bail};
@@ -1137,10 +1137,10 @@ fn variance(results: &[CaseResult]) -> Variance {
 }
 
 /// A private temporary directory, removed when dropped.
-struct WorkDir(PathBuf);
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
 impl WorkDir {
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let path = std::env::temp_dir().join(format!("proto-trainer-golden-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(WorkDir(path))
@@ -1174,13 +1174,48 @@ fn message_text(body: &Value) -> String {
     text
 }
 
-/// A fresh SQLite store for one golden case, with its account and its counselor: each case is
-/// graded in a database of its own.
-pub async fn case_store(dir: &Path, case_id: &str) -> Result<(String, store::Store, store::Account, store::User)> {
-    let url = format!("sqlite://{}?mode=rwc", dir.join(format!("{}.db", case_id)).display());
+/// A golden case's call as every golden run opens it: a fresh SQLite store of its own, its
+/// account and counselor, the case's scenario when it has one, and a completed chat session
+/// holding the turns (15 s apart, 12 s each), ready for `evaluate_session`.
+pub struct CaseCall {
+    pub url: String,
+    pub store: store::Store,
+    pub account: store::Account,
+    pub session: store::SessionId,
+}
+
+/// A golden scenario: a chat scenario in the "assessment" category with nothing else set;
+/// callers add what their case holds (description, evaluator context, risk profile).
+pub fn case_scenario(title: &str, prompt: &str) -> ScenarioInput {
+    ScenarioInput {
+        title: title.to_owned(),
+        prompt: prompt.to_owned(),
+        description: None,
+        mode: ScenarioMode::Chat,
+        category: "assessment".into(),
+        skills: Vec::new(),
+        difficulty: None,
+        estimated_time: None,
+        relevant_policy_sections: None,
+        evaluator_context: None,
+        is_one_time: None,
+        assign_to: None,
+        voice: None,
+        risk_profile: None,
+    }
+}
+
+/// Opens `case_id`'s call in a database of its own under `dir` (see [`CaseCall`]).
+pub async fn open_case_call(
+    dir: &Path,
+    case_id: &str,
+    scenario: Option<&ScenarioInput>,
+    turns: &[GoldenTurn],
+) -> Result<CaseCall> {
+    let url = format!("sqlite://{}?mode=rwc", dir.join(format!("{case_id}.db")).display());
     let store = store::Store::connect(&url).await?;
     store.migrate().await?;
-    let account = store.create_account(&format!("Golden {}", case_id)).await?;
+    let account = store.create_account(&format!("Golden {case_id}")).await?;
     let counselor = store
         .create_user(
             account.id,
@@ -1193,49 +1228,19 @@ pub async fn case_store(dir: &Path, case_id: &str) -> Result<(String, store::Sto
             },
         )
         .await?;
-    Ok((url, store, account, counselor))
-}
-
-/// One case through the production path: store → `evaluate_session` → stored evaluation and flags.
-async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, persona: Persona) -> Result<RunOutcome> {
-    let case = &l.case;
-    let (url, store, account, counselor) = case_store(dir, &case.id).await?;
-    let scenario_id = match &case.scenario {
-        Some(s) => {
-            let input = ScenarioInput {
-                title: s.title.clone(),
-                prompt: s.prompt.clone(),
-                description: Some(s.description.clone()),
-                mode: ScenarioMode::Chat,
-                category: "assessment".into(),
-                skills: Vec::new(),
-                difficulty: None,
-                estimated_time: None,
-                relevant_policy_sections: None,
-                evaluator_context: Some(s.evaluator_context.clone()),
-                is_one_time: None,
-                assign_to: None,
-                voice: None,
-                risk_profile: None,
-            };
-            Some(store.create_scenario(account.id, None, &input).await?.0.id)
-        }
+    let scenario_id = match scenario {
+        Some(input) => Some(store.create_scenario(account.id, None, input).await?.0.id),
         None => None,
     };
-    let session = store
-        .create_session(
-            account.id,
-            &NewSession {
-                user_id: counselor.id,
-                assignment_id: None,
-                scenario_id,
-                kind: SessionKind::Chat,
-                room_name: None,
-            },
-        )
-        .await?;
-    let expanded = case.expanded_turns();
-    let turns: Vec<NewTurn> = expanded
+    let new = NewSession {
+        user_id: counselor.id,
+        assignment_id: None,
+        scenario_id,
+        kind: SessionKind::Chat,
+        room_name: None,
+    };
+    let session = store.create_session(account.id, &new).await?;
+    let turns: Vec<NewTurn> = turns
         .iter()
         .enumerate()
         .map(|(i, t)| NewTurn {
@@ -1251,6 +1256,19 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
         .collect();
     store.append_turns(account.id, session.id, &turns).await?;
     store.end_session(account.id, session.id, SessionStatus::Completed).await?;
+    Ok(CaseCall { url, store, account, session: session.id })
+}
+
+/// One case through the production path: store → `evaluate_session` → stored evaluation and flags.
+async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, persona: Persona) -> Result<RunOutcome> {
+    let case = &l.case;
+    let scenario = case.scenario.as_ref().map(|s| ScenarioInput {
+        description: Some(s.description.clone()),
+        evaluator_context: Some(s.evaluator_context.clone()),
+        ..case_scenario(&s.title, &s.prompt)
+    });
+    let expanded = case.expanded_turns();
+    let CaseCall { url, store, account, session } = open_case_call(dir, &case.id, scenario.as_ref(), &expanded).await?;
 
     let mut config = Config::for_database(&url);
     config.openai_base_url = live.base_url.clone();
@@ -1259,7 +1277,7 @@ async fn evaluate_case(l: &Labelled, live: &Live, model: &str, dir: &Path, perso
     config.llm_timeout_secs = if live.sim.is_some() { 30 } else { 180 };
     config.evaluator_sees_persona = persona == Persona::With;
     let state = AppState::new(store.clone(), config)?;
-    let handle = store.session_in(account.id, session.id).await?;
+    let handle = store.session_in(account.id, session).await?;
     let evaluated = admin::evaluation::evaluate_session(&state, &handle)
         .await
         .map_err(|e| anyhow!("case {}: the evaluation failed: {e} ({e:?})", case.id))?;

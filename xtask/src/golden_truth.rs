@@ -20,10 +20,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use openai_sim::{Rule, Simulator};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{
-    CallRecordInput, Determination, FactOutcome, NewSession, NewTurn, RiskProfile, ScenarioInput, ScenarioMode,
-    SessionKind, SessionStatus, Speaker,
-};
+use store::{CallRecordInput, Determination, FactOutcome, RiskProfile, ScenarioInput};
+
+use crate::golden::CaseCall;
 
 /// One profiled golden case.
 #[derive(Debug, Clone, Deserialize)]
@@ -159,54 +158,13 @@ async fn run_case(
     model: &str,
     sim: Option<&Simulator>,
 ) -> Result<TruthResult> {
-    let (url, store, account, counselor) = crate::golden::case_store(dir, &case.id).await?;
-    let input = ScenarioInput {
-        title: case.title.clone(),
-        prompt: case.prompt.clone(),
-        description: None,
-        mode: ScenarioMode::Chat,
-        category: "assessment".into(),
-        skills: Vec::new(),
-        difficulty: None,
-        estimated_time: None,
-        relevant_policy_sections: None,
-        evaluator_context: None,
-        is_one_time: None,
-        assign_to: None,
-        voice: None,
+    let scenario = ScenarioInput {
         risk_profile: Some(case.profile.clone()),
+        ..crate::golden::case_scenario(&case.title, &case.prompt)
     };
-    let scenario = store.create_scenario(account.id, None, &input).await?.0.id;
-    let session = store
-        .create_session(
-            account.id,
-            &NewSession {
-                user_id: counselor.id,
-                assignment_id: None,
-                scenario_id: Some(scenario),
-                kind: SessionKind::Chat,
-                room_name: None,
-            },
-        )
-        .await?;
-    let turns: Vec<NewTurn> = case
-        .turns
-        .iter()
-        .enumerate()
-        .map(|(i, t)| NewTurn {
-            speaker: match t.speaker {
-                Party::Counselor => Speaker::Counselor,
-                Party::Caller => Speaker::Caller,
-            },
-            text: t.text.clone(),
-            started_ms: i as i64 * 15_000,
-            ended_ms: Some(i as i64 * 15_000 + 12_000),
-            segment_id: None,
-        })
-        .collect();
-    store.append_turns(account.id, session.id, &turns).await?;
-    store.end_session(account.id, session.id, SessionStatus::Completed).await?;
-    store.file_call_record(account.id, session.id, &case.call_record).await?;
+    let CaseCall { url, store, account, session } =
+        crate::golden::open_case_call(dir, &case.id, Some(&scenario), &case.turns).await?;
+    store.file_call_record(account.id, session, &case.call_record).await?;
     if let Some(sim) = sim {
         let first = case.turns.iter().position(|t| t.speaker == Party::Counselor).map_or(1, |i| i as u32 + 1);
         sim.clear_rules();
@@ -221,7 +179,7 @@ async fn run_case(
     config.evaluator_model = model.to_owned();
     config.llm_timeout_secs = if sim.is_some() { 30 } else { 180 };
     let state = AppState::new(store.clone(), config)?;
-    let handle = store.session_in(account.id, session.id).await?;
+    let handle = store.session_in(account.id, session).await?;
     let evaluated = admin::evaluation::evaluate_session(&state, &handle)
         .await
         .map_err(|e| anyhow!("case {}: the evaluation failed: {e}", case.id))?
@@ -340,6 +298,20 @@ mod tests {
         assert_eq!(determinations.len(), Determination::ALL.len());
         assert!(cases.iter().any(|c| c.expected.gated && c.profile.expected_level == store::RiskLevel::Imminent));
         assert!(cases.iter().any(|c| c.expected.gated && c.profile.expected_level == store::RiskLevel::High));
+        Ok(())
+    }
+
+    /// The plumbing through `golden::open_case_call`: every profiled case's scenario, turns and
+    /// call record reach grading, whose truth call the simulator answers from the transcript.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_simulator_run_agrees_with_every_profiled_case() -> Result<()> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden");
+        let work = crate::golden::WorkDir::new()?;
+        let report = run(&dir, &[], None, "gpt-4o", &work.0).await?;
+        let text = render(&report);
+        assert_eq!(report.mode, "simulator");
+        assert!(report.cases >= 10 && report.facts >= 20, "{text}");
+        assert_eq!((report.facts_agreeing, report.determinations_agreeing), (report.facts, report.cases), "{text}");
         Ok(())
     }
 }
