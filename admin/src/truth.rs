@@ -743,14 +743,9 @@ pub const FIDELITY_LIST_MAX: i64 = 200;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScenarioFidelity {
-    /// Sessions and test runs graded against the profile.
-    pub sessions_checked: i64,
-    /// Of those, how many had at least one deviation.
-    pub sessions_with_deviations: i64,
-    pub deviations: i64,
-    pub withheld: i64,
-    pub denied: i64,
-    pub volunteered_gated: i64,
+    // Flattened: the JSON keeps the counts beside `entries`, as before the store type held them.
+    #[serde(flatten)]
+    pub counts: store::DeviationCounts,
     /// Newest first, at most 200.
     pub entries: Vec<FidelityEntry>,
 }
@@ -775,7 +770,7 @@ pub async fn scenario_fidelity(
     actor.require_supervisor()?;
     let scenario = state.store.scenario(actor.account_id, scenario_id).await?;
     let counts = state.store.deviations_per_scenario(actor.account_id).await?;
-    let count = counts.into_iter().find(|c| c.scenario_id == scenario_id);
+    let counts = counts.into_iter().find(|c| c.scenario_id == scenario_id).map(|c| c.counts).unwrap_or_default();
     let found = state.store.scenario_deviations(actor.account_id, scenario_id, FIDELITY_LIST_MAX).await?;
     let facts = scenario.risk_profile.as_ref().map(|p| p.facts.as_slice()).unwrap_or_default();
     let entries = found
@@ -785,15 +780,7 @@ pub async fn scenario_fidelity(
             FidelityEntry { fact_text: fact.map(|f| f.text.clone()), rule: fact.map(|f| f.disclosure), found }
         })
         .collect();
-    Ok(ScenarioFidelity {
-        sessions_checked: count.as_ref().map_or(0, |c| c.sessions_checked),
-        sessions_with_deviations: count.as_ref().map_or(0, |c| c.sessions_with_deviations),
-        deviations: count.as_ref().map_or(0, |c| c.deviations),
-        withheld: count.as_ref().map_or(0, |c| c.withheld),
-        denied: count.as_ref().map_or(0, |c| c.denied),
-        volunteered_gated: count.as_ref().map_or(0, |c| c.volunteered_gated),
-        entries,
-    })
+    Ok(ScenarioFidelity { counts, entries })
 }
 
 /// A supervisor edits (`Some(text)`) or removes (`None`) a suggestion, audited.

@@ -106,7 +106,16 @@ pub struct CallerDeviation {
 pub struct ScenarioDeviations {
     #[schema(value_type = uuid::Uuid)]
     pub scenario_id: ScenarioId,
-    /// Evaluated sessions of the scenario graded against its profile.
+    #[serde(flatten)]
+    pub counts: DeviationCounts,
+}
+
+/// How often the AI caller departed from a scenario's risk profile across its sessions and test
+/// runs graded against it (all zero for a scenario never graded so).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviationCounts {
+    /// Evaluated sessions and test runs of the scenario graded against its profile.
     pub sessions_checked: i64,
     /// Of those, sessions where the caller deviated at least once.
     pub sessions_with_deviations: i64,
@@ -270,12 +279,14 @@ impl Store {
             .map(|row| {
                 Ok(ScenarioDeviations {
                     scenario_id: row.uuid("scenario_id")?,
-                    sessions_checked: row.int("checked")?,
-                    sessions_with_deviations: row.int("with_deviations")?,
-                    deviations: row.int("deviations")?,
-                    withheld: row.int("withheld")?,
-                    denied: row.int("denied")?,
-                    volunteered_gated: row.int("volunteered")?,
+                    counts: DeviationCounts {
+                        sessions_checked: row.int("checked")?,
+                        sessions_with_deviations: row.int("with_deviations")?,
+                        deviations: row.int("deviations")?,
+                        withheld: row.int("withheld")?,
+                        denied: row.int("denied")?,
+                        volunteered_gated: row.int("volunteered")?,
+                    },
                 })
             })
             .collect()

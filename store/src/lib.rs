@@ -54,7 +54,8 @@ pub use auth::{ApiKey, AuthSession, Credentials, NewAuthSession, UserPatch};
 pub use backup::MigrationState;
 pub use calibration::{NewOverride, Override, Review, ReviewedEvaluation, ScoringInput};
 pub use call_records::{
-    CALL_RECORD_NOTES_MAX, CallRecord, CallRecordInput, CallerDeviation, ScenarioDeviations, SessionDeviation,
+    CALL_RECORD_NOTES_MAX, CallRecord, CallRecordInput, CallerDeviation, DeviationCounts, ScenarioDeviations,
+    SessionDeviation,
 };
 pub use db::{Backend, Store, sqlite_path};
 pub use domain::*;

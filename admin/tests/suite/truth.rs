@@ -248,7 +248,7 @@ async fn a_profiled_call_is_graded_against_the_truth_and_its_record() {
         // The scenario's deviations: one session checked, none found.
         let counts = app.store.deviations_per_scenario(app.account).await.expect("deviations");
         assert_eq!(counts.len(), 1, "{backend:?}");
-        assert_eq!((counts[0].sessions_checked, counts[0].deviations), (1, 0));
+        assert_eq!((counts[0].counts.sessions_checked, counts[0].counts.deviations), (1, 0));
     }
 }
 
@@ -297,7 +297,7 @@ async fn what_the_caller_withheld_is_not_held_against_the_counselor() {
         assert!(find(&evaluation["suggestions"], "target", "fact:gun").is_null());
         let counts = app.store.deviations_per_scenario(app.account).await.expect("deviations");
         assert_eq!(
-            (counts[0].sessions_checked, counts[0].sessions_with_deviations, counts[0].withheld),
+            (counts[0].counts.sessions_checked, counts[0].counts.sessions_with_deviations, counts[0].counts.withheld),
             (1, 1, 1),
             "{backend:?}"
         );
@@ -309,6 +309,22 @@ async fn what_the_caller_withheld_is_not_held_against_the_counselor() {
         let (status, fidelity) = app.get(app.supervisor, &path).await;
         assert_eq!(status, StatusCode::OK, "{backend:?}: {fidelity}");
         assert_eq!((fidelity["sessionsChecked"].as_i64(), fidelity["withheld"].as_i64()), (Some(1), Some(1)));
+        // The counts sit beside the entries, and nothing else does (no scenario id).
+        let mut keys: Vec<&str> =
+            fidelity.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "denied",
+                "deviations",
+                "entries",
+                "sessionsChecked",
+                "sessionsWithDeviations",
+                "volunteeredGated",
+                "withheld"
+            ]
+        );
         let entry = &fidelity["entries"][0];
         assert_eq!(
             (&entry["factKey"], &entry["kind"], &entry["turns"], &entry["sessionId"], &entry["testRun"]),

@@ -2064,6 +2064,33 @@ export interface components {
             heldHarmless?: string | null;
         };
         /**
+         * @description How often the AI caller departed from a scenario's risk profile across its sessions and test
+         *     runs graded against it (all zero for a scenario never graded so).
+         */
+        DeviationCounts: {
+            /**
+             * Format: int64
+             * @description Evaluated sessions and test runs of the scenario graded against its profile.
+             */
+            sessionsChecked: number;
+            /**
+             * Format: int64
+             * @description Of those, sessions where the caller deviated at least once.
+             */
+            sessionsWithDeviations: number;
+            /**
+             * Format: int64
+             * @description All deviations found, and per kind.
+             */
+            deviations: number;
+            /** Format: int64 */
+            withheld: number;
+            /** Format: int64 */
+            denied: number;
+            /** Format: int64 */
+            volunteeredGated: number;
+        };
+        /**
          * @description How the AI caller departed from the scenario's risk profile.
          * @enum {string}
          */
@@ -3207,25 +3234,7 @@ export interface components {
          * @description Where the AI caller departed from a scenario's risk profile, across its graded sessions and
          *     test runs: the counts, and each deviation with its fact as the profile says it now.
          */
-        ScenarioFidelity: {
-            /**
-             * Format: int64
-             * @description Sessions and test runs graded against the profile.
-             */
-            sessionsChecked: number;
-            /**
-             * Format: int64
-             * @description Of those, how many had at least one deviation.
-             */
-            sessionsWithDeviations: number;
-            /** Format: int64 */
-            deviations: number;
-            /** Format: int64 */
-            withheld: number;
-            /** Format: int64 */
-            denied: number;
-            /** Format: int64 */
-            volunteeredGated: number;
+        ScenarioFidelity: components["schemas"]["DeviationCounts"] & {
             /** @description Newest first, at most 200. */
             entries: components["schemas"]["FidelityEntry"][];
         };
