@@ -1,9 +1,12 @@
 //! Progress over time for one counselor or a cohort (every counselor of the account, or those
 //! assigned a given scenario): overall scores per evaluated session, each rubric criterion's
 //! average rating per week, first / best / latest score per scenario, attempts and completion,
-//! and flags raised. Every number is aggregated in SQL (criterion ratings come from the
-//! `evaluation_criteria` rows a trigger fills from each evaluation), in the one dialect both
-//! backends accept.
+//! and flags raised. Counts and orders come from SQL, in the one dialect both backends accept;
+//! per-session figures (scores, first / best / latest, criterion averages) are computed here
+//! from one pass over the sessions in scope. Criterion ratings come from the
+//! `evaluation_criteria` rows a trigger fills from each evaluation, which never change, so they
+//! are read once per process and evaluation (`CriteriaCache`): a render does not grow with the
+//! number of ratings.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -193,7 +196,7 @@ impl Store {
     /// one pass over the sessions in scope (their evaluation through a covering index, so the
     /// large evaluation rows are not read) from which scores, first / best / latest per
     /// scenario and the activity counts are computed; criterion ratings from
-    /// [`criteria_of`]'s per-process cache (an evaluation's `evaluation_criteria` rows never
+    /// `criteria_of`'s per-process cache (an evaluation's `evaluation_criteria` rows never
     /// change); flags per week with their status counts in one grouped query; the truth
     /// assessments through a partial index. Orders that compare people's words (names,
     /// titles) stay in SQL, so each backend sorts them by its own collation as before.
@@ -363,7 +366,7 @@ impl Store {
                 q = q.bind(id.to_string());
             }
             let rows = q.fetch_all(&self.pool).await?;
-            let mut read: HashMap<Uuid, Vec<(i64, String, String, Option<u8>)>> = HashMap::new();
+            let mut read: HashMap<Uuid, Vec<CriterionRow>> = HashMap::new();
             for r in &rows {
                 let id: Uuid = r.uuid("evaluation_id")?;
                 let rating = match r.opt_int("rating")? {
@@ -444,12 +447,14 @@ fn scenario_scores(sessions: &[InScope]) -> Result<Vec<ScenarioScores>> {
     let mut out: Vec<ScenarioScores> = Vec::new();
     let mut group: Vec<&InScope> = Vec::new();
     let mut flush = |group: &mut Vec<&InScope>| -> Result<()> {
+        let group = std::mem::take(group);
         let Some(first) = group.iter().min_by_key(|s| s.order()) else { return Ok(()) };
         let latest = group.iter().max_by_key(|s| s.order()).unwrap_or(first);
         let score = |s: &InScope| s.evaluation.and_then(|(_, score)| score);
         let best =
             group.iter().filter_map(|s| score(s)).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-        let (id, title) = first.scenario.clone().unwrap_or_else(|| unreachable!("grouped sessions have a scenario"));
+        // Only sessions with a scenario are grouped.
+        let Some((id, title)) = first.scenario.clone() else { return Ok(()) };
         out.push(ScenarioScores {
             counselor_id: first.counselor_id,
             counselor_name: first.counselor_name.clone(),
@@ -460,7 +465,6 @@ fn scenario_scores(sessions: &[InScope]) -> Result<Vec<ScenarioScores>> {
             best_score: needed(best)?,
             latest_score: needed(score(latest))?,
         });
-        group.clear();
         Ok(())
     };
     for s in sessions.iter().filter(|s| s.evaluation.is_some()) {
@@ -518,8 +522,8 @@ fn criterion_averages(
             name_rank += 1;
             previous = Some(s.counselor_name.as_str());
         }
-        if !counselor_of.contains_key(&s.counselor_id) {
-            counselor_of.insert(s.counselor_id, counselors.len());
+        if let std::collections::hash_map::Entry::Vacant(slot) = counselor_of.entry(s.counselor_id) {
+            slot.insert(counselors.len());
             counselors.push((name_rank, s.counselor_id, s.counselor_name.as_str()));
         }
     }
@@ -568,7 +572,7 @@ fn criterion_averages(
         .collect();
     weekly.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     // ORDER BY MIN(display_name), user_id, MIN(position), key.
-    let mut heat: Vec<((usize, UserId, i64, &str), CounselorCriterion)> = by_counselor
+    let mut heat: Vec<(HeatOrder, CounselorCriterion)> = by_counselor
         .into_iter()
         .map(|((counselor, key), t)| {
             let (rank, id, name) = counselors[counselor];
@@ -592,6 +596,12 @@ fn criterion_averages(
 fn week_start(at: i64) -> i64 {
     ((at - 259_200_000) / 604_800_000) * 604_800_000 + 259_200_000
 }
+
+/// An `evaluation_criteria` row as read: position, key, name, rating.
+type CriterionRow = (i64, String, String, Option<u8>);
+
+/// The heat map's order: counselor name's rank, counselor id, criterion position and key.
+type HeatOrder<'a> = (usize, UserId, i64, &'a str);
 
 /// One rubric criterion as an evaluation's `evaluation_criteria` row names it.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -629,7 +639,7 @@ fn criteria_cache() -> std::sync::MutexGuard<'static, CriteriaCache> {
 }
 
 impl CriteriaCache {
-    fn insert(&mut self, id: Uuid, rows: Vec<(i64, String, String, Option<u8>)>) -> Rated {
+    fn insert(&mut self, id: Uuid, rows: Vec<CriterionRow>) -> Rated {
         if self.entries.len() >= CRITERIA_CACHE_MAX {
             self.entries.clear();
             self.shapes.clear();
