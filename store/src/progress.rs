@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
-use crate::domain::{CheckAnswer, Determination, DisclosureRule, FactOutcome, SessionKind, SessionStatus, Timestamp};
+use crate::domain::{CheckAnswer, Determination, DisclosureRule, FactOutcome, SessionKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::evaluations::TruthAssessment;
 use crate::ids::{AccountId, ScenarioId, SessionId, UserId};
@@ -228,7 +228,8 @@ impl Store {
         // review counts nowhere until a supervisor releases it. `e.held = FALSE` (rather than
         // `NOT e.held`) lets SQLite read the evaluation from `evaluations_progress_idx` alone.
         let sql = format!(
-            "SELECT s.id, s.user_id, u.display_name, sc.id AS scenario_id, sc.title, s.kind, s.status, {AT} AS at, \
+            "SELECT s.id, s.user_id, u.display_name, sc.id AS scenario_id, sc.title, s.kind, \
+             CASE WHEN s.status = 'completed' THEN 1 ELSE 0 END AS completed, {AT} AS at, \
              e.id AS evaluation_id, e.overall_score \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              LEFT JOIN evaluations e ON e.session_id = s.id AND e.held = FALSE \
@@ -249,7 +250,7 @@ impl Store {
                 counselor_name: r.text("display_name")?,
                 scenario,
                 kind: r.parsed("kind")?,
-                completed: r.text("status")? == SessionStatus::Completed.as_str(),
+                completed: r.flag("completed")?,
                 at: r.int("at")?,
                 evaluation: match r.opt_uuid::<Uuid>("evaluation_id")? {
                     Some(id) => {
@@ -527,17 +528,21 @@ fn criterion_averages(
             counselors.push((name_rank, s.counselor_id, s.counselor_name.as_str()));
         }
     }
-    // Criterion keys numbered as met, so the per-row work is indexing, not hashing strings.
+    // Criterion keys, weeks and counselors numbered first, so the work per rating is indexing
+    // into flat tables rather than hashing.
     let mut key_index: HashMap<Arc<str>, usize> = HashMap::new();
     let mut keys: Vec<Arc<str>> = Vec::new();
-    let mut shape_keys: HashMap<*const Criterion, Vec<usize>> = HashMap::new();
-    let mut by_week: HashMap<(i64, usize), Totals> = HashMap::new();
-    let mut by_counselor: HashMap<(usize, usize), Totals> = HashMap::new();
+    let mut shape_of: HashMap<*const Criterion, usize> = HashMap::new();
+    let mut shape_keys: Vec<Vec<usize>> = Vec::new();
+    let mut week_of: HashMap<i64, usize> = HashMap::new();
+    let mut weeks: Vec<i64> = Vec::new();
+    let mut scored: Vec<(usize, usize, &Rated, usize)> = Vec::new();
     for s in sessions {
         let Some((evaluation, _)) = s.evaluation else { continue };
         let Some(r) = rated.get(&evaluation) else { continue };
-        let slots = shape_keys.entry(r.shape.as_ptr()).or_insert_with(|| {
-            r.shape
+        let shape = *shape_of.entry(r.shape.as_ptr()).or_insert_with(|| {
+            let slots = r
+                .shape
                 .iter()
                 .map(|c| {
                     *key_index.entry(c.key.clone()).or_insert_with(|| {
@@ -545,17 +550,30 @@ fn criterion_averages(
                         keys.len() - 1
                     })
                 })
-                .collect()
+                .collect();
+            shape_keys.push(slots);
+            shape_keys.len() - 1
         });
-        let week_start = week_start(s.at);
-        let counselor = counselor_of[&s.counselor_id];
-        for ((c, rating), key) in r.shape.iter().zip(r.ratings.iter()).zip(slots.iter()) {
+        let week = *week_of.entry(week_start(s.at)).or_insert_with(|| {
+            weeks.push(week_start(s.at));
+            weeks.len() - 1
+        });
+        scored.push((week, counselor_of[&s.counselor_id], r, shape));
+    }
+    let n = keys.len();
+    let mut by_week: Vec<Option<Totals>> = vec![None; weeks.len() * n];
+    let mut by_counselor: Vec<Option<Totals>> = vec![None; counselors.len() * n];
+    for (week, counselor, r, shape) in scored {
+        for ((c, rating), key) in r.shape.iter().zip(r.ratings.iter()).zip(shape_keys[shape].iter()) {
             let Some(rating) = *rating else { continue };
-            let fresh = || Totals { sum: 0, count: 0, position: c.position, name: c.name.clone() };
-            by_week.entry((week_start, *key)).or_insert_with(fresh).add(rating, c.position, &c.name);
-            by_counselor.entry((counselor, *key)).or_insert_with(fresh).add(rating, c.position, &c.name);
+            for slot in [&mut by_week[week * n + key], &mut by_counselor[counselor * n + key]] {
+                slot.get_or_insert_with(|| Totals { sum: 0, count: 0, position: c.position, name: c.name.clone() })
+                    .add(rating, c.position, &c.name);
+            }
         }
     }
+    let by_week = by_week.into_iter().enumerate().filter_map(|(i, t)| Some(((weeks[i / n], i % n), t?)));
+    let by_counselor = by_counselor.into_iter().enumerate().filter_map(|(i, t)| Some(((i / n, i % n), t?)));
     // ORDER BY week_start, MIN(position), key.
     let mut weekly: Vec<((i64, i64, &str), CriterionWeek)> = by_week
         .into_iter()
