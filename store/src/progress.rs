@@ -648,7 +648,7 @@ struct CriteriaCache {
     shapes: HashSet<Arc<[Criterion]>>,
 }
 
-/// A few dozen bytes each (names are shared): a few MB at most.
+/// About 100 bytes each (names are shared with every evaluation of the same rubric): 10 MB at most.
 const CRITERIA_CACHE_MAX: usize = 100_000;
 
 fn criteria_cache() -> std::sync::MutexGuard<'static, CriteriaCache> {
