@@ -1,12 +1,20 @@
 //! Progress over time for one counselor or a cohort (every counselor of the account, or those
 //! assigned a given scenario): overall scores per evaluated session, each rubric criterion's
 //! average rating per week, first / best / latest score per scenario, attempts and completion,
-//! and flags raised. Every number is aggregated in SQL (criterion ratings come from the
-//! `evaluation_criteria` rows a trigger fills from each evaluation), in the one dialect both
-//! backends accept.
+//! and flags raised. Counts and orders come from SQL, in the one dialect both backends accept;
+//! per-session figures (scores, first / best / latest, criterion averages) are computed here
+//! from one pass over the sessions in scope. Criterion ratings come from the
+//! `evaluation_criteria` rows a trigger fills from each evaluation, which never change, so they
+//! are read once per process and evaluation (`CriteriaCache`): a render does not grow with the
+//! number of ratings.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use crate::db::{RowExt, Store};
 use crate::domain::{CheckAnswer, Determination, DisclosureRule, FactOutcome, SessionKind, Timestamp};
@@ -184,6 +192,14 @@ fn bound<'q>(
 }
 
 impl Store {
+    /// Progress in a handful of queries whose cost does not grow with the number of ratings:
+    /// one pass over the sessions in scope (their evaluation through a covering index, so the
+    /// large evaluation rows are not read) from which scores, first / best / latest per
+    /// scenario and the activity counts are computed; criterion ratings from
+    /// `criteria_of`'s per-process cache (an evaluation's `evaluation_criteria` rows never
+    /// change); flags per week with their status counts in one grouped query; the truth
+    /// assessments through a partial index. Orders that compare people's words (names,
+    /// titles) stay in SQL, so each backend sorts them by its own collation as before.
     pub async fn progress(&self, account_id: AccountId, query: &ProgressQuery) -> Result<Progress> {
         let account = account_id.to_string();
         let counselor = query.counselor_id.map(|u| u.to_string());
@@ -206,89 +222,57 @@ impl Store {
             found.ok_or(Error::NotFound("scenario"))?;
         }
         let f = (account.as_str(), &counselor, &scenario);
-        // An evaluation held for review counts nowhere until a supervisor releases it.
-        let joins = "FROM sessions s JOIN evaluations e ON e.session_id = s.id AND NOT e.held JOIN users u ON u.id = s.user_id \
-                     LEFT JOIN assignments a ON a.id = s.assignment_id \
-                     LEFT JOIN scenarios sc ON sc.id = COALESCE(s.scenario_id, a.scenario_id)";
 
+        // Every session in scope, by counselor name, scenario title and id: the order of the
+        // per-scenario figures and of the counselors in the heat map. An evaluation held for
+        // review counts nowhere until a supervisor releases it. `e.held = FALSE` (rather than
+        // `NOT e.held`) lets SQLite read the evaluation from `evaluations_progress_idx` alone.
         let sql = format!(
-            "SELECT * FROM (SELECT s.id, s.user_id, u.display_name, sc.id AS scenario_id, sc.title, s.kind, {AT} AS at, \
-             e.overall_score {joins} WHERE {SESSION_FILTER} ORDER BY {AT} DESC, s.id DESC LIMIT 2000) AS recent \
-             ORDER BY at, id"
+            "SELECT s.id, s.user_id, u.display_name, sc.id AS scenario_id, sc.title, s.kind, \
+             CASE WHEN s.status = 'completed' THEN 1 ELSE 0 END AS completed, {AT} AS at, \
+             e.id AS evaluation_id, e.overall_score \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             LEFT JOIN evaluations e ON e.session_id = s.id AND e.held = FALSE \
+             LEFT JOIN assignments a ON a.id = s.assignment_id \
+             LEFT JOIN scenarios sc ON sc.id = COALESCE(s.scenario_id, a.scenario_id) \
+             WHERE {SESSION_FILTER} ORDER BY u.display_name, sc.title, sc.id, s.user_id"
         );
         let rows = bound(&sql, f).fetch_all(&self.pool).await?;
-        let scores = rows
-            .iter()
-            .map(|r| {
-                Ok(ScorePoint {
-                    session_id: r.uuid("id")?,
-                    counselor_id: r.uuid("user_id")?,
-                    counselor_name: r.text("display_name")?,
-                    scenario_id: r.opt_uuid("scenario_id")?,
-                    scenario_title: r.opt_text("title")?,
-                    kind: r.parsed("kind")?,
-                    at: r.ts("at")?,
-                    overall_score: r.float("overall_score")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let scenario = match r.opt_uuid::<ScenarioId>("scenario_id")? {
+                Some(id) => Some((id, r.text("title")?)),
+                None => None,
+            };
+            sessions.push(InScope {
+                id: r.uuid("id")?,
+                counselor_id: r.uuid("user_id")?,
+                counselor_name: r.text("display_name")?,
+                scenario,
+                kind: r.parsed("kind")?,
+                completed: r.flag("completed")?,
+                at: r.int("at")?,
+                evaluation: match r.opt_uuid::<Uuid>("evaluation_id")? {
+                    Some(id) => {
+                        Some((id, r.try_get::<Option<f64>, _>("overall_score").map_err(|e| corrupt_score(&e))?))
+                    }
+                    None => None,
+                },
+            });
+        }
+        drop(rows);
 
-        let week_of_session = week(AT);
-        let sql = format!(
-            "SELECT c.criterion_key, MIN(c.name) AS name, {week_of_session} AS week_start, \
-             CAST(AVG(c.rating) AS DOUBLE PRECISION) AS average_rating, COUNT(c.rating) AS ratings \
-             FROM evaluation_criteria c JOIN sessions s ON s.id = c.session_id \
-             WHERE {SESSION_FILTER} AND c.rating IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM evaluations h WHERE h.session_id = s.id AND h.held) \
-             GROUP BY c.criterion_key, {week_of_session} ORDER BY week_start, MIN(c.position), c.criterion_key"
+        let activity_sessions = (
+            sessions.len() as i64,
+            sessions.iter().filter(|s| s.completed).count() as i64,
+            sessions.iter().filter(|s| s.evaluation.is_some()).count() as i64,
         );
-        let rows = bound(&sql, f).fetch_all(&self.pool).await?;
-        let criteria = rows
-            .iter()
-            .map(|r| {
-                Ok(CriterionWeek {
-                    key: r.text("criterion_key")?,
-                    name: r.text("name")?,
-                    week_start: r.ts("week_start")?,
-                    average_rating: r.float("average_rating")?,
-                    ratings: r.int("ratings")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let scores = score_points(&sessions)?;
+        let scenarios = scenario_scores(&sessions)?;
+        let evaluated: Vec<Uuid> = sessions.iter().filter_map(|s| s.evaluation.map(|(id, _)| id)).collect();
+        let rated = self.criteria_of(&evaluated).await?;
+        let (criteria, counselor_criteria) = criterion_averages(&sessions, &rated);
 
-        let sql = format!(
-            "SELECT user_id, display_name, scenario_id, title, COUNT(*) AS attempts, MAX(score) AS best_score, \
-             MAX(CASE WHEN first_rank = 1 THEN score END) AS first_score, \
-             MAX(CASE WHEN last_rank = 1 THEN score END) AS latest_score \
-             FROM (SELECT s.user_id, u.display_name, sc.id AS scenario_id, sc.title, e.overall_score AS score, \
-                   ROW_NUMBER() OVER (PARTITION BY s.user_id, sc.id ORDER BY {AT}, s.id) AS first_rank, \
-                   ROW_NUMBER() OVER (PARTITION BY s.user_id, sc.id ORDER BY {AT} DESC, s.id DESC) AS last_rank \
-                   {joins} WHERE {SESSION_FILTER} AND sc.id IS NOT NULL) AS ranked \
-             GROUP BY user_id, display_name, scenario_id, title ORDER BY display_name, title, scenario_id"
-        );
-        let rows = bound(&sql, f).fetch_all(&self.pool).await?;
-        let scenarios = rows
-            .iter()
-            .map(|r| {
-                Ok(ScenarioScores {
-                    counselor_id: r.uuid("user_id")?,
-                    counselor_name: r.text("display_name")?,
-                    scenario_id: r.uuid("scenario_id")?,
-                    scenario_title: r.text("title")?,
-                    attempts: r.int("attempts")?,
-                    first_score: r.float("first_score")?,
-                    best_score: r.float("best_score")?,
-                    latest_score: r.float("latest_score")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-
-        let sql = format!(
-            "SELECT COUNT(*) AS started, COUNT(CASE WHEN s.status = 'completed' THEN 1 END) AS completed, \
-             COUNT(e.id) AS evaluated FROM sessions s LEFT JOIN evaluations e ON e.session_id = s.id AND NOT e.held \
-             WHERE {SESSION_FILTER}"
-        );
-        let sessions = bound(&sql, f).fetch_one(&self.pool).await?;
         let assignments = bound(
             "SELECT COUNT(*) AS total, COUNT(CASE WHEN a.status = 'completed' THEN 1 END) AS completed \
              FROM assignments a WHERE a.account_id = $1 AND ($2 IS NULL OR a.counselor_id = $2) \
@@ -298,66 +282,43 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let activity = Activity {
-            sessions_started: sessions.int("started")?,
-            sessions_completed: sessions.int("completed")?,
-            sessions_evaluated: sessions.int("evaluated")?,
+            sessions_started: activity_sessions.0,
+            sessions_completed: activity_sessions.1,
+            sessions_evaluated: activity_sessions.2,
             assignments: assignments.int("total")?,
             assignments_completed: assignments.int("completed")?,
         };
 
-        let sql = format!(
-            "SELECT COUNT(*) AS raised, COUNT(CASE WHEN f.status = 'open' THEN 1 END) AS open_flags, \
-             COUNT(CASE WHEN f.status = 'reviewed' THEN 1 END) AS reviewed, \
-             COUNT(CASE WHEN f.status = 'dismissed' THEN 1 END) AS dismissed \
-             FROM session_flags f JOIN sessions s ON s.id = f.session_id WHERE {SESSION_FILTER}"
-        );
-        let row = bound(&sql, f).fetch_one(&self.pool).await?;
-        let flags = FlagCounts {
-            raised: row.int("raised")?,
-            open: row.int("open_flags")?,
-            reviewed: row.int("reviewed")?,
-            dismissed: row.int("dismissed")?,
-        };
+        // Flags per week with their status counts; the totals are their sums.
         let week_of_flag = week("f.created_at");
         let sql = format!(
-            "SELECT {week_of_flag} AS week_start, COUNT(*) AS raised \
+            "SELECT {week_of_flag} AS week_start, COUNT(*) AS raised, COUNT(CASE WHEN f.status = 'open' THEN 1 END) AS open_flags, \
+             COUNT(CASE WHEN f.status = 'reviewed' THEN 1 END) AS reviewed, \
+             COUNT(CASE WHEN f.status = 'dismissed' THEN 1 END) AS dismissed \
              FROM session_flags f JOIN sessions s ON s.id = f.session_id WHERE {SESSION_FILTER} \
              GROUP BY {week_of_flag} ORDER BY week_start"
         );
         let rows = bound(&sql, f).fetch_all(&self.pool).await?;
-        let flags_by_week = rows
-            .iter()
-            .map(|r| Ok(FlagWeek { week_start: r.ts("week_start")?, raised: r.int("raised")? }))
-            .collect::<Result<Vec<_>>>()?;
-
-        let sql = format!(
-            "SELECT s.user_id, MIN(u.display_name) AS display_name, c.criterion_key, MIN(c.name) AS name, \
-             CAST(AVG(c.rating) AS DOUBLE PRECISION) AS average_rating, COUNT(c.rating) AS ratings \
-             FROM evaluation_criteria c JOIN sessions s ON s.id = c.session_id JOIN users u ON u.id = s.user_id \
-             WHERE {SESSION_FILTER} AND c.rating IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM evaluations h WHERE h.session_id = s.id AND h.held) \
-             GROUP BY s.user_id, c.criterion_key ORDER BY MIN(u.display_name), s.user_id, MIN(c.position), c.criterion_key"
-        );
-        let rows = bound(&sql, f).fetch_all(&self.pool).await?;
-        let counselor_criteria = rows
-            .iter()
-            .map(|r| {
-                Ok(CounselorCriterion {
-                    counselor_id: r.uuid("user_id")?,
-                    counselor_name: r.text("display_name")?,
-                    key: r.text("criterion_key")?,
-                    name: r.text("name")?,
-                    average_rating: r.float("average_rating")?,
-                    ratings: r.int("ratings")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut flags = FlagCounts { raised: 0, open: 0, reviewed: 0, dismissed: 0 };
+        let mut flags_by_week = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let raised = r.int("raised")?;
+            flags.raised += raised;
+            flags.open += r.int("open_flags")?;
+            flags.reviewed += r.int("reviewed")?;
+            flags.dismissed += r.int("dismissed")?;
+            flags_by_week.push(FlagWeek { week_start: r.ts("week_start")?, raised });
+        }
 
         // The truth assessment is JSON whose reading the two backends do not share: rows are
-        // read here and counted per counselor and week below.
+        // read here and counted per counselor and week below. `evaluations_truth_idx` holds
+        // only evaluations with one, so sessions without are not read.
+        let week_of_session = week(AT);
         let sql = format!(
             "SELECT s.user_id, u.display_name, {week_of_session} AS week_start, e.truth \
-             {joins} WHERE {SESSION_FILTER} AND e.truth IS NOT NULL ORDER BY week_start, u.display_name, s.user_id"
+             FROM sessions s JOIN evaluations e ON e.session_id = s.id AND e.held = FALSE AND e.truth IS NOT NULL \
+             JOIN users u ON u.id = s.user_id \
+             WHERE {SESSION_FILTER} ORDER BY week_start, u.display_name, s.user_id"
         );
         let rows = bound(&sql, f).fetch_all(&self.pool).await?;
         let mut truth: Vec<TruthWeek> = Vec::new();
@@ -378,8 +339,350 @@ impl Store {
 
         Ok(Progress { scores, criteria, scenarios, activity, flags, flags_by_week, counselor_criteria, truth })
     }
+
+    /// The criterion rows of these evaluations, from the process's cache where it has them and
+    /// in one query per 500 otherwise.
+    async fn criteria_of(&self, evaluations: &[Uuid]) -> Result<HashMap<Uuid, Rated>> {
+        let mut found = HashMap::with_capacity(evaluations.len());
+        let mut missing = Vec::new();
+        {
+            let cache = criteria_cache();
+            for id in evaluations {
+                match cache.entries.get(id) {
+                    Some(rated) => {
+                        found.insert(*id, rated.clone());
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        for chunk in missing.chunks(500) {
+            let sql = format!(
+                "SELECT evaluation_id, position, criterion_key, name, rating FROM evaluation_criteria \
+                 WHERE evaluation_id IN ({}) ORDER BY evaluation_id, position",
+                crate::db::placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            let rows = q.fetch_all(&self.pool).await?;
+            let mut read: HashMap<Uuid, Vec<CriterionRow>> = HashMap::new();
+            for r in &rows {
+                let id: Uuid = r.uuid("evaluation_id")?;
+                let rating = match r.opt_int("rating")? {
+                    Some(v) => Some(u8::try_from(v).map_err(|_| Error::Corrupt(format!("column rating: {v}")))?),
+                    None => None,
+                };
+                let row = (r.int("position")?, r.text("criterion_key")?, r.text("name")?, rating);
+                read.entry(id).or_default().push(row);
+            }
+            let mut cache = criteria_cache();
+            for id in chunk {
+                // An evaluation without criteria (none rated, or none at all) is cached empty.
+                let rated = cache.insert(*id, read.remove(id).unwrap_or_default());
+                found.insert(*id, rated);
+            }
+        }
+        Ok(found)
+    }
 }
 
+/// One session in the scope of a progress query.
+struct InScope {
+    id: SessionId,
+    counselor_id: UserId,
+    counselor_name: String,
+    scenario: Option<(ScenarioId, String)>,
+    kind: SessionKind,
+    completed: bool,
+    at: i64,
+    /// Its evaluation, unless none or held: id and overall score.
+    evaluation: Option<(Uuid, Option<f64>)>,
+}
+
+impl InScope {
+    /// Ids are UUIDs in their canonical lowercase text, whose order is the order of their
+    /// bytes: (at, id) sorts as SQL's `ORDER BY at, id` did.
+    fn order(&self) -> (i64, SessionId) {
+        (self.at, self.id)
+    }
+}
+
+fn corrupt_score(e: &dyn std::fmt::Display) -> Error {
+    Error::Corrupt(format!("column overall_score: {e}"))
+}
+
+/// A score the figures need but the evaluation does not have: as the SQL aggregation failed
+/// reading a NULL score, so does this.
+fn needed(score: Option<f64>) -> Result<f64> {
+    score.ok_or_else(|| corrupt_score(&"unexpected NULL"))
+}
+
+/// One point per evaluated session, the newest 2,000, oldest first.
+fn score_points(sessions: &[InScope]) -> Result<Vec<ScorePoint>> {
+    let mut evaluated: Vec<&InScope> = sessions.iter().filter(|s| s.evaluation.is_some()).collect();
+    evaluated.sort_unstable_by_key(|s| std::cmp::Reverse(s.order()));
+    evaluated.truncate(2000);
+    evaluated.reverse();
+    evaluated
+        .into_iter()
+        .map(|s| {
+            Ok(ScorePoint {
+                session_id: s.id,
+                counselor_id: s.counselor_id,
+                counselor_name: s.counselor_name.clone(),
+                scenario_id: s.scenario.as_ref().map(|(id, _)| *id),
+                scenario_title: s.scenario.as_ref().map(|(_, t)| t.clone()),
+                kind: s.kind,
+                at: Timestamp::from_millis(s.at),
+                overall_score: needed(s.evaluation.and_then(|(_, score)| score))?,
+            })
+        })
+        .collect()
+}
+
+/// First, best and latest score per counselor and scenario, in the sessions' order (counselor
+/// name, scenario title, scenario id), where each pair's sessions are adjacent.
+fn scenario_scores(sessions: &[InScope]) -> Result<Vec<ScenarioScores>> {
+    let mut out: Vec<ScenarioScores> = Vec::new();
+    let mut group: Vec<&InScope> = Vec::new();
+    let mut flush = |group: &mut Vec<&InScope>| -> Result<()> {
+        let group = std::mem::take(group);
+        let Some(first) = group.iter().min_by_key(|s| s.order()) else { return Ok(()) };
+        let latest = group.iter().max_by_key(|s| s.order()).unwrap_or(first);
+        let score = |s: &InScope| s.evaluation.and_then(|(_, score)| score);
+        let best =
+            group.iter().filter_map(|s| score(s)).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        // Only sessions with a scenario are grouped.
+        let Some((id, title)) = first.scenario.clone() else { return Ok(()) };
+        out.push(ScenarioScores {
+            counselor_id: first.counselor_id,
+            counselor_name: first.counselor_name.clone(),
+            scenario_id: id,
+            scenario_title: title,
+            attempts: group.len() as i64,
+            first_score: needed(score(first))?,
+            best_score: needed(best)?,
+            latest_score: needed(score(latest))?,
+        });
+        Ok(())
+    };
+    for s in sessions.iter().filter(|s| s.evaluation.is_some()) {
+        let Some((scenario, _)) = &s.scenario else { continue };
+        if let Some(last) = group.last()
+            && (last.counselor_id != s.counselor_id || last.scenario.as_ref().map(|(id, _)| id) != Some(scenario))
+        {
+            flush(&mut group)?;
+        }
+        group.push(s);
+    }
+    flush(&mut group)?;
+    Ok(out)
+}
+
+/// Ratings summed per group and criterion, with the criterion's smallest position and name
+/// among them (as SQL's `MIN`).
+#[derive(Clone)]
+struct Totals {
+    sum: i64,
+    count: i64,
+    position: i64,
+    name: Arc<str>,
+}
+
+impl Totals {
+    fn add(&mut self, rating: u8, position: i64, name: &Arc<str>) {
+        self.sum += i64::from(rating);
+        self.count += 1;
+        self.position = self.position.min(position);
+        if !Arc::ptr_eq(&self.name, name) && name.as_bytes() < self.name.as_bytes() {
+            self.name = name.clone();
+        }
+    }
+
+    /// The average as SQL computed it: the integer sum over the count, in floating point.
+    fn average(&self) -> f64 {
+        self.sum as f64 / self.count as f64
+    }
+}
+
+/// Each criterion's average rating per week, and per counselor over the whole period, over the
+/// rated criteria of the evaluated sessions.
+fn criterion_averages(
+    sessions: &[InScope],
+    rated: &HashMap<Uuid, Rated>,
+) -> (Vec<CriterionWeek>, Vec<CounselorCriterion>) {
+    // Counselors in the heat map's order: by name as the database sorted them, then by id.
+    let mut counselors: Vec<(usize, UserId, &str)> = Vec::new();
+    let mut name_rank = 0;
+    let mut previous: Option<&str> = None;
+    let mut counselor_of: HashMap<UserId, usize> = HashMap::new();
+    for s in sessions {
+        if previous != Some(s.counselor_name.as_str()) {
+            name_rank += 1;
+            previous = Some(s.counselor_name.as_str());
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = counselor_of.entry(s.counselor_id) {
+            slot.insert(counselors.len());
+            counselors.push((name_rank, s.counselor_id, s.counselor_name.as_str()));
+        }
+    }
+    // Criterion keys, weeks and counselors numbered first, so the work per rating is indexing
+    // into flat tables rather than hashing.
+    let mut key_index: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut keys: Vec<Arc<str>> = Vec::new();
+    let mut shape_of: HashMap<*const Criterion, usize> = HashMap::new();
+    let mut shape_keys: Vec<Vec<usize>> = Vec::new();
+    let mut week_of: HashMap<i64, usize> = HashMap::new();
+    let mut weeks: Vec<i64> = Vec::new();
+    let mut scored: Vec<(usize, usize, &Rated, usize)> = Vec::new();
+    for s in sessions {
+        let Some((evaluation, _)) = s.evaluation else { continue };
+        let Some(r) = rated.get(&evaluation) else { continue };
+        let shape = *shape_of.entry(r.shape.as_ptr()).or_insert_with(|| {
+            let slots = r
+                .shape
+                .iter()
+                .map(|c| {
+                    *key_index.entry(c.key.clone()).or_insert_with(|| {
+                        keys.push(c.key.clone());
+                        keys.len() - 1
+                    })
+                })
+                .collect();
+            shape_keys.push(slots);
+            shape_keys.len() - 1
+        });
+        let week = *week_of.entry(week_start(s.at)).or_insert_with(|| {
+            weeks.push(week_start(s.at));
+            weeks.len() - 1
+        });
+        scored.push((week, counselor_of[&s.counselor_id], r, shape));
+    }
+    let n = keys.len();
+    let mut by_week: Vec<Option<Totals>> = vec![None; weeks.len() * n];
+    let mut by_counselor: Vec<Option<Totals>> = vec![None; counselors.len() * n];
+    for (week, counselor, r, shape) in scored {
+        for ((c, rating), key) in r.shape.iter().zip(r.ratings.iter()).zip(shape_keys[shape].iter()) {
+            let Some(rating) = *rating else { continue };
+            for slot in [&mut by_week[week * n + key], &mut by_counselor[counselor * n + key]] {
+                slot.get_or_insert_with(|| Totals { sum: 0, count: 0, position: c.position, name: c.name.clone() })
+                    .add(rating, c.position, &c.name);
+            }
+        }
+    }
+    let by_week = by_week.into_iter().enumerate().filter_map(|(i, t)| Some(((weeks[i / n], i % n), t?)));
+    let by_counselor = by_counselor.into_iter().enumerate().filter_map(|(i, t)| Some(((i / n, i % n), t?)));
+    // ORDER BY week_start, MIN(position), key.
+    let mut weekly: Vec<((i64, i64, &str), CriterionWeek)> = by_week
+        .into_iter()
+        .map(|((week_start, key), t)| {
+            let item = CriterionWeek {
+                key: keys[key].to_string(),
+                name: t.name.to_string(),
+                week_start: Timestamp::from_millis(week_start),
+                average_rating: t.average(),
+                ratings: t.count,
+            };
+            ((week_start, t.position, &*keys[key]), item)
+        })
+        .collect();
+    weekly.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // ORDER BY MIN(display_name), user_id, MIN(position), key.
+    let mut heat: Vec<(HeatOrder, CounselorCriterion)> = by_counselor
+        .into_iter()
+        .map(|((counselor, key), t)| {
+            let (rank, id, name) = counselors[counselor];
+            let item = CounselorCriterion {
+                counselor_id: id,
+                counselor_name: name.to_owned(),
+                key: keys[key].to_string(),
+                name: t.name.to_string(),
+                average_rating: t.average(),
+                ratings: t.count,
+            };
+            ((rank, id, t.position, &*keys[key]), item)
+        })
+        .collect();
+    heat.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    (weekly.into_iter().map(|(_, c)| c).collect(), heat.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Epoch milliseconds of the Monday (00:00 UTC) starting the week of `at`, as [`week`] computes
+/// it in SQL (integer division truncating toward zero, as Rust's does).
+fn week_start(at: i64) -> i64 {
+    ((at - 259_200_000) / 604_800_000) * 604_800_000 + 259_200_000
+}
+
+/// An `evaluation_criteria` row as read: position, key, name, rating.
+type CriterionRow = (i64, String, String, Option<u8>);
+
+/// The heat map's order: counselor name's rank, counselor id, criterion position and key.
+type HeatOrder<'a> = (usize, UserId, i64, &'a str);
+
+/// One rubric criterion as an evaluation's `evaluation_criteria` row names it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Criterion {
+    position: i64,
+    key: Arc<str>,
+    name: Arc<str>,
+}
+
+/// An evaluation's criterion rows: their names (shared by every evaluation with the same list)
+/// and its ratings, in position order.
+#[derive(Debug, Clone)]
+struct Rated {
+    shape: Arc<[Criterion]>,
+    ratings: Arc<[Option<u8>]>,
+}
+
+/// Criterion rows by evaluation id, for this process. Sound without invalidation: the rows are
+/// written by the trigger that inserts the evaluation and never changed (a new grading is a new
+/// evaluation id; a deleted evaluation drops out of the sessions it is looked up from), and
+/// evaluation ids are UUIDv7, so one cache serves every database the process opens. Bounded:
+/// when full it starts afresh.
+#[derive(Default)]
+struct CriteriaCache {
+    entries: HashMap<Uuid, Rated>,
+    shapes: HashSet<Arc<[Criterion]>>,
+}
+
+/// About 100 bytes each (names are shared with every evaluation of the same rubric): 10 MB at most.
+const CRITERIA_CACHE_MAX: usize = 100_000;
+
+fn criteria_cache() -> std::sync::MutexGuard<'static, CriteriaCache> {
+    static CACHE: LazyLock<Mutex<CriteriaCache>> = LazyLock::new(Default::default);
+    CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl CriteriaCache {
+    fn insert(&mut self, id: Uuid, rows: Vec<CriterionRow>) -> Rated {
+        if self.entries.len() >= CRITERIA_CACHE_MAX {
+            self.entries.clear();
+            self.shapes.clear();
+        }
+        let shape: Vec<Criterion> = rows
+            .iter()
+            .map(|(position, key, name, _)| Criterion {
+                position: *position,
+                key: key.as_str().into(),
+                name: name.as_str().into(),
+            })
+            .collect();
+        let shape = match self.shapes.get(shape.as_slice()) {
+            Some(known) => known.clone(),
+            None => {
+                let shape: Arc<[Criterion]> = shape.into();
+                self.shapes.insert(shape.clone());
+                shape
+            }
+        };
+        let rated = Rated { shape, ratings: rows.iter().map(|r| r.3).collect() };
+        self.entries.insert(id, rated.clone());
+        rated
+    }
+}
 impl TruthWeek {
     fn new(counselor_id: UserId, counselor_name: String, week_start: Timestamp) -> Self {
         TruthWeek {
