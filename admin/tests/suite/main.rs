@@ -19,6 +19,7 @@ mod gates;
 mod hardening;
 mod hostile_auth;
 mod hostile_documents;
+mod list_cache;
 mod load_and_spend;
 mod notify;
 mod operations;
