@@ -11,7 +11,8 @@
 //! (`LIST_CACHE_MB=0`, a second app on the same database), which is what the first read after
 //! any change costs. The target (issue 19, section 5) is each list route as served at or above
 //! 10% of the bare handler's requests per second with p99 at or under 10 ms; the `met` column
-//! says whether it was met.
+//! says whether it was met. Requests carry `Accept-Encoding: gzip, deflate, br` as browsers'
+//! do; the bench reads the bytes without unpacking them (a browser's work, not the server's).
 //!
 //! Environment: `BENCH_SECONDS` per measurement (default 5), `BENCH_CONCURRENCY` (default 16),
 //! `TEST_POSTGRES_URL` to also measure PostgreSQL (`cargo xtask bench api` starts a throwaway
@@ -102,12 +103,13 @@ fn main() {
             let mut header = format!("{:<26}", "GET");
             for (name, _, _) in &apps {
                 header.push_str(&format!(
-                    " | {:>8} {:>7} {:>7} {:>6} {:>5} {:>4}",
+                    " | {:>8} {:>7} {:>7} {:>6} {:>5} {:>6} {:>4}",
                     format!("{name} r/s"),
                     "p50 ms",
                     "p99 ms",
                     "%axum",
                     "kept",
+                    "KB",
                     if served { "met" } else { "" }
                 ));
             }
@@ -127,12 +129,13 @@ fn main() {
                         (false, true, false) => "no",
                     };
                     line.push_str(&format!(
-                        " | {:>8.0} {:>7.2} {:>7.2} {:>5.1}% {:>4.0}% {:>4}",
+                        " | {:>8.0} {:>7.2} {:>7.2} {:>5.1}% {:>4.0}% {:>6.1} {:>4}",
                         s.rate(),
                         s.pct(0.50),
                         s.pct(0.99),
                         share * 100.0,
                         s.kept_share() * 100.0,
+                        s.kilobytes_per_answer(),
                         verdict
                     ));
                 }
@@ -156,11 +159,17 @@ struct Stats {
     errors: usize,
     /// Answers that were kept pages (`x-list-cache: hit`).
     kept: usize,
+    /// Body bytes received.
+    bytes: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Stats {
+    fn kilobytes_per_answer(&self) -> f64 {
+        self.bytes as f64 / self.latencies.len().max(1) as f64 / 1024.0
+    }
+
     fn kept_share(&self) -> f64 {
         self.kept as f64 / self.latencies.len().max(1) as f64
     }
@@ -191,24 +200,26 @@ async fn load(url: &str, user: Option<&str>, concurrency: usize, duration: Durat
         .map(|_| {
             let (client, url, user) = (client.clone(), url.to_owned(), user.map(str::to_owned));
             tokio::spawn(async move {
-                let (mut latencies, mut errors, mut kept) = (Vec::new(), 0, 0);
+                let (mut latencies, mut errors, mut kept, mut bytes) = (Vec::new(), 0, 0, 0);
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     match request(&client, &url, user.as_deref()).await {
-                        Ok(hit) => {
+                        Ok((hit, len)) => {
                             latencies.push(t.elapsed());
                             kept += usize::from(hit);
+                            bytes += len;
                         }
                         Err(()) => errors += 1,
                     }
                 }
-                (latencies, errors, kept)
+                (latencies, errors, kept, bytes)
             })
         })
         .collect();
-    let mut stats = Stats { errors: 0, kept: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut stats = Stats { errors: 0, kept: 0, bytes: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
     for task in tasks {
-        let (latencies, errors, kept) = task.await.expect("load task");
+        let (latencies, errors, kept, bytes) = task.await.expect("load task");
+        stats.bytes += bytes;
         stats.errors += errors;
         stats.kept += kept;
         stats.latencies.extend(latencies);
@@ -219,17 +230,17 @@ async fn load(url: &str, user: Option<&str>, concurrency: usize, duration: Durat
 }
 
 /// `cookie` is a signed-in supervisor's session cookie: every measured request pays for the
-/// session lookup, as real ones do. `Ok(true)` for a kept page.
-async fn request(client: &reqwest::Client, url: &str, cookie: Option<&str>) -> Result<bool, ()> {
-    let mut req = client.get(url);
+/// session lookup, as real ones do. Answers whether it was a kept page, and the body's size.
+async fn request(client: &reqwest::Client, url: &str, cookie: Option<&str>) -> Result<(bool, usize), ()> {
+    let mut req = client.get(url).header("accept-encoding", "gzip, deflate, br");
     if let Some(cookie) = cookie {
         req = req.header("cookie", cookie);
     }
     let res = req.send().await.map_err(|_| ())?;
     let ok = res.status().is_success();
     let kept = res.headers().get(admin::list_cache::HEADER).is_some_and(|v| v.as_bytes() == b"hit");
-    res.bytes().await.map_err(|_| ())?;
-    if ok { Ok(kept) } else { Err(()) }
+    let body = res.bytes().await.map_err(|_| ())?;
+    if ok { Ok((kept, body.len())) } else { Err(()) }
 }
 
 async fn hello_server() -> String {

@@ -11,6 +11,10 @@
 //! revision says. Memory is bounded by `LIST_CACHE_MB` (least recently used pages go first;
 //! `0` turns the cache off), and a page larger than an eighth of it is never kept.
 //!
+//! A kept page larger than 1 KiB is also gzipped once, when it is rendered, and sent so to
+//! callers whose `Accept-Encoding` allows it (browsers): the largest page, progress over a
+//! year of sessions, is half a megabyte of JSON.
+//!
 //! It is a layer in front of the handlers, which stay as they are: on a miss the layer passes
 //! the caller it already resolved to the handler's extractor ([`crate::identity::SignedIn`]),
 //! so a miss still signs in once.
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use store::UserId;
@@ -57,13 +61,67 @@ struct Entry {
     used: AtomicU64,
     headers: HeaderMap,
     body: Bytes,
+    /// The body gzipped once, for the callers that accept it (every browser): a large page
+    /// (progress over a year of sessions) is then a tenth of the bytes to send.
+    gzip: Option<Bytes>,
 }
 
 impl Entry {
     fn size(&self, key: &Key) -> usize {
-        // The headers and the map's own overhead, roughly; the body dominates.
-        self.body.len() + key.uri.len() + 256
+        // The headers and the map's own overhead, roughly; the bodies dominate.
+        self.body.len() + self.gzip.as_ref().map_or(0, Bytes::len) + key.uri.len() + 256
     }
+}
+
+/// Pages below this are sent as they are: gzip would save little and cost a header's worth.
+const GZIP_FROM: usize = 1024;
+
+/// A kept page as one caller gets it.
+struct Page {
+    headers: HeaderMap,
+    body: Bytes,
+    gzip: Option<Bytes>,
+}
+
+fn gzip(body: &[u8]) -> Option<Bytes> {
+    use std::io::Write;
+    if body.len() < GZIP_FROM {
+        return None;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 8), flate2::Compression::fast());
+    encoder.write_all(body).ok()?;
+    encoder.finish().ok().map(Bytes::from)
+}
+
+/// Whether `Accept-Encoding` allows gzip (a `gzip` or `*` token whose weight is not 0).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused =
+                parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().map_or(true, |q| q <= 0.0)));
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        },
+    )
+}
+
+/// The response for `page`: gzipped when the caller accepts it and the page is worth it.
+fn respond(page: Page, accepts_gzip: bool, kept: bool) -> Response {
+    let (body, gzipped) = match page.gzip {
+        Some(gzip) if accepts_gzip => (gzip, true),
+        _ => (page.body, false),
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.headers_mut() = page.headers;
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_LENGTH);
+    if gzipped {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert(HEADER, HeaderValue::from_static(if kept { "hit" } else { "miss" }));
+    response
 }
 
 /// The kept pages, bounded in bytes.
@@ -100,18 +158,25 @@ impl ListCache {
         self.clock.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn get(&self, key: &Key, revision: i64) -> Option<(HeaderMap, Bytes)> {
+    fn get(&self, key: &Key, revision: i64) -> Option<Page> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let entry = inner.entries.get(key)?;
         if entry.revision != revision || entry.rendered.elapsed() > MAX_AGE {
             return None;
         }
         entry.used.store(self.tick(), Ordering::Relaxed);
-        Some((entry.headers.clone(), entry.body.clone()))
+        Some(Page { headers: entry.headers.clone(), body: entry.body.clone(), gzip: entry.gzip.clone() })
     }
 
-    fn put(&self, key: Key, revision: i64, rendered: Instant, headers: HeaderMap, body: Bytes) {
-        let entry = Entry { revision, rendered, used: AtomicU64::new(self.tick()), headers, body };
+    fn put(&self, key: Key, revision: i64, rendered: Instant, page: &Page) {
+        let entry = Entry {
+            revision,
+            rendered,
+            used: AtomicU64::new(self.tick()),
+            headers: page.headers.clone(),
+            body: page.body.clone(),
+            gzip: page.gzip.clone(),
+        };
         let size = entry.size(&key);
         if size > self.budget / 8 {
             return;
@@ -168,12 +233,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         uri: parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
     };
     let revision = signed_in.session.revision;
-    if let Some((headers, body)) = cache.get(&key, revision) {
+    let gzip_ok = accepts_gzip(&parts.headers);
+    if let Some(page) = cache.get(&key, revision) {
         metrics::counter!("list_cache_requests_total", "result" => "hit").increment(1);
-        let mut response = Response::new(Body::from(body));
-        *response.headers_mut() = headers;
-        response.headers_mut().insert(HEADER, HeaderValue::from_static("hit"));
-        return response;
+        return respond(page, gzip_ok, true);
     }
     metrics::counter!("list_cache_requests_total", "result" => "miss").increment(1);
     let rendered = Instant::now();
@@ -186,10 +249,9 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     // The handler built the whole page in memory (JSON); collecting it copies nothing new.
     match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => {
-            cache.put(key, revision, rendered, parts.headers.clone(), bytes.clone());
-            let mut response = Response::from_parts(parts, Body::from(bytes));
-            response.headers_mut().insert(HEADER, HeaderValue::from_static("miss"));
-            response
+            let page = Page { headers: parts.headers, gzip: gzip(&bytes), body: bytes };
+            cache.put(key, revision, rendered, &page);
+            respond(page, gzip_ok, false)
         }
         Err(err) => {
             tracing::error!(error = %err, "reading a rendered list failed");
@@ -202,6 +264,14 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
 mod tests {
     use super::*;
 
+    fn page(body: &'static [u8]) -> Page {
+        Page { headers: HeaderMap::new(), body: Bytes::from_static(body), gzip: None }
+    }
+
+    fn big(len: usize) -> Page {
+        Page { headers: HeaderMap::new(), body: Bytes::from(vec![b'x'; len]), gzip: None }
+    }
+
     fn key(n: u8) -> Key {
         Key { user: UserId::new(), uri: format!("/api/sessions?page={n}") }
     }
@@ -210,8 +280,8 @@ mod tests {
     fn serves_only_the_revision_it_was_rendered_at() {
         let cache = ListCache::new(1).expect("on");
         let k = key(1);
-        cache.put(k.clone(), 7, Instant::now(), HeaderMap::new(), Bytes::from_static(b"[1]"));
-        assert_eq!(cache.get(&k, 7).map(|(_, b)| b), Some(Bytes::from_static(b"[1]")));
+        cache.put(k.clone(), 7, Instant::now(), &page(b"[1]"));
+        assert_eq!(cache.get(&k, 7).map(|p| p.body), Some(Bytes::from_static(b"[1]")));
         assert!(cache.get(&k, 8).is_none(), "a later revision must render again");
         assert!(cache.get(&key(2), 7).is_none(), "another caller or query is another entry");
     }
@@ -220,9 +290,9 @@ mod tests {
     fn an_older_render_never_replaces_a_newer_one() {
         let cache = ListCache::new(1).expect("on");
         let k = key(1);
-        cache.put(k.clone(), 8, Instant::now(), HeaderMap::new(), Bytes::from_static(b"new"));
-        cache.put(k.clone(), 7, Instant::now(), HeaderMap::new(), Bytes::from_static(b"old"));
-        assert_eq!(cache.get(&k, 8).map(|(_, b)| b), Some(Bytes::from_static(b"new")));
+        cache.put(k.clone(), 8, Instant::now(), &page(b"new"));
+        cache.put(k.clone(), 7, Instant::now(), &page(b"old"));
+        assert_eq!(cache.get(&k, 8).map(|p| p.body), Some(Bytes::from_static(b"new")));
     }
 
     #[test]
@@ -230,7 +300,7 @@ mod tests {
         let cache = ListCache::new(1).expect("on");
         let k = key(1);
         let long_ago = Instant::now().checked_sub(MAX_AGE + Duration::from_millis(1)).expect("clock");
-        cache.put(k.clone(), 1, long_ago, HeaderMap::new(), Bytes::from_static(b"[]"));
+        cache.put(k.clone(), 1, long_ago, &page(b"[]"));
         assert!(cache.get(&k, 1).is_none());
     }
 
@@ -238,16 +308,44 @@ mod tests {
     fn memory_stays_within_the_budget_and_big_pages_are_not_kept() {
         assert!(ListCache::new(0).is_none());
         let cache = ListCache::new(1).expect("on");
-        let page = Bytes::from(vec![b'x'; 100 * 1024]);
         let first = key(0);
-        cache.put(first.clone(), 1, Instant::now(), HeaderMap::new(), page.clone());
+        cache.put(first.clone(), 1, Instant::now(), &big(100 * 1024));
         for n in 1..40 {
-            cache.put(key(n), 1, Instant::now(), HeaderMap::new(), page.clone());
+            cache.put(key(n), 1, Instant::now(), &big(100 * 1024));
             assert!(cache.usage().1 <= 1024 * 1024, "over budget after {n} pages");
         }
         assert!(cache.get(&first, 1).is_none(), "the least recently used page goes first");
         let huge = key(99);
-        cache.put(huge.clone(), 1, Instant::now(), HeaderMap::new(), Bytes::from(vec![b'x'; 200 * 1024]));
+        cache.put(huge.clone(), 1, Instant::now(), &big(200 * 1024));
         assert!(cache.get(&huge, 1).is_none(), "a page over an eighth of the budget is not kept");
+    }
+
+    #[test]
+    fn gzip_goes_to_those_who_accept_it() {
+        let accept = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).expect("value"));
+            accepts_gzip(&h)
+        };
+        assert!(accept("gzip, deflate, br, zstd"));
+        assert!(accept("br;q=1.0, gzip;q=0.8"));
+        assert!(accept("*"));
+        assert!(!accept("gzip;q=0"));
+        assert!(!accept("br, identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+
+        let body =
+            serde_json::to_vec(&vec![serde_json::json!({"title": "Scenario", "score": 71.5}); 200]).expect("json");
+        let packed = gzip(&body).expect("worth it");
+        assert!(packed.len() * 5 < body.len(), "{} of {}", packed.len(), body.len());
+        let mut unpacked = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut unpacked).expect("gunzip");
+        assert_eq!(unpacked, body);
+        assert!(gzip(b"[]").is_none(), "a tiny page goes as it is");
+
+        let page = Page { headers: HeaderMap::new(), body: Bytes::from(body), gzip: Some(packed.clone()) };
+        let response = respond(page, true, true);
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(response.headers()[HEADER], "hit");
     }
 }

@@ -49,7 +49,12 @@ async fn a_kept_list_follows_every_change_whoever_makes_it() {
     for (backend, db) in testing::all().await {
         let app = common::spawn(&db).await;
         let (other, _stop) = second_replica(&db).await;
-        let first = id(&app.scenario("Kept one").await);
+        // A description long enough that the page is worth gzipping (over 1 KiB).
+        let mut body = common::scenario_body("Kept one");
+        body["description"] = Value::from("A caller who has just lost their job. ".repeat(40));
+        let (status, made) = app.post(app.supervisor, "/api/scenarios", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {made}");
+        let first = id(&made);
 
         let (page, kept) = list(&app, &app.base, app.supervisor, "/api/scenarios").await;
         assert!(!kept, "{backend:?}: the first read renders");
@@ -57,6 +62,18 @@ async fn a_kept_list_follows_every_change_whoever_makes_it() {
         let (again, kept) = list(&app, &app.base, app.supervisor, "/api/scenarios").await;
         assert!(kept, "{backend:?}: nothing changed, so the page is served again");
         assert_eq!(again, page);
+        // A browser's request gets the kept page gzipped, the same JSON once unpacked.
+        let res = app
+            .as_user(app.supervisor, app.http.get(app.url("/api/scenarios")))
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.headers().get("content-encoding").map(|v| v.as_bytes()), Some(&b"gzip"[..]), "{backend:?}");
+        let packed = res.bytes().await.expect("body");
+        let mut unpacked = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut unpacked).expect("gunzip");
+        assert_eq!(serde_json::from_slice::<Value>(&unpacked).expect("json"), page, "{backend:?}");
 
         // Through the other replica: this replica's kept page is no longer current.
         let res = app
