@@ -147,6 +147,9 @@ pub struct Config {
     /// ends after this much inactivity, and in any case this long after login.
     pub session_idle_minutes: u32,
     pub session_max_hours: u32,
+    /// `LIST_CACHE_MB` (default 32): memory for rendered list pages (`crate::list_cache`); 0
+    /// turns the cache off.
+    pub list_cache_mb: u32,
     /// `TRUSTED_PROXIES` (default 0): how many reverse proxies stand in front of the service.
     /// With N > 0 the client address is the N-th `X-Forwarded-For` entry from the right (each
     /// proxy appends the address it saw; entries further left are whatever the client sent, so
@@ -450,6 +453,7 @@ impl Config {
                 Some(v) => flag("COOKIE_SECURE", &v)?,
             },
             trusted_proxies,
+            list_cache_mb: number("LIST_CACHE_MB", 32)?,
             public_url,
             session_idle_minutes: number("SESSION_IDLE_MINUTES", 60)?,
             session_max_hours: number("SESSION_MAX_HOURS", 12)?,

@@ -73,6 +73,10 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Resolved already by a layer in front (`list_cache`); only server code sets extensions.
+        if let Some(signed_in) = parts.extensions.get::<SignedIn>().cloned() {
+            return Ok(signed_in);
+        }
         let token = session_token(&parts.headers, state.config.cookie_secure).ok_or(ApiError::Unauthorized)?;
         let session = auth::resolve_session(state, &token).await?;
         if !is_safe(&parts.method) {

@@ -33,6 +33,7 @@ pub mod idempotency;
 mod identity;
 mod import;
 pub mod jobs;
+pub mod list_cache;
 pub mod llm;
 pub mod notify;
 mod policies;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub webhook_wake: Arc<tokio::sync::Notify>,
     /// Sessions' reviewed scores as lists show them (`evaluation::session_scores`).
     pub scores: Arc<evaluation::ScoreCache>,
+    /// Rendered list pages (`list_cache`); `None` with `LIST_CACHE_MB=0`.
+    pub list_cache: Option<Arc<list_cache::ListCache>>,
 }
 
 impl AppState {
@@ -79,6 +82,7 @@ impl AppState {
             tracing::warn!("no AI provider configured (OPENAI_API_KEY): chat, evaluation and analysis answer 503");
         }
         let mailer = notify::Mailer::from_config(&config)?;
+        let list_cache = list_cache::ListCache::new(config.list_cache_mb).map(Arc::new);
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -86,6 +90,7 @@ impl AppState {
             mailer,
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
             scores: Default::default(),
+            list_cache,
         })
     }
 }
@@ -152,6 +157,7 @@ pub fn app_on(state: AppState, listener: Listener) -> Router {
     };
     api.merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(web::fallback)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), list_cache::layer))
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(axum::middleware::from_fn_with_state(security, security::headers))

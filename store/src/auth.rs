@@ -41,6 +41,9 @@ pub struct AuthSession {
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The account's data revision as this lookup read it ([`Store::account_revision`]): one
+    /// query answers both who is calling and whether a list rendered earlier is still current.
+    pub revision: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -286,7 +289,9 @@ impl Store {
     pub async fn auth_session(&self, id: &str) -> Result<Option<AuthSession>> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS_U}, s.id AS session_id, s.csrf_token, s.created_at AS s_created, \
-             s.last_seen_at, s.expires_at FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+             s.last_seen_at, s.expires_at, COALESCE(r.revision, 0) AS revision \
+             FROM auth_sessions s JOIN users u ON u.id = s.user_id \
+             LEFT JOIN account_revisions r ON r.account_id = s.account_id WHERE s.id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -301,6 +306,7 @@ impl Store {
                 created_at: r.ts("s_created")?,
                 last_seen_at: r.ts("last_seen_at")?,
                 expires_at: r.ts("expires_at")?,
+                revision: r.int("revision")?,
             })
         })
         .transpose()

@@ -30,6 +30,7 @@ mod privacy;
 pub mod profile;
 mod progress;
 mod recordings;
+mod revisions;
 mod risk_levels;
 mod scenarios;
 mod scoped;
@@ -78,6 +79,7 @@ pub use progress::{
     ScorePoint, TruthWeek,
 };
 pub use recordings::{Recording, RecordingFilter};
+pub use revisions::{REVISION_TRACKED, REVISION_UNTRACKED};
 pub use risk_levels::{
     CenterRiskLevel, RISK_LEVEL_LABEL_MAX, RISK_LEVELS_MAX, default_risk_levels, validate_risk_levels,
 };

@@ -21,6 +21,7 @@ mod hostile_auth;
 mod hostile_categories;
 mod hostile_documents;
 mod hostile_risk_levels;
+mod list_cache;
 mod load_and_spend;
 mod notify;
 mod operations;
