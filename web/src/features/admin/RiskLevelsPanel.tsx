@@ -12,6 +12,9 @@ import { riskLevelValues } from "@/api/schema";
 import { Button, Card, ErrorNote, Notice, Select, Spinner, TextInput } from "@/components/ui";
 import { useRiskLevels, type CenterLevel } from "@/lib/riskLevels";
 
+/** The server's cap (`store::RISK_LEVELS_MAX`, the document's `maxItems`). */
+const MAX_LEVELS = 12;
+
 const STANDARD: Record<CenterLevel["standard"], string> = { low: "Low", moderate: "Moderate", high: "High", imminent: "Imminent" };
 
 export function RiskLevelsPanel() {
@@ -59,9 +62,17 @@ export function RiskLevelsPanel() {
           ))}
         </ol>
         <div className="flex flex-wrap gap-2">
-          <Button variant="secondary" onClick={() => setRows([...rows, { label: "", standard: rows.at(-1)?.standard ?? "low" }])}>Add a level</Button>
+          <Button
+            variant="secondary"
+            disabled={rows.length >= MAX_LEVELS}
+            aria-describedby={rows.length >= MAX_LEVELS ? "risk-levels-max" : undefined}
+            onClick={() => setRows([...rows, { label: "", standard: rows.at(-1)?.standard ?? "low" }])}
+          >
+            Add a level
+          </Button>
           <Button type="submit" disabled={save.isPending}>Save risk levels</Button>
         </div>
+        {rows.length >= MAX_LEVELS && <p id="risk-levels-max" className="text-sm text-slate-700">A center has at most {MAX_LEVELS} levels.</p>}
         <ErrorNote error={save.error} />
         {save.isSuccess && <Notice tone="success">Risk levels saved.</Notice>}
       </form>
