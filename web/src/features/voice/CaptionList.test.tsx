@@ -50,4 +50,20 @@ describe("CaptionList", () => {
     rerender(<CaptionList captions={[...lines(12), { id: "12", mine: false, text: "a longer line" }]} />);
     expect(list.scrollTop).toBe(1300);
   });
+
+  it("stops following when the scroll up and a new line land in the same frame", () => {
+    let n = 5;
+    const { rerender } = render(<CaptionList captions={lines(n)} />);
+    const list = screen.getByRole("list", { name: "Live captions" });
+    box(list, () => n);
+    n = 6;
+    rerender(<CaptionList captions={lines(n)} />);
+    expect(list.scrollTop).toBe(600);
+    // Scrolled up, and the next line arrives before the browser fires the scroll event.
+    list.scrollTop = 0;
+    n = 7;
+    rerender(<CaptionList captions={lines(n)} />);
+    expect(list.scrollTop).toBe(0);
+    expect(screen.getByRole("button", { name: /Jump to newest/ })).toBeTruthy();
+  });
 });

@@ -23,13 +23,26 @@ export function CaptionList({ captions }: { captions: Caption[] }) {
   // A caption grows while it is spoken: follow its text too, not only new lines.
   const last = captions[captions.length - 1];
   const signature = `${captions.length}:${last?.text.length ?? 0}`;
+  // The content height when the list last put itself at the end: a list no longer near that end
+  // was scrolled up by the counselor, even when its scroll event has not been handled yet (a line
+  // that arrives in the same frame as the scroll must not pull the list back down).
+  const placedHeight = useRef(0);
+  const placeAtEnd = (el: HTMLOListElement) => {
+    el.scrollTop = el.scrollHeight;
+    placedHeight.current = el.scrollHeight;
+  };
   useLayoutEffect(() => {
     const el = list.current;
-    if (el && following) el.scrollTop = el.scrollHeight;
+    if (!el || !following) return;
+    if (placedHeight.current - el.scrollTop - el.clientHeight > NEAR_BOTTOM_PX) {
+      setFollowing(false);
+      return;
+    }
+    placeAtEnd(el);
   }, [signature, following]);
   const jump = () => {
     const el = list.current;
-    if (el) el.scrollTop = el.scrollHeight;
+    if (el) placeAtEnd(el);
     setFollowing(true);
   };
   return (
