@@ -28,27 +28,11 @@ fn titles(page: &Value) -> Vec<String> {
     page.as_array().expect("list").iter().map(|s| s["title"].as_str().unwrap_or("").to_owned()).collect()
 }
 
-/// A second replica on the same database, sharing nothing with `app` but the database.
-async fn second_replica(db: &testing::TestDb) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let config = admin::Config::for_database(&db.url);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        admin::run(config, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("replica runs");
-    });
-    (base, tx)
-}
-
 #[tokio::test]
 async fn a_kept_list_follows_every_change_whoever_makes_it() {
     for (backend, db) in testing::all().await {
         let app = common::spawn(&db).await;
-        let (other, _stop) = second_replica(&db).await;
+        let (other, _stop) = common::serve(admin::Config::for_database(&db.url)).await;
         // A description long enough that the page is worth gzipping (over 1 KiB).
         let mut body = common::scenario_body("Kept one");
         body["description"] = Value::from("A caller who has just lost their job. ".repeat(40));

@@ -90,16 +90,7 @@ pub async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut admin::Config))
     config.rate_limits = admin::config::RateLimits::unlimited();
     config.extract.program = Some(EXTRACT_BIN.into());
     configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        admin::run(config, listener, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("server runs");
-    });
+    let (base, tx) = serve(config).await;
     let mut app = App {
         base,
         http: reqwest::Client::new(),
@@ -120,6 +111,22 @@ pub async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut admin::Config))
         app.creds.insert(id, creds);
     }
     app
+}
+
+/// Runs the app with `config` on a free port until the returned sender is dropped; answers its
+/// base URL. A second call on the same database is a second replica.
+pub async fn serve(config: admin::Config) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        admin::run(config, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    (base, tx)
 }
 
 /// The `name=value` part of a `Set-Cookie` header.
