@@ -93,14 +93,16 @@ fn gzip(body: &[u8]) -> Option<Bytes> {
     encoder.finish().ok().map(Bytes::from)
 }
 
-/// Whether `Accept-Encoding` allows gzip (a `gzip` or `*` token whose weight is not 0).
+/// Whether `Accept-Encoding` allows gzip: a `gzip` or `*` token whose weight, if given, is a
+/// positive number (a weight that does not parse, NaN included, refuses).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
         |item| {
             let mut parts = item.split(';').map(str::trim);
             let coding = parts.next().unwrap_or("");
-            let refused =
-                parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().map_or(true, |q| q <= 0.0)));
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().map_or(true, |q| !q.is_finite() || q <= 0.0))
+            });
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
         },
     )
@@ -332,6 +334,10 @@ mod tests {
         assert!(accept("*"));
         assert!(!accept("gzip;q=0"));
         assert!(!accept("br, identity"));
+        // Hostile or malformed weights are a refusal, never a panic.
+        assert!(!accept("gzip;q=abc"));
+        assert!(!accept("gzip;q=NaN, *;q=-1"));
+        assert!(!accept(&format!("{}gzip;q=0", ",".repeat(10_000))));
         assert!(!accepts_gzip(&HeaderMap::new()));
 
         let body =
