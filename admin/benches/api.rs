@@ -21,12 +21,9 @@
 
 use std::time::{Duration, Instant};
 
-use admin::{rubric, scoring};
+use admin::{rubric, seed};
 use store::testing::{self, TestDb};
-use store::{
-    CheckAnswer, CheckResult, CriterionScore, FlagSeverity, FlagSource, FlagType, NewEvaluation, NewFlag, NewOverride,
-    NewSession, NewTurn, NewUser, OverrideKind, Role, ScenarioMode, SessionKind, SessionStatus, Speaker,
-};
+use store::{NewOverride, NewSession, NewUser, OverrideKind, Role, ScenarioMode, SessionKind, SessionStatus};
 
 const ROWS: usize = 1_000;
 const COUNSELORS: usize = 10;
@@ -255,8 +252,8 @@ async fn hello_server() -> String {
 /// off; answers each one's base URL and a signed-in supervisor's cookie.
 ///
 /// 1,000 scenarios, each assigned to one of 10 counselors; 1,000 ended free-practice chat
-/// sessions (one per scenario, spread over the last 1,000 hours) each with a short transcript
-/// and a rubric-v3 evaluation (gate table, so lists re-score it with the session's flags), every
+/// sessions (one per scenario, spread over the last 1,000 hours) each with the demo seed's short
+/// transcript and rubric-v3 evaluation (gate table, so lists re-score it with the session's flags), every
 /// third flagged (open), every tenth reviewed by a supervisor with a rating override.
 async fn seeded_app(db: &TestDb) -> ((String, String), (String, String)) {
     let s = &db.store;
@@ -312,10 +309,12 @@ async fn seeded_app(db: &TestDb) -> ((String, String), (String, String)) {
                         room_name: None,
                     };
                     let session = s.create_session(account, &new).await.expect("session");
-                    s.append_turns(account, session.id, &transcript()).await.expect("turns");
-                    s.end_session(account, session.id, SessionStatus::Completed).await.expect("end");
                     let skill = (i % 5) as i64;
-                    s.finish_evaluation(account, &evaluation(session.id, skill, i % 3 == 0)).await.expect("evaluation");
+                    s.append_turns(account, session.id, &seed::demo_transcript(skill)).await.expect("turns");
+                    s.end_session(account, session.id, SessionStatus::Completed).await.expect("end");
+                    s.finish_evaluation(account, &seed::demo_evaluation(session.id, skill, i % 3 == 0))
+                        .await
+                        .expect("evaluation");
                     if i % 10 == 0 {
                         let rating = NewOverride {
                             kind: OverrideKind::Rating,
@@ -383,90 +382,4 @@ async fn start_app(url: &str, list_cache_mb: Option<u32>, password: &str) -> (St
         .expect("session cookie")
         .to_owned();
     (base, cookie)
-}
-
-fn transcript() -> Vec<NewTurn> {
-    [
-        (Speaker::Caller, "Hi. I don't know if I should even be calling."),
-        (Speaker::Counselor, "I'm really glad you called. What's happening for you tonight?"),
-        (Speaker::Caller, "I lost my job and I keep thinking everyone would be better off without me."),
-        (Speaker::Counselor, "That sounds so heavy. Are you thinking about suicide?"),
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, (speaker, text))| NewTurn {
-        speaker,
-        text: text.into(),
-        started_ms: i as i64 * 7_000,
-        ended_ms: Some(i as i64 * 7_000 + 5_500),
-        segment_id: None,
-    })
-    .collect()
-}
-
-/// A full rubric-v3 evaluation, as grading stores it: every criterion and check answered, the
-/// gate table kept, `flagged` adding one high-severity flag of the evaluator's.
-fn evaluation(session_id: store::SessionId, skill: i64, flagged: bool) -> NewEvaluation {
-    let criteria: Vec<CriterionScore> = rubric::criteria("")
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let rating = (1 + (skill + i as i64 % 2) * 3 / 5).clamp(1, 4) as u8;
-            CriterionScore {
-                key: c.key.into(),
-                name: c.name.into(),
-                rating: Some(rating),
-                comment: format!("{}: rating {rating} of 4.", c.name),
-                checks: c
-                    .checks
-                    .iter()
-                    .map(|k| CheckResult {
-                        key: k.key.to_string(),
-                        question: k.question.to_string(),
-                        answer: CheckAnswer::Yes,
-                        turns: vec![2, 4],
-                        note: "Benchmark grading.".into(),
-                        ai_answer: None,
-                        blocked_by: None,
-                    })
-                    .collect(),
-                not_assessed: false,
-                rating_overridden: false,
-                ai_rating: None,
-            }
-        })
-        .collect();
-    let flags = if flagged {
-        vec![NewFlag {
-            flag_type: FlagType::MissedPlanOrMeans,
-            severity: FlagSeverity::High,
-            source: FlagSource::Evaluation,
-            details: "The caller mentioned pills; the counselor moved on without asking about access.".into(),
-            turns: vec![3, 4],
-        }]
-    } else {
-        Vec::new()
-    };
-    let raised: Vec<scoring::Raised> =
-        flags.iter().filter_map(|f| scoring::Raised::of_flag(f.source, f.flag_type, &f.turns)).collect();
-    let table = scoring::GateTable::current();
-    let score = scoring::score(&criteria, &[], &raised, &table);
-    let mut flags = flags;
-    flags.extend(score.derived);
-    NewEvaluation {
-        session_id,
-        flags,
-        overall_score: score.overall,
-        score_band: score.band,
-        score_basis: score.basis,
-        rubric_version: rubric::RUBRIC_VERSION,
-        criteria: score.criteria,
-        facts: Vec::new(),
-        gate_table: Some(table.to_value()),
-        strengths: vec!["Stayed with the caller".into()],
-        areas_to_improve: vec!["Ask about means as soon as suicide comes up".into()],
-        model: "bench".into(),
-        raw_output: "{}".into(),
-        integrity: Default::default(),
-    }
 }

@@ -477,7 +477,7 @@ async fn history(
 }
 
 /// A short call; a more practised counselor (higher `skill`) asks about suicide and means.
-fn demo_transcript(skill: i64) -> Vec<NewTurn> {
+pub fn demo_transcript(skill: i64) -> Vec<NewTurn> {
     let lines: &[(Speaker, &str)] = if skill >= 2 {
         &[
             (Speaker::Caller, "Hi. I don't know if I should even be calling."),
@@ -513,7 +513,10 @@ fn demo_transcript(skill: i64) -> Vec<NewTurn> {
         .collect()
 }
 
-fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvaluation {
+/// A full rubric evaluation as grading stores it (every check answered, the gate table kept),
+/// weaker on skills for a lower `skill`; `flagged` adds one high-severity flag of the
+/// evaluator's. The API benchmark seeds its sessions with it too.
+pub fn demo_evaluation(session_id: SessionId, skill: i64, flagged: bool) -> NewEvaluation {
     let criteria: Vec<CriterionScore> = crate::rubric::criteria("")
         .iter()
         .enumerate()
