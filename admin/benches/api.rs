@@ -4,8 +4,8 @@
 //! same machine, so the numbers say what the API costs above the HTTP stack. Client and server
 //! share the machine (and its cores), as they share this process.
 //!
-//! Every measured request is a signed-in supervisor's (cookie): it pays for the session lookup
-//! as real ones do. Each route is measured twice: as served (kept pages, `admin::list_cache`:
+//! Every measured request is a signed-in supervisor's (cookie), each client its own sign-in: it
+//! pays for the session lookup as real ones do. Each route is measured twice: as served (kept pages, `admin::list_cache`:
 //! nothing changes during the measurement, so after the first render every answer is a kept
 //! page checked against the account's revision) and with every request rendering
 //! (`LIST_CACHE_MB=0`, a second app on the same database), which is what the first read after
@@ -60,7 +60,7 @@ fn main() {
         let mut apps = Vec::new();
         for (name, db) in &dbs {
             let started = Instant::now();
-            let (served, rendering) = seeded_app(db).await;
+            let (served, rendering) = seeded_app(db, concurrency).await;
             eprintln!("{name}: seeded in {:.1}s", started.elapsed().as_secs_f64());
             apps.push((*name, served, rendering));
         }
@@ -70,17 +70,17 @@ fn main() {
              {concurrency} concurrent clients, {seconds}s per measurement, release build"
         );
         let hello = hello_server().await;
-        let before = load(&format!("{hello}/"), None, concurrency, duration).await;
+        let before = load(&format!("{hello}/"), &[], concurrency, duration).await;
         let mut results: Vec<(&str, Vec<Stats>, Vec<Stats>)> = Vec::new();
         for path in &routes {
             let (mut served, mut rendering) = (Vec::new(), Vec::new());
-            for (_, (base, cookie), (plain, plain_cookie)) in &apps {
-                served.push(load(&format!("{base}{path}"), Some(cookie), concurrency, duration).await);
-                rendering.push(load(&format!("{plain}{path}"), Some(plain_cookie), concurrency, duration).await);
+            for (_, (base, cookies), (plain, plain_cookies)) in &apps {
+                served.push(load(&format!("{base}{path}"), cookies, concurrency, duration).await);
+                rendering.push(load(&format!("{plain}{path}"), plain_cookies, concurrency, duration).await);
             }
             results.push((path, served, rendering));
         }
-        let after = load(&format!("{hello}/"), None, concurrency, duration).await;
+        let after = load(&format!("{hello}/"), &[], concurrency, duration).await;
         // The faster of the two bare measurements is the reference: the share is not flattered by
         // a slow moment of the machine.
         let bare = before.rate().max(after.rate());
@@ -183,19 +183,21 @@ impl Stats {
 }
 
 /// Closed-loop load: each client sends its next request when the last one answered.
-async fn load(url: &str, user: Option<&str>, concurrency: usize, duration: Duration) -> Stats {
+/// Client `i` signs its requests with `cookies[i]` (none for the bare handler).
+async fn load(url: &str, cookies: &[String], concurrency: usize, duration: Duration) -> Stats {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
+    let user = |i: usize| (!cookies.is_empty()).then(|| cookies[i % cookies.len()].clone());
     // Warm up connections and caches; a failing route fails here, loudly.
-    for _ in 0..concurrency {
-        if request(&client, url, user).await.is_err() {
+    for i in 0..concurrency {
+        if request(&client, url, user(i).as_deref()).await.is_err() {
             eprintln!("warm-up request to {url} failed");
         }
     }
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, user) = (client.clone(), url.to_owned(), user.map(str::to_owned));
+        .map(|i| {
+            let (client, url, user) = (client.clone(), url.to_owned(), user(i));
             tokio::spawn(async move {
                 let (mut latencies, mut errors, mut kept, mut bytes) = (Vec::new(), 0, 0, 0);
                 while Instant::now() < deadline {
@@ -255,7 +257,7 @@ async fn hello_server() -> String {
 /// sessions (one per scenario, spread over the last 1,000 hours) each with the demo seed's short
 /// transcript and rubric-v3 evaluation (gate table, so lists re-score it with the session's flags), every
 /// third flagged (open), every tenth reviewed by a supervisor with a rating override.
-async fn seeded_app(db: &TestDb) -> ((String, String), (String, String)) {
+async fn seeded_app(db: &TestDb, clients: usize) -> ((String, Vec<String>), (String, Vec<String>)) {
     let s = &db.store;
     let account = s.create_account("Bench Center").await.expect("account");
     let person =
@@ -352,14 +354,35 @@ async fn seeded_app(db: &TestDb) -> ((String, String), (String, String)) {
     .await
     .expect("password");
 
-    let served = start_app(&db.url, None, password).await;
-    let rendering = start_app(&db.url, Some(0), password).await;
+    let mut served = start_app(&db.url, None, password).await;
+    let mut rendering = start_app(&db.url, Some(0), password).await;
+    // Each client is its own sign-in (as many people or browser tabs are), so the lookups that
+    // meet on the database are of different sessions. The first of each app's came from its
+    // login route; the others are written as that route writes them.
+    for cookies in [&mut served.1, &mut rendering.1] {
+        for _ in 1..clients {
+            let token = admin::auth::random_token(32);
+            let new = store::NewAuthSession {
+                id: &admin::auth::sha256_hex(&token),
+                user_id: supervisor.id,
+                account_id: account.id,
+                csrf_token: &admin::auth::random_token(32),
+                expires_at: store::Timestamp::from_millis(store::Timestamp::now().millis() + 3_600_000),
+                ip: None,
+                user_agent: Some("bench"),
+            };
+            s.create_auth_session(&new, &store::Audit::new(Some(account.id), Some(supervisor.id), "login.succeeded"))
+                .await
+                .expect("session");
+            cookies.push(format!("{}={token}", admin::auth::COOKIE));
+        }
+    }
     (served, rendering)
 }
 
 /// Starts the app on a free port (`list_cache_mb` overriding the default) and signs the
 /// supervisor in; answers its base URL and the session cookie.
-async fn start_app(url: &str, list_cache_mb: Option<u32>, password: &str) -> (String, String) {
+async fn start_app(url: &str, list_cache_mb: Option<u32>, password: &str) -> (String, Vec<String>) {
     let mut config = admin::Config::for_database(url);
     if let Some(mb) = list_cache_mb {
         config.list_cache_mb = mb;
@@ -381,5 +404,5 @@ async fn start_app(url: &str, list_cache_mb: Option<u32>, password: &str) -> (St
         .and_then(|v| v.split(';').next())
         .expect("session cookie")
         .to_owned();
-    (base, cookie)
+    (base, vec![cookie])
 }

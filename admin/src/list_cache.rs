@@ -1,8 +1,9 @@
 //! Rendered list pages, kept per caller and served again while the account's data revision
 //! (`store::AuthSession::revision`, moved by database triggers in the same transaction as every
 //! change a list shows) stands. A hit costs the one query that signs the caller in, which reads
-//! the revision too; so a cached answer is never older than the database at the start of the
-//! request, on any replica: a change made through another replica moves the same revision.
+//! the revision too (shared with the sign-ins of the same moment, `store::Store::auth_session`);
+//! so a cached answer is never older than the database at the start of the request, on any
+//! replica: a change made through another replica moves the same revision.
 //!
 //! What it covers: `GET` of the list routes in [`CACHED`], answered 200 to a signed-in user.
 //! The key is the caller and the whole path and query, so one user never sees another's view

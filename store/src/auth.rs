@@ -28,8 +28,8 @@ pub struct Credentials {
     pub password_expires_at: Option<Timestamp>,
 }
 
-/// A login session as stored: the row behind a cookie.
-#[derive(Debug, Clone)]
+/// A login session as stored: the row behind a cookie. Its `Debug` leaves the CSRF token out.
+#[derive(Clone)]
 pub struct AuthSession {
     /// SHA-256 (hex) of the cookie token.
     pub id: String,
@@ -44,6 +44,48 @@ pub struct AuthSession {
     /// The account's data revision as this lookup read it ([`Store::account_revision`]): one
     /// query answers both who is calling and whether a list rendered earlier is still current.
     pub revision: i64,
+}
+
+/// The query behind [`Store::auth_session`], for the sessions `condition` selects.
+pub(crate) fn auth_session_sql(condition: &str) -> String {
+    format!(
+        "SELECT {USER_COLUMNS_U}, s.id AS session_id, s.csrf_token, s.created_at AS s_created, \
+         s.last_seen_at, s.expires_at, COALESCE(r.revision, 0) AS revision \
+         FROM auth_sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN account_revisions r ON r.account_id = s.account_id WHERE {condition}"
+    )
+}
+
+impl std::fmt::Debug for AuthSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSession")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("must_change_password", &self.must_change_password)
+            .field("password_expires_at", &self.password_expires_at)
+            .field("csrf_token", &"[redacted]")
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("expires_at", &self.expires_at)
+            .field("revision", &self.revision)
+            .finish()
+    }
+}
+
+impl AuthSession {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(AuthSession {
+            id: r.text("session_id")?,
+            user: User::from_row(r)?,
+            must_change_password: r.flag("password_must_change")?,
+            password_expires_at: r.opt_ts("password_expires_at")?,
+            csrf_token: r.text("csrf_token")?,
+            created_at: r.ts("s_created")?,
+            last_seen_at: r.ts("last_seen_at")?,
+            expires_at: r.ts("expires_at")?,
+            revision: r.int("revision")?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -285,31 +327,15 @@ impl Store {
     }
 
     /// The session behind a token hash with its user, whatever its age: the caller decides
-    /// about expiry (and deletes the row when it has run out).
+    /// about expiry (and deletes the row when it has run out). Lookups made at the same moment
+    /// share one query ([`crate::sign_ins`]); each still reads the database as of after it
+    /// was asked.
     pub async fn auth_session(&self, id: &str) -> Result<Option<AuthSession>> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS_U}, s.id AS session_id, s.csrf_token, s.created_at AS s_created, \
-             s.last_seen_at, s.expires_at, COALESCE(r.revision, 0) AS revision \
-             FROM auth_sessions s JOIN users u ON u.id = s.user_id \
-             LEFT JOIN account_revisions r ON r.account_id = s.account_id WHERE s.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(AuthSession {
-                id: r.text("session_id")?,
-                user: User::from_row(&r)?,
-                must_change_password: r.flag("password_must_change")?,
-                password_expires_at: r.opt_ts("password_expires_at")?,
-                csrf_token: r.text("csrf_token")?,
-                created_at: r.ts("s_created")?,
-                last_seen_at: r.ts("last_seen_at")?,
-                expires_at: r.ts("expires_at")?,
-                revision: r.int("revision")?,
-            })
-        })
-        .transpose()
+        if let Some(found) = self.sign_ins.lookup(&self.pool, id).await {
+            return Ok(found);
+        }
+        let row = sqlx::query(&auth_session_sql("s.id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| AuthSession::from_row(&r)).transpose()
     }
 
     /// Records activity on a session, at most once a minute.

@@ -39,6 +39,8 @@ pub struct Store {
     pub(crate) jobs_wake: std::sync::Arc<tokio::sync::Notify>,
     /// Voice starts of this process that may hold a connection at once ([`VOICE_STARTS`]).
     pub(crate) voice_starts: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Sign-in lookups of this process waiting to share a query (`sign_ins.rs`).
+    pub(crate) sign_ins: std::sync::Arc<crate::sign_ins::SignIns>,
 }
 
 /// How many voice-session starts of one process may hold a pooled connection at once. A burst
@@ -62,7 +64,11 @@ impl Store {
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| Error::invalid("DATABASE_URL", format!("cannot create {}: {e}", dir.display())))?;
                 }
+                // sqlx pings a connection it takes from the idle queue; a SQLite connection is a
+                // file and a thread, with no server or network to lose it, so the ping is only a
+                // second thread hand-off per query.
                 options
+                    .test_before_acquire(false)
                     .max_connections(8)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
@@ -84,6 +90,7 @@ impl Store {
             backend,
             jobs_wake: Default::default(),
             voice_starts: std::sync::Arc::new(tokio::sync::Semaphore::new(VOICE_STARTS)),
+            sign_ins: Default::default(),
         })
     }
 

@@ -35,6 +35,7 @@ mod risk_levels;
 mod scenarios;
 mod scoped;
 mod sessions;
+mod sign_ins;
 mod test_runs;
 #[cfg(feature = "testing")]
 pub mod testing;

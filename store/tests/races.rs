@@ -197,3 +197,161 @@ async fn an_evaluation_claim_is_taken_over_once_older_than_the_bound() {
         assert_eq!(won.iter().filter(|w| **w).count(), 1, "{backend:?}: a stale claim is taken over once");
     }
 }
+
+/// A login session for `user`, as the admin service writes one; answers its id (the token's hash).
+async fn sign_in(db: &TestDb, user: &User) -> String {
+    let id = format!("{:064x}", Uuid::now_v7().as_u128());
+    let new = NewAuthSession {
+        id: &id,
+        user_id: user.id,
+        account_id: user.account_id,
+        csrf_token: "csrf-test",
+        expires_at: Timestamp::from_millis(Timestamp::now().millis() + 3_600_000),
+        ip: None,
+        user_agent: None,
+    };
+    db.store
+        .create_auth_session(&new, &Audit::new(Some(user.account_id), Some(user.id), "login.test"))
+        .await
+        .expect("session");
+    id
+}
+
+/// Sign-in lookups made at one moment share a query (`WHERE s.id IN (...)`, padded with
+/// repeats): each still gets its own session, user and account revision, and an unknown id gets
+/// nothing, whatever else is in its batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_in_lookups_made_at_once_each_get_their_own_session() {
+    for (backend, db) in testing::all().await {
+        let (first, second) = (account(&db).await, account(&db).await);
+        // The second account has a revision of its own, moved by a write the first never sees.
+        let other = user(&db, second.id, Role::Supervisor).await;
+        db.store
+            .create_scenario(second.id, Some(other.id), &scenario_input("Moves the revision", false))
+            .await
+            .expect("scenario");
+        let mut signed_in = Vec::new();
+        for i in 0..30 {
+            let (account, role) = if i % 3 == 0 { (&second, Role::Supervisor) } else { (&first, Role::Counselor) };
+            let user = user(&db, account.id, role).await;
+            signed_in.push((sign_in(&db, &user).await, user));
+        }
+        let mut expected = Vec::new();
+        for (id, user) in signed_in {
+            let revision = db.store.account_revision(user.account_id).await.expect("revision");
+            expected.push((id, Some((user.id, revision))));
+        }
+        for _ in 0..10 {
+            expected.push((format!("{:064x}", Uuid::now_v7().as_u128()), None));
+        }
+        // Every id asked three times at once: a batch holds repeats and more than one batch runs.
+        let asks: Vec<_> = expected.iter().cycle().take(expected.len() * 3).cloned().collect();
+        let answers = race(asks.len(), |i| {
+            let (store, id) = (db.store.clone(), asks[i].0.clone());
+            async move { store.auth_session(&id).await.expect("lookup") }
+        })
+        .await;
+        for ((id, want), got) in asks.iter().zip(answers) {
+            let got = got.map(|s| {
+                assert_eq!(&s.id, id, "{backend:?}: another session's row");
+                assert!(!format!("{s:?}").contains("csrf-test"), "the CSRF token in Debug output");
+                (s.user.id, s.revision)
+            });
+            assert_eq!(&got, want, "{backend:?}: session {id}");
+        }
+        assert_ne!(
+            db.store.account_revision(first.id).await.expect("revision"),
+            db.store.account_revision(second.id).await.expect("revision")
+        );
+    }
+}
+
+/// A lookup reads the database as of after it was asked, however busy the shared query is:
+/// a sign-out or a new revision committed before it is always seen, never an answer from a
+/// batch that was already under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_in_lookup_sees_what_was_committed_before_it() {
+    for (backend, db) in testing::all().await {
+        let account = account(&db).await;
+        let supervisor = user(&db, account.id, Role::Supervisor).await;
+        let busy_id = sign_in(&db, &supervisor).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Other requests keep the shared query busy throughout.
+        let busy: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, id, stop) = (db.store.clone(), busy_id.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        store.auth_session(&id).await.expect("busy lookup").expect("busy session");
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for round in 0..20 {
+            let id = sign_in(&db, &supervisor).await;
+            let before = db.store.auth_session(&id).await.expect("lookup").expect("signed in").revision;
+            db.store
+                .create_scenario(account.id, Some(supervisor.id), &scenario_input(&format!("Round {round}"), false))
+                .await
+                .expect("scenario");
+            let after = db.store.auth_session(&id).await.expect("lookup").expect("signed in").revision;
+            assert!(after > before, "{backend:?} round {round}: revision {before} -> {after}");
+            db.store.delete_auth_session(&id, None).await.expect("sign out");
+            assert!(
+                db.store.auth_session(&id).await.expect("lookup").is_none(),
+                "{backend:?} round {round}: signed out"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in busy {
+            task.await.expect("busy task");
+        }
+    }
+}
+
+/// A lookup given up half-way (its request dropped: the client went away) costs the others
+/// nothing: the lookups behind it are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_lookup_given_up_leaves_the_others_answered() {
+    for (backend, db) in testing::all().await {
+        let account = account(&db).await;
+        let supervisor = user(&db, account.id, Role::Supervisor).await;
+        let id = sign_in(&db, &supervisor).await;
+        for round in 0..50 {
+            let abandoned: Vec<_> = (0..8)
+                .map(|_| {
+                    let (store, id) = (db.store.clone(), id.clone());
+                    tokio::spawn(async move { store.auth_session(&id).await })
+                })
+                .collect();
+            for task in &abandoned {
+                task.abort();
+            }
+            let answered = tokio::time::timeout(std::time::Duration::from_secs(10), db.store.auth_session(&id))
+                .await
+                .unwrap_or_else(|_| panic!("{backend:?} round {round}: a lookup waited for an abandoned one"));
+            assert!(answered.expect("lookup").is_some(), "{backend:?} round {round}");
+        }
+    }
+}
+
+/// The shared query runs on the runtime that first asked; when that runtime has ended (tests
+/// run one per test), the next lookup starts it again where it runs.
+#[test]
+fn sign_in_lookups_outlive_the_runtime_that_started_them() {
+    let first = tokio::runtime::Runtime::new().expect("runtime");
+    let (db, id) = first.block_on(async {
+        let db = testing::sqlite().await;
+        let account = account(&db).await;
+        let supervisor = user(&db, account.id, Role::Supervisor).await;
+        let id = sign_in(&db, &supervisor).await;
+        assert!(db.store.auth_session(&id).await.expect("lookup").is_some());
+        (db, id)
+    });
+    drop(first);
+    let second = tokio::runtime::Runtime::new().expect("runtime");
+    let found = second
+        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), db.store.auth_session(&id)).await });
+    assert!(found.expect("answered in time").expect("lookup").is_some());
+}
