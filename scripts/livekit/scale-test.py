@@ -9,8 +9,9 @@ through node A. Counselors are LiveKit's Python client, several calls at once in
 Phases (each assertion can fail; the failures are collected and printed as one JSON line):
   dispatch  20 calls, each speaking one utterance and waiting for the AI caller's answer, held
             until all 20 have been answered: all answered; spread over both workers; worker 1
-            (AGENT_MAX_JOBS=3) took at most 3, logged "worker status reported ... WsFull", and its
-            /metrics showed agent_load 1 while full; the requests alternated between replicas.
+            (AGENT_MAX_JOBS=3, registered alone first) took the first 3, logged "worker status
+            reported ... WsFull", got none of the 17 calls after worker 2 joined, and its /metrics
+            showed agent_load 1 while full; the requests alternated between replicas.
   chat      meanwhile a chat practice (start, three messages, grading) whose requests went to
             both replicas: the opening and six turns in order, one evaluation.
   grading   the 20 hang-ups queue 20 gradings (the simulator answers each after 4 s); the replica
@@ -678,13 +679,22 @@ async def proof(u1, u2) -> None:
     # LiveKit offers a node's workers a job only while one of them is under the server's
     # `agents.target_load` (0.7 by default): a worker of AGENT_MAX_JOBS=N takes about 0.7 N calls.
     # Worker 2 has room for all the calls worker 1 leaves (30 x 0.7 = 21).
-    w1, w2 = start_worker(3), start_worker(30)
-    for w in (w1, w2):
-        check(bool(await wait_for(lambda w=w: registered(w), 30)), f"{w.name} did not register")
+    # Worker 1 starts alone and takes the first 3 calls (2 of 3 is under 0.7), so it reaches full
+    # whatever LiveKit's choice between two available workers would have been (with both
+    # registered from the start it once took 2 and stayed available); then worker 2 joins and
+    # must get every later call.
+    w1 = start_worker(3)
+    check(bool(await wait_for(lambda: registered(w1), 30)), f"{w1.name} did not register")
 
     # -- dispatch: 20 calls through the balancer, held until all are answered
     calls = [Call(f"call{i}", users[i], [u1]) for i in range(20)]
-    tasks = await run_calls(calls, 0.5, hold=True)
+    tasks = await run_calls(calls[:3], 0.5, hold=True)
+    await all_set([c.dispatched for c in calls[:3]], 90)
+    check(await wait_for(lambda: re.search(r"worker status reported status=WsFull", w1.log()) is not None, 30),
+          "dispatch: worker1 never reported full after its 3 calls")
+    w2 = start_worker(30)
+    check(bool(await wait_for(lambda: registered(w2), 30)), f"{w2.name} did not register")
+    tasks += await run_calls(calls[3:], 0.5, hold=True)
     await all_set([c.dispatched for c in calls], 90)
     for c in calls:
         c.go.set()
@@ -711,8 +721,7 @@ async def proof(u1, u2) -> None:
     check(answered == 20, f"dispatch: {answered}/20 calls answered: {[c.summary() for c in calls if c.failures]}")
     check(per_worker["worker1"] >= 1 and per_worker["worker2"] >= 1, f"dispatch: not spread over both workers: {per_worker}")
     check(sum(per_worker.values()) == 20, f"dispatch: calls per worker {per_worker} do not add up to 20")
-    check(per_worker["worker1"] <= 3, f"dispatch: worker1 (AGENT_MAX_JOBS=3) took {per_worker['worker1']} calls")
-    check(re.search(r"worker status reported status=WsFull", w1.log()) is not None, "dispatch: worker1 never reported full")
+    check(per_worker["worker1"] == 3, f"dispatch: worker1 (AGENT_MAX_JOBS=3, full) took {per_worker['worker1']} calls")
     check(peak["worker1"].get("agent_load") == 1.0, f"dispatch: worker1's agent_load at the peak: {peak['worker1'].get('agent_load')}")
     check(peak["worker1"].get("agent_calls_active") == per_worker["worker1"],
           f"dispatch: worker1's agent_calls_active {peak['worker1'].get('agent_calls_active')} != its calls {per_worker['worker1']}")
