@@ -38,7 +38,8 @@ pub struct ProgressQuery {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
-    /// One point per evaluated session, oldest first (at most 2,000, the newest).
+    /// One point per scored session, oldest first (at most 2,000, the newest); an evaluation
+    /// without a score counts in `activity` only.
     pub scores: Vec<ScorePoint>,
     /// Each criterion's average rating (1-4) per week, weeks starting Monday 00:00 UTC.
     pub criteria: Vec<CriterionWeek>,
@@ -132,7 +133,8 @@ pub struct ScenarioScores {
     #[schema(value_type = Uuid)]
     pub scenario_id: ScenarioId,
     pub scenario_title: String,
-    /// Evaluated sessions of this scenario.
+    /// Evaluated sessions of this scenario (the scores are those of the scored ones; a scenario
+    /// with none scored is not listed).
     pub attempts: i64,
     pub first_score: f64,
     pub best_score: f64,
@@ -267,8 +269,8 @@ impl Store {
             sessions.iter().filter(|s| s.completed).count() as i64,
             sessions.iter().filter(|s| s.evaluation.is_some()).count() as i64,
         );
-        let scores = score_points(&sessions)?;
-        let scenarios = scenario_scores(&sessions)?;
+        let scores = score_points(&sessions);
+        let scenarios = scenario_scores(&sessions);
         let evaluated: Vec<Uuid> = sessions.iter().filter_map(|s| s.evaluation.map(|(id, _)| id)).collect();
         let rated = self.criteria_of(&evaluated).await?;
         let (criteria, counselor_criteria) = criterion_averages(&sessions, &rated);
@@ -407,78 +409,79 @@ impl InScope {
     fn order(&self) -> (i64, SessionId) {
         (self.at, self.id)
     }
+
+    /// Its evaluation's overall score, if it has an evaluation with one.
+    fn score(&self) -> Option<f64> {
+        self.evaluation.and_then(|(_, score)| score)
+    }
 }
 
 fn corrupt_score(e: &dyn std::fmt::Display) -> Error {
     Error::Corrupt(format!("column overall_score: {e}"))
 }
 
-/// A score the figures need but the evaluation does not have: as the SQL aggregation failed
-/// reading a NULL score, so does this.
-fn needed(score: Option<f64>) -> Result<f64> {
-    score.ok_or_else(|| corrupt_score(&"unexpected NULL"))
-}
-
-/// One point per evaluated session, the newest 2,000, oldest first.
-fn score_points(sessions: &[InScope]) -> Result<Vec<ScorePoint>> {
-    let mut evaluated: Vec<&InScope> = sessions.iter().filter(|s| s.evaluation.is_some()).collect();
-    evaluated.sort_unstable_by_key(|s| std::cmp::Reverse(s.order()));
-    evaluated.truncate(2000);
-    evaluated.reverse();
-    evaluated
+/// One point per scored session, the newest 2,000, oldest first. An evaluation without a score
+/// (nothing could be scored, or the safety criterion was not assessed) is no point on a chart.
+fn score_points(sessions: &[InScope]) -> Vec<ScorePoint> {
+    let mut scored: Vec<(&InScope, f64)> = sessions.iter().filter_map(|s| Some((s, s.score()?))).collect();
+    scored.sort_unstable_by_key(|(s, _)| std::cmp::Reverse(s.order()));
+    scored.truncate(2000);
+    scored.reverse();
+    scored
         .into_iter()
-        .map(|s| {
-            Ok(ScorePoint {
-                session_id: s.id,
-                counselor_id: s.counselor_id,
-                counselor_name: s.counselor_name.clone(),
-                scenario_id: s.scenario.as_ref().map(|(id, _)| *id),
-                scenario_title: s.scenario.as_ref().map(|(_, t)| t.clone()),
-                kind: s.kind,
-                at: Timestamp::from_millis(s.at),
-                overall_score: needed(s.evaluation.and_then(|(_, score)| score))?,
-            })
+        .map(|(s, overall_score)| ScorePoint {
+            session_id: s.id,
+            counselor_id: s.counselor_id,
+            counselor_name: s.counselor_name.clone(),
+            scenario_id: s.scenario.as_ref().map(|(id, _)| *id),
+            scenario_title: s.scenario.as_ref().map(|(_, t)| t.clone()),
+            kind: s.kind,
+            at: Timestamp::from_millis(s.at),
+            overall_score,
         })
         .collect()
 }
 
 /// First, best and latest score per counselor and scenario, in the sessions' order (counselor
-/// name, scenario title, scenario id), where each pair's sessions are adjacent.
-fn scenario_scores(sessions: &[InScope]) -> Result<Vec<ScenarioScores>> {
+/// name, scenario title, scenario id), where each pair's sessions are adjacent. Attempts count
+/// every evaluated session; the scores are the scored ones' (a pair with none has no figures).
+fn scenario_scores(sessions: &[InScope]) -> Vec<ScenarioScores> {
     let mut out: Vec<ScenarioScores> = Vec::new();
     let mut group: Vec<&InScope> = Vec::new();
-    let mut flush = |group: &mut Vec<&InScope>| -> Result<()> {
+    let mut flush = |group: &mut Vec<&InScope>| {
         let group = std::mem::take(group);
-        let Some(first) = group.iter().min_by_key(|s| s.order()) else { return Ok(()) };
-        let latest = group.iter().max_by_key(|s| s.order()).unwrap_or(first);
-        let score = |s: &InScope| s.evaluation.and_then(|(_, score)| score);
-        let best =
-            group.iter().filter_map(|s| score(s)).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let scored = || group.iter().filter_map(|s| Some((s.order(), s.score()?)));
+        let (Some((_, first_score)), Some((_, latest_score))) =
+            (scored().min_by_key(|(order, _)| *order), scored().max_by_key(|(order, _)| *order))
+        else {
+            return;
+        };
+        let best_score = scored().map(|(_, score)| score).fold(f64::NEG_INFINITY, f64::max);
         // Only sessions with a scenario are grouped.
-        let Some((id, title)) = first.scenario.clone() else { return Ok(()) };
+        let Some(first) = group.first() else { return };
+        let Some((id, title)) = first.scenario.clone() else { return };
         out.push(ScenarioScores {
             counselor_id: first.counselor_id,
             counselor_name: first.counselor_name.clone(),
             scenario_id: id,
             scenario_title: title,
             attempts: group.len() as i64,
-            first_score: needed(score(first))?,
-            best_score: needed(best)?,
-            latest_score: needed(score(latest))?,
+            first_score,
+            best_score,
+            latest_score,
         });
-        Ok(())
     };
     for s in sessions.iter().filter(|s| s.evaluation.is_some()) {
         let Some((scenario, _)) = &s.scenario else { continue };
         if let Some(last) = group.last()
             && (last.counselor_id != s.counselor_id || last.scenario.as_ref().map(|(id, _)| id) != Some(scenario))
         {
-            flush(&mut group)?;
+            flush(&mut group);
         }
         group.push(s);
     }
-    flush(&mut group)?;
-    Ok(out)
+    flush(&mut group);
+    out
 }
 
 /// Ratings summed per group and criterion, with the criterion's smallest position and name

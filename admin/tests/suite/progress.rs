@@ -29,7 +29,7 @@ async fn evaluated(
     app: &App,
     counselor: store::UserId,
     assignment: Option<store::AssignmentId>,
-    score: f64,
+    score: impl Into<Option<f64>>,
     ratings: [Option<u8>; 2],
     flag: bool,
     weeks_ago: i64,
@@ -53,12 +53,16 @@ async fn evaluated(
     } else {
         vec![]
     };
+    let score = score.into();
     let evaluation = NewEvaluation {
         session_id: session,
         flags,
-        overall_score: Some(score),
-        score_band: Some(store::ScoreBand::of(score)),
-        score_basis: store::ScoreBasis::default(),
+        overall_score: score,
+        score_band: score.map(store::ScoreBand::of),
+        score_basis: store::ScoreBasis {
+            absent_reason: score.is_none().then(|| "the safety criterion `safety` was not assessed".into()),
+            ..Default::default()
+        },
         rubric_version: 2,
         facts: Vec::new(),
         gate_table: None,
@@ -195,5 +199,51 @@ async fn progress_is_empty_not_an_error_without_history() {
         assert_eq!(body["scores"], json!([]), "{backend:?}");
         assert_eq!(body["activity"]["sessionsStarted"], 0, "{backend:?}");
         assert_eq!(body["flags"]["raised"], 0, "{backend:?}");
+    }
+}
+
+/// An evaluation without a score (the safety criterion not assessed, nothing scorable: a call
+/// hung up at once) is a session evaluated, not a point on the chart; it never turns the page
+/// into an error. A scenario's first, best and latest are its scored attempts'.
+#[tokio::test]
+async fn an_unscored_evaluation_is_counted_but_not_charted() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db).await;
+        let scenario = app.scenario("Caller who hangs up").await;
+        let scenario_id = id(&scenario);
+        let first = assign(&app, &scenario_id, app.counselor).await;
+        evaluated(&app, app.counselor, Some(first), None, [Some(2), None], false, 2).await;
+        let second = assign(&app, &scenario_id, app.counselor).await;
+        evaluated(&app, app.counselor, Some(second), 70.0, [Some(3), Some(3)], false, 1).await;
+        let third = assign(&app, &scenario_id, app.counselor).await;
+        evaluated(&app, app.counselor, Some(third), None, [None, None], false, 0).await;
+        evaluated(&app, app.other_counselor, None, None, [None, None], false, 0).await;
+
+        for (who, path) in [
+            (app.supervisor, format!("/api/progress?counselorId={}", app.counselor)),
+            (app.supervisor, "/api/progress".to_owned()),
+            (app.supervisor, format!("/api/progress?scenarioId={scenario_id}")),
+            (app.counselor, "/api/progress".to_owned()),
+        ] {
+            let (status, body) = app.get(who, &path).await;
+            assert_eq!(status, StatusCode::OK, "{backend:?} {path}: {body}");
+            assert_eq!(scores(&body), [70.0], "{backend:?} {path}: only the scored session is a point");
+            assert_eq!(
+                body["activity"]["sessionsEvaluated"],
+                if path == "/api/progress" && who == app.supervisor { 4 } else { 3 },
+                "{backend:?} {path}"
+            );
+            let per_scenario = &body["scenarios"];
+            assert_eq!(per_scenario.as_array().map(Vec::len), Some(1), "{backend:?} {path}: {per_scenario}");
+            assert_eq!(per_scenario[0]["attempts"], 3, "{backend:?} {path}: every evaluated attempt");
+            for figure in ["firstScore", "bestScore", "latestScore"] {
+                assert_eq!(per_scenario[0][figure], 70.0, "{backend:?} {path}: {figure} of the scored attempt");
+            }
+        }
+        // The other counselor has nothing scored: no points and no scenario figures, no error.
+        let (status, body) = app.get(app.other_counselor, "/api/progress").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        assert_eq!(body["scores"], json!([]), "{backend:?}");
+        assert_eq!(body["activity"]["sessionsEvaluated"], 1, "{backend:?}");
     }
 }

@@ -2922,7 +2922,10 @@ export interface components {
             endedMs?: number | null;
         };
         Progress: {
-            /** @description One point per evaluated session, oldest first (at most 2,000, the newest). */
+            /**
+             * @description One point per scored session, oldest first (at most 2,000, the newest); an evaluation
+             *     without a score counts in `activity` only.
+             */
             scores: components["schemas"]["ScorePoint"][];
             /** @description Each criterion's average rating (1-4) per week, weeks starting Monday 00:00 UTC. */
             criteria: components["schemas"]["CriterionWeek"][];
@@ -3279,7 +3282,8 @@ export interface components {
             scenarioTitle: string;
             /**
              * Format: int64
-             * @description Evaluated sessions of this scenario.
+             * @description Evaluated sessions of this scenario (the scores are those of the scored ones; a scenario
+             *     with none scored is not listed).
              */
             attempts: number;
             /** Format: double */
