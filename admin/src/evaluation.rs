@@ -511,6 +511,24 @@ pub async fn session_scores(
     Ok(out)
 }
 
+/// Progress (`store::Store::progress`) at the scores everyone sees: each evaluated session in
+/// scope at its reviewed score ([`session_scores`]: a supervisor's overrides and every flag of
+/// the session applied), as the sessions list and the session page show it, so the chart, the
+/// first / best / latest per scenario and the list agree. A review or a flag raised after
+/// grading moves the session's point. Criterion averages and the truth figures are still read
+/// from the stored evaluation (the AI's answers).
+pub async fn progress(
+    state: &AppState,
+    account_id: AccountId,
+    query: &store::ProgressQuery,
+) -> Result<store::Progress> {
+    let scope = state.store.progress_scope(account_id, query).await?;
+    let handles = state.store.sessions_by_id(account_id, &scope.evaluated()).await?;
+    let scored = session_scores(state, &handles.iter().collect::<Vec<_>>()).await?;
+    let scores = scored.into_iter().map(|(session, (score, _))| (session, score)).collect();
+    Ok(scope.finish(&scores))
+}
+
 /// Scores computed for lists ([`session_scores`]), by evaluation id, each with the key of the
 /// reviews and flags it was computed from: an entry serves only while they are the same, so
 /// every replica answers what the database holds now. Bounded: when full it starts afresh.

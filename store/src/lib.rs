@@ -76,8 +76,8 @@ pub use partner::{DueDelivery, IdempotencyState, NewWebhook, Webhook, WebhookDel
 pub use privacy::{Purged, Retention};
 pub use profile::{RISK_PROFILE_SCHEMA_VERSION, RiskDomain, RiskFact, RiskProfile};
 pub use progress::{
-    Activity, CounselorCriterion, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ScenarioScores,
-    ScorePoint, TruthWeek,
+    Activity, CounselorCriterion, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ProgressScope,
+    ScenarioScores, ScorePoint, TruthWeek,
 };
 pub use recordings::{Recording, RecordingFilter};
 pub use revisions::{REVISION_TRACKED, REVISION_UNTRACKED};

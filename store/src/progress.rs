@@ -203,6 +203,14 @@ impl Store {
     /// assessments through a partial index. Orders that compare people's words (names,
     /// titles) stay in SQL, so each backend sorts them by its own collation as before.
     pub async fn progress(&self, account_id: AccountId, query: &ProgressQuery) -> Result<Progress> {
+        Ok(self.progress_scope(account_id, query).await?.finish(&HashMap::new()))
+    }
+
+    /// What [`Store::progress`] reads, with the figures that rest on sessions' overall scores
+    /// (the score points, first / best / latest per scenario) left to [`ProgressScope::finish`],
+    /// so the caller can give the scores everyone sees (reviewed, re-scored with every flag)
+    /// in place of the stored ones.
+    pub async fn progress_scope(&self, account_id: AccountId, query: &ProgressQuery) -> Result<ProgressScope> {
         let account = account_id.to_string();
         let counselor = query.counselor_id.map(|u| u.to_string());
         let scenario = query.scenario_id.map(|u| u.to_string());
@@ -269,8 +277,6 @@ impl Store {
             sessions.iter().filter(|s| s.completed).count() as i64,
             sessions.iter().filter(|s| s.evaluation.is_some()).count() as i64,
         );
-        let scores = score_points(&sessions);
-        let scenarios = scenario_scores(&sessions);
         let evaluated: Vec<Uuid> = sessions.iter().filter_map(|s| s.evaluation.map(|(id, _)| id)).collect();
         let rated = self.criteria_of(&evaluated).await?;
         let (criteria, counselor_criteria) = criterion_averages(&sessions, &rated);
@@ -339,7 +345,17 @@ impl Store {
             truth[at].add(&assessment);
         }
 
-        Ok(Progress { scores, criteria, scenarios, activity, flags, flags_by_week, counselor_criteria, truth })
+        let progress = Progress {
+            scores: Vec::new(),
+            criteria,
+            scenarios: Vec::new(),
+            activity,
+            flags,
+            flags_by_week,
+            counselor_criteria,
+            truth,
+        };
+        Ok(ProgressScope { sessions, progress })
     }
 
     /// The criterion rows of these evaluations, from the process's cache where it has them and
@@ -390,7 +406,36 @@ impl Store {
     }
 }
 
+/// A progress query's reads, waiting for its sessions' scores ([`Store::progress_scope`]).
+#[derive(Debug)]
+pub struct ProgressScope {
+    sessions: Vec<InScope>,
+    /// Every figure but the score points and the per-scenario scores.
+    progress: Progress,
+}
+
+impl ProgressScope {
+    /// The sessions in scope with an evaluation (not held): those whose score the figures read.
+    pub fn evaluated(&self) -> Vec<SessionId> {
+        self.sessions.iter().filter(|s| s.evaluation.is_some()).map(|s| s.id).collect()
+    }
+
+    /// The figures, each evaluated session at its score in `scores` (`None`: it has none) or,
+    /// when absent there, at its stored score.
+    pub fn finish(mut self, scores: &HashMap<SessionId, Option<f64>>) -> Progress {
+        for s in &mut self.sessions {
+            if let (Some((_, stored)), Some(score)) = (&mut s.evaluation, scores.get(&s.id)) {
+                *stored = *score;
+            }
+        }
+        self.progress.scores = score_points(&self.sessions);
+        self.progress.scenarios = scenario_scores(&self.sessions);
+        self.progress
+    }
+}
+
 /// One session in the scope of a progress query.
+#[derive(Debug)]
 struct InScope {
     id: SessionId,
     counselor_id: UserId,

@@ -8,8 +8,8 @@ use crate::error::{ErrorBody, Result};
 use crate::extract::{Json, Query};
 use crate::identity::Actor;
 
-/// Scores per evaluated session, each criterion's weekly average rating, first / best / latest
-/// score per scenario, attempts and completion, and flags. Counselors always get their own;
+/// Scores per evaluated session (the reviewed score, as lists show it), each criterion's weekly
+/// average rating, first / best / latest score per scenario, attempts and completion, and flags. Counselors always get their own;
 /// supervisors choose a counselor (`counselorId`), the cohort assigned a scenario
 /// (`scenarioId`), or, with neither, every counselor of the account.
 #[utoipa::path(get, path = "/api/progress", tag = "progress", params(ProgressQuery),
@@ -23,5 +23,5 @@ pub async fn get_progress(
     if actor.role == Role::Counselor {
         query = ProgressQuery { counselor_id: Some(actor.user_id), scenario_id: None };
     }
-    Ok(Json(state.store.progress(actor.account_id, &query).await?))
+    Ok(Json(crate::evaluation::progress(&state, actor.account_id, &query).await?))
 }

@@ -247,3 +247,35 @@ async fn an_unscored_evaluation_is_counted_but_not_charted() {
         assert_eq!(body["activity"]["sessionsEvaluated"], 1, "{backend:?}");
     }
 }
+
+/// A supervisor's review moves the session's point: progress charts the score everyone sees
+/// (the sessions list's and the session page's), not the AI's stored one.
+#[tokio::test]
+async fn progress_charts_the_reviewed_score() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db).await;
+        let session = crate::calibration::evaluated_session(&app).await;
+        let (status, before) = app.get(app.supervisor, "/api/progress").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {before}");
+        let ai = scores(&before);
+        assert_eq!(ai.len(), 1, "{backend:?}: {before}");
+
+        // The wrongly raised flag capped the AI's score; the review takes it back.
+        let review = json!({"note": "The flag was wrong.", "overrides": [
+            {"kind": "flag", "target": "suicide_not_asked", "value": "not_raised", "reason": "Turn 3 asks directly."},
+        ]});
+        let (status, reviewed) = app.post(app.supervisor, &format!("/api/sessions/{session}/review"), review).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {reviewed}");
+        let score = reviewed["overallScore"].as_f64().expect("reviewed score");
+        assert!(score > ai[0], "{backend:?}: the review lifts the cap: {score} vs {}", ai[0]);
+
+        for who in [app.supervisor, app.counselor] {
+            let (status, after) = app.get(who, "/api/progress").await;
+            assert_eq!(status, StatusCode::OK, "{backend:?}: {after}");
+            assert_eq!(scores(&after), [score], "{backend:?}: the reviewed score");
+        }
+        let (_, list) = app.get(app.supervisor, "/api/sessions").await;
+        let row = list.as_array().and_then(|rows| rows.iter().find(|r| r["id"] == session.to_string()));
+        assert_eq!(row.map(|r| r["overallScore"].clone()), Some(json!(score)), "{backend:?}: the list agrees: {list}");
+    }
+}

@@ -716,8 +716,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Scores per evaluated session, each criterion's weekly average rating, first / best / latest
-         *     score per scenario, attempts and completion, and flags. Counselors always get their own;
+         * Scores per evaluated session (the reviewed score, as lists show it), each criterion's weekly
+         *     average rating, first / best / latest score per scenario, attempts and completion, and flags. Counselors always get their own;
          *     supervisors choose a counselor (`counselorId`), the cohort assigned a scenario
          *     (`scenarioId`), or, with neither, every counselor of the account.
          */
