@@ -523,8 +523,7 @@ pub async fn progress(
     query: &store::ProgressQuery,
 ) -> Result<store::Progress> {
     let scope = state.store.progress_scope(account_id, query).await?;
-    let handles = state.store.sessions_by_id(account_id, &scope.evaluated()).await?;
-    let scored = session_scores(state, &handles.iter().collect::<Vec<_>>()).await?;
+    let scored = session_scores(state, &scope.evaluated()).await?;
     let scores = scored.into_iter().map(|(session, (score, _))| (session, score)).collect();
     Ok(scope.finish(&scores))
 }

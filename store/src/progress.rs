@@ -21,6 +21,8 @@ use crate::domain::{CheckAnswer, Determination, DisclosureRule, FactOutcome, Ses
 use crate::error::{Error, Result};
 use crate::evaluations::TruthAssessment;
 use crate::ids::{AccountId, ScenarioId, SessionId, UserId};
+use crate::scoped::SessionRef;
+use crate::sessions::{SESSION_COLUMNS, Session};
 
 /// Whose progress: a counselor, a cohort (those assigned a scenario), or the whole account.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -237,8 +239,11 @@ impl Store {
         // per-scenario figures and of the counselors in the heat map. An evaluation held for
         // review counts nowhere until a supervisor releases it. `e.held = FALSE` (rather than
         // `NOT e.held`) lets SQLite read the evaluation from `evaluations_progress_idx` alone.
+        // The session's own columns come along, so the evaluated ones are handed out as handles
+        // (`ProgressScope::evaluated`) without reading them again.
+        let columns = SESSION_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT s.id, s.user_id, u.display_name, sc.id AS scenario_id, sc.title, s.kind, \
+            "SELECT {columns}, u.display_name, sc.id AS scope_scenario_id, sc.title, \
              CASE WHEN s.status = 'completed' THEN 1 ELSE 0 END AS completed, {AT} AS at, \
              e.id AS evaluation_id, e.overall_score \
              FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -250,7 +255,7 @@ impl Store {
         let rows = bound(&sql, f).fetch_all(&self.pool).await?;
         let mut sessions = Vec::with_capacity(rows.len());
         for r in &rows {
-            let scenario = match r.opt_uuid::<ScenarioId>("scenario_id")? {
+            let scenario = match r.opt_uuid::<ScenarioId>("scope_scenario_id")? {
                 Some(id) => Some((id, r.text("title")?)),
                 None => None,
             };
@@ -268,7 +273,11 @@ impl Store {
                     }
                     None => None,
                 },
+                handle: None,
             });
+            if let Some(last) = sessions.last_mut().filter(|s| s.evaluation.is_some()) {
+                last.handle = Some(SessionRef::new(Session::from_row(r)?));
+            }
         }
         drop(rows);
 
@@ -416,8 +425,8 @@ pub struct ProgressScope {
 
 impl ProgressScope {
     /// The sessions in scope with an evaluation (not held): those whose score the figures read.
-    pub fn evaluated(&self) -> Vec<SessionId> {
-        self.sessions.iter().filter(|s| s.evaluation.is_some()).map(|s| s.id).collect()
+    pub fn evaluated(&self) -> Vec<&SessionRef> {
+        self.sessions.iter().filter_map(|s| s.handle.as_ref()).collect()
     }
 
     /// The figures, each evaluated session at its score in `scores` (`None`: it has none) or,
@@ -446,6 +455,8 @@ struct InScope {
     at: i64,
     /// Its evaluation, unless none or held: id and overall score.
     evaluation: Option<(Uuid, Option<f64>)>,
+    /// The session as a handle, when it has an evaluation: for the caller to score it.
+    handle: Option<SessionRef>,
 }
 
 impl InScope {

@@ -67,26 +67,6 @@ impl Store {
         Ok(SessionRef::new(Session::from_row(&row)?))
     }
 
-    /// The account's sessions among `ids`, as handles, in no particular order; ids of another
-    /// account's sessions or of none are left out.
-    pub async fn sessions_by_id(&self, account_id: AccountId, ids: &[SessionId]) -> Result<Vec<SessionRef>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(crate::db::IN_LIST_MAX) {
-            let sql = format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1 AND id IN ({})",
-                crate::db::placeholders(2, chunk.len())
-            );
-            let mut query = sqlx::query(&sql).bind(account_id.to_string());
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                out.push(SessionRef::new(Session::from_row(&row)?));
-            }
-        }
-        Ok(out)
-    }
-
     /// The account's sessions matching `filter` (see [`Store::list_sessions`]), as handles.
     pub async fn sessions_in(&self, account_id: AccountId, filter: &SessionFilter) -> Result<Vec<SessionRef>> {
         Ok(self.list_sessions(account_id, filter).await?.into_iter().map(SessionRef::new).collect())
