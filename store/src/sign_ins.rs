@@ -118,8 +118,7 @@ async fn fetch(pool: &AnyPool, batch: &[Waiter]) -> crate::Result<HashMap<String
     ids.sort_unstable();
     ids.dedup();
     let padded = ids.len().next_power_of_two();
-    let placeholders: Vec<String> = (1..=padded).map(|i| format!("${i}")).collect();
-    let sql = auth_session_sql(&format!("s.id IN ({})", placeholders.join(", ")));
+    let sql = auth_session_sql(&format!("s.id IN ({})", crate::db::placeholders(1, padded)));
     let mut query = sqlx::query(&sql);
     for i in 0..padded {
         // Repeating an id pads the list to a size a connection has prepared before.
