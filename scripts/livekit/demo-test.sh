@@ -16,7 +16,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 if [[ "${1:-}" != "--inside" ]]; then
   "$here/install.sh"
   cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer -p proto-trainer-openai-sim -p xtask --bins
-  export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-demo.XXXXXX)}"
+  make_log_dir lk-demo
   say() { espeak-ng -w "$LOG_DIR/raw.wav" "$2" 2>/dev/null && sox "$LOG_DIR/raw.wav" -r 48000 -c 1 -b 16 "$LOG_DIR/$1.wav"; }
   say u1 "Hi, you have reached the crisis line. My name is Sam. What is going on for you tonight?"
   say u2 "That sounds really hard. Can you tell me more?"
@@ -40,6 +40,7 @@ cleanup() {
     echo "----- demo.log (last 60 lines) -----" >&2
     sed -e 's/\x1b\[[0-9;]*m//g' "$LOG_DIR/demo.log" | tail -n 60 | cut -c1-300 >&2
   fi
+  finish_log_dir "$rc"
 }
 trap cleanup EXIT
 wait_port 3003 300
@@ -66,5 +67,5 @@ if pgrep -g "$demo_pid" >/dev/null 2>&1; then
   echo "processes left after the demo stopped: $(pgrep -g "$demo_pid" -a)" >&2
   status=1
 fi
-echo "demo voice test: $([[ $status == 0 ]] && echo PASS || echo FAIL) (logs in $LOG_DIR)" >&2
+echo "demo voice test: $([[ $status == 0 ]] && echo PASS || echo FAIL)$(logs_note "$status")" >&2
 exit "$status"

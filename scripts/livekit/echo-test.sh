@@ -42,7 +42,7 @@ if [[ "${1:-}" != "--inside" ]]; then
   # Under `cargo test` the agent binary is the one cargo just built for the test (AGENT_BIN):
   # building it again here with other features would relink it for every test.
   [[ -n "${AGENT_BIN:-}" ]] || cargo build --quiet --manifest-path "$repo/agent/Cargo.toml" --bin proto-trainer-agent
-  export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-echo.XXXXXX)}"
+  make_log_dir lk-echo
   # A fresh dev key pair per run; livekit-server wants secrets of at least 32 characters.
   export LK_API_KEY="devkey"
   export LK_API_SECRET="devsecret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -62,6 +62,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ((rc == 0)) || dump_logs agent.log agent.out client.log result.json server.log
+  finish_log_dir "$rc"
 }
 trap cleanup EXIT
 
@@ -126,5 +127,5 @@ if [[ "${ECHO_MODE:-worker}" != direct ]]; then
   grep -h "echo done" "$LOG_DIR/agent.out" >&2 || true
   [[ $agent_status == 0 ]] || status=1
 fi
-echo "echo test: $([[ $status == 0 ]] && echo PASS || echo FAIL) (logs in $LOG_DIR)" >&2
+echo "echo test: $([[ $status == 0 ]] && echo PASS || echo FAIL)$(logs_note "$status")" >&2
 exit "$status"

@@ -35,3 +35,31 @@ dump_logs() {
   done
   echo "----- end of logs ($LOG_DIR) -----" >&2
 }
+
+# make_log_dir NAME: the LOG_DIR given, or a new temporary one that the run then owns
+# (LOG_DIR_OWNED=1): finish_log_dir deletes an owned one, so repeated runs (every CI run starts
+# about 40 calls' worth) do not fill the disk with binaries, databases and recordings.
+make_log_dir() {
+  if [[ -z "${LOG_DIR:-}" ]]; then
+    LOG_DIR="$(mktemp -d "/tmp/$1.XXXXXX")"
+    export LOG_DIR_OWNED=1
+  fi
+  export LOG_DIR
+}
+
+# finish_log_dir STATUS: after a run, an owned LOG_DIR is deleted when the run passed, or under CI
+# (the tails of its logs were printed already); a failed local run keeps it to be read.
+finish_log_dir() {
+  [[ -n "${LOG_DIR_OWNED:-}" && -d "${LOG_DIR:-}" ]] || return 0
+  if [[ $1 == 0 || -n "${CI:-}" ]]; then
+    rm -rf "$LOG_DIR"
+  else
+    echo "logs kept in $LOG_DIR" >&2
+  fi
+}
+
+# logs_note STATUS: where the logs stay, for a run's last line; nothing when finish_log_dir will
+# delete them.
+logs_note() {
+  [[ -n "${LOG_DIR_OWNED:-}" && ($1 == 0 || -n "${CI:-}") ]] || echo " (logs in $LOG_DIR)"
+}

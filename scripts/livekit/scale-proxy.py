@@ -5,6 +5,11 @@ alternate between replicas; the agents' internal-API clients keep connections al
 to a replica per connection, as behind a real balancer. A replica that refuses the connection is
 skipped (its health check failing, as it would be taken out of the pool).
 
+A request carrying `X-Balance-Key: K` takes the next replica in K's own turn instead: the test's
+chat practice and partner flow each name themselves, so their own requests strictly alternate
+whatever else (the agents, the 20 calls' token requests) goes through meanwhile. With one shared
+turn, a flow of five requests all landed on one replica by chance in about one run in sixteen.
+
 Each connection is logged as one line `<backend port> <first request line>` in --log, which the
 test reads to prove that the requests alternated. Standard library only.
 usage: scale-proxy.py --listen PORT --log FILE BACKEND_PORT...
@@ -35,11 +40,21 @@ async def main() -> None:
     p.add_argument("--log", required=True)
     p.add_argument("backends", type=int, nargs="+")
     args = p.parse_args()
-    turn = itertools.cycle(args.backends)
+    turns = {b"": itertools.cycle(args.backends)}
     log = open(args.log, "a", buffering=1)
+
+    def balance_key(first: bytes) -> bytes:
+        head = first.split(b"\r\n\r\n", 1)[0]
+        for header in head.split(b"\r\n")[1:]:
+            name, _, value = header.partition(b":")
+            if name.strip().lower() == b"x-balance-key":
+                return value.strip()
+        return b""
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         first = await client_r.read(65536)
+        key = balance_key(first)
+        turn = turns.setdefault(key, itertools.cycle(args.backends))
         for _ in args.backends:
             port = next(turn)
             try:

@@ -97,12 +97,14 @@ def strip(text: str) -> str:
 
 
 class Api:
-    """A signed-in browser: cookie session + CSRF, one connection per request (urllib)."""
+    """A signed-in browser: cookie session + CSRF, one connection per request (urllib). A client
+    of a named `flow` takes the balancer's turn of that flow (scale-proxy.py's X-Balance-Key), so
+    the flow's own requests alternate between the replicas whatever else goes through."""
 
-    def __init__(self):
+    def __init__(self, flow: str | None = None):
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.csrf = ""
-        self.headers: dict[str, str] = {}
+        self.headers: dict[str, str] = {} if flow is None else {"x-balance-key": flow}
 
     def call(self, method: str, path: str, body=None, timeout: float = 10.0):
         data = None if body is None else json.dumps(body).encode()
@@ -496,9 +498,10 @@ def percentile(values: list[float], q: float):
 
 async def chat_practice(user_id: str) -> None:
     """A chat practice through the balancer: start, three messages answered by the AI caller,
-    graded. Each request is its own connection, so they alternate between the replicas; the
-    session is whole (the caller's opening, then six turns, in order) and graded once."""
-    client = await api(lambda: Api().login(user_id))
+    graded. Each request is its own connection in the flow's own turn, so they alternate between
+    the replicas; the session is whole (the caller's opening, then six turns, in order) and graded
+    once."""
+    client = await api(lambda: Api("chat").login(user_id))
     started = await api(client.call, "POST", "/api/sessions", {})
     session = started["session"]["id"]
     for text in ("Hello, this is the crisis line.", "That sounds hard. Tell me more.", "Are you safe tonight?"):
@@ -511,7 +514,8 @@ async def chat_practice(user_id: str) -> None:
     REPORT["chat"] = {"requests": len(served), "replicas": sorted(set(served)), "turns": len(speakers)}
     # The caller opens; then each message and its answer.
     check(speakers == ["caller"] + ["counselor", "caller"] * 3, f"chat: transcript {speakers}")
-    check(len(set(served)) == 2, f"chat: its requests went to {sorted(set(served))}, not both replicas")
+    check(len(served) >= 5 and all(a != b for a, b in zip(served, served[1:])),
+          f"chat: its requests did not alternate between the replicas: {served}")
     check(bool(evaluation) and int(psql(f"SELECT count(*) FROM evaluations WHERE session_id = '{session}'")[0][0]) == 1,
           "chat: not graded exactly once")
 
@@ -579,7 +583,7 @@ async def partner_practice(sinks: Sinks) -> dict:
     reports a problem with the AI caller (a flag: a `flag.raised` event and an e-mail job). The
     grading is asked for later, through the partner API (`partner_results`)."""
     admin_id = next(u["id"] for u in await api(Api().call, "GET", "/api/auth/demo-users") if u["role"] == "admin")
-    admin = await api(lambda: Api().login(admin_id))
+    admin = await api(lambda: Api("partner").login(admin_id))
     key = (await api(admin.call, "POST", "/api/api-keys", {"name": "scale-partner"}))["key"]
     hook = await api(admin.call, "POST", "/api/webhooks", {
         "url": f"http://127.0.0.1:{HOOK_PORT}/hook", "events": ["evaluation.completed", "assignment.completed", "flag.raised"]})
@@ -587,14 +591,14 @@ async def partner_practice(sinks: Sinks) -> dict:
         await api(admin.call, "POST", "/api/categories", {"name": "scale"})
     except urllib.error.HTTPError as e:
         check(e.code == 409, f"partner: adding the category answered {e.code}")
-    partner = Api()
+    partner = Api("partner")
     partner.headers["x-api-key"] = key
     scenario = await api(partner.call, "POST", "/api/external/scenarios", {
         "title": "Scale partner caller", "prompt": "You are Max, 40, calling at night.", "mode": "chat", "category": "scale"})
     assignment = await api(partner.call, "POST", "/api/external/assignments",
                            {"user_id": "ptg-learner-1", "scenario_id": scenario["id"], "notes": "scale test"})
     learner = psql("SELECT id FROM users WHERE external_id = 'ptg-learner-1'")[0][0]
-    counselor = await api(lambda: Api().login(learner))
+    counselor = await api(lambda: Api("partner").login(learner))
     started = await api(counselor.call, "POST", "/api/sessions", {"assignmentId": assignment["id"]})
     session = started["session"]["id"]
     for text in ("Hello, this is the crisis line.", "Are you thinking about suicide?"):
@@ -659,9 +663,8 @@ async def partner_results(flow: dict, sinks: Sinks) -> None:
         REPORT["grading"]["mail_jobs_after_kill"] = len(jobs) - REPORT["grading"]["mail_jobs_before_kill"]
     flows = {p: served_by(p) for p in ("/api/external/", "/api/api-keys", "/api/webhooks", f"/api/sessions/{flow['session']}")}
     requests = [b for v in flows.values() for b in v]
-    # The partner API's own few requests share the round robin with the calls' traffic, and those
-    # after the replica kill can only go to the survivor, so they alone may all land on one
-    # replica by chance (one CI run in several): the flow as a whole is what must reach both.
+    # The flow's requests take their own turn of the balancer; those after the replica kill can
+    # only go to the survivor, so the flow as a whole is what must reach both.
     check(len(set(requests)) == 2, f"partner: the flow's requests went to {sorted(set(requests))}, not both replicas")
     REPORT["partner"] = {
         "requests_per_replica": {p: requests.count(str(p)) for p in REPLICA_PORTS},

@@ -24,7 +24,7 @@ if [[ "${1:-}" != "--inside" ]]; then
   "$here/install.sh"
   [[ -n "${PROTO_TRAINER_PREBUILT:-}" ]] ||
     cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer -p proto-trainer-openai-sim --bins
-  export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-scale.XXXXXX)}"
+  make_log_dir lk-scale
   # PostgreSQL runs as its own user, which must reach its directory under this one.
   chmod 755 "$LOG_DIR"
   # The binaries as they are now: a build elsewhere may replace target/debug meanwhile.
@@ -52,6 +52,7 @@ cleanup() {
   [[ -d $pgdata ]] && as_pg "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   ((rc == 0)) || dump_logs server-a.log server-b.log admin1.log admin2.log worker1.log worker2.log worker3.log sim.log redis.log
+  finish_log_dir "$rc"
 }
 trap cleanup EXIT
 
@@ -104,5 +105,5 @@ set +e
   | tee "$LOG_DIR/result.json"
 status=${PIPESTATUS[0]}
 set -e
-echo "scale test: $([[ $status == 0 ]] && echo PASS || echo FAIL) (logs in $LOG_DIR)" >&2
+echo "scale test: $([[ $status == 0 ]] && echo PASS || echo FAIL)$(logs_note "$status")" >&2
 exit "$status"

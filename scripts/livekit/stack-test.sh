@@ -43,7 +43,7 @@ if [[ "${1:-}" != "--inside" ]]; then
   # a build here with this package subset's features would recompile dependencies.
   [[ -n "${PROTO_TRAINER_PREBUILT:-}" ]] ||
     cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer -p proto-trainer-openai-sim --bins
-  export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-stack.XXXXXX)}"
+  make_log_dir lk-stack
   export LK_API_KEY="devkey"
   export LK_API_SECRET="devsecret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   say() { espeak-ng -w "$LOG_DIR/raw.wav" "$2" 2>/dev/null && sox "$LOG_DIR/raw.wav" -r 48000 -c 1 -b 16 "$LOG_DIR/$1.wav"; }
@@ -69,6 +69,7 @@ cleanup() {
   wait 2>/dev/null || true
   ((rc == 0)) || dump_logs service.log agent.log sim.log client.log result.json client-a.log client-b.log \
     client-c.log result-a.json result-b.json result-c.json server.log
+  finish_log_dir "$rc"
 }
 trap cleanup EXIT
 quote() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
@@ -237,7 +238,7 @@ EOF
   wait_exit "$serve_pid"
   echo "service exit after SIGTERM: $EXIT_STATUS" >&2
   [[ $EXIT_STATUS == 0 ]] || status=1
-  echo "stack test ($FAULT): $([[ $status == 0 ]] && echo PASS || echo FAIL) (logs in $LOG_DIR)" >&2
+  echo "stack test ($FAULT): $([[ $status == 0 ]] && echo PASS || echo FAIL)$(logs_note "$status")" >&2
   exit "$status"
 fi
 if [[ $FAULT == admin_down ]]; then
@@ -333,5 +334,5 @@ exit_status=$EXIT_STATUS
 echo "$([[ $FAULT == admin_down ]] && echo agent || echo service) exit after SIGTERM: $exit_status" >&2
 [[ $exit_status == 0 ]] || status=1
 [[ -s "$LOG_DIR/outage.log" ]] && cat "$LOG_DIR/outage.log" >&2
-echo "stack test${FAULT:+ ($FAULT)}: $([[ $status == 0 ]] && echo PASS || echo FAIL) (logs in $LOG_DIR)" >&2
+echo "stack test${FAULT:+ ($FAULT)}: $([[ $status == 0 ]] && echo PASS || echo FAIL)$(logs_note "$status")" >&2
 exit "$status"

@@ -52,7 +52,7 @@ if [[ "${1:-}" != "--inside" ]]; then
     cargo build --quiet --manifest-path "$repo/Cargo.toml" -p proto-trainer-agent -p proto-trainer-openai-sim --bins
     export AGENT_BIN="$CARGO_TARGET_DIR/debug/proto-trainer-agent"
   fi
-  export LOG_DIR="${LOG_DIR:-$(mktemp -d /tmp/lk-voice.XXXXXX)}"
+  make_log_dir lk-voice
   export LK_API_KEY="devkey"
   export LK_API_SECRET="devsecret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   say() { espeak-ng -w "$LOG_DIR/raw.wav" "$2" 2>/dev/null && sox "$LOG_DIR/raw.wav" -r 48000 -c 1 -b 16 "$LOG_DIR/$1.wav"; }
@@ -78,6 +78,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ((rc == 0)) || dump_logs agent.log sim.log client.log result.json server.log
+  finish_log_dir "$rc"
 }
 trap cleanup EXIT
 
@@ -298,5 +299,5 @@ agent_status=$EXIT_STATUS
 echo "worker exit after SIGTERM: $agent_status" >&2
 grep -h "call metrics" "$LOG_DIR/agent.log" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-600 >&2 || true
 [[ $agent_status == 0 ]] || status=1
-echo "voice test ($SCENARIO${FAULT:+ $FAULT}): $([[ $status == 0 ]] && echo PASS || echo FAIL) (logs in $LOG_DIR)" >&2
+echo "voice test ($SCENARIO${FAULT:+ $FAULT}): $([[ $status == 0 ]] && echo PASS || echo FAIL)$(logs_note "$status")" >&2
 exit "$status"

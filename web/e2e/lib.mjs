@@ -5,7 +5,7 @@
 // (scripts/livekit/netns-run.sh).
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -44,7 +44,18 @@ export function freePort() {
 }
 
 const children = [];
-process.on("exit", () => children.forEach((c) => c.kill("SIGTERM")));
+// The run's temporary directories (databases, recordings, speech, Chromium profiles) go when it
+// ends, as its children do: every CI run makes dozens, and left behind they fill the disk.
+const tempDirs = [];
+function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+process.on("exit", () => {
+  children.forEach((c) => c.kill("SIGTERM"));
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+});
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
 
 export async function waitFor(url, what, ms = 30_000, headers = {}) {
@@ -67,7 +78,7 @@ export async function startApp({ adminEmail, adminPassword, extraEnv = {}, logFi
   const bin = resolve(process.env.E2E_BIN ?? "target/debug/proto-trainer");
   const simBin = resolve(process.env.E2E_SIM_BIN ?? "target/debug/openai-sim");
   const rules = process.env.E2E_SIM_RULES ? resolve(process.env.E2E_SIM_RULES) : null;
-  const dir = mkdtempSync(join(tmpdir(), "proto-trainer-e2e-"));
+  const dir = tempDir("proto-trainer-e2e-");
   const [simPort, port] = [await freePort(), await freePort()];
   const sim = spawn(simBin, ["--bind", `127.0.0.1:${simPort}`, ...(rules ? ["--rules", rules] : [])], { stdio: "ignore" });
   children.push(sim);
@@ -112,7 +123,7 @@ function listening(port) {
 export async function startLivekit() {
   const root = resolve(process.env.E2E_REPO ?? ".");
   const server = resolve(process.env.E2E_LIVEKIT_SERVER ?? join(process.env.HOME ?? "/root", ".cache/proto-trainer/bin/livekit-server"));
-  const dir = mkdtempSync(join(tmpdir(), "proto-trainer-e2e-voice-"));
+  const dir = tempDir("proto-trainer-e2e-voice-");
   const lk = { LK_PORT: "7880", LK_TCP_PORT: "7881", LK_UDP_PORT: "7882", LK_API_KEY: "devkey", LK_API_SECRET: `devsecret-${randomBytes(16).toString("hex")}`, LK_LOG_LEVEL: "warn" };
   const config = execFileSync(join(root, "scripts/livekit/render-config.sh"), { env: { ...process.env, ...lk } });
   writeFileSync(join(dir, "livekit.yaml"), config);
@@ -135,7 +146,7 @@ export async function startLivekit() {
  * 48 kHz mono, after `leadSeconds` of silence (the caller speaks first) and followed by silence.
  */
 export function speechWav(text, leadSeconds) {
-  const dir = mkdtempSync(join(tmpdir(), "proto-trainer-e2e-wav-"));
+  const dir = tempDir("proto-trainer-e2e-wav-");
   const raw = join(dir, "raw.wav");
   const out = join(OUT, "counselor.wav");
   execFileSync("espeak-ng", ["-w", raw, text], { stdio: "ignore" });
@@ -160,6 +171,6 @@ export async function apiSession(base, email, password) {
 export async function launch(extraArgs = []) {
   ensureChromium();
   mkdirSync(OUT, { recursive: true });
-  const profile = mkdtempSync(join(tmpdir(), "proto-trainer-chromium-"));
+  const profile = tempDir("proto-trainer-chromium-");
   return chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: [...FLAGS, ...extraArgs], viewport: { width: 1280, height: 900 } });
 }

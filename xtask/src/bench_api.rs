@@ -3,14 +3,12 @@
 //! server started here the way `cargo xtask pg` starts one (and removed afterwards), so the two
 //! databases are always printed side by side.
 
-use std::process::Command;
-
 use anyhow::Result;
 
 use crate::{postgres, run};
 
 pub fn main() -> Result<()> {
-    let mut cmd = Command::new("cargo");
+    let mut cmd = crate::cargo();
     cmd.args(["bench", "-p", "proto-trainer-admin", "--bench", "api"]);
     // `cargo run` gave this process the xtask package's own variables. Build scripts (ring's)
     // rerun when those change, so passed on they would rebuild the release tree's dependencies

@@ -18,15 +18,7 @@ pub fn main(args: &[&str]) -> Result<()> {
         [n] => n.parse().with_context(|| format!("not a number of calls: {n}"))?,
         _ => bail!("usage: cargo xtask bench scale [CALLS]"),
     };
-    run(Command::new("cargo").args([
-        "build",
-        "--quiet",
-        "-p",
-        "proto-trainer",
-        "-p",
-        "proto-trainer-openai-sim",
-        "--bins",
-    ]))?;
+    run(crate::cargo().args(["build", "--quiet", "-p", "proto-trainer", "-p", "proto-trainer-openai-sim", "--bins"]))?;
     let out = Command::new("scripts/livekit/scale-test.sh")
         .args(["--bench", &calls.to_string()])
         .env("PROTO_TRAINER_PREBUILT", "1")

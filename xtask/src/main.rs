@@ -111,15 +111,7 @@ fn demo(build: bool) -> Result<()> {
             run(&mut Command::new("scripts/livekit/install.sh"))?;
         }
         web_build()?;
-        run(Command::new("cargo").args([
-            "build",
-            "--release",
-            "-p",
-            "proto-trainer",
-            "-p",
-            "proto-trainer-openai-sim",
-            "--bins",
-        ]))?;
+        run(cargo().args(["build", "--release", "-p", "proto-trainer", "-p", "proto-trainer-openai-sim", "--bins"]))?;
     }
     let bin_dir = PathBuf::from(std::env::var_os("DEMO_BIN_DIR").unwrap_or_else(|| "target/release".into()));
     let bin = bin_dir.join("proto-trainer");
@@ -259,6 +251,17 @@ fn demo_rules() -> serde_json::Value {
     ])
 }
 
+/// `cargo`, without incremental compilation under CI (`CI` set, `CARGO_INCREMENTAL` not): a clean
+/// clone builds once, so incremental state would only take disk, gigabytes for this workspace's
+/// test binaries, on a machine whose disk a CI run (builds, databases, recordings) fills a lot.
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new("cargo");
+    if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
+    cmd
+}
+
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
     let mut steps = Steps::default();
@@ -274,18 +277,18 @@ fn ci() -> Result<()> {
 }
 
 fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
-    steps.time("fmt", || run(Command::new("cargo").args(["fmt", "--all", "--", "--check"])))?;
+    steps.time("fmt", || run(cargo().args(["fmt", "--all", "--", "--check"])))?;
     steps.time("advisories (cargo audit, offline)", audit)?;
     // The UI first: the binary that clippy, the tests and the E2E run build embeds web/dist.
     steps.time("web build", web_build)?;
     steps.time("clippy", || {
-        run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
+        run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
     })?;
     // Every library, binary and test target in one build: the test run, the codegen check, the
     // E2E run and the live tests then use these artifacts. (A `cargo build -p` of a subset of the
     // packages unifies other features and would compile the dependencies again.)
     steps.time("build (libs, binaries, tests)", || {
-        run(Command::new("cargo").args(["build", "--workspace", "--locked", "--lib", "--bins", "--tests"]))
+        run(cargo().args(["build", "--workspace", "--locked", "--lib", "--bins", "--tests"]))
     })?;
     steps.time("codegen drift", || codegen_with(true, true))?;
     steps.time("deploy check (systemd, compose, Helm)", deploy::check)?;
@@ -298,7 +301,7 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
     steps.time("vitest", || run(Command::new("npm").args(["test", "--silent"]).current_dir("web")))?;
     steps.time("cargo test (SQLite + PostgreSQL)", || {
         let server = postgres::TestServer::start()?;
-        let result = run(Command::new("cargo")
+        let result = run(cargo()
             .args(["test", "--workspace", "--locked"])
             .env("TEST_POSTGRES_URL", server.url())
             .env("REQUIRE_POSTGRES", "1"));
@@ -313,13 +316,13 @@ fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
     // live test (the admin-kill stack test saturates both cores) a starved participant's audio
     // arrived late enough to barge in on two answers in one CI run.
     steps.time("live LiveKit tests", || {
-        run(Command::new("cargo")
+        run(cargo()
             .args(["test", "--workspace", "--locked", "--test", "livekit", "--", "--ignored", "--test-threads=2"])
             .args(["--skip", SCALE_TEST])
             .env("PROTO_TRAINER_PREBUILT", "1"))
     })?;
     steps.time("live scale-out test (alone)", || {
-        run(Command::new("cargo")
+        run(cargo()
             .args(["test", "--workspace", "--locked", "--test", "livekit", "--", "--ignored", "--exact", SCALE_TEST])
             .env("PROTO_TRAINER_PREBUILT", "1"))
     })
@@ -345,7 +348,7 @@ fn audit() -> Result<()> {
         .context("HOME is not set (cargo-audit is installed under ~/.cache/proto-trainer)")?;
     let audit = cache.join("bin/cargo-audit");
     if !audit.exists() {
-        run(Command::new("cargo")
+        run(cargo()
             .args(["install", "--locked", "cargo-audit", "--version", "0.22.2", "--no-default-features", "--root"])
             .arg(&cache)
             // Its own target dir: the workspace's build lock stays free for the other steps.
@@ -424,7 +427,7 @@ fn codegen_with(check: bool, prebuilt: bool) -> Result<()> {
     let mut openapi = if prebuilt {
         Command::new("target/debug/proto-trainer")
     } else {
-        let mut c = Command::new("cargo");
+        let mut c = cargo();
         c.args(["run", "--quiet", "--locked", "--bin", "proto-trainer", "--"]);
         c
     };
@@ -490,15 +493,7 @@ fn web_build() -> Result<()> {
 /// The binaries the browser runs against (debug: the test suite built most of them already);
 /// `proto-trainer serve` runs the voice agent in-process when LiveKit is configured.
 fn e2e_binaries() -> Result<()> {
-    run(Command::new("cargo").args([
-        "build",
-        "--locked",
-        "-p",
-        "proto-trainer",
-        "-p",
-        "proto-trainer-openai-sim",
-        "--bins",
-    ]))
+    run(cargo().args(["build", "--locked", "-p", "proto-trainer", "-p", "proto-trainer-openai-sim", "--bins"]))
 }
 
 /// The browser end to end: `web/e2e/run.mjs` starts the binary on 127.0.0.1 with a fresh SQLite

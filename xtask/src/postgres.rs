@@ -28,6 +28,7 @@ impl TestServer {
             }
         };
         let as_postgres = is_root();
+        sweep_abandoned();
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("proto-trainer-pg-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -75,6 +76,33 @@ impl Drop for TestServer {
             let _ = self.cmd("pg_ctl", &["-D", data, "-m", "immediate", "stop"]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Deletes the directories of test servers whose process was killed before `Drop` ran (a run
+/// interrupted by hand): a benchmark's cluster holds gigabytes. A directory is kept while its
+/// postmaster lives, and for ten minutes after it was made when none has started (yet).
+fn sweep_abandoned() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("proto-trainer-pg-") {
+            continue;
+        }
+        let dir = entry.path();
+        let postmaster = std::fs::read_to_string(dir.join("data/postmaster.pid")).ok();
+        let alive = postmaster
+            .as_deref()
+            .and_then(|pid| pid.lines().next())
+            .is_some_and(|pid| Path::new("/proc").join(pid.trim()).exists());
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < std::time::Duration::from_secs(600));
+        if !alive && (postmaster.is_some() || !young) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 

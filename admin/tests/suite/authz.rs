@@ -221,9 +221,18 @@ async fn world(app: &App) -> World {
     }
 }
 
-/// Where the matrix's app reads recordings.
+/// Where the matrix's app reads recordings: under the target directory, one per test process.
+/// Those of processes that have ended are deleted here, so repeated runs leave one behind at most.
 static RECORDINGS: std::sync::LazyLock<std::path::PathBuf> = std::sync::LazyLock::new(|| {
-    let dir = std::env::temp_dir().join(format!("pt-authz-recordings-{}", std::process::id()));
+    let parent = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix("authz-recordings-"));
+        if pid.is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = parent.join(format!("authz-recordings-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("recordings dir");
     dir
 });
