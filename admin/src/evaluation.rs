@@ -478,6 +478,17 @@ pub async fn session_scores(
     state: &AppState,
     sessions: &[&SessionRef],
 ) -> Result<std::collections::HashMap<SessionId, (Option<f64>, Option<store::ScoreBand>)>> {
+    let figures = session_figures(state, sessions).await?;
+    Ok(figures.into_iter().map(|(session, (band, figures))| (session, (figures.score, band))).collect())
+}
+
+/// [`session_scores`] with the rest of what a review changes in an evaluation's figures: the
+/// criterion ratings in force and the truth re-read against them, where they differ from the
+/// stored ones (`store::SessionFigures`), and the score band.
+async fn session_figures(
+    state: &AppState,
+    sessions: &[&SessionRef],
+) -> Result<std::collections::HashMap<SessionId, (Option<store::ScoreBand>, store::SessionFigures)>> {
     let mut out = std::collections::HashMap::new();
     if sessions.is_empty() {
         return Ok(out);
@@ -500,32 +511,46 @@ pub async fn session_scores(
         let session_id = evaluation.session_id;
         let (Some(input), Some(key)) = (inputs.get(&session_id), keys.remove(&session_id)) else { continue };
         let evaluation_id = evaluation.id;
+        let stored_ratings: Vec<(String, Option<u8>)> =
+            evaluation.criteria.iter().map(|c| (c.key.clone(), c.rating)).collect();
+        let stored_truth = evaluation.truth.clone();
         let reviewed = crate::calibration::apply(evaluation, &input.flags, &input.reviews);
-        let score = (reviewed.overall_score, reviewed.score_band);
+        let ratings = reviewed
+            .criteria
+            .iter()
+            .filter(|c| !stored_ratings.iter().any(|(key, rating)| *key == c.key && *rating == c.rating))
+            .map(|c| (c.key.clone(), c.rating))
+            .collect();
+        let figures = store::SessionFigures {
+            score: reviewed.overall_score,
+            ratings,
+            truth: reviewed.truth.filter(|truth| stored_truth.as_ref() != Some(truth)),
+        };
+        let scored = (reviewed.score_band, figures);
         // Graded again between the two reads: the inputs belong to the other evaluation.
         if evaluation_id == input.evaluation_id {
-            state.scores.put(evaluation_id, key, score);
+            state.scores.put(evaluation_id, key, scored.clone());
         }
-        out.insert(session_id, score);
+        out.insert(session_id, scored);
     }
     Ok(out)
 }
 
-/// Progress (`store::Store::progress`) at the scores everyone sees: each evaluated session in
-/// scope at its reviewed score ([`session_scores`]: a supervisor's overrides and every flag of
-/// the session applied), as the sessions list and the session page show it, so the chart, the
-/// first / best / latest per scenario and the list agree. A review or a flag raised after
-/// grading moves the session's point. Criterion averages and the truth figures are still read
-/// from the stored evaluation (the AI's answers).
+/// Progress (`store::Store::progress`) as everyone sees the evaluations: each evaluated session
+/// in scope at its reviewed figures ([`session_figures`]: a supervisor's overrides and every
+/// flag of the session applied), as the sessions list and the session page show them, so the
+/// chart, the first / best / latest per scenario, the criterion averages, the heat map and the
+/// truth figures agree with the list and the page. A review or a flag raised after grading
+/// moves them.
 pub async fn progress(
     state: &AppState,
     account_id: AccountId,
     query: &store::ProgressQuery,
 ) -> Result<store::Progress> {
     let scope = state.store.progress_scope(account_id, query).await?;
-    let scored = session_scores(state, &scope.evaluated()).await?;
-    let scores = scored.into_iter().map(|(session, (score, _))| (session, score)).collect();
-    Ok(scope.finish(&scores))
+    let figures = session_figures(state, &scope.evaluated()).await?;
+    let figures = figures.into_iter().map(|(session, (_, figures))| (session, figures)).collect();
+    Ok(scope.finish(&figures))
 }
 
 /// Scores computed for lists ([`session_scores`]), by evaluation id, each with the key of the
@@ -539,10 +564,12 @@ pub struct ScoreCache {
 #[derive(Debug)]
 struct CachedScore {
     key: String,
-    score: (Option<f64>, Option<store::ScoreBand>),
+    /// The band and the figures: the score, and the ratings and truth only where a review
+    /// changed them.
+    scored: (Option<store::ScoreBand>, store::SessionFigures),
 }
 
-/// At a few hundred bytes each, a few MB at most.
+/// At a few hundred bytes each (a few KB for the few whose truth a review changed), a few MB.
 const SCORE_CACHE_MAX: usize = 20_000;
 
 impl ScoreCache {
@@ -571,17 +598,17 @@ impl ScoreCache {
         key
     }
 
-    fn get(&self, evaluation_id: Uuid, key: &str) -> Option<(Option<f64>, Option<store::ScoreBand>)> {
+    fn get(&self, evaluation_id: Uuid, key: &str) -> Option<(Option<store::ScoreBand>, store::SessionFigures)> {
         let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.get(&evaluation_id).filter(|e| e.key == key).map(|e| e.score)
+        entries.get(&evaluation_id).filter(|e| e.key == key).map(|e| e.scored.clone())
     }
 
-    fn put(&self, evaluation_id: Uuid, key: String, score: (Option<f64>, Option<store::ScoreBand>)) {
+    fn put(&self, evaluation_id: Uuid, key: String, scored: (Option<store::ScoreBand>, store::SessionFigures)) {
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= SCORE_CACHE_MAX {
             entries.clear();
         }
-        entries.insert(evaluation_id, CachedScore { key, score });
+        entries.insert(evaluation_id, CachedScore { key, scored });
     }
 }
 

@@ -77,7 +77,7 @@ pub use privacy::{Purged, Retention};
 pub use profile::{RISK_PROFILE_SCHEMA_VERSION, RiskDomain, RiskFact, RiskProfile};
 pub use progress::{
     Activity, CounselorCriterion, CriterionWeek, FlagCounts, FlagWeek, Progress, ProgressQuery, ProgressScope,
-    ScenarioScores, ScorePoint, TruthWeek,
+    ScenarioScores, ScorePoint, SessionFigures, TruthWeek,
 };
 pub use recordings::{Recording, RecordingFilter};
 pub use revisions::{REVISION_TRACKED, REVISION_UNTRACKED};

@@ -6,7 +6,8 @@
 //! from one pass over the sessions in scope. Criterion ratings come from the
 //! `evaluation_criteria` rows a trigger fills from each evaluation, which never change, so they
 //! are read once per process and evaluation (`CriteriaCache`): a render does not grow with the
-//! number of ratings.
+//! number of ratings. What a review or a flag changes (scores, ratings, the truth re-read) is
+//! given to [`ProgressScope::finish`] by the caller, which computes it (`SessionFigures`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -208,10 +209,10 @@ impl Store {
         Ok(self.progress_scope(account_id, query).await?.finish(&HashMap::new()))
     }
 
-    /// What [`Store::progress`] reads, with the figures that rest on sessions' overall scores
-    /// (the score points, first / best / latest per scenario) left to [`ProgressScope::finish`],
-    /// so the caller can give the scores everyone sees (reviewed, re-scored with every flag)
-    /// in place of the stored ones.
+    /// What [`Store::progress`] reads, with the figures that rest on sessions' evaluations
+    /// (score points, first / best / latest per scenario, criterion averages, truth) left to
+    /// [`ProgressScope::finish`], so the caller can give the figures everyone sees (reviewed,
+    /// re-scored with every flag) in place of the stored ones.
     pub async fn progress_scope(&self, account_id: AccountId, query: &ProgressQuery) -> Result<ProgressScope> {
         let account = account_id.to_string();
         let counselor = query.counselor_id.map(|u| u.to_string());
@@ -288,7 +289,6 @@ impl Store {
         );
         let evaluated: Vec<Uuid> = sessions.iter().filter_map(|s| s.evaluation.map(|(id, _)| id)).collect();
         let rated = self.criteria_of(&evaluated).await?;
-        let (criteria, counselor_criteria) = criterion_averages(&sessions, &rated);
 
         let assignments = bound(
             "SELECT COUNT(*) AS total, COUNT(CASE WHEN a.status = 'completed' THEN 1 END) AS completed \
@@ -328,43 +328,38 @@ impl Store {
         }
 
         // The truth assessment is JSON whose reading the two backends do not share: rows are
-        // read here and counted per counselor and week below. `evaluations_truth_idx` holds
-        // only evaluations with one, so sessions without are not read.
+        // read here and counted per counselor and week in `finish`. `evaluations_truth_idx`
+        // holds only evaluations with one, so sessions without are not read.
         let week_of_session = week(AT);
         let sql = format!(
-            "SELECT s.user_id, u.display_name, {week_of_session} AS week_start, e.truth \
+            "SELECT s.id, s.user_id, u.display_name, {week_of_session} AS week_start, e.truth \
              FROM sessions s JOIN evaluations e ON e.session_id = s.id AND e.held = FALSE AND e.truth IS NOT NULL \
              JOIN users u ON u.id = s.user_id \
              WHERE {SESSION_FILTER} ORDER BY week_start, u.display_name, s.user_id"
         );
         let rows = bound(&sql, f).fetch_all(&self.pool).await?;
-        let mut truth: Vec<TruthWeek> = Vec::new();
+        let mut truth = Vec::with_capacity(rows.len());
         for r in &rows {
-            let counselor_id: UserId = r.uuid("user_id")?;
-            let week_start = r.ts("week_start")?;
-            let assessment: TruthAssessment = r.json("truth")?;
-            let at = match truth.iter().position(|w| w.counselor_id == counselor_id && w.week_start == week_start) {
-                Some(i) => i,
-                None => {
-                    let name = r.text("display_name")?;
-                    truth.push(TruthWeek::new(counselor_id, name, week_start));
-                    truth.len() - 1
-                }
-            };
-            truth[at].add(&assessment);
+            truth.push(TruthRow {
+                session: r.uuid("id")?,
+                counselor_id: r.uuid("user_id")?,
+                counselor_name: r.text("display_name")?,
+                week_start: r.ts("week_start")?,
+                assessment: r.json("truth")?,
+            });
         }
 
         let progress = Progress {
             scores: Vec::new(),
-            criteria,
+            criteria: Vec::new(),
             scenarios: Vec::new(),
             activity,
             flags,
             flags_by_week,
-            counselor_criteria,
-            truth,
+            counselor_criteria: Vec::new(),
+            truth: Vec::new(),
         };
-        Ok(ProgressScope { sessions, progress })
+        Ok(ProgressScope { sessions, rated, truth, progress })
     }
 
     /// The criterion rows of these evaluations, from the process's cache where it has them and
@@ -415,32 +410,82 @@ impl Store {
     }
 }
 
-/// A progress query's reads, waiting for its sessions' scores ([`Store::progress_scope`]).
+/// A progress query's reads, waiting for its sessions' figures ([`Store::progress_scope`]).
 #[derive(Debug)]
 pub struct ProgressScope {
     sessions: Vec<InScope>,
-    /// Every figure but the score points and the per-scenario scores.
+    /// The stored criterion ratings of the evaluations in scope.
+    rated: HashMap<Uuid, Rated>,
+    /// The stored truth assessments of the sessions in scope, in the truth figures' order.
+    truth: Vec<TruthRow>,
+    /// The figures that read neither scores, ratings nor truth (activity, flags).
     progress: Progress,
 }
 
+/// One evaluated session's figures as everyone sees them, where they may differ from what its
+/// evaluation stored: a supervisor's review overrides ratings and checks (which the truth is
+/// re-read against), and flags cap the score ([`ProgressScope::finish`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionFigures {
+    /// The overall score (`None`: it has none).
+    pub score: Option<f64>,
+    /// Criterion ratings in force that differ from the stored ones, by criterion key.
+    pub ratings: Vec<(String, Option<u8>)>,
+    /// The truth assessment in force, when it differs from the stored one.
+    pub truth: Option<TruthAssessment>,
+}
+
 impl ProgressScope {
-    /// The sessions in scope with an evaluation (not held): those whose score the figures read.
+    /// The sessions in scope with an evaluation (not held): those whose figures are read.
     pub fn evaluated(&self) -> Vec<&SessionRef> {
         self.sessions.iter().filter_map(|s| s.handle.as_ref()).collect()
     }
 
-    /// The figures, each evaluated session at its score in `scores` (`None`: it has none) or,
-    /// when absent there, at its stored score.
-    pub fn finish(mut self, scores: &HashMap<SessionId, Option<f64>>) -> Progress {
+    /// The figures, each evaluated session at its figures in `figures` or, when absent there,
+    /// at what its evaluation stored: score points, first / best / latest per scenario,
+    /// criterion averages (weekly and the heat map) and the truth figures.
+    pub fn finish(mut self, figures: &HashMap<SessionId, SessionFigures>) -> Progress {
         for s in &mut self.sessions {
-            if let (Some((_, stored)), Some(score)) = (&mut s.evaluation, scores.get(&s.id)) {
-                *stored = *score;
+            let (Some((evaluation, stored)), Some(given)) = (&mut s.evaluation, figures.get(&s.id)) else { continue };
+            *stored = given.score;
+            if given.ratings.is_empty() {
+                continue;
+            }
+            if let Some(rated) = self.rated.get_mut(evaluation) {
+                *rated = rated.with_ratings(&given.ratings);
             }
         }
         self.progress.scores = score_points(&self.sessions);
         self.progress.scenarios = scenario_scores(&self.sessions);
+        let (criteria, counselor_criteria) = criterion_averages(&self.sessions, &self.rated);
+        self.progress.criteria = criteria;
+        self.progress.counselor_criteria = counselor_criteria;
+        let mut truth: Vec<TruthWeek> = Vec::new();
+        for row in &self.truth {
+            let assessment = figures.get(&row.session).and_then(|f| f.truth.as_ref()).unwrap_or(&row.assessment);
+            let at =
+                match truth.iter().position(|w| w.counselor_id == row.counselor_id && w.week_start == row.week_start) {
+                    Some(i) => i,
+                    None => {
+                        truth.push(TruthWeek::new(row.counselor_id, row.counselor_name.clone(), row.week_start));
+                        truth.len() - 1
+                    }
+                };
+            truth[at].add(assessment);
+        }
+        self.progress.truth = truth;
         self.progress
     }
+}
+
+/// A session's stored truth assessment with what its truth figure is counted under.
+#[derive(Debug)]
+struct TruthRow {
+    session: SessionId,
+    counselor_id: UserId,
+    counselor_name: String,
+    week_start: Timestamp,
+    assessment: TruthAssessment,
 }
 
 /// One session in the scope of a progress query.
@@ -694,6 +739,20 @@ struct Criterion {
 struct Rated {
     shape: Arc<[Criterion]>,
     ratings: Arc<[Option<u8>]>,
+}
+
+impl Rated {
+    /// These rows with the given ratings (by criterion key) in place of the stored ones; a key
+    /// the rows do not have is ignored, as the evaluation shown has no such criterion either.
+    fn with_ratings(&self, ratings: &[(String, Option<u8>)]) -> Rated {
+        let ratings = self
+            .shape
+            .iter()
+            .zip(self.ratings.iter())
+            .map(|(c, stored)| ratings.iter().find(|(key, _)| **key == *c.key).map_or(*stored, |(_, r)| *r))
+            .collect();
+        Rated { shape: self.shape.clone(), ratings }
+    }
 }
 
 /// Criterion rows by evaluation id, for this process. Sound without invalidation: the rows are

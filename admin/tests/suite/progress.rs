@@ -279,3 +279,54 @@ async fn progress_charts_the_reviewed_score() {
         assert_eq!(row.map(|r| r["overallScore"].clone()), Some(json!(score)), "{backend:?}: the list agrees: {list}");
     }
 }
+
+#[tokio::test]
+async fn progress_averages_the_reviewed_ratings() {
+    for (backend, db) in testing::all().await {
+        let app = spawn(&db).await;
+        let session = crate::calibration::evaluated_session(&app).await;
+        let (status, before) = app.get(app.supervisor, "/api/progress").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {before}");
+        let heat = before["counselorCriteria"].as_array().expect("heat map");
+        let first = heat.first().expect("a rated criterion");
+        let key = first["key"].as_str().expect("key").to_owned();
+        let ai = first["averageRating"].as_f64().expect("average");
+        let reviewed = if ai >= 3.0 { 1.0 } else { 4.0 };
+
+        let review = json!({"overrides": [
+            {"kind": "rating", "target": key, "value": format!("{reviewed}"), "reason": "Read the call again."},
+        ]});
+        let (status, body) = app.post(app.supervisor, &format!("/api/sessions/{session}/review"), review).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        let shown = body["criteria"].as_array().and_then(|c| c.iter().find(|c| c["key"] == key)).expect("criterion");
+        assert_eq!(shown["rating"].as_f64(), Some(reviewed), "{backend:?}: the page shows the override");
+
+        for who in [app.supervisor, app.counselor] {
+            let (status, after) = app.get(who, "/api/progress").await;
+            assert_eq!(status, StatusCode::OK, "{backend:?}: {after}");
+            let of = |list: &str| -> Vec<f64> {
+                after[list]
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .filter(|c| c["key"] == key)
+                    .map(|c| c["averageRating"].as_f64().expect("average"))
+                    .collect()
+            };
+            // One session: each average is its one rating, the reviewed one.
+            assert_eq!(of("counselorCriteria"), [reviewed], "{backend:?}: the heat map: {after}");
+            assert_eq!(of("criteria"), [reviewed], "{backend:?}: the weekly average: {after}");
+            // The other criteria keep the AI's ratings.
+            let others = |body: &Value| -> Vec<Value> {
+                body["counselorCriteria"]
+                    .as_array()
+                    .expect("heat")
+                    .iter()
+                    .filter(|c| c["key"] != key)
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(others(&after), others(&before), "{backend:?}");
+        }
+    }
+}

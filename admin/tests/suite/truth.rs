@@ -197,8 +197,19 @@ async fn a_profiled_call_is_graded_against_the_truth_and_its_record() {
         // (the record did not change), and the score is still capped.
         let review = json!({"overrides": [{"kind": "check", "target": "safety_planning.means_restriction",
                                            "value": "yes", "reason": "It was discussed at turn 4."}]});
+        let actions = |progress: &Value| {
+            let weeks = progress["truth"].as_array().expect("truth weeks");
+            assert_eq!(weeks.len(), 1, "{progress}");
+            (weeks[0]["actionsTaken"].as_i64(), weeks[0]["requiredActions"].as_i64())
+        };
+        let (status, progress) = app.get(app.supervisor, "/api/progress").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {progress}");
+        assert_eq!(actions(&progress), (Some(1), Some(2)), "{backend:?}: the AI's answers: {progress}");
         let (status, reviewed) = app.post(app.supervisor, &format!("{base}/review"), review).await;
         assert!(status.is_success(), "{backend:?}: {reviewed}");
+        // Progress counts the action as the page shows it: taken.
+        let (_, progress) = app.get(app.supervisor, "/api/progress").await;
+        assert_eq!(actions(&progress), (Some(2), Some(2)), "{backend:?}: the reviewed truth: {progress}");
         let (_, view) = app.get(app.counselor, &base).await;
         let truth = &view["evaluation"]["truth"];
         assert_eq!(find(&truth["actions"], "action", "means_restriction")["answer"], "yes", "{truth}");
