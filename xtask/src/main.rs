@@ -269,11 +269,37 @@ fn ci() -> Result<()> {
     // install in the background from the start: their downloads overlap the Rust build instead of
     // adding to it. install.sh needs the package registries, so it runs outside any namespace.
     let install = Background::spawn("scripts/livekit/install.sh", Path::new("target/ci-install.log"))?;
+    let free_at_start = free_disk_gb();
+    if let Some(free) = free_at_start {
+        eprintln!("ci: {free:.1} GB free on the project's disk");
+        if free < CI_DISK_GB {
+            eprintln!(
+                "ci: WARNING: a full run from a clean clone takes about {CI_DISK_GB} GB (the build, \
+                 databases, recordings); with less it may stop with 'No space left on device'"
+            );
+        }
+    }
     let result = ci_steps(&mut steps, install);
     steps.print();
+    if let (Some(start), Some(end)) = (free_at_start, free_disk_gb()) {
+        eprintln!("ci: {end:.1} GB free at the end ({:+.1} GB)", end - start);
+    }
     result?;
     eprintln!("ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// What a CI run from a clean clone takes on disk, rounded up: measured 7.3 GB at its peak
+/// (the build without incremental state 4.2 GB, then the test databases, recordings and images).
+const CI_DISK_GB: f64 = 10.0;
+
+/// Free space, in GB, on the filesystem of the working directory (the project), as `df` reports
+/// it; none when `df` cannot say. Printed by CI: a full disk once failed a run before any test.
+fn free_disk_gb() -> Option<f64> {
+    let out = Command::new("df").args(["-Pk", "."]).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let kb: f64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kb / 1024.0 / 1024.0)
 }
 
 fn ci_steps(steps: &mut Steps, install: Background) -> Result<()> {
@@ -573,6 +599,16 @@ fn e2e_rules() -> serde_json::Value {
         ]);
     }
     rules
+}
+
+#[cfg(test)]
+mod disk_tests {
+    /// `df`'s answer is read: CI prints it first, so a run short of disk says so.
+    #[test]
+    fn free_disk_is_read_from_df() {
+        let free = super::free_disk_gb().expect("df's free space");
+        assert!(free > 0.0 && free < 1_000_000.0, "{free} GB");
+    }
 }
 
 #[cfg(test)]
