@@ -37,8 +37,8 @@ dump_logs() {
 }
 
 # make_log_dir NAME: the LOG_DIR given, or a new temporary one that the run then owns
-# (LOG_DIR_OWNED=1): finish_log_dir deletes an owned one, so repeated runs (every CI run starts
-# about 40 calls' worth) do not fill the disk with binaries, databases and recordings.
+# (LOG_DIR_OWNED=1): finish_log_dir deletes an owned one, so repeated runs (each live test's
+# binaries, databases and recordings; the scale test's alone about 200 MB) do not fill the disk.
 make_log_dir() {
   if [[ -z "${LOG_DIR:-}" ]]; then
     LOG_DIR="$(mktemp -d "/tmp/$1.XXXXXX")"
@@ -47,19 +47,23 @@ make_log_dir() {
   export LOG_DIR
 }
 
-# finish_log_dir STATUS: after a run, an owned LOG_DIR is deleted when the run passed, or under CI
-# (the tails of its logs were printed already); a failed local run keeps it to be read.
+# log_dir_goes STATUS: whether a run ending with STATUS deletes its LOG_DIR: an owned one, when the
+# run passed or under CI (the tails of its logs were printed already); a failed local run keeps it.
+log_dir_goes() {
+  [[ -n "${LOG_DIR_OWNED:-}" && ($1 == 0 || -n "${CI:-}") ]]
+}
+
+# finish_log_dir STATUS: deletes the LOG_DIR if log_dir_goes, else says where it is kept.
 finish_log_dir() {
-  [[ -n "${LOG_DIR_OWNED:-}" && -d "${LOG_DIR:-}" ]] || return 0
-  if [[ $1 == 0 || -n "${CI:-}" ]]; then
+  [[ -d "${LOG_DIR:-}" ]] || return 0
+  if log_dir_goes "$1"; then
     rm -rf "$LOG_DIR"
-  else
+  elif [[ -n "${LOG_DIR_OWNED:-}" ]]; then
     echo "logs kept in $LOG_DIR" >&2
   fi
 }
 
-# logs_note STATUS: where the logs stay, for a run's last line; nothing when finish_log_dir will
-# delete them.
+# logs_note STATUS: where the logs stay, for a run's last line; nothing when they will be deleted.
 logs_note() {
-  [[ -n "${LOG_DIR_OWNED:-}" && ($1 == 0 || -n "${CI:-}") ]] || echo " (logs in $LOG_DIR)"
+  log_dir_goes "$1" || echo " (logs in $LOG_DIR)"
 }

@@ -716,9 +716,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Scores per evaluated session (the reviewed score, as lists show it), each criterion's weekly
-         *     average rating, first / best / latest score per scenario, attempts and completion, and flags. Counselors always get their own;
-         *     supervisors choose a counselor (`counselorId`), the cohort assigned a scenario
+         * Scores per evaluated session, each criterion's weekly average rating, first / best / latest
+         *     score per scenario, attempts and completion, flags and the truth figures, all as reviewed (a
+         *     supervisor's overrides applied, as the session page shows them). Counselors always get their
+         *     own; supervisors choose a counselor (`counselorId`), the cohort assigned a scenario
          *     (`scenarioId`), or, with neither, every counselor of the account.
          */
         get: operations["get_progress"];
